@@ -1,0 +1,43 @@
+# The two commands a new user runs: `make demo` and `make test`.
+# Both install what is missing on a fresh Debian machine (as root, or with sudo):
+# Debian's mosquitto and influxdb packages, and a virtualenv with the project.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEMO_SECONDS ?= 90
+PYTEST_ARGS ?=
+
+.PHONY: test demo deps venv lint clean
+
+deps:
+	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || \
+	    ! command -v influxd >/dev/null || ! command -v mosquitto_pub >/dev/null; then \
+	  echo "installing Debian packages: mosquitto mosquitto-clients influxdb"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+	    mosquitto mosquitto-clients influxdb; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: deps venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+demo: deps venv
+	DEMO_SECONDS=$(DEMO_SECONDS) $(PY) -m gateway.demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Calibration models, calibration files and fitting from co-location data (see docs/calibration.md)."""

@@ -1,0 +1,1 @@
+"""minewatch gateway: subscribe, validate, store in InfluxDB, alert."""

@@ -1,0 +1,75 @@
+"""gateway.toml (docs/configuration.md). Keys named in docs/protocol.md are part of the contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+
+from gateway.configfile import load_model, read_secret
+from gateway.schema import ID_PATTERN
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password_file: Path | None = None
+    client_id: str = Field(default="minewatch-gateway", min_length=1, max_length=64)
+    tls: bool = False
+    ca_file: Path | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        default=7 * 86400,
+        ge=0,
+        description="How long the broker keeps our queue while we are down.",
+    )
+
+    def password(self) -> str | None:
+        return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
+
+
+class InfluxConfig(_Section):
+    url: AnyHttpUrl = AnyHttpUrl("http://127.0.0.1:8086")
+    api: Literal["v1", "v2", "auto"] = "auto"
+    # v1 (InfluxDB 1.x)
+    database: str = Field(default="minewatch", min_length=1)
+    retention_policy: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    # v2 (InfluxDB 2.x / 3.x)
+    org: str = "minewatch"
+    bucket: str = "minewatch"
+    token_file: Path | None = None
+
+    def password(self) -> str | None:
+        return read_secret(self.password_file, "MINEWATCH_INFLUX_PASSWORD")
+
+    def token(self) -> str | None:
+        return read_secret(self.token_file, "MINEWATCH_INFLUX_TOKEN")
+
+
+class BatchConfig(_Section):
+    max_size: int = Field(default=1000, ge=1, le=50_000, description="Readings per InfluxDB write.")
+    max_delay_s: float = Field(default=0.5, gt=0, le=60, description="Oldest unwritten reading's age.")
+
+
+class GatewayConfig(_Section):
+    data_dir: Path = Path("/var/lib/minewatch/gateway")
+    topic_prefix: str = Field(default="minewatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    gateway_id: str = Field(default="main", pattern=ID_PATTERN)
+    mqtt: MqttConfig = MqttConfig()
+    influxdb: InfluxConfig = InfluxConfig()
+    batch: BatchConfig = BatchConfig()
+
+
+def load(path: Path | str) -> GatewayConfig:
+    cfg = load_model(path, GatewayConfig)
+    if not cfg.data_dir.is_absolute():  # relative to the config file, not to wherever we were started
+        cfg = cfg.model_copy(update={"data_dir": (Path(path).parent / cfg.data_dir).resolve()})
+    return cfg

@@ -1,0 +1,151 @@
+"""`make demo`: a whole site on this machine for DEMO_SECONDS (default 90).
+
+Starts a private Mosquitto and influxd, the gateway and three simulated nodes at site `tsagaan`:
+`haul-road` (dust, with a dust event), `river-down` (turbidity, with a spike) and `river-up` (the
+clean upstream reference). Prints each reading as it is stored, then a summary queried back from
+InfluxDB and the InfluxQL a regulator would type to see the same. Stops everything it started.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from gateway import devservices
+from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig
+from gateway.schema import ReadingPayload
+from gateway.service import GatewayService
+from gateway.stores.influx_v1 import InfluxV1
+from hardware.base import METRIC_UNITS, Metric
+from node.config import NodeConfig
+from node.service import NodeService
+
+SITE = "tsagaan"
+INTERVAL_S = 5
+
+
+def _nodes(mqtt_port: int, state: Path, seconds: int) -> list[NodeConfig]:
+    event_at = max(seconds // 4, 10)
+    event_len = max(seconds // 3, 15)
+    base = {
+        "site": SITE,
+        "interval_s": INTERVAL_S,
+        "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
+    }
+    specs = [
+        (
+            "haul-road",
+            {
+                "type": "simulated-pm",
+                "seed": 11,
+                "baseline": 14.0,
+                "noise": 2.0,
+                "events": [{"start_s": event_at, "duration_s": event_len, "add": 140.0}],
+            },
+        ),
+        (
+            "river-down",
+            {
+                "type": "simulated-turbidity",
+                "seed": 12,
+                "baseline": 5.0,
+                "noise": 0.3,
+                "events": [{"start_s": event_at + 5, "duration_s": event_len, "add": 30.0}],
+            },
+        ),
+        ("river-up", {"type": "simulated-turbidity", "seed": 13, "baseline": 4.5, "noise": 0.3}),
+    ]
+    return [
+        NodeConfig.model_validate(
+            {**base, "node": name, "buffer": {"path": str(state / f"{name}.sqlite")}, "sensors": [sensor]}
+        )
+        for name, sensor in specs
+    ]
+
+
+def _print_stored(readings: list[ReadingPayload]) -> None:
+    for r in readings:
+        values = "  ".join(
+            f"{m.value}={mv.value:.1f} {METRIC_UNITS[m]}" if mv.value is not None else f"{m.value}=null"
+            for m, mv in sorted(r.metrics.items(), key=lambda item: list(Metric).index(item[0]))
+        )
+        flags = f"  flags={','.join(f.value for f in r.flags)}" if r.flags else ""
+        print(f"stored  {r.ts:%H:%M:%S}Z  {r.site}/{r.node:<10}  seq={r.seq:<3}  {values}{flags}", flush=True)
+
+
+def main() -> int:
+    seconds = int(os.environ.get("DEMO_SECONDS", "90"))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    with tempfile.TemporaryDirectory(prefix="minewatch-demo-") as tmp:
+        work = Path(tmp)
+        broker = devservices.mosquitto(work / "mosquitto")
+        influxd = devservices.influxd(work / "influxd")
+        broker.start()
+        influxd.start()
+        print(f"mosquitto on 127.0.0.1:{broker.port}, influxd on 127.0.0.1:{influxd.port}, state in {work}")
+        influx_url = f"http://127.0.0.1:{influxd.port}"
+        gw = GatewayService(
+            GatewayConfig(
+                data_dir=work / "gateway",
+                mqtt=MqttConfig(port=broker.port, client_id="demo-gateway"),
+                influxdb=InfluxConfig(url=influx_url, database="minewatch"),  # type: ignore[arg-type]
+                batch=BatchConfig(max_delay_s=0.2),
+            ),
+            on_stored=[_print_stored],
+        )
+        gw_thread = threading.Thread(target=gw.run, name="gateway")
+        nodes = [NodeService(cfg) for cfg in _nodes(broker.port, work / "nodes", seconds)]
+        threads = [threading.Thread(target=n.run, name=n.cfg.node) for n in nodes]
+        try:
+            gw_thread.start()
+            for t in threads:
+                t.start()
+            print(f"three nodes at {SITE}, one reading every {INTERVAL_S} s each, for {seconds} s ...\n")
+            time.sleep(seconds)
+        except KeyboardInterrupt:
+            print("\ninterrupted: stopping")
+        finally:
+            for n in nodes:
+                n.stop_event.set()
+            for t in threads:
+                t.join(15)
+            time.sleep(1.0)  # let the gateway write the last batch
+            gw.stop_event.set()
+            gw_thread.join(15)
+        try:
+            _summary(InfluxV1(InfluxConfig(url=influx_url, database="minewatch")))  # type: ignore[arg-type]
+        finally:
+            broker.stop()
+            influxd.stop()
+    return 0
+
+
+def _summary(store: InfluxV1) -> None:
+    print("\nSummary, queried back from InfluxDB:")
+    counts = store.query('SELECT count("seq") FROM "reading" GROUP BY "node"')
+    for row in counts:
+        print(f"  {row['node']:<10} {row['count']} readings")
+    for metric in ("pm2_5", "turbidity"):
+        rows = store.query(f'SELECT max("{metric}"), mean("{metric}") FROM "reading" GROUP BY "node"')
+        for row in rows:
+            if row.get("max") is not None:
+                unit = METRIC_UNITS[Metric(metric)]
+                print(
+                    f"  {row['node']:<10} {metric:<9} max {row['max']:.1f} {unit}, "
+                    f"mean {row['mean']:.1f} {unit}"
+                )
+    print(
+        "\nA regulator sees the same with the influx shell (influx -database minewatch):\n"
+        '  SELECT count("seq") FROM "reading" GROUP BY "node"\n'
+        '  SELECT max("pm2_5"), mean("pm2_5") FROM "reading" WHERE "site" = \'tsagaan\' GROUP BY "node"\n'
+        '  SELECT mean("turbidity") FROM "reading" WHERE time > now() - 1h GROUP BY time(1m), "node"'
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

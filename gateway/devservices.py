@@ -1,0 +1,171 @@
+"""Private Mosquitto and influxd processes for the demo, the tests and the benchmarks.
+
+Each runs from Debian's packages with its own config file and data under a directory we own, on a
+free loopback port, and is stopped by its own PID: nothing in the system's service state changes.
+The Mosquitto config raises the per-client queue limits: with the stock `max_queued_messages 1000`,
+Mosquitto silently drops QoS 1 messages for a subscriber that falls behind (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MOSQUITTO_QUEUE_LIMITS = """\
+# Mosquitto drops QoS 1 messages beyond max_queued_messages (default 1000) for a client that falls
+# behind, silently. A node replaying a week of backlog, or a gateway restarting, needs far more.
+max_queued_messages 1000000
+max_queued_bytes 0
+max_inflight_messages 1000
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_binary(name: str) -> str:
+    for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
+        if candidate and Path(candidate).exists():
+            return candidate
+    raise FileNotFoundError(
+        f"{name} is not installed: run `make test` or `apt-get install mosquitto influxdb`"
+    )
+
+
+@dataclass
+class Service:
+    """One private server process; `start` and `stop` may be called repeatedly (restart tests)."""
+
+    name: str
+    argv: list[str]
+    port: int
+    workdir: Path
+    ready: str  # "tcp" or an HTTP URL that answers 2xx when up
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited at start: {self.log_path.read_text()[-2000:]}")
+            if self._answers():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer within {timeout_s} s; see {self.log_path}")
+
+    def _answers(self) -> bool:
+        if self.ready == "tcp":
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return True
+            except OSError:
+                return False
+        try:
+            with urllib.request.urlopen(self.ready, timeout=1) as resp:
+                return bool(200 <= resp.status < 300)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self, kill: bool = False) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+    @property
+    def is_running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def mosquitto(workdir: Path, port: int | None = None, extra: str = "") -> Service:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence false\n"
+        "set_tcp_nodelay true\n"
+        "log_dest stderr\n"
+        "log_type error\nlog_type warning\n"
+        f"{MOSQUITTO_QUEUE_LIMITS}{extra}"
+    )
+    return Service("mosquitto", [find_binary("mosquitto"), "-c", str(conf)], port, workdir, "tcp")
+
+
+def influxd(workdir: Path, port: int | None = None) -> Service:
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    rpc = free_port()
+    conf = workdir / "influxdb.conf"
+    conf.write_text(
+        f"""reporting-disabled = true
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{workdir}/meta"
+  logging-enabled = false
+[data]
+  dir = "{workdir}/data"
+  wal-dir = "{workdir}/wal"
+  query-log-enabled = false
+  wal-fsync-delay = "0s"
+[retention]
+  enabled = false
+[shard-precreation]
+  enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  enabled = true
+  bind-address = "127.0.0.1:{port}"
+  auth-enabled = false
+  log-enabled = false
+[subscriber]
+  enabled = false
+[continuous_queries]
+  enabled = false
+[logging]
+  level = "warn"
+"""
+    )
+    return Service(
+        "influxd",
+        [find_binary("influxd"), "run", "-config", str(conf)],
+        port,
+        workdir,
+        f"http://127.0.0.1:{port}/ping",
+    )

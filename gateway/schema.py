@@ -1,0 +1,260 @@
+"""The public wire contract (docs/protocol.md): identifiers, topics, the reading payload, quality flags.
+
+Both sides use these models: the node to build what it publishes, the gateway to refuse anything
+else. Parsing is strict (no type coercion, unknown fields refused, finite numbers only) because a
+regulator must be able to trust that what is stored is exactly what a node said.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from hardware.base import Metric
+
+CONTRACT_VERSION = "v1"
+SCHEMA_VERSION = 1
+MAX_PAYLOAD_BYTES = 4096
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+_ID_RE = re.compile(ID_PATTERN)
+_TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|\+00:00)$")
+
+Identifier = Annotated[str, StringConstraints(strict=True, pattern=ID_PATTERN)]
+CalId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=96, pattern=r"^\S+$")]
+
+
+class Flag(StrEnum):
+    """Quality flags a reading may carry (docs/protocol.md, "Flags")."""
+
+    WARMING_UP = "warming_up"
+    SENSOR_FAULT = "sensor_fault"
+    OUT_OF_RANGE = "out_of_range"
+    HIGH_HUMIDITY = "high_humidity"
+    CLOCK_UNSYNCED = "clock_unsynced"
+
+
+PHYSICAL_RANGE: dict[Metric, tuple[float, float]] = {
+    Metric.PM1_0: (0.0, 10_000.0),
+    Metric.PM2_5: (0.0, 10_000.0),
+    Metric.PM10: (0.0, 10_000.0),
+    Metric.TURBIDITY: (0.0, 10_000.0),
+    Metric.RH: (0.0, 100.0),
+    Metric.AIR_TEMP: (-60.0, 70.0),
+    Metric.WATER_TEMP: (-5.0, 60.0),
+    Metric.PRESSURE: (300.0, 1100.0),
+}
+"""Calibrated values outside these bounds cannot be real measurements and are refused."""
+
+
+def is_identifier(text: str) -> bool:
+    return bool(_ID_RE.match(text))
+
+
+class TopicKind(StrEnum):
+    READING = "reading"
+    STATUS = "status"
+    ALERT = "alert"
+
+
+def topic(prefix: str, site: str, node: str, kind: TopicKind) -> str:
+    return f"{prefix}/{CONTRACT_VERSION}/{site}/{node}/{kind.value}"
+
+
+def subscription(prefix: str, kind: TopicKind) -> str:
+    return f"{prefix}/{CONTRACT_VERSION}/+/+/{kind.value}"
+
+
+def parse_topic(prefix: str, text: str) -> tuple[str, str, TopicKind]:
+    """Split `<prefix>/v1/<site>/<node>/<kind>`; ValueError says what is wrong."""
+    head = f"{prefix}/{CONTRACT_VERSION}/"
+    if not text.startswith(head):
+        raise ValueError(f"topic {text!r} is not under {head}")
+    parts = text[len(head) :].split("/")
+    if len(parts) != 3:
+        raise ValueError(f"topic {text!r} is not {head}<site>/<node>/<kind>")
+    site, node, kind = parts
+    if not is_identifier(site) or not is_identifier(node):
+        raise ValueError(f"topic {text!r} has an invalid site or node id")
+    try:
+        return site, node, TopicKind(kind)
+    except ValueError:
+        raise ValueError(f"topic {text!r} has unknown kind {kind!r}") from None
+
+
+def format_ts(ts: datetime) -> str:
+    """RFC 3339 UTC with millisecond precision, as the contract writes `ts`."""
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class MetricValue(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    value: StrictFloat | None
+    raw: StrictFloat | None = None
+    n: StrictInt = Field(ge=0, le=1_000_000)
+    cal: CalId | None = None
+
+
+class ReadingPayload(BaseModel):
+    """One averaged reading from one node (topic `<prefix>/v1/<site>/<node>/reading`)."""
+
+    # Strictness is per field (StrictInt, StrictFloat, strict ids) so that JSON strings still become
+    # our enums for flags and metrics, but "12" never becomes 12.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
+
+    schema_: Literal[1] = Field(alias="schema")
+    site: Identifier
+    node: Identifier
+    seq: StrictInt = Field(ge=1, le=2**53)
+    ts: datetime
+    period_s: StrictInt = Field(gt=0, le=86_400)
+    metrics: dict[Metric, MetricValue] = Field(min_length=1)
+    flags: list[Flag] = Field(default_factory=list, max_length=16)
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _utc_rfc3339(cls, value: Any) -> datetime:
+        if isinstance(value, datetime) and value.utcoffset() == timedelta(0):
+            return value  # built in Python (the node), not parsed from the wire
+        if not isinstance(value, str) or not _TS_RE.match(value):
+            raise ValueError("ts must be an RFC 3339 UTC string like 2026-11-22T10:01:00.000Z")
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _known_metrics(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            known = {m.value for m in Metric}
+            for key in value:
+                if key not in known:
+                    raise ValueError(f"unknown metric {key!r}")
+            return {Metric(k): v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _in_physical_range(self) -> ReadingPayload:
+        for metric, mv in self.metrics.items():
+            low, high = PHYSICAL_RANGE[metric]
+            if mv.value is not None and not low <= mv.value <= high:
+                raise ValueError(f"{metric.value}.value {mv.value} outside [{low}, {high}]")
+        if len(set(self.flags)) != len(self.flags):
+            raise ValueError("flags repeat")
+        return self
+
+    def to_wire(self) -> bytes:
+        """Compact UTF-8 JSON in the contract's field order; `raw` and `cal` only when present."""
+        metrics: dict[str, Any] = {}
+        for metric, mv in self.metrics.items():
+            entry: dict[str, Any] = {"value": mv.value}
+            if mv.raw is not None:
+                entry["raw"] = mv.raw
+            entry["n"] = mv.n
+            if mv.cal is not None:
+                entry["cal"] = mv.cal
+            metrics[metric.value] = entry
+        doc = {
+            "schema": self.schema_,
+            "site": self.site,
+            "node": self.node,
+            "seq": self.seq,
+            "ts": format_ts(self.ts),
+            "period_s": self.period_s,
+            "metrics": metrics,
+            "flags": [f.value for f in self.flags],
+        }
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class PayloadError(ValueError):
+    """A payload the gateway refuses; `reason` is a short stable key for counting."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise PayloadError("duplicate_key", f"key {key!r} appears twice")
+        seen[key] = value
+    return seen
+
+
+def _refuse_constant(name: str) -> Any:
+    raise PayloadError("not_finite", f"{name} is not a number JSON allows")
+
+
+def parse_reading(topic_text: str, payload: bytes, prefix: str = "minewatch") -> ReadingPayload:
+    """Validate one MQTT message against the contract, or raise PayloadError with a reason key."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        site, node, kind = parse_topic(prefix, topic_text)
+    except ValueError as exc:
+        raise PayloadError("bad_topic", str(exc)) from None
+    if kind is not TopicKind.READING:
+        raise PayloadError("bad_topic", f"{topic_text!r} is not a reading topic")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("not_utf8", str(exc)) from None
+    try:
+        doc = json.loads(text, object_pairs_hook=_refuse_duplicate_keys, parse_constant=_refuse_constant)
+    except PayloadError:
+        raise
+    except (ValueError, RecursionError) as exc:
+        raise PayloadError("not_json", str(exc)[:200]) from None
+    if not isinstance(doc, dict):
+        raise PayloadError("not_object", f"top level is {type(doc).__name__}")
+    if doc.get("schema") != SCHEMA_VERSION or isinstance(doc.get("schema"), bool):
+        raise PayloadError("bad_schema_version", f"schema {doc.get('schema')!r} is not 1")
+    try:
+        reading = ReadingPayload.model_validate(doc)
+    except ValueError as exc:
+        raise PayloadError("invalid", _first_error(exc)) from None
+    for name, number in _numbers(reading):
+        if not math.isfinite(number):
+            raise PayloadError("not_finite", f"{name} is not finite")
+    if (reading.site, reading.node) != (site, node):
+        raise PayloadError(
+            "topic_mismatch",
+            f"payload says {reading.site}/{reading.node}, topic says {site}/{node}",
+        )
+    return reading
+
+
+def _numbers(reading: ReadingPayload) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    for metric, mv in reading.metrics.items():
+        if mv.value is not None:
+            out.append((f"{metric.value}.value", mv.value))
+        if mv.raw is not None:
+            out.append((f"{metric.value}.raw", mv.raw))
+    return out
+
+
+def _first_error(exc: ValueError) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{loc}: {first.get('msg')}" if loc else str(first.get("msg"))
+    return str(exc)

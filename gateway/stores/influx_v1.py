@@ -1,0 +1,116 @@
+"""InfluxDB 1.x over its v1 HTTP API: `/write` (line protocol) and `/query` (InfluxQL).
+
+This is the InfluxDB Debian and Raspberry Pi OS install (`apt install influxdb`, 1.6), and the one the
+test suite runs for real. influxdb-client speaks only the v2 API (1.8+ has a compatibility endpoint,
+1.6 does not), so this adapter talks HTTP through urllib3, which influxdb-client already brings.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import urllib3
+
+from gateway.stores.base import StoreError
+
+if TYPE_CHECKING:
+    from gateway.config import InfluxConfig
+
+_TIMEOUT = urllib3.Timeout(connect=3.0, read=30.0)
+
+
+def probe_version(url: str) -> str:
+    """The server's version from `/ping`'s X-Influxdb-Version header ("1.6.7~rc0", "v2.7.4", ...)."""
+    http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=3.0, read=5.0), retries=False)
+    try:
+        resp = http.request("GET", url.rstrip("/") + "/ping")
+    except urllib3.exceptions.HTTPError as exc:
+        raise StoreError(f"InfluxDB at {url} does not answer /ping: {exc}", retryable=True) from exc
+    version = resp.headers.get("X-Influxdb-Version", "")
+    if not version:
+        raise StoreError(f"{url}/ping has no X-Influxdb-Version header: is it InfluxDB?", retryable=False)
+    return str(version)
+
+
+class InfluxV1:
+    def __init__(self, cfg: InfluxConfig) -> None:
+        self._base = str(cfg.url).rstrip("/")
+        self._db = cfg.database
+        self._rp = cfg.retention_policy
+        self._auth: dict[str, str] = {}
+        password = cfg.password()
+        if cfg.username:
+            self._auth = {"u": cfg.username, "p": password or ""}
+        self._http = urllib3.PoolManager(timeout=_TIMEOUT, retries=False, maxsize=4)
+
+    def ensure_database(self) -> None:
+        """CREATE DATABASE is idempotent in 1.x; a user without admin rights just gets a 403 we ignore."""
+        try:
+            self.query(f'CREATE DATABASE "{self._db}"')
+        except StoreError as exc:
+            if exc.status not in (401, 403):
+                raise
+
+    def write(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        fields = {"db": self._db, "precision": "ms", **self._auth}
+        if self._rp:
+            fields["rp"] = self._rp
+        body = "\n".join(lines).encode()
+        try:
+            resp = self._http.request(
+                "POST",
+                f"{self._base}/write?{urlencode(fields)}",
+                body=body,
+                headers={"Content-Type": "text/plain; charset=utf-8"},
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise StoreError(f"InfluxDB unreachable: {exc}", retryable=True) from exc
+        if resp.status == 204:
+            return
+        message = _error_text(resp.data)
+        raise StoreError(
+            f"InfluxDB /write answered {resp.status}: {message}",
+            retryable=resp.status >= 500 or resp.status == 429,
+            status=resp.status,
+        )
+
+    def query(self, influxql: str) -> list[dict[str, Any]]:
+        """Run InfluxQL; one dict per row with `time` and the columns, series tags merged in."""
+        fields = {"db": self._db, "q": influxql, "epoch": "ms", **self._auth}
+        try:
+            resp = self._http.request("POST", f"{self._base}/query", fields=fields, encode_multipart=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise StoreError(f"InfluxDB unreachable: {exc}", retryable=True) from exc
+        if resp.status != 200:
+            raise StoreError(
+                f"InfluxDB /query answered {resp.status}: {_error_text(resp.data)}",
+                retryable=resp.status >= 500,
+                status=resp.status,
+            )
+        doc = json.loads(resp.data)
+        rows: list[dict[str, Any]] = []
+        for result in doc.get("results", []):
+            if "error" in result:
+                raise StoreError(f"InfluxQL error: {result['error']}", retryable=False, status=400)
+            for series in result.get("series", []):
+                tags = series.get("tags", {})
+                for values in series.get("values", []):
+                    row = dict(zip(series["columns"], values, strict=True))
+                    row.update(tags)
+                    row.setdefault("_measurement", series.get("name"))
+                    rows.append(row)
+        return rows
+
+    def close(self) -> None:
+        self._http.clear()
+
+
+def _error_text(data: bytes) -> str:
+    try:
+        return str(json.loads(data).get("error", data[:200]))
+    except ValueError:
+        return data[:200].decode("utf-8", "replace")

@@ -1,0 +1,139 @@
+"""What every sensor driver shares: the metrics, the sample, the protocol, the errors, the registry.
+
+A driver turns bytes from one device into `Sample`s. It never averages, calibrates, logs-and-continues
+or opens its own port: the sampler owns the policy (retry, back off, flag) and `hardware.ports`
+opens devices, so a test can hand a driver a pty instead of a UART.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Clock = Callable[[], datetime]
+"""Returns the current time as an aware UTC datetime. Injected everywhere so tests can run a day in
+seconds."""
+
+
+class Metric(StrEnum):
+    """Metric names exactly as they travel on the wire (docs/protocol.md)."""
+
+    PM1_0 = "pm1_0"
+    PM2_5 = "pm2_5"
+    PM10 = "pm10"
+    TURBIDITY = "turbidity"
+    RH = "rh"
+    AIR_TEMP = "air_temp"
+    WATER_TEMP = "water_temp"
+    PRESSURE = "pressure"
+
+
+METRIC_UNITS: dict[Metric, str] = {
+    Metric.PM1_0: "µg/m³",
+    Metric.PM2_5: "µg/m³",
+    Metric.PM10: "µg/m³",
+    Metric.TURBIDITY: "NTU",
+    Metric.RH: "%",
+    Metric.AIR_TEMP: "°C",
+    Metric.WATER_TEMP: "°C",
+    Metric.PRESSURE: "hPa",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One decoded value from one sensor, before averaging and calibration."""
+
+    metric: Metric
+    raw: float
+    taken_at: datetime
+
+
+class SensorError(Exception):
+    """Base for everything a driver raises."""
+
+
+class FrameError(SensorError, ValueError):
+    """Bad header, length or checksum: drop it and read again."""
+
+
+class SensorSilent(SensorError, TimeoutError):
+    """No bytes in time: back off and flag sensor_fault."""
+
+
+class PortGone(SensorError, OSError):
+    """The device vanished (USB adapter pulled): reopen with backoff."""
+
+
+class SensorOptions(BaseModel):
+    """Keys every `[[sensors]]` table may carry; each driver subclasses it with a `type` Literal."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$",
+        description="Label in logs and status; defaults to the type, numbered when repeated.",
+    )
+    sample_interval_s: float = Field(default=1.0, gt=0, le=3600)
+
+
+class SensorDriver(Protocol):
+    """One physical (or simulated) sensor. `read` returns what it measured now or raises SensorError.
+
+    `metrics` names what it reports, so a failed read can still mark those metrics null and faulty.
+    """
+
+    @property
+    def metrics(self) -> tuple[Metric, ...]: ...
+
+    def read(self) -> list[Sample]: ...
+
+    def close(self) -> None: ...
+
+
+OptionsT = TypeVar("OptionsT", bound=SensorOptions)
+
+
+class DriverFactory(Protocol):
+    """A driver class: built from its validated options and the clock; opens its own port via
+    `hardware.ports` in `open` so that tests can call the constructor with a pty instead."""
+
+    options: ClassVar[type[SensorOptions]]
+
+    @classmethod
+    def open(cls, opts: Any, clock: Clock) -> SensorDriver: ...
+
+
+REGISTRY: dict[str, type[Any]] = {}
+"""Sensor `type` -> driver class. Filled by `@register` as `hardware/__init__.py` imports each module."""
+
+
+def register(options: type[SensorOptions]) -> Callable[[type[Any]], type[Any]]:
+    """Class decorator: make a driver selectable by the `type` Literal of its options model."""
+    type_field = options.model_fields["type"]
+    literal_args: tuple[object, ...] = getattr(type_field.annotation, "__args__", ())
+    if len(literal_args) != 1:
+        raise TypeError(f"{options.__name__}.type must be a Literal with one value")
+    type_name = str(literal_args[0])
+
+    def decorate(cls: type[Any]) -> type[Any]:
+        if type_name in REGISTRY:
+            raise TypeError(f"sensor type {type_name!r} registered twice")
+        cls.options = options
+        REGISTRY[type_name] = cls
+        return cls
+
+    return decorate
+
+
+def open_driver(opts: SensorOptions, clock: Clock) -> SensorDriver:
+    """Build the driver for validated options (opens its port, if it has one)."""
+    driver: SensorDriver = REGISTRY[opts.type].open(opts, clock)
+    return driver

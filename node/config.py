@@ -1,0 +1,97 @@
+"""node.toml (docs/configuration.md). Keys named in docs/protocol.md are part of the contract.
+
+Each `[[sensors]]` table is validated by its driver's options model, chosen by `type`, so a driver
+brings its own keys and errors keep their place: `node.toml: sensors[1].port: Field required`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+import hardware
+from gateway.configfile import load_model, read_secret
+from gateway.schema import ID_PATTERN
+from hardware.replay_csv import ReplayCsvOptions
+
+if TYPE_CHECKING:
+    SensorConfig = hardware.SensorOptions
+else:
+    SensorConfig = Annotated[
+        Union[tuple(cls.options for cls in hardware.REGISTRY.values())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeMqttConfig(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password_file: Path | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    client_id: str | None = Field(default=None, max_length=64)
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    max_inflight: int = Field(default=100, ge=1, le=10_000, description="Unacknowledged readings.")
+
+    def password(self) -> str | None:
+        return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
+
+
+class BufferConfig(_Section):
+    path: Path = Path("/var/lib/minewatch/node/outbox.sqlite")
+
+
+class NodeConfig(_Section):
+    site: str = Field(pattern=ID_PATTERN)
+    node: str = Field(pattern=ID_PATTERN)
+    interval_s: int = Field(default=60, ge=1, le=3600, description="Averaging window and reading period.")
+    topic_prefix: str = Field(default="minewatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    mqtt: NodeMqttConfig = NodeMqttConfig()
+    buffer: BufferConfig = BufferConfig()
+    sensors: list[SensorConfig] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _name_sensors(self) -> NodeConfig:
+        """Give each sensor a unique name (its type, numbered when repeated) and fit replay chunks
+        to the averaging window."""
+        seen: set[str] = set()
+        named: list[Any] = []
+        for index, opts in enumerate(self.sensors):
+            update: dict[str, Any] = {}
+            name = opts.name
+            if name is None:
+                name, k = opts.type, 2
+                while name in seen:
+                    name, k = f"{opts.type}-{k}", k + 1
+                update["name"] = name
+            if name in seen:
+                raise ValueError(f"sensors[{index}].name: {name!r} is used twice")
+            seen.add(name)
+            if isinstance(opts, ReplayCsvOptions):
+                chunk = opts.chunk_s or self.interval_s
+                if chunk % self.interval_s:
+                    raise ValueError(f"sensors[{index}].chunk_s: {chunk} must be a multiple of interval_s")
+                update["chunk_s"] = chunk
+            named.append(opts.model_copy(update=update) if update else opts)
+        object.__setattr__(self, "sensors", named)
+        return self
+
+    @property
+    def client_id(self) -> str:
+        return self.mqtt.client_id or f"minewatch-node-{self.site}-{self.node}"
+
+
+def load(path: Path | str) -> NodeConfig:
+    cfg = load_model(path, NodeConfig, hide=tuple(hardware.REGISTRY))
+    base = Path(path).parent
+    if not cfg.buffer.path.is_absolute():  # relative to the config file
+        buffer = cfg.buffer.model_copy(update={"path": (base / cfg.buffer.path).resolve()})
+        cfg = cfg.model_copy(update={"buffer": buffer})
+    return cfg

@@ -1,0 +1,49 @@
+"""Session fixtures: a private Mosquitto and a private influxd, real processes on free loopback ports,
+data in a temporary directory, stopped by their own PIDs at the end."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway import devservices
+from tests.helpers import Influx
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devservices.Service]:
+    service = devservices.mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devservices.Service]:
+    service = devservices.influxd(tmp_path_factory.mktemp("influxd"))
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def influx(influxd: devservices.Service) -> Iterator[Influx]:
+    """A fresh database on the shared influxd, so tests never see each other's points."""
+    db = Influx(f"http://127.0.0.1:{influxd.port}", f"t_{uuid.uuid4().hex[:12]}")
+    db.create()
+    yield db
+    db.drop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic prefix of the test's own, so tests sharing the broker never hear each other."""
+    return f"mw{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    return tmp_path

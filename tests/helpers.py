@@ -1,0 +1,153 @@
+"""Small test helpers: a direct InfluxQL client (independent of the gateway's store code), config
+writers, a real MQTT listener and polling with a deadline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Influx:
+    """InfluxQL over plain urllib, so the tests check the database with code the gateway does not use."""
+
+    def __init__(self, url: str, db: str) -> None:
+        self.url, self.db = url, db
+
+    def _post(self, q: str) -> dict[str, Any]:
+        data = urllib.parse.urlencode({"q": q, "db": self.db, "epoch": "ms"}).encode()
+        with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=10) as resp:
+            doc: dict[str, Any] = json.load(resp)
+        return doc
+
+    def create(self) -> None:
+        self._post(f'CREATE DATABASE "{self.db}"')
+
+    def drop(self) -> None:
+        self._post(f'DROP DATABASE "{self.db}"')
+
+    def rows(self, q: str) -> list[dict[str, Any]]:
+        doc = self._post(q)
+        out: list[dict[str, Any]] = []
+        for result in doc.get("results", []):
+            assert "error" not in result, result
+            for series in result.get("series", []):
+                for values in series["values"]:
+                    row = dict(zip(series["columns"], values, strict=True))
+                    row.update(series.get("tags", {}))
+                    out.append(row)
+        return out
+
+    def count(self, measurement: str = "reading") -> int:
+        rows = self.rows(f'SELECT count("seq") FROM "{measurement}"')
+        return int(rows[0]["count"]) if rows else 0
+
+
+def wait_for(cond: Callable[[], Any], timeout_s: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+class Listener:
+    """A real MQTT subscriber that records every message it receives."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"listener-{time.time_ns()}")
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
+        self.client.on_subscribe = lambda c, u, mid, rcs, p: self._ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self._ready.wait(10), "listener could not subscribe"
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    def payloads(self, suffix: str = "/reading") -> list[dict[str, Any]]:
+        """JSON objects received on topics ending in `suffix`; anything else is skipped."""
+        with self._lock:
+            raw = [p for t, p, _ in self.messages if t.endswith(suffix)]
+        out = []
+        for payload in raw:
+            try:
+                doc = json.loads(payload)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                out.append(doc)
+        return out
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publish(port: int, topic: str, payload: bytes, retain: bool = False) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{time.time_ns()}")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def node_toml(
+    path: Path,
+    *,
+    site: str,
+    node: str,
+    port: int,
+    prefix: str,
+    interval_s: int = 1,
+    sensors: str = '[[sensors]]\ntype = "simulated-pm"\n',
+) -> Path:
+    path.write_text(
+        f'site = "{site}"\nnode = "{node}"\ninterval_s = {interval_s}\ntopic_prefix = "{prefix}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'[buffer]\npath = "{path.parent / (node + "-outbox.sqlite")}"\n'
+        f"{sensors}"
+    )
+    return path
+
+
+def gateway_toml(
+    path: Path, *, mqtt_port: int, influx_url: str, db: str, prefix: str, extra: str = ""
+) -> Path:
+    path.write_text(
+        f'data_dir = "{path.parent / "gateway-data"}"\ntopic_prefix = "{prefix}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nclient_id = "gw-{prefix}"\n'
+        f'[influxdb]\nurl = "{influx_url}"\ndatabase = "{db}"\n'
+        f"[batch]\nmax_delay_s = 0.2\n{extra}"
+    )
+    return path
+
+
+def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    """Run one of our console scripts as a real subprocess (python -m, so no PATH games)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    handle = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, "-m", *args], stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+    )

@@ -1,0 +1,112 @@
+"""Bad configs name the file and the key and exit 2, before anything connects."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load as load_gateway
+from gateway.configfile import ConfigError
+from node.config import load as load_node
+from tests.helpers import ROOT
+
+GOOD_NODE = 'site = "tsagaan"\nnode = "haul-road"\n[[sensors]]\ntype = "simulated-pm"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("colour = 'red'\n" + GOOD_NODE, "colour: unknown key"),
+        (GOOD_NODE.replace("haul-road", "Haul Road"), "node: String should match pattern"),
+        (GOOD_NODE + "[mqtt]\nprot = 1883\n", "mqtt.prot: unknown key"),
+        (GOOD_NODE + "[[sensors]]\ntype = 'simulated-turbidity'\nbaseline = -1\n", "sensors[1].baseline"),
+        (GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\nport = '/dev/x'\n", "sensors[1].port: unknown key"),
+        (GOOD_NODE + "[[sensors]]\ntype = 'geiger'\n", "sensors[1]: Input tag 'geiger'"),
+        (
+            GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\nevents = [{start_s = 1}]\n",
+            "sensors[1].events[0].duration_s: Field required",
+        ),
+        ("interval_s = 0\n" + GOOD_NODE, "interval_s: Input should be greater than or equal to 1"),
+        ('site = "tsagaan"\nnode = "n"\n', "sensors: Field required"),
+        (GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\nname = 'simulated-pm'\n", "used twice"),
+        ("site = \n", "not valid TOML"),
+    ],
+)
+def test_node_config_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_node(path)
+    assert str(path) in str(caught.value)
+    assert expected in str(caught.value)
+
+
+def test_repeated_sensors_get_numbered_names(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\n")
+    assert [s.name for s in load_node(path).sensors] == ["simulated-pm", "simulated-pm-2"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[influxdb]\napi = 'v3'\n", "influxdb.api: Input should be 'v1', 'v2' or 'auto'"),
+        ("[influxdb]\nurl = 'not a url'\n", "influxdb.url"),
+        ("[mqtt]\nport = 70000\n", "mqtt.port"),
+        ("[batch]\nmax_size = 0\n", "batch.max_size"),
+        ("[[alerts]]\n", "alerts: unknown key"),
+    ],
+)
+def test_gateway_config_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_gateway(path)
+    assert f"{path}: {expected}" in str(caught.value)
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "node.toml").write_text(GOOD_NODE + "[buffer]\npath = 'state/outbox.sqlite'\n")
+    (tmp_path / "gateway.toml").write_text("data_dir = 'gw'\n")
+    assert load_node(tmp_path / "node.toml").buffer.path == tmp_path / "state" / "outbox.sqlite"
+    assert load_gateway(tmp_path / "gateway.toml").data_dir == tmp_path / "gw"
+
+
+@pytest.mark.parametrize("module", ["node.cli", "gateway.cli"])
+def test_cli_exits_2_on_bad_config_and_names_the_key(tmp_path: Path, module: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("bogus = 1\n" + (GOOD_NODE if module == "node.cli" else ""))
+    proc = subprocess.run(
+        [sys.executable, "-m", module, "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"{path}: bogus: unknown key" in proc.stderr
+
+
+@pytest.mark.parametrize("module", ["node.cli", "gateway.cli"])
+def test_cli_exits_2_on_bad_usage_and_on_a_missing_file(tmp_path: Path, module: str) -> None:
+    usage = subprocess.run([sys.executable, "-m", module, "fly"], capture_output=True, cwd=ROOT, timeout=60)
+    assert usage.returncode == 2
+    missing = subprocess.run(
+        [sys.executable, "-m", module, "run", "--config", str(tmp_path / "nope.toml")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert missing.returncode == 2
+    assert "nope.toml: cannot read" in missing.stderr
+
+
+def test_example_configs_are_valid() -> None:
+    for path in sorted((ROOT / "examples").glob("node*.toml")):
+        load_node(path)
+    for path in sorted((ROOT / "examples").glob("gateway*.toml")):
+        load_gateway(path)

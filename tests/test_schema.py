@@ -1,0 +1,200 @@
+"""The wire contract (docs/protocol.md): what the gateway accepts, and what it refuses and why."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.schema import (
+    MAX_PAYLOAD_BYTES,
+    PayloadError,
+    is_identifier,
+    parse_reading,
+    parse_topic,
+)
+
+TOPIC = "minewatch/v1/tsagaan/river-down/reading"
+
+
+def example() -> dict[str, Any]:
+    return {
+        "schema": 1,
+        "site": "tsagaan",
+        "node": "river-down",
+        "seq": 1042,
+        "ts": "2026-11-22T10:01:00.000Z",
+        "period_s": 60,
+        "metrics": {
+            "pm2_5": {"value": 10.9, "raw": 12.0, "n": 60, "cal": "pms5003-a12@2026-10-01"},
+            "turbidity": {"value": 4.5, "raw": 1.23, "n": 60, "cal": "sen0189-b07@2026-11-02"},
+            "rh": {"value": 41.2, "n": 60},
+        },
+        "flags": ["warming_up"],
+    }
+
+
+def encode(doc: Any) -> bytes:
+    return json.dumps(doc).encode()
+
+
+def test_the_example_in_the_contract_is_accepted_and_round_trips() -> None:
+    reading = parse_reading(TOPIC, encode(example()))
+    assert reading.seq == 1042
+    assert reading.ts.isoformat() == "2026-11-22T10:01:00+00:00"
+    again = parse_reading(TOPIC, reading.to_wire())
+    assert again == reading
+    assert json.loads(reading.to_wire())["metrics"]["rh"] == {"value": 41.2, "n": 60}
+
+
+def test_a_failed_sensor_sends_null_value() -> None:
+    doc = example()
+    doc["metrics"]["pm2_5"] = {"value": None, "n": 0}
+    doc["flags"] = ["sensor_fault"]
+    assert parse_reading(TOPIC, encode(doc)).metrics["pm2_5"].value is None  # type: ignore[index]
+
+
+def mutate(path: str, value: Any) -> dict[str, Any]:
+    doc = example()
+    *parents, last = path.split(".")
+    target = doc
+    for key in parents:
+        target = target[key]
+    if value is KeyError:
+        del target[last]
+    else:
+        target[last] = value
+    return doc
+
+
+BAD = [
+    ("schema 2", mutate("schema", 2), "bad_schema_version"),
+    ("schema as string", mutate("schema", "1"), "bad_schema_version"),
+    ("schema as true", mutate("schema", True), "bad_schema_version"),
+    ("seq as true", mutate("seq", True), "invalid"),
+    ("unknown top-level field", mutate("sig", "abc"), "invalid"),
+    ("unknown metric", mutate("metrics.co2", {"value": 1.0, "n": 1}), "invalid"),
+    ("unknown metric field", mutate("metrics.rh.unit", "%"), "invalid"),
+    ("missing seq", mutate("seq", KeyError), "invalid"),
+    ("seq zero", mutate("seq", 0), "invalid"),
+    ("seq as string", mutate("seq", "1042"), "invalid"),
+    ("seq as float", mutate("seq", 1042.0), "invalid"),
+    ("value as string", mutate("metrics.rh.value", "41.2"), "invalid"),
+    ("missing n", mutate("metrics.rh.n", KeyError), "invalid"),
+    ("negative n", mutate("metrics.rh.n", -1), "invalid"),
+    ("rh over 100", mutate("metrics.rh.value", 140.0), "invalid"),
+    ("negative pm", mutate("metrics.pm2_5.value", -3.0), "invalid"),
+    ("huge number", mutate("metrics.pm2_5.raw", 1e400), "not_finite"),
+    ("no metrics", mutate("metrics", {}), "invalid"),
+    ("unknown flag", mutate("flags", ["dusty"]), "invalid"),
+    ("repeated flag", mutate("flags", ["warming_up", "warming_up"]), "invalid"),
+    ("local time", mutate("ts", "2026-11-22T18:01:00.000+08:00"), "invalid"),
+    ("no timezone", mutate("ts", "2026-11-22T10:01:00.000"), "invalid"),
+    ("epoch number ts", mutate("ts", 1795000000), "invalid"),
+    ("period zero", mutate("period_s", 0), "invalid"),
+    ("bad site id", mutate("site", "Tsagaan"), "invalid"),
+    ("cal with space", mutate("metrics.rh.cal", "a b"), "invalid"),
+]
+
+
+@pytest.mark.parametrize(("name", "doc", "reason"), BAD, ids=[b[0] for b in BAD])
+def test_invalid_payloads_are_refused_with_a_reason(name: str, doc: Any, reason: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_reading(TOPIC, encode(doc))
+    assert caught.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"\xff\xfe not utf-8", "not_utf8"),
+        (b"{not json", "not_json"),
+        (b"[1, 2]", "not_object"),
+        (b'{"schema": 1, "schema": 1}', "duplicate_key"),
+        (b'{"schema": 1, "seq": NaN}', "not_finite"),
+        (b'{"schema": 1, "seq": Infinity}', "not_finite"),
+        (b"[" * 100_000 + b"]" * 100_000, "too_large"),
+        (b"[" * 2000 + b"]" * 2000, "not_json"),
+        (b" " * (MAX_PAYLOAD_BYTES + 1), "too_large"),
+    ],
+)
+def test_malformed_bytes_are_refused(payload: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_reading(TOPIC, payload)
+    assert caught.value.reason == reason
+
+
+def test_topic_must_match_payload() -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_reading("minewatch/v1/tsagaan/haul-road/reading", encode(example()))
+    assert caught.value.reason == "topic_mismatch"
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "minewatch/v2/tsagaan/river-down/reading",
+        "other/v1/tsagaan/river-down/reading",
+        "minewatch/v1/tsagaan/river-down/status",
+        "minewatch/v1/tsagaan/river-down/extra/reading",
+        "minewatch/v1/TSAGAAN/river-down/reading",
+    ],
+)
+def test_topics_outside_the_contract_are_refused(topic: str) -> None:
+    with pytest.raises(PayloadError) as caught:
+        parse_reading(topic, encode(example()))
+    assert caught.value.reason == "bad_topic"
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("tsagaan", True),
+        ("river-down", True),
+        ("n_1", True),
+        ("0", True),
+        ("a" * 32, True),
+        ("a" * 33, False),
+        ("-lead", False),
+        ("_lead", False),
+        ("Upper", False),
+        ("a/b", False),
+        ("a+b", False),
+        ("a#", False),
+        ("", False),
+        ("a b", False),
+    ],
+)
+def test_identifiers(text: str, ok: bool) -> None:
+    assert is_identifier(text) is ok
+
+
+def test_parse_topic_returns_site_node_kind() -> None:
+    site, node, kind = parse_topic("minewatch", TOPIC)
+    assert (site, node, kind.value) == ("tsagaan", "river-down", "reading")
+
+
+@given(st.binary(max_size=600))
+def test_arbitrary_bytes_never_escape_as_anything_but_payload_error(payload: bytes) -> None:
+    with contextlib.suppress(PayloadError):
+        parse_reading(TOPIC, payload)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.sampled_from(list(example())), json_values, max_size=8))
+def test_arbitrary_json_objects_are_accepted_only_when_valid(doc: dict[str, Any]) -> None:
+    try:
+        reading = parse_reading(TOPIC, json.dumps(doc).encode())
+    except PayloadError:
+        return
+    assert parse_reading(TOPIC, reading.to_wire()) == reading
