@@ -6,11 +6,16 @@ validation must pass before anything connects.
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import logging
 import os
+import pkgutil
 import stat
 import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -78,3 +83,47 @@ def read_secret(file: Path | None, env: str) -> str | None:
         return file.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read secret: {exc.strerror}") from exc
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Plain, greppable lines on stderr (journald under systemd)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def build_cli(prog: str, doc: str, version: str, package: ModuleType) -> argparse.ArgumentParser:
+    """A parser whose subcommands are the modules of `package` (each defines `add(sub)`)."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"{prog} {version}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        importlib.import_module(f"{package.__name__}.{info.name}").add(sub)
+    return parser
+
+
+def run_cli(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    *,
+    expected: tuple[type[BaseException], ...],
+    runtime: tuple[type[BaseException], ...],
+) -> int:
+    """Run the chosen subcommand: `expected` errors (bad config or input) exit 2 with the message,
+    `runtime` errors exit 1."""
+    args = parser.parse_args(argv)
+    setup_logging(getattr(args, "verbose", False))
+    try:
+        code: int = args.func(args)
+    except expected as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 2
+    except runtime as exc:
+        logging.getLogger(parser.prog).error("%s", exc)
+        return 1
+    return code

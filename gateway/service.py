@@ -1,42 +1,74 @@
-"""The gateway's main loop: subscriber inbox -> ingest (validate, batch, store, ack)."""
+"""The gateway's main loop: subscriber inbox -> ingest (validate, batch, store, ack).
+
+Other parts plug in without editing the loop: `on_stored` hooks see every stored batch (alerts),
+`handlers` take messages of other topic kinds (`"status"` subscribes to `<prefix>/v1/+/+/status`),
+and `tickers` run about once a second on the main thread (time-based checks, status, draining).
+"""
 
 from __future__ import annotations
 
 import logging
 import queue
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.config import GatewayConfig
 from gateway.ingest import Ingest, OnStored
-from gateway.schema import TopicKind, subscription
-from gateway.stores import StoreError, open_store
+from gateway.schema import CONTRACT_VERSION, TopicKind, subscription
+from gateway.stores import Store, StoreError, open_store
 from gateway.stores.influx_v1 import InfluxV1
-from gateway.subscriber import Subscriber
+from gateway.subscriber import Message, Subscriber
 
 log = logging.getLogger(__name__)
 
 RETRY_MAX_S = 30.0
+TICK_S = 1.0
+
+Handler = Callable[[Message], None]
 
 
 @dataclass
 class GatewayService:
     cfg: GatewayConfig
     on_stored: list[OnStored] = field(default_factory=list)
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    tickers: list[Callable[[], None]] = field(default_factory=list)
     stop_event: threading.Event = field(default_factory=threading.Event)
     ingest: Ingest | None = None
+    subscriber: Subscriber | None = None
+    store: Store | None = None
+
+    def _topics(self) -> list[str]:
+        prefix = self.cfg.topic_prefix
+        extra = [f"{prefix}/{CONTRACT_VERSION}/+/+/{kind}" for kind in self.handlers]
+        return [subscription(prefix, TopicKind.READING), *extra]
+
+    def _dispatch(self, msg: Message) -> bool:
+        """Hand a non-reading message to its handler; True when it was one."""
+        assert self.subscriber is not None
+        for kind, handler in self.handlers.items():
+            if msg.topic.endswith("/" + kind):
+                try:
+                    handler(msg)
+                except Exception:  # a broken handler must not stop ingest
+                    log.exception("handler for %s failed on %s", kind, msg.topic[:200])
+                self.subscriber.ack([msg])
+                return True
+        return False
 
     def run(self) -> None:
         cfg = self.cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(cfg.influxdb)
+        store = self.store = open_store(cfg.influxdb)
         if isinstance(store, InfluxV1):
             store.ensure_database()
-        sub = Subscriber(
+        sub = self.subscriber = Subscriber(
             cfg.mqtt.host,
             cfg.mqtt.port,
             cfg.mqtt.client_id,
-            [subscription(cfg.topic_prefix, TopicKind.READING)],
+            self._topics(),
             username=cfg.mqtt.username,
             password=cfg.mqtt.password(),
             tls=cfg.mqtt.tls,
@@ -46,7 +78,7 @@ class GatewayService:
             receive_maximum=max(2 * cfg.batch.max_size, 100),
             queue_size=max(4 * cfg.batch.max_size, 1000),
         )
-        ingest = Ingest(
+        ingest = self.ingest = Ingest(
             store,
             sub.ack,
             prefix=cfg.topic_prefix,
@@ -54,24 +86,27 @@ class GatewayService:
             max_delay_s=cfg.batch.max_delay_s,
             on_stored=self.on_stored,
         )
-        self.ingest = ingest
         sub.start()
         log.info("gateway %s: data in %s", cfg.gateway_id, cfg.data_dir)
         backoff = 0.0
+        next_tick = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 if ingest.pending < cfg.batch.max_size:
+                    wait = min(ingest.next_due_in(), max(next_tick - time.monotonic(), 0.0))
                     try:
-                        msg = sub.inbox.get(timeout=max(ingest.next_due_in(), 0.01))
+                        msg: Message | None = sub.inbox.get(timeout=max(wait, 0.01))
                     except queue.Empty:
                         msg = None
-                    if msg is not None:
-                        ingest.handle(msg)
-                        while ingest.pending < cfg.batch.max_size:  # take what already waits
-                            try:
-                                ingest.handle(sub.inbox.get_nowait())
-                            except queue.Empty:
-                                break
+                    while msg is not None and ingest.pending < cfg.batch.max_size:
+                        if not self._dispatch(msg):
+                            ingest.handle(msg)
+                        try:
+                            msg = sub.inbox.get_nowait()  # take what already waits
+                        except queue.Empty:
+                            msg = None
+                    if msg is not None and not self._dispatch(msg):
+                        ingest.handle(msg)  # one over max_size: cheaper than putting it back
                 if ingest.is_due():
                     try:
                         ingest.flush()
@@ -80,6 +115,13 @@ class GatewayService:
                         backoff = min(max(backoff * 2, 0.5), RETRY_MAX_S)
                         log.warning("InfluxDB write failed (%s); retrying in %.1f s", exc, backoff)
                         self.stop_event.wait(backoff)
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + TICK_S
+                    for tick in self.tickers:
+                        try:
+                            tick()
+                        except Exception:
+                            log.exception("periodic task %r failed", tick)
             try:
                 ingest.flush()
             except StoreError as exc:
