@@ -8,9 +8,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from gateway import devservices
 from tests.helpers import Influx
+
+# A 2-core machine shared with a broker and a database: time limits in property tests only make
+# them flaky, they test nothing we care about.
+settings.register_profile(
+    "minewatch", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
+)
+settings.load_profile("minewatch")
 
 
 @pytest.fixture(scope="session")
