@@ -1,7 +1,8 @@
 """The gateway's main loop: subscriber inbox -> ingest (validate, batch, store, ack).
 
 Other parts plug in without editing the loop: `on_stored` hooks see every stored batch (alerts),
-`handlers` take messages of other topic kinds (`"status"` subscribes to `<prefix>/v1/+/+/status`),
+`handlers` take messages of other topic kinds (`("status", f)` subscribes to `<prefix>/v1/+/+/status`;
+several handlers may share a kind),
 and `tickers` run about once a second on the main thread (time-based checks, status, draining).
 """
 
@@ -33,7 +34,7 @@ Handler = Callable[[Message], None]
 class GatewayService:
     cfg: GatewayConfig
     on_stored: list[OnStored] = field(default_factory=list)
-    handlers: dict[str, Handler] = field(default_factory=dict)
+    handlers: list[tuple[str, Handler]] = field(default_factory=list)
     tickers: list[Callable[[], None]] = field(default_factory=list)
     stop_event: threading.Event = field(default_factory=threading.Event)
     ingest: Ingest | None = None
@@ -42,21 +43,24 @@ class GatewayService:
 
     def _topics(self) -> list[str]:
         prefix = self.cfg.topic_prefix
-        extra = [f"{prefix}/{CONTRACT_VERSION}/+/+/{kind}" for kind in self.handlers]
+        kinds = dict.fromkeys(kind for kind, _ in self.handlers)
+        extra = [f"{prefix}/{CONTRACT_VERSION}/+/+/{kind}" for kind in kinds]
         return [subscription(prefix, TopicKind.READING), *extra]
 
     def _dispatch(self, msg: Message) -> bool:
         """Hand a non-reading message to its handler; True when it was one."""
         assert self.subscriber is not None
-        for kind, handler in self.handlers.items():
+        matched = False
+        for kind, handler in self.handlers:
             if msg.topic.endswith("/" + kind):
+                matched = True
                 try:
                     handler(msg)
                 except Exception:  # a broken handler must not stop ingest
                     log.exception("handler for %s failed on %s", kind, msg.topic[:200])
-                self.subscriber.ack([msg])
-                return True
-        return False
+        if matched:
+            self.subscriber.ack([msg])
+        return matched
 
     def run(self) -> None:
         cfg = self.cfg
