@@ -46,6 +46,9 @@ class InfluxConfig(_Section):
     org: str = "minewatch"
     bucket: str = "minewatch"
     token_file: Path | None = None
+    timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="A write slower than this counts as failed: spool it."
+    )
 
     def password(self) -> str | None:
         return read_secret(self.password_file, "MINEWATCH_INFLUX_PASSWORD")
@@ -59,6 +62,32 @@ class BatchConfig(_Section):
     max_delay_s: float = Field(default=0.5, gt=0, le=60, description="Oldest unwritten reading's age.")
 
 
+class SpoolConfig(_Section):
+    """Where batches wait while InfluxDB is unreachable, slow or failing (gateway/spool.py)."""
+
+    max_bytes: int = Field(default=1024**3, ge=1024**2, description="Bound of the spool file.")
+    warn_fraction: float = Field(default=0.5, gt=0, le=1, description="Log loudly from this fill level.")
+    min_free_bytes: int = Field(default=100 * 1024**2, ge=0, description="Never fill the disk past this.")
+    retry_max_s: float = Field(default=30.0, gt=0, le=3600, description="Longest pause between drain tries.")
+
+
+class DeadLetterConfig(_Section):
+    """Refused messages kept verbatim (gateway/deadletter.py); counts are kept beyond these bounds."""
+
+    max_rows: int = Field(default=100_000, ge=10)
+    max_bytes: int = Field(default=64 * 1024**2, ge=1024)
+    max_payload_bytes: int = Field(default=65_536, ge=4096, description="Longer payloads are truncated.")
+
+
+class ValidationConfig(_Section):
+    clock_tolerance_s: float = Field(
+        default=300.0, ge=0, le=86_400, description="How far in the future a reading's ts may be."
+    )
+    dedup_window: int = Field(
+        default=4096, ge=0, le=1_000_000, description="Recent seqs per node remembered for on_stored hooks."
+    )
+
+
 class GatewayConfig(_Section):
     data_dir: Path = Path("/var/lib/minewatch/gateway")
     topic_prefix: str = Field(default="minewatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
@@ -66,6 +95,10 @@ class GatewayConfig(_Section):
     mqtt: MqttConfig = MqttConfig()
     influxdb: InfluxConfig = InfluxConfig()
     batch: BatchConfig = BatchConfig()
+    status_interval_s: float = Field(default=10.0, gt=0, le=3600, description="Gateway status period.")
+    spool: SpoolConfig = SpoolConfig()
+    deadletter: DeadLetterConfig = DeadLetterConfig()
+    validation: ValidationConfig = ValidationConfig()
 
 
 def load(path: Path | str) -> GatewayConfig:

@@ -1,22 +1,31 @@
-"""Validate -> batch -> store -> acknowledge. One instance, driven by the gateway's main thread.
+"""Validate -> batch -> store (or spool) -> acknowledge. One instance, driven by the gateway's main thread.
 
-A message is acknowledged to the broker only after the batch holding its reading has been written
-(or, for a message we refuse, once it has been counted and logged), so a crash between receipt and
-write loses nothing: the broker redelivers. A batch is written when it is full or when its oldest
-reading has waited `max_delay_s`, whichever comes first.
+A message is acknowledged to the broker only once it is durable: its reading written to InfluxDB or
+committed to the spool (gateway/spool.py), or, for a message we refuse, its body committed to the
+dead-letter store (gateway/deadletter.py). A crash at any instant therefore loses nothing: the broker
+redelivers what was not acknowledged. A batch is flushed when it is full or when its oldest message
+has waited `max_delay_s`, whichever comes first.
+
+The `on_stored` hooks see each durable reading once: repeats of a (site, node, seq) already shown
+to them, such as a node resending after a reconnection, are filtered out (gateway/dedup.py).
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from gateway.deadletter import DeadLetters, Reject
+from gateway.dedup import RecentSeqs
 from gateway.points import to_line
-from gateway.schema import PayloadError, ReadingPayload, parse_reading
-from gateway.stores.base import Store, StoreError
+from gateway.schema import DEFAULT_CLOCK_TOLERANCE_S, PayloadError, ReadingPayload, parse_reading
+from gateway.spool import Entry, Spool
+from gateway.stores.base import Store, StoreError, write_sifting
 from gateway.subscriber import Message
 
 log = logging.getLogger(__name__)
@@ -28,10 +37,13 @@ OnStored = Callable[[list[ReadingPayload]], None]
 @dataclass
 class IngestStats:
     received: int = 0
-    stored: int = 0
+    stored: int = 0  # written to InfluxDB or to the spool
+    spooled: int = 0
+    duplicates: int = 0  # repeats kept from the on_stored hooks
     rejected: Counter[str] = field(default_factory=Counter)
     write_failures: int = 0
-    last_write: float | None = None  # time.time() of the last successful write
+    last_write: float | None = None  # time.time() of the last successful InfluxDB write
+    influx_reachable: bool | None = None  # outcome of the last InfluxDB write, None before any
 
 
 class Ingest:
@@ -44,7 +56,12 @@ class Ingest:
         max_size: int = 1000,
         max_delay_s: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         on_stored: list[OnStored] | None = None,
+        dead: DeadLetters | None = None,
+        spool: Spool | None = None,
+        recent: RecentSeqs | None = None,
+        clock_tolerance_s: float = DEFAULT_CLOCK_TOLERANCE_S,
     ) -> None:
         self._store = store
         self._ack = ack
@@ -52,34 +69,43 @@ class Ingest:
         self._max_size = max_size
         self._max_delay_s = max_delay_s
         self._monotonic = monotonic
+        self._clock = clock
         self._on_stored = on_stored or []
+        self._dead = dead
+        self._spool = spool
+        self._recent = recent if recent is not None else RecentSeqs()
+        self._tolerance_s = clock_tolerance_s
         self._lines: list[str] = []
         self._readings: list[ReadingPayload] = []
         self._messages: list[Message] = []
+        self._rejects: list[tuple[Message, Reject]] = []
         self._oldest: float | None = None
         self._last_reject_log: dict[str, float] = {}
         self.stats = IngestStats()
 
     def handle(self, msg: Message) -> None:
-        """Validate one message into the current batch; refused messages are counted and acked."""
+        """Validate one message into the current batch, as a reading or as a reject."""
         self.stats.received += 1
-        try:
-            reading = parse_reading(msg.topic, msg.payload, self._prefix)
-        except PayloadError as exc:
-            self._reject(msg, exc)
-            return
         if self._oldest is None:
             self._oldest = msg.received_at
+        try:
+            now = datetime.fromtimestamp(self._clock(), UTC)
+            reading = parse_reading(
+                msg.topic, msg.payload, self._prefix, now=now, clock_tolerance_s=self._tolerance_s
+            )
+        except PayloadError as exc:
+            self._reject(msg, exc.reason, exc.detail)
+            return
         self._lines.append(to_line(reading))
         self._readings.append(reading)
         self._messages.append(msg)
 
     def is_due(self) -> bool:
-        if not self._lines:
+        if self._oldest is None:
             return False
-        if len(self._lines) >= self._max_size:
+        if self.pending >= self._max_size:
             return True
-        return self._oldest is not None and self._monotonic() - self._oldest >= self._max_delay_s
+        return self._monotonic() - self._oldest >= self._max_delay_s
 
     def next_due_in(self) -> float:
         """Seconds until the current batch is due (0 when due, a default when empty)."""
@@ -89,55 +115,93 @@ class Ingest:
 
     @property
     def pending(self) -> int:
-        return len(self._lines)
+        return len(self._lines) + len(self._rejects)
 
     def flush(self) -> None:
-        """Write the batch, then acknowledge it. StoreError (retryable) leaves the batch in place
-        and unacknowledged so the caller can retry after a pause."""
-        if not self._lines:
+        """Make the batch durable, then acknowledge it. A retryable StoreError (InfluxDB down and no
+        spool, the spool full, a disk error) leaves what is not durable in place and unacknowledged,
+        so the caller can retry after a pause."""
+        if self._rejects:
+            self._keep_rejects()
+        if self._lines:
+            self._store_readings()
+        self._oldest = None
+
+    def _keep_rejects(self) -> None:
+        if self._dead is not None:
+            try:
+                self._dead.add([r for _, r in self._rejects])
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write the dead-letter store: {exc}", retryable=True) from exc
+        self._ack([m for m, _ in self._rejects])
+        self._rejects = []
+
+    def _store_readings(self) -> None:
+        spool = self._spool
+        if spool is not None and spool.depth > 0:
+            self._to_spool(spool)  # behind what already waits, to keep the order
             return
         try:
-            self._store.write(self._lines)
+            refused = write_sifting(self._store, self._lines)
         except StoreError as exc:
             self.stats.write_failures += 1
-            if exc.retryable:
+            self.stats.influx_reachable = False
+            if spool is None:
                 raise
-            self._write_one_by_one(exc)
+            log.warning("InfluxDB write failed (%s); spooling %d readings", exc, len(self._lines))
+            self._to_spool(spool)
+            return
+        self.stats.influx_reachable = True
+        self.stats.last_write = self._clock()
+        if refused:
+            self.stats.write_failures += 1
+            bad = {i for i, _ in refused}
+            for i, error in refused:
+                log.warning("InfluxDB refused a point from %s: %s", self._messages[i].topic[:200], error)
+                self._reject(self._messages[i], "store_refused", str(error))
+            if self._rejects:
+                self._keep_rejects()
+            keep = [i for i in range(len(self._lines)) if i not in bad]
+            self._done([self._readings[i] for i in keep], [self._messages[i] for i in keep])
         else:
             self._done(self._readings, self._messages)
-        self._lines, self._readings, self._messages, self._oldest = [], [], [], None
+        self._lines, self._readings, self._messages = [], [], []
 
-    def _write_one_by_one(self, batch_error: StoreError) -> None:
-        """A batch the database refused as a whole: find the bad points so the good ones are kept."""
-        log.warning("InfluxDB refused a batch (%s); writing its points one by one", batch_error)
-        for line, reading, msg in zip(self._lines, self._readings, self._messages, strict=True):
-            try:
-                self._store.write([line])
-            except StoreError as exc:
-                if exc.retryable:
-                    raise
-                self._reject(msg, PayloadError("store_refused", str(exc)))
-            else:
-                self._done([reading], [msg])
+    def _to_spool(self, spool: Spool) -> None:
+        spool.append(
+            [Entry(line, m.topic, m.payload) for line, m in zip(self._lines, self._messages, strict=True)]
+        )
+        self.stats.spooled += len(self._lines)
+        self._done(self._readings, self._messages)
+        self._lines, self._readings, self._messages = [], [], []
 
     def _done(self, readings: list[ReadingPayload], messages: list[Message]) -> None:
         self.stats.stored += len(readings)
-        self.stats.last_write = time.time()
         self._ack(messages)
-        for hook in self._on_stored:
-            hook(readings)
+        if not self._on_stored:
+            return
+        recent = self._recent
+        fresh = [r for r in readings if recent.is_new(r.site, r.node, r.seq, int(r.ts.timestamp() * 1000))]
+        self.stats.duplicates += len(readings) - len(fresh)
+        if fresh:
+            for hook in self._on_stored:
+                try:
+                    hook(fresh)
+                except Exception:  # a broken hook must not stop ingest; the readings are stored
+                    log.exception("on_stored hook %r failed", hook)
 
-    def _reject(self, msg: Message, exc: PayloadError) -> None:
-        self.stats.rejected[exc.reason] += 1
+    def _reject(self, msg: Message, reason: str, detail: str) -> None:
+        self.stats.rejected[reason] += 1
+        self._rejects.append((msg, Reject(self._clock(), msg.topic, msg.payload, reason, detail)))
         now = self._monotonic()
         # One log line per reason per minute: a flood of garbage must not become a flood of logs.
-        if now - self._last_reject_log.get(exc.reason, -1e9) >= 60:
-            self._last_reject_log[exc.reason] = now
+        if now - self._last_reject_log.get(reason, -1e9) >= 60:
+            self._last_reject_log[reason] = now
             log.warning(
-                "rejected message on %s: %s (%d %s so far)",
+                "rejected message on %s: %s: %s (%d %s so far)",
                 msg.topic[:200],
-                exc,
-                self.stats.rejected[exc.reason],
-                exc.reason,
+                reason,
+                detail[:300],
+                self.stats.rejected[reason],
+                reason,
             )
-        self._ack([msg])

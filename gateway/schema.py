@@ -35,7 +35,13 @@ _ID_RE = re.compile(ID_PATTERN)
 _TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|\+00:00)$")
 
 Identifier = Annotated[str, StringConstraints(strict=True, pattern=ID_PATTERN)]
-CalId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=96, pattern=r"^\S+$")]
+# no whitespace and no control characters: the id is written into InfluxDB as a string field
+CalId = Annotated[
+    str, StringConstraints(strict=True, min_length=1, max_length=96, pattern=r"^[^\s\x00-\x1f\x7f]+$")
+]
+EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
+"""No reading can be older than this: a node whose clock says 1970 has never synchronised it."""
+DEFAULT_CLOCK_TOLERANCE_S = 300.0
 
 
 class Flag(StrEnum):
@@ -77,6 +83,14 @@ def topic(prefix: str, site: str, node: str, kind: TopicKind) -> str:
 
 def subscription(prefix: str, kind: TopicKind) -> str:
     return f"{prefix}/{CONTRACT_VERSION}/+/+/{kind.value}"
+
+
+GATEWAY_LEVEL = "_gateway"
+"""Topic level of the gateways' own topics; `_` cannot start a site id, so it never meets a node's."""
+
+
+def gateway_status_topic(prefix: str, gateway_id: str) -> str:
+    return f"{prefix}/{CONTRACT_VERSION}/{GATEWAY_LEVEL}/{gateway_id}/status"
 
 
 def parse_topic(prefix: str, text: str) -> tuple[str, str, TopicKind]:
@@ -202,8 +216,19 @@ def _refuse_constant(name: str) -> Any:
     raise PayloadError("not_finite", f"{name} is not a number JSON allows")
 
 
-def parse_reading(topic_text: str, payload: bytes, prefix: str = "minewatch") -> ReadingPayload:
-    """Validate one MQTT message against the contract, or raise PayloadError with a reason key."""
+def parse_reading(
+    topic_text: str,
+    payload: bytes,
+    prefix: str = "minewatch",
+    *,
+    now: datetime | None = None,
+    clock_tolerance_s: float = DEFAULT_CLOCK_TOLERANCE_S,
+) -> ReadingPayload:
+    """Validate one MQTT message against the contract, or raise PayloadError with a reason key.
+
+    `now` (default: the system clock) bounds `ts`: at most `clock_tolerance_s` in the future, and
+    never before 2000-01-01. A node with a wrong clock would otherwise write points where no one looks
+    or, worse, over another day's data."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
@@ -233,6 +258,14 @@ def parse_reading(topic_text: str, payload: bytes, prefix: str = "minewatch") ->
     for name, number in _numbers(reading):
         if not math.isfinite(number):
             raise PayloadError("not_finite", f"{name} is not finite")
+    if reading.ts < EARLIEST_TS:
+        raise PayloadError("ts_too_old", f"ts {format_ts(reading.ts)} is before 2000")
+    latest = (now or datetime.now(UTC)) + timedelta(seconds=clock_tolerance_s)
+    if reading.ts > latest:
+        raise PayloadError(
+            "ts_in_future",
+            f"ts {format_ts(reading.ts)} is more than {clock_tolerance_s:g} s ahead of the gateway",
+        )
     if (reading.site, reading.node) != (site, node):
         raise PayloadError(
             "topic_mismatch",

@@ -15,9 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway import status
 from gateway.config import GatewayConfig
+from gateway.deadletter import DeadLetters
+from gateway.dedup import RecentSeqs
 from gateway.ingest import Ingest, OnStored
-from gateway.schema import CONTRACT_VERSION, TopicKind, subscription
+from gateway.schema import CONTRACT_VERSION, TopicKind, gateway_status_topic, subscription
+from gateway.spool import Spool, SpoolDrain
 from gateway.stores import Store, StoreError, open_store
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message, Subscriber
@@ -26,6 +30,11 @@ log = logging.getLogger(__name__)
 
 RETRY_MAX_S = 30.0
 TICK_S = 1.0
+SAVE_RECENT_S = 5.0
+DEADLETTER_FILE = "deadletter.sqlite"
+SPOOL_FILE = "spool.sqlite"
+RECENT_FILE = "recent-seqs.json"
+API_FILE = "influxdb-api"
 
 Handler = Callable[[Message], None]
 
@@ -40,6 +49,9 @@ class GatewayService:
     ingest: Ingest | None = None
     subscriber: Subscriber | None = None
     store: Store | None = None
+    spool: Spool | None = None
+    dead: DeadLetters | None = None
+    reporter: status.StatusReporter | None = None
 
     def _topics(self) -> list[str]:
         prefix = self.cfg.topic_prefix
@@ -62,12 +74,48 @@ class GatewayService:
             self.subscriber.ack([msg])
         return matched
 
+    def _open_store(self) -> Store:
+        """Open the store; with `api = "auto"` and InfluxDB down, reuse the API found last time, so a
+        gateway restarted during an outage spools instead of refusing to start."""
+        cfg = self.cfg.influxdb
+        remembered = self.cfg.data_dir / API_FILE
+        try:
+            store = open_store(cfg)
+        except StoreError as exc:
+            if cfg.api != "auto" or not exc.retryable or not remembered.exists():
+                raise
+            api = remembered.read_text().strip()
+            log.warning("InfluxDB does not answer (%s); using its %s API as last time", exc, api)
+            store = open_store(cfg.model_copy(update={"api": api}))
+        else:
+            remembered.write_text("v1\n" if isinstance(store, InfluxV1) else "v2\n")
+            if isinstance(store, InfluxV1):
+                try:
+                    store.ensure_database()
+                except StoreError as exc:
+                    log.warning("could not create the database yet (%s); will retry on write", exc)
+        return store
+
     def run(self) -> None:
         cfg = self.cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
-        store = self.store = open_store(cfg.influxdb)
-        if isinstance(store, InfluxV1):
-            store.ensure_database()
+        dead = self.dead = DeadLetters(
+            cfg.data_dir / DEADLETTER_FILE,
+            max_rows=cfg.deadletter.max_rows,
+            max_bytes=cfg.deadletter.max_bytes,
+            max_payload_bytes=cfg.deadletter.max_payload_bytes,
+        )
+        spool = self.spool = Spool(
+            cfg.data_dir / SPOOL_FILE,
+            max_bytes=cfg.spool.max_bytes,
+            warn_fraction=cfg.spool.warn_fraction,
+            min_free_bytes=cfg.spool.min_free_bytes,
+        )
+        recent = RecentSeqs(cfg.validation.dedup_window)
+        recent.load(cfg.data_dir / RECENT_FILE)
+        store = self.store = self._open_store()
+        drain_store = self._open_store()  # the drain writes from its own thread
+        status_topic = gateway_status_topic(cfg.topic_prefix, cfg.gateway_id)
         sub = self.subscriber = Subscriber(
             cfg.mqtt.host,
             cfg.mqtt.port,
@@ -81,6 +129,7 @@ class GatewayService:
             session_expiry_s=cfg.mqtt.session_expiry_s,
             receive_maximum=max(2 * cfg.batch.max_size, 100),
             queue_size=max(4 * cfg.batch.max_size, 1000),
+            will=(status_topic, status.down(cfg.gateway_id)),
         )
         ingest = self.ingest = Ingest(
             store,
@@ -89,7 +138,46 @@ class GatewayService:
             max_size=cfg.batch.max_size,
             max_delay_s=cfg.batch.max_delay_s,
             on_stored=self.on_stored,
+            dead=dead,
+            spool=spool,
+            recent=recent,
+            clock_tolerance_s=cfg.validation.clock_tolerance_s,
         )
+
+        def drain_result(ok: bool) -> None:
+            ingest.stats.influx_reachable = ok
+            if ok:
+                ingest.stats.last_write = time.time()
+
+        drain = SpoolDrain(
+            spool,
+            drain_store,
+            dead,
+            batch_size=cfg.batch.max_size,
+            retry_max_s=cfg.spool.retry_max_s,
+            on_result=drain_result,
+        )
+        reporter = self.reporter = status.StatusReporter(
+            cfg.gateway_id,
+            ingest.stats,
+            lambda payload: sub.publish(status_topic, payload, retain=True),
+            cfg.data_dir,
+            spool=spool,
+            dead=dead,
+            interval_s=cfg.status_interval_s,
+        )
+        next_save = time.monotonic() + SAVE_RECENT_S
+
+        def save_recent() -> None:
+            nonlocal next_save
+            if time.monotonic() >= next_save:
+                next_save = time.monotonic() + SAVE_RECENT_S
+                recent.save(cfg.data_dir / RECENT_FILE)
+
+        tickers = [*self.tickers, reporter.tick, save_recent]
+        if spool.depth:
+            log.warning("%d readings wait in the spool from before; draining them first", spool.depth)
+        drain.start()
         sub.start()
         log.info("gateway %s: data in %s", cfg.gateway_id, cfg.data_dir)
         backoff = 0.0
@@ -117,11 +205,11 @@ class GatewayService:
                         backoff = 0.0
                     except StoreError as exc:
                         backoff = min(max(backoff * 2, 0.5), RETRY_MAX_S)
-                        log.warning("InfluxDB write failed (%s); retrying in %.1f s", exc, backoff)
+                        log.warning("could not make a batch durable (%s); retrying in %.1f s", exc, backoff)
                         self.stop_event.wait(backoff)
                 if time.monotonic() >= next_tick:
                     next_tick = time.monotonic() + TICK_S
-                    for tick in self.tickers:
+                    for tick in tickers:
                         try:
                             tick()
                         except Exception:
@@ -131,5 +219,12 @@ class GatewayService:
             except StoreError as exc:
                 log.warning("final write failed (%s); the broker will redeliver", exc)
         finally:
+            drain.stop()
+            recent.save(cfg.data_dir / RECENT_FILE)
+            if sub.connected.is_set():
+                sub.publish(status_topic, status.down(cfg.gateway_id), retain=True, wait_s=2.0)
             sub.stop()
             store.close()
+            drain_store.close()
+            spool.close()
+            dead.close()

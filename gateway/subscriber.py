@@ -51,6 +51,7 @@ class Subscriber:
         session_expiry_s: int = 7 * 86400,
         receive_maximum: int = 2000,
         queue_size: int = 5000,
+        will: tuple[str, bytes] | None = None,
     ) -> None:
         self._host, self._port, self._keepalive = host, port, keepalive_s
         self._topics = topics
@@ -69,6 +70,8 @@ class Subscriber:
             client.username_pw_set(username, password)
         if tls:
             client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        if will:  # the gateway's status turns "down" when it vanishes without saying so
+            client.will_set(will[0], will[1], qos=1, retain=True)
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -91,9 +94,20 @@ class Subscriber:
             if msg.qos > 0:
                 self._client.ack(msg.mid, msg.qos)
 
-    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> bool:
+    def publish(
+        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, wait_s: float = 0.0
+    ) -> bool:
+        """Queue a message (paho sends it); with `wait_s`, wait that long for the broker's PUBACK."""
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        if wait_s > 0:
+            try:
+                info.wait_for_publish(wait_s)
+            except (RuntimeError, ValueError):
+                return False
+            return info.is_published()
+        return True
 
     def stop(self) -> None:
         self._stopping = True
@@ -149,3 +163,53 @@ class Subscriber:
                 return
             except queue.Full:
                 continue  # unacknowledged: the broker redelivers it if we stop now
+
+
+def read_retained(
+    host: str,
+    port: int,
+    topic: str,
+    *,
+    timeout_s: float = 5.0,
+    username: str | None = None,
+    password: str | None = None,
+    tls: bool = False,
+    ca_file: str | None = None,
+) -> bytes | None:
+    """The retained message on `topic`, or None when there is none (or no broker) within timeout_s."""
+    got: queue.Queue[bytes | None] = queue.Queue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if username:
+        client.username_pw_set(username, password)
+    if tls:
+        client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
+
+    def on_connect(c: mqtt.Client, u: object, f: object, rc: ReasonCode, p: object) -> None:
+        if rc.is_failure:
+            got.put(None)
+        else:
+            c.subscribe(topic, qos=1)
+
+    def on_subscribe(c: mqtt.Client, u: object, mid: int, rcs: list[ReasonCode], p: object) -> None:
+        # retained messages are sent before the SUBACK is processed here; give them a moment
+        threading.Timer(0.5, lambda: got.put(None)).start()
+
+    def on_message(c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain:
+            got.put(bytes(msg.payload))
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    try:
+        client.connect(host, port, keepalive=10)
+    except OSError:
+        return None
+    client.loop_start()
+    try:
+        return got.get(timeout=timeout_s)
+    except queue.Empty:
+        return None
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -10,12 +10,22 @@ if TYPE_CHECKING:
 
 class StoreError(Exception):
     """A write that did not happen. `retryable` says whether the same lines may succeed later
-    (unreachable, timeout, 5xx) or never will (4xx: a bad point, a type conflict, no permission)."""
+    (unreachable, timeout, 5xx, no permission yet) or never will (a bad point, a type conflict)."""
 
     def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+
+
+BAD_POINT_STATUSES = (400, 413, 422)
+"""Answers that mean the points themselves are wrong (syntax, type conflict, too large): retrying
+the same lines can never succeed. Any other failure (unreachable, timeout, 5xx, 401/403/404: a
+server or configuration problem) may succeed later and is retried."""
+
+
+def is_retryable(status: int | None) -> bool:
+    return status not in BAD_POINT_STATUSES
 
 
 class Store(Protocol):
@@ -37,3 +47,21 @@ def open_store(cfg: InfluxConfig) -> Store:
     if api == "v1":
         return InfluxV1(cfg)
     return InfluxV2(cfg)
+
+
+def write_sifting(store: Store, lines: list[str]) -> list[tuple[int, StoreError]]:
+    """Write `lines`; when the database refuses the batch as bad points, split it in halves until
+    each refused line is alone, so the good ones are kept. Returns (index, error) of the refused
+    lines; a retryable error propagates (some lines may already be written: rewriting is harmless)."""
+    try:
+        store.write(lines)
+    except StoreError as exc:
+        if exc.retryable:
+            raise
+        if len(lines) == 1:
+            return [(0, exc)]
+        half = len(lines) // 2
+        left = write_sifting(store, lines[:half])
+        right = write_sifting(store, lines[half:])
+        return left + [(i + half, e) for i, e in right]
+    return []

@@ -13,12 +13,10 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from gateway.stores.base import StoreError
+from gateway.stores.base import StoreError, is_retryable
 
 if TYPE_CHECKING:
     from gateway.config import InfluxConfig
-
-_TIMEOUT = urllib3.Timeout(connect=3.0, read=30.0)
 
 
 def probe_version(url: str) -> str:
@@ -43,7 +41,9 @@ class InfluxV1:
         password = cfg.password()
         if cfg.username:
             self._auth = {"u": cfg.username, "p": password or ""}
-        self._http = urllib3.PoolManager(timeout=_TIMEOUT, retries=False, maxsize=4)
+        # a slow database counts as unreachable after timeout_s: the batch goes to the spool
+        timeout = urllib3.Timeout(connect=3.0, read=cfg.timeout_s)
+        self._http = urllib3.PoolManager(timeout=timeout, retries=False, maxsize=4)
 
     def ensure_database(self) -> None:
         """CREATE DATABASE is idempotent in 1.x; a user without admin rights just gets a 403 we ignore."""
@@ -53,7 +53,7 @@ class InfluxV1:
             if exc.status not in (401, 403):
                 raise
 
-    def write(self, lines: list[str]) -> None:
+    def write(self, lines: list[str], _retried: bool = False) -> None:
         if not lines:
             return
         fields = {"db": self._db, "precision": "ms", **self._auth}
@@ -72,9 +72,13 @@ class InfluxV1:
         if resp.status == 204:
             return
         message = _error_text(resp.data)
+        if resp.status == 404 and "database not found" in message and not _retried:
+            self.ensure_database()  # dropped, or never created because InfluxDB was down at start
+            self.write(lines, _retried=True)
+            return
         raise StoreError(
             f"InfluxDB /write answered {resp.status}: {message}",
-            retryable=resp.status >= 500 or resp.status == 429,
+            retryable=is_retryable(resp.status),
             status=resp.status,
         )
 

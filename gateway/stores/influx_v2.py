@@ -15,7 +15,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from gateway.stores.base import StoreError
+from gateway.stores.base import StoreError, is_retryable
 
 if TYPE_CHECKING:
     from gateway.config import InfluxConfig
@@ -26,7 +26,11 @@ class InfluxV2:
         self._org = cfg.org
         self._bucket = cfg.bucket
         self._client = InfluxDBClient(
-            url=str(cfg.url), token=cfg.token() or "", org=cfg.org, timeout=30_000, retries=False
+            url=str(cfg.url),
+            token=cfg.token() or "",
+            org=cfg.org,
+            timeout=int(cfg.timeout_s * 1000),
+            retries=False,
         )
         self._write = self._client.write_api(write_options=SYNCHRONOUS)
 
@@ -44,7 +48,7 @@ class InfluxV2:
             status = int(exc.status or 0)
             raise StoreError(
                 f"InfluxDB /api/v2/write answered {status}: {exc.body or exc.reason}",
-                retryable=status >= 500 or status in (0, 429),
+                retryable=is_retryable(status) or status == 0,
                 status=status,
             ) from exc
         except OSError as exc:  # urllib3 connection errors derive from OSError
