@@ -83,7 +83,7 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="minewatch-demo-") as tmp:
         work = Path(tmp)
-        broker = devservices.mosquitto(work / "mosquitto")
+        broker = devservices.mosquitto(work / "mosquitto", persistent=True)  # as in production
         influxd = devservices.influxd(work / "influxd")
         broker.start()
         influxd.start()

@@ -8,6 +8,8 @@ Mosquitto silently drops QoS 1 messages for a subscriber that falls behind (docs
 
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
 import socket
 import subprocess
@@ -111,14 +113,26 @@ class Service:
         return self.proc is not None and self.proc.poll() is None
 
 
-def mosquitto(workdir: Path, port: int | None = None, extra: str = "") -> Service:
+def mosquitto(
+    workdir: Path, port: int | None = None, extra: str = "", *, persistent: bool = False
+) -> Service:
+    """A private broker. `persistent` keeps sessions and queued messages across a restart (in
+    `workdir`), as a production broker must; the test suite's shared broker is thrown away after the
+    run and keeps everything in memory."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     conf = workdir / "mosquitto.conf"
+    # started as root, Mosquitto drops to user "mosquitto", which cannot write in our directory
+    user = f"user {getpass.getuser()}\n" if os.geteuid() == 0 else ""
+    persistence = (
+        f"persistence true\npersistence_location {workdir}/\nautosave_interval 60\n{user}"
+        if persistent
+        else "persistence false\n"
+    )
     conf.write_text(
         f"listener {port} 127.0.0.1\n"
         "allow_anonymous true\n"
-        "persistence false\n"
+        f"{persistence}"
         "set_tcp_nodelay true\n"
         "log_dest stderr\n"
         "log_type error\nlog_type warning\n"

@@ -67,6 +67,9 @@ PHYSICAL_RANGE: dict[Metric, tuple[float, float]] = {
 """Calibrated values outside these bounds cannot be real measurements and are refused."""
 
 
+_METRIC_NAMES = frozenset(m.value for m in Metric)
+
+
 def is_identifier(text: str) -> bool:
     return bool(_ID_RE.match(text))
 
@@ -153,9 +156,8 @@ class ReadingPayload(BaseModel):
     @classmethod
     def _known_metrics(cls, value: Any) -> Any:
         if isinstance(value, dict):
-            known = {m.value for m in Metric}
             for key in value:
-                if key not in known:
+                if key not in _METRIC_NAMES:
                     raise ValueError(f"unknown metric {key!r}")
             return {Metric(k): v for k, v in value.items()}
         return value
@@ -204,11 +206,13 @@ class PayloadError(ValueError):
 
 
 def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise PayloadError("duplicate_key", f"key {key!r} appears twice")
-        seen[key] = value
+    seen = dict(pairs)  # in C; the loop below runs only for a payload that has a duplicate
+    if len(seen) != len(pairs):
+        keys: set[str] = set()
+        for key, _ in pairs:
+            if key in keys:
+                raise PayloadError("duplicate_key", f"key {key!r} appears twice")
+            keys.add(key)
     return seen
 
 

@@ -33,6 +33,7 @@ class Message:
     qos: int
     retain: bool
     received_at: float  # time.monotonic()
+    epoch: int = 0  # which connection it came on: a mid means nothing on another connection
 
 
 class Subscriber:
@@ -60,6 +61,8 @@ class Subscriber:
         self.inbox: queue.Queue[Message] = queue.Queue(maxsize=queue_size)
         self.connected = threading.Event()
         self._stopping = False
+        self._epoch = 0
+        self._epoch_lock = threading.Lock()
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -90,9 +93,13 @@ class Subscriber:
         self._client.loop_start()
 
     def ack(self, messages: list[Message]) -> None:
-        for msg in messages:
-            if msg.qos > 0:
-                self._client.ack(msg.mid, msg.qos)
+        """Acknowledge messages received on the current connection. One received before a reconnection
+        is not acknowledged: the broker resends it under the resumed session (we store it again,
+        harmlessly), and its old mid may by now name a different, unprocessed message."""
+        with self._epoch_lock:
+            for msg in messages:
+                if msg.qos > 0 and msg.epoch == self._epoch:
+                    self._client.ack(msg.mid, msg.qos)
 
     def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False, wait_s: float = 0.0
@@ -131,6 +138,8 @@ class Subscriber:
             self._port,
             "resumed" if flags.session_present else "new",
         )
+        with self._epoch_lock:
+            self._epoch += 1
         # Subscribe every time: a broker that lost our session (restart without persistence)
         # would otherwise leave us connected and deaf.
         client.subscribe([(t, 1) for t in self._topics])
@@ -156,6 +165,7 @@ class Subscriber:
             qos=int(msg.qos),
             retain=bool(msg.retain),
             received_at=time.monotonic(),
+            epoch=self._epoch,
         )
         while not self._stopping:
             try:

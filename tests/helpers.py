@@ -113,6 +113,19 @@ def publish(port: int, topic: str, payload: bytes, retain: bool = False) -> None
     client.loop_stop()
 
 
+def publish_many(port: int, messages: list[tuple[str, bytes]]) -> None:
+    """Publish at QoS 1 from one connection and wait until the broker has acknowledged them all."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{time.time_ns()}")
+    client.max_inflight_messages_set(100)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(30)
+    client.disconnect()
+    client.loop_stop()
+
+
 def node_toml(
     path: Path,
     *,

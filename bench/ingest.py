@@ -1,0 +1,319 @@
+"""Ingest benchmark: the gateway against a minimal MQTT -> InfluxDB pipe, side by side, in one run.
+
+    .venv/bin/python bench/ingest.py [--n 100000] [--nodes 20] [--rounds 1]
+
+Starts a private Mosquitto (queue limits raised, as everywhere in this project) and a private influxd,
+then for each consumer in turn: starts it as its own process, publishes N readings from `--nodes`
+MQTT clients at QoS 1 (20 node ids, seq 1..N/nodes each), and measures from the first publish until
+InfluxDB answers a count of N. Consumers:
+
+  pipe     a bare paho subscriber (QoS 1, automatic acks) that json.loads each payload, formats line
+           protocol with an f-string and POSTs batches of 1000 (or every 0.5 s) to /write: the
+           practical limit on this machine.
+  gateway  `minewatch-gateway run`: strict validation, dead-letter store, spool, seq dedup, manual
+           acks after durable write, gateway status (and whatever on_stored hooks run by default).
+
+Prints readings/s, the gateway/pipe ratio, each consumer's CPU time per reading (from /proc, so only
+the consumer's own process) and its peak RSS (VmHWM), and whether every reading arrived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402  (after the path fix, so a checkout runs as is)
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from gateway import devservices  # noqa: E402
+
+PREFIX = "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------- the minimal pipe (its own process)
+def pipe_main(port: int, influx: str, db: str, ready: Path) -> int:
+    import urllib3
+
+    http = urllib3.PoolManager()
+    url = f"{influx}/write?db={db}&precision=ms"
+    lines: list[str] = []
+    lock = threading.Lock()
+    oldest = [0.0]
+
+    def flush() -> None:
+        with lock:
+            batch, lines[:] = lines[:], []
+        if batch:
+            resp = http.request("POST", url, body="\n".join(batch).encode())
+            assert resp.status == 204, resp.data
+
+    def on_message(client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        doc = json.loads(msg.payload)
+        fields = []
+        for name, mv in doc["metrics"].items():
+            fields.append(f"{name}={float(mv['value'])}")
+            fields.append(f"{name}_n={mv['n']}i")
+        fields.append(f"seq={doc['seq']}i")
+        ts = int(datetime.fromisoformat(doc["ts"].replace("Z", "+00:00")).timestamp() * 1000)
+        line = f"reading,node={doc['node']},site={doc['site']} {','.join(fields)} {ts}"
+        with lock:
+            if not lines:
+                oldest[0] = time.monotonic()
+            lines.append(line)
+            full = len(lines) >= 1000
+        if full:
+            flush()
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-pipe", protocol=mqtt.MQTTv5)
+    client.on_message = on_message
+    client.on_subscribe = lambda c, u, mid, rcs, p: ready.write_text("ok")
+    client.on_connect = lambda c, u, f, rc, p: c.subscribe(f"{PREFIX}/v1/+/+/reading", qos=1)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda s, f: stop.set())
+    while not stop.wait(0.1):
+        if lines and time.monotonic() - oldest[0] >= 0.5:
+            flush()
+    client.loop_stop()
+    return 0
+
+
+# ---------------------------------------------------------------------------- the benchmark driver
+def _query(influx: str, db: str, q: str) -> dict[str, object]:
+    data = urllib.parse.urlencode({"q": q, "db": db}).encode()
+    with urllib.request.urlopen(f"{influx}/query", data=data, timeout=30) as resp:
+        doc: dict[str, object] = json.load(resp)
+    return doc
+
+
+def _count(influx: str, db: str) -> int:
+    doc = _query(influx, db, 'SELECT count("seq") FROM "reading"')
+    try:
+        return int(doc["results"][0]["series"][0]["values"][0][1])  # type: ignore[index]
+    except (KeyError, IndexError):
+        return 0
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _payloads(n: int, nodes: int) -> list[tuple[str, bytes]]:
+    per_node = n // nodes
+    start = datetime.now(UTC) - timedelta(seconds=per_node + 60)
+    out = []
+    for seq in range(1, per_node + 1):
+        ts = (start + timedelta(seconds=seq)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        for k in range(nodes):
+            node = f"node-{k:02d}"
+            doc = {
+                "schema": 1,
+                "site": "bench",
+                "node": node,
+                "seq": seq,
+                "ts": ts,
+                "period_s": 60,
+                "metrics": {
+                    "pm2_5": {"value": 10.0 + (seq % 50) / 10, "raw": 12.0 + (seq % 7), "n": 60},
+                    "pm10": {"value": 20.5, "n": 60},
+                },
+                "flags": [],
+            }
+            out.append((f"{PREFIX}/v1/bench/{node}/reading", json.dumps(doc, separators=(",", ":")).encode()))
+    return out
+
+
+def _publish(port: int, messages: list[tuple[str, bytes]], nodes: int) -> None:
+    """One MQTT client per node, each in its own thread, QoS 1 with 100 in flight."""
+
+    def run(k: int) -> None:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-node-{k}")
+        client.max_inflight_messages_set(100)
+        client.max_queued_messages_set(1000)
+        client.connect("127.0.0.1", port)
+        client.loop_start()
+        last = None
+        for topic, payload in messages[k::nodes]:
+            while True:
+                info = client.publish(topic, payload, qos=1)
+                if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                    break
+                time.sleep(0.002)  # paho's queue is full: wait for acks
+            last = info
+        if last is not None:
+            last.wait_for_publish(120)
+        client.disconnect()
+        client.loop_stop()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(nodes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _run_one(
+    name: str,
+    argv: list[str],
+    ready: callable,
+    port: int,
+    influx: str,
+    db: str,  # type: ignore[valid-type]
+    messages: list[tuple[str, bytes]],
+    nodes: int,
+    work: Path,
+) -> dict[str, float]:
+    _query(influx, db, f'CREATE DATABASE "{db}"')
+    log = (work / f"{name}.log").open("ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + 60
+    while not ready():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise RuntimeError(f"{name} did not start; see {work / (name + '.log')}")
+        time.sleep(0.05)
+    time.sleep(0.5)
+    cpu0 = _cpu_s(proc.pid)
+    t0 = time.monotonic()
+    _publish(port, messages, nodes)
+    t_pub = time.monotonic() - t0
+    n = len(messages)
+    deadline = time.monotonic() + 600
+    count = 0
+    while time.monotonic() < deadline:
+        count = _count(influx, db)
+        if count >= n:
+            break
+        time.sleep(0.1)
+    elapsed = time.monotonic() - t0
+    cpu = _cpu_s(proc.pid) - cpu0
+    rss = _peak_rss_mb(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+    return {
+        "rate": n / elapsed,
+        "elapsed": elapsed,
+        "publish_s": t_pub,
+        "cpu_us": cpu / n * 1e6,
+        "rss_mb": rss,
+        "stored": count,
+        "lost": n - count,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--nodes", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=1, help="alternate pipe and gateway this many times")
+    parser.add_argument("--pipe", nargs=4, metavar=("PORT", "INFLUX", "DB", "READY"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.pipe:
+        port, influx_url, db, ready_file = args.pipe
+        return pipe_main(int(port), influx_url, db, Path(ready_file))
+    messages = _payloads(args.n, args.nodes)
+    with tempfile.TemporaryDirectory(prefix="minewatch-bench-") as tmp:
+        work = Path(tmp)
+        broker = devservices.mosquitto(work / "mosquitto")
+        influxd = devservices.influxd(work / "influxd")
+        broker.start()
+        influxd.start()
+        influx = f"http://127.0.0.1:{influxd.port}"
+        results: dict[str, list[dict[str, float]]] = {"pipe": [], "gateway": []}
+        try:
+            for r in range(args.rounds):
+                ready = work / f"pipe-ready-{r}"
+                results["pipe"].append(
+                    _run_one(
+                        "pipe",
+                        [
+                            sys.executable,
+                            __file__,
+                            "--pipe",
+                            str(broker.port),
+                            influx,
+                            f"pipe{r}",
+                            str(ready),
+                        ],
+                        ready.exists,
+                        broker.port,
+                        influx,
+                        f"pipe{r}",
+                        messages,
+                        args.nodes,
+                        work,
+                    )
+                )
+                cfg = work / f"gateway-{r}.toml"
+                data = work / f"gateway-data-{r}"
+                cfg.write_text(
+                    f'data_dir = "{data}"\ntopic_prefix = "{PREFIX}"\n'
+                    f'[mqtt]\nport = {broker.port}\nclient_id = "bench-gateway-{r}"\n'
+                    f'[influxdb]\nurl = "{influx}"\napi = "v1"\ndatabase = "gateway{r}"\n'
+                )
+                results["gateway"].append(
+                    _run_one(
+                        "gateway",
+                        [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)],
+                        (data / "status.json").exists,
+                        broker.port,
+                        influx,
+                        f"gateway{r}",
+                        messages,
+                        args.nodes,
+                        work,
+                    )
+                )
+        finally:
+            broker.stop()
+            influxd.stop()
+    print(
+        f"N = {args.n} readings from {args.nodes} nodes at QoS 1, first publish until all queryable; "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'consumer':<9} {'readings/s':>11} {'elapsed s':>10} {'publish s':>10} {'CPU µs/reading':>15} "
+        f"{'peak RSS MB':>12} {'lost':>6}"
+    )
+    for name, rows in results.items():
+        for row in rows:
+            print(
+                f"{name:<9} {row['rate']:>11.0f} {row['elapsed']:>10.1f} {row['publish_s']:>10.1f} "
+                f"{row['cpu_us']:>15.1f} {row['rss_mb']:>12.1f} {row['lost']:>6.0f}"
+            )
+    for r in range(args.rounds):
+        p, g = results["pipe"][r], results["gateway"][r]
+        print(
+            f"round {r + 1}: gateway/pipe rate {g['rate'] / p['rate']:.2f}, "
+            f"CPU per reading {g['cpu_us'] / p['cpu_us']:.2f}x the pipe's"
+        )
+    return 0 if all(row["lost"] == 0 for rows in results.values() for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
