@@ -47,6 +47,8 @@ def test_chaos_every_reading_exactly_once(tmp_path: Path, prefix: str) -> None:
     )
     gw_log = tmp_path / "gateway.log"
     gateway = _start_gateway(gw_cfg, gw_log)
+    # the gateway's session and subscription must exist before the first reading, as in production
+    wait_for(lambda: "connected to broker" in gw_log.read_text(), 60, "the gateway connected")
     node_procs: list[tuple[subprocess.Popen[bytes], Path]] = []
     try:
         for p in range(NODE_PROCESSES):

@@ -167,7 +167,11 @@ def hostile_message(draw: st.DrawFn, site: str = "s1", node: str = "n1", seq: in
         payload = json.dumps(draw(json_value)).encode()
     elif choice == 2:  # a topic level outside the contract; MQTT itself forbids / + # and control characters
         topic_node = draw(
-            st.text(st.characters(exclude_characters="/+#\x00", exclude_categories=["Cs"]), min_size=1)
+            st.text(
+                st.characters(exclude_characters="/+#", exclude_categories=["Cc", "Cs", "Cn", "Co"]),
+                min_size=1,
+                max_size=40,
+            )
         )
         payload = json.dumps(draw(valid_reading(site, topic_node, seq))).encode()
     elif choice == 3:  # payload names another node than the topic
