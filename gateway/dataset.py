@@ -8,6 +8,7 @@ even when readings in between are missing.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Iterator
 from datetime import datetime
@@ -52,7 +53,7 @@ def interval_s(reader: Reader, site: str, node: str, start: datetime, end: datet
         f'SELECT "seq" FROM "reading" WHERE {q.where(site, [node], start, end)} ORDER BY time LIMIT 2000'
     )
     steps = []
-    for before, after in zip(rows, rows[1:], strict=False):
+    for before, after in itertools.pairwise(rows):
         dseq = int(after["seq"]) - int(before["seq"])
         if dseq > 0:
             steps.append((int(after["time"]) - int(before["time"])) / 1000 / dseq)

@@ -53,10 +53,16 @@ def reading_columns(metrics: list[Metric]) -> list[Column]:
     for m in metrics:
         unit = METRIC_UNITS[m]
         cols += [
-            Column(m.value, "float", unit, f"{m.value}, calibrated; empty when the sensor gave nothing valid"),
-            Column(f"{m.value}_raw", "float", "raw", f"{m.value} before calibration, in the sensor's raw unit"),
+            Column(
+                m.value, "float", unit, f"{m.value}, calibrated; empty when the sensor gave nothing valid"
+            ),
+            Column(
+                f"{m.value}_raw", "float", "raw", f"{m.value} before calibration, in the sensor's raw unit"
+            ),
             Column(f"{m.value}_n", "integer", "", f"samples averaged into {m.value}"),
-            Column(f"{m.value}_cal", "string", "", f"id of the calibration applied to {m.value}; empty: none"),
+            Column(
+                f"{m.value}_cal", "string", "", f"id of the calibration applied to {m.value}; empty: none"
+            ),
         ]
     cols += [
         Column("signed", "boolean", "", "the gateway verified the node's Ed25519 signature at ingest"),
@@ -68,7 +74,12 @@ def reading_columns(metrics: list[Metric]) -> list[Column]:
 
 def average_columns(metrics: list[Metric], period: str) -> list[Column]:
     cols = [
-        Column("start", "time", "UTC", f"start of the {period} period; it holds readings with start < time <= end"),
+        Column(
+            "start",
+            "time",
+            "UTC",
+            f"start of the {period} period; it holds readings with start < time <= end",
+        ),
         Column("end", "time", "UTC", f"end of the {period} period"),
         Column("site", "string", "", "site id"),
         Column("node", "string", "", "node id"),
@@ -217,6 +228,8 @@ def sidecar(req: ExportRequest, fmt: Format, rows: int, generated: datetime) -> 
         "rows": rows,
         "generated": q.format_time(generated),
         "influxql": query(req),
-        "columns": [{"name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning} for c in columns(req)],
+        "columns": [
+            {"name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning} for c in columns(req)
+        ],
         "empty_cell": "absent in the database (CSV); null in JSON Lines",
     }

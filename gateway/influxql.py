@@ -68,7 +68,8 @@ def check_ids(site: str, nodes: list[str]) -> None:
     for kind, value in [("site", site)] + [("node", n) for n in nodes]:
         if not is_identifier(value):
             raise QueryArgumentError(
-                f"--{kind} {value!r} is not a valid id (lowercase letters, digits, - and _; see docs/protocol.md)"
+                f"--{kind} {value!r} is not a valid id "
+                "(lowercase letters, digits, - and _; see docs/protocol.md)"
             )
 
 

@@ -68,13 +68,20 @@ def dust_site(influx: Influx, days: int = 3, gap: tuple[int, int] = (2 * 1440 + 
         pm = dust(minute)
         flags = "warming_up" if minute < 4 else ("high_humidity" if minute % 500 == 0 else "")
         metrics: dict[str, tuple[float | None, float | None, int, str | None]] = {
-            "pm2_5": (pm, round(pm * 1.1, 3), 60, "pms5003-a12@2026-10-01" if minute < 1440 else "pms5003-a12@2026-11-02"),
+            "pm2_5": (
+                pm,
+                round(pm * 1.1, 3),
+                60,
+                "pms5003-a12@2026-10-01" if minute < 1440 else "pms5003-a12@2026-11-02",
+            ),
             "pm10": (round(pm * 1.6, 3), round(pm * 1.7, 3), 60, None),
         }
         if minute == 777:  # a sensor fault: no value, raw kept
             metrics["pm2_5"] = (None, 0.0, 0, None)
             flags = "sensor_fault"
-        lines.append(reading_line("haul-road", ts, seq, metrics, flags, sig=("c2ln", "k1") if minute % 2 else None))
+        lines.append(
+            reading_line("haul-road", ts, seq, metrics, flags, sig=("c2ln", "k1") if minute % 2 else None)
+        )
     for i in range(1, 289):
         ts = DAY0 + timedelta(minutes=5 * i)
         lines.append(reading_line("river-down", ts, i, {"turbidity": (4.0 + (i % 7) * 0.25, 1.2, 300, None)}))
@@ -96,11 +103,18 @@ def statuses(influx: Influx) -> None:
 
 
 def alert_line(
-    node: str, rule: str, metric: str, state: str, ts: datetime, value: float, limit: float, late: bool = False
+    node: str,
+    rule: str,
+    metric: str,
+    state: str,
+    ts: datetime,
+    value: float,
+    limit: float,
+    late: bool = False,
 ) -> str:
     msg = esc(f"{metric} {value} at {node} over {limit}")
     return (
-        f"alert,metric={metric},node={node},rule={rule},site={SITE} state=\"{state}\",value={value!r},"
+        f'alert,metric={metric},node={node},rule={rule},site={SITE} state="{state}",value={value!r},'
         f'limit={limit!r},average="1h",severity="warning",late={str(late).lower()},message="{msg}" {ms(ts)}'
     )
 
@@ -113,8 +127,12 @@ def alerts(influx: Influx) -> None:
             alert_line("haul-road", "pm25-1h", "pm2_5", "raised", d2 + timedelta(hours=7), 160.5, 50.0),
             alert_line("haul-road", "pm25-1h", "pm2_5", "reminder", d2 + timedelta(hours=8), 178.25, 50.0),
             alert_line("haul-road", "pm25-1h", "pm2_5", "cleared", d2 + timedelta(hours=11), 30.0, 50.0),
-            alert_line("haul-road", "pm25-1h", "pm2_5", "raised", DAY0 + timedelta(hours=3), 55.0, 50.0, True),
-            alert_line("haul-road", "pm25-1h", "pm2_5", "cleared", DAY0 + timedelta(hours=4), 40.0, 50.0, True),
+            alert_line(
+                "haul-road", "pm25-1h", "pm2_5", "raised", DAY0 + timedelta(hours=3), 55.0, 50.0, True
+            ),
+            alert_line(
+                "haul-road", "pm25-1h", "pm2_5", "cleared", DAY0 + timedelta(hours=4), 40.0, 50.0, True
+            ),
         ]
     )
 

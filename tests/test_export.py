@@ -22,10 +22,8 @@ def site(influx: Influx, tmp_path: Path) -> Path:
 
 
 def _export(config: Path, out: Path, *extra: str) -> int:
-    return main(
-        ["export", "--config", str(config), "--site", regdata.SITE, "--start", "2026-11-01", "--end", "2026-11-04",
-         "--out", str(out), *extra]
-    )  # fmt: skip
+    args = ["--site", regdata.SITE, "--start", "2026-11-01", "--end", "2026-11-04", "--out", str(out)]
+    return main(["export", "--config", str(config), *args, *extra])
 
 
 def test_csv_round_trip_is_exact(site: Path, influx: Influx, tmp_path: Path) -> None:
@@ -83,7 +81,8 @@ def test_average_means_and_completeness(site: Path, influx: Influx, tmp_path: Pa
         rows = list(csv.DictReader(fh))
     db = influx.rows(
         f"SELECT mean(pm2_5), count(pm2_5) FROM reading WHERE node = 'haul-road' AND "
-        f"time > '2026-11-01T00:00:00Z' AND time <= '2026-11-04T00:00:00Z' GROUP BY time({period}, 1ms) fill(none)"
+        f"time > '2026-11-01T00:00:00Z' AND time <= '2026-11-04T00:00:00Z' "
+        f"GROUP BY time({period}, 1ms) fill(none)"
     )
     db = [p for p in db if p["time"] > regdata.ms(regdata.DAY0)]
     assert len(rows) == len(db) == (3 if period == "24h" else 3 * 24 - 5)  # 02:00-08:00 off: 5 empty hours
@@ -92,7 +91,11 @@ def test_average_means_and_completeness(site: Path, influx: Influx, tmp_path: Pa
         assert int(row["pm2_5_count"]) == point["count"]
         assert row["interval_s"] == "60"
     if period == "24h":
-        assert [r["start"] for r in rows] == ["2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z"]
+        assert [r["start"] for r in rows] == [
+            "2026-11-01T00:00:00Z",
+            "2026-11-02T00:00:00Z",
+            "2026-11-03T00:00:00Z",
+        ]
         # day 1 lost one sensor-fault reading, day 3 the six hours the node was off
         assert [float(r["pm2_5_completeness"]) for r in rows] == [round(1439 / 1440, 4), 1.0, 0.75]
     else:

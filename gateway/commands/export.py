@@ -28,7 +28,9 @@ def add(sub: Any) -> None:
     parser.add_argument("--config", required=True, help="path to gateway.toml (for [influxdb])")
     parser.add_argument("--site", required=True)
     parser.add_argument("--node", action="append", default=[], help="only this node (repeatable)")
-    parser.add_argument("--start", required=True, help="UTC date or time, e.g. 2026-11-01 or 2026-11-01T06:00Z")
+    parser.add_argument(
+        "--start", required=True, help="UTC date or time, e.g. 2026-11-01 or 2026-11-01T06:00Z"
+    )
     parser.add_argument("--end", required=True, help="UTC date or time (inclusive of a reading ending then)")
     parser.add_argument("--metrics", help="comma-separated, e.g. pm2_5,turbidity (default: all stored)")
     parser.add_argument("--format", choices=["csv", "jsonl"], default="csv")
