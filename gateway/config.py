@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from gateway.configfile import load_model, read_secret
 from gateway.schema import ID_PATTERN
+from gateway.standards import STANDARDS
 
 
 class _Section(BaseModel):
@@ -59,6 +60,21 @@ class BatchConfig(_Section):
     max_delay_s: float = Field(default=0.5, gt=0, le=60, description="Oldest unwritten reading's age.")
 
 
+class ReportConfig(_Section):
+    standards: list[str] = Field(
+        default_factory=lambda: list(STANDARDS),
+        description="Standards whose 24-hour limits the regulators' report compares daily means with.",
+    )
+
+    @field_validator("standards")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in STANDARDS]
+        if unknown:
+            raise ValueError(f"unknown standard {unknown[0]!r}; known: {', '.join(STANDARDS)}")
+        return value
+
+
 class GatewayConfig(_Section):
     data_dir: Path = Path("/var/lib/minewatch/gateway")
     topic_prefix: str = Field(default="minewatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
@@ -66,6 +82,7 @@ class GatewayConfig(_Section):
     mqtt: MqttConfig = MqttConfig()
     influxdb: InfluxConfig = InfluxConfig()
     batch: BatchConfig = BatchConfig()
+    report: ReportConfig = ReportConfig()
 
 
 def load(path: Path | str) -> GatewayConfig:
