@@ -4,8 +4,20 @@ completeness, and bad arguments refused with exit 2."""
 from __future__ import annotations
 
 import csv
+import fcntl
+import http.server
 import json
+import os
+import pty
+import select
+import subprocess
+import struct
+import sys
+import termios
+import threading
+import urllib.parse
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -126,3 +138,111 @@ def test_bad_choice_exits_2(site: Path, capsys: pytest.CaptureFixture[str]) -> N
               "--average", "8h"])  # fmt: skip
     assert exc.value.code == 2
     assert "--average" in capsys.readouterr().err
+
+
+def test_stream_reads_across_chunks_like_query(site: Path, influx: Influx) -> None:
+    from gateway.config import InfluxConfig
+    from gateway.stores.influx_v1 import InfluxV1
+
+    store = InfluxV1(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
+    text = 'SELECT "seq", "turbidity" FROM "reading" WHERE "node" = \'river-down\''
+    streamed = list(store.stream(text, chunk_size=7))
+    assert len(streamed) == 288
+    assert streamed == store.query(text)
+    store.close()
+
+
+class _V2Query(http.server.BaseHTTPRequestHandler):
+    """InfluxDB 2.x's v1-compatible /query, as far as export uses it: records what it was asked."""
+
+    seen: ClassVar[list[tuple[str, dict[str, list[str]]]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        form = urllib.parse.parse_qs(body)
+        type(self).seen.append((self.headers.get("Authorization", ""), form))
+        if form["q"][0].startswith("SHOW FIELD KEYS"):
+            doc = {
+                "results": [
+                    {
+                        "statement_id": 0,
+                        "series": [
+                            {
+                                "name": "reading",
+                                "columns": ["fieldKey", "fieldType"],
+                                "values": [["pm2_5", "float"]],
+                            }
+                        ],
+                    }
+                ]
+            }
+        else:
+            doc = {"results": [{"statement_id": 0, "series": [{"name": "reading",
+                "columns": ["time", "site", "node", "seq", "flags", "pm2_5", "pm2_5_n"],
+                "values": [[1793491260000, "tsagaan", "a", 1, "", 12, 60]]}]}]}  # fmt: skip
+        payload = (json.dumps(doc) + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_influxdb2_is_read_through_its_v1_compatible_query(tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _V2Query)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    token.chmod(0o600)
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'[influxdb]\nurl = "http://127.0.0.1:{server.server_address[1]}"\napi = "v2"\n'
+        f'bucket = "mine-data"\ntoken_file = "{token}"\n'
+    )
+    out = tmp_path / "v2.csv"
+    try:
+        assert _export(config, out) == 0
+    finally:
+        server.shutdown()
+    assert {auth for auth, _ in _V2Query.seen} == {"Token s3cret"}
+    assert {form["db"][0] for _, form in _V2Query.seen} == {"mine-data"}
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [(r["time"], r["pm2_5"], r["pm2_5_n"]) for r in rows] == [("2026-11-01T00:01:00Z", "12.0", "60")]
+
+
+def test_progress_bar_only_on_a_terminal(site: Path, tmp_path: Path) -> None:
+    args = ["-m", "gateway.cli", "export", "--config", str(site), "--site", regdata.SITE,
+            "--start", "2026-11-01", "--end", "2026-11-04", "--node", "haul-road"]  # fmt: skip
+    master, slave = pty.openpty()
+    # a real terminal has a size; tqdm fits its bar into it (0 columns: no bar at all)
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    with open(os.devnull, "w") as devnull:
+        proc = subprocess.run(
+            [sys.executable, *args, "--out", str(tmp_path / "a.csv")],
+            stderr=slave,
+            stdout=devnull,
+            timeout=120,
+        )
+    os.close(slave)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 1)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"export: 100%" in seen  # tqdm on the terminal
+    piped = subprocess.run([sys.executable, *args], capture_output=True, timeout=120)
+    assert piped.returncode == 0
+    assert b"%" not in piped.stderr  # no bar when stderr is not a terminal
+    assert piped.stdout.count(b"\n") == 3 * 1440 - 360 + 1
