@@ -10,8 +10,8 @@ import json
 import os
 import pty
 import select
-import subprocess
 import struct
+import subprocess
 import sys
 import termios
 import threading
