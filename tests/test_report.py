@@ -95,7 +95,7 @@ def _day_bounds(i: int) -> str:
 
 def test_daily_means_and_days_over_equal_independent_queries(full_report: str, site_db: Influx) -> None:
     t = tables(full_report)
-    for metric, who, mns in (("pm2_5", 15.0, 50.0), ("pm10", 45.0, 100.0)):
+    for metric, label, who, mns in (("pm2_5", "PM2.5", 15.0, 50.0), ("pm10", "PM10", 45.0, 100.0)):
         rows = t[f"daily-haul-road-{metric}"]
         assert len(rows) == 3
         over_who = 0
@@ -110,10 +110,10 @@ def test_daily_means_and_days_over_equal_independent_queries(full_report: str, s
             assert row[4] == f"{db['x']:.2f}"
             over_who += db["m"] > who and db["c"] >= 0.75 * 1440
             assert ("MNS 4585:2016" in row[5]) == (db["m"] > mns)
-        summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", f"{metric} (µg/m³)"])
+        summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", f"{label} (µg/m³)"])
         assert summary[4] == str(over_who)  # days over WHO 2021
     peak = site_db.rows("SELECT max(pm2_5) FROM reading WHERE node = 'haul-road'")[0]["max"]
-    summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", "pm2_5 (µg/m³)"])
+    summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", "PM2.5 (µg/m³)"])
     assert summary[-1].startswith(f"{peak:.2f} at 2026-11-02 06:")
 
 
@@ -145,14 +145,15 @@ def test_exceedances_and_provenance(full_report: str, site_db: Influx) -> None:
         ("2026-11-02 07:00 UTC", "2026-11-02 11:00 UTC", "178.25", "live"),
     ]
     cals = {(r[0], r[1], r[2]): r[5] for r in t["calibrations"]}
-    for (node, metric, cal), shown in cals.items():
+    for (node, label, cal), shown in cals.items():
+        metric = {"PM2.5": "pm2_5", "PM10": "pm10"}[label]
         count = site_db.rows(
             f"SELECT count({metric}_cal) FROM reading WHERE node = '{node}' AND {metric}_cal = '{cal}'"
         )
         assert shown == str(count[0]["count"])
     assert set(cals) == {
-        ("haul-road", "pm2_5", "pms5003-a12@2026-10-01"),
-        ("haul-road", "pm2_5", "pms5003-a12@2026-11-02"),
+        ("haul-road", "PM2.5", "pms5003-a12@2026-10-01"),
+        ("haul-road", "PM2.5", "pms5003-a12@2026-11-02"),
     }
     assert [r[:2] for r in t["firmware"]] == [["haul-road", "0.1.0"], ["haul-road", "0.2.0"]]
     signed = {r[0]: (r[1], r[2]) for r in t["signatures"]}

@@ -15,6 +15,17 @@ from gateway.report.data import DAY, MetricSection
 from hardware.base import METRIC_UNITS
 
 _LIMIT_STYLES = ("--", "-.", ":")
+LABELS = {
+    "pm1_0": "PM1.0",
+    "pm2_5": "PM2.5",
+    "pm10": "PM10",
+    "turbidity": "Turbidity",
+    "rh": "Relative humidity",
+    "air_temp": "Air temperature",
+    "water_temp": "Water temperature",
+    "pressure": "Air pressure",
+}
+"""How people write each metric, in the report's text and plots."""
 
 
 def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
@@ -67,8 +78,9 @@ def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
         )
     ax.set_xlim(x(start), x(max(end, start + timedelta(hours=1))))
     ax.set_ylim(bottom=0)
-    ax.set_ylabel(f"{section.metric.value} ({METRIC_UNITS[section.metric]})")
-    ax.set_title(f"{section.node}: {section.metric.value}", loc="left", fontsize=10)
+    name = LABELS.get(section.metric.value, section.metric.value)
+    ax.set_ylabel(f"{name} ({METRIC_UNITS[section.metric]})")
+    ax.set_title(f"{name} at {section.node}", loc="left", fontsize=10)
     locator = AutoDateLocator()
     ax.xaxis.set_major_locator(locator)
     ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from gateway.report.data import COMPLETE, ReportData
-from gateway.report.plots import metric_png
+from gateway.report.plots import LABELS, metric_png
 from hardware.base import METRIC_UNITS, Metric
 from node import __version__
 
@@ -20,6 +20,11 @@ FLAG_MEANINGS = {
     "high_humidity": "humidity was high enough to bias optical dust sensors upward",
     "clock_unsynced": "the node's clock was not synchronised; the reading's time may be wrong",
 }
+
+
+def _label(metric: Metric | str) -> str:
+    """How people write the metric; an unknown name (from an alert rule) is shown as stored."""
+    return LABELS.get(str(metric), str(metric))
 
 
 def _time(ts: datetime | None) -> str:
@@ -46,7 +51,7 @@ def html(data: ReportData) -> str:
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
-    env.filters.update(time=_time, day=_day, num=_num, pct=_pct, unit=_unit)
+    env.filters.update(label=_label, time=_time, day=_day, num=_num, pct=_pct, unit=_unit)
     template = env.from_string(resources.files("gateway.report").joinpath("template.html").read_text("utf-8"))
     plots = {
         (s.node, s.metric.value): base64.b64encode(metric_png(s, data.start, data.end)).decode("ascii")
