@@ -159,8 +159,6 @@ def average_rows(reader: dataset.Reader, req: ExportRequest) -> Iterator[dict[st
     for row in reader.stream(average_query(req)):
         node = str(row["node"])
         start = q.bucket_start(int(row["time"]))
-        if not req.start <= start < req.end:
-            continue  # the empty bucket InfluxDB adds before `time > start` (see gateway.influxql)
         if node not in intervals:
             intervals[node] = req.interval_s or dataset.interval_s(reader, req.site, node, req.start, req.end)
         out: dict[str, Any] = {

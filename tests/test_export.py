@@ -246,3 +246,26 @@ def test_progress_bar_only_on_a_terminal(site: Path, tmp_path: Path) -> None:
     assert piped.returncode == 0
     assert b"%" not in piped.stderr  # no bar when stderr is not a terminal
     assert piped.stdout.count(b"\n") == 3 * 1440 - 360 + 1
+
+
+def test_average_periods_cut_by_the_range_show_their_partial_completeness(site: Path, tmp_path: Path) -> None:
+    out = tmp_path / "means.jsonl"
+    args = ["--site", regdata.SITE, "--start", "2026-11-01T18:00:00Z", "--end", "2026-11-02T06:00Z"]
+    more = [
+        "--node",
+        "haul-road",
+        "--metrics",
+        "pm10",
+        "--average",
+        "24h",
+        "--format",
+        "jsonl",
+        "--out",
+        str(out),
+    ]
+    assert main(["export", "--config", str(site), *args, *more]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["start"], r["pm10_count"], r["pm10_completeness"]) for r in rows] == [
+        ("2026-11-01T00:00:00Z", 360, 0.25),  # 18:00 < time <= 24:00 of a 24-hour period
+        ("2026-11-02T00:00:00Z", 360, 0.25),
+    ]

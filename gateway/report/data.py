@@ -298,7 +298,7 @@ class _Collector:
                         day,
                         None if row["mean"] is None else float(row["mean"]),
                         int(row["count"] or 0),
-                        self.expected(intervals[node], day),
+                        round(86400 / intervals[node]),  # a 24-hour mean needs a whole day's share
                         None if row["max"] is None else float(row["max"]),
                     )
                 )
