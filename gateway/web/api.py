@@ -3,6 +3,7 @@ description, built from the same pydantic models that shape the answers."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -186,6 +187,8 @@ def series(request: Request) -> JSONResponse:
     if q.metric is not None:
         metrics = [m for m in metrics if m == q.metric.value]
     s = ctx.reader.series(ref.site, ref.node, metrics, start, end, every)
+    # metrics the database knows but this node has no data for in the range are left out
+    s = replace(s, values={m: v for m, v in s.values.items() if any(x is not None for x in v)})
     limits = {
         m: [
             LimitOut(standard=x.standard, title=x.title, value=x.value, average=x.average)

@@ -17,6 +17,7 @@ from hardware.base import Metric
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
 ALERT_FIELDS = ("state", "value", "limit", "average", "severity", "late", "message")
 EPOCH_START = datetime(2000, 1, 1, tzinfo=UTC)
+_TICK = timedelta(milliseconds=1)  # "at or before now" with a half-open range
 
 
 class Querier(Protocol):
@@ -74,7 +75,7 @@ class Reader:
     def latest(self, now: datetime, *, site: str | None = None, node: str | None = None) -> list[Latest]:
         """The last reading of every node (at or before `now`), sorted by site and node."""
         q = (
-            f"SELECT * FROM {ident('reading')} {where(site=site, node=node, start=EPOCH_START, end=now)}"
+            f"SELECT * FROM {ident('reading')} {where(site=site, node=node, start=EPOCH_START, end=now + _TICK)}"
             f" GROUP BY {ident('site')}, {ident('node')} ORDER BY time DESC LIMIT 1"
         )
         out = []
@@ -159,7 +160,7 @@ class Reader:
     ) -> list[AlertEvent]:
         """The last event of each alert series whose state is not `cleared`, newest first."""
         q = (
-            f"SELECT * FROM {ident('alert')} {where(site=site, node=node, start=EPOCH_START, end=now)}"
+            f"SELECT * FROM {ident('alert')} {where(site=site, node=node, start=EPOCH_START, end=now + _TICK)}"
             " GROUP BY * ORDER BY time DESC LIMIT 1"
         )
         last = [_alert(r) for r in self._db.query(q)]
