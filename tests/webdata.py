@@ -36,7 +36,9 @@ def pm25_at(ts: datetime) -> float:
     return 80.0 if ts > NOW - timedelta(hours=3) else 20.0
 
 
-def reading(node: str, seq: int, ts: datetime, metrics: dict[str, Any], flags: list[str] | None = None) -> str:
+def reading(
+    node: str, seq: int, ts: datetime, metrics: dict[str, Any], flags: list[str] | None = None
+) -> str:
     doc = {
         "schema": 1,
         "site": SITE,
@@ -84,8 +86,17 @@ def site_lines() -> list[str]:
     return lines
 
 
-def _alert(ts: datetime, node: str, rule: str, metric: str, state: str, value: float, limit: float,
-           message: str, severity: str = "warning") -> str:
+def _alert(
+    ts: datetime,
+    node: str,
+    rule: str,
+    metric: str,
+    state: str,
+    value: float,
+    limit: float,
+    message: str,
+    severity: str = "warning",
+) -> str:
     esc = message.replace("\\", "\\\\").replace('"', '\\"')
     return (
         f"alert,metric={metric},node={node},rule={rule},site={SITE} "
@@ -94,19 +105,43 @@ def _alert(ts: datetime, node: str, rule: str, metric: str, state: str, value: f
     )
 
 
-ACTIVE_MESSAGE = "PM2.5 1-hour mean 80.0 µg/m³ at haul-road (tsagaan) exceeds the limit of 50 µg/m³ since 09:00"
+ACTIVE_MESSAGE = (
+    "PM2.5 1-hour mean 80.0 µg/m³ at haul-road (tsagaan) exceeds the limit of 50 µg/m³ since 09:00"
+)
 
 
 def alert_lines() -> list[str]:
     """Issue 6's `alert` schema: one active dust alert (raised, then a reminder) and one cleared
     turbidity alert."""
     return [
-        _alert(NOW - timedelta(hours=2), "haul-road", "pm25-1h", "pm2_5", "raised", 80.0, 50.0, ACTIVE_MESSAGE),
-        _alert(NOW - timedelta(hours=1), "haul-road", "pm25-1h", "pm2_5", "reminder", 80.0, 50.0, ACTIVE_MESSAGE),
-        _alert(NOW - timedelta(days=1, hours=3), "river-down", "river-over-background", "turbidity", "raised",
-               18.0, 5.0, "Turbidity 18.0 NTU over background at river-down", "critical"),
-        _alert(NOW - timedelta(days=1), "river-down", "river-over-background", "turbidity", "cleared",
-               4.0, 5.0, "Turbidity back within 5 NTU of background at river-down", "critical"),
+        _alert(
+            NOW - timedelta(hours=2), "haul-road", "pm25-1h", "pm2_5", "raised", 80.0, 50.0, ACTIVE_MESSAGE
+        ),
+        _alert(
+            NOW - timedelta(hours=1), "haul-road", "pm25-1h", "pm2_5", "reminder", 80.0, 50.0, ACTIVE_MESSAGE
+        ),
+        _alert(
+            NOW - timedelta(days=1, hours=3),
+            "river-down",
+            "river-over-background",
+            "turbidity",
+            "raised",
+            18.0,
+            5.0,
+            "Turbidity 18.0 NTU over background at river-down",
+            "critical",
+        ),
+        _alert(
+            NOW - timedelta(days=1),
+            "river-down",
+            "river-over-background",
+            "turbidity",
+            "cleared",
+            4.0,
+            5.0,
+            "Turbidity back within 5 NTU of background at river-down",
+            "critical",
+        ),
     ]
 
 

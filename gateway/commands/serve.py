@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
+from types import FrameType
 from typing import Any
 
 from pydantic import ValidationError
@@ -43,5 +46,12 @@ def run(args: argparse.Namespace) -> int:
             web = WebConfig.model_validate({**web.model_dump(), **update})
         except ValidationError as exc:
             raise ConfigError(describe("command line", exc)) from None
-    serve(cfg.model_copy(update={"web": web}))
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    serve(cfg.model_copy(update={"web": web}), stop)
     return 0

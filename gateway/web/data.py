@@ -74,8 +74,9 @@ class Reader:
 
     def latest(self, now: datetime, *, site: str | None = None, node: str | None = None) -> list[Latest]:
         """The last reading of every node (at or before `now`), sorted by site and node."""
+        bounds = where(site=site, node=node, start=EPOCH_START, end=now + _TICK)
         q = (
-            f"SELECT * FROM {ident('reading')} {where(site=site, node=node, start=EPOCH_START, end=now + _TICK)}"
+            f"SELECT * FROM {ident('reading')} {bounds}"
             f" GROUP BY {ident('site')}, {ident('node')} ORDER BY time DESC LIMIT 1"
         )
         out = []
@@ -159,10 +160,8 @@ class Reader:
         self, now: datetime, *, site: str | None = None, node: str | None = None
     ) -> list[AlertEvent]:
         """The last event of each alert series whose state is not `cleared`, newest first."""
-        q = (
-            f"SELECT * FROM {ident('alert')} {where(site=site, node=node, start=EPOCH_START, end=now + _TICK)}"
-            " GROUP BY * ORDER BY time DESC LIMIT 1"
-        )
+        bounds = where(site=site, node=node, start=EPOCH_START, end=now + _TICK)
+        q = f"SELECT * FROM {ident('alert')} {bounds} GROUP BY * ORDER BY time DESC LIMIT 1"
         last = [_alert(r) for r in self._db.query(q)]
         return sorted((a for a in last if a.state != "cleared"), key=lambda a: a.time, reverse=True)
 

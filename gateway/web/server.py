@@ -3,10 +3,12 @@ and, under `serve`, a read-only MQTT subscription to the nodes' retained status 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import threading
+import time
 
 import uvicorn
 from starlette.applications import Starlette
@@ -39,11 +41,22 @@ class BackgroundServer:
 
     def __init__(self, app: Starlette, web: WebConfig) -> None:
         self._server = _uvicorn(app, web)
-        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="web", daemon=True)
         self._web = web
 
-    def start(self) -> None:
+    def _run(self) -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits so when it cannot bind; start() says it
+            self._server.run()
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start and wait until it listens; OSError when it cannot (address in use, no permission)."""
         self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise OSError(f"the dashboard cannot listen on {self._web.host}:{self._web.port}")
+            time.sleep(0.02)
         log.info("dashboard on http://%s:%d/", self._web.host, self._web.port)
 
     def stop(self) -> None:
@@ -93,14 +106,20 @@ class StatusFeed:
         self._sub.stop()
 
 
-def serve(cfg: GatewayConfig) -> None:
-    """`minewatch-gateway serve`: the dashboard alone, until SIGINT or SIGTERM (uvicorn handles them)."""
+def serve(cfg: GatewayConfig, stop: threading.Event) -> None:
+    """`minewatch-gateway serve`: the dashboard alone until `stop` is set (by SIGINT or SIGTERM).
+
+    uvicorn runs on a thread here too: in the foreground it re-raises the signal after its own
+    graceful shutdown, so the process would end "killed by SIGTERM" instead of exiting 0."""
     web = cfg.web or WebConfig()
     board = StatusBoard(cfg.topic_prefix)
+    app = app_for(cfg, board)  # a bad [web] (no such language) fails here, before anything connects
     feed = StatusFeed(cfg, board)
     feed.start()
+    server = BackgroundServer(app, web)
     try:
-        log.info("dashboard on http://%s:%d/", web.host, web.port)
-        _uvicorn(app_for(cfg, board), web).run()
+        server.start()
+        stop.wait()
     finally:
+        server.stop()
         feed.stop()

@@ -21,6 +21,7 @@
       width: width, height: 220, series: series,
       axes: [{}, {label: c.unit}],
       scales: {x: {time: true}},
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },  // the site speaks UTC
       legend: {show: true},
       hooks: {draw: [function (u) {
         if (!flagged.length) return;
