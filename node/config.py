@@ -85,6 +85,12 @@ class NodeConfig(_Section):
         object.__setattr__(self, "sensors", named)
         return self
 
+    @model_validator(mode="after")
+    def _position_whole(self) -> NodeConfig:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon: give both or neither")
+        return self
+
     @property
     def client_id(self) -> str:
         return self.mqtt.client_id or f"minewatch-node-{self.site}-{self.node}"

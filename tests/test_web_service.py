@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 
 from gateway.cli import main
+from gateway.configfile import ConfigError
 from gateway.devservices import Service, free_port
+from node.config import load as load_node
 from tests.helpers import Influx, gateway_toml, node_toml, spawn, wait_for
 
 
@@ -117,3 +119,20 @@ def test_serve_on_a_busy_port_exits_1(workdir: Path, caplog: pytest.LogCaptureFi
         cfg.write_text(f'data_dir = "{workdir}"\n[mqtt]\nport = {free_port()}\n[web]\nport = {port}\n')
         assert main(["serve", "--config", str(cfg)]) == 1
     assert f"cannot listen on 127.0.0.1:{port}" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("position", "message"),
+    [
+        ("lat = 43.1\n", "lat and lon: give both or neither"),
+        ("lat = 91.0\nlon = 106.8\n", "lat: Input should be less than or equal to 90"),
+        ("lat = 43.1\nlon = -181\n", "lon: Input should be greater than or equal to -180"),
+        ('lat = "north"\nlon = 106.8\n', "lat: Input should be a valid number"),
+    ],
+)
+def test_node_position_is_validated(workdir: Path, position: str, message: str) -> None:
+    path = workdir / "node.toml"
+    path.write_text(f'site = "tsagaan"\nnode = "haul-road"\n{position}[[sensors]]\ntype = "simulated-pm"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_node(path)
+    assert str(path) in str(caught.value) and message in str(caught.value)
