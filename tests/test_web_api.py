@@ -14,8 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import aqi, devservices
+from gateway.config import InfluxConfig, WebConfig
+from gateway.devservices import free_port
+from gateway.stores.influx_v1 import InfluxV1
+from gateway.web.app import create_app
 from gateway.web.influxql import ident, literal
 from gateway.web.opendata import COLUMNS
+from gateway.web.server import BackgroundServer
 from tests.webdata import ACTIVE_MESSAGE, NOW, Site, served_site
 
 
@@ -231,3 +236,18 @@ def test_quoting_escapes_what_would_end_a_string_or_identifier() -> None:
 def test_now_in_the_app_is_the_injected_clock(site: Site) -> None:
     """The footer says when the page was made: the test's stopped clock, not the machine's."""
     assert (NOW - timedelta(seconds=30)).strftime("%Y-%m-%d %H:%M") in site.get("/alerts")[1]
+
+
+def test_a_database_that_does_not_answer_is_a_503_not_a_500() -> None:
+    web = WebConfig(port=free_port())
+    dead = InfluxV1(InfluxConfig(url=f"http://127.0.0.1:{free_port()}", database="minewatch"))  # type: ignore[arg-type]
+    server = BackgroundServer(create_app(web, dead, clock=lambda: NOW), web)
+    server.start()
+    try:
+        page = Site(f"http://127.0.0.1:{web.port}", None)  # type: ignore[arg-type]
+        status, body, _ = page.get("/api/v1/latest")
+        assert (status, body) == (503, {"error": "the database does not answer; try again later"})
+        status, text, _ = page.get("/")
+        assert status == 503 and "does not answer" in text
+    finally:
+        server.stop()
