@@ -51,8 +51,10 @@ class StatusBoard:
         if kind is not TopicKind.STATUS:
             return
         with self._lock:
+            if doc is None:  # an empty retained message: the node was removed
+                self._status.pop((site, node), None)
+                return
             if not isinstance(doc, dict) or not isinstance(doc.get("state"), str):
-                self._status.pop((site, node), None)  # an empty retained message clears it
                 return
             old = self._status.get((site, node))
             lat, lon = _coordinate(doc, "lat", 90), _coordinate(doc, "lon", 180)
