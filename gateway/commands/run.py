@@ -6,11 +6,14 @@ import argparse
 import logging
 import signal
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.config import GatewayConfig, load
 from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
+
+if TYPE_CHECKING:
+    from gateway.web.server import BackgroundServer
 
 log = logging.getLogger("minewatch.gateway")
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_web(cfg: GatewayConfig, service: GatewayService) -> Any:
+def _start_web(cfg: GatewayConfig, service: GatewayService) -> BackgroundServer:
     """`[web]` present: serve the dashboard beside ingest, fed node statuses by the gateway loop."""
     from gateway.commands.serve import web_extra
 
