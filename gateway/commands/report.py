@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,16 @@ def add(sub: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_extra(modules: list[str]) -> None:
+    """Say before querying anything that the optional `report` extra is missing (the node never has it)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise q.QueryArgumentError(
+            f"the report needs the `report` extra ({', '.join(missing)} missing): "
+            "pip install 'minewatch[report]'"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     start, end = q.parse_time(args.start, "--start"), q.parse_time(args.end, "--end")
@@ -53,12 +64,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = parse_metrics(args.metrics)
     if args.interval_s is not None and args.interval_s < 1:
         raise q.QueryArgumentError("--interval-s must be at least 1")
-    try:
-        from gateway.report import data, render
-    except ImportError as exc:  # matplotlib or jinja2 missing
-        raise q.QueryArgumentError(
-            f"the report needs the `report` extra ({exc.name} is missing): pip install 'minewatch[report]'"
-        ) from None
+    _check_extra(["matplotlib", "jinja2"] + (["weasyprint"] if args.pdf else []))
+    from gateway.report import data, render
+
     reader = open_reader(cfg.influxdb)
     report = data.collect(
         reader,
