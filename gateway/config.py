@@ -59,6 +59,11 @@ class BatchConfig(_Section):
     max_delay_s: float = Field(default=0.5, gt=0, le=60, description="Oldest unwritten reading's age.")
 
 
+class TrustConfig(_Section):
+    require_signatures: Literal["auto", "always", "never"] = "auto"
+    keys_dir: Path | None = Field(default=None, description="Key registry; default <data_dir>/keys.")
+
+
 class GatewayConfig(_Section):
     data_dir: Path = Path("/var/lib/minewatch/gateway")
     topic_prefix: str = Field(default="minewatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
@@ -66,10 +71,18 @@ class GatewayConfig(_Section):
     mqtt: MqttConfig = MqttConfig()
     influxdb: InfluxConfig = InfluxConfig()
     batch: BatchConfig = BatchConfig()
+    trust: TrustConfig = TrustConfig()
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.trust.keys_dir or self.data_dir / "keys"
 
 
 def load(path: Path | str) -> GatewayConfig:
     cfg = load_model(path, GatewayConfig)
     if not cfg.data_dir.is_absolute():  # relative to the config file, not to wherever we were started
         cfg = cfg.model_copy(update={"data_dir": (Path(path).parent / cfg.data_dir).resolve()})
+    if cfg.trust.keys_dir is not None and not cfg.trust.keys_dir.is_absolute():
+        trust = cfg.trust.model_copy(update={"keys_dir": (Path(path).parent / cfg.trust.keys_dir).resolve()})
+        cfg = cfg.model_copy(update={"trust": trust})
     return cfg

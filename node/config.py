@@ -44,6 +44,10 @@ class NodeMqttConfig(_Section):
         return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
 
 
+class IdentityConfig(_Section):
+    key_file: Path | None = Field(default=None, description="Ed25519 private key (PEM); signs readings.")
+
+
 class BufferConfig(_Section):
     path: Path = Path("/var/lib/minewatch/node/outbox.sqlite")
 
@@ -55,6 +59,7 @@ class NodeConfig(_Section):
     topic_prefix: str = Field(default="minewatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
     mqtt: NodeMqttConfig = NodeMqttConfig()
     buffer: BufferConfig = BufferConfig()
+    identity: IdentityConfig = IdentityConfig()
     sensors: list[SensorConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -94,4 +99,7 @@ def load(path: Path | str) -> NodeConfig:
     if not cfg.buffer.path.is_absolute():  # relative to the config file
         buffer = cfg.buffer.model_copy(update={"path": (base / cfg.buffer.path).resolve()})
         cfg = cfg.model_copy(update={"buffer": buffer})
+    if cfg.identity.key_file is not None and not cfg.identity.key_file.is_absolute():
+        identity = cfg.identity.model_copy(update={"key_file": (base / cfg.identity.key_file).resolve()})
+        cfg = cfg.model_copy(update={"identity": identity})
     return cfg

@@ -11,6 +11,7 @@ from typing import Any
 from gateway.config import load
 from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
+from gateway.trust.verifier import Verifier
 
 log = logging.getLogger("minewatch.gateway")
 
@@ -41,5 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+    def reload_keys(signum: int, frame: FrameType | None) -> None:
+        if isinstance(service.verify, Verifier):
+            service.verify.registry.request_reload()
+
+    signal.signal(signal.SIGHUP, reload_keys)
     service.run()
     return 0
