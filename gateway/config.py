@@ -15,6 +15,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEFAULT_MQTT_USER = "minewatch-gateway"
+"""The gateway's MQTT account name when [mqtt] username is not set (broker-config uses it)."""
+
+
 class MqttConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)

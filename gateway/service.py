@@ -66,7 +66,9 @@ class GatewayService:
         return matched
 
     def _verifier(self) -> Verify:
-        self.verify = Verifier(KeyRegistry(self.cfg.keys_dir), RequireSignatures(self.cfg.trust.require_signatures))
+        self.verify = Verifier(
+            KeyRegistry(self.cfg.keys_dir), RequireSignatures(self.cfg.trust.require_signatures)
+        )
         return self.verify
 
     def run(self) -> None:

@@ -159,7 +159,9 @@ def test_policy_decides_who_must_sign(tmp_path: Path) -> None:
         _check(Verifier(registry), _reading(None, T0))
     with pytest.raises(PayloadError):
         _check(
-            Verifier(registry, RequireSignatures.ALWAYS), unsigned_other, "minewatch/v1/tsagaan/river-up/reading"
+            Verifier(registry, RequireSignatures.ALWAYS),
+            unsigned_other,
+            "minewatch/v1/tsagaan/river-up/reading",
         )
     _check(Verifier(registry, RequireSignatures.NEVER), _reading(None, T0))
     # a retired key still verifies what it signed before the rotation

@@ -8,7 +8,6 @@ so a revocation takes effect without a restart.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from datetime import datetime

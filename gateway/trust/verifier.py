@@ -39,7 +39,9 @@ class Verifier:
             return
         record = self.registry.get(reading.kid)
         if record is None or (record.site, record.node) != (reading.site, reading.node):
-            raise PayloadError("unknown_key", f"key {reading.kid} is not registered for {reading.site}/{reading.node}")
+            raise PayloadError(
+                "unknown_key", f"key {reading.kid} is not registered for {reading.site}/{reading.node}"
+            )
         if not record.accepts(reading.ts):
             when = record.since.isoformat() if record.since else "?"
             raise PayloadError("revoked_key", f"key {reading.kid} is {record.status.value} since {when}")
