@@ -7,7 +7,7 @@ brings its own keys and errors keep their place: `node.toml: sensors[1].port: Fi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -99,7 +99,17 @@ def load(path: Path | str) -> NodeConfig:
     if not cfg.buffer.path.is_absolute():  # relative to the config file
         buffer = cfg.buffer.model_copy(update={"path": (base / cfg.buffer.path).resolve()})
         cfg = cfg.model_copy(update={"buffer": buffer})
-    if cfg.identity.key_file is not None and not cfg.identity.key_file.is_absolute():
-        identity = cfg.identity.model_copy(update={"key_file": (base / cfg.identity.key_file).resolve()})
-        cfg = cfg.model_copy(update={"identity": identity})
-    return cfg
+    # the key and the MQTT secrets sit next to node.toml in what `minewatch-gateway provision` writes
+    identity = _relative_to(base, cfg.identity, "key_file")
+    mqtt = _relative_to(base, _relative_to(base, cfg.mqtt, "password_file"), "ca_file")
+    return cfg.model_copy(update={"identity": identity, "mqtt": mqtt})
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def _relative_to(base: Path, section: S, key: str) -> S:
+    value = getattr(section, key)
+    if value is None or value.is_absolute():
+        return section
+    return section.model_copy(update={key: (base / value).resolve()})

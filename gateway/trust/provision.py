@@ -122,10 +122,12 @@ def provision_node(
     toml = (
         f"# Written by `minewatch-gateway provision`. node.key and mqtt.password are secrets: keep them\n"
         f"# mode 600 and never share this directory. List your real sensors below (docs/configuration.md).\n"
-        f'site = "{target.site}"\nnode = "{target.node}"\ntopic_prefix = "{target.topic_prefix}"\n\n'
+        f'site = "{target.site}"\nnode = "{target.node}"\ntopic_prefix = "{target.topic_prefix}"\n'
+        f"interval_s = 60\n\n"
         f'[mqtt]\nhost = "{target.mqtt_host}"\nport = {target.mqtt_port}\nusername = "{username}"\n'
         f'password_file = "mqtt.password"\n{tls_files}\n'
         f'[identity]\nkey_file = "node.key"\n\n'
+        f'[buffer]\npath = "/var/lib/minewatch/node/outbox.sqlite"\n\n'
         f'[[sensors]]\ntype = "{target.sensor}"\n'
     )
     _write_if_changed(out / "node.toml", toml, outcome)
