@@ -13,11 +13,12 @@ PYTEST_ARGS ?=
 
 deps:
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || \
-	    ! command -v influxd >/dev/null || ! command -v mosquitto_pub >/dev/null; then \
-	  echo "installing Debian packages: mosquitto mosquitto-clients influxdb"; \
+	    ! command -v influxd >/dev/null || ! command -v mosquitto_pub >/dev/null || \
+	    ! command -v influx >/dev/null; then \
+	  echo "installing Debian packages: mosquitto mosquitto-clients influxdb influxdb-client"; \
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
-	    mosquitto mosquitto-clients influxdb; \
+	    mosquitto mosquitto-clients influxdb influxdb-client; \
 	fi
 
 $(VENV)/.installed: pyproject.toml

@@ -5,12 +5,14 @@ effect in the running gateway."""
 
 from __future__ import annotations
 
-import csv
 import getpass
 import json
 import signal
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from gateway.cli import main as gateway_cli
 from gateway.devservices import Service, find_binary, free_port
@@ -22,7 +24,9 @@ from tests.helpers import Influx, Listener, publish, spawn, wait_for
 TOPIC = "minewatch/v1/tsagaan/haul-road/reading"
 
 
-def test_signed_readings_from_node_to_influxdb_and_back(influx: Influx, tmp_path: Path) -> None:
+def test_signed_readings_from_node_to_influxdb_and_back(
+    influx: Influx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     port, tls_port = free_port(), free_port()
     gw_data = tmp_path / "gw"
     broker_dir = gw_data / "broker"
@@ -95,15 +99,24 @@ def test_signed_readings_from_node_to_influxdb_and_back(influx: Influx, tmp_path
             gateway_cli(["verify", "--keys", str(keys), "--influx-url", influx.url, "--database", influx.db])
             == 0
         )
+        # the export a regulator gets with the influx shell (docs/trust.md)
         export = tmp_path / "export.csv"
-        with export.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=sorted({k for r in rows for k in r}))
-            writer.writeheader()
-            writer.writerows(rows)
+        host, _, influx_port = influx.url.removeprefix("http://").partition(":")
+        shell = [find_binary("influx"), "-host", host, "-port", influx_port, "-database", influx.db]
+        query = ["-format", "csv", "-precision", "rfc3339", "-execute", 'SELECT * FROM "reading"']
+        export.write_bytes(
+            subprocess.run([*shell, *query], capture_output=True, check=True, timeout=30).stdout
+        )
         assert gateway_cli(["verify", "--keys", str(keys), "--input", str(export)]) == 0
-        tampered = export.read_text().replace(f",{rows[1]['pm2_5']},", f",{rows[1]['pm2_5'] + 0.1},", 1)
-        export.write_text(tampered)
+        lines = export.read_text().splitlines(keepends=True)
+        lines[2] = lines[2].replace(f",{rows[1]['pm2_5']},", f",{rows[1]['pm2_5'] + 0.1},", 1)
+        assert lines[2] != export.read_text().splitlines(keepends=True)[2]
+        export.write_text("".join(lines))
+        capsys.readouterr()
         assert gateway_cli(["verify", "--keys", str(keys), "--input", str(export)]) == 1
+        out = capsys.readouterr().out
+        assert f"row 2 (tsagaan/haul-road seq {rows[1]['seq']}): bad_signature" in out
+        assert f"{len(rows) - 1} verified, 1 bad_signature" in out
 
         # revoke the key in the registry while the gateway runs: SIGHUP makes it reread the keys
         record = next(iter(load_dir(keys).values()))
