@@ -36,12 +36,26 @@ class NodeMqttConfig(_Section):
     password_file: Path | None = None
     tls: bool = False
     ca_file: Path | None = None
+    cert_file: Path | None = Field(default=None, description="Client certificate, for brokers that ask.")
+    cert_key_file: Path | None = Field(default=None, description="Its private key (a secret, mode 600).")
     client_id: str | None = Field(default=None, max_length=64)
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     max_inflight: int = Field(default=100, ge=1, le=10_000, description="Unacknowledged readings.")
 
     def password(self) -> str | None:
         return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> NodeMqttConfig:
+        if (self.cert_file is None) != (self.cert_key_file is None):
+            raise ValueError("cert_file and cert_key_file go together")
+        return self
+
+    @property
+    def client_cert(self) -> tuple[str, str] | None:
+        if self.cert_file is None or self.cert_key_file is None:
+            return None
+        return str(self.cert_file), str(self.cert_key_file)
 
 
 class IdentityConfig(_Section):
@@ -101,7 +115,9 @@ def load(path: Path | str) -> NodeConfig:
         cfg = cfg.model_copy(update={"buffer": buffer})
     # the key and the MQTT secrets sit next to node.toml in what `minewatch-gateway provision` writes
     identity = _relative_to(base, cfg.identity, "key_file")
-    mqtt = _relative_to(base, _relative_to(base, cfg.mqtt, "password_file"), "ca_file")
+    mqtt = cfg.mqtt
+    for key in ("password_file", "ca_file", "cert_file", "cert_key_file"):
+        mqtt = _relative_to(base, mqtt, key)
     return cfg.model_copy(update={"identity": identity, "mqtt": mqtt})
 
 

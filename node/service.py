@@ -95,6 +95,7 @@ class NodeService:
             password=cfg.mqtt.password(),
             tls=cfg.mqtt.tls,
             ca_file=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None,
+            client_cert=cfg.mqtt.client_cert,
             keepalive_s=cfg.mqtt.keepalive_s,
             max_inflight=cfg.mqtt.max_inflight,
             will=Will(status_topic, json.dumps({"state": "offline"}).encode()),

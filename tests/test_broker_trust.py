@@ -59,7 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         [
             "broker-config", "--config", str(gw_cfg), "--port", str(port), "--tls-port", str(tls_port),
             "--tls-bind", "127.0.0.1", "--hostname", "127.0.0.1", "--hostname", "localhost",
-            "--run-as", getpass.getuser(),
+            "--run-as", getpass.getuser(), "--require-client-certs",
         ]
     )  # fmt: skip
     assert code == 0
@@ -85,6 +85,7 @@ class Client:
         password: str | None = None,
         *,
         ca_file: Path | None = None,
+        cert_dir: Path | None = None,
     ) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self.connack: int | None = None
@@ -96,9 +97,13 @@ class Client:
         if username:
             self.client.username_pw_set(username, password)
         if ca_file:
-            self.client.tls_set(ca_certs=str(ca_file), cert_reqs=ssl.CERT_REQUIRED)
+            cert = (str(cert_dir / "client.crt"), str(cert_dir / "client.key")) if cert_dir else (None, None)
+            self.client.tls_set(
+                ca_certs=str(ca_file), certfile=cert[0], keyfile=cert[1], cert_reqs=ssl.CERT_REQUIRED
+            )
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_disconnect = lambda *args: self._acked.set()  # refused after the TLS handshake
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self._subscribed.set()
         try:
             self.client.connect("127.0.0.1", port)
@@ -183,21 +188,23 @@ def test_monitors_read_alerts_only(site: Site) -> None:
 
 
 def test_tls_with_the_site_ca_and_not_with_another(site: Site, tmp_path: Path) -> None:
+    node_dir = site.root / "haul-road"
+    password = site.node_password("haul-road")
     good = Client(
-        site.tls_port,
-        "tsagaan/haul-road",
-        site.node_password("haul-road"),
-        ca_file=site.root / "haul-road" / "ca.crt",
+        site.tls_port, "tsagaan/haul-road", password, ca_file=node_dir / "ca.crt", cert_dir=node_dir
     )
     assert good.accepted
     good.close()
     ca.ensure_ca(tmp_path, "elsewhere")
     wrong = Client(
-        site.tls_port, "tsagaan/haul-road", site.node_password("haul-road"), ca_file=tmp_path / "ca.crt"
+        site.tls_port, "tsagaan/haul-road", password, ca_file=tmp_path / "ca.crt", cert_dir=node_dir
     )
     assert not wrong.accepted
     assert isinstance(wrong.error, ssl.SSLError)
-    plain = Client(site.tls_port, "tsagaan/haul-road", site.node_password("haul-road"))
+    # this broker was configured with --require-client-certs: the site CA alone is not enough
+    no_cert = Client(site.tls_port, "tsagaan/haul-road", password, ca_file=node_dir / "ca.crt")
+    assert not no_cert.accepted
+    plain = Client(site.tls_port, "tsagaan/haul-road", password)
     assert not plain.accepted  # plain MQTT on the TLS port
 
 

@@ -118,7 +118,7 @@ def provision_node(
             outcome.note(f"wrote {ca_copy}")
         if ca.issue(layout.ca_dir, out / "client.crt", out / "client.key", username):
             outcome.note(f"issued client certificate {out / 'client.crt'}")
-        tls_files = 'tls = true\nca_file = "ca.crt"\n'
+        tls_files = 'tls = true\nca_file = "ca.crt"\ncert_file = "client.crt"\ncert_key_file = "client.key"\n'
     toml = (
         f"# Written by `minewatch-gateway provision`. node.key and mqtt.password are secrets: keep them\n"
         f"# mode 600 and never share this directory. List your real sensors below (docs/configuration.md).\n"
