@@ -4,14 +4,19 @@ gateway's signature policy against a real key registry directory."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from gateway.schema import PayloadError, ReadingPayload, parse_reading
+from gateway.schema import Flag, PayloadError, ReadingPayload, parse_reading
 from gateway.trust.registry import KeyRecord, KeyRegistry, KeyStatus, save
+from gateway.trust.reverify import reverify
 from gateway.trust.signing import Signer, canonical_bytes, public_b64, verify_signature
 from gateway.trust.verifier import RequireSignatures, Verifier
 from tests.helpers import ROOT
@@ -181,3 +186,79 @@ def test_a_revocation_on_disk_takes_effect_without_a_restart(tmp_path: Path) -> 
     with pytest.raises(PayloadError) as info:
         _check(verifier, _reading(key, T0, seq=2))
     assert info.value.reason == "revoked_key"
+
+
+_finite = st.floats(min_value=0, max_value=10_000, allow_nan=False, allow_infinity=False)
+_metric = st.fixed_dictionaries(
+    {"value": st.none() | _finite, "n": st.integers(0, 1_000_000)},
+    optional={
+        "raw": _finite,
+        "cal": st.text(st.characters(blacklist_categories=("Z", "C")), min_size=1, max_size=20),
+    },
+)
+_readings = st.fixed_dictionaries(
+    {
+        "schema": st.just(1),
+        "site": st.just("tsagaan"),
+        "node": st.just("haul-road"),
+        "seq": st.integers(1, 2**53),
+        "ts": st.datetimes(datetime(2020, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)),
+        "period_s": st.integers(1, 86_400),
+        "metrics": st.dictionaries(
+            st.sampled_from(["pm2_5", "pm10", "turbidity", "pressure"]), _metric, min_size=1
+        ),
+        "flags": st.lists(st.sampled_from([f.value for f in Flag]), unique=True),
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def vector_registry(tmp_path_factory: pytest.TempPathFactory) -> KeyRegistry:
+    return _registry(tmp_path_factory.mktemp("keys"), _record(SIGNER))
+
+
+@settings(max_examples=60)  # each example signs and verifies three times
+@given(doc=_readings)
+def test_any_signed_reading_verifies_from_the_wire_and_from_a_stored_row(
+    vector_registry: KeyRegistry, doc: dict[str, Any]
+) -> None:
+    for name, mv in doc["metrics"].items():  # keep pressure in its physical range
+        if name == "pressure" and mv["value"] is not None:
+            mv["value"] = 300 + mv["value"] / 100
+    signed = SIGNER.sign(ReadingPayload.model_validate(doc))
+    registry = vector_registry
+    verifier = Verifier(registry)
+    wire = parse_reading(TOPIC, signed.to_wire())
+    verifier(wire)
+    # whole floats sent as integers (another implementation's JSON) sign the same canonical bytes
+    respelt = json.loads(
+        signed.to_wire(), parse_float=lambda t: int(float(t)) if float(t).is_integer() else float(t)
+    )
+    assert canonical_bytes(parse_reading(TOPIC, json.dumps(respelt).encode())) == canonical_bytes(wire)
+    row: dict[str, Any] = {
+        "time": (wire.ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1),
+        "site": wire.site,
+        "node": wire.node,
+        "seq": wire.seq,
+        "period_s": wire.period_s,
+        "flags": ",".join(f.value for f in wire.flags),
+        "sig": wire.sig,
+        "kid": wire.kid,
+        "signed": True,
+    }
+    for metric, mv in wire.metrics.items():
+        row.update({metric.value: mv.value, f"{metric.value}_raw": mv.raw, f"{metric.value}_n": mv.n})
+        row[f"{metric.value}_cal"] = mv.cal
+    assert reverify([row], registry).all_verified
+
+
+def test_sighup_rereads_at_once_however_long_the_watch_interval(tmp_path: Path) -> None:
+    key = Signer.from_seed(b"\x01" * 32)
+    save(tmp_path, _record(key))
+    registry = KeyRegistry(tmp_path, check_every_s=1e9)
+    save(tmp_path, _record(key, KeyStatus.REVOKED, T0))
+    assert not registry.refresh()  # not looking again for a very long time...
+    registry.request_reload()  # ...until the signal handler asks
+    assert registry.refresh()
+    record = registry.get(key.kid)
+    assert record is not None and record.status is KeyStatus.REVOKED

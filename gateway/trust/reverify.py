@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,6 +20,7 @@ from gateway.trust.registry import KeyRegistry
 from gateway.trust.verifier import RequireSignatures, Verifier
 
 OK = "verified"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class RowError(ValueError):
@@ -30,11 +31,13 @@ def parse_time(value: Any) -> datetime:
     """RFC 3339 text, or an epoch number whose unit is told by its size (s, ms, µs or ns)."""
     text = str(value).strip()
     if text.lstrip("-").isdigit():
-        number = int(text)
-        for limit, scale in ((10**17, 1e9), (10**14, 1e6), (10**11, 1e3)):
+        number = int(text)  # integer arithmetic: a float of epoch ms can lose the last millisecond
+        for limit, per_us in ((10**17, 1000), (10**14, 1)):
             if abs(number) >= limit:
-                return datetime.fromtimestamp(number / scale, UTC)
-        return datetime.fromtimestamp(number, UTC)
+                return _EPOCH + timedelta(microseconds=number // per_us)
+        if abs(number) >= 10**11:
+            return _EPOCH + timedelta(milliseconds=number)
+        return _EPOCH + timedelta(seconds=number)
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
