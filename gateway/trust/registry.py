@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gateway.configfile import ConfigError
 from gateway.schema import ID_PATTERN
 from gateway.trust.signing import KID_PATTERN, public_from_b64, write_secret
 
@@ -50,7 +51,7 @@ class KeyRecord(BaseModel):
         return self.status is KeyStatus.RETIRED and self.since is not None and ts < self.since
 
 
-class RegistryError(ValueError):
+class RegistryError(ConfigError):
     """A key file that cannot be read; the message names it."""
 
 
