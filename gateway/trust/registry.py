@@ -15,11 +15,11 @@ from enum import StrEnum
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gateway.configfile import ConfigError
 from gateway.schema import ID_PATTERN
-from gateway.trust.signing import KID_PATTERN, public_from_b64, write_secret
+from gateway.trust.signing import KID_PATTERN, key_id, public_from_b64, write_secret
 
 
 class KeyStatus(StrEnum):
@@ -40,6 +40,21 @@ class KeyRecord(BaseModel):
     created: datetime
     status: KeyStatus = KeyStatus.ACTIVE
     since: datetime | None = Field(default=None, description="when it was retired or revoked")
+
+    @field_validator("public_key")
+    @classmethod
+    def _is_a_key(cls, value: str) -> str:
+        try:
+            public_from_b64(value)
+        except ValueError:  # binascii.Error is one
+            raise ValueError("not a base64 raw Ed25519 public key (32 bytes)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _kid_is_the_keys(self) -> KeyRecord:
+        if key_id(self.public()) != self.kid:
+            raise ValueError(f"kid {self.kid} is not the id of this public key ({key_id(self.public())})")
+        return self
 
     def public(self) -> Ed25519PublicKey:
         return public_from_b64(self.public_key)
