@@ -73,6 +73,7 @@ class GatewayService:
 
     def run(self) -> None:
         cfg = self.cfg
+        verify = self.verify or self._verifier()  # a broken key registry stops us before we connect
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         store = self.store = open_store(cfg.influxdb)
         if isinstance(store, InfluxV1):
@@ -98,7 +99,7 @@ class GatewayService:
             max_size=cfg.batch.max_size,
             max_delay_s=cfg.batch.max_delay_s,
             on_stored=self.on_stored,
-            verify=self.verify or self._verifier(),
+            verify=verify,
         )
         sub.start()
         log.info("gateway %s: data in %s", cfg.gateway_id, cfg.data_dir)

@@ -262,3 +262,15 @@ def test_sighup_rereads_at_once_however_long_the_watch_interval(tmp_path: Path) 
     assert registry.refresh()
     record = registry.get(key.kid)
     assert record is not None and record.status is KeyStatus.REVOKED
+
+
+def test_a_broken_key_file_keeps_the_previous_keys(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    key = Signer.from_seed(b"\x01" * 32)
+    save(tmp_path, _record(key))
+    now = [0.0]
+    verifier = Verifier(KeyRegistry(tmp_path, monotonic=lambda: now[0]))
+    (tmp_path / f"{key.kid}.json").write_text("{half a record")
+    for seq in (1, 2, 3):
+        now[0] += 1.5
+        _check(verifier, _reading(key, T0, seq=seq))  # still verified with the key read before
+    assert sum("key registry not reloaded" in r.message for r in caplog.records) == 1

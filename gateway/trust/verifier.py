@@ -24,13 +24,17 @@ class Verifier:
     def __init__(self, registry: KeyRegistry, policy: RequireSignatures = RequireSignatures.AUTO) -> None:
         self.registry = registry
         self.policy = policy
+        self._last_registry_error = ""
 
     def __call__(self, reading: ReadingPayload) -> None:
         """Return when the reading may be stored; raise PayloadError with the reason otherwise."""
         try:
-            self.registry.refresh()
+            if self.registry.refresh():
+                self._last_registry_error = ""
         except RegistryError as exc:  # keep the last good registry rather than stop ingest
-            log.error("key registry not reloaded: %s", exc)
+            if str(exc) != self._last_registry_error:  # once per problem, not once a second
+                log.error("key registry not reloaded, still using the previous keys: %s", exc)
+            self._last_registry_error = str(exc)
         if reading.sig is None or reading.kid is None:
             if reading.sig is not None or reading.kid is not None:
                 raise PayloadError("bad_signature", "`sig` and `kid` must come together")
