@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from gateway.cli import main as gateway_cli
 from gateway.configfile import ConfigError
-from gateway.trust.registry import KeyRegistry, RegistryError
+from gateway.trust.registry import KeyRecord, KeyRegistry, RegistryError, save
 from gateway.trust.signing import Signer, public_b64
+
+T0 = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 def _gateway_toml(tmp_path: Path) -> Path:
@@ -40,6 +43,8 @@ def test_verify_refuses_an_export_without_signatures_and_an_empty_key_dir(
 ) -> None:
     keys = tmp_path / "keys"
     keys.mkdir()
+    good = Signer.from_seed(b"\x01" * 32)
+    good_pub = public_b64(good.private.public_key())
     export = tmp_path / "export.csv"
     export.write_text("time,site,node,seq,pm2_5\n2026-11-22T10:00:00Z,tsagaan,haul-road,1,12.0\n")
     assert gateway_cli(["verify", "--keys", str(keys), "--input", str(export)]) == 2
@@ -47,6 +52,10 @@ def test_verify_refuses_an_export_without_signatures_and_an_empty_key_dir(
     (keys / "0123456789abcdef.json").write_text("{}")
     assert gateway_cli(["verify", "--keys", str(keys), "--input", str(export)]) == 2
     assert "0123456789abcdef.json: not a key record" in capsys.readouterr().err
+    save(keys, KeyRecord(kid=good.kid, site="tsagaan", node="haul-road", public_key=good_pub, created=T0))
+    (keys / "0123456789abcdef.json").unlink()
+    assert gateway_cli(["verify", "--keys", str(keys), "--input", str(export)]) == 2
+    assert "no column(s) flags, kid, period_s, sig: a signature covers every field" in capsys.readouterr().err
 
 
 def test_a_key_file_that_is_not_a_key_names_the_file(

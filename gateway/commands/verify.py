@@ -68,10 +68,14 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     with handle:
         reader = csv.DictReader(handle)
-        missing = {"seq", "sig", "kid"} - set(reader.fieldnames or [])
+        header = set(reader.fieldnames or [])
+        missing = sorted({"site", "node", "seq", "period_s", "flags", "sig", "kid"} - header)
+        if not header & {"time", "ts"}:
+            missing.insert(0, "time")
         if missing:
             raise ConfigError(
-                f"{path}: no column(s) {', '.join(sorted(missing))}: not an export of signed readings"
+                f"{path}: no column(s) {', '.join(missing)}: a signature covers every field of a reading, "
+                "so the export must hold them all (docs/trust.md, 'Verifying')"
             )
         yield from reader
 
