@@ -254,3 +254,23 @@ def test_queue_limits_hold_a_week_of_backlog(site: Site) -> None:
     assert f"max_queued_messages {sizing.max_messages}\n" in conf
     assert f"max_queued_bytes {sizing.max_bytes}\n" in conf
     assert "allow_anonymous false" in conf and "persistence true" in conf
+
+
+def test_broker_config_twice_keeps_the_ca_the_accounts_and_the_broker(site: Site) -> None:
+    files = ["mosquitto.conf", "acl", "ca/ca.crt", "ca/server.crt", "minewatch-gateway.password"]
+    before = {f: (site.broker_dir / f).read_bytes() for f in files}
+    passwd = (site.broker_dir / "passwd").read_text()
+    code = gateway_cli(
+        [
+            "broker-config", "--config", str(site.gw_cfg), "--port", str(site.port),
+            "--tls-port", str(site.tls_port), "--tls-bind", "127.0.0.1", "--hostname", "127.0.0.1",
+            "--hostname", "localhost", "--run-as", getpass.getuser(), "--require-client-certs",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    assert {f: (site.broker_dir / f).read_bytes() for f in files} == before
+    assert (site.broker_dir / "passwd").read_text() == passwd
+    assert site.broker.is_running
+    node = Client(site.port, "tsagaan/river-up", site.node_password("river-up"))
+    assert node.accepted  # the reloaded broker still knows every account
+    node.close()
