@@ -57,6 +57,18 @@ def _password(path: Path, outcome: Outcome) -> tuple[str, bool]:
     return password, True
 
 
+def register(keys_dir: Path, site: str, node: str, signer: Signer, *, now: datetime | None = None) -> None:
+    """Put a node's public key into the registry as active (the demo uses this alone)."""
+    record = KeyRecord(
+        kid=signer.kid,
+        site=site,
+        node=node,
+        public_key=public_b64(signer.private.public_key()),
+        created=now or datetime.now(UTC),
+    )
+    save(keys_dir, record)
+
+
 def provision_node(
     target: NodeTarget,
     keys_dir: Path,
@@ -89,14 +101,7 @@ def provision_node(
     outcome.kid = signer.kid
     known = {r.kid: r for r in mine}
     if signer.kid not in known:
-        record = KeyRecord(
-            kid=signer.kid,
-            site=target.site,
-            node=target.node,
-            public_key=public_b64(signer.private.public_key()),
-            created=now,
-        )
-        save(keys_dir, record)
+        register(keys_dir, target.site, target.node, signer, now=now)
         outcome.note(f"registered key {signer.kid} in {keys_dir}")
     elif known[signer.kid].status is KeyStatus.REVOKED:
         raise ProvisionError(f"key {signer.kid} in {key_path} was revoked: use --rotate to issue a new key")
