@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main as gateway_cli
+from gateway.config import load as load_gateway
 from gateway.configfile import ConfigError
 from gateway.trust.registry import KeyRecord, KeyRegistry, RegistryError, save
 from gateway.trust.signing import Signer, public_b64
@@ -91,3 +92,19 @@ def test_a_misnamed_or_broken_key_record_is_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(RegistryError, match=f"kid {good.kid} is not the id of this public key"):
         KeyRegistry(tmp_path)
+
+
+def test_trust_config_keys(tmp_path: Path) -> None:
+    cfg_path = tmp_path / "gateway.toml"
+    cfg_path.write_text(
+        'data_dir = "gw"\n[trust]\nkeys_dir = "published-keys"\nrequire_signatures = "always"\n'
+    )
+    cfg = load_gateway(cfg_path)
+    assert cfg.keys_dir == tmp_path / "published-keys"
+    assert cfg.trust.require_signatures == "always"
+    assert load_gateway(_gateway_toml(tmp_path)).keys_dir == tmp_path / "gw" / "keys"
+    cfg_path.write_text('[trust]\nrequire_signatures = "sometimes"\n')
+    with pytest.raises(
+        ConfigError, match=r"gateway\.toml: trust\.require_signatures: Input should be 'auto'"
+    ):
+        load_gateway(cfg_path)
