@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from gateway.cli import main as gateway_cli
 from gateway.config import load as load_gateway
 from gateway.configfile import ConfigError
+from gateway.trust.broker import reload_broker
 from gateway.trust.registry import KeyRecord, KeyRegistry, RegistryError, save
 from gateway.trust.signing import Signer, public_b64
 
@@ -108,3 +110,10 @@ def test_trust_config_keys(tmp_path: Path) -> None:
         ConfigError, match=r"gateway\.toml: trust\.require_signatures: Input should be 'auto'"
     ):
         load_gateway(cfg_path)
+
+
+def test_a_stale_pid_file_naming_another_process_is_not_signalled(tmp_path: Path) -> None:
+    pid_file = tmp_path / "mosquitto.pid"
+    pid_file.write_text(f"{os.getpid()}\n")  # this pytest process: it must not receive SIGHUP
+    assert reload_broker(pid_file) is None
+    assert reload_broker(tmp_path / "missing.pid") is None

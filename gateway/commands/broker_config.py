@@ -9,12 +9,14 @@ import getpass
 import os
 import pwd
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
 from gateway.config import DEFAULT_MQTT_USER, load
 from gateway.trust import ca
 from gateway.trust.broker import (
+    BrokerError,
     BrokerLayout,
     QueueSizing,
     ensure_passwd,
@@ -55,6 +57,14 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except BrokerError as exc:  # mosquitto_passwd missing or failing, or the broker not ours to signal
+        print(f"minewatch-gateway broker-config: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     layout = BrokerLayout(args.out or cfg.data_dir / "broker")
     layout.root.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,11 @@ def run(args: argparse.Namespace) -> int:
         print("nothing to do: already provisioned")
     if outcome.kid:
         print(f"key id {outcome.kid}")
-    pid = reload_broker(args.broker_pid or layout.pid_file)
+    try:
+        pid = reload_broker(args.broker_pid or layout.pid_file)
+    except BrokerError as exc:
+        print(f"minewatch-gateway provision: {exc}", file=sys.stderr)
+        return 1
     print(
         f"told Mosquitto (pid {pid}) to reload"
         if pid

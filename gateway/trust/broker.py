@@ -217,10 +217,17 @@ def reload_broker(pid_file: Path) -> int | None:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
+    # A PID file left by a crashed broker may name a process that is now something else.
+    comm = Path(f"/proc/{pid}/comm")
+    if comm.exists() and comm.read_text().strip() != "mosquitto":
+        return None
     try:
         os.kill(pid, signal.SIGHUP)
     except ProcessLookupError:
         return None
     except PermissionError as exc:
-        raise BrokerError(f"cannot signal Mosquitto (pid {pid} from {pid_file}): {exc}") from exc
+        raise BrokerError(
+            f"the files are written, but Mosquitto (pid {pid} from {pid_file}) cannot be signalled: {exc}; "
+            f"reload it yourself: sudo systemctl reload mosquitto (or sudo kill -HUP {pid})"
+        ) from exc
     return pid
