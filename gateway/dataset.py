@@ -1,7 +1,7 @@
 """What is in the database for a site: its nodes, the metrics stored, each node's reading interval.
 
-Shared by `export` and `report`. The reading interval is not stored (the payload's `period_s` is not
-a field), so it is inferred from the readings themselves: `seq` goes up by one per reading the node
+Shared by `export` and `report`. The reading interval is stored only with signed readings (`period_s`);
+otherwise it is inferred from the readings themselves: `seq` goes up by one per reading the node
 made, so the time between two stored readings divided by their `seq` difference is the interval,
 even when readings in between are missing.
 """
@@ -47,11 +47,16 @@ def site_nodes(reader: Reader, site: str) -> list[str]:
 
 
 def interval_s(reader: Reader, site: str, node: str, start: datetime, end: datetime) -> int:
-    """The node's reading interval in seconds, from its first readings in the range (median of
-    Δtime / Δseq over consecutive readings); DEFAULT_INTERVAL_S when it has fewer than two."""
+    """The node's reading interval in seconds, from its first readings in the range: their stored
+    `period_s`, else the median of Δtime / Δseq over consecutive readings; DEFAULT_INTERVAL_S when
+    it has fewer than two."""
     rows = reader.query(
-        f'SELECT "seq" FROM "reading" WHERE {q.where(site, [node], start, end)} ORDER BY time LIMIT 2000'
+        f'SELECT "seq", "period_s" FROM "reading" WHERE {q.where(site, [node], start, end)} '
+        "ORDER BY time LIMIT 2000"
     )
+    periods = [int(r["period_s"]) for r in rows if r.get("period_s")]
+    if periods:  # signed readings keep their window length: no need to infer it
+        return statistics.mode(periods)
     steps = []
     for before, after in itertools.pairwise(rows):
         dseq = int(after["seq"]) - int(before["seq"])

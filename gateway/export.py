@@ -65,6 +65,7 @@ def reading_columns(metrics: list[Metric]) -> list[Column]:
             ),
         ]
     cols += [
+        Column("period_s", "integer", "s", "length of the averaging window (stored with signed readings)"),
         Column("signed", "boolean", "", "the gateway verified the node's Ed25519 signature at ingest"),
         Column("sig", "string", "", "the node's signature (base64), to re-verify"),
         Column("kid", "string", "", "id of the node key that signed"),
@@ -108,7 +109,7 @@ def reading_query(req: ExportRequest) -> str:
     fields = ["site", "node", "seq", "flags"]
     for m in req.metrics:
         fields += [m.value, f"{m.value}_raw", f"{m.value}_n", f"{m.value}_cal"]
-    fields += ["signed", "sig", "kid"]
+    fields += ["period_s", "signed", "sig", "kid"]
     select = ", ".join(q.ident(f) for f in fields)
     return f'SELECT {select} FROM "reading" WHERE {q.where(req.site, req.nodes, req.start, req.end)}'
 

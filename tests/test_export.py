@@ -16,6 +16,7 @@ import sys
 import termios
 import threading
 import urllib.parse
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -269,3 +270,52 @@ def test_average_periods_cut_by_the_range_show_their_partial_completeness(site: 
         ("2026-11-01T00:00:00Z", 360, 0.25),  # 18:00 < time <= 24:00 of a 24-hour period
         ("2026-11-02T00:00:00Z", 360, 0.25),
     ]
+
+
+def test_an_export_of_signed_readings_re_verifies_and_a_changed_value_does_not(
+    influx: Influx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.points import to_line
+    from gateway.schema import ReadingPayload
+    from gateway.trust.provision import register
+    from gateway.trust.signing import Signer
+
+    signer = Signer.from_seed(bytes(range(32)))
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    register(keys, regdata.SITE, "haul-road", signer, now=regdata.DAY0)
+    lines = []
+    for i in range(1, 31):
+        reading = ReadingPayload.model_validate(
+            {
+                "schema": 1,
+                "site": regdata.SITE,
+                "node": "haul-road",
+                "seq": i,
+                "ts": regdata.DAY0 + timedelta(minutes=i),
+                "period_s": 60,
+                "metrics": {
+                    "pm2_5": {"value": 10.0 + i / 3, "raw": 11.1 * i, "n": 60, "cal": "pms-a@2026-10-01"},
+                    "rh": {"value": 41.25, "n": 60},
+                },
+                "flags": ["high_humidity"] if i % 7 == 0 else [],
+            }
+        )
+        lines.append(to_line(signer.sign(reading)))  # what the gateway stores for a verified reading
+    influx.write(lines)
+    config = regdata.gateway_config(tmp_path / "gateway.toml", influx)
+    out = tmp_path / "signed.csv"
+    assert _export(config, out) == 0  # every stored metric: a signature covers them all
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert (
+        len(rows) == 30
+        and {r["period_s"] for r in rows} == {"60"}
+        and {r["signed"] for r in rows} == {"true"}
+    )
+    capsys.readouterr()
+    assert main(["verify", "--input", str(out), "--keys", str(keys)]) == 0
+    assert "30 rows: 30 verified" in capsys.readouterr().out
+    text = out.read_text().replace("41.25", "41.5", 1)  # one humidity value changed
+    out.write_text(text)
+    assert main(["verify", "--input", str(out), "--keys", str(keys)]) == 1
+    assert "29 verified" in capsys.readouterr().out
