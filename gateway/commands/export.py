@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from contextlib import ExitStack
@@ -54,19 +55,19 @@ def parse_metrics(text: str | None) -> list[Metric] | None:
     return out
 
 
-def request(args: argparse.Namespace, reader: dataset.Reader) -> export.ExportRequest:
+def request(args: argparse.Namespace) -> export.ExportRequest:
+    """Every argument checked before anything connects; `metrics` is empty when not given."""
     start, end = q.parse_time(args.start, "--start"), q.parse_time(args.end, "--end")
     q.check_range(start, end)
     q.check_ids(args.site, args.node)
     if args.interval_s is not None and args.interval_s < 1:
         raise q.QueryArgumentError("--interval-s must be at least 1")
-    metrics = parse_metrics(args.metrics) or dataset.metrics_stored(reader) or [Metric.PM2_5]
     return export.ExportRequest(
         site=args.site,
         nodes=list(args.node),
         start=start,
         end=end,
-        metrics=metrics,
+        metrics=parse_metrics(args.metrics) or [],
         average=args.average,
         interval_s=args.interval_s,
     )
@@ -74,12 +75,10 @@ def request(args: argparse.Namespace, reader: dataset.Reader) -> export.ExportRe
 
 def run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
-    # Check the arguments before connecting (they are checked again with the stored metrics below).
-    q.check_range(q.parse_time(args.start, "--start"), q.parse_time(args.end, "--end"))
-    q.check_ids(args.site, args.node)
-    parse_metrics(args.metrics)
+    req = request(args)
     reader = open_reader(cfg.influxdb)
-    req = request(args, reader)
+    if not req.metrics:  # every metric stored: what a signature covers, so `verify` can re-check rows
+        req = dataclasses.replace(req, metrics=dataset.metrics_stored(reader) or [Metric.PM2_5])
     with ExitStack() as stack:
         out = sys.stdout
         if args.out is not None:
