@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta
 
-from gateway.report.data import DAY, MetricSection
+from gateway.report.model import DAY, MetricSection
 from hardware.base import METRIC_UNITS
 
 _LIMIT_STYLES = ("--", "-.", ":")

@@ -8,7 +8,7 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
-from gateway.report.data import COMPLETE, ReportData
+from gateway.report.model import COMPLETE, ReportData
 from gateway.report.plots import LABELS, metric_png
 from hardware.base import METRIC_UNITS, Metric
 from node import __version__
