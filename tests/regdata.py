@@ -120,19 +120,17 @@ def alert_line(
 
 
 def alerts(influx: Influx) -> None:
-    """One live episode (raised, reminder, cleared) on day 2 and one late episode on day 1."""
+    """One live episode (raised, reminder, cleared) of a site's own rule on day 2, and one late
+    episode of a rule from a standard's preset on day 1."""
     d2 = DAY0 + timedelta(days=1)
+    preset = "mns-4585-2016-pm2_5-24h"
     influx.write(
         [
             alert_line("haul-road", "pm25-1h", "pm2_5", "raised", d2 + timedelta(hours=7), 160.5, 50.0),
             alert_line("haul-road", "pm25-1h", "pm2_5", "reminder", d2 + timedelta(hours=8), 178.25, 50.0),
             alert_line("haul-road", "pm25-1h", "pm2_5", "cleared", d2 + timedelta(hours=11), 30.0, 50.0),
-            alert_line(
-                "haul-road", "pm25-1h", "pm2_5", "raised", DAY0 + timedelta(hours=3), 55.0, 50.0, True
-            ),
-            alert_line(
-                "haul-road", "pm25-1h", "pm2_5", "cleared", DAY0 + timedelta(hours=4), 40.0, 50.0, True
-            ),
+            alert_line("haul-road", preset, "pm2_5", "raised", DAY0 + timedelta(hours=3), 55.0, 50.0, True),
+            alert_line("haul-road", preset, "pm2_5", "cleared", DAY0 + timedelta(hours=4), 40.0, 50.0, True),
         ]
     )
 

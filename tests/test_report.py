@@ -140,9 +140,15 @@ def test_completeness_flags_and_gaps_equal_independent_queries(full_report: str,
 def test_exceedances_and_provenance(full_report: str, site_db: Influx) -> None:
     t = tables(full_report)
     ex = t["exceedance-table"]
-    assert [(r[5], r[6], r[7], r[9]) for r in ex] == [
-        ("2026-11-01 03:00 UTC", "2026-11-01 04:00 UTC", "55.00", "late"),
-        ("2026-11-02 07:00 UTC", "2026-11-02 11:00 UTC", "178.25", "live"),
+    assert [(r[1], r[5], r[6], r[7], r[9]) for r in ex] == [
+        (
+            "mns-4585-2016-pm2_5-24h (MNS 4585:2016)",
+            "2026-11-01 03:00 UTC",
+            "2026-11-01 04:00 UTC",
+            "55.00",
+            "late",
+        ),
+        ("pm25-1h (site rule)", "2026-11-02 07:00 UTC", "2026-11-02 11:00 UTC", "178.25", "live"),
     ]
     cals = {(r[0], r[1], r[2]): r[5] for r in t["calibrations"]}
     for (node, label, cal), shown in cals.items():

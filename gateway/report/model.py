@@ -99,6 +99,7 @@ class Episode:
     average: str
     severity: str
     late: bool
+    standard: str  # the standard whose preset made the rule (its key prefixes the rule name), or ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from typing import Any
 from gateway import influxql as q
 from gateway.report.model import Calibration, Episode
 from gateway.report.querylog import QueryLog
+from gateway.standards import STANDARDS
 from hardware.base import Metric
 
 
@@ -125,4 +126,5 @@ def _episode(key: tuple[str, str, str], episode: dict[str, Any], end: datetime |
         average=str(row.get("average") or ""),
         severity=str(row.get("severity") or ""),
         late=bool(row.get("late")),
+        standard=next((s.title for k, s in STANDARDS.items() if key[1].startswith(k)), ""),
     )
