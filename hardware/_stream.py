@@ -25,10 +25,11 @@ class FrameStream:
     def path(self) -> str:
         return str(self._port.port)
 
-    def next(self, *, block: bool) -> bytes | None:
+    def next(self, *, block: bool, poll: bool = False) -> bytes | None:
         """The next header-aligned candidate frame. Blocking: wait up to the timeout, then raise
         SensorSilent (nothing arrived) or FrameError (bytes, but never a whole frame). Not
-        blocking: None when no whole frame is already waiting."""
+        blocking: None when no whole frame is already waiting (`poll`: after one short read, for
+        bytes the kernel has not handed over yet)."""
         deadline = time.monotonic() + self._timeout_s
         received = 0
         while True:
@@ -37,7 +38,10 @@ class FrameStream:
                 return frame
             waiting = self._in_waiting()
             if not block and not waiting:
-                return None
+                if not poll:
+                    return None
+                poll = False
+                waiting = 1
             if block and time.monotonic() >= deadline:
                 if received:
                     raise FrameError(
