@@ -162,3 +162,11 @@ class ModbusRegisters:
 
     def close(self) -> None:
         self._port.close()
+
+
+def open_modbus(
+    path: str, slave: int, baudrate: int, *, parity: str = "N", stopbits: int = 1, timeout_s: float = 1.0
+) -> ModbusRegisters:
+    """A Modbus RTU slave on an RS-485 adapter: 8 data bits, the parity and stop bits the probe uses."""
+    port = open_serial(path, baudrate, timeout_s=timeout_s, parity=parity, stopbits=stopbits)
+    return ModbusRegisters(port, slave)
