@@ -4,6 +4,7 @@ may have lost power and its settings). Errors say where to look."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -14,7 +15,9 @@ T = TypeVar("T")
 
 
 class I2CPart(Generic[T]):
-    def __init__(self, bus_number: int, address: int, bus: I2CBus | None, make: Callable[[I2CBus, int], T]) -> None:
+    def __init__(
+        self, bus_number: int, address: int, bus: I2CBus | None, make: Callable[[I2CBus, int], T]
+    ) -> None:
         self.bus_number, self.address = bus_number, address
         self._bus, self._make = bus, make
         self._part: T | None = None
@@ -41,10 +44,8 @@ class I2CPart(Generic[T]):
         self._part = None
         deinit = getattr(self._bus, "deinit", None)
         if callable(deinit):
-            try:
+            with contextlib.suppress(OSError):  # nothing left to release
                 deinit()
-            except OSError:
-                pass  # nothing left to release
         self._bus = None
 
 

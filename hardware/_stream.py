@@ -8,6 +8,7 @@ behind a truncated one). Checking the frame is the caller's business; this only 
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import serial
@@ -48,7 +49,9 @@ class FrameStream:
                         f"{received} bytes on {self.path} in {self._timeout_s:g} s but no whole frame: "
                         f"a loose wire, the wrong baud rate or the wrong sensor type?"
                     )
-                raise SensorSilent(f"no data on {self.path} in {self._timeout_s:g} s: {serial_hint(self.path)}")
+                raise SensorSilent(
+                    f"no data on {self.path} in {self._timeout_s:g} s: {serial_hint(self.path)}"
+                )
             chunk = self._read(max(1, waiting))
             received += len(chunk)
             self._buf += chunk
@@ -129,8 +132,8 @@ class SerialLink:
 
     def close(self) -> None:
         if self._port is not None:
-            try:
+            with contextlib.suppress(
+                serial.SerialException, OSError
+            ):  # its device is gone: nothing to release
                 self._port.close()
-            except (serial.SerialException, OSError):
-                pass  # closing a port whose device is gone: nothing left to release
         self._port, self._stream = None, None

@@ -129,6 +129,10 @@ class SensorDriver(Protocol):
     def close(self) -> None: ...
 
 
+RawRange = Mapping[Metric, tuple[float, float]]
+"""Per metric, the raw values the part can physically report (inclusive)."""
+
+
 @dataclass(frozen=True, slots=True)
 class DefaultCurve:
     """A documented conversion a driver offers for a metric until a calibration is configured: the

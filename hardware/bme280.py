@@ -9,13 +9,13 @@ humidity and is refused with a hint.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from adafruit_bme280.basic import Adafruit_BME280_I2C
 from pydantic import Field
 
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import Clock, DeviceOptions, FrameError, Metric, Sample, register
+from hardware.base import Clock, DeviceOptions, FrameError, Metric, RawRange, Sample, register
 from hardware.ports import I2CBus
 
 
@@ -36,7 +36,11 @@ def _make(bus: I2CBus, address: int) -> Adafruit_BME280_I2C:
 @register(Bme280Options)
 class Bme280:
     metrics = (Metric.AIR_TEMP, Metric.RH, Metric.PRESSURE)
-    raw_range = {Metric.AIR_TEMP: (-40.0, 85.0), Metric.RH: (0.0, 100.0), Metric.PRESSURE: (300.0, 1100.0)}
+    raw_range: ClassVar[RawRange] = {
+        Metric.AIR_TEMP: (-40.0, 85.0),
+        Metric.RH: (0.0, 100.0),
+        Metric.PRESSURE: (300.0, 1100.0),
+    }
 
     def __init__(self, opts: Bme280Options, bus: I2CBus | None, clock: Clock) -> None:
         self._part = I2CPart(opts.bus, opts.address, bus, _make)

@@ -9,18 +9,20 @@ before any conversion happened (weak pull-up or power), it is refused rather tha
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from hardware.base import Clock, DeviceOptions, FrameError, Metric, Sample, SensorSilent, register
+from hardware.base import Clock, DeviceOptions, FrameError, Metric, RawRange, Sample, SensorSilent, register
 
 HINT = "is dtoverlay=w1-gpio set (hardware/setup-pi.sh) and the 4.7 kΩ pull-up fitted? see hardware/README.md"
 
 
 class Ds18b20Options(DeviceOptions):
     type: Literal["ds18b20"]
-    device: str | None = Field(default=None, pattern=r"^28-[0-9a-f]{12}$", description="Default: the only one.")
+    device: str | None = Field(
+        default=None, pattern=r"^28-[0-9a-f]{12}$", description="Default: the only one."
+    )
     devices_dir: Path = Path("/sys/bus/w1/devices")
     sample_interval_s: float = Field(default=5.0, gt=0, le=3600)
 
@@ -28,7 +30,7 @@ class Ds18b20Options(DeviceOptions):
 @register(Ds18b20Options)
 class Ds18b20:
     metrics = (Metric.WATER_TEMP,)
-    raw_range = {Metric.WATER_TEMP: (-55.0, 125.0)}
+    raw_range: ClassVar[RawRange] = {Metric.WATER_TEMP: (-55.0, 125.0)}
 
     def __init__(self, opts: Ds18b20Options, clock: Clock) -> None:
         self._opts, self._clock = opts, clock
@@ -60,7 +62,9 @@ class Ds18b20:
             raise FrameError(f"{path}: CRC check failed (a long cable or a loose contact?)")
         millis = int(lines[1].rsplit("t=", 1)[1])
         if millis == 85_000:
-            raise FrameError(f"{path}: 85 °C is the power-on value, no conversion happened: check power and pull-up")
+            raise FrameError(
+                f"{path}: 85 °C is the power-on value, no conversion happened: check power and pull-up"
+            )
         return [Sample(Metric.WATER_TEMP, millis / 1000, self._clock())]
 
     def close(self) -> None:

@@ -13,13 +13,23 @@ reported as 0 µg/m³ (and after the warm-up they mean a dead fan or laser: Fram
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from adafruit_pm25.uart import PM25_UART
 from pydantic import Field
 
 from hardware._stream import SerialLink
-from hardware.base import Clock, DeviceOptions, FrameError, Metric, PortGone, Sample, WarmUp, register
+from hardware.base import (
+    Clock,
+    DeviceOptions,
+    FrameError,
+    Metric,
+    PortGone,
+    RawRange,
+    Sample,
+    WarmUp,
+    register,
+)
 from hardware.ports import SerialPort, open_serial
 
 HEADER = b"BM\x00\x1c"  # `BM` and the frame length 28: fewer false starts than `BM` alone
@@ -48,7 +58,9 @@ class Pms5003Options(DeviceOptions):
     type: Literal["pms5003"]
     port: str = "/dev/serial0"
     baudrate: int = 9600
-    frame_timeout_s: float = Field(default=4.0, gt=0, le=60, description="The sensor sends at least every 2.3 s.")
+    frame_timeout_s: float = Field(
+        default=4.0, gt=0, le=60, description="The sensor sends at least every 2.3 s."
+    )
     warm_up_s: float = Field(default=30.0, ge=0, le=600)  # manual: stable data 30 s after the fan starts
     stuck_after_s: float | None = Field(default=600.0, gt=0)
 
@@ -77,7 +89,9 @@ class _OneFrame:
 @register(Pms5003Options)
 class Pms5003:
     metrics = tuple(metric for _, metric in FIELDS)
-    raw_range = {metric: (COUNT_RANGE if metric.value.startswith("pc") else PM_RANGE) for _, metric in FIELDS}
+    raw_range: ClassVar[RawRange] = {
+        metric: (COUNT_RANGE if metric.value.startswith("pc") else PM_RANGE) for _, metric in FIELDS
+    }
 
     def __init__(self, opts: Pms5003Options, port: SerialPort | None, clock: Clock) -> None:
         self._link = SerialLink(

@@ -15,7 +15,7 @@ from adafruit_pm25.i2c import PM25_I2C
 from pydantic import Field
 
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import Clock, DeviceOptions, FrameError, Metric, Sample, WarmUp, register
+from hardware.base import Clock, DeviceOptions, FrameError, Sample, WarmUp, register
 from hardware.pms5003 import FIELDS, Pms5003
 from hardware.ports import I2CBus
 

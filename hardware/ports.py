@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import errno
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 import serial
 
 from hardware.base import FrameError, PortGone, SensorSilent
 
-SerialPort = serial.Serial
+SerialPort: TypeAlias = Any  # a serial.Serial: pyserial has no type hints
 
 _README = "see hardware/README.md"
 
@@ -82,7 +82,7 @@ def open_i2c(bus: int) -> I2CBus:
     """Open /dev/i2c-<bus> through Blinka by number, without Blinka's board detection (`board`)."""
     try:
         # imported here: Blinka costs memory and start-up time, and only I2C kits need it
-        from adafruit_extended_bus import ExtendedI2C  # type: ignore[import-untyped]
+        from adafruit_extended_bus import ExtendedI2C
 
         i2c: I2CBus = ExtendedI2C(bus)
     except (OSError, ValueError) as exc:
@@ -120,7 +120,9 @@ class WordOrder(StrEnum):
 class RegisterReader(Protocol):
     """The one call a Modbus driver needs. Raises SensorSilent, FrameError or PortGone."""
 
-    def read(self, register: int, data_type: DataType, *, function_code: int, word_order: WordOrder) -> float: ...
+    def read(
+        self, register: int, data_type: DataType, *, function_code: int, word_order: WordOrder
+    ) -> float: ...
 
     def close(self) -> None: ...
 
@@ -154,11 +156,15 @@ class ModbusRegisters:
                 f"the probe's power, its address and baud rate. {_README}"
             ) from exc
         except mm.SlaveReportedException as exc:
-            raise FrameError(f"the probe refused register {register}: {exc} (wrong preset or register?)") from exc
+            raise FrameError(
+                f"the probe refused register {register}: {exc} (wrong preset or register?)"
+            ) from exc
         except mm.ModbusException as exc:
             raise FrameError(f"bad Modbus answer from slave {inst.address}: {exc}") from exc
         except serial.SerialException as exc:
-            raise PortGone(f"{self._port.port} vanished ({exc}): is the USB-RS485 adapter plugged in?") from exc
+            raise PortGone(
+                f"{self._port.port} vanished ({exc}): is the USB-RS485 adapter plugged in?"
+            ) from exc
 
     def close(self) -> None:
         self._port.close()

@@ -14,12 +14,24 @@ read without a frame is normal until a whole period (plus a minute) passes in si
 
 from __future__ import annotations
 
-from typing import Literal
+import contextlib
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from hardware._stream import FrameStream, SerialLink
-from hardware.base import Clock, DeviceOptions, FrameError, Metric, PortGone, Sample, SensorSilent, WarmUp, register
+from hardware.base import (
+    Clock,
+    DeviceOptions,
+    FrameError,
+    Metric,
+    PortGone,
+    RawRange,
+    Sample,
+    SensorSilent,
+    WarmUp,
+    register,
+)
 from hardware.ports import SerialPort, open_serial, serial_hint
 
 HEADER = b"\xaa\xc0"
@@ -31,7 +43,9 @@ class Sds011Options(DeviceOptions):
     type: Literal["sds011"]
     port: str = "/dev/ttyUSB0"
     baudrate: int = 9600
-    work_period_min: int = Field(default=0, ge=0, le=30, description="0: always on; n: one frame every n min.")
+    work_period_min: int = Field(
+        default=0, ge=0, le=30, description="0: always on; n: one frame every n min."
+    )
     frame_timeout_s: float = Field(default=3.0, gt=0, le=60)
     warm_up_s: float = Field(default=30.0, ge=0, le=600)
     stuck_after_s: float | None = Field(default=1800.0, gt=0)
@@ -65,7 +79,7 @@ def decode(frame: bytes) -> tuple[float, float]:
 @register(Sds011Options)
 class Sds011:
     metrics = (Metric.PM2_5, Metric.PM10)
-    raw_range = {Metric.PM2_5: RANGE, Metric.PM10: RANGE}
+    raw_range: ClassVar[RawRange] = {Metric.PM2_5: RANGE, Metric.PM10: RANGE}
 
     def __init__(self, opts: Sds011Options, port: SerialPort | None, clock: Clock) -> None:
         self._opts, self._clock = opts, clock
@@ -125,7 +139,10 @@ class Sds011:
             frame = stream.next(block=False)
         if samples:
             self._last_frame = self._clock()
-        elif periodic and (self._clock() - self._last_frame).total_seconds() > self._opts.work_period_min * 60 + 60:
+        elif (
+            periodic
+            and (self._clock() - self._last_frame).total_seconds() > self._opts.work_period_min * 60 + 60
+        ):
             raise SensorSilent(
                 f"no frame on {stream.path} for {self._opts.work_period_min} min: {serial_hint(stream.path)}"
             )
@@ -134,8 +151,6 @@ class Sds011:
     def close(self) -> None:
         """Put the sensor to sleep on the way out: the fan and laser wear only while running."""
         if self._link.is_open:
-            try:
+            with contextlib.suppress(PortGone):  # unplugged: it is asleep already
                 self._link.stream()[0].write(SLEEP)
-            except PortGone:
-                pass  # unplugged: it is asleep already
         self._link.close()

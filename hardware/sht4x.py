@@ -7,13 +7,13 @@ T = −45 + 175·ticks/65535 °C, RH = −6 + 125·ticks/65535 % (the library cl
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from adafruit_sht4x import SHT4x
 from pydantic import Field
 
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import Clock, DeviceOptions, FrameError, Metric, Sample, register
+from hardware.base import Clock, DeviceOptions, FrameError, Metric, RawRange, Sample, register
 from hardware.ports import I2CBus
 
 
@@ -27,7 +27,10 @@ class Sht4xOptions(DeviceOptions):
 @register(Sht4xOptions)
 class Sht4x:
     metrics = (Metric.AIR_TEMP, Metric.RH)
-    raw_range = {Metric.AIR_TEMP: (-40.0, 125.0), Metric.RH: (0.0, 100.0)}
+    raw_range: ClassVar[RawRange] = {
+        Metric.AIR_TEMP: (-40.0, 125.0),
+        Metric.RH: (0.0, 100.0),
+    }
 
     def __init__(self, opts: Sht4xOptions, bus: I2CBus | None, clock: Clock) -> None:
         self._part = I2CPart(opts.bus, opts.address, bus, SHT4x)

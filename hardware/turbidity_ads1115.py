@@ -14,7 +14,8 @@ reading flagged out_of_range. The curve assumes a 5.0 V supply: measure yours an
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import ClassVar, Literal
 
 from adafruit_ads1x15.ads1115 import ADS1115
 from adafruit_ads1x15.analog_in import AnalogIn
@@ -55,7 +56,9 @@ class TurbidityAds1115Options(DeviceOptions):
 @register(TurbidityAds1115Options)
 class TurbidityAds1115:
     metrics = (Metric.TURBIDITY,)
-    default_curves = {Metric.TURBIDITY: DefaultCurve("sen0189-default", sen0189_ntu)}
+    default_curves: ClassVar[Mapping[Metric, DefaultCurve]] = {
+        Metric.TURBIDITY: DefaultCurve("sen0189-default", sen0189_ntu)
+    }
 
     def __init__(self, opts: TurbidityAds1115Options, bus: I2CBus | None, clock: Clock) -> None:
         self._opts, self._clock = opts, clock

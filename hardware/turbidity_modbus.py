@@ -14,11 +14,12 @@ maps of probes we know (documented in hardware/README.md, "Modbus turbidity prob
 
 from __future__ import annotations
 
-from typing import Literal
+import contextlib
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hardware.base import Clock, DeviceOptions, Metric, PortGone, Sample, register
+from hardware.base import Clock, DeviceOptions, Metric, PortGone, RawRange, Sample, register
 from hardware.ports import DataType, RegisterReader, WordOrder, open_modbus
 
 
@@ -77,7 +78,9 @@ class TurbidityModbusOptions(DeviceOptions):
     @model_validator(mode="after")
     def _needs_a_register(self) -> TurbidityModbusOptions:
         if self.preset is None and self.address is None:
-            raise ValueError("give `register` (the turbidity register) or a `preset` (see docs/configuration.md)")
+            raise ValueError(
+                "give `register` (the turbidity register) or a `preset` (see docs/configuration.md)"
+            )
         return self
 
     def turbidity(self) -> _Register:
@@ -116,7 +119,10 @@ class TurbidityModbusOptions(DeviceOptions):
 
 @register(TurbidityModbusOptions)
 class TurbidityModbus:
-    raw_range = {Metric.TURBIDITY: (0.0, 10_000.0), Metric.WATER_TEMP: (-20.0, 80.0)}
+    raw_range: ClassVar[RawRange] = {
+        Metric.TURBIDITY: (0.0, 10_000.0),
+        Metric.WATER_TEMP: (-20.0, 80.0),
+    }
 
     def __init__(self, opts: TurbidityModbusOptions, registers: RegisterReader | None, clock: Clock) -> None:
         self._opts, self._registers, self._clock = opts, registers, clock
@@ -160,8 +166,6 @@ class TurbidityModbus:
 
     def close(self) -> None:
         if self._registers is not None:
-            try:
+            with contextlib.suppress(OSError):  # the adapter is already gone
                 self._registers.close()
-            except OSError:
-                pass  # the adapter is already gone
         self._registers = None

@@ -194,7 +194,9 @@ class Sampler:
                     log.info("sensor %s: %s back within its range", slot.name, sample.metric.value)
                 continue
             window.reject(sample)
-            slot.health.last_error = f"{sample.metric.value} {sample.raw:g} outside the sensor's range {low:g}…{high:g}"
+            slot.health.last_error = (
+                f"{sample.metric.value} {sample.raw:g} outside the sensor's range {low:g}…{high:g}"
+            )
             if sample.metric not in slot.out_of_range:  # once per episode
                 slot.out_of_range.add(sample.metric)
                 log.warning("sensor %s: %s", slot.name, slot.health.last_error)
@@ -218,7 +220,11 @@ class Sampler:
         if constant_s < limit:
             return False
         if not slot.is_stuck:  # once per episode
-            log.warning("sensor %s: the same values for %.0f s: stuck? its readings are dropped", slot.name, constant_s)
+            log.warning(
+                "sensor %s: the same values for %.0f s: stuck? its readings are dropped",
+                slot.name,
+                constant_s,
+            )
             slot.is_stuck = True
         slot.health.ok, slot.health.last_error = False, f"stuck: the same values for {constant_s:.0f} s"
         window = self._window(now)

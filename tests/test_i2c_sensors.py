@@ -26,7 +26,11 @@ def values(samples: list) -> dict[Metric, float]:
 def test_bme280_gives_the_datasheet_example_and_survives_a_pulled_wire(clock: FakeClock) -> None:
     bus, chip = i2c.FakeI2CBus(), i2c.Bme280()
     # BME280 datasheet 8.1 worked example: trimming T1..T3, P1..P9 and adc_T = 519888, adc_P = 415148
-    chip.calibrate((27504, 26435, -1000), (36477, -10685, 3024, 2855, 140, -7, 15500, -14600, 6000), (75, 370, 0, 313, 50, 30))
+    chip.calibrate(
+        (27504, 26435, -1000),
+        (36477, -10685, 3024, 2855, 140, -7, 15500, -14600, 6000),
+        (75, 370, 0, 313, 50, 30),
+    )
     chip.set_adc(519888, 415148, 27000)
     bus.devices[0x76] = chip
     bme = Bme280(Bme280Options(type="bme280"), bus, clock)
@@ -120,12 +124,24 @@ def test_ds18b20_sysfs(tmp_path: Path, clock: FakeClock) -> None:
     probe = Ds18b20(opts, clock)
     with pytest.raises(SensorSilent, match="no DS18B20"):
         probe.read()
-    w1_slave(tmp_path, "28-00000a1b2c3d", "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n")
+    w1_slave(
+        tmp_path,
+        "28-00000a1b2c3d",
+        "72 01 4b 46 7f ff 0e 10 57 : crc=57 YES\n72 01 4b 46 7f ff 0e 10 57 t=23125\n",
+    )
     assert values(probe.read()) == {Metric.WATER_TEMP: 23.125}
-    w1_slave(tmp_path, "28-00000a1b2c3d", "72 01 4b 46 7f ff 0e 10 57 : crc=57 NO\n72 01 4b 46 7f ff 0e 10 57 t=23125\n")
+    w1_slave(
+        tmp_path,
+        "28-00000a1b2c3d",
+        "72 01 4b 46 7f ff 0e 10 57 : crc=57 NO\n72 01 4b 46 7f ff 0e 10 57 t=23125\n",
+    )
     with pytest.raises(FrameError, match="CRC"):
         probe.read()
-    w1_slave(tmp_path, "28-00000a1b2c3d", "50 05 4b 46 7f ff 0c 10 1c : crc=1c YES\n50 05 4b 46 7f ff 0c 10 1c t=85000\n")
+    w1_slave(
+        tmp_path,
+        "28-00000a1b2c3d",
+        "50 05 4b 46 7f ff 0c 10 1c : crc=1c YES\n50 05 4b 46 7f ff 0c 10 1c t=85000\n",
+    )
     with pytest.raises(FrameError, match="power-on value"):
         probe.read()
     w1_slave(tmp_path, "28-00000a1b2c3e", "ff ff ff ff ff ff ff ff ff : crc=c9 YES\nff ff t=-1250\n")

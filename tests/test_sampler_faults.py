@@ -4,11 +4,13 @@ curves, and a vanished port, with a simulated clock (no sleeps) and drivers that
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import ClassVar
 
 import pytest
 
 from gateway.schema import Flag
-from hardware.base import DefaultCurve, Metric, Sample
+from hardware.base import DefaultCurve, Metric, RawRange, Sample
 from hardware.pms5003 import Pms5003, Pms5003Options
 from hardware.ports import open_serial
 from node.sampler import Reading, Sampler, SensorSpec
@@ -21,7 +23,7 @@ class Scripted:
     """Returns whatever the test puts in `value` (None: nothing this read)."""
 
     metrics = (Metric.RH,)
-    raw_range = {Metric.RH: (0.0, 100.0)}
+    raw_range: ClassVar[RawRange] = {Metric.RH: (0.0, 100.0)}
 
     def __init__(self, clock: FakeClock, stuck_after_s: float | None = None) -> None:
         self.clock, self.value, self.stuck_after_s = clock, 50.0, stuck_after_s
@@ -66,7 +68,9 @@ def test_out_of_range_samples_are_dropped_flagged_and_logged_once(
     assert first.metrics[Metric.RH].value is None
     assert first.metrics[Metric.RH].raw == 120.0 and first.metrics[Metric.RH].n == 0
     assert Flag.OUT_OF_RANGE in first.flags and Flag.SENSOR_FAULT not in first.flags
-    assert sampler.health["rh"].ok is False and "outside the sensor's range" in str(sampler.health["rh"].last_error)
+    assert sampler.health["rh"].ok is False and "outside the sensor's range" in str(
+        sampler.health["rh"].last_error
+    )
     sensor.value = 30.0
     mixed = run(sampler, clock, 60)[0]
     assert mixed.metrics[Metric.RH].value == 30.0
@@ -95,8 +99,10 @@ def test_a_stuck_sensor_goes_null_with_sensor_fault_until_its_values_move(
 def test_a_drivers_default_curve_applies_until_a_calibration_names_itself(clock: FakeClock) -> None:
     class Volts(Scripted):
         metrics = (Metric.TURBIDITY,)
-        raw_range = {Metric.TURBIDITY: (0.0, 5.0)}
-        default_curves = {Metric.TURBIDITY: DefaultCurve("test-curve", lambda v: None if v > 4 else 100 * v)}
+        raw_range: ClassVar[RawRange] = {Metric.TURBIDITY: (0.0, 5.0)}
+        default_curves: ClassVar[Mapping[Metric, DefaultCurve]] = {
+            Metric.TURBIDITY: DefaultCurve("test-curve", lambda v: None if v > 4 else 100 * v)
+        }
 
         def read(self) -> list[Sample]:
             return [Sample(Metric.TURBIDITY, float(self.value or 0), self.clock())]

@@ -27,7 +27,9 @@ def test_command_bytes_match_the_datasheet() -> None:
     assert (WAKE, SLEEP, working_period(1)) == (DATASHEET_WAKE, DATASHEET_SLEEP, DATASHEET_PERIOD_1)
 
 
-def test_open_wakes_it_sets_the_period_and_close_puts_it_to_sleep(pty_sensor: PtySensor, clock: FakeClock) -> None:
+def test_open_wakes_it_sets_the_period_and_close_puts_it_to_sleep(
+    pty_sensor: PtySensor, clock: FakeClock
+) -> None:
     sds = driver(pty_sensor, clock, work_period_min=5)
     assert pty_sensor.received(38) == WAKE + working_period(5)
     assert not sds.is_warming_up  # in periodic mode the sensor spins up by itself before each frame
@@ -61,7 +63,9 @@ def test_bad_checksum_truncation_and_garbage(pty_sensor: PtySensor, clock: FakeC
     sds.close()
 
 
-def test_periodic_mode_waits_a_period_before_calling_it_silent(pty_sensor: PtySensor, clock: FakeClock) -> None:
+def test_periodic_mode_waits_a_period_before_calling_it_silent(
+    pty_sensor: PtySensor, clock: FakeClock
+) -> None:
     sds = driver(pty_sensor, clock, work_period_min=2)
     assert sds.read() == []
     clock.advance(150)

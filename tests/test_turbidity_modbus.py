@@ -27,7 +27,9 @@ def slave(pty_sensor: PtySensor) -> Iterator[ModbusSlave]:
 
 
 def probe(pty: PtySensor, clock: FakeClock, **kw: object) -> TurbidityModbus:
-    opts = TurbidityModbusOptions.model_validate({"type": "turbidity-modbus", "port": pty.path, "timeout_s": 0.3, **kw})
+    opts = TurbidityModbusOptions.model_validate(
+        {"type": "turbidity-modbus", "port": pty.path, "timeout_s": 0.3, **kw}
+    )
     slave_id, baud, parity = opts.link()
     return TurbidityModbus(opts, open_modbus(opts.port, slave_id, baud, parity=parity, timeout_s=0.3), clock)
 
@@ -46,7 +48,9 @@ def test_the_sen0710_preset_reads_ntu_and_water_temperature(
     sensor.close()
 
 
-def test_a_float32_register_with_function_4(pty_sensor: PtySensor, slave: ModbusSlave, clock: FakeClock) -> None:
+def test_a_float32_register_with_function_4(
+    pty_sensor: PtySensor, slave: ModbusSlave, clock: FakeClock
+) -> None:
     sensor = probe(pty_sensor, clock, register=10, data_type="float32", function_code=4)
     assert [(s.metric, s.raw) for s in sensor.read()] == [(Metric.TURBIDITY, 12.5)]  # 0x41480000
     assert slave.requests[0][1] == 4
@@ -73,7 +77,9 @@ def test_faults_become_the_right_errors(
     sensor.close()
 
 
-def test_the_adapter_pulled_and_plugged_back(pty_sensor: PtySensor, slave: ModbusSlave, clock: FakeClock) -> None:
+def test_the_adapter_pulled_and_plugged_back(
+    pty_sensor: PtySensor, slave: ModbusSlave, clock: FakeClock
+) -> None:
     sensor = probe(pty_sensor, clock, preset="dfrobot-sen0710")
     pty_sensor.unplug()
     with pytest.raises((PortGone, SensorSilent)):
@@ -90,6 +96,8 @@ def test_a_config_without_register_or_preset_names_the_key(tmp_path: Path) -> No
     path.write_text('site = "s"\nnode = "n"\n[[sensors]]\ntype = "turbidity-modbus"\n')
     with pytest.raises(ConfigError, match=r"sensors\[0\].*give `register`"):
         load(path)
-    path.write_text('site = "s"\nnode = "n"\n[[sensors]]\ntype = "turbidity-modbus"\nregister = 4\nslave = 300\n')
+    path.write_text(
+        'site = "s"\nnode = "n"\n[[sensors]]\ntype = "turbidity-modbus"\nregister = 4\nslave = 300\n'
+    )
     with pytest.raises(ConfigError, match=r"sensors\[0\]\.slave"):
         load(path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from adafruit_sht4x import SHT4x
 
@@ -38,7 +38,9 @@ class FakeI2CBus:
             raise OSError(errno.EREMOTEIO, "Remote I/O error")
         return device
 
-    def writeto(self, address: int, buffer: Any, *, start: int = 0, end: int | None = None, stop: bool = True) -> None:
+    def writeto(
+        self, address: int, buffer: Any, *, start: int = 0, end: int | None = None, stop: bool = True
+    ) -> None:
         data = bytes(buffer[start:end])
         device = self._device(address)
         if data:  # an empty write is adafruit_bus_device's probe: the address acknowledged is enough
@@ -74,11 +76,15 @@ class Bme280:
         self.regs[0xD0] = chip_id
         self._pointer = 0
 
-    def calibrate(self, t: tuple[int, ...], p: tuple[int, ...], h: tuple[int, int, int, int, int, int]) -> None:
+    def calibrate(
+        self, t: tuple[int, ...], p: tuple[int, ...], h: tuple[int, int, int, int, int, int]
+    ) -> None:
         self.regs[0x88:0xA0] = struct.pack("<HhhHhhhhhhhh", *t, *p)
         h1, h2, h3, h4, h5, h6 = h
         self.regs[0xA1] = h1
-        self.regs[0xE1:0xE8] = struct.pack("<hBbBbb", h2, h3, h4 >> 4, (h4 & 0xF) | ((h5 & 0xF) << 4), h5 >> 4, h6)
+        self.regs[0xE1:0xE8] = struct.pack(
+            "<hBbBbb", h2, h3, h4 >> 4, (h4 & 0xF) | ((h5 & 0xF) << 4), h5 >> 4, h6
+        )
 
     def set_adc(self, temperature: int, pressure: int, humidity: int) -> None:
         """Raw ADC counts: 20-bit temperature and pressure, 16-bit humidity."""
@@ -88,9 +94,8 @@ class Bme280:
 
     def write(self, data: bytes) -> None:
         self._pointer = data[0]
-        if len(data) == 2 and data[0] >= 0xF2:  # control registers; reset and status keep their values
-            if data[0] != 0xE0:
-                self.regs[data[0]] = data[1]
+        if len(data) == 2 and data[0] >= 0xF2:  # control registers (reset 0xE0 changes nothing here)
+            self.regs[data[0]] = data[1]
 
     def read(self, size: int) -> bytes:
         out = bytes(self.regs[self._pointer : self._pointer + size])
@@ -102,7 +107,16 @@ class Ads1115:
     """16-bit registers (datasheet 9.6): 0 conversion, 1 config. Writing config with OS set converts
     the selected single-ended input at once, so the config's OS bit reads back 1 (done)."""
 
-    FULL_SCALE = {0: 6.144, 1: 4.096, 2: 2.048, 3: 1.024, 4: 0.512, 5: 0.256, 6: 0.256, 7: 0.256}
+    FULL_SCALE: ClassVar[dict[int, float]] = {
+        0: 6.144,
+        1: 4.096,
+        2: 2.048,
+        3: 1.024,
+        4: 0.512,
+        5: 0.256,
+        6: 0.256,
+        7: 0.256,
+    }
 
     def __init__(self) -> None:
         self.volts = [0.0, 0.0, 0.0, 0.0]
