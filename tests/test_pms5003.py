@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hardware.base import FrameError, Metric, PortGone, SensorSilent
-from hardware.pms5003 import Pms5003, Pms5003Options
+from hardware.base import FrameError, Metric, PortGone, SensorError, SensorSilent
+from hardware.pms5003 import FIELDS, Pms5003, Pms5003Options, _decode
 from hardware.ports import open_serial
 from tests.fakes.clock import FakeClock
 from tests.fakes.frames import corrupt, load
@@ -13,6 +15,7 @@ from tests.fakes.pty import PtySensor
 
 FRAMES = load("pms5003")
 ZERO = load("pms5003-warmup")[0]
+REAL = {tuple(float(_decode(f)[name]) for name, _ in FIELDS) for f in FRAMES}
 
 
 def driver(pty: PtySensor, clock: FakeClock, **kw: object) -> Pms5003:
@@ -123,3 +126,39 @@ def test_open_with_the_sensor_absent_starts_and_reports_on_read(tmp_path, clock:
 def test_serial_console_hint_for_the_pi_uart(tmp_path, clock: FakeClock) -> None:
     with pytest.raises(PortGone, match="serial console"):
         open_serial(str(tmp_path / "serial0"))
+
+
+@settings(max_examples=20)
+@given(
+    chunks=st.lists(
+        st.one_of(
+            st.binary(min_size=1, max_size=40),
+            st.sampled_from(FRAMES),
+            st.sampled_from([f[:17] for f in FRAMES]),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_any_byte_stream_gives_only_real_frames_or_sensor_errors(
+    tmp_path_factory, chunks: list[bytes]
+) -> None:
+    """Garbage, partial frames and real frames in any order: every sample comes from a real frame, and
+    every failure is a SensorError the sampler knows how to handle."""
+    pty = PtySensor(tmp_path_factory.mktemp("pty"))
+    clock = FakeClock()
+    try:
+        pms = driver(pty, clock, frame_timeout_s=0.05)
+        pty.send(b"".join(chunks))
+        for _ in range(2 * len(chunks) + 4):
+            try:
+                samples = pms.read()
+            except SensorSilent:
+                break
+            except SensorError:
+                continue
+            for i in range(0, len(samples), 12):
+                assert tuple(s.raw for s in samples[i : i + 12]) in REAL
+        pms.close()
+    finally:
+        pty.close()
