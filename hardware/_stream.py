@@ -9,6 +9,7 @@ behind a truncated one). Checking the frame is the caller's business; this only 
 from __future__ import annotations
 
 import contextlib
+import termios
 import time
 
 import serial
@@ -67,7 +68,7 @@ class FrameStream:
         try:
             self._port.write(data)
             self._port.flush()
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:  # pyserial lets termios out
             raise PortGone(f"{self.path} vanished while writing: {exc}") from exc
 
     def _find(self) -> bytes | None:
@@ -84,13 +85,13 @@ class FrameStream:
     def _in_waiting(self) -> int:
         try:
             return int(self._port.in_waiting)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:  # pyserial lets termios out
             raise PortGone(f"{self.path} vanished: {exc}") from exc
 
     def _read(self, size: int) -> bytes:
         try:
             data: bytes = self._port.read(size)
-        except (serial.SerialException, OSError) as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:  # pyserial lets termios out
             raise PortGone(f"{self.path} vanished: {exc}: {serial_hint(self.path)}") from exc
         return data
 

@@ -9,6 +9,7 @@ it to the person holding the kit.
 from __future__ import annotations
 
 import errno
+import termios
 from enum import StrEnum
 from typing import Any, Protocol, TypeAlias
 
@@ -161,7 +162,7 @@ class ModbusRegisters:
             ) from exc
         except mm.ModbusException as exc:
             raise FrameError(f"bad Modbus answer from slave {inst.address}: {exc}") from exc
-        except serial.SerialException as exc:
+        except (serial.SerialException, OSError, termios.error) as exc:  # pyserial lets termios out
             raise PortGone(
                 f"{self._port.port} vanished ({exc}): is the USB-RS485 adapter plugged in?"
             ) from exc

@@ -19,6 +19,8 @@ def test_every_published_reading_is_stored_exactly_once(
         workdir / "gateway.toml", mqtt_port=mosquitto.port, influx_url=influx.url, db=influx.db, prefix=prefix
     )
     gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], workdir / "gateway.log")
+    # readings published before the gateway's first subscription are nobody's: wait for it
+    wait_for(lambda: "connected to broker" in (workdir / "gateway.log").read_text(), 30, "the gateway")
     nodes = []
     try:
         for name, sensor in (("haul-road", "simulated-pm"), ("river-down", "simulated-turbidity")):
