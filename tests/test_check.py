@@ -107,3 +107,24 @@ def test_check_in_plain_words_exit_0_then_bad_credentials_exit_1(
     assert "accepted the node's credentials" in first and first.rstrip().endswith("all is well")
     assert "refused us: Not authorized: check [mqtt] username and password_file" in second
     assert "something needs attention" in second
+
+
+def test_check_says_warming_up_while_a_pms_sends_only_zeros(
+    tmp_path: Path, mosquitto: devservices.Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pms = PtySensor(tmp_path, "serial0")
+    cfg = node_toml(
+        tmp_path / "node.toml",
+        site="s",
+        node="n",
+        port=mosquitto.port,
+        prefix="mw",
+        sensors=f'[[sensors]]\ntype = "pms5003"\nport = "{pms.path}"\n',
+    )
+    try:
+        with pms.streaming(load("pms5003-warmup"), period_s=0.2):
+            assert main(["check", "--config", str(cfg), "--seconds", "0.8"]) == 0
+    finally:
+        pms.close()
+    out = capsys.readouterr().out
+    assert "pms5003              warming up — found, still warming up" in out

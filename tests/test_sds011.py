@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
+
 import pytest
 
+from gateway.devservices import free_port
 from hardware.base import FrameError, Metric, PortGone, SensorSilent
 from hardware.ports import open_serial
 from hardware.sds011 import SLEEP, WAKE, Sds011, Sds011Options, working_period
 from tests.fakes.clock import FakeClock
 from tests.fakes.frames import corrupt, load
 from tests.fakes.pty import PtySensor
+from tests.helpers import node_toml, spawn, wait_for
 
 FRAMES = load("sds011")
 # From the SDS011 control protocol V1.3 examples (device id FF FF)
@@ -88,3 +93,26 @@ def test_unplugged_and_back_it_is_woken_again(pty_sensor: PtySensor, clock: Fake
         assert sds.read()[0].raw == 0.8
     assert WAKE in pty_sensor.drain()
     sds.close()
+
+
+def test_sigterm_puts_the_sensor_to_sleep_and_closes_the_port(tmp_path: Path, pty_sensor: PtySensor) -> None:
+    cfg = node_toml(
+        tmp_path / "node.toml",
+        site="s",
+        node="n",
+        port=free_port(),
+        prefix="mw",
+        sensors=f'[[sensors]]\ntype = "sds011"\nport = "{pty_sensor.path}"\n',
+    )
+    node = spawn(["node.cli", "run", "--config", str(cfg)], tmp_path / "node.log")
+    try:
+        with pty_sensor.streaming(FRAMES, period_s=0.2):
+            assert pty_sensor.received(38, timeout_s=30) == WAKE + working_period(0)
+            wait_for(lambda: "1 sensor(s)" in (tmp_path / "node.log").read_text(), 30, "the node")
+            node.send_signal(signal.SIGTERM)
+            assert node.wait(15) == 0
+            assert pty_sensor.received(19, timeout_s=5) == SLEEP
+    finally:
+        if node.poll() is None:
+            node.kill()
+    open_serial(pty_sensor.path).close()  # released: an exclusive open succeeds

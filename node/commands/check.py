@@ -71,7 +71,7 @@ def check_sensor(opts: SensorOptions, seconds: float) -> SensorReport:
     report = SensorReport(name, opts.type, "ok", failed_reads=len(errors))
     report.values = {m: round(sum(v) / len(v), 3) for m, v in totals.items()}
     report.samples = max((len(v) for v in totals.values()), default=0)
-    if not totals:
+    if not totals:  # values, when there are any, matter more than a warm-up timer started by us
         report.status = "warming_up" if warming and not errors else ("no_data" if not errors else "fault")
         report.hint = errors[-1] if errors else _quiet_hint(warming)
         return report
@@ -82,8 +82,6 @@ def check_sensor(opts: SensorOptions, seconds: float) -> SensorReport:
             report.hint = (
                 f"{metric.value} {value:g} is outside what the sensor can measure ({low:g}…{high:g})"
             )
-    if warming and report.status == "ok":
-        report.status = "warming_up"
     if errors and report.hint is None:
         report.hint = f"{len(errors)} bad read(s), last: {errors[-1]}"
     return report
