@@ -119,6 +119,10 @@ class SensorDriver(Protocol):
     """One physical (or simulated) sensor. `read` returns what it measured now or raises SensorError.
 
     `metrics` names what it reports, so a failed read can still mark those metrics null and faulty.
+    A driver may also offer, as plain attributes the sampler reads with the helpers below:
+    `is_warming_up` (bool), `raw_range` (RawRange), `stuck_after_s` (float | None) and
+    `default_curves` (metric -> DefaultCurve). A driver whose device vanished (PortGone) opens it
+    again on a later `read`; the sampler's backoff paces those attempts.
     """
 
     @property
