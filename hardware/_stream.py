@@ -39,8 +39,8 @@ class FrameStream:
             if frame is not None:
                 return frame
             waiting = self._in_waiting()
-            if not block and not waiting:
-                if not poll:
+            if not block and (not waiting or time.monotonic() >= deadline):  # a flood must not hold us
+                if not poll or waiting:
                     return None
                 poll = False
                 waiting = 1

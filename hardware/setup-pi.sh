@@ -86,6 +86,12 @@ config_line() {
   if [ -f "$CONFIG" ] && grep -qxF "$line" "$CONFIG"; then
     say "ok" "$CONFIG has $line"
   else
+    # lines after a conditional section ([pi4], [cm4] …) apply to that model only: go back to [all]
+    local section=""
+    [ -f "$CONFIG" ] && section="$(grep -E '^\[[^]]*\]' "$CONFIG" | tail -n 1 || true)"
+    if [ -n "$section" ] && [ "$section" != "[all]" ]; then
+      change "add [all] to $CONFIG (after $section)" sh -c 'printf "[all]\n" >> "$1"' _ "$CONFIG"
+    fi
     change "add $line to $CONFIG" sh -c 'printf "%s\n" "$1" >> "$2"' _ "$line" "$CONFIG"
     CHANGED_BOOT=1
   fi

@@ -23,7 +23,7 @@ def setup_pi(*args: str, root: Path | None = None) -> subprocess.CompletedProces
 def fake_pi(tmp_path: Path) -> Path:
     boot = tmp_path / "boot" / "firmware"
     boot.mkdir(parents=True)
-    (boot / "config.txt").write_text("# Pi OS defaults\ndtparam=audio=on\n")
+    (boot / "config.txt").write_text("# Pi OS defaults\ndtparam=audio=on\n[cm4]\notg_mode=1\n")
     (boot / "cmdline.txt").write_text(CMDLINE)
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "modules").write_text("# /etc/modules\n")
@@ -66,6 +66,9 @@ def test_the_full_run_edits_boot_files_once_and_is_idempotent(tmp_path: Path) ->
     assert config == [
         "# Pi OS defaults",
         "dtparam=audio=on",
+        "[cm4]",
+        "otg_mode=1",
+        "[all]",  # the lines are for every model, not only a CM4
         "enable_uart=1",
         "dtparam=i2c_arm=on",
         "dtoverlay=w1-gpio",
