@@ -155,6 +155,7 @@ def probe_broker(
     password: str | None = None,
     tls: bool = False,
     ca_file: str | None = None,
+    client_cert: tuple[str, str] | None = None,
     timeout_s: float = 5.0,
 ) -> str | None:
     """Connect once and leave (for `minewatch-node check`): None when the broker accepts these
@@ -164,7 +165,8 @@ def probe_broker(
     if username:
         client.username_pw_set(username, password)
     if tls:
-        client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        certfile, keyfile = client_cert or (None, None)
+        client.tls_set(ca_certs=ca_file, certfile=certfile, keyfile=keyfile, cert_reqs=ssl.CERT_REQUIRED)
     client.on_connect = lambda c, userdata, flags, reason_code, props: answers.put(reason_code)
     try:
         client.connect(host, port, keepalive=10)

@@ -120,6 +120,7 @@ def check_broker(cfg: NodeConfig) -> str | None:
         password=cfg.mqtt.password(),
         tls=cfg.mqtt.tls,
         ca_file=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None,
+        client_cert=cfg.mqtt.client_cert,
     )
 
 
