@@ -36,6 +36,8 @@ from hardware.base import (
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 60.0
+QUIET_S = 60.0  # a new fault episode this soon after the last one reported is counted, not logged
+LONG_EPISODE_READS = 3  # ... unless it lasts this many failed reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,8 @@ class _Slot:
     same_since: datetime | None = None
     is_stuck: bool = False
     out_of_range: set[Metric] = field(default_factory=set)
+    warned_at: datetime | None = None
+    quiet_episodes: int = 0
 
 
 @dataclass(slots=True)
@@ -170,7 +174,7 @@ class Sampler:
         except SensorError as exc:
             self._fault(slot, now, exc)
             return
-        if slot.health.failures:
+        if slot.health.failures and not slot.quiet_episodes:
             log.info("sensor %s recovered after %d failed reads", slot.name, slot.health.failures)
         slot.health.failures = 0
         slot.backoff_s = 0.0
@@ -234,7 +238,21 @@ class Sampler:
 
     def _fault(self, slot: _Slot, now: datetime, exc: SensorError) -> None:
         if slot.health.failures == 0:  # once per episode, not once a second
-            log.warning("sensor %s: %s", slot.name, exc)
+            # and a bad frame every few seconds is one long episode, not one line each time
+            if slot.warned_at is None or (now - slot.warned_at).total_seconds() >= QUIET_S:
+                quiet = (
+                    f" ({slot.quiet_episodes} short episode(s) since the last report)"
+                    if slot.quiet_episodes
+                    else ""
+                )
+                log.warning("sensor %s: %s%s", slot.name, exc, quiet)
+                slot.warned_at, slot.quiet_episodes = now, 0
+            else:
+                slot.quiet_episodes += 1
+        elif slot.health.failures == LONG_EPISODE_READS and slot.warned_at != now and slot.quiet_episodes:
+            # a short episode that goes on is a real one after all: say so, and say when it ends
+            log.warning("sensor %s: %s (%d failed reads in a row)", slot.name, exc, slot.health.failures)
+            slot.warned_at, slot.quiet_episodes = now, 0
         slot.health.ok, slot.health.last_error = False, str(exc)
         slot.health.failures += 1
         slot.backoff_s = min(max(slot.backoff_s * 2, slot.interval_s), MAX_BACKOFF_S)

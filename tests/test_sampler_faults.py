@@ -10,7 +10,7 @@ from typing import ClassVar
 import pytest
 
 from gateway.schema import Flag
-from hardware.base import DefaultCurve, Metric, RawRange, Sample
+from hardware.base import DefaultCurve, FrameError, Metric, RawRange, Sample, SensorSilent
 from hardware.pms5003 import Pms5003, Pms5003Options
 from hardware.ports import open_serial
 from node.sampler import Reading, Sampler, SensorSpec
@@ -148,3 +148,47 @@ def test_a_pms_through_the_sampler_zero_frames_then_data_then_unplugged(
     assert gone and all(Flag.SENSOR_FAULT in r.flags for r in gone[1:])
     assert sampler.health["pms5003"].ok is False
     pms.close()
+
+
+def test_a_bad_frame_every_few_seconds_is_not_a_log_line_each_time(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Sometimes(Scripted):
+        def read(self) -> list[Sample]:
+            self.reads = getattr(self, "reads", 0) + 1
+            if self.reads % 5 == 0:
+                raise FrameError("bad PMS frame: Invalid PM2.5 checksum")
+            return super().read()
+
+    sampler = Sampler([SensorSpec("pms", Sometimes(clock), 1.0)], 60, clock)
+    readings = run(sampler, clock, 600)
+    assert all(r.metrics[Metric.RH].value == 50.0 for r in readings)  # the good reads carry on
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert 5 <= len(warnings) <= 11  # about once a minute, not ~120 times
+    assert "short episode(s) since the last report" in warnings[-1]
+
+
+def test_a_quiet_episode_that_goes_on_is_reported_after_all(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Dies(Scripted):
+        dead = False
+
+        def read(self) -> list[Sample]:
+            self.reads = getattr(self, "reads", 0) + 1
+            if self.dead or self.reads == 3:
+                raise SensorSilent("no data on /dev/serial0")
+            return super().read()
+
+    caplog.set_level(logging.INFO, logger="node.sampler")
+    sensor = Dies(clock)
+    sampler = Sampler([SensorSpec("pms", sensor, 1.0)], 60, clock)
+    run(sampler, clock, 10)  # one short episode: reported
+    sensor.dead = True
+    run(sampler, clock, 30)  # within a minute: quiet at first, reported on the third failed read
+    sensor.dead = False
+    run(sampler, clock, 120)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("no data" in m for m in messages) == 2
+    assert any("3 failed reads in a row" in m for m in messages)
+    assert any("recovered after" in m for m in messages)
