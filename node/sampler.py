@@ -4,7 +4,9 @@ Windows are `interval_s` long and aligned to the epoch (a 60 s window ends on th
 each sample's own timestamp, so replayed data lands in the windows it was recorded in. A window
 closes once the clock has passed its end. The fault policy lives here and only here: a sensor that
 raises is retried with exponential backoff, its metrics go null with `sensor_fault` for windows in
-which nothing valid was read, and the episode is logged once when it starts and once when it ends.
+which nothing valid was read, and the episode is logged once when it starts and once when it ends
+(an episode starting within a minute of the last one reported is only counted, unless it lasts
+three reads: a flaky cable must not write a line every few seconds to the SD card).
 The same holds for a sensor repeating identical values for its `stuck_after_s` (stuck: its samples
 are dropped, `sensor_fault`) and for samples outside the part's physical range (dropped from the
 mean, `out_of_range`; when nothing else was read the metric is null with their mean as `raw`).
