@@ -35,6 +35,10 @@ class I2CPart(Generic[T]):
             raise SensorSilent(i2c_hint(self.bus_number, self.address)) from exc
         return self._part
 
+    def forget(self) -> None:
+        """Build the library object again on the next read (its state may be wrong)."""
+        self._part = None
+
     def lost(self, exc: OSError) -> SensorSilent:
         """The device stopped answering mid-read: start from scratch next time."""
         self._part = None

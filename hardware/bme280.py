@@ -57,6 +57,9 @@ class Bme280:
             celsius, rh, hpa = bme.temperature, bme.relative_humidity, bme.pressure
         except OSError as exc:
             raise self._part.lost(exc) from exc
+        except ArithmeticError as exc:  # adafruit_bme280: zero trimming parameters (a garbled read)
+            self._part.forget()
+            raise FrameError(f"BME280 trimming parameters unreadable: {exc}") from exc
         now = self._clock()
         return [
             Sample(Metric.AIR_TEMP, round(celsius, 2), now),

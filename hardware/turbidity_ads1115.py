@@ -64,6 +64,8 @@ class TurbidityAds1115:
         self._opts, self._clock = opts, clock
 
         def make(i2c: I2CBus, address: int) -> AnalogIn:
+            # single-shot, the library's default: in 3.0.x its continuous mode never selects the
+            # input (it keeps the power-on AIN0-AIN1 pair), which the register-map fake shows
             return AnalogIn(ADS1115(i2c, gain=opts.gain, address=address), opts.channel)
 
         self._part = I2CPart(opts.bus, opts.address, bus, make)

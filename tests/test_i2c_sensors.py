@@ -75,6 +75,9 @@ def test_ads1115_volts_through_the_divider_and_the_sen0189_curve(clock: FakeCloc
     opts = TurbidityAds1115Options(type="turbidity-ads1115", channel=1, gain=1, divider=1.5)
     probe = TurbidityAds1115(opts, bus, clock)
     assert values(probe.read())[Metric.TURBIDITY] == pytest.approx(3.0, abs=0.001)
+    assert not adc.is_continuous and (adc.regs[1] >> 9) & 0x7 == 1  # single-shot at ±4.096 V
+    adc.volts[1] = 2.5
+    assert values(probe.read())[Metric.TURBIDITY] == pytest.approx(3.75, abs=0.001)
     assert probe.raw_range[Metric.TURBIDITY][1] == pytest.approx(4.096 * 1.5 * 0.999, abs=1e-4)
     # DFRobot's SEN0189 curve: ~3000 NTU at 2.5 V, ~0 NTU at 4.2 V; undefined outside
     assert sen0189_ntu(2.5) == pytest.approx(3000.35, abs=0.01)

@@ -123,19 +123,29 @@ class Ads1115:
         self.regs = {0: 0, 1: 0x8583, 2: 0x8000, 3: 0x7FFF}
         self._pointer = 0
 
+    def _convert(self) -> None:
+        config = self.regs[1]
+        mux = (config >> 12) & 0x7
+        full_scale = self.FULL_SCALE[(config >> 9) & 0x7]
+        volts = self.volts[mux - 4] if mux >= 4 else 0.0  # differential pairs are not wired here
+        code = round(volts / full_scale * 32768)
+        self.regs[0] = max(-32768, min(32767, code)) & 0xFFFF
+
+    @property
+    def is_continuous(self) -> bool:
+        return not self.regs[1] & 0x0100  # MODE bit 8: 0 continuous, 1 single-shot
+
     def write(self, data: bytes) -> None:
         self._pointer = data[0]
         if len(data) == 3:
             value = int.from_bytes(data[1:3], "big")
             self.regs[self._pointer] = value
-            if self._pointer == 1 and value & 0x8000:
-                mux = (value >> 12) & 0x7
-                assert mux >= 4, "only single-ended inputs are wired in these tests"
-                full_scale = self.FULL_SCALE[(value >> 9) & 0x7]
-                code = round(self.volts[mux - 4] / full_scale * 32768)
-                self.regs[0] = max(-32768, min(32767, code)) & 0xFFFF
+            if self._pointer == 1 and (value & 0x8000 or self.is_continuous):
+                self._convert()
 
     def read(self, size: int) -> bytes:
+        if self._pointer == 0 and self.is_continuous:
+            self._convert()  # converting all the time: the latest input
         value = self.regs[self._pointer] | (0x8000 if self._pointer == 1 else 0)
         return value.to_bytes(2, "big")[:size]
 
