@@ -250,3 +250,15 @@ def test_unknown_standard_in_config_exits_2(
     assert main(["report", "--config", str(config), *args]) == 2
     err = capsys.readouterr().err
     assert "gateway.toml: report.standards: " in err and "who-2005" in err
+
+
+def test_one_node_only(site_db: Influx, tmp_path: Path) -> None:
+    text = _report(site_db, tmp_path, "--node", "river-down", "--standard", "who-2021")
+    t = tables(text)
+    assert {k for k in t if k.startswith(("completeness-", "daily-"))} == {
+        "completeness-river-down",
+        "daily-river-down-turbidity",
+    }
+    assert "exceedance-table" not in t  # the alerts were at haul-road
+    assert "No alerts were raised" in text
+    assert "&#34;node&#34; = &#39;river-down&#39;" in text  # the queries shown are the filtered ones
