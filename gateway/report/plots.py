@@ -62,14 +62,15 @@ def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
             label=f"{standard.title}: {limit.value:g} {METRIC_UNITS[limit.metric]} (24 h)",
         )
     if section.limits:
-        lowest = min(section.limits, key=lambda sl: sl[1].value)[1]
+        lowest_std, lowest = min(section.limits, key=lambda sl: sl[1].value)
         for i, day in enumerate(section.days_over(lowest)):
             ax.axvspan(
                 x(day.start),
                 x(day.start + DAY),
                 color="#ff0000",
                 alpha=0.12,
-                label="day over limit" if i == 0 else None,
+                linewidth=0,
+                label=f"day over the {lowest_std.title} limit" if i == 0 else None,
             )
     for i, ep in enumerate(section.episodes):
         ax.axvspan(
@@ -77,6 +78,7 @@ def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
             x(ep.end or end),
             color="#ff8c00",
             alpha=0.3,
+            linewidth=0,
             label="alert (exceedance period)" if i == 0 else None,
         )
     ax.set_xlim(x(start), x(max(end, start + timedelta(hours=1))))
