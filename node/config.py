@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+import calibration.node
 import hardware
-from gateway.configfile import load_model, read_secret
+from calibration import presets
+from gateway.configfile import ConfigError, load_model, read_secret
 from gateway.schema import ID_PATTERN
 from hardware.replay_csv import ReplayCsvOptions
 
@@ -94,4 +96,24 @@ def load(path: Path | str) -> NodeConfig:
     if not cfg.buffer.path.is_absolute():  # relative to the config file
         buffer = cfg.buffer.model_copy(update={"path": (base / cfg.buffer.path).resolve()})
         cfg = cfg.model_copy(update={"buffer": buffer})
+    cfg = _resolve_calibrations(cfg, base)
+    try:
+        calibration.node.check(cfg.sensors)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     return cfg
+
+
+def _resolve_calibrations(cfg: NodeConfig, base: Path) -> NodeConfig:
+    """Calibration paths relative to the config file become absolute; preset names stay names."""
+    sensors = [
+        opts.model_copy(update={"calibration": [_resolve(ref, base) for ref in opts.calibration]})
+        if opts.calibration
+        else opts
+        for opts in cfg.sensors
+    ]
+    return cfg.model_copy(update={"sensors": sensors})
+
+
+def _resolve(ref: str, base: Path) -> str:
+    return ref if presets.path(ref) else str(presets.resolve(ref, base).resolve())

@@ -21,6 +21,7 @@ from gateway.schema import (
     format_ts,
     topic,
 )
+from calibration.node import NodeCalibration
 from hardware.base import Clock, SensorDriver, open_driver
 from node import __version__
 from node.config import NodeConfig
@@ -79,9 +80,10 @@ class NodeService:
         started = self.clock()
         status_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.STATUS)
         reading_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.READING)
+        calibrate = NodeCalibration.start(cfg.sensors, self.clock)  # refuses bad files before ports open
         outbox = Outbox(cfg.buffer.path)
         sensors = open_sensors(cfg, self.clock)
-        sampler = Sampler(sensors, cfg.interval_s, self.clock)
+        sampler = Sampler(sensors, cfg.interval_s, self.clock, calibrate=calibrate)
         publisher = Publisher(
             cfg.mqtt.host,
             cfg.mqtt.port,
