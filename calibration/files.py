@@ -228,7 +228,7 @@ def from_model(doc: _FileBase, path: Path | None = None) -> Calibration:
 def parse(data: dict[str, Any], where: Path | str) -> Calibration:
     """Validate a calibration document (already parsed TOML); errors name `where` and the key."""
     kind = data.get("model")
-    if kind not in MODELS:
+    if not isinstance(kind, str) or kind not in MODELS:
         raise ConfigError(f"{where}: model: {kind!r} is not a calibration model; use one of {sorted(MODELS)}")
     try:
         doc = _Wrapper.model_validate({"file": data}).file
