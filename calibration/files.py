@@ -143,7 +143,7 @@ def _file_models() -> tuple[type[_FileBase], ...]:
             create_model(
                 f"{cls.__name__}File",
                 __base__=_FileBase,
-                model=(Literal[kind], ...),
+                model=(Literal[kind], ...),  # type: ignore[arg-type]  # a runtime Literal
                 coefficients=(cls, default),
             )
         )

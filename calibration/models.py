@@ -38,7 +38,7 @@ def register(kind: str) -> Callable[[type[T]], type[T]]:
     def decorate(cls: type[T]) -> type[T]:
         if kind in MODELS:
             raise TypeError(f"calibration model {kind!r} registered twice")
-        cls.kind = kind  # type: ignore[attr-defined]
+        cls.kind = kind  # type: ignore[attr-defined]  # declared as a ClassVar by each model
         MODELS[kind] = cls
         return cls
 
@@ -69,6 +69,7 @@ class Linear:
 
     slope: float
     intercept: float = 0.0
+    kind: ClassVar[str]
     needs_rh: ClassVar[bool] = False
 
     def apply(self, x: float, rh: float | None = None) -> float:
@@ -88,6 +89,7 @@ class Multilinear:
     a: float
     b: float
     c: float
+    kind: ClassVar[str]
     needs_rh: ClassVar[bool] = True
 
     def apply(self, x: float, rh: float | None = None) -> float:
@@ -106,6 +108,7 @@ class Polynomial:
     """y = c[0] + c[1]·x + c[2]·x² + …, coefficients in ascending powers of x."""
 
     c: tuple[float, ...]
+    kind: ClassVar[str]
     needs_rh: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
@@ -133,6 +136,7 @@ class PiecewiseLinear:
     segments are extended. Turbidity curves from standard solutions are tables like this."""
 
     points: tuple[tuple[float, float], ...]
+    kind: ClassVar[str]
     needs_rh: ClassVar[bool] = False
     _xs: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
@@ -169,6 +173,7 @@ class EpaExtended:
     published ones.
     """
 
+    kind: ClassVar[str]
     needs_rh: ClassVar[bool] = True
 
     def apply(self, x: float, rh: float | None = None) -> float:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from calibration.node import NodeCalibration
 from gateway.schema import (
     SCHEMA_VERSION,
     MetricValue,
@@ -21,7 +22,6 @@ from gateway.schema import (
     format_ts,
     topic,
 )
-from calibration.node import NodeCalibration
 from hardware.base import Clock, SensorDriver, open_driver
 from node import __version__
 from node.config import NodeConfig

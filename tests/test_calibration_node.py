@@ -53,8 +53,12 @@ def test_the_epa_preset_uses_rh_from_the_same_window(tmp_path: Path) -> None:
     calibrate = NodeCalibration.start([opts], clock)
     driver = replay(
         tmp_path,
-        ["timestamp,pm2_5,rh", "2026-11-22T10:00:10Z,20,30", "2026-11-22T10:00:20Z,40,50",
-         "2026-11-22T10:01:10Z,20,"],
+        [
+            "timestamp,pm2_5,rh",
+            "2026-11-22T10:00:10Z,20,30",
+            "2026-11-22T10:00:20Z,40,50",
+            "2026-11-22T10:01:10Z,20,",
+        ],
     )
     sampler = Sampler([SensorSpec("rec", driver, 1.0)], 60, clock, calibrate=calibrate)
     readings = []
