@@ -23,6 +23,15 @@ from hardware.base import Clock, Metric, SensorOptions
 
 log = logging.getLogger(__name__)
 
+RAW_DECIMALS = 4
+"""The sampler stores each raw mean rounded to this many decimals (node/sampler.py). Inputs taken from
+the window are rounded the same way, so that `minewatch-calibrate apply` on the stored `rh_raw`
+reproduces `value` exactly, not merely to within rounding."""
+
+
+def _as_stored(mean: float | None) -> float | None:
+    return None if mean is None else round(mean, RAW_DECIMALS)
+
 
 def _load_sensor_calibrations(sensors: Sequence[SensorOptions]) -> dict[Metric, Calibration]:
     by_metric: dict[Metric, tuple[str, Calibration]] = {}
@@ -103,5 +112,7 @@ class NodeCalibration:
                     metric.value,
                     cal.valid_to,
                 )
-        result = cal.apply(raw, rh=window.get(Metric.RH), water_temp=window.get(Metric.WATER_TEMP))
+        result = cal.apply(
+            raw, rh=_as_stored(window.get(Metric.RH)), water_temp=_as_stored(window.get(Metric.WATER_TEMP))
+        )
         return result.value, cal.id, flags | set(result.flags)

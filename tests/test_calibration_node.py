@@ -165,3 +165,14 @@ def test_relative_calibration_paths_are_relative_to_the_config_and_presets_stay_
     )
     assert cfg.sensors[0].calibration == [str(tmp_path / "cal" / "a.toml")]
     assert presets.path("epa-us-2021") is not None
+
+
+def test_window_inputs_are_used_as_they_are_stored_so_apply_can_reproduce_the_value() -> None:
+    calibrate = NodeCalibration({Metric.PM2_5: presets.load_preset("epa-us-2021")}, FakeClock(T0))
+    # a window mean the node stores as rh_raw = 30.395; with the unrounded mean the value would
+    # round to 13.6099 instead of 13.61, and apply on the stored rh_raw could not reproduce it
+    rh = 30.39503975
+    value, cal, flags = calibrate(Metric.PM2_5, 20.0, {Metric.PM2_5: 20.0, Metric.RH: rh})
+    assert (cal, flags) == ("epa-us-2021", set())
+    assert value == presets.load_preset("epa-us-2021").apply(20.0, rh=round(rh, 4)).value
+    assert value == 13.61
