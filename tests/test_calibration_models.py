@@ -177,3 +177,28 @@ def test_any_garbage_document_is_a_config_error_never_a_crash(doc: dict[str, obj
 def test_dumps_writes_toml_that_reads_back_the_same() -> None:
     doc = tomllib.loads(BASE)
     assert tomllib.loads(files.dumps(doc)) == doc
+
+
+@given(
+    st.floats(0, 2000, allow_nan=False),
+    st.floats(0, 2000, allow_nan=False),
+    st.floats(0, 100, allow_nan=False),
+)
+def test_epa_extended_never_decreases_as_the_sensor_reads_more(a: float, b: float, rh: float) -> None:
+    low, high = sorted((a, b))
+    model = EpaExtended()
+    assert model.apply(low, rh=rh) <= model.apply(high, rh=rh) + 1e-9
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(-1e3, 1e3, allow_nan=False), st.floats(-1e3, 1e3, allow_nan=False)),
+        min_size=2,
+        max_size=8,
+        unique_by=lambda p: round(p[0], 3),
+    )
+)
+def test_a_piecewise_curve_passes_through_its_points(points: list[tuple[float, float]]) -> None:
+    table = PiecewiseLinear(points=tuple(sorted(points)))
+    for x, y in table.points:
+        assert table.apply(x) == pytest.approx(y, abs=1e-6)

@@ -53,19 +53,23 @@ def describe(cal: Calibration) -> str:
             "cal_fallback."
         )
     if cal.range is not None:
+        lo, hi = f"{cal.range.min:g}", f"{cal.range.max:g}"
         what = (
-            "extended"
+            "the curve is extended"
             if cal.range.outside == "extrapolate"
-            else f"held at {cal.range.min:g} or {cal.range.max:g}"
+            else f"the input is held at {lo} or {hi}"
         )
         lines.append(
-            f"Calibrated for raw readings from {cal.range.min:g} to {cal.range.max:g}; outside that the "
-            f"curve is {what} and the reading flagged out_of_range."
+            f"Calibrated for raw readings from {lo} to {hi}; outside that {what} and the reading is "
+            "flagged out_of_range."
         )
-    until = "no end date" if cal.valid_to is None else f"until {cal.valid_to.isoformat()}"
-    lines.append(
-        f"Valid from {cal.valid_from.isoformat()}, {until}; after that readings are flagged cal_expired."
-    )
+    if cal.valid_to is None:
+        lines.append(f"Valid from {cal.valid_from.isoformat()}, with no end date.")
+    else:
+        lines.append(
+            f"Valid from {cal.valid_from.isoformat()} until {cal.valid_to.isoformat()}; after that the "
+            "node flags its readings cal_expired."
+        )
     p = cal.provenance
     lines.append(f"Made by: {p.method}" + (f", by {p.by}" if p.by else "") + ".")
     if p.source:
