@@ -56,12 +56,13 @@ class SensorRef(_Section):
 
 class InputRange(_Section):
     """The raw inputs the calibration was derived from. Outside it the reading is flagged
-    `out_of_range`; `outside` says whether the curve is extended (`extrapolate`) or the input held at
-    the nearest end (`clamp`, for curves that turn back or go negative beyond their table)."""
+    `out_of_range`; `outside` says whether the curve is extended (`extrapolate`), the input held at
+    the nearest end (`clamp`), or no value given at all (`null`, for a curve defined only on its
+    range, like a manufacturer's parabola that turns back beyond it)."""
 
     min: float
     max: float
-    outside: Literal["extrapolate", "clamp"] = "extrapolate"
+    outside: Literal["extrapolate", "clamp", "null"] = "extrapolate"
 
     @model_validator(mode="after")
     def _ordered(self) -> InputRange:
@@ -160,7 +161,7 @@ class _Wrapper(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    value: float
+    value: float | None  # None: outside a range whose `outside` is "null"
     flags: frozenset[Flag]
 
 
@@ -198,6 +199,8 @@ class Calibration:
                 x = x - comp.coefficient_per_c * (water_temp - comp.reference_c)
         if self.range is not None and not self.range.min <= x <= self.range.max:
             flags.add(Flag.OUT_OF_RANGE)
+            if self.range.outside == "null":
+                return Result(None, frozenset(flags))
             if self.range.outside == "clamp":
                 x = min(max(x, self.range.min), self.range.max)
         try:

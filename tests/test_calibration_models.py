@@ -76,13 +76,22 @@ def test_epa_extended_needs_no_rh_above_260_and_falls_back_below() -> None:
     assert no_rh.flags == {Flag.CAL_FALLBACK}
 
 
-def test_sen0189_preset_follows_the_manufacturer_curve_and_clamps_outside_it() -> None:
+def test_sen0189_preset_follows_the_manufacturer_curve_and_gives_no_value_outside_it() -> None:
     cal = presets.load_preset("dfrobot-sen0189")
     assert cal.apply(3.0).value == 2790.4  # −1120.4·9 + 5742.3·3 − 4352.9
     assert cal.apply(4.2).value == 0.904
-    outside = cal.apply(4.5)  # clear water on a probe that reads high: held at 4.2 V
-    assert outside.value == 0.904
-    assert outside.flags == {Flag.OUT_OF_RANGE}
+    assert cal.apply(2.5).value == 3000.35
+    for volts in (4.5, 2.0):  # where the parabola goes negative, or turns back
+        outside = cal.apply(volts)
+        assert outside.value is None
+        assert outside.flags == {Flag.OUT_OF_RANGE}
+
+
+def test_clamp_holds_the_input_at_the_end_of_the_range(tmp_path: Path) -> None:
+    path = tmp_path / "cal.toml"
+    path.write_text(BASE.replace("max = 100", 'max = 100\noutside = "clamp"'))
+    cal = files.load(path)
+    assert cal.apply(200.0, water_temp=20.0) == files.Result(51.0, frozenset({Flag.OUT_OF_RANGE}))
 
 
 def test_every_preset_names_its_source() -> None:

@@ -84,9 +84,9 @@ def run(args: argparse.Namespace) -> int:
                     writer.writerow([*cells, "", "", ""])
                     continue
                 result = cal.apply(raw, rh=rh, water_temp=wt)
-                value: float | None = result.value
+                value = result.value
                 flags = set(result.flags)
-                if not low <= result.value <= high:  # as the node does: impossible values are not sent
+                if value is not None and not low <= value <= high:  # as the node: impossible values are null
                     value = None
                     flags.add(Flag.OUT_OF_RANGE)
                 writer.writerow(

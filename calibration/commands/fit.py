@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     doc = build_document(args, data, model, metric)
     draft = files.parse(doc, args.out)
     rh: list[float | None] = list(data.rh) if data.rh else [None] * len(data.sensor)
-    corrected = [draft.apply(x, rh=h).value for x, h in zip(data.sensor, rh, strict=True)]
+    # the range is the data's own, so every pair has a value
+    corrected = [float(draft.apply(x, rh=h).value or 0.0) for x, h in zip(data.sensor, rh, strict=True)]
     before = stats.compute(data.sensor, data.reference)
     after = stats.compute(corrected, data.reference)
     doc["provenance"]["before"] = before.model_dump(exclude_none=True)
