@@ -54,11 +54,11 @@ def describe(cal: Calibration) -> str:
         )
     if cal.range is not None:
         lo, hi = f"{cal.range.min:g}", f"{cal.range.max:g}"
-        what = (
-            "the curve is extended"
-            if cal.range.outside == "extrapolate"
-            else f"the input is held at {lo} or {hi}"
-        )
+        what = {
+            "extrapolate": "the curve is extended",
+            "clamp": f"the input is held at {lo} or {hi}",
+            "null": "no value is given (null, raw kept)",
+        }[cal.range.outside]
         lines.append(
             f"Calibrated for raw readings from {lo} to {hi}; outside that {what} and the reading is "
             "flagged out_of_range."
