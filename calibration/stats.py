@@ -94,9 +94,16 @@ def _mark(ok: bool | None) -> str:
 
 def table(before: Stats, after: Stats, *, pm: bool, average: str) -> str:
     """A plain-text table: each statistic before and after correction, against the EPA target."""
-    rows = [f"{'':<10} {'before':>10} {'after':>10}   EPA target ({average} averages)" if pm else ""]
-    if not pm:
-        rows = [f"{'':<10} {'before':>10} {'after':>10}   (the EPA targets are for PM2.5 only)"]
+    head = f"{'':<10} {'before':>10} {'after':>10}   "
+    if pm:
+        rows = [
+            head
+            + "EPA target (set for 24-h averages"
+            + ("" if average == "24h" else f"; these are {average}")
+            + ")"
+        ]
+    else:
+        rows = [head + "(the EPA targets are for PM2.5 only)"]
     rows.append(f"{'n':<10} {_fmt(before.n):>10} {_fmt(after.n):>10}")
     for target in PM25_TARGETS:
         b, a = getattr(before, target.key), getattr(after, target.key)
