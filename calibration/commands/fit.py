@@ -48,6 +48,10 @@ def add(sub: Any) -> None:
 
 
 def read_pairs(args: argparse.Namespace) -> Pairs:
+    if args.model == "polynomial" and not 1 <= args.degree <= 5:
+        raise FitInputError(f"--degree {args.degree}: use 1 to 5 (2 or 3 is usually enough)")
+    if args.valid_days < 1:
+        raise FitInputError(f"--valid-days {args.valid_days}: must be at least 1")
     period = period_s(args.average)
     if args.model == "multilinear" and not args.rh_column:
         raise FitInputError("--model multilinear needs --rh-column (the RH column of the co-location data)")
