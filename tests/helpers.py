@@ -151,3 +151,37 @@ def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", *args], stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT
     )
+
+
+def wait_gateway_ready(port: int, prefix: str, influx: Influx, timeout_s: float = 60.0) -> None:
+    """Block until a gateway is subscribed and storing: publish a probe reading (site `probe`) until
+    it shows up in InfluxDB. Until a gateway has subscribed once, the broker keeps nothing for it, so
+    tests must not publish the readings they count before this returns."""
+    from datetime import UTC, datetime
+
+    seq = 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        seq += 1
+        ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        doc = {
+            "schema": 1,
+            "site": "probe",
+            "node": "probe",
+            "seq": seq,
+            "ts": ts,
+            "period_s": 1,
+            "metrics": {"rh": {"value": 50.0, "n": 1}},
+            "flags": [],
+        }
+        publish(port, f"{prefix}/v1/probe/probe/reading", json.dumps(doc).encode())
+        try:
+            wait_for(
+                lambda: influx.rows('SELECT count("seq") FROM "reading" WHERE "site" = \'probe\''),
+                2.0,
+                "probe",
+            )
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"no gateway stored a probe reading within {timeout_s} s")
