@@ -9,9 +9,10 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from gateway.devservices import Service
-from tests.helpers import ROOT, Influx, gateway_toml, node_toml, spawn, wait_for
+from tests.helpers import ROOT, Influx, gateway_toml, node_toml, spawn, wait_for, wait_gateway_ready
 
 PM10_CAL = """
 id = "replay-r1@2026-11-01"
@@ -62,19 +63,22 @@ def test_calibrated_readings_are_stored_with_raw_and_cal_and_can_be_recomputed(
         workdir / "gateway.toml", mqtt_port=mosquitto.port, influx_url=influx.url, db=influx.db, prefix=prefix
     )
     gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], workdir / "gateway.log")
-    # the replay publishes at once: the gateway must have subscribed (in the same callback that
-    # logs this line) before the node starts, or its first session would miss them
-    wait_for(lambda: "connected to broker" in (workdir / "gateway.log").read_text(), 30, "gateway up")
-    node = spawn(["node.cli", "run", "--config", str(cfg)], workdir / "node.log")
+
+    def stored() -> list[dict[str, Any]]:
+        return influx.rows('SELECT * FROM "reading" WHERE "node" = \'haul-road\'')
+
+    node = None
     try:
-        # six recorded minutes: five windows close while replaying, the sixth on the node's shutdown
-        wait_for(lambda: influx.count() >= 5, 60, "five calibrated readings in InfluxDB")
+        # the replay publishes at once: the gateway must be subscribed before the node starts
+        wait_gateway_ready(mosquitto.port, prefix, influx)
+        node = spawn(["node.cli", "run", "--config", str(cfg)], workdir / "node.log")
+        # six recorded minutes, all in the past: each window closes as soon as it is read
+        wait_for(lambda: len(stored()) >= 6, 60, "six calibrated readings in InfluxDB")
         node.send_signal(signal.SIGTERM)
         assert node.wait(20) == 0
-        wait_for(lambda: influx.count() >= 6, 30, "the last window, flushed at shutdown")
-        rows = influx.rows('SELECT * FROM "reading" WHERE "node" = \'haul-road\'')
+        rows = stored()
     finally:
-        if node.poll() is None:
+        if node is not None and node.poll() is None:
             node.kill()
         gateway.send_signal(signal.SIGTERM)
         assert gateway.wait(15) == 0
