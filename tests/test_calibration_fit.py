@@ -314,3 +314,16 @@ def test_show_explains_a_preset_in_plain_words(capsys: pytest.CaptureFixture[str
     assert "y = 0.524·x − 0.0862·RH + 5.75" in text
     assert "assumes RH = 50 %" in text and "doi.org/10.5194/amt-14-4617-2021" in text
     assert main(["show", "no-such-thing"]) == 2
+
+
+def test_apply_names_a_missing_column_and_a_bad_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_csv(tmp_path / "raw.csv", ["time", "volts"], [["a", "3.0"], ["b", "4.5"], ["c", "x"]])
+    assert main(["apply", "--cal", "dfrobot-sen0189", "--input", str(data)]) == 2
+    assert f"{data}: row 1: no column 'raw' or 'turbidity_raw'" in capsys.readouterr().err
+    assert main(["apply", "--cal", "dfrobot-sen0189", "--input", str(data), "--column", "volts"]) == 2
+    captured = capsys.readouterr()
+    assert f"{data}: row 4: column 'volts': 'x' is not a number" in captured.err
+    lines = captured.out.splitlines()  # rows before the bad one were written: nothing is hidden
+    assert lines[1:] == ["a,3.0,2790.4,dfrobot-sen0189,", "b,4.5,,dfrobot-sen0189,out_of_range"]
