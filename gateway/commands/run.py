@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.config import GatewayConfig, load
 from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
+from gateway.trust.verifier import Verifier
 
 if TYPE_CHECKING:
     from gateway.web.server import BackgroundServer
@@ -44,6 +45,12 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+    def reload_keys(signum: int, frame: FrameType | None) -> None:
+        if isinstance(service.verify, Verifier):
+            service.verify.registry.request_reload()
+
+    signal.signal(signal.SIGHUP, reload_keys)
     web = _start_web(cfg, service) if cfg.web is not None else None
     try:
         service.run()
