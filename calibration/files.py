@@ -10,7 +10,6 @@ in every reading's `cal`, so anyone holding a stored `raw` and this file can rec
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -252,51 +251,3 @@ def load(path: Path | str) -> Calibration:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     return parse(data, path)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError("TOML cannot hold NaN or infinity here")
-        return repr(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def dumps(data: dict[str, Any]) -> str:
-    """A small TOML writer for calibration documents: scalars first, then one table per section.
-    (The standard library reads TOML but does not write it; our documents are two levels deep.)"""
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-    for key, value in data.items():
-        if value is None:
-            continue
-        if isinstance(value, dict):
-            tables.append((key, value))
-        else:
-            lines.append(f"{key} = {_toml_value(value)}")
-    for name, table in tables:
-        sub: list[tuple[str, dict[str, Any]]] = []
-        lines.append("")
-        lines.append(f"[{name}]")
-        for key, value in table.items():
-            if value is None:
-                continue
-            if isinstance(value, dict):
-                sub.append((f"{name}.{key}", value))
-            else:
-                lines.append(f"{key} = {_toml_value(value)}")
-        for sub_name, sub_table in sub:
-            lines.append("")
-            lines.append(f"[{sub_name}]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in sub_table.items() if v is not None)
-    return "\n".join(lines) + "\n"

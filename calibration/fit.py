@@ -75,7 +75,7 @@ class Table:
 def read_table(path: Path, wanted: Sequence[str], timestamp: str = "timestamp") -> Table:
     """Read `timestamp` and the `wanted` columns; every cell is checked up front."""
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise FitInputError(f"{path}: cannot open: {exc.strerror}") from None
     with handle:

@@ -327,3 +327,9 @@ def test_apply_names_a_missing_column_and_a_bad_cell(
     assert f"{data}: row 4: column 'volts': 'x' is not a number" in captured.err
     lines = captured.out.splitlines()  # rows before the bad one were written: nothing is hidden
     assert lines[1:] == ["a,3.0,2790.4,dfrobot-sen0189,", "b,4.5,,dfrobot-sen0189,out_of_range"]
+
+
+def test_a_spreadsheet_csv_with_a_byte_order_mark_reads_like_any_other(tmp_path: Path) -> None:
+    data = colocation(tmp_path / "colocation.csv", hours=12)
+    data.write_bytes(b"\xef\xbb\xbf" + data.read_bytes())  # what Excel writes as "CSV UTF-8"
+    assert main(["fit", "--input", str(data), "--metric", "pm2_5", "--out", str(tmp_path / "c.toml")]) == 0

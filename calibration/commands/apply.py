@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     cal = files.load(presets.resolve(args.cal))
     metric = cal.metric.value
     try:
-        handle = args.input.open(newline="", encoding="utf-8")
+        handle = args.input.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise FitInputError(f"{args.input}: cannot open: {exc.strerror}") from None
     with handle:

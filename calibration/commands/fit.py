@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from calibration import files, stats
+from calibration import files, stats, tomlwrite
 from calibration.fit import FitInputError, Pairs, fit, pairs, period_s, read_table
 from calibration.models import Model, coefficient_names
 from hardware.base import METRIC_UNITS, Metric
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     after = stats.compute(corrected, data.reference)
     doc["provenance"]["before"] = before.model_dump(exclude_none=True)
     doc["provenance"]["after"] = after.model_dump(exclude_none=True)
-    text = files.dumps(doc)
+    text = tomlwrite.dumps(doc)
     files.parse(tomllib.loads(text), args.out)  # what we write must load back
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from calibration import files
+from calibration import files, tomlwrite
 from calibration.fit import FitInputError, curve_from_standards, parse_number
 
 
@@ -30,7 +30,7 @@ def add(sub: Any) -> None:
 
 def _read(path: Path, raw_col: str, ntu_col: str) -> tuple[list[float], list[float]]:
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
         raise FitInputError(f"{path}: cannot open: {exc.strerror}") from None
     raw: list[float] = []
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     }
     cal = files.parse(doc, args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(files.dumps(doc), encoding="utf-8")
+    args.out.write_text(tomlwrite.dumps(doc), encoding="utf-8")
     print(f"{cal.id}: {cal.model.formula()}")
     print(f"{'reading':>12} {'standard NTU':>14} {'curve NTU':>12} {'residual':>10}")
     for r, n in zip(raw, ntu, strict=True):
