@@ -33,7 +33,8 @@ def _as_stored(mean: float | None) -> float | None:
     return None if mean is None else round(mean, RAW_DECIMALS)
 
 
-def _load_sensor_calibrations(sensors: Sequence[SensorOptions]) -> dict[Metric, Calibration]:
+def _load_sensor_calibrations(sensors: Sequence[SensorOptions]) -> dict[Metric, tuple[str, Calibration]]:
+    """Metric -> (its config key, e.g. `sensors[0].calibration[1]`, and the calibration)."""
     by_metric: dict[Metric, tuple[str, Calibration]] = {}
     for i, opts in enumerate(sensors):
         reported = getattr(hardware.REGISTRY.get(opts.type), "metrics", None)
@@ -61,7 +62,7 @@ def _load_sensor_calibrations(sensors: Sequence[SensorOptions]) -> dict[Metric, 
                     "one value per metric, so keep one"
                 )
             by_metric[cal.metric] = (where, cal)
-    return {metric: cal for metric, (_, cal) in by_metric.items()}
+    return by_metric
 
 
 def check(sensors: Sequence[SensorOptions]) -> None:
@@ -81,18 +82,19 @@ class NodeCalibration:
     @classmethod
     def start(cls, sensors: Sequence[SensorOptions], clock: Clock) -> NodeCalibration:
         """Load and check every calibration, refusing any that is not valid now (ConfigError, exit 2)."""
-        by_metric = _load_sensor_calibrations(sensors)
+        loaded = _load_sensor_calibrations(sensors)
         now = clock()
-        for cal in by_metric.values():
+        for where, cal in loaded.values():
             if not cal.is_valid_at(now):
                 until = "" if cal.valid_to is None else f" until {cal.valid_to.isoformat()}"
                 raise ConfigError(
-                    f"{cal.path}: calibration {cal.id!r} is valid from {cal.valid_from.isoformat()}"
-                    f"{until}, not now ({now.isoformat()}); fit a new one or remove it from the config"
+                    f"{where}: {cal.path}: calibration {cal.id!r} is valid from "
+                    f"{cal.valid_from.isoformat()}{until}, not now ({now.isoformat()}); fit a new one or "
+                    "remove it from the config"
                 )
-        for cal in by_metric.values():
+        for _, cal in loaded.values():
             log.info("calibrating %s with %s (%s)", cal.metric.value, cal.id, cal.path)
-        return cls(by_metric, clock)
+        return cls({metric: cal for metric, (_, cal) in loaded.items()}, clock)
 
     def __call__(
         self, metric: Metric, raw: float, window: dict[Metric, float]

@@ -102,7 +102,10 @@ def test_a_calibration_that_expires_while_running_is_flagged_not_silently_used(
 def test_start_refuses_a_calibration_outside_its_dates(tmp_path: Path) -> None:
     cal = cal_file(tmp_path / "old.toml", valid_to="2026-11-02T00:00:00Z")
     sim = SimulatedPmOptions(type="simulated-pm", calibration=[str(cal)])
-    with pytest.raises(ConfigError, match=r"old\.toml: calibration 'sim-a@2026-11-01' is valid from"):
+    with pytest.raises(
+        ConfigError,
+        match=r"sensors\[0\]\.calibration\[0\]: .*old\.toml: calibration 'sim-a@2026-11-01' is valid from",
+    ):
         NodeCalibration.start([sim], FakeClock(T0))
     with pytest.raises(ConfigError, match="not now"):
         NodeCalibration.start([sim], FakeClock(datetime(2026, 10, 1, tzinfo=UTC)))
