@@ -6,6 +6,7 @@ A node config names one by its id instead of a path (`calibration = ["epa-us-202
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from calibration.files import Calibration, load
@@ -32,6 +33,7 @@ def resolve(ref: str | Path, base: Path | None = None) -> Path:
     return p if p.is_absolute() or base is None else base / p
 
 
+@functools.cache  # shipped files never change while we run; the node applies one per window
 def load_preset(name: str) -> Calibration:
     found = path(name)
     if found is None:
