@@ -46,6 +46,8 @@ class Flag(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     HIGH_HUMIDITY = "high_humidity"
     CLOCK_UNSYNCED = "clock_unsynced"
+    CAL_EXPIRED = "cal_expired"
+    CAL_FALLBACK = "cal_fallback"
 
 
 PHYSICAL_RANGE: dict[Metric, tuple[float, float]] = {

@@ -100,6 +100,10 @@ class SensorOptions(BaseModel):
         description="Label in logs and status; defaults to the type, numbered when repeated.",
     )
     sample_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    calibration: list[str] = Field(
+        default_factory=list,
+        description="Calibration files (relative to the config file) or preset names, one per metric.",
+    )
 
 
 class DeviceOptions(SensorOptions):

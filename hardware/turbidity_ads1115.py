@@ -8,8 +8,10 @@ divider usually sits in front: `divider` = probe volts / ADC volts (e.g. 10 kΩ 
 
 `raw` is the probe's volts. Until a calibration is configured, `value` comes from the manufacturer's
 curve (DFRobot SEN0189 wiki): NTU = −1120.4·V² + 5742.3·V − 4352.9 for 2.5 V ≤ V ≤ 4.2 V (about
-3000 NTU down to 0), sent with `cal` = "sen0189-default"; outside that span the value is null and the
-reading flagged out_of_range. The curve assumes a 5.0 V supply: measure yours and calibrate.
+3000 NTU down to 0). It is the built-in calibration preset `dfrobot-sen0189`, applied and sent with
+that `cal` id, so a regulator can re-derive it with `minewatch-calibrate apply`; outside that span the
+value is null and the reading flagged out_of_range. The curve assumes a 5.0 V supply: measure yours and
+calibrate.
 """
 
 from __future__ import annotations
@@ -28,11 +30,15 @@ from hardware.ports import I2CBus
 GAINS = {2 / 3: 6.144, 1: 4.096, 2: 2.048, 4: 1.024, 8: 0.512, 16: 0.256}  # PGA gain -> full scale, volts
 
 
+DEFAULT_PRESET = "dfrobot-sen0189"
+
+
 def sen0189_ntu(volts: float) -> float | None:
-    """DFRobot's curve for the SEN0189 at 5.0 V supply; None outside 2.5…4.2 V, where it is not defined."""
-    if not 2.5 <= volts <= 4.2:
-        return None
-    return max(0.0, -1120.4 * volts**2 + 5742.3 * volts - 4352.9)
+    """DFRobot's curve for the SEN0189 at 5.0 V supply, as the preset file defines it; None outside
+    2.5…4.2 V, where it is not defined."""
+    from calibration.presets import load_preset  # lazily: calibration imports hardware
+
+    return load_preset(DEFAULT_PRESET).apply(volts).value
 
 
 class TurbidityAds1115Options(DeviceOptions):
@@ -57,7 +63,7 @@ class TurbidityAds1115Options(DeviceOptions):
 class TurbidityAds1115:
     metrics = (Metric.TURBIDITY,)
     default_curves: ClassVar[Mapping[Metric, DefaultCurve]] = {
-        Metric.TURBIDITY: DefaultCurve("sen0189-default", sen0189_ntu)
+        Metric.TURBIDITY: DefaultCurve(DEFAULT_PRESET, sen0189_ntu)
     }
 
     def __init__(self, opts: TurbidityAds1115Options, bus: I2CBus | None, clock: Clock) -> None:

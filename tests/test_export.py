@@ -319,3 +319,42 @@ def test_an_export_of_signed_readings_re_verifies_and_a_changed_value_does_not(
     out.write_text(text)
     assert main(["verify", "--input", str(out), "--keys", str(keys)]) == 1
     assert "29 verified" in capsys.readouterr().out
+
+
+def test_calibrate_apply_on_an_export_reproduces_the_stored_values(influx: Influx, tmp_path: Path) -> None:
+    from calibration import cli as calibrate_cli
+    from calibration.presets import load_preset
+    from gateway.points import to_line
+    from gateway.schema import ReadingPayload
+
+    cal = load_preset("epa-us-2021")
+    lines = []
+    for i in range(1, 41):
+        raw, rh = 3.7 * i + 0.123, 20.0 + i
+        value = cal.apply(raw, rh=rh).value
+        reading = ReadingPayload.model_validate(
+            {
+                "schema": 1,
+                "site": regdata.SITE,
+                "node": "haul-road",
+                "seq": i,
+                "ts": regdata.DAY0 + timedelta(minutes=i),
+                "period_s": 60,
+                "metrics": {
+                    "pm2_5": {"value": value, "raw": raw, "n": 60, "cal": cal.id},
+                    "rh": {"value": rh, "raw": rh, "n": 60},
+                },
+            }
+        )
+        lines.append(to_line(reading))
+    influx.write(lines)
+    out = tmp_path / "raw.csv"
+    assert (
+        _export(regdata.gateway_config(tmp_path / "gateway.toml", influx), out, "--metrics", "pm2_5,rh") == 0
+    )
+    recomputed = tmp_path / "recomputed.csv"
+    args = ["apply", "--cal", "epa-us-2021", "--input", str(out), "--out", str(recomputed)]
+    assert calibrate_cli.main(args) == 0
+    rows = list(csv.DictReader(recomputed.open(newline="")))
+    assert len(rows) == 40
+    assert all(r["value"] == r["pm2_5"] and r["cal"] == r["pm2_5_cal"] for r in rows)

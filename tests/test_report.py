@@ -262,3 +262,45 @@ def test_one_node_only(site_db: Influx, tmp_path: Path) -> None:
     assert "exceedance-table" not in t  # the alerts were at haul-road
     assert "No alerts were raised" in text
     assert "&#34;node&#34; = &#39;river-down&#39;" in text  # the queries shown are the filtered ones
+
+
+FITTED = """
+id = "pms5003-a12@2026-10-01"
+metric = "pm2_5"
+model = "linear"
+description = "haul-road sensor A12"
+valid_from = 2026-10-01T00:00:00Z
+valid_to = 2027-04-01T00:00:00Z
+[sensor]
+type = "pms5003"
+serial = "A12"
+[coefficients]
+slope = 0.5
+intercept = 1.0
+[provenance]
+method = "co-location, least squares"
+reference = "BAM-1020 at the Tsagaan station"
+colocated_from = 2026-09-01T00:00:00Z
+colocated_to = 2026-09-29T00:00:00Z
+[provenance.after]
+n = 28
+r2 = 0.912
+rmse = 3.41
+"""
+
+
+def test_calibration_files_given_show_their_fit_and_missing_ones_are_named(
+    site_db: Influx, tmp_path: Path
+) -> None:
+    cals = tmp_path / "cals"
+    cals.mkdir()
+    (cals / "a12.toml").write_text(FITTED)
+    (cals / "broken.toml").write_text("id = \n")
+    text = _report(site_db, tmp_path, "--calibrations", str(cals), start="2026-11-01", end="2026-11-03")
+    rows = {r[0]: r for r in tables(text)["calibration-files"]}
+    fitted = rows["pms5003-a12@2026-10-01"]
+    assert fitted[1:3] == ["a12.toml", "co-location, least squares: haul-road sensor A12"]
+    assert "BAM-1020" in fitted[3] and "co-located 2026-09-01 to 2026-09-29" in fitted[3]
+    assert fitted[4:] == ["from 2026-10-01 to 2027-04-01", "28", "0.912", "3.41"]
+    assert "ask the network operator" in rows["pms5003-a12@2026-11-02"][1]
+    assert "broken.toml: not valid TOML" in text

@@ -42,6 +42,11 @@ def add(sub: Any) -> None:
         help="compare with this standard's limits (repeatable; default: [report] standards, or all)",
     )
     parser.add_argument("--metrics", help="comma-separated (default: pm2_5, pm10, turbidity if stored)")
+    parser.add_argument(
+        "--calibrations",
+        type=Path,
+        help="directory of the network's calibration files (*.toml): their fit statistics go in the report",
+    )
     parser.add_argument("--interval-s", type=int, help="readings' interval (default: inferred per node)")
     parser.set_defaults(func=run)
 
@@ -62,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     q.check_range(start, end)
     q.check_ids(args.site, args.node)
     metrics = parse_metrics(args.metrics)
+    if args.calibrations is not None and not args.calibrations.is_dir():
+        raise q.QueryArgumentError(f"--calibrations {args.calibrations}: not a directory")
     if args.interval_s is not None and args.interval_s < 1:
         raise q.QueryArgumentError("--interval-s must be at least 1")
     _check_extra(["matplotlib", "jinja2"] + (["weasyprint"] if args.pdf else []))
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         metrics=metrics,
         nodes=args.node,
         interval_s=args.interval_s,
+        calibrations_dir=args.calibrations,
     )
     reader.close()
     text = render.html(report)

@@ -9,9 +9,10 @@ numbers. Daily periods follow gateway.influxql: readings with start < time <= en
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from gateway import dataset
-from gateway.report import coverage, levels, provenance
+from gateway.report import calfiles, coverage, levels, provenance
 from gateway.report.model import ReportData
 from gateway.report.querylog import QueryLog
 from gateway.standards import STANDARDS
@@ -29,6 +30,7 @@ def collect(
     metrics: list[Metric] | None = None,
     nodes: list[str] | None = None,
     interval_s: int | None = None,
+    calibrations_dir: Path | None = None,
 ) -> ReportData:
     """Query everything the report shows. `metrics` defaults to those stored among PM2.5, PM10 and
     turbidity (the ones the report has limits or a purpose for); name others to include them."""
@@ -45,6 +47,7 @@ def collect(
         levels.metric_sections(log, metrics, chosen, node_sections, episodes) if node_sections else []
     )
     cals, uncalibrated = provenance.calibrations(log, metrics) if node_sections else ([], {})
+    cal_files, cal_problems = calfiles.describe({c.cal for c in cals}, calibrations_dir)
     firmware = provenance.firmware(log) if has_status else []
     signatures = (
         provenance.signatures(log)
@@ -66,5 +69,7 @@ def collect(
         signatures=signatures,
         has_status=has_status,
         has_alerts=has_alerts,
+        calibration_files=cal_files,
+        calibration_problems=cal_problems,
         queries=dict(log.queries),
     )

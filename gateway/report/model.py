@@ -128,4 +128,21 @@ class ReportData:
     signatures: dict[str, tuple[int, int]] | None  # node -> (signed, readings); None: no such field
     has_status: bool
     has_alerts: bool
+    calibration_files: dict[str, CalibrationFile] = field(default_factory=dict)
+    calibration_problems: list[str] = field(default_factory=list)
     queries: dict[str, list[str]] = field(default_factory=dict)  # section key -> InfluxQL
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationFile:
+    """What a calibration id stands for, from a shipped preset or a file the operator handed over."""
+
+    id: str
+    where: str  # "preset" or the file's name
+    description: str
+    method: str
+    source: str  # publication, reference instrument, co-location period
+    valid: str
+    n: int | None
+    r2_after: float | None
+    rmse_after: float | None

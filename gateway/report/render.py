@@ -19,6 +19,9 @@ FLAG_MEANINGS = {
     "out_of_range": "a value was outside what the sensor can measure; impossible values are left out",
     "high_humidity": "humidity was high enough to bias optical dust sensors upward",
     "clock_unsynced": "the node's clock was not synchronised; the reading's time may be wrong",
+    "cal_expired": "the calibration applied had passed its validity date; the value may have drifted",
+    "cal_fallback": "the calibration needed humidity or water temperature the node did not measure; "
+    "the fallback its file documents was used",
 }
 
 
