@@ -5,14 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from gateway.configfile import load_model, read_secret
 from gateway.schema import ID_PATTERN
+from gateway.standards import STANDARDS
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+DEFAULT_MQTT_USER = "minewatch-gateway"
+"""The gateway's MQTT account name when [mqtt] username is not set (broker-config uses it)."""
 
 
 class MqttConfig(_Section):
@@ -88,6 +93,49 @@ class ValidationConfig(_Section):
     )
 
 
+class ReportConfig(_Section):
+    standards: list[str] = Field(
+        default_factory=lambda: list(STANDARDS),
+        description="Standards whose 24-hour limits the regulators' report compares daily means with.",
+    )
+
+    @field_validator("standards")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in STANDARDS]
+        if unknown:
+            raise ValueError(f"unknown standard {unknown[0]!r}; known: {', '.join(STANDARDS)}")
+        return value
+
+
+class TrustConfig(_Section):
+    require_signatures: Literal["auto", "always", "never"] = "auto"
+    keys_dir: Path | None = Field(default=None, description="Key registry; default <data_dir>/keys.")
+
+
+class WebConfig(_Section):
+    """The public dashboard and JSON API (gateway/web/, docs/api.md). Read-only; loopback by default."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8080, ge=1, le=65535)
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}$")
+    standards: list[str] = Field(default_factory=lambda: ["who-2021", "us-epa", "mns-4585-2016"])
+    offline_after_s: int = Field(default=900, ge=60, le=7 * 86400)
+    licence: str = Field(default="CC BY 4.0", min_length=1)
+    licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
+    attribution: str = Field(default="minewatch community monitoring network", min_length=1)
+
+    @field_validator("standards")
+    @classmethod
+    def _known_standards(cls, value: list[str]) -> list[str]:
+        from gateway.standards import STANDARDS
+
+        for key in value:
+            if key not in STANDARDS:
+                raise ValueError(f"unknown standard {key!r}; known: {', '.join(STANDARDS)}")
+        return value
+
+
 class GatewayConfig(_Section):
     data_dir: Path = Path("/var/lib/minewatch/gateway")
     topic_prefix: str = Field(default="minewatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
@@ -99,10 +147,20 @@ class GatewayConfig(_Section):
     spool: SpoolConfig = SpoolConfig()
     deadletter: DeadLetterConfig = DeadLetterConfig()
     validation: ValidationConfig = ValidationConfig()
+    report: ReportConfig = ReportConfig()
+    trust: TrustConfig = TrustConfig()
+    web: WebConfig | None = None  # present = `run` serves the dashboard too
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.trust.keys_dir or self.data_dir / "keys"
 
 
 def load(path: Path | str) -> GatewayConfig:
     cfg = load_model(path, GatewayConfig)
     if not cfg.data_dir.is_absolute():  # relative to the config file, not to wherever we were started
         cfg = cfg.model_copy(update={"data_dir": (Path(path).parent / cfg.data_dir).resolve()})
+    if cfg.trust.keys_dir is not None and not cfg.trust.keys_dir.is_absolute():
+        trust = cfg.trust.model_copy(update={"keys_dir": (Path(path).parent / cfg.trust.keys_dir).resolve()})
+        cfg = cfg.model_copy(update={"trust": trust})
     return cfg

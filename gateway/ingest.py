@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 Ack = Callable[[list[Message]], None]
 OnStored = Callable[[list[ReadingPayload]], None]
+Verify = Callable[[ReadingPayload], None]
+"""Raises PayloadError for a reading that must not be stored (e.g. gateway.trust.verifier)."""
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Ingest:
         spool: Spool | None = None,
         recent: RecentSeqs | None = None,
         clock_tolerance_s: float = DEFAULT_CLOCK_TOLERANCE_S,
+        verify: Verify | None = None,
     ) -> None:
         self._store = store
         self._ack = ack
@@ -75,6 +78,7 @@ class Ingest:
         self._spool = spool
         self._recent = recent if recent is not None else RecentSeqs()
         self._tolerance_s = clock_tolerance_s
+        self._verify = verify
         self._lines: list[str] = []
         self._readings: list[ReadingPayload] = []
         self._messages: list[Message] = []
@@ -93,6 +97,8 @@ class Ingest:
             reading = parse_reading(
                 msg.topic, msg.payload, self._prefix, now=now, clock_tolerance_s=self._tolerance_s
             )
+            if self._verify is not None:
+                self._verify(reading)
         except PayloadError as exc:
             self._reject(msg, exc.reason, exc.detail)
             return

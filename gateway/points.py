@@ -37,6 +37,10 @@ def reading_point(reading: ReadingPayload) -> Point:
             point.field(f"{name}_cal", mv.cal)
     point.field("seq", int(reading.seq))
     point.field("flags", ",".join(f.value for f in reading.flags))
+    if reading.sig is not None and reading.kid is not None:
+        # Everything the signature covers is kept (period_s too), so the row alone can be re-verified.
+        point.field("signed", True).field("sig", reading.sig).field("kid", reading.kid)
+        point.field("period_s", int(reading.period_s))
     return point.time(reading.ts, WritePrecision.MS)
 
 
@@ -62,6 +66,11 @@ def to_line(reading: ReadingPayload) -> str:
         fields.append((name + "_n", f"{mv.n}i"))
         if mv.cal is not None:
             fields.append((name + "_cal", '"' + mv.cal.translate(_ESCAPE_STRING) + '"'))
+    if reading.sig is not None and reading.kid is not None:  # as reading_point: signed rows
+        fields.append(("signed", "true"))
+        fields.append(("sig", '"' + reading.sig.translate(_ESCAPE_STRING) + '"'))
+        fields.append(("kid", '"' + reading.kid.translate(_ESCAPE_STRING) + '"'))
+        fields.append(("period_s", f"{reading.period_s}i"))
     fields.sort()
     delta = reading.ts - _EPOCH
     ms = delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000

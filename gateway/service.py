@@ -19,12 +19,14 @@ from gateway import status
 from gateway.config import GatewayConfig
 from gateway.deadletter import DeadLetters
 from gateway.dedup import RecentSeqs
-from gateway.ingest import Ingest, OnStored
+from gateway.ingest import Ingest, OnStored, Verify
 from gateway.schema import CONTRACT_VERSION, TopicKind, gateway_status_topic, subscription
 from gateway.spool import Spool, SpoolDrain
 from gateway.stores import Store, StoreError, open_store
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message, Subscriber
+from gateway.trust.registry import KeyRegistry
+from gateway.trust.verifier import RequireSignatures, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class GatewayService:
     spool: Spool | None = None
     dead: DeadLetters | None = None
     reporter: status.StatusReporter | None = None
+    verify: Verify | None = None  # signature policy; run() builds it from [trust] when None
 
     def _topics(self) -> list[str]:
         prefix = self.cfg.topic_prefix
@@ -96,8 +99,15 @@ class GatewayService:
                     log.warning("could not create the database yet (%s); will retry on write", exc)
         return store
 
+    def _verifier(self) -> Verify:
+        self.verify = Verifier(
+            KeyRegistry(self.cfg.keys_dir), RequireSignatures(self.cfg.trust.require_signatures)
+        )
+        return self.verify
+
     def run(self) -> None:
         cfg = self.cfg
+        verify = self.verify or self._verifier()  # a broken key registry stops us before we connect
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         dead = self.dead = DeadLetters(
             cfg.data_dir / DEADLETTER_FILE,
@@ -142,6 +152,7 @@ class GatewayService:
             spool=spool,
             recent=recent,
             clock_tolerance_s=cfg.validation.clock_tolerance_s,
+            verify=verify,
         )
 
         def drain_result(ok: bool) -> None:

@@ -38,6 +38,10 @@ REASONS = {
     "topic_mismatch",
     "ts_too_old",
     "ts_in_future",
+    "bad_signature",
+    "unknown_key",
+    "unsigned",
+    "revoked_key",
 }
 NOW = datetime.now(UTC)
 

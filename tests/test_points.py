@@ -33,6 +33,15 @@ def readings(draw: st.DrawFn) -> ReadingPayload:
         period_s=60,
         metrics=metrics,
         flags=draw(st.lists(st.sampled_from(list(Flag)), unique=True)),
+        **draw(
+            st.none().map(lambda _: {})
+            | st.fixed_dictionaries(
+                {
+                    "kid": st.from_regex(r"\A[0-9a-f]{16}\Z"),
+                    "sig": st.from_regex(r"\A[A-Za-z0-9+/]{86}==\Z"),
+                }
+            )
+        ),
     )
 
 
