@@ -51,7 +51,7 @@ class GatewayStatus(BaseModel):
     rejects: dict[str, int] | None = None
 
     def to_wire(self) -> bytes:
-        return self.model_dump_json(exclude_none=True).encode()
+        return self.model_dump_json(exclude_unset=True).encode()  # "down" carries two fields
 
 
 def down(gateway_id: str) -> bytes:

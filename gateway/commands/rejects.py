@@ -67,11 +67,11 @@ def _payload_text(r: KeptReject) -> str:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
+    since = parse_since(args.since, time.time()) if args.since else None
     path = cfg.data_dir / DEADLETTER_FILE
     if not path.exists():
         print(f"no rejects: {path} does not exist yet")
         return 0
-    since = parse_since(args.since, time.time()) if args.since else None
     store = DeadLetters(path)
     try:
         counts = store.counts()

@@ -84,5 +84,5 @@ def run(args: argparse.Namespace) -> int:
     if st is None:
         print(f"no status: nothing retained on {topic} and no {cfg.data_dir / 'status.json'}")
         return 1
-    print(st.model_dump_json(exclude_none=True) if args.json else render(st, source))
+    print(st.model_dump_json(exclude_unset=True) if args.json else render(st, source))
     return 0 if st.state == "up" else 1
