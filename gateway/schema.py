@@ -248,9 +248,10 @@ def parse_reading(
 ) -> ReadingPayload:
     """Validate one MQTT message against the contract, or raise PayloadError with a reason key.
 
-    `now` (default: the system clock) bounds `ts`: at most `clock_tolerance_s` in the future, and
-    never before 2000-01-01. A node with a wrong clock would otherwise write points where no one looks
-    or, worse, over another day's data."""
+    `ts` is never before 2000-01-01 and, when `now` is given (the gateway passes its clock), at most
+    `clock_tolerance_s` after it. A node with a wrong clock would otherwise write points where no one
+    looks or, worse, over another day's data. Without `now` (re-checking an export, tools) there is
+    no upper bound."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise PayloadError("too_large", f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
@@ -282,8 +283,7 @@ def parse_reading(
             raise PayloadError("not_finite", f"{name} is not finite")
     if reading.ts < EARLIEST_TS:
         raise PayloadError("ts_too_old", f"ts {format_ts(reading.ts)} is before 2000")
-    latest = (now or datetime.now(UTC)) + timedelta(seconds=clock_tolerance_s)
-    if reading.ts > latest:
+    if now is not None and reading.ts > now + timedelta(seconds=clock_tolerance_s):
         raise PayloadError(
             "ts_in_future",
             f"ts {format_ts(reading.ts)} is more than {clock_tolerance_s:g} s ahead of the gateway",

@@ -20,7 +20,7 @@ from gateway.config import GatewayConfig
 from gateway.deadletter import DeadLetters
 from gateway.dedup import RecentSeqs
 from gateway.ingest import Ingest, OnStored, Verify
-from gateway.schema import CONTRACT_VERSION, TopicKind, gateway_status_topic, subscription
+from gateway.schema import CONTRACT_VERSION, GATEWAY_LEVEL, TopicKind, gateway_status_topic, subscription
 from gateway.spool import Spool, SpoolDrain
 from gateway.stores import Store, StoreError, open_store
 from gateway.stores.influx_v1 import InfluxV1
@@ -65,6 +65,9 @@ class GatewayService:
     def _dispatch(self, msg: Message) -> bool:
         """Hand a non-reading message to its handler; True when it was one."""
         assert self.subscriber is not None
+        if f"/{GATEWAY_LEVEL}/" in msg.topic and msg.topic.endswith("/status"):  # a gateway's, not a node's
+            self.subscriber.ack([msg])
+            return True
         matched = False
         for kind, handler in self.handlers:
             if msg.topic.endswith("/" + kind):

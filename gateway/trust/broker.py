@@ -157,11 +157,19 @@ def render_acl(usernames: list[str], *, prefix: str, gateway_user: str) -> str:
         f"topic read {base}/+/+/reading",
         f"topic read {base}/+/+/status",
         f"topic write {base}/+/+/alert",
+        "# its own health (docs/protocol.md, gateway status), also its last will",
+        f"topic readwrite {base}/_gateway/+/status",
     ]
     for name in sorted(set(usernames)):
         if "/" in name or name == gateway_user:
             continue
-        out += ["", "# A monitor: reads alerts only.", f"user {name}", f"topic read {base}/+/+/alert"]
+        out += [
+            "",
+            "# A monitor: reads alerts and the gateway's health only.",
+            f"user {name}",
+            f"topic read {base}/+/+/alert",
+            f"topic read {base}/_gateway/+/status",
+        ]
     return "\n".join(out) + "\n"
 
 
