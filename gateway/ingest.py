@@ -184,8 +184,6 @@ class Ingest:
     def _done(self, readings: list[ReadingPayload], messages: list[Message]) -> None:
         self.stats.stored += len(readings)
         self._ack(messages)
-        if not self._on_stored:
-            return
         recent = self._recent
         fresh = [r for r in readings if recent.is_new(r.site, r.node, r.seq, int(r.ts.timestamp() * 1000))]
         self.stats.duplicates += len(readings) - len(fresh)

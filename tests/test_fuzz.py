@@ -255,7 +255,7 @@ def test_live_gateway_stores_the_valid_and_keeps_every_reject(
         topic = f"{prefix}/v1/{site}/{topic_node}/reading"
         topics.append(topic)
         try:
-            parse_reading(topic, payload, prefix)
+            parse_reading(topic, payload, prefix, now=datetime.now(UTC))  # as the gateway does
             expected_ok.add(topic_node)
         except PayloadError as exc:
             expected_rejects[exc.reason] = expected_rejects.get(exc.reason, 0) + 1
