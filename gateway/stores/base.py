@@ -39,7 +39,6 @@ class Store(Protocol):
 def open_store(cfg: InfluxConfig) -> Store:
     """Connect to the configured InfluxDB, probing `/ping` when `api = "auto"`."""
     from gateway.stores.influx_v1 import InfluxV1, probe_version
-    from gateway.stores.influx_v2 import InfluxV2
 
     api = cfg.api
     if api == "auto":
@@ -47,6 +46,9 @@ def open_store(cfg: InfluxConfig) -> Store:
         api = "v1" if version.lstrip("v").startswith("1.") else "v2"
     if api == "v1":
         return InfluxV1(cfg)
+    # only now: influxdb-client (and the numpy it imports when installed) costs ~30 MB resident
+    from gateway.stores.influx_v2 import InfluxV2
+
     return InfluxV2(cfg)
 
 
