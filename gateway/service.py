@@ -64,6 +64,8 @@ class GatewayService:
 
     def _dispatch(self, msg: Message) -> bool:
         """Hand a non-reading message to its handler; True when it was one."""
+        if msg.topic.endswith("/reading"):  # the common case first: one check per message
+            return False
         assert self.subscriber is not None
         if f"/{GATEWAY_LEVEL}/" in msg.topic and msg.topic.endswith("/status"):  # a gateway's, not a node's
             self.subscriber.ack([msg])
