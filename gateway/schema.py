@@ -173,8 +173,7 @@ class ReadingPayload(BaseModel):
             for key in value:
                 if key not in _METRIC_NAMES:
                     raise ValueError(f"unknown metric {key!r}")
-            return {Metric(k): v for k, v in value.items()}
-        return value
+        return value  # pydantic turns the names into Metric
 
     @model_validator(mode="after")
     def _in_physical_range(self) -> ReadingPayload:
