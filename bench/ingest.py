@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -311,6 +312,17 @@ def main() -> int:
         print(
             f"round {r + 1}: gateway/pipe rate {g['rate'] / p['rate']:.2f}, "
             f"CPU per reading {g['cpu_us'] / p['cpu_us']:.2f}x the pipe's"
+        )
+    if args.rounds > 1:  # other processes share the machine: medians are steadier than any one round
+        med = {
+            name: {k: statistics.median(row[k] for row in rows) for k in rows[0]}
+            for name, rows in results.items()
+        }
+        p, g = med["pipe"], med["gateway"]
+        print(
+            f"medians of {args.rounds} rounds: pipe {p['rate']:.0f}/s {p['cpu_us']:.1f} µs, "
+            f"gateway {g['rate']:.0f}/s {g['cpu_us']:.1f} µs {g['rss_mb']:.1f} MB; "
+            f"gateway/pipe rate {g['rate'] / p['rate']:.2f}, CPU per reading {g['cpu_us'] / p['cpu_us']:.2f}x"
         )
     return 0 if all(row["lost"] == 0 for rows in results.values() for row in rows) else 1
 
