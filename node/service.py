@@ -1,28 +1,37 @@
-"""The node's main loop: sample -> average -> commit to the outbox -> forward to the broker.
+"""The node's main loop: sample -> average -> commit to the outbox -> forward to the broker, with the
+node's status on connect and every `status_interval_s`, and systemd's watchdog pinged from the loop.
 
-Everything that depends on time takes the clock and the wait function as parameters, so tests can
-drive the loop with a simulated clock. Sensors are opened once here and closed on the way out.
+Sampling comes first in every turn of the loop and forwarding does a bounded amount of work, so a
+backlog never delays a sensor read. Everything that depends on time takes the clock, the monotonic
+clock and the clock-sync probe as parameters, so tests can drive the loop with simulated ones.
+Sensors are opened once here and closed on the way out.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from gateway.schema import (
     SCHEMA_VERSION,
+    Flag,
     MetricValue,
     ReadingPayload,
     TopicKind,
     format_ts,
     topic,
 )
+from gateway.sdnotify import Notifier
+from gateway.status_payload import OFFLINE, NodeStatus, OutboxStatus, SensorStatus, ts_text
 from hardware.base import Clock, SensorDriver, open_driver
 from node import __version__
+from node.backoff import Backoff
+from node.clocksync import ClockProbe, ClockWatch, system_probe
 from node.config import NodeConfig
 from node.forwarder import Forwarder
 from node.outbox import Outbox
@@ -67,20 +76,41 @@ def open_sensors(cfg: NodeConfig, clock: Clock) -> list[SensorSpec]:
     return specs
 
 
+def always_synced() -> bool:
+    """The probe for `clock_sync = "rtc"`: a battery-backed clock keeps the time across power cuts."""
+    return True
+
+
 @dataclass
 class NodeService:
     cfg: NodeConfig
     clock: Clock = utc_now
     on_reading: Callable[[int, Reading], None] | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
+    clock_probe: ClockProbe | None = None  # None: chosen by cfg.clock_sync
+    notifier: Notifier = field(default_factory=Notifier)
+    monotonic: Callable[[], float] = time.monotonic
+    _last_ts: str | None = None
+    _ts_backwards: bool = False
 
     def run(self) -> None:
         cfg = self.cfg
-        started = self.clock()
+        started, started_mono = self.clock(), self.monotonic()
         status_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.STATUS)
         reading_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.READING)
-        outbox = Outbox(cfg.buffer.path)
-        sensors = open_sensors(cfg, self.clock)
+        outbox = Outbox(
+            cfg.buffer.path,
+            max_readings=cfg.buffer.max_readings,
+            min_free_bytes=cfg.buffer.min_free_mb * 1_000_000,
+        )
+        self._last_ts = outbox.last_ts()
+        probe = self.clock_probe or (always_synced if cfg.clock_sync == "rtc" else system_probe)
+        clockwatch = ClockWatch(probe, monotonic=self.monotonic)
+        try:
+            sensors = open_sensors(cfg, self.clock)
+        except BaseException:
+            outbox.close()
+            raise
         sampler = Sampler(sensors, cfg.interval_s, self.clock)
         publisher = Publisher(
             cfg.mqtt.host,
@@ -92,38 +122,70 @@ class NodeService:
             ca_file=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None,
             keepalive_s=cfg.mqtt.keepalive_s,
             max_inflight=cfg.mqtt.max_inflight,
-            will=Will(status_topic, json.dumps({"state": "offline"}).encode()),
+            will=Will(status_topic, OFFLINE.to_wire()),
+            session_expiry_s=cfg.mqtt.session_expiry_s,
+            backoff=Backoff(1.0, cfg.mqtt.reconnect_max_s),
         )
         forwarder = Forwarder(outbox, publisher, reading_topic, cfg.mqtt.max_inflight)
-        online = json.dumps(
-            {"state": "online", "version": __version__, "started": format_ts(started)}
-        ).encode()
-        was_connected = False
+
+        def status() -> bytes:
+            return NodeStatus(
+                state="online",
+                version=__version__,
+                started=format_ts(started),
+                uptime_s=int(self.monotonic() - started_mono),
+                outbox=OutboxStatus(
+                    depth=outbox.depth(), oldest_ts=outbox.oldest_ts(), dropped=outbox.dropped()
+                ),
+                sensors={
+                    name: SensorStatus(
+                        ok=h.ok, last_error=h.last_error and h.last_error[:200], last_ok=ts_text(h.last_ok)
+                    )
+                    for name, h in sampler.health.items()
+                },
+                clock_synced=clockwatch.is_synced(),
+            ).to_wire()
+
         log.info(
-            "node %s/%s: %d sensor(s), %d s interval, outbox %s (%d waiting)",
+            "node %s/%s: %d sensor(s), %d s interval, outbox %s (%d waiting, %d dropped so far)",
             cfg.site,
             cfg.node,
             len(sensors),
             cfg.interval_s,
             cfg.buffer.path,
             outbox.depth(),
+            outbox.dropped(),
         )
         publisher.start()
+        self.notifier.ready()
+        seen_connections = 0
+        next_status = 0.0
         try:
             while not self.stop_event.is_set():
-                now = self.clock()
-                self._commit(outbox, sampler.tick(now))
-                if publisher.is_connected and not was_connected:
-                    publisher.publish(status_topic, online, retain=True)
-                was_connected = publisher.is_connected
+                publisher.wake.clear()
+                self._commit(outbox, sampler.tick(self.clock()), clockwatch)
                 forwarder.pump()
+                if forwarder.connections != seen_connections or (
+                    publisher.is_connected and self.monotonic() >= next_status
+                ):
+                    seen_connections = forwarder.connections
+                    if publisher.publish(status_topic, status(), retain=True) is not None:
+                        next_status = self.monotonic() + cfg.status_interval_s
+                self.notifier.tick()
+                if (
+                    publisher.is_connected
+                    and forwarder.has_backlog
+                    and forwarder.inflight < cfg.mqtt.max_inflight
+                ):
+                    continue  # room in the window: keep the backlog moving
                 wait_s = (sampler.next_wakeup() - self.clock()).total_seconds()
-                # wake at least every 0.2 s to move acknowledgements and backlog along
-                self.stop_event.wait(min(max(wait_s, 0.0), 0.2))
-            self._commit(outbox, sampler.flush(self.clock()))
+                # Acknowledgements wake us early; 0.2 s bounds how long a stop request waits.
+                publisher.wake.wait(min(max(wait_s, 0.0), 0.2))
+            self.notifier.stopping()
+            self._commit(outbox, sampler.flush(self.clock()), clockwatch)
             forwarder.pump()
             if publisher.is_connected:
-                publisher.publish(status_topic, json.dumps({"state": "offline"}).encode(), retain=True)
+                publisher.publish(status_topic, OFFLINE.to_wire(), retain=True)
                 self._drain(forwarder, timeout_s=2.0)
         finally:
             publisher.stop()
@@ -131,13 +193,29 @@ class NodeService:
                 spec.driver.close()
             outbox.close()
 
-    def _commit(self, outbox: Outbox, readings: list[Reading]) -> None:
+    def _commit(self, outbox: Outbox, readings: list[Reading], clockwatch: ClockWatch) -> None:
         for reading in readings:
+            ts = format_ts(reading.ts)
+            flags = set(reading.flags)
+            if not clockwatch.is_synced():
+                flags.add(Flag.CLOCK_UNSYNCED)
+            # The fixed-width RFC 3339 form sorts as time does.
+            backwards = self._last_ts is not None and ts <= self._last_ts
+            if backwards:
+                flags.add(Flag.CLOCK_UNSYNCED)
+                if not self._ts_backwards:
+                    log.warning(
+                        "clock went backwards: reading ts %s <= previous %s; flagged", ts, self._last_ts
+                    )
+            self._ts_backwards = backwards
+            if flags != reading.flags:
+                reading = dataclasses.replace(reading, flags=frozenset(flags))
 
             def build(seq: int, reading: Reading = reading) -> bytes:
                 return to_payload(self.cfg, seq, reading).to_wire()
 
-            seq = outbox.append(format_ts(reading.ts), build)
+            seq = outbox.append(ts, build)
+            self._last_ts = ts
             if self.on_reading:
                 self.on_reading(seq, reading)
 
@@ -145,7 +223,7 @@ class NodeService:
         """On clean shutdown, give in-flight readings a moment to be acknowledged."""
         deadline = threading.Event()
         for _ in range(int(timeout_s / 0.05)):
-            forwarder.pump()
+            forwarder.pump(send=False)
             if forwarder.inflight == 0:
                 return
             deadline.wait(0.05)

@@ -14,11 +14,19 @@ from tests.helpers import Influx, Listener, gateway_toml, node_toml, publish, sp
 def test_every_published_reading_is_stored_exactly_once(
     mosquitto: Service, influx: Influx, workdir: Path, prefix: str
 ) -> None:
-    listener = Listener(mosquitto.port, f"{prefix}/v1/+/+/reading")
     gw_cfg = gateway_toml(
         workdir / "gateway.toml", mqtt_port=mosquitto.port, influx_url=influx.url, db=influx.db, prefix=prefix
     )
     gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], workdir / "gateway.log")
+
+    # The nodes' first readings must not race the gateway's subscription: wait until it has refused
+    # a probe, so it certainly listens (the listener starts after, so it never hears the probes).
+    def gateway_listens() -> bool:
+        publish(mosquitto.port, f"{prefix}/v1/tsagaan/probe/reading", b"{}")
+        return "rejected message" in (workdir / "gateway.log").read_text()
+
+    wait_for(gateway_listens, 30, "the gateway to subscribe")
+    listener = Listener(mosquitto.port, f"{prefix}/v1/+/+/reading")
     nodes = []
     try:
         for name, sensor in (("haul-road", "simulated-pm"), ("river-down", "simulated-turbidity")):
