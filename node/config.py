@@ -50,7 +50,7 @@ class NodeMqttConfig(_Section):
 
 class BufferConfig(_Section):
     path: Path = Path("/var/lib/minewatch/node/outbox.sqlite")
-    max_readings: int = Field(default=500_000, ge=10, description="Oldest dropped (and counted) beyond this.")
+    max_readings: int = Field(default=500_000, ge=1, description="Oldest dropped (and counted) beyond this.")
     min_free_mb: int = Field(default=100, ge=0, description="Free disk space the outbox leaves alone.")
 
 

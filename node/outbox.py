@@ -88,7 +88,11 @@ class Outbox:
             dropped = self._drop_oldest(excess) if excess else []
             self._db.execute("INSERT INTO outbox (seq, ts, payload) VALUES (?, ?, ?)", (seq, ts, build(seq)))
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (seq,))
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_ts', ?)", (ts,))
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_ts', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                (ts,),
+            )
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
@@ -161,8 +165,8 @@ class Outbox:
         return int(count)
 
     def last_ts(self) -> str | None:
-        """`ts` of the newest reading ever committed (kept after it is sent), to detect a clock
-        that went backwards across a restart."""
+        """The latest `ts` ever committed (kept after the reading is sent), to detect a clock that
+        went backwards, across restarts too. RFC 3339 in our fixed-width form sorts as time does."""
         row = self._db.execute("SELECT value FROM meta WHERE key = 'last_ts'").fetchone()
         return None if row is None else str(row[0])
 

@@ -169,8 +169,14 @@ class NodeService:
                     publisher.is_connected and self.monotonic() >= next_status
                 ):
                     seen_connections = forwarder.connections
-                    if publisher.publish(status_topic, status(), retain=True) is not None:
+                    try:
+                        payload = status()
+                    except ValueError as exc:  # a status must never stop the readings
+                        log.error("cannot build the status message: %s", exc)
                         next_status = self.monotonic() + cfg.status_interval_s
+                    else:
+                        if publisher.publish(status_topic, payload, retain=True) is not None:
+                            next_status = self.monotonic() + cfg.status_interval_s
                 self.notifier.tick()
                 if (
                     publisher.is_connected
@@ -199,7 +205,9 @@ class NodeService:
             flags = set(reading.flags)
             if not clockwatch.is_synced():
                 flags.add(Flag.CLOCK_UNSYNCED)
-            # The fixed-width RFC 3339 form sorts as time does.
+            # Not after the latest ts ever sent: the clock went back (an RTC-less Pi set by NTP), and
+            # until it catches up every reading would land among, or on top of, older ones. The
+            # fixed-width RFC 3339 form sorts as time does.
             backwards = self._last_ts is not None and ts <= self._last_ts
             if backwards:
                 flags.add(Flag.CLOCK_UNSYNCED)
@@ -215,7 +223,7 @@ class NodeService:
                 return to_payload(self.cfg, seq, reading).to_wire()
 
             seq = outbox.append(ts, build)
-            self._last_ts = ts
+            self._last_ts = max(self._last_ts or ts, ts)
             if self.on_reading:
                 self.on_reading(seq, reading)
 

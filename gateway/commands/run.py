@@ -8,8 +8,10 @@ import signal
 from types import FrameType
 from typing import Any
 
+from gateway import node_status
 from gateway.config import load
 from gateway.schema import ReadingPayload
+from gateway.sdnotify import Notifier
 from gateway.service import GatewayService
 
 log = logging.getLogger("minewatch.gateway")
@@ -34,9 +36,13 @@ def run(args: argparse.Namespace) -> int:
     service = GatewayService(cfg)
     if args.verbose:
         service.on_stored.append(_log_stored)
+    node_status.attach(service)
+    notifier = Notifier()  # READY=1 on the loop's first tick, then WATCHDOG=1 (systemd)
+    service.tickers.append(notifier.tick)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: writing what is batched and stopping", signum)
+        notifier.stopping()
         service.stop_event.set()
 
     signal.signal(signal.SIGTERM, stop)

@@ -1,0 +1,67 @@
+"""The gateway's `node_status` measurement: every status message becomes one point, refused ones are
+counted and never stop anything. Real paho messages go into the real handler, writing to a real influxd."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import paho.mqtt.client as mqtt
+
+from gateway.config import InfluxConfig
+from gateway.node_status import NodeStatusStore
+from gateway.stores.influx_v1 import InfluxV1
+from gateway.subscriber import Message
+from tests.helpers import Influx
+
+ONLINE = (
+    b'{"state":"online","version":"0.1.0","started":"2026-11-22T10:00:00.000Z","uptime_s":3600,'
+    b'"outbox":{"depth":12,"oldest_ts":"2026-11-22T10:58:00.000Z","dropped":3},'
+    b'"sensors":{"pms5003":{"ok":false,"last_error":"no data on /dev/serial0","last_ok":null},'
+    b'"turbidity-modbus":{"ok":true,"last_error":null,"last_ok":"2026-11-22T10:59:59.000Z"}},'
+    b'"clock_synced":true}'
+)
+
+
+def _message(topic: str, payload: bytes, retain: bool = True) -> Message:
+    """Build our Message from a real paho MQTTMessage, as the subscriber does."""
+    raw = mqtt.MQTTMessage(mid=1, topic=topic.encode())
+    raw.payload, raw.qos, raw.retain = payload, 1, retain
+    return Message(raw.topic, bytes(raw.payload), raw.mid, raw.qos, raw.retain, 0.0)
+
+
+def test_status_messages_become_node_status_points(influx: Influx) -> None:
+    store = InfluxV1(InfluxConfig(url=influx.url, database=influx.db, api="v1"))
+    times = iter([datetime(2026, 11, 22, 11, 0, tzinfo=UTC), datetime(2026, 11, 22, 11, 5, tzinfo=UTC)])
+    handler = NodeStatusStore(lambda: store, prefix="mw", clock=lambda: next(times))
+    handler.handle(_message("mw/v1/tsagaan/haul-road/status", ONLINE))
+    handler.handle(_message("mw/v1/tsagaan/haul-road/status", b'{"state":"offline"}'))
+    rows = influx.rows('SELECT * FROM "node_status" GROUP BY "site", "node"')
+    store.close()
+    assert handler.stored == 2
+    online, offline = rows
+    assert online["time"] == int(datetime(2026, 11, 22, 11, 0, tzinfo=UTC).timestamp() * 1000)
+    assert (online["site"], online["node"], online["state"]) == ("tsagaan", "haul-road", "online")
+    assert (online["version"], online["uptime_s"]) == ("0.1.0", 3600)
+    assert (online["outbox_depth"], online["outbox_dropped"], online["clock_synced"]) == (12, 3, True)
+    assert online["sensor_pms5003_ok"] is False and online["sensor_turbidity-modbus_ok"] is True
+    assert offline["state"] == "offline"
+    assert offline["uptime_s"] is None and offline["sensor_pms5003_ok"] is None
+
+
+def test_bad_status_messages_are_counted_and_stored_nowhere(influx: Influx) -> None:
+    store = InfluxV1(InfluxConfig(url=influx.url, database=influx.db, api="v1"))
+    handler = NodeStatusStore(lambda: store, prefix="mw")
+    for topic, payload in [
+        ("mw/v1/tsagaan/haul-road/status", b"not json"),
+        ("mw/v1/tsagaan/haul-road/status", b'{"state":"asleep"}'),
+        ("mw/v1/tsagaan/haul-road/status", b'{"state":"online","uptime_s":"3"}'),
+        ("mw/v1/Bad Site/haul-road/status", b'{"state":"offline"}'),
+        ("mw/v1/tsagaan/haul-road/status", b"x" * 5000),
+    ]:
+        handler.handle(_message(topic, payload))
+    handler.handle(_message("mw/v1/tsagaan/haul-road/status", b'{"state":"offline"}'))
+    store.close()
+    assert sum(handler.rejected.values()) == 5
+    assert handler.rejected["too_large"] == 1
+    assert handler.stored == 1
+    assert [r["state"] for r in influx.rows('SELECT "state" FROM "node_status"')] == ["offline"]
