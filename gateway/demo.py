@@ -17,16 +17,23 @@ import time
 from pathlib import Path
 
 from gateway import devservices
-from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig
+from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig, WebConfig
 from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
 from gateway.stores.influx_v1 import InfluxV1
+from gateway.web.server import BackgroundServer, app_for
+from gateway.web.status import StatusBoard
 from hardware.base import METRIC_UNITS, Metric
 from node.config import NodeConfig
 from node.service import NodeService
 
 SITE = "tsagaan"
 INTERVAL_S = 5
+POSITIONS = {  # made-up positions along a haul road and a river, for the dashboard's map
+    "haul-road": {"lat": 43.1105, "lon": 106.8503},
+    "river-down": {"lat": 43.0921, "lon": 106.8712},
+    "river-up": {"lat": 43.1302, "lon": 106.8154},
+}
 
 
 def _nodes(mqtt_port: int, state: Path, seconds: int) -> list[NodeConfig]:
@@ -62,7 +69,13 @@ def _nodes(mqtt_port: int, state: Path, seconds: int) -> list[NodeConfig]:
     ]
     return [
         NodeConfig.model_validate(
-            {**base, "node": name, "buffer": {"path": str(state / f"{name}.sqlite")}, "sensors": [sensor]}
+            {
+                **base,
+                **POSITIONS[name],
+                "node": name,
+                "buffer": {"path": str(state / f"{name}.sqlite")},
+                "sensors": [sensor],
+            }
         )
         for name, sensor in specs
     ]
@@ -98,6 +111,7 @@ def main() -> int:
             ),
             on_stored=[_print_stored],
         )
+        web = _dashboard(gw)
         gw_thread = threading.Thread(target=gw.run, name="gateway")
         nodes = [NodeService(cfg) for cfg in _nodes(broker.port, work / "nodes", seconds)]
         threads = [threading.Thread(target=n.run, name=n.cfg.node) for n in nodes]
@@ -117,12 +131,24 @@ def main() -> int:
             time.sleep(1.0)  # let the gateway write the last batch
             gw.stop_event.set()
             gw_thread.join(15)
+            web.stop()
         try:
             _summary(InfluxV1(InfluxConfig(url=influx_url, database="minewatch")))  # type: ignore[arg-type]
         finally:
             broker.stop()
             influxd.stop()
     return 0
+
+
+def _dashboard(gw: GatewayService) -> BackgroundServer:
+    """The public dashboard on a free port while the demo runs, fed node statuses by the gateway."""
+    web = WebConfig(port=devservices.free_port())
+    board = StatusBoard(gw.cfg.topic_prefix)
+    gw.handlers.append(("status", board.handle))
+    server = BackgroundServer(app_for(gw.cfg.model_copy(update={"web": web}), board), web)
+    server.start()
+    print(f"dashboard: http://127.0.0.1:{web.port}/  (JSON: /api/v1/latest)")
+    return server
 
 
 def _summary(store: InfluxV1) -> None:

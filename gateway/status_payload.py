@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from gateway.schema import MAX_PAYLOAD_BYTES, PayloadError, format_ts
 
@@ -44,9 +53,21 @@ class NodeStatus(_Strict):
     outbox: OutboxStatus | None = None
     sensors: dict[SensorName, SensorStatus] = Field(default_factory=dict, max_length=32)
     clock_synced: StrictBool | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
+    lon: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _position_whole(self) -> NodeStatus:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon: both or neither")
+        return self
 
     def to_wire(self) -> bytes:
-        return self.model_dump_json(exclude_defaults=self.state == "offline").encode()
+        """`offline` is `state` alone; `online` has every field, `lat`/`lon` only when known."""
+        if self.state == "offline":
+            return self.model_dump_json(exclude_defaults=True).encode()
+        exclude = {"lat", "lon"} if self.lat is None else set()
+        return self.model_dump_json(exclude=exclude).encode()
 
 
 OFFLINE = NodeStatus(state="offline")

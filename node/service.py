@@ -144,6 +144,8 @@ class NodeService:
                     for name, h in sampler.health.items()
                 },
                 clock_synced=clockwatch.is_synced(),
+                lat=cfg.lat,
+                lon=cfg.lon,
             ).to_wire()
 
         log.info(

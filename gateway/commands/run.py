@@ -6,13 +6,16 @@ import argparse
 import logging
 import signal
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway import node_status
-from gateway.config import load
+from gateway.config import GatewayConfig, load
 from gateway.schema import ReadingPayload
 from gateway.sdnotify import Notifier
 from gateway.service import GatewayService
+
+if TYPE_CHECKING:
+    from gateway.web.server import BackgroundServer
 
 log = logging.getLogger("minewatch.gateway")
 
@@ -47,5 +50,26 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    service.run()
+    web = _start_web(cfg, service) if cfg.web is not None else None
+    try:
+        service.run()
+    finally:
+        if web is not None:
+            web.stop()
     return 0
+
+
+def _start_web(cfg: GatewayConfig, service: GatewayService) -> BackgroundServer:
+    """`[web]` present: serve the dashboard beside ingest, fed node statuses by the gateway loop."""
+    from gateway.commands.serve import web_extra
+
+    web_extra()
+    from gateway.web.server import BackgroundServer, app_for
+    from gateway.web.status import StatusBoard
+
+    board = StatusBoard(cfg.topic_prefix)
+    service.handlers.append(("status", board.handle))
+    assert cfg.web is not None
+    server = BackgroundServer(app_for(cfg, board), cfg.web)
+    server.start()
+    return server
