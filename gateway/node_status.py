@@ -71,6 +71,8 @@ class NodeStatusStore:
         self.dropped = 0
 
     def handle(self, msg: Message) -> None:
+        if not msg.payload:  # an empty retained message clears a removed node's status: nothing to store
+            return
         try:
             site, node, kind = parse_topic(self._prefix, msg.topic)
             if kind is not TopicKind.STATUS:

@@ -76,7 +76,9 @@ class Publisher:
         self._session_expiry_s = session_expiry_s
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.wake = threading.Event()
-        """Set whenever an event is queued, so the main loop can sleep until there is work."""
+        """Set when there is work for the main loop: a connection, or `wake_every` acknowledgements."""
+        self.wake_every = 1
+        self._acks_since_wake = 0
         self._connected = threading.Event()
         self._stopping = False
         self._epoch = 0
@@ -213,4 +215,7 @@ class Publisher:
         properties: object,
     ) -> None:
         self.events.put(Acked(mid))
-        self.wake.set()
+        self._acks_since_wake += 1
+        if self._acks_since_wake >= self.wake_every:
+            self._acks_since_wake = 0
+            self.wake.set()

@@ -166,7 +166,7 @@ class NodeService:
             while not self.stop_event.is_set():
                 publisher.wake.clear()
                 self._commit(outbox, sampler.tick(self.clock()), clockwatch)
-                forwarder.pump()
+                sent = forwarder.pump()
                 if forwarder.connections != seen_connections or (
                     publisher.is_connected and self.monotonic() >= next_status
                 ):
@@ -180,12 +180,8 @@ class NodeService:
                         if publisher.publish(status_topic, payload, retain=True) is not None:
                             next_status = self.monotonic() + cfg.status_interval_s
                 self.notifier.tick()
-                if (
-                    publisher.is_connected
-                    and forwarder.has_backlog
-                    and forwarder.inflight < cfg.mqtt.max_inflight
-                ):
-                    continue  # room in the window: keep the backlog moving
+                if sent and forwarder.has_backlog and forwarder.inflight < cfg.mqtt.max_inflight:
+                    continue  # a pump's worth went out and the window has room: keep the backlog moving
                 wait_s = (sampler.next_wakeup() - self.clock()).total_seconds()
                 # Acknowledgements wake us early; 0.2 s bounds how long a stop request waits.
                 publisher.wake.wait(min(max(wait_s, 0.0), 0.2))
@@ -199,6 +195,7 @@ class NodeService:
             publisher.stop()
             for spec in sensors:
                 spec.driver.close()
+            forwarder.flush_acked()
             outbox.close()
 
     def _commit(self, outbox: Outbox, readings: list[Reading], clockwatch: ClockWatch) -> None:
