@@ -325,3 +325,62 @@ def test_readings_are_flagged_while_the_clock_is_unsynced_or_goes_backwards(
     assert [r["seq"] for r in readings] == list(range(1, len(readings) + 1))
     states = [s.get("clock_synced") for s in _statuses(listener) if s["state"] == "online"]
     assert states[0] is False and states[-1] is True
+
+
+def test_the_node_publishes_over_tls_and_refuses_a_broker_it_cannot_verify(
+    workdir: Path, prefix: str
+) -> None:
+    import threading
+
+    import trustme
+
+    from node.service import NodeService
+
+    ca, stranger = trustme.CA(), trustme.CA()
+    certs = Path(tempfile.mkdtemp(prefix="mw-tls-"))
+    certs.chmod(0o755)  # Mosquitto started as root reads them as its own user
+    server = ca.issue_cert("127.0.0.1")
+    server.private_key_and_cert_chain_pem.write_to_path(str(certs / "server.pem"))
+    ca.cert_pem.write_to_path(str(certs / "ca.pem"))
+    stranger.cert_pem.write_to_path(str(certs / "stranger.pem"))
+    for f in certs.iterdir():
+        f.chmod(0o644)
+    tls_port = devservices.free_port()
+    broker = devservices.mosquitto(
+        certs,
+        extra=f"listener {tls_port} 127.0.0.1\ncertfile {certs}/server.pem\nkeyfile {certs}/server.pem\n",
+    )
+    broker.start()
+    listener = Listener(broker.port, f"{prefix}/v1/#")
+    services = {}
+    for name, ca_file in (("trusting", "ca.pem"), ("wary", "stranger.pem")):
+        cfg = load(
+            node_toml(
+                workdir / f"{name}.toml",
+                site="s",
+                node=name,
+                port=tls_port,
+                prefix=prefix,
+                mqtt=f'tls = true\nca_file = "{certs / ca_file}"\n',
+            )
+        )
+        services[name] = NodeService(cfg, clock_probe=lambda: True)
+    threads = [threading.Thread(target=s.run) for s in services.values()]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(listener.payloads()) >= 2, 30, "readings over TLS")
+        wait_for(
+            lambda: _outbox(workdir / "wary-outbox.sqlite")[0] >= 2, 30, "readings kept by the wary node"
+        )
+    finally:
+        for s in services.values():
+            s.stop_event.set()
+        for t in threads:
+            t.join(15)
+        listener.close()
+        broker.stop()
+        shutil.rmtree(certs, ignore_errors=True)
+    assert {p["node"] for p in listener.payloads()} == {"trusting"}
+    assert _outbox(workdir / "trusting-outbox.sqlite")[0] == 0
+    assert _outbox(workdir / "wary-outbox.sqlite")[0] >= 2  # never sent to a broker it cannot verify
