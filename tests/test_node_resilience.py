@@ -61,11 +61,13 @@ def own_broker() -> Iterator[devservices.Service]:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _start_gateway(workdir: Path, port: int, influx: Influx, prefix: str) -> Any:
+def _start_gateway(
+    workdir: Path, port: int, influx: Influx, prefix: str, env: dict[str, str] | None = None
+) -> Any:
     cfg = gateway_toml(
         workdir / "gateway.toml", mqtt_port=port, influx_url=influx.url, db=influx.db, prefix=prefix
     )
-    gateway = spawn(["gateway.cli", "run", "--config", str(cfg)], workdir / "gateway.log")
+    gateway = spawn(["gateway.cli", "run", "--config", str(cfg)], workdir / "gateway.log", env=env)
 
     def listens() -> bool:  # a refused probe proves the subscription is in place
         publish(port, f"{prefix}/v1/probe/probe/reading", b"{}")
@@ -78,7 +80,14 @@ def _start_gateway(workdir: Path, port: int, influx: Influx, prefix: str) -> Any
 def test_a_broker_outage_loses_nothing_and_influxdb_stores_each_reading_once(
     own_broker: devservices.Service, influx: Influx, workdir: Path, prefix: str
 ) -> None:
-    gateway = _start_gateway(workdir, own_broker.port, influx, prefix)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(workdir / "gateway-notify.sock"))
+    notify.settimeout(30)
+    env = {"NOTIFY_SOCKET": str(workdir / "gateway-notify.sock"), "WATCHDOG_USEC": "2000000"}
+    gateway = _start_gateway(workdir, own_broker.port, influx, prefix, env)
+    assert notify.recv(100) == b"READY=1"  # the gateway under systemd: ready, then the watchdog
+    assert notify.recv(100) == b"WATCHDOG=1"
+    notify.close()
     listener = Listener(own_broker.port, f"{prefix}/v1/s/n/#")
     cfg = node_toml(
         workdir / "node.toml",
@@ -180,6 +189,7 @@ def test_kill_9_in_the_middle_of_a_replay_loses_nothing_and_reuses_no_seq(
     assert set(payloads) == set(range(1, last + 1)), "every reading arrived"
     assert all(len(copies) == 1 for copies in payloads.values()), "a seq always means the same reading"
     assert last > backlog  # fresh readings continued the numbering
+    assert "(session resumed)" in (workdir / "node.log").read_text()  # the broker kept our session
     db = sqlite3.connect(outbox)
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
