@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from gateway.config import InfluxConfig
 from gateway.node_status import NodeStatusStore
+from gateway.schema import PayloadError
+from gateway.status_payload import OFFLINE, parse_status
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
 from tests.helpers import Influx
@@ -65,3 +68,29 @@ def test_bad_status_messages_are_counted_and_stored_nowhere(influx: Influx) -> N
     assert handler.rejected["too_large"] == 1
     assert handler.stored == 1
     assert [r["state"] for r in influx.rows('SELECT "state" FROM "node_status"')] == ["offline"]
+
+
+def test_the_offline_status_is_state_alone_and_online_round_trips() -> None:
+    assert OFFLINE.to_wire() == b'{"state":"offline"}'
+    status = parse_status(ONLINE)
+    assert parse_status(status.to_wire()) == status
+    assert b'"lat"' not in status.to_wire()  # position only when the node has one
+    placed = parse_status(ONLINE[:-1] + b',"lat":43.1105,"lon":106.8503}')
+    assert (placed.lat, placed.lon) == (43.1105, 106.8503)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"state":"online","lat":43.1}', "invalid"),  # lat without lon
+        (b'{"state":"online","outbox":{"depth":-1,"oldest_ts":null,"dropped":0}}', "invalid"),
+        (b'{"state":"online","sensors":{"PMS":{"ok":true,"last_error":null,"last_ok":null}}}', "invalid"),
+        (b'{"state":"online","started":"yesterday"}', "invalid"),
+        (b'{"state":"online","extra":1}', "invalid"),
+        (b"[]", "invalid"),
+    ],
+)
+def test_status_payloads_outside_the_contract_are_refused(payload: bytes, reason: str) -> None:
+    with pytest.raises(PayloadError) as err:
+        parse_status(payload)
+    assert err.value.reason == reason
