@@ -44,7 +44,7 @@ def describe(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ())
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if p not in hide)
         msg = err["msg"]
-        if err["type"] == "extra_forbidden":
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             msg = "unknown key (misspelt? see docs/configuration.md)"
         where = _loc(loc) or "(top level)"
         lines.append(f"{path}: {where}: {msg}")

@@ -46,12 +46,23 @@ class Flag(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     HIGH_HUMIDITY = "high_humidity"
     CLOCK_UNSYNCED = "clock_unsynced"
+    CAL_EXPIRED = "cal_expired"
+    CAL_FALLBACK = "cal_fallback"
 
 
 PHYSICAL_RANGE: dict[Metric, tuple[float, float]] = {
     Metric.PM1_0: (0.0, 10_000.0),
     Metric.PM2_5: (0.0, 10_000.0),
     Metric.PM10: (0.0, 10_000.0),
+    Metric.PM1_0_ATM: (0.0, 10_000.0),
+    Metric.PM2_5_ATM: (0.0, 10_000.0),
+    Metric.PM10_ATM: (0.0, 10_000.0),
+    Metric.PC0_3: (0.0, 65_535.0),  # u16 counts per 0.1 L in the PMS frame
+    Metric.PC0_5: (0.0, 65_535.0),
+    Metric.PC1_0: (0.0, 65_535.0),
+    Metric.PC2_5: (0.0, 65_535.0),
+    Metric.PC5_0: (0.0, 65_535.0),
+    Metric.PC10: (0.0, 65_535.0),
     Metric.TURBIDITY: (0.0, 10_000.0),
     Metric.RH: (0.0, 100.0),
     Metric.AIR_TEMP: (-60.0, 70.0),
@@ -125,6 +136,9 @@ class ReadingPayload(BaseModel):
     period_s: StrictInt = Field(gt=0, le=86_400)
     metrics: dict[Metric, MetricValue] = Field(min_length=1)
     flags: list[Flag] = Field(default_factory=list, max_length=16)
+    # Signed readings (docs/protocol.md, "Signed readings"): key id and base64 Ed25519 signature.
+    kid: Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9a-f]{16}$")] | None = None
+    sig: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9+/]{86}==$")] | None = None
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -157,7 +171,7 @@ class ReadingPayload(BaseModel):
         return self
 
     def to_wire(self) -> bytes:
-        """Compact UTF-8 JSON in the contract's field order; `raw` and `cal` only when present."""
+        """Compact UTF-8 JSON in the contract's field order; `raw`, `cal`, `kid`, `sig` only when present."""
         metrics: dict[str, Any] = {}
         for metric, mv in self.metrics.items():
             entry: dict[str, Any] = {"value": mv.value}
@@ -177,6 +191,10 @@ class ReadingPayload(BaseModel):
             "metrics": metrics,
             "flags": [f.value for f in self.flags],
         }
+        if self.kid is not None:
+            doc["kid"] = self.kid
+        if self.sig is not None:
+            doc["sig"] = self.sig
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from calibration.node import NodeCalibration
 from gateway.schema import (
     SCHEMA_VERSION,
     Flag,
@@ -28,6 +29,7 @@ from gateway.schema import (
 )
 from gateway.sdnotify import Notifier
 from gateway.status_payload import OFFLINE, NodeStatus, OutboxStatus, SensorStatus, ts_text
+from gateway.trust.signing import Signer
 from hardware.base import Clock, SensorDriver, open_driver
 from node import __version__
 from node.backoff import Backoff
@@ -87,6 +89,8 @@ class NodeService:
     clock: Clock = utc_now
     on_reading: Callable[[int, Reading], None] | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
+    # Signs each payload as it is built (gateway.trust.signing.Signer.sign); from [identity] when None.
+    sign: Callable[[ReadingPayload], ReadingPayload] | None = None
     clock_probe: ClockProbe | None = None  # None: chosen by cfg.clock_sync
     notifier: Notifier = field(default_factory=Notifier)
     monotonic: Callable[[], float] = time.monotonic
@@ -98,6 +102,9 @@ class NodeService:
         started, started_mono = self.clock(), self.monotonic()
         status_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.STATUS)
         reading_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.READING)
+        calibrate = NodeCalibration.start(cfg.sensors, self.clock)  # refuses bad files before ports open
+        if self.sign is None and cfg.identity.key_file is not None:
+            self.sign = Signer.from_file(cfg.identity.key_file).sign
         outbox = Outbox(
             cfg.buffer.path,
             max_readings=cfg.buffer.max_readings,
@@ -111,7 +118,7 @@ class NodeService:
         except BaseException:
             outbox.close()
             raise
-        sampler = Sampler(sensors, cfg.interval_s, self.clock)
+        sampler = Sampler(sensors, cfg.interval_s, self.clock, calibrate=calibrate)
         publisher = Publisher(
             cfg.mqtt.host,
             cfg.mqtt.port,
@@ -120,6 +127,7 @@ class NodeService:
             password=cfg.mqtt.password(),
             tls=cfg.mqtt.tls,
             ca_file=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None,
+            client_cert=cfg.mqtt.client_cert,
             keepalive_s=cfg.mqtt.keepalive_s,
             max_inflight=cfg.mqtt.max_inflight,
             will=Will(status_topic, OFFLINE.to_wire()),
@@ -212,14 +220,17 @@ class NodeService:
                 flags.add(Flag.CLOCK_UNSYNCED)
                 if not self._ts_backwards:
                     log.warning(
-                        "clock went backwards: reading ts %s <= previous %s; flagged", ts, self._last_ts
+                        "clock went backwards: reading ts %s is not after %s; flagging readings until it is",
+                        ts,
+                        self._last_ts,
                     )
             self._ts_backwards = backwards
             if flags != reading.flags:
                 reading = dataclasses.replace(reading, flags=frozenset(flags))
 
             def build(seq: int, reading: Reading = reading) -> bytes:
-                return to_payload(self.cfg, seq, reading).to_wire()
+                payload = to_payload(self.cfg, seq, reading)
+                return (self.sign(payload) if self.sign else payload).to_wire()
 
             seq = outbox.append(ts, build)
             self._last_ts = max(self._last_ts or ts, ts)

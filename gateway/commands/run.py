@@ -13,6 +13,7 @@ from gateway.config import GatewayConfig, load
 from gateway.schema import ReadingPayload
 from gateway.sdnotify import Notifier
 from gateway.service import GatewayService
+from gateway.trust.verifier import Verifier
 
 if TYPE_CHECKING:
     from gateway.web.server import BackgroundServer
@@ -50,6 +51,12 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+    def reload_keys(signum: int, frame: FrameType | None) -> None:
+        if isinstance(service.verify, Verifier):
+            service.verify.registry.request_reload()
+
+    signal.signal(signal.SIGHUP, reload_keys)
     web = _start_web(cfg, service) if cfg.web is not None else None
     try:
         service.run()
