@@ -94,3 +94,28 @@ def test_status_payloads_outside_the_contract_are_refused(payload: bytes, reason
     with pytest.raises(PayloadError) as err:
         parse_status(payload)
     assert err.value.reason == reason
+
+
+def test_status_points_wait_while_influxdb_is_down_and_are_written_after(influx: Influx) -> None:
+    from gateway.devservices import free_port
+
+    down = InfluxV1(InfluxConfig(url=f"http://127.0.0.1:{free_port()}", database=influx.db, api="v1"))
+    up = InfluxV1(InfluxConfig(url=influx.url, database=influx.db, api="v1"))
+    current = {"store": down}
+    minutes = iter(range(3))
+    handler = NodeStatusStore(
+        lambda: current["store"],
+        prefix="mw",
+        max_pending=2,
+        clock=lambda: datetime(2026, 11, 22, 11, next(minutes), tzinfo=UTC),
+    )
+    for _ in range(3):
+        handler.handle(_message("mw/v1/tsagaan/haul-road/status", ONLINE))
+    assert handler.stored == 0 and handler.dropped == 1  # bounded: the oldest goes, counted
+    current["store"] = up
+    handler.tick()
+    down.close()
+    up.close()
+    assert handler.stored == 2
+    times = [r["time"] for r in influx.rows('SELECT "state" FROM "node_status"')]
+    assert times == [int(datetime(2026, 11, 22, 11, m, tzinfo=UTC).timestamp() * 1000) for m in (1, 2)]
