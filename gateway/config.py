@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
+from gateway.alerts.config import RULE_TYPES, AlertsConfig
+from gateway.channels import CHANNEL_TYPES
 from gateway.configfile import load_model, read_secret
 from gateway.schema import ID_PATTERN
 
@@ -66,10 +68,11 @@ class GatewayConfig(_Section):
     mqtt: MqttConfig = MqttConfig()
     influxdb: InfluxConfig = InfluxConfig()
     batch: BatchConfig = BatchConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
 def load(path: Path | str) -> GatewayConfig:
-    cfg = load_model(path, GatewayConfig)
+    cfg = load_model(path, GatewayConfig, hide=(*RULE_TYPES, *CHANNEL_TYPES))
     if not cfg.data_dir.is_absolute():  # relative to the config file, not to wherever we were started
         cfg = cfg.model_copy(update={"data_dir": (Path(path).parent / cfg.data_dir).resolve()})
     return cfg

@@ -8,6 +8,7 @@ import signal
 from types import FrameType
 from typing import Any
 
+from gateway.alerts.service import Alerts
 from gateway.config import load
 from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
@@ -41,5 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    service.run()
+    alerts = Alerts(cfg)
+    alerts.install(service)
+    alerts.start()
+    try:
+        service.run()
+    finally:
+        alerts.stop()
     return 0
