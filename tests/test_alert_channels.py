@@ -35,7 +35,7 @@ def event(n: int = 1, severity: str = "warning", rule: str = "pm25-instant") -> 
         "rule": rule,
         "severity": severity,
         "ts": "2026-11-22T06:00:00.000Z",
-        "message": f"PM2.5 6{n}.0 µg/m³ at haul-road (tsagaan) exceeds the limit of 50.0 µg/m³ since 06:00 UTC",
+        "message": f"PM2.5 6{n}.0 µg/m³ at haul-road (tsagaan) exceeds the limit of 50.0 µg/m³",
     }
 
 
