@@ -71,9 +71,8 @@ def _list(store: AlertStore, status_file: Any) -> int:
     try:
         status = json.loads(status_file.read_text())
         for label, stats in status.get("channels", {}).items():
-            print(
-                f"channel {label}: sent {stats['sent']}, failures {stats['failures']}, given up {stats['given_up']}"
-            )
+            counts = f"sent {stats['sent']}, failures {stats['failures']}, given up {stats['given_up']}"
+            print(f"channel {label}: {counts}")
     except (OSError, ValueError):
         pass
     failed = store.failed_count()
