@@ -39,10 +39,12 @@ def _loc(parts: tuple[int | str, ...]) -> str:
 
 def describe(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ()) -> str:
     """`node.toml: sensors[2].port: Field required` lines, one per error. Union branch names that
-    pydantic inserts for tagged unions (e.g. `simulated-pm`) are dropped from the location."""
+    pydantic inserts for tagged unions (e.g. `simulated-pm`) are dropped from the location: only right
+    after a list index, so a section that shares a tag's name (`[mqtt]`, channel `mqtt`) stays."""
     lines = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if p not in hide)
+        raw = err["loc"]
+        loc = tuple(p for i, p in enumerate(raw) if not (p in hide and i > 0 and isinstance(raw[i - 1], int)))
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key (misspelt? see docs/configuration.md)"
