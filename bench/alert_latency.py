@@ -65,6 +65,7 @@ class Load(threading.Thread):
         self.port, self.prefix, self.rate = port, prefix, rate
         self.stop = threading.Event()
         self.sent = 0
+        self.elapsed = 0.0
 
     def run(self) -> None:
         if self.rate <= 0:
@@ -85,6 +86,7 @@ class Load(threading.Thread):
                 )
                 self.sent += 1
             time.sleep(0.005)
+        self.elapsed = time.monotonic() - start
         c.disconnect()
         c.loop_stop()
 
@@ -134,7 +136,7 @@ def measure(
     listener.disconnect()
     listener.loop_stop()
     latencies = [arrivals[k] - t for k, t in sent.items() if k in arrivals]
-    return latencies, load.sent, elapsed
+    return latencies, load.sent, load.elapsed or elapsed
 
 
 def pct(values: list[float], q: float) -> float:
