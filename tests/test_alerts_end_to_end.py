@@ -1,10 +1,12 @@
 """A simulated node's dust event through the real broker, the real gateway process and the real
 influxd to an MQTT subscriber, a webhook receiver and an SMTP server; the gateway is killed (SIGKILL)
-in the middle of the event and restarted, and still every channel gets one raise and one clear."""
+in the middle of the event and restarted, an app acknowledges it on the ack topic, and still every
+channel gets one raise, one acknowledgement and one clear."""
 
 from __future__ import annotations
 
 import email
+import json
 import signal
 import subprocess
 from collections import Counter
@@ -12,7 +14,7 @@ from pathlib import Path
 
 from gateway.alerts.store import AlertStore
 from gateway.devservices import Service
-from tests.helpers import Influx, Listener, gateway_toml, node_toml, spawn, wait_for
+from tests.helpers import Influx, Listener, gateway_toml, node_toml, publish, spawn, wait_for
 from tests.receivers import HttpReceiver, SmtpServer
 
 
@@ -91,9 +93,13 @@ def test_a_dust_event_reaches_every_channel_once_across_a_gateway_kill(
         procs[0].send_signal(signal.SIGKILL)  # mid-event: no chance to clean up
         procs[0].wait(15)
         procs[0] = spawn(run_gw, workdir / "gateway.log")
+        alert_id = listener.payloads("/alert")[0]["id"]
+        ack = json.dumps({"id": alert_id, "by": "oyuna"}).encode()
+        publish(mosquitto.port, f"{prefix}/v1/tsagaan/haul-road/alert/ack", ack)
+        wait_for(lambda: "acknowledged" in states(), 60, "the acknowledgement after the restart")
         wait_for(lambda: "cleared" in states(), 120, "the all-clear after the restart")
-        wait_for(lambda: len(hook.json_bodies()) >= 2 and len(smtp.messages) >= 2, 30, "clear delivered")
-        wait_for(lambda: len(influx.rows('SELECT "state" FROM "alert"')) >= 2, 30, "clear stored")
+        wait_for(lambda: len(hook.json_bodies()) >= 3 and len(smtp.messages) >= 3, 30, "clear delivered")
+        wait_for(lambda: len(influx.rows('SELECT "state" FROM "alert"')) >= 3, 30, "clear stored")
         node.send_signal(signal.SIGTERM)
         assert node.wait(15) == 0
         procs[0].send_signal(signal.SIGTERM)
@@ -106,18 +112,19 @@ def test_a_dust_event_reaches_every_channel_once_across_a_gateway_kill(
         hook.close()
         smtp.close()
     mqtt_events = listener.payloads("/alert")
-    assert Counter(p["state"] for p in mqtt_events) == {"raised": 1, "cleared": 1}
+    assert Counter(p["state"] for p in mqtt_events) == {"raised": 1, "acknowledged": 1, "cleared": 1}
     assert len({p["id"] for p in mqtt_events}) == 1
     raised = mqtt_events[0]
     assert raised["site"] == "tsagaan" and raised["node"] == "haul-road" and raised["value"] > 100
     assert raised["message"].startswith("PM2.5 ") and "exceeds the limit of 100.0 µg/m³" in raised["message"]
-    assert [b["state"] for b in hook.json_bodies("/hook")] == ["raised", "cleared"]
+    assert [b["state"] for b in hook.json_bodies("/hook")] == ["raised", "acknowledged", "cleared"]
     subjects = [email.message_from_bytes(m.content)["Subject"] for m in smtp.messages]  # type: ignore[arg-type]
     assert subjects == [
         "[minewatch] WARNING raised: pm25-instant at haul-road",
+        "[minewatch] WARNING acknowledged: pm25-instant at haul-road",
         "[minewatch] WARNING cleared: pm25-instant at haul-road",
     ]
     rows = influx.rows('SELECT * FROM "alert" GROUP BY "site", "node", "rule", "metric"')
-    assert [r["state"] for r in rows] == ["raised", "cleared"]
+    assert [r["state"] for r in rows] == ["raised", "acknowledged", "cleared"]
     assert all(r["rule"] == "pm25-instant" and r["metric"] == "pm2_5" and r["late"] is False for r in rows)
-    assert rows[1]["peak"] > 100 and rows[1]["id"] == raised["id"]
+    assert rows[2]["peak"] > 100 and rows[2]["id"] == raised["id"] and rows[2]["acked_by"] == "oyuna"

@@ -6,11 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.alerts.config import IDAHO_TIERS, Tier
 from gateway.alerts.engine import Engine
 from gateway.alerts.machine import MachineState
 from gateway.alerts.rules import allowed_increase
+from gateway.alerts.windows import Series
 from gateway.aqi import nowcast
 from gateway.schema import Flag
 from tests.alert_helpers import T0, Feed, SimClock, reading, rules
@@ -273,3 +276,35 @@ def test_scope_and_missing_metrics_are_not_errors() -> None:
     assert feed.events == []
     feed.series("haul-road", T0, [90.0])
     assert feed.states() == ["raised"]
+
+
+def test_a_preset_names_its_standard_in_the_sentence() -> None:
+    e = Engine(rules(presets=["mns-4585-2016"]), clock=(clock := SimClock()))
+    feed = Feed(e, clock)
+    feed.series("haul-road", T0, [61.2] * (18 * 6), step_s=600)
+    assert [(ev.rule, ev.state) for ev in feed.events] == [("mns-4585-2016-pm25-24h", "raised")]
+    assert feed.events[0].message == (
+        "PM2.5 24-hour mean 61.2 µg/m³ at haul-road (tsagaan) exceeds the MNS 4585:2016 limit of "
+        "50.0 µg/m³ since 18:00 UTC"
+    )
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(st.tuples(st.integers(0, 200), st.floats(0, 1000)), min_size=1, max_size=80),
+    st.integers(0, 200),
+)
+def test_a_window_mean_ignores_order_and_repeats(points: list[tuple[int, float]], end: int) -> None:
+    series = Series(keep_ms=10**9)
+    first: dict[int, float] = {}
+    for minute, value in points:  # any order, any repeats: the first value per timestamp is kept
+        if minute not in first:
+            first[minute] = value
+        series.add(minute * 60_000, first[minute], 60)
+    window = [v for m, v in first.items() if end - 60 < m <= end]
+    mean = series.mean(end * 60_000, 3_600_000, 0.01)
+    assert mean.n == len(window)
+    if window:
+        assert mean.value == pytest.approx(sum(window) / len(window))
+    else:
+        assert mean.value is None

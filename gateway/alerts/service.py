@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,7 +80,7 @@ class Alerts:
         if self._publish is not None:
             return self._publish(topic, payload)
         sub = self._service.subscriber if self._service else None
-        if sub is None or not sub.connected.wait(5.0):
+        if sub is None or not sub.connected.wait(2.0):
             return False
         return sub.publish(topic, payload, qos=1)
 
@@ -132,6 +131,8 @@ class Alerts:
 
     def _rebuild(self, store: Store) -> None:
         """Refill the windows with the readings of the last `history_s` from InfluxDB."""
+        if not self.engine.rules:
+            return
         if not isinstance(store, InfluxV1):
             log.warning("alerts: windows start empty (rebuilding from history needs InfluxDB 1.x)")
             return
@@ -231,8 +232,8 @@ class Alerts:
         dirty = self.engine.take_dirty()
         if not events and not dirty:
             return
-        docs = [(e.to_json(), ["influxdb", *self.dispatcher.route(e.to_json())]) for e in events]
-        rows = self.store.commit(dirty, docs)
+        docs = [e.to_json() for e in events]
+        rows = self.store.commit(dirty, [(d, ["influxdb", *self.dispatcher.route(d)]) for d in docs])
         for row, label, doc in rows:
             self.dispatcher.submit(row, label, doc)
         for e in events:
@@ -265,12 +266,3 @@ class Alerts:
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("cannot write %s: %s", path, exc)
-
-
-def wait_until(cond: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
