@@ -13,11 +13,12 @@ PYTEST_ARGS ?=
 
 deps:
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || \
-	    ! command -v influxd >/dev/null || ! command -v mosquitto_pub >/dev/null; then \
-	  echo "installing Debian packages: mosquitto mosquitto-clients influxdb"; \
+	    ! command -v influxd >/dev/null || ! command -v mosquitto_pub >/dev/null || \
+	    [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing Debian packages: mosquitto mosquitto-clients influxdb chromium chromium-driver"; \
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
-	    mosquitto mosquitto-clients influxdb; \
+	    mosquitto mosquitto-clients influxdb chromium chromium-driver; \
 	fi
 
 $(VENV)/.installed: pyproject.toml

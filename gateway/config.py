@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from gateway.alerts.config import RULE_TYPES, AlertsConfig
 from gateway.channels import CHANNEL_TYPES
@@ -61,6 +61,29 @@ class BatchConfig(_Section):
     max_delay_s: float = Field(default=0.5, gt=0, le=60, description="Oldest unwritten reading's age.")
 
 
+class WebConfig(_Section):
+    """The public dashboard and JSON API (gateway/web/, docs/api.md). Read-only; loopback by default."""
+
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8080, ge=1, le=65535)
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}$")
+    standards: list[str] = Field(default_factory=lambda: ["who-2021", "us-epa", "mns-4585-2016"])
+    offline_after_s: int = Field(default=900, ge=60, le=7 * 86400)
+    licence: str = Field(default="CC BY 4.0", min_length=1)
+    licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
+    attribution: str = Field(default="minewatch community monitoring network", min_length=1)
+
+    @field_validator("standards")
+    @classmethod
+    def _known_standards(cls, value: list[str]) -> list[str]:
+        from gateway.standards import STANDARDS
+
+        for key in value:
+            if key not in STANDARDS:
+                raise ValueError(f"unknown standard {key!r}; known: {', '.join(STANDARDS)}")
+        return value
+
+
 class GatewayConfig(_Section):
     data_dir: Path = Path("/var/lib/minewatch/gateway")
     topic_prefix: str = Field(default="minewatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
@@ -69,6 +92,7 @@ class GatewayConfig(_Section):
     influxdb: InfluxConfig = InfluxConfig()
     batch: BatchConfig = BatchConfig()
     alerts: AlertsConfig = AlertsConfig()
+    web: WebConfig | None = None  # present = `run` serves the dashboard too
 
 
 def load(path: Path | str) -> GatewayConfig:

@@ -22,16 +22,23 @@ from gateway import devservices
 from gateway.alerts.config import AlertsConfig
 from gateway.alerts.events import AlertEvent
 from gateway.alerts.service import Alerts
-from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig
+from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig, WebConfig
 from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
 from gateway.stores.influx_v1 import InfluxV1
+from gateway.web.server import BackgroundServer, app_for
+from gateway.web.status import StatusBoard
 from hardware.base import METRIC_UNITS, Metric
 from node.config import NodeConfig
 from node.service import NodeService
 
 SITE = "tsagaan"
 INTERVAL_S = 5
+POSITIONS = {  # made-up positions along a haul road and a river, for the dashboard's map
+    "haul-road": {"lat": 43.1105, "lon": 106.8503},
+    "river-down": {"lat": 43.0921, "lon": 106.8712},
+    "river-up": {"lat": 43.1302, "lon": 106.8154},
+}
 
 
 def _nodes(mqtt_port: int, state: Path, seconds: int) -> list[NodeConfig]:
@@ -67,7 +74,13 @@ def _nodes(mqtt_port: int, state: Path, seconds: int) -> list[NodeConfig]:
     ]
     return [
         NodeConfig.model_validate(
-            {**base, "node": name, "buffer": {"path": str(state / f"{name}.sqlite")}, "sensors": [sensor]}
+            {
+                **base,
+                **POSITIONS[name],
+                "node": name,
+                "buffer": {"path": str(state / f"{name}.sqlite")},
+                "sensors": [sensor],
+            }
         )
         for name, sensor in specs
     ]
@@ -139,6 +152,7 @@ def main() -> int:
         alerts.on_event.append(_print_alert)
         alerts.install(gw)
         alerts.start()
+        web = _dashboard(gw)
         gw_thread = threading.Thread(target=gw.run, name="gateway")
         nodes = [NodeService(cfg) for cfg in _nodes(broker.port, work / "nodes", seconds)]
         threads = [threading.Thread(target=n.run, name=n.cfg.node) for n in nodes]
@@ -159,12 +173,24 @@ def main() -> int:
             gw.stop_event.set()
             gw_thread.join(15)
             alerts.stop()
+            web.stop()
         try:
             _summary(InfluxV1(InfluxConfig(url=influx_url, database="minewatch")))  # type: ignore[arg-type]
         finally:
             broker.stop()
             influxd.stop()
     return 0
+
+
+def _dashboard(gw: GatewayService) -> BackgroundServer:
+    """The public dashboard on a free port while the demo runs, fed node statuses by the gateway."""
+    web = WebConfig(port=devservices.free_port())
+    board = StatusBoard(gw.cfg.topic_prefix)
+    gw.handlers.append(("status", board.handle))
+    server = BackgroundServer(app_for(gw.cfg.model_copy(update={"web": web}), board), web)
+    server.start()
+    print(f"dashboard: http://127.0.0.1:{web.port}/  (JSON: /api/v1/latest)")
+    return server
 
 
 def _summary(store: InfluxV1) -> None:

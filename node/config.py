@@ -53,6 +53,8 @@ class NodeConfig(_Section):
     node: str = Field(pattern=ID_PATTERN)
     interval_s: int = Field(default=60, ge=1, le=3600, description="Averaging window and reading period.")
     topic_prefix: str = Field(default="minewatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    lat: float | None = Field(default=None, ge=-90, le=90, description="WGS 84 degrees north; in status")
+    lon: float | None = Field(default=None, ge=-180, le=180, description="WGS 84 degrees east; in status")
     mqtt: NodeMqttConfig = NodeMqttConfig()
     buffer: BufferConfig = BufferConfig()
     sensors: list[SensorConfig] = Field(min_length=1)
@@ -81,6 +83,12 @@ class NodeConfig(_Section):
                 update["chunk_s"] = chunk
             named.append(opts.model_copy(update=update) if update else opts)
         object.__setattr__(self, "sensors", named)
+        return self
+
+    @model_validator(mode="after")
+    def _position_whole(self) -> NodeConfig:
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon: give both or neither")
         return self
 
     @property

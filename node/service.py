@@ -95,8 +95,9 @@ class NodeService:
             will=Will(status_topic, json.dumps({"state": "offline"}).encode()),
         )
         forwarder = Forwarder(outbox, publisher, reading_topic, cfg.mqtt.max_inflight)
+        position = {"lat": cfg.lat, "lon": cfg.lon} if cfg.lat is not None and cfg.lon is not None else {}
         online = json.dumps(
-            {"state": "online", "version": __version__, "started": format_ts(started)}
+            {"state": "online", "version": __version__, "started": format_ts(started), **position}
         ).encode()
         was_connected = False
         log.info(

@@ -6,12 +6,15 @@ import argparse
 import logging
 import signal
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.alerts.service import Alerts
-from gateway.config import load
+from gateway.config import GatewayConfig, load
 from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
+
+if TYPE_CHECKING:
+    from gateway.web.server import BackgroundServer
 
 log = logging.getLogger("minewatch.gateway")
 
@@ -45,8 +48,27 @@ def run(args: argparse.Namespace) -> int:
     alerts = Alerts(cfg)
     alerts.install(service)
     alerts.start()
+    web = _start_web(cfg, service) if cfg.web is not None else None
     try:
         service.run()
     finally:
+        if web is not None:
+            web.stop()
         alerts.stop()
     return 0
+
+
+def _start_web(cfg: GatewayConfig, service: GatewayService) -> BackgroundServer:
+    """`[web]` present: serve the dashboard beside ingest, fed node statuses by the gateway loop."""
+    from gateway.commands.serve import web_extra
+
+    web_extra()
+    from gateway.web.server import BackgroundServer, app_for
+    from gateway.web.status import StatusBoard
+
+    board = StatusBoard(cfg.topic_prefix)
+    service.handlers.append(("status", board.handle))
+    assert cfg.web is not None
+    server = BackgroundServer(app_for(cfg, board), cfg.web)
+    server.start()
+    return server

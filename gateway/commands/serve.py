@@ -1,0 +1,57 @@
+"""`minewatch-gateway serve --config gateway.toml`: the public dashboard and JSON API alone."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from types import FrameType
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateway.config import WebConfig, load
+from gateway.configfile import ConfigError, describe
+
+
+def web_extra() -> None:
+    """Refuse clearly when the optional web dependencies are not installed."""
+    try:
+        import jinja2  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"the dashboard needs {exc.name}: pip install 'minewatch[web]'") from None
+
+
+def add(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="serve the read-only public dashboard and JSON API ([web] in gateway.toml)"
+    )
+    parser.add_argument("--config", required=True, help="path to gateway.toml")
+    parser.add_argument("--host", help="listen on this address instead of [web] host")
+    parser.add_argument("--port", type=int, help="listen on this port instead of [web] port")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    web_extra()
+    from gateway.web.server import serve  # only now: the `web` extra is optional (web_extra() checks)
+
+    web = cfg.web or WebConfig()
+    update = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if update:
+        try:
+            web = WebConfig.model_validate({**web.model_dump(), **update})
+        except ValidationError as exc:
+            raise ConfigError(describe("command line", exc)) from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    serve(cfg.model_copy(update={"web": web}), stop)
+    return 0

@@ -1,0 +1,240 @@
+"""The JSON API under /api/v1/ (docs/api.md): nodes, latest values, series, alerts, and its OpenAPI
+description, built from the same pydantic models that shape the answers."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from gateway.web.context import Context
+from gateway.web.data import AlertEvent
+from gateway.web.params import (
+    MAX_SERIES_DAYS,
+    AlertsQuery,
+    NodeRef,
+    SeriesQuery,
+    SiteFilter,
+    bucket_seconds,
+    validate,
+)
+from gateway.web.views import summaries
+
+UNITS = {
+    "pm1_0": "µg/m³",
+    "pm2_5": "µg/m³",
+    "pm10": "µg/m³",
+    "turbidity": "NTU",
+    "rh": "%",
+    "air_temp": "°C",
+    "water_temp": "°C",
+    "pressure": "hPa",
+}
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class NodeOut(_Out):
+    site: str
+    node: str
+    lat: float | None
+    lon: float | None
+    status: str | None
+    last_reading: datetime
+    age_s: float
+    offline: bool
+
+
+class ValueOut(_Out):
+    value: float
+    unit: str
+
+
+class LatestOut(_Out):
+    site: str
+    node: str
+    time: datetime
+    seq: int | None
+    values: dict[str, ValueOut]
+    flags: list[str]
+    age_s: float
+    offline: bool
+    nowcast_pm2_5: float | None
+    aqi: int | None
+    aqi_category: str | None
+    turbidity_level: str | None
+
+
+class LimitOut(_Out):
+    standard: str
+    title: str
+    value: float
+    average: str
+
+
+class SeriesOut(_Out):
+    site: str
+    node: str
+    start: datetime
+    end: datetime
+    every_s: int
+    times: list[datetime]
+    series: dict[str, list[float | None]]
+    units: dict[str, str]
+    limits: dict[str, list[LimitOut]]
+
+
+class AlertOut(_Out):
+    time: datetime
+    site: str
+    node: str
+    rule: str
+    metric: str
+    state: str
+    severity: str | None
+    value: float | None
+    limit: float | None
+    average: str | None
+    late: bool
+    message: str | None
+
+
+class ErrorOut(_Out):
+    error: str
+
+
+def _json(model: BaseModel | list[Any], status: int = 200) -> JSONResponse:
+    if isinstance(model, list):
+        return JSONResponse([m.model_dump(mode="json") for m in model], status)
+    return JSONResponse(model.model_dump(mode="json"), status)
+
+
+def _alert_out(a: AlertEvent) -> AlertOut:
+    return AlertOut(
+        time=a.time,
+        site=a.site,
+        node=a.node,
+        rule=a.rule,
+        metric=a.metric,
+        state=a.state,
+        severity=a.severity,
+        value=a.value,
+        limit=a.limit,
+        average=a.average,
+        late=a.late,
+        message=a.message,
+    )
+
+
+def nodes(request: Request) -> JSONResponse:
+    ctx: Context = request.app.state.ctx
+    q: SiteFilter = validate(SiteFilter, request.query_params)
+    now = ctx.clock()
+    out = [
+        NodeOut(
+            site=s.site,
+            node=s.node,
+            lat=s.lat,
+            lon=s.lon,
+            status=s.state,
+            last_reading=s.latest.time,
+            age_s=s.age_s,
+            offline=s.is_offline,
+        )
+        for s in summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s, q.site)
+    ]
+    return _json(out)
+
+
+def latest(request: Request) -> JSONResponse:
+    ctx: Context = request.app.state.ctx
+    q: SiteFilter = validate(SiteFilter, request.query_params)
+    out = [
+        LatestOut(
+            site=s.site,
+            node=s.node,
+            time=s.latest.time,
+            seq=s.latest.seq,
+            values={m: ValueOut(value=v, unit=UNITS[m]) for m, v in s.latest.values.items()},
+            flags=s.latest.flags,
+            age_s=s.age_s,
+            offline=s.is_offline,
+            nowcast_pm2_5=s.nowcast,
+            aqi=s.aqi,
+            aqi_category=s.aqi_level.key if s.aqi_level else None,
+            turbidity_level=s.turbidity_level.key if s.turbidity_level else None,
+        )
+        for s in summaries(ctx.reader, ctx.board, ctx.clock(), ctx.web.offline_after_s, q.site)
+    ]
+    return _json(out)
+
+
+def series(request: Request) -> JSONResponse:
+    ctx: Context = request.app.state.ctx
+    ref: NodeRef = validate(NodeRef, None, dict(request.path_params))
+    q: SeriesQuery = validate(SeriesQuery, request.query_params)
+    start, end = q.bounds(ctx.clock(), timedelta(hours=24), MAX_SERIES_DAYS)
+    every = bucket_seconds(q, start, end)
+    metrics = ctx.reader.metric_fields()
+    if q.metric is not None:
+        metrics = [m for m in metrics if m == q.metric.value]
+    s = ctx.reader.series(ref.site, ref.node, metrics, start, end, every)
+    # metrics the database knows but this node has no data for in the range are left out
+    s = replace(s, values={m: v for m, v in s.values.items() if any(x is not None for x in v)})
+    limits = {
+        m: [
+            LimitOut(standard=x.standard, title=x.title, value=x.value, average=x.average)
+            for x in ctx.limits(m)
+        ]
+        for m in s.values
+    }
+    return _json(
+        SeriesOut(
+            site=ref.site,
+            node=ref.node,
+            start=start,
+            end=end,
+            every_s=every,
+            times=s.times,
+            series=s.values,
+            units={m: UNITS[m] for m in s.values},
+            limits=limits,
+        )
+    )
+
+
+def alerts(request: Request) -> JSONResponse:
+    ctx: Context = request.app.state.ctx
+    q: AlertsQuery = validate(AlertsQuery, request.query_params)
+    start, end = q.bounds(ctx.clock(), timedelta(days=30), MAX_SERIES_DAYS)
+    found = ctx.reader.alerts(start, end, site=q.site, node=q.node, limit=q.limit)
+    return _json([_alert_out(a) for a in found])
+
+
+def active_alerts(request: Request) -> JSONResponse:
+    ctx: Context = request.app.state.ctx
+    q: SiteFilter = validate(SiteFilter, request.query_params)
+    return _json([_alert_out(a) for a in ctx.reader.active_alerts(ctx.clock(), site=q.site)])
+
+
+def openapi(request: Request) -> JSONResponse:
+    from gateway.web.openapi import openapi_document
+
+    return JSONResponse(openapi_document())
+
+
+ROUTES = [
+    Route("/api/v1/nodes", nodes),
+    Route("/api/v1/latest", latest),
+    Route("/api/v1/nodes/{site}/{node}/series", series),
+    Route("/api/v1/alerts", alerts),
+    Route("/api/v1/alerts/active", active_alerts),
+    Route("/api/v1/openapi.json", openapi),
+]

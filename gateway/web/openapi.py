@@ -1,0 +1,126 @@
+"""The OpenAPI 3.1 description of /api/v1/ (served at /api/v1/openapi.json): the paths written
+here, the schemas generated from the pydantic models that shape the answers, so they cannot drift."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from gateway.schema import ID_PATTERN
+from gateway.web.api import UNITS, AlertOut, ErrorOut, LatestOut, NodeOut, SeriesOut
+from gateway.web.params import EVERY
+
+
+def _param(
+    name: str, where: str, description: str, schema: dict[str, Any], required: bool = False
+) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "description": description, "schema": schema}
+
+
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1: the paths by hand, the schemas from the pydantic models."""
+    ident = {"type": "string", "pattern": ID_PATTERN}
+    time = {"type": "string", "description": "2026-11-22 (UTC midnight) or RFC 3339 with Z or an offset"}
+    site_q = _param("site", "query", "only this site", ident)
+    models: dict[str, type[BaseModel]] = {
+        "Node": NodeOut,
+        "Latest": LatestOut,
+        "Series": SeriesOut,
+        "Alert": AlertOut,
+        "Error": ErrorOut,
+    }
+    schemas: dict[str, Any] = {}
+    for name, model in models.items():
+        doc = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(doc.pop("$defs", {}))
+        schemas[name] = doc
+
+    def ok(ref: str, array: bool) -> dict[str, Any]:
+        schema: dict[str, Any] = {"$ref": f"#/components/schemas/{ref}"}
+        if array:
+            schema = {"type": "array", "items": schema}
+        bad = {
+            "description": "a parameter we cannot use; `error` says which and why",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        return {
+            "200": {"description": "OK", "content": {"application/json": {"schema": schema}}},
+            "400": bad,
+            "503": {
+                "description": "the database does not answer",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        }
+
+    paths = {
+        "/api/v1/nodes": {
+            "get": {
+                "summary": "Every node with a stored reading: position, status, freshness",
+                "parameters": [site_q],
+                "responses": ok("Node", True),
+            }
+        },
+        "/api/v1/latest": {
+            "get": {
+                "summary": "The latest reading of every node, with AQI and turbidity level",
+                "parameters": [site_q],
+                "responses": ok("Latest", True),
+            }
+        },
+        "/api/v1/nodes/{site}/{node}/series": {
+            "get": {
+                "summary": "Means per bucket of each metric of one node, with the limits that apply",
+                "parameters": [
+                    _param("site", "path", "site id", ident, True),
+                    _param("node", "path", "node id", ident, True),
+                    _param("start", "query", "start (inclusive); default end − 24 h", time),
+                    _param("end", "query", "end (exclusive); default now", time),
+                    _param(
+                        "every",
+                        "query",
+                        "bucket length; default: about 600 points or fewer",
+                        {"type": "string", "enum": list(EVERY)},
+                    ),
+                    _param("metric", "query", "only this metric", {"type": "string", "enum": list(UNITS)}),
+                ],
+                "responses": ok("Series", False),
+            }
+        },
+        "/api/v1/alerts": {
+            "get": {
+                "summary": "Alert events, newest first",
+                "parameters": [
+                    _param("start", "query", "default end − 30 days", time),
+                    _param("end", "query", "default now", time),
+                    site_q,
+                    _param("node", "query", "only this node", ident),
+                    _param(
+                        "limit",
+                        "query",
+                        "at most this many events (1–1000, default 200)",
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                    ),
+                ],
+                "responses": ok("Alert", True),
+            }
+        },
+        "/api/v1/alerts/active": {
+            "get": {
+                "summary": "The latest event of every alert not cleared",
+                "parameters": [site_q],
+                "responses": ok("Alert", True),
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "minewatch public API",
+            "version": "1",
+            "description": "Read-only access to community air-dust and water-turbidity readings. "
+            "Times are UTC. See docs/api.md.",
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }

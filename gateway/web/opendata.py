@@ -1,0 +1,49 @@
+"""The open-data CSV: one row per stored reading, the columns of measurement `reading`.
+
+Columns are fixed (every metric of the contract, empty when a node lacks it) so a script written
+against one download works on the next. The licence travels in the `Link` and `Content-Disposition`
+headers and on the download page; a comment line would break CSV readers.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.schema import format_ts
+from gateway.web.data import METRICS
+
+COLUMNS: tuple[str, ...] = (
+    "time",
+    "site",
+    "node",
+    "seq",
+    *(f"{m}{suffix}" for m in METRICS for suffix in ("", "_raw", "_n", "_cal")),
+    "flags",
+)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return repr(value)  # keep 12.0 a float in the file, as stored
+    return value
+
+
+def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The header, then the rows in chunks of about 500 (one chunk per write on the socket)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for i, row in enumerate(rows, 1):
+        ts = format_ts(datetime.fromtimestamp(int(row["time"]) / 1000, tz=UTC))
+        writer.writerow([ts, *(_cell(row.get(c)) for c in COLUMNS[1:])])
+        if i % 500 == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()

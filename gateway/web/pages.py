@@ -1,0 +1,172 @@
+"""The HTML pages: overview, node, alert history, open-data download. Server-rendered; the only
+script draws the charts and the map from data embedded in the page (one request per page)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from gateway.schema import format_ts
+from gateway.web.context import Context
+from gateway.web.opendata import csv_chunks
+from gateway.web.params import MAX_CSV_DAYS, AlertsQuery, BadRequest, CsvQuery, NodeRef, validate
+from gateway.web.views import NodeSummary, age_text, charts, summaries
+
+
+def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    ctx: Context = request.app.state.ctx
+    now = ctx.clock()
+    page: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request,
+        name,
+        {"t": ctx.texts, "web": ctx.web, "now": now, "ts": format_ts, "age": _age(ctx), **values},
+        status_code=status,
+    )
+    return page
+
+
+def _age(ctx: Context) -> Any:
+    def age(seconds: float) -> str:
+        key, n = age_text(seconds)
+        return ctx.texts(key, n=n)
+
+    return age
+
+
+def _colour(s: NodeSummary) -> str:
+    level = s.aqi_level or s.turbidity_level
+    return level.colour if level else "#666"
+
+
+def overview(request: Request) -> HTMLResponse:
+    ctx: Context = request.app.state.ctx
+    now = ctx.clock()
+    nodes = summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s)
+    points = [
+        {
+            "label": f"{s.node}",
+            "lat": s.lat,
+            "lon": s.lon,
+            "colour": _colour(s),
+            "offline": s.is_offline,
+        }
+        for s in nodes
+        if s.lat is not None and s.lon is not None
+    ]
+    active = ctx.reader.active_alerts(now)
+    return render(request, "overview.html", nodes=nodes, active=active, map_json=json.dumps(points))
+
+
+def node_page(request: Request) -> HTMLResponse:
+    ctx: Context = request.app.state.ctx
+    ref: NodeRef = validate(NodeRef, None, dict(request.path_params))
+    now = ctx.clock()
+    found = [
+        s
+        for s in summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s, ref.site)
+        if s.node == ref.node
+    ]
+    if not found:
+        return render(request, "error.html", 404, message=ctx.texts("error.not_found"))
+    day = charts(ctx.reader, ref.site, ref.node, now, timedelta(hours=24), 300, ctx.web.standards)
+    week = charts(ctx.reader, ref.site, ref.node, now, timedelta(days=7), 3600, ctx.web.standards)
+    flagged = ctx.reader.flagged(ref.site, ref.node, now - timedelta(days=7), now)
+    counts: dict[str, tuple[int, Any]] = {}
+    for when, flags in flagged:
+        for flag in flags:
+            n, _ = counts.get(flag, (0, when))
+            counts[flag] = (n + 1, when)
+    history = ctx.reader.alerts(now - timedelta(days=30), now, site=ref.site, node=ref.node, limit=50)
+
+    def chart_data(items: list[Any]) -> str:
+        return json.dumps(
+            [
+                {
+                    "metric": c.metric,
+                    "label": ctx.texts(f"metric.{c.metric}"),
+                    "unit": ctx.texts(f"unit.{c.metric}"),
+                    "times": c.times,
+                    "values": c.values,
+                    "flagged": c.flagged,
+                    "limits": [{"value": x.value, "label": f"{x.title} {x.average}"} for x in c.limits],
+                }
+                for c in items
+            ]
+        ).replace("</", "<\\/")
+
+    return render(
+        request,
+        "node.html",
+        s=found[0],
+        day=day,
+        week=week,
+        day_json=chart_data(day),
+        week_json=chart_data(week),
+        flag_counts=counts,
+        history=history,
+    )
+
+
+def alerts_page(request: Request) -> HTMLResponse:
+    ctx: Context = request.app.state.ctx
+    q: AlertsQuery = validate(AlertsQuery, request.query_params)
+    start, end = q.bounds(ctx.clock(), timedelta(days=30), 366)
+    found = ctx.reader.alerts(start, end, site=q.site, node=q.node, limit=q.limit)
+    return render(request, "alerts.html", alerts=found, start=start, end=end)
+
+
+def download_page(request: Request) -> HTMLResponse:
+    ctx: Context = request.app.state.ctx
+    nodes = ctx.reader.latest(ctx.clock())
+    return render(request, "download.html", nodes=nodes, max_days=MAX_CSV_DAYS)
+
+
+def download_csv(request: Request) -> Response:
+    ctx: Context = request.app.state.ctx
+    for key in request.query_params:
+        if len(request.query_params.getlist(key)) > 1:
+            raise BadRequest(f"{key}: given more than once; give it once")
+    data = dict(request.query_params)
+    if data.get("node", "").count("/") == 1:  # the form's select sends "site/node"
+        data["site"], data["node"] = data["node"].split("/")
+    data = {k: v for k, v in data.items() if v != ""}  # empty form fields mean "default"
+    q: CsvQuery = validate(CsvQuery, _Params(data))
+    start, end = q.bounds(ctx.clock(), timedelta(days=7), MAX_CSV_DAYS)
+    rows = ctx.reader.csv_rows(start, end, site=q.site, node=q.node)
+    name = "minewatch-" + "-".join(x for x in (q.site, q.node) if x) + f"-{start:%Y%m%d}-{end:%Y%m%d}.csv"
+    name = name.replace("--", "-")
+    return StreamingResponse(
+        csv_chunks(rows),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Link": f'<{ctx.web.licence_url}>; rel="license"',
+            "X-Data-Licence": ctx.web.licence,
+        },
+    )
+
+
+class _Params(dict[str, str]):
+    """A plain dict that answers `getlist` like Starlette's QueryParams (after our own rewrite)."""
+
+    def getlist(self, key: str) -> list[str]:
+        return [self[key]]
+
+
+def bad_request_page(request: Request, exc: BadRequest) -> HTMLResponse:
+    ctx: Context = request.app.state.ctx
+    return render(request, "error.html", 400, message=ctx.texts("error.bad_request", message=str(exc)))
+
+
+ROUTES = [
+    Route("/", overview),
+    Route("/node/{site}/{node}", node_page),
+    Route("/alerts", alerts_page),
+    Route("/download", download_page),
+    Route("/download/readings.csv", download_csv),
+]

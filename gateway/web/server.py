@@ -1,0 +1,125 @@
+"""Running the dashboard: uvicorn in the foreground (`serve`) or in a thread beside ingest (`run`),
+and, under `serve`, a read-only MQTT subscription to the nodes' retained status topics."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+
+import uvicorn
+from starlette.applications import Starlette
+
+from gateway.config import GatewayConfig, WebConfig
+from gateway.schema import TopicKind, subscription
+from gateway.stores.influx_v1 import InfluxV1
+from gateway.subscriber import Subscriber
+from gateway.web.app import create_app
+from gateway.web.status import StatusBoard
+
+log = logging.getLogger(__name__)
+
+
+def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
+    """The app reading the gateway's database over InfluxQL (the v1 HTTP API, see docs/api.md)."""
+    return create_app(cfg.web or WebConfig(), InfluxV1(cfg.influxdb), board)
+
+
+def _uvicorn(app: Starlette, web: WebConfig) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app, host=web.host, port=web.port, lifespan="off", log_level="warning", access_log=False
+    )
+    return uvicorn.Server(config)
+
+
+class BackgroundServer:
+    """uvicorn on a thread of its own; uvicorn installs no signal handlers off the main thread, so
+    the gateway's own SIGTERM handling stays in charge."""
+
+    def __init__(self, app: Starlette, web: WebConfig) -> None:
+        self._server = _uvicorn(app, web)
+        self._thread = threading.Thread(target=self._run, name="web", daemon=True)
+        self._web = web
+
+    def _run(self) -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits so when it cannot bind; start() says it
+            self._server.run()
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start and wait until it listens; OSError when it cannot (address in use, no permission)."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise OSError(f"the dashboard cannot listen on {self._web.host}:{self._web.port}")
+            time.sleep(0.02)
+        log.info("dashboard on http://%s:%d/", self._web.host, self._web.port)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+class StatusFeed:
+    """Retained node statuses for `serve`: a clean, short-lived session under its own client id, so
+    it never touches the gateway's persistent session."""
+
+    def __init__(self, cfg: GatewayConfig, board: StatusBoard) -> None:
+        self._board = board
+        self._stop = threading.Event()
+        self._sub = Subscriber(
+            cfg.mqtt.host,
+            cfg.mqtt.port,
+            f"{cfg.mqtt.client_id}-web-{os.getpid()}"[:64],
+            [subscription(cfg.topic_prefix, TopicKind.STATUS)],
+            username=cfg.mqtt.username,
+            password=cfg.mqtt.password(),
+            tls=cfg.mqtt.tls,
+            ca_file=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None,
+            keepalive_s=cfg.mqtt.keepalive_s,
+            session_expiry_s=0,
+            receive_maximum=100,
+            queue_size=1000,
+        )
+        self._thread = threading.Thread(target=self._drain, name="web-status", daemon=True)
+
+    def start(self) -> None:
+        self._sub.start()
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self._sub.inbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._board.handle(msg)
+            self._sub.ack([msg])
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._sub.stop()
+
+
+def serve(cfg: GatewayConfig, stop: threading.Event) -> None:
+    """`minewatch-gateway serve`: the dashboard alone until `stop` is set (by SIGINT or SIGTERM).
+
+    uvicorn runs on a thread here too: in the foreground it re-raises the signal after its own
+    graceful shutdown, so the process would end "killed by SIGTERM" instead of exiting 0."""
+    web = cfg.web or WebConfig()
+    board = StatusBoard(cfg.topic_prefix)
+    app = app_for(cfg, board)  # a bad [web] (no such language) fails here, before anything connects
+    feed = StatusFeed(cfg, board)
+    feed.start()
+    server = BackgroundServer(app, web)
+    try:
+        server.start()
+        stop.wait()
+    finally:
+        server.stop()
+        feed.stop()

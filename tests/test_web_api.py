@@ -1,0 +1,253 @@
+"""The JSON API and the download against a real influxd holding a week of readings and alerts, and
+the input validation: every bad query string is a 400 with a message, never a 500 or an injection."""
+
+from __future__ import annotations
+
+import csv
+import io
+import urllib.parse
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway import aqi, devservices
+from gateway.config import InfluxConfig, WebConfig
+from gateway.devservices import free_port
+from gateway.stores.influx_v1 import InfluxV1
+from gateway.web.app import create_app
+from gateway.web.influxql import ident, literal
+from gateway.web.opendata import COLUMNS
+from gateway.web.server import BackgroundServer
+from tests.webdata import ACTIVE_MESSAGE, NOW, Site, served_site
+
+
+@pytest.fixture(scope="module")
+def site(influxd: devservices.Service) -> Iterator[Site]:
+    with served_site(influxd.port) as s:
+        yield s
+
+
+def test_latest_gives_each_nodes_last_reading_with_nowcast_and_turbidity_level(site: Site) -> None:
+    status, body, _ = site.get("/api/v1/latest")
+    assert status == 200
+    by_node = {n["node"]: n for n in body}
+    assert list(by_node) == ["haul-road", "river-down", "river-up"]
+    haul = by_node["haul-road"]
+    assert haul["time"] == "2026-11-22T12:00:30Z"
+    assert haul["values"] == {
+        "pm2_5": {"value": 80.0, "unit": "µg/m³"},
+        "pm10": {"value": 128.0, "unit": "µg/m³"},
+    }
+    # hourly means, latest full hour first: 11 h and 10 h at 80, 9 h at (20 + 11 × 80) / 12, then 20
+    hourly = [80.0, 80.0, 75.0] + [20.0] * 9
+    expected = aqi.nowcast(hourly)
+    assert expected == 71.8
+    assert haul["nowcast_pm2_5"] == expected
+    assert haul["aqi"] == aqi.aqi(expected) == 162
+    assert haul["aqi_category"] == "unhealthy"
+    assert by_node["river-down"]["turbidity_level"] == "cloudy"
+    assert by_node["river-down"]["values"]["turbidity"]["value"] == 12.5
+    assert by_node["river-up"]["offline"] is True
+    assert by_node["river-up"]["age_s"] == 7200.0
+
+
+def test_nodes_carry_position_status_and_freshness(site: Site) -> None:
+    status, body, _ = site.get("/api/v1/nodes", site="tsagaan")
+    assert status == 200
+    nodes = {n["node"]: n for n in body}
+    assert (nodes["haul-road"]["lat"], nodes["haul-road"]["lon"]) == (43.1105, 106.8503)
+    assert nodes["haul-road"]["status"] == "online" and nodes["haul-road"]["offline"] is False
+    assert nodes["river-up"]["status"] == "offline" and nodes["river-up"]["lat"] is None
+    assert site.get("/api/v1/nodes", site="elsewhere")[1] == []
+
+
+def test_series_gives_bucket_means_and_the_limits(site: Site) -> None:
+    status, body, _ = site.get(
+        "/api/v1/nodes/tsagaan/haul-road/series",
+        start="2026-11-22T09:00:00Z",
+        end="2026-11-22T12:00:00Z",
+        every="1h",
+    )
+    assert status == 200
+    assert body["times"] == ["2026-11-22T09:00:00Z", "2026-11-22T10:00:00Z", "2026-11-22T11:00:00Z"]
+    assert body["series"] == {"pm2_5": [75.0, 80.0, 80.0], "pm10": [120.0, 128.0, 128.0]}
+    assert body["units"]["pm2_5"] == "µg/m³"
+    limits = {(x["standard"], x["value"]) for x in body["limits"]["pm2_5"]}
+    assert limits == {("who-2021", 15.0), ("us-epa", 35.0), ("mns-4585-2016", 50.0)}
+
+
+def test_series_defaults_to_the_last_24_hours_and_one_metric_on_request(site: Site) -> None:
+    status, body, _ = site.get("/api/v1/nodes/tsagaan/river-down/series", metric="turbidity")
+    assert status == 200
+    assert body["end"] == "2026-11-22T12:00:30Z" and body["every_s"] == 300
+    assert list(body["series"]) == ["turbidity"]
+    assert {v for v in body["series"]["turbidity"] if v is not None} == {12.5}
+    # an offset is honoured: 14:00+02:00 is 12:00 UTC
+    status, body, _ = site.get(
+        "/api/v1/nodes/tsagaan/river-down/series",
+        start="2026-11-22T13:00:00+02:00",
+        end="2026-11-22T14:00:00+02:00",
+        every="1h",
+    )
+    assert body["times"] == ["2026-11-22T11:00:00Z"]
+
+
+def test_alerts_history_and_active(site: Site) -> None:
+    status, body, _ = site.get("/api/v1/alerts")
+    assert status == 200
+    assert [(a["node"], a["state"]) for a in body] == [
+        ("haul-road", "reminder"),
+        ("haul-road", "raised"),
+        ("river-down", "cleared"),
+        ("river-down", "raised"),
+    ]
+    assert body[0]["message"] == ACTIVE_MESSAGE and body[0]["limit"] == 50.0 and body[0]["late"] is False
+    assert len(site.get("/api/v1/alerts", node="river-down", limit="1")[1]) == 1
+    status, active, _ = site.get("/api/v1/alerts/active")
+    assert [(a["node"], a["rule"], a["state"]) for a in active] == [("haul-road", "pm25-1h", "reminder")]
+
+
+def test_openapi_describes_every_route(site: Site) -> None:
+    status, doc, _ = site.get("/api/v1/openapi.json")
+    assert status == 200 and doc["openapi"].startswith("3.")
+    assert set(doc["paths"]) == {
+        "/api/v1/nodes",
+        "/api/v1/latest",
+        "/api/v1/nodes/{site}/{node}/series",
+        "/api/v1/alerts",
+        "/api/v1/alerts/active",
+    }
+    assert {"Node", "Latest", "Series", "Alert", "Error"} <= set(doc["components"]["schemas"])
+    every = next(
+        p
+        for p in doc["paths"]["/api/v1/nodes/{site}/{node}/series"]["get"]["parameters"]
+        if p["name"] == "every"
+    )
+    assert "1h" in every["schema"]["enum"]
+
+
+def test_csv_download_has_the_documented_columns_and_licence(site: Site) -> None:
+    status, text, headers = site.get(
+        "/download/readings.csv",
+        site="tsagaan",
+        node="haul-road",
+        start="2026-11-22T11:00:00Z",
+        end="2026-11-22T12:00:00Z",
+    )
+    assert status == 200
+    assert headers["content-type"].startswith("text/csv")
+    assert headers["x-data-licence"] == "CC BY 4.0" and 'rel="license"' in headers["link"]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert tuple(rows[0]) == COLUMNS
+    assert len(rows) == 12
+    first = rows[0]
+    assert first["time"] == "2026-11-22T11:00:30.000Z" and first["seq"] == "2293"
+    assert float(first["pm2_5"]) == 80.0 and float(first["pm2_5_raw"]) == 88.0
+    assert first["pm2_5_n"] == "300" and first["pm2_5_cal"] == "pms-a@2026-10-01" and first["flags"] == ""
+
+
+def test_pages_answer_and_stay_small(site: Site) -> None:
+    """Each page with what it loads (CSS, scripts) stays under 200 KB for a slow phone link."""
+    for path, assets in (
+        ("/", ["/static/site.css", "/static/site.js"]),
+        (
+            "/node/tsagaan/haul-road",
+            ["/static/site.css", "/static/site.js", "/static/uPlot.iife.min.js", "/static/uPlot.min.css"],
+        ),
+        ("/alerts", ["/static/site.css"]),
+        ("/download", ["/static/site.css"]),
+    ):
+        status, html, headers = site.get(path)
+        assert status == 200, path
+        assert "default-src 'self'" in headers["content-security-policy"]
+        total = len(html.encode())
+        for asset in assets:
+            assert asset in html
+            total += len(site.get(asset)[1].encode())
+        assert total < 200_000, f"{path}: {total} bytes"
+
+
+def test_unknown_node_is_404_and_writes_are_refused(site: Site) -> None:
+    assert site.get("/node/tsagaan/nobody")[0] == 404
+    assert site.get("/api/v1/nothing")[0] == 404
+    assert site.get("/api/v1/nothing")[1] == {"error": "Not Found"}
+
+
+BAD = [
+    ("/api/v1/nodes/tsagaan/Haul%20Road/series", "node: must be an id"),
+    ("/api/v1/nodes/tsagaan/haul-road'%20OR%20'1'='1/series", "node: must be an id"),
+    ('/api/v1/nodes/tsagaan/haul-road"%3BDROP%20DATABASE%20x/series', "node: must be an id"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?every=7m", "every:"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?every=1h)%3B%20DROP%20MEASUREMENT%20reading", "every:"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?start=yesterday", "start:"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?start=2026-11-22T10:00:00", "start:"),  # no zone
+    ("/api/v1/nodes/tsagaan/haul-road/series?start=2026-13-45", "start:"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?start=1800-01-01", "between 2000 and 2100"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?start=2026-11-22&end=2026-11-21", "start must be before end"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?start=2020-01-01&end=2026-01-01", "at most 366 days"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?start=2026-01-01&end=2026-11-01&every=1m", "more than 5000"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?metric=pm2_5%20FROM%20x", "metric:"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?every=1h&every=1d", "given 2 times"),
+    ("/api/v1/nodes/tsagaan/haul-road/series?frobnicate=1", "frobnicate: unknown parameter"),
+    ("/api/v1/alerts?limit=0", "limit:"),
+    ("/api/v1/alerts?limit=1e9", "limit:"),
+    ("/api/v1/alerts?node=x'%20OR%201=1", "node: must be an id"),
+    ("/api/v1/latest?site=%00", "site: must be an id"),
+    ("/download/readings.csv?start=2026-01-01&end=2026-11-01", "at most 31 days"),
+    ("/download/readings.csv?node=A%2FB", "site: must be an id"),
+]
+
+
+@pytest.mark.parametrize(("path", "message"), BAD)
+def test_bad_input_is_a_400_with_a_message(site: Site, path: str, message: str) -> None:
+    status, text = site.get_raw(path)
+    assert status == 400, text[:300]
+    assert message in text
+    assert site.db.count() > 3000  # and the data is all still there
+
+
+def test_bad_input_on_a_page_is_a_400_page(site: Site) -> None:
+    status, text = site.get_raw("/alerts?start=soon")
+    assert status == 400
+    assert 'id="error"' in text and "start:" in text
+
+
+@settings(max_examples=60)
+@given(
+    key=st.sampled_from(["start", "end", "every", "metric", "site", "node", "limit"]),
+    value=st.text(max_size=40),
+    path=st.sampled_from(
+        ["/api/v1/nodes/tsagaan/haul-road/series", "/api/v1/alerts", "/download/readings.csv"]
+    ),
+)
+def test_no_query_string_makes_a_500(site: Site, key: str, value: str, path: str) -> None:
+    status, _ = site.get_raw(f"{path}?{urllib.parse.urlencode({key: value})}")
+    assert status in (200, 400), (path, key, value, status)
+
+
+def test_quoting_escapes_what_would_end_a_string_or_identifier() -> None:
+    assert literal("a'b\\") == "'a\\'b\\\\'"
+    assert ident('x"y') == '"x\\"y"'
+
+
+def test_now_in_the_app_is_the_injected_clock(site: Site) -> None:
+    """The footer says when the page was made: the test's stopped clock, not the machine's."""
+    assert (NOW - timedelta(seconds=30)).strftime("%Y-%m-%d %H:%M") in site.get("/alerts")[1]
+
+
+def test_a_database_that_does_not_answer_is_a_503_not_a_500() -> None:
+    web = WebConfig(port=free_port())
+    dead = InfluxV1(InfluxConfig(url=f"http://127.0.0.1:{free_port()}", database="minewatch"))  # type: ignore[arg-type]
+    server = BackgroundServer(create_app(web, dead, clock=lambda: NOW), web)
+    server.start()
+    try:
+        page = Site(f"http://127.0.0.1:{web.port}", None)  # type: ignore[arg-type]
+        status, body, _ = page.get("/api/v1/latest")
+        assert (status, body) == (503, {"error": "the database does not answer; try again later"})
+        status, text, _ = page.get("/")
+        assert status == 503 and "does not answer" in text
+    finally:
+        server.stop()

@@ -1,0 +1,63 @@
+"""The interface text lives in gateway/web/i18n/: every key the templates and code use exists in
+English, and every translation keeps the English placeholders (a missing one would crash a page)."""
+
+from __future__ import annotations
+
+import re
+import string
+import tomllib
+from pathlib import Path
+
+from gateway import aqi
+from gateway.schema import Flag
+from gateway.web import i18n
+from gateway.web.i18n import Texts
+from gateway.web.levels import TURBIDITY_BANDS
+from hardware.base import Metric
+
+WEB = Path(i18n.__file__).parent.parent
+
+
+def _flat(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+
+    def walk(doc: dict[str, object], prefix: str) -> None:
+        for k, v in doc.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[prefix + k] = str(v)
+
+    walk(tomllib.loads(path.read_text(encoding="utf-8")), "")
+    return out
+
+
+def _fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def test_every_key_the_pages_use_is_in_english() -> None:
+    en = _flat(WEB / "i18n" / "en.toml")
+    used: set[str] = set()
+    for path in [*(WEB / "templates").glob("*.html"), *WEB.glob("*.py")]:
+        used |= set(re.findall(r"""\bt(?:exts)?\(\s*['"]([a-z_]+\.[a-z0-9_.-]+)['"]""", path.read_text()))
+    used |= {f"metric.{m.value}" for m in Metric} | {f"unit.{m.value}" for m in Metric}
+    used |= {f"flag.{f.value}" for f in Flag} | {f"aqi.{c.key}" for c in aqi.CATEGORIES}
+    used |= {f"turbidity.{lv.key}" for _, lv in TURBIDITY_BANDS}
+    used |= {f"alerts.{state}" for state in ("raised", "reminder", "cleared")}
+    assert len(used) > 60
+    assert sorted(used - set(en)) == []
+
+
+def test_translations_keep_the_placeholders() -> None:
+    en = _flat(WEB / "i18n" / "en.toml")
+    for path in (WEB / "i18n").glob("*.toml"):
+        for key, text in _flat(path).items():
+            assert key in en, f"{path.name}: {key} is not an English key"
+            assert _fields(text) == _fields(en[key]), f"{path.name}: {key} placeholders differ"
+
+
+def test_a_missing_key_shows_itself_instead_of_breaking_the_page() -> None:
+    t = Texts("en")
+    assert t("fresh.minutes", n=5) == "5 min ago"
+    assert t("no.such.key") == "no.such.key"
