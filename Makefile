@@ -14,11 +14,12 @@ PYTEST_ARGS ?=
 deps:
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || \
 	    ! command -v influxd >/dev/null || ! command -v mosquitto_pub >/dev/null || \
+	    ! command -v influx >/dev/null || \
 	    [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
-	  echo "installing Debian packages: mosquitto mosquitto-clients influxdb chromium chromium-driver"; \
+	  echo "installing Debian packages: mosquitto mosquitto-clients influxdb influxdb-client chromium chromium-driver"; \
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
-	    mosquitto mosquitto-clients influxdb chromium chromium-driver; \
+	    mosquitto mosquitto-clients influxdb influxdb-client chromium chromium-driver; \
 	fi
 
 $(VENV)/.installed: pyproject.toml

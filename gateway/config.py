@@ -17,6 +17,10 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+DEFAULT_MQTT_USER = "minewatch-gateway"
+"""The gateway's MQTT account name when [mqtt] username is not set (broker-config uses it)."""
+
+
 class MqttConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
@@ -61,6 +65,11 @@ class BatchConfig(_Section):
     max_delay_s: float = Field(default=0.5, gt=0, le=60, description="Oldest unwritten reading's age.")
 
 
+class TrustConfig(_Section):
+    require_signatures: Literal["auto", "always", "never"] = "auto"
+    keys_dir: Path | None = Field(default=None, description="Key registry; default <data_dir>/keys.")
+
+
 class WebConfig(_Section):
     """The public dashboard and JSON API (gateway/web/, docs/api.md). Read-only; loopback by default."""
 
@@ -92,6 +101,12 @@ class GatewayConfig(_Section):
     influxdb: InfluxConfig = InfluxConfig()
     batch: BatchConfig = BatchConfig()
     alerts: AlertsConfig = AlertsConfig()
+    trust: TrustConfig = TrustConfig()
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.trust.keys_dir or self.data_dir / "keys"
+
     web: WebConfig | None = None  # present = `run` serves the dashboard too
 
 
@@ -99,4 +114,7 @@ def load(path: Path | str) -> GatewayConfig:
     cfg = load_model(path, GatewayConfig, hide=(*RULE_TYPES, *CHANNEL_TYPES))
     if not cfg.data_dir.is_absolute():  # relative to the config file, not to wherever we were started
         cfg = cfg.model_copy(update={"data_dir": (Path(path).parent / cfg.data_dir).resolve()})
+    if cfg.trust.keys_dir is not None and not cfg.trust.keys_dir.is_absolute():
+        trust = cfg.trust.model_copy(update={"keys_dir": (Path(path).parent / cfg.trust.keys_dir).resolve()})
+        cfg = cfg.model_copy(update={"trust": trust})
     return cfg

@@ -26,6 +26,8 @@ from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig,
 from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
 from gateway.stores.influx_v1 import InfluxV1
+from gateway.trust.provision import register
+from gateway.trust.signing import Signer
 from gateway.web.server import BackgroundServer, app_for
 from gateway.web.status import StatusBoard
 from hardware.base import METRIC_UNITS, Metric
@@ -84,6 +86,14 @@ def _nodes(mqtt_port: int, state: Path, seconds: int) -> list[NodeConfig]:
         )
         for name, sensor in specs
     ]
+
+
+def _signing(node: NodeService, keys_dir: Path) -> NodeService:
+    """Give a demo node a key of its own and register it, as `minewatch-gateway provision` would."""
+    signer = Signer.generate()
+    register(keys_dir, node.cfg.site, node.cfg.node, signer)
+    node.sign = signer.sign
+    return node
 
 
 def _print_stored(readings: list[ReadingPayload]) -> None:
@@ -154,13 +164,17 @@ def main() -> int:
         alerts.start()
         web = _dashboard(gw)
         gw_thread = threading.Thread(target=gw.run, name="gateway")
-        nodes = [NodeService(cfg) for cfg in _nodes(broker.port, work / "nodes", seconds)]
+        nodes = [
+            _signing(NodeService(cfg), gw.cfg.keys_dir)
+            for cfg in _nodes(broker.port, work / "nodes", seconds)
+        ]
         threads = [threading.Thread(target=n.run, name=n.cfg.node) for n in nodes]
         try:
             gw_thread.start()
             for t in threads:
                 t.start()
-            print(f"three nodes at {SITE}, one reading every {INTERVAL_S} s each, for {seconds} s ...\n")
+            print(f"three nodes at {SITE}, one reading every {INTERVAL_S} s each, for {seconds} s ...")
+            print(f"each signs its readings; the gateway checks them with the keys in {gw.cfg.keys_dir}\n")
             time.sleep(seconds)
         except KeyboardInterrupt:
             print("\ninterrupted: stopping")
@@ -195,11 +209,13 @@ def _dashboard(gw: GatewayService) -> BackgroundServer:
 
 def _summary(store: InfluxV1) -> None:
     print("\nSummary, queried back from InfluxDB:")
-    counts = store.query('SELECT count("seq") FROM "reading" GROUP BY "node"')
+    counts = store.query(
+        'SELECT count("seq") AS "count", count("sig") AS "signed" FROM "reading" GROUP BY "node"'
+    )
     alerts = store.query('SELECT "state", "message" FROM "alert"')
     print(f"  {len(alerts)} alert events in measurement alert")
     for row in counts:
-        print(f"  {row['node']:<10} {row['count']} readings")
+        print(f"  {row['node']:<10} {row['count']} readings, {row.get('signed') or 0} signed and verified")
     for metric in ("pm2_5", "turbidity"):
         rows = store.query(f'SELECT max("{metric}"), mean("{metric}") FROM "reading" GROUP BY "node"')
         for row in rows:

@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 Ack = Callable[[list[Message]], None]
 OnStored = Callable[[list[ReadingPayload]], None]
+Verify = Callable[[ReadingPayload], None]
+"""Raises PayloadError for a reading that must not be stored (e.g. gateway.trust.verifier)."""
 
 
 @dataclass
@@ -45,6 +47,7 @@ class Ingest:
         max_delay_s: float = 0.5,
         monotonic: Callable[[], float] = time.monotonic,
         on_stored: list[OnStored] | None = None,
+        verify: Verify | None = None,
     ) -> None:
         self._store = store
         self._ack = ack
@@ -53,6 +56,7 @@ class Ingest:
         self._max_delay_s = max_delay_s
         self._monotonic = monotonic
         self._on_stored = on_stored or []
+        self._verify = verify
         self._lines: list[str] = []
         self._readings: list[ReadingPayload] = []
         self._messages: list[Message] = []
@@ -65,6 +69,8 @@ class Ingest:
         self.stats.received += 1
         try:
             reading = parse_reading(msg.topic, msg.payload, self._prefix)
+            if self._verify is not None:
+                self._verify(reading)
         except PayloadError as exc:
             self._reject(msg, exc)
             return

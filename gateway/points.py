@@ -28,6 +28,10 @@ def reading_point(reading: ReadingPayload) -> Point:
             point.field(f"{name}_cal", mv.cal)
     point.field("seq", int(reading.seq))
     point.field("flags", ",".join(f.value for f in reading.flags))
+    if reading.sig is not None and reading.kid is not None:
+        # Everything the signature covers is kept (period_s too), so the row alone can be re-verified.
+        point.field("signed", True).field("sig", reading.sig).field("kid", reading.kid)
+        point.field("period_s", int(reading.period_s))
     return point.time(reading.ts, WritePrecision.MS)
 
 

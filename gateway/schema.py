@@ -125,6 +125,9 @@ class ReadingPayload(BaseModel):
     period_s: StrictInt = Field(gt=0, le=86_400)
     metrics: dict[Metric, MetricValue] = Field(min_length=1)
     flags: list[Flag] = Field(default_factory=list, max_length=16)
+    # Signed readings (docs/protocol.md, "Signed readings"): key id and base64 Ed25519 signature.
+    kid: Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9a-f]{16}$")] | None = None
+    sig: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9+/]{86}==$")] | None = None
 
     @field_validator("ts", mode="before")
     @classmethod
@@ -157,7 +160,7 @@ class ReadingPayload(BaseModel):
         return self
 
     def to_wire(self) -> bytes:
-        """Compact UTF-8 JSON in the contract's field order; `raw` and `cal` only when present."""
+        """Compact UTF-8 JSON in the contract's field order; `raw`, `cal`, `kid`, `sig` only when present."""
         metrics: dict[str, Any] = {}
         for metric, mv in self.metrics.items():
             entry: dict[str, Any] = {"value": mv.value}
@@ -177,6 +180,10 @@ class ReadingPayload(BaseModel):
             "metrics": metrics,
             "flags": [f.value for f in self.flags],
         }
+        if self.kid is not None:
+            doc["kid"] = self.kid
+        if self.sig is not None:
+            doc["sig"] = self.sig
         return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 

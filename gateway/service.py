@@ -16,11 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.config import GatewayConfig
-from gateway.ingest import Ingest, OnStored
+from gateway.ingest import Ingest, OnStored, Verify
 from gateway.schema import CONTRACT_VERSION, TopicKind, subscription
 from gateway.stores import Store, StoreError, open_store
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message, Subscriber
+from gateway.trust.registry import KeyRegistry
+from gateway.trust.verifier import RequireSignatures, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class GatewayService:
     ingest: Ingest | None = None
     subscriber: Subscriber | None = None
     store: Store | None = None
+    verify: Verify | None = None  # signature policy; run() builds it from [trust] when None
 
     def _topics(self) -> list[str]:
         prefix = self.cfg.topic_prefix
@@ -62,8 +65,15 @@ class GatewayService:
             self.subscriber.ack([msg])
         return matched
 
+    def _verifier(self) -> Verify:
+        self.verify = Verifier(
+            KeyRegistry(self.cfg.keys_dir), RequireSignatures(self.cfg.trust.require_signatures)
+        )
+        return self.verify
+
     def run(self) -> None:
         cfg = self.cfg
+        verify = self.verify or self._verifier()  # a broken key registry stops us before we connect
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         store = self.store = open_store(cfg.influxdb)
         if isinstance(store, InfluxV1):
@@ -89,6 +99,7 @@ class GatewayService:
             max_size=cfg.batch.max_size,
             max_delay_s=cfg.batch.max_delay_s,
             on_stored=self.on_stored,
+            verify=verify,
         )
         sub.start()
         log.info("gateway %s: data in %s", cfg.gateway_id, cfg.data_dir)

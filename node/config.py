@@ -7,7 +7,7 @@ brings its own keys and errors keep their place: `node.toml: sensors[1].port: Fi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,12 +36,30 @@ class NodeMqttConfig(_Section):
     password_file: Path | None = None
     tls: bool = False
     ca_file: Path | None = None
+    cert_file: Path | None = Field(default=None, description="Client certificate, for brokers that ask.")
+    cert_key_file: Path | None = Field(default=None, description="Its private key (a secret, mode 600).")
     client_id: str | None = Field(default=None, max_length=64)
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     max_inflight: int = Field(default=100, ge=1, le=10_000, description="Unacknowledged readings.")
 
     def password(self) -> str | None:
         return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> NodeMqttConfig:
+        if (self.cert_file is None) != (self.cert_key_file is None):
+            raise ValueError("cert_file and cert_key_file go together")
+        return self
+
+    @property
+    def client_cert(self) -> tuple[str, str] | None:
+        if self.cert_file is None or self.cert_key_file is None:
+            return None
+        return str(self.cert_file), str(self.cert_key_file)
+
+
+class IdentityConfig(_Section):
+    key_file: Path | None = Field(default=None, description="Ed25519 private key (PEM); signs readings.")
 
 
 class BufferConfig(_Section):
@@ -57,6 +75,7 @@ class NodeConfig(_Section):
     lon: float | None = Field(default=None, ge=-180, le=180, description="WGS 84 degrees east; in status")
     mqtt: NodeMqttConfig = NodeMqttConfig()
     buffer: BufferConfig = BufferConfig()
+    identity: IdentityConfig = IdentityConfig()
     sensors: list[SensorConfig] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -102,4 +121,19 @@ def load(path: Path | str) -> NodeConfig:
     if not cfg.buffer.path.is_absolute():  # relative to the config file
         buffer = cfg.buffer.model_copy(update={"path": (base / cfg.buffer.path).resolve()})
         cfg = cfg.model_copy(update={"buffer": buffer})
-    return cfg
+    # the key and the MQTT secrets sit next to node.toml in what `minewatch-gateway provision` writes
+    identity = _relative_to(base, cfg.identity, "key_file")
+    mqtt = cfg.mqtt
+    for key in ("password_file", "ca_file", "cert_file", "cert_key_file"):
+        mqtt = _relative_to(base, mqtt, key)
+    return cfg.model_copy(update={"identity": identity, "mqtt": mqtt})
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def _relative_to(base: Path, section: S, key: str) -> S:
+    value = getattr(section, key)
+    if value is None or value.is_absolute():
+        return section
+    return section.model_copy(update={key: (base / value).resolve()})

@@ -51,6 +51,7 @@ class Publisher:
         password: str | None = None,
         tls: bool = False,
         ca_file: str | None = None,
+        client_cert: tuple[str, str] | None = None,
         keepalive_s: int = 30,
         max_inflight: int = 100,
         will: Will | None = None,
@@ -69,7 +70,8 @@ class Publisher:
         if username:
             client.username_pw_set(username, password)
         if tls:
-            client.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            certfile, keyfile = client_cert or (None, None)
+            client.tls_set(ca_certs=ca_file, certfile=certfile, keyfile=keyfile, cert_reqs=ssl.CERT_REQUIRED)
         if will:
             client.will_set(will.topic, will.payload, qos=1, retain=True)
         client.max_inflight_messages_set(max_inflight)

@@ -21,6 +21,7 @@ from gateway.schema import (
     format_ts,
     topic,
 )
+from gateway.trust.signing import Signer
 from hardware.base import Clock, SensorDriver, open_driver
 from node import __version__
 from node.config import NodeConfig
@@ -73,12 +74,16 @@ class NodeService:
     clock: Clock = utc_now
     on_reading: Callable[[int, Reading], None] | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
+    # Signs each payload as it is built (gateway.trust.signing.Signer.sign); from [identity] when None.
+    sign: Callable[[ReadingPayload], ReadingPayload] | None = None
 
     def run(self) -> None:
         cfg = self.cfg
         started = self.clock()
         status_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.STATUS)
         reading_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.READING)
+        if self.sign is None and cfg.identity.key_file is not None:
+            self.sign = Signer.from_file(cfg.identity.key_file).sign
         outbox = Outbox(cfg.buffer.path)
         sensors = open_sensors(cfg, self.clock)
         sampler = Sampler(sensors, cfg.interval_s, self.clock)
@@ -90,6 +95,7 @@ class NodeService:
             password=cfg.mqtt.password(),
             tls=cfg.mqtt.tls,
             ca_file=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None,
+            client_cert=cfg.mqtt.client_cert,
             keepalive_s=cfg.mqtt.keepalive_s,
             max_inflight=cfg.mqtt.max_inflight,
             will=Will(status_topic, json.dumps({"state": "offline"}).encode()),
@@ -136,7 +142,8 @@ class NodeService:
         for reading in readings:
 
             def build(seq: int, reading: Reading = reading) -> bytes:
-                return to_payload(self.cfg, seq, reading).to_wire()
+                payload = to_payload(self.cfg, seq, reading)
+                return (self.sign(payload) if self.sign else payload).to_wire()
 
             seq = outbox.append(format_ts(reading.ts), build)
             if self.on_reading:

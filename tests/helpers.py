@@ -69,7 +69,9 @@ def wait_for(cond: Callable[[], Any], timeout_s: float = 20.0, what: str = "cond
 class Listener:
     """A real MQTT subscriber that records every message it receives."""
 
-    def __init__(self, port: int, topic: str) -> None:
+    def __init__(
+        self, port: int, topic: str, username: str | None = None, password: str | None = None
+    ) -> None:
         self.messages: list[tuple[str, bytes, bool]] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -77,6 +79,8 @@ class Listener:
         self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self._ready.set()
         self.client.on_message = self._on_message
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         assert self._ready.wait(10), "listener could not subscribe"
@@ -104,8 +108,17 @@ class Listener:
         self.client.loop_stop()
 
 
-def publish(port: int, topic: str, payload: bytes, retain: bool = False) -> None:
+def publish(
+    port: int,
+    topic: str,
+    payload: bytes,
+    retain: bool = False,
+    username: str | None = None,
+    password: str | None = None,
+) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{time.time_ns()}")
+    if username:
+        client.username_pw_set(username, password)
     client.connect("127.0.0.1", port)
     client.loop_start()
     client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
@@ -151,3 +164,37 @@ def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", *args], stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT
     )
+
+
+def wait_gateway_ready(port: int, prefix: str, influx: Influx, timeout_s: float = 60.0) -> None:
+    """Block until a gateway is subscribed and storing: publish a probe reading (site `probe`) until
+    it shows up in InfluxDB. Until a gateway has subscribed once, the broker keeps nothing for it, so
+    tests must not publish the readings they count before this returns."""
+    from datetime import UTC, datetime
+
+    seq = 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        seq += 1
+        ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        doc = {
+            "schema": 1,
+            "site": "probe",
+            "node": "probe",
+            "seq": seq,
+            "ts": ts,
+            "period_s": 1,
+            "metrics": {"rh": {"value": 50.0, "n": 1}},
+            "flags": [],
+        }
+        publish(port, f"{prefix}/v1/probe/probe/reading", json.dumps(doc).encode())
+        try:
+            wait_for(
+                lambda: influx.rows('SELECT count("seq") FROM "reading" WHERE "site" = \'probe\''),
+                2.0,
+                "probe",
+            )
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"no gateway stored a probe reading within {timeout_s} s")

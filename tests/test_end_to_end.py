@@ -6,21 +6,38 @@ from __future__ import annotations
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 from gateway.devservices import Service
-from tests.helpers import Influx, Listener, gateway_toml, node_toml, publish, spawn, wait_for
+from tests.helpers import (
+    Influx,
+    Listener,
+    gateway_toml,
+    node_toml,
+    publish,
+    spawn,
+    wait_for,
+    wait_gateway_ready,
+)
 
 
 def test_every_published_reading_is_stored_exactly_once(
     mosquitto: Service, influx: Influx, workdir: Path, prefix: str
 ) -> None:
     listener = Listener(mosquitto.port, f"{prefix}/v1/+/+/reading")
+    own = (f"{prefix}/v1/tsagaan/haul-road/reading", f"{prefix}/v1/tsagaan/river-down/reading")
+
+    def published() -> list[dict[str, Any]]:
+        """What the nodes published on their own topics (not the probe, garbage or impostor)."""
+        return [json.loads(p) for t, p, _ in list(listener.messages) if t in own and p.startswith(b"{")]
+
     gw_cfg = gateway_toml(
         workdir / "gateway.toml", mqtt_port=mosquitto.port, influx_url=influx.url, db=influx.db, prefix=prefix
     )
     gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], workdir / "gateway.log")
     nodes = []
     try:
+        wait_gateway_ready(mosquitto.port, prefix, influx)
         for name, sensor in (("haul-road", "simulated-pm"), ("river-down", "simulated-turbidity")):
             cfg = node_toml(
                 workdir / f"{name}.toml",
@@ -31,24 +48,24 @@ def test_every_published_reading_is_stored_exactly_once(
                 sensors=f'[[sensors]]\ntype = "{sensor}"\nsample_interval_s = 0.25\n',
             )
             nodes.append(spawn(["node.cli", "run", "--config", str(cfg)], workdir / f"{name}.log"))
-        wait_for(lambda: len(listener.payloads()) >= 10, 30, "ten readings published")
+        wait_for(lambda: len(published()) >= 10, 30, "ten readings published")
         # garbage and a topic/payload mismatch in the middle of the stream must not stop anything
         publish(mosquitto.port, f"{prefix}/v1/tsagaan/haul-road/reading", b"\x00garbage")
-        good = listener.payloads()[0]
+        good = published()[0]
         publish(mosquitto.port, f"{prefix}/v1/tsagaan/impostor/reading", json.dumps(good).encode())
-        wait_for(lambda: len(listener.payloads()) >= 16, 30, "more readings after the garbage")
+        wait_for(lambda: len(published()) >= 16, 30, "more readings after the garbage")
     finally:
         for proc in nodes:
             proc.send_signal(signal.SIGTERM)
         for proc in nodes:
             assert proc.wait(15) == 0
-    published = listener.payloads()
-    # the impostor copy was published on another node's topic: only the nodes' own topics count
-    mine = {(p["node"], p["seq"]): p for p in published if p["node"] in ("haul-road", "river-down")}
-    assert len(mine) == len(published) - 1
+    sent = published()
+    mine = {(p["node"], p["seq"]): p for p in sent}
+    assert len(mine) == len(sent) >= 16
     try:
-        wait_for(lambda: influx.count() >= len(mine), 30, "all readings in InfluxDB")
-        rows = influx.rows('SELECT * FROM "reading" GROUP BY "site", "node"')
+        query = 'SELECT * FROM "reading" WHERE "site" = \'tsagaan\' GROUP BY "site", "node"'
+        wait_for(lambda: len(influx.rows(query)) >= len(mine), 60, "all readings in InfluxDB")
+        rows = influx.rows(query)
     finally:
         gateway.send_signal(signal.SIGTERM)
         assert gateway.wait(15) == 0

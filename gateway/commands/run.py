@@ -12,6 +12,7 @@ from gateway.alerts.service import Alerts
 from gateway.config import GatewayConfig, load
 from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
+from gateway.trust.verifier import Verifier
 
 if TYPE_CHECKING:
     from gateway.web.server import BackgroundServer
@@ -45,6 +46,12 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+
+    def reload_keys(signum: int, frame: FrameType | None) -> None:
+        if isinstance(service.verify, Verifier):
+            service.verify.registry.request_reload()
+
+    signal.signal(signal.SIGHUP, reload_keys)
     alerts = Alerts(cfg)
     alerts.install(service)
     alerts.start()

@@ -1,0 +1,149 @@
+"""Ed25519 signatures over the canonical encoding of a reading (docs/protocol.md, "Signed readings").
+
+The canonical form is a function of the reading's typed values, not of the bytes that travelled, so
+it can be rebuilt from an InfluxDB row (where `12` and `12.0` are the same float) and re-verified
+by anyone holding the public key. Both the node (to sign) and the gateway and `verify` (to check)
+use these functions, so the two sides cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from gateway.configfile import ConfigError
+from gateway.schema import ReadingPayload, format_ts
+
+KID_PATTERN = r"^[0-9a-f]{16}$"
+
+
+def canonical_doc(reading: ReadingPayload) -> dict[str, Any]:
+    """The signed object: every field of the reading except `sig`, with `kid`; floats as floats."""
+    metrics: dict[str, Any] = {}
+    for metric, mv in reading.metrics.items():
+        entry: dict[str, Any] = {"value": None if mv.value is None else float(mv.value), "n": int(mv.n)}
+        if mv.raw is not None:
+            entry["raw"] = float(mv.raw)
+        if mv.cal is not None:
+            entry["cal"] = mv.cal
+        metrics[metric.value] = entry
+    doc: dict[str, Any] = {
+        "schema": 1,
+        "site": reading.site,
+        "node": reading.node,
+        "seq": int(reading.seq),
+        "ts": format_ts(reading.ts),
+        "period_s": int(reading.period_s),
+        "metrics": metrics,
+        "flags": [f.value for f in reading.flags],
+    }
+    if reading.kid is not None:
+        doc["kid"] = reading.kid
+    return doc
+
+
+def canonical_bytes(reading: ReadingPayload) -> bytes:
+    """Sorted keys, no whitespace, UTF-8 (non-ASCII not escaped), Python's shortest float repr."""
+    text = json.dumps(
+        canonical_doc(reading), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return text.encode("utf-8")
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    """First 8 bytes of SHA-256 of the raw 32-byte public key, as 16 lowercase hex digits."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def public_b64(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def public_from_b64(text: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+
+
+@dataclass(frozen=True)
+class Signer:
+    """A node's private key; `sign` returns the reading with `kid` and `sig` set."""
+
+    private: Ed25519PrivateKey
+
+    @property
+    def kid(self) -> str:
+        return key_id(self.private.public_key())
+
+    def sign(self, reading: ReadingPayload) -> ReadingPayload:
+        unsigned = reading.model_copy(update={"kid": self.kid, "sig": None})
+        sig = base64.b64encode(self.private.sign(canonical_bytes(unsigned))).decode("ascii")
+        return unsigned.model_copy(update={"sig": sig})
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Signer:
+        return cls(Ed25519PrivateKey.from_private_bytes(seed))
+
+    @classmethod
+    def generate(cls) -> Signer:
+        return cls(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_file(cls, path: Path) -> Signer:
+        """Load a PKCS#8 PEM key; warn (as for every secret file) when others may read it."""
+        try:
+            if path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
+                print(f"warning: {path} is readable by other users; run: chmod 600 {path}", file=sys.stderr)
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the node's key: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise ConfigError(f"{path}: not a PEM private key: {exc}") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ConfigError(f"{path}: not an Ed25519 private key")
+        return cls(key)
+
+    def write(self, path: Path) -> None:
+        pem = self.private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        write_secret(path, pem)
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Create (or replace) a file only its owner can read, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def verify_signature(public: Ed25519PublicKey, reading: ReadingPayload) -> bool:
+    """True when `reading.sig` is a valid signature of its canonical form under `public`."""
+    if reading.sig is None:
+        return False
+    try:
+        sig = base64.b64decode(reading.sig, validate=True)
+        # Only the canonical base64 spelling: otherwise the padding bits of the last character
+        # could change and the "same" signature would verify under another text.
+        if base64.b64encode(sig).decode("ascii") != reading.sig:
+            return False
+        public.verify(sig, canonical_bytes(reading))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True

@@ -1,0 +1,160 @@
+"""A provisioned node signing its readings, through a Mosquitto running the generated configuration
+(TLS listener, site CA), to the gateway and a real influxd: signed rows that anyone can re-verify
+from the database alone; forged, unsigned and replayed messages store nothing; a revocation takes
+effect in the running gateway."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import signal
+import subprocess
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.cli import main as gateway_cli
+from gateway.devservices import Service, find_binary, free_port
+from gateway.schema import ReadingPayload, parse_reading
+from gateway.trust.registry import KeyStatus, load_dir, save
+from gateway.trust.signing import Signer
+from tests.helpers import Influx, Listener, publish, spawn, wait_for
+
+TOPIC = "minewatch/v1/tsagaan/haul-road/reading"
+
+
+def wait_quietly(cond: Callable[[], Any], timeout_s: float) -> Any:
+    try:
+        return wait_for(cond, timeout_s)
+    except AssertionError:
+        return None
+
+
+def test_signed_readings_from_node_to_influxdb_and_back(
+    influx: Influx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port, tls_port = free_port(), free_port()
+    gw_data = tmp_path / "gw"
+    broker_dir = gw_data / "broker"
+    gw_cfg = tmp_path / "gateway.toml"
+    gw_cfg.write_text(
+        f'data_dir = "{gw_data}"\n'
+        f'[mqtt]\nport = {port}\nusername = "minewatch-gateway"\nclient_id = "gw-{influx.db}"\n'
+        f'password_file = "{broker_dir / "minewatch-gateway.password"}"\n'
+        f'[influxdb]\nurl = "{influx.url}"\ndatabase = "{influx.db}"\n[batch]\nmax_delay_s = 0.2\n'
+    )
+    assert gateway_cli(
+        ["broker-config", "--config", str(gw_cfg), "--port", str(port), "--tls-port", str(tls_port),
+         "--tls-bind", "127.0.0.1", "--hostname", "127.0.0.1", "--run-as", getpass.getuser()]
+    ) == 0  # fmt: skip
+    node_dir = tmp_path / "haul-road"
+    assert gateway_cli(
+        ["provision", "--config", str(gw_cfg), "--site", "tsagaan", "--node", "haul-road",
+         "--out", str(node_dir), "--mqtt-host", "127.0.0.1", "--mqtt-port", str(tls_port)]
+    ) == 0  # fmt: skip
+    node_cfg = node_dir / "node.toml"
+    text = node_cfg.read_text().replace("interval_s = 60", "interval_s = 1")
+    text = text.replace("/var/lib/minewatch/node/outbox.sqlite", str(tmp_path / "outbox.sqlite"))
+    node_cfg.write_text(
+        text.replace('type = "simulated-pm"', 'type = "simulated-pm"\nsample_interval_s = 0.25')
+    )
+    assert "tls = true" in text
+    node_password = (node_dir / "mqtt.password").read_text().strip()
+    gw_password = (broker_dir / "minewatch-gateway.password").read_text().strip()
+    kid = Signer.from_file(node_dir / "node.key").kid
+
+    broker = Service(
+        "mosquitto",
+        [find_binary("mosquitto"), "-c", str(broker_dir / "mosquitto.conf")],
+        port,
+        tmp_path,
+        "tcp",
+    )
+    broker.start()
+    listener = Listener(port, "minewatch/v1/+/+/reading", "minewatch-gateway", gw_password)
+    gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], tmp_path / "gateway.log")
+    log = tmp_path / "gateway.log"
+    # Its session is new: what the node sends before the gateway subscribes would not be queued for
+    # it. A signed probe from the node's account, stored, shows the gateway is listening.
+    signer = Signer.from_file(node_dir / "node.key")
+    probe = signer.sign(
+        ReadingPayload.model_validate(
+            {"schema": 1, "site": "tsagaan", "node": "haul-road", "seq": 10**6,
+             "ts": datetime(2026, 1, 1, tzinfo=UTC), "period_s": 1,
+             "metrics": {"rh": {"value": 50.0, "n": 1}}, "flags": []}
+        )
+    )  # fmt: skip
+
+    def probe_stored() -> bool:
+        publish(port, TOPIC, probe.to_wire(), username="tsagaan/haul-road", password=node_password)
+        return bool(wait_quietly(lambda: influx.count() > 0, 2.0))
+
+    wait_for(probe_stored, 60, "the gateway storing")
+    node = spawn(["node.cli", "run", "--config", str(node_cfg)], tmp_path / "node.log")
+    try:
+        wait_for(lambda: len(listener.payloads()) >= 5, 40, "four signed readings published")
+        node.send_signal(signal.SIGTERM)
+        assert node.wait(15) == 0
+        published = list({p["seq"]: p for p in listener.payloads()}.values())  # the probe may repeat
+        assert all(p["kid"] == kid and len(p["sig"]) == 88 for p in published)
+        wait_for(lambda: influx.count() >= len(published), 30, "the readings in InfluxDB")
+
+        rows = influx.rows('SELECT * FROM "reading"')
+        assert len(rows) == len(published)
+        assert all(r["signed"] is True and r["kid"] == kid and r["period_s"] == 1 for r in rows)
+        assert {r["sig"] for r in rows} == {p["sig"] for p in published}
+
+        # forged, unsigned, and replayed: none of them adds or changes a row
+        original = json.dumps(published[0], separators=(",", ":"), ensure_ascii=False).encode()
+        forged = dict(published[-1], seq=published[-1]["seq"] + 1000)
+        unsigned = {k: v for k, v in forged.items() if k not in ("sig", "kid")}
+        for payload in (json.dumps(forged).encode(), json.dumps(unsigned).encode(), original):
+            publish(port, TOPIC, payload, username="tsagaan/haul-road", password=node_password)
+        wait_for(lambda: "bad_signature" in log.read_text() and "unsigned" in log.read_text(), 20, "refusals")
+        assert influx.rows('SELECT * FROM "reading"') == rows
+
+        # a third party re-verifies from the database alone, and notices one changed value in an export
+        keys = gw_data / "keys"
+        assert (
+            gateway_cli(["verify", "--keys", str(keys), "--influx-url", influx.url, "--database", influx.db])
+            == 0
+        )
+        # the export a regulator gets with the influx shell (docs/trust.md)
+        export = tmp_path / "export.csv"
+        host, _, influx_port = influx.url.removeprefix("http://").partition(":")
+        shell = [find_binary("influx"), "-host", host, "-port", influx_port, "-database", influx.db]
+        query = ["-format", "csv", "-precision", "rfc3339", "-execute", 'SELECT * FROM "reading"']
+        export.write_bytes(
+            subprocess.run([*shell, *query], capture_output=True, check=True, timeout=30).stdout
+        )
+        assert gateway_cli(["verify", "--keys", str(keys), "--input", str(export)]) == 0
+        lines = export.read_text().splitlines(keepends=True)
+        lines[2] = lines[2].replace(f",{rows[1]['pm2_5']},", f",{rows[1]['pm2_5'] + 0.1},", 1)
+        assert lines[2] != export.read_text().splitlines(keepends=True)[2]
+        export.write_text("".join(lines))
+        capsys.readouterr()
+        assert gateway_cli(["verify", "--keys", str(keys), "--input", str(export)]) == 1
+        out = capsys.readouterr().out
+        assert f"row 2 (tsagaan/haul-road seq {rows[1]['seq']}): bad_signature" in out
+        assert f"{len(rows) - 1} verified, 1 bad_signature" in out
+
+        # revoke the key in the registry while the gateway runs: SIGHUP makes it reread the keys
+        record = next(iter(load_dir(keys).values()))
+        save(keys, record.model_copy(update={"status": KeyStatus.REVOKED, "since": datetime.now(UTC)}))
+        gateway.send_signal(signal.SIGHUP)
+        late = Signer.from_file(node_dir / "node.key").sign(
+            parse_reading(TOPIC, original).model_copy(update={"seq": 9999, "kid": None, "sig": None})
+        )
+        publish(port, TOPIC, late.to_wire(), username="tsagaan/haul-road", password=node_password)
+        wait_for(lambda: "revoked_key" in log.read_text(), 20, "the revoked key refused")
+        assert influx.rows('SELECT * FROM "reading"') == rows
+    finally:
+        if node.poll() is None:
+            node.kill()
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(15) == 0
+        listener.close()
+        broker.stop()
