@@ -116,3 +116,16 @@ url = "http://127.0.0.1:9000/hook"
     ]
     mns = cfg.alerts.all_rules()[0]
     assert mns.limit == 50.0 and mns.average == "24h" and mns.standard == "MNS 4585:2016"  # type: ignore[union-attr]
+
+
+def test_the_generated_broker_acl_lets_monitors_acknowledge_and_the_gateway_hear_it() -> None:
+    from gateway.trust.broker import render_acl
+
+    acl = render_acl(["alice", "tsagaan/haul-road"], prefix="minewatch", gateway_user="gw")
+    assert "user gw\n" in acl and "topic read minewatch/v1/+/+/alert/ack\n" in acl
+    alice = acl.split("user alice\n", 1)[1]
+    assert alice.splitlines()[:2] == [
+        "topic read minewatch/v1/+/+/alert",
+        "topic write minewatch/v1/+/+/alert/ack",
+    ]
+    assert acl.count("alert/ack") == 2  # nodes get no right to acknowledge

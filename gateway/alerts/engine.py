@@ -85,7 +85,8 @@ class Engine:
     def preload(self, site: str, node: str, metric: str, ts_ms: int, value: float | None) -> None:
         """Fill a window from stored history (a restart); steps no machine, raises nothing."""
         self._series_for(site, node, metric).add(ts_ms, value)
-        self._arrivals.setdefault((site, node), _ms(self._clock()))
+        # Offline timing resumes from the last stored reading, not from the restart.
+        self._arrivals[(site, node)] = max(self._arrivals.get((site, node), 0), ts_ms)
 
     def finish_preload(self) -> None:
         for series in self._series.values():
