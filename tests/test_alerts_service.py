@@ -9,6 +9,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from gateway.alerts.service import Alerts
 from gateway.cli import main
 from gateway.config import GatewayConfig, load
@@ -53,7 +55,9 @@ def _msg(topic: str, doc: object) -> Message:
     return Message(topic, json.dumps(doc).encode(), 1, 1, False, time.monotonic())
 
 
-def test_events_acks_offline_and_a_restart(tmp_path: Path, influx: Influx) -> None:
+def test_events_acks_offline_and_a_restart(
+    tmp_path: Path, influx: Influx, capsys: pytest.CaptureFixture[str]
+) -> None:
     path, cfg = _config(tmp_path, influx)
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=50)
     clock = SimClock(start)
@@ -87,6 +91,11 @@ def test_events_acks_offline_and_a_restart(tmp_path: Path, influx: Influx) -> No
         assert rows[0]["site"] == "tsagaan" and rows[0]["node"] == "haul-road" and rows[0]["late"] is False
         assert rows[0]["severity"] == "warning" and rows[0]["average"] == "instant"
         assert rows[0]["message"] == raised["message"] and rows[0]["limit"] == 50.0
+        # what a monitor sees: the active alert, and the 1-hour mean not evaluated (40 of 60 minutes)
+        assert main(["ack", "--list", "--config", str(path)]) == 0
+        listing = capsys.readouterr().out
+        assert f"{raised['id']}  since" in listing
+        assert "not evaluated: pm25-1h at haul-road (tsagaan): window 67% complete" in listing
         # acknowledged from the CLI (applied by the gateway's next tick)
         assert main(["ack", str(raised["id"]), "--by", "oyuna", "--config", str(path), "--wait", "0"]) == 0
         alerts.tick()
