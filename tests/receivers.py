@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ from gateway.devservices import free_port
 class HttpReceiver:
     """Records every POST; answers with the next status of `statuses` (then 200)."""
 
-    def __init__(self, statuses: list[int] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, delay_s: float = 0.0) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.delay_s = delay_s
         self.statuses = list(statuses or [])
         self._lock = threading.Lock()
         receiver = self
@@ -32,6 +34,8 @@ class HttpReceiver:
                 with receiver._lock:
                     receiver.requests.append((self.path, dict(self.headers.items()), body))
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)  # a receiver that hangs: the webhook must time out
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

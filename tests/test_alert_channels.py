@@ -116,6 +116,18 @@ def test_a_4xx_is_not_retried_and_a_dead_server_is_given_up_but_kept(receiver: H
     assert outbox2.failed == [2] and w2.stats.failures == 3 and "127.0.0.1" in w2.stats.last_error
 
 
+def test_a_hanging_receiver_times_out_and_is_retried() -> None:
+    slow = HttpReceiver(delay_s=3.0)
+    try:
+        opts = WebhookOptions(type="webhook", url=slow.url, timeout_s=0.3, retries=1)  # type: ignore[arg-type]
+        w = worker(Webhook(opts), opts, SimClock(), outbox := Outbox())
+        w.process((5, event()))
+        assert w.stats.failures == 2 and outbox.failed == [5]
+        assert "timed out" in w.stats.last_error.lower()
+    finally:
+        slow.close()
+
+
 def test_email_goes_out_over_starttls_with_login(tmp_path: Path) -> None:
     smtp = SmtpServer(tmp_path)
     try:

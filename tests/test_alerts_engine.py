@@ -308,3 +308,21 @@ def test_a_window_mean_ignores_order_and_repeats(points: list[tuple[int, float]]
         assert mean.value == pytest.approx(sum(window) / len(window))
     else:
         assert mean.value is None
+
+
+@settings(max_examples=60)
+@given(st.lists(st.sampled_from([10.0, 45.0, 55.0, 200.0, None]), min_size=1, max_size=300))
+def test_any_series_gives_well_formed_alert_lifecycles(values: list[float | None]) -> None:
+    _, feed = engine(DUST)
+    feed.series("haul-road", T0, values)
+    open_id: str | None = None
+    for ev in feed.events:
+        if ev.state == "raised":
+            assert open_id is None, "raised twice without a clear"
+            open_id = ev.id
+        else:
+            assert ev.id == open_id, f"{ev.state} outside an alert"
+            if ev.state == "cleared":
+                open_id = None
+        if ev.state in ("raised", "reminder"):
+            assert ev.value is not None and ev.value > 50.0

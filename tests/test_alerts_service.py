@@ -109,6 +109,10 @@ def test_events_acks_offline_and_a_restart(
     finally:
         alerts.stop()
 
+    # the counters a monitor or operator reads: every channel delivered, nothing failed
+    status = json.loads((cfg.data_dir / "alerts-status.json").read_text())
+    assert status["channels"]["mqtt"]["sent"] == len(published) and status["failed_deliveries"] == 0
+    assert status["channels"]["influxdb"]["events"] == len(published)
     # restart: the 1-hour window comes back from InfluxDB, the active alert from the store
     published.clear()
     again = Alerts(cfg, clock=clock, publish=publish)

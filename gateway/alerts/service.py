@@ -233,7 +233,8 @@ class Alerts:
         if not events and not dirty:
             return
         docs = [e.to_json() for e in events]
-        rows = self.store.commit(dirty, [(d, ["influxdb", *self.dispatcher.route(d)]) for d in docs])
+        # `route` includes the InfluxDB record and the MQTT topic, which take every event
+        rows = self.store.commit(dirty, [(d, self.dispatcher.route(d)) for d in docs])
         for row, label, doc in rows:
             self.dispatcher.submit(row, label, doc)
         for e in events:
