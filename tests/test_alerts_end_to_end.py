@@ -73,7 +73,7 @@ def test_a_dust_event_reaches_every_channel_once_across_a_gateway_kill(
         port=mosquitto.port,
         prefix=prefix,
         sensors='[[sensors]]\ntype = "simulated-pm"\nsample_interval_s = 0.25\nbaseline = 10.0\nnoise = 0.5\n'
-        "events = [{start_s = 4, duration_s = 25, add = 200.0}]\n",
+        "events = [{start_s = 4, duration_s = 16, add = 200.0}]\n",
     )
     run_gw = ["gateway.cli", "run", "--config", str(gw_cfg)]
     procs: list[subprocess.Popen[bytes]] = []
