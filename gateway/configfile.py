@@ -46,7 +46,7 @@ def describe(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ())
         raw = err["loc"]
         loc = tuple(p for i, p in enumerate(raw) if not (p in hide and i > 0 and isinstance(raw[i - 1], int)))
         msg = err["msg"]
-        if err["type"] == "extra_forbidden":
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             msg = "unknown key (misspelt? see docs/configuration.md)"
         where = _loc(loc) or "(top level)"
         lines.append(f"{path}: {where}: {msg}")

@@ -46,12 +46,23 @@ class Flag(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     HIGH_HUMIDITY = "high_humidity"
     CLOCK_UNSYNCED = "clock_unsynced"
+    CAL_EXPIRED = "cal_expired"
+    CAL_FALLBACK = "cal_fallback"
 
 
 PHYSICAL_RANGE: dict[Metric, tuple[float, float]] = {
     Metric.PM1_0: (0.0, 10_000.0),
     Metric.PM2_5: (0.0, 10_000.0),
     Metric.PM10: (0.0, 10_000.0),
+    Metric.PM1_0_ATM: (0.0, 10_000.0),
+    Metric.PM2_5_ATM: (0.0, 10_000.0),
+    Metric.PM10_ATM: (0.0, 10_000.0),
+    Metric.PC0_3: (0.0, 65_535.0),  # u16 counts per 0.1 L in the PMS frame
+    Metric.PC0_5: (0.0, 65_535.0),
+    Metric.PC1_0: (0.0, 65_535.0),
+    Metric.PC2_5: (0.0, 65_535.0),
+    Metric.PC5_0: (0.0, 65_535.0),
+    Metric.PC10: (0.0, 65_535.0),
     Metric.TURBIDITY: (0.0, 10_000.0),
     Metric.RH: (0.0, 100.0),
     Metric.AIR_TEMP: (-60.0, 70.0),

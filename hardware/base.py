@@ -7,7 +7,7 @@ opens devices, so a test can hand a driver a pty instead of a UART.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -26,6 +26,15 @@ class Metric(StrEnum):
     PM1_0 = "pm1_0"
     PM2_5 = "pm2_5"
     PM10 = "pm10"
+    PM1_0_ATM = "pm1_0_atm"
+    PM2_5_ATM = "pm2_5_atm"
+    PM10_ATM = "pm10_atm"
+    PC0_3 = "pc0_3"
+    PC0_5 = "pc0_5"
+    PC1_0 = "pc1_0"
+    PC2_5 = "pc2_5"
+    PC5_0 = "pc5_0"
+    PC10 = "pc10"
     TURBIDITY = "turbidity"
     RH = "rh"
     AIR_TEMP = "air_temp"
@@ -37,6 +46,15 @@ METRIC_UNITS: dict[Metric, str] = {
     Metric.PM1_0: "µg/m³",
     Metric.PM2_5: "µg/m³",
     Metric.PM10: "µg/m³",
+    Metric.PM1_0_ATM: "µg/m³",
+    Metric.PM2_5_ATM: "µg/m³",
+    Metric.PM10_ATM: "µg/m³",
+    Metric.PC0_3: "particles/0.1 L",
+    Metric.PC0_5: "particles/0.1 L",
+    Metric.PC1_0: "particles/0.1 L",
+    Metric.PC2_5: "particles/0.1 L",
+    Metric.PC5_0: "particles/0.1 L",
+    Metric.PC10: "particles/0.1 L",
     Metric.TURBIDITY: "NTU",
     Metric.RH: "%",
     Metric.AIR_TEMP: "°C",
@@ -82,12 +100,33 @@ class SensorOptions(BaseModel):
         description="Label in logs and status; defaults to the type, numbered when repeated.",
     )
     sample_interval_s: float = Field(default=1.0, gt=0, le=3600)
+    calibration: list[str] = Field(
+        default_factory=list,
+        description="Calibration files (relative to the config file) or preset names, one per metric.",
+    )
+
+
+class DeviceOptions(SensorOptions):
+    """Keys every driver of a real device takes, with defaults each driver sets for its part."""
+
+    warm_up_s: float = Field(
+        default=0.0, ge=0, le=600, description="After power-on or wake, readings are flagged warming_up."
+    )
+    stuck_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Identical values for this long mean a stuck sensor (sensor_fault); none: never.",
+    )
 
 
 class SensorDriver(Protocol):
     """One physical (or simulated) sensor. `read` returns what it measured now or raises SensorError.
 
     `metrics` names what it reports, so a failed read can still mark those metrics null and faulty.
+    A driver may also offer, as plain attributes the sampler reads with the helpers below:
+    `is_warming_up` (bool), `raw_range` (RawRange), `stuck_after_s` (float | None) and
+    `default_curves` (metric -> DefaultCurve). A driver whose device vanished (PortGone) opens it
+    again on a later `read`; the sampler's backoff paces those attempts.
     """
 
     @property
@@ -96,6 +135,55 @@ class SensorDriver(Protocol):
     def read(self) -> list[Sample]: ...
 
     def close(self) -> None: ...
+
+
+RawRange = Mapping[Metric, tuple[float, float]]
+"""Per metric, the raw values the part can physically report (inclusive)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultCurve:
+    """A documented conversion a driver offers for a metric until a calibration is configured: the
+    sampler applies it to the averaged raw value when the calibration returns no `cal` id."""
+
+    cal: str
+    apply: Callable[[float], float | None]  # None: raw outside the curve's range (out_of_range)
+
+
+def is_warming_up(driver: object) -> bool:
+    """True while a driver says it is within its warm-up (drivers without one never are)."""
+    return bool(getattr(driver, "is_warming_up", False))
+
+
+def raw_range(driver: object) -> Mapping[Metric, tuple[float, float]]:
+    """The raw values the part can physically report; a sample outside is out_of_range."""
+    ranges: Mapping[Metric, tuple[float, float]] = getattr(driver, "raw_range", {})
+    return ranges
+
+
+def stuck_after_s(driver: object) -> float | None:
+    value = getattr(driver, "stuck_after_s", None)
+    return None if value is None else float(value)
+
+
+def default_curves(driver: object) -> Mapping[Metric, DefaultCurve]:
+    curves: Mapping[Metric, DefaultCurve] = getattr(driver, "default_curves", {})
+    return curves
+
+
+class WarmUp:
+    """Tracks the warm-up after power-on or wake with the injected clock."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self._clock, self._seconds = clock, seconds
+        self._since = clock()
+
+    def restart(self) -> None:
+        self._since = self._clock()
+
+    @property
+    def is_active(self) -> bool:
+        return (self._clock() - self._since).total_seconds() < self._seconds
 
 
 OptionsT = TypeVar("OptionsT", bound=SensorOptions)

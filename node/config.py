@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+import calibration.node
 import hardware
-from gateway.configfile import load_model, read_secret
+from calibration import presets
+from gateway.configfile import ConfigError, load_model, read_secret
 from gateway.schema import ID_PATTERN
 from hardware.replay_csv import ReplayCsvOptions
 
@@ -126,7 +128,13 @@ def load(path: Path | str) -> NodeConfig:
     mqtt = cfg.mqtt
     for key in ("password_file", "ca_file", "cert_file", "cert_key_file"):
         mqtt = _relative_to(base, mqtt, key)
-    return cfg.model_copy(update={"identity": identity, "mqtt": mqtt})
+    cfg = cfg.model_copy(update={"identity": identity, "mqtt": mqtt})
+    cfg = _resolve_calibrations(cfg, base)
+    try:
+        calibration.node.check(cfg.sensors)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return cfg
 
 
 S = TypeVar("S", bound=BaseModel)
@@ -137,3 +145,18 @@ def _relative_to(base: Path, section: S, key: str) -> S:
     if value is None or value.is_absolute():
         return section
     return section.model_copy(update={key: (base / value).resolve()})
+
+
+def _resolve_calibrations(cfg: NodeConfig, base: Path) -> NodeConfig:
+    """Calibration paths relative to the config file become absolute; preset names stay names."""
+    sensors = [
+        opts.model_copy(update={"calibration": [_resolve(ref, base) for ref in opts.calibration]})
+        if opts.calibration
+        else opts
+        for opts in cfg.sensors
+    ]
+    return cfg.model_copy(update={"sensors": sensors})
+
+
+def _resolve(ref: str, base: Path) -> str:
+    return ref if presets.path(ref) else str(presets.resolve(ref, base).resolve())

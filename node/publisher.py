@@ -144,3 +144,42 @@ class Publisher:
         properties: object,
     ) -> None:
         self.events.put(Acked(mid))
+
+
+def probe_broker(
+    host: str,
+    port: int,
+    client_id: str,
+    *,
+    username: str | None = None,
+    password: str | None = None,
+    tls: bool = False,
+    ca_file: str | None = None,
+    client_cert: tuple[str, str] | None = None,
+    timeout_s: float = 5.0,
+) -> str | None:
+    """Connect once and leave (for `minewatch-node check`): None when the broker accepts these
+    credentials, otherwise what went wrong in plain words."""
+    answers: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    if username:
+        client.username_pw_set(username, password)
+    if tls:
+        certfile, keyfile = client_cert or (None, None)
+        client.tls_set(ca_certs=ca_file, certfile=certfile, keyfile=keyfile, cert_reqs=ssl.CERT_REQUIRED)
+    client.on_connect = lambda c, userdata, flags, reason_code, props: answers.put(reason_code)
+    try:
+        client.connect(host, port, keepalive=10)
+    except (OSError, ssl.SSLError) as exc:
+        return f"cannot reach the broker at {host}:{port} ({exc}): is it running, and [mqtt] host/port right?"
+    client.loop_start()
+    try:
+        reason = answers.get(timeout=timeout_s)
+    except queue.Empty:
+        return f"no answer from {host}:{port} in {timeout_s:g} s: a firewall, or not an MQTT broker?"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    if reason.is_failure:
+        return f"the broker at {host}:{port} refused us: {reason}: check [mqtt] username and password_file"
+    return None

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from calibration.node import NodeCalibration
 from gateway.schema import (
     SCHEMA_VERSION,
     MetricValue,
@@ -82,11 +83,12 @@ class NodeService:
         started = self.clock()
         status_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.STATUS)
         reading_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.READING)
+        calibrate = NodeCalibration.start(cfg.sensors, self.clock)  # refuses bad files before ports open
         if self.sign is None and cfg.identity.key_file is not None:
             self.sign = Signer.from_file(cfg.identity.key_file).sign
         outbox = Outbox(cfg.buffer.path)
         sensors = open_sensors(cfg, self.clock)
-        sampler = Sampler(sensors, cfg.interval_s, self.clock)
+        sampler = Sampler(sensors, cfg.interval_s, self.clock, calibrate=calibrate)
         publisher = Publisher(
             cfg.mqtt.host,
             cfg.mqtt.port,

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from gateway import devservices
+from tests.fakes.clock import FakeClock
+from tests.fakes.pty import PtySensor
 from tests.helpers import Influx
 
 # A 2-core machine shared with a broker and a database: time limits in property tests only make
@@ -55,3 +57,16 @@ def prefix() -> str:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture
+def pty_sensor(tmp_path: Path) -> Iterator[PtySensor]:
+    """A serial sensor on a pty pair, under a stable name in the test's directory."""
+    sensor = PtySensor(tmp_path)
+    yield sensor
+    sensor.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()

@@ -19,6 +19,7 @@ from gateway.cli import main as gateway_cli
 from gateway.devservices import Service, find_binary, free_port
 from gateway.trust import ca
 from gateway.trust.broker import QueueSizing
+from node.cli import main as node_cli
 from tests.helpers import wait_for
 
 PREFIX = "minewatch"
@@ -274,3 +275,23 @@ def test_broker_config_twice_keeps_the_ca_the_accounts_and_the_broker(site: Site
     node = Client(site.port, "tsagaan/river-up", site.node_password("river-up"))
     assert node.accepted  # the reloaded broker still knows every account
     node.close()
+
+
+def test_node_check_connects_with_the_provisioned_tls_credentials(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`minewatch-node check` tries the broker exactly as the node would: TLS, site CA, client
+    certificate, username and password from the provisioned directory."""
+    node_dir = site.root / "river-up"
+    provisioned = (node_dir / "node.toml").read_text()
+    assert "cert_file" in provisioned
+    local = node_dir / "node-local.toml"  # beside the original: its relative paths still hold
+    local.write_text(provisioned.replace("port = 8883", f"port = {site.tls_port}"))
+    capsys.readouterr()
+    assert node_cli(["check", "--config", str(local), "--seconds", "0.2"]) == 0
+    assert f"ok — 127.0.0.1:{site.tls_port} accepted the node's credentials" in capsys.readouterr().out
+    (node_dir / "wrong.password").write_text("not-it\n")
+    (node_dir / "wrong.password").chmod(0o600)
+    local.write_text(local.read_text().replace('"mqtt.password"', '"wrong.password"'))
+    assert node_cli(["check", "--config", str(local), "--seconds", "0.2"]) == 1
+    assert "refused us" in capsys.readouterr().out

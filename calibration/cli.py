@@ -1,0 +1,23 @@
+"""`minewatch-calibrate`: fit calibrations from co-location data or standard solutions, apply them to
+raw values, and show them in plain words (docs/calibration.md).
+
+Exit status: 0 ok, 1 runtime failure, 2 bad input (the message names the file, row and column).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from calibration import commands
+from calibration.fit import FitInputError
+from gateway.configfile import ConfigError, build_cli, run_cli
+from node import __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_cli("minewatch-calibrate", __doc__ or "", __version__, commands)
+    return run_cli(parser, argv, expected=(ConfigError, FitInputError), runtime=(OSError,))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""`minewatch-node check` against ptys, a fake Modbus probe, a missing port and real brokers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway import devservices
+from node.cli import main
+from tests.fakes.frames import load
+from tests.fakes.modbus import ModbusSlave
+from tests.fakes.pty import PtySensor
+from tests.helpers import node_toml
+
+
+@pytest.fixture
+def locked_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devservices.Service]:
+    """A broker that wants a username and password (node1 / s3cret)."""
+    workdir = tmp_path_factory.mktemp("locked-mosquitto")
+    # started as root, mosquitto reads its files as user `mosquitto`: keep this one where it can
+    public = Path(tempfile.mkdtemp(prefix="mw-passwd-"))
+    public.chmod(0o755)
+    passwd = public / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "node1", "s3cret"], check=True)
+    passwd.chmod(0o644)
+    service = devservices.mosquitto(workdir, extra=f"allow_anonymous false\npassword_file {passwd}\n")
+    service.start()
+    yield service
+    service.stop()
+    shutil.rmtree(public)
+
+
+def sensors(pms: PtySensor, probe: PtySensor, missing: Path | None = None) -> str:
+    text = (
+        f'[[sensors]]\ntype = "pms5003"\nport = "{pms.path}"\nwarm_up_s = 0\n'
+        f'[[sensors]]\ntype = "turbidity-modbus"\nname = "river-probe"\nport = "{probe.path}"\n'
+        f'preset = "dfrobot-sen0710"\ntimeout_s = 0.3\n'
+    )
+    if missing:
+        text += f'[[sensors]]\ntype = "sds011"\nport = "{missing}"\n'
+    return text
+
+
+def test_check_reports_each_sensor_and_the_broker(
+    tmp_path: Path, mosquitto: devservices.Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pms, probe = PtySensor(tmp_path, "ttyAMA0"), PtySensor(tmp_path, "ttyUSB0")
+    slave = ModbusSlave(probe, 1, {0: 57, 1: 112})
+    cfg = node_toml(
+        tmp_path / "node.toml",
+        site="s",
+        node="n",
+        port=mosquitto.port,
+        prefix="mw",
+        sensors=sensors(pms, probe, missing=tmp_path / "ttyUSB7"),
+    )
+    try:
+        with pms.streaming(load("pms5003"), period_s=0.2):
+            code = main(["check", "--config", str(cfg), "--seconds", "1", "--json"])
+    finally:
+        slave.stop()
+        pms.close()
+        probe.close()
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 1 and doc["ok"] is False
+    by_name = {s["name"]: s for s in doc["sensors"]}
+    assert by_name["pms5003"]["status"] == "ok" and by_name["pms5003"]["values"]["pc0_3"] > 0
+    assert by_name["river-probe"]["values"] == {"turbidity": 5.7, "water_temp": 11.2}
+    assert by_name["sds011"]["status"] == "fault" and by_name["sds011"]["ok"] is False
+    assert "ttyUSB7 does not exist: is the USB adapter plugged in" in by_name["sds011"]["hint"]
+    assert doc["broker"] == {"ok": True, "address": f"127.0.0.1:{mosquitto.port}", "problem": None}
+
+
+def test_check_in_plain_words_exit_0_then_bad_credentials_exit_1(
+    tmp_path: Path, locked_broker: devservices.Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pms, probe = PtySensor(tmp_path, "serial0"), PtySensor(tmp_path, "ttyUSB0")
+    slave = ModbusSlave(probe, 1, {0: 57, 1: 112})
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o600)
+    cfg = node_toml(
+        tmp_path / "node.toml", site="s", node="n", port=locked_broker.port, prefix="mw", sensors=""
+    )
+    base = cfg.read_text()
+    good = base.replace("[buffer]", f'username = "node1"\npassword_file = "{secret}"\n[buffer]')
+    try:
+        with pms.streaming(load("pms5003"), period_s=0.2):
+            cfg.write_text(good + sensors(pms, probe))
+            assert main(["check", "--config", str(cfg), "--seconds", "0.8"]) == 0
+            first = capsys.readouterr().out
+            cfg.write_text(good.replace("node1", "node2") + sensors(pms, probe))
+            assert main(["check", "--config", str(cfg), "--seconds", "0.5"]) == 1
+            second = capsys.readouterr().out
+    finally:
+        slave.stop()
+        pms.close()
+        probe.close()
+    assert "pms5003              ok — pm1_0" in first and "µg/m³" in first
+    assert "river-probe          ok — turbidity 5.7 NTU, water_temp 11.2 °C" in first
+    assert "accepted the node's credentials" in first and first.rstrip().endswith("all is well")
+    assert "refused us: Not authorized: check [mqtt] username and password_file" in second
+    assert "something needs attention" in second
+
+
+def test_check_says_warming_up_while_a_pms_sends_only_zeros(
+    tmp_path: Path, mosquitto: devservices.Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pms = PtySensor(tmp_path, "serial0")
+    cfg = node_toml(
+        tmp_path / "node.toml",
+        site="s",
+        node="n",
+        port=mosquitto.port,
+        prefix="mw",
+        sensors=f'[[sensors]]\ntype = "pms5003"\nport = "{pms.path}"\n',
+    )
+    try:
+        with pms.streaming(load("pms5003-warmup"), period_s=0.2):
+            assert main(["check", "--config", str(cfg), "--seconds", "0.8"]) == 0
+    finally:
+        pms.close()
+    out = capsys.readouterr().out
+    assert "pms5003              warming up — found, still warming up" in out

@@ -1,0 +1,53 @@
+"""Each real sensor's keys are validated by its own options model; mistakes name the file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.configfile import ConfigError
+from node.config import load
+
+HEAD = 'site = "s"\nnode = "n"\n[[sensors]]\n'
+
+
+@pytest.mark.parametrize(
+    ("sensor", "expected"),
+    [
+        (
+            'type = "sds011"\nwork_period_min = 31',
+            "sensors[0].work_period_min: Input should be less than or equal to 30",
+        ),
+        ('type = "pms5003"\nbaud = 9600', "sensors[0].baud: unknown key"),
+        ('type = "turbidity-ads1115"\nchannel = 4', "sensors[0].channel: Input should be 0, 1, 2 or 3"),
+        ('type = "turbidity-ads1115"\ngain = 3', "sensors[0].gain: Value error, gain must be one of"),
+        (
+            'type = "turbidity-ads1115"\ndivider = 0.5',
+            "sensors[0].divider: Input should be greater than or equal to 1",
+        ),
+        ('type = "bme280"\naddress = 0x50', "sensors[0].address: Input should be 118 or 119"),
+        (
+            'type = "turbidity-modbus"\npreset = "acme"',
+            "sensors[0].preset: Input should be 'dfrobot-sen0710'",
+        ),
+        (
+            'type = "turbidity-modbus"\nregister = 1\ndata_type = "float64"',
+            "sensors[0].data_type: Input should be",
+        ),
+        ('type = "ds18b20"\ndevice = "10-abc"', "sensors[0].device: String should match pattern"),
+        ('type = "sht4x"\nstuck_after_s = 0', "sensors[0].stuck_after_s: Input should be greater than 0"),
+    ],
+)
+def test_driver_keys_are_checked_with_their_place(tmp_path: Path, sensor: str, expected: str) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(HEAD + sensor + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert f"{path}: {expected}" in str(caught.value)
+
+
+def test_loading_a_config_opens_no_port(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(HEAD + f'type = "pms5003"\nport = "{tmp_path / "nothing"}"\n')
+    assert load(path).sensors[0].type == "pms5003"  # validated without touching the device
