@@ -111,7 +111,9 @@ class GatewayConfig(_Section):
 
 
 def load(path: Path | str) -> GatewayConfig:
-    cfg = load_model(path, GatewayConfig, hide=(*RULE_TYPES, *CHANNEL_TYPES))
+    # `mqtt` is also a section name, so a channel of type mqtt keeps its tag in error locations
+    tags = (*RULE_TYPES, *(t for t in CHANNEL_TYPES if t != "mqtt"))
+    cfg = load_model(path, GatewayConfig, hide=tags)
     if not cfg.data_dir.is_absolute():  # relative to the config file, not to wherever we were started
         cfg = cfg.model_copy(update={"data_dir": (Path(path).parent / cfg.data_dir).resolve()})
     if cfg.trust.keys_dir is not None and not cfg.trust.keys_dir.is_absolute():

@@ -39,12 +39,10 @@ def _loc(parts: tuple[int | str, ...]) -> str:
 
 def describe(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ()) -> str:
     """`node.toml: sensors[2].port: Field required` lines, one per error. Union branch names that
-    pydantic inserts for tagged unions (e.g. `simulated-pm`) are dropped from the location: only right
-    after a list index, so a section that shares a tag's name (`[mqtt]`, channel `mqtt`) stays."""
+    pydantic inserts for tagged unions (e.g. `simulated-pm`) are dropped from the location."""
     lines = []
     for err in exc.errors():
-        raw = err["loc"]
-        loc = tuple(p for i, p in enumerate(raw) if not (p in hide and i > 0 and isinstance(raw[i - 1], int)))
+        loc = tuple(p for p in err["loc"] if p not in hide)
         msg = err["msg"]
         if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             msg = "unknown key (misspelt? see docs/configuration.md)"
