@@ -9,13 +9,14 @@ import sys
 
 from gateway import commands
 from gateway.configfile import ConfigError, build_cli, run_cli
+from gateway.influxql import QueryArgumentError
 from gateway.stores import StoreError
 from node import __version__
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_cli("minewatch-gateway", __doc__ or "", __version__, commands)
-    return run_cli(parser, argv, expected=(ConfigError,), runtime=(StoreError, OSError))
+    return run_cli(parser, argv, expected=(ConfigError, QueryArgumentError), runtime=(StoreError, OSError))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,11 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from gateway.alerts.config import RULE_TYPES, AlertsConfig
+from gateway.channels import CHANNEL_TYPES
 from gateway.configfile import load_model, read_secret
 from gateway.schema import ID_PATTERN
+from gateway.standards import STANDARDS
 
 
 class _Section(BaseModel):
@@ -63,6 +66,21 @@ class BatchConfig(_Section):
     max_delay_s: float = Field(default=0.5, gt=0, le=60, description="Oldest unwritten reading's age.")
 
 
+class ReportConfig(_Section):
+    standards: list[str] = Field(
+        default_factory=lambda: list(STANDARDS),
+        description="Standards whose 24-hour limits the regulators' report compares daily means with.",
+    )
+
+    @field_validator("standards")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in STANDARDS]
+        if unknown:
+            raise ValueError(f"unknown standard {unknown[0]!r}; known: {', '.join(STANDARDS)}")
+        return value
+
+
 class TrustConfig(_Section):
     require_signatures: Literal["auto", "always", "never"] = "auto"
     keys_dir: Path | None = Field(default=None, description="Key registry; default <data_dir>/keys.")
@@ -98,17 +116,20 @@ class GatewayConfig(_Section):
     mqtt: MqttConfig = MqttConfig()
     influxdb: InfluxConfig = InfluxConfig()
     batch: BatchConfig = BatchConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    report: ReportConfig = ReportConfig()
     trust: TrustConfig = TrustConfig()
+    web: WebConfig | None = None  # present = `run` serves the dashboard too
 
     @property
     def keys_dir(self) -> Path:
         return self.trust.keys_dir or self.data_dir / "keys"
 
-    web: WebConfig | None = None  # present = `run` serves the dashboard too
-
 
 def load(path: Path | str) -> GatewayConfig:
-    cfg = load_model(path, GatewayConfig)
+    # `mqtt` is also a section name, so a channel of type mqtt keeps its tag in error locations
+    tags = (*RULE_TYPES, *(t for t in CHANNEL_TYPES if t != "mqtt"))
+    cfg = load_model(path, GatewayConfig, hide=tags)
     if not cfg.data_dir.is_absolute():  # relative to the config file, not to wherever we were started
         cfg = cfg.model_copy(update={"data_dir": (Path(path).parent / cfg.data_dir).resolve()})
     if cfg.trust.keys_dir is not None and not cfg.trust.keys_dir.is_absolute():

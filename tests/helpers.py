@@ -39,6 +39,13 @@ class Influx:
     def drop(self) -> None:
         self._post(f'DROP DATABASE "{self.db}"')
 
+    def write(self, lines: list[str]) -> None:
+        """Line protocol at millisecond precision, straight to /write."""
+        url = f"{self.url}/write?" + urllib.parse.urlencode({"db": self.db, "precision": "ms"})
+        req = urllib.request.Request(url, data="\n".join(lines).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 204, resp.status
+
     def rows(self, q: str) -> list[dict[str, Any]]:
         doc = self._post(q)
         out: list[dict[str, Any]] = []

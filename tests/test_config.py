@@ -62,7 +62,8 @@ def test_repeated_sensors_get_numbered_names(tmp_path: Path) -> None:
         ("[influxdb]\nurl = 'not a url'\n", "influxdb.url"),
         ("[mqtt]\nport = 70000\n", "mqtt.port"),
         ("[batch]\nmax_size = 0\n", "batch.max_size"),
-        ("[[alerts]]\n", "alerts: unknown key"),
+        ("[alert]\n", "alert: unknown key"),
+        ("[[alerts]]\n", "alerts: Input should be a valid dictionary"),
     ],
 )
 def test_gateway_config_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

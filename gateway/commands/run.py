@@ -9,6 +9,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from gateway import node_status
+from gateway.alerts.service import Alerts
 from gateway.config import GatewayConfig, load
 from gateway.schema import ReadingPayload
 from gateway.sdnotify import Notifier
@@ -57,12 +58,16 @@ def run(args: argparse.Namespace) -> int:
             service.verify.registry.request_reload()
 
     signal.signal(signal.SIGHUP, reload_keys)
+    alerts = Alerts(cfg)
+    alerts.install(service)
+    alerts.start()
     web = _start_web(cfg, service) if cfg.web is not None else None
     try:
         service.run()
     finally:
         if web is not None:
             web.stop()
+        alerts.stop()
     return 0
 
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from gateway.stores.base import Store, StoreError, open_store
+from gateway.stores.base import Store, StoreError, open_reader, open_store
 
-__all__ = ["Store", "StoreError", "open_store"]
+__all__ = ["Store", "StoreError", "open_reader", "open_store"]

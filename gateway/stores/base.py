@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from gateway.config import InfluxConfig
+    from gateway.stores.influx_v1 import InfluxV1
 
 
 class StoreError(Exception):
@@ -37,3 +38,17 @@ def open_store(cfg: InfluxConfig) -> Store:
     if api == "v1":
         return InfluxV1(cfg)
     return InfluxV2(cfg)
+
+
+def open_reader(cfg: InfluxConfig) -> InfluxV1:
+    """An InfluxQL reader for `export` and `report`. InfluxDB 1.x is read over /query; 2.x over its
+    v1-compatible /query with the bucket as database and the token (the bucket needs a DBRP mapping,
+    docs/regulators.md). Only the 1.x path is tested against a real server."""
+    from gateway.stores.influx_v1 import InfluxV1, probe_version
+
+    api = cfg.api
+    if api == "auto":
+        api = "v1" if probe_version(str(cfg.url)).lstrip("v").startswith("1.") else "v2"
+    if api == "v1":
+        return InfluxV1(cfg)
+    return InfluxV1(cfg.model_copy(update={"database": cfg.bucket, "username": None}), token=cfg.token())

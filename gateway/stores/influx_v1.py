@@ -8,6 +8,7 @@ test suite runs for real. influxdb-client speaks only the v2 API (1.8+ has a com
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -35,7 +36,9 @@ def probe_version(url: str) -> str:
 
 
 class InfluxV1:
-    def __init__(self, cfg: InfluxConfig) -> None:
+    def __init__(self, cfg: InfluxConfig, token: str | None = None) -> None:
+        # `token`: reading an InfluxDB 2.x through its v1-compatible /query (DBRP mapping needed)
+        self._headers = {"Authorization": f"Token {token}"} if token else {}
         self._base = str(cfg.url).rstrip("/")
         self._db = cfg.database
         self._rp = cfg.retention_policy
@@ -80,9 +83,31 @@ class InfluxV1:
 
     def query(self, influxql: str) -> list[dict[str, Any]]:
         """Run InfluxQL; one dict per row with `time` and the columns, series tags merged in."""
-        fields = {"db": self._db, "q": influxql, "epoch": "ms", **self._auth}
+        resp = self._post_query({"q": influxql}, preload=True)
+        return list(_rows(json.loads(resp.data)))
+
+    def stream(self, influxql: str, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Like `query`, but rows arrive as InfluxDB sends them (`chunked=true`, one JSON document
+        per line), so an export of a year of readings never holds more than a chunk in memory."""
+        resp = self._post_query({"q": influxql, "chunked": "true", "chunk_size": str(chunk_size)})
         try:
-            resp = self._http.request("POST", f"{self._base}/query", fields=fields, encode_multipart=False)
+            for line in resp:
+                if line.strip():
+                    yield from _rows(json.loads(line))
+        finally:
+            resp.release_conn()
+
+    def _post_query(self, fields: dict[str, str], preload: bool = False) -> urllib3.BaseHTTPResponse:
+        body = {"db": self._db, "epoch": "ms", **self._auth, **fields}
+        try:
+            resp = self._http.request(
+                "POST",
+                f"{self._base}/query",
+                fields=body,
+                encode_multipart=False,
+                headers=self._headers,
+                preload_content=preload,
+            )
         except urllib3.exceptions.HTTPError as exc:
             raise StoreError(f"InfluxDB unreachable: {exc}", retryable=True) from exc
         if resp.status != 200:
@@ -91,22 +116,23 @@ class InfluxV1:
                 retryable=resp.status >= 500,
                 status=resp.status,
             )
-        doc = json.loads(resp.data)
-        rows: list[dict[str, Any]] = []
-        for result in doc.get("results", []):
-            if "error" in result:
-                raise StoreError(f"InfluxQL error: {result['error']}", retryable=False, status=400)
-            for series in result.get("series", []):
-                tags = series.get("tags", {})
-                for values in series.get("values", []):
-                    row = dict(zip(series["columns"], values, strict=True))
-                    row.update(tags)
-                    row.setdefault("_measurement", series.get("name"))
-                    rows.append(row)
-        return rows
+        return resp
 
     def close(self) -> None:
         self._http.clear()
+
+
+def _rows(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for result in doc.get("results", []):
+        if "error" in result:
+            raise StoreError(f"InfluxQL error: {result['error']}", retryable=False, status=400)
+        for series in result.get("series", []):
+            tags = series.get("tags", {})
+            for values in series.get("values", []):
+                row = dict(zip(series["columns"], values, strict=True))
+                row.update(tags)
+                row.setdefault("_measurement", series.get("name"))
+                yield row
 
 
 def _error_text(data: bytes) -> str:

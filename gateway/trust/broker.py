@@ -152,16 +152,23 @@ def render_acl(usernames: list[str], *, prefix: str, gateway_user: str) -> str:
         f"pattern write {base}/%u/reading",
         f"pattern write {base}/%u/status",
         "",
-        "# The gateway: reads every reading and status, publishes alerts.",
+        "# The gateway: reads every reading, status and alert acknowledgement, publishes alerts.",
         f"user {gateway_user}",
         f"topic read {base}/+/+/reading",
         f"topic read {base}/+/+/status",
         f"topic write {base}/+/+/alert",
+        f"topic read {base}/+/+/alert/ack",
     ]
     for name in sorted(set(usernames)):
         if "/" in name or name == gateway_user:
             continue
-        out += ["", "# A monitor: reads alerts only.", f"user {name}", f"topic read {base}/+/+/alert"]
+        out += [
+            "",
+            "# A monitor: reads alerts and may acknowledge them (docs/alerts.md).",
+            f"user {name}",
+            f"topic read {base}/+/+/alert",
+            f"topic write {base}/+/+/alert/ack",
+        ]
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,98 @@
+"""`minewatch-gateway report`: a printable HTML (and PDF) report of a site for regulators."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway import influxql as q
+from gateway.commands.export import parse_metrics
+from gateway.config import load
+from gateway.standards import STANDARDS
+from gateway.stores import open_reader
+
+
+def add(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "report",
+        help="write a self-contained HTML report (completeness, daily means against limits, "
+        "exceedances, provenance, the queries behind each table)",
+    )
+    parser.add_argument("--config", required=True, help="path to gateway.toml (for [influxdb], [report])")
+    parser.add_argument("--site", required=True)
+    parser.add_argument("--node", action="append", default=[], help="only this node (repeatable)")
+    parser.add_argument("--start", required=True, help="UTC date or time, e.g. 2026-11-01")
+    parser.add_argument("--end", required=True, help="UTC date or time, e.g. 2026-12-01")
+    parser.add_argument("--out", type=Path, required=True, help="the HTML file to write")
+    parser.add_argument(
+        "--pdf",
+        nargs="?",
+        type=Path,
+        const=True,
+        help="also write a PDF (default name: --out with .pdf); needs the `report` extra",
+    )
+    parser.add_argument(
+        "--standard",
+        action="append",
+        choices=sorted(STANDARDS),
+        help="compare with this standard's limits (repeatable; default: [report] standards, or all)",
+    )
+    parser.add_argument("--metrics", help="comma-separated (default: pm2_5, pm10, turbidity if stored)")
+    parser.add_argument(
+        "--calibrations",
+        type=Path,
+        help="directory of the network's calibration files (*.toml): their fit statistics go in the report",
+    )
+    parser.add_argument("--interval-s", type=int, help="readings' interval (default: inferred per node)")
+    parser.set_defaults(func=run)
+
+
+def _check_extra(modules: list[str]) -> None:
+    """Say before querying anything that the optional `report` extra is missing (the node never has it)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise q.QueryArgumentError(
+            f"the report needs the `report` extra ({', '.join(missing)} missing): "
+            "pip install 'minewatch[report]'"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load(args.config)
+    start, end = q.parse_time(args.start, "--start"), q.parse_time(args.end, "--end")
+    q.check_range(start, end)
+    q.check_ids(args.site, args.node)
+    metrics = parse_metrics(args.metrics)
+    if args.calibrations is not None and not args.calibrations.is_dir():
+        raise q.QueryArgumentError(f"--calibrations {args.calibrations}: not a directory")
+    if args.interval_s is not None and args.interval_s < 1:
+        raise q.QueryArgumentError("--interval-s must be at least 1")
+    _check_extra(["matplotlib", "jinja2"] + (["weasyprint"] if args.pdf else []))
+    from gateway.report import data, render
+
+    reader = open_reader(cfg.influxdb)
+    report = data.collect(
+        reader,
+        site=args.site,
+        start=start,
+        end=end,
+        generated=datetime.now(UTC),
+        standards=args.standard or cfg.report.standards,
+        metrics=metrics,
+        nodes=args.node,
+        interval_s=args.interval_s,
+        calibrations_dir=args.calibrations,
+    )
+    reader.close()
+    text = render.html(report)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"report written to {args.out}", file=sys.stderr)
+    if args.pdf:
+        pdf_path = args.out.with_suffix(".pdf") if args.pdf is True else args.pdf
+        render.pdf(text, pdf_path)
+        print(f"PDF written to {pdf_path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,234 @@
+"""Readings (or their period means) from InfluxDB to CSV or JSON Lines, streamed.
+
+The rows come from one chunked InfluxQL query and are written as they arrive, so a year of minute
+data from 50 nodes never sits in memory. The columns are fixed by the metrics exported, described
+once in `columns()` and written beside the file as `<out>.columns.json` (name, type, unit, meaning,
+and the query that produced the rows), so the CSV itself stays plain for any CSV reader.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, TextIO
+
+from gateway import dataset
+from gateway import influxql as q
+from hardware.base import METRIC_UNITS, Metric
+
+Format = Literal["csv", "jsonl"]
+PERIODS = {"1h": 3600, "24h": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: Literal["time", "string", "float", "integer", "boolean"]
+    unit: str
+    meaning: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    site: str
+    nodes: list[str]  # empty: every node of the site
+    start: datetime
+    end: datetime
+    metrics: list[Metric]
+    average: Literal["1h", "24h"] | None = None
+    interval_s: int | None = None  # overrides the inferred reading interval (completeness)
+
+
+def reading_columns(metrics: list[Metric]) -> list[Column]:
+    cols = [
+        Column("time", "time", "UTC", "end of the reading's averaging window (RFC 3339, UTC)"),
+        Column("site", "string", "", "site id"),
+        Column("node", "string", "", "node id"),
+        Column("seq", "integer", "", "the node's reading number; a gap means readings are missing"),
+        Column("flags", "string", "", "quality flags joined with ',' (docs/protocol.md); empty: none"),
+    ]
+    for m in metrics:
+        unit = METRIC_UNITS[m]
+        cols += [
+            Column(
+                m.value, "float", unit, f"{m.value}, calibrated; empty when the sensor gave nothing valid"
+            ),
+            Column(
+                f"{m.value}_raw", "float", "raw", f"{m.value} before calibration, in the sensor's raw unit"
+            ),
+            Column(f"{m.value}_n", "integer", "", f"samples averaged into {m.value}"),
+            Column(
+                f"{m.value}_cal", "string", "", f"id of the calibration applied to {m.value}; empty: none"
+            ),
+        ]
+    cols += [
+        Column("period_s", "integer", "s", "length of the averaging window (stored with signed readings)"),
+        Column("signed", "boolean", "", "the gateway verified the node's Ed25519 signature at ingest"),
+        Column("sig", "string", "", "the node's signature (base64), to re-verify"),
+        Column("kid", "string", "", "id of the node key that signed"),
+    ]
+    return cols
+
+
+def average_columns(metrics: list[Metric], period: str) -> list[Column]:
+    cols = [
+        Column(
+            "start",
+            "time",
+            "UTC",
+            f"start of the {period} period; it holds readings with start < time <= end",
+        ),
+        Column("end", "time", "UTC", f"end of the {period} period"),
+        Column("site", "string", "", "site id"),
+        Column("node", "string", "", "node id"),
+        Column("interval_s", "integer", "s", "the node's reading interval (inferred from time and seq)"),
+    ]
+    for m in metrics:
+        cols += [
+            Column(f"{m.value}_mean", "float", METRIC_UNITS[m], f"mean of the calibrated {m.value} readings"),
+            Column(f"{m.value}_count", "integer", "", f"readings with a {m.value} value in the period"),
+            Column(
+                f"{m.value}_completeness",
+                "float",
+                "fraction",
+                f"{m.value}_count / readings expected (period / interval_s), at most 1; "
+                "regulatory means usually need 0.75",
+            ),
+        ]
+    return cols
+
+
+def columns(req: ExportRequest) -> list[Column]:
+    return average_columns(req.metrics, req.average) if req.average else reading_columns(req.metrics)
+
+
+def reading_query(req: ExportRequest) -> str:
+    fields = ["site", "node", "seq", "flags"]
+    for m in req.metrics:
+        fields += [m.value, f"{m.value}_raw", f"{m.value}_n", f"{m.value}_cal"]
+    fields += ["period_s", "signed", "sig", "kid"]
+    select = ", ".join(q.ident(f) for f in fields)
+    return f'SELECT {select} FROM "reading" WHERE {q.where(req.site, req.nodes, req.start, req.end)}'
+
+
+def average_query(req: ExportRequest) -> str:
+    assert req.average is not None
+    parts = []
+    for m in req.metrics:
+        parts += [
+            f"mean({q.ident(m.value)}) AS {q.ident(m.value + '_mean')}",
+            f"count({q.ident(m.value)}) AS {q.ident(m.value + '_count')}",
+        ]
+    return (
+        f'SELECT {", ".join(parts)} FROM "reading" WHERE {q.where(req.site, req.nodes, req.start, req.end)} '
+        f'GROUP BY time({req.average}, 1ms), "node" fill(none)'
+    )
+
+
+def query(req: ExportRequest) -> str:
+    return average_query(req) if req.average else reading_query(req)
+
+
+def _typed(col: Column, value: Any) -> Any:
+    if value is None or (value == "" and col.type != "string"):
+        return None
+    if col.type == "float":
+        return float(value)  # InfluxDB's JSON writes 12.0 as 12
+    if col.type == "integer":
+        return int(value)
+    if col.type == "time":
+        return q.format_time(q.from_ms(int(value))) if isinstance(value, int) else value
+    return value
+
+
+def reading_rows(reader: dataset.Reader, req: ExportRequest) -> Iterator[dict[str, Any]]:
+    cols = reading_columns(req.metrics)
+    for row in reader.stream(reading_query(req)):
+        if not any(row.get(f"{m.value}_n") is not None for m in req.metrics):
+            continue  # a reading of other metrics only (the request named --metrics)
+        yield {c.name: _typed(c, row.get(c.name)) for c in cols}
+
+
+def average_rows(reader: dataset.Reader, req: ExportRequest) -> Iterator[dict[str, Any]]:
+    assert req.average is not None
+    period_s = PERIODS[req.average]
+    cols = average_columns(req.metrics, req.average)
+    intervals: dict[str, int] = {}
+    for row in reader.stream(average_query(req)):
+        node = str(row["node"])
+        start = q.bucket_start(int(row["time"]))
+        if node not in intervals:
+            intervals[node] = req.interval_s or dataset.interval_s(reader, req.site, node, req.start, req.end)
+        out: dict[str, Any] = {
+            "start": q.format_time(start),
+            "end": q.format_time(start + timedelta(seconds=period_s)),
+            "site": req.site,
+            "node": node,
+            "interval_s": intervals[node],
+        }
+        expected = period_s / intervals[node]
+        for m in req.metrics:
+            count = int(row.get(f"{m.value}_count") or 0)
+            mean = row.get(f"{m.value}_mean")
+            out[f"{m.value}_mean"] = None if mean is None else float(mean)
+            out[f"{m.value}_count"] = count
+            out[f"{m.value}_completeness"] = round(min(1.0, count / expected), 4)
+        yield {c.name: out[c.name] for c in cols}
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # shortest text that reads back as the same double
+    return str(value)
+
+
+def write(
+    reader: dataset.Reader,
+    req: ExportRequest,
+    out: TextIO,
+    fmt: Format,
+    progress: Callable[[str], None] | None = None,
+) -> int:
+    """Write every row to `out`; `progress` gets each row's time (raw export). Returns the row count."""
+    cols = columns(req)
+    rows = average_rows(reader, req) if req.average else reading_rows(reader, req)
+    writer = csv.writer(out, lineterminator="\n")
+    if fmt == "csv":
+        writer.writerow([c.name for c in cols])
+    count = 0
+    for row in rows:
+        if fmt == "csv":
+            writer.writerow([_csv_cell(row[c.name]) for c in cols])
+        else:
+            out.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+        count += 1
+        if progress is not None:
+            progress(str(row.get("time") or row.get("start")))
+    return count
+
+
+def sidecar(req: ExportRequest, fmt: Format, rows: int, generated: datetime) -> dict[str, Any]:
+    """What `<out>.columns.json` holds: enough for someone without our tools to read the file."""
+    return {
+        "format": fmt,
+        "site": req.site,
+        "nodes": req.nodes or "all",
+        "start": q.format_time(req.start),
+        "end": q.format_time(req.end),
+        "range_rule": "readings with start < time <= end (time is the end of each averaging window)",
+        "average": req.average,
+        "rows": rows,
+        "generated": q.format_time(generated),
+        "influxql": query(req),
+        "columns": [
+            {"name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning} for c in columns(req)
+        ],
+        "empty_cell": "absent in the database (CSV); null in JSON Lines",
+    }

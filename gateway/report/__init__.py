@@ -1,0 +1,1 @@
+"""The regulators' report: `data` queries InfluxDB, `plots` draws, `render` writes HTML and PDF."""

@@ -1,0 +1,118 @@
+"""Per node: readings per day against those expected, flagged readings, offline periods and gaps.
+
+A gap is no reading for longer than max(3 intervals, 10 min); the readings lost in it come from
+`seq` (the node numbers every reading it makes), so a gap with none lost means the node was not
+measuring, and one with readings lost means they never reached the database.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from gateway import dataset
+from gateway import influxql as q
+from gateway.report.model import Day, Gap, NodeSection
+from gateway.report.querylog import QueryLog, days
+from gateway.schema import Flag
+
+
+def node_sections(log: QueryLog, has_status: bool) -> list[NodeSection]:
+    counts: dict[str, dict[datetime, int]] = defaultdict(dict)
+    for row in log.run(
+        "completeness",
+        f'SELECT count("seq") FROM "reading" WHERE {log.where} GROUP BY time(24h, 1ms), "node" fill(0)',
+    ):
+        counts[str(row["node"])][q.bucket_start(int(row["time"]))] = int(row["count"] or 0)
+    names = sorted(set(counts) | set(log.node_filter))
+    sections = []
+    for node in names:
+        interval = log.interval_override or dataset.interval_s(log.reader, log.site, node, log.start, log.end)
+        section = NodeSection(node, interval)
+        for lo, _hi in days(log.start, log.end):
+            day = lo.replace(hour=0, minute=0, second=0, microsecond=0)
+            section.days.append(Day(day, counts[node].get(day, 0), log.expected(interval, day)))
+        sections.append(section)
+    _flags(log, sections)
+    if has_status:
+        _offline(log, sections)
+    _gaps(log, sections)
+    return sections
+
+
+def _flags(log: QueryLog, sections: list[NodeSection]) -> None:
+    by_node = {s.node: s for s in sections}
+    for flag in Flag:
+        rows = log.run(
+            "flags",
+            f'SELECT count("seq") FROM "reading" WHERE {log.where} '
+            f'AND "flags" =~ /(^|,){flag.value}(,|$)/ GROUP BY "node"',
+        )
+        for row in rows:
+            if str(row["node"]) in by_node and row["count"]:
+                by_node[str(row["node"])].flags[flag.value] = int(row["count"])
+
+
+def _offline(log: QueryLog, sections: list[NodeSection]) -> None:
+    by_node = {s.node: s for s in sections}
+    site = q.string(log.site)
+    before = log.run(
+        "status",
+        f'SELECT last("state") FROM "node_status" WHERE "site" = {site} '
+        f'AND time <= {q.time_literal(log.start)} GROUP BY "node"',
+    )
+    down_since: dict[str, datetime | None] = {
+        str(r["node"]): log.start for r in before if r.get("last") == "offline"
+    }
+    rows = log.run(
+        "status",
+        f'SELECT "state" FROM "node_status" WHERE "site" = {site} '
+        f"AND time > {q.time_literal(log.start)} AND time <= {q.time_literal(log.end)} "
+        'GROUP BY "node"',
+    )
+    for row in rows:
+        node, state, at = str(row["node"]), row.get("state"), q.from_ms(int(row["time"]))
+        if node not in by_node:
+            continue
+        if state == "offline" and down_since.get(node) is None:
+            down_since[node] = at
+        elif state == "online" and down_since.get(node) is not None:
+            began = down_since[node]
+            assert began is not None
+            by_node[node].offline.append((began, at))
+            down_since[node] = None
+    for node, began in down_since.items():
+        if began is not None and node in by_node:
+            by_node[node].offline.append((began, None))
+
+
+def _gaps(log: QueryLog, sections: list[NodeSection]) -> None:
+    """No reading for longer than max(3 intervals, 10 min). Streams one column of every reading,
+    so the loop stays in integer milliseconds (a year of minute data is 525,600 rows per node)."""
+    by_node = {s.node: s for s in sections}
+    threshold = {s.node: max(3 * s.interval_s, 600) * 1000 for s in sections}
+    start_ms, end_ms = _ms(log.start), _ms(log.end)
+    last: dict[str, tuple[int, int | None]] = {s.node: (start_ms, None) for s in sections}
+    for row in log.stream("gaps", f'SELECT "seq" FROM "reading" WHERE {log.where} GROUP BY "node"'):
+        node = row["node"]
+        if node not in by_node:
+            continue
+        at, seq = int(row["time"]), int(row["seq"])
+        prev_at, prev_seq = last[node]
+        missing = seq - prev_seq - 1 if prev_seq is not None and seq > prev_seq + 1 else 0
+        by_node[node].missing_seq += missing
+        if at - prev_at > threshold[node]:
+            _add_gap(by_node[node], q.from_ms(prev_at), q.from_ms(at), missing)
+        last[node] = (at, seq)
+    for node, (prev_at, _) in last.items():
+        if end_ms - prev_at > threshold[node]:
+            _add_gap(by_node[node], q.from_ms(prev_at), log.end, 0)
+
+
+def _ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
+
+
+def _add_gap(section: NodeSection, before: datetime, after: datetime, missing: int) -> None:
+    offline = any(began < after and (ended is None or ended > before) for began, ended in section.offline)
+    section.gaps.append(Gap(before, after, missing, offline))

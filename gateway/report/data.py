@@ -1,0 +1,75 @@
+"""Everything the regulators' report shows, queried from InfluxDB, each table with its InfluxQL.
+
+Each section keeps the exact queries that produced it (times written out, nothing hidden), so the
+report can print them and a regulator can paste them into the `influx` shell and get the same
+numbers. Daily periods follow gateway.influxql: readings with start < time <= end, buckets
+`GROUP BY time(24h, 1ms)`. Nothing here renders; see gateway.report.render.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from gateway import dataset
+from gateway.report import calfiles, coverage, levels, provenance
+from gateway.report.model import ReportData
+from gateway.report.querylog import QueryLog
+from gateway.standards import STANDARDS
+from hardware.base import Metric
+
+
+def collect(
+    reader: dataset.Reader,
+    *,
+    site: str,
+    start: datetime,
+    end: datetime,
+    generated: datetime,
+    standards: list[str],
+    metrics: list[Metric] | None = None,
+    nodes: list[str] | None = None,
+    interval_s: int | None = None,
+    calibrations_dir: Path | None = None,
+) -> ReportData:
+    """Query everything the report shows. `metrics` defaults to those stored among PM2.5, PM10 and
+    turbidity (the ones the report has limits or a purpose for); name others to include them."""
+    log = QueryLog(reader, site, start, end, nodes or [], interval_s)
+    present = dataset.measurements(reader)
+    has_status, has_alerts = "node_status" in present, "alert" in present
+    stored = dataset.metrics_stored(reader) if "reading" in present else []
+    if metrics is None:
+        metrics = [m for m in stored if m in (Metric.PM2_5, Metric.PM10, Metric.TURBIDITY)]
+    chosen = [STANDARDS[k] for k in standards]
+    node_sections = coverage.node_sections(log, has_status) if "reading" in present else []
+    episodes = provenance.episodes(log) if has_alerts else []
+    metric_sections = (
+        levels.metric_sections(log, metrics, chosen, node_sections, episodes) if node_sections else []
+    )
+    cals, uncalibrated = provenance.calibrations(log, metrics) if node_sections else ([], {})
+    cal_files, cal_problems = calfiles.describe({c.cal for c in cals}, calibrations_dir)
+    firmware = provenance.firmware(log) if has_status else []
+    signatures = (
+        provenance.signatures(log)
+        if "reading" in present and "signed" in dataset.field_keys(reader, "reading")
+        else None
+    )
+    return ReportData(
+        site=site,
+        start=start,
+        end=end,
+        generated=generated,
+        standards=chosen,
+        nodes=node_sections,
+        metrics=metric_sections,
+        episodes=episodes,
+        calibrations=cals,
+        uncalibrated=uncalibrated,
+        firmware=firmware,
+        signatures=signatures,
+        has_status=has_status,
+        has_alerts=has_alerts,
+        calibration_files=cal_files,
+        calibration_problems=cal_problems,
+        queries=dict(log.queries),
+    )

@@ -1,0 +1,306 @@
+"""`minewatch-gateway report` against a real influxd: the numbers in the HTML equal independent
+InfluxQL queries on the same data, plots are real PNGs, and empty or alert-free periods still give a
+sensible report."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from pypdf import PdfReader
+
+from gateway import devservices
+from gateway.cli import main
+from tests import regdata
+from tests.helpers import Influx
+
+START, END = "2026-11-01", "2026-11-04"
+
+
+class _Tables(HTMLParser):
+    """Cell texts of every <table id=...>, row by row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "table":
+            self._table = dict(attrs).get("id") or "?"
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self.tables[self._table].append([])
+        elif tag in ("td", "th") and self._table:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._table and self._cell is not None:
+            self.tables[self._table][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def tables(text: str) -> dict[str, list[list[str]]]:
+    parser = _Tables()
+    parser.feed(text)
+    return {k: rows[1:] for k, rows in parser.tables.items()}  # without the header row
+
+
+@pytest.fixture(scope="module")
+def site_db(influxd: devservices.Service) -> Iterator[Influx]:
+    """One site with readings, node statuses and alerts, shared read-only by this module's tests."""
+    db = Influx(f"http://127.0.0.1:{influxd.port}", f"r_{uuid.uuid4().hex[:12]}")
+    db.create()
+    regdata.dust_site(db, days=3)
+    regdata.statuses(db)
+    regdata.alerts(db)
+    yield db
+    db.drop()
+
+
+def _report(db: Influx, tmp_path: Path, *extra: str, start: str = START, end: str = END) -> str:
+    config = regdata.gateway_config(tmp_path / "gateway.toml", db)
+    out = tmp_path / "report.html"
+    args = ["--site", regdata.SITE, "--start", start, "--end", end, "--out", str(out)]
+    assert main(["report", "--config", str(config), *args, *extra]) == 0
+    return out.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def full_report(site_db: Influx, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return _report(site_db, tmp_path_factory.mktemp("report"))
+
+
+def _day_bounds(i: int) -> str:
+    lo = regdata.DAY0 + timedelta(days=i)
+    hi = lo + timedelta(days=1)
+    return f"time > '{lo:%Y-%m-%dT%H:%M:%SZ}' AND time <= '{hi:%Y-%m-%dT%H:%M:%SZ}'"
+
+
+def test_daily_means_and_days_over_equal_independent_queries(full_report: str, site_db: Influx) -> None:
+    t = tables(full_report)
+    for metric, label, who, mns in (("pm2_5", "PM2.5", 15.0, 50.0), ("pm10", "PM10", 45.0, 100.0)):
+        rows = t[f"daily-haul-road-{metric}"]
+        assert len(rows) == 3
+        over_who = 0
+        for i, row in enumerate(rows):
+            db = site_db.rows(
+                f"SELECT mean({metric}) AS m, count({metric}) AS c, max({metric}) AS x FROM reading "
+                f"WHERE node = 'haul-road' AND {_day_bounds(i)}"
+            )[0]
+            assert row[0] == f"{regdata.DAY0 + timedelta(days=i):%Y-%m-%d}"
+            assert row[1] == f"{db['m']:.2f}"
+            assert row[2] == str(db["c"])
+            assert row[4] == f"{db['x']:.2f}"
+            over_who += db["m"] > who and db["c"] >= 0.75 * 1440
+            assert ("MNS 4585:2016" in row[5]) == (db["m"] > mns)
+        summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", f"{label} (µg/m³)"])
+        assert summary[4] == str(over_who)  # days over WHO 2021
+    peak = site_db.rows("SELECT max(pm2_5) FROM reading WHERE node = 'haul-road'")[0]["max"]
+    summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", "PM2.5 (µg/m³)"])
+    assert summary[-1].startswith(f"{peak:.2f} at 2026-11-02 06:")
+
+
+def test_completeness_flags_and_gaps_equal_independent_queries(full_report: str, site_db: Influx) -> None:
+    t = tables(full_report)
+    rows = t["completeness-haul-road"]
+    for i, row in enumerate(rows):
+        count = site_db.rows(f"SELECT count(seq) FROM reading WHERE node = 'haul-road' AND {_day_bounds(i)}")
+        assert row[1] == str(count[0]["count"])
+        assert row[2] == "1440"
+    assert rows[2][3] == "75.0 %"  # six hours offline on day 3
+    flags = {r[0]: r[1] for r in t["flags-haul-road"]}
+    for flag, shown in flags.items():
+        count = site_db.rows(f"SELECT count(seq) FROM reading WHERE node = 'haul-road' AND flags =~ /{flag}/")
+        assert shown == str(count[0]["count"])
+    assert set(flags) == {"warming_up", "high_humidity", "sensor_fault"}
+    assert t["gaps-haul-road"] == [["2026-11-03 01:59 UTC", "2026-11-03 08:00 UTC", "6.0 h", "0", "yes"]]
+    assert t["offline-haul-road"] == [["2026-11-03 02:00 UTC", "2026-11-03 08:00 UTC"]]
+    # river-down stopped after day 1: the rest of the period is one gap, and its days are empty
+    assert [r[1] for r in t["completeness-river-down"]] == ["288", "0", "0"]
+    assert t["gaps-river-down"][0][:2] == ["2026-11-02 00:00 UTC", "2026-11-04 00:00 UTC"]
+
+
+def test_exceedances_and_provenance(full_report: str, site_db: Influx) -> None:
+    t = tables(full_report)
+    ex = t["exceedance-table"]
+    assert [(r[1], r[5], r[6], r[7], r[9]) for r in ex] == [
+        (
+            "mns-4585-2016-pm2_5-24h (MNS 4585:2016)",
+            "2026-11-01 03:00 UTC",
+            "2026-11-01 04:00 UTC",
+            "55.00",
+            "late",
+        ),
+        ("pm25-1h (site rule)", "2026-11-02 07:00 UTC", "2026-11-02 11:00 UTC", "178.25", "live"),
+    ]
+    cals = {(r[0], r[1], r[2]): r[5] for r in t["calibrations"]}
+    for (node, label, cal), shown in cals.items():
+        metric = {"PM2.5": "pm2_5", "PM10": "pm10"}[label]
+        count = site_db.rows(
+            f"SELECT count({metric}_cal) FROM reading WHERE node = '{node}' AND {metric}_cal = '{cal}'"
+        )
+        assert shown == str(count[0]["count"])
+    assert set(cals) == {
+        ("haul-road", "PM2.5", "pms5003-a12@2026-10-01"),
+        ("haul-road", "PM2.5", "pms5003-a12@2026-11-02"),
+    }
+    assert [r[:2] for r in t["firmware"]] == [["haul-road", "0.1.0"], ["haul-road", "0.2.0"]]
+    signed = {r[0]: (r[1], r[2]) for r in t["signatures"]}
+    db_signed = site_db.rows("SELECT count(seq) FROM reading WHERE node = 'haul-road' AND signed = true")[0]
+    db_total = site_db.rows("SELECT count(seq) FROM reading WHERE node = 'haul-road'")[0]
+    assert signed["haul-road"] == (str(db_total["count"]), str(db_signed["count"]))
+    assert signed["river-down"][1] == "0"
+
+
+def test_queries_shown_run_and_give_the_same_numbers(full_report: str, site_db: Influx) -> None:
+    pre = re.search(r'id="completeness-haul-road".*?<pre>(.*?)</pre>', full_report, re.S)
+    assert pre is not None
+    query = html.unescape(pre.group(1)).strip().rstrip(";")
+    rows = [r for r in site_db.rows(query) if r["node"] == "haul-road" and r["count"]]
+    assert [str(r["count"]) for r in rows] == [r[1] for r in tables(full_report)["completeness-haul-road"]]
+
+
+def test_plots_are_valid_pngs(full_report: str) -> None:
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', full_report)
+    assert len(images) == 3  # pm2_5 and pm10 at haul-road, turbidity at river-down
+    for data in images:
+        raw = base64.b64decode(data)
+        assert raw.startswith(b"\x89PNG\r\n\x1a\n")
+        with Image.open(io.BytesIO(raw)) as img:
+            img.verify()
+        with Image.open(io.BytesIO(raw)) as img:
+            assert img.size[0] > 500 and img.size[1] > 200
+
+
+def test_a_period_without_alerts_says_so(site_db: Influx, tmp_path: Path) -> None:
+    text = _report(site_db, tmp_path, "--standard", "mns-4585-2016", start="2026-11-03", end="2026-11-04")
+    assert "No alerts were raised for site tsagaan in this period." in text
+    t = tables(text)
+    assert "exceedance-table" not in t
+    assert [r[0] for r in t["standards"]] == ["MNS 4585:2016"]
+    assert len(t["daily-haul-road-pm2_5"]) == 1
+
+
+def test_an_empty_period_gives_a_sensible_report(site_db: Influx, tmp_path: Path) -> None:
+    text = _report(site_db, tmp_path, start="2025-01-01", end="2025-02-01")
+    assert "No readings were stored for site tsagaan in this period." in text
+    assert "data:image/png" not in text
+
+
+def test_an_empty_database_and_pdf(influx: Influx, tmp_path: Path) -> None:
+    text = _report(influx, tmp_path, "--pdf")
+    assert "No readings were stored" in text
+    assert "holds no alert records" in text
+    assert "no <code>node_status</code> measurement" in text
+    pdf = (tmp_path / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF")
+
+
+def test_pdf_of_a_full_report(site_db: Influx, tmp_path: Path) -> None:
+    _report(site_db, tmp_path, "--pdf", str(tmp_path / "out.pdf"), start="2026-11-02", end="2026-11-03")
+    pdf = PdfReader(tmp_path / "out.pdf")
+    assert len(pdf.pages) >= 3
+    text = "\n".join(page.extract_text() for page in pdf.pages)
+    assert "Air and water monitoring report: site tsagaan" in text
+    assert "178.25" in text  # the exceedance table's peak
+    assert (
+        len({img.data for page in pdf.pages for img in page.images}) == 2
+    )  # pm2_5, pm10 (river-down has no data that day)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--start", "2026-11-04", "--end", "2026-11-01"], "must be after --start"),
+        (["--start", "2026-11-01", "--end", "2026-11-04", "--metrics", "dust"], "unknown metric 'dust'"),
+    ],
+)
+def test_bad_arguments_exit_2(
+    influx: Influx, tmp_path: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = regdata.gateway_config(tmp_path / "gateway.toml", influx)
+    args = ["report", "--config", str(config), "--site", "tsagaan", "--out", str(tmp_path / "r.html")]
+    assert main([*args, *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_standard_in_config_exits_2(
+    influx: Influx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = regdata.gateway_config(tmp_path / "gateway.toml", influx)
+    config.write_text(config.read_text() + '[report]\nstandards = ["who-2005"]\n')
+    args = ["--site", "tsagaan", "--start", START, "--end", END, "--out", str(tmp_path / "r.html")]
+    assert main(["report", "--config", str(config), *args]) == 2
+    err = capsys.readouterr().err
+    assert "gateway.toml: report.standards: " in err and "who-2005" in err
+
+
+def test_one_node_only(site_db: Influx, tmp_path: Path) -> None:
+    text = _report(site_db, tmp_path, "--node", "river-down", "--standard", "who-2021")
+    t = tables(text)
+    assert {k for k in t if k.startswith(("completeness-", "daily-"))} == {
+        "completeness-river-down",
+        "daily-river-down-turbidity",
+    }
+    assert "exceedance-table" not in t  # the alerts were at haul-road
+    assert "No alerts were raised" in text
+    assert "&#34;node&#34; = &#39;river-down&#39;" in text  # the queries shown are the filtered ones
+
+
+FITTED = """
+id = "pms5003-a12@2026-10-01"
+metric = "pm2_5"
+model = "linear"
+description = "haul-road sensor A12"
+valid_from = 2026-10-01T00:00:00Z
+valid_to = 2027-04-01T00:00:00Z
+[sensor]
+type = "pms5003"
+serial = "A12"
+[coefficients]
+slope = 0.5
+intercept = 1.0
+[provenance]
+method = "co-location, least squares"
+reference = "BAM-1020 at the Tsagaan station"
+colocated_from = 2026-09-01T00:00:00Z
+colocated_to = 2026-09-29T00:00:00Z
+[provenance.after]
+n = 28
+r2 = 0.912
+rmse = 3.41
+"""
+
+
+def test_calibration_files_given_show_their_fit_and_missing_ones_are_named(
+    site_db: Influx, tmp_path: Path
+) -> None:
+    cals = tmp_path / "cals"
+    cals.mkdir()
+    (cals / "a12.toml").write_text(FITTED)
+    (cals / "broken.toml").write_text("id = \n")
+    text = _report(site_db, tmp_path, "--calibrations", str(cals), start="2026-11-01", end="2026-11-03")
+    rows = {r[0]: r for r in tables(text)["calibration-files"]}
+    fitted = rows["pms5003-a12@2026-10-01"]
+    assert fitted[1:3] == ["a12.toml", "co-location, least squares: haul-road sensor A12"]
+    assert "BAM-1020" in fitted[3] and "co-located 2026-09-01 to 2026-09-29" in fitted[3]
+    assert fitted[4:] == ["from 2026-10-01 to 2027-04-01", "28", "0.912", "3.41"]
+    assert "ask the network operator" in rows["pms5003-a12@2026-11-02"][1]
+    assert "broken.toml: not valid TOML" in text
