@@ -51,9 +51,11 @@ class Outbox:
         free_bytes: FreeBytes = disk_free_bytes,
         durable: bool = True,
         monotonic: Callable[[], float] = time.monotonic,
+        max_file_bytes: int = 0,
     ) -> None:
-        """`max_readings` 0 means no row limit; `free_bytes` is injectable so a full disk can be
-        simulated; `durable=False` skips fsync on appends (only for filling benchmarks)."""
+        """`max_readings` 0 means no row limit; `free_bytes` is injectable so a low disk can be
+        simulated; `durable=False` skips fsync on appends (only for filling benchmarks);
+        `max_file_bytes` caps the database file, which SQLite then reports exactly as a full disk."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._max_readings = max_readings
@@ -65,6 +67,9 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        if max_file_bytes:
+            (page,) = self._db.execute("PRAGMA page_size").fetchone()
+            self._db.execute(f"PRAGMA max_page_count = {max(1, max_file_bytes // int(page))}")
         (count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         self._depth = int(count)
         self._last_drop_log: float | None = None
@@ -73,15 +78,26 @@ class Outbox:
     def append(self, ts: str, build: Callable[[int], bytes]) -> int:
         """Allocate the next seq, build the payload for it and commit both, dropping the oldest
         readings first when the outbox is full; returns the seq."""
+        try:
+            return self._append(ts, build, make_room=0)
+        except sqlite3.OperationalError as exc:
+            # The disk filled faster than min_free_bytes could see (another program's logs): free
+            # whole pages by dropping the oldest hundredth of the backlog (at least 16 readings,
+            # a few pages' worth) and try once more.
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL or self._depth == 0:
+                raise
+            return self._append(ts, build, make_room=max(16, self._depth // 100))
+
+    def _append(self, ts: str, build: Callable[[int], bytes], make_room: int) -> int:
         over_disk = self._min_free_bytes > 0 and self._free_bytes(self._path.parent) < self._min_free_bytes
         self._db.execute(f"PRAGMA synchronous={self._append_sync}")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             (last,) = self._db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
             seq = int(last) + 1
-            excess = 0
+            excess = make_room
             if self._max_readings and self._depth + 1 > self._max_readings:
-                excess = self._depth + 1 - self._max_readings
+                excess = max(excess, self._depth + 1 - self._max_readings)
             if over_disk and self._depth > 0:
                 # Deleting one row per new row keeps the file from growing: SQLite reuses the pages.
                 excess = max(excess, 1)
@@ -93,13 +109,15 @@ class Outbox:
                 " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
                 (ts,),
             )
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
         self._depth += 1 - len(dropped)
         if dropped:
-            self._log_drop(dropped, "disk space" if over_disk else "max_readings")
+            reason = "disk full" if make_room else "disk space" if over_disk else "max_readings"
+            self._log_drop(dropped, reason)
         return seq
 
     def _drop_oldest(self, count: int) -> list[int]:

@@ -120,3 +120,13 @@ def test_every_seq_is_sent_dropped_or_waiting_exactly_once(
     assert not set(acked) & set(waiting)
     assert box.depth() == len(waiting) <= limit
     box.close()
+
+
+def test_a_full_disk_drops_the_oldest_instead_of_stopping_the_node(tmp_path: Path) -> None:
+    # SQLite reports a file at its max_page_count with the same SQLITE_FULL as a full SD card.
+    box = Outbox(tmp_path / "o.sqlite", max_file_bytes=64 * 1024)
+    seqs = [box.append("t", lambda s: b"x" * 1000) for _ in range(300)]
+    assert seqs == list(range(1, 301))  # every append succeeded
+    assert box.dropped() > 0
+    assert box.depth() + box.dropped() == 300
+    assert [s for s, _ in box.pending(limit=1000)] == list(range(box.dropped() + 1, 301))
