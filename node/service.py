@@ -94,8 +94,8 @@ class NodeService:
     clock_probe: ClockProbe | None = None  # None: chosen by cfg.clock_sync
     notifier: Notifier = field(default_factory=Notifier)
     monotonic: Callable[[], float] = time.monotonic
-    _last_ts: str | None = None
-    _ts_backwards: bool = False
+    _last_ts: str | None = field(default=None, init=False, repr=False)  # latest ts ever committed
+    _ts_backwards: bool = field(default=False, init=False, repr=False)  # in a backwards episode
 
     def run(self) -> None:
         cfg = self.cfg
