@@ -109,6 +109,14 @@ fi
 ensure_file "$SRC/examples/$ROLE.toml" "/etc/minewatch/$ROLE.toml" 0640 keep
 host chgrp "$USER_NAME" "/etc/minewatch/$ROLE.toml"
 
+# Secrets placed beside it (mode 600, e.g. the node.key and mqtt.password that `minewatch-gateway
+# provision` writes) must belong to the service's user, or it cannot read them.
+if [[ -d "$ROOT/etc/minewatch" ]]; then
+  while IFS= read -r -d '' secret; do
+    host chown "$USER_NAME:$USER_NAME" "${secret#"$ROOT"}"
+  done < <(find "$ROOT/etc/minewatch" -maxdepth 1 -type f -perm 600 -print0)
+fi
+
 # 5. The unit, then enable it; restart only when something changed.
 ensure_file "$SRC/$ROLE/systemd/$UNIT" "/etc/systemd/system/$UNIT" 0644
 host systemctl daemon-reload

@@ -54,7 +54,11 @@ def test_install_script_is_idempotent_and_keeps_the_users_config(tmp_path: Path)
     for group in ("dialout", "i2c", "gpio"):
         assert f"usermod -aG {group} minewatch" in first  # printed, not run, under --root
     config.write_text('site = "tsagaan"\n')  # the kit builder edits it
+    key = tmp_path / "etc/minewatch/node.key"
+    key.write_text("secret")
+    key.chmod(0o600)
     second = _install("node", "--root", str(tmp_path))
+    assert "chown minewatch:minewatch /etc/minewatch/node.key" in second
     assert "unchanged: /etc/systemd/system/minewatch-node.service" in second
     assert "kept (yours): /etc/minewatch/node.toml" in second
     assert "installed:" not in second and "created:" not in second
