@@ -5,6 +5,7 @@ notify protocol. Intervals are 1 s and numbers small, so each test runs in secon
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -394,3 +395,37 @@ def test_the_node_publishes_over_tls_and_refuses_a_broker_it_cannot_verify(
     assert {p["node"] for p in listener.payloads()} == {"trusting"}
     assert _outbox(workdir / "trusting-outbox.sqlite")[0] == 0
     assert _outbox(workdir / "wary-outbox.sqlite")[0] >= 2  # never sent to a broker it cannot verify
+
+
+def test_a_hung_sensor_read_stops_the_watchdog_pings(
+    mosquitto: devservices.Service, workdir: Path, prefix: str
+) -> None:
+    """The pings come from the main loop itself, so a read that never returns starves systemd's
+    watchdog, which then kills and restarts the node. Here a PMS5003 on a pty that sends nothing,
+    with the longest frame timeout, holds the loop in its first read."""
+    master, slave = os.openpty()
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(workdir / "notify.sock"))
+    notify.settimeout(30)
+    cfg = node_toml(
+        workdir / "node.toml",
+        site="s",
+        node="hung",
+        port=mosquitto.port,
+        prefix=prefix,
+        sensors=f'[[sensors]]\ntype = "pms5003"\nport = "{os.ttyname(slave)}"\nframe_timeout_s = 60\n',
+    )
+    env = {"NOTIFY_SOCKET": str(workdir / "notify.sock"), "WATCHDOG_USEC": "400000"}
+    node = spawn(["node.cli", "run", "--config", str(cfg)], workdir / "node.log", env=env)
+    try:
+        assert notify.recv(100) == b"READY=1"
+        notify.settimeout(3)  # 15 watchdog periods of 0.2 s
+        with pytest.raises(TimeoutError):
+            notify.recv(100)
+        assert node.poll() is None  # alive but stuck: exactly what WatchdogSec is for
+    finally:
+        node.kill()
+        node.wait(10)
+        notify.close()
+        os.close(master)
+        os.close(slave)
