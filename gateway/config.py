@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from gateway.alerts.config import RULE_TYPES, AlertsConfig
+from gateway.channels import CHANNEL_TYPES
 from gateway.configfile import load_model, read_secret
 from gateway.schema import ID_PATTERN
 from gateway.standards import STANDARDS
@@ -147,6 +149,7 @@ class GatewayConfig(_Section):
     spool: SpoolConfig = SpoolConfig()
     deadletter: DeadLetterConfig = DeadLetterConfig()
     validation: ValidationConfig = ValidationConfig()
+    alerts: AlertsConfig = AlertsConfig()
     report: ReportConfig = ReportConfig()
     trust: TrustConfig = TrustConfig()
     web: WebConfig | None = None  # present = `run` serves the dashboard too
@@ -157,7 +160,9 @@ class GatewayConfig(_Section):
 
 
 def load(path: Path | str) -> GatewayConfig:
-    cfg = load_model(path, GatewayConfig)
+    # `mqtt` is also a section name, so a channel of type mqtt keeps its tag in error locations
+    tags = (*RULE_TYPES, *(t for t in CHANNEL_TYPES if t != "mqtt"))
+    cfg = load_model(path, GatewayConfig, hide=tags)
     if not cfg.data_dir.is_absolute():  # relative to the config file, not to wherever we were started
         cfg = cfg.model_copy(update={"data_dir": (Path(path).parent / cfg.data_dir).resolve()})
     if cfg.trust.keys_dir is not None and not cfg.trust.keys_dir.is_absolute():

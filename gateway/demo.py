@@ -2,8 +2,10 @@
 
 Starts a private Mosquitto and influxd, the gateway and three simulated nodes at site `tsagaan`:
 `haul-road` (dust, with a dust event), `river-down` (turbidity, with a spike) and `river-up` (the
-clean upstream reference). Prints each reading as it is stored, then a summary queried back from
-InfluxDB and the InfluxQL a regulator would type to see the same. Stops everything it started.
+clean upstream reference). Prints each reading as it is stored and each alert as it is raised and
+cleared (dust over 100 µg/m³ at the haul road; the river more than 5 NTU above upstream), then a
+summary queried back from InfluxDB and the InfluxQL a regulator would type to see the same. Stops
+everything it started.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import time
 from pathlib import Path
 
 from gateway import devservices
+from gateway.alerts.config import AlertsConfig
+from gateway.alerts.events import AlertEvent
+from gateway.alerts.service import Alerts
 from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig, WebConfig
 from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
@@ -45,6 +50,9 @@ def _nodes(mqtt_port: int, state: Path, seconds: int) -> list[NodeConfig]:
         "site": SITE,
         "interval_s": INTERVAL_S,
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
+        # The demo's nodes run on the gateway's own machine and share its clock; a sandbox or VM
+        # whose kernel never ran NTP would otherwise flag every reading clock_unsynced.
+        "clock_sync": "rtc",
     }
     specs = [
         (
@@ -101,6 +109,37 @@ def _print_stored(readings: list[ReadingPayload]) -> None:
         print(f"stored  {r.ts:%H:%M:%S}Z  {r.site}/{r.node:<10}  seq={r.seq:<3}  {values}{flags}", flush=True)
 
 
+DEMO_ALERTS = {
+    "rules": [
+        {
+            "name": "dust-instant",
+            "type": "threshold",
+            "metric": "pm2_5",
+            "limit": 100.0,
+            "clear_below": 60.0,
+            "clear_after": "10s",
+            "remind_every": "0",
+            "nodes": ["haul-road"],
+        },
+        {
+            "name": "river-over-background",
+            "type": "difference",
+            "metric": "turbidity",
+            "node": "river-down",
+            "reference": "river-up",
+            "limit": 5.0,
+            "average": "instant",
+            "clear_after": "10s",
+            "remind_every": "0",
+        },
+    ]
+}
+
+
+def _print_alert(event: AlertEvent) -> None:
+    print(f"ALERT   {event.state.upper():<9} {event.id}\n        {event.message}", flush=True)
+
+
 def main() -> int:
     seconds = int(os.environ.get("DEMO_SECONDS", "90"))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -118,9 +157,14 @@ def main() -> int:
                 mqtt=MqttConfig(port=broker.port, client_id="demo-gateway"),
                 influxdb=InfluxConfig(url=influx_url, database="minewatch"),  # type: ignore[arg-type]
                 batch=BatchConfig(max_delay_s=0.2),
+                alerts=AlertsConfig.model_validate(DEMO_ALERTS),
             ),
             on_stored=[_print_stored],
         )
+        alerts = Alerts(gw.cfg)
+        alerts.on_event.append(_print_alert)
+        alerts.install(gw)
+        alerts.start()
         web = _dashboard(gw)
         gw_thread = threading.Thread(target=gw.run, name="gateway")
         nodes = [
@@ -145,6 +189,7 @@ def main() -> int:
             time.sleep(1.0)  # let the gateway write the last batch
             gw.stop_event.set()
             gw_thread.join(15)
+            alerts.stop()
             web.stop()
         try:
             _summary(InfluxV1(InfluxConfig(url=influx_url, database="minewatch")))  # type: ignore[arg-type]
@@ -170,6 +215,8 @@ def _summary(store: InfluxV1) -> None:
     counts = store.query(
         'SELECT count("seq") AS "count", count("sig") AS "signed" FROM "reading" GROUP BY "node"'
     )
+    alerts = store.query('SELECT "state", "message" FROM "alert"')
+    print(f"  {len(alerts)} alert events in measurement alert")
     for row in counts:
         print(f"  {row['node']:<10} {row['count']} readings, {row.get('signed') or 0} signed and verified")
     for metric in ("pm2_5", "turbidity"):
@@ -185,7 +232,8 @@ def _summary(store: InfluxV1) -> None:
         "\nA regulator sees the same with the influx shell (influx -database minewatch):\n"
         '  SELECT count("seq") FROM "reading" GROUP BY "node"\n'
         '  SELECT max("pm2_5"), mean("pm2_5") FROM "reading" WHERE "site" = \'tsagaan\' GROUP BY "node"\n'
-        '  SELECT mean("turbidity") FROM "reading" WHERE time > now() - 1h GROUP BY time(1m), "node"'
+        '  SELECT mean("turbidity") FROM "reading" WHERE time > now() - 1h GROUP BY time(1m), "node"\n'
+        '  SELECT "state", "message" FROM "alert" WHERE "site" = \'tsagaan\''
     )
 
 

@@ -7,7 +7,7 @@ brings its own keys and errors keep their place: `node.toml: sensors[1].port: Fi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -43,6 +43,10 @@ class NodeMqttConfig(_Section):
     client_id: str | None = Field(default=None, max_length=64)
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     max_inflight: int = Field(default=100, ge=1, le=10_000, description="Unacknowledged readings.")
+    session_expiry_s: int = Field(
+        default=7 * 86400, ge=0, description="How long the broker keeps our session."
+    )
+    reconnect_max_s: float = Field(default=60.0, ge=1, le=3600, description="Longest wait between attempts.")
 
     def password(self) -> str | None:
         return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
@@ -66,6 +70,8 @@ class IdentityConfig(_Section):
 
 class BufferConfig(_Section):
     path: Path = Path("/var/lib/minewatch/node/outbox.sqlite")
+    max_readings: int = Field(default=500_000, ge=1, description="Oldest dropped (and counted) beyond this.")
+    min_free_mb: int = Field(default=100, ge=0, description="Free disk space the outbox leaves alone.")
 
 
 class NodeConfig(_Section):
@@ -78,6 +84,10 @@ class NodeConfig(_Section):
     mqtt: NodeMqttConfig = NodeMqttConfig()
     buffer: BufferConfig = BufferConfig()
     identity: IdentityConfig = IdentityConfig()
+    status_interval_s: int = Field(default=300, ge=1, le=86_400, description="Status period when online.")
+    clock_sync: Literal["ntp", "rtc"] = Field(
+        default="ntp", description="ntp: ask the kernel whether NTP set the clock; rtc: trust the clock."
+    )
     sensors: list[SensorConfig] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -3,43 +3,145 @@ and deleted only when the broker has acknowledged it.
 
 `seq` is allocated in the same transaction as the insert, so a restart never reuses or skips a
 number, and a power cut at any instant leaves either the whole reading or none of it (WAL,
-synchronous=FULL). The file is owned by the node's main thread; paho's thread never touches it.
+synchronous=FULL for appends). Deletions after a PUBACK are committed without waiting for the disk:
+losing one in a power cut only means that reading is sent again, which the gateway absorbs.
+
+The outbox is bounded by a row count and by the free space left on its file system. When either
+limit is reached the oldest readings are deleted in the same transaction as the new one, and the
+running total of dropped readings is kept in the database, so the loss is reported for the node's
+whole life and never silent. The file is owned by the node's main thread; paho's thread never
+touches it.
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, payload BLOB NOT NULL);
 INSERT OR IGNORE INTO meta (key, value) VALUES ('last_seq', 0);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('dropped', 0);
 """
+
+DROP_LOG_EVERY_S = 3600.0
+"""While the outbox keeps overflowing, repeat the warning at most this often (with the running count)."""
+
+FreeBytes = Callable[[Path], int]
+
+
+def disk_free_bytes(path: Path) -> int:
+    return int(shutil.disk_usage(path).free)
 
 
 class Outbox:
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_readings: int = 0,
+        min_free_bytes: int = 0,
+        free_bytes: FreeBytes = disk_free_bytes,
+        durable: bool = True,
+        monotonic: Callable[[], float] = time.monotonic,
+        max_file_bytes: int = 0,
+    ) -> None:
+        """`max_readings` 0 means no row limit; `free_bytes` is injectable so a low disk can be
+        simulated; `durable=False` skips fsync on appends (only for filling benchmarks);
+        `max_file_bytes` caps the database file, which SQLite then reports exactly as a full disk."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._max_readings = max_readings
+        self._min_free_bytes = min_free_bytes
+        self._free_bytes = free_bytes
+        self._monotonic = monotonic
+        self._append_sync = "FULL" if durable else "OFF"
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        if max_file_bytes:
+            (page,) = self._db.execute("PRAGMA page_size").fetchone()
+            self._db.execute(f"PRAGMA max_page_count = {max(1, max_file_bytes // int(page))}")
+        (count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        self._depth = int(count)
+        self._last_drop_log: float | None = None
+        self._dropped_since_log = 0
 
     def append(self, ts: str, build: Callable[[int], bytes]) -> int:
-        """Allocate the next seq, build the payload for it and commit both; returns the seq."""
+        """Allocate the next seq, build the payload for it and commit both, dropping the oldest
+        readings first when the outbox is full; returns the seq."""
+        try:
+            return self._append(ts, build, make_room=0)
+        except sqlite3.OperationalError as exc:
+            # The disk filled faster than min_free_bytes could see (another program's logs): free
+            # whole pages by dropping the oldest hundredth of the backlog (at least 16 readings,
+            # a few pages' worth) and try once more.
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL or self._depth == 0:
+                raise
+            return self._append(ts, build, make_room=max(16, self._depth // 100))
+
+    def _append(self, ts: str, build: Callable[[int], bytes], make_room: int) -> int:
+        over_disk = self._min_free_bytes > 0 and self._free_bytes(self._path.parent) < self._min_free_bytes
+        self._db.execute(f"PRAGMA synchronous={self._append_sync}")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             (last,) = self._db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
             seq = int(last) + 1
+            excess = make_room
+            if self._max_readings and self._depth + 1 > self._max_readings:
+                excess = max(excess, self._depth + 1 - self._max_readings)
+            if over_disk and self._depth > 0:
+                # Deleting one row per new row keeps the file from growing: SQLite reuses the pages.
+                excess = max(excess, 1)
+            dropped = self._drop_oldest(excess) if excess else []
             self._db.execute("INSERT INTO outbox (seq, ts, payload) VALUES (?, ?, ?)", (seq, ts, build(seq)))
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (seq,))
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_ts', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                (ts,),
+            )
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        self._depth += 1 - len(dropped)
+        if dropped:
+            reason = "disk full" if make_room else "disk space" if over_disk else "max_readings"
+            self._log_drop(dropped, reason)
         return seq
+
+    def _drop_oldest(self, count: int) -> list[int]:
+        rows = self._db.execute("SELECT seq FROM outbox ORDER BY seq LIMIT ?", (count,)).fetchall()
+        seqs = [int(s) for (s,) in rows]
+        if seqs:
+            self._db.execute("DELETE FROM outbox WHERE seq <= ?", (seqs[-1],))
+            self._db.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped'", (len(seqs),))
+        return seqs
+
+    def _log_drop(self, seqs: list[int], reason: str) -> None:
+        """Once when an overflow starts, then at most hourly: never silent, never a flood."""
+        self._dropped_since_log += len(seqs)
+        now = self._monotonic()
+        if self._last_drop_log is None or now - self._last_drop_log >= DROP_LOG_EVERY_S:
+            log.warning(
+                "outbox full (%s): dropped the oldest readings up to seq=%d; %d dropped since the last"
+                " warning, %d in total",
+                reason,
+                seqs[-1],
+                self._dropped_since_log,
+                self.dropped(),
+            )
+            self._last_drop_log, self._dropped_since_log = now, 0
 
     def pending(self, after_seq: int = 0, limit: int = 100) -> list[tuple[int, bytes]]:
         """Oldest first, so a backlog replays in order."""
@@ -49,16 +151,42 @@ class Outbox:
         return [(int(seq), bytes(payload)) for seq, payload in rows]
 
     def remove(self, seqs: list[int]) -> None:
-        if seqs:
+        """Delete acknowledged readings in one transaction, without waiting for the disk."""
+        if not seqs:
+            return
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            before = self._db.total_changes
             self._db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            removed = self._db.total_changes - before
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        self._depth -= removed
 
     def depth(self) -> int:
-        (count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        return int(count)
+        return self._depth
+
+    def oldest_ts(self) -> str | None:
+        row = self._db.execute("SELECT ts FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else str(row[0])
 
     def last_seq(self) -> int:
         (last,) = self._db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
         return int(last)
+
+    def dropped(self) -> int:
+        """Readings dropped because the outbox was full, over the node's whole life."""
+        (count,) = self._db.execute("SELECT value FROM meta WHERE key = 'dropped'").fetchone()
+        return int(count)
+
+    def last_ts(self) -> str | None:
+        """The latest `ts` ever committed (kept after the reading is sent), to detect a clock that
+        went backwards, across restarts too. RFC 3339 in our fixed-width form sorts as time does."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'last_ts'").fetchone()
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         self._db.close()

@@ -151,10 +151,20 @@ class Sampler:
         return due
 
     def tick(self, now: datetime) -> list[Reading]:
+        readings: list[Reading] = []
+        if self._closed_before and now.timestamp() < self._closed_before - self._interval_s:
+            # The clock was set back by more than a window (an RTC-less Pi corrected by NTP): every
+            # new sample would count as late. Close what is open and start windowing afresh; the
+            # node flags readings whose ts goes backwards.
+            log.warning("clock went back to %s; starting new averaging windows", now.isoformat())
+            readings = self.flush(datetime.fromtimestamp(self._closed_before, UTC))
+            self._closed_before = 0
+            for slot in self._slots:
+                slot.next_due = min(slot.next_due, now)
         for slot in self._slots:
             if slot.next_due <= now:
                 self._sample(slot, now)
-        return self._close(now)
+        return readings + self._close(now)
 
     def flush(self, now: datetime) -> list[Reading]:
         """Close every open window (clean shutdown): a partial window is better than none."""

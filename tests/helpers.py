@@ -155,11 +155,20 @@ def node_toml(
     prefix: str,
     interval_s: int = 1,
     sensors: str = '[[sensors]]\ntype = "simulated-pm"\n',
+    top: str = "",
+    mqtt: str = "",
+    buffer: str = "",
+    clock_sync: str = "rtc",
 ) -> Path:
+    """`top`, `mqtt` and `buffer` are extra lines for the top level and those two tables.
+
+    `clock_sync` is "rtc" so that whether this machine's kernel clock is NTP-synchronised never
+    changes a test's readings; tests of the `clock_unsynced` flag inject their own probe."""
     path.write_text(
         f'site = "{site}"\nnode = "{node}"\ninterval_s = {interval_s}\ntopic_prefix = "{prefix}"\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
-        f'[buffer]\npath = "{path.parent / (node + "-outbox.sqlite")}"\n'
+        f'clock_sync = "{clock_sync}"\n{top}'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n{mqtt}'
+        f'[buffer]\npath = "{path.parent / (node + "-outbox.sqlite")}"\n{buffer}'
         f"{sensors}"
     )
     return path
@@ -177,9 +186,10 @@ def gateway_toml(
     return path
 
 
-def spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """Run one of our console scripts as a real subprocess (python -m, so no PATH games)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Run one of our console scripts as a real subprocess (python -m, so no PATH games); `env` adds
+    variables."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     handle = log.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", *args], stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=ROOT

@@ -33,6 +33,11 @@ GOOD_NODE = 'site = "tsagaan"\nnode = "haul-road"\n[[sensors]]\ntype = "simulate
         ('site = "tsagaan"\nnode = "n"\n', "sensors: Field required"),
         (GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\nname = 'simulated-pm'\n", "used twice"),
         ("site = \n", "not valid TOML"),
+        ("clock_sync = 'gps'\n" + GOOD_NODE, "clock_sync: Input should be 'ntp' or 'rtc'"),
+        ("status_interval_s = 0\n" + GOOD_NODE, "status_interval_s: Input should be greater than or equal"),
+        (GOOD_NODE + "[buffer]\nmax_readings = 0\n", "buffer.max_readings: Input should be greater"),
+        (GOOD_NODE + "[buffer]\nmin_free_mb = -1\n", "buffer.min_free_mb"),
+        (GOOD_NODE + "[mqtt]\nreconnect_max_s = 0\n", "mqtt.reconnect_max_s"),
     ],
 )
 def test_node_config_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:
@@ -57,7 +62,8 @@ def test_repeated_sensors_get_numbered_names(tmp_path: Path) -> None:
         ("[influxdb]\nurl = 'not a url'\n", "influxdb.url"),
         ("[mqtt]\nport = 70000\n", "mqtt.port"),
         ("[batch]\nmax_size = 0\n", "batch.max_size"),
-        ("[[alerts]]\n", "alerts: unknown key"),
+        ("[alert]\n", "alert: unknown key"),
+        ("[[alerts]]\n", "alerts: Input should be a valid dictionary"),
     ],
 )
 def test_gateway_config_errors_name_file_and_key(tmp_path: Path, text: str, expected: str) -> None:

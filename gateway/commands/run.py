@@ -8,8 +8,11 @@ import signal
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from gateway import node_status
+from gateway.alerts.service import Alerts
 from gateway.config import GatewayConfig, load
 from gateway.schema import ReadingPayload
+from gateway.sdnotify import Notifier
 from gateway.service import GatewayService
 from gateway.trust.verifier import Verifier
 
@@ -38,9 +41,13 @@ def run(args: argparse.Namespace) -> int:
     service = GatewayService(cfg)
     if args.verbose:
         service.on_stored.append(_log_stored)
+    node_status.attach(service)
+    notifier = Notifier()  # READY=1 on the loop's first tick, then WATCHDOG=1 (systemd)
+    service.tickers.append(notifier.tick)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: writing what is batched and stopping", signum)
+        notifier.stopping()
         service.stop_event.set()
 
     signal.signal(signal.SIGTERM, stop)
@@ -51,12 +58,16 @@ def run(args: argparse.Namespace) -> int:
             service.verify.registry.request_reload()
 
     signal.signal(signal.SIGHUP, reload_keys)
+    alerts = Alerts(cfg)
+    alerts.install(service)
+    alerts.start()
     web = _start_web(cfg, service) if cfg.web is not None else None
     try:
         service.run()
     finally:
         if web is not None:
             web.stop()
+        alerts.stop()
     return 0
 
 

@@ -152,11 +152,12 @@ def render_acl(usernames: list[str], *, prefix: str, gateway_user: str) -> str:
         f"pattern write {base}/%u/reading",
         f"pattern write {base}/%u/status",
         "",
-        "# The gateway: reads every reading and status, publishes alerts.",
+        "# The gateway: reads every reading, status and alert acknowledgement, publishes alerts.",
         f"user {gateway_user}",
         f"topic read {base}/+/+/reading",
         f"topic read {base}/+/+/status",
         f"topic write {base}/+/+/alert",
+        f"topic read {base}/+/+/alert/ack",
         "# its own health (docs/protocol.md, gateway status), also its last will",
         f"topic readwrite {base}/_gateway/+/status",
     ]
@@ -165,9 +166,10 @@ def render_acl(usernames: list[str], *, prefix: str, gateway_user: str) -> str:
             continue
         out += [
             "",
-            "# A monitor: reads alerts and the gateway's health only.",
+            "# A monitor: reads alerts and the gateway's health; may acknowledge alerts (docs/alerts.md).",
             f"user {name}",
             f"topic read {base}/+/+/alert",
+            f"topic write {base}/+/+/alert/ack",
             f"topic read {base}/_gateway/+/status",
         ]
     return "\n".join(out) + "\n"

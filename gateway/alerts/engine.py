@@ -1,0 +1,368 @@
+"""The alert engine: readings in, alert events out; one state machine per (rule, node).
+
+Single-threaded by design (the gateway's main thread calls every method), and driven by two clocks:
+reading time for everything a reading says (means, raise and clear times), and the injected `clock`
+for what only the present knows (has a node gone quiet? is this reading late?). Tests drive both.
+
+Idempotent: samples are keyed on (node, metric, ts), so a reading the broker redelivers or a node
+replays changes nothing and steps no machine. A reading older than the machine's last step only
+fills its window.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from gateway.alerts import rules as ev
+from gateway.alerts.config import (
+    AnyRule,
+    DifferenceRule,
+    NowcastRule,
+    OfflineRule,
+    SensorFaultRule,
+    ThresholdRule,
+)
+from gateway.alerts.events import AlertEvent, alert_id, average_label, fmt, metric_label
+from gateway.alerts.machine import Evaluation, MachineState, Transition, advance, reset
+from gateway.alerts.windows import Series
+from gateway.aqi import CATEGORIES, aqi
+from gateway.schema import Flag, ReadingPayload
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+Key = tuple[str, str, str]  # (rule, site, node)
+
+
+def _ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
+
+
+def _dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _hhmm(ms: int, with_date: bool) -> str:
+    return f"{_dt(ms):%Y-%m-%d %H:%M} UTC" if with_date else f"{_dt(ms):%H:%M} UTC"
+
+
+class Engine:
+    def __init__(self, rules: list[AnyRule], *, clock: Clock, late_after_s: float = 900.0) -> None:
+        self.rules = rules
+        self._clock = clock
+        self._late_after_ms = int(late_after_s * 1000)
+        self.machines: dict[Key, MachineState] = {}
+        self._series: dict[tuple[str, str, str], Series] = {}
+        self._arrivals: dict[tuple[str, str], int] = {}  # clock ms of the last reading
+        self._offline_status: dict[tuple[str, str], bool] = {}
+        self._dirty: set[Key] = set()
+        keep_s = 3600.0
+        for rule in rules:
+            if isinstance(rule, ThresholdRule | DifferenceRule):
+                keep_s = max(keep_s, rule.average_s + 3600)
+            elif isinstance(rule, NowcastRule):
+                keep_s = max(keep_s, 13 * 3600)
+        self._keep_ms = int(keep_s * 1000)
+        self.by_id: dict[str, MachineState] = {}
+        self._categories: dict[Key, str] = {}
+
+    # -- state in and out ---------------------------------------------------------------------
+
+    @property
+    def history_s(self) -> float:
+        """How much reading history the windows need: what a restart reloads from InfluxDB."""
+        return self._keep_ms / 1000
+
+    def restore(self, machines: Iterable[MachineState]) -> None:
+        known = {r.name for r in self.rules}
+        for m in machines:
+            if m.rule in known:
+                self.machines[m.key] = m
+                if m.alert_id:
+                    self.by_id[m.alert_id] = m
+
+    def preload(self, site: str, node: str, metric: str, ts_ms: int, value: float | None) -> None:
+        """Fill a window from stored history (a restart); steps no machine, raises nothing."""
+        self._series_for(site, node, metric).add(ts_ms, value)
+        # Offline timing resumes from the last stored reading, not from the restart.
+        self._arrivals[(site, node)] = max(self._arrivals.get((site, node), 0), ts_ms)
+
+    def finish_preload(self) -> None:
+        for series in self._series.values():
+            series.infer_period()
+
+    def take_dirty(self) -> list[MachineState]:
+        out = [self.machines[k] for k in self._dirty if k in self.machines]
+        self._dirty.clear()
+        return out
+
+    def series(self, site: str, node: str, metric: str) -> Series | None:
+        return self._series.get((site, node, metric))
+
+    def _series_for(self, site: str, node: str, metric: str) -> Series:
+        key = (site, node, metric)
+        if key not in self._series:
+            self._series[key] = Series(self._keep_ms)
+        return self._series[key]
+
+    def _machine(self, rule: AnyRule, site: str, node: str) -> MachineState:
+        key = (rule.name, site, node)
+        if key not in self.machines:
+            self.machines[key] = MachineState(rule.name, site, node)
+        return self.machines[key]
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def on_readings(self, readings: Iterable[ReadingPayload]) -> list[AlertEvent]:
+        events: list[AlertEvent] = []
+        now_ms = _ms(self._clock())
+        for r in readings:
+            t_ms = _ms(r.ts)
+            is_new = False
+            for metric, mv in r.metrics.items():
+                is_new |= self._series_for(r.site, r.node, metric.value).add(t_ms, mv.value, r.period_s)
+            self._arrivals[(r.site, r.node)] = now_ms
+            self._offline_status[(r.site, r.node)] = False
+            for rule in self.rules:
+                if isinstance(rule, OfflineRule) and rule.applies(r.site, r.node):
+                    events += self._step(rule, r.site, r.node, now_ms, Evaluation("ok"))
+            if not is_new:
+                continue  # the same reading again: counted once, evaluated once
+            metrics = {m.value for m in r.metrics}
+            for rule in self.rules:
+                if isinstance(rule, ThresholdRule | NowcastRule):
+                    if rule.applies(r.site, r.node) and str(rule.metric) in metrics:
+                        events += self._evaluate(rule, r.site, r.node, t_ms)
+                elif isinstance(rule, DifferenceRule):
+                    involved = r.node in (rule.node, rule.reference)
+                    in_scope = rule.sites is None or r.site in rule.sites
+                    if involved and in_scope and rule.metric.value in metrics:
+                        events += self._evaluate(rule, r.site, rule.node, t_ms)
+                elif isinstance(rule, SensorFaultRule) and rule.applies(r.site, r.node):
+                    events += self._fault(rule, r, t_ms)
+        return events
+
+    def on_status(self, site: str, node: str, state: str) -> list[AlertEvent]:
+        """A node's retained status (`{"state": "offline"}` is its last will)."""
+        self._offline_status[(site, node)] = state == "offline"
+        self._arrivals.setdefault((site, node), _ms(self._clock()))
+        return self.tick()
+
+    def tick(self) -> list[AlertEvent]:
+        """Time-based rules, on the clock: called about once a second by the gateway."""
+        now_ms = _ms(self._clock())
+        events: list[AlertEvent] = []
+        for rule in self.rules:
+            if not isinstance(rule, OfflineRule):
+                continue
+            for (site, node), seen_ms in list(self._arrivals.items()):
+                if not rule.applies(site, node):
+                    continue
+                quiet_s = (now_ms - seen_ms) / 1000
+                if self._offline_status.get((site, node)):
+                    e = Evaluation("exceeds", quiet_s / 60, rule.after_s / 60, False, reason="status")
+                elif quiet_s > rule.after_s:
+                    e = Evaluation("exceeds", quiet_s / 60, rule.after_s / 60, False, reason="silent")
+                else:
+                    e = Evaluation("ok", quiet_s / 60, rule.after_s / 60)
+                events += self._step(rule, site, node, now_ms, e)
+        return events
+
+    def ack(self, ident: str, by: str) -> AlertEvent | None:
+        """Acknowledge an active alert: no more reminders; the all-clear still comes."""
+        m = self.by_id.get(ident)
+        if m is None or not m.is_active:
+            return None
+        rule = next((r for r in self.rules if r.name == m.rule), None)
+        if rule is None or m.acked_by is not None:
+            return None
+        m.acked_by = by
+        self._dirty.add(m.key)
+        return self._event(rule, m, "acknowledged", _ms(self._clock()))
+
+    # -- the machines -------------------------------------------------------------------------
+
+    def _evaluate(self, rule: AnyRule, site: str, node: str, t_ms: int) -> list[AlertEvent]:
+        if isinstance(rule, ThresholdRule):
+            e = ev.threshold(rule, self.series, site, node, t_ms)
+        elif isinstance(rule, NowcastRule):
+            e = ev.nowcast(rule, self.series, site, node, t_ms)
+        elif isinstance(rule, DifferenceRule):
+            e = ev.difference(rule, self.series, site, node, t_ms)
+        else:  # pragma: no cover - the callers route by type
+            raise TypeError(type(rule))
+        return self._step(rule, site, node, t_ms, e)
+
+    def _fault(self, rule: SensorFaultRule, r: ReadingPayload, t_ms: int) -> list[AlertEvent]:
+        if rule.metric is not None:
+            if rule.metric not in r.metrics:
+                return []
+            faulty = r.metrics[rule.metric].value is None
+        else:
+            faulty = Flag.SENSOR_FAULT in r.flags or any(mv.value is None for mv in r.metrics.values())
+        m = self._machine(rule, r.site, r.node)
+        if faulty and m.since_ms is None:
+            m.since_ms = t_ms
+        elif not faulty:
+            m.since_ms = None
+        lasted_s = (t_ms - m.since_ms) / 1000 if m.since_ms is not None else 0.0
+        exceeds = faulty and lasted_s >= rule.after_s
+        e = Evaluation("exceeds" if exceeds else "ok", lasted_s / 60, rule.after_s / 60, not faulty)
+        return self._step(rule, r.site, r.node, t_ms, e)
+
+    def _step(self, rule: AnyRule, site: str, node: str, t_ms: int, e: Evaluation) -> list[AlertEvent]:
+        m = self._machine(rule, site, node)
+        if t_ms < m.last_t_ms:
+            return []  # older than what this machine has seen: it only fills the window
+        was = (m.alert_id, m.evaluable, m.reason, m.clear_since_ms, m.last_notice_ms)
+        is_late = _ms(self._clock()) - t_ms > self._late_after_ms
+        higher_is_worse = not (isinstance(rule, ThresholdRule) and rule.direction == "below")
+        transitions = advance(
+            m,
+            t_ms,
+            e,
+            clear_after_ms=int(rule.clear_after_s * 1000),
+            remind_ms=int(rule.remind_every_s * 1000),
+            is_late=is_late,
+            worse=higher_is_worse,
+        )
+        if e.category:
+            self._categories[m.key] = e.category
+        if was != (m.alert_id, m.evaluable, m.reason, m.clear_since_ms, m.last_notice_ms) or transitions:
+            self._dirty.add(m.key)
+        if not m.evaluable and was[1]:
+            log.info("%s at %s/%s not evaluated: %s", rule.name, site, node, m.reason)
+        return [self._transition(rule, m, t, t_ms, is_late) for t in transitions]
+
+    def _transition(
+        self, rule: AnyRule, m: MachineState, t: Transition, t_ms: int, is_late: bool
+    ) -> AlertEvent:
+        if t == "raised":
+            m.alert_id = alert_id(m.site, m.node, rule.name, _dt(m.started_ms))
+            self.by_id[m.alert_id] = m
+            return self._event(rule, m, "raised", t_ms)
+        if t == "cleared":
+            event = self._event(rule, m, "cleared", t_ms, is_late=is_late)
+            self.by_id.pop(m.alert_id or "", None)
+            reset(m)
+            return event
+        return self._event(rule, m, "reminder", t_ms)
+
+    def _event(
+        self,
+        rule: AnyRule,
+        m: MachineState,
+        state: str,
+        at_ms: int,
+        *,
+        is_late: bool | None = None,
+    ) -> AlertEvent:
+        late = m.late if is_late is None else (m.late or is_late)
+        ended = m.clear_since_ms if state == "cleared" else None
+        metric, average = _metric_and_average(rule)
+        event = AlertEvent(
+            id=m.alert_id or "",
+            state=state,  # type: ignore[arg-type]
+            site=m.site,
+            node=m.node,
+            rule=rule.name,
+            rule_type=rule.type,
+            metric=metric,
+            severity=rule.severity,
+            at=_dt(at_ms),
+            started=_dt(m.started_ms),
+            ended=_dt(ended) if ended is not None else None,
+            value=_round(m.value),
+            limit=_round(m.limit),
+            average=average,
+            peak=_round(m.peak),
+            late=late,
+            message="",
+            acked_by=m.acked_by,
+            category=self._categories.get(m.key) if isinstance(rule, NowcastRule) else None,
+        )
+        return event.with_state(event.state, message=sentence(rule, event))
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def _metric_and_average(rule: AnyRule) -> tuple[str, str]:
+    if isinstance(rule, ThresholdRule):
+        return rule.metric.value, rule.average
+    if isinstance(rule, DifferenceRule):
+        return rule.metric.value, rule.average
+    if isinstance(rule, NowcastRule):
+        return rule.metric, "nowcast"
+    if isinstance(rule, SensorFaultRule):
+        return (rule.metric.value if rule.metric else "any"), "instant"
+    return "status", "instant"
+
+
+def sentence(rule: AnyRule, e: AlertEvent) -> str:
+    """The one line a monitor reads, on a phone, in an email subject or a Telegram message."""
+    where = f"{e.node} ({e.site})"
+    dated = e.late or e.state != "raised"
+    since = _hhmm(_ms(e.started), dated)
+    what = f"{metric_label(e.metric)}{average_label(e.average)}"
+    source = f"the {rule.standard} limit" if rule.standard else "the limit"
+    if isinstance(rule, OfflineRule):
+        if e.state == "cleared":
+            text = f"{where} is reporting again (it was offline from {since})"
+        elif e.state == "raised" and e.value is not None:
+            text = f"{where} is offline: last reading {e.value:.0f} minutes ago"
+        else:
+            text = f"{where} has been offline since {since}"
+    elif isinstance(rule, SensorFaultRule):
+        sensor = "a sensor" if e.metric == "any" else f"the {metric_label(e.metric)} sensor"
+        text = (
+            f"{sensor} at {where} works again (it was faulty from {since})"
+            if e.state == "cleared"
+            else f"{sensor} at {where} has been faulty since {since}"
+        )
+    elif isinstance(rule, DifferenceRule):
+        ref = rule.reference
+        if e.state == "cleared":
+            text = f"{what} at {where} is back within the allowed increase over {ref} (exceeded from {since})"
+        else:
+            text = (
+                f"{what} at {where} is {fmt(e.value, e.metric)} above {ref}, over the allowed increase of "
+                f"{fmt(e.limit, e.metric)}, since {since}"
+            )
+    elif isinstance(rule, NowcastRule):
+        cat = next((c for c in CATEGORIES if c.key == e.category), None)
+        label = f"{cat.name} (AQI {aqi(e.value)})" if cat and e.value is not None else "high"
+        threshold = next(c.name for c in CATEGORIES if c.key == rule.category)
+        if e.state == "cleared":
+            text = (
+                f"{what} at {where} is below {threshold} again (from {since}, peak {fmt(e.peak, e.metric)})"
+            )
+        else:
+            text = (
+                f"{what} {fmt(e.value, e.metric)} at {where} is {label}, at or above {threshold}, "
+                f"since {since}"
+            )
+    else:
+        assert isinstance(rule, ThresholdRule)
+        verb = "exceeds" if rule.direction == "above" else "is below"
+        if e.state == "cleared":
+            text = (
+                f"{what} at {where} is back within {source} of {fmt(e.limit, e.metric)} "
+                f"(from {since}, peak {fmt(e.peak, e.metric)})"
+            )
+        else:
+            text = (
+                f"{what} {fmt(e.value, e.metric)} at {where} {verb} {source} of "
+                f"{fmt(e.limit, e.metric)} since {since}"
+            )
+    if e.state == "reminder":
+        text = f"Still: {text}; peak {fmt(e.peak, e.metric)}" if e.metric != "status" else f"Still: {text}"
+    elif e.state == "cleared":
+        text = f"Cleared: {text}"
+    elif e.state == "acknowledged":
+        text = f"Acknowledged by {e.acked_by}: {text}"
+    if e.late:
+        text = f"Late (from replayed data): {text}"
+    return text[0].upper() + text[1:]

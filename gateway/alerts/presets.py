@@ -1,0 +1,48 @@
+"""Presets that expand into ordinary rules, from the limits in gateway/standards.py (sources there and
+in docs/alerts.md). Only the averaging periods an alert can act on are used: 24-hour means (and the
+NowCast for `us-epa`); annual means belong in the regulators' report, not in a notification."""
+
+from __future__ import annotations
+
+from gateway.alerts.config import AnyRule, NowcastRule, ThresholdRule
+from gateway.standards import STANDARDS
+
+ALERTABLE_AVERAGES = ("24h",)
+SHORT_TITLES = {"who-2021": "WHO 2021 guideline", "us-epa": "US EPA NAAQS", "mns-4585-2016": "MNS 4585:2016"}
+
+
+def expand(preset: str, severity: str = "warning") -> list[AnyRule]:
+    standard = STANDARDS[preset]
+    rules: list[AnyRule] = []
+    for limit in standard.limits:
+        if limit.average not in ALERTABLE_AVERAGES:
+            continue
+        rules.append(
+            ThresholdRule.model_validate(
+                {
+                    "name": f"{preset}-{limit.metric.value.replace('_', '')}-{limit.average}",
+                    "type": "threshold",
+                    "metric": limit.metric.value,
+                    "limit": limit.value,
+                    "average": limit.average,
+                    "severity": severity,
+                    "clear_after": "1h",
+                    "remind_every": "12h",
+                    "standard": SHORT_TITLES.get(preset, standard.title),
+                }
+            )
+        )
+    if preset == "us-epa":
+        for category, sev in (("usg", "warning"), ("very-unhealthy", "critical")):
+            rules.append(
+                NowcastRule.model_validate(
+                    {
+                        "name": f"us-epa-nowcast-{category}",
+                        "type": "nowcast",
+                        "category": category,
+                        "severity": sev,
+                        "standard": "US EPA AQI",
+                    }
+                )
+            )
+    return rules

@@ -1,0 +1,269 @@
+"""Wires the alert engine into the gateway: hooks in, store and channels out.
+
+`Alerts(cfg).install(service)` adds an `on_stored` hook (stored readings -> engine), handlers for node
+status (last will -> offline) and for the ack command topic, and a ticker (offline checks, acks from
+the CLI, a status file). `start()` restores the machines from the store, refills the windows from
+InfluxDB and re-queues undelivered notifications; call it before the gateway's loop, `stop()` after.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gateway.alerts.engine import Engine
+from gateway.alerts.events import AlertEvent
+from gateway.alerts.record import InfluxRecord, RecordOptions
+from gateway.alerts.store import AlertStore
+from gateway.channels.apprise_channel import Apprise, AppriseOptions
+from gateway.channels.base import Channel
+from gateway.channels.dispatcher import Dispatcher, Worker
+from gateway.channels.email import Email, EmailOptions
+from gateway.channels.mqtt import Mqtt, MqttOptions, Publish
+from gateway.channels.webhook import Webhook, WebhookOptions
+from gateway.config import GatewayConfig
+from gateway.schema import CONTRACT_VERSION, is_identifier
+from gateway.stores import Store, StoreError, open_store
+from gateway.stores.influx_v1 import InfluxV1
+from gateway.subscriber import Message
+from hardware.base import Metric
+
+if TYPE_CHECKING:
+    from gateway.service import GatewayService
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+ACK_KIND = "alert/ack"
+STATUS_FILE = "alerts-status.json"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Alerts:
+    def __init__(
+        self,
+        cfg: GatewayConfig,
+        *,
+        clock: Clock = utcnow,
+        publish: Publish | None = None,
+        record_store: Store | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self._clock = clock
+        self._publish = publish
+        self._record_store = record_store
+        self.engine = Engine(cfg.alerts.all_rules(), clock=clock, late_after_s=cfg.alerts.late_after_s)
+        self.store: AlertStore | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._service: GatewayService | None = None
+        self._ticks = 0
+        self.on_event: list[Callable[[AlertEvent], None]] = []
+
+    # -- wiring ---------------------------------------------------------------------------------
+
+    def install(self, service: GatewayService) -> None:
+        self._service = service
+        service.on_stored.append(self.engine_hook)
+        service.handlers.append(("status", self.on_status))
+        service.handlers.append((ACK_KIND, self.on_ack))
+        service.tickers.append(self.tick)
+
+    def _publish_via_gateway(self, topic: str, payload: bytes) -> bool:
+        if self._publish is not None:
+            return self._publish(topic, payload)
+        sub = self._service.subscriber if self._service else None
+        if sub is None or not sub.connected.wait(2.0):
+            return False
+        return sub.publish(topic, payload, qos=1)
+
+    def _channel(self, opts: Any) -> Channel:
+        if isinstance(opts, MqttOptions):
+            return Mqtt(opts, self._publish_via_gateway, self.cfg.topic_prefix)
+        if isinstance(opts, WebhookOptions):
+            return Webhook(opts)
+        if isinstance(opts, EmailOptions):
+            return Email(opts)
+        if isinstance(opts, AppriseOptions):
+            return Apprise(opts)
+        raise TypeError(type(opts))
+
+    def start(self) -> None:
+        self.store = AlertStore(self.cfg.data_dir / "alerts.sqlite")
+        self.engine.restore(self.store.machines())
+        record_store = self._record_store or open_store(self.cfg.influxdb)
+        self._rebuild(record_store)
+        stop = threading.Event()
+        configured = list(self.cfg.alerts.channels)
+        if not any(isinstance(c, MqttOptions) for c in configured):
+            configured.insert(0, MqttOptions(type="mqtt"))
+        workers = [
+            Worker(RecordOptions(name="influxdb"), InfluxRecord(record_store), self.store, self._clock, stop)
+        ]
+        labels: set[str] = {"influxdb"}
+        for opts in configured:
+            label = opts.label
+            n = 2
+            while label in labels:
+                label, n = f"{opts.label}-{n}", n + 1
+            labels.add(label)
+            worker = Worker(opts, self._channel(opts), self.store, self._clock, stop)
+            worker.label = label
+            workers.append(worker)
+        self.dispatcher = Dispatcher(workers)
+        for row, label, doc in self.store.pending():
+            self.dispatcher.submit(row, label, doc)
+        self.dispatcher.start()
+        active = [m for m in self.engine.machines.values() if m.is_active]
+        log.info(
+            "alerts: %d rules, %d channels, %d active alerts",
+            len(self.engine.rules),
+            len(workers),
+            len(active),
+        )
+
+    def _rebuild(self, store: Store) -> None:
+        """Refill the windows with the readings of the last `history_s` from InfluxDB."""
+        if not self.engine.rules:
+            return
+        if not isinstance(store, InfluxV1):
+            log.warning("alerts: windows start empty (rebuilding from history needs InfluxDB 1.x)")
+            return
+        seconds = int(self.engine.history_s)
+        try:
+            rows = store.query(f'SELECT * FROM "reading" WHERE time > now() - {seconds}s')
+        except StoreError as exc:
+            if "database not found" not in str(exc):
+                log.warning("alerts: could not reload history (%s); windows start empty", exc)
+            return
+        metrics = [m.value for m in Metric]
+        for row in rows:
+            site, node, ts = row.get("site"), row.get("node"), row.get("time")
+            if not isinstance(site, str) or not isinstance(node, str) or not isinstance(ts, int):
+                continue
+            for metric in metrics:
+                value = row.get(metric)
+                if value is not None or row.get(f"{metric}_n") is not None:
+                    self.engine.preload(site, node, metric, ts, value)
+        self.engine.finish_preload()
+        log.info("alerts: reloaded %d readings (%d s) from InfluxDB", len(rows), seconds)
+
+    def stop(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+        self._write_status()
+        if self.store is not None:
+            self.store.close()
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def engine_hook(self, readings: list[Any]) -> None:
+        self._commit(self.engine.on_readings(readings))
+
+    def on_status(self, msg: Message) -> None:
+        site_node = self._site_node(msg.topic, "status")
+        if site_node is None:
+            return
+        try:
+            doc = json.loads(msg.payload)
+        except ValueError:
+            return
+        if isinstance(doc, dict) and isinstance(doc.get("state"), str):
+            self._commit(self.engine.on_status(*site_node, doc["state"]))
+
+    def on_ack(self, msg: Message) -> None:
+        """`{"id": "<alert id>", "by": "name"}` on `<prefix>/v1/<site>/<node>/alert/ack`. Who may
+        publish there is the broker's ACL (docs/alerts.md)."""
+        if self._site_node(msg.topic, ACK_KIND) is None:
+            return
+        try:
+            doc = json.loads(msg.payload)
+        except ValueError:
+            log.warning("alert ack on %s is not JSON", msg.topic[:200])
+            return
+        if (
+            not isinstance(doc, dict)
+            or not isinstance(doc.get("id"), str)
+            or not isinstance(doc.get("by"), str)
+        ):
+            log.warning('alert ack on %s needs {"id": ..., "by": ...}', msg.topic[:200])
+            return
+        event = self.engine.ack(doc["id"], doc["by"][:64])
+        if event is None:
+            log.warning("alert ack for %s: no such active alert, or already acknowledged", doc["id"][:100])
+        self._commit([event] if event else [])
+
+    def tick(self) -> None:
+        events = self.engine.tick()
+        if self.store is not None:
+            for ack_id, alert_id, by in self.store.open_acks():
+                event = self.engine.ack(alert_id, by)
+                if event is not None:
+                    events.append(event)
+                    self.store.ack_result(ack_id, "acknowledged")
+                else:
+                    self.store.ack_result(ack_id, "not active or already acknowledged")
+        self._commit(events)
+        self._ticks += 1
+        if self._ticks % 10 == 0:
+            self._write_status()
+
+    def _site_node(self, topic: str, kind: str) -> tuple[str, str] | None:
+        head = f"{self.cfg.topic_prefix}/{CONTRACT_VERSION}/"
+        if not topic.startswith(head) or not topic.endswith("/" + kind):
+            return None
+        parts = topic[len(head) : -len(kind) - 1].split("/")
+        if len(parts) != 2 or not all(is_identifier(p) for p in parts):
+            return None
+        return parts[0], parts[1]
+
+    # -- outputs --------------------------------------------------------------------------------
+
+    def _commit(self, events: list[AlertEvent]) -> None:
+        if self.store is None or self.dispatcher is None:
+            raise RuntimeError("Alerts.start() was not called")
+        dirty = self.engine.take_dirty()
+        if not events and not dirty:
+            return
+        docs = [e.to_json() for e in events]
+        # `route` includes the InfluxDB record and the MQTT topic, which take every event
+        rows = self.store.commit(dirty, [(d, self.dispatcher.route(d)) for d in docs])
+        for row, label, doc in rows:
+            self.dispatcher.submit(row, label, doc)
+        for e in events:
+            log.info("alert %s %s: %s", e.state, e.id, e.message)
+            for hook in self.on_event:
+                hook(e)
+
+    def status(self) -> dict[str, Any]:
+        machines = self.engine.machines.values()
+        return {
+            "updated": utcnow().isoformat(),
+            "active": [m.to_dict() for m in machines if m.is_active],
+            "not_evaluated": [
+                {"rule": m.rule, "site": m.site, "node": m.node, "reason": m.reason}
+                for m in machines
+                if not m.evaluable
+            ],
+            "channels": self.dispatcher.stats() if self.dispatcher else {},
+            "failed_deliveries": self.store.failed_count() if self.store else 0,
+        }
+
+    def _write_status(self) -> None:
+        """`<data_dir>/alerts-status.json`: what `ack --list` and an operator read."""
+        if self.store is None:
+            return
+        path = Path(self.cfg.data_dir) / STATUS_FILE
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            tmp.write_text(json.dumps(self.status(), indent=1, default=str))
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", path, exc)

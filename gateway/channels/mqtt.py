@@ -1,0 +1,39 @@
+"""The alert topic `<prefix>/v1/<site>/<node>/alert` (docs/protocol.md), always on.
+
+Publishes through the gateway's own MQTT connection (gateway/subscriber.py, the only paho import on
+the gateway), at QoS 1, not retained: an alert is an event, not a state. Gets every event, so its rate
+limit is off unless configured.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import Field
+
+from gateway.channels.base import ChannelError, ChannelOptions, Notification
+
+Publish = Callable[[str, bytes], bool]
+"""Publish (topic, payload) at QoS 1; False when the broker connection is down."""
+
+
+class MqttOptions(ChannelOptions):
+    type: Literal["mqtt"]
+    rate_limit: int = Field(default=0, ge=0, description="Off: the topic is the record of every event.")
+
+
+class Mqtt:
+    def __init__(self, opts: MqttOptions, publish: Publish, prefix: str) -> None:
+        self._publish, self._prefix = publish, prefix
+
+    def send(self, note: Notification) -> None:
+        for event in note.events or [note.body]:
+            topic = f"{self._prefix}/v1/{event['site']}/{event['node']}/alert"
+            payload = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+            if not self._publish(topic, payload):
+                raise ChannelError("the broker connection is down")
+
+    def close(self) -> None:
+        pass

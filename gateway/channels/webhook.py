@@ -1,0 +1,64 @@
+"""POST each alert as JSON, signed with HMAC-SHA256 over the exact body bytes.
+
+Header `X-Minewatch-Signature: sha256=<hex>` (docs/protocol.md), the shape GitHub's webhooks use, so a
+receiver checks it with `hmac.compare_digest`. A 5xx, 408, 429 or a network error is retried by the
+dispatcher; any other 4xx will never succeed and is given up at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Literal
+
+import urllib3
+from pydantic import AnyHttpUrl, Field
+
+from gateway.channels.base import ChannelError, ChannelOptions, Notification
+from gateway.configfile import read_secret
+
+SIGNATURE_HEADER = "X-Minewatch-Signature"
+
+
+class WebhookOptions(ChannelOptions):
+    type: Literal["webhook"]
+    url: AnyHttpUrl
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    secret_file: Path | None = Field(
+        default=None, description="Shared HMAC secret; or MINEWATCH_WEBHOOK_SECRET."
+    )
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Webhook:
+    def __init__(self, opts: WebhookOptions) -> None:
+        self._url = str(opts.url)
+        self._secret = read_secret(opts.secret_file, "MINEWATCH_WEBHOOK_SECRET")
+        self._headers = dict(opts.headers)
+        # Retries are the dispatcher's: one attempt here, so a failure is counted where it happens.
+        self._http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(total=opts.timeout_s), retries=False, maxsize=1
+        )
+
+    def send(self, note: Notification) -> None:
+        body = json.dumps(note.body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json; charset=utf-8", **self._headers}
+        if self._secret:
+            headers[SIGNATURE_HEADER] = sign(self._secret, body)
+        try:
+            resp = self._http.request("POST", self._url, body=body, headers=headers)
+        except urllib3.exceptions.HTTPError as exc:
+            raise ChannelError(f"POST {self._url}: {exc}") from exc
+        if 200 <= resp.status < 300:
+            return
+        retryable = resp.status >= 500 or resp.status in (408, 429)
+        raise ChannelError(f"POST {self._url} answered {resp.status}", retryable=retryable)
+
+    def close(self) -> None:
+        self._http.clear()

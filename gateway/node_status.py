@@ -1,0 +1,125 @@
+"""Stores every node status message in InfluxDB measurement `node_status` (docs/protocol.md), so a
+regulator can see when and why a node was not measuring: offline, a sensor failing, a backlog, an
+unsynchronised clock.
+
+The point's time is the gateway's clock when the message is handled: the status payload carries no
+timestamp of its own, and a node's clock may be the very thing that is wrong. A retained status
+delivered when the gateway (re)subscribes is stored too: it truthfully says what the node's last
+word was at that moment. A refused message is counted and logged (once per reason per minute); a
+write that fails is kept (up to `max_pending` points) and retried about once a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from influxdb_client.client.write.point import Point
+from influxdb_client.domain.write_precision import WritePrecision
+
+from gateway.schema import PayloadError, TopicKind, parse_topic
+from gateway.status_payload import NodeStatus, parse_status
+from gateway.stores.base import Store, StoreError
+from gateway.subscriber import Message
+
+if TYPE_CHECKING:
+    from gateway.service import GatewayService
+
+log = logging.getLogger(__name__)
+
+MEASUREMENT = "node_status"
+
+
+def status_line(site: str, node: str, status: NodeStatus, at: datetime) -> str:
+    point = Point(MEASUREMENT).tag("site", site).tag("node", node).field("state", status.state)
+    if status.version is not None:
+        point.field("version", status.version)
+    if status.uptime_s is not None:
+        point.field("uptime_s", int(status.uptime_s))
+    if status.outbox is not None:
+        point.field("outbox_depth", int(status.outbox.depth))
+        point.field("outbox_dropped", int(status.outbox.dropped))
+    if status.clock_synced is not None:
+        point.field("clock_synced", bool(status.clock_synced))
+    for name, sensor in sorted(status.sensors.items()):
+        point.field(f"sensor_{name}_ok", bool(sensor.ok))
+    line: str = point.time(at, WritePrecision.MS).to_line_protocol()
+    return line
+
+
+class NodeStatusStore:
+    def __init__(
+        self,
+        store: Callable[[], Store | None],
+        *,
+        prefix: str = "minewatch",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+        max_pending: int = 1000,
+    ) -> None:
+        """`store` returns the gateway's store once it is open (None before)."""
+        self._store, self._prefix, self._clock, self._monotonic = store, prefix, clock, monotonic
+        self._max_pending = max_pending
+        self._pending: list[str] = []
+        self._last_log: dict[str, float] = {}
+        self.stored = 0
+        self.rejected: Counter[str] = Counter()
+        self.dropped = 0
+
+    def handle(self, msg: Message) -> None:
+        if not msg.payload:  # an empty retained message clears a removed node's status: nothing to store
+            return
+        try:
+            site, node, kind = parse_topic(self._prefix, msg.topic)
+            if kind is not TopicKind.STATUS:
+                raise PayloadError("bad_topic", f"{msg.topic!r} is not a status topic")
+            status = parse_status(msg.payload)
+        except ValueError as exc:
+            reason = exc.reason if isinstance(exc, PayloadError) else "bad_topic"
+            self.rejected[reason] += 1
+            self._warn(
+                reason, "rejected status on %s: %s (%d so far)", msg.topic[:200], exc, self.rejected[reason]
+            )
+            return
+        self._pending.append(status_line(site, node, status, self._clock()))
+        if len(self._pending) > self._max_pending:
+            excess = len(self._pending) - self._max_pending
+            del self._pending[:excess]
+            self.dropped += excess
+            self._warn("dropped", "InfluxDB unreachable: dropped %d old status points", excess)
+        self.tick()
+
+    def tick(self) -> None:
+        """Write what is pending; on failure keep it for the next tick."""
+        store = self._store()
+        if not self._pending or store is None:
+            return
+        try:
+            store.write(self._pending)
+        except StoreError as exc:
+            if not exc.retryable:  # the database refuses these points: retrying cannot help
+                self.rejected["store_refused"] += len(self._pending)
+                self._pending = []
+            self._warn("write", "writing node_status failed: %s", exc)
+            return
+        self.stored += len(self._pending)
+        self._pending = []
+
+    def _warn(self, key: str, fmt: str, *args: object) -> None:
+        """One line per kind of trouble per minute: a flood of bad messages is not a flood of logs."""
+        now = self._monotonic()
+        if now - self._last_log.get(key, -1e9) >= 60:
+            self._last_log[key] = now
+            log.warning(fmt, *args)
+
+
+def attach(service: GatewayService) -> NodeStatusStore:
+    """Register the handler (topic kind `status`) and its retry ticker with a gateway service."""
+    handler = NodeStatusStore(lambda: service.store, prefix=service.cfg.topic_prefix)
+    service.handlers.append((TopicKind.STATUS.value, handler.handle))
+    service.tickers.append(handler.tick)
+    return handler

@@ -1,0 +1,328 @@
+"""The alert engine with simulated time: readings carry their own timestamps, the clock is moved by
+the test, nothing sleeps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.alerts.config import IDAHO_TIERS, Tier
+from gateway.alerts.engine import Engine
+from gateway.alerts.machine import MachineState
+from gateway.alerts.rules import allowed_increase
+from gateway.alerts.windows import Series
+from gateway.aqi import nowcast
+from gateway.schema import Flag
+from tests.alert_helpers import T0, Feed, SimClock, reading, rules
+
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+
+
+def engine(*tables: dict[str, object], clock: SimClock | None = None, **kw: object) -> tuple[Engine, Feed]:
+    clock = clock or SimClock()
+    e = Engine(rules(*tables), clock=clock, **kw)  # type: ignore[arg-type]
+    return e, Feed(e, clock)
+
+
+DUST = {
+    "name": "pm25-instant",
+    "type": "threshold",
+    "metric": "pm2_5",
+    "limit": 50.0,
+    "clear_below": 40.0,
+    "clear_after": "10m",
+    "remind_every": "1h",
+    "severity": "warning",
+}
+
+
+def test_a_dust_event_raises_once_reminds_on_time_and_clears_once_after_hysteresis() -> None:
+    _, feed = engine(DUST)
+    ts = feed.series("haul-road", T0, [20.0] * 30)
+    # almost 3 hours over the limit, dipping under it (never under clear_below) every few minutes
+    ts = feed.series("haul-road", ts, [45.0 if i % 7 == 6 else 80.0 for i in range(170)])
+    # back down: 9 minutes below 40 (not enough), one 42, then 20 minutes clean
+    ts = feed.series("haul-road", ts, [30.0] * 9 + [42.0] + [30.0] * 20)
+    assert feed.states() == ["raised", "reminder", "reminder", "cleared"]
+    raised, r1, r2, cleared = feed.events
+    assert raised.started == T0 + 31 * M and raised.value == 80.0 and not raised.late
+    assert r1.at == raised.at + H and r2.at == raised.at + 2 * H
+    assert r2.peak == 80.0 and "peak 80.0" in r2.message
+    # the all-clear counts from the last value above clear_below (the 42), then 10 minutes
+    assert cleared.ended == T0 + (30 + 170 + 10 + 1) * M
+    assert cleared.at == cleared.ended + 10 * M
+    assert all(e.id == raised.id for e in feed.events)
+    assert raised.message == (
+        "PM2.5 80.0 µg/m³ at haul-road (tsagaan) exceeds the limit of 50.0 µg/m³ since 00:31 UTC"
+    )
+
+
+def test_a_24_hour_mean_is_evaluated_only_from_18_hours_of_data_then_raises() -> None:
+    rule = {"name": "pm25-24h", "type": "threshold", "metric": "pm2_5", "limit": 50.0, "average": "24h"}
+    e, feed = engine(rule)
+    ts = feed.series("haul-road", T0, [60.0] * (18 * 6 - 1), step_s=600)
+    assert feed.events == []
+    m = e.machines[("pm25-24h", "tsagaan", "haul-road")]
+    assert not m.evaluable and "74% complete, below the 75% needed" in m.reason
+    feed.series("haul-road", ts, [60.0], step_s=600)  # the 108th reading: 18 h = 75 % of the window
+    assert feed.states() == ["raised"]
+    assert feed.events[0].at == T0 + 18 * H
+    assert feed.events[0].average == "24h" and feed.events[0].value == 60.0
+    assert "24-hour mean 60.0 µg/m³" in feed.events[0].message
+    assert m.evaluable
+
+
+def test_incomplete_windows_are_not_evaluated_and_say_why() -> None:
+    rule = {"name": "pm25-1h", "type": "threshold", "metric": "pm2_5", "limit": 50.0, "average": "1h"}
+    e, feed = engine(rule)
+    feed.series("haul-road", T0, [500.0] * 20, step_s=180, period_s=60)  # one reading in three
+    assert feed.events == []
+    m = e.machines[("pm25-1h", "tsagaan", "haul-road")]
+    assert not m.evaluable and m.reason.startswith("window 33% complete")
+
+
+def test_redelivered_readings_count_once_in_the_window() -> None:
+    rule = {"name": "pm25-1h", "type": "threshold", "metric": "pm2_5", "limit": 50.0, "average": "1h"}
+    e, feed = engine(rule)
+    ts = feed.series("haul-road", T0, [40.0] * 45)
+    for _ in range(3):  # the same 15 minutes of 90 µg/m³ readings, three times (broker redelivery)
+        feed.series("haul-road", ts, [90.0] * 15)
+    mean = e.series("tsagaan", "haul-road", "pm2_5").mean(
+        int((ts + 15 * M).timestamp() * 1000), 3_600_000, 0.75
+    )  # type: ignore[union-attr]
+    assert mean.n == 60 and mean.value == pytest.approx((45 * 40 + 15 * 90) / 60)
+    assert feed.states() == ["raised"]
+
+
+def test_nowcast_matches_a_worked_example_from_epas_definition() -> None:
+    # Hours (most recent first) 50, 45, 40: w* = 40/50 = 0.8 (above the 0.5 floor)
+    # NowCast = (50 + 0.8·45 + 0.64·40) / (1 + 0.8 + 0.64) = 111.6 / 2.44 = 45.737… -> 45.7 µg/m³
+    assert nowcast([50.0, 45.0, 40.0]) == 45.7
+    # a wide range: w* = 10/40 -> floored to 0.5; Σ 0.5^i c_i / Σ 0.5^i over 12 hours = 35.096… -> 35.0
+    assert nowcast([40, 35, 30, 25, 20, 15, 10, 10, 12, 14, 16, 18]) == 35.0
+    # through the engine: three hours of one-minute readings at 20, 25, then 50 µg/m³. After two
+    # hours: w = 20/25 = 0.8, (25 + 0.8·20) / 1.8 = 22.7: Moderate, no alert. After the third:
+    # w* = 20/50 -> 0.5, (50 + 0.5·25 + 0.25·20) / 1.75 = 38.57 -> 38.5 µg/m³: Unhealthy for
+    # Sensitive Groups, AQI (150 − 101) / (55.4 − 35.5) · (38.5 − 35.5) + 101 = 108.4 -> 108
+    rule = {"name": "aqi", "type": "nowcast", "category": "usg"}
+    _, feed = engine(rule)
+    ts = T0
+    for level in (20.0, 25.0, 50.0):
+        ts = feed.series("haul-road", ts, [level] * 60)
+    feed.series("haul-road", ts, [50.0])  # the first reading of the next hour closes the third
+    assert feed.states() == ["raised"]
+    raised = feed.events[0]
+    assert raised.value == 38.5 and raised.category == "usg" and raised.average == "nowcast"
+    assert raised.at == T0 + 3 * H  # the reading that ends the third hour
+    assert "Unhealthy for Sensitive Groups (AQI 108)" in raised.message
+
+
+def test_nowcast_needs_two_of_the_three_latest_hours() -> None:
+    _, feed = engine({"name": "aqi", "type": "nowcast", "category": "moderate"})
+    ts = feed.series("haul-road", T0, [80.0] * 60)  # one hour, then silence
+    feed.series("haul-road", ts + 2 * H, [80.0])
+    assert feed.events == []
+
+
+def test_difference_with_an_absolute_limit_over_the_upstream_reference() -> None:
+    rule = {
+        "name": "river",
+        "type": "difference",
+        "metric": "turbidity",
+        "node": "river-down",
+        "reference": "river-up",
+        "limit": 5.0,
+        "average": "15m",
+        "clear_after": "0",
+    }
+    _, feed = engine(rule)
+    ts = T0
+    for down in [14.0] * 20 + [17.0] * 20 + [12.0] * 15:
+        ts += M
+        feed.one(reading("river-up", ts, 10.0, metric="turbidity"))
+        feed.one(reading("river-down", ts, down, metric="turbidity"))
+    assert feed.states() == ["raised", "cleared"]
+    raised = feed.events[0]
+    assert raised.node == "river-down" and raised.limit == 5.0 and raised.value > 5.0
+    assert "above river-up, over the allowed increase of 5.0 NTU" in raised.message
+
+
+def test_difference_with_a_relative_limit() -> None:
+    rule = {
+        "name": "nz-15pct",
+        "type": "difference",
+        "metric": "turbidity",
+        "node": "river-down",
+        "reference": "river-up",
+        "limit_pct": 15.0,
+        "average": "instant",
+    }
+    _, feed = engine(rule)
+    ts = T0
+    for down in (114.0, 114.9, 116.0):
+        ts += M
+        feed.one(reading("river-up", ts, 100.0, metric="turbidity"))
+        feed.one(reading("river-down", ts, down, metric="turbidity"))
+    assert feed.states() == ["raised"]
+    assert feed.events[0].value == 16.0 and feed.events[0].limit == 15.0
+
+
+@pytest.mark.parametrize(
+    ("background", "allowed"),
+    [(10.0, 5.0), (50.0, 5.0), (100.0, 10.0), (249.0, 24.9), (250.0, 25.0), (900.0, 25.0)],
+)
+def test_idaho_tiers_follow_idapa_58_01_02_252_01_b(background: float, allowed: float) -> None:
+    assert allowed_increase(IDAHO_TIERS, background) == pytest.approx(allowed)
+
+
+def test_both_limits_means_the_stricter_one() -> None:
+    assert allowed_increase((Tier(limit=5.0, limit_pct=10.0),), 20.0) == 2.0
+
+
+def test_offline_after_the_node_stops_and_clears_when_it_returns() -> None:
+    clock = SimClock()
+    e, feed = engine({"name": "silent", "type": "offline", "after": "30m"}, clock=clock)
+    ts = feed.series("haul-road", T0, [12.0] * 5)
+    for minutes in range(1, 40):
+        clock.now = ts + minutes * M
+        feed.events += e.tick()
+    assert feed.states() == ["raised"]
+    assert feed.events[0].at == ts + 31 * M  # the first tick more than 30 minutes after the last reading
+    assert feed.events[0].metric == "status" and "is offline" in feed.events[0].message
+    feed.one(reading("haul-road", clock.now, 12.0))
+    assert feed.states() == ["raised", "cleared"]
+
+
+def test_offline_from_the_last_will_status() -> None:
+    clock = SimClock()
+    e, feed = engine({"name": "silent", "type": "offline", "after": "30m"}, clock=clock)
+    feed.series("river-up", T0, [4.0] * 3, metric="turbidity")
+    feed.events += e.on_status("tsagaan", "river-up", "offline")
+    feed.events += e.tick()
+    assert feed.states() == ["raised"]
+    feed.events += e.on_status("tsagaan", "river-up", "online")
+    assert feed.states() == ["raised", "cleared"]
+
+
+def test_sensor_fault_for_longer_than_the_duration() -> None:
+    _, feed = engine({"name": "fault", "type": "sensor_fault", "metric": "pm2_5", "after": "20m"})
+    ts = feed.series("haul-road", T0, [12.0] * 5)
+    ts = feed.series("haul-road", ts, [None] * 30, flags=(Flag.SENSOR_FAULT,))
+    feed.series("haul-road", ts, [12.0] * 2)
+    assert feed.states() == ["raised", "cleared"]
+    assert feed.events[0].started == T0 + (5 + 21) * M
+
+
+def test_a_late_backlog_exceedance_is_raised_once_marked_late_with_its_real_times() -> None:
+    clock = SimClock(T0 + timedelta(days=7))  # the node replays a week-old backlog now
+    rule = {**DUST, "remind_every": "30m"}
+    e = Engine(rules(rule), clock=clock)
+    events = []
+    ts = T0
+    for i in range(6 * 60):  # six hours: over the limit from 02:00 to 03:00
+        ts += M
+        events += e.on_readings([reading("haul-road", ts, 80.0 if 120 <= i < 180 else 20.0)])
+    assert [ev.state for ev in events] == ["raised", "cleared"]  # no reminders for the past
+    raised, cleared = events
+    assert raised.late and cleared.late and raised.id == cleared.id
+    assert raised.started == T0 + 121 * M and cleared.ended == T0 + 181 * M
+    assert raised.message.startswith("Late (from replayed data): PM2.5 80.0 µg/m³")
+    assert "2026-11-22 02:01 UTC" in raised.message
+    # the same backlog again (a second replay) changes nothing
+    ts = T0
+    again = []
+    for i in range(6 * 60):
+        ts += M
+        again += e.on_readings([reading("haul-road", ts, 80.0 if 120 <= i < 180 else 20.0)])
+    assert again == []
+
+
+def test_ack_stops_reminders_but_the_clear_still_comes() -> None:
+    e, feed = engine(DUST)
+    ts = feed.series("haul-road", T0, [80.0] * 70)
+    assert feed.states() == ["raised", "reminder"]
+    ack = e.ack(feed.events[0].id, "oyuna")
+    assert ack is not None and ack.state == "acknowledged" and ack.acked_by == "oyuna"
+    assert e.ack(feed.events[0].id, "again") is None
+    feed.events.append(ack)
+    ts = feed.series("haul-road", ts, [80.0] * 180)
+    feed.series("haul-road", ts, [10.0] * 15)
+    assert feed.states() == ["raised", "reminder", "acknowledged", "cleared"]
+    assert feed.events[-1].acked_by == "oyuna"
+
+
+def test_restored_machines_neither_forget_nor_repeat_an_alert() -> None:
+    e, feed = engine(DUST)
+    ts = feed.series("haul-road", T0, [80.0] * 10)
+    saved = [MachineState(**m.to_dict()) for m in e.take_dirty()]
+    assert feed.states() == ["raised"]
+    e2, feed2 = engine(DUST, clock=feed.clock)
+    e2.restore(saved)
+    ts = feed2.series("haul-road", ts, [80.0] * 10)
+    feed2.series("haul-road", ts, [10.0] * 12)
+    assert feed2.states() == ["cleared"]
+    assert feed2.events[0].id == feed.events[0].id
+
+
+def test_scope_and_missing_metrics_are_not_errors() -> None:
+    rule = {**DUST, "nodes": ["haul-road"]}
+    _, feed = engine(rule)
+    feed.series("school", T0, [90.0] * 3)
+    feed.series("river-down", T0, [90.0] * 3, metric="turbidity")
+    assert feed.events == []
+    feed.series("haul-road", T0, [90.0])
+    assert feed.states() == ["raised"]
+
+
+def test_a_preset_names_its_standard_in_the_sentence() -> None:
+    e = Engine(rules(presets=["mns-4585-2016"]), clock=(clock := SimClock()))
+    feed = Feed(e, clock)
+    feed.series("haul-road", T0, [61.2] * (18 * 6), step_s=600)
+    assert [(ev.rule, ev.state) for ev in feed.events] == [("mns-4585-2016-pm25-24h", "raised")]
+    assert feed.events[0].message == (
+        "PM2.5 24-hour mean 61.2 µg/m³ at haul-road (tsagaan) exceeds the MNS 4585:2016 limit of "
+        "50.0 µg/m³ since 18:00 UTC"
+    )
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(st.tuples(st.integers(0, 200), st.floats(0, 1000)), min_size=1, max_size=80),
+    st.integers(0, 200),
+)
+def test_a_window_mean_ignores_order_and_repeats(points: list[tuple[int, float]], end: int) -> None:
+    series = Series(keep_ms=10**9)
+    first: dict[int, float] = {}
+    for minute, value in points:  # any order, any repeats: the first value per timestamp is kept
+        if minute not in first:
+            first[minute] = value
+        series.add(minute * 60_000, first[minute], 60)
+    window = [v for m, v in first.items() if end - 60 < m <= end]
+    mean = series.mean(end * 60_000, 3_600_000, 0.01)
+    assert mean.n == len(window)
+    if window:
+        assert mean.value == pytest.approx(sum(window) / len(window))
+    else:
+        assert mean.value is None
+
+
+@settings(max_examples=60)
+@given(st.lists(st.sampled_from([10.0, 45.0, 55.0, 200.0, None]), min_size=1, max_size=300))
+def test_any_series_gives_well_formed_alert_lifecycles(values: list[float | None]) -> None:
+    _, feed = engine(DUST)
+    feed.series("haul-road", T0, values)
+    open_id: str | None = None
+    for ev in feed.events:
+        if ev.state == "raised":
+            assert open_id is None, "raised twice without a clear"
+            open_id = ev.id
+        else:
+            assert ev.id == open_id, f"{ev.state} outside an alert"
+            if ev.state == "cleared":
+                open_id = None
+        if ev.state in ("raised", "reminder"):
+            assert ev.value is not None and ev.value > 50.0

@@ -1,0 +1,139 @@
+"""The alert wiring with a real influxd and a real SQLite store, driven by a simulated clock: events
+reach InfluxDB and the MQTT publisher, acks from the CLI and the command topic, last-will offline,
+and a restart that rebuilds the windows from InfluxDB and remembers the active alert."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from gateway.alerts.service import Alerts
+from gateway.cli import main
+from gateway.config import GatewayConfig, load
+from gateway.points import to_line
+from gateway.stores.influx_v1 import InfluxV1
+from gateway.subscriber import Message
+from tests.alert_helpers import SimClock, reading
+from tests.helpers import Influx, wait_for
+
+PREFIX = "mw"
+RULES = """
+[[alerts.rules]]
+name = "pm25-instant"
+type = "threshold"
+metric = "pm2_5"
+limit = 50.0
+clear_after = "2m"
+remind_every = "10m"
+[[alerts.rules]]
+name = "pm25-1h"
+type = "threshold"
+metric = "pm2_5"
+limit = 30.0
+average = "1h"
+[[alerts.rules]]
+name = "silent"
+type = "offline"
+after = "30m"
+"""
+
+
+def _config(tmp_path: Path, influx: Influx) -> tuple[Path, GatewayConfig]:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f'data_dir = "{tmp_path / "data"}"\ntopic_prefix = "{PREFIX}"\n'
+        f'[influxdb]\nurl = "{influx.url}"\ndatabase = "{influx.db}"\napi = "v1"\n{RULES}'
+    )
+    return path, load(path)
+
+
+def _msg(topic: str, doc: object) -> Message:
+    return Message(topic, json.dumps(doc).encode(), 1, 1, False, time.monotonic())
+
+
+def test_events_acks_offline_and_a_restart(
+    tmp_path: Path, influx: Influx, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, cfg = _config(tmp_path, influx)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=50)
+    clock = SimClock(start)
+    published: list[tuple[str, dict[str, object]]] = []
+
+    def publish(topic: str, payload: bytes) -> bool:
+        published.append((topic, json.loads(payload)))
+        return True
+
+    db = InfluxV1(cfg.influxdb)
+    alerts = Alerts(cfg, clock=clock, publish=publish)
+    alerts.start()
+    try:
+        batch = []
+        for i in range(1, 41):  # 40 minutes at 20, then the last at 90: the instant rule fires
+            clock.now = start + timedelta(minutes=i, seconds=1)
+            r = reading("haul-road", start + timedelta(minutes=i), 90.0 if i == 40 else 20.0)
+            batch.append(r)
+            alerts.engine_hook([r])
+        db.write([to_line(r) for r in batch])  # what the gateway stored: the restart reloads it
+        wait_for(lambda: [p for _, p in published if p["state"] == "raised"], 20, "raised on MQTT")
+        topic, raised = published[0]
+        assert topic == f"{PREFIX}/v1/tsagaan/haul-road/alert"
+        assert raised["rule"] == "pm25-instant" and raised["value"] == 90.0 and raised["limit"] == 50.0
+        rows = wait_for(lambda: influx.rows('SELECT * FROM "alert"'), 20, "the alert measurement")
+        assert (
+            rows[0]["state"] == "raised"
+            and rows[0]["rule"] == "pm25-instant"
+            and rows[0]["metric"] == "pm2_5"
+        )
+        assert rows[0]["site"] == "tsagaan" and rows[0]["node"] == "haul-road" and rows[0]["late"] is False
+        assert rows[0]["severity"] == "warning" and rows[0]["average"] == "instant"
+        assert rows[0]["message"] == raised["message"] and rows[0]["limit"] == 50.0
+        # what a monitor sees: the active alert, and the 1-hour mean not evaluated (40 of 60 minutes)
+        assert main(["ack", "--list", "--config", str(path)]) == 0
+        listing = capsys.readouterr().out
+        assert f"{raised['id']}  since" in listing
+        assert "not evaluated: pm25-1h at haul-road (tsagaan): window 67% complete" in listing
+        # acknowledged from the CLI (applied by the gateway's next tick)
+        assert main(["ack", str(raised["id"]), "--by", "oyuna", "--config", str(path), "--wait", "0"]) == 0
+        alerts.tick()
+        wait_for(lambda: [p for _, p in published if p["state"] == "acknowledged"], 20, "ack published")
+        # a node's last will raises offline at once; an ack on the command topic reaches it
+        alerts.on_status(_msg(f"{PREFIX}/v1/tsagaan/river-up/status", {"state": "offline"}))
+        offline = wait_for(lambda: [p for _, p in published if p["rule"] == "silent"], 20, "offline")[0]
+        assert offline["node"] == "river-up" and offline["state"] == "raised"
+        alerts.on_ack(_msg(f"{PREFIX}/v1/tsagaan/river-up/alert/ack", {"id": offline["id"], "by": "app"}))
+        wait_for(lambda: [p for _, p in published if p["acked_by"] == "app"], 20, "app ack published")
+    finally:
+        alerts.stop()
+
+    # the counters a monitor or operator reads: every channel delivered, nothing failed
+    status = json.loads((cfg.data_dir / "alerts-status.json").read_text())
+    assert status["channels"]["mqtt"]["sent"] == len(published) and status["failed_deliveries"] == 0
+    assert status["channels"]["influxdb"]["events"] == len(published)
+    # restart: the 1-hour window comes back from InfluxDB, the active alert from the store
+    published.clear()
+    again = Alerts(cfg, clock=clock, publish=publish)
+    again.start()
+    try:
+        series = again.engine.series("tsagaan", "haul-road", "pm2_5")
+        assert series is not None and len(series) == 40
+        assert again.engine.machines[("pm25-instant", "tsagaan", "haul-road")].acked_by == "oyuna"
+        for i in range(41, 61):  # still high for 20 minutes: no new raise, no reminder (acked)
+            clock.now = start + timedelta(minutes=i, seconds=1)
+            again.engine_hook([reading("haul-road", start + timedelta(minutes=i), 90.0)])
+        # the 1-hour mean, complete only thanks to the reloaded 40 minutes, crosses 30 now
+        wait_for(lambda: ("pm25-1h", "raised") in [(p["rule"], p["state"]) for _, p in published], 20, "1h")
+        states = [(p["rule"], p["state"]) for _, p in published]
+        assert ("pm25-instant", "raised") not in states and ("pm25-instant", "reminder") not in states
+        for i in range(61, 65):
+            clock.now = start + timedelta(minutes=i, seconds=1)
+            again.engine_hook([reading("haul-road", start + timedelta(minutes=i), 10.0)])
+        wait_for(lambda: [p for _, p in published if p["state"] == "cleared"], 20, "cleared")
+        cleared = [p for _, p in published if p["rule"] == "pm25-instant" and p["state"] == "cleared"]
+        assert len(cleared) == 1 and cleared[0]["id"] == raised["id"] and cleared[0]["acked_by"] == "oyuna"
+        assert "Cleared: PM2.5 at haul-road (tsagaan) is back within the limit" in str(cleared[0]["message"])
+    finally:
+        again.stop()
