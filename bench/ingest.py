@@ -11,7 +11,7 @@ InfluxDB answers a count of N. Consumers:
            protocol with an f-string and POSTs batches of 1000 (or every 0.5 s) to /write: the
            practical limit on this machine.
   gateway  `minewatch-gateway run`: strict validation, dead-letter store, spool, seq dedup, manual
-           acks after durable write, gateway status (and whatever on_stored hooks run by default).
+           acks after durable write, gateway status, and the alert engine with every preset's rules.
 
 Prints readings/s, the gateway/pipe ratio, each consumer's CPU time per reading (from /proc, so only
 the consumer's own process) and its peak RSS (VmHWM), and whether every reading arrived.
@@ -276,6 +276,9 @@ def main() -> int:
                     f'data_dir = "{data}"\ntopic_prefix = "{PREFIX}"\n'
                     f'[mqtt]\nport = {broker.port}\nclient_id = "bench-gateway-{r}"\n'
                     f'[influxdb]\nurl = "{influx}"\napi = "v1"\ndatabase = "gateway{r}"\n'
+                    # every preset's rules on (WHO 2021, US EPA, MNS 4585:2016): the alert engine sees
+                    # each stored reading, as on a real site
+                    '[alerts]\npresets = ["who-2021", "us-epa", "mns-4585-2016"]\n'
                 )
                 results["gateway"].append(
                     _run_one(
