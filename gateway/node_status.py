@@ -18,9 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from influxdb_client.client.write.point import Point
-from influxdb_client.domain.write_precision import WritePrecision
-
+from gateway.points import FieldValue, format_line
 from gateway.schema import PayloadError, TopicKind, parse_topic
 from gateway.status_payload import NodeStatus, parse_status
 from gateway.stores.base import Store, StoreError
@@ -35,20 +33,18 @@ MEASUREMENT = "node_status"
 
 
 def status_line(site: str, node: str, status: NodeStatus, at: datetime) -> str:
-    point = Point(MEASUREMENT).tag("site", site).tag("node", node).field("state", status.state)
-    if status.version is not None:
-        point.field("version", status.version)
-    if status.uptime_s is not None:
-        point.field("uptime_s", int(status.uptime_s))
+    fields: dict[str, FieldValue] = {
+        "state": status.state,
+        "version": status.version,
+        "uptime_s": None if status.uptime_s is None else int(status.uptime_s),
+        "clock_synced": None if status.clock_synced is None else bool(status.clock_synced),
+    }
     if status.outbox is not None:
-        point.field("outbox_depth", int(status.outbox.depth))
-        point.field("outbox_dropped", int(status.outbox.dropped))
-    if status.clock_synced is not None:
-        point.field("clock_synced", bool(status.clock_synced))
-    for name, sensor in sorted(status.sensors.items()):
-        point.field(f"sensor_{name}_ok", bool(sensor.ok))
-    line: str = point.time(at, WritePrecision.MS).to_line_protocol()
-    return line
+        fields["outbox_depth"] = int(status.outbox.depth)
+        fields["outbox_dropped"] = int(status.outbox.dropped)
+    for name, sensor in status.sensors.items():
+        fields[f"sensor_{name}_ok"] = bool(sensor.ok)
+    return format_line(MEASUREMENT, {"site": site, "node": node}, fields, at)
 
 
 class NodeStatusStore:

@@ -14,6 +14,7 @@ generated readings. The tags and field keys need no escaping: ids and metric nam
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -79,7 +80,48 @@ def to_line(reading: ReadingPayload) -> str:
         fields.append(("kid", '"' + reading.kid.translate(_ESCAPE_STRING) + '"'))
         fields.append(("period_s", f"{reading.period_s}i"))
     fields.sort()
-    delta = reading.ts - _EPOCH
-    ms = delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
     body = ",".join([f"{key}={text}" for key, text in fields])
-    return f"{MEASUREMENT},node={reading.node},site={reading.site} {body} {ms}"
+    return f"{MEASUREMENT},node={reading.node},site={reading.site} {body} {epoch_ms(reading.ts)}"
+
+
+# Tag keys and values, field keys: `,`, `=`, space and control characters are escaped exactly as
+# influxdb-client escapes them (a backslash is left alone: line protocol reads it literally).
+_ESCAPE_KEY = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ ", "\n": "\\n", "\t": "\\t", "\r": "\\r"})
+_ESCAPE_MEASUREMENT = str.maketrans({",": "\\,", " ": "\\ ", "\n": "\\n", "\t": "\\t", "\r": "\\r"})
+
+
+def _tag_value(value: str) -> str:
+    text = value.translate(_ESCAPE_KEY)
+    return text + " " if text.endswith("\\") else text  # a trailing backslash would escape the comma
+
+
+FieldValue = bool | int | float | str | None
+
+
+def epoch_ms(at: datetime) -> int:
+    delta = at - _EPOCH
+    return delta.days * 86_400_000 + delta.seconds * 1000 + delta.microseconds // 1000
+
+
+def format_line(
+    measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], at: datetime
+) -> str:
+    """One line of line protocol (millisecond precision) for the gateway's other measurements
+    (`node_status`, `alert`), written the way influxdb-client's Point writes it — tags and fields
+    sorted, empty tags and None fields left out — without importing influxdb-client, which the
+    gateway on InfluxDB 1.x does not otherwise need (it costs about 30 MB with numpy)."""
+    tag_text = "".join(f",{k.translate(_ESCAPE_KEY)}={_tag_value(v)}" for k, v in sorted(tags.items()) if v)
+    parts = []
+    for key, value in sorted(fields.items()):
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, int):
+            text = f"{value}i"
+        elif isinstance(value, float):
+            text = _float(value)
+        else:
+            text = '"' + value.translate(_ESCAPE_STRING) + '"'
+        parts.append(f"{key.translate(_ESCAPE_KEY)}={text}")
+    return f"{measurement.translate(_ESCAPE_MEASUREMENT)}{tag_text} {','.join(parts)} {epoch_ms(at)}"

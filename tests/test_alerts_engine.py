@@ -310,6 +310,36 @@ def test_a_window_mean_ignores_order_and_repeats(points: list[tuple[int, float]]
         assert mean.value is None
 
 
+@settings(max_examples=100)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 400), st.one_of(st.none(), st.floats(0, 1000, allow_subnormal=False))),
+        min_size=1,
+        max_size=120,
+    ),
+    st.integers(0, 400),
+    st.integers(1, 240),
+)
+def test_window_sums_match_a_plain_mean_through_late_readings_nulls_and_trimming(
+    points: list[tuple[int, float | None]], end: int, duration_min: int
+) -> None:
+    keep_min = 180
+    series = Series(keep_ms=keep_min * 60_000)
+    kept: dict[int, float | None] = {}
+    for minute, value in points:
+        series.add(minute * 60_000, value, 60)
+        kept[minute] = value  # a repeated timestamp now carries the value it was last sent with
+        newest = max(kept)
+        kept = {m: v for m, v in kept.items() if m >= newest - keep_min}
+    window = [v for m, v in kept.items() if end - duration_min < m <= end and v is not None]
+    mean = series.mean(end * 60_000, duration_min * 60_000, 0.0)
+    assert mean.n == len(window)
+    if window:
+        assert mean.value == pytest.approx(sum(window) / len(window), rel=1e-9, abs=1e-6)
+    else:
+        assert mean.value is None
+
+
 @settings(max_examples=60)
 @given(st.lists(st.sampled_from([10.0, 45.0, 55.0, 200.0, None]), min_size=1, max_size=300))
 def test_any_series_gives_well_formed_alert_lifecycles(values: list[float | None]) -> None:

@@ -35,41 +35,46 @@ def test_every_published_reading_is_stored_exactly_once(
         workdir / "gateway.toml", mqtt_port=mosquitto.port, influx_url=influx.url, db=influx.db, prefix=prefix
     )
     gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], workdir / "gateway.log")
-    nodes = []
     try:
-        wait_gateway_ready(mosquitto.port, prefix, influx)
-        for name, sensor in (("haul-road", "simulated-pm"), ("river-down", "simulated-turbidity")):
-            cfg = node_toml(
-                workdir / f"{name}.toml",
-                site="tsagaan",
-                node=name,
-                port=mosquitto.port,
-                prefix=prefix,
-                sensors=f'[[sensors]]\ntype = "{sensor}"\nsample_interval_s = 0.25\n',
-            )
-            nodes.append(spawn(["node.cli", "run", "--config", str(cfg)], workdir / f"{name}.log"))
-        wait_for(lambda: len(published()) >= 10, 30, "ten readings published")
-        # garbage and a topic/payload mismatch in the middle of the stream must not stop anything
-        publish(mosquitto.port, f"{prefix}/v1/tsagaan/haul-road/reading", b"\x00garbage")
-        good = published()[0]
-        publish(mosquitto.port, f"{prefix}/v1/tsagaan/impostor/reading", json.dumps(good).encode())
-        wait_for(lambda: len(published()) >= 16, 30, "more readings after the garbage")
-    finally:
-        for proc in nodes:
-            proc.send_signal(signal.SIGTERM)
-        for proc in nodes:
-            assert proc.wait(15) == 0
-    sent = published()
-    mine = {(p["node"], p["seq"]): p for p in sent}
-    assert len(mine) == len(sent) >= 16
-    try:
-        query = 'SELECT * FROM "reading" WHERE "site" = \'tsagaan\' GROUP BY "site", "node"'
-        wait_for(lambda: len(influx.rows(query)) >= len(mine), 60, "all readings in InfluxDB")
-        rows = influx.rows(query)
-    finally:
-        gateway.send_signal(signal.SIGTERM)
-        assert gateway.wait(15) == 0
-        listener.close()
+        nodes = []
+        try:
+            wait_gateway_ready(mosquitto.port, prefix, influx)
+            for name, sensor in (("haul-road", "simulated-pm"), ("river-down", "simulated-turbidity")):
+                cfg = node_toml(
+                    workdir / f"{name}.toml",
+                    site="tsagaan",
+                    node=name,
+                    port=mosquitto.port,
+                    prefix=prefix,
+                    sensors=f'[[sensors]]\ntype = "{sensor}"\nsample_interval_s = 0.25\n',
+                )
+                nodes.append(spawn(["node.cli", "run", "--config", str(cfg)], workdir / f"{name}.log"))
+            wait_for(lambda: len(published()) >= 10, 30, "ten readings published")
+            # garbage and a topic/payload mismatch in the middle of the stream must not stop anything
+            publish(mosquitto.port, f"{prefix}/v1/tsagaan/haul-road/reading", b"\x00garbage")
+            good = published()[0]
+            publish(mosquitto.port, f"{prefix}/v1/tsagaan/impostor/reading", json.dumps(good).encode())
+            wait_for(lambda: len(published()) >= 16, 30, "more readings after the garbage")
+        finally:
+            for proc in nodes:
+                proc.send_signal(signal.SIGTERM)
+            for proc in nodes:
+                assert proc.wait(15) == 0
+        sent = published()
+        mine = {(p["node"], p["seq"]): p for p in sent}
+        assert len(mine) == len(sent) >= 16
+        try:
+            query = 'SELECT * FROM "reading" WHERE "site" = \'tsagaan\' GROUP BY "site", "node"'
+            wait_for(lambda: len(influx.rows(query)) >= len(mine), 60, "all readings in InfluxDB")
+            rows = influx.rows(query)
+        finally:
+            gateway.send_signal(signal.SIGTERM)
+            assert gateway.wait(15) == 0
+            listener.close()
+    finally:  # whatever failed above, never leave a gateway behind
+        if gateway.poll() is None:
+            gateway.kill()
+            gateway.wait(15)
     stored = {(r["node"], r["seq"]): r for r in rows}
     assert len(rows) == len(mine), "each reading stored once, nothing else stored"
     assert stored.keys() == mine.keys()

@@ -68,3 +68,41 @@ def test_time_is_exact_where_float_division_would_truncate() -> None:
         metrics={Metric.PM2_5: MetricValue(value=1.0, n=1)},
     )
     assert to_line(reading).endswith(" 1440608401938")
+
+
+_text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20)
+
+
+@given(
+    st.dictionaries(_text, _text, max_size=4),
+    st.dictionaries(
+        _text,
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**62), 2**62)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | _text,
+        min_size=1,
+        max_size=6,
+    ).filter(lambda f: any(v is not None for v in f.values())),
+    st.integers(946_684_800_000, 4_102_444_800_000),
+)
+def test_format_line_writes_what_influxdb_client_writes(
+    tags: dict[str, str], fields: dict[str, object], ms: int
+) -> None:
+    from influxdb_client.client.write.point import Point
+    from influxdb_client.domain.write_precision import WritePrecision
+
+    from gateway.points import format_line
+
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    point = Point("node_status")
+    for key, value in tags.items():
+        point.tag(key, value)
+    for key, value in fields.items():
+        point.field(key, value)
+    expected = point.time(at, WritePrecision.MS).to_line_protocol()
+    ours = format_line("node_status", tags, fields, at)  # type: ignore[arg-type]
+    # Point computes the timestamp by float division and is sometimes 1 ms early; ours is exact.
+    assert ours.rsplit(" ", 1)[0] == expected.rsplit(" ", 1)[0]
+    assert ours.rsplit(" ", 1)[1] == str(ms)

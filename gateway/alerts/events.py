@@ -7,9 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from influxdb_client.client.write.point import Point
-from influxdb_client.domain.write_precision import WritePrecision
-
+from gateway.points import FieldValue, format_line
 from gateway.schema import format_ts
 from hardware.base import METRIC_UNITS, Metric
 
@@ -115,29 +113,21 @@ class AlertEvent:
         )
 
     def to_line(self) -> str:
-        point = (
-            Point(MEASUREMENT)
-            .tag("site", self.site)
-            .tag("node", self.node)
-            .tag("rule", self.rule)
-            .tag("metric", self.metric)
-            .field("state", self.state)
-            .field("id", self.id)
-            .field("average", self.average)
-            .field("severity", self.severity)
-            .field("late", self.late)
-            .field("message", self.message)
-            .field("started", format_ts(self.started))
-        )
+        fields: dict[str, FieldValue] = {
+            "state": self.state,
+            "id": self.id,
+            "average": self.average,
+            "severity": self.severity,
+            "late": self.late,
+            "message": self.message,
+            "started": format_ts(self.started),
+            "ended": format_ts(self.ended) if self.ended is not None else None,
+            "acked_by": self.acked_by or None,
+        }
         for name, number in (("value", self.value), ("limit", self.limit), ("peak", self.peak)):
-            if number is not None:
-                point.field(name, float(number))
-        if self.ended is not None:
-            point.field("ended", format_ts(self.ended))
-        if self.acked_by:
-            point.field("acked_by", self.acked_by)
-        line: str = point.time(self.at, WritePrecision.MS).to_line_protocol()
-        return line
+            fields[name] = None if number is None else float(number)
+        tags = {"site": self.site, "node": self.node, "rule": self.rule, "metric": self.metric}
+        return format_line(MEASUREMENT, tags, fields, self.at)
 
 
 def alert_id(site: str, node: str, rule: str, started: datetime) -> str:
