@@ -6,6 +6,7 @@ text for messages and the `average` field, with the seconds computed once here.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal
 
@@ -21,6 +22,7 @@ _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86
 RULE_TYPES = ("threshold", "nowcast", "difference", "offline", "sensor_fault")
 
 
+@functools.lru_cache(maxsize=256)  # rules ask for their windows' seconds on every reading
 def duration_s(text: str) -> float:
     """Seconds in `"90s"`, `"15m"`, `"1h"`, `"24h"`, `"7d"`, `"1y"` or `"0"`; ValueError otherwise."""
     match = _DURATION_RE.match(text.strip()) if isinstance(text, str) else None
