@@ -66,7 +66,7 @@ class InfluxConfig(_Section):
 
 class BatchConfig(_Section):
     max_size: int = Field(default=1000, ge=1, le=50_000, description="Readings per InfluxDB write.")
-    max_delay_s: float = Field(default=0.5, gt=0, le=60, description="Oldest unwritten reading's age.")
+    max_delay_s: float = Field(default=0.2, gt=0, le=60, description="Oldest unwritten reading's age.")
 
 
 class SpoolConfig(_Section):

@@ -56,7 +56,7 @@ class Ingest:
         *,
         prefix: str = "minewatch",
         max_size: int = 1000,
-        max_delay_s: float = 0.5,
+        max_delay_s: float = 0.2,
         monotonic: Callable[[], float] = time.monotonic,
         clock: Callable[[], float] = time.time,
         on_stored: list[OnStored] | None = None,
