@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import termios
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import serial
 
@@ -96,9 +98,21 @@ class FrameStream:
         return data
 
 
+T = TypeVar("T")
+
+
+def open_if_present(path: str, baudrate: int) -> SerialPort | None:
+    """The port, or None when the device is not there yet: the first read says why, later reads
+    try again, so a node started before its USB adapter is plugged in still comes up."""
+    try:
+        return open_serial(path, baudrate)
+    except PortGone:
+        return None
+
+
 class SerialLink:
     """Owns one serial port for a driver: opens it again after it vanished (the sampler's backoff
-    paces the attempts) and tells the driver, through `on_open`, when the device is fresh."""
+    paces the attempts) and tells each read whether the device is fresh."""
 
     def __init__(
         self,
@@ -126,6 +140,16 @@ class SerialLink:
         self._port = open_serial(self._path, self._baudrate)
         self._stream = FrameStream(self._port, self._header, self._length, self._timeout_s)
         return self._stream, True
+
+    def read(self, read: Callable[[FrameStream, bool], T]) -> T:
+        """Run one driver read on the stream, telling it whether the port was (re)opened just now.
+        A device that vanishes (PortGone) is forgotten, so the next read opens it again."""
+        try:
+            stream, reopened = self.stream()
+            return read(stream, reopened)
+        except PortGone:
+            self.lost()
+            raise
 
     def lost(self) -> None:
         """The device vanished: close our end so the next `stream()` opens it again."""

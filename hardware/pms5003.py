@@ -18,19 +18,18 @@ from typing import ClassVar, Literal
 from adafruit_pm25.uart import PM25_UART
 from pydantic import Field
 
-from hardware._stream import SerialLink
+from hardware._stream import FrameStream, SerialLink, open_if_present
 from hardware.base import (
     Clock,
     DeviceOptions,
     FrameError,
     Metric,
-    PortGone,
     RawRange,
     Sample,
     WarmUp,
     register,
 )
-from hardware.ports import SerialPort, open_serial
+from hardware.ports import SerialPort
 
 HEADER = b"BM\x00\x1c"  # `BM` and the frame length 28: fewer false starts than `BM` alone
 FRAME_BYTES = 32
@@ -103,25 +102,16 @@ class Pms5003:
 
     @classmethod
     def open(cls, opts: Pms5003Options, clock: Clock) -> Pms5003:
-        try:
-            port: SerialPort | None = open_serial(opts.port, opts.baudrate)
-        except PortGone:
-            port = None  # not there yet: the first read says why, and later reads try again
-        return cls(opts, port, clock)
+        return cls(opts, open_if_present(opts.port, opts.baudrate), clock)
 
     @property
     def is_warming_up(self) -> bool:
         return self._warm_up.is_active
 
     def read(self) -> list[Sample]:
-        try:
-            return self._read()
-        except PortGone:
-            self._link.lost()
-            raise
+        return self._link.read(self._read)
 
-    def _read(self) -> list[Sample]:
-        stream, reopened = self._link.stream()
+    def _read(self, stream: FrameStream, reopened: bool) -> list[Sample]:
         if reopened:  # a sensor that was unplugged has been powered off: its fan starts again
             self._warm_up.restart()
         samples: list[Sample] = []

@@ -19,7 +19,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from hardware._stream import FrameStream, SerialLink
+from hardware._stream import FrameStream, SerialLink, open_if_present
 from hardware.base import (
     Clock,
     DeviceOptions,
@@ -32,7 +32,7 @@ from hardware.base import (
     WarmUp,
     register,
 )
-from hardware.ports import SerialPort, open_serial, serial_hint
+from hardware.ports import SerialPort, serial_hint
 
 HEADER = b"\xaa\xc0"
 FRAME_BYTES = 10
@@ -94,11 +94,7 @@ class Sds011:
 
     @classmethod
     def open(cls, opts: Sds011Options, clock: Clock) -> Sds011:
-        try:
-            port: SerialPort | None = open_serial(opts.port, opts.baudrate)
-        except PortGone:
-            port = None  # the first read says why; later reads try again
-        return cls(opts, port, clock)
+        return cls(opts, open_if_present(opts.port, opts.baudrate), clock)
 
     @property
     def is_warming_up(self) -> bool:
@@ -112,14 +108,9 @@ class Sds011:
         self._last_frame = self._clock()
 
     def read(self) -> list[Sample]:
-        try:
-            return self._read()
-        except PortGone:
-            self._link.lost()
-            raise
+        return self._link.read(self._read)
 
-    def _read(self) -> list[Sample]:
-        stream, reopened = self._link.stream()
+    def _read(self, stream: FrameStream, reopened: bool) -> list[Sample]:
         if reopened:
             self._configure(stream)
         periodic = self._opts.work_period_min > 0
