@@ -19,11 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.ingest import _count, _query
 from gateway import devservices
 from gateway.schema import format_ts
 from hardware.base import Metric
@@ -34,23 +33,6 @@ from node.service import to_payload
 
 GOAL_S = 20.0
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _query(port: int, db: str, q: str) -> dict[str, object]:
-    import json
-
-    data = urllib.parse.urlencode({"q": q, "db": db}).encode()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/query", data=data, timeout=30) as resp:
-        doc: dict[str, object] = json.load(resp)
-    return doc
-
-
-def _count(port: int, db: str) -> int:
-    doc = _query(port, db, 'SELECT count("seq") FROM "reading"')
-    try:
-        return int(doc["results"][0]["series"][0]["values"][0][1])  # type: ignore[index]
-    except (KeyError, IndexError):
-        return 0
 
 
 def _depth(path: Path) -> int:
@@ -95,7 +77,7 @@ def _fill(cfg_path: Path, count: int) -> float:
 
 def run_once(tmp: Path, count: int, inflight: int, mosquitto_port: int, influx_port: int) -> dict[str, float]:
     db = f"bench_{inflight}"
-    _query(influx_port, db, f'CREATE DATABASE "{db}"')
+    _query(f"http://127.0.0.1:{influx_port}", db, f'CREATE DATABASE "{db}"')
     work = tmp / f"w{inflight}"
     work.mkdir()
     prefix = f"bench{inflight}"
@@ -124,7 +106,7 @@ def run_once(tmp: Path, count: int, inflight: int, mosquitto_port: int, influx_p
             if empty_s is None and _depth(outbox) == 0:
                 empty_s = time.monotonic() - t0
                 node_cpu = _cpu_s(proc.pid)
-            if empty_s is not None and _count(influx_port, db) >= count:
+            if empty_s is not None and _count(f"http://127.0.0.1:{influx_port}", db) >= count:
                 stored_s = time.monotonic() - t0
                 break
             time.sleep(0.1)
