@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -86,16 +86,7 @@ class Publisher:
         self._backoff = backoff or Backoff(1.0, 60.0)
         self._offline_since: float | None = None
         self._last_offline_log = 0.0
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv5,
-        )
-        if username:
-            client.username_pw_set(username, password)
-        if tls:
-            certfile, keyfile = client_cert or (None, None)
-            client.tls_set(ca_certs=ca_file, certfile=certfile, keyfile=keyfile, cert_reqs=ssl.CERT_REQUIRED)
+        client = _client(client_id, mqtt.MQTTv5, username, password, tls, ca_file, client_cert)
         if will:
             client.will_set(will.topic, will.payload, qos=1, retain=True)
         # The forwarder keeps at most max_inflight readings in paho; the spare room is for status
@@ -223,6 +214,26 @@ class Publisher:
             self.wake.set()
 
 
+def _client(
+    client_id: str,
+    protocol: MQTTProtocolVersion,
+    username: str | None,
+    password: str | None,
+    tls: bool,
+    ca_file: str | None,
+    client_cert: tuple[str, str] | None,
+) -> mqtt.Client:
+    """A paho client with our credentials and TLS (verifying the broker, optionally a client cert),
+    the same for the running node and for `minewatch-node check`."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    if username:
+        client.username_pw_set(username, password)
+    if tls:
+        certfile, keyfile = client_cert or (None, None)
+        client.tls_set(ca_certs=ca_file, certfile=certfile, keyfile=keyfile, cert_reqs=ssl.CERT_REQUIRED)
+    return client
+
+
 def probe_broker(
     host: str,
     port: int,
@@ -238,12 +249,7 @@ def probe_broker(
     """Connect once and leave (for `minewatch-node check`): None when the broker accepts these
     credentials, otherwise what went wrong in plain words."""
     answers: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-    if username:
-        client.username_pw_set(username, password)
-    if tls:
-        certfile, keyfile = client_cert or (None, None)
-        client.tls_set(ca_certs=ca_file, certfile=certfile, keyfile=keyfile, cert_reqs=ssl.CERT_REQUIRED)
+    client = _client(client_id, mqtt.MQTTv311, username, password, tls, ca_file, client_cert)
     client.on_connect = lambda c, userdata, flags, reason_code, props: answers.put(reason_code)
     try:
         client.connect(host, port, keepalive=10)
