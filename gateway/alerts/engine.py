@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from gateway.alerts import rules as ev
 from gateway.alerts.config import (
@@ -66,6 +67,10 @@ class Engine:
         self._keep_ms = int(keep_s * 1000)
         self.by_id: dict[str, MachineState] = {}
         self._categories: dict[Key, str] = {}
+        # Per rule, what `advance` needs; per (site, node), which rules a reading from it steps.
+        # Both are fixed by the rules, so they are worked out once rather than on every reading.
+        self._consts = {r.name: _constants(r) for r in rules}
+        self._plans: dict[tuple[str, str], _Plan] = {}
 
     # -- state in and out ---------------------------------------------------------------------
 
@@ -118,30 +123,51 @@ class Engine:
         events: list[AlertEvent] = []
         now_ms = _ms(self._clock())
         for r in readings:
+            site, node = r.site, r.node
             t_ms = _ms(r.ts)
             is_new = False
-            for metric, mv in r.metrics.items():
-                is_new |= self._series_for(r.site, r.node, metric.value).add(t_ms, mv.value, r.period_s)
-            self._arrivals[(r.site, r.node)] = now_ms
-            self._offline_status[(r.site, r.node)] = False
-            for rule in self.rules:
-                if isinstance(rule, OfflineRule) and rule.applies(r.site, r.node):
-                    events += self._step(rule, r.site, r.node, now_ms, Evaluation("ok"))
+            metrics: set[str] = set()
+            for name, mv in r.metrics.items():
+                metrics.add(name.value)
+                is_new |= self._series_for(site, node, name.value).add(t_ms, mv.value, r.period_s)
+            self._arrivals[(site, node)] = now_ms
+            self._offline_status[(site, node)] = False
+            plan = self._plans.get((site, node)) or self._plan(site, node)
+            for rule in plan.offline:
+                events += self._step(rule, site, node, now_ms, Evaluation("ok"), now_ms)
             if not is_new:
                 continue  # the same reading again: counted once, evaluated once
-            metrics = {m.value for m in r.metrics}
-            for rule in self.rules:
-                if isinstance(rule, ThresholdRule | NowcastRule):
-                    if rule.applies(r.site, r.node) and str(rule.metric) in metrics:
-                        events += self._evaluate(rule, r.site, r.node, t_ms)
-                elif isinstance(rule, DifferenceRule):
-                    involved = r.node in (rule.node, rule.reference)
-                    in_scope = rule.sites is None or r.site in rule.sites
-                    if involved and in_scope and rule.metric.value in metrics:
-                        events += self._evaluate(rule, r.site, rule.node, t_ms)
-                elif isinstance(rule, SensorFaultRule) and rule.applies(r.site, r.node):
-                    events += self._fault(rule, r, t_ms)
+            for rule, evaluate, needs, key in plan.evaluated:
+                if evaluate is None:
+                    events += self._fault(rule, r, t_ms, now_ms)
+                    continue
+                if needs not in metrics:
+                    continue
+                m = self.machines.get(key) or self._machine(rule, site, key[2])
+                if t_ms < m.last_t_ms:
+                    continue  # older than what this machine has seen: it only fills the window
+                e = evaluate(rule, self.series, site, key[2], t_ms)
+                events += self._step(rule, site, key[2], t_ms, e, now_ms)
         return events
+
+    def _plan(self, site: str, node: str) -> _Plan:
+        plan = _Plan()
+        for rule in self.rules:
+            if isinstance(rule, OfflineRule) and rule.applies(site, node):
+                plan.offline.append(rule)
+            elif isinstance(rule, ThresholdRule) and rule.applies(site, node):
+                plan.evaluated.append((rule, ev.threshold, rule.metric.value, (rule.name, site, node)))
+            elif isinstance(rule, NowcastRule) and rule.applies(site, node):
+                plan.evaluated.append((rule, ev.nowcast, rule.metric, (rule.name, site, node)))
+            elif isinstance(rule, DifferenceRule):
+                involved = node in (rule.node, rule.reference)
+                if involved and (rule.sites is None or site in rule.sites):
+                    key = (rule.name, site, rule.node)
+                    plan.evaluated.append((rule, ev.difference, rule.metric.value, key))
+            elif isinstance(rule, SensorFaultRule) and rule.applies(site, node):
+                plan.evaluated.append((rule, None, "", (rule.name, site, node)))
+        self._plans[(site, node)] = plan
+        return plan
 
     def on_status(self, site: str, node: str, state: str) -> list[AlertEvent]:
         """A node's retained status (`{"state": "offline"}` is its last will)."""
@@ -166,7 +192,7 @@ class Engine:
                     e = Evaluation("exceeds", quiet_s / 60, rule.after_s / 60, False, reason="silent")
                 else:
                     e = Evaluation("ok", quiet_s / 60, rule.after_s / 60)
-                events += self._step(rule, site, node, now_ms, e)
+                events += self._step(rule, site, node, now_ms, e, now_ms)
         return events
 
     def ack(self, ident: str, by: str) -> AlertEvent | None:
@@ -183,18 +209,7 @@ class Engine:
 
     # -- the machines -------------------------------------------------------------------------
 
-    def _evaluate(self, rule: AnyRule, site: str, node: str, t_ms: int) -> list[AlertEvent]:
-        if isinstance(rule, ThresholdRule):
-            e = ev.threshold(rule, self.series, site, node, t_ms)
-        elif isinstance(rule, NowcastRule):
-            e = ev.nowcast(rule, self.series, site, node, t_ms)
-        elif isinstance(rule, DifferenceRule):
-            e = ev.difference(rule, self.series, site, node, t_ms)
-        else:  # pragma: no cover - the callers route by type
-            raise TypeError(type(rule))
-        return self._step(rule, site, node, t_ms, e)
-
-    def _fault(self, rule: SensorFaultRule, r: ReadingPayload, t_ms: int) -> list[AlertEvent]:
+    def _fault(self, rule: SensorFaultRule, r: ReadingPayload, t_ms: int, now_ms: int) -> list[AlertEvent]:
         if rule.metric is not None:
             if rule.metric not in r.metrics:
                 return []
@@ -209,27 +224,49 @@ class Engine:
         lasted_s = (t_ms - m.since_ms) / 1000 if m.since_ms is not None else 0.0
         exceeds = faulty and lasted_s >= rule.after_s
         e = Evaluation("exceeds" if exceeds else "ok", lasted_s / 60, rule.after_s / 60, not faulty)
-        return self._step(rule, r.site, r.node, t_ms, e)
+        return self._step(rule, r.site, r.node, t_ms, e, now_ms)
 
-    def _step(self, rule: AnyRule, site: str, node: str, t_ms: int, e: Evaluation) -> list[AlertEvent]:
-        m = self._machine(rule, site, node)
+    def _step(
+        self, rule: AnyRule, site: str, node: str, t_ms: int, e: Evaluation, now_ms: int
+    ) -> list[AlertEvent]:
+        m = self.machines.get((rule.name, site, node)) or self._machine(rule, site, node)
         if t_ms < m.last_t_ms:
             return []  # older than what this machine has seen: it only fills the window
-        was = (m.alert_id, m.evaluable, m.reason, m.clear_since_ms, m.last_notice_ms)
-        is_late = _ms(self._clock()) - t_ms > self._late_after_ms
-        higher_is_worse = not (isinstance(rule, ThresholdRule) and rule.direction == "below")
+        if m.alert_id is None and e.status != "exceeds":
+            # The common case, no alert and nothing to raise: what `advance` does, without the rest.
+            m.last_t_ms = t_ms
+            if e.status == "ok":
+                m.reason, m.value, m.limit = "", e.value, e.limit
+                if e.category:
+                    self._categories[m.key] = e.category
+            else:
+                m.reason = e.reason
+            if m.evaluable != (e.status == "ok"):
+                m.evaluable = not m.evaluable
+                self._dirty.add(m.key)
+                if not m.evaluable:
+                    log.info("%s at %s/%s not evaluated: %s", rule.name, site, node, m.reason)
+            return []
+        # What a restart must find as it was. The reason (a window's completeness) changes with
+        # every reading while a window fills and is not written for that alone.
+        was = (m.alert_id, m.evaluable, m.clear_since_ms, m.last_notice_ms, m.peak, m.late)
+        is_late = now_ms - t_ms > self._late_after_ms
+        clear_after_ms, remind_ms, higher_is_worse = self._consts.get(rule.name) or _constants(rule)
         transitions = advance(
             m,
             t_ms,
             e,
-            clear_after_ms=int(rule.clear_after_s * 1000),
-            remind_ms=int(rule.remind_every_s * 1000),
+            clear_after_ms=clear_after_ms,
+            remind_ms=remind_ms,
             is_late=is_late,
             worse=higher_is_worse,
         )
         if e.category:
             self._categories[m.key] = e.category
-        if was != (m.alert_id, m.evaluable, m.reason, m.clear_since_ms, m.last_notice_ms) or transitions:
+        if (
+            was != (m.alert_id, m.evaluable, m.clear_since_ms, m.last_notice_ms, m.peak, m.late)
+            or transitions
+        ):
             self._dirty.add(m.key)
         if not m.evaluable and was[1]:
             log.info("%s at %s/%s not evaluated: %s", rule.name, site, node, m.reason)
@@ -283,6 +320,22 @@ class Engine:
             category=self._categories.get(m.key) if isinstance(rule, NowcastRule) else None,
         )
         return event.with_state(event.state, message=sentence(rule, event))
+
+
+class _Plan:
+    """The rules a reading from one (site, node) steps, by how."""
+
+    def __init__(self) -> None:
+        self.offline: list[OfflineRule] = []
+        # In the rules' order: (rule, evaluator, metric the reading must carry, machine key); a
+        # sensor-fault rule has no evaluator (the engine tracks how long the fault has lasted).
+        self.evaluated: list[tuple[Any, Callable[..., Evaluation] | None, str, Key]] = []
+
+
+def _constants(rule: AnyRule) -> tuple[int, int, bool]:
+    """(clear_after ms, remind_every ms, is a higher value worse) for `advance`."""
+    higher_is_worse = not (isinstance(rule, ThresholdRule) and rule.direction == "below")
+    return int(rule.clear_after_s * 1000), int(rule.remind_every_s * 1000), higher_is_worse
 
 
 def _round(x: float | None) -> float | None:

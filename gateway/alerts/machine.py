@@ -8,14 +8,13 @@ them into events and the store persists the state. Hysteresis (`clear_ok` is str
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 Status = Literal["exceeds", "ok", "unknown"]
 Transition = Literal["raised", "reminder", "cleared"]
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
+class Evaluation(NamedTuple):  # a tuple, not a frozen dataclass: one per rule per reading
     status: Status  # "unknown": not evaluated (incomplete window, missing reference, ...)
     value: float | None = None
     limit: float | None = None

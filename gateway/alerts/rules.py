@@ -7,6 +7,7 @@ and on how long a fault has lasted, which the engine tracks; their evaluators ta
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from gateway import aqi
@@ -14,7 +15,6 @@ from gateway.alerts.config import DifferenceRule, NowcastRule, ThresholdRule, Ti
 from gateway.alerts.machine import Evaluation
 from gateway.alerts.windows import Series
 
-HOUR_MS = 3_600_000
 SeriesOf = Callable[[str, str, str], Series | None]  # (site, node, metric)
 INSTANT_MAX_AGE_MS = 15 * 60_000  # how old a reference's latest value may be for an instant difference
 
@@ -47,22 +47,27 @@ def threshold(rule: ThresholdRule, series_of: SeriesOf, site: str, node: str, t_
 
 def hourly_means(series: Series, t_ms: int, min_completeness: float) -> list[float | None]:
     """The 12 hourly means before the last full hour at `t_ms`, most recent first."""
-    hour_end = t_ms - t_ms % HOUR_MS
-    return [series.mean(hour_end - i * HOUR_MS, HOUR_MS, min_completeness).value for i in range(12)]
+    return list(series.hourly_means(t_ms, min_completeness))
+
+
+# The same 12 hourly means give the same NowCast all hour long, for every NowCast rule.
+_nowcast_of = functools.lru_cache(maxsize=1024)(aqi.nowcast)
+_CATEGORY = {c.key: c for c in aqi.CATEGORIES}
+_RANK = {key: i for i, key in enumerate(aqi.CATEGORY_KEYS)}
 
 
 def nowcast(rule: NowcastRule, series_of: SeriesOf, site: str, node: str, t_ms: int) -> Evaluation:
     series = series_of(site, node, rule.metric)
-    threshold_cat = next(c for c in aqi.CATEGORIES if c.key == rule.category)
+    threshold_cat = _CATEGORY[rule.category]
     if series is None:
         return Evaluation("unknown", reason="no pm2_5 at this node")
-    value = aqi.nowcast(hourly_means(series, t_ms, rule.min_completeness))
+    value = _nowcast_of(series.hourly_means(t_ms, rule.min_completeness))
     if value is None:
         return Evaluation(
             "unknown", limit=threshold_cat.low, reason="fewer than two of the last three hours complete"
         )
     cat = aqi.category(value)
-    exceeds = aqi.CATEGORY_KEYS.index(cat.key) >= aqi.CATEGORY_KEYS.index(rule.category)
+    exceeds = _RANK[cat.key] >= _RANK[rule.category]
     return Evaluation("exceeds" if exceeds else "ok", value, threshold_cat.low, not exceeds, category=cat.key)
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import bisect
 import statistics
-from dataclasses import dataclass
+from typing import NamedTuple
+
+HOUR_MS = 3_600_000
+NOWCAST_HOURS = 12
 
 
-@dataclass(frozen=True, slots=True)
-class WindowMean:
+class WindowMean(NamedTuple):  # a tuple, not a frozen dataclass: built several times per reading
     value: float | None  # None: not enough data (see completeness)
     completeness: float  # valid readings / expected readings, 0..1
     n: int
@@ -43,6 +45,17 @@ class Series:
         self._sum: list[int] = [0]
         self._count: list[int] = [0]
         self._period_ms = 60_000
+        # Several rules ask for the same window at the same reading (three standards' 24-hour
+        # PM2.5 means): `_version` changes with every add, and means are memoised until it does.
+        self._version = 0
+        self._memo: dict[tuple[int, int, float], WindowMean] = {}
+        self._memo_version = 0
+        # The NowCast's 12 hourly means change only when an hour closes or history is edited (a
+        # late or replaced reading): `_edits` counts the changes that are not in-order appends.
+        self._edits = 0
+        self._trimmed_below = -(2**62)  # every reading before this time was dropped
+        self._hourly_key: tuple[int, float, int, int] | None = None
+        self._hourly: tuple[float | None, ...] = ()
 
     def __len__(self) -> int:
         return len(self._ts)
@@ -53,26 +66,34 @@ class Series:
 
     def add(self, ts_ms: int, value: float | None, period_s: int | None = None) -> bool:
         """Insert one value; False when this timestamp was already there (a duplicate)."""
-        if period_s:
+        self._version += 1
+        if period_s and period_s * 1000 != self._period_ms:
             self._period_ms = period_s * 1000
-        i = bisect.bisect_left(self._ts, ts_ms)
-        if i < len(self._ts) and self._ts[i] == ts_ms:
-            if self._values[i] != value:
-                self._values[i] = value  # the same reading again: counted once
-                self._resum(i)
-            return False
-        self._ts.insert(i, ts_ms)
-        self._values.insert(i, value)
-        if i == len(self._ts) - 1:  # the usual case: readings arrive in order
-            self._sum.append(self._sum[-1] + _scaled(value))
-            self._count.append(self._count[-1] + (value is not None))
-        else:  # a late reading: the sums after it shift
+        ts = self._ts
+        if ts and ts_ms <= ts[-1]:
+            i = bisect.bisect_left(ts, ts_ms)
+            if ts[i] == ts_ms:
+                if self._values[i] != value:
+                    self._values[i] = value  # the same reading again: counted once
+                    self._edits += 1
+                    self._resum(i)
+                return False
+            # a late reading: the sums after it shift
+            self._edits += 1
+            ts.insert(i, ts_ms)
+            self._values.insert(i, value)
             self._sum.insert(i + 1, 0)
             self._count.insert(i + 1, 0)
             self._resum(i)
-        if self._ts[0] < self._ts[-1] - self._keep_ms:
-            cut = bisect.bisect_left(self._ts, self._ts[-1] - self._keep_ms)
-            del self._ts[:cut], self._values[:cut], self._sum[:cut], self._count[:cut]
+        else:  # the usual case: readings arrive in order
+            ts.append(ts_ms)
+            self._values.append(value)
+            self._sum.append(self._sum[-1] + _scaled(value))
+            self._count.append(self._count[-1] + (value is not None))
+        if ts[0] < ts[-1] - self._keep_ms:
+            self._trimmed_below = ts[-1] - self._keep_ms
+            cut = bisect.bisect_left(ts, self._trimmed_below)
+            del ts[:cut], self._values[:cut], self._sum[:cut], self._count[:cut]
         return True
 
     def _resum(self, start: int) -> None:
@@ -87,6 +108,7 @@ class Series:
         if len(self._ts) >= 3:
             gaps = [b - a for a, b in zip(self._ts, self._ts[1:], strict=False)]
             self._period_ms = max(int(statistics.median(gaps)), 1000)
+            self._version += 1
 
     def value_at(self, ts_ms: int) -> float | None:
         i = bisect.bisect_left(self._ts, ts_ms)
@@ -105,6 +127,33 @@ class Series:
 
     def mean(self, end_ms: int, duration_ms: int, min_completeness: float) -> WindowMean:
         """Mean of the readings whose `ts` lies in (end - duration, end]."""
+        if self._memo_version != self._version:
+            self._memo.clear()
+            self._memo_version = self._version
+        key = (end_ms, duration_ms, min_completeness)
+        window = self._memo.get(key)
+        if window is None:
+            window = self._memo[key] = self._mean(end_ms, duration_ms, min_completeness)
+        return window
+
+    def hourly_means(self, t_ms: int, min_completeness: float) -> tuple[float | None, ...]:
+        """The 12 hourly means before the last full hour at `t_ms`, most recent first (NowCast).
+
+        Kept until the hour changes or history before it is edited: readings appended in order come
+        after every reading seen, so they cannot fall into hours that had closed when these were
+        computed."""
+        hour_end = t_ms - t_ms % HOUR_MS
+        key = (hour_end, min_completeness, self._edits, self._period_ms)
+        if key == self._hourly_key and self._trimmed_below <= hour_end - NOWCAST_HOURS * HOUR_MS:
+            return self._hourly
+        means = tuple(
+            self._mean(hour_end - i * HOUR_MS, HOUR_MS, min_completeness).value for i in range(NOWCAST_HOURS)
+        )
+        if self._ts and self._ts[-1] >= hour_end:  # no in-order append can land in these hours now
+            self._hourly_key, self._hourly = key, means
+        return means
+
+    def _mean(self, end_ms: int, duration_ms: int, min_completeness: float) -> WindowMean:
         lo = bisect.bisect_right(self._ts, end_ms - duration_ms)
         hi = bisect.bisect_right(self._ts, end_ms)
         n = self._count[hi] - self._count[lo]
