@@ -122,30 +122,70 @@ class Engine:
     def on_readings(self, readings: Iterable[ReadingPayload]) -> list[AlertEvent]:
         events: list[AlertEvent] = []
         now_ms = _ms(self._clock())
+        machines = self.machines
         for r in readings:
             site, node = r.site, r.node
             t_ms = _ms(r.ts)
+            plan = self._plans.get((site, node)) or self._plan(site, node)
+            metrics = r.metrics  # keyed by Metric, a StrEnum: lookups by the metric's name work too
             is_new = False
-            metrics: set[str] = set()
-            for name, mv in r.metrics.items():
-                metrics.add(name.value)
-                is_new |= self._series_for(site, node, name.value).add(t_ms, mv.value, r.period_s)
+            for name, mv in metrics.items():
+                series = plan.series.get(name) or plan.add_series(name, self._series_for(site, node, name))
+                is_new |= series.add(t_ms, mv.value, r.period_s)
             self._arrivals[(site, node)] = now_ms
             self._offline_status[(site, node)] = False
-            plan = self._plans.get((site, node)) or self._plan(site, node)
             for rule in plan.offline:
                 events += self._step(rule, site, node, now_ms, Evaluation("ok"), now_ms)
             if not is_new:
                 continue  # the same reading again: counted once, evaluated once
-            for rule, evaluate, needs, key in plan.evaluated:
-                if evaluate is None:
+            # Each window several rules share (three standards' 24-hour PM2.5 means), once.
+            values = [
+                None
+                if metric not in metrics
+                else plan.series[metric].mean(t_ms, a, b)
+                if group is _WINDOW
+                else ev.nowcast_category(plan.series[metric].hourly_means(t_ms, a))
+                for group, metric, a, b in plan.groups
+            ]
+            for kind, rule, evaluate, needs, key, a, b, limit, above in plan.evaluated:
+                if kind is _FAULT:
                     events += self._fault(rule, r, t_ms, now_ms)
                     continue
                 if needs not in metrics:
                     continue
-                m = self.machines.get(key) or self._machine(rule, site, key[2])
+                m = machines.get(key) or self._machine(rule, site, key[2])
                 if t_ms < m.last_t_ms:
                     continue  # older than what this machine has seen: it only fills the window
+                if m.alert_id is None:
+                    # The common cases, an idle machine that stays idle, without building an
+                    # Evaluation: what `_step` would do with them. a and b are the kind's constants
+                    # (see `_plan`); a change of state or of the reason it is not evaluated takes
+                    # the long way below.
+                    if kind is _WINDOW:
+                        window = values[a]
+                        value = window.value
+                        if value is None:
+                            if not m.evaluable and m.reason == ev.incomplete(window.completeness, b):
+                                m.last_t_ms = t_ms
+                                continue
+                        elif m.evaluable and (value <= limit if above else value >= limit):
+                            m.last_t_ms, m.value, m.limit = t_ms, value, limit
+                            continue
+                    elif kind is _NOWCAST:
+                        value, category, rank = values[a]
+                        if value is None:
+                            if not m.evaluable and m.reason == ev.NO_NOWCAST:
+                                m.last_t_ms = t_ms
+                                continue
+                        elif m.evaluable and rank < b:
+                            m.last_t_ms, m.value, m.limit = t_ms, value, limit
+                            self._categories[key] = category
+                            continue
+                    elif kind is _INSTANT and m.evaluable:
+                        value = metrics[needs].value  # type: ignore[index]
+                        if value is not None and (value <= limit if above else value >= limit):
+                            m.last_t_ms, m.value, m.limit = t_ms, value, limit
+                            continue
                 e = evaluate(rule, self.series, site, key[2], t_ms)
                 events += self._step(rule, site, key[2], t_ms, e, now_ms)
         return events
@@ -153,19 +193,34 @@ class Engine:
     def _plan(self, site: str, node: str) -> _Plan:
         plan = _Plan()
         for rule in self.rules:
+            key = (rule.name, site, node)
             if isinstance(rule, OfflineRule) and rule.applies(site, node):
                 plan.offline.append(rule)
             elif isinstance(rule, ThresholdRule) and rule.applies(site, node):
-                plan.evaluated.append((rule, ev.threshold, rule.metric.value, (rule.name, site, node)))
+                above = rule.direction == "above"
+                if rule.average_s > 0:  # a: the index of its window in plan.groups, b: completeness
+                    window_ms = int(rule.average_s * 1000)
+                    window = plan.group(_WINDOW, rule.metric, window_ms, rule.min_completeness)
+                    need = rule.min_completeness
+                    entry = (_WINDOW, rule, ev.threshold, rule.metric, key, window, need, rule.limit, above)
+                else:
+                    entry = (_INSTANT, rule, ev.threshold, rule.metric, key, 0, 0, rule.limit, above)
+                plan.evaluated.append(entry)
             elif isinstance(rule, NowcastRule) and rule.applies(site, node):
-                plan.evaluated.append((rule, ev.nowcast, rule.metric, (rule.name, site, node)))
+                # a: the index of its hourly means in plan.groups, b: the rank that raises
+                hours = plan.group(_NOWCAST, rule.metric, rule.min_completeness, 0)
+                rank = ev.RANK[rule.category]
+                low = CATEGORIES[rank].low  # the limit reported: the category's lowest concentration
+                plan.evaluated.append((_NOWCAST, rule, ev.nowcast, rule.metric, key, hours, rank, low, True))
             elif isinstance(rule, DifferenceRule):
                 involved = node in (rule.node, rule.reference)
                 if involved and (rule.sites is None or site in rule.sites):
                     key = (rule.name, site, rule.node)
-                    plan.evaluated.append((rule, ev.difference, rule.metric.value, key))
+                    plan.evaluated.append(
+                        (_OTHER, rule, ev.difference, rule.metric.value, key, 0, 0, 0.0, True)
+                    )
             elif isinstance(rule, SensorFaultRule) and rule.applies(site, node):
-                plan.evaluated.append((rule, None, "", (rule.name, site, node)))
+                plan.evaluated.append((_FAULT, rule, None, "", key, 0, 0, 0.0, True))
         self._plans[(site, node)] = plan
         return plan
 
@@ -235,21 +290,21 @@ class Engine:
         if m.alert_id is None and e.status != "exceeds":
             # The common case, no alert and nothing to raise: what `advance` does, without the rest.
             m.last_t_ms = t_ms
+            reason = e.reason if e.status == "unknown" else ""
             if e.status == "ok":
-                m.reason, m.value, m.limit = "", e.value, e.limit
+                m.value, m.limit = e.value, e.limit
                 if e.category:
                     self._categories[m.key] = e.category
-            else:
-                m.reason = e.reason
-            if m.evaluable != (e.status == "ok"):
-                m.evaluable = not m.evaluable
-                self._dirty.add(m.key)
-                if not m.evaluable:
-                    log.info("%s at %s/%s not evaluated: %s", rule.name, site, node, m.reason)
+            if m.reason != reason or m.evaluable != (e.status == "ok"):
+                self._dirty.add(m.key)  # `ack --list` shows why a rule is not evaluated
+                m.reason = reason
+                if m.evaluable == (e.status == "unknown"):
+                    m.evaluable = not m.evaluable
+                    if not m.evaluable:
+                        log.info("%s at %s/%s not evaluated: %s", rule.name, site, node, reason)
             return []
-        # What a restart must find as it was. The reason (a window's completeness) changes with
-        # every reading while a window fills and is not written for that alone.
-        was = (m.alert_id, m.evaluable, m.clear_since_ms, m.last_notice_ms, m.peak, m.late)
+        # What a restart (and `ack --list`) must find as it was.
+        was = (m.alert_id, m.evaluable, m.reason, m.clear_since_ms, m.last_notice_ms, m.peak, m.late)
         is_late = now_ms - t_ms > self._late_after_ms
         clear_after_ms, remind_ms, higher_is_worse = self._consts.get(rule.name) or _constants(rule)
         transitions = advance(
@@ -263,10 +318,8 @@ class Engine:
         )
         if e.category:
             self._categories[m.key] = e.category
-        if (
-            was != (m.alert_id, m.evaluable, m.clear_since_ms, m.last_notice_ms, m.peak, m.late)
-            or transitions
-        ):
+        now = (m.alert_id, m.evaluable, m.reason, m.clear_since_ms, m.last_notice_ms, m.peak, m.late)
+        if was != now or transitions:
             self._dirty.add(m.key)
         if not m.evaluable and was[1]:
             log.info("%s at %s/%s not evaluated: %s", rule.name, site, node, m.reason)
@@ -322,14 +375,34 @@ class Engine:
         return event.with_state(event.state, message=sentence(rule, event))
 
 
+_WINDOW, _INSTANT, _NOWCAST, _OTHER, _FAULT = "window", "instant", "nowcast", "other", "fault"
+
+
 class _Plan:
-    """The rules a reading from one (site, node) steps, by how."""
+    """The rules a reading from one (site, node) steps, by how, and that node's windows by metric."""
 
     def __init__(self) -> None:
         self.offline: list[OfflineRule] = []
-        # In the rules' order: (rule, evaluator, metric the reading must carry, machine key); a
-        # sensor-fault rule has no evaluator (the engine tracks how long the fault has lasted).
-        self.evaluated: list[tuple[Any, Callable[..., Evaluation] | None, str, Key]] = []
+        # In the rules' order: (kind, rule, its evaluator, metric the reading must carry, machine
+        # key, two constants of the kind's fast path, limit, is "above" the rule's direction); a
+        # sensor-fault rule needs neither evaluator nor metric (the engine tracks how long the
+        # fault has lasted).
+        self.evaluated: list[tuple[str, Any, Any, str, Key, Any, Any, float, bool]] = []
+        self.series: dict[str, Series] = {}
+        # What each reading computes once for the fast paths of several rules: (_WINDOW, metric,
+        # window ms, completeness) -> its WindowMean; (_NOWCAST, metric, completeness, 0) -> the NowCast,
+        # its category and rank (gateway.alerts.rules.nowcast_category).
+        self.groups: list[tuple[str, str, Any, Any]] = []
+
+    def group(self, kind: str, metric: str, a: Any, b: Any) -> int:
+        """The index of this window in `groups`, added the first time a rule asks for it."""
+        if (kind, metric, a, b) not in self.groups:
+            self.groups.append((kind, metric, a, b))
+        return self.groups.index((kind, metric, a, b))
+
+    def add_series(self, metric: str, series: Series) -> Series:
+        self.series[metric] = series
+        return series
 
 
 def _constants(rule: AnyRule) -> tuple[int, int, bool]:

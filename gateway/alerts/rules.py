@@ -25,8 +25,13 @@ def _value(series: Series, t_ms: int, average_s: float, min_completeness: float)
         return value, "" if value is not None else "no value in this reading"
     window = series.mean(t_ms, int(average_s * 1000), min_completeness)
     if window.value is None:
-        return None, (f"window {window.completeness:.0%} complete, below the {min_completeness:.0%} needed")
+        return None, incomplete(window.completeness, min_completeness)
     return window.value, ""
+
+
+def incomplete(completeness: float, needed: float) -> str:
+    """Why a window's mean does not count (`ack --list` shows it)."""
+    return f"window {completeness:.0%} complete, below the {needed:.0%} needed"
 
 
 def threshold(rule: ThresholdRule, series_of: SeriesOf, site: str, node: str, t_ms: int) -> Evaluation:
@@ -50,10 +55,23 @@ def hourly_means(series: Series, t_ms: int, min_completeness: float) -> list[flo
     return list(series.hourly_means(t_ms, min_completeness))
 
 
-# The same 12 hourly means give the same NowCast all hour long, for every NowCast rule.
-_nowcast_of = functools.lru_cache(maxsize=1024)(aqi.nowcast)
 _CATEGORY = {c.key: c for c in aqi.CATEGORIES}
-_RANK = {key: i for i, key in enumerate(aqi.CATEGORY_KEYS)}
+RANK = {key: i for i, key in enumerate(aqi.CATEGORY_KEYS)}
+"""AQI categories from the best (0, "good") up: a rule raises at its category's rank or above."""
+
+
+# The same 12 hourly means give the same NowCast all hour long, for every NowCast rule.
+@functools.lru_cache(maxsize=1024)
+def nowcast_category(hourly: tuple[float | None, ...]) -> tuple[float | None, str, int]:
+    """(NowCast, its category's key, that category's rank); (None, "", -1) without a NowCast."""
+    value = aqi.nowcast(hourly)
+    if value is None:
+        return None, "", -1
+    key = aqi.category(value).key
+    return value, key, RANK[key]
+
+
+NO_NOWCAST = "fewer than two of the last three hours complete"
 
 
 def nowcast(rule: NowcastRule, series_of: SeriesOf, site: str, node: str, t_ms: int) -> Evaluation:
@@ -61,14 +79,11 @@ def nowcast(rule: NowcastRule, series_of: SeriesOf, site: str, node: str, t_ms: 
     threshold_cat = _CATEGORY[rule.category]
     if series is None:
         return Evaluation("unknown", reason="no pm2_5 at this node")
-    value = _nowcast_of(series.hourly_means(t_ms, rule.min_completeness))
+    value, key, rank = nowcast_category(series.hourly_means(t_ms, rule.min_completeness))
     if value is None:
-        return Evaluation(
-            "unknown", limit=threshold_cat.low, reason="fewer than two of the last three hours complete"
-        )
-    cat = aqi.category(value)
-    exceeds = _RANK[cat.key] >= _RANK[rule.category]
-    return Evaluation("exceeds" if exceeds else "ok", value, threshold_cat.low, not exceeds, category=cat.key)
+        return Evaluation("unknown", limit=threshold_cat.low, reason=NO_NOWCAST)
+    exceeds = rank >= RANK[rule.category]
+    return Evaluation("exceeds" if exceeds else "ok", value, threshold_cat.low, not exceeds, category=key)
 
 
 def allowed_increase(tiers: tuple[Tier, ...], background: float) -> float:

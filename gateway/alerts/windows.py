@@ -45,15 +45,12 @@ class Series:
         self._sum: list[int] = [0]
         self._count: list[int] = [0]
         self._period_ms = 60_000
-        # Several rules ask for the same window at the same reading (three standards' 24-hour
-        # PM2.5 means): `_version` changes with every add, and means are memoised until it does.
-        self._version = 0
-        self._memo: dict[tuple[int, int, float], WindowMean] = {}
-        self._memo_version = 0
+        # Trimming the front of the lists moves every element, so it waits until the oldest
+        # readings are this much older than needed, and then drops them all at once.
+        self._slack_ms = max(keep_ms // 8, HOUR_MS)
         # The NowCast's 12 hourly means change only when an hour closes or history is edited (a
         # late or replaced reading): `_edits` counts the changes that are not in-order appends.
         self._edits = 0
-        self._trimmed_below = -(2**62)  # every reading before this time was dropped
         self._hourly_key: tuple[int, float, int, int] | None = None
         self._hourly: tuple[float | None, ...] = ()
 
@@ -66,7 +63,6 @@ class Series:
 
     def add(self, ts_ms: int, value: float | None, period_s: int | None = None) -> bool:
         """Insert one value; False when this timestamp was already there (a duplicate)."""
-        self._version += 1
         if period_s and period_s * 1000 != self._period_ms:
             self._period_ms = period_s * 1000
         ts = self._ts
@@ -90,9 +86,8 @@ class Series:
             self._values.append(value)
             self._sum.append(self._sum[-1] + _scaled(value))
             self._count.append(self._count[-1] + (value is not None))
-        if ts[0] < ts[-1] - self._keep_ms:
-            self._trimmed_below = ts[-1] - self._keep_ms
-            cut = bisect.bisect_left(ts, self._trimmed_below)
+        if ts[0] < ts[-1] - self._keep_ms - self._slack_ms:
+            cut = bisect.bisect_left(ts, ts[-1] - self._keep_ms)
             del ts[:cut], self._values[:cut], self._sum[:cut], self._count[:cut]
         return True
 
@@ -108,7 +103,6 @@ class Series:
         if len(self._ts) >= 3:
             gaps = [b - a for a, b in zip(self._ts, self._ts[1:], strict=False)]
             self._period_ms = max(int(statistics.median(gaps)), 1000)
-            self._version += 1
 
     def value_at(self, ts_ms: int) -> float | None:
         i = bisect.bisect_left(self._ts, ts_ms)
@@ -126,15 +120,21 @@ class Series:
         return None
 
     def mean(self, end_ms: int, duration_ms: int, min_completeness: float) -> WindowMean:
-        """Mean of the readings whose `ts` lies in (end - duration, end]."""
-        if self._memo_version != self._version:
-            self._memo.clear()
-            self._memo_version = self._version
-        key = (end_ms, duration_ms, min_completeness)
-        window = self._memo.get(key)
-        if window is None:
-            window = self._memo[key] = self._mean(end_ms, duration_ms, min_completeness)
-        return window
+        """Mean of the readings whose `ts` lies in (end - duration, end], within `keep_ms` of the newest."""
+        ts = self._ts
+        if not ts:
+            return WindowMean(None, 0.0, 0)
+        # readings older than keep_ms wait in the slack for the next trim: a window never sees them
+        lo = bisect.bisect_right(ts, max(end_ms - duration_ms, ts[-1] - self._keep_ms - 1))
+        hi = bisect.bisect_right(ts, end_ms)
+        if hi <= lo:
+            return WindowMean(None, 0.0, 0)
+        n = self._count[hi] - self._count[lo]
+        expected = max(duration_ms / self._period_ms, 1.0)
+        completeness = min(n / expected, 1.0)
+        if not n or completeness + 1e-9 < min_completeness:
+            return WindowMean(None, completeness, n)
+        return WindowMean((self._sum[hi] - self._sum[lo]) / (n * _SCALE), completeness, n)
 
     def hourly_means(self, t_ms: int, min_completeness: float) -> tuple[float | None, ...]:
         """The 12 hourly means before the last full hour at `t_ms`, most recent first (NowCast).
@@ -144,21 +144,12 @@ class Series:
         computed."""
         hour_end = t_ms - t_ms % HOUR_MS
         key = (hour_end, min_completeness, self._edits, self._period_ms)
-        if key == self._hourly_key and self._trimmed_below <= hour_end - NOWCAST_HOURS * HOUR_MS:
+        # (a key that matches was computed from readings, and the newest one stays)
+        if key == self._hourly_key and self._ts[-1] - self._keep_ms <= hour_end - NOWCAST_HOURS * HOUR_MS:
             return self._hourly
         means = tuple(
-            self._mean(hour_end - i * HOUR_MS, HOUR_MS, min_completeness).value for i in range(NOWCAST_HOURS)
+            self.mean(hour_end - i * HOUR_MS, HOUR_MS, min_completeness).value for i in range(NOWCAST_HOURS)
         )
         if self._ts and self._ts[-1] >= hour_end:  # no in-order append can land in these hours now
             self._hourly_key, self._hourly = key, means
         return means
-
-    def _mean(self, end_ms: int, duration_ms: int, min_completeness: float) -> WindowMean:
-        lo = bisect.bisect_right(self._ts, end_ms - duration_ms)
-        hi = bisect.bisect_right(self._ts, end_ms)
-        n = self._count[hi] - self._count[lo]
-        expected = max(duration_ms / self._period_ms, 1.0)
-        completeness = min(n / expected, 1.0)
-        if not n or completeness + 1e-9 < min_completeness:
-            return WindowMean(None, completeness, n)
-        return WindowMean((self._sum[hi] - self._sum[lo]) / (n * _SCALE), completeness, n)
