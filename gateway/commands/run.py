@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import signal
 from types import FrameType
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     alerts.install(service)
     alerts.start()
     web = _start_web(cfg, service) if cfg.web is not None else None
+    _tune_gc()
     try:
         service.run()
     finally:
@@ -69,6 +71,19 @@ def run(args: argparse.Namespace) -> int:
             web.stop()
         alerts.stop()
     return 0
+
+
+def _tune_gc() -> None:
+    """Collect young objects every 20,000 allocations rather than Python's default 700.
+
+    A batch keeps up to `max_size` validated readings (a few containers each) alive until it is
+    stored, so with the default thresholds they outlived collection after collection and were
+    traversed again each time: bench/ingest.py measured 1.4 s of garbage collection for 100,000
+    readings (14 µs each, against 2 µs in the bare pipe), and 0.44 s with this. Peak memory grows by
+    about 3 MB. What start-up built (modules, schemas, restored alert windows) is frozen out of the
+    collector's sight: it lives as long as the process."""
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 def _start_web(cfg: GatewayConfig, service: GatewayService) -> BackgroundServer:
