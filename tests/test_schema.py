@@ -108,6 +108,10 @@ def test_invalid_payloads_are_refused_with_a_reason(name: str, doc: Any, reason:
     assert caught.value.reason == reason
 
 
+# A valid reading whose raw value is a JSON number no float can hold: json.loads makes it infinity.
+TOO_LARGE_A_NUMBER = encode(example()).replace(b'"raw": 12.0', b'"raw": 1e400')
+
+
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
@@ -117,6 +121,7 @@ def test_invalid_payloads_are_refused_with_a_reason(name: str, doc: Any, reason:
         (b'{"schema": 1, "schema": 1}', "duplicate_key"),
         (b'{"schema": 1, "seq": NaN}', "not_finite"),
         (b'{"schema": 1, "seq": Infinity}', "not_finite"),
+        (TOO_LARGE_A_NUMBER, "not_finite"),
         (b"[" * 100_000 + b"]" * 100_000, "too_large"),
         (b"[" * 2000 + b"]" * 2000, "not_json"),
         (b" " * (MAX_PAYLOAD_BYTES + 1), "too_large"),
