@@ -27,7 +27,7 @@ from gateway.alerts.config import (
 )
 from gateway.alerts.events import AlertEvent, alert_id, average_label, fmt, metric_label
 from gateway.alerts.machine import Evaluation, MachineState, Transition, advance, reset
-from gateway.alerts.windows import Series
+from gateway.alerts.windows import Series, WindowMean
 from gateway.aqi import CATEGORIES, aqi
 from gateway.schema import Flag, ReadingPayload
 
@@ -142,7 +142,7 @@ class Engine:
             values = [
                 None
                 if metric not in metrics
-                else plan.series[metric].mean(t_ms, a, b)
+                else _window(plan.series[metric].mean(t_ms, a, b), b)
                 if group is _WINDOW
                 else ev.nowcast_category(plan.series[metric].hourly_means(t_ms, a))
                 for group, metric, a, b in plan.groups
@@ -162,10 +162,9 @@ class Engine:
                     # (see `_plan`); a change of state or of the reason it is not evaluated takes
                     # the long way below.
                     if kind is _WINDOW:
-                        window = values[a]
-                        value = window.value
+                        value, reason = values[a]
                         if value is None:
-                            if not m.evaluable and m.reason == ev.incomplete(window.completeness, b):
+                            if not m.evaluable and m.reason == reason:
                                 m.last_t_ms = t_ms
                                 continue
                         elif m.evaluable and (value <= limit if above else value >= limit):
@@ -198,11 +197,10 @@ class Engine:
                 plan.offline.append(rule)
             elif isinstance(rule, ThresholdRule) and rule.applies(site, node):
                 above = rule.direction == "above"
-                if rule.average_s > 0:  # a: the index of its window in plan.groups, b: completeness
+                if rule.average_s > 0:  # a: the index of its window in plan.groups
                     window_ms = int(rule.average_s * 1000)
                     window = plan.group(_WINDOW, rule.metric, window_ms, rule.min_completeness)
-                    need = rule.min_completeness
-                    entry = (_WINDOW, rule, ev.threshold, rule.metric, key, window, need, rule.limit, above)
+                    entry = (_WINDOW, rule, ev.threshold, rule.metric, key, window, 0, rule.limit, above)
                 else:
                     entry = (_INSTANT, rule, ev.threshold, rule.metric, key, 0, 0, rule.limit, above)
                 plan.evaluated.append(entry)
@@ -390,8 +388,8 @@ class _Plan:
         self.evaluated: list[tuple[str, Any, Any, str, Key, Any, Any, float, bool]] = []
         self.series: dict[str, Series] = {}
         # What each reading computes once for the fast paths of several rules: (_WINDOW, metric,
-        # window ms, completeness) -> its WindowMean; (_NOWCAST, metric, completeness, 0) -> the NowCast,
-        # its category and rank (gateway.alerts.rules.nowcast_category).
+        # window ms, completeness) -> its mean and, without one, why (`_window`); (_NOWCAST,
+        # metric, completeness, 0) -> the NowCast, its category and rank (rules.nowcast_category).
         self.groups: list[tuple[str, str, Any, Any]] = []
 
     def group(self, kind: str, metric: str, a: Any, b: Any) -> int:
@@ -403,6 +401,11 @@ class _Plan:
     def add_series(self, metric: str, series: Series) -> Series:
         self.series[metric] = series
         return series
+
+
+def _window(mean: WindowMean, needed: float) -> tuple[float | None, str]:
+    """A window's mean, or None and the reason a rule on it is not evaluated."""
+    return (mean.value, "") if mean.value is not None else (None, ev.incomplete(mean.completeness, needed))
 
 
 def _constants(rule: AnyRule) -> tuple[int, int, bool]:
