@@ -14,7 +14,7 @@ import queue
 import ssl
 import threading
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -25,8 +25,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):  # a tuple, not a frozen dataclass: built for every message, on paho's thread
     topic: str
     payload: bytes
     mid: int

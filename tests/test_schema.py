@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.schema import (
@@ -203,3 +203,24 @@ def test_arbitrary_json_objects_are_accepted_only_when_valid(doc: dict[str, Any]
     except PayloadError:
         return
     assert parse_reading(TOPIC, reading.to_wire()) == reading
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_a_repeated_key_at_any_depth_is_refused(data: st.DataObject) -> None:
+    doc = example()
+    where = data.draw(st.sampled_from([doc, doc["metrics"], *doc["metrics"].values()]))
+    key = data.draw(st.sampled_from(sorted(where)))
+    again = data.draw(st.sampled_from([where[key], 7, "x", None]))  # the same value or another
+    where["__again__"] = again
+    text = encode(doc).replace(b'"__again__"', json.dumps(key).encode())
+    with pytest.raises(PayloadError) as caught:
+        parse_reading(TOPIC, text)
+    assert caught.value.reason == "duplicate_key"
+
+
+def test_a_cal_id_that_looks_like_a_key_is_not_taken_for_one() -> None:
+    doc = example()
+    doc["metrics"]["pm2_5"]["cal"] = 'a12":"n":'  # quotes and colons are allowed in a cal id
+    reading = parse_reading(TOPIC, encode(doc))
+    assert reading.metrics["pm2_5"].cal == 'a12":"n":'  # type: ignore[index]
