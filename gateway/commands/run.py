@@ -79,8 +79,8 @@ def _tune_gc() -> None:
     A batch keeps up to `max_size` validated readings (a few containers each) alive until it is
     stored, so with the default thresholds they outlived collection after collection and were
     traversed again each time: bench/ingest.py measured 1.4 s of garbage collection for 100,000
-    readings (14 µs each, against 2 µs in the bare pipe), and 0.44 s with this. Peak memory grows by
-    about 3 MB. What start-up built (modules, schemas, restored alert windows) is frozen out of the
+    readings (14 µs each, against 2 µs in the bare pipe), and about 0.4 s with this. Peak memory grows
+    by about 3 MB. What start-up built (modules, schemas, restored alert windows) is frozen out of the
     collector's sight: it lives as long as the process."""
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
