@@ -50,11 +50,6 @@ def threshold(rule: ThresholdRule, series_of: SeriesOf, site: str, node: str, t_
     return Evaluation("exceeds" if exceeds else "ok", value, rule.limit, clear_ok)
 
 
-def hourly_means(series: Series, t_ms: int, min_completeness: float) -> list[float | None]:
-    """The 12 hourly means before the last full hour at `t_ms`, most recent first."""
-    return list(series.hourly_means(t_ms, min_completeness))
-
-
 _CATEGORY = {c.key: c for c in aqi.CATEGORIES}
 RANK = {key: i for i, key in enumerate(aqi.CATEGORY_KEYS)}
 """AQI categories from the best (0, "good") up: a rule raises at its category's rank or above."""
