@@ -217,6 +217,16 @@ def test_sensor_fault_for_longer_than_the_duration() -> None:
     assert feed.events[0].started == T0 + (5 + 21) * M
 
 
+def test_a_late_good_reading_does_not_restart_a_sensor_faults_clock() -> None:
+    _, feed = engine({"name": "fault", "type": "sensor_fault", "metric": "pm2_5", "after": "20m"})
+    ts = feed.series("haul-road", T0, [12.0] * 5)
+    ts = feed.series("haul-road", ts, [None] * 10, flags=(Flag.SENSOR_FAULT,))
+    feed.one(reading("haul-road", T0 + 90 * timedelta(seconds=1), 12.0))  # from before the fault, late
+    feed.series("haul-road", ts, [None] * 20, flags=(Flag.SENSOR_FAULT,))
+    assert feed.states() == ["raised"]
+    assert feed.events[0].started == T0 + (5 + 21) * M  # counted from the first faulty reading
+
+
 def test_a_late_backlog_exceedance_is_raised_once_marked_late_with_its_real_times() -> None:
     clock = SimClock(T0 + timedelta(days=7))  # the node replays a week-old backlog now
     rule = {**DUST, "remind_every": "30m"}

@@ -270,6 +270,8 @@ class Engine:
         else:
             faulty = Flag.SENSOR_FAULT in r.flags or any(mv.value is None for mv in r.metrics.values())
         m = self._machine(rule, r.site, r.node)
+        if t_ms < m.last_t_ms:
+            return []  # older than what this machine has seen: it must not move when the fault began
         if faulty and m.since_ms is None:
             m.since_ms = t_ms
         elif not faulty:
