@@ -217,6 +217,21 @@ def test_sensor_fault_for_longer_than_the_duration() -> None:
     assert feed.events[0].started == T0 + (5 + 21) * M
 
 
+def test_a_reading_older_than_the_windows_keep_is_judged_as_the_evaluator_judges_it() -> None:
+    # After a restart (windows refilled, machines idle) a very late reading for an instant rule:
+    # the engine keeps 1 h here, so a reading from 2.5 h before the newest is not in the window.
+    rule = {"name": "t", "type": "threshold", "metric": "turbidity", "limit": 10.0}
+    clock = SimClock(T0 + 4 * H)
+    e = Engine(rules(rule), clock=clock)
+    for i in range(181):
+        e.preload("tsagaan", "a", "turbidity", int((T0 + i * M).timestamp() * 1000), 3.0)
+    e.finish_preload()
+    for late in (T0 + 40 * M + timedelta(seconds=30), T0 + 100 * M + timedelta(seconds=30)):
+        e.on_readings([reading("a", late, 3.0, metric="turbidity")])
+        m = e.machines[("t", "tsagaan", "a")]
+        assert not m.evaluable and m.reason == "no value in this reading"
+
+
 def test_a_late_good_reading_does_not_restart_a_sensor_faults_clock() -> None:
     _, feed = engine({"name": "fault", "type": "sensor_fault", "metric": "pm2_5", "after": "20m"})
     ts = feed.series("haul-road", T0, [12.0] * 5)

@@ -181,7 +181,7 @@ class Engine:
                             self._categories[key] = category
                             continue
                     elif kind is _INSTANT and m.evaluable:
-                        value = metrics[needs].value  # type: ignore[index]
+                        value = plan.series[needs].value_at(t_ms)  # as the evaluator reads it
                         if value is not None and (value <= limit if above else value >= limit):
                             m.last_t_ms, m.value, m.limit = t_ms, value, limit
                             continue

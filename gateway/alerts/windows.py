@@ -105,6 +105,8 @@ class Series:
             self._period_ms = max(int(statistics.median(gaps)), 1000)
 
     def value_at(self, ts_ms: int) -> float | None:
+        if not self._ts or ts_ms < self._ts[-1] - self._keep_ms:
+            return None  # waits in the slack for the next trim: as good as gone
         i = bisect.bisect_left(self._ts, ts_ms)
         if i < len(self._ts) and self._ts[i] == ts_ms:
             return self._values[i]
@@ -112,8 +114,11 @@ class Series:
 
     def latest_before(self, ts_ms: int, max_age_ms: int) -> float | None:
         """The last valid value at or before `ts_ms`, not older than `max_age_ms`."""
+        if not self._ts:
+            return None
+        oldest = max(ts_ms - max_age_ms, self._ts[-1] - self._keep_ms - 1)  # not into the slack
         i = bisect.bisect_right(self._ts, ts_ms) - 1
-        while i >= 0 and self._ts[i] > ts_ms - max_age_ms:
+        while i >= 0 and self._ts[i] > oldest:
             if self._values[i] is not None:
                 return self._values[i]
             i -= 1
