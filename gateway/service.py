@@ -9,7 +9,6 @@ and `tickers` run about once a second on the main thread (time-based checks, sta
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -199,6 +198,7 @@ class GatewayService:
         backoff = 0.0
         next_tick = time.monotonic()
         nap_s = cfg.batch.max_delay_s / 2
+        inbox = sub.inbox
         try:
             while not self.stop_event.is_set():
                 if ingest.pending < cfg.batch.max_size:
@@ -208,19 +208,13 @@ class GatewayService:
                     # paho's handing the GIL to each other per message). The flush is no later
                     # for it: a batch is due `max_delay_s` after its oldest message was received.
                     wait = min(nap_s, ingest.next_due_in(), max(next_tick - time.monotonic(), 0.0))
-                    if wait > 0 and sub.inbox.qsize() < cfg.batch.max_size - ingest.pending:
+                    if wait > 0 and len(inbox) < cfg.batch.max_size - ingest.pending:
                         self.stop_event.wait(wait)
-                    try:
-                        msg: Message | None = sub.inbox.get_nowait()
-                    except queue.Empty:
-                        msg = None
+                    msg = inbox.get_nowait()
                     while msg is not None and ingest.pending < cfg.batch.max_size:
                         if not self._dispatch(msg):
                             ingest.handle(msg)
-                        try:
-                            msg = sub.inbox.get_nowait()  # take what already waits
-                        except queue.Empty:
-                            msg = None
+                        msg = inbox.get_nowait()  # take what already waits
                     if msg is not None and not self._dispatch(msg):
                         ingest.handle(msg)  # one over max_size: cheaper than putting it back
                 if ingest.is_due():

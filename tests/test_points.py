@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.points import reading_point, to_line
+from gateway.points import FIELD_KEYS, reading_point, to_line
 from gateway.schema import PHYSICAL_RANGE, Flag, MetricValue, ReadingPayload
 from hardware.base import Metric
 
@@ -55,6 +55,29 @@ def test_to_line_is_what_influxdb_client_writes(reading: ReadingPayload) -> None
         # 1 ms early (2015-08-26T17:00:01.938Z becomes ...937); ours is exact. Nothing else differs.
         assert theirs.endswith(f" {exact_ms - 1}")
         assert ours.rsplit(" ", 1)[0] == theirs.rsplit(" ", 1)[0]
+
+
+def test_sorting_key_value_texts_orders_fields_by_key() -> None:
+    # to_line sorts "key=value" texts; that is the key order unless a key is a prefix of another
+    # followed by a character that sorts before "=" (a digit, say: "pm1" and "pm10" would break it).
+    assert len(FIELD_KEYS) == len(set(FIELD_KEYS)) > 4 * len(Metric)
+    for a in FIELD_KEYS:
+        for b in FIELD_KEYS:
+            if a != b and b.startswith(a):
+                assert b[len(a)] > "=", (a, b)
+    every = ReadingPayload(
+        schema=1,
+        site="s",
+        node="n",
+        seq=1,
+        ts=datetime(2026, 1, 1, tzinfo=UTC),
+        period_s=60,
+        metrics={m: MetricValue(value=PHYSICAL_RANGE[m][0] + 1.5, raw=2.0, n=3, cal="c") for m in Metric},
+        flags=[Flag.WARMING_UP],
+        kid="0123456789abcdef",
+        sig="A" * 86 + "==",
+    )
+    assert to_line(every) == reading_point(every).to_line_protocol()
 
 
 def test_time_is_exact_where_float_division_would_truncate() -> None:

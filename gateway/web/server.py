@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import threading
 import time
 
@@ -93,9 +92,8 @@ class StatusFeed:
 
     def _drain(self) -> None:
         while not self._stop.is_set():
-            try:
-                msg = self._sub.inbox.get(timeout=0.5)
-            except queue.Empty:
+            msg = self._sub.inbox.get(timeout=0.5)
+            if msg is None:
                 continue
             self._board.handle(msg)
             self._sub.ack([msg])
