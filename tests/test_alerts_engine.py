@@ -365,6 +365,30 @@ def test_window_sums_match_a_plain_mean_through_late_readings_nulls_and_trimming
         assert mean.value is None
 
 
+@settings(max_examples=150)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 400), st.one_of(st.none(), st.floats(0, 1000, allow_subnormal=False))),
+        min_size=1,
+        max_size=120,
+    ),
+    st.integers(0, 420),
+    st.integers(1, 240),
+    st.sampled_from([0.0, 0.5, 0.75, 1.0]),
+)
+def test_the_engines_mean_value_is_the_window_means_value(
+    points: list[tuple[int, float | None]], end: int, duration_min: int, needed: float
+) -> None:
+    # the engine's per-reading shortcut must agree with mean() wherever a window can end: at the
+    # newest reading, before it, past it, through late readings, repeats, gaps and trims
+    series = Series(keep_ms=180 * 60_000)
+    for minute, value in points:
+        series.add(minute * 60_000, value, 60)
+        for at in (minute, end):
+            expected = series.mean(at * 60_000, duration_min * 60_000, needed).value
+            assert series.mean_value(at * 60_000, duration_min * 60_000, needed) == expected
+
+
 @settings(max_examples=60)
 @given(st.lists(st.sampled_from([10.0, 45.0, 55.0, 200.0, None]), min_size=1, max_size=300))
 def test_any_series_gives_well_formed_alert_lifecycles(values: list[float | None]) -> None:

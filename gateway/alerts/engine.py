@@ -139,14 +139,16 @@ class Engine:
             if not is_new:
                 continue  # the same reading again: counted once, evaluated once
             # Each window several rules share (three standards' 24-hour PM2.5 means), once.
-            values = [
-                None
-                if metric not in metrics
-                else _window(plan.series[metric].mean(t_ms, a, b), b)
-                if group is _WINDOW
-                else ev.nowcast_category(plan.series[metric].hourly_means(t_ms, a))
-                for group, metric, a, b in plan.groups
-            ]
+            values: list[Any] = []
+            for group, metric, a, b in plan.groups:
+                if metric not in metrics:
+                    values.append(None)
+                elif group is _WINDOW:
+                    series = plan.series[metric]
+                    mean = series.mean_value(t_ms, a, b)
+                    values.append((mean, "") if mean is not None else _window(series.mean(t_ms, a, b), b))
+                else:
+                    values.append(ev.nowcast_category(plan.series[metric].hourly_means(t_ms, a)))
             for kind, rule, evaluate, needs, key, a, b, limit, above in plan.evaluated:
                 if kind is _FAULT:
                     events += self._fault(rule, r, t_ms, now_ms)

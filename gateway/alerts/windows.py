@@ -45,6 +45,7 @@ class Series:
         self._sum: list[int] = [0]
         self._count: list[int] = [0]
         self._period_ms = 60_000
+        self._period_s: int | None = None  # the period_s that set _period_ms; None when inferred
         # Trimming the front of the lists moves every element, so it waits until the oldest
         # readings are this much older than needed, and then drops them all at once.
         self._slack_ms = max(keep_ms // 8, HOUR_MS)
@@ -63,8 +64,8 @@ class Series:
 
     def add(self, ts_ms: int, value: float | None, period_s: int | None = None) -> bool:
         """Insert one value; False when this timestamp was already there (a duplicate)."""
-        if period_s and period_s * 1000 != self._period_ms:
-            self._period_ms = period_s * 1000
+        if period_s and period_s != self._period_s:
+            self._period_s, self._period_ms = period_s, period_s * 1000
         ts = self._ts
         if ts and ts_ms <= ts[-1]:
             i = bisect.bisect_left(ts, ts_ms)
@@ -84,8 +85,12 @@ class Series:
         else:  # the usual case: readings arrive in order
             ts.append(ts_ms)
             self._values.append(value)
-            self._sum.append(self._sum[-1] + _scaled(value))
-            self._count.append(self._count[-1] + (value is not None))
+            if value is None:
+                self._sum.append(self._sum[-1])
+                self._count.append(self._count[-1])
+            else:  # _scaled, inline: this runs for every metric of every reading
+                self._sum.append(self._sum[-1] + round(value * _SCALE))
+                self._count.append(self._count[-1] + 1)
         if ts[0] < ts[-1] - self._keep_ms - self._slack_ms:
             cut = bisect.bisect_left(ts, ts[-1] - self._keep_ms)
             del ts[:cut], self._values[:cut], self._sum[:cut], self._count[:cut]
@@ -102,7 +107,7 @@ class Series:
         """After a rebuild from the database (which does not store `period_s`): the usual spacing."""
         if len(self._ts) >= 3:
             gaps = [b - a for a, b in zip(self._ts, self._ts[1:], strict=False)]
-            self._period_ms = max(int(statistics.median(gaps)), 1000)
+            self._period_s, self._period_ms = None, max(int(statistics.median(gaps)), 1000)
 
     def value_at(self, ts_ms: int) -> float | None:
         if not self._ts or ts_ms < self._ts[-1] - self._keep_ms:
@@ -131,7 +136,7 @@ class Series:
             return WindowMean(None, 0.0, 0)
         # readings older than keep_ms wait in the slack for the next trim: a window never sees them
         lo = bisect.bisect_right(ts, max(end_ms - duration_ms, ts[-1] - self._keep_ms - 1))
-        hi = bisect.bisect_right(ts, end_ms)
+        hi = len(ts) if end_ms >= ts[-1] else bisect.bisect_right(ts, end_ms)
         if hi <= lo:
             return WindowMean(None, 0.0, 0)
         n = self._count[hi] - self._count[lo]
@@ -140,6 +145,21 @@ class Series:
         if not n or completeness + 1e-9 < min_completeness:
             return WindowMean(None, completeness, n)
         return WindowMean((self._sum[hi] - self._sum[lo]) / (n * _SCALE), completeness, n)
+
+    def mean_value(self, end_ms: int, duration_ms: int, min_completeness: float) -> float | None:
+        """`mean(...).value`, without building the WindowMean: the alert engine's per-reading path,
+        where the window usually ends at the reading just added (one bisection, not two)."""
+        ts = self._ts
+        if not ts:
+            return None
+        lo = bisect.bisect_right(ts, max(end_ms - duration_ms, ts[-1] - self._keep_ms - 1))
+        hi = len(ts) if end_ms >= ts[-1] else bisect.bisect_right(ts, end_ms)
+        if hi <= lo:
+            return None
+        n = self._count[hi] - self._count[lo]
+        if not n or min(n / max(duration_ms / self._period_ms, 1.0), 1.0) + 1e-9 < min_completeness:
+            return None
+        return (self._sum[hi] - self._sum[lo]) / (n * _SCALE)
 
     def hourly_means(self, t_ms: int, min_completeness: float) -> tuple[float | None, ...]:
         """The 12 hourly means before the last full hour at `t_ms`, most recent first (NowCast).
