@@ -3,7 +3,7 @@ the test, nothing sleeps."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -15,7 +15,8 @@ from gateway.alerts.machine import MachineState
 from gateway.alerts.rules import allowed_increase
 from gateway.alerts.windows import Series
 from gateway.aqi import nowcast
-from gateway.schema import Flag
+from gateway.schema import Flag, MetricValue, ReadingPayload
+from hardware.base import Metric
 from tests.alert_helpers import T0, Feed, SimClock, reading, rules
 
 H = timedelta(hours=1)
@@ -215,6 +216,41 @@ def test_sensor_fault_for_longer_than_the_duration() -> None:
     feed.series("haul-road", ts, [12.0] * 2)
     assert feed.states() == ["raised", "cleared"]
     assert feed.events[0].started == T0 + (5 + 21) * M
+
+
+def _pms(node: str, ts: datetime, pm25: float | None) -> ReadingPayload:
+    """A reading as a PMS5003 node sends it: PM2.5 with the metrics no rule here reads."""
+    metrics = {Metric.PM2_5: MetricValue(value=pm25, n=60)}
+    for extra in (Metric.PM1_0, Metric.PM1_0_ATM, Metric.PC0_3, Metric.PC2_5, Metric.RH):
+        metrics[extra] = MetricValue(value=7.0, n=60)
+    return ReadingPayload(schema=1, site="tsagaan", node=node, seq=1, ts=ts, period_s=60, metrics=metrics)
+
+
+def test_windows_are_kept_only_for_the_metrics_rules_read() -> None:
+    e, feed = engine(DUST, {"name": "fault", "type": "sensor_fault", "after": "20m"})
+    for i in range(40):
+        feed.one(_pms("haul-road", T0 + (i + 1) * M, 80.0 if i >= 30 else 20.0))
+    assert feed.states() == ["raised"]  # the PM2.5 rule still sees its metric
+    assert e.series("tsagaan", "haul-road", "pm2_5") is not None
+    assert [m for m in Metric if e.series("tsagaan", "haul-road", m.value) is not None] == [Metric.PM2_5]
+    e.preload("tsagaan", "haul-road", "rh", int((T0 + 50 * M).timestamp() * 1000), 40.0)
+    assert e.series("tsagaan", "haul-road", "rh") is None  # nor from history after a restart
+
+
+def test_a_sensor_fault_on_readings_without_a_windowed_metric_counts_each_reading_once() -> None:
+    # Only a sensor-fault rule on any metric: no window is kept, and a redelivered reading must
+    # still be told from a new one (the reminder clock and the fault's start depend on it).
+    e, feed = engine({"name": "fault", "type": "sensor_fault", "after": "20m", "remind_every": "1h"})
+    ts = feed.series("river-up", T0, [3.0] * 3, metric="turbidity")
+    sent = [reading("river-up", ts + (i + 1) * M, None, metric="turbidity") for i in range(25)]
+    for r in sent:
+        feed.one(r)
+    assert feed.states() == ["raised"] and e.series("tsagaan", "river-up", "turbidity") is None
+    machine = e.machines[("fault", "tsagaan", "river-up")]
+    before = (machine.last_t_ms, machine.since_ms, machine.last_notice_ms)
+    for r in sent[-3:]:  # the broker redelivers the last few
+        assert e.on_readings([r]) == []
+    assert (machine.last_t_ms, machine.since_ms, machine.last_notice_ms) == before
 
 
 def test_a_reading_older_than_the_windows_keep_is_judged_as_the_evaluator_judges_it() -> None:

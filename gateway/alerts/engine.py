@@ -65,6 +65,14 @@ class Engine:
             elif isinstance(rule, NowcastRule):
                 keep_s = max(keep_s, 13 * 3600)
         self._keep_ms = int(keep_s * 1000)
+        # Windows are kept only for the metrics a rule averages or reads back. A PMS5003 node sends
+        # a dozen metrics; a window of each (about 250 KB a day of one-minute readings) made the
+        # engine's memory grow with metrics no rule looks at, and its time too.
+        self._windowed = frozenset(
+            str(rule.metric)
+            for rule in rules
+            if isinstance(rule, ThresholdRule | NowcastRule | DifferenceRule)
+        )
         self.by_id: dict[str, MachineState] = {}
         self._categories: dict[Key, str] = {}
         # Per rule, what `advance` needs; per (site, node), which rules a reading from it steps.
@@ -89,7 +97,8 @@ class Engine:
 
     def preload(self, site: str, node: str, metric: str, ts_ms: int, value: float | None) -> None:
         """Fill a window from stored history (a restart); steps no machine, raises nothing."""
-        self._series_for(site, node, metric).add(ts_ms, value)
+        if metric in self._windowed:
+            self._series_for(site, node, metric).add(ts_ms, value)
         # Offline timing resumes from the last stored reading, not from the restart.
         self._arrivals[(site, node)] = max(self._arrivals.get((site, node), 0), ts_ms)
 
@@ -128,10 +137,19 @@ class Engine:
             t_ms = _ms(r.ts)
             plan = self._plans.get((site, node)) or self._plan(site, node)
             metrics = r.metrics  # keyed by Metric, a StrEnum: lookups by the metric's name work too
-            is_new = False
+            is_new = kept = False
             for name, mv in metrics.items():
-                series = plan.series.get(name) or plan.add_series(name, self._series_for(site, node, name))
+                series = plan.series.get(name)
+                if series is None:
+                    if name not in self._windowed:
+                        continue
+                    series = plan.add_series(name, self._series_for(site, node, name))
+                kept = True
                 is_new |= series.add(t_ms, mv.value, r.period_s)
+            if not kept and plan.evaluated:
+                # No window of these metrics is kept (sensor-fault rules read the reading itself):
+                # a series of timestamps alone tells a repeat.
+                is_new = (plan.seen or plan.add_seen(Series(self._keep_ms))).add(t_ms, None)
             self._arrivals[(site, node)] = now_ms
             self._offline_status[(site, node)] = False
             for rule in plan.offline:
@@ -391,6 +409,7 @@ class _Plan:
         # fault has lasted).
         self.evaluated: list[tuple[str, Any, Any, str, Key, Any, Any, float, bool]] = []
         self.series: dict[str, Series] = {}
+        self.seen: Series | None = None  # timestamps of readings that carry no windowed metric
         # What each reading computes once for the fast paths of several rules: (_WINDOW, metric,
         # window ms, completeness) -> its mean and, without one, why (`_window`); (_NOWCAST,
         # metric, completeness, 0) -> the NowCast, its category and rank (rules.nowcast_category).
@@ -404,6 +423,10 @@ class _Plan:
 
     def add_series(self, metric: str, series: Series) -> Series:
         self.series[metric] = series
+        return series
+
+    def add_seen(self, series: Series) -> Series:
+        self.seen = series
         return series
 
 
