@@ -1,6 +1,6 @@
 """Ingest benchmark: the gateway against a minimal MQTT -> InfluxDB pipe, side by side, in one run.
 
-    .venv/bin/python bench/ingest.py [--n 100000] [--nodes 20] [--rounds 1]
+    .venv/bin/python bench/ingest.py [--n 100000] [--nodes 20] [--rounds 1] [--no-alerts] [--kit pms5003]
 
 Starts a private Mosquitto (queue limits raised, as everywhere in this project) and a private influxd,
 then for each consumer in turn: starts it as its own process, publishes N readings from `--nodes`
@@ -123,7 +123,35 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _payloads(n: int, nodes: int) -> list[tuple[str, bytes]]:
+PMS5003_METRICS = [
+    "pm1_0",
+    "pm2_5",
+    "pm10",
+    "pm1_0_atm",
+    "pm2_5_atm",
+    "pm10_atm",
+    "pc0_3",
+    "pc0_5",
+    "pc1_0",
+    "pc2_5",
+    "pc5_0",
+    "pc10",
+]
+
+
+def _metrics(seq: int, kit: str) -> dict[str, dict[str, object]]:
+    pm25: dict[str, object] = {"value": 10.0 + (seq % 50) / 10, "raw": 12.0 + (seq % 7), "n": 60}
+    if kit == "two":
+        return {"pm2_5": pm25, "pm10": {"value": 20.5, "n": 60}}
+    # what a PMS5003 kit sends: all twelve values of the frame, PM2.5 calibrated (raw and cal id)
+    out: dict[str, dict[str, object]] = {}
+    for k, name in enumerate(PMS5003_METRICS):
+        out[name] = {"value": float(5 + k + seq % 11), "n": 60}
+    out["pm2_5"] = {**pm25, "cal": "epa-2021-pa@2026-11-01"}
+    return out
+
+
+def _payloads(n: int, nodes: int, kit: str = "two") -> list[tuple[str, bytes]]:
     per_node = n // nodes
     # one reading a minute per node, as period_s says, ending now: windows hold what a real site's do
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=per_node + 1)
@@ -139,10 +167,7 @@ def _payloads(n: int, nodes: int) -> list[tuple[str, bytes]]:
                 "seq": seq,
                 "ts": ts,
                 "period_s": 60,
-                "metrics": {
-                    "pm2_5": {"value": 10.0 + (seq % 50) / 10, "raw": 12.0 + (seq % 7), "n": 60},
-                    "pm10": {"value": 20.5, "n": 60},
-                },
+                "metrics": _metrics(seq, kit),
                 "flags": [],
             }
             out.append((f"{PREFIX}/v1/bench/{node}/reading", json.dumps(doc, separators=(",", ":")).encode()))
@@ -236,12 +261,18 @@ def main() -> int:
     parser.add_argument(
         "--no-alerts", dest="alerts", action="store_false", help="run the gateway without the alert presets"
     )
+    parser.add_argument(
+        "--kit",
+        choices=["two", "pms5003"],
+        default="two",
+        help="payload: PM2.5 and PM10 (two), or all twelve metrics a PMS5003 kit sends",
+    )
     parser.add_argument("--pipe", nargs=4, metavar=("PORT", "INFLUX", "DB", "READY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pipe:
         port, influx_url, db, ready_file = args.pipe
         return pipe_main(int(port), influx_url, db, Path(ready_file))
-    messages = _payloads(args.n, args.nodes)
+    messages = _payloads(args.n, args.nodes, args.kit)
     with tempfile.TemporaryDirectory(prefix="minewatch-bench-") as tmp:
         work = Path(tmp)
         broker = devservices.mosquitto(work / "mosquitto")
@@ -301,7 +332,8 @@ def main() -> int:
             broker.stop()
             influxd.stop()
     print(
-        f"N = {args.n} readings from {args.nodes} nodes at QoS 1, first publish until all queryable; "
+        f"N = {args.n} readings ({args.kit} kit) from {args.nodes} nodes at QoS 1, "
+        "first publish until all queryable; "
         f"{os.cpu_count()} CPUs"
     )
     print(
