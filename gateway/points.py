@@ -80,14 +80,16 @@ def to_line(reading: ReadingPayload) -> str:
     ]
     add = fields.append
     for metric, mv in reading.metrics.items():
-        k_value, k_raw, k_n, k_cal = _KEYS[metric]
-        if mv.value is not None:
-            add(k_value + _float(mv.value))
+        keys = _KEYS[metric]
+        value = mv.value
+        if value is not None:
+            text = str(float(value))  # _float, inline: a PMS5003 reading has a dozen values
+            add(keys[0] + (text[:-2] if text.endswith(".0") else text))
         if mv.raw is not None:
-            add(k_raw + _float(mv.raw))
-        add(f"{k_n}{mv.n}i")
+            add(keys[1] + _float(mv.raw))
+        add(f"{keys[2]}{mv.n}i")
         if mv.cal is not None:
-            add(k_cal + '"' + mv.cal.translate(_ESCAPE_STRING) + '"')
+            add(keys[3] + '"' + mv.cal.translate(_ESCAPE_STRING) + '"')
     if reading.sig is not None and reading.kid is not None:  # as reading_point: signed rows
         add("signed=true")
         add('sig="' + reading.sig.translate(_ESCAPE_STRING) + '"')

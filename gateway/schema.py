@@ -181,11 +181,14 @@ class ReadingPayload(BaseModel):
 
     @model_validator(mode="after")
     def _in_physical_range(self) -> ReadingPayload:
-        for metric, mv in self.metrics.items():
-            low, high = PHYSICAL_RANGE[metric]
-            if mv.value is not None and not low <= mv.value <= high:
-                raise ValueError(f"{metric.value}.value {mv.value} outside [{low}, {high}]")
-        if len(set(self.flags)) != len(self.flags):
+        for metric, mv in self.metrics.items():  # a dozen metrics per reading from a PMS5003 kit
+            value = mv.value
+            if value is not None:
+                low, high = PHYSICAL_RANGE[metric]
+                if not low <= value <= high:
+                    raise ValueError(f"{metric.value}.value {value} outside [{low}, {high}]")
+        flags = self.flags
+        if len(flags) > 1 and len(set(flags)) != len(flags):
             raise ValueError("flags repeat")
         return self
 
