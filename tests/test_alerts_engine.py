@@ -371,13 +371,17 @@ def test_a_window_mean_ignores_order_and_repeats(points: list[tuple[int, float]]
         assert mean.value is None
 
 
+# (minute, value or None) in any order, with repeats: late readings, gaps and trims
+MINUTES_AND_VALUES = st.lists(
+    st.tuples(st.integers(0, 400), st.one_of(st.none(), st.floats(0, 1000, allow_subnormal=False))),
+    min_size=1,
+    max_size=120,
+)
+
+
 @settings(max_examples=100)
 @given(
-    st.lists(
-        st.tuples(st.integers(0, 400), st.one_of(st.none(), st.floats(0, 1000, allow_subnormal=False))),
-        min_size=1,
-        max_size=120,
-    ),
+    MINUTES_AND_VALUES,
     st.integers(0, 400),
     st.integers(1, 240),
 )
@@ -403,11 +407,7 @@ def test_window_sums_match_a_plain_mean_through_late_readings_nulls_and_trimming
 
 @settings(max_examples=150)
 @given(
-    st.lists(
-        st.tuples(st.integers(0, 400), st.one_of(st.none(), st.floats(0, 1000, allow_subnormal=False))),
-        min_size=1,
-        max_size=120,
-    ),
+    MINUTES_AND_VALUES,
     st.integers(0, 420),
     st.integers(1, 240),
     st.sampled_from([0.0, 0.5, 0.75, 1.0]),
