@@ -66,13 +66,10 @@ class Engine:
                 keep_s = max(keep_s, 13 * 3600)
         self._keep_ms = int(keep_s * 1000)
         # Windows are kept only for the metrics a rule averages or reads back. A PMS5003 node sends
-        # a dozen metrics; a window of each (about 250 KB a day of one-minute readings) made the
+        # a dozen metrics; a window of each (a day of one-minute readings is about 110 KB) made the
         # engine's memory grow with metrics no rule looks at, and its time too.
-        self._windowed = frozenset(
-            str(rule.metric)
-            for rule in rules
-            if isinstance(rule, ThresholdRule | NowcastRule | DifferenceRule)
-        )
+        windowed = (r for r in rules if isinstance(r, ThresholdRule | NowcastRule | DifferenceRule))
+        self._windowed = tuple(dict.fromkeys(str(r.metric) for r in windowed))
         self.by_id: dict[str, MachineState] = {}
         self._categories: dict[Key, str] = {}
         # Per rule, what `advance` needs; per (site, node), which rules a reading from it steps.

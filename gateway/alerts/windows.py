@@ -38,7 +38,7 @@ class Series:
     def __init__(self, keep_ms: int) -> None:
         self._keep_ms = keep_ms
         # Machine-typed arrays rather than lists: 8 bytes an entry instead of a pointer and an
-        # object (a day of one-minute readings took about 250 KB a window, now about 115 KB).
+        # object (a day of one-minute readings took about 250 KB a window, now about 110 KB).
         # A reading without a value is NaN in `_values` (a stored value is always finite).
         self._ts = array("q")
         self._values = array("d")
