@@ -1,11 +1,15 @@
-"""The inbox between paho's thread and the gateway's main loop: FIFO, bounded, and never a lost wake-up."""
+"""The subscriber's own parts: the inbox between paho's thread and the main loop (FIFO, bounded,
+never a lost wake-up) and the buffered socket paho reads from."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
-from gateway.subscriber import Inbox, Message
+import pytest
+
+from gateway.subscriber import Inbox, Message, _BufferedSocket
 
 
 def _msg(i: int) -> Message:
@@ -84,3 +88,25 @@ def test_no_message_is_lost_or_doubled_between_two_busy_threads() -> None:
         inbox.put(_msg(i), lambda: False)
     t.join(30)
     assert seen == list(range(n))
+
+
+def test_buffered_socket_hands_out_small_reads_from_one_large_one() -> None:
+    # a real socket pair: paho's reads (1 byte, 1 byte, the rest) served from one kernel read
+    a, b = socket.socketpair()
+    try:
+        b.setblocking(False)
+        buffered = _BufferedSocket(b)
+        a.sendall(b"\x30\x05hello\x30\x02hi")
+        time.sleep(0.05)
+        assert buffered.recv(1) == b"\x30"
+        assert buffered.pending() == 10  # the rest waits in memory, where select cannot see it
+        assert buffered.recv(1) == b"\x05"
+        assert buffered.recv(5) == b"hello"
+        assert buffered.recv(100) == b"\x30\x02hi"  # a short read: no more than it holds
+        assert buffered.pending() == 0
+        with pytest.raises(BlockingIOError):  # nothing buffered, nothing on the socket
+            buffered.recv(1)
+        a.close()
+        assert buffered.recv(1) == b""  # the peer closed: paho sees the connection lost
+    finally:
+        b.close()
