@@ -9,14 +9,18 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from gateway.schema import (
     MAX_PAYLOAD_BYTES,
+    MetricValue,
     PayloadError,
+    ReadingPayload,
     is_identifier,
     parse_reading,
     parse_topic,
 )
+from hardware.base import Metric
 
 TOPIC = "minewatch/v1/tsagaan/river-down/reading"
 
@@ -49,6 +53,23 @@ def test_the_example_in_the_contract_is_accepted_and_round_trips() -> None:
     again = parse_reading(TOPIC, reading.to_wire())
     assert again == reading
     assert json.loads(reading.to_wire())["metrics"]["rh"] == {"value": 41.2, "n": 60}
+
+
+def test_a_reading_built_in_python_is_checked_as_one_from_the_wire() -> None:
+    # MetricValue is a plain tuple; the node's readings are still validated when they are built
+    doc = example()
+    built = {Metric(name): MetricValue(**entry) for name, entry in doc["metrics"].items()}
+    reading = ReadingPayload.model_validate({**doc, "metrics": built})
+    assert reading == parse_reading(TOPIC, encode(doc))
+    for bad in (
+        MetricValue(value=float("nan"), n=60),
+        MetricValue(value=12.0, n=-1),
+        MetricValue(value="12", n=60),  # type: ignore[arg-type]
+        MetricValue(value=120.0, n=60),  # rh above 100 %
+        MetricValue(value=12.0, n=60, cal="has space"),
+    ):
+        with pytest.raises(ValidationError):
+            ReadingPayload.model_validate({**doc, "metrics": {Metric.RH: bad}})
 
 
 def test_a_failed_sensor_sends_null_value() -> None:
