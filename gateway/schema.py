@@ -22,6 +22,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StringConstraints,
+    field_serializer,
     field_validator,
     model_validator,
     with_config,
@@ -227,9 +228,14 @@ class ReadingPayload(BaseModel):
                 for key in value:
                     if key not in _METRIC_NAMES:
                         raise ValueError(f"unknown metric {key!r}")
-            if isinstance(next(iter(value.values())), MetricValue):  # built in Python: check it too
-                return {k: v.as_entry() if isinstance(v, MetricValue) else v for k, v in value.items()}
+            if MetricValue in map(type, value.values()):  # built in Python (the node): check it too
+                return {k: v.as_entry() if type(v) is MetricValue else v for k, v in value.items()}
         return value  # pydantic turns the names into Metric
+
+    @field_serializer("metrics")
+    def _metrics_as_dicts(self, metrics: dict[Metric, MetricValue]) -> dict[str, dict[str, Any]]:
+        """`model_dump` gives each metric as the dict the wire has (and `model_validate` takes)."""
+        return {metric.value: mv._asdict() for metric, mv in metrics.items()}
 
     @model_validator(mode="after")
     def _flags_once(self) -> ReadingPayload:

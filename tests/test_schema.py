@@ -61,6 +61,10 @@ def test_a_reading_built_in_python_is_checked_as_one_from_the_wire() -> None:
     built = {Metric(name): MetricValue(**entry) for name, entry in doc["metrics"].items()}
     reading = ReadingPayload.model_validate({**doc, "metrics": built})
     assert reading == parse_reading(TOPIC, encode(doc))
+    mixed = {**doc["metrics"], "rh": MetricValue(value=120.0, n=60)}  # one built, out of range
+    with pytest.raises(ValidationError):
+        ReadingPayload.model_validate({**doc, "metrics": mixed})
+    assert ReadingPayload.model_validate(reading.model_dump(by_alias=True)) == reading
     for bad in (
         MetricValue(value=float("nan"), n=60),
         MetricValue(value=12.0, n=-1),
