@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.config import InfluxConfig
 from gateway.deadletter import DeadLetters
 from gateway.ingest import Ingest
 from gateway.schema import PayloadError, ReadingPayload, parse_reading
+from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
+from tests.helpers import Influx
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 TOPIC = "minewatch/v1/s/n/reading"
@@ -55,23 +58,10 @@ def test_ts_window(ts: str, tolerance_s: float, reason: str | None) -> None:
         assert caught.value.reason == reason
 
 
-class ListStore:
-    """A store that keeps lines in a list: the ingest logic under test is ours, not a database's."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def write(self, lines: list[str]) -> None:
-        self.lines.extend(lines)
-
-    def close(self) -> None:
-        pass
-
-
-def test_ingest_uses_its_clock_and_hooks_see_each_reading_once(tmp_path: Path) -> None:
+def test_ingest_uses_its_clock_and_hooks_see_each_reading_once(tmp_path: Path, influx: Influx) -> None:
     seen: list[ReadingPayload] = []
     acked: list[Message] = []
-    store = ListStore()
+    store = InfluxV1(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
     ingest = Ingest(
         store,
         acked.extend,
@@ -96,4 +86,7 @@ def test_ingest_uses_its_clock_and_hooks_see_each_reading_once(tmp_path: Path) -
     assert len(acked) == 5
     assert [r.seq for r in seen] == [1, 2]
     assert ingest.stats.duplicates == 2 and ingest.stats.rejected == {"ts_in_future": 1}
-    assert len(store.lines) == 4, "repeats are still written: InfluxDB keeps one point"
+    # repeats are written again, to the same series and time: InfluxDB keeps one point each
+    assert ingest.stats.stored == 4
+    assert [r["seq"] for r in influx.rows('SELECT "seq" FROM "reading"')] == [1, 2]
+    store.close()
