@@ -22,6 +22,7 @@ from gateway.ingest import Ingest, OnStored, Verify
 from gateway.schema import CONTRACT_VERSION, GATEWAY_LEVEL, TopicKind, gateway_status_topic, subscription
 from gateway.spool import Spool, SpoolDrain
 from gateway.stores import Store, StoreError, open_store
+from gateway.stores.base import API_FILE
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message, Subscriber
 from gateway.trust.registry import KeyRegistry
@@ -35,7 +36,6 @@ SAVE_RECENT_S = 5.0
 DEADLETTER_FILE = "deadletter.sqlite"
 SPOOL_FILE = "spool.sqlite"
 RECENT_FILE = "recent-seqs.json"
-API_FILE = "influxdb-api"
 
 Handler = Callable[[Message], None]
 
@@ -82,25 +82,13 @@ class GatewayService:
         return matched
 
     def _open_store(self) -> Store:
-        """Open the store; with `api = "auto"` and InfluxDB down, reuse the API found last time, so a
-        gateway restarted during an outage spools instead of refusing to start."""
-        cfg = self.cfg.influxdb
-        remembered = self.cfg.data_dir / API_FILE
-        try:
-            store = open_store(cfg)
-        except StoreError as exc:
-            if cfg.api != "auto" or not exc.retryable or not remembered.exists():
-                raise
-            api = remembered.read_text().strip()
-            log.warning("InfluxDB does not answer (%s); using its %s API as last time", exc, api)
-            store = open_store(cfg.model_copy(update={"api": api}))
-        else:
-            remembered.write_text("v1\n" if isinstance(store, InfluxV1) else "v2\n")
-            if isinstance(store, InfluxV1):
-                try:
-                    store.ensure_database()
-                except StoreError as exc:
-                    log.warning("could not create the database yet (%s); will retry on write", exc)
+        """Open the store (with `api = "auto"` and InfluxDB down, as last time: see open_store)."""
+        store = open_store(self.cfg.influxdb, remember=self.cfg.data_dir / API_FILE)
+        if isinstance(store, InfluxV1):
+            try:
+                store.ensure_database()
+            except StoreError as exc:
+                log.warning("could not create the database yet (%s); will retry on write", exc)
         return store
 
     def _verifier(self) -> Verify:

@@ -30,6 +30,7 @@ from gateway.channels.webhook import Webhook, WebhookOptions
 from gateway.config import GatewayConfig
 from gateway.schema import CONTRACT_VERSION, is_identifier
 from gateway.stores import Store, StoreError, open_store
+from gateway.stores.base import API_FILE
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
 from hardware.base import Metric
@@ -98,7 +99,9 @@ class Alerts:
     def start(self) -> None:
         self.store = AlertStore(self.cfg.data_dir / "alerts.sqlite")
         self.engine.restore(self.store.machines())
-        record_store = self._record_store or open_store(self.cfg.influxdb)
+        record_store = self._record_store or open_store(
+            self.cfg.influxdb, remember=self.cfg.data_dir / API_FILE
+        )
         self._rebuild(record_store)
         stop = threading.Event()
         configured = list(self.cfg.alerts.channels)

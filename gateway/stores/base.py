@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from gateway.config import InfluxConfig
     from gateway.stores.influx_v1 import InfluxV1
+
+log = logging.getLogger(__name__)
+
+API_FILE = "influxdb-api"
+"""In the gateway's data directory: the API `api = "auto"` found last time ("v1" or "v2")."""
 
 
 class StoreError(Exception):
@@ -36,14 +43,30 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(cfg: InfluxConfig) -> Store:
-    """Connect to the configured InfluxDB, probing `/ping` when `api = "auto"`."""
+def open_store(cfg: InfluxConfig, remember: Path | None = None) -> Store:
+    """Connect to the configured InfluxDB, probing `/ping` when `api = "auto"`.
+
+    With `remember` (a file in the data directory) the API found is written there, and when InfluxDB
+    does not answer the probe the API found last time is used: a gateway restarted during an outage,
+    or started before InfluxDB after a power cut, spools instead of refusing to start. Every part
+    of the gateway that opens a store must pass it (the alert records did not, and a gateway
+    restarted during an outage exited)."""
     from gateway.stores.influx_v1 import InfluxV1, probe_version
 
-    api = cfg.api
+    api: str = cfg.api
     if api == "auto":
-        version = probe_version(str(cfg.url))
-        api = "v1" if version.lstrip("v").startswith("1.") else "v2"
+        try:
+            version = probe_version(str(cfg.url))
+        except StoreError as exc:
+            if remember is None or not exc.retryable or not remember.exists():
+                raise
+            api = remember.read_text().strip()
+            log.warning("InfluxDB does not answer (%s); using its %s API as last time", exc, api)
+        else:
+            api = "v1" if version.lstrip("v").startswith("1.") else "v2"
+            if remember is not None:
+                remember.parent.mkdir(parents=True, exist_ok=True)
+                remember.write_text(api + "\n")
     if api == "v1":
         return InfluxV1(cfg)
     # only now: influxdb-client (and the numpy it imports when installed) costs ~30 MB resident
@@ -76,7 +99,7 @@ def open_reader(cfg: InfluxConfig) -> InfluxV1:
     docs/regulators.md). Only the 1.x path is tested against a real server."""
     from gateway.stores.influx_v1 import InfluxV1, probe_version
 
-    api = cfg.api
+    api: str = cfg.api
     if api == "auto":
         api = "v1" if probe_version(str(cfg.url)).lstrip("v").startswith("1.") else "v2"
     if api == "v1":
