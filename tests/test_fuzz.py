@@ -259,7 +259,7 @@ def test_live_gateway_stores_the_valid_and_keeps_every_reject(
             expected_ok.add(topic_node)
         except PayloadError as exc:
             expected_rejects[exc.reason] = expected_rejects.get(exc.reason, 0) + 1
-    before = service.ingest.stats.received
+    before, stored_before = service.ingest.stats.received, service.ingest.stats.stored
     publish_many(mosquitto.port, list(zip(topics, (p for _, p in messages), strict=True)))
     wait_for(lambda: service.ingest.stats.received >= before + len(messages), 30, "the gateway took all")
     n_rejects = sum(expected_rejects.values())
@@ -273,6 +273,10 @@ def test_live_gateway_stores_the_valid_and_keeps_every_reject(
         kept = kept_for_site()
     finally:
         dead.close()
+    # once the gateway has written as many readings as were valid, InfluxDB holds those and no other
+    ingest = service.ingest
+    wait_for(lambda: ingest.stats.stored >= stored_before + len(expected_ok), 30, "the valid ones written")
+    assert ingest.stats.stored == stored_before + len(expected_ok)
     wait_for(lambda: _stored_nodes(influx, site) == expected_ok, 30, "the valid readings in InfluxDB")
     sent = dict(zip(topics, (p for _, p in messages), strict=True))
     got: dict[str, int] = {}
