@@ -104,6 +104,9 @@ def test_events_acks_offline_and_a_restart(
         alerts.on_status(_msg(f"{PREFIX}/v1/tsagaan/river-up/status", {"state": "offline"}))
         offline = wait_for(lambda: [p for _, p in published if p["rule"] == "silent"], 20, "offline")[0]
         assert offline["node"] == "river-up" and offline["state"] == "raised"
+        # on another node's ack topic (which the ACL may let another monitor write): ignored
+        alerts.on_ack(_msg(f"{PREFIX}/v1/tsagaan/haul-road/alert/ack", {"id": offline["id"], "by": "x"}))
+        assert alerts.engine.by_id[offline["id"]].acked_by is None
         alerts.on_ack(_msg(f"{PREFIX}/v1/tsagaan/river-up/alert/ack", {"id": offline["id"], "by": "app"}))
         wait_for(lambda: [p for _, p in published if p["acked_by"] == "app"], 20, "app ack published")
     finally:
