@@ -114,6 +114,10 @@ def test_average_means_and_completeness(site: Path, influx: Influx, tmp_path: Pa
     else:
         assert rows[0]["end"] == "2026-11-01T01:00:00Z"
         assert float(rows[0]["pm2_5_completeness"]) == 1.0
+        # every hour's completeness, those cut short by the outage and the fault included
+        for row in rows:
+            assert float(row["pm2_5_completeness"]) == round(int(row["pm2_5_count"]) / 60, 4)
+        assert min(float(r["pm2_5_completeness"]) for r in rows) < 1.0
 
 
 @pytest.mark.parametrize(

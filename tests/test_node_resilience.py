@@ -308,7 +308,8 @@ def test_readings_are_flagged_while_the_clock_is_unsynced_or_goes_backwards(
     cfg = load(node_toml(workdir / "node.toml", site="s", node="clk", port=mosquitto.port, prefix=prefix))
     listener = Listener(mosquitto.port, f"{prefix}/v1/s/clk/#")
 
-    def run(synced: bool, shift: timedelta, readings: int) -> None:
+    def run(synced: bool, shift: timedelta, readings: int) -> int:
+        """Run the node until it took `readings`; how many it published in all (with its last)."""
         service = NodeService(cfg, clock=lambda: datetime.now(UTC) + shift, clock_probe=lambda: synced)
         taken: list[int] = []
         service.on_reading = lambda seq, r: taken.append(seq)
@@ -319,9 +320,13 @@ def test_readings_are_flagged_while_the_clock_is_unsynced_or_goes_backwards(
         finally:
             service.stop_event.set()
             thread.join(15)
+        return len(taken)
 
-    run(synced=False, shift=timedelta(0), readings=2)
+    # what the first run published must all have arrived before the second begins to count
+    first = run(synced=False, shift=timedelta(0), readings=2)
+    wait_for(lambda: len(listener.payloads()) >= first, 20, "the first run's readings")
     n_unsynced = len(listener.payloads())
+    assert n_unsynced >= 2
     run(synced=True, shift=timedelta(seconds=5), readings=2)  # clear of the last run's final window
     n_synced = len(listener.payloads())
     run(synced=True, shift=timedelta(hours=-1), readings=2)  # NTP set the clock back an hour
