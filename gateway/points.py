@@ -81,10 +81,8 @@ def to_line(reading: ReadingPayload) -> str:
     add = fields.append
     for metric, mv in reading.metrics.items():
         keys = _KEYS[metric]
-        value = mv.value
-        if value is not None:
-            text = str(float(value))  # _float, inline: a PMS5003 reading has a dozen values
-            add(keys[0] + (text[:-2] if text.endswith(".0") else text))
+        if mv.value is not None:
+            add(keys[0] + _float(mv.value))
         if mv.raw is not None:
             add(keys[1] + _float(mv.raw))
         add(f"{keys[2]}{mv.n}i")

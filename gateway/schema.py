@@ -152,9 +152,11 @@ class MetricValue(NamedTuple):
     cal: str | None = None
 
     def as_entry(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"value": self.value, "n": self.n}
+        """The wire entry, in the contract's field order; `raw` and `cal` only when present."""
+        entry: dict[str, Any] = {"value": self.value}
         if self.raw is not None:
             entry["raw"] = self.raw
+        entry["n"] = self.n
         if self.cal is not None:
             entry["cal"] = self.cal
         return entry
@@ -246,15 +248,7 @@ class ReadingPayload(BaseModel):
 
     def to_wire(self) -> bytes:
         """Compact UTF-8 JSON in the contract's field order; `raw`, `cal`, `kid`, `sig` only when present."""
-        metrics: dict[str, Any] = {}
-        for metric, mv in self.metrics.items():
-            entry: dict[str, Any] = {"value": mv.value}
-            if mv.raw is not None:
-                entry["raw"] = mv.raw
-            entry["n"] = mv.n
-            if mv.cal is not None:
-                entry["cal"] = mv.cal
-            metrics[metric.value] = entry
+        metrics = {metric.value: mv.as_entry() for metric, mv in self.metrics.items()}
         doc = {
             "schema": self.schema_,
             "site": self.site,
