@@ -16,6 +16,7 @@ from gateway.schema import (
     MetricValue,
     PayloadError,
     ReadingPayload,
+    _decode,
     is_identifier,
     parse_reading,
     parse_topic,
@@ -249,3 +250,42 @@ def test_a_cal_id_that_looks_like_a_key_is_not_taken_for_one() -> None:
     doc["metrics"]["pm2_5"]["cal"] = 'a12":"n":'  # quotes and colons are allowed in a cal id
     reading = parse_reading(TOPIC, encode(doc))
     assert reading.metrics["pm2_5"].cal == 'a12":"n":'  # type: ignore[index]
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(_JSON_VALUES, st.booleans())
+def test_the_parser_reads_every_document_as_the_stdlib_does(doc: Any, ascii_only: bool) -> None:
+    # The gateway parses with jiter (Rust) for speed; what it reads must be what Python's own
+    # parser reads, down to the last bit of every float and each escaped character.
+    text = json.dumps(doc, ensure_ascii=ascii_only)
+    ours = _decode(text.encode())
+    assert json.dumps(ours) == json.dumps(json.loads(text))
+
+
+@settings(max_examples=500)
+@given(st.from_regex(r"-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?", fullmatch=True))
+def test_every_number_text_becomes_the_float_python_makes_of_it(number: str) -> None:
+    # Correct rounding of long decimals and extreme exponents: a regulator's value must not move.
+    ours, theirs = _decode(number.encode()), json.loads(number)
+    assert type(ours) is type(theirs)
+    assert repr(ours) == repr(theirs)
+
+
+def test_a_lone_surrogate_escape_is_refused() -> None:
+    # Python's parser accepts "\ud800" and makes a string no UTF-8 writer can encode; jiter refuses it.
+    doc = example()
+    doc["metrics"]["pm2_5"]["cal"] = "cal-\ud800"
+    with pytest.raises(PayloadError) as caught:
+        parse_reading(TOPIC, json.dumps(doc).encode())
+    assert caught.value.reason == "not_json"

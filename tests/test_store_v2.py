@@ -79,8 +79,8 @@ def reading() -> ReadingPayload:
 
 EXPECTED_LINE = (
     "reading,node=haul-road,site=tsagaan "
-    'flags="",pm2_5=10.9,pm2_5_cal="pms5003-a12@2026-10-01",pm2_5_n=60i,pm2_5_raw=12,seq=7i '
-    "1795341660000"  # 2026-11-22T10:01:00Z; "12" without "i" is a float
+    'flags="",seq=7i,pm2_5=10.9,pm2_5_raw=12.0,pm2_5_n=60i,pm2_5_cal="pms5003-a12@2026-10-01" '
+    "1795341660000"  # 2026-11-22T10:01:00Z; "12.0" without "i" is a float
 )
 
 
