@@ -140,3 +140,47 @@ def test_events_acks_offline_and_a_restart(
         assert "Cleared: PM2.5 at haul-road (tsagaan) is back within the limit" in str(cleared[0]["message"])
     finally:
         again.stop()
+
+
+def _v2_config(tmp_path: Path, influx: Influx, bucket: str) -> GatewayConfig:
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        f'data_dir = "{tmp_path / "data"}"\ntopic_prefix = "{PREFIX}"\n'
+        f'[influxdb]\nurl = "{influx.url}"\napi = "v2"\norg = "community"\nbucket = "{bucket}"\n{RULES}'
+    )
+    return load(path)
+
+
+def test_on_influxdb_2_a_restart_rebuilds_the_windows_through_its_v1_compatible_query(
+    tmp_path: Path, influx: Influx, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # InfluxDB 2.x answers InfluxQL on /query with the bucket as the database (its DBRP mapping)
+    # and the token in a header. No 2.x server installs here; the real influxd 1.x answers the
+    # same request, and the reading of its answer into the windows is what is checked.
+    monkeypatch.setenv("MINEWATCH_INFLUX_TOKEN", "s3cret-token")
+    cfg = _v2_config(tmp_path, influx, bucket=influx.db)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=50)
+    influx.write([to_line(reading("haul-road", start + timedelta(minutes=i), 20.0)) for i in range(1, 41)])
+    clock = SimClock(start + timedelta(minutes=40, seconds=1))
+    alerts = Alerts(cfg, clock=clock, publish=lambda topic, payload: True)
+    alerts.start()
+    try:
+        series = alerts.engine.series("tsagaan", "haul-road", "pm2_5")
+        assert series is not None and len(series) == 40
+    finally:
+        alerts.stop()
+
+
+def test_on_influxdb_2_without_a_dbrp_mapping_the_windows_start_empty_and_say_why(
+    tmp_path: Path, influx: Influx, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MINEWATCH_INFLUX_TOKEN", "s3cret-token")
+    cfg = _v2_config(tmp_path, influx, bucket="no-such-bucket")
+    alerts = Alerts(cfg, clock=SimClock(datetime.now(UTC)), publish=lambda topic, payload: True)
+    alerts.start()
+    try:
+        assert alerts.engine.series("tsagaan", "haul-road", "pm2_5") is None
+        assert "could not reload history from bucket 'no-such-bucket'" in caplog.text
+        assert "DBRP mapping" in caplog.text
+    finally:
+        alerts.stop()

@@ -30,7 +30,7 @@ from gateway.channels.webhook import Webhook, WebhookOptions
 from gateway.config import GatewayConfig
 from gateway.schema import CONTRACT_VERSION, is_identifier
 from gateway.stores import Store, StoreError, open_store
-from gateway.stores.base import API_FILE
+from gateway.stores.base import API_FILE, compat_reader
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
 from hardware.base import Metric
@@ -133,19 +133,30 @@ class Alerts:
         )
 
     def _rebuild(self, store: Store) -> None:
-        """Refill the windows with the readings of the last `history_s` from InfluxDB."""
+        """Refill the windows with the readings of the last `history_s` from InfluxDB: 1.x through
+        the store itself, 2.x through its v1-compatible `/query` (the bucket's DBRP mapping, as for
+        `export`)."""
         if not self.engine.rules:
             return
-        if not isinstance(store, InfluxV1):
-            log.warning("alerts: windows start empty (rebuilding from history needs InfluxDB 1.x)")
-            return
+        v2 = not isinstance(store, InfluxV1)
+        reader = store if isinstance(store, InfluxV1) else compat_reader(self.cfg.influxdb)
         seconds = int(self.engine.history_s)
         try:
-            rows = store.query(f'SELECT * FROM "reading" WHERE time > now() - {seconds}s')
+            rows = reader.query(f'SELECT * FROM "reading" WHERE time > now() - {seconds}s')
         except StoreError as exc:
-            if "database not found" not in str(exc):
+            if v2:
+                log.warning(
+                    "alerts: could not reload history from bucket %r (%s; it needs a DBRP mapping, "
+                    "docs/operations.md); windows start empty",
+                    self.cfg.influxdb.bucket,
+                    exc,
+                )
+            elif "database not found" not in str(exc):  # a new 1.x install: nothing to reload
                 log.warning("alerts: could not reload history (%s); windows start empty", exc)
             return
+        finally:
+            if v2:
+                reader.close()
         metrics = [m.value for m in Metric]
         for row in rows:
             site, node, ts = row.get("site"), row.get("node"), row.get("time")

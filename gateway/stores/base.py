@@ -104,4 +104,12 @@ def open_reader(cfg: InfluxConfig) -> InfluxV1:
         api = "v1" if probe_version(str(cfg.url)).lstrip("v").startswith("1.") else "v2"
     if api == "v1":
         return InfluxV1(cfg)
+    return compat_reader(cfg)
+
+
+def compat_reader(cfg: InfluxConfig) -> InfluxV1:
+    """InfluxQL on InfluxDB 2.x: its v1-compatible `/query`, with the bucket as the database and the
+    token in an `Authorization: Token` header (the bucket needs a DBRP mapping)."""
+    from gateway.stores.influx_v1 import InfluxV1
+
     return InfluxV1(cfg.model_copy(update={"database": cfg.bucket, "username": None}), token=cfg.token())
