@@ -2,9 +2,10 @@
 
 A persistent session (fixed client id, clean start off, a session expiry) at QoS 1 with manual
 acknowledgement: the broker keeps and redelivers whatever we have not acknowledged, and we
-acknowledge a message only once its reading is stored. `on_message` runs on paho's network thread;
-it copies the message into our own type and appends it to a bounded `Inbox`. When the inbox is full
-the append waits, which stops paho reading the socket: back-pressure to the broker, not memory growth.
+acknowledge a message only once its reading is stored. On paho's network thread each QoS 1 PUBLISH
+is decoded into our own `Message` (`_Client._handle_publish`; paho's `on_message` for anything else)
+and appended to a bounded `Inbox`. When the inbox is full the append waits, which stops paho reading
+the socket: back-pressure to the broker, not memory growth.
 """
 
 from __future__ import annotations
