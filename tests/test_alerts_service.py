@@ -5,8 +5,10 @@ and a restart that rebuilds the windows from InfluxDB and remembers the active a
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,36 @@ def test_on_influxdb_2_without_a_dbrp_mapping_the_windows_start_empty_and_say_wh
         assert "DBRP mapping" in caplog.text
     finally:
         alerts.stop()
+
+
+def test_a_query_answered_with_a_web_page_leaves_the_windows_empty_and_the_gateway_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A reverse proxy in front of InfluxDB answering 200 with its own HTML page: not InfluxDB
+    # speaking, so the windows start empty, the log says why, and the gateway starts all the same.
+    class Page(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>maintenance</html>")
+
+        do_GET = do_POST
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        proxy = Influx(f"http://127.0.0.1:{server.server_address[1]}", "minewatch")
+        cfg = _config(tmp_path, proxy)[1]
+        alerts = Alerts(cfg, clock=SimClock(datetime.now(UTC)), publish=lambda topic, payload: True)
+        alerts.start()
+        try:
+            assert alerts.engine.series("tsagaan", "haul-road", "pm2_5") is None
+            assert "could not reload history (InfluxDB /query answered with no JSON" in caplog.text
+        finally:
+            alerts.stop()
+    finally:
+        server.shutdown()

@@ -144,14 +144,15 @@ class Alerts:
         try:
             rows = reader.query(f'SELECT * FROM "reading" WHERE time > now() - {seconds}s')
         except StoreError as exc:
-            if v2:
+            missing = "database not found" in str(exc) or exc.status == 404
+            if v2 and missing:
                 log.warning(
-                    "alerts: could not reload history from bucket %r (%s; it needs a DBRP mapping, "
-                    "docs/operations.md); windows start empty",
+                    "alerts: could not reload history from bucket %r (%s): it needs a DBRP mapping "
+                    "(docs/operations.md); windows start empty",
                     self.cfg.influxdb.bucket,
                     exc,
                 )
-            elif "database not found" not in str(exc):  # a new 1.x install: nothing to reload
+            elif not missing:  # (on 1.x, a new install with no database yet: nothing to reload)
                 log.warning("alerts: could not reload history (%s); windows start empty", exc)
             return
         finally:

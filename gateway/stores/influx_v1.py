@@ -88,7 +88,11 @@ class InfluxV1:
     def query(self, influxql: str) -> list[dict[str, Any]]:
         """Run InfluxQL; one dict per row with `time` and the columns, series tags merged in."""
         resp = self._post_query({"q": influxql}, preload=True)
-        return list(_rows(json.loads(resp.data)))
+        try:
+            doc = json.loads(resp.data)
+        except ValueError as exc:  # a proxy's HTML page, a cut answer: not InfluxDB speaking
+            raise StoreError(f"InfluxDB /query answered with no JSON: {exc}", retryable=True) from exc
+        return list(_rows(doc))
 
     def stream(self, influxql: str, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]:
         """Like `query`, but rows arrive as InfluxDB sends them (`chunked=true`, one JSON document
