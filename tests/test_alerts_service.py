@@ -163,12 +163,27 @@ def test_on_influxdb_2_a_restart_rebuilds_the_windows_through_its_v1_compatible_
     cfg = _v2_config(tmp_path, influx, bucket=influx.db)
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=50)
     influx.write([to_line(reading("haul-road", start + timedelta(minutes=i), 20.0)) for i in range(1, 41)])
+    # a water node: no rule keeps a window of turbidity, but its readings restart its offline clock
+    water = [reading("river-up", start + timedelta(minutes=i), 3.0, metric="turbidity") for i in range(1, 21)]
+    influx.write([to_line(r) for r in water])
     clock = SimClock(start + timedelta(minutes=40, seconds=1))
-    alerts = Alerts(cfg, clock=clock, publish=lambda topic, payload: True)
+    published: list[dict[str, object]] = []
+    alerts = Alerts(
+        cfg, clock=clock, publish=lambda topic, payload: published.append(json.loads(payload)) or True
+    )
     alerts.start()
     try:
         series = alerts.engine.series("tsagaan", "haul-road", "pm2_5")
         assert series is not None and len(series) == 40
+        assert alerts.engine.series("tsagaan", "river-up", "turbidity") is None
+        clock.now = start + timedelta(minutes=49)  # 29 minutes after river-up's last reading
+        alerts.tick()
+        silent = alerts.engine.machines.get(("silent", "tsagaan", "river-up"))
+        assert silent is None or not silent.is_active
+        clock.now = start + timedelta(minutes=51)  # 31: offline ("after = 30m")
+        alerts.tick()
+        offline = wait_for(lambda: [p for p in published if p["rule"] == "silent"], 20, "offline")
+        assert [(p["node"], p["state"]) for p in offline] == [("river-up", "raised")]
     finally:
         alerts.stop()
 

@@ -92,9 +92,15 @@ class Engine:
                 if m.alert_id:
                     self.by_id[m.alert_id] = m
 
-    def preload(self, site: str, node: str, metric: str, ts_ms: int, value: float | None) -> None:
-        """Fill a window from stored history (a restart); steps no machine, raises nothing."""
-        if metric in self._windowed:
+    @property
+    def windowed_metrics(self) -> tuple[str, ...]:
+        """The metrics some rule keeps a window of: all a restart needs to reload of a reading."""
+        return self._windowed
+
+    def preload(self, site: str, node: str, metric: str | None, ts_ms: int, value: float | None) -> None:
+        """Fill a window from stored history (a restart); steps no machine, raises nothing. With
+        `metric` None, only note that the node sent a reading then."""
+        if metric is not None and metric in self._windowed:
             self._series_for(site, node, metric).add(ts_ms, value)
         # Offline timing resumes from the last stored reading, not from the restart.
         self._arrivals[(site, node)] = max(self._arrivals.get((site, node), 0), ts_ms)

@@ -33,7 +33,6 @@ from gateway.stores import Store, StoreError, open_store
 from gateway.stores.base import API_FILE, compat_reader
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
-from hardware.base import Metric
 
 if TYPE_CHECKING:
     from gateway.service import GatewayService
@@ -141,8 +140,23 @@ class Alerts:
         v2 = not isinstance(store, InfluxV1)
         reader = store if isinstance(store, InfluxV1) else compat_reader(self.cfg.influxdb)
         seconds = int(self.engine.history_s)
+        windowed = self.engine.windowed_metrics
+        # Only the columns the windows read, streamed: a day of a hundred PMS5003 nodes' readings
+        # as whole rows would hold hundreds of MB on a Pi. `seq` is in every row, so every reading
+        # comes back and restarts its node's offline clock.
+        columns = ", ".join(['"seq"', *(f'"{m}", "{m}_n"' for m in windowed), '"site"', '"node"'])
+        count = 0
         try:
-            rows = reader.query(f'SELECT * FROM "reading" WHERE time > now() - {seconds}s')
+            for row in reader.stream(f'SELECT {columns} FROM "reading" WHERE time > now() - {seconds}s'):
+                site, node, ts = row.get("site"), row.get("node"), row.get("time")
+                if not isinstance(site, str) or not isinstance(node, str) or not isinstance(ts, int):
+                    continue
+                count += 1
+                self.engine.preload(site, node, None, ts, None)
+                for metric in windowed:
+                    value = row.get(metric)
+                    if value is not None or row.get(f"{metric}_n") is not None:
+                        self.engine.preload(site, node, metric, ts, value)
         except StoreError as exc:
             missing = "database not found" in str(exc) or exc.status == 404
             if v2 and missing:
@@ -153,22 +167,14 @@ class Alerts:
                     exc,
                 )
             elif not missing:  # (on 1.x, a new install with no database yet: nothing to reload)
-                log.warning("alerts: could not reload history (%s); windows start empty", exc)
-            return
+                log.warning(
+                    "alerts: could not reload history (%s); windows start with %d readings", exc, count
+                )
         finally:
             if v2:
                 reader.close()
-        metrics = [m.value for m in Metric]
-        for row in rows:
-            site, node, ts = row.get("site"), row.get("node"), row.get("time")
-            if not isinstance(site, str) or not isinstance(node, str) or not isinstance(ts, int):
-                continue
-            for metric in metrics:
-                value = row.get(metric)
-                if value is not None or row.get(f"{metric}_n") is not None:
-                    self.engine.preload(site, node, metric, ts, value)
         self.engine.finish_preload()
-        log.info("alerts: reloaded %d readings (%d s) from InfluxDB", len(rows), seconds)
+        log.info("alerts: reloaded %d readings (%d s) from InfluxDB", count, seconds)
 
     def stop(self) -> None:
         if self.dispatcher is not None:

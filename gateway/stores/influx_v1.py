@@ -88,11 +88,7 @@ class InfluxV1:
     def query(self, influxql: str) -> list[dict[str, Any]]:
         """Run InfluxQL; one dict per row with `time` and the columns, series tags merged in."""
         resp = self._post_query({"q": influxql}, preload=True)
-        try:
-            doc = json.loads(resp.data)
-        except ValueError as exc:  # a proxy's HTML page, a cut answer: not InfluxDB speaking
-            raise StoreError(f"InfluxDB /query answered with no JSON: {exc}", retryable=True) from exc
-        return list(_rows(doc))
+        return list(_rows(_json(resp.data)))
 
     def stream(self, influxql: str, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]:
         """Like `query`, but rows arrive as InfluxDB sends them (`chunked=true`, one JSON document
@@ -101,7 +97,7 @@ class InfluxV1:
         try:
             for line in resp:
                 if line.strip():
-                    yield from _rows(json.loads(line))
+                    yield from _rows(_json(line))
         finally:
             resp.release_conn()
 
@@ -128,6 +124,13 @@ class InfluxV1:
 
     def close(self) -> None:
         self._http.clear()
+
+
+def _json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # a proxy's HTML page, a cut answer: not InfluxDB speaking
+        raise StoreError(f"InfluxDB /query answered with no JSON: {exc}", retryable=True) from exc
 
 
 def _rows(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
