@@ -40,6 +40,9 @@ def test_latest_gives_each_nodes_last_reading_with_nowcast_and_turbidity_level(s
     assert haul["values"] == {
         "pm2_5": {"value": 80.0, "unit": "µg/m³"},
         "pm10": {"value": 128.0, "unit": "µg/m³"},
+        # what else a PMS5003 kit sends (its last reading here): every metric has its unit
+        "pm2_5_atm": {"value": 52.0, "unit": "µg/m³"},
+        "pc0_3": {"value": 9120.0, "unit": "particles/0.1 L"},
     }
     # hourly means, latest full hour first: 11 h and 10 h at 80, 9 h at (20 + 11 × 80) / 12, then 20
     hourly = [80.0, 80.0, 75.0] + [20.0] * 9
@@ -145,7 +148,7 @@ def test_csv_download_has_the_documented_columns_and_licence(site: Site) -> None
     assert len(rows) == 12
     first = rows[0]
     assert first["time"] == "2026-11-22T11:00:30.000Z" and first["seq"] == "2293"
-    assert float(first["pm2_5"]) == 80.0 and float(first["pm2_5_raw"]) == 88.0
+    assert first["pm2_5"] == "80.0" and first["pm2_5_raw"] == "88.0"  # floats, as stored
     assert first["pm2_5_n"] == "300" and first["pm2_5_cal"] == "pms-a@2026-10-01" and first["flags"] == ""
 
 

@@ -52,6 +52,10 @@ def reading(
     return to_line(ReadingPayload.model_validate(doc))
 
 
+# the last haul-road reading also carries what else a PMS5003 kit sends
+PMS_EXTRA = {"pm2_5_atm": {"value": 52.0, "n": 300}, "pc0_3": {"value": 9120.0, "n": 300}}
+
+
 def site_lines() -> list[str]:
     lines: list[str] = []
     # haul-road: dust every 5 min for 8 days; warming_up on the first reading after a restart 5 h ago
@@ -68,6 +72,7 @@ def site_lines() -> list[str]:
                 {
                     "pm2_5": {"value": pm, "raw": pm * 1.1, "n": 300, "cal": "pms-a@2026-10-01"},
                     "pm10": {"value": pm * 1.6, "n": 300},
+                    **(PMS_EXTRA if ts + STEP > NOW else {}),
                 },
                 flags,
             )

@@ -24,17 +24,9 @@ from gateway.web.params import (
     validate,
 )
 from gateway.web.views import summaries
+from hardware.base import METRIC_UNITS
 
-UNITS = {
-    "pm1_0": "µg/m³",
-    "pm2_5": "µg/m³",
-    "pm10": "µg/m³",
-    "turbidity": "NTU",
-    "rh": "%",
-    "air_temp": "°C",
-    "water_temp": "°C",
-    "pressure": "hPa",
-}
+UNITS = {m.value: unit for m, unit in METRIC_UNITS.items()}
 
 
 class _Out(BaseModel):

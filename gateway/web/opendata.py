@@ -26,11 +26,15 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
-def _cell(value: Any) -> Any:
+# Stored as floats; InfluxDB's JSON writes a whole float as an integer (80.0 comes back as 80)
+_FLOATS = frozenset(f"{m}{suffix}" for m in METRICS for suffix in ("", "_raw"))
+
+
+def _cell(column: str, value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return repr(value)  # keep 12.0 a float in the file, as stored
+    if column in _FLOATS and isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(float(value))  # keep 80.0 a float in the file, as stored
     return value
 
 
@@ -41,7 +45,7 @@ def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     writer.writerow(COLUMNS)
     for i, row in enumerate(rows, 1):
         ts = format_ts(datetime.fromtimestamp(int(row["time"]) / 1000, tz=UTC))
-        writer.writerow([ts, *(_cell(row.get(c)) for c in COLUMNS[1:])])
+        writer.writerow([ts, *(_cell(c, row.get(c)) for c in COLUMNS[1:])])
         if i % 500 == 0:
             yield buf.getvalue()
             buf.seek(0)
