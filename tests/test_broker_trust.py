@@ -19,6 +19,7 @@ from gateway.cli import main as gateway_cli
 from gateway.devservices import Service, find_binary, free_port
 from gateway.trust import ca
 from gateway.trust.broker import QueueSizing
+from gateway.trust.registry import KeyStatus, load_dir
 from node.cli import main as node_cli
 from tests.helpers import wait_for
 
@@ -243,9 +244,23 @@ def test_revoking_reloads_the_broker(site: Site, capsys: pytest.CaptureFixture[s
     late = lambda: Client(site.port, "tsagaan/late", site.node_password("late"))  # noqa: E731
     first = wait_for(lambda: (c := late()).accepted and c, 20, "the new account to work")  # reload took it in
     first.close()
+    keys = site.root / "gw" / "keys"
+    first_key = [r for r in load_dir(keys).values() if r.node == "late"]
+    assert [r.status for r in first_key] == [KeyStatus.ACTIVE]
+    # --rotate: a new key; the old one retired from now, so what it signed before still verifies
+    assert (
+        provision(site, "--site", "tsagaan", "--node", "late", "--out", str(site.root / "late"), "--rotate")
+        == 0
+    )
+    both = {r.kid: r for r in load_dir(keys).values() if r.node == "late"}
+    old = both.pop(first_key[0].kid)
+    assert old.status is KeyStatus.RETIRED and old.since is not None
+    assert [r.status for r in both.values()] == [KeyStatus.ACTIVE]
     assert provision(site, "--site", "tsagaan", "--node", "late", "--revoke") == 0
     wait_for(lambda: not late().accepted, 20, "the revoked account to be refused")
     assert site.broker.is_running  # reloaded, not restarted
+    revoked = [r for r in load_dir(keys).values() if r.node == "late"]
+    assert len(revoked) == 2 and all(r.status is KeyStatus.REVOKED and r.since for r in revoked)
 
 
 def test_queue_limits_hold_a_week_of_backlog(site: Site) -> None:

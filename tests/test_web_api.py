@@ -109,6 +109,11 @@ def test_alerts_history_and_active(site: Site) -> None:
     ]
     assert body[0]["message"] == ACTIVE_MESSAGE and body[0]["limit"] == 50.0 and body[0]["late"] is False
     assert len(site.get("/api/v1/alerts", node="river-down", limit="1")[1]) == 1
+    river = site.get("/api/v1/alerts", node="river-down")[1]
+    assert [(a["node"], a["state"]) for a in river] == [("river-down", "cleared"), ("river-down", "raised")]
+    assert site.get("/api/v1/alerts", site="elsewhere")[1] == []
+    assert site.get("/api/v1/alerts/active", site="elsewhere")[1] == []
+    assert site.get("/api/v1/latest", site="elsewhere")[1] == []
     status, active, _ = site.get("/api/v1/alerts/active")
     assert [(a["node"], a["rule"], a["state"]) for a in active] == [("haul-road", "pm25-1h", "reminder")]
 
@@ -210,6 +215,10 @@ def test_bad_input_is_a_400_with_a_message(site: Site, path: str, message: str) 
     assert status == 400, text[:300]
     assert message in text
     assert site.db.count() > 3000  # and the data is all still there
+
+
+def test_a_query_parameter_cannot_override_the_path(site: Site) -> None:
+    assert site.get_raw("/api/v1/nodes/tsagaan/haul-road/series?site=elsewhere")[0] == 400
 
 
 def test_bad_input_on_a_page_is_a_400_page(site: Site) -> None:
