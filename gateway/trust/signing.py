@@ -17,14 +17,15 @@ import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any
 
 from gateway.configfile import ConfigError
 from gateway.schema import ReadingPayload, format_ts
+
+# cryptography is imported where a key is used, not here: loading it costs a gateway about 9 MB of
+# memory (its Rust extension), which one that takes only unsigned readings never needs.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 KID_PATTERN = r"^[0-9a-f]{16}$"
 
@@ -64,16 +65,22 @@ def canonical_bytes(reading: ReadingPayload) -> bytes:
 
 def key_id(public: Ed25519PublicKey) -> str:
     """First 8 bytes of SHA-256 of the raw 32-byte public key, as 16 lowercase hex digits."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def public_b64(public: Ed25519PublicKey) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return base64.b64encode(raw).decode("ascii")
 
 
 def public_from_b64(text: str) -> Ed25519PublicKey:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
 
 
@@ -94,15 +101,22 @@ class Signer:
 
     @classmethod
     def from_seed(cls, seed: bytes) -> Signer:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         return cls(Ed25519PrivateKey.from_private_bytes(seed))
 
     @classmethod
     def generate(cls) -> Signer:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         return cls(Ed25519PrivateKey.generate())
 
     @classmethod
     def from_file(cls, path: Path) -> Signer:
         """Load a PKCS#8 PEM key; warn (as for every secret file) when others may read it."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         try:
             if path.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH):
                 print(f"warning: {path} is readable by other users; run: chmod 600 {path}", file=sys.stderr)
@@ -116,6 +130,8 @@ class Signer:
         return cls(key)
 
     def write(self, path: Path) -> None:
+        from cryptography.hazmat.primitives import serialization
+
         pem = self.private.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -135,6 +151,8 @@ def write_secret(path: Path, data: bytes) -> None:
 
 def verify_signature(public: Ed25519PublicKey, reading: ReadingPayload) -> bool:
     """True when `reading.sig` is a valid signature of its canonical form under `public`."""
+    from cryptography.exceptions import InvalidSignature
+
     if reading.sig is None:
         return False
     try:
