@@ -20,6 +20,7 @@ the consumer's own process) and its peak RSS (VmHWM), and whether every reading 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -96,6 +97,15 @@ def pipe_main(port: int, influx: str, db: str, ready: Path) -> int:
 
 
 # ---------------------------------------------------------------------------- the benchmark driver
+def _read(path: Path) -> str:
+    return path.read_text(errors="replace") if path.exists() else ""
+
+
+def _connected(log: Path, since: int) -> bool:
+    """The gateway's log says, after `since` characters (earlier rounds), that it is connected."""
+    return "connected to broker" in _read(log)[since:]
+
+
 def _query(influx: str, db: str, q: str) -> dict[str, object]:
     data = urllib.parse.urlencode({"q": q, "db": db}).encode()
     with urllib.request.urlopen(f"{influx}/query", data=data, timeout=30) as resp:
@@ -319,7 +329,10 @@ def main() -> int:
                     _run_one(
                         "gateway",
                         [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)],
-                        (data / "status.json").exists,
+                        # subscribed, not merely started: a reading published before the gateway's
+                        # first subscription is not queued for it (a first connection can fail and
+                        # be retried a second later, long after status.json is written)
+                        functools.partial(_connected, work / "gateway.log", len(_read(work / "gateway.log"))),
                         broker.port,
                         influx,
                         f"gateway{r}",
