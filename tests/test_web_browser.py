@@ -76,7 +76,12 @@ def test_overview_lists_nodes_latest_values_and_the_active_alert(
     browser.get(site.url + "/")
     card = browser.find_element(By.ID, "node-tsagaan-haul-road")
     values = {dd.get_attribute("data-metric"): dd.text for dd in card.find_elements(By.CSS_SELECTOR, "dd")}
-    assert values == {"pm2_5": "80.0 µg/m³", "pm10": "128.0 µg/m³"}
+    assert values == {
+        "pm2_5": "80.0 µg/m³",
+        "pm10": "128.0 µg/m³",
+        "pm2_5_atm": "52.0 µg/m³",  # what else a PMS5003 kit sends, with its unit
+        "pc0_3": "9120.0 per 0.1 L",
+    }
     assert "AQI 162: Unhealthy" in card.text
     assert "just now" in card.text
     river = browser.find_element(By.ID, "node-tsagaan-river-down")
