@@ -143,9 +143,9 @@ class MetricValue(NamedTuple):
 
     An immutable tuple, not a pydantic model: a PMS5003 reading carries a dozen of these, and as
     models they made a validated reading 8.1 KB (3.3 KB with these, tracemalloc) while its batch
-    waited to be written; a tuple is also the cheapest to build, a dozen times per reading. The wire form is
-    checked strictly as `_MetricEntry` before one is built, and one built in Python (the node,
-    tests) is checked the same way when it goes into a ReadingPayload."""
+    waited to be written; a tuple is also the cheapest to build, a dozen times per reading. The
+    wire form is checked strictly as `_MetricEntry` before one is built, and one built in Python
+    (the node, tests) is checked the same way when it goes into a ReadingPayload."""
 
     value: float | None
     n: int

@@ -103,10 +103,9 @@ class _BufferedSocket:
 
     paho reads each packet with three or four `recv` calls (the command byte, the length bytes one by
     one, then the body) and a `select` before each packet: about five system calls per reading.
-    This reads up to 64 KiB at once and answers those small
-    `recv`s from memory. paho already knows sockets that hold data the kernel no longer shows
-    `select` (TLS sockets): it asks `pending()` and then does not wait. TLS and websocket
-    connections are left as paho makes them."""
+    This reads up to 64 KiB at once and answers those small `recv`s from memory. paho already knows
+    sockets that hold data the kernel no longer shows `select` (TLS sockets): it asks `pending()`
+    and then does not wait. TLS and websocket connections are left as paho makes them."""
 
     _CHUNK = 65536
 
