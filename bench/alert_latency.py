@@ -29,8 +29,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from contract.wire import format_ts  # noqa: E402
 from gateway import devservices  # noqa: E402
-from gateway.schema import format_ts  # noqa: E402
 
 SITE = "bench"
 

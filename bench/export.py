@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from contract.metrics import Metric
 from gateway import devservices, export
 from gateway.config import InfluxConfig
 from gateway.report import data, render
 from gateway.stores.influx_v1 import InfluxV1
-from hardware.base import Metric
 
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -59,7 +59,9 @@ def _register_bench_driver() -> str:
     import serial
     from adafruit_pm25.uart import PM25_UART
 
-    from hardware.base import Clock, Metric, Sample, SensorError, SensorOptions, register
+    from contract.clock import Clock
+    from contract.metrics import Metric
+    from hardware.base import Sample, SensorError, SensorOptions, register
 
     class BenchPmsOptions(SensorOptions):
         type: Literal["bench-pms5003"]

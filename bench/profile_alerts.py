@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.ingest import PREFIX, _payloads
 from gateway.alerts.engine import Engine
 from gateway.alerts.presets import expand
-from gateway.schema import parse_reading
+from gateway.validate import parse_reading
 
 
 def main() -> int:

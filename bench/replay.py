@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.ingest import _count, _query
+from contract.metrics import Metric
+from contract.wire import format_ts
 from gateway import devservices
-from gateway.schema import format_ts
-from hardware.base import Metric
 from node.config import load
 from node.outbox import Outbox
 from node.sampler import MetricReading, Reading

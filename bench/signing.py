@@ -15,10 +15,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway.schema import ReadingPayload, parse_reading
+from contract.signing import Signer, public_b64
+from contract.wire import ReadingPayload
 from gateway.trust.registry import KeyRecord, KeyRegistry, save
-from gateway.trust.signing import Signer, public_b64
 from gateway.trust.verifier import Verifier
+from gateway.validate import parse_reading
 
 TOPIC = "minewatch/v1/tsagaan/haul-road/reading"
 T0 = datetime(2026, 11, 22, tzinfo=UTC)

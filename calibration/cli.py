@@ -10,8 +10,8 @@ import sys
 
 from calibration import commands
 from calibration.fit import FitInputError
-from gateway.configfile import ConfigError, build_cli, run_cli
-from node import __version__
+from contract import __version__
+from contract.configfile import ConfigError, build_cli, run_cli
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,9 +27,10 @@ from pydantic import (
 )
 
 from calibration.models import MODELS, Model, NeedsRh
-from gateway.configfile import ConfigError, describe
-from gateway.schema import CalId, Flag
-from hardware.base import Metric
+from contract.configfile import ConfigError, describe
+from contract.flags import Flag
+from contract.metrics import Metric
+from contract.wire import CalId
 
 VALUE_DECIMALS = 4
 """The node rounds calibrated values to this many decimals (node/sampler.py); `apply` does the same so

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 import hardware
 from calibration import presets
 from calibration.files import Calibration, load
-from gateway.configfile import ConfigError
-from gateway.schema import Flag
-from hardware.base import Clock, Metric, SensorOptions
+from contract.clock import Clock
+from contract.configfile import ConfigError
+from contract.flags import Flag
+from contract.metrics import Metric
+from hardware.base import SensorOptions
 
 log = logging.getLogger(__name__)
 

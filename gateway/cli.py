@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import sys
 
+from contract import __version__
+from contract.configfile import ConfigError, build_cli, run_cli
 from gateway import commands
-from gateway.configfile import ConfigError, build_cli, run_cli
 from gateway.influxql import QueryArgumentError
 from gateway.stores import StoreError
-from node import __version__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from contract.configfile import load_model, read_secret
+from contract.wire import ID_PATTERN
 from gateway.alerts.config import RULE_TYPES, AlertsConfig
 from gateway.channels import CHANNEL_TYPES
-from gateway.configfile import load_model, read_secret
-from gateway.schema import ID_PATTERN
 from gateway.standards import STANDARDS
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
+from contract.metrics import Metric
 from gateway import influxql as q
-from hardware.base import Metric
 
 DEFAULT_INTERVAL_S = 60
 """The node's default `interval_s`, used when a node has too few readings to infer its own."""

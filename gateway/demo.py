@@ -18,19 +18,19 @@ import threading
 import time
 from pathlib import Path
 
+from contract.metrics import METRIC_UNITS, Metric
+from contract.signing import Signer
+from contract.wire import ReadingPayload
 from gateway import devservices
 from gateway.alerts.config import AlertsConfig
 from gateway.alerts.events import AlertEvent
 from gateway.alerts.service import Alerts
 from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig, WebConfig
-from gateway.schema import ReadingPayload
 from gateway.service import GatewayService
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.trust.provision import register
-from gateway.trust.signing import Signer
 from gateway.web.server import BackgroundServer, app_for
 from gateway.web.status import StatusBoard
-from hardware.base import METRIC_UNITS, Metric
 from node.config import NodeConfig
 from node.service import NodeService
 

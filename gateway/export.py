@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TextIO
 
+from contract.metrics import METRIC_UNITS, Metric
 from gateway import dataset
 from gateway import influxql as q
-from hardware.base import METRIC_UNITS, Metric
 
 Format = Literal["csv", "jsonl"]
 PERIODS = {"1h": 3600, "24h": 86400}

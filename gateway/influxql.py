@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from gateway.schema import is_identifier
+from contract.wire import is_identifier
 
 BUCKET_OFFSET = timedelta(milliseconds=1)
 """Shift of every GROUP BY time() bucket: a reading stamped 01:00:00.000 ends the 00:00–01:00 hour."""

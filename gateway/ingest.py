@@ -20,13 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from contract.wire import DEFAULT_CLOCK_TOLERANCE_S, PayloadError, ReadingPayload
 from gateway.deadletter import DeadLetters, Reject
 from gateway.dedup import RecentSeqs
 from gateway.points import to_line
-from gateway.schema import DEFAULT_CLOCK_TOLERANCE_S, PayloadError, ReadingPayload, parse_reading
 from gateway.spool import Entry, Spool
 from gateway.stores.base import Store, StoreError, write_sifting
 from gateway.subscriber import Message
+from gateway.validate import parse_reading
 
 log = logging.getLogger(__name__)
 

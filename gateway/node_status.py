@@ -18,9 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from contract.status import NodeStatus, parse_status
+from contract.wire import PayloadError, TopicKind, parse_topic
 from gateway.points import FieldValue, format_line
-from gateway.schema import PayloadError, TopicKind, parse_topic
-from gateway.status_payload import NodeStatus, parse_status
 from gateway.stores.base import Store, StoreError
 from gateway.subscriber import Message
 

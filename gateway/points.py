@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from gateway.schema import ReadingPayload
-from hardware.base import Metric
+from contract.metrics import Metric
+from contract.wire import ReadingPayload
 
 if TYPE_CHECKING:
     from influxdb_client.client.write.point import Point

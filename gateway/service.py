@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from contract.wire import CONTRACT_VERSION, GATEWAY_LEVEL, TopicKind, gateway_status_topic, subscription
 from gateway import status
 from gateway.config import GatewayConfig
 from gateway.deadletter import DeadLetters
 from gateway.dedup import RecentSeqs
 from gateway.ingest import Ingest, OnStored, Verify
-from gateway.schema import CONTRACT_VERSION, GATEWAY_LEVEL, TopicKind, gateway_status_topic, subscription
 from gateway.spool import Spool, SpoolDrain
 from gateway.stores import Store, StoreError, open_store
 from gateway.stores.base import API_FILE

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hardware.base import Metric
+from contract.metrics import Metric
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,11 +17,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from contract import __version__
+from contract.wire import format_ts
 from gateway.deadletter import DeadLetters
 from gateway.ingest import IngestStats
-from gateway.schema import format_ts
 from gateway.spool import Spool
-from node import __version__
 
 STATUS_FILE = "status.json"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from hardware.base import REGISTRY, Metric, Sample, SensorDriver, SensorOptions, open_driver
+from contract.metrics import Metric
+from hardware.base import REGISTRY, Sample, SensorDriver, SensorOptions, open_driver
 
 _NOT_DRIVERS = {"base", "ports"}
 

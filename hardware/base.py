@@ -10,57 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Clock = Callable[[], datetime]
-"""Returns the current time as an aware UTC datetime. Injected everywhere so tests can run a day in
-seconds."""
-
-
-class Metric(StrEnum):
-    """Metric names exactly as they travel on the wire (docs/protocol.md)."""
-
-    PM1_0 = "pm1_0"
-    PM2_5 = "pm2_5"
-    PM10 = "pm10"
-    PM1_0_ATM = "pm1_0_atm"
-    PM2_5_ATM = "pm2_5_atm"
-    PM10_ATM = "pm10_atm"
-    PC0_3 = "pc0_3"
-    PC0_5 = "pc0_5"
-    PC1_0 = "pc1_0"
-    PC2_5 = "pc2_5"
-    PC5_0 = "pc5_0"
-    PC10 = "pc10"
-    TURBIDITY = "turbidity"
-    RH = "rh"
-    AIR_TEMP = "air_temp"
-    WATER_TEMP = "water_temp"
-    PRESSURE = "pressure"
-
-
-METRIC_UNITS: dict[Metric, str] = {
-    Metric.PM1_0: "µg/m³",
-    Metric.PM2_5: "µg/m³",
-    Metric.PM10: "µg/m³",
-    Metric.PM1_0_ATM: "µg/m³",
-    Metric.PM2_5_ATM: "µg/m³",
-    Metric.PM10_ATM: "µg/m³",
-    Metric.PC0_3: "particles/0.1 L",
-    Metric.PC0_5: "particles/0.1 L",
-    Metric.PC1_0: "particles/0.1 L",
-    Metric.PC2_5: "particles/0.1 L",
-    Metric.PC5_0: "particles/0.1 L",
-    Metric.PC10: "particles/0.1 L",
-    Metric.TURBIDITY: "NTU",
-    Metric.RH: "%",
-    Metric.AIR_TEMP: "°C",
-    Metric.WATER_TEMP: "°C",
-    Metric.PRESSURE: "hPa",
-}
+from contract.clock import Clock
+from contract.metrics import Metric
 
 
 @dataclass(frozen=True, slots=True)

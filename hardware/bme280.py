@@ -14,8 +14,10 @@ from typing import ClassVar, Literal
 from adafruit_bme280.basic import Adafruit_BME280_I2C
 from pydantic import Field
 
+from contract.clock import Clock
+from contract.metrics import Metric
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import Clock, DeviceOptions, FrameError, Metric, RawRange, Sample, register
+from hardware.base import DeviceOptions, FrameError, RawRange, Sample, register
 from hardware.ports import I2CBus
 
 

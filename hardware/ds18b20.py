@@ -13,7 +13,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from hardware.base import Clock, DeviceOptions, FrameError, Metric, RawRange, Sample, SensorSilent, register
+from contract.clock import Clock
+from contract.metrics import Metric
+from hardware.base import DeviceOptions, FrameError, RawRange, Sample, SensorSilent, register
 
 HINT = "is dtoverlay=w1-gpio set (hardware/setup-pi.sh) and the 4.7 kΩ pull-up fitted? see hardware/README.md"
 

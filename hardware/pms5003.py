@@ -18,17 +18,10 @@ from typing import ClassVar, Literal
 from adafruit_pm25.uart import PM25_UART
 from pydantic import Field
 
+from contract.clock import Clock
+from contract.metrics import Metric
 from hardware._stream import FrameStream, SerialLink, open_if_present
-from hardware.base import (
-    Clock,
-    DeviceOptions,
-    FrameError,
-    Metric,
-    RawRange,
-    Sample,
-    WarmUp,
-    register,
-)
+from hardware.base import DeviceOptions, FrameError, RawRange, Sample, WarmUp, register
 from hardware.ports import SerialPort
 
 HEADER = b"BM\x00\x1c"  # `BM` and the frame length 28: fewer false starts than `BM` alone

@@ -14,8 +14,9 @@ from adafruit_bus_device.i2c_device import I2CDevice
 from adafruit_pm25.i2c import PM25_I2C
 from pydantic import Field
 
+from contract.clock import Clock
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import Clock, DeviceOptions, FrameError, Sample, WarmUp, register
+from hardware.base import DeviceOptions, FrameError, Sample, WarmUp, register
 from hardware.pms5003 import FIELDS, Pms5003
 from hardware.ports import I2CBus
 

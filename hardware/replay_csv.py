@@ -18,7 +18,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from hardware.base import Clock, Metric, Sample, SensorOptions, register
+from contract.clock import Clock
+from contract.metrics import Metric
+from hardware.base import Sample, SensorOptions, register
 
 
 class ReplayCsvOptions(SensorOptions):

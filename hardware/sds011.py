@@ -19,12 +19,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from contract.clock import Clock
+from contract.metrics import Metric
 from hardware._stream import FrameStream, SerialLink, open_if_present
 from hardware.base import (
-    Clock,
     DeviceOptions,
     FrameError,
-    Metric,
     PortGone,
     RawRange,
     Sample,

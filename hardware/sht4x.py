@@ -12,8 +12,10 @@ from typing import ClassVar, Literal
 from adafruit_sht4x import SHT4x
 from pydantic import Field
 
+from contract.clock import Clock
+from contract.metrics import Metric
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import Clock, DeviceOptions, FrameError, Metric, RawRange, Sample, register
+from hardware.base import DeviceOptions, FrameError, RawRange, Sample, register
 from hardware.ports import I2CBus
 
 

@@ -23,8 +23,10 @@ from adafruit_ads1x15.ads1115 import ADS1115
 from adafruit_ads1x15.analog_in import AnalogIn
 from pydantic import Field, field_validator
 
+from contract.clock import Clock
+from contract.metrics import Metric
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import Clock, DefaultCurve, DeviceOptions, Metric, Sample, register
+from hardware.base import DefaultCurve, DeviceOptions, Sample, register
 from hardware.ports import I2CBus
 
 GAINS = {2 / 3: 6.144, 1: 4.096, 2: 2.048, 4: 1.024, 8: 0.512, 16: 0.256}  # PGA gain -> full scale, volts

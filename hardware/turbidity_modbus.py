@@ -19,7 +19,9 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hardware.base import Clock, DeviceOptions, Metric, PortGone, RawRange, Sample, register
+from contract.clock import Clock
+from contract.metrics import Metric
+from hardware.base import DeviceOptions, PortGone, RawRange, Sample, register
 from hardware.ports import DataType, RegisterReader, WordOrder, open_modbus
 
 

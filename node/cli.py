@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import sys
 
-from gateway.configfile import ConfigError, build_cli, run_cli
+from contract import __version__
+from contract.configfile import ConfigError, build_cli, run_cli
 from hardware.replay_csv import ReplayFileError
-from node import __version__, commands
+from node import commands
 
 
 def main(argv: list[str] | None = None) -> int:

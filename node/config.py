@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 import calibration.node
 import hardware
 from calibration import presets
-from gateway.configfile import ConfigError, load_model, read_secret
-from gateway.schema import ID_PATTERN
+from contract.configfile import ConfigError, load_model, read_secret
+from contract.wire import ID_PATTERN
 from hardware.replay_csv import ReplayCsvOptions
 
 if TYPE_CHECKING:

@@ -22,10 +22,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from gateway.schema import PHYSICAL_RANGE, Flag
+from contract.clock import Clock
+from contract.flags import Flag
+from contract.metrics import PHYSICAL_RANGE, Metric
 from hardware.base import (
-    Clock,
-    Metric,
     Sample,
     SensorDriver,
     SensorError,

@@ -15,23 +15,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from calibration.node import NodeCalibration
-from gateway.schema import (
-    SCHEMA_VERSION,
-    Flag,
-    MetricValue,
-    ReadingPayload,
-    TopicKind,
-    format_ts,
-    topic,
-)
-from gateway.sdnotify import Notifier
-from gateway.status_payload import OFFLINE, NodeStatus, OutboxStatus, SensorStatus, ts_text
-from gateway.trust.signing import Signer
-from hardware.base import Clock, SensorDriver, open_driver
-from node import __version__
+from contract import __version__
+from contract.clock import Clock, utc_now
+from contract.flags import Flag
+from contract.sdnotify import Notifier
+from contract.signing import Signer
+from contract.status import OFFLINE, NodeStatus, OutboxStatus, SensorStatus, ts_text
+from contract.wire import SCHEMA_VERSION, MetricValue, ReadingPayload, TopicKind, format_ts, topic
+from hardware.base import SensorDriver, open_driver
 from node.backoff import Backoff
 from node.clocksync import ClockProbe, ClockWatch, system_probe
 from node.config import NodeConfig
@@ -41,10 +34,6 @@ from node.publisher import Publisher, Will
 from node.sampler import Reading, Sampler, SensorSpec
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def to_payload(cfg: NodeConfig, seq: int, reading: Reading) -> ReadingPayload:

@@ -92,17 +92,20 @@ ensure_dir /var/lib/minewatch 0750 "$USER_NAME"
 ensure_dir "/var/lib/minewatch/$ROLE" 0750 "$USER_NAME"
 ensure_dir /etc/minewatch 0755
 
-# 3. The program, in its own virtualenv (upgraded in place from this source tree).
+# 3. The program, in its own virtualenv (upgraded in place from this source tree). A node gets the
+# node's dependencies only; a gateway gets its own extra and those of the parts the shipped
+# examples/gateway.toml turns on (the dashboard, [web], and the regulators' report, [report]).
+if [[ "$ROLE" == gateway ]]; then PKG="$SRC[gateway,web,report]"; else PKG="$SRC"; fi
 if [[ -z "$ROOT" && $DRY_RUN == 0 ]]; then
   [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
   before="$("$VENV/bin/pip" freeze 2>/dev/null | grep -i '^minewatch' || true)"
-  "$VENV/bin/pip" install -q --upgrade "$SRC"
+  "$VENV/bin/pip" install -q --upgrade "$PKG"
   after="$("$VENV/bin/pip" freeze 2>/dev/null | grep -i '^minewatch' || true)"
   [[ "$before" == "$after" ]] || CHANGED=1
   say "ok: $VENV ($after)"
 else
   host python3 -m venv "$VENV"
-  host "$VENV/bin/pip" install --upgrade "$SRC"
+  host "$VENV/bin/pip" install --upgrade "$PKG"
 fi
 
 # 4. A starting config (never overwritten: it is yours once installed), readable by the service.

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from contract.flags import Flag
+from contract.metrics import Metric
+from contract.wire import MetricValue, ReadingPayload
 from gateway.alerts.config import AlertsConfig, AnyRule
 from gateway.alerts.engine import Engine
 from gateway.alerts.events import AlertEvent
-from gateway.schema import Flag, MetricValue, ReadingPayload
-from hardware.base import Metric
+from tests.fakes.clock import FakeClock
 
 T0 = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
-
-
-@dataclass
-class SimClock:
-    now: datetime = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def rules(*tables: dict[str, Any], presets: Iterable[str] = ()) -> list[AnyRule]:
@@ -54,7 +47,7 @@ def reading(
 class Feed:
     """Feeds readings live: the clock stands a second after each reading's time."""
 
-    def __init__(self, engine: Engine, clock: SimClock, *, lag: timedelta = timedelta(seconds=1)) -> None:
+    def __init__(self, engine: Engine, clock: FakeClock, *, lag: timedelta = timedelta(seconds=1)) -> None:
         self.engine, self.clock, self.lag = engine, clock, lag
         self.events: list[AlertEvent] = []
 

@@ -19,7 +19,8 @@ from gateway.channels.dispatcher import Dispatcher, Worker, single
 from gateway.channels.email import Email, EmailOptions
 from gateway.channels.webhook import SIGNATURE_HEADER, Webhook, WebhookOptions
 from gateway.devservices import free_port
-from tests.alert_helpers import SimClock
+from tests.alert_helpers import T0
+from tests.fakes.clock import FakeClock
 from tests.receivers import HttpReceiver, SmtpServer
 
 SECRET = "shared-secret-for-tests"
@@ -77,7 +78,7 @@ def receiver() -> Iterator[HttpReceiver]:
     r.close()
 
 
-def worker(channel: Any, opts: Any, clock: SimClock, outbox: Outbox | None = None) -> Worker:
+def worker(channel: Any, opts: Any, clock: FakeClock, outbox: Outbox | None = None) -> Worker:
     return Worker(opts, channel, outbox or Outbox(), clock, threading.Event(), sleep=lambda s: None)
 
 
@@ -98,7 +99,7 @@ def test_webhook_500s_are_retried_with_backoff_and_counted(receiver: HttpReceive
     receiver.statuses = [500, 503]
     pauses: list[float] = []
     opts = WebhookOptions(type="webhook", url=receiver.url, retries=3, retry_backoff_s=0.5)  # type: ignore[arg-type]
-    w = Worker(opts, Webhook(opts), outbox := Outbox(), SimClock(), threading.Event(), sleep=pauses.append)
+    w = Worker(opts, Webhook(opts), outbox := Outbox(), FakeClock(T0), threading.Event(), sleep=pauses.append)
     w.process((7, event()))
     assert len(receiver.requests) == 3 and outbox.done == [7]
     assert pauses == [0.5, 1.0] and w.stats.failures == 2 and w.stats.sent == 1
@@ -107,11 +108,11 @@ def test_webhook_500s_are_retried_with_backoff_and_counted(receiver: HttpReceive
 def test_a_4xx_is_not_retried_and_a_dead_server_is_given_up_but_kept(receiver: HttpReceiver) -> None:
     receiver.statuses = [404]
     opts = WebhookOptions(type="webhook", url=receiver.url, retries=3)  # type: ignore[arg-type]
-    w = worker(Webhook(opts), opts, SimClock(), outbox := Outbox())
+    w = worker(Webhook(opts), opts, FakeClock(T0), outbox := Outbox())
     w.process((1, event()))
     assert len(receiver.requests) == 1 and outbox.failed == [1] and w.stats.given_up == 1
     dead = WebhookOptions(type="webhook", url=f"http://127.0.0.1:{free_port()}/", retries=2, timeout_s=2)  # type: ignore[arg-type]
-    w2 = worker(Webhook(dead), dead, SimClock(), outbox2 := Outbox())
+    w2 = worker(Webhook(dead), dead, FakeClock(T0), outbox2 := Outbox())
     w2.process((2, event()))
     assert outbox2.failed == [2] and w2.stats.failures == 3 and "127.0.0.1" in w2.stats.last_error
 
@@ -120,7 +121,7 @@ def test_a_hanging_receiver_times_out_and_is_retried() -> None:
     slow = HttpReceiver(delay_s=3.0)
     try:
         opts = WebhookOptions(type="webhook", url=slow.url, timeout_s=0.3, retries=1)  # type: ignore[arg-type]
-        w = worker(Webhook(opts), opts, SimClock(), outbox := Outbox())
+        w = worker(Webhook(opts), opts, FakeClock(T0), outbox := Outbox())
         w.process((5, event()))
         assert w.stats.failures == 2 and outbox.failed == [5]
         assert "timed out" in w.stats.last_error.lower()
@@ -165,7 +166,7 @@ def test_apprise_reaches_a_json_endpoint(receiver: HttpReceiver) -> None:
 
 
 def test_beyond_the_rate_limit_events_go_into_one_digest_never_dropped() -> None:
-    clock = SimClock(datetime(2026, 11, 22, 6, tzinfo=UTC))
+    clock = FakeClock(datetime(2026, 11, 22, 6, tzinfo=UTC))
     rec = Recorder()
     opts = WebhookOptions(type="webhook", url="http://127.0.0.1:1/", rate_limit=2, rate_period_s=3600)  # type: ignore[arg-type]
     w = worker(rec, opts, clock, outbox := Outbox())
@@ -181,7 +182,7 @@ def test_beyond_the_rate_limit_events_go_into_one_digest_never_dropped() -> None
 
 
 def test_quiet_hours_hold_warnings_but_never_critical_alerts() -> None:
-    clock = SimClock(datetime(2026, 11, 22, 15, 30, tzinfo=UTC))  # 23:30 in Ulaanbaatar (UTC+8)
+    clock = FakeClock(datetime(2026, 11, 22, 15, 30, tzinfo=UTC))  # 23:30 in Ulaanbaatar (UTC+8)
     rec = Recorder()
     opts = WebhookOptions(
         type="webhook", url="http://127.0.0.1:1/", quiet_hours="22:00-07:00", timezone="Asia/Ulaanbaatar"
@@ -198,7 +199,7 @@ def test_quiet_hours_hold_warnings_but_never_critical_alerts() -> None:
 
 
 def test_routing_by_severity_and_rule_and_a_failing_channel_does_not_hold_up_the_others() -> None:
-    clock = SimClock()
+    clock = FakeClock(T0)
     broken, fine = Recorder(), Recorder()
     broken.fail_next = 100
     only_critical = WebhookOptions(

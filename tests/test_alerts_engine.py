@@ -9,22 +9,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contract.flags import Flag
+from contract.metrics import Metric
+from contract.wire import MetricValue, ReadingPayload
 from gateway.alerts.config import IDAHO_TIERS, Tier
 from gateway.alerts.engine import Engine
 from gateway.alerts.machine import MachineState
 from gateway.alerts.rules import allowed_increase
 from gateway.alerts.windows import Series
 from gateway.aqi import nowcast
-from gateway.schema import Flag, MetricValue, ReadingPayload
-from hardware.base import Metric
-from tests.alert_helpers import T0, Feed, SimClock, reading, rules
+from tests.alert_helpers import T0, Feed, reading, rules
+from tests.fakes.clock import FakeClock
 
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
 
 
-def engine(*tables: dict[str, object], clock: SimClock | None = None, **kw: object) -> tuple[Engine, Feed]:
-    clock = clock or SimClock()
+def engine(*tables: dict[str, object], clock: FakeClock | None = None, **kw: object) -> tuple[Engine, Feed]:
+    clock = clock or FakeClock(T0)
     e = Engine(rules(*tables), clock=clock, **kw)  # type: ignore[arg-type]
     return e, Feed(e, clock)
 
@@ -185,7 +187,7 @@ def test_both_limits_means_the_stricter_one() -> None:
 
 
 def test_offline_after_the_node_stops_and_clears_when_it_returns() -> None:
-    clock = SimClock()
+    clock = FakeClock(T0)
     e, feed = engine({"name": "silent", "type": "offline", "after": "30m"}, clock=clock)
     ts = feed.series("haul-road", T0, [12.0] * 5)
     for minutes in range(1, 40):
@@ -199,7 +201,7 @@ def test_offline_after_the_node_stops_and_clears_when_it_returns() -> None:
 
 
 def test_offline_from_the_last_will_status() -> None:
-    clock = SimClock()
+    clock = FakeClock(T0)
     e, feed = engine({"name": "silent", "type": "offline", "after": "30m"}, clock=clock)
     feed.series("river-up", T0, [4.0] * 3, metric="turbidity")
     feed.events += e.on_status("tsagaan", "river-up", "offline")
@@ -257,7 +259,7 @@ def test_a_reading_older_than_the_windows_keep_is_judged_as_the_evaluator_judges
     # After a restart (windows refilled, machines idle) a very late reading for an instant rule:
     # the engine keeps 1 h here, so a reading from 2.5 h before the newest is not in the window.
     rule = {"name": "t", "type": "threshold", "metric": "turbidity", "limit": 10.0}
-    clock = SimClock(T0 + 4 * H)
+    clock = FakeClock(T0 + 4 * H)
     e = Engine(rules(rule), clock=clock)
     for i in range(181):
         e.preload("tsagaan", "a", "turbidity", int((T0 + i * M).timestamp() * 1000), 3.0)
@@ -279,7 +281,7 @@ def test_a_late_good_reading_does_not_restart_a_sensor_faults_clock() -> None:
 
 
 def test_a_late_backlog_exceedance_is_raised_once_marked_late_with_its_real_times() -> None:
-    clock = SimClock(T0 + timedelta(days=7))  # the node replays a week-old backlog now
+    clock = FakeClock(T0 + timedelta(days=7))  # the node replays a week-old backlog now
     rule = {**DUST, "remind_every": "30m"}
     e = Engine(rules(rule), clock=clock)
     events = []
@@ -340,7 +342,7 @@ def test_scope_and_missing_metrics_are_not_errors() -> None:
 
 
 def test_a_preset_names_its_standard_in_the_sentence() -> None:
-    e = Engine(rules(presets=["mns-4585-2016"]), clock=(clock := SimClock()))
+    e = Engine(rules(presets=["mns-4585-2016"]), clock=(clock := FakeClock(T0)))
     feed = Feed(e, clock)
     feed.series("haul-road", T0, [61.2] * (18 * 6), step_s=600)
     assert [(ev.rule, ev.state) for ev in feed.events] == [("mns-4585-2016-pm25-24h", "raised")]

@@ -19,7 +19,8 @@ from gateway.config import GatewayConfig, load
 from gateway.points import to_line
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
-from tests.alert_helpers import SimClock, reading
+from tests.alert_helpers import reading
+from tests.fakes.clock import FakeClock
 from tests.helpers import Influx, wait_for
 
 PREFIX = "mw"
@@ -62,7 +63,7 @@ def test_events_acks_offline_and_a_restart(
 ) -> None:
     path, cfg = _config(tmp_path, influx)
     start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=50)
-    clock = SimClock(start)
+    clock = FakeClock(start)
     published: list[tuple[str, dict[str, object]]] = []
 
     def publish(topic: str, payload: bytes) -> bool:
@@ -166,7 +167,7 @@ def test_on_influxdb_2_a_restart_rebuilds_the_windows_through_its_v1_compatible_
     # a water node: no rule keeps a window of turbidity, but its readings restart its offline clock
     water = [reading("river-up", start + timedelta(minutes=i), 3.0, metric="turbidity") for i in range(1, 21)]
     influx.write([to_line(r) for r in water])
-    clock = SimClock(start + timedelta(minutes=40, seconds=1))
+    clock = FakeClock(start + timedelta(minutes=40, seconds=1))
     published: list[dict[str, object]] = []
     alerts = Alerts(
         cfg, clock=clock, publish=lambda topic, payload: published.append(json.loads(payload)) or True
@@ -193,7 +194,7 @@ def test_on_influxdb_2_without_a_dbrp_mapping_the_windows_start_empty_and_say_wh
 ) -> None:
     monkeypatch.setenv("MINEWATCH_INFLUX_TOKEN", "s3cret-token")
     cfg = _v2_config(tmp_path, influx, bucket="no-such-bucket")
-    alerts = Alerts(cfg, clock=SimClock(datetime.now(UTC)), publish=lambda topic, payload: True)
+    alerts = Alerts(cfg, clock=FakeClock(datetime.now(UTC)), publish=lambda topic, payload: True)
     alerts.start()
     try:
         assert alerts.engine.series("tsagaan", "haul-road", "pm2_5") is None
@@ -225,7 +226,7 @@ def test_a_query_answered_with_a_web_page_leaves_the_windows_empty_and_the_gatew
     try:
         proxy = Influx(f"http://127.0.0.1:{server.server_address[1]}", "minewatch")
         cfg = _config(tmp_path, proxy)[1]
-        alerts = Alerts(cfg, clock=SimClock(datetime.now(UTC)), publish=lambda topic, payload: True)
+        alerts = Alerts(cfg, clock=FakeClock(datetime.now(UTC)), publish=lambda topic, payload: True)
         alerts.start()
         try:
             assert alerts.engine.series("tsagaan", "haul-road", "pm2_5") is None

@@ -14,7 +14,7 @@ from calibration import files, stats
 from calibration.cli import main
 from calibration.fit import Pairs, fit
 from calibration.models import Linear, Multilinear, Polynomial
-from gateway.schema import Flag
+from contract.flags import Flag
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 

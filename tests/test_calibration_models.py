@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from calibration import files, presets, tomlwrite
 from calibration.models import EpaExtended, Linear, Multilinear, PiecewiseLinear, Polynomial
-from gateway.configfile import ConfigError
-from gateway.schema import Flag
+from contract.configfile import ConfigError
+from contract.flags import Flag
 
 
 def test_each_model_applies_its_formula() -> None:

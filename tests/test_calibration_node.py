@@ -11,23 +11,16 @@ import pytest
 
 from calibration import presets
 from calibration.node import NodeCalibration
-from gateway.configfile import ConfigError
-from gateway.schema import Flag
-from hardware.base import Metric
+from contract.configfile import ConfigError
+from contract.flags import Flag
+from contract.metrics import Metric
 from hardware.replay_csv import ReplayCsv, ReplayCsvOptions
 from hardware.simulated import SimulatedPm, SimulatedPmOptions
 from node.config import load
 from node.sampler import Sampler, SensorSpec
+from tests.fakes.clock import FakeClock
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def cal_file(path: Path, *, valid_to: str = "2027-01-01T00:00:00Z", type_: str = "simulated-pm") -> Path:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from contract.configfile import ConfigError
 from gateway.config import load as load_gateway
-from gateway.configfile import ConfigError
 from node.config import load as load_node
 from tests.helpers import ROOT
 

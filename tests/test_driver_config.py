@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.configfile import ConfigError
+from contract.configfile import ConfigError
 from node.config import load
 
 HEAD = 'site = "s"\nnode = "n"\n[[sensors]]\n'

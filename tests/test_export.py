@@ -279,10 +279,10 @@ def test_average_periods_cut_by_the_range_show_their_partial_completeness(site: 
 def test_an_export_of_signed_readings_re_verifies_and_a_changed_value_does_not(
     influx: Influx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from contract.signing import Signer
+    from contract.wire import ReadingPayload
     from gateway.points import to_line
-    from gateway.schema import ReadingPayload
     from gateway.trust.provision import register
-    from gateway.trust.signing import Signer
 
     signer = Signer.from_seed(bytes(range(32)))
     keys = tmp_path / "keys"
@@ -328,8 +328,8 @@ def test_an_export_of_signed_readings_re_verifies_and_a_changed_value_does_not(
 def test_calibrate_apply_on_an_export_reproduces_the_stored_values(influx: Influx, tmp_path: Path) -> None:
     from calibration import cli as calibrate_cli
     from calibration.presets import load_preset
+    from contract.wire import ReadingPayload
     from gateway.points import to_line
-    from gateway.schema import ReadingPayload
 
     cal = load_preset("epa-us-2021")
     lines = []

@@ -16,13 +16,14 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from contract.metrics import PHYSICAL_RANGE, Metric
+from contract.wire import MAX_PAYLOAD_BYTES, PayloadError, is_identifier
 from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig
 from gateway.deadletter import DeadLetters, KeptReject
 from gateway.devservices import Service
 from gateway.points import to_line
-from gateway.schema import MAX_PAYLOAD_BYTES, PHYSICAL_RANGE, PayloadError, is_identifier, parse_reading
 from gateway.service import DEADLETTER_FILE, GatewayService
-from hardware.base import Metric
+from gateway.validate import parse_reading
 from tests.helpers import Influx, publish_many, wait_for
 
 REASONS = {

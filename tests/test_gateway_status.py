@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from contract.wire import gateway_status_topic
 from gateway.cli import main
 from gateway.config import load
 from gateway.devservices import Service
-from gateway.schema import gateway_status_topic
 from gateway.service import GatewayService
 from tests.helpers import Influx, Listener, gateway_toml, publish, wait_for
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from adafruit_sht4x import SHT4x
 
-from hardware.base import FrameError, Metric, SensorSilent
+from contract.metrics import Metric
+from hardware.base import FrameError, SensorSilent
 from hardware.bme280 import Bme280, Bme280Options
 from hardware.ds18b20 import Ds18b20, Ds18b20Options
 from hardware.pmsa003i import Pmsa003i, Pmsa003iOptions

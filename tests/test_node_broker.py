@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from gateway.devservices import Service
-from gateway.schema import parse_reading
+from gateway.validate import parse_reading
 from node.config import load
 from node.outbox import Outbox
 from node.service import NodeService

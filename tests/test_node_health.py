@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.schema import Flag
-from gateway.sdnotify import Notifier
+from contract.flags import Flag
+from contract.sdnotify import Notifier
 from hardware.simulated import SimulatedPm, SimulatedPmOptions
 from node.backoff import Backoff
 from node.clocksync import ClockWatch, adjtimex_synced, parse_timedatectl, system_probe

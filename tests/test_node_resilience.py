@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
+from contract.flags import Flag
+from contract.metrics import Metric
+from contract.status import NodeStatus
+from contract.wire import format_ts
 from gateway import devservices
-from gateway.schema import Flag, format_ts
-from gateway.status_payload import NodeStatus
-from hardware.base import Metric
 from node.config import load
 from node.outbox import Outbox
 from node.sampler import MetricReading, Reading

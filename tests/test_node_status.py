@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import paho.mqtt.client as mqtt
 import pytest
 
+from contract.status import OFFLINE, parse_status
+from contract.wire import PayloadError
 from gateway.config import InfluxConfig
 from gateway.node_status import NodeStatusStore
-from gateway.schema import PayloadError
-from gateway.status_payload import OFFLINE, parse_status
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
 from tests.helpers import Influx

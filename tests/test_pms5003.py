@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hardware.base import FrameError, Metric, PortGone, SensorError, SensorSilent
+from contract.metrics import Metric
+from hardware.base import FrameError, PortGone, SensorError, SensorSilent
 from hardware.pms5003 import FIELDS, Pms5003, Pms5003Options, _decode
 from hardware.ports import open_serial
 from tests.fakes.clock import FakeClock

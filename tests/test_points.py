@@ -9,9 +9,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contract.flags import Flag
+from contract.metrics import PHYSICAL_RANGE, Metric
+from contract.wire import MetricValue, ReadingPayload
 from gateway.points import reading_point, to_line
-from gateway.schema import PHYSICAL_RANGE, Flag, MetricValue, ReadingPayload
-from hardware.base import Metric
 
 
 @st.composite

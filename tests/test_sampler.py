@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.schema import Flag
-from hardware.base import Metric, Sample, SensorError, SensorSilent
+from contract.flags import Flag
+from contract.metrics import Metric
+from hardware.base import Sample, SensorError, SensorSilent
 from hardware.replay_csv import ReplayCsv, ReplayCsvOptions, ReplayFileError, load_rows
 from hardware.simulated import (
     Event,
@@ -18,18 +19,7 @@ from hardware.simulated import (
     SimulatedTurbidityOptions,
 )
 from node.sampler import Sampler, SensorSpec
-
-
-class FakeClock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
+from tests.fakes.clock import FakeClock
 
 T0 = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
 

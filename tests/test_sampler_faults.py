@@ -9,8 +9,9 @@ from typing import ClassVar
 
 import pytest
 
-from gateway.schema import Flag
-from hardware.base import DefaultCurve, FrameError, Metric, RawRange, Sample, SensorSilent
+from contract.flags import Flag
+from contract.metrics import Metric
+from hardware.base import DefaultCurve, FrameError, RawRange, Sample, SensorSilent
 from hardware.pms5003 import Pms5003, Pms5003Options
 from hardware.ports import open_serial
 from node.sampler import Reading, Sampler, SensorSpec

@@ -11,17 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from gateway.schema import (
+from contract.metrics import Metric
+from contract.wire import (
     MAX_PAYLOAD_BYTES,
     MetricValue,
     PayloadError,
     ReadingPayload,
-    _decode,
     is_identifier,
-    parse_reading,
     parse_topic,
 )
-from hardware.base import Metric
+from gateway.validate import _decode, parse_reading
 
 TOPIC = "minewatch/v1/tsagaan/river-down/reading"
 

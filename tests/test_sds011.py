@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.metrics import Metric
 from gateway.devservices import free_port
-from hardware.base import FrameError, Metric, PortGone, SensorSilent
+from hardware.base import FrameError, PortGone, SensorSilent
 from hardware.ports import open_serial
 from hardware.sds011 import SLEEP, WAKE, Sds011, Sds011Options, working_period
 from tests.fakes.clock import FakeClock

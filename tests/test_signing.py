@@ -14,11 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.schema import Flag, PayloadError, ReadingPayload, parse_reading
+from contract.flags import Flag
+from contract.signing import Signer, canonical_bytes, public_b64, verify_signature
+from contract.wire import PayloadError, ReadingPayload
 from gateway.trust.registry import KeyRecord, KeyRegistry, KeyStatus, save
 from gateway.trust.reverify import reverify
-from gateway.trust.signing import Signer, canonical_bytes, public_b64, verify_signature
 from gateway.trust.verifier import RequireSignatures, Verifier
+from gateway.validate import parse_reading
 from tests.helpers import ROOT
 
 TOPIC = "minewatch/v1/tsagaan/haul-road/reading"

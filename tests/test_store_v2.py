@@ -12,9 +12,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from contract.wire import MetricValue, ReadingPayload
 from gateway.config import InfluxConfig
 from gateway.points import to_line
-from gateway.schema import MetricValue, ReadingPayload
 from gateway.stores import StoreError, open_store
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.stores.influx_v2 import InfluxV2

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from contract.configfile import ConfigError
+from contract.signing import Signer, public_b64
 from gateway.cli import main as gateway_cli
 from gateway.config import load as load_gateway
-from gateway.configfile import ConfigError
 from gateway.trust.broker import reload_broker
 from gateway.trust.registry import KeyRecord, KeyRegistry, RegistryError, save
-from gateway.trust.signing import Signer, public_b64
 
 T0 = datetime(2026, 11, 22, tzinfo=UTC)
 

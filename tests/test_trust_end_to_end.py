@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 
+from contract.signing import Signer
+from contract.wire import ReadingPayload
 from gateway.cli import main as gateway_cli
 from gateway.devservices import Service, find_binary, free_port
-from gateway.schema import ReadingPayload, parse_reading
 from gateway.trust.registry import KeyStatus, load_dir, save
-from gateway.trust.signing import Signer
+from gateway.validate import parse_reading
 from tests.helpers import Influx, Listener, publish, spawn, wait_for
 
 TOPIC = "minewatch/v1/tsagaan/haul-road/reading"

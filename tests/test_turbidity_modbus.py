@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.configfile import ConfigError
-from hardware.base import FrameError, Metric, PortGone, SensorSilent
+from contract.configfile import ConfigError
+from contract.metrics import Metric
+from hardware.base import FrameError, PortGone, SensorSilent
 from hardware.ports import open_modbus
 from hardware.turbidity_modbus import TurbidityModbus, TurbidityModbusOptions
 from node.config import load

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from contract.wire import PayloadError, ReadingPayload
 from gateway.config import InfluxConfig
 from gateway.deadletter import DeadLetters
 from gateway.ingest import Ingest
-from gateway.schema import PayloadError, ReadingPayload, parse_reading
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
+from gateway.validate import parse_reading
 from tests.helpers import Influx
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

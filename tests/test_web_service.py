@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from contract.configfile import ConfigError
 from gateway.cli import main
-from gateway.configfile import ConfigError
 from gateway.devservices import Service, free_port
 from node.config import load as load_node
 from tests.helpers import Influx, gateway_toml, node_toml, spawn, wait_for

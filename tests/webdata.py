@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from contract.wire import ReadingPayload
 from gateway.config import InfluxConfig, WebConfig
 from gateway.devservices import free_port
 from gateway.points import to_line
-from gateway.schema import ReadingPayload
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
 from gateway.web.app import create_app

@@ -15,7 +15,8 @@ from typing import Any, TextIO
 
 from calibration import files, presets
 from calibration.fit import FitInputError, parse_number
-from gateway.schema import PHYSICAL_RANGE, Flag
+from contract.flags import Flag
+from contract.metrics import PHYSICAL_RANGE
 
 
 def add(sub: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from calibration import files, stats, tomlwrite
 from calibration.fit import FitInputError, Pairs, fit, pairs, period_s, read_table
 from calibration.models import Model, coefficient_names
-from hardware.base import METRIC_UNITS, Metric
+from contract.metrics import METRIC_UNITS, Metric
 
 _DEFAULT_TYPE = {
     Metric.PM1_0: "pms5003",

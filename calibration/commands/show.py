@@ -8,7 +8,7 @@ from typing import Any
 from calibration import files, presets
 from calibration.files import Calibration, Stats
 from calibration.stats import PM25_TARGETS
-from hardware.base import METRIC_UNITS, Metric
+from contract.metrics import METRIC_UNITS, Metric
 
 
 def add(sub: Any) -> None:

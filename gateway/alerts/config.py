@@ -12,10 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from contract.metrics import Metric
+from contract.wire import ID_PATTERN
 from gateway.aqi import CATEGORY_KEYS
 from gateway.channels import ChannelConfig
-from gateway.schema import ID_PATTERN
-from hardware.base import Metric
 
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w|y)?$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}

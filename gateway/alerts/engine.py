@@ -12,10 +12,13 @@ fills its window.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from contract.clock import Clock
+from contract.flags import Flag
+from contract.wire import ReadingPayload
 from gateway.alerts import rules as ev
 from gateway.alerts.config import (
     AnyRule,
@@ -29,10 +32,8 @@ from gateway.alerts.events import AlertEvent, alert_id, average_label, fmt, metr
 from gateway.alerts.machine import Evaluation, MachineState, Transition, advance, reset
 from gateway.alerts.windows import Series, WindowMean
 from gateway.aqi import CATEGORIES, aqi
-from gateway.schema import Flag, ReadingPayload
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 Key = tuple[str, str, str]  # (rule, site, node)
 
 

@@ -7,33 +7,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from contract.i18n import Texts
+from contract.metrics import unit as metric_unit
+from contract.wire import format_ts
 from gateway.points import FieldValue, format_line
-from gateway.schema import format_ts
-from hardware.base import METRIC_UNITS, Metric
 
 State = Literal["raised", "reminder", "cleared", "acknowledged"]
 MEASUREMENT = "alert"
 ALERT_SCHEMA = 1
 
-_METRIC_NAMES = {
-    "pm1_0": "PM1.0",
-    "pm2_5": "PM2.5",
-    "pm10": "PM10",
-    "pm1_0_atm": "PM1.0 (atmospheric)",
-    "pm2_5_atm": "PM2.5 (atmospheric)",
-    "pm10_atm": "PM10 (atmospheric)",
-    "pc0_3": "Particles ≥ 0.3 µm",
-    "pc0_5": "Particles ≥ 0.5 µm",
-    "pc1_0": "Particles ≥ 1.0 µm",
-    "pc2_5": "Particles ≥ 2.5 µm",
-    "pc5_0": "Particles ≥ 5.0 µm",
-    "pc10": "Particles ≥ 10 µm",
-    "turbidity": "Turbidity",
-    "rh": "Relative humidity",
-    "air_temp": "Air temperature",
-    "water_temp": "Water temperature",
-    "pressure": "Pressure",
-}
+_EN = Texts("en")
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +118,11 @@ def alert_id(site: str, node: str, rule: str, started: datetime) -> str:
 
 
 def metric_label(metric: str) -> str:
-    return _METRIC_NAMES.get(metric, metric)
+    return _EN.short(metric)
 
 
 def unit(metric: str) -> str:
-    try:
-        return METRIC_UNITS[Metric(metric)]
-    except ValueError:
-        return ""
+    return metric_unit(metric)
 
 
 def fmt(value: float | None, metric: str) -> str:

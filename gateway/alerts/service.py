@@ -13,10 +13,11 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contract.clock import Clock, utc_now
+from contract.wire import CONTRACT_VERSION, is_identifier
 from gateway.alerts.engine import Engine
 from gateway.alerts.events import AlertEvent
 from gateway.alerts.record import InfluxRecord, RecordOptions
@@ -28,7 +29,6 @@ from gateway.channels.email import Email, EmailOptions
 from gateway.channels.mqtt import Mqtt, MqttOptions, Publish
 from gateway.channels.webhook import Webhook, WebhookOptions
 from gateway.config import GatewayConfig
-from gateway.schema import CONTRACT_VERSION, is_identifier
 from gateway.stores import Store, StoreError, open_store
 from gateway.stores.base import API_FILE, compat_reader
 from gateway.stores.influx_v1 import InfluxV1
@@ -38,13 +38,8 @@ if TYPE_CHECKING:
     from gateway.service import GatewayService
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 ACK_KIND = "alert/ack"
 STATUS_FILE = "alerts-status.json"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Alerts:
@@ -52,7 +47,7 @@ class Alerts:
         self,
         cfg: GatewayConfig,
         *,
-        clock: Clock = utcnow,
+        clock: Clock = utc_now,
         publish: Publish | None = None,
         record_store: Store | None = None,
     ) -> None:
@@ -275,7 +270,7 @@ class Alerts:
     def status(self) -> dict[str, Any]:
         machines = self.engine.machines.values()
         return {
-            "updated": utcnow().isoformat(),
+            "updated": utc_now().isoformat(),
             "active": [m.to_dict() for m in machines if m.is_active],
             "not_evaluated": [
                 {"rule": m.rule, "site": m.site, "node": m.node, "reason": m.reason}

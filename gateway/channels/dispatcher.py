@@ -17,14 +17,14 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from contract.clock import Clock
 from gateway.channels.base import Channel, ChannelError, ChannelOptions, Notification
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
 Item = tuple[int, dict[str, Any]]  # (outbox row id, event JSON)
 
 
@@ -252,7 +252,3 @@ class Dispatcher:
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return {label: w.stats.as_dict() for label, w in self.workers.items()}
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)

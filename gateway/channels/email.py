@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from contract.configfile import read_secret
 from gateway.channels.base import ChannelError, ChannelOptions, Notification
-from gateway.configfile import read_secret
 
 
 class EmailOptions(ChannelOptions):

@@ -16,8 +16,8 @@ from typing import Literal
 import urllib3
 from pydantic import AnyHttpUrl, Field
 
+from contract.configfile import read_secret
 from gateway.channels.base import ChannelError, ChannelOptions, Notification
-from gateway.configfile import read_secret
 
 SIGNATURE_HEADER = "X-Minewatch-Signature"
 

@@ -13,10 +13,10 @@ import json
 import time
 from typing import Any
 
+from contract.configfile import ConfigError
 from gateway.alerts.service import STATUS_FILE
 from gateway.alerts.store import AlertStore
 from gateway.config import load
-from gateway.configfile import ConfigError
 
 
 def add(sub: Any) -> None:

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contract.metrics import Metric
 from gateway import dataset, export
 from gateway import influxql as q
 from gateway.config import load
 from gateway.stores import open_reader
-from hardware.base import Metric
 
 
 def add(sub: Any) -> None:

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from contract.configfile import ConfigError
+from contract.wire import is_identifier
 from gateway.config import DEFAULT_MQTT_USER, GatewayConfig, load
-from gateway.configfile import ConfigError
-from gateway.schema import is_identifier
 from gateway.trust.broker import BrokerError, BrokerLayout, reload_broker, write_acl
 from gateway.trust.provision import (
     NodeTarget,

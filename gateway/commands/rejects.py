@@ -15,10 +15,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from contract.configfile import ConfigError
+from contract.wire import format_ts
 from gateway.config import load
-from gateway.configfile import ConfigError
 from gateway.deadletter import DeadLetters, KeptReject
-from gateway.schema import format_ts
 from gateway.service import DEADLETTER_FILE
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

@@ -9,11 +9,11 @@ import signal
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from contract.sdnotify import Notifier
+from contract.wire import ReadingPayload
 from gateway import node_status
 from gateway.alerts.service import Alerts
 from gateway.config import GatewayConfig, load
-from gateway.schema import ReadingPayload
-from gateway.sdnotify import Notifier
 from gateway.service import GatewayService
 from gateway.trust.verifier import Verifier
 

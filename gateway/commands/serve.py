@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contract.configfile import ConfigError, describe
 from gateway.config import WebConfig, load
-from gateway.configfile import ConfigError, describe
 
 
 def web_extra() -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contract.wire import gateway_status_topic
 from gateway.config import load
-from gateway.schema import gateway_status_topic
 from gateway.status import GatewayStatus, read_file
 from gateway.subscriber import read_retained
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from gateway.configfile import ConfigError
+from contract.configfile import ConfigError
 from gateway.trust.registry import KeyRegistry, RegistryError
 from gateway.trust.reverify import reverify
 

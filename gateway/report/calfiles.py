@@ -11,7 +11,7 @@ from pathlib import Path
 
 from calibration import presets
 from calibration.files import Calibration, load
-from gateway.configfile import ConfigError
+from contract.configfile import ConfigError
 from gateway.report.model import CalibrationFile
 
 

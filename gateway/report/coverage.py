@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+from contract.flags import Flag
 from gateway import dataset
 from gateway import influxql as q
 from gateway.report.model import Day, Gap, NodeSection
 from gateway.report.querylog import QueryLog, days
-from gateway.schema import Flag
 
 
 def node_sections(log: QueryLog, has_status: bool) -> list[NodeSection]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from contract.metrics import Metric
 from gateway import dataset
 from gateway.report import calfiles, coverage, levels, provenance
 from gateway.report.model import ReportData
 from gateway.report.querylog import QueryLog
 from gateway.standards import STANDARDS
-from hardware.base import Metric
 
 
 def collect(

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 
+from contract.metrics import Metric
 from gateway import influxql as q
 from gateway.report.model import DailyMean, Episode, MetricSection, NodeSection
 from gateway.report.querylog import QueryLog
 from gateway.standards import Standard
-from hardware.base import Metric
 
 
 def metric_sections(

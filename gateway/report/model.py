@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from contract.metrics import Metric
 from gateway.standards import Limit, Standard
-from hardware.base import Metric
 
 COMPLETE = 0.75
 """A period mean counts only when it holds this share of the expected readings (the usual rule)."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta
 
+from contract.metrics import METRIC_UNITS
 from gateway.report.model import DAY, MetricSection
-from hardware.base import METRIC_UNITS
 
 _LIMIT_STYLES = ("--", "-.", ":")
 LABELS = {

@@ -8,11 +8,11 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from contract.metrics import Metric
 from gateway import influxql as q
 from gateway.report.model import Calibration, Episode
 from gateway.report.querylog import QueryLog
 from gateway.standards import STANDARDS
-from hardware.base import Metric
 
 
 def episodes(log: QueryLog) -> list[Episode]:

@@ -8,10 +8,10 @@ from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
+from contract import __version__
+from contract.metrics import METRIC_UNITS, Metric
 from gateway.report.model import COMPLETE, ReportData
 from gateway.report.plots import LABELS, metric_png
-from hardware.base import METRIC_UNITS, Metric
-from node import __version__
 
 FLAG_MEANINGS = {
     "warming_up": "a sensor had just been switched on or woken; values may read low",

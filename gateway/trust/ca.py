@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.trust.signing import write_secret
+from contract.signing import write_secret
 
 CA_DAYS = 3650
 LEAF_DAYS = 825

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from contract.signing import Signer, public_b64, write_secret
 from gateway.trust import ca
 from gateway.trust.broker import BrokerLayout, delete_user, node_username, set_password, usernames
 from gateway.trust.registry import KeyRecord, KeyStatus, load_dir, save
-from gateway.trust.signing import Signer, public_b64, write_secret
 
 
 class ProvisionError(ValueError):

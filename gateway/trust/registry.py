@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gateway.configfile import ConfigError
-from gateway.schema import ID_PATTERN
-from gateway.trust.signing import KID_PATTERN, key_id, public_from_b64, write_secret
+from contract.configfile import ConfigError
+from contract.signing import KID_PATTERN, key_id, public_from_b64, write_secret
+from contract.wire import ID_PATTERN
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey

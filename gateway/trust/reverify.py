@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.schema import PayloadError, ReadingPayload
+from contract.wire import PayloadError, ReadingPayload
 from gateway.trust.registry import KeyRegistry
 from gateway.trust.verifier import RequireSignatures, Verifier
 

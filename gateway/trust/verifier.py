@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 
-from gateway.schema import PayloadError, ReadingPayload
+from contract.signing import verify_signature
+from contract.wire import PayloadError, ReadingPayload
 from gateway.trust.registry import KeyRegistry, KeyStatus, RegistryError
-from gateway.trust.signing import verify_signature
 
 log = logging.getLogger(__name__)
 

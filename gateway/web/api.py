@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from contract.metrics import METRIC_UNITS
 from gateway.web.context import Context
 from gateway.web.data import AlertEvent
 from gateway.web.params import (
@@ -24,7 +25,6 @@ from gateway.web.params import (
     validate,
 )
 from gateway.web.views import summaries
-from hardware.base import METRIC_UNITS
 
 UNITS = {m.value: unit for m, unit in METRIC_UNITS.items()}
 

@@ -22,12 +22,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contract.i18n import Texts
 from gateway.config import WebConfig
 from gateway.stores import StoreError
 from gateway.web import api, pages
 from gateway.web.context import Context
 from gateway.web.data import Querier, Reader
-from gateway.web.i18n import Texts
 from gateway.web.params import BadRequest
 from gateway.web.status import StatusBoard
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from contract.i18n import Texts
 from gateway.config import WebConfig
 from gateway.web.data import Reader
-from gateway.web.i18n import Texts
 from gateway.web.levels import LimitLine, limit_lines
 from gateway.web.status import StatusBoard
 

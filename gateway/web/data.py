@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from contract.metrics import Metric
 from gateway.web.influxql import ident, where
-from hardware.base import Metric
 
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
 ALERT_FIELDS = ("state", "value", "limit", "average", "severity", "late", "message")

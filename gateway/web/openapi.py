@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from gateway.schema import ID_PATTERN
+from contract.wire import ID_PATTERN
 from gateway.web.api import UNITS, AlertOut, ErrorOut, LatestOut, NodeOut, SeriesOut
 from gateway.web.params import EVERY
 

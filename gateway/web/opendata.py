@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.schema import format_ts
+from contract.wire import format_ts
 from gateway.web.data import METRICS
 
 COLUMNS: tuple[str, ...] = (

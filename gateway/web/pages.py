@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateway.schema import format_ts
+from contract.wire import format_ts
 from gateway.web.context import Context
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import MAX_CSV_DAYS, AlertsQuery, BadRequest, CsvQuery, NodeRef, validate
@@ -88,8 +88,8 @@ def node_page(request: Request) -> HTMLResponse:
             [
                 {
                     "metric": c.metric,
-                    "label": ctx.texts(f"metric.{c.metric}"),
-                    "unit": ctx.texts(f"unit.{c.metric}"),
+                    "label": ctx.texts.label(c.metric),
+                    "unit": ctx.texts.unit(c.metric),
                     "times": c.times,
                     "values": c.values,
                     "flagged": c.flagged,

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from gateway.schema import ID_PATTERN
-from hardware.base import Metric
+from contract.metrics import Metric
+from contract.wire import ID_PATTERN
 
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 EVERY: dict[str, int] = {

@@ -12,8 +12,8 @@ import time
 import uvicorn
 from starlette.applications import Starlette
 
+from contract.wire import TopicKind, subscription
 from gateway.config import GatewayConfig, WebConfig
-from gateway.schema import TopicKind, subscription
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Subscriber
 from gateway.web.app import create_app

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.schema import TopicKind, parse_topic
+from contract.wire import TopicKind, parse_topic
 from gateway.subscriber import Message
 
 log = logging.getLogger(__name__)

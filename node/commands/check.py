@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from hardware.base import METRIC_UNITS, SensorError, SensorOptions, is_warming_up, open_driver, raw_range
+from contract.metrics import METRIC_UNITS
+from hardware.base import SensorError, SensorOptions, is_warming_up, open_driver, raw_range
 from node.config import NodeConfig, load
 from node.publisher import probe_broker
 

@@ -1,4 +1,8 @@
-"""The dashboard's words, from `<language>.toml` beside this file, falling back to English per key."""
+"""The words people read, from `<language>.toml` beside this file, falling back to English per key.
+
+One file per language for every program (the dashboard, alert messages, the report, `check`), so a
+translator and a reviewer work in one place. Numbers, units and ranges are not words: they come
+from the metric table (contract/metrics.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +10,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from gateway.configfile import ConfigError
+from contract.configfile import ConfigError
+from contract.metrics import spec
 
 _DIR = Path(__file__).parent
 
@@ -43,3 +48,26 @@ class Texts:
 
     def has(self, key: str) -> bool:
         return key in self._texts
+
+    def unit(self, metric: str) -> str:
+        """A metric's unit as this language writes it: the table's symbol, or the translation of a
+        unit made of words (particle counts)."""
+        row = spec(metric)
+        if row is None:
+            return ""
+        return self(row.unit_key) if row.unit_key else row.unit
+
+    def label(self, metric: str) -> str:
+        """A metric's long label (pages); the name itself for one outside the contract."""
+        row = spec(metric)
+        return self(row.label_key) if row else metric
+
+    def short(self, metric: str) -> str:
+        """A metric's short label (alert sentences, report tables)."""
+        row = spec(metric)
+        return self(row.short_key) if row else metric
+
+    def number(self, metric: str, value: float) -> str:
+        """A value with the metric's own number of decimals."""
+        row = spec(metric)
+        return row.format(value) if row else f"{value:.1f}"

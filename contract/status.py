@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from gateway.schema import MAX_PAYLOAD_BYTES, PayloadError, format_ts
+from contract.wire import MAX_PAYLOAD_BYTES, PayloadError, format_ts
 
 SensorName = Annotated[str, StringConstraints(strict=True, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")]
 Timestamp = Annotated[str, StringConstraints(strict=True, pattern=r"^\d{4}-\d{2}-\d{2}T[\d:.]+Z$")]

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gateway.configfile import ConfigError
-from gateway.schema import ReadingPayload, format_ts
+from contract.configfile import ConfigError
+from contract.wire import ReadingPayload, format_ts
 
 # cryptography is imported where a key is used, not here: loading it costs a gateway about 9 MB of
 # memory (its Rust extension), which one that takes only unsigned readings never needs.
