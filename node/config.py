@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-import calibration.node
 import hardware
 from calibration import presets
 from contract.configfile import ConfigError, load_model, read_secret
 from contract.wire import ID_PATTERN
 from hardware.replay_csv import ReplayCsvOptions
+from node.calibration import check as check_calibrations
 
 if TYPE_CHECKING:
     SensorConfig = hardware.SensorOptions
@@ -141,7 +141,7 @@ def load(path: Path | str) -> NodeConfig:
     cfg = cfg.model_copy(update={"identity": identity, "mqtt": mqtt})
     cfg = _resolve_calibrations(cfg, base)
     try:
-        calibration.node.check(cfg.sensors)
+        check_calibrations(cfg.sensors)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return cfg

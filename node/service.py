@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from calibration.node import NodeCalibration
 from contract import __version__
 from contract.clock import Clock, utc_now
 from contract.flags import Flag
@@ -26,6 +25,7 @@ from contract.status import OFFLINE, NodeStatus, OutboxStatus, SensorStatus, ts_
 from contract.wire import SCHEMA_VERSION, MetricValue, ReadingPayload, TopicKind, format_ts, topic
 from hardware.base import SensorDriver, open_driver
 from node.backoff import Backoff
+from node.calibration import NodeCalibration
 from node.clocksync import ClockProbe, ClockWatch, system_probe
 from node.config import NodeConfig
 from node.forwarder import Forwarder

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from calibration import presets
-from calibration.node import NodeCalibration
 from contract.configfile import ConfigError
 from contract.flags import Flag
 from contract.metrics import Metric
 from hardware.replay_csv import ReplayCsv, ReplayCsvOptions
 from hardware.simulated import SimulatedPm, SimulatedPmOptions
+from node.calibration import NodeCalibration
 from node.config import load
 from node.sampler import Sampler, SensorSpec
 from tests.fakes.clock import FakeClock

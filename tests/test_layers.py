@@ -51,14 +51,15 @@ def _imports(path: Path) -> set[str]:
 
 ALLOWED = {
     "contract": {"contract"},
-    "hardware": {"contract", "hardware", "calibration"},
-    "calibration": {"contract", "hardware", "calibration"},
+    "calibration": {"contract", "calibration"},
+    "hardware": {"contract", "calibration", "hardware"},
     "node": {"contract", "hardware", "calibration", "node"},
     "gateway": {"contract", "hardware", "calibration", "gateway"},
 }
-"""Package -> the packages its modules may import. hardware and calibration sit side by side on top
-of the contract (a turbidity driver offers calibration's preset curve, calibration fits a driver's
-raw values). The demo, which runs nodes beside a gateway, is the one corner allowed both."""
+"""Package -> the packages its modules may import: contract < calibration < hardware < node, and
+the gateway beside the node. A driver may offer a shipped calibration preset as its default curve
+(the SEN0189 turbidity probe); the calibration a node applies lives in node/calibration.py. The
+demo, which runs nodes beside a gateway, is the one corner allowed both."""
 EXCEPTIONS = {"gateway/demo.py": {"node"}}
 
 
