@@ -37,7 +37,8 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-test: deps venv
+# Lint first: CI runs exactly this, so a ruff or mypy --strict finding is a red build.
+test: deps venv lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: venv
