@@ -14,9 +14,10 @@ from contract.i18n import Texts
 from contract.metrics import METRICS, Metric
 from gateway import aqi
 from gateway.web.levels import TURBIDITY_BANDS
+from tests.helpers import ROOT
 
 I18N = Path(i18n.__file__).parent
-WEB = Path(__file__).parents[1] / "gateway" / "web"
+WEB = ROOT / "gateway" / "web"
 
 
 def _flat(path: Path) -> dict[str, str]:
