@@ -4,7 +4,10 @@ systemctl are only printed there, so the test needs no root and changes nothing 
 from __future__ import annotations
 
 import configparser
+import json
 import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -76,3 +79,36 @@ def test_install_dry_run_changes_nothing(tmp_path: Path) -> None:
 def test_install_refuses_an_unknown_role() -> None:
     done = subprocess.run(["bash", str(SCRIPT), "printer"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "usage" in done.stderr
+
+
+GATEWAY_ONLY = {"influxdb-client", "jiter", "tqdm", "numpy", "starlette", "uvicorn", "jinja2", "matplotlib"}
+
+
+def test_a_node_install_brings_nothing_of_the_gateway(tmp_path: Path) -> None:
+    """`pip install .` on a Pi, resolved for real by pip (without installing): the node's packages
+    only. The gateway's come with its extra, which `install.sh gateway` asks for."""
+    report = tmp_path / "report.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--quiet",
+            "--ignore-installed",
+            "--report",
+            str(report),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
+    assert {"minewatch", "paho-mqtt", "pydantic", "pyserial", "cryptography"} <= names
+    assert names & GATEWAY_ONLY == set()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert any(dep.startswith("influxdb-client") for dep in extras["gateway"])
+    assert 'PKG="$SRC[gateway,web,report]"' in SCRIPT.read_text()
