@@ -54,7 +54,7 @@ ALLOWED = {
     "calibration": {"contract", "calibration"},
     "hardware": {"contract", "calibration", "hardware"},
     "node": {"contract", "hardware", "calibration", "node"},
-    "gateway": {"contract", "hardware", "calibration", "gateway"},
+    "gateway": {"contract", "calibration", "gateway"},
 }
 """Package -> the packages its modules may import: contract < calibration < hardware < node, and
 the gateway beside the node. A driver may offer a shipped calibration preset as its default curve
