@@ -122,7 +122,6 @@ class GatewayService:
             cfg.mqtt.host,
             cfg.mqtt.port,
             cfg.mqtt.client_id,
-            self._topics(),
             username=cfg.mqtt.username,
             password=cfg.mqtt.password(),
             tls=cfg.mqtt.tls,
@@ -181,7 +180,7 @@ class GatewayService:
         if spool.depth:
             log.warning("%d readings wait in the spool from before; draining them first", spool.depth)
         drain.start()
-        sub.start()
+        sub.start(self._topics())
         log.info("gateway %s: data in %s", cfg.gateway_id, cfg.data_dir)
         backoff = 0.0
         next_tick = time.monotonic()
