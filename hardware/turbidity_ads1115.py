@@ -23,6 +23,7 @@ from adafruit_ads1x15.ads1115 import ADS1115
 from adafruit_ads1x15.analog_in import AnalogIn
 from pydantic import Field, field_validator
 
+from calibration.presets import load_preset
 from contract.clock import Clock
 from contract.metrics import Metric
 from hardware._i2c import I2CPart, open_bus
@@ -38,8 +39,6 @@ DEFAULT_PRESET = "dfrobot-sen0189"
 def sen0189_ntu(volts: float) -> float | None:
     """DFRobot's curve for the SEN0189 at 5.0 V supply, as the preset file defines it; None outside
     2.5…4.2 V, where it is not defined."""
-    from calibration.presets import load_preset  # lazily: calibration imports hardware
-
     return load_preset(DEFAULT_PRESET).apply(volts).value
 
 
