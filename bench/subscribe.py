@@ -70,10 +70,10 @@ def _bare_paho(port: int, client_id: str, n: int) -> float:
 
 
 def _subscriber(port: int, client_id: str, n: int) -> float:
-    sub = Subscriber("127.0.0.1", port, client_id, [TOPIC], session_expiry_s=3600, receive_maximum=2000)
+    sub = Subscriber("127.0.0.1", port, client_id, session_expiry_s=3600, receive_maximum=2000)
     taken = 0
     cpu0 = time.process_time()
-    sub.start()
+    sub.start([TOPIC])
     batch: list[Message] = []
     deadline = time.monotonic() + 300
     while taken < n and time.monotonic() < deadline:

@@ -130,8 +130,6 @@ class WebConfig(_Section):
     @field_validator("standards")
     @classmethod
     def _known_standards(cls, value: list[str]) -> list[str]:
-        from gateway.standards import STANDARDS
-
         for key in value:
             if key not in STANDARDS:
                 raise ValueError(f"unknown standard {key!r}; known: {', '.join(STANDARDS)}")

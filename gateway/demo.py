@@ -24,13 +24,14 @@ from contract.wire import ReadingPayload
 from gateway import devservices
 from gateway.alerts.config import AlertsConfig
 from gateway.alerts.events import AlertEvent
-from gateway.alerts.service import Alerts
+from gateway.alerts.service import Alerts, through
 from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig, WebConfig
-from gateway.service import GatewayService
+from gateway.hooks import Hooks
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.trust.provision import register
 from gateway.web.server import BackgroundServer, app_for
 from gateway.web.status import StatusBoard
+from gateway.wiring import assemble, open_parts
 from node.config import NodeConfig
 from node.service import NodeService
 
@@ -151,33 +152,35 @@ def main() -> int:
         influxd.start()
         print(f"mosquitto on 127.0.0.1:{broker.port}, influxd on 127.0.0.1:{influxd.port}, state in {work}")
         influx_url = f"http://127.0.0.1:{influxd.port}"
-        gw = GatewayService(
-            GatewayConfig(
-                data_dir=work / "gateway",
-                mqtt=MqttConfig(port=broker.port, client_id="demo-gateway"),
-                influxdb=InfluxConfig(url=influx_url, database="minewatch"),  # type: ignore[arg-type]
-                batch=BatchConfig(max_delay_s=0.2),
-                alerts=AlertsConfig.model_validate(DEMO_ALERTS),
-            ),
-            on_stored=[_print_stored],
+        cfg = GatewayConfig(
+            data_dir=work / "gateway",
+            mqtt=MqttConfig(port=broker.port, client_id="demo-gateway"),
+            influxdb=InfluxConfig(url=influx_url, database="minewatch"),  # type: ignore[arg-type]
+            batch=BatchConfig(max_delay_s=0.2),
+            alerts=AlertsConfig.model_validate(DEMO_ALERTS),
         )
-        alerts = Alerts(gw.cfg)
-        alerts.on_event.append(_print_alert)
-        alerts.install(gw)
-        alerts.start()
-        web = _dashboard(gw)
-        gw_thread = threading.Thread(target=gw.run, name="gateway")
-        nodes = [
-            _signing(NodeService(cfg), gw.cfg.keys_dir)
-            for cfg in _nodes(broker.port, work / "nodes", seconds)
+        nodes = [  # keys registered before the gateway's key registry is read
+            _signing(NodeService(node_cfg), cfg.keys_dir)
+            for node_cfg in _nodes(broker.port, work / "nodes", seconds)
         ]
+        parts = open_parts(cfg)
+        hooks = Hooks(on_stored=[_print_stored])
+        alerts = Alerts(cfg, publish=through(parts.subscriber))
+        alerts.on_event.append(_print_alert)
+        alerts.install(hooks)
+        board = StatusBoard(cfg.topic_prefix)
+        hooks.handlers.append(("status", board.handle))
+        gw = assemble(parts, hooks)
+        alerts.start()
+        web = _dashboard(cfg, board)
+        gw_thread = threading.Thread(target=gw.run, name="gateway")
         threads = [threading.Thread(target=n.run, name=n.cfg.node) for n in nodes]
         try:
             gw_thread.start()
             for t in threads:
                 t.start()
             print(f"three nodes at {SITE}, one reading every {INTERVAL_S} s each, for {seconds} s ...")
-            print(f"each signs its readings; the gateway checks them with the keys in {gw.cfg.keys_dir}\n")
+            print(f"each signs its readings; the gateway checks them with the keys in {cfg.keys_dir}\n")
             time.sleep(seconds)
         except KeyboardInterrupt:
             print("\ninterrupted: stopping")
@@ -199,12 +202,10 @@ def main() -> int:
     return 0
 
 
-def _dashboard(gw: GatewayService) -> BackgroundServer:
+def _dashboard(cfg: GatewayConfig, board: StatusBoard) -> BackgroundServer:
     """The public dashboard on a free port while the demo runs, fed node statuses by the gateway."""
     web = WebConfig(port=devservices.free_port())
-    board = StatusBoard(gw.cfg.topic_prefix)
-    gw.handlers.append(("status", board.handle))
-    server = BackgroundServer(app_for(gw.cfg.model_copy(update={"web": web}), board), web)
+    server = BackgroundServer(app_for(cfg.model_copy(update={"web": web}), board), web)
     server.start()
     print(f"dashboard: http://127.0.0.1:{web.port}/  (JSON: /api/v1/latest)")
     return server

@@ -16,16 +16,13 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from contract.status import NodeStatus, parse_status
 from contract.wire import PayloadError, TopicKind, parse_topic
+from gateway.hooks import Hooks
 from gateway.points import FieldValue, format_line
 from gateway.stores.base import Store, StoreError
 from gateway.subscriber import Message
-
-if TYPE_CHECKING:
-    from gateway.service import GatewayService
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +47,13 @@ def status_line(site: str, node: str, status: NodeStatus, at: datetime) -> str:
 class NodeStatusStore:
     def __init__(
         self,
-        store: Callable[[], Store | None],
+        store: Store,
         *,
         prefix: str = "minewatch",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
         max_pending: int = 1000,
     ) -> None:
-        """`store` returns the gateway's store once it is open (None before)."""
         self._store, self._prefix, self._clock, self._monotonic = store, prefix, clock, monotonic
         self._max_pending = max_pending
         self._pending: list[str] = []
@@ -91,11 +87,10 @@ class NodeStatusStore:
 
     def tick(self) -> None:
         """Write what is pending; on failure keep it for the next tick."""
-        store = self._store()
-        if not self._pending or store is None:
+        if not self._pending:
             return
         try:
-            store.write(self._pending)
+            self._store.write(self._pending)
         except StoreError as exc:
             if not exc.retryable:  # the database refuses these points: retrying cannot help
                 self.rejected["store_refused"] += len(self._pending)
@@ -113,9 +108,9 @@ class NodeStatusStore:
             log.warning(fmt, *args)
 
 
-def attach(service: GatewayService) -> NodeStatusStore:
-    """Register the handler (topic kind `status`) and its retry ticker with a gateway service."""
-    handler = NodeStatusStore(lambda: service.store, prefix=service.cfg.topic_prefix)
-    service.handlers.append((TopicKind.STATUS.value, handler.handle))
-    service.tickers.append(handler.tick)
+def attach(hooks: Hooks, store: Store, prefix: str) -> NodeStatusStore:
+    """Write node statuses to the gateway's store: a handler (topic kind `status`) and its retry ticker."""
+    handler = NodeStatusStore(store, prefix=prefix)
+    hooks.handlers.append((TopicKind.STATUS.value, handler.handle))
+    hooks.tickers.append(handler.tick)
     return handler

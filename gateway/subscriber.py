@@ -215,7 +215,6 @@ class Subscriber:
         host: str,
         port: int,
         client_id: str,
-        topics: list[str],
         *,
         username: str | None = None,
         password: str | None = None,
@@ -228,7 +227,7 @@ class Subscriber:
         will: tuple[str, bytes] | None = None,
     ) -> None:
         self._host, self._port, self._keepalive = host, port, keepalive_s
-        self._topics = topics
+        self._topics: list[str] = []
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
         self.inbox = Inbox(queue_size)
@@ -255,7 +254,11 @@ class Subscriber:
         client.on_publish_qos1 = self._on_publish
         self._client = client
 
-    def start(self) -> None:
+    def start(self, topics: list[str]) -> None:
+        """Connect and subscribe to `topics` (again on every reconnection). They come here, not to
+        the constructor, because the gateway's loop knows them only once every plug-in has said
+        which topic kinds it handles, and plug-ins that publish are handed the subscriber first."""
+        self._topics = list(topics)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self._session_expiry_s
         # Without this the broker would keep at most its default in-flight window (20) of

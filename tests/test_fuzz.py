@@ -24,6 +24,7 @@ from gateway.devservices import Service
 from gateway.points import to_line
 from gateway.service import DEADLETTER_FILE, GatewayService
 from gateway.validate import parse_reading
+from gateway.wiring import build
 from tests.helpers import Influx, publish_many, wait_for
 
 REASONS = {
@@ -212,7 +213,7 @@ def live_gateway(
     prefix = f"fz{uuid.uuid4().hex[:8]}"
     influx = Influx(f"http://127.0.0.1:{influxd.port}", f"fuzz_{uuid.uuid4().hex[:8]}")
     influx.create()
-    service = GatewayService(
+    service = build(
         GatewayConfig(
             data_dir=tmp_path_factory.mktemp("fuzz-gateway"),
             topic_prefix=prefix,

@@ -14,7 +14,7 @@ from contract.wire import gateway_status_topic
 from gateway.cli import main
 from gateway.config import load
 from gateway.devservices import Service
-from gateway.service import GatewayService
+from gateway.wiring import build
 from tests.helpers import Influx, Listener, gateway_toml, publish, wait_for
 
 
@@ -29,7 +29,7 @@ def test_status_is_retained_and_the_commands_show_it(
         prefix=prefix,
     )
     cfg_path.write_text('status_interval_s = 0.5\ngateway_id = "north"\n' + cfg_path.read_text())
-    service = GatewayService(load(cfg_path))
+    service = build(load(cfg_path))
     thread = threading.Thread(target=service.run)
     thread.start()
     topic = gateway_status_topic(prefix, "north")

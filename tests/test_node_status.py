@@ -32,10 +32,23 @@ def _message(topic: str, payload: bytes, retain: bool = True) -> Message:
     return Message(raw.topic, bytes(raw.payload), raw.mid, raw.qos, raw.retain, 0.0)
 
 
+class _Swapped:
+    """A real store the test replaces underneath the handler, as an outage ends: down, then up."""
+
+    def __init__(self, current: dict[str, InfluxV1]) -> None:
+        self._current = current
+
+    def write(self, lines: list[str]) -> None:
+        self._current["store"].write(lines)
+
+    def close(self) -> None:
+        """The test closes the stores it opened."""
+
+
 def test_status_messages_become_node_status_points(influx: Influx) -> None:
     store = InfluxV1(InfluxConfig(url=influx.url, database=influx.db, api="v1"))
     times = iter([datetime(2026, 11, 22, 11, 0, tzinfo=UTC), datetime(2026, 11, 22, 11, 5, tzinfo=UTC)])
-    handler = NodeStatusStore(lambda: store, prefix="mw", clock=lambda: next(times))
+    handler = NodeStatusStore(store, prefix="mw", clock=lambda: next(times))
     handler.handle(_message("mw/v1/tsagaan/haul-road/status", ONLINE))
     handler.handle(_message("mw/v1/tsagaan/haul-road/status", b'{"state":"offline"}'))
     rows = influx.rows('SELECT * FROM "node_status" GROUP BY "site", "node"')
@@ -53,7 +66,7 @@ def test_status_messages_become_node_status_points(influx: Influx) -> None:
 
 def test_bad_status_messages_are_counted_and_stored_nowhere(influx: Influx) -> None:
     store = InfluxV1(InfluxConfig(url=influx.url, database=influx.db, api="v1"))
-    handler = NodeStatusStore(lambda: store, prefix="mw")
+    handler = NodeStatusStore(store, prefix="mw")
     for topic, payload in [
         ("mw/v1/tsagaan/haul-road/status", b"not json"),
         ("mw/v1/tsagaan/haul-road/status", b'{"state":"asleep"}'),
@@ -104,7 +117,7 @@ def test_status_points_wait_while_influxdb_is_down_and_are_written_after(influx:
     current = {"store": down}
     minutes = iter(range(3))
     handler = NodeStatusStore(
-        lambda: current["store"],
+        _Swapped(current),
         prefix="mw",
         max_pending=2,
         clock=lambda: datetime(2026, 11, 22, 11, next(minutes), tzinfo=UTC),

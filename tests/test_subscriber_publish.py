@@ -131,8 +131,8 @@ def test_through_mosquitto_with_properties_and_a_retained_message(mosquitto: dev
     props.UserProperty = [("origin", "x" * 300)]
     props.MessageExpiryInterval = 3600
     pub.publish(topics[1], b"retained", qos=1, retain=True, properties=props).wait_for_publish(5)
-    sub = Subscriber("127.0.0.1", mosquitto.port, f"test-sub-{time.monotonic_ns()}", ["minewatch/v1/#"])
-    sub.start()
+    sub = Subscriber("127.0.0.1", mosquitto.port, f"test-sub-{time.monotonic_ns()}")
+    sub.start(["minewatch/v1/#"])
     try:
         assert sub.connected.wait(10)
         time.sleep(0.3)  # the subscription is in place

@@ -11,6 +11,7 @@ from typing import Any
 from calibration import files, stats, tomlwrite
 from calibration.fit import FitInputError, Pairs, fit, pairs, period_s, read_table
 from calibration.models import Model, coefficient_names
+from calibration.plot import fit_plot
 from contract.metrics import METRIC_UNITS, Metric
 
 _DEFAULT_TYPE = {
@@ -138,8 +139,6 @@ def run(args: argparse.Namespace) -> int:
     print(stats.table(before, after, pm=metric is Metric.PM2_5, average=args.average))
     print(f"wrote {args.out}")
     if args.plot:
-        from calibration.plot import fit_plot
-
         unit = METRIC_UNITS[metric]
         fit_plot(args.plot, data.starts, data.sensor, data.reference, corrected, title=draft.id, unit=unit)
         print(f"wrote {args.plot}")

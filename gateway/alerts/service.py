@@ -1,9 +1,10 @@
 """Wires the alert engine into the gateway: hooks in, store and channels out.
 
-`Alerts(cfg).install(service)` adds an `on_stored` hook (stored readings -> engine), handlers for node
-status (last will -> offline) and for the ack command topic, and a ticker (offline checks, acks from
-the CLI, a status file). `start()` restores the machines from the store, refills the windows from
-InfluxDB and re-queues undelivered notifications; call it before the gateway's loop, `stop()` after.
+`Alerts(cfg, publish=through(subscriber)).install(hooks)` adds an `on_stored` hook (stored readings
+-> engine), handlers for node status (last will -> offline) and for the ack command topic, and a
+ticker (offline checks, acks from the CLI, a status file). `start()` restores the machines from the
+store, refills the windows from InfluxDB and re-queues undelivered notifications; call it before the
+gateway's loop, `stop()` after.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from contract.clock import Clock, utc_now
 from contract.wire import CONTRACT_VERSION, is_identifier
@@ -29,17 +30,28 @@ from gateway.channels.email import Email, EmailOptions
 from gateway.channels.mqtt import Mqtt, MqttOptions, Publish
 from gateway.channels.webhook import Webhook, WebhookOptions
 from gateway.config import GatewayConfig
+from gateway.hooks import Hooks
 from gateway.stores import Store, StoreError, open_store
 from gateway.stores.base import API_FILE, compat_reader
 from gateway.stores.influx_v1 import InfluxV1
-from gateway.subscriber import Message
-
-if TYPE_CHECKING:
-    from gateway.service import GatewayService
+from gateway.subscriber import Message, Subscriber
 
 log = logging.getLogger(__name__)
 ACK_KIND = "alert/ack"
 STATUS_FILE = "alerts-status.json"
+CONNECT_WAIT_S = 2.0
+
+
+def through(sub: Subscriber) -> Publish:
+    """The gateway's own connection as the alerts' MQTT publisher. A broker away for a moment (a
+    reconnection) is waited for briefly; a longer absence is a failed send the dispatcher retries."""
+
+    def publish(topic: str, payload: bytes) -> bool:
+        if not sub.connected.wait(CONNECT_WAIT_S):
+            return False
+        return sub.publish(topic, payload, qos=1)
+
+    return publish
 
 
 class Alerts:
@@ -48,7 +60,7 @@ class Alerts:
         cfg: GatewayConfig,
         *,
         clock: Clock = utc_now,
-        publish: Publish | None = None,
+        publish: Publish,
         record_store: Store | None = None,
     ) -> None:
         self.cfg = cfg
@@ -58,26 +70,19 @@ class Alerts:
         self.engine = Engine(cfg.alerts.all_rules(), clock=clock, late_after_s=cfg.alerts.late_after_s)
         self.store: AlertStore | None = None
         self.dispatcher: Dispatcher | None = None
-        self._service: GatewayService | None = None
         self._ticks = 0
         self.on_event: list[Callable[[AlertEvent], None]] = []
 
     # -- wiring ---------------------------------------------------------------------------------
 
-    def install(self, service: GatewayService) -> None:
-        self._service = service
-        service.on_stored.append(self.engine_hook)
-        service.handlers.append(("status", self.on_status))
-        service.handlers.append((ACK_KIND, self.on_ack))
-        service.tickers.append(self.tick)
+    def install(self, hooks: Hooks) -> None:
+        hooks.on_stored.append(self.engine_hook)
+        hooks.handlers.append(("status", self.on_status))
+        hooks.handlers.append((ACK_KIND, self.on_ack))
+        hooks.tickers.append(self.tick)
 
     def _publish_via_gateway(self, topic: str, payload: bytes) -> bool:
-        if self._publish is not None:
-            return self._publish(topic, payload)
-        sub = self._service.subscriber if self._service else None
-        if sub is None or not sub.connected.wait(2.0):
-            return False
-        return sub.publish(topic, payload, qos=1)
+        return self._publish(topic, payload)
 
     def _channel(self, opts: Any) -> Channel:
         if isinstance(opts, MqttOptions):

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     if args.interval_s is not None and args.interval_s < 1:
         raise q.QueryArgumentError("--interval-s must be at least 1")
     _check_extra(["matplotlib", "jinja2"] + (["weasyprint"] if args.pdf else []))
-    from gateway.report import data, render
+    from gateway.report import data, render  # only now: matplotlib and jinja2 are optional extras
 
     reader = open_reader(cfg.influxdb)
     report = data.collect(

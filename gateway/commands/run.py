@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 from contract.sdnotify import Notifier
 from contract.wire import ReadingPayload
 from gateway import node_status
-from gateway.alerts.service import Alerts
+from gateway.alerts.service import Alerts, through
+from gateway.commands.serve import web_extra
 from gateway.config import GatewayConfig, load
-from gateway.service import GatewayService
-from gateway.trust.verifier import Verifier
+from gateway.hooks import Hooks
+from gateway.wiring import assemble, open_parts
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the `web` extra is optional: imported where `[web]` asks for it
     from gateway.web.server import BackgroundServer
 
 log = logging.getLogger("minewatch.gateway")
@@ -39,12 +40,17 @@ def _log_stored(readings: list[ReadingPayload]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
-    service = GatewayService(cfg)
+    parts = open_parts(cfg)
+    hooks = Hooks()
     if args.verbose:
-        service.on_stored.append(_log_stored)
-    node_status.attach(service)
+        hooks.on_stored.append(_log_stored)
+    node_status.attach(hooks, parts.store, cfg.topic_prefix)
     notifier = Notifier()  # READY=1 on the loop's first tick, then WATCHDOG=1 (systemd)
-    service.tickers.append(notifier.tick)
+    hooks.tickers.append(notifier.tick)
+    alerts = Alerts(cfg, publish=through(parts.subscriber))
+    alerts.install(hooks)
+    web = _web(cfg, hooks) if cfg.web is not None else None
+    service = assemble(parts, hooks)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: writing what is batched and stopping", signum)
@@ -55,14 +61,12 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
 
     def reload_keys(signum: int, frame: FrameType | None) -> None:
-        if isinstance(service.verify, Verifier):
-            service.verify.registry.request_reload()
+        parts.registry.request_reload()
 
     signal.signal(signal.SIGHUP, reload_keys)
-    alerts = Alerts(cfg)
-    alerts.install(service)
     alerts.start()
-    web = _start_web(cfg, service) if cfg.web is not None else None
+    if web is not None:
+        web.start()
     _tune_gc()
     try:
         service.run()
@@ -86,17 +90,15 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def _start_web(cfg: GatewayConfig, service: GatewayService) -> BackgroundServer:
-    """`[web]` present: serve the dashboard beside ingest, fed node statuses by the gateway loop."""
-    from gateway.commands.serve import web_extra
-
+def _web(cfg: GatewayConfig, hooks: Hooks) -> BackgroundServer:
+    """`[web]` present: the dashboard beside ingest, fed node statuses by the gateway loop; started
+    by the caller once the alerts are."""
     web_extra()
+    # Only now: the `web` extra is optional, and web_extra() has just said it is installed.
     from gateway.web.server import BackgroundServer, app_for
     from gateway.web.status import StatusBoard
 
     board = StatusBoard(cfg.topic_prefix)
-    service.handlers.append(("status", board.handle))
+    hooks.handlers.append(("status", board.handle))
     assert cfg.web is not None
-    server = BackgroundServer(app_for(cfg, board), cfg.web)
-    server.start()
-    return server
+    return BackgroundServer(app_for(cfg, board), cfg.web)

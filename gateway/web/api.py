@@ -216,17 +216,10 @@ def active_alerts(request: Request) -> JSONResponse:
     return _json([_alert_out(a) for a in ctx.reader.active_alerts(ctx.clock(), site=q.site)])
 
 
-def openapi(request: Request) -> JSONResponse:
-    from gateway.web.openapi import openapi_document
-
-    return JSONResponse(openapi_document())
-
-
 ROUTES = [
     Route("/api/v1/nodes", nodes),
     Route("/api/v1/latest", latest),
     Route("/api/v1/nodes/{site}/{node}/series", series),
     Route("/api/v1/alerts", alerts),
     Route("/api/v1/alerts/active", active_alerts),
-    Route("/api/v1/openapi.json", openapi),
 ]

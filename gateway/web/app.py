@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contract.i18n import Texts
 from gateway.config import WebConfig
 from gateway.stores import StoreError
-from gateway.web import api, pages
+from gateway.web import api, openapi, pages
 from gateway.web.context import Context
 from gateway.web.data import Querier, Reader
 from gateway.web.params import BadRequest
@@ -99,6 +99,7 @@ def create_app(
         routes=[
             *pages.ROUTES,
             *api.ROUTES,
+            *openapi.ROUTES,
             Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
         ],
         exception_handlers={

@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from contract.wire import ID_PATTERN
 from gateway.web.api import UNITS, AlertOut, ErrorOut, LatestOut, NodeOut, SeriesOut
@@ -124,3 +127,12 @@ def openapi_document() -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas},
     }
+
+
+def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(openapi_document())
+
+
+ROUTES = [Route("/api/v1/openapi.json", openapi)]
+"""Here rather than beside the other routes in gateway/web/api.py: the document is made from that
+module's answer models, so api.py cannot import this one."""

@@ -69,12 +69,12 @@ class StatusFeed:
 
     def __init__(self, cfg: GatewayConfig, board: StatusBoard) -> None:
         self._board = board
+        self._prefix = cfg.topic_prefix
         self._stop = threading.Event()
         self._sub = Subscriber(
             cfg.mqtt.host,
             cfg.mqtt.port,
             f"{cfg.mqtt.client_id}-web-{os.getpid()}"[:64],
-            [subscription(cfg.topic_prefix, TopicKind.STATUS)],
             username=cfg.mqtt.username,
             password=cfg.mqtt.password(),
             tls=cfg.mqtt.tls,
@@ -87,7 +87,7 @@ class StatusFeed:
         self._thread = threading.Thread(target=self._drain, name="web-status", daemon=True)
 
     def start(self) -> None:
-        self._sub.start()
+        self._sub.start([subscription(self._prefix, TopicKind.STATUS)])
         self._thread.start()
 
     def _drain(self) -> None:
