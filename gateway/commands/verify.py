@@ -16,6 +16,7 @@ from typing import Any
 from contract.configfile import ConfigError
 from gateway.config import InfluxConfig
 from gateway.stores import StoreError, open_reader
+from gateway.stores.influxql import CONDITION_EXAMPLE
 from gateway.trust.registry import KeyRegistry, RegistryError
 from gateway.trust.reverify import reverify
 
@@ -36,9 +37,7 @@ def add(sub: Any) -> None:
     )
     source.add_argument("--influx-url", help="query InfluxDB 1.x directly, e.g. http://127.0.0.1:8086")
     parser.add_argument("--database", default="minewatch", help="with --influx-url (default minewatch)")
-    parser.add_argument(
-        "--where", default="", help="InfluxQL condition, e.g. \"site = 'tsagaan' AND time > now() - 30d\""
-    )
+    parser.add_argument("--where", default="", help=f'InfluxQL condition, e.g. "{CONDITION_EXAMPLE}"')
     parser.add_argument("--username", help="with --influx-url; password from MINEWATCH_INFLUX_PASSWORD")
     parser.set_defaults(func=run)
 

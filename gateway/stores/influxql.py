@@ -18,6 +18,10 @@ BUCKET_OFFSET = timedelta(milliseconds=1)
 """Shift of every GROUP BY time() bucket: a reading stamped 01:00:00.000 ends the 00:00–01:00 hour."""
 
 
+CONDITION_EXAMPLE = "site = 'tsagaan' AND time > now() - 30d"
+"""For `verify --where`, whose condition the user writes in InfluxQL, passed through as typed."""
+
+
 def ident(name: str) -> str:
     """A double-quoted identifier (InfluxQL: backslash escapes `"` and `\\`)."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
