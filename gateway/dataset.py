@@ -1,4 +1,4 @@
-"""What is in the database for a site: its nodes, the metrics stored, each node's reading interval.
+"""What is in the database for a site: the metrics stored, each node's reading interval.
 
 Shared by `export` and `report`. The reading interval is stored only with signed readings (`period_s`);
 otherwise it is inferred from the readings themselves: `seq` goes up by one per reading the node
