@@ -10,8 +10,8 @@ import sys
 from contract import __version__
 from contract.configfile import ConfigError, build_cli, run_cli
 from gateway import commands
-from gateway.influxql import QueryArgumentError
 from gateway.stores import StoreError
+from gateway.timerange import QueryArgumentError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""What is in the database for a site: its nodes, the metrics stored, each node's reading interval.
+"""What is in the database for a site: the metrics stored, each node's reading interval.
 
 Shared by `export` and `report`. The reading interval is stored only with signed readings (`period_s`);
 otherwise it is inferred from the readings themselves: `seq` goes up by one per reading the node
@@ -10,50 +10,26 @@ from __future__ import annotations
 
 import itertools
 import statistics
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Protocol
 
 from contract.metrics import Metric
-from gateway import influxql as q
+from gateway.stores.reader import Reader
 
 DEFAULT_INTERVAL_S = 60
 """The node's default `interval_s`, used when a node has too few readings to infer its own."""
 
 
-class Reader(Protocol):
-    def query(self, influxql: str) -> list[dict[str, Any]]: ...
-
-    def stream(self, influxql: str, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]: ...
-
-
-def measurements(reader: Reader) -> set[str]:
-    return {str(r["name"]) for r in reader.query("SHOW MEASUREMENTS")}
-
-
-def field_keys(reader: Reader, measurement: str) -> set[str]:
-    return {str(r["fieldKey"]) for r in reader.query(f"SHOW FIELD KEYS FROM {q.ident(measurement)}")}
-
-
 def metrics_stored(reader: Reader) -> list[Metric]:
     """Metrics with any field in `reading`, in the contract's order."""
-    keys = field_keys(reader, "reading")
+    keys = reader.fields("reading")
     return [m for m in Metric if {m.value, f"{m.value}_raw", f"{m.value}_n"} & keys]
-
-
-def site_nodes(reader: Reader, site: str) -> list[str]:
-    rows = reader.query(f'SHOW TAG VALUES FROM "reading" WITH KEY = "node" WHERE "site" = {q.string(site)}')
-    return sorted(str(r["value"]) for r in rows)
 
 
 def interval_s(reader: Reader, site: str, node: str, start: datetime, end: datetime) -> int:
     """The node's reading interval in seconds, from its first readings in the range: their stored
     `period_s`, else the median of Δtime / Δseq over consecutive readings; DEFAULT_INTERVAL_S when
     it has fewer than two."""
-    rows = reader.query(
-        f'SELECT "seq", "period_s" FROM "reading" WHERE {q.where(site, [node], start, end)} '
-        "ORDER BY time LIMIT 2000"
-    )
+    rows = reader.reading_clock(site, node, start, end)
     periods = [int(r["period_s"]) for r in rows if r.get("period_s")]
     if periods:  # signed readings keep their window length: no need to infer it
         return statistics.mode(periods)

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from contract.metrics import METRIC_UNITS, Metric
@@ -27,7 +28,7 @@ from gateway.alerts.events import AlertEvent
 from gateway.alerts.service import Alerts, through
 from gateway.config import BatchConfig, GatewayConfig, InfluxConfig, MqttConfig, WebConfig
 from gateway.hooks import Hooks
-from gateway.stores.influx_v1 import InfluxV1
+from gateway.stores import Reader, Span, open_reader
 from gateway.trust.provision import register
 from gateway.web.server import BackgroundServer, app_for
 from gateway.web.status import StatusBoard
@@ -195,7 +196,7 @@ def main() -> int:
             alerts.stop()
             web.stop()
         try:
-            _summary(InfluxV1(InfluxConfig(url=influx_url, database="minewatch")))  # type: ignore[arg-type]
+            _summary(open_reader(InfluxConfig(url=influx_url, database="minewatch", api="v1")))  # type: ignore[arg-type]
         finally:
             broker.stop()
             influxd.stop()
@@ -211,31 +212,27 @@ def _dashboard(cfg: GatewayConfig, board: StatusBoard) -> BackgroundServer:
     return server
 
 
-def _summary(store: InfluxV1) -> None:
+def _summary(reader: Reader) -> None:
     print("\nSummary, queried back from InfluxDB:")
-    counts = store.query(
-        'SELECT count("seq") AS "count", count("sig") AS "signed" FROM "reading" GROUP BY "node"'
-    )
-    alerts = store.query('SELECT "state", "message" FROM "alert"')
+    now = datetime.now(UTC)
+    everything = Span(SITE, [], now - timedelta(days=1), now + timedelta(days=1))
+    counts = {str(r["node"]): r["count"] for r in reader.aggregate(everything, "seq", ["count"])}
+    signed = {str(r["node"]): r["count"] for r in reader.aggregate(everything, "sig", ["count"])}
+    alerts = reader.alerts(everything.start, everything.end, limit=100_000)
     print(f"  {len(alerts)} alert events in measurement alert")
-    for row in counts:
-        print(f"  {row['node']:<10} {row['count']} readings, {row.get('signed') or 0} signed and verified")
+    for node, count in counts.items():
+        print(f"  {node:<10} {count} readings, {signed.get(node) or 0} signed and verified")
     for metric in ("pm2_5", "turbidity"):
-        rows = store.query(f'SELECT max("{metric}"), mean("{metric}") FROM "reading" GROUP BY "node"')
-        for row in rows:
+        means = {str(r["node"]): r["mean"] for r in reader.aggregate(everything, metric, ["mean"])}
+        for row in reader.aggregate(everything, metric, ["max"]):
+            row["mean"] = means.get(str(row["node"]))
             if row.get("max") is not None:
                 unit = METRIC_UNITS[Metric(metric)]
                 print(
                     f"  {row['node']:<10} {metric:<9} max {row['max']:.1f} {unit}, "
                     f"mean {row['mean']:.1f} {unit}"
                 )
-    print(
-        "\nA regulator sees the same with the influx shell (influx -database minewatch):\n"
-        '  SELECT count("seq") FROM "reading" GROUP BY "node"\n'
-        '  SELECT max("pm2_5"), mean("pm2_5") FROM "reading" WHERE "site" = \'tsagaan\' GROUP BY "node"\n'
-        '  SELECT mean("turbidity") FROM "reading" WHERE time > now() - 1h GROUP BY time(1m), "node"\n'
-        '  SELECT "state", "message" FROM "alert" WHERE "site" = \'tsagaan\''
-    )
+    print("\nA regulator sees the same in `minewatch-gateway report`, with the query behind each table.")
 
 
 if __name__ == "__main__":

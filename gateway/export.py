@@ -1,9 +1,10 @@
 """Readings (or their period means) from InfluxDB to CSV or JSON Lines, streamed.
 
-The rows come from one chunked InfluxQL query and are written as they arrive, so a year of minute
-data from 50 nodes never sits in memory. The columns are fixed by the metrics exported, described
-once in `columns()` and written beside the file as `<out>.columns.json` (name, type, unit, meaning,
-and the query that produced the rows), so the CSV itself stays plain for any CSV reader.
+The rows come from one streamed query (the reader protocol, gateway.stores) and are written as
+they arrive, so a year of minute data from 50 nodes never sits in memory. The columns are fixed by
+the metrics exported, described once in `columns()` and written beside the file as
+`<out>.columns.json` (name, type, unit, meaning, and the query that produced the rows),
+so the CSV itself stays plain for any CSV reader.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any, Literal, TextIO
 
 from contract.metrics import METRIC_UNITS, Metric
 from gateway import dataset
-from gateway import influxql as q
+from gateway.stores.reader import Reader, Span, Trace
+from gateway.timerange import format_time, from_ms
 
 Format = Literal["csv", "jsonl"]
 PERIODS = {"1h": 3600, "24h": 86400}
@@ -105,31 +107,15 @@ def columns(req: ExportRequest) -> list[Column]:
     return average_columns(req.metrics, req.average) if req.average else reading_columns(req.metrics)
 
 
-def reading_query(req: ExportRequest) -> str:
+def span(req: ExportRequest) -> Span:
+    return Span(req.site, req.nodes, req.start, req.end)
+
+
+def reading_fields(metrics: list[Metric]) -> list[str]:
     fields = ["site", "node", "seq", "flags"]
-    for m in req.metrics:
+    for m in metrics:
         fields += [m.value, f"{m.value}_raw", f"{m.value}_n", f"{m.value}_cal"]
-    fields += ["period_s", "signed", "sig", "kid"]
-    select = ", ".join(q.ident(f) for f in fields)
-    return f'SELECT {select} FROM "reading" WHERE {q.where(req.site, req.nodes, req.start, req.end)}'
-
-
-def average_query(req: ExportRequest) -> str:
-    assert req.average is not None
-    parts = []
-    for m in req.metrics:
-        parts += [
-            f"mean({q.ident(m.value)}) AS {q.ident(m.value + '_mean')}",
-            f"count({q.ident(m.value)}) AS {q.ident(m.value + '_count')}",
-        ]
-    return (
-        f'SELECT {", ".join(parts)} FROM "reading" WHERE {q.where(req.site, req.nodes, req.start, req.end)} '
-        f'GROUP BY time({req.average}, 1ms), "node" fill(none)'
-    )
-
-
-def query(req: ExportRequest) -> str:
-    return average_query(req) if req.average else reading_query(req)
+    return [*fields, "period_s", "signed", "sig", "kid"]
 
 
 def _typed(col: Column, value: Any) -> Any:
@@ -140,31 +126,33 @@ def _typed(col: Column, value: Any) -> Any:
     if col.type == "integer":
         return int(value)
     if col.type == "time":
-        return q.format_time(q.from_ms(int(value))) if isinstance(value, int) else value
+        return format_time(from_ms(int(value))) if isinstance(value, int) else value
     return value
 
 
-def reading_rows(reader: dataset.Reader, req: ExportRequest) -> Iterator[dict[str, Any]]:
+def reading_rows(reader: Reader, req: ExportRequest, trace: Trace | None = None) -> Iterator[dict[str, Any]]:
     cols = reading_columns(req.metrics)
-    for row in reader.stream(reading_query(req)):
+    for row in reader.readings(span(req), reading_fields(req.metrics), trace=trace):
         if not any(row.get(f"{m.value}_n") is not None for m in req.metrics):
             continue  # a reading of other metrics only (the request named --metrics)
         yield {c.name: _typed(c, row.get(c.name)) for c in cols}
 
 
-def average_rows(reader: dataset.Reader, req: ExportRequest) -> Iterator[dict[str, Any]]:
+def average_rows(reader: Reader, req: ExportRequest, trace: Trace | None = None) -> Iterator[dict[str, Any]]:
     assert req.average is not None
     period_s = PERIODS[req.average]
     cols = average_columns(req.metrics, req.average)
     intervals: dict[str, int] = {}
-    for row in reader.stream(average_query(req)):
+    metrics = [m.value for m in req.metrics]
+    bucket = timedelta(seconds=period_s)
+    for row in reader.period_means(span(req), metrics, bucket, trace=trace):
         node = str(row["node"])
-        start = q.bucket_start(int(row["time"]))
+        start: datetime = row["start"]
         if node not in intervals:
             intervals[node] = req.interval_s or dataset.interval_s(reader, req.site, node, req.start, req.end)
         out: dict[str, Any] = {
-            "start": q.format_time(start),
-            "end": q.format_time(start + timedelta(seconds=period_s)),
+            "start": format_time(start),
+            "end": format_time(start + bucket),
             "site": req.site,
             "node": node,
             "interval_s": intervals[node],
@@ -190,15 +178,17 @@ def _csv_cell(value: Any) -> str:
 
 
 def write(
-    reader: dataset.Reader,
+    reader: Reader,
     req: ExportRequest,
     out: TextIO,
     fmt: Format,
     progress: Callable[[str], None] | None = None,
+    trace: Trace | None = None,
 ) -> int:
-    """Write every row to `out`; `progress` gets each row's time (raw export). Returns the row count."""
+    """Write every row to `out`; `progress` gets each row's time (raw export), `trace` the query's
+    text (for the sidecar). Returns the row count."""
     cols = columns(req)
-    rows = average_rows(reader, req) if req.average else reading_rows(reader, req)
+    rows = average_rows(reader, req, trace) if req.average else reading_rows(reader, req, trace)
     writer = csv.writer(out, lineterminator="\n")
     if fmt == "csv":
         writer.writerow([c.name for c in cols])
@@ -214,19 +204,19 @@ def write(
     return count
 
 
-def sidecar(req: ExportRequest, fmt: Format, rows: int, generated: datetime) -> dict[str, Any]:
+def sidecar(req: ExportRequest, fmt: Format, rows: int, generated: datetime, query: str) -> dict[str, Any]:
     """What `<out>.columns.json` holds: enough for someone without our tools to read the file."""
     return {
         "format": fmt,
         "site": req.site,
         "nodes": req.nodes or "all",
-        "start": q.format_time(req.start),
-        "end": q.format_time(req.end),
+        "start": format_time(req.start),
+        "end": format_time(req.end),
         "range_rule": "readings with start < time <= end (time is the end of each averaging window)",
         "average": req.average,
         "rows": rows,
-        "generated": q.format_time(generated),
-        "influxql": query(req),
+        "generated": format_time(generated),
+        "influxql": query,
         "columns": [
             {"name": c.name, "type": c.type, "unit": c.unit, "meaning": c.meaning} for c in columns(req)
         ],

@@ -23,7 +23,7 @@ from typing import ClassVar
 import pytest
 
 from gateway.cli import main
-from gateway.influxql import format_time, from_ms
+from gateway.timerange import format_time, from_ms
 from tests import regdata
 from tests.helpers import Influx
 

@@ -16,9 +16,11 @@ from hypothesis import strategies as st
 from gateway import aqi, devservices
 from gateway.config import InfluxConfig, WebConfig
 from gateway.devservices import free_port
+from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
+from gateway.stores.influxql import ident
+from gateway.stores.influxql import string as literal
 from gateway.web.app import create_app
-from gateway.web.influxql import ident, literal
 from gateway.web.opendata import COLUMNS
 from gateway.web.server import BackgroundServer
 from tests.webdata import ACTIVE_MESSAGE, NOW, Site, served_site
@@ -253,7 +255,7 @@ def test_now_in_the_app_is_the_injected_clock(site: Site) -> None:
 def test_a_database_that_does_not_answer_is_a_503_not_a_500() -> None:
     web = WebConfig(port=free_port())
     dead = InfluxV1(InfluxConfig(url=f"http://127.0.0.1:{free_port()}", database="minewatch"))  # type: ignore[arg-type]
-    server = BackgroundServer(create_app(web, dead, clock=lambda: NOW), web)
+    server = BackgroundServer(create_app(web, InfluxReader(dead), clock=lambda: NOW), web)
     server.start()
     try:
         page = Site(f"http://127.0.0.1:{web.port}", None)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from contract.wire import ReadingPayload
 from gateway.config import InfluxConfig, WebConfig
 from gateway.devservices import free_port
 from gateway.points import to_line
+from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
 from gateway.web.app import create_app
@@ -204,7 +205,7 @@ def served_site(influx_port: int, web: WebConfig | None = None) -> Iterator[Site
             assert resp.status == 204
     web = (web or WebConfig()).model_copy(update={"port": free_port()})
     store = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
-    server = BackgroundServer(create_app(web, store, board(), clock=lambda: NOW), web)
+    server = BackgroundServer(create_app(web, InfluxReader(store), board(), clock=lambda: NOW), web)
     server.start()
     site = Site(f"http://127.0.0.1:{web.port}", db)
     deadline = time.monotonic() + 30

@@ -31,8 +31,8 @@ from gateway.channels.mqtt import Mqtt, MqttOptions, Publish
 from gateway.channels.webhook import Webhook, WebhookOptions
 from gateway.config import GatewayConfig
 from gateway.hooks import Hooks
-from gateway.stores import Store, StoreError, open_store
-from gateway.stores.base import API_FILE, compat_reader
+from gateway.stores import Store, StoreError, open_store, reader_for
+from gateway.stores.base import API_FILE
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message, Subscriber
 
@@ -138,16 +138,16 @@ class Alerts:
         if not self.engine.rules:
             return
         v2 = not isinstance(store, InfluxV1)
-        reader = store if isinstance(store, InfluxV1) else compat_reader(self.cfg.influxdb)
+        reader = reader_for(store, self.cfg.influxdb)
         seconds = int(self.engine.history_s)
         windowed = self.engine.windowed_metrics
         # Only the columns the windows read, streamed: a day of a hundred PMS5003 nodes' readings
         # as whole rows would hold hundreds of MB on a Pi. `seq` is in every row, so every reading
         # comes back and restarts its node's offline clock.
-        columns = ", ".join(['"seq"', *(f'"{m}", "{m}_n"' for m in windowed), '"site"', '"node"'])
+        fields = ["seq", *(f for m in windowed for f in (m, f"{m}_n"))]
         count = 0
         try:
-            for row in reader.stream(f'SELECT {columns} FROM "reading" WHERE time > now() - {seconds}s'):
+            for row in reader.recent(fields, seconds):
                 site, node, ts = row.get("site"), row.get("node"), row.get("time")
                 if not isinstance(site, str) or not isinstance(node, str) or not isinstance(ts, int):
                     continue

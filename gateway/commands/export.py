@@ -13,7 +13,7 @@ from typing import Any
 
 from contract.metrics import Metric
 from gateway import dataset, export
-from gateway import influxql as q
+from gateway import timerange as q
 from gateway.config import load
 from gateway.stores import open_reader
 
@@ -84,9 +84,10 @@ def run(args: argparse.Namespace) -> int:
         if args.out is not None:
             out = stack.enter_context(args.out.open("w", encoding="utf-8", newline=""))
         progress = _progress_bar(req, stack) if sys.stderr.isatty() and not req.average else None
-        rows = export.write(reader, req, out, args.format, progress)
+        queries: list[str] = []
+        rows = export.write(reader, req, out, args.format, progress, queries.append)
     if args.out is not None:
-        meta = export.sidecar(req, args.format, rows, datetime.now(UTC))
+        meta = export.sidecar(req, args.format, rows, datetime.now(UTC), queries[0])
         side = args.out.with_name(args.out.name + ".columns.json")
         side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"{rows} rows to {args.out}; columns described in {side}", file=sys.stderr)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway import influxql as q
+from gateway import timerange as q
 from gateway.commands.export import parse_metrics
 from gateway.config import load
 from gateway.standards import STANDARDS

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import os
 import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from contract.configfile import ConfigError
+from gateway.config import InfluxConfig
+from gateway.stores import StoreError, open_reader
+from gateway.stores.influxql import CONDITION_EXAMPLE
 from gateway.trust.registry import KeyRegistry, RegistryError
 from gateway.trust.reverify import reverify
 
@@ -38,9 +37,7 @@ def add(sub: Any) -> None:
     )
     source.add_argument("--influx-url", help="query InfluxDB 1.x directly, e.g. http://127.0.0.1:8086")
     parser.add_argument("--database", default="minewatch", help="with --influx-url (default minewatch)")
-    parser.add_argument(
-        "--where", default="", help="InfluxQL condition, e.g. \"site = 'tsagaan' AND time > now() - 30d\""
-    )
+    parser.add_argument("--where", default="", help=f'InfluxQL condition, e.g. "{CONDITION_EXAMPLE}"')
     parser.add_argument("--username", help="with --influx-url; password from MINEWATCH_INFLUX_PASSWORD")
     parser.set_defaults(func=run)
 
@@ -81,22 +78,19 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _influx_rows(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    where = f" WHERE {args.where}" if args.where else ""
-    query = {"q": f'SELECT * FROM "reading"{where}', "db": args.database, "epoch": "ms"}
-    if args.username:
-        query.update(u=args.username, p=os.environ.get("MINEWATCH_INFLUX_PASSWORD", ""))
-    url = f"{args.influx_url.rstrip('/')}/query?{urllib.parse.urlencode(query)}"
+    # the password, with --username, comes from MINEWATCH_INFLUX_PASSWORD as InfluxConfig reads it
+    cfg = InfluxConfig(
+        url=args.influx_url,
+        database=args.database,
+        api="v1",
+        username=args.username,
+        timeout_s=60,
+    )
+    reader = open_reader(cfg)
     try:
-        with urllib.request.urlopen(url, timeout=60) as resp:
-            doc = json.load(resp)
-    except OSError as exc:
+        yield from reader.signed_rows(args.where)
+    except StoreError as exc:
         raise ConfigError(f"{args.influx_url}: query failed: {exc}") from exc
-    for result in doc.get("results", []):
-        if "error" in result:
-            raise ConfigError(f"{args.influx_url}: {result['error']}")
-        for series in result.get("series", []):
-            for values in series["values"]:
-                row = dict(zip(series["columns"], values, strict=True))
-                row.update(series.get("tags", {}))
-                yield row
+    finally:
+        reader.close()
     print(f"queried {args.influx_url} database {args.database}", file=sys.stderr)

@@ -12,18 +12,17 @@ from datetime import datetime
 
 from contract.flags import Flag
 from gateway import dataset
-from gateway import influxql as q
-from gateway.report.model import Day, Gap, NodeSection
+from gateway.report.model import DAY, Day, Gap, NodeSection
 from gateway.report.querylog import QueryLog, days
+from gateway.timerange import from_ms
 
 
 def node_sections(log: QueryLog, has_status: bool) -> list[NodeSection]:
     counts: dict[str, dict[datetime, int]] = defaultdict(dict)
-    for row in log.run(
-        "completeness",
-        f'SELECT count("seq") FROM "reading" WHERE {log.where} GROUP BY time(24h, 1ms), "node" fill(0)',
+    for row in log.reader.aggregate(
+        log.span, "seq", ["count"], bucket=DAY, fill="zero", trace=log.trace("completeness")
     ):
-        counts[str(row["node"])][q.bucket_start(int(row["time"]))] = int(row["count"] or 0)
+        counts[str(row["node"])][row["start"]] = int(row["count"] or 0)
     names = sorted(set(counts) | set(log.node_filter))
     sections = []
     for node in names:
@@ -43,11 +42,7 @@ def node_sections(log: QueryLog, has_status: bool) -> list[NodeSection]:
 def _flags(log: QueryLog, sections: list[NodeSection]) -> None:
     by_node = {s.node: s for s in sections}
     for flag in Flag:
-        rows = log.run(
-            "flags",
-            f'SELECT count("seq") FROM "reading" WHERE {log.where} '
-            f'AND "flags" =~ /(^|,){flag.value}(,|$)/ GROUP BY "node"',
-        )
+        rows = log.reader.aggregate(log.span, "seq", ["count"], flag=flag.value, trace=log.trace("flags"))
         for row in rows:
             if str(row["node"]) in by_node and row["count"]:
                 by_node[str(row["node"])].flags[flag.value] = int(row["count"])
@@ -55,23 +50,12 @@ def _flags(log: QueryLog, sections: list[NodeSection]) -> None:
 
 def _offline(log: QueryLog, sections: list[NodeSection]) -> None:
     by_node = {s.node: s for s in sections}
-    site = q.string(log.site)
-    before = log.run(
-        "status",
-        f'SELECT last("state") FROM "node_status" WHERE "site" = {site} '
-        f'AND time <= {q.time_literal(log.start)} GROUP BY "node"',
-    )
+    before = log.reader.status_before(log.site, log.start, trace=log.trace("status"))
     down_since: dict[str, datetime | None] = {
-        str(r["node"]): log.start for r in before if r.get("last") == "offline"
+        node: log.start for node, state in before.items() if state == "offline"
     }
-    rows = log.run(
-        "status",
-        f'SELECT "state" FROM "node_status" WHERE "site" = {site} '
-        f"AND time > {q.time_literal(log.start)} AND time <= {q.time_literal(log.end)} "
-        'GROUP BY "node"',
-    )
-    for row in rows:
-        node, state, at = str(row["node"]), row.get("state"), q.from_ms(int(row["time"]))
+    changes = log.reader.status_changes(log.site, log.start, log.end, trace=log.trace("status"))
+    for node, state, at in changes:
         if node not in by_node:
             continue
         if state == "offline" and down_since.get(node) is None:
@@ -93,7 +77,7 @@ def _gaps(log: QueryLog, sections: list[NodeSection]) -> None:
     threshold = {s.node: max(3 * s.interval_s, 600) * 1000 for s in sections}
     start_ms, end_ms = _ms(log.start), _ms(log.end)
     last: dict[str, tuple[int, int | None]] = {s.node: (start_ms, None) for s in sections}
-    for row in log.stream("gaps", f'SELECT "seq" FROM "reading" WHERE {log.where} GROUP BY "node"'):
+    for row in log.reader.readings(log.span, ["seq"], per_node=True, trace=log.trace("gaps")):
         node = row["node"]
         if node not in by_node:
             continue
@@ -102,11 +86,11 @@ def _gaps(log: QueryLog, sections: list[NodeSection]) -> None:
         missing = seq - prev_seq - 1 if prev_seq is not None and seq > prev_seq + 1 else 0
         by_node[node].missing_seq += missing
         if at - prev_at > threshold[node]:
-            _add_gap(by_node[node], q.from_ms(prev_at), q.from_ms(at), missing)
+            _add_gap(by_node[node], from_ms(prev_at), from_ms(at), missing)
         last[node] = (at, seq)
     for node, (prev_at, _) in last.items():
         if end_ms - prev_at > threshold[node]:
-            _add_gap(by_node[node], q.from_ms(prev_at), log.end, 0)
+            _add_gap(by_node[node], from_ms(prev_at), log.end, 0)
 
 
 def _ms(ts: datetime) -> int:

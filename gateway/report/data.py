@@ -1,9 +1,9 @@
-"""Everything the regulators' report shows, queried from InfluxDB, each table with its InfluxQL.
+"""Everything the regulators' report shows, queried through the reader, each table with its query.
 
 Each section keeps the exact queries that produced it (times written out, nothing hidden), so the
 report can print them and a regulator can paste them into the `influx` shell and get the same
-numbers. Daily periods follow gateway.influxql: readings with start < time <= end, buckets
-`GROUP BY time(24h, 1ms)`. Nothing here renders; see gateway.report.render.
+numbers. Daily periods follow the reader protocol (gateway.stores.reader): readings with
+start < time <= end, buckets (t, t + 24h]. Nothing here renders; see gateway.report.render.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from gateway.report import calfiles, coverage, levels, provenance
 from gateway.report.model import ReportData
 from gateway.report.querylog import QueryLog
 from gateway.standards import STANDARDS
+from gateway.stores.reader import Reader
 
 
 def collect(
-    reader: dataset.Reader,
+    reader: Reader,
     *,
     site: str,
     start: datetime,
@@ -35,7 +36,7 @@ def collect(
     """Query everything the report shows. `metrics` defaults to those stored among PM2.5, PM10 and
     turbidity (the ones the report has limits or a purpose for); name others to include them."""
     log = QueryLog(reader, site, start, end, nodes or [], interval_s)
-    present = dataset.measurements(reader)
+    present = reader.measurements()
     has_status, has_alerts = "node_status" in present, "alert" in present
     stored = dataset.metrics_stored(reader) if "reading" in present else []
     if metrics is None:
@@ -50,9 +51,7 @@ def collect(
     cal_files, cal_problems = calfiles.describe({c.cal for c in cals}, calibrations_dir)
     firmware = provenance.firmware(log) if has_status else []
     signatures = (
-        provenance.signatures(log)
-        if "reading" in present and "signed" in dataset.field_keys(reader, "reading")
-        else None
+        provenance.signatures(log) if "reading" in present and "signed" in reader.fields("reading") else None
     )
     return ReportData(
         site=site,

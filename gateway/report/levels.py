@@ -7,10 +7,12 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from contract.metrics import Metric
-from gateway import influxql as q
-from gateway.report.model import DailyMean, Episode, MetricSection, NodeSection
+from gateway.report.model import DAY, DailyMean, Episode, MetricSection, NodeSection
 from gateway.report.querylog import QueryLog
 from gateway.standards import Standard
+from gateway.timerange import from_ms
+
+HOUR = timedelta(hours=1)
 
 
 def metric_sections(
@@ -23,14 +25,12 @@ def metric_sections(
     intervals = {n.node: n.interval_s for n in nodes}
     out = []
     for metric in metrics:
-        m = q.ident(metric.value)
+        m = metric.value
         daily: dict[str, list[DailyMean]] = defaultdict(list)
-        for row in log.run(
-            f"daily:{metric.value}",
-            f'SELECT mean({m}), count({m}), max({m}) FROM "reading" WHERE {log.where} '
-            f'GROUP BY time(24h, 1ms), "node" fill(none)',
+        for row in log.reader.aggregate(
+            log.span, m, ["mean", "count", "max"], bucket=DAY, fill="none", trace=log.trace(f"daily:{m}")
         ):
-            node, day = str(row["node"]), q.bucket_start(int(row["time"]))
+            node, day = str(row["node"]), row["start"]
             if node not in intervals or day >= log.end:
                 continue
             daily[node].append(
@@ -43,19 +43,16 @@ def metric_sections(
                 )
             )
         peaks = {
-            str(r["node"]): (float(r["max"]), q.from_ms(int(r["time"])))
-            for r in log.run("max", f'SELECT max({m}) FROM "reading" WHERE {log.where} GROUP BY "node"')
+            str(r["node"]): (float(r["max"]), from_ms(int(r["time"])))
+            for r in log.reader.aggregate(log.span, m, ["max"], trace=log.trace("max"))
             if r["max"] is not None
         }
         hourly: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
-        for row in log.stream(
-            f"hourly:{metric.value}",
-            f'SELECT mean({m}) FROM "reading" WHERE {log.where} GROUP BY time(1h, 1ms), "node" fill(none)',
+        for row in log.reader.aggregate(
+            log.span, m, ["mean"], bucket=HOUR, fill="none", trace=log.trace(f"hourly:{m}")
         ):
             if row["mean"] is not None:
-                hourly[str(row["node"])].append(
-                    (q.bucket_start(int(row["time"])) + timedelta(hours=1), float(row["mean"]))
-                )
+                hourly[str(row["node"])].append((row["start"] + HOUR, float(row["mean"])))
         limits = [
             (s, lim) for s in standards for lim in s.limits if lim.metric is metric and lim.average == "24h"
         ]

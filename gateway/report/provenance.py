@@ -9,20 +9,16 @@ from datetime import datetime
 from typing import Any
 
 from contract.metrics import Metric
-from gateway import influxql as q
 from gateway.report.model import Calibration, Episode
 from gateway.report.querylog import QueryLog
 from gateway.standards import STANDARDS
+from gateway.stores.reader import Span
+from gateway.timerange import from_ms
 
 
 def episodes(log: QueryLog) -> list[Episode]:
-    fields = ", ".join(q.ident(f) for f in ("state", "value", "limit", "average", "severity", "late"))
-    rows = log.run(
-        "alerts",
-        f'SELECT {fields} FROM "alert" WHERE "site" = {q.string(log.site)} AND time > '
-        f"{q.time_literal(log.start)} AND time <= {q.time_literal(log.end)} "
-        'GROUP BY "node", "rule", "metric"',
-    )
+    fields = ["state", "value", "limit", "average", "severity", "late"]
+    rows = log.reader.alert_rows(log.site, log.start, log.end, fields, trace=log.trace("alerts"))
     rows.sort(key=lambda r: (r["node"], r["rule"], r["metric"], r["time"]))
     out: list[Episode] = []
     open_: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -30,7 +26,7 @@ def episodes(log: QueryLog) -> list[Episode]:
         key = (str(row["node"]), str(row["rule"]), str(row["metric"]))
         if log.node_filter and key[0] not in log.node_filter:
             continue
-        at = q.from_ms(int(row["time"]))
+        at = from_ms(int(row["time"]))
         value = None if row.get("value") is None else float(row["value"])
         episode = open_.get(key)
         if episode is None or row.get("state") == "raised":
@@ -53,33 +49,29 @@ def calibrations(
     cals: list[Calibration] = []
     uncalibrated: dict[tuple[str, str], int] = {}
     for metric in metrics:
-        col = q.ident(f"{metric.value}_cal")
-        ids = log.run(
-            "calibrations", f'SELECT DISTINCT({col}) FROM "reading" WHERE {log.where} GROUP BY "node"'
-        )
+        col = f"{metric.value}_cal"
+        trace = log.trace("calibrations")
+        ids = log.reader.aggregate(log.span, col, ["distinct"], trace=trace)
         totals = {
             str(r["node"]): int(r["count"])
-            for r in log.run(
-                "calibrations",
-                f'SELECT count({q.ident(metric.value + "_n")}) FROM "reading" '
-                f'WHERE {log.where} GROUP BY "node"',
-            )
+            for r in log.reader.aggregate(log.span, metric.value + "_n", ["count"], trace=trace)
         }
         calibrated: dict[str, int] = defaultdict(int)
         for row in ids:
             node, cal = str(row["node"]), str(row["distinct"])
-            where = f"{q.where(log.site, [node], log.start, log.end)} AND {col} = {q.string(cal)}"
-            first = log.run("calibrations", f'SELECT first({col}) FROM "reading" WHERE {where}')
-            last = log.run("calibrations", f'SELECT last({col}) FROM "reading" WHERE {where}')
-            count = log.run("calibrations", f'SELECT count({col}) FROM "reading" WHERE {where}')
+            one = Span(log.site, [node], log.start, log.end)
+            first, last, count = (
+                log.reader.aggregate(one, col, [fn], per_node=False, equals=cal, trace=trace)
+                for fn in ("first", "last", "count")
+            )
             n = int(count[0]["count"])
             cals.append(
                 Calibration(
                     node,
                     metric.value,
                     cal,
-                    q.from_ms(int(first[0]["time"])),
-                    q.from_ms(int(last[0]["time"])),
+                    from_ms(int(first[0]["time"])),
+                    from_ms(int(last[0]["time"])),
                     n,
                 )
             )
@@ -90,25 +82,18 @@ def calibrations(
 
 
 def firmware(log: QueryLog) -> list[tuple[str, str, datetime]]:
-    rows = log.run(
-        "firmware",
-        f'SELECT "version" FROM "node_status" WHERE "site" = {q.string(log.site)} AND '
-        f'time <= {q.time_literal(log.end)} AND "version" != \'\' GROUP BY "node"',
-    )
     seen: dict[tuple[str, str], datetime] = {}
-    for row in rows:
-        key = (str(row["node"]), str(row["version"]))
-        if (not log.node_filter or key[0] in log.node_filter) and key not in seen:
-            seen[key] = q.from_ms(int(row["time"]))
+    for node, version, at in log.reader.firmware(log.site, log.end, trace=log.trace("firmware")):
+        key = (node, version)
+        if (not log.node_filter or node in log.node_filter) and key not in seen:
+            seen[key] = at
     return [(node, version, at) for (node, version), at in seen.items()]
 
 
 def signatures(log: QueryLog) -> dict[str, tuple[int, int]]:
-    totals = log.run("signatures", f'SELECT count("seq") FROM "reading" WHERE {log.where} GROUP BY "node"')
-    signed = log.run(
-        "signatures",
-        f'SELECT count("seq") FROM "reading" WHERE {log.where} AND "signed" = true GROUP BY "node"',
-    )
+    trace = log.trace("signatures")
+    totals = log.reader.aggregate(log.span, "seq", ["count"], trace=trace)
+    signed = log.reader.aggregate(log.span, "seq", ["count"], signed=True, trace=trace)
     s = {str(r["node"]): int(r["count"]) for r in signed}
     return {str(r["node"]): (s.get(str(r["node"]), 0), int(r["count"])) for r in totals}
 

@@ -1,23 +1,20 @@
-"""The report's access to InfluxDB: every query it runs is kept, by table, to be printed."""
+"""The report's access to the database: every query the reader runs is kept, by table, to be printed."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
 
-from gateway import dataset
-from gateway import influxql as q
 from gateway.report.model import DAY
+from gateway.stores.reader import Reader, Span, Trace
 
 
 class QueryLog:
-    """One site and period; `run` and `stream` record each query under the key of its table."""
+    """One site and period; `trace(key)` records the text of each query under the key of its table."""
 
     def __init__(
         self,
-        reader: dataset.Reader,
+        reader: Reader,
         site: str,
         start: datetime,
         end: datetime,
@@ -27,16 +24,11 @@ class QueryLog:
         self.reader, self.site, self.start, self.end = reader, site, start, end
         self.node_filter = nodes
         self.interval_override = interval_s
-        self.where = q.where(site, nodes, start, end)
+        self.span = Span(site, nodes, start, end)
         self.queries: dict[str, list[str]] = defaultdict(list)
 
-    def run(self, key: str, influxql: str) -> list[dict[str, Any]]:
-        self.queries[key].append(influxql)
-        return self.reader.query(influxql)
-
-    def stream(self, key: str, influxql: str) -> Iterator[dict[str, Any]]:
-        self.queries[key].append(influxql)
-        return self.reader.stream(influxql)
+    def trace(self, key: str) -> Trace:
+        return self.queries[key].append
 
     def expected(self, interval_s: int, day_start: datetime) -> int:
         lo, hi = max(day_start, self.start), min(day_start + DAY, self.end)

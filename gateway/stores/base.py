@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from gateway.config import InfluxConfig
-    from gateway.stores.influx_v1 import InfluxV1
 
 log = logging.getLogger(__name__)
 
@@ -91,25 +90,3 @@ def write_sifting(store: Store, lines: list[str]) -> list[tuple[int, StoreError]
         right = write_sifting(store, lines[half:])
         return left + [(i + half, e) for i, e in right]
     return []
-
-
-def open_reader(cfg: InfluxConfig) -> InfluxV1:
-    """An InfluxQL reader for `export` and `report`. InfluxDB 1.x is read over /query; 2.x over its
-    v1-compatible /query with the bucket as database and the token (the bucket needs a DBRP mapping,
-    docs/regulators.md). Only the 1.x path is tested against a real server."""
-    from gateway.stores.influx_v1 import InfluxV1, probe_version
-
-    api: str = cfg.api
-    if api == "auto":
-        api = "v1" if probe_version(str(cfg.url)).lstrip("v").startswith("1.") else "v2"
-    if api == "v1":
-        return InfluxV1(cfg)
-    return compat_reader(cfg)
-
-
-def compat_reader(cfg: InfluxConfig) -> InfluxV1:
-    """InfluxQL on InfluxDB 2.x: its v1-compatible `/query`, with the bucket as the database and the
-    token in an `Authorization: Token` header (the bucket needs a DBRP mapping)."""
-    from gateway.stores.influx_v1 import InfluxV1
-
-    return InfluxV1(cfg.model_copy(update={"database": cfg.bucket, "username": None}), token=cfg.token())

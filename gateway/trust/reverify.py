@@ -50,7 +50,7 @@ def _empty(value: Any) -> bool:
 
 
 def _tags(row: Mapping[str, Any]) -> dict[str, Any]:
-    """`influx -format csv` puts GROUP BY tags in one `tags` column: `node=a,site=b`."""
+    """`influx -format csv` puts a grouped query's tags in one `tags` column: `node=a,site=b`."""
     out = dict(row)
     tags = row.get("tags")
     if isinstance(tags, str) and "=" in tags:

@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from contract.metrics import METRIC_UNITS
+from gateway.stores.reader import AlertEvent
 from gateway.web.context import Context
-from gateway.web.data import AlertEvent
 from gateway.web.params import (
     MAX_SERIES_DAYS,
     AlertsQuery,
@@ -24,7 +24,7 @@ from gateway.web.params import (
     bucket_seconds,
     validate,
 )
-from gateway.web.views import summaries
+from gateway.web.views import bucketed, summaries
 
 UNITS = {m.value: unit for m, unit in METRIC_UNITS.items()}
 
@@ -177,7 +177,7 @@ def series(request: Request) -> JSONResponse:
     metrics = ctx.reader.metric_fields()
     if q.metric is not None:
         metrics = [m for m in metrics if m == q.metric.value]
-    s = ctx.reader.series(ref.site, ref.node, metrics, start, end, every)
+    s = bucketed(ctx.reader, ref.site, ref.node, metrics, start, end, every)
     # metrics the database knows but this node has no data for in the range are left out
     s = replace(s, values={m: v for m, v in s.values.items() if any(x is not None for x in v)})
     limits = {

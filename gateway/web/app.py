@@ -25,9 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contract.i18n import Texts
 from gateway.config import WebConfig
 from gateway.stores import StoreError
+from gateway.stores.reader import Reader
 from gateway.web import api, openapi, pages
 from gateway.web.context import Context
-from gateway.web.data import Querier, Reader
 from gateway.web.params import BadRequest
 from gateway.web.status import StatusBoard
 
@@ -70,12 +70,12 @@ def _is_api(request: Request) -> bool:
 
 def create_app(
     web: WebConfig,
-    db: Querier,
+    reader: Reader,
     board: StatusBoard | None = None,
     clock: Callable[[], datetime] = _utc_now,
 ) -> Starlette:
     texts = Texts(web.language)
-    ctx = Context(web, Reader(db), board or StatusBoard(), clock, texts)
+    ctx = Context(web, reader, board or StatusBoard(), clock, texts)
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         if _is_api(request):

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from contract.i18n import Texts
 from gateway.config import WebConfig
-from gateway.web.data import Reader
+from gateway.stores.reader import Reader
 from gateway.web.levels import LimitLine, limit_lines
 from gateway.web.status import StatusBoard
 

@@ -13,8 +13,10 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from contract.metrics import Metric
 from contract.wire import format_ts
-from gateway.web.data import METRICS
+
+METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
 
 COLUMNS: tuple[str, ...] = (
     "time",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from gateway import aqi
-from gateway.web.data import Latest, Reader, Series
+from gateway.stores.reader import Latest, Reader, Series
 from gateway.web.levels import Level, LimitLine, aqi_level, limit_lines, turbidity_level
 from gateway.web.status import StatusBoard
 
@@ -76,13 +76,26 @@ class Chart:
     flagged: list[int] = field(default_factory=list)  # epoch seconds of flagged readings
 
 
+TICK = timedelta(milliseconds=1)
+
+
+def bucketed(
+    reader: Reader, site: str, node: str, metrics: list[str], start: datetime, end: datetime, every_s: int
+) -> Series:
+    """The dashboard's buckets: [t, t + every) on round times, in [start, end), as its charts and
+    API have always shown them (a reading stamped `now` waits for the next refresh). In the reader's
+    terms (start < time <= end, buckets (b, b + every]) that is everything shifted by a millisecond."""
+    s = reader.series(site, node, metrics, start - TICK, end - TICK, every_s, align=-TICK)
+    return Series(s.every_s, [t + TICK for t in s.times], s.values)
+
+
 def charts(
     reader: Reader, site: str, node: str, now: datetime, span: timedelta, every_s: int, standards: list[str]
 ) -> list[Chart]:
     """One chart per metric with any data in the span; flagged readings marked on each."""
     start = now - span
-    series: Series = reader.series(site, node, reader.metric_fields(), start, now, every_s)
-    flagged = [int(t.timestamp()) for t, _ in reader.flagged(site, node, start, now)]
+    series = bucketed(reader, site, node, reader.metric_fields(), start, now, every_s)
+    flagged = [int(t.timestamp()) for t, _ in reader.flagged(site, node, start - TICK, now - TICK)]
     times = [int(t.timestamp()) for t in series.times]
     return [
         Chart(m, every_s, times, vals, limit_lines(standards, m), flagged)

@@ -1,9 +1,7 @@
-"""InfluxQL text for the regulators' commands: quoting, time literals, and the one range rule.
+"""Times and ids as the regulators' commands take them, checked before anything connects.
 
-Every query `export` and `report` run is built here and shown to the regulator verbatim, so it must
-be plain InfluxQL they can paste into the `influx` shell. A reading's `ts` is the END of its averaging
-window, so a period holds the readings with `start < time <= end`, and period means group with
-`GROUP BY time(1h, 1ms)`: buckets (t, t + 1h] in millisecond time, labelled t + 1 ms.
+Not query text: the backends in gateway.stores turn these values into their own language. Kept
+apart so the CLIs can refuse bad input (exit 2) without importing a backend.
 """
 
 from __future__ import annotations
@@ -12,26 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from contract.wire import is_identifier
 
-BUCKET_OFFSET = timedelta(milliseconds=1)
-"""Shift of every GROUP BY time() bucket: a reading stamped 01:00:00.000 ends the 00:00–01:00 hour."""
-
 
 class QueryArgumentError(ValueError):
     """A site, node, metric or time the user gave that cannot become a query; the CLIs exit 2."""
-
-
-def ident(name: str) -> str:
-    """A double-quoted identifier (measurement, tag or field key)."""
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def string(value: str) -> str:
-    """A single-quoted string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def time_literal(ts: datetime) -> str:
-    return string(format_time(ts))
 
 
 def format_time(ts: datetime) -> str:
@@ -71,17 +52,3 @@ def check_ids(site: str, nodes: list[str]) -> None:
                 f"--{kind} {value!r} is not a valid id "
                 "(lowercase letters, digits, - and _; see docs/protocol.md)"
             )
-
-
-def where(site: str, nodes: list[str], start: datetime, end: datetime) -> str:
-    """The WHERE clause every reading query shares: one site, some nodes (all when empty), (start, end]."""
-    parts = [f'"site" = {string(site)}']
-    if nodes:
-        parts.append("(" + " OR ".join(f'"node" = {string(n)}' for n in nodes) + ")")
-    parts.append(f"time > {time_literal(start)} AND time <= {time_literal(end)}")
-    return " AND ".join(parts)
-
-
-def bucket_start(label_ms: int) -> datetime:
-    """The start of a `GROUP BY time(d, 1ms)` bucket from the label InfluxDB gives it."""
-    return from_ms(label_ms) - BUCKET_OFFSET

@@ -1,0 +1,111 @@
+"""The report's aggregates in InfluxQL, and the client the InfluxQL reader shares.
+
+The report prints each query's text for regulators to paste into the `influx` shell, so the text
+built here is a contract: it is what tests/test_report.py and docs/regulators.md show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from gateway.stores.influxql import bucket_start, every, ident, string, time_literal, where
+from gateway.stores.reader import Aggregate, Fill, Row, Span, Trace
+from gateway.timerange import from_ms
+
+
+class Client(Protocol):
+    def query(self, influxql: str) -> list[dict[str, Any]]: ...
+
+    def stream(self, influxql: str, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class ReportQueries:
+    def __init__(self, client: Client) -> None:
+        self._db = client
+
+    def _run(self, influxql: str, trace: Trace | None) -> list[Row]:
+        if trace is not None:
+            trace(influxql)
+        return self._db.query(influxql)
+
+    def _stream(self, influxql: str, trace: Trace | None) -> Iterator[Row]:
+        if trace is not None:
+            trace(influxql)
+        return self._db.stream(influxql)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def aggregate(
+        self,
+        span: Span,
+        column: str,
+        functions: list[Aggregate],
+        *,
+        bucket: timedelta | None = None,
+        fill: Fill | None = None,
+        per_node: bool = True,
+        flag: str | None = None,
+        signed: bool = False,
+        equals: str | None = None,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        col = ident(column)
+        select = ", ".join(f"{'DISTINCT' if f == 'distinct' else f}({col})" for f in functions)
+        cond = where(span.site, span.nodes, span.start, span.end)
+        if flag is not None:
+            cond += f' AND "flags" =~ /(^|,){flag}(,|$)/'
+        if signed:
+            cond += ' AND "signed" = true'
+        if equals is not None:
+            cond += f" AND {col} = {string(equals)}"
+        group = ""
+        if bucket is not None:
+            group = f' GROUP BY time({every(bucket)}, 1ms), "node"'
+            group += {None: "", "zero": " fill(0)", "none": " fill(none)"}[fill]
+        elif per_node:
+            group = ' GROUP BY "node"'
+        rows = self._run(f'SELECT {select} FROM "reading" WHERE {cond}{group}', trace)
+        if bucket is not None:
+            rows = [{**r, "start": bucket_start(int(r["time"]))} for r in rows]
+        return rows
+
+    def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
+        rows = self._run(
+            f'SELECT last("state") FROM "node_status" WHERE "site" = {string(site)} '
+            f'AND time <= {time_literal(at)} GROUP BY "node"',
+            trace,
+        )
+        return {str(r["node"]): str(r["last"]) for r in rows if r.get("last") is not None}
+
+    def status_changes(
+        self, site: str, start: datetime, end: datetime, *, trace: Trace | None = None
+    ) -> list[tuple[str, str | None, datetime]]:
+        rows = self._run(
+            f'SELECT "state" FROM "node_status" WHERE {where(site, [], start, end)} GROUP BY "node"', trace
+        )
+        return [(str(r["node"]), r.get("state"), from_ms(int(r["time"]))) for r in rows]
+
+    def firmware(
+        self, site: str, end: datetime, *, trace: Trace | None = None
+    ) -> list[tuple[str, str, datetime]]:
+        rows = self._run(
+            f'SELECT "version" FROM "node_status" WHERE "site" = {string(site)} AND '
+            f'time <= {time_literal(end)} AND "version" != \'\' GROUP BY "node"',
+            trace,
+        )
+        return [(str(r["node"]), str(r["version"]), from_ms(int(r["time"]))) for r in rows]
+
+    def alert_rows(
+        self, site: str, start: datetime, end: datetime, fields: list[str], *, trace: Trace | None = None
+    ) -> list[Row]:
+        select = ", ".join(ident(f) for f in fields)
+        return self._run(
+            f'SELECT {select} FROM "alert" WHERE {where(site, [], start, end)} '
+            'GROUP BY "node", "rule", "metric"',
+            trace,
+        )

@@ -1,0 +1,186 @@
+"""The read seam: what export, report, dashboard, alert restart and `verify` ask of the database.
+
+Callers name what they want (a site, nodes, metrics, a period, a bucket size) and never write query
+text; each backend turns the request into its own language, and lets the database aggregate. Every
+range is `start < time <= end`, because a reading's time is the END of its averaging window; buckets
+are (t, t + bucket] likewise. A method given `trace` calls it with the text of each query it runs, so
+the report can print "the query behind this table" in the backend's own words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+Row = dict[str, Any]
+"""One stored point: `time` (epoch ms), its tags (`site`, `node`, ...) and the fields asked for."""
+
+Trace = Callable[[str], None]
+Aggregate = Literal["mean", "count", "max", "first", "last", "distinct"]
+Fill = Literal["zero", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A site's readings in (start, end]; `nodes` empty: every node."""
+
+    site: str
+    nodes: list[str]
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    site: str
+    node: str
+    time: datetime
+    seq: int | None
+    values: dict[str, float]  # metric -> calibrated value; a null (failed) metric is absent
+    flags: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    every_s: int
+    times: list[datetime]  # the start of each bucket (t, t + every_s]
+    values: dict[str, list[float | None]]  # metric -> mean per bucket, None for an empty bucket
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    time: datetime
+    site: str
+    node: str
+    rule: str
+    metric: str
+    state: str
+    severity: str | None
+    value: float | None
+    limit: float | None
+    average: str | None
+    late: bool
+    message: str | None
+    tags: dict[str, str] = field(default_factory=dict)  # any further tags the alert engine adds
+
+
+class Reader(Protocol):
+    # what is stored
+    def measurements(self) -> set[str]: ...
+
+    def fields(self, measurement: str) -> set[str]: ...
+
+    def metric_fields(self) -> list[str]:
+        """Metrics stored at all, in the contract's order, so requests name only existing fields."""
+
+    def reading_clock(self, site: str, node: str, start: datetime, end: datetime) -> list[Row]:
+        """The node's first readings in the range, oldest first: `time`, `seq`, `period_s`."""
+
+    # rows, streamed
+    def readings(
+        self, span: Span, fields: list[str], *, per_node: bool = False, trace: Trace | None = None
+    ) -> Iterator[Row]:
+        """Every reading in the span with these fields, in time order (per node when `per_node`)."""
+
+    def period_means(
+        self, span: Span, metrics: list[str], bucket: timedelta, *, trace: Trace | None = None
+    ) -> Iterator[Row]:
+        """Per node and bucket: `node`, `start` (datetime), `<m>_mean`, `<m>_count`; empty buckets
+        are left out."""
+
+    def recent(self, fields: list[str], seconds: int) -> Iterator[Row]:
+        """Every site's readings of the last `seconds` by the database's clock (the alert restart)."""
+
+    def signed_rows(self, condition: str = "") -> Iterator[Row]:
+        """Whole readings for `verify`; `condition` is the backend's own filter as the user typed it."""
+
+    # aggregates (the report)
+    def aggregate(
+        self,
+        span: Span,
+        column: str,
+        functions: list[Aggregate],
+        *,
+        bucket: timedelta | None = None,
+        fill: Fill | None = None,
+        per_node: bool = True,
+        flag: str | None = None,
+        signed: bool = False,
+        equals: str | None = None,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        """`functions` of `column` over the span, per node and per bucket when given. Rows have
+        `node`, `time` (epoch ms: the bucket's label, or the point's for max/first/last), `start`
+        (the bucket's start, with `bucket`) and one key per function. Only readings carrying `flag`,
+        signed ones, or those whose `column` equals `equals`, when given."""
+
+    def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
+        """Each node's last state (`online`/`offline`) at or before `at`."""
+
+    def status_changes(
+        self, site: str, start: datetime, end: datetime, *, trace: Trace | None = None
+    ) -> list[tuple[str, str | None, datetime]]:
+        """(node, state, time) of every status the nodes published in (start, end]."""
+
+    def firmware(
+        self, site: str, end: datetime, *, trace: Trace | None = None
+    ) -> list[tuple[str, str, datetime]]:
+        """(node, version, time) of every status with a version up to `end`, oldest first per node."""
+
+    def alert_rows(
+        self, site: str, start: datetime, end: datetime, fields: list[str], *, trace: Trace | None = None
+    ) -> list[Row]:
+        """The site's `alert` events in (start, end] with these fields and `node`, `rule`, `metric`."""
+
+    # the dashboard
+    def latest(self, now: datetime, *, site: str | None = None, node: str | None = None) -> list[Latest]:
+        """The last reading of every node at or before `now`, sorted by site and node."""
+
+    def series(
+        self,
+        site: str,
+        node: str,
+        metrics: list[str],
+        start: datetime,
+        end: datetime,
+        every_s: int,
+        *,
+        align: timedelta = timedelta(0),
+    ) -> Series:
+        """Means per bucket (b, b + every_s], b a multiple of every_s from the epoch plus `align`;
+        empty buckets are None so charts show gaps, not lines."""
+
+    def hourly_means(
+        self, metric: str, end_hour: datetime, hours: int = 12
+    ) -> dict[tuple[str, str], list[float | None]]:
+        """(site, node) -> hourly means, most recent first (index 0 = the hour ending at `end_hour`)."""
+
+    def flagged(
+        self, site: str, node: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, list[str]]]:
+        """Readings that carry quality flags, oldest first (at most 5000)."""
+
+    def alerts(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        site: str | None = None,
+        node: str | None = None,
+        limit: int = 200,
+    ) -> list[AlertEvent]:
+        """Alert events, newest first."""
+
+    def active_alerts(
+        self, now: datetime, *, site: str | None = None, node: str | None = None
+    ) -> list[AlertEvent]:
+        """The last event of each alert series whose state is not `cleared`, newest first."""
+
+    def csv_rows(
+        self, start: datetime, end: datetime, *, site: str | None = None, node: str | None = None
+    ) -> Iterator[Row]:
+        """Raw stored readings, oldest first, one day at a time so memory stays flat."""
+
+    def close(self) -> None: ...
