@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+import gateway.alerts.rules
 import gateway.channels
+from gateway.alerts.config import RULE_TYPES
+from gateway.alerts.rules import NOT_KINDS, RULES
 from gateway.channels import CHANNEL_TYPES, CHANNELS, NOT_CHANNELS
 from tests.helpers import ROOT
 
@@ -29,6 +32,15 @@ def test_the_channel_types_are_the_registered_ones() -> None:
     assert set(CHANNEL_TYPES) == {"mqtt", "webhook", "email", "apprise"}
 
 
+@pytest.mark.parametrize("module", _modules(gateway.alerts.rules, NOT_KINDS))
+def test_every_file_in_gateway_alerts_rules_registers_a_rule_kind(module: str) -> None:
+    assert f"gateway.alerts.rules.{module}" in {kind.__module__ for kind in RULES.values()}
+
+
+def test_the_rule_types_are_the_registered_ones() -> None:
+    assert set(RULE_TYPES) == {"threshold", "nowcast", "difference", "offline", "sensor_fault"}
+
+
 def _isinstance_over(folder: Path, names: set[str]) -> list[str]:
     pattern = re.compile(r"isinstance\([^)]*\b(" + "|".join(sorted(names)) + r")\b")
     return [
@@ -46,3 +58,17 @@ def test_no_isinstance_dispatch_over_channel_options() -> None:
         *_isinstance_over(ROOT / "gateway/channels", names),
     ]
     assert found == []
+
+
+def test_no_isinstance_dispatch_over_rule_kinds() -> None:
+    names = {kind.__name__ for kind in RULES.values()} | {"RuleBase"}
+    found = [
+        *_isinstance_over(ROOT / "gateway/alerts", names),
+        *_isinstance_over(ROOT / "gateway/channels", names),
+    ]
+    assert found == []
+
+
+def test_config_and_presets_import_each_other_at_the_top_no_more() -> None:
+    """presets builds rules from the kinds' files, so config can import it without a cycle."""
+    assert "gateway.alerts.config" not in (ROOT / "gateway/alerts/presets.py").read_text(encoding="utf-8")

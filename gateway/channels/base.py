@@ -105,6 +105,7 @@ CHANNELS: dict[str, tuple[type[ChannelOptions], Build]] = {}
 """Channel `type` -> (options model, builder). Filled by `@register_channel` as
 `gateway/channels/__init__.py` imports each module of the package."""
 
+
 def type_key(options: type[BaseModel]) -> str:
     """The one value of an options model's `type` Literal: the key a config table picks it by."""
     literal_args: tuple[object, ...] = getattr(options.model_fields["type"].annotation, "__args__", ())
