@@ -18,11 +18,12 @@ from typing import Any
 
 from contract.clock import Clock
 from contract.wire import ReadingPayload
-from gateway.alerts.events import AlertEvent, alert_id, average_label, fmt, metric_label
+from gateway.alerts.events import AlertEvent, alert_id
 from gateway.alerts.machine import Evaluation, MachineState, Transition, advance, reset
+from gateway.alerts.messages import EN, params_of, render
 from gateway.alerts.plan import INSTANT, NOWCAST, READING, WINDOW, Key, Plan
 from gateway.alerts.rules import AnyRule
-from gateway.alerts.rules.base import Said, incomplete
+from gateway.alerts.rules.base import incomplete
 from gateway.alerts.rules.nowcast import NO_NOWCAST, nowcast_category
 from gateway.alerts.windows import Series, WindowMean
 
@@ -35,10 +36,6 @@ def _ms(ts: datetime) -> int:
 
 def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def _hhmm(ms: int, with_date: bool) -> str:
-    return f"{_dt(ms):%Y-%m-%d %H:%M} UTC" if with_date else f"{_dt(ms):%H:%M} UTC"
 
 
 class Engine:
@@ -338,7 +335,10 @@ class Engine:
             acked_by=m.acked_by,
             category=self._categories.get(m.key) if rule.has_category else None,
         )
-        return event.with_state(event.state, message=sentence(rule, event))
+        msg_id, extra = rule.message(event)
+        params = {**params_of(event), **extra}
+        message = render(msg_id, params, EN)
+        return event.with_state(event.state, message=message, msg_id=msg_id, msg_params=params)
 
 
 def _window(mean: WindowMean, needed: float) -> tuple[float | None, str]:
@@ -353,22 +353,3 @@ def _constants(rule: AnyRule) -> tuple[int, int, bool]:
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
-
-
-def sentence(rule: AnyRule, e: AlertEvent) -> str:
-    """The one line a monitor reads, on a phone, in an email subject or a Telegram message."""
-    where = f"{e.node} ({e.site})"
-    dated = e.late or e.state != "raised"
-    since = _hhmm(_ms(e.started), dated)
-    what = f"{metric_label(e.metric)}{average_label(e.average)}"
-    source = f"the {rule.standard} limit" if rule.standard else "the limit"
-    text = rule.describe(e, Said(where, since, what, source))
-    if e.state == "reminder":
-        text = f"Still: {text}; peak {fmt(e.peak, e.metric)}" if e.metric != "status" else f"Still: {text}"
-    elif e.state == "cleared":
-        text = f"Cleared: {text}"
-    elif e.state == "acknowledged":
-        text = f"Acknowledged by {e.acked_by}: {text}"
-    if e.late:
-        text = f"Late (from replayed data): {text}"
-    return text[0].upper() + text[1:]

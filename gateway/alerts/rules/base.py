@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -60,16 +59,6 @@ class Model(BaseModel):
 Severity = Literal["info", "warning", "critical"]
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 RuleName = Annotated[str, Field(pattern=ID_PATTERN)]
-
-
-@dataclass(frozen=True, slots=True)
-class Said:
-    """The parts of a sentence every kind uses: where, since when, what and whose limit."""
-
-    where: str
-    since: str
-    what: str
-    source: str
 
 
 class RuleBase(Model):
@@ -142,8 +131,9 @@ class RuleBase(Model):
         """`steps_on_clock` rules: the evaluation for a node quiet for `quiet_s`."""
         raise NotImplementedError(self.type)
 
-    def describe(self, e: AlertEvent, said: Said) -> str:
-        """The kind's part of the sentence a monitor reads."""
+    def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
+        """The id of this event's message in contract/i18n/en.toml, and the parameters the kind adds
+        to the event's own (gateway/alerts/messages.py renders them): values, never words."""
         raise NotImplementedError(self.type)
 
 

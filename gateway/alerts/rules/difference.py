@@ -3,16 +3,16 @@ or tiered by the background level as in IDAPA 58.01.02.252.01.b (docs/alerts.md)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from contract.metrics import Metric
 from contract.wire import ID_PATTERN
-from gateway.alerts.events import AlertEvent, fmt
+from gateway.alerts.events import AlertEvent
 from gateway.alerts.machine import Evaluation
 from gateway.alerts.plan import OTHER
-from gateway.alerts.rules.base import Averaged, Model, RuleBase, Said, SeriesOf, register_rule
+from gateway.alerts.rules.base import Averaged, Model, RuleBase, SeriesOf, register_rule
 
 if TYPE_CHECKING:
     from gateway.alerts.plan import Plan
@@ -134,14 +134,6 @@ class DifferenceRule(RuleBase, Averaged):
             reason=f"background {background:.1f}",
         )
 
-    def describe(self, e: AlertEvent, said: Said) -> str:
-        ref = self.reference
-        if e.state == "cleared":
-            return (
-                f"{said.what} at {said.where} is back within the allowed increase over {ref} "
-                f"(exceeded from {said.since})"
-            )
-        return (
-            f"{said.what} at {said.where} is {fmt(e.value, e.metric)} above {ref}, "
-            f"over the allowed increase of {fmt(e.limit, e.metric)}, since {said.since}"
-        )
+    def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
+        state = "cleared" if e.state == "cleared" else "raised"
+        return f"alert.difference.{state}", {"reference": self.reference}

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
 from gateway import aqi
-from gateway.alerts.events import AlertEvent, fmt
+from gateway.alerts.events import AlertEvent
 from gateway.alerts.machine import Evaluation
 from gateway.alerts.plan import NOWCAST
-from gateway.alerts.rules.base import RuleBase, Said, SeriesOf, register_rule
+from gateway.alerts.rules.base import RuleBase, SeriesOf, register_rule
 
 if TYPE_CHECKING:
     from gateway.alerts.plan import Plan
@@ -82,16 +82,7 @@ class NowcastRule(RuleBase):
         exceeds = rank >= RANK[self.category]
         return Evaluation("exceeds" if exceeds else "ok", value, threshold_cat.low, not exceeds, category=key)
 
-    def describe(self, e: AlertEvent, said: Said) -> str:
-        cat = _CATEGORY.get(e.category or "")
-        label = f"{cat.name} (AQI {aqi.aqi(e.value)})" if cat and e.value is not None else "high"
-        threshold = _CATEGORY[self.category].name
-        if e.state == "cleared":
-            return (
-                f"{said.what} at {said.where} is below {threshold} again "
-                f"(from {said.since}, peak {fmt(e.peak, e.metric)})"
-            )
-        return (
-            f"{said.what} {fmt(e.value, e.metric)} at {said.where} is {label}, at or above {threshold}, "
-            f"since {said.since}"
-        )
+    def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
+        state = "cleared" if e.state == "cleared" else "raised"
+        index = aqi.aqi(e.value) if e.value is not None else None
+        return f"alert.nowcast.{state}", {"category": e.category, "threshold": self.category, "aqi": index}

@@ -3,13 +3,13 @@ since silence brings no reading to judge it by."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import field_validator
 
 from gateway.alerts.events import AlertEvent
 from gateway.alerts.machine import Evaluation
-from gateway.alerts.rules.base import RuleBase, Said, duration, duration_s, register_rule
+from gateway.alerts.rules.base import RuleBase, duration, duration_s, register_rule
 
 if TYPE_CHECKING:
     from gateway.alerts.plan import Plan
@@ -40,9 +40,9 @@ class OfflineRule(RuleBase):
             return Evaluation("exceeds", quiet_s / 60, self.after_s / 60, False, reason="silent")
         return Evaluation("ok", quiet_s / 60, self.after_s / 60)
 
-    def describe(self, e: AlertEvent, said: Said) -> str:
+    def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
         if e.state == "cleared":
-            return f"{said.where} is reporting again (it was offline from {said.since})"
+            return "alert.offline.cleared", {}
         if e.state == "raised" and e.value is not None:
-            return f"{said.where} is offline: last reading {e.value:.0f} minutes ago"
-        return f"{said.where} has been offline since {said.since}"
+            return "alert.offline.raised", {}  # how long it has been quiet, in `value`
+        return "alert.offline.since", {}

@@ -3,17 +3,17 @@ themselves, so no window is kept; how long the fault has lasted is kept in the m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
 from contract.flags import Flag
 from contract.metrics import Metric
 from contract.wire import ReadingPayload
-from gateway.alerts.events import AlertEvent, metric_label
+from gateway.alerts.events import AlertEvent
 from gateway.alerts.machine import Evaluation, MachineState
 from gateway.alerts.plan import READING
-from gateway.alerts.rules.base import RuleBase, Said, duration, duration_s, register_rule
+from gateway.alerts.rules.base import RuleBase, duration, duration_s, register_rule
 
 if TYPE_CHECKING:
     from gateway.alerts.plan import Plan
@@ -55,8 +55,5 @@ class SensorFaultRule(RuleBase):
         exceeds = holds and lasted_s >= self.after_s
         return Evaluation("exceeds" if exceeds else "ok", lasted_s / 60, self.after_s / 60, not holds)
 
-    def describe(self, e: AlertEvent, said: Said) -> str:
-        sensor = "a sensor" if e.metric == "any" else f"the {metric_label(e.metric)} sensor"
-        if e.state == "cleared":
-            return f"{sensor} at {said.where} works again (it was faulty from {said.since})"
-        return f"{sensor} at {said.where} has been faulty since {said.since}"
+    def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
+        return f"alert.sensor_fault.{'cleared' if e.state == 'cleared' else 'raised'}", {}

@@ -3,15 +3,15 @@ optional hysteresis: the standards' 24-hour limits and any site's own action lev
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from contract.metrics import Metric
-from gateway.alerts.events import AlertEvent, fmt
+from gateway.alerts.events import AlertEvent
 from gateway.alerts.machine import Evaluation
 from gateway.alerts.plan import INSTANT, WINDOW
-from gateway.alerts.rules.base import Averaged, RuleBase, Said, SeriesOf, register_rule, value_at
+from gateway.alerts.rules.base import Averaged, RuleBase, SeriesOf, register_rule, value_at
 
 if TYPE_CHECKING:
     from gateway.alerts.plan import Plan
@@ -81,14 +81,6 @@ class ThresholdRule(RuleBase, Averaged):
             clear_ok = not exceeds if self.clear_below is None else value > self.clear_below
         return Evaluation("exceeds" if exceeds else "ok", value, self.limit, clear_ok)
 
-    def describe(self, e: AlertEvent, said: Said) -> str:
-        verb = "exceeds" if self.direction == "above" else "is below"
-        if e.state == "cleared":
-            return (
-                f"{said.what} at {said.where} is back within {said.source} of {fmt(e.limit, e.metric)} "
-                f"(from {said.since}, peak {fmt(e.peak, e.metric)})"
-            )
-        return (
-            f"{said.what} {fmt(e.value, e.metric)} at {said.where} {verb} {said.source} of "
-            f"{fmt(e.limit, e.metric)} since {said.since}"
-        )
+    def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
+        state = "cleared" if e.state == "cleared" else self.direction
+        return f"alert.threshold.{state}", {"standard": self.standard}
