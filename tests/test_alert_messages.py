@@ -10,10 +10,15 @@ import string
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import pytest
+
+from contract.i18n import Texts
 from gateway.alerts.config import AlertsConfig, AnyRule
 from gateway.alerts.engine import Engine
 from gateway.alerts.events import AlertEvent
-from gateway.alerts.messages import EN, params_of, render, text_of
+from gateway.alerts.messages import EN, params_of, render, subject, text_of
+from gateway.channels.base import ChannelOptions
+from gateway.channels.dispatcher import digest
 from tests.alert_helpers import T0, Feed, rules
 from tests.fakes.clock import FakeClock
 from tests.helpers import Influx
@@ -154,3 +159,18 @@ def test_an_event_stored_before_message_ids_reads_as_it_was_stored() -> None:
     assert text_of({"message": "PM2.5 90.0 µg/m³ at haul-road (tsagaan) exceeds the limit"}, EN).startswith(
         "PM2.5 90.0"
     )
+
+
+def test_subjects_and_digests_come_from_the_language_file() -> None:
+    doc = next(e for _, e in _every_event() if e.state == "raised").to_json()
+    assert subject(doc, EN) == f"WARNING raised: {doc['rule']} at haul-road"
+    note = digest([doc, doc], "quiet hours", EN)
+    assert note.subject == "2 alert events (quiet hours)"
+    assert note.text.splitlines()[0] == "2 alert events held back (quiet hours):"
+
+
+def test_a_channel_takes_a_language_there_is_a_file_for() -> None:
+    assert ChannelOptions(language="en").language == "en"
+    with pytest.raises(ValueError, match=r"no translation xx\.toml; have: en"):
+        ChannelOptions(language="xx")
+    assert Texts.languages() == ["en"]

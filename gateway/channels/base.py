@@ -14,6 +14,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contract.i18n import Texts
+
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
@@ -38,6 +40,7 @@ class ChannelOptions(BaseModel):
     rate_period_s: float = Field(default=3600.0, gt=0)
     quiet_hours: str | None = Field(default=None, description="'22:00-07:00': hold non-critical events.")
     timezone: str = "UTC"
+    language: str = Field(default="en", description="Of the messages: contract/i18n/<language>.toml.")
     retries: int = Field(default=4, ge=0, le=20)
     retry_backoff_s: float = Field(default=2.0, ge=0, description="First pause; doubles each retry.")
     queue_size: int = Field(default=1000, ge=1)
@@ -47,6 +50,13 @@ class ChannelOptions(BaseModel):
     def _hours(cls, value: str | None) -> str | None:
         if value is not None and not _HHMM.match(value):
             raise ValueError("quiet_hours is 'HH:MM-HH:MM' in `timezone`, like '22:00-07:00'")
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if not Texts.exists(value):
+            raise ValueError(f"no translation {value}.toml; have: {', '.join(Texts.languages())}")
         return value
 
     @field_validator("timezone")
