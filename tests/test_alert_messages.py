@@ -19,6 +19,7 @@ from gateway.alerts.events import AlertEvent
 from gateway.alerts.messages import EN, params_of, render, subject, text_of
 from gateway.channels.base import ChannelOptions
 from gateway.channels.dispatcher import digest
+from gateway.web.data import _alert
 from tests.alert_helpers import T0, Feed, rules
 from tests.fakes.clock import FakeClock
 from tests.helpers import Influx
@@ -174,3 +175,16 @@ def test_a_channel_takes_a_language_there_is_a_file_for() -> None:
     with pytest.raises(ValueError, match=r"no translation xx\.toml; have: en"):
         ChannelOptions(language="xx")
     assert Texts.languages() == ["en"]
+
+
+def test_the_dashboard_renders_an_alert_row_from_its_id_and_an_old_row_from_its_message(
+    influx: Influx,
+) -> None:
+    events = _engine_events()
+    influx.write([e.to_line() for e in events])
+    for row in influx.rows('SELECT * FROM "alert"'):
+        shown = _alert(row)
+        assert shown.msg_id == row["msg_id"] and shown.sentence(EN) == row["message"]
+        assert "msg_params" not in shown.tags
+        old = {k: v for k, v in row.items() if k not in ("msg_id", "msg_params")}
+        assert _alert({**old, "message": "as stored"}).sentence(EN) == "as stored"

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from contract.i18n import Texts
 from contract.metrics import Metric
+from gateway.alerts import messages
 from gateway.web.influxql import ident, where
 
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
-ALERT_FIELDS = ("state", "value", "limit", "average", "severity", "late", "message")
+ALERT_FIELDS = ("state", "value", "limit", "average", "severity", "late", "message", "msg_id", "msg_params")
 EPOCH_START = datetime(2000, 1, 1, tzinfo=UTC)
 _TICK = timedelta(milliseconds=1)  # "at or before now" with a half-open range
 
@@ -60,6 +62,13 @@ class AlertEvent:
     late: bool
     message: str | None
     tags: dict[str, str] = field(default_factory=dict)  # any further tags the alert engine adds
+    msg_id: str | None = None
+    msg_params: str | None = None  # JSON, as the `alert` measurement keeps it
+
+    def sentence(self, texts: Texts) -> str:
+        """The message in the page's language; events stored before message ids show their English."""
+        doc = {"message": self.message, "msg_id": self.msg_id, "msg_params": self.msg_params}
+        return messages.text_of(doc, texts)
 
 
 class Reader:
@@ -202,4 +211,6 @@ def _alert(row: dict[str, Any]) -> AlertEvent:
         late=late is True or str(late).lower() == "true",
         message=str(row["message"]) if row.get("message") is not None else None,
         tags=extra,
+        msg_id=str(row["msg_id"]) if row.get("msg_id") is not None else None,
+        msg_params=str(row["msg_params"]) if row.get("msg_params") is not None else None,
     )
