@@ -46,6 +46,15 @@ class Texts:
         text = self._texts.get(key, key)
         return text.format(**values) if values else text
 
+    @staticmethod
+    def languages() -> list[str]:
+        """The languages there is a file for."""
+        return sorted(p.stem for p in _DIR.glob("*.toml"))
+
+    @staticmethod
+    def exists(language: str) -> bool:
+        return language in Texts.languages()
+
     def has(self, key: str) -> bool:
         return key in self._texts
 

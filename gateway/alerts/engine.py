@@ -17,24 +17,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from contract.clock import Clock
-from contract.flags import Flag
 from contract.wire import ReadingPayload
-from gateway.alerts import rules as ev
-from gateway.alerts.config import (
-    AnyRule,
-    DifferenceRule,
-    NowcastRule,
-    OfflineRule,
-    SensorFaultRule,
-    ThresholdRule,
-)
-from gateway.alerts.events import AlertEvent, alert_id, average_label, fmt, metric_label
+from gateway.alerts.events import AlertEvent, alert_id
 from gateway.alerts.machine import Evaluation, MachineState, Transition, advance, reset
+from gateway.alerts.messages import EN, params_of, render
+from gateway.alerts.plan import INSTANT, NOWCAST, READING, WINDOW, Key, Plan
+from gateway.alerts.rules import AnyRule
+from gateway.alerts.rules.base import incomplete
+from gateway.alerts.rules.nowcast import NO_NOWCAST, nowcast_category
 from gateway.alerts.windows import Series, WindowMean
-from gateway.aqi import CATEGORIES, aqi
 
 log = logging.getLogger(__name__)
-Key = tuple[str, str, str]  # (rule, site, node)
 
 
 def _ms(ts: datetime) -> int:
@@ -43,10 +36,6 @@ def _ms(ts: datetime) -> int:
 
 def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def _hhmm(ms: int, with_date: bool) -> str:
-    return f"{_dt(ms):%Y-%m-%d %H:%M} UTC" if with_date else f"{_dt(ms):%H:%M} UTC"
 
 
 class Engine:
@@ -59,24 +48,18 @@ class Engine:
         self._arrivals: dict[tuple[str, str], int] = {}  # clock ms of the last reading
         self._offline_status: dict[tuple[str, str], bool] = {}
         self._dirty: set[Key] = set()
-        keep_s = 3600.0
-        for rule in rules:
-            if isinstance(rule, ThresholdRule | DifferenceRule):
-                keep_s = max(keep_s, rule.average_s + 3600)
-            elif isinstance(rule, NowcastRule):
-                keep_s = max(keep_s, 13 * 3600)
-        self._keep_ms = int(keep_s * 1000)
+        self._keep_ms = int(max([3600.0, *(rule.history_s for rule in rules)]) * 1000)
         # Windows are kept only for the metrics a rule averages or reads back. A PMS5003 node sends
         # a dozen metrics; a window of each (a day of one-minute readings is about 110 KB) made the
         # engine's memory grow with metrics no rule looks at, and its time too.
-        windowed = (r for r in rules if isinstance(r, ThresholdRule | NowcastRule | DifferenceRule))
-        self._windowed = tuple(dict.fromkeys(str(r.metric) for r in windowed))
+        self._windowed = tuple(dict.fromkeys(m for r in rules if (m := r.windowed_metric) is not None))
+        self._timed = [r for r in rules if r.steps_on_clock]
         self.by_id: dict[str, MachineState] = {}
         self._categories: dict[Key, str] = {}
         # Per rule, what `advance` needs; per (site, node), which rules a reading from it steps.
         # Both are fixed by the rules, so they are worked out once rather than on every reading.
         self._consts = {r.name: _constants(r) for r in rules}
-        self._plans: dict[tuple[str, str], _Plan] = {}
+        self._plans: dict[tuple[str, str], Plan] = {}
 
     # -- state in and out ---------------------------------------------------------------------
 
@@ -155,7 +138,7 @@ class Engine:
                 is_new = (plan.seen or plan.add_seen(Series(self._keep_ms))).add(t_ms, None)
             self._arrivals[(site, node)] = now_ms
             self._offline_status[(site, node)] = False
-            for rule in plan.offline:
+            for rule in plan.on_arrival:
                 events += self._step(rule, site, node, now_ms, Evaluation("ok"), now_ms)
             if not is_new:
                 continue  # the same reading again: counted once, evaluated once
@@ -164,15 +147,15 @@ class Engine:
             for group, metric, a, b in plan.groups:
                 if metric not in metrics:
                     values.append(None)
-                elif group is _WINDOW:
+                elif group is WINDOW:
                     series = plan.series[metric]
                     mean = series.mean_value(t_ms, a, b)
                     values.append((mean, "") if mean is not None else _window(series.mean(t_ms, a, b), b))
                 else:
-                    values.append(ev.nowcast_category(plan.series[metric].hourly_means(t_ms, a)))
+                    values.append(nowcast_category(plan.series[metric].hourly_means(t_ms, a)))
             for kind, rule, evaluate, needs, key, a, b, limit, above in plan.evaluated:
-                if kind is _FAULT:
-                    events += self._fault(rule, r, t_ms, now_ms)
+                if kind is READING:
+                    events += self._judge(rule, r, t_ms, now_ms)
                     continue
                 if needs not in metrics:
                     continue
@@ -184,7 +167,7 @@ class Engine:
                     # Evaluation: what `_step` would do with them. a and b are the kind's constants
                     # (see `_plan`); a change of state or of the reason it is not evaluated takes
                     # the long way below.
-                    if kind is _WINDOW:
+                    if kind is WINDOW:
                         value, reason = values[a]
                         if value is None:
                             if not m.evaluable and m.reason == reason:
@@ -193,17 +176,17 @@ class Engine:
                         elif m.evaluable and (value <= limit if above else value >= limit):
                             m.last_t_ms, m.value, m.limit = t_ms, value, limit
                             continue
-                    elif kind is _NOWCAST:
+                    elif kind is NOWCAST:
                         value, category, rank = values[a]
                         if value is None:
-                            if not m.evaluable and m.reason == ev.NO_NOWCAST:
+                            if not m.evaluable and m.reason == NO_NOWCAST:
                                 m.last_t_ms = t_ms
                                 continue
                         elif m.evaluable and rank < b:
                             m.last_t_ms, m.value, m.limit = t_ms, value, limit
                             self._categories[key] = category
                             continue
-                    elif kind is _INSTANT and m.evaluable:
+                    elif kind is INSTANT and m.evaluable:
                         value = plan.series[needs].value_at(t_ms)  # as the evaluator reads it
                         if value is not None and (value <= limit if above else value >= limit):
                             m.last_t_ms, m.value, m.limit = t_ms, value, limit
@@ -212,36 +195,10 @@ class Engine:
                 events += self._step(rule, site, key[2], t_ms, e, now_ms)
         return events
 
-    def _plan(self, site: str, node: str) -> _Plan:
-        plan = _Plan()
+    def _plan(self, site: str, node: str) -> Plan:
+        plan = Plan()
         for rule in self.rules:
-            key = (rule.name, site, node)
-            if isinstance(rule, OfflineRule) and rule.applies(site, node):
-                plan.offline.append(rule)
-            elif isinstance(rule, ThresholdRule) and rule.applies(site, node):
-                above = rule.direction == "above"
-                if rule.average_s > 0:  # a: the index of its window in plan.groups
-                    window_ms = int(rule.average_s * 1000)
-                    window = plan.group(_WINDOW, rule.metric, window_ms, rule.min_completeness)
-                    entry = (_WINDOW, rule, ev.threshold, rule.metric, key, window, 0, rule.limit, above)
-                else:
-                    entry = (_INSTANT, rule, ev.threshold, rule.metric, key, 0, 0, rule.limit, above)
-                plan.evaluated.append(entry)
-            elif isinstance(rule, NowcastRule) and rule.applies(site, node):
-                # a: the index of its hourly means in plan.groups, b: the rank that raises
-                hours = plan.group(_NOWCAST, rule.metric, rule.min_completeness, 0)
-                rank = ev.RANK[rule.category]
-                low = CATEGORIES[rank].low  # the limit reported: the category's lowest concentration
-                plan.evaluated.append((_NOWCAST, rule, ev.nowcast, rule.metric, key, hours, rank, low, True))
-            elif isinstance(rule, DifferenceRule):
-                involved = node in (rule.node, rule.reference)
-                if involved and (rule.sites is None or site in rule.sites):
-                    key = (rule.name, site, rule.node)
-                    plan.evaluated.append(
-                        (_OTHER, rule, ev.difference, rule.metric.value, key, 0, 0, 0.0, True)
-                    )
-            elif isinstance(rule, SensorFaultRule) and rule.applies(site, node):
-                plan.evaluated.append((_FAULT, rule, None, "", key, 0, 0, 0.0, True))
+            rule.plan(site, node, plan)
         self._plans[(site, node)] = plan
         return plan
 
@@ -255,19 +212,12 @@ class Engine:
         """Time-based rules, on the clock: called about once a second by the gateway."""
         now_ms = _ms(self._clock())
         events: list[AlertEvent] = []
-        for rule in self.rules:
-            if not isinstance(rule, OfflineRule):
-                continue
+        for rule in self._timed:
             for (site, node), seen_ms in list(self._arrivals.items()):
                 if not rule.applies(site, node):
                     continue
                 quiet_s = (now_ms - seen_ms) / 1000
-                if self._offline_status.get((site, node)):
-                    e = Evaluation("exceeds", quiet_s / 60, rule.after_s / 60, False, reason="status")
-                elif quiet_s > rule.after_s:
-                    e = Evaluation("exceeds", quiet_s / 60, rule.after_s / 60, False, reason="silent")
-                else:
-                    e = Evaluation("ok", quiet_s / 60, rule.after_s / 60)
+                e = rule.on_clock(quiet_s, bool(self._offline_status.get((site, node))))
                 events += self._step(rule, site, node, now_ms, e, now_ms)
         return events
 
@@ -285,24 +235,14 @@ class Engine:
 
     # -- the machines -------------------------------------------------------------------------
 
-    def _fault(self, rule: SensorFaultRule, r: ReadingPayload, t_ms: int, now_ms: int) -> list[AlertEvent]:
-        if rule.metric is not None:
-            if rule.metric not in r.metrics:
-                return []
-            faulty = r.metrics[rule.metric].value is None
-        else:
-            faulty = Flag.SENSOR_FAULT in r.flags or any(mv.value is None for mv in r.metrics.values())
+    def _judge(self, rule: AnyRule, r: ReadingPayload, t_ms: int, now_ms: int) -> list[AlertEvent]:
+        holds = rule.observe(r)
+        if holds is None:
+            return []
         m = self._machine(rule, r.site, r.node)
         if t_ms < m.last_t_ms:
             return []  # older than what this machine has seen: it must not move when the fault began
-        if faulty and m.since_ms is None:
-            m.since_ms = t_ms
-        elif not faulty:
-            m.since_ms = None
-        lasted_s = (t_ms - m.since_ms) / 1000 if m.since_ms is not None else 0.0
-        exceeds = faulty and lasted_s >= rule.after_s
-        e = Evaluation("exceeds" if exceeds else "ok", lasted_s / 60, rule.after_s / 60, not faulty)
-        return self._step(rule, r.site, r.node, t_ms, e, now_ms)
+        return self._step(rule, r.site, r.node, t_ms, rule.lasting(m, holds, t_ms), now_ms)
 
     def _step(
         self, rule: AnyRule, site: str, node: str, t_ms: int, e: Evaluation, now_ms: int
@@ -373,7 +313,7 @@ class Engine:
     ) -> AlertEvent:
         late = m.late if is_late is None else (m.late or is_late)
         ended = m.clear_since_ms if state == "cleared" else None
-        metric, average = _metric_and_average(rule)
+        metric, average = rule.labels()
         event = AlertEvent(
             id=m.alert_id or "",
             state=state,  # type: ignore[arg-type]
@@ -393,135 +333,23 @@ class Engine:
             late=late,
             message="",
             acked_by=m.acked_by,
-            category=self._categories.get(m.key) if isinstance(rule, NowcastRule) else None,
+            category=self._categories.get(m.key) if rule.has_category else None,
         )
-        return event.with_state(event.state, message=sentence(rule, event))
-
-
-_WINDOW, _INSTANT, _NOWCAST, _OTHER, _FAULT = "window", "instant", "nowcast", "other", "fault"
-
-
-class _Plan:
-    """The rules a reading from one (site, node) steps, by how, and that node's windows by metric."""
-
-    def __init__(self) -> None:
-        self.offline: list[OfflineRule] = []
-        # In the rules' order: (kind, rule, its evaluator, metric the reading must carry, machine
-        # key, two constants of the kind's fast path, limit, is "above" the rule's direction); a
-        # sensor-fault rule needs neither evaluator nor metric (the engine tracks how long the
-        # fault has lasted).
-        self.evaluated: list[tuple[str, Any, Any, str, Key, Any, Any, float, bool]] = []
-        self.series: dict[str, Series] = {}
-        self.seen: Series | None = None  # timestamps of readings that carry no windowed metric
-        # What each reading computes once for the fast paths of several rules: (_WINDOW, metric,
-        # window ms, completeness) -> its mean and, without one, why (`_window`); (_NOWCAST,
-        # metric, completeness, 0) -> the NowCast, its category and rank (rules.nowcast_category).
-        self.groups: list[tuple[str, str, Any, Any]] = []
-
-    def group(self, kind: str, metric: str, a: Any, b: Any) -> int:
-        """The index of this window in `groups`, added the first time a rule asks for it."""
-        if (kind, metric, a, b) not in self.groups:
-            self.groups.append((kind, metric, a, b))
-        return self.groups.index((kind, metric, a, b))
-
-    def add_series(self, metric: str, series: Series) -> Series:
-        self.series[metric] = series
-        return series
-
-    def add_seen(self, series: Series) -> Series:
-        self.seen = series
-        return series
+        msg_id, extra = rule.message(event)
+        params = {**params_of(event), **extra}
+        message = render(msg_id, params, EN)
+        return event.with_state(event.state, message=message, msg_id=msg_id, msg_params=params)
 
 
 def _window(mean: WindowMean, needed: float) -> tuple[float | None, str]:
     """A window's mean, or None and the reason a rule on it is not evaluated."""
-    return (mean.value, "") if mean.value is not None else (None, ev.incomplete(mean.completeness, needed))
+    return (mean.value, "") if mean.value is not None else (None, incomplete(mean.completeness, needed))
 
 
 def _constants(rule: AnyRule) -> tuple[int, int, bool]:
     """(clear_after ms, remind_every ms, is a higher value worse) for `advance`."""
-    higher_is_worse = not (isinstance(rule, ThresholdRule) and rule.direction == "below")
-    return int(rule.clear_after_s * 1000), int(rule.remind_every_s * 1000), higher_is_worse
+    return int(rule.clear_after_s * 1000), int(rule.remind_every_s * 1000), rule.higher_is_worse
 
 
 def _round(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
-
-
-def _metric_and_average(rule: AnyRule) -> tuple[str, str]:
-    if isinstance(rule, ThresholdRule):
-        return rule.metric.value, rule.average
-    if isinstance(rule, DifferenceRule):
-        return rule.metric.value, rule.average
-    if isinstance(rule, NowcastRule):
-        return rule.metric, "nowcast"
-    if isinstance(rule, SensorFaultRule):
-        return (rule.metric.value if rule.metric else "any"), "instant"
-    return "status", "instant"
-
-
-def sentence(rule: AnyRule, e: AlertEvent) -> str:
-    """The one line a monitor reads, on a phone, in an email subject or a Telegram message."""
-    where = f"{e.node} ({e.site})"
-    dated = e.late or e.state != "raised"
-    since = _hhmm(_ms(e.started), dated)
-    what = f"{metric_label(e.metric)}{average_label(e.average)}"
-    source = f"the {rule.standard} limit" if rule.standard else "the limit"
-    if isinstance(rule, OfflineRule):
-        if e.state == "cleared":
-            text = f"{where} is reporting again (it was offline from {since})"
-        elif e.state == "raised" and e.value is not None:
-            text = f"{where} is offline: last reading {e.value:.0f} minutes ago"
-        else:
-            text = f"{where} has been offline since {since}"
-    elif isinstance(rule, SensorFaultRule):
-        sensor = "a sensor" if e.metric == "any" else f"the {metric_label(e.metric)} sensor"
-        text = (
-            f"{sensor} at {where} works again (it was faulty from {since})"
-            if e.state == "cleared"
-            else f"{sensor} at {where} has been faulty since {since}"
-        )
-    elif isinstance(rule, DifferenceRule):
-        ref = rule.reference
-        if e.state == "cleared":
-            text = f"{what} at {where} is back within the allowed increase over {ref} (exceeded from {since})"
-        else:
-            text = (
-                f"{what} at {where} is {fmt(e.value, e.metric)} above {ref}, over the allowed increase of "
-                f"{fmt(e.limit, e.metric)}, since {since}"
-            )
-    elif isinstance(rule, NowcastRule):
-        cat = next((c for c in CATEGORIES if c.key == e.category), None)
-        label = f"{cat.name} (AQI {aqi(e.value)})" if cat and e.value is not None else "high"
-        threshold = next(c.name for c in CATEGORIES if c.key == rule.category)
-        if e.state == "cleared":
-            text = (
-                f"{what} at {where} is below {threshold} again (from {since}, peak {fmt(e.peak, e.metric)})"
-            )
-        else:
-            text = (
-                f"{what} {fmt(e.value, e.metric)} at {where} is {label}, at or above {threshold}, "
-                f"since {since}"
-            )
-    else:
-        assert isinstance(rule, ThresholdRule)
-        verb = "exceeds" if rule.direction == "above" else "is below"
-        if e.state == "cleared":
-            text = (
-                f"{what} at {where} is back within {source} of {fmt(e.limit, e.metric)} "
-                f"(from {since}, peak {fmt(e.peak, e.metric)})"
-            )
-        else:
-            text = (
-                f"{what} {fmt(e.value, e.metric)} at {where} {verb} {source} of "
-                f"{fmt(e.limit, e.metric)} since {since}"
-            )
-    if e.state == "reminder":
-        text = f"Still: {text}; peak {fmt(e.peak, e.metric)}" if e.metric != "status" else f"Still: {text}"
-    elif e.state == "cleared":
-        text = f"Cleared: {text}"
-    elif e.state == "acknowledged":
-        text = f"Acknowledged by {e.acked_by}: {text}"
-    if e.late:
-        text = f"Late (from replayed data): {text}"
-    return text[0].upper() + text[1:]

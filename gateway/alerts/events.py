@@ -1,22 +1,21 @@
-"""An alert event (raised, reminder, cleared, acknowledged): its JSON on the alert topic, its point in
-measurement `alert`, and the sentence a person reads (docs/protocol.md, "Alert payload")."""
+"""An alert event (raised, reminder, cleared, acknowledged): its JSON on the alert topic and its point in
+measurement `alert` (docs/protocol.md, "Alert payload"). It carries its message as an id and
+parameters, which each reader renders in its own language (gateway/alerts/messages.py), and the
+English rendering, which stays the record's `message`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from contract.i18n import Texts
-from contract.metrics import unit as metric_unit
 from contract.wire import format_ts
 from gateway.points import FieldValue, format_line
 
 State = Literal["raised", "reminder", "cleared", "acknowledged"]
 MEASUREMENT = "alert"
 ALERT_SCHEMA = 1
-
-_EN = Texts("en")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +39,8 @@ class AlertEvent:
     message: str
     acked_by: str | None = None
     category: str | None = None  # AQI category key for nowcast rules
+    msg_id: str = ""  # the message's key in contract/i18n/<language>.toml (gateway/alerts/messages.py)
+    msg_params: dict[str, Any] = field(default_factory=dict)  # its parameters: values, not words
 
     def with_state(self, state: State, **changes: Any) -> AlertEvent:
         return replace(self, state=state, **changes)
@@ -66,6 +67,8 @@ class AlertEvent:
             "acked_by": self.acked_by,
             "category": self.category,
             "message": self.message,
+            "msg_id": self.msg_id or None,
+            "msg_params": self.msg_params or None,
         }
 
     @classmethod
@@ -93,6 +96,8 @@ class AlertEvent:
             message=doc["message"],
             acked_by=doc.get("acked_by"),
             category=doc.get("category"),
+            msg_id=doc.get("msg_id") or "",
+            msg_params=doc.get("msg_params") or {},
         )
 
     def to_line(self) -> str:
@@ -106,6 +111,8 @@ class AlertEvent:
             "started": format_ts(self.started),
             "ended": format_ts(self.ended) if self.ended is not None else None,
             "acked_by": self.acked_by or None,
+            "msg_id": self.msg_id or None,
+            "msg_params": params_json(self.msg_params) if self.msg_params else None,
         }
         for name, number in (("value", self.value), ("limit", self.limit), ("peak", self.peak)):
             fields[name] = None if number is None else float(number)
@@ -113,30 +120,10 @@ class AlertEvent:
         return format_line(MEASUREMENT, tags, fields, self.at)
 
 
+def params_json(params: dict[str, Any]) -> str:
+    """Message parameters as the `msg_params` field keeps them: compact JSON, keys sorted."""
+    return json.dumps(params, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
 def alert_id(site: str, node: str, rule: str, started: datetime) -> str:
     return f"{site}.{node}.{rule}.{started.astimezone(UTC):%Y%m%dT%H%M%SZ}"
-
-
-def metric_label(metric: str) -> str:
-    return _EN.short(metric)
-
-
-def unit(metric: str) -> str:
-    return metric_unit(metric)
-
-
-def fmt(value: float | None, metric: str) -> str:
-    if value is None:
-        return "no value"
-    u = unit(metric)
-    return f"{value:.1f} {u}".strip()
-
-
-def average_label(average: str) -> str:
-    if average == "instant":
-        return ""
-    if average == "nowcast":
-        return " NowCast"
-    number = average.rstrip("smhdwy")
-    names = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "y": "year"}
-    return f" {number}-{names.get(average[-1], average[-1])} mean"

@@ -4,7 +4,7 @@ NowCast for `us-epa`); annual means belong in the regulators' report, not in a n
 
 from __future__ import annotations
 
-from gateway.alerts.config import AnyRule, NowcastRule, ThresholdRule
+from gateway.alerts.rules import AnyRule, NowcastRule, ThresholdRule
 from gateway.standards import STANDARDS
 
 ALERTABLE_AVERAGES = ("24h",)

@@ -23,12 +23,10 @@ from gateway.alerts.engine import Engine
 from gateway.alerts.events import AlertEvent
 from gateway.alerts.record import InfluxRecord, RecordOptions
 from gateway.alerts.store import AlertStore
-from gateway.channels.apprise_channel import Apprise, AppriseOptions
-from gateway.channels.base import Channel
+from gateway.channels import ChannelContext, ChannelOptions, open_channel
+from gateway.channels.base import Channel, Publish
 from gateway.channels.dispatcher import Dispatcher, Worker
-from gateway.channels.email import Email, EmailOptions
-from gateway.channels.mqtt import Mqtt, MqttOptions, Publish
-from gateway.channels.webhook import Webhook, WebhookOptions
+from gateway.channels.mqtt import MqttOptions
 from gateway.config import GatewayConfig
 from gateway.hooks import Hooks
 from gateway.stores import Store, StoreError, open_store, reader_for
@@ -84,16 +82,8 @@ class Alerts:
     def _publish_via_gateway(self, topic: str, payload: bytes) -> bool:
         return self._publish(topic, payload)
 
-    def _channel(self, opts: Any) -> Channel:
-        if isinstance(opts, MqttOptions):
-            return Mqtt(opts, self._publish_via_gateway, self.cfg.topic_prefix)
-        if isinstance(opts, WebhookOptions):
-            return Webhook(opts)
-        if isinstance(opts, EmailOptions):
-            return Email(opts)
-        if isinstance(opts, AppriseOptions):
-            return Apprise(opts)
-        raise TypeError(type(opts))
+    def _channel(self, opts: ChannelOptions) -> Channel:
+        return open_channel(opts, ChannelContext(self._publish_via_gateway, self.cfg.topic_prefix))
 
     def start(self) -> None:
         self.store = AlertStore(self.cfg.data_dir / "alerts.sqlite")
@@ -103,8 +93,8 @@ class Alerts:
         )
         self._rebuild(record_store)
         stop = threading.Event()
-        configured = list(self.cfg.alerts.channels)
-        if not any(isinstance(c, MqttOptions) for c in configured):
+        configured: list[ChannelOptions] = list(self.cfg.alerts.channels)
+        if not any(getattr(c, "type", "") == "mqtt" for c in configured):
             configured.insert(0, MqttOptions(type="mqtt"))
         workers = [
             Worker(RecordOptions(name="influxdb"), InfluxRecord(record_store), self.store, self._clock, stop)

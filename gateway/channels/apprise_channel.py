@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from gateway.channels.base import ChannelError, ChannelOptions, Notification
+from gateway.channels.base import ChannelError, ChannelOptions, Notification, register_channel
 
 
 class AppriseOptions(ChannelOptions):
@@ -19,6 +19,7 @@ class AppriseOptions(ChannelOptions):
     urls: list[str] = Field(min_length=1, description="Apprise URLs: 'tgram://token/chat', 'ntfy://topic'.")
 
 
+@register_channel(AppriseOptions)
 class Apprise:
     def __init__(self, opts: AppriseOptions) -> None:
         try:

@@ -8,10 +8,13 @@ the dispatcher (gateway/channels/dispatcher.py), so a channel file is only the d
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from contract.i18n import Texts
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -37,6 +40,7 @@ class ChannelOptions(BaseModel):
     rate_period_s: float = Field(default=3600.0, gt=0)
     quiet_hours: str | None = Field(default=None, description="'22:00-07:00': hold non-critical events.")
     timezone: str = "UTC"
+    language: str = Field(default="en", description="Of the messages: contract/i18n/<language>.toml.")
     retries: int = Field(default=4, ge=0, le=20)
     retry_backoff_s: float = Field(default=2.0, ge=0, description="First pause; doubles each retry.")
     queue_size: int = Field(default=1000, ge=1)
@@ -46,6 +50,13 @@ class ChannelOptions(BaseModel):
     def _hours(cls, value: str | None) -> str | None:
         if value is not None and not _HHMM.match(value):
             raise ValueError("quiet_hours is 'HH:MM-HH:MM' in `timezone`, like '22:00-07:00'")
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if not Texts.exists(value):
+            raise ValueError(f"no translation {value}.toml; have: {', '.join(Texts.languages())}")
         return value
 
     @field_validator("timezone")
@@ -84,3 +95,51 @@ class Channel(Protocol):
         """Deliver once, or raise ChannelError. Called on the channel's own worker thread."""
 
     def close(self) -> None: ...
+
+
+Publish = Callable[[str, bytes], bool]
+"""Publish (topic, payload) at QoS 1; False when the broker connection is down."""
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What the gateway lends a channel that cannot work from its options alone: the alert topic
+    goes out through the gateway's own MQTT connection, under its topic prefix."""
+
+    publish: Publish
+    prefix: str
+
+
+Build = Callable[[Any, ChannelContext], Channel]
+CHANNELS: dict[str, tuple[type[ChannelOptions], Build]] = {}
+"""Channel `type` -> (options model, builder). Filled by `@register_channel` as
+`gateway/channels/__init__.py` imports each module of the package."""
+
+
+def type_key(options: type[BaseModel]) -> str:
+    """The one value of an options model's `type` Literal: the key a config table picks it by."""
+    literal_args: tuple[object, ...] = getattr(options.model_fields["type"].annotation, "__args__", ())
+    if len(literal_args) != 1:
+        raise TypeError(f"{options.__name__}.type must be a Literal with one value")
+    return str(literal_args[0])
+
+
+def register_channel(
+    options: type[ChannelOptions], build: Build | None = None
+) -> Callable[[type[Any]], type[Any]]:
+    """Class decorator: make a channel selectable by the `type` of its options. Most channels are
+    built from their options alone; one that needs the gateway's context passes `build`."""
+    name = type_key(options)
+
+    def decorate(cls: type[Any]) -> type[Any]:
+        if name in CHANNELS:
+            raise TypeError(f"channel type {name!r} registered twice")
+        CHANNELS[name] = (options, build or (lambda opts, ctx: cls(opts)))
+        return cls
+
+    return decorate
+
+
+def open_channel(opts: ChannelOptions, ctx: ChannelContext) -> Channel:
+    """Build the channel for validated options (an optional library is imported here)."""
+    return CHANNELS[str(getattr(opts, "type", ""))][1](opts, ctx)

@@ -22,6 +22,8 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from contract.clock import Clock
+from contract.i18n import Texts
+from gateway.alerts import messages
 from gateway.channels.base import Channel, ChannelError, ChannelOptions, Notification
 
 log = logging.getLogger(__name__)
@@ -65,21 +67,23 @@ def in_quiet_hours(opts: ChannelOptions, now: datetime) -> bool:
     return local >= start or local < end  # across midnight, e.g. 22:00-07:00
 
 
-def single(event: dict[str, Any]) -> Notification:
-    state = event.get("state", "")
-    subject = f"{event.get('severity', '').upper()} {state}: {event.get('rule')} at {event.get('node')}"
+def single(event: dict[str, Any], texts: Texts = messages.EN) -> Notification:
+    """One event, in the channel's language; the body keeps the stored English `message`."""
     return Notification(
-        subject=subject, text=event["message"], body=event, severity=str(event.get("severity")), events=[]
+        subject=messages.subject(event, texts),
+        text=messages.text_of(event, texts),
+        body=event,
+        severity=str(event.get("severity")),
+        events=[],
     )
 
 
-def digest(events: list[dict[str, Any]], why: str) -> Notification:
+def digest(events: list[dict[str, Any]], why: str, texts: Texts = messages.EN) -> Notification:
     worst = max(events, key=lambda e: ("info", "warning", "critical").index(e.get("severity", "info")))
-    lines = [f"- {e['ts']}  {e['message']}" for e in events]
-    text = f"{len(events)} alert events held back ({why}):\n" + "\n".join(lines)
+    subject, text = messages.digest(events, why, texts)
     body = {"digest": True, "reason": why, "count": len(events), "events": events, "message": text}
     return Notification(
-        subject=f"{len(events)} alert events ({why})",
+        subject=subject,
         text=text,
         body=body,
         severity=str(worst.get("severity")),
@@ -107,6 +111,7 @@ class Worker:
         self._held_why = ""
         self._thread: threading.Thread | None = None
         self.label = self.opts.label
+        self.texts = Texts(self.opts.language)
 
     def submit(self, item: Item) -> None:
         try:
@@ -160,11 +165,11 @@ class Worker:
         if not critical and in_quiet_hours(self.opts, self.clock()):
             self._hold(item, "quiet hours")
         elif critical and self._room():
-            self._deliver([item], single(event))  # quiet hours never hold back a critical alert
+            self._deliver([item], single(event, self.texts))  # quiet hours never hold back a critical alert
         elif self._held or not self._room():
             self._hold(item, self._held_why or "rate limit")
         else:
-            self._deliver([item], single(event))
+            self._deliver([item], single(event, self.texts))
 
     def _hold(self, item: Item, why: str) -> None:
         if not self._held:
@@ -181,9 +186,9 @@ class Worker:
         items, self._held = self._held, []
         self.stats.held = 0
         if len(items) == 1:
-            self._deliver(items, single(items[0][1]))
+            self._deliver(items, single(items[0][1], self.texts))
         else:
-            self._deliver(items, digest([e for _, e in items], self._held_why))
+            self._deliver(items, digest([e for _, e in items], self._held_why, self.texts))
             self.stats.digests += 1
 
     def _deliver(self, items: list[Item], note: Notification) -> None:

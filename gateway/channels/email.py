@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from contract.configfile import read_secret
-from gateway.channels.base import ChannelError, ChannelOptions, Notification
+from gateway.channels.base import ChannelError, ChannelOptions, Notification, register_channel
 
 
 class EmailOptions(ChannelOptions):
@@ -32,6 +32,7 @@ class EmailOptions(ChannelOptions):
     subject_prefix: str = "[minewatch]"
 
 
+@register_channel(EmailOptions)
 class Email:
     def __init__(self, opts: EmailOptions) -> None:
         self._opts = opts

@@ -8,15 +8,18 @@ limit is off unless configured.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field
 
-from gateway.channels.base import ChannelError, ChannelOptions, Notification
-
-Publish = Callable[[str, bytes], bool]
-"""Publish (topic, payload) at QoS 1; False when the broker connection is down."""
+from gateway.channels.base import (
+    ChannelContext,
+    ChannelError,
+    ChannelOptions,
+    Notification,
+    Publish,
+    register_channel,
+)
 
 
 class MqttOptions(ChannelOptions):
@@ -24,6 +27,11 @@ class MqttOptions(ChannelOptions):
     rate_limit: int = Field(default=0, ge=0, description="Off: the topic is the record of every event.")
 
 
+def _build(opts: MqttOptions, ctx: ChannelContext) -> Mqtt:
+    return Mqtt(opts, ctx.publish, ctx.prefix)
+
+
+@register_channel(MqttOptions, _build)
 class Mqtt:
     def __init__(self, opts: MqttOptions, publish: Publish, prefix: str) -> None:
         self._publish, self._prefix = publish, prefix

@@ -17,7 +17,7 @@ import urllib3
 from pydantic import AnyHttpUrl, Field
 
 from contract.configfile import read_secret
-from gateway.channels.base import ChannelError, ChannelOptions, Notification
+from gateway.channels.base import ChannelError, ChannelOptions, Notification, register_channel
 
 SIGNATURE_HEADER = "X-Minewatch-Signature"
 
@@ -36,6 +36,7 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+@register_channel(WebhookOptions)
 class Webhook:
     def __init__(self, opts: WebhookOptions) -> None:
         self._url = str(opts.url)

@@ -16,7 +16,7 @@ from gateway.stores.influxql import BUCKET_OFFSET, bucket_start, every, ident, w
 from gateway.stores.reader import AlertEvent, Latest, Row, Series, Span, Trace
 
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
-ALERT_FIELDS = ("state", "value", "limit", "average", "severity", "late", "message")
+ALERT_FIELDS = ("state", "value", "limit", "average", "severity", "late", "message", "msg_id", "msg_params")
 EPOCH_START = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -215,5 +215,7 @@ def _alert(row: Row) -> AlertEvent:
         average=str(row["average"]) if row.get("average") is not None else None,
         late=late is True or str(late).lower() == "true",
         message=str(row["message"]) if row.get("message") is not None else None,
+        msg_id=str(row["msg_id"]) if row.get("msg_id") is not None else None,
+        msg_params=str(row["msg_params"]) if row.get("msg_params") is not None else None,
         tags=extra,
     )

@@ -62,8 +62,10 @@ class AlertEvent:
     limit: float | None
     average: str | None
     late: bool
-    message: str | None
+    message: str | None  # the English rendering, as stored
     tags: dict[str, str] = field(default_factory=dict)  # any further tags the alert engine adds
+    msg_id: str | None = None  # absent from events stored before message ids
+    msg_params: str | None = None  # JSON, as the `alert` measurement keeps it
 
 
 class Reader(Protocol):

@@ -23,9 +23,10 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.i18n import Texts
+from gateway.alerts import messages
 from gateway.config import WebConfig
 from gateway.stores import StoreError
-from gateway.stores.reader import Reader
+from gateway.stores.reader import AlertEvent, Reader
 from gateway.web import api, openapi, pages
 from gateway.web.context import Context
 from gateway.web.params import BadRequest
@@ -68,6 +69,13 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+def alert_text(event: AlertEvent, texts: Texts) -> str:
+    """An alert's sentence in the page's language, from its message id and parameters; an event
+    stored before message ids shows its English `message`."""
+    doc = {"message": event.message, "msg_id": event.msg_id, "msg_params": event.msg_params}
+    return messages.text_of(doc, texts)
+
+
 def create_app(
     web: WebConfig,
     reader: Reader,
@@ -95,6 +103,7 @@ def create_app(
         return pages.render(request, "error.html", exc.status_code, message=message)
 
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"]))
+    env.globals["alert_text"] = alert_text
     app = Starlette(
         routes=[
             *pages.ROUTES,

@@ -1,0 +1,158 @@
+"""Alert sentences, rendered at the edge: an event carries a message id and its parameters, and each
+reader (a channel, a page) turns them into words from its language's file (contract/i18n/).
+
+The parameters are raw values (numbers, metric names, RFC 3339 times, category keys), never words,
+so a stored event renders the same in any language ten years on; the English rendering is also
+stored, as `message`, for readers that know no ids (and for events stored before there were ids).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from contract.i18n import Texts
+from contract.metrics import unit as metric_unit
+from contract.wire import format_ts
+from gateway.alerts.events import AlertEvent
+
+EN = Texts("en")
+COMMON = (
+    "node",
+    "site",
+    "metric",
+    "average",
+    "state",
+    "late",
+    "started",
+    "value",
+    "limit",
+    "peak",
+    "acked_by",
+)
+"""The event's own parameters every message gets; a rule kind adds its own (`RuleBase.message`)."""
+
+
+def params_of(e: AlertEvent) -> dict[str, Any]:
+    """The parameters every message of this event has, before the rule kind adds its own."""
+    return {
+        "node": e.node,
+        "site": e.site,
+        "metric": e.metric,
+        "average": e.average,
+        "state": e.state,
+        "late": e.late,
+        "started": format_ts(e.started),
+        "value": e.value,
+        "limit": e.limit,
+        "peak": e.peak,
+        "acked_by": e.acked_by,
+    }
+
+
+def _amount(t: Texts, value: float | None, metric: str) -> str:
+    if value is None:
+        return t("alert.no_value")
+    # The unit is the metric table's symbol in every language, as the stored English always had it.
+    return t("alert.value", number=f"{value:.1f}", unit=metric_unit(metric)).strip()
+
+
+def _what(t: Texts, metric: str, average: str) -> str:
+    if average in ("instant", "nowcast"):
+        return t(f"alert.what.{average}", metric=t.short(metric))
+    unit = average[-1]
+    period = t(f"alert.period.{unit}") if t.has(f"alert.period.{unit}") else unit
+    return t("alert.what.mean", metric=t.short(metric), n=average.rstrip("smhdwy"), period=period)
+
+
+def _since(t: Texts, started: str, dated: bool) -> str:
+    at = datetime.fromisoformat(started.replace("Z", "+00:00"))
+    if dated:
+        return t("alert.time.date_time", date=f"{at:%Y-%m-%d}", time=f"{at:%H:%M}")
+    return t("alert.time.time", time=f"{at:%H:%M}")
+
+
+def _words(t: Texts, p: Mapping[str, Any]) -> dict[str, Any]:
+    """Every placeholder a message may use, from the parameters."""
+    metric = str(p["metric"])
+    value = p.get("value")
+    category, standard = p.get("category"), p.get("standard")
+    threshold = p.get("threshold")
+    is_level = category is not None and t.has(f"alert.category.{category}") and value is not None
+    return {
+        **p,
+        "where": t("alert.where", node=p["node"], site=p["site"]),
+        "since": _since(t, str(p["started"]), bool(p.get("late")) or p.get("state") != "raised"),
+        "what": _what(t, metric, str(p["average"])),
+        "value": _amount(t, value, metric),
+        "limit": _amount(t, p.get("limit"), metric),
+        "peak": _amount(t, p.get("peak"), metric),
+        "source": t("alert.source.standard", standard=standard) if standard else t("alert.source.none"),
+        "threshold": t(f"alert.category.{threshold}") if threshold else "",
+        "level": (
+            t("alert.nowcast.level", category=t(f"alert.category.{category}"), aqi=p.get("aqi"))
+            if is_level
+            else t("alert.nowcast.level_unknown")
+        ),
+        "minutes": f"{value:.0f}" if value is not None else "",
+        "sensor": (
+            t("alert.sensor_fault.any_sensor")
+            if metric == "any"
+            else t("alert.sensor_fault.one_sensor", metric=t.short(metric))
+        ),
+    }
+
+
+def render(msg_id: str, params: Mapping[str, Any], t: Texts) -> str:
+    """The one line a monitor reads, on a phone, in an email subject or a Telegram message."""
+    words = _words(t, params)
+    text = t(msg_id, **words)
+    state = params.get("state")
+    if state == "reminder":
+        text = t(
+            "alert.reminder_no_peak" if params["metric"] == "status" else "alert.reminder",
+            **{**words, "text": text},
+        )
+    elif state == "cleared":
+        text = t("alert.cleared", text=text)
+    elif state == "acknowledged":
+        text = t("alert.acknowledged", by=params.get("acked_by"), text=text)
+    if params.get("late"):
+        text = t("alert.late", text=text)
+    return text[0].upper() + text[1:]
+
+
+def text_of(doc: Mapping[str, Any], t: Texts) -> str:
+    """An event's sentence from its JSON or its stored row: rendered from `msg_id` and `msg_params`
+    (a dict, or the JSON text InfluxDB keeps) when it has them, else its stored `message`."""
+    msg_id, params = doc.get("msg_id"), doc.get("msg_params")
+    if isinstance(params, str):
+        params = json.loads(params)
+    if not msg_id or not isinstance(params, dict):
+        return str(doc.get("message") or "")
+    return render(str(msg_id), params, t)
+
+
+def subject(doc: Mapping[str, Any], t: Texts) -> str:
+    """An email's subject, a push notification's title."""
+    severity, state = doc.get("severity", ""), doc.get("state", "")
+    return t(
+        "alert.subject",
+        severity=t(f"alert.severity.{severity}")
+        if t.has(f"alert.severity.{severity}")
+        else str(severity).upper(),
+        state=t(f"alert.state.{state}") if t.has(f"alert.state.{state}") else state,
+        rule=doc.get("rule"),
+        node=doc.get("node"),
+    )
+
+
+def digest(docs: Sequence[Mapping[str, Any]], why: str, t: Texts) -> tuple[str, str]:
+    """(subject, text) of events held back by quiet hours or a rate limit, sent as one."""
+    key = f"alert.held.{why.replace(' ', '_')}"
+    held = t(key) if t.has(key) else why
+    lines = [t("alert.digest_line", ts=d["ts"], text=text_of(d, t)) for d in docs]
+    text = "\n".join([t("alert.digest_text", n=len(docs), why=held), *lines])
+    return t("alert.digest_subject", n=len(docs), why=held), text
