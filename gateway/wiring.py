@@ -25,7 +25,6 @@ from gateway.service import DEADLETTER_FILE, RECENT_FILE, SPOOL_FILE, GatewaySer
 from gateway.spool import Spool, SpoolDrain
 from gateway.stores import Store, StoreError, open_store
 from gateway.stores.base import API_FILE
-from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Subscriber
 from gateway.trust.registry import KeyRegistry
 from gateway.trust.verifier import RequireSignatures, Verifier
@@ -60,11 +59,10 @@ class Parts:
 def open_store_for(cfg: GatewayConfig) -> Store:
     """Open the store (with `api = "auto"` and InfluxDB down, as last time: see open_store)."""
     store = open_store(cfg.influxdb, remember=cfg.data_dir / API_FILE)
-    if isinstance(store, InfluxV1):
-        try:
-            store.ensure_database()
-        except StoreError as exc:
-            log.warning("could not create the database yet (%s); will retry on write", exc)
+    try:
+        store.prepare()
+    except StoreError as exc:
+        log.warning("could not create the database yet (%s); will retry on write", exc)
     return store
 
 

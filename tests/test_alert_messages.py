@@ -21,8 +21,8 @@ from gateway.alerts.messages import EN, params_of, render, subject, text_of
 from gateway.channels.base import ChannelOptions
 from gateway.channels.dispatcher import digest
 from gateway.config import InfluxConfig
+from gateway.stores.backends import open_reader
 from gateway.stores.reader import AlertEvent as StoredAlert
-from gateway.stores.readers import open_reader
 from gateway.web.app import alert_text
 from tests.alert_helpers import T0, Feed, rules
 from tests.fakes.clock import FakeClock

@@ -45,3 +45,17 @@ def test_one_http_client_reads_influxdb() -> None:
     for path in _outside_stores():
         text = path.read_text(encoding="utf-8")
         assert "/query" not in text.replace("`/query`", ""), path
+
+
+BACKEND_MODULES = re.compile(r"gateway\.stores\.(influx_v1|influx_v2|influx_read|influx_report|influxql)\b")
+
+
+def test_nothing_outside_gateway_stores_knows_which_backend_it_talks_to() -> None:
+    """Callers get a Store or a Reader from gateway.stores; a second backend changes nothing else."""
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in _outside_stores()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if BACKEND_MODULES.search(line) or re.search(r"\bInfluxV[12]\b", line)
+    ]
+    assert found == []

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.config import InfluxConfig
+from gateway.stores.backends import open_reader
 from gateway.stores.reader import Reader, Span
-from gateway.stores.readers import open_reader
 from gateway.timerange import from_ms
 from tests.helpers import Influx
 

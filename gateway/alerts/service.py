@@ -31,7 +31,6 @@ from gateway.config import GatewayConfig
 from gateway.hooks import Hooks
 from gateway.stores import Store, StoreError, open_store, reader_for
 from gateway.stores.base import API_FILE
-from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message, Subscriber
 
 log = logging.getLogger(__name__)
@@ -122,12 +121,11 @@ class Alerts:
         )
 
     def _rebuild(self, store: Store) -> None:
-        """Refill the windows with the readings of the last `history_s` from InfluxDB: 1.x through
-        the store itself, 2.x through its v1-compatible `/query` (the bucket's DBRP mapping, as for
+        """Refill the windows with the readings of the last `history_s`, read where the store writes
+        (on InfluxDB 2.x through its v1-compatible `/query`: the bucket's DBRP mapping, as for
         `export`)."""
         if not self.engine.rules:
             return
-        v2 = not isinstance(store, InfluxV1)
         reader = reader_for(store, self.cfg.influxdb)
         seconds = int(self.engine.history_s)
         windowed = self.engine.windowed_metrics
@@ -149,20 +147,18 @@ class Alerts:
                         self.engine.preload(site, node, metric, ts, value)
         except StoreError as exc:
             missing = "database not found" in str(exc) or exc.status == 404
-            if v2 and missing:
+            if exc.hint is not None:  # not set up to be read (a 2.x bucket without its DBRP mapping)
                 log.warning(
-                    "alerts: could not reload history from bucket %r (%s): it needs a DBRP mapping "
-                    "(docs/operations.md); windows start empty",
+                    "alerts: could not reload history from bucket %r (%s); windows start empty",
                     self.cfg.influxdb.bucket,
                     exc,
                 )
-            elif not missing:  # (on 1.x, a new install with no database yet: nothing to reload)
+            elif not missing:  # (a new install with no database yet: nothing to reload)
                 log.warning(
                     "alerts: could not reload history (%s); windows start with %d readings", exc, count
                 )
         finally:
-            if v2:
-                reader.close()
+            reader.close()
         self.engine.finish_preload()
         log.info("alerts: reloaded %d readings (%d s) from InfluxDB", count, seconds)
 

@@ -15,8 +15,7 @@ from typing import Any
 
 from contract.configfile import ConfigError
 from gateway.config import InfluxConfig
-from gateway.stores import StoreError, open_reader
-from gateway.stores.influxql import CONDITION_EXAMPLE
+from gateway.stores import CONDITION_EXAMPLE, StoreError, open_reader
 from gateway.trust.registry import KeyRegistry, RegistryError
 from gateway.trust.reverify import reverify
 

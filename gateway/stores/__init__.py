@@ -3,8 +3,18 @@
 
 from __future__ import annotations
 
-from gateway.stores.base import Store, StoreError, open_store
+from gateway.stores.backends import open_reader, open_store, reader_for
+from gateway.stores.base import Store, StoreError
+from gateway.stores.influxql import CONDITION_EXAMPLE
 from gateway.stores.reader import Reader, Span
-from gateway.stores.readers import open_reader, reader_for
 
-__all__ = ["Reader", "Span", "Store", "StoreError", "open_reader", "open_store", "reader_for"]
+__all__ = [
+    "CONDITION_EXAMPLE",
+    "Reader",
+    "Span",
+    "Store",
+    "StoreError",
+    "open_reader",
+    "open_store",
+    "reader_for",
+]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from gateway.config import InfluxConfig
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +18,13 @@ class StoreError(Exception):
     """A write that did not happen. `retryable` says whether the same lines may succeed later
     (unreachable, timeout, 5xx, no permission yet) or never will (a bad point, a type conflict)."""
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, retryable: bool, status: int | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(message if hint is None else f"{message} ({hint})")
         self.retryable = retryable
         self.status = status
+        self.hint = hint  # what an operator must set up for this to work (a 2.x bucket's DBRP mapping)
 
 
 BAD_POINT_STATUSES = (400, 413, 422)
@@ -39,39 +41,11 @@ class Store(Protocol):
     def write(self, lines: list[str]) -> None:
         """Write line protocol (millisecond precision) durably, or raise StoreError."""
 
+    def prepare(self) -> None:
+        """Create what the backend needs before the first write (InfluxDB 1.x: the database), or
+        raise StoreError; the gateway starts all the same and the write retries."""
+
     def close(self) -> None: ...
-
-
-def open_store(cfg: InfluxConfig, remember: Path | None = None) -> Store:
-    """Connect to the configured InfluxDB, probing `/ping` when `api = "auto"`.
-
-    With `remember` (a file in the data directory) the API found is written there, and when InfluxDB
-    does not answer the probe the API found last time is used: a gateway restarted during an outage,
-    or started before InfluxDB after a power cut, spools instead of refusing to start. Every part
-    of the gateway that opens a store must pass it (the alert records did not, and a gateway
-    restarted during an outage exited)."""
-    from gateway.stores.influx_v1 import InfluxV1, probe_version
-
-    api: str = cfg.api
-    if api == "auto":
-        try:
-            version = probe_version(str(cfg.url))
-        except StoreError as exc:
-            if remember is None or not exc.retryable or not remember.exists():
-                raise
-            api = remember.read_text().strip()
-            log.warning("InfluxDB does not answer (%s); using its %s API as last time", exc, api)
-        else:
-            api = "v1" if version.lstrip("v").startswith("1.") else "v2"
-            if remember is not None:
-                remember.parent.mkdir(parents=True, exist_ok=True)
-                remember.write_text(api + "\n")
-    if api == "v1":
-        return InfluxV1(cfg)
-    # only now: influxdb-client (and the numpy it imports when installed) costs ~30 MB resident
-    from gateway.stores.influx_v2 import InfluxV2
-
-    return InfluxV2(cfg)
 
 
 def write_sifting(store: Store, lines: list[str]) -> list[tuple[int, StoreError]]:

@@ -24,8 +24,10 @@ class Client(Protocol):
 
 
 class ReportQueries:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, owned: bool = True) -> None:
+        # `owned=False`: a reader over a store's own connection, which the store closes
         self._db = client
+        self._owned = owned
 
     def _run(self, influxql: str, trace: Trace | None) -> list[Row]:
         if trace is not None:
@@ -38,7 +40,8 @@ class ReportQueries:
         return self._db.stream(influxql)
 
     def close(self) -> None:
-        self._db.close()
+        if self._owned:
+            self._db.close()
 
     def aggregate(
         self,

@@ -34,8 +34,10 @@ def probe_version(url: str) -> str:
 
 
 class InfluxV1:
-    def __init__(self, cfg: InfluxConfig, token: str | None = None) -> None:
-        # `token`: reading an InfluxDB 2.x through its v1-compatible /query (DBRP mapping needed)
+    def __init__(self, cfg: InfluxConfig, token: str | None = None, missing_hint: str | None = None) -> None:
+        # `token`: reading an InfluxDB 2.x through its v1-compatible /query (DBRP mapping needed);
+        # `missing_hint`: what a "database not found" then means, carried by the StoreError
+        self._missing_hint = missing_hint
         self._headers = {"Authorization": f"Token {token}"} if token else {}
         self._base = str(cfg.url).rstrip("/")
         self._db = cfg.database
@@ -47,6 +49,9 @@ class InfluxV1:
         # a slow database counts as unreachable after timeout_s: the batch goes to the spool
         timeout = urllib3.Timeout(connect=3.0, read=cfg.timeout_s)
         self._http = urllib3.PoolManager(timeout=timeout, retries=False, maxsize=4)
+
+    def prepare(self) -> None:
+        self.ensure_database()
 
     def ensure_database(self) -> None:
         """CREATE DATABASE is idempotent in 1.x; a user without admin rights just gets a 403 we ignore."""
@@ -87,19 +92,32 @@ class InfluxV1:
 
     def query(self, influxql: str) -> list[dict[str, Any]]:
         """Run InfluxQL; one dict per row with `time` and the columns, series tags merged in."""
-        resp = self._post_query({"q": influxql}, preload=True)
-        return list(_rows(_json(resp.data)))
+        try:
+            resp = self._post_query({"q": influxql}, preload=True)
+            return list(_rows(_json(resp.data)))
+        except StoreError as exc:
+            raise self._explained(exc) from None
 
     def stream(self, influxql: str, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]:
         """Like `query`, but rows arrive as InfluxDB sends them (`chunked=true`, one JSON document
         per line), so an export of a year of readings never holds more than a chunk in memory."""
-        resp = self._post_query({"q": influxql, "chunked": "true", "chunk_size": str(chunk_size)})
         try:
-            for line in resp:
-                if line.strip():
-                    yield from _rows(_json(line))
-        finally:
-            resp.release_conn()
+            resp = self._post_query({"q": influxql, "chunked": "true", "chunk_size": str(chunk_size)})
+            try:
+                for line in resp:
+                    if line.strip():
+                        yield from _rows(_json(line))
+            finally:
+                resp.release_conn()
+        except StoreError as exc:
+            raise self._explained(exc) from None
+
+    def _explained(self, exc: StoreError) -> StoreError:
+        if self._missing_hint is None or exc.hint is not None:
+            return exc
+        if exc.status != 404 and "database not found" not in str(exc):
+            return exc
+        return StoreError(str(exc), retryable=exc.retryable, status=exc.status, hint=self._missing_hint)
 
     def _post_query(self, fields: dict[str, str], preload: bool = False) -> urllib3.BaseHTTPResponse:
         body = {"db": self._db, "epoch": "ms", **self._auth, **fields}

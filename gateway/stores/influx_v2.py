@@ -58,5 +58,8 @@ class InfluxV2:
                 raise StoreError(f"InfluxDB unreachable: {exc}", retryable=True) from exc
             raise
 
+    def prepare(self) -> None:
+        """Nothing to create: the bucket is made by whoever made the token (docs/operations.md)."""
+
     def close(self) -> None:
         self._client.close()

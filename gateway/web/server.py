@@ -14,8 +14,7 @@ from starlette.applications import Starlette
 
 from contract.wire import TopicKind, subscription
 from gateway.config import GatewayConfig, WebConfig
-from gateway.stores.influx_read import InfluxReader
-from gateway.stores.influx_v1 import InfluxV1
+from gateway.stores.backends import dashboard_reader
 from gateway.subscriber import Subscriber
 from gateway.web.app import create_app
 from gateway.web.status import StatusBoard
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
     """The app reading the gateway's database over InfluxQL (the v1 HTTP API, see docs/api.md)."""
-    return create_app(cfg.web or WebConfig(), InfluxReader(InfluxV1(cfg.influxdb)), board)
+    return create_app(cfg.web or WebConfig(), dashboard_reader(cfg.influxdb), board)
 
 
 def _uvicorn(app: Starlette, web: WebConfig) -> uvicorn.Server:
