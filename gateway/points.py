@@ -7,7 +7,7 @@ lands on the same series and time and InfluxDB keeps one point. Floats are alway
 `to_line` formats the line itself: profiling the gateway (docs/operations.md, "Ingest benchmark")
 showed influxdb-client's `Point.to_line_protocol` taking about a third of the CPU per reading. Its
 output is the point `reading_point(...).to_line_protocol()` gives (the same fields and values,
-strings escaped the same way), which tests/test_points.py checks on generated readings. The tags
+strings escaped the same way), which tests/gateway/test_points.py checks on generated readings. The tags
 and field keys need no escaping: ids and metric names cannot contain `,`, `=`, space or `"`.
 """
 
@@ -69,7 +69,7 @@ def to_line(reading: ReadingPayload) -> str:
 
     The same point `reading_point` builds, written faster: fields in the reading's order rather than
     sorted (InfluxDB does not care), and floats as `repr` gives them (`6.0` where influxdb-client
-    writes `6`: the same float). tests/test_points.py checks that InfluxDB reads the same point from
+    writes `6`: the same float). tests/gateway/test_points.py checks that InfluxDB reads the same point from
     both, on generated readings."""
     flags = reading.flags
     fields = [

@@ -1,7 +1,7 @@
 """The report's aggregates in InfluxQL, and the client the InfluxQL reader shares.
 
 The report prints each query's text for regulators to paste into the `influx` shell, so the text
-built here is a contract: it is what tests/test_report.py and docs/regulators.md show.
+built here is a contract: it is what tests/gateway/report/test_report.py and docs/regulators.md show.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Synchronous on purpose: the batching write mode can lose buffered points at exit
 (influxdata/influxdb-client-python #165, #697), and the gateway batches and acknowledges itself.
 No InfluxDB 2 server installs on our test machines, so this path is tested against a local HTTP
-server that records `/api/v2/write` (tests/test_store_v2.py), not a real server.
+server that records `/api/v2/write` (tests/gateway/stores/test_influx_v2.py), not a real server.
 """
 
 from __future__ import annotations
