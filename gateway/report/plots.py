@@ -11,24 +11,13 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta
 
+from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS
 from gateway.report.model import DAY, MetricSection
 
 _LIMIT_STYLES = ("--", "-.", ":")
-LABELS = {
-    "pm1_0": "PM1.0",
-    "pm2_5": "PM2.5",
-    "pm10": "PM10",
-    "pm1_0_atm": "PM1.0 (sensor's own estimate)",
-    "pm2_5_atm": "PM2.5 (sensor's own estimate)",
-    "pm10_atm": "PM10 (sensor's own estimate)",
-    "turbidity": "Turbidity",
-    "rh": "Relative humidity",
-    "air_temp": "Air temperature",
-    "water_temp": "Water temperature",
-    "pressure": "Air pressure",
-}
-"""How people write each metric, in the report's text and plots."""
+EN = Texts("en")
+"""The report is in English for now; its metric names are the table's short labels (contract/i18n)."""
 
 
 def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
@@ -83,7 +72,7 @@ def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
         )
     ax.set_xlim(x(start), x(max(end, start + timedelta(hours=1))))
     ax.set_ylim(bottom=0)
-    name = LABELS.get(section.metric.value, section.metric.value)
+    name = EN.short(section.metric.value)
     ax.set_ylabel(f"{name} ({METRIC_UNITS[section.metric]})")
     ax.set_title(f"{name} at {section.node}", loc="left", fontsize=10)
     locator = AutoDateLocator()

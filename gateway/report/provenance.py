@@ -51,7 +51,7 @@ def calibrations(
     for metric in metrics:
         col = f"{metric.value}_cal"
         trace = log.trace("calibrations")
-        ids = log.reader.aggregate(log.span, col, ["distinct"], trace=trace)
+        ids = list(log.reader.aggregate(log.span, col, ["distinct"], trace=trace))
         totals = {
             str(r["node"]): int(r["count"])
             for r in log.reader.aggregate(log.span, metric.value + "_n", ["count"], trace=trace)
@@ -61,7 +61,7 @@ def calibrations(
             node, cal = str(row["node"]), str(row["distinct"])
             one = Span(log.site, [node], log.start, log.end)
             first, last, count = (
-                log.reader.aggregate(one, col, [fn], per_node=False, equals=cal, trace=trace)
+                list(log.reader.aggregate(one, col, [fn], per_node=False, equals=cal, trace=trace))
                 for fn in ("first", "last", "count")
             )
             n = int(count[0]["count"])
@@ -92,8 +92,8 @@ def firmware(log: QueryLog) -> list[tuple[str, str, datetime]]:
 
 def signatures(log: QueryLog) -> dict[str, tuple[int, int]]:
     trace = log.trace("signatures")
-    totals = log.reader.aggregate(log.span, "seq", ["count"], trace=trace)
-    signed = log.reader.aggregate(log.span, "seq", ["count"], signed=True, trace=trace)
+    totals = list(log.reader.aggregate(log.span, "seq", ["count"], trace=trace))
+    signed = list(log.reader.aggregate(log.span, "seq", ["count"], signed=True, trace=trace))
     s = {str(r["node"]): int(r["count"]) for r in signed}
     return {str(r["node"]): (s.get(str(r["node"]), 0), int(r["count"])) for r in totals}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from contract import __version__
 from contract.metrics import METRIC_UNITS, Metric
 from gateway.report.model import COMPLETE, ReportData
-from gateway.report.plots import LABELS, metric_png
+from gateway.report.plots import EN, metric_png
 
 FLAG_MEANINGS = {
     "warming_up": "a sensor had just been switched on or woken; values may read low",
@@ -27,7 +27,7 @@ FLAG_MEANINGS = {
 
 def _label(metric: Metric | str) -> str:
     """How people write the metric; an unknown name (from an alert rule) is shown as stored."""
-    return LABELS.get(str(metric), str(metric))
+    return EN.short(str(metric))
 
 
 def _time(ts: datetime | None) -> str:

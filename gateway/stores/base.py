@@ -1,12 +1,10 @@
-"""The one interface every store offers, and the choice between them (`[influxdb] api`)."""
+"""The write seam every backend offers, and the errors every store raises (the choice between the
+backends is gateway/stores/backends.py)."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    pass
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 

@@ -134,12 +134,13 @@ class InfluxReader(ReportQueries):
         return Series(every_s, times, values)
 
     def hourly_means(
-        self, metric: str, end_hour: datetime, hours: int = 12
+        self, metric: str, end_hour: datetime, hours: int = 12, *, align: timedelta = timedelta(0)
     ) -> dict[tuple[str, str], list[float | None]]:
         start = end_hour - timedelta(hours=hours)
+        offset_ms = (round(align / BUCKET_OFFSET) + 1) % 3_600_000  # as in `series`
         q = (
             f'SELECT mean({ident(metric)}) AS "v" FROM "reading" WHERE {where(None, [], start, end_hour)}'
-            ' GROUP BY time(1h, 1ms), "site", "node"'
+            f' GROUP BY time(1h{f", {offset_ms}ms" if offset_ms else ""}), "site", "node"'
         )
         out: dict[tuple[str, str], list[float | None]] = {}
         for row in self._db.query(q):

@@ -56,7 +56,7 @@ class ReportQueries:
         signed: bool = False,
         equals: str | None = None,
         trace: Trace | None = None,
-    ) -> list[Row]:
+    ) -> Iterator[Row]:
         col = ident(column)
         select = ", ".join(f"{'DISTINCT' if f == 'distinct' else f}({col})" for f in functions)
         cond = where(span.site, span.nodes, span.start, span.end)
@@ -72,10 +72,10 @@ class ReportQueries:
             group += {None: "", "zero": " fill(0)", "none": " fill(none)"}[fill]
         elif per_node:
             group = ' GROUP BY "node"'
-        rows = self._run(f'SELECT {select} FROM "reading" WHERE {cond}{group}', trace)
-        if bucket is not None:
-            rows = [{**r, "start": bucket_start(int(r["time"]))} for r in rows]
-        return rows
+        rows = self._stream(f'SELECT {select} FROM "reading" WHERE {cond}{group}', trace)
+        if bucket is None:
+            return rows
+        return ({**r, "start": bucket_start(int(r["time"]))} for r in rows)
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         rows = self._run(

@@ -112,8 +112,9 @@ class Reader(Protocol):
         signed: bool = False,
         equals: str | None = None,
         trace: Trace | None = None,
-    ) -> list[Row]:
-        """`functions` of `column` over the span, per node and per bucket when given. Rows have
+    ) -> Iterator[Row]:
+        """`functions` of `column` over the span, per node and per bucket when given, streamed (a
+        year of hourly means for fifty nodes is 440,000 rows). Rows have
         `node`, `time` (epoch ms: the bucket's label, or the point's for max/first/last), `start`
         (the bucket's start, with `bucket`) and one key per function. Only readings carrying `flag`,
         signed ones, or those whose `column` equals `equals`, when given."""
@@ -155,9 +156,10 @@ class Reader(Protocol):
         empty buckets are None so charts show gaps, not lines."""
 
     def hourly_means(
-        self, metric: str, end_hour: datetime, hours: int = 12
+        self, metric: str, end_hour: datetime, hours: int = 12, *, align: timedelta = timedelta(0)
     ) -> dict[tuple[str, str], list[float | None]]:
-        """(site, node) -> hourly means, most recent first (index 0 = the hour ending at `end_hour`)."""
+        """(site, node) -> hourly means, most recent first (index 0 = the hour ending at `end_hour`);
+        hours are (b, b + 1 h], b a whole hour plus `align`."""
 
     def flagged(
         self, site: str, node: str, start: datetime, end: datetime

@@ -24,7 +24,7 @@ from gateway.web.params import (
     bucket_seconds,
     validate,
 )
-from gateway.web.views import bucketed, summaries
+from gateway.web.views import bucketed, half_open, summaries
 
 UNITS = {m.value: unit for m, unit in METRIC_UNITS.items()}
 
@@ -206,7 +206,7 @@ def alerts(request: Request) -> JSONResponse:
     ctx: Context = request.app.state.ctx
     q: AlertsQuery = validate(AlertsQuery, request.query_params)
     start, end = q.bounds(ctx.clock(), timedelta(days=30), MAX_SERIES_DAYS)
-    found = ctx.reader.alerts(start, end, site=q.site, node=q.node, limit=q.limit)
+    found = ctx.reader.alerts(*half_open(start, end), site=q.site, node=q.node, limit=q.limit)
     return _json([_alert_out(a) for a in found])
 
 

@@ -15,7 +15,7 @@ from contract.wire import format_ts
 from gateway.web.context import Context
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import MAX_CSV_DAYS, AlertsQuery, BadRequest, CsvQuery, NodeRef, validate
-from gateway.web.views import NodeSummary, age_text, charts, summaries
+from gateway.web.views import NodeSummary, age_text, charts, half_open, summaries
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -75,13 +75,15 @@ def node_page(request: Request) -> HTMLResponse:
         return render(request, "error.html", 404, message=ctx.texts("error.not_found"))
     day = charts(ctx.reader, ref.site, ref.node, now, timedelta(hours=24), 300, ctx.web.standards)
     week = charts(ctx.reader, ref.site, ref.node, now, timedelta(days=7), 3600, ctx.web.standards)
-    flagged = ctx.reader.flagged(ref.site, ref.node, now - timedelta(days=7), now)
+    flagged = ctx.reader.flagged(ref.site, ref.node, *half_open(now - timedelta(days=7), now))
     counts: dict[str, tuple[int, Any]] = {}
     for when, flags in flagged:
         for flag in flags:
             n, _ = counts.get(flag, (0, when))
             counts[flag] = (n + 1, when)
-    history = ctx.reader.alerts(now - timedelta(days=30), now, site=ref.site, node=ref.node, limit=50)
+    history = ctx.reader.alerts(
+        *half_open(now - timedelta(days=30), now), site=ref.site, node=ref.node, limit=50
+    )
 
     def chart_data(items: list[Any]) -> str:
         return json.dumps(
@@ -116,7 +118,7 @@ def alerts_page(request: Request) -> HTMLResponse:
     ctx: Context = request.app.state.ctx
     q: AlertsQuery = validate(AlertsQuery, request.query_params)
     start, end = q.bounds(ctx.clock(), timedelta(days=30), 366)
-    found = ctx.reader.alerts(start, end, site=q.site, node=q.node, limit=q.limit)
+    found = ctx.reader.alerts(*half_open(start, end), site=q.site, node=q.node, limit=q.limit)
     return render(request, "alerts.html", alerts=found, start=start, end=end)
 
 
@@ -137,7 +139,7 @@ def download_csv(request: Request) -> Response:
     data = {k: v for k, v in data.items() if v != ""}  # empty form fields mean "default"
     q: CsvQuery = validate(CsvQuery, _Params(data))
     start, end = q.bounds(ctx.clock(), timedelta(days=7), MAX_CSV_DAYS)
-    rows = ctx.reader.csv_rows(start, end, site=q.site, node=q.node)
+    rows = ctx.reader.csv_rows(*half_open(start, end), site=q.site, node=q.node)
     name = "minewatch-" + "-".join(x for x in (q.site, q.node) if x) + f"-{start:%Y%m%d}-{end:%Y%m%d}.csv"
     name = name.replace("--", "-")
     return StreamingResponse(

@@ -38,7 +38,11 @@ def summaries(
     band. NowCast uses the 12 full hours before the current hour."""
     latest = reader.latest(now, site=site)
     hour = now.replace(minute=0, second=0, microsecond=0)
-    hourly = reader.hourly_means("pm2_5", hour) if any("pm2_5" in r.values for r in latest) else {}
+    hourly = (
+        reader.hourly_means("pm2_5", hour - TICK, align=-TICK)
+        if any("pm2_5" in r.values for r in latest)
+        else {}
+    )
     out = []
     for r in latest:
         status = board.get(r.site, r.node)
@@ -79,6 +83,12 @@ class Chart:
 TICK = timedelta(milliseconds=1)
 
 
+def half_open(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The reader's (start, end] for the dashboard's [start, end): its pages and API have always
+    read periods that way (docs/api.md), and stored times are whole milliseconds."""
+    return start - TICK, end - TICK
+
+
 def bucketed(
     reader: Reader, site: str, node: str, metrics: list[str], start: datetime, end: datetime, every_s: int
 ) -> Series:
@@ -95,7 +105,7 @@ def charts(
     """One chart per metric with any data in the span; flagged readings marked on each."""
     start = now - span
     series = bucketed(reader, site, node, reader.metric_fields(), start, now, every_s)
-    flagged = [int(t.timestamp()) for t, _ in reader.flagged(site, node, start - TICK, now - TICK)]
+    flagged = [int(t.timestamp()) for t, _ in reader.flagged(site, node, *half_open(start, now))]
     times = [int(t.timestamp()) for t in series.times]
     return [
         Chart(m, every_s, times, vals, limit_lines(standards, m), flagged)

@@ -80,7 +80,7 @@ def test_a_bucket_ends_where_a_readings_window_ends(reader: Reader) -> None:
     assert [(r["node"], r["count"]) for r in flagged] == [("a", 2)]
     signed = reader.aggregate(span, "seq", ["count"], signed=True)
     assert [r["count"] for r in signed] == [60]
-    firsts = reader.aggregate(span, "pm2_5_cal", ["first"], per_node=False, equals="c1")
+    firsts = list(reader.aggregate(span, "pm2_5_cal", ["first"], per_node=False, equals="c1"))
     assert from_ms(firsts[0]["time"]) == T0 + MINUTE
 
 
