@@ -1,0 +1,62 @@
+"""The Mongolian words (contract/i18n/mn.toml): every English key is there with the same
+placeholders, and the file has no English word (tests/gateway/alerts/test_messages_mn.py renders
+the engine's alerts in it)."""
+
+from __future__ import annotations
+
+import re
+import string
+import tomllib
+from pathlib import Path
+
+from contract import i18n
+from contract.i18n import Texts
+
+I18N = Path(i18n.__file__).parent
+
+# Latin-letter words a Mongolian text may keep: symbols and names that are the same in every
+# language (units, PM2.5, AQI, NowCast, file formats, UTC), and the CSV's column names, which are
+# data, not words.
+KEPT = {
+    "PM", "PM1", "PM2", "PM10", "NTU", "AQI", "NowCast", "CSV", "API", "JSON", "OpenAPI", "UTC",
+    "RFC", "µg", "µm", "°C", "hPa",
+    "time", "site", "node", "seq", "flags",
+}  # fmt: skip
+_LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
+
+
+def _flat(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+
+    def walk(doc: dict[str, object], prefix: str) -> None:
+        for k, v in doc.items():
+            if isinstance(v, dict):
+                walk(v, f"{prefix}{k}.")
+            else:
+                out[prefix + k] = str(v)
+
+    walk(tomllib.loads(path.read_text(encoding="utf-8")), "")
+    return out
+
+
+def _fields(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def english_words(text: str) -> list[str]:
+    """Latin words outside KEPT, once the placeholders are taken out; `pm2_5_raw`-like ids are data."""
+    words = _LATIN.findall(re.sub(r"\{[^}]*\}|µg/m³", " ", text))
+    return [w for w in words if w not in KEPT and "_" not in w and not w.startswith("PM")]
+
+
+def test_every_english_key_is_in_mongolian_with_the_same_placeholders() -> None:
+    en, mn = _flat(I18N / "en.toml"), _flat(I18N / "mn.toml")
+    assert sorted(set(en) - set(mn)) == []
+    assert [k for k in en if _fields(en[k]) != _fields(mn[k])] == []
+    assert Texts("mn").language == "mn" and "mn" in Texts.languages()
+
+
+def test_no_english_word_in_the_mongolian_file() -> None:
+    mn = _flat(I18N / "mn.toml")
+    leaks = {key: english_words(text) for key, text in mn.items() if key != "lang" and english_words(text)}
+    assert leaks == {}
