@@ -176,9 +176,10 @@ def test_subjects_and_digests_come_from_the_language_file() -> None:
 
 def test_a_channel_takes_a_language_there_is_a_file_for() -> None:
     assert ChannelOptions(language="en").language == "en"
-    with pytest.raises(ValueError, match=r"no translation xx\.toml; have: en"):
+    assert ChannelOptions(language="mn").language == "mn"
+    with pytest.raises(ValueError, match=r"no translation xx\.toml; have: en, mn"):
         ChannelOptions(language="xx")
-    assert Texts.languages() == ["en"]
+    assert Texts.languages() == ["en", "mn"]
 
 
 def test_the_dashboard_renders_an_alert_row_from_its_id_and_an_old_row_from_its_message(
