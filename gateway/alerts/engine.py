@@ -5,8 +5,8 @@ reading time for everything a reading says (means, raise and clear times), and t
 for what only the present knows (has a node gone quiet? is this reading late?). Tests drive both.
 
 Idempotent: samples are keyed on (node, metric, ts), so a reading the broker redelivers or a node
-replays changes nothing and steps no machine. A reading older than the machine's last step only
-fills its window.
+replays changes nothing and steps no machine. A reading older than the machine's last step is
+judged too (gateway/alerts/machine.py, `advance`): it may raise, never clear or remind.
 """
 
 from __future__ import annotations
@@ -160,9 +160,10 @@ class Engine:
                 if needs not in metrics:
                     continue
                 m = machines.get(key) or self._machine(rule, site, key[2])
-                if t_ms < m.last_t_ms:
-                    continue  # older than what this machine has seen: it only fills the window
-                if m.alert_id is None:
+                # A reading behind what this machine has judged is judged too, the long way
+                # (`advance`): skipping it, one reading stamped minutes ahead by a fast clock hid
+                # every exceedance at that node until reading time caught up (issue 22).
+                if m.alert_id is None and t_ms >= m.last_t_ms:
                     # The common cases, an idle machine that stays idle, without building an
                     # Evaluation: what `_step` would do with them. a and b are the kind's constants
                     # (see `_plan`); a change of state or of the reason it is not evaluated takes
@@ -241,16 +242,19 @@ class Engine:
             return []
         m = self._machine(rule, r.site, r.node)
         if t_ms < m.last_t_ms:
-            return []  # older than what this machine has seen: it must not move when the fault began
+            # Older than what this machine has seen: it must not move when the fault began. A fault
+            # is timed from reading to reading in order, so one behind waits for those that follow.
+            return []
         return self._step(rule, r.site, r.node, t_ms, rule.lasting(m, holds, t_ms), now_ms)
 
     def _step(
         self, rule: AnyRule, site: str, node: str, t_ms: int, e: Evaluation, now_ms: int
     ) -> list[AlertEvent]:
         m = self.machines.get((rule.name, site, node)) or self._machine(rule, site, node)
-        if t_ms < m.last_t_ms:
-            return []  # older than what this machine has seen: it only fills the window
+        is_behind = t_ms < m.last_t_ms  # older than what this machine has judged: see `advance`
         if m.alert_id is None and e.status != "exceeds":
+            if is_behind:
+                return []  # nothing to raise, and the newest reading's state stands
             # The common case, no alert and nothing to raise: what `advance` does, without the rest.
             m.last_t_ms = t_ms
             reason = e.reason if e.status == "unknown" else ""
@@ -279,7 +283,7 @@ class Engine:
             is_late=is_late,
             worse=higher_is_worse,
         )
-        if e.category:
+        if e.category and (transitions or not is_behind):
             self._categories[m.key] = e.category
         now = (m.alert_id, m.evaluable, m.reason, m.clear_since_ms, m.last_notice_ms, m.peak, m.late)
         if was != now or transitions:

@@ -1,7 +1,8 @@
 """A simulated node's dust event through the real broker, the real gateway process and the real
 influxd to an MQTT subscriber, a webhook receiver and an SMTP server; the gateway is killed (SIGKILL)
 in the middle of the event and restarted, an app acknowledges it on the ack topic, and still every
-channel gets one raise, one acknowledgement and one clear."""
+channel gets one raise, one acknowledgement and one clear. And a node whose clock ran fast for one
+reading, then was corrected, still gets its alert (issue 22)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,23 @@ import json
 import signal
 import subprocess
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from contract.wire import format_ts
 from gateway.alerts.store import AlertStore
 from gateway.devservices import Service
-from tests.helpers import Influx, Listener, gateway_toml, node_toml, publish, spawn, wait_for
+from tests.helpers import (
+    Influx,
+    Listener,
+    gateway_toml,
+    node_toml,
+    publish,
+    publish_many,
+    spawn,
+    wait_for,
+    wait_gateway_ready,
+)
 from tests.receivers import HttpReceiver, SmtpServer
 
 
@@ -128,3 +141,64 @@ def test_a_dust_event_reaches_every_channel_once_across_a_gateway_kill(
     assert [r["state"] for r in rows] == ["raised", "acknowledged", "cleared"]
     assert all(r["rule"] == "pm25-instant" and r["metric"] == "pm2_5" and r["late"] is False for r in rows)
     assert rows[2]["peak"] > 100 and rows[2]["id"] == raised["id"] and rows[2]["acked_by"] == "oyuna"
+
+
+def test_a_node_whose_clock_ran_fast_then_was_corrected_still_gets_its_alert(
+    mosquitto: Service, influx: Influx, workdir: Path, prefix: str
+) -> None:
+    listener = Listener(mosquitto.port, f"{prefix}/v1/+/+/alert")
+    rule = (
+        '[[alerts.rules]]\nname = "pm25-instant"\ntype = "threshold"\nmetric = "pm2_5"\n'
+        'limit = 100.0\nremind_every = "0"\n'
+    )
+    gw_cfg = gateway_toml(
+        workdir / "gateway.toml",
+        mqtt_port=mosquitto.port,
+        influx_url=influx.url,
+        db=influx.db,
+        prefix=prefix,
+        extra=rule,
+    )
+    gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], workdir / "gateway.log")
+    try:
+        wait_gateway_ready(mosquitto.port, prefix, influx)
+        now = datetime.now(UTC).replace(microsecond=0)
+
+        def doc(seq: int, ts: datetime, pm25: float) -> tuple[str, bytes]:
+            payload = {
+                "schema": 1,
+                "site": "tsagaan",
+                "node": "haul-road",
+                "seq": seq,
+                "ts": format_ts(ts),
+                "period_s": 1,
+                "metrics": {"pm2_5": {"value": pm25, "n": 1}},
+                "flags": [],
+            }
+            return f"{prefix}/v1/tsagaan/haul-road/reading", json.dumps(payload).encode()
+
+        def stored_rows() -> list[dict[str, object]]:
+            return influx.rows('SELECT "pm2_5" FROM "reading" WHERE "node" = \'haul-road\'')
+
+        # One reading from a clock 290 s fast (inside the 300 s tolerance: stored), then the
+        # corrected clock and the dust: three readings at 800 µg/m³, stamped now.
+        fast = now + timedelta(seconds=290)
+        publish_many(mosquitto.port, [doc(1, fast, 12.0)])
+        wait_for(lambda: stored_rows(), 20, "the fast clock's reading stored (and judged)")
+        publish_many(mosquitto.port, [doc(2 + i, now + timedelta(seconds=i), 800.0) for i in range(3)])
+        raised = wait_for(
+            lambda: [p for p in listener.payloads("/alert") if p["state"] == "raised"],
+            60,
+            "the raise on the alert topic, long before reading time catches up with the fast clock",
+        )[0]
+        wait_for(lambda: len(stored_rows()) == 4, 20, "every reading stored, whatever its clock")
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(15) == 0
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()
+        listener.close()
+    assert raised["node"] == "haul-road" and raised["rule"] == "pm25-instant"
+    assert raised["value"] == 800.0 and raised["late"] is False
+    assert raised["started"] == format_ts(now)  # the dust's own time, not the fast clock's
+    assert len([p for p in listener.payloads("/alert") if p["state"] == "raised"]) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from contract.flags import Flag
@@ -304,6 +304,69 @@ def test_a_late_backlog_exceedance_is_raised_once_marked_late_with_its_real_time
     assert again == []
 
 
+def test_one_reading_from_a_fast_clock_does_not_blind_the_engine_to_the_next_exceedance() -> None:
+    # Issue 22: a node's clock ran 290 s fast (inside the gateway's 300 s tolerance) for one reading,
+    # then was corrected. The three dust readings after it are behind that reading's time.
+    clock = FakeClock(T0)
+    e = Engine(rules(DUST), clock=clock)
+    events = e.on_readings([reading("haul-road", T0 + timedelta(seconds=290), 20.0)])
+    for i in range(3):
+        clock.now = T0 + i * M + timedelta(seconds=1)
+        events += e.on_readings([reading("haul-road", T0 + i * M, 800.0)])
+    assert [ev.state for ev in events] == ["raised"]  # at once, not when real time catches up
+    raised = events[0]
+    assert raised.started == T0 and raised.value == 800.0 and not raised.late  # it arrived live
+    # Reading time catches up: still over the limit, then down; one alert, cleared once.
+    feed = Feed(e, clock)
+    feed.events = events
+    feed.series("haul-road", T0 + 2 * M, [800.0] * 3 + [10.0] * 15)
+    assert feed.states() == ["raised", "cleared"]
+    cleared = feed.events[-1]
+    assert cleared.id == raised.id and cleared.peak == 800.0 and not cleared.late
+    assert cleared.ended == T0 + 6 * M  # the first reading back under clear_below, in order
+
+
+def test_a_late_reading_behind_live_ones_is_raised_marked_late_with_its_real_time() -> None:
+    # Live readings first, then a backlog from an hour before arrives: judged like replayed data.
+    e, feed = engine(DUST)
+    ts = feed.series("haul-road", T0 + H, [20.0] * 10)
+    for i in range(5):
+        feed.one(reading("haul-road", T0 + 20 * M + i * M, 80.0))  # the clock stays at the live time
+    assert feed.states() == ["raised"]
+    raised = feed.events[0]
+    assert raised.late and raised.started == T0 + 20 * M
+    assert raised.message.startswith("Late (from replayed data): PM2.5 80.0 µg/m³")
+    m = e.machines[("pm25-instant", "tsagaan", "haul-road")]
+    assert m.value == 80.0 and m.peak == 80.0
+    feed.series("haul-road", ts, [20.0] * 11)  # the live readings, in order, give the all-clear
+    assert feed.states() == ["raised", "cleared"] and feed.events[-1].late
+
+
+def test_a_reading_behind_an_alert_already_cleared_raises_nothing_again() -> None:
+    _, feed = engine(DUST)
+    ts = feed.series("haul-road", T0, [80.0] * 5 + [20.0] * 12)
+    assert feed.states() == ["raised", "cleared"]
+    # the broker delivers a delayed reading from inside that alert: it was told already
+    feed.one(reading("haul-road", T0 + 3 * M + timedelta(seconds=30), 90.0))
+    assert feed.states() == ["raised", "cleared"]
+    # one from after the all-clear, behind the newest reading, is a new exceedance
+    feed.one(reading("haul-road", ts, 20.0))
+    feed.one(reading("haul-road", ts - timedelta(seconds=30), 90.0))
+    assert feed.states() == ["raised", "cleared", "raised"]
+
+
+def test_an_exceedance_behind_the_all_clears_wait_restarts_it() -> None:
+    _, feed = engine(DUST)
+    ts = feed.series("haul-road", T0, [80.0] * 5 + [20.0] * 5)
+    feed.one(reading("haul-road", ts - timedelta(seconds=90), 85.0))  # behind, inside the wait
+    assert feed.states() == ["raised"]
+    feed.series("haul-road", ts, [20.0] * 9)
+    assert feed.states() == ["raised"]  # the wait counts from the reading after the 85
+    feed.series("haul-road", ts + 9 * M, [20.0] * 2)
+    assert feed.states() == ["raised", "cleared"]
+    assert feed.events[-1].peak == 85.0 and feed.events[-1].ended == ts + M
+
+
 def test_ack_stops_reminders_but_the_clear_still_comes() -> None:
     e, feed = engine(DUST)
     ts = feed.series("haul-road", T0, [80.0] * 70)
@@ -443,3 +506,35 @@ def test_any_series_gives_well_formed_alert_lifecycles(values: list[float | None
                 open_id = None
         if ev.state in ("raised", "reminder"):
             assert ev.value is not None and ev.value > 50.0
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(st.sampled_from([10.0, 45.0, 55.0, 200.0]), min_size=40, max_size=40),
+    st.permutations(range(40)),
+)
+@example([200.0] * 30 + [10.0] * 10, [39, *range(39)])  # issue 22: the newest first, from a fast clock
+def test_readings_in_any_order_give_well_formed_lifecycles_and_lose_no_exceedance(
+    values: list[float], order: list[int]
+) -> None:
+    # A node's clock ran fast, readings arrived out of order: whatever the order, no alert is lost.
+    clock = FakeClock(T0)
+    e = Engine(rules(DUST), clock=clock)
+    events = []
+    for i in order:
+        clock.now = max(clock.now, T0 + i * M + timedelta(seconds=1))
+        events += e.on_readings([reading("haul-road", T0 + i * M, values[i])])
+    open_id: str | None = None
+    for ev in events:
+        if ev.state == "raised":
+            assert open_id is None, "raised twice without a clear"
+            open_id = ev.id
+        else:
+            assert ev.id == open_id and ev.state in ("reminder", "cleared")
+            if ev.state == "cleared":
+                open_id = None
+    if any(v > 50.0 for v in values):
+        assert events and events[0].state == "raised" and events[0].value is not None
+        assert events[0].value > 50.0
+    else:
+        assert events == []
