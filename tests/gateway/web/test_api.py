@@ -4,6 +4,7 @@ the input validation: every bad query string is a 400 with a message, never a 50
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import urllib.parse
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.stores.influxql import ident
 from gateway.stores.influxql import string as literal
-from gateway.web.app import create_app
+from gateway.web.app import create_app, relative_location
 from gateway.web.opendata import COLUMNS
 from gateway.web.server import BackgroundServer
 from tests.webdata import ACTIVE_MESSAGE, NOW, Site, served_site
@@ -240,6 +241,41 @@ def test_bad_input_on_a_page_is_a_400_page(site: Site) -> None:
 def test_no_query_string_makes_a_500(site: Site, key: str, value: str, path: str) -> None:
     status, _ = site.get_raw(f"{path}?{urllib.parse.urlencode({key: value})}")
     assert status in (200, 400), (path, key, value, status)
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [("/static", "/static/"), ("/static?v=2", "/static/?v=2"), ("/api/v1/nodes/", "/api/v1/nodes")],
+)
+def test_a_redirect_never_goes_to_the_host_the_request_named(site: Site, path: str, location: str) -> None:
+    """Starlette builds a redirect from the `Host:` header, which anyone can set (and a cache may
+    keep the answer for everyone): the redirect stays a path on this site."""
+    port = urllib.parse.urlsplit(site.url).port
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+        resp = conn.getresponse()
+        resp.read()
+    finally:
+        conn.close()
+    assert 300 <= resp.status < 400
+    assert resp.getheader("location") == location
+    assert site.get(location)[0] in (200, 404)  # the target is on this site (/static/ lists nothing)
+
+
+@pytest.mark.parametrize(
+    ("given", "relative"),
+    [
+        (b"http://evil.example/static/", b"/static/"),
+        (b"https://evil.example:8443/a?b=1#c", b"/a?b=1#c"),
+        (b"//evil.example/x", b"/x"),
+        (b"/\\evil.example/x", b"/evil.example/x"),
+        (b"http://evil.example", b"/"),
+        (b"/node/tsagaan/haul-road", b"/node/tsagaan/haul-road"),
+    ],
+)
+def test_a_location_keeps_only_its_path(given: bytes, relative: bytes) -> None:
+    assert relative_location(given) == relative
 
 
 def test_quoting_escapes_what_would_end_a_string_or_identifier() -> None:
