@@ -10,7 +10,6 @@ in every reading's `cal`, so anyone holding a stored `raw` and this file can rec
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ from pydantic import (
 )
 
 from calibration.models import MODELS, Model, NeedsRh
-from contract.configfile import ConfigError, describe
+from contract.configfile import ConfigError, describe, read_toml
 from contract.flags import Flag
 from contract.metrics import Metric
 from contract.wire import CalId
@@ -243,12 +242,4 @@ def parse(data: dict[str, Any], where: Path | str) -> Calibration:
 
 def load(path: Path | str) -> Calibration:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    return parse(data, path)
+    return parse(read_toml(path), path)

@@ -51,16 +51,32 @@ def describe(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ())
     return "\n".join(lines)
 
 
-def load_model(path: Path | str, model: type[M], hide: tuple[str, ...] = ()) -> M:
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> ConfigError:
+    return ConfigError(
+        f"{path}: not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); "
+        "save the file as UTF-8 (TOML must be UTF-8)"
+    )
+
+
+def read_toml(path: Path | str) -> dict[str, Any]:
+    """The TOML document in `path`; ConfigError naming the file when it cannot be read, is not
+    UTF-8 (TOML files must be) or is not TOML."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:  # a ValueError, not an OSError: a Latin-1 or binary file
+        raise _not_utf8(path, exc) from None
     try:
-        data: dict[str, Any] = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def load_model(path: Path | str, model: type[M], hide: tuple[str, ...] = ()) -> M:
+    path = Path(path)
+    data = read_toml(path)
     try:
         return model.model_validate(data, context={"config_path": path})
     except ValidationError as exc:
@@ -83,6 +99,8 @@ def read_secret(file: Path | None, env: str) -> str | None:
         return file.read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read secret: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(file, exc) from None
 
 
 def setup_logging(verbose: bool = False) -> None:

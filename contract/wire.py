@@ -40,10 +40,11 @@ _ID_RE = re.compile(ID_PATTERN)
 _TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|\+00:00)$")
 
 Identifier = Annotated[str, StringConstraints(strict=True, pattern=ID_PATTERN)]
-# no whitespace and no control characters: the id is written into InfluxDB as a string field
-CalId = Annotated[
-    str, StringConstraints(strict=True, min_length=1, max_length=96, pattern=r"^[^\s\x00-\x1f\x7f]+$")
-]
+# A letter or digit first (Unicode: `örgöö-1`), so no spreadsheet takes an exported id for a formula
+# (`=HYPERLINK(...)`, `+`, `-`, `@`); no whitespace and no control characters after it: the id is
+# written into InfluxDB as a string field.
+CAL_ID_PATTERN = r"^[^\W_][^\s\x00-\x1f\x7f]*$"
+CalId = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=96, pattern=CAL_ID_PATTERN)]
 EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
 """No reading can be older than this: a node whose clock says 1970 has never synchronised it."""
 DEFAULT_CLOCK_TOLERANCE_S = 300.0

@@ -4,18 +4,19 @@ The rows come from one streamed query (the reader protocol, gateway.stores) and 
 they arrive, so a year of minute data from 50 nodes never sits in memory. The columns are fixed by
 the metrics exported, described once in `columns()` and written beside the file as
 `<out>.columns.json` (name, type, unit, meaning, and the query that produced the rows),
-so the CSV itself stays plain for any CSV reader.
+so the CSV itself stays plain for any CSV reader. A text cell a spreadsheet would run as a formula
+is written with a leading `'` (contract.csvcell); `verify --input` reads it back as stored.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, TextIO
 
+from contract import csvcell
 from contract.metrics import METRIC_UNITS, Metric
 from gateway import dataset
 from gateway.stores.reader import Reader, Span, Trace
@@ -189,7 +190,7 @@ def write(
     text (for the sidecar). Returns the row count."""
     cols = columns(req)
     rows = average_rows(reader, req, trace) if req.average else reading_rows(reader, req, trace)
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvcell.Writer(out)  # a text cell is never a formula (CSV injection)
     if fmt == "csv":
         writer.writerow([c.name for c in cols])
     count = 0

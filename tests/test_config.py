@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from contract.configfile import ConfigError
+from contract.configfile import ConfigError, read_secret
 from gateway.config import load as load_gateway
 from node.config import load as load_node
 from tests.helpers import ROOT
@@ -116,3 +116,54 @@ def test_example_configs_are_valid() -> None:
         load_node(path)
     for path in sorted((ROOT / "examples").glob("gateway*.toml")):
         load_gateway(path)
+
+
+_NOT_UTF8 = {
+    "latin-1": GOOD_NODE.replace("haul-road", "h\xe4ul-road").encode("latin-1"),
+    "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe",
+}
+
+
+@pytest.mark.parametrize("content", sorted(_NOT_UTF8))
+@pytest.mark.parametrize(
+    "argv",
+    [["node.cli", "run"], ["node.cli", "check"], ["gateway.cli", "run"], ["gateway.cli", "serve"]],
+    ids=" ".join,
+)
+def test_a_config_that_is_not_utf8_names_the_file_and_exits_2(
+    tmp_path: Path, argv: list[str], content: str
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(_NOT_UTF8[content])
+    proc = subprocess.run(
+        [sys.executable, "-m", *argv, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"{path}: not UTF-8 text" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_calibration_file_that_is_not_utf8_names_it_and_exits_2(tmp_path: Path) -> None:
+    cal = tmp_path / "cal.toml"
+    cal.write_bytes('id = "örgöö-1"\nmodel = "linear"\n'.encode("latin-1"))
+    node = tmp_path / "node.toml"
+    node.write_text(GOOD_NODE + 'calibration = ["cal.toml"]\n')
+    for argv in (["node.cli", "check", "--config", str(node)], ["calibration.cli", "show", str(cal)]):
+        proc = subprocess.run(
+            [sys.executable, "-m", *argv], capture_output=True, text=True, cwd=ROOT, timeout=60
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert f"{cal}: not UTF-8 text" in proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_a_secret_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_bytes(b"p\xe4ss\n")
+    secret.chmod(0o600)
+    with pytest.raises(ConfigError, match="password: not UTF-8 text"):
+        read_secret(secret, "MINEWATCH_TEST_UNSET_SECRET")

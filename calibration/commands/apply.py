@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from calibration import files, presets
 from calibration.fit import FitInputError, parse_number
+from contract import csvcell
 from contract.flags import Flag
 from contract.metrics import PHYSICAL_RANGE
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         )
         out: TextIO = sys.stdout if args.out is None else args.out.open("w", newline="", encoding="utf-8")
         try:
-            writer = csv.writer(out)
+            writer = csvcell.Writer(out, lineterminator="\r\n")  # no cell is a formula
             writer.writerow([*header, "value", "cal", "flags"])
             low, high = PHYSICAL_RANGE[cal.metric]
             for line, row in enumerate(reader, start=2):
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                     if wt_col
                     else None
                 )
-                cells = [_cell(row.get(h)) for h in header]
+                cells = [csvcell.restore(_cell(row.get(h))) for h in header]  # written back safe
                 if raw is None:
                     writer.writerow([*cells, "", "", ""])
                     continue

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from contract import csvcell
 from contract.configfile import ConfigError
 from gateway.config import InfluxConfig
 from gateway.stores import CONDITION_EXAMPLE, StoreError, open_reader
@@ -73,7 +74,8 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
                 f"{path}: no column(s) {', '.join(missing)}: a signature covers every field of a reading, "
                 "so the export must hold them all (docs/trust.md, 'Verifying')"
             )
-        yield from reader
+        for row in reader:  # the export wrote a text cell that could be a formula with a leading '
+            yield {k: csvcell.restore(v) if isinstance(v, str) else v for k, v in row.items()}
 
 
 def _influx_rows(args: argparse.Namespace) -> Iterator[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -48,7 +49,18 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def relative_location(location: bytes) -> bytes:
+    """A redirect's target as a path on this site: Starlette builds it from the request's `Host:`
+    header (the slash redirects, `/static` -> `/static/`), which anyone can set, so a scheme and host
+    are dropped and leading slashes kept to one (`//evil.example/` would name another host)."""
+    parts = urlsplit(location.decode("latin-1"))
+    path = "/" + parts.path.lstrip("/\\")
+    return urlunsplit(("", "", path, parts.query, parts.fragment)).encode("latin-1")
+
+
 class _SecurityHeaders:
+    """Our headers on every response, and every redirect relative (never to the `Host:` sent)."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -59,7 +71,11 @@ class _SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *_HEADERS]
+                headers = [
+                    (name, relative_location(value) if name.lower() == b"location" else value)
+                    for name, value in message.get("headers", [])
+                ]
+                message["headers"] = [*headers, *_HEADERS]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -2,17 +2,19 @@
 
 Columns are fixed (every metric of the contract, empty when a node lacks it) so a script written
 against one download works on the next. The licence travels in the `Link` and `Content-Disposition`
-headers and on the download page; a comment line would break CSV readers.
+headers and on the download page; a comment line would break CSV readers. A text cell that a
+spreadsheet would run as a formula (a `cal` id stored before the contract refused them) is written
+with a leading `'` (contract.csvcell).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from contract import csvcell
 from contract.metrics import Metric
 from contract.wire import format_ts
 
@@ -43,7 +45,7 @@ def _cell(column: str, value: Any) -> Any:
 def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
     """The header, then the rows in chunks of about 500 (one chunk per write on the socket)."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csvcell.Writer(buf)  # a text cell is never a formula (CSV injection)
     writer.writerow(COLUMNS)
     for i, row in enumerate(rows, 1):
         ts = format_ts(datetime.fromtimestamp(int(row["time"]) / 1000, tz=UTC))

@@ -308,6 +308,22 @@ def test_apply_recomputes_values_as_the_node_does(tmp_path: Path, capsys: pytest
     assert {r["cal"] for r in rows if r["pm2_5_raw"]} == {"epa-us-2021"}
 
 
+def test_apply_writes_no_formula_and_keeps_negative_numbers(tmp_path: Path) -> None:
+    """The cells apply copies from its input (an export, a colleague's sheet) pass the same guard
+    as every CSV we write; a cell our export already quoted is not quoted twice."""
+    data = write_csv(
+        tmp_path / "raw.csv",
+        ["time", "note", "air_temp", "pm2_5_raw", "pm2_5_cal"],
+        [["a", '=HYPERLINK("http://evil.example")', "-5.2", 20, "'=old"], ["b", "@x", "-1e-05", 10, "pms"]],
+    )
+    out = tmp_path / "out.csv"
+    assert main(["apply", "--cal", "epa-us-2021", "--input", str(data), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(newline="", encoding="utf-8")))
+    assert [r["note"] for r in rows] == ['\'=HYPERLINK("http://evil.example")', "'@x"]
+    assert [r["air_temp"] for r in rows] == ["-5.2", "-1e-05"]
+    assert [r["pm2_5_cal"] for r in rows] == ["'=old", "pms"]
+
+
 def test_show_explains_a_preset_in_plain_words(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["show", "epa-us-2021"]) == 0
     text = capsys.readouterr().out

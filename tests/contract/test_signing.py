@@ -195,7 +195,11 @@ _metric = st.fixed_dictionaries(
     {"value": st.none() | _finite, "n": st.integers(0, 1_000_000)},
     optional={
         "raw": _finite,
-        "cal": st.text(st.characters(blacklist_categories=("Z", "C")), min_size=1, max_size=20),
+        "cal": st.builds(  # a letter or digit first, as the contract wants (no spreadsheet formula)
+            str.__add__,
+            st.characters(categories=("L", "Nd")),
+            st.text(st.characters(blacklist_categories=("Z", "C")), max_size=19),
+        ),
     },
 )
 _readings = st.fixed_dictionaries(

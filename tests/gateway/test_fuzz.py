@@ -73,7 +73,7 @@ def valid_reading(draw: st.DrawFn, site: str = "s1", node: str = "n1", seq: int 
         if draw(st.booleans()):
             entry["raw"] = draw(st.floats(-1e6, 1e6))
         if draw(st.booleans()):
-            entry["cal"] = draw(st.from_regex(r"\A[a-z0-9@.\-]{1,20}\Z"))
+            entry["cal"] = draw(st.from_regex(r"\A[a-z0-9][a-z0-9@.\-]{0,19}\Z"))
         metrics[metric.value] = entry
     ts = NOW - timedelta(seconds=draw(st.integers(0, 30 * 86400)))
     return {
@@ -295,3 +295,38 @@ def _stored_nodes(influx: Influx, site: str) -> set[str]:
         r["node"]
         for r in influx.rows(f'SELECT "seq" FROM "reading" WHERE "site" = \'{site}\' GROUP BY "node"')
     }
+
+
+def test_a_reading_whose_cal_id_is_a_spreadsheet_formula_is_refused_and_kept(
+    live_gateway: tuple[GatewayService, Influx, str], mosquitto: Service
+) -> None:
+    """`=HYPERLINK(...)` as a `cal` id would run in the spreadsheet of whoever opens an export."""
+    service, influx, prefix = live_gateway
+    assert service.ingest is not None
+    ingest = service.ingest
+    site = f"s{uuid.uuid4().hex[:10]}"
+    doc = {
+        "schema": 1,
+        "site": site,
+        "node": "n1",
+        "seq": 1,
+        "ts": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "period_s": 60,
+        "metrics": {
+            "pm2_5": {"value": 12.5, "raw": 14.0, "n": 60, "cal": '=HYPERLINK("http://evil.example","x")'}
+        },
+        "flags": [],
+    }
+    payload = json.dumps(doc).encode()
+    topic = f"{prefix}/v1/{site}/n1/reading"
+    before = ingest.stats.rejected["invalid"]
+    publish_many(mosquitto.port, [(topic, payload)])
+    wait_for(lambda: ingest.stats.rejected["invalid"] == before + 1, 30, "the reading counted invalid")
+    dead = DeadLetters(service.cfg.data_dir / DEADLETTER_FILE)
+    try:
+        wait_for(lambda: any(r.topic == topic for r in dead.list(limit=100_000)), 30, "kept")
+        (kept,) = [r for r in dead.list(limit=100_000) if r.topic == topic]
+    finally:
+        dead.close()
+    assert kept.reason == "invalid" and kept.payload == payload and "cal" in kept.detail
+    assert _stored_nodes(influx, site) == set()

