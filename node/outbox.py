@@ -18,6 +18,10 @@ checkpoint, which may need the file to grow. So the outbox keeps `<name>.reserve
 own, and answers "database or disk is full" by checkpointing, then releasing the reserve, dropping
 more of the oldest readings at each try; it makes the reserve again once there is room. Should all
 that fail, the reading is lost but counted (`OutboxFull`), and the node carries on.
+
+A damaged file (`file is not a database`, pages missing) is kept aside as `<name>.corrupt-<time>`
+and the readable readings are moved to a fresh outbox (node/outbox_salvage.py), whose `seq`
+continues above every seq the node ever used (node/seqlease.py).
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from contract.clock import Clock, utc_now
+from node.outbox_salvage import Damaged, is_damage, kept_files, open_kept, read_meta, readable_rows, set_aside
+from node.seqlease import SeqLease
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +83,12 @@ class Outbox:
         monotonic: Callable[[], float] = time.monotonic,
         max_file_bytes: int = 0,
         reserve_bytes: int = RESERVE_BYTES,
+        clock: Clock = utc_now,
     ) -> None:
         """`max_readings` 0 means no row limit; `free_bytes` is injectable so a low disk can be
         simulated; `durable=False` skips fsync on appends (only for filling benchmarks);
         `max_file_bytes` caps the database file, which SQLite then reports exactly as a full disk;
-        `reserve_bytes` 0 keeps no reserve."""
+        `reserve_bytes` 0 keeps no reserve; `clock` names a damaged file kept aside."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self._path = path
         self._max_readings = max_readings
@@ -89,15 +98,26 @@ class Outbox:
         self._append_sync = "FULL" if durable else "OFF"
         self._reserve = path.with_name(path.name + ".reserve")
         self._reserve_bytes = reserve_bytes
+        self._lease = SeqLease(path.with_name(path.name + ".seq"))
         self._unsaved = 0  # readings lost to a full disk since the last commit, not yet in 'dropped'
         self._last_drop_log: float | None = None
         self._dropped_since_log = 0
-        self._db = self._open_full_or_not()
+        try:
+            self._db = self._open_full_or_not()
+        except sqlite3.DatabaseError as exc:
+            if not is_damage(exc):
+                raise
+            self._db = self._replace_damaged(exc, clock)
         if max_file_bytes:
             (page,) = self._db.execute("PRAGMA page_size").fetchone()
             self._db.execute(f"PRAGMA max_page_count = {max(1, max_file_bytes // int(page))}")
         (count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
         self._depth = int(count)
+        # The newest damaged outbox kept beside this one: reported until an operator removes it.
+        kept = kept_files(path)
+        self.recovered_from = kept[-1].name if kept else None
+        with contextlib.suppress(OSError):  # a full disk: the next append tries again
+            self._lease.cover(self.last_seq())
         self._keep_reserve()
 
     def _open_full_or_not(self) -> sqlite3.Connection:
@@ -117,10 +137,48 @@ class Outbox:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.execute(f"PRAGMA wal_autocheckpoint={_WAL_PAGES}")
+            # Reads every page once: a file with pages missing must be found now, not by a crash
+            # in the middle of a replay (which would repeat at every start).
+            (check,) = db.execute("PRAGMA quick_check(1)").fetchone()
+            if check != "ok":
+                raise Damaged(str(check))
             db.executescript(_SCHEMA)
         except BaseException:
             db.close()
             raise
+        return db
+
+    def _replace_damaged(self, exc: sqlite3.DatabaseError, clock: Clock) -> sqlite3.Connection:
+        """Keep the damaged file aside, start a fresh one above every seq used, move over what reads."""
+        kept = set_aside(self._path, clock())
+        db = self._open()
+        with open_kept(kept) as old:
+            found = read_meta(old) if old is not None else None
+            recovered, top_row = 0, 0
+            batch: list[tuple[int, str, bytes]] = []
+            for row in readable_rows(old) if old is not None else ():
+                batch.append(row)
+                if len(batch) >= 1000:
+                    recovered, top_row = recovered + len(batch), row[0]
+                    _insert(db, batch)
+                    batch = []
+            if batch:
+                recovered, top_row = recovered + len(batch), batch[-1][0]
+                _insert(db, batch)
+        last_seq = max(self._lease.floor(), found.last_seq if found else 0, top_row)
+        db.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (last_seq,))
+        db.execute("UPDATE meta SET value = ? WHERE key = 'dropped'", (found.dropped if found else 0,))
+        if found and found.last_ts:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_ts', ?)", (found.last_ts,))
+        log.error(
+            "outbox %s is damaged (%s): kept as %s for recovery; %d reading(s) recovered from it; the"
+            " fresh outbox continues after seq=%d",
+            self._path,
+            exc,
+            kept.name,
+            recovered,
+            last_seq,
+        )
         return db
 
     def append(self, ts: str, build: Callable[[int], bytes]) -> int:
@@ -170,6 +228,7 @@ class Outbox:
             if self._unsaved:
                 self._db.execute("UPDATE meta SET value = value + ? WHERE key = 'dropped'", (self._unsaved,))
             self._db.execute("INSERT INTO outbox (seq, ts, payload) VALUES (?, ?, ?)", (seq, ts, build(seq)))
+            self._lease.cover(seq)
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'last_seq'", (seq,))
             self._db.execute(
                 "INSERT INTO meta (key, value) VALUES ('last_ts', ?)"
@@ -312,3 +371,9 @@ def _is_full(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.Error):
         return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _insert(db: sqlite3.Connection, rows: list[tuple[int, str, bytes]]) -> None:
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany("INSERT OR IGNORE INTO outbox (seq, ts, payload) VALUES (?, ?, ?)", rows)
+    db.execute("COMMIT")

@@ -136,6 +136,7 @@ class NodeService:
                     depth=outbox.depth(),
                     oldest_ts=outbox.oldest_ts(),
                     dropped=outbox.dropped(),
+                    recovered_from=outbox.recovered_from,
                 ),
                 sensors={
                     name: SensorStatus(
@@ -148,6 +149,12 @@ class NodeService:
                 lon=cfg.lon,
             ).to_wire()
 
+        if outbox.recovered_from:
+            log.warning(
+                "a damaged outbox is kept as %s beside %s: recover what you need from it, then remove it",
+                outbox.recovered_from,
+                cfg.buffer.path,
+            )
         log.info(
             "node %s/%s: %d sensor(s), %d s interval, outbox %s (%d waiting, %d dropped so far)",
             cfg.site,

@@ -1,12 +1,15 @@
-"""The whole node on a card filled to the last byte: a real file system, the real outbox and the
-real broker, heard by a real subscriber."""
+"""The whole node on a card filled to the last byte and on a damaged outbox: a real file system, the
+real outbox and the real broker, heard by a real subscriber."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from gateway.devservices import Service, free_port
 from node.config import NodeConfig, load
@@ -61,4 +64,44 @@ def test_the_node_keeps_measuring_on_a_full_card_and_reports_the_loss(
     online = [s for s in _statuses(listener) if s["state"] == "online"]
     assert online[0]["outbox"]["dropped"] >= len(seqs)
     assert "recovered_from" not in online[0]["outbox"]
+    listener.close()
+
+
+def test_a_damaged_outbox_is_kept_aside_and_the_node_measures_on(
+    workdir: Path, prefix: str, mosquitto: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    toml = node_toml(
+        workdir / "node.toml",
+        site="s",
+        node="n",
+        port=mosquitto.port,
+        prefix=prefix,
+        top="status_interval_s = 1\n",
+    )
+    cfg = load(toml)
+    box = Outbox(cfg.buffer.path)
+    for _ in range(30):
+        box.append(TS, lambda s: b"{}")
+    box.close()
+    with open(cfg.buffer.path, "r+b") as f:  # what a bad sector does to the header
+        f.write(b"\xff" * 100)
+    listener = Listener(mosquitto.port, f"{prefix}/v1/s/n/status")
+    caplog.set_level(logging.WARNING)
+    seqs = _run(
+        cfg,
+        lambda seqs: (
+            len(seqs) >= 2 and any(s.get("outbox", {}).get("recovered_from") for s in _statuses(listener))
+        ),
+        "readings and a status naming the kept file",
+    )
+    assert seqs[0] > 30 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # never a seq used before
+    kept = sorted(workdir.glob("n-outbox.sqlite.corrupt-*"))
+    assert [p.name for p in kept] == [
+        s["outbox"]["recovered_from"] for s in _statuses(listener) if s["state"] == "online"
+    ][:1]
+    assert kept[0].read_bytes()[:100] == b"\xff" * 100  # kept as it was found
+    assert any("damaged" in r.getMessage() and kept[0].name in r.getMessage() for r in caplog.records)
+    box = Outbox(cfg.buffer.path)
+    assert box.last_seq() == seqs[-1]
+    box.close()
     listener.close()
