@@ -20,7 +20,7 @@ from pathlib import Path
 
 _DAMAGE_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 _SIDE_FILES = ("-wal", "-shm", "-journal")
-_NOT_KEPT = (*_SIDE_FILES, ".repair")
+_NOT_KEPT = (*_SIDE_FILES, ".repair", ".repair-template")  # ours, left by a power cut mid-read
 
 
 class Damaged(sqlite3.DatabaseError):

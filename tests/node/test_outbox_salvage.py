@@ -95,3 +95,17 @@ def test_the_kept_file_is_reported_until_an_operator_removes_it(tmp_path: Path) 
     box = Outbox(path)
     assert box.recovered_from is None
     box.close()
+
+
+def test_the_copies_made_while_reading_are_never_reported_as_kept(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    _outbox(path, readings=3)
+    with open(path, "r+b") as f:
+        f.write(b"\xff" * 100)
+    Outbox(path, clock=FakeClock(AT)).close()
+    kept = "outbox.sqlite.corrupt-20261122T100000Z"
+    for left in (".repair", ".repair-template", "-wal"):  # as a power cut in the middle could leave
+        (tmp_path / (kept + left)).write_bytes(b"")
+    box = Outbox(path)
+    assert box.recovered_from == kept
+    box.close()
