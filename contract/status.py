@@ -8,7 +8,7 @@ It lives apart from the gateway's storage code so that the node imports only pyd
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -35,6 +35,9 @@ class OutboxStatus(_Strict):
     depth: StrictInt = Field(ge=0)
     oldest_ts: Timestamp | None
     dropped: StrictInt = Field(ge=0)
+    # The damaged outbox the node kept aside (file name) while it is still there; left out when none,
+    # so a gateway older than this field still accepts the status.
+    recovered_from: Annotated[str, StringConstraints(strict=True, max_length=200)] | None = None
 
 
 class SensorStatus(_Strict):
@@ -63,10 +66,13 @@ class NodeStatus(_Strict):
         return self
 
     def to_wire(self) -> bytes:
-        """`offline` is `state` alone; `online` has every field, `lat`/`lon` only when known."""
+        """`offline` is `state` alone; `online` has every field, `lat`/`lon` and
+        `outbox.recovered_from` only when known."""
         if self.state == "offline":
             return self.model_dump_json(exclude_defaults=True).encode()
-        exclude = {"lat", "lon"} if self.lat is None else set()
+        exclude: dict[str, Any] = {"lat": True, "lon": True} if self.lat is None else {}
+        if self.outbox is not None and self.outbox.recovered_from is None:
+            exclude["outbox"] = {"recovered_from"}
         return self.model_dump_json(exclude=exclude).encode()
 
 

@@ -29,7 +29,7 @@ from node.calibration import NodeCalibration
 from node.clocksync import ClockProbe, ClockWatch, system_probe
 from node.config import NodeConfig
 from node.forwarder import Forwarder
-from node.outbox import Outbox
+from node.outbox import Outbox, OutboxFull
 from node.publisher import Publisher, Will
 from node.sampler import Reading, Sampler, SensorSpec
 
@@ -85,6 +85,7 @@ class NodeService:
     monotonic: Callable[[], float] = time.monotonic
     _last_ts: str | None = field(default=None, init=False, repr=False)  # latest ts ever committed
     _ts_backwards: bool = field(default=False, init=False, repr=False)  # in a backwards episode
+    _disk_full: bool = field(default=False, init=False, repr=False)  # in a full-disk episode
 
     def run(self) -> None:
         cfg = self.cfg
@@ -132,7 +133,10 @@ class NodeService:
                 started=format_ts(started),
                 uptime_s=int(self.monotonic() - started_mono),
                 outbox=OutboxStatus(
-                    depth=outbox.depth(), oldest_ts=outbox.oldest_ts(), dropped=outbox.dropped()
+                    depth=outbox.depth(),
+                    oldest_ts=outbox.oldest_ts(),
+                    dropped=outbox.dropped(),
+                    recovered_from=outbox.recovered_from,
                 ),
                 sensors={
                     name: SensorStatus(
@@ -145,6 +149,12 @@ class NodeService:
                 lon=cfg.lon,
             ).to_wire()
 
+        if outbox.recovered_from:
+            log.warning(
+                "a damaged outbox is kept as %s beside %s: recover what you need from it, then remove it",
+                outbox.recovered_from,
+                cfg.buffer.path,
+            )
         log.info(
             "node %s/%s: %d sensor(s), %d s interval, outbox %s (%d waiting, %d dropped so far)",
             cfg.site,
@@ -221,7 +231,14 @@ class NodeService:
                 payload = to_payload(self.cfg, seq, reading)
                 return (self.sign(payload) if self.sign else payload).to_wire()
 
-            seq = outbox.append(ts, build)
+            try:
+                seq = outbox.append(ts, build)
+            except OutboxFull as exc:  # counted in outbox.dropped; the next reading may fit
+                if not self._disk_full:
+                    log.error("%s; carrying on, the loss is counted in the status", exc)
+                self._disk_full = True
+                continue
+            self._disk_full = False
             self._last_ts = max(self._last_ts or ts, ts)
             if self.on_reading:
                 self.on_reading(seq, reading)

@@ -228,3 +228,19 @@ def wait_gateway_ready(port: int, prefix: str, influx: Influx, timeout_s: float 
         except AssertionError:
             continue
     raise AssertionError(f"no gateway stored a probe reading within {timeout_s} s")
+
+
+def fill(card: Path) -> None:
+    """Write a file until the card has not one byte left, as another program's logs would."""
+    fd = os.open(card / "filler.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        for chunk in (b"\0" * 65536, b"\0" * 512, b"\0"):
+            try:
+                while True:
+                    os.write(fd, chunk)
+            except OSError as exc:
+                if exc.errno != 28:  # ENOSPC
+                    raise
+    finally:
+        os.close(fd)
+    assert os.statvfs(card).f_bavail == 0

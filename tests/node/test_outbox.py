@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.outbox import Outbox
+from tests.helpers import fill
 
 
 def test_seq_starts_at_one_and_survives_reopening(tmp_path: Path) -> None:
@@ -130,3 +131,26 @@ def test_a_full_disk_drops_the_oldest_instead_of_stopping_the_node(tmp_path: Pat
     assert box.dropped() > 0
     assert box.depth() + box.dropped() == 300
     assert [s for s, _ in box.pending(limit=1000)] == list(range(box.dropped() + 1, 301))
+
+
+def test_a_really_full_card_drops_the_oldest_counts_them_and_carries_on(small_card: Path) -> None:
+    # A real file system filled to the last byte by someone else: no min_free floor saw it coming.
+    path = small_card / "outbox.sqlite"
+    box = Outbox(path)
+    for _ in range(200):
+        box.append("2026-11-22T10:00:00.000Z", lambda s: b"x" * 300)
+    fill(small_card)
+    seqs = [box.append("2026-11-22T10:00:01.000Z", lambda s: b"y" * 300) for _ in range(3000)]
+    assert seqs == list(range(201, 3201))  # every append succeeded, no seq skipped
+    assert box.dropped() > 0
+    assert box.depth() + box.dropped() == 3200
+    assert [s for s, _ in box.pending(limit=10_000)] == list(range(box.dropped() + 1, 3201))
+    box.remove([3200])  # deleting an acknowledged reading works on the full card too
+    assert box.depth() + box.dropped() == 3199
+    dropped = box.dropped()
+    box.close()
+    box = Outbox(path)  # and the node can start again on it
+    assert box.append("2026-11-22T10:00:02.000Z", lambda s: b"z" * 300) == 3201
+    assert box.dropped() >= dropped
+    assert box.pending(after_seq=3199) == [(3201, b"z" * 300)]
+    box.close()
