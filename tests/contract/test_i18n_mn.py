@@ -5,12 +5,11 @@ the engine's alerts in it)."""
 from __future__ import annotations
 
 import re
-import string
-import tomllib
 from pathlib import Path
 
 from contract import i18n
 from contract.i18n import Texts
+from tests.gateway.web.test_i18n import _fields, _flat
 
 I18N = Path(i18n.__file__).parent
 
@@ -23,24 +22,6 @@ KEPT = {
     "time", "site", "node", "seq", "flags",
 }  # fmt: skip
 _LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
-
-
-def _flat(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-
-    def walk(doc: dict[str, object], prefix: str) -> None:
-        for k, v in doc.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                out[prefix + k] = str(v)
-
-    walk(tomllib.loads(path.read_text(encoding="utf-8")), "")
-    return out
-
-
-def _fields(text: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
 def english_words(text: str) -> list[str]:
