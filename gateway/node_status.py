@@ -39,6 +39,8 @@ def status_line(site: str, node: str, status: NodeStatus, at: datetime) -> str:
     if status.outbox is not None:
         fields["outbox_depth"] = int(status.outbox.depth)
         fields["outbox_dropped"] = int(status.outbox.dropped)
+        # the node started a fresh outbox and kept the damaged one aside under this name
+        fields["outbox_recovered_from"] = status.outbox.recovered_from
     for name, sensor in status.sensors.items():
         fields[f"sensor_{name}_ok"] = bool(sensor.ok)
     return format_line(MEASUREMENT, {"site": site, "node": node}, fields, at)

@@ -11,7 +11,6 @@ the socket: back-pressure to the broker, not memory growth.
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import ssl
 import threading
@@ -362,7 +361,39 @@ def read_retained(
     ca_file: str | None = None,
 ) -> bytes | None:
     """The retained message on `topic`, or None when there is none (or no broker) within timeout_s."""
-    got: queue.Queue[bytes | None] = queue.Queue()
+    got = read_all_retained(
+        host,
+        port,
+        topic,
+        timeout_s=timeout_s,
+        username=username,
+        password=password,
+        tls=tls,
+        ca_file=ca_file,
+        first_only=True,
+    )
+    return got[0][1] if got else None
+
+
+def read_all_retained(
+    host: str,
+    port: int,
+    topic_filter: str,
+    *,
+    timeout_s: float = 5.0,
+    username: str | None = None,
+    password: str | None = None,
+    tls: bool = False,
+    ca_file: str | None = None,
+    first_only: bool = False,
+) -> list[tuple[str, bytes]] | None:
+    """Every retained (topic, payload) under `topic_filter` (wildcards allowed), in arrival order;
+    None when the broker did not answer within timeout_s. The broker sends retained messages right
+    after the SUBACK, so half a second after it is taken as the end of them."""
+    got: list[tuple[str, bytes]] = []
+    lock = threading.Lock()
+    done = threading.Event()
+    answered = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     if username:
         client.username_pw_set(username, password)
@@ -371,17 +402,22 @@ def read_retained(
 
     def on_connect(c: mqtt.Client, u: object, f: object, rc: ReasonCode, p: object) -> None:
         if rc.is_failure:
-            got.put(None)
+            done.set()
         else:
-            c.subscribe(topic, qos=1)
+            c.subscribe(topic_filter, qos=1)
 
     def on_subscribe(c: mqtt.Client, u: object, mid: int, rcs: list[ReasonCode], p: object) -> None:
+        answered.set()
         # retained messages are sent before the SUBACK is processed here; give them a moment
-        threading.Timer(0.5, lambda: got.put(None)).start()
+        threading.Timer(0.5, done.set).start()
 
     def on_message(c: mqtt.Client, u: object, msg: mqtt.MQTTMessage) -> None:
         if msg.retain:
-            got.put(bytes(msg.payload))
+            with lock:
+                got.append((msg.topic, bytes(msg.payload)))
+            if first_only:
+                answered.set()
+                done.set()
 
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
@@ -392,9 +428,9 @@ def read_retained(
         return None
     client.loop_start()
     try:
-        return got.get(timeout=timeout_s)
-    except queue.Empty:
-        return None
+        done.wait(timeout_s)
+        with lock:
+            return list(got) if answered.is_set() else None
     finally:
         client.disconnect()
         client.loop_stop()

@@ -3,6 +3,10 @@
 Reads the retained `<prefix>/v1/_gateway/<gateway_id>/status` from the broker; when the broker does
 not answer, falls back to `status.json`, which the gateway writes in its data directory at each report.
 Exit status 0 when the gateway says it is up, 1 when it is down or no status can be found.
+
+Below it, what each node last said on its retained status topic (the broker keeps one per node):
+online or offline, its backlog, and whether it had to start a fresh outbox after keeping a damaged
+one aside (`outbox.recovered_from`), which someone should come and recover.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contract.wire import gateway_status_topic
-from gateway.config import load
+from contract.status import NodeStatus, parse_status
+from contract.wire import TopicKind, gateway_status_topic, parse_topic
+from gateway.config import GatewayConfig, load
 from gateway.status import GatewayStatus, read_file
-from gateway.subscriber import read_retained
+from gateway.subscriber import read_all_retained, read_retained
 
 
 def add(sub: Any) -> None:
@@ -58,6 +63,48 @@ def render(st: GatewayStatus, source: str) -> str:
     return "\n".join(lines)
 
 
+def render_nodes(statuses: dict[tuple[str, str], NodeStatus]) -> list[str]:
+    online = sum(1 for st in statuses.values() if st.state == "online")
+    lines = [f"  nodes             {online} online, {len(statuses) - online} offline (their retained status)"]
+    for (site, node), st in sorted(statuses.items()):
+        line = f"    {site + '/' + node:<32} {st.state}"
+        if st.outbox is not None:
+            line += f", {st.outbox.depth} readings waiting, {st.outbox.dropped} dropped"
+            if st.outbox.recovered_from:
+                line += (
+                    f"\n      WARNING: its outbox was damaged; it started a fresh one and kept the old one "
+                    f"as {st.outbox.recovered_from!r} on the node, to recover"
+                )
+        lines.append(line)
+    return lines
+
+
+def node_statuses(cfg: GatewayConfig, timeout_s: float) -> dict[tuple[str, str], NodeStatus] | None:
+    """The last status each node left retained on the broker; None when the broker did not answer.
+    Anything that is not a node's valid status (the gateway's own, a malformed one) is left out."""
+    got = read_all_retained(
+        cfg.mqtt.host,
+        cfg.mqtt.port,
+        f"{cfg.topic_prefix}/v1/+/+/status",
+        timeout_s=timeout_s,
+        username=cfg.mqtt.username,
+        password=cfg.mqtt.password(),
+        tls=cfg.mqtt.tls,
+        ca_file=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None,
+    )
+    if got is None:
+        return None
+    out: dict[tuple[str, str], NodeStatus] = {}
+    for topic, payload in got:
+        try:
+            site, node, kind = parse_topic(cfg.topic_prefix, topic)
+            if kind is TopicKind.STATUS and payload:
+                out[(site, node)] = parse_status(payload)
+        except ValueError:
+            continue
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     topic = gateway_status_topic(cfg.topic_prefix, cfg.gateway_id)
@@ -84,5 +131,11 @@ def run(args: argparse.Namespace) -> int:
     if st is None:
         print(f"no status: nothing retained on {topic} and no {cfg.data_dir / 'status.json'}")
         return 1
-    print(st.model_dump_json(exclude_unset=True) if args.json else render(st, source))
+    if args.json:
+        print(st.model_dump_json(exclude_unset=True))
+    else:
+        print(render(st, source))
+        nodes = node_statuses(cfg, args.timeout) if raw is not None else None
+        if nodes:
+            print("\n".join(render_nodes(nodes)))
     return 0 if st.state == "up" else 1

@@ -3,18 +3,25 @@ counted and never stop anything. Real paho messages go into the real handler, wr
 
 from __future__ import annotations
 
+import json
+import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from contract.status import OFFLINE, parse_status
 from contract.wire import PayloadError
-from gateway.config import InfluxConfig
-from gateway.node_status import NodeStatusStore
+from gateway.cli import main
+from gateway.config import InfluxConfig, load
+from gateway.devservices import Service
+from gateway.hooks import Hooks
+from gateway.node_status import NodeStatusStore, attach
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
-from tests.helpers import Influx
+from gateway.wiring import assemble, open_parts
+from tests.helpers import Influx, gateway_toml, publish, wait_for
 
 ONLINE = (
     b'{"state":"online","version":"0.1.0","started":"2026-11-22T10:00:00.000Z","uptime_s":3600,'
@@ -132,3 +139,45 @@ def test_status_points_wait_while_influxdb_is_down_and_are_written_after(influx:
     assert handler.stored == 2
     times = [r["time"] for r in influx.rows('SELECT "state" FROM "node_status"')]
     assert times == [int(datetime(2026, 11, 22, 11, m, tzinfo=UTC).timestamp() * 1000) for m in (1, 2)]
+
+
+def test_a_recovered_outbox_is_stored_and_shown_by_the_status_command(
+    mosquitto: Service, influx: Influx, workdir: Path, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A node that kept a damaged outbox aside says so in its retained status: the real gateway stores
+    the kept file's name in `node_status`, and `minewatch-gateway status` shows it from the broker.
+    The name is the node's text: quotes, a backslash and a newline are stored as sent."""
+    kept = 'outbox.sqlite.corrupt-20261122T100000Z "x"\\y\nz'
+    recovered = json.loads(ONLINE)
+    recovered["outbox"]["recovered_from"] = kept
+    cfg_path = gateway_toml(
+        workdir / "gateway.toml", mqtt_port=mosquitto.port, influx_url=influx.url, db=influx.db, prefix=prefix
+    )
+    cfg = load(cfg_path)
+    parts, hooks = open_parts(cfg), Hooks()
+    attach(hooks, parts.store, prefix)  # as `minewatch-gateway run` does
+    service = assemble(parts, hooks)
+    thread = threading.Thread(target=service.run)
+    thread.start()
+    try:
+        wait_for(lambda: service.subscriber and service.subscriber.connected.is_set(), 20, "gateway up")
+        publish(mosquitto.port, f"{prefix}/v1/tsagaan/haul-road/status", json.dumps(recovered).encode(), True)
+        publish(mosquitto.port, f"{prefix}/v1/tsagaan/river-up/status", ONLINE, retain=True)
+        rows = wait_for(
+            lambda: len(r := influx.rows('SELECT * FROM "node_status" GROUP BY "node"')) == 2 and r,
+            20,
+            "two node_status points",
+        )
+        capsys.readouterr()
+        assert main(["status", "--config", str(cfg_path)]) == 0
+        out = capsys.readouterr().out
+    finally:
+        service.stop_event.set()
+        thread.join(20)
+    by_node = {r["node"]: r for r in rows}
+    assert by_node["haul-road"]["outbox_recovered_from"] == kept
+    assert by_node["river-up"]["outbox_recovered_from"] is None  # nothing to say: no field
+    assert "2 online, 0 offline" in out
+    (warning,) = [line for line in out.splitlines() if "WARNING: its outbox was damaged" in line]
+    assert repr(kept) in warning
+    assert "tsagaan/river-up" in out and out.count("WARNING: its outbox") == 1
