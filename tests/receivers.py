@@ -1,9 +1,11 @@
 """Real servers on loopback for the alert channels: an HTTP receiver for webhooks (and Apprise's
-json:// URLs) and an SMTP server with STARTTLS and login (aiosmtpd, a certificate from trustme)."""
+json:// URLs), an SMTP server with STARTTLS and login (aiosmtpd, a certificate from trustme), and a
+far end that hangs: it accepts TCP connections and never says a word."""
 
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import threading
 import time
@@ -21,7 +23,9 @@ from gateway.devservices import free_port
 class HttpReceiver:
     """Records every POST; answers with the next status of `statuses` (then 200)."""
 
-    def __init__(self, statuses: list[int] | None = None, delay_s: float = 0.0) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, delay_s: float = 0.0, port: int | None = None
+    ) -> None:
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         self.delay_s = delay_s
         self.statuses = list(statuses or [])
@@ -43,7 +47,7 @@ class HttpReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port or free_port()), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -72,15 +76,15 @@ class SmtpServer:
 
     USER, PASSWORD = "monitor", "s3cret-pass"
 
-    def __init__(self, workdir: Path) -> None:
-        ca = trustme.CA()
+    def __init__(self, workdir: Path, port: int | None = None, ca: trustme.CA | None = None) -> None:
+        ca = ca or trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         cert.configure_cert(ctx)
         self.ca_file = workdir / "smtp-ca.pem"
         ca.cert_pem.write_to_path(str(self.ca_file))
         self.inbox = _Inbox()
-        self.port = free_port()
+        self.port = port or free_port()
         self.controller = Controller(
             self.inbox,
             hostname="127.0.0.1",
@@ -106,3 +110,39 @@ class SmtpServer:
 
     def close(self) -> None:
         self.controller.stop()
+
+
+class HangServer:
+    """Accepts every TCP connection and then neither reads nor answers nor closes: a far end that
+    hangs (a wedged SMTP relay, a webhook behind a stuck proxy), not one that refuses. `close` drops
+    the listener and every connection, freeing the port for a real server: the far end recovers."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self._listener = socket.create_server(("127.0.0.1", port or free_port()))
+        self.port = self._listener.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            with self._lock:
+                self._held.append(conn)
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def close(self) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._thread.join(5)
+        with self._lock:
+            for conn in self._held:
+                conn.close()
