@@ -248,9 +248,11 @@ def probe_broker(
 ) -> str | None:
     """Connect once and leave (for `minewatch-node check`): None when the broker accepts these
     credentials, otherwise what went wrong in plain words."""
-    answers: queue.SimpleQueue[ReasonCode] = queue.SimpleQueue()
+    answers: queue.SimpleQueue[ReasonCode | None] = queue.SimpleQueue()
     client = _client(client_id, mqtt.MQTTv311, username, password, tls, ca_file, client_cert)
     client.on_connect = lambda c, userdata, flags, reason_code, props: answers.put(reason_code)
+    # closed before any CONNACK: under TLS, the broker refused our client certificate
+    client.on_disconnect = lambda c, userdata, flags, reason_code, props: answers.put(None)
     try:
         client.connect(host, port, keepalive=10)
     except (OSError, ssl.SSLError) as exc:
@@ -263,6 +265,12 @@ def probe_broker(
     finally:
         client.disconnect()
         client.loop_stop()
+    if reason is None:
+        return f"the broker at {host}:{port} closed the connection before answering: " + (
+            "it did not accept our client certificate (expired, or not from the site CA?)"
+            if client_cert
+            else "is it a TLS port, and [mqtt] tls right?"
+        )
     if reason.is_failure:
         return f"the broker at {host}:{port} refused us: {reason}: check [mqtt] username and password_file"
     return None
