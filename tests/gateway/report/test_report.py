@@ -70,6 +70,7 @@ def site_db(influxd: devservices.Service) -> Iterator[Influx]:
     regdata.dust_site(db, days=3)
     regdata.statuses(db)
     regdata.alerts(db)
+    regdata.offline_alerts(db)
     yield db
     db.drop()
 
@@ -107,14 +108,14 @@ def test_daily_means_and_days_over_equal_independent_queries(full_report: str, s
             assert row[0] == f"{regdata.DAY0 + timedelta(days=i):%Y-%m-%d}"
             assert row[1] == f"{db['m']:.2f}"
             assert row[2] == str(db["c"])
-            assert row[4] == f"{db['x']:.2f}"
+            assert row[4] == f"{db['x']:.1f}"  # a reading: the metric's decimals, as the alerts write it
             over_who += db["m"] > who and db["c"] >= 0.75 * 1440
             assert ("MNS 4585:2016" in row[5]) == (db["m"] > mns)
         summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", f"{label} (µg/m³)"])
         assert summary[4] == str(over_who)  # days over WHO 2021
     peak = site_db.rows("SELECT max(pm2_5) FROM reading WHERE node = 'haul-road'")[0]["max"]
     summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", "PM2.5 (µg/m³)"])
-    assert summary[-1].startswith(f"{peak:.2f} at 2026-11-02 06:")
+    assert summary[-1].startswith(f"{peak:.1f} at 2026-11-02 06:")
 
 
 def test_completeness_flags_and_gaps_equal_independent_queries(full_report: str, site_db: Influx) -> None:
@@ -140,16 +141,47 @@ def test_completeness_flags_and_gaps_equal_independent_queries(full_report: str,
 def test_exceedances_and_provenance(full_report: str, site_db: Influx) -> None:
     t = tables(full_report)
     ex = t["exceedance-table"]
-    assert [(r[1], r[5], r[6], r[7], r[9]) for r in ex] == [
+    # the alert's stored peak, not the value at the raise; End is when the exceedance ended (the
+    # alert's `ended`), the all-clear beside it; the offline alert is not an exceedance
+    assert [(r[1], r[4], r[5], r[6], r[7], r[8], r[11]) for r in ex] == [
         (
             "mns-4585-2016-pm2_5-24h (MNS 4585:2016)",
+            "50.0 µg/m³ (exceeds when strictly above the limit)",
             "2026-11-01 03:00 UTC",
+            "2026-11-01 03:30 UTC",
             "2026-11-01 04:00 UTC",
-            "55.00",
+            "50.03",  # against 50.0: the digits that make it exceed
             "late",
         ),
-        ("pm25-1h (site rule)", "2026-11-02 07:00 UTC", "2026-11-02 11:00 UTC", "178.25", "live"),
+        (
+            "pm25-1h (site rule)",
+            "50.0 µg/m³ (exceeds when strictly above the limit)",
+            "2026-11-02 07:00 UTC",
+            "2026-11-02 10:00 UTC",
+            "2026-11-02 11:00 UTC",
+            "178.2",  # 178.25 with the metric's decimals, as the alert messages write it
+            "live",
+        ),
     ]
+    highest = site_db.rows(
+        "SELECT max(pm2_5) FROM reading WHERE node = 'haul-road' "
+        "AND time > '2026-11-02T06:59:59.999Z' AND time <= '2026-11-02T10:00:00Z'"
+    )[0]["max"]
+    assert ex[1][9] == f"{highest:.1f}"
+    assert [r[:2] for r in t["offline-table"]] == [
+        ["river-down", "node status"],
+        ["haul-road", "node status"],
+        ["haul-road", "node-offline"],
+    ]
+    river, status, rule = t["offline-table"]
+    inside = site_db.rows(
+        "SELECT count(seq) FROM reading WHERE node = 'river-down' "
+        "AND time > '2026-11-01T12:00:00Z' AND time < '2026-11-01T13:00:00Z'"
+    )[0]["count"]
+    assert river[2:] == ["2026-11-01 12:00 UTC", "2026-11-01 13:00 UTC", "1.0 h", str(inside), "yes"]
+    assert inside == 11  # every 5 minutes, strictly between going offline and coming back
+    assert status[2:] == ["2026-11-03 02:00 UTC", "2026-11-03 08:00 UTC", "6.0 h", "0", "no"]
+    assert rule[2:5] == ["2026-11-03 02:15 UTC", "2026-11-03 08:00 UTC", "5.8 h"]
     cals = {(r[0], r[1], r[2]): r[5] for r in t["calibrations"]}
     for (node, label, cal), shown in cals.items():
         metric = {"PM2.5": "pm2_5", "PM10": "pm10"}[label]
@@ -161,7 +193,11 @@ def test_exceedances_and_provenance(full_report: str, site_db: Influx) -> None:
         ("haul-road", "PM2.5", "pms5003-a12@2026-10-01"),
         ("haul-road", "PM2.5", "pms5003-a12@2026-11-02"),
     }
-    assert [r[:2] for r in t["firmware"]] == [["haul-road", "0.1.0"], ["haul-road", "0.2.0"]]
+    assert [r[:2] for r in t["firmware"]] == [
+        ["haul-road", "0.1.0"],
+        ["haul-road", "0.2.0"],
+        ["river-down", "0.2.0"],
+    ]
     signed = {r[0]: (r[1], r[2]) for r in t["signatures"]}
     db_signed = site_db.rows("SELECT count(seq) FROM reading WHERE node = 'haul-road' AND signed = true")[0]
     db_total = site_db.rows("SELECT count(seq) FROM reading WHERE node = 'haul-road'")[0]
@@ -189,11 +225,12 @@ def test_plots_are_valid_pngs(full_report: str) -> None:
             assert img.size[0] > 500 and img.size[1] > 200
 
 
-def test_a_period_without_alerts_says_so(site_db: Influx, tmp_path: Path) -> None:
+def test_a_period_without_exceedances_says_so(site_db: Influx, tmp_path: Path) -> None:
     text = _report(site_db, tmp_path, "--standard", "mns-4585-2016", start="2026-11-03", end="2026-11-04")
-    assert "No alerts were raised for site tsagaan in this period." in text
+    assert "No exceedance was raised for site tsagaan in this period." in text
     t = tables(text)
-    assert "exceedance-table" not in t
+    assert "exceedance-table" not in t  # the day's offline alert is listed as an offline period
+    assert [r[1] for r in t["offline-table"]] == ["node status", "node-offline"]
     assert [r[0] for r in t["standards"]] == ["MNS 4585:2016"]
     assert len(t["daily-haul-road-pm2_5"]) == 1
 
@@ -219,7 +256,15 @@ def test_pdf_of_a_full_report(site_db: Influx, tmp_path: Path) -> None:
     assert len(pdf.pages) >= 3
     text = "\n".join(page.extract_text() for page in pdf.pages)
     assert "Air and water monitoring report: site tsagaan" in text
-    assert "178.25" in text  # the exceedance table's peak
+    assert "178.2" in text  # the exceedance table's peak
+    pages = [page.extract_text() for page in pdf.pages]
+    for i, page in enumerate(pages, 1):  # every page numbered, out of the whole
+        assert f"Page {i} / {len(pages)}" in page
+    # the contents list gives each section's page: Provenance is on the page it says
+    listed = re.search(r"Provenance\W*(\d+)", pages[0])
+    assert listed is not None
+    assert "Calibrations in force" in pages[int(listed.group(1)) - 1]
+    assert "/work/" not in text and "docs/" not in text and "INFO" not in text
     assert (
         len({img.data for page in pdf.pages for img in page.images}) == 2
     )  # pm2_5, pm10 (river-down has no data that day)
@@ -260,7 +305,7 @@ def test_one_node_only(site_db: Influx, tmp_path: Path) -> None:
         "daily-river-down-turbidity",
     }
     assert "exceedance-table" not in t  # the alerts were at haul-road
-    assert "No alerts were raised" in text
+    assert "No exceedance was raised" in text
     assert "&#34;node&#34; = &#39;river-down&#39;" in text  # the queries shown are the filtered ones
 
 
