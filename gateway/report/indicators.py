@@ -78,10 +78,19 @@ class Year:
     over: list[DaysOver]
     annual: list[AnnualMean]
     percentiles: list[PercentileForm]
+    quarter_shares: tuple[float, ...] = ()  # for a standard judging each quarter: their shares
 
     @property
     def share(self) -> float:
         return self.valid / self.days
+
+    @property
+    def short_quarter(self) -> tuple[int, float] | None:
+        """The quarter (1-4) with the smallest share of valid days, when quarters are judged."""
+        if not self.quarter_shares:
+            return None
+        q = min(range(4), key=lambda i: self.quarter_shares[i])
+        return q + 1, self.quarter_shares[q]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,13 +182,13 @@ def _years(
         days = 366 if calendar.isleap(year) else 365
         if standard.annual_from == "quarters":
             quarters = [[d.mean or 0.0 for d in mine if _quarter(d) == q] for q in range(4)]
-            judged = all(
-                len(qs) / _quarter_days(year, q) >= standard.year_capture for q, qs in enumerate(quarters)
-            )
+            shares = tuple(len(qs) / _quarter_days(year, q) for q, qs in enumerate(quarters))
+            judged = all(share >= standard.year_capture for share in shares)
             # 40 CFR 50 Appendix N 4.4: the annual mean is the mean of the quarterly means
             filled = [sum(qs) / len(qs) for qs in quarters if qs]
             mean = sum(filled) / len(filled) if filled else None
         else:
+            shares = ()
             judged = len(mine) / days >= standard.year_capture
             mean = sum(means) / len(means) if means else None
         ranked = sorted(means, reverse=True)
@@ -198,6 +207,7 @@ def _years(
                 _over(mine, limits, standard.comparison),
                 [AnnualMean(lim, mean, judged, standard.comparison) for lim in limits if lim.average == "1y"],
                 forms,
+                shares,
             )
         )
     return out
