@@ -41,13 +41,17 @@ def limit_text(limit: float, decimals: int) -> str:
 
 
 def figure(value: float, decimals: int, limit: float | None = None, comparison: Comparison = "above") -> str:
-    """`value` with `decimals`, or more when fewer would show it on the wrong side of `limit`
-    (50.03 against 50.0 is "50.03", not "50.0"; 49.996 against 50.0 is "49.996", not "50.00")."""
+    """`value` with `decimals`, or more when fewer would show it on the wrong side of `limit` or
+    equal to it when it is not (50.03 against 50.0 is "50.03", not "50.0"; 49.96 is "49.96")."""
     if limit is None:
         return f"{value:.{decimals}f}"
     shown_limit = float(limit_text(limit, decimals))
     truth = exceeds(value, limit, comparison)
+
+    def misleads(shown: float) -> bool:
+        return exceeds(shown, shown_limit, comparison) != truth or (shown == shown_limit and value != limit)
+
     d = decimals
-    while d < MAX_DECIMALS and exceeds(float(f"{value:.{d}f}"), shown_limit, comparison) != truth:
+    while d < MAX_DECIMALS and misleads(float(f"{value:.{d}f}")):
         d += 1
     return f"{value:.{d}f}"

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from contract.configfile import load_model, read_secret
+from contract.metrics import Metric
 from contract.wire import ID_PATTERN
 from gateway.alerts.config import RULE_TYPES, AlertsConfig
 from gateway.channels import CHANNEL_TYPES
@@ -100,7 +101,7 @@ class SensorInfo(_Section):
 
     model: str = Field(min_length=1, max_length=100)
     serial: str | None = Field(default=None, max_length=100)
-    metrics: list[str] = Field(default_factory=list, description="What it measures (metric names).")
+    metrics: list[Metric] = Field(default_factory=list, description="What it measures.")
 
 
 class NodeInfo(_Section):

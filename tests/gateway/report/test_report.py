@@ -10,17 +10,25 @@ import io
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 from pypdf import PdfReader
 
+from contract.signing import key_id, public_b64
 from gateway import devservices
 from gateway.cli import main
+from gateway.config import load as load_config
+from gateway.report import plots, render
+from gateway.report.model import ReportData
+from gateway.stores import open_reader
+from gateway.trust.registry import KeyRecord, save
 from tests import regdata
+from tests.fakes.clock import FakeClock
 from tests.helpers import Influx
 
 START, END = "2026-11-01", "2026-11-04"
@@ -349,3 +357,93 @@ def test_calibration_files_given_show_their_fit_and_missing_ones_are_named(
     assert fitted[4:] == ["from 2026-10-01 to 2027-04-01", "28", "0.912", "3.41"]
     assert "ask the network operator" in rows["pms5003-a12@2026-11-02"][1]
     assert "broken.toml: not valid TOML" in text
+
+
+def _collect(db: Influx, tmp_path: Path, start: datetime, end: datetime, now: datetime) -> ReportData:
+    from gateway.report import data
+
+    cfg = load_config(regdata.gateway_config(tmp_path / "gateway.toml", db))
+    reader = open_reader(cfg.influxdb)
+    try:
+        return data.collect(
+            reader, site=regdata.SITE, start=start, end=end, generated=now, standards=["who-2021"]
+        )
+    finally:
+        reader.close()
+
+
+def test_a_period_running_into_the_future_covers_what_has_happened(site_db: Influx, tmp_path: Path) -> None:
+    now = FakeClock(regdata.DAY0 + timedelta(days=2, hours=12))()
+    report = _collect(site_db, tmp_path, regdata.DAY0, regdata.DAY0 + timedelta(days=4), now)
+    assert report.end == now and report.requested_end == regdata.DAY0 + timedelta(days=4)
+    river = next(n for n in report.nodes if n.node == "river-down")
+    assert [d.start.day for d in river.days] == [1, 2, 3]  # not the 4th, which had not begun
+    assert river.days[-1].expected == 144  # half a day of 5-minute readings, not a whole one
+    assert river.gaps[-1].end == now  # the gap runs to now, not to midnight or the period's end
+    text = render.html(report)
+    assert "which had not come yet: the report covers what had happened, up to 2026-11-03 12:00 UTC" in text
+
+
+def test_a_day_not_judged_is_not_drawn_as_a_mean(site_db: Influx, tmp_path: Path) -> None:
+    start = regdata.DAY0 + timedelta(days=1)
+    now = start + timedelta(days=30)
+    part = _collect(site_db, tmp_path, start + timedelta(hours=22), start + timedelta(days=1), now)
+    whole = _collect(site_db, tmp_path, start, start + timedelta(days=1), now)
+    for report, judged in ((part, False), (whole, True)):
+        section = next(m for m in report.metrics if m.node == "haul-road" and m.metric.value == "pm2_5")
+        (day,) = section.daily
+        assert day.is_complete is judged
+        ax = plots.metric_figure(section, report.start, report.end).axes[0]
+        labels = {c.get_label(): c for c in ax.collections} | {p.get_label(): p for p in ax.patches}
+        if judged:
+            (segment,) = labels["24-hour mean (judged days)"].get_segments()
+            assert segment[0][1] == segment[1][1] == pytest.approx(day.mean)
+            assert "day not judged (insufficient data)" not in labels
+        else:
+            assert "24-hour mean (judged days)" not in labels  # no line claims a mean that is not one
+            assert labels["day not judged (insufficient data)"].get_hatch() == "//"
+
+
+def test_site_metadata_keys_producer_and_flag_shares(site_db: Influx, tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate().public_key()
+    keys_dir = tmp_path / "keys"
+    created = regdata.DAY0 - timedelta(days=30)
+    save(
+        keys_dir,
+        KeyRecord(
+            kid=key_id(key), site=regdata.SITE, node="haul-road", public_key=public_b64(key), created=created
+        ),
+    )
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'gateway_id = "ger-1"\n[influxdb]\nurl = "{site_db.url}"\napi = "v1"\ndatabase = "{site_db.db}"\n'
+        f'[trust]\nkeys_dir = "{keys_dir}"\n'
+        '[report]\noperator = "Tsagaan community monitoring"\n'
+        '[[report.nodes]]\nsite = "tsagaan"\nnode = "haul-road"\nlat = 43.1105\nlon = 106.8503\n'
+        'installed = "2026-10-01, on the school roof, 4 m"\nmaintenance = ["2026-11-02: inlet cleaned"]\n'
+        '[[report.nodes.sensors]]\nmodel = "Plantower PMS5003"\nserial = "A12-0042"\n'
+        'metrics = ["pm2_5", "pm10"]\n'
+    )
+    out = tmp_path / "report.html"
+    args = ["--site", regdata.SITE, "--start", START, "--end", END, "--out", str(out)]
+    assert main(["report", "--config", str(config), *args]) == 0
+    text = out.read_text(encoding="utf-8")
+    t = tables(text)
+    assert t["node-info"] == [
+        [
+            "haul-road",
+            "43.11050, 106.85030",
+            "Plantower PMS5003 (A12-0042): PM2.5, PM10",
+            "2026-10-01, on the school roof, 4 m",
+            "2026-11-02: inlet cleaned",
+            "0.1.0 (2026-11-01), 0.2.0 (2026-11-03)",
+        ]
+    ]
+    assert t["keys"] == [["haul-road", key_id(key), "active", f"{created:%Y-%m-%d %H:%M} UTC", "—"]]
+    assert "by Tsagaan community monitoring, with minewatch" in text and "on gateway ger-1." in text
+    total = site_db.rows("SELECT count(seq) FROM reading")[0]["count"]
+    shares = {r[0]: r[1:] for r in t["flag-shares"]}
+    warming = site_db.rows("SELECT count(seq) FROM reading WHERE flags =~ /warming_up/")[0]["count"]
+    assert shares["warming_up"] == [str(warming), f"{100 * warming / total:.2f} %"]
+    assert shares["clock_unsynced"] == ["0", "0.00 %"]  # always shown, even when none is flagged
+    assert "docs/" not in text and "/tmp/" not in text  # no repository or file paths in a report
