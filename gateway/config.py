@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from contract.configfile import load_model, read_secret
+from contract.metrics import Metric
 from contract.wire import ID_PATTERN
 from gateway.alerts.config import RULE_TYPES, AlertsConfig
 from gateway.channels import CHANNEL_TYPES
@@ -95,7 +96,31 @@ class ValidationConfig(_Section):
     )
 
 
+class SensorInfo(_Section):
+    """A sensor as installed, for the report: what the gateway cannot learn from the node itself."""
+
+    model: str = Field(min_length=1, max_length=100)
+    serial: str | None = Field(default=None, max_length=100)
+    metrics: list[Metric] = Field(default_factory=list, description="What it measures.")
+
+
+class NodeInfo(_Section):
+    """One node's site metadata for the regulators' report (`[[report.nodes]]`)."""
+
+    site: str = Field(pattern=ID_PATTERN)
+    node: str = Field(pattern=ID_PATTERN)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    installed: str | None = Field(default=None, max_length=500, description="Date and installation notes.")
+    sensors: list[SensorInfo] = Field(default_factory=list)
+    maintenance: list[str] = Field(default_factory=list, description="Maintenance notes, one per visit.")
+
+
 class ReportConfig(_Section):
+    operator: str | None = Field(
+        default=None, max_length=200, description="Who runs the network, as the report names its producer."
+    )
+    nodes: list[NodeInfo] = Field(default_factory=list)
     standards: list[str] = Field(
         default_factory=lambda: list(STANDARDS),
         description="Standards whose 24-hour limits the regulators' report compares daily means with.",

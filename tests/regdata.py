@@ -111,26 +111,94 @@ def alert_line(
     value: float,
     limit: float,
     late: bool = False,
+    peak: float | None = None,
+    started: datetime | None = None,
+    ended: datetime | None = None,
 ) -> str:
+    """`peak`, `started`, `ended`: stored as the alert engine stores them (docs/protocol.md)."""
     msg = esc(f"{metric} {value} at {node} over {limit}")
+    extra = f",peak={peak!r}" if peak is not None else ""
+    extra += f',started="{started:%Y-%m-%dT%H:%M:%S.000Z}"' if started else ""
+    extra += f',ended="{ended:%Y-%m-%dT%H:%M:%S.000Z}"' if ended else ""
     return (
         f'alert,metric={metric},node={node},rule={rule},site={SITE} state="{state}",value={value!r},'
-        f'limit={limit!r},average="1h",severity="warning",late={str(late).lower()},message="{msg}" {ms(ts)}'
+        f'limit={limit!r},average="1h",severity="warning",late={str(late).lower()},message="{msg}"'
+        f"{extra} {ms(ts)}"
     )
 
 
 def alerts(influx: Influx) -> None:
-    """One live episode (raised, reminder, cleared) of a site's own rule on day 2, and one late
-    episode of a rule from a standard's preset on day 1."""
+    """One live episode (raised, reminder, cleared) of a site's own rule on day 2, whose stored
+    peak (178.25) is no event's `value`, and one late episode of a rule from a standard's preset on
+    day 1 that peaked at 50.03 against a limit of 50.0."""
     d2 = DAY0 + timedelta(days=1)
     preset = "mns-4585-2016-pm2_5-24h"
+    s1, s2 = d2 + timedelta(hours=7), DAY0 + timedelta(hours=3)
     influx.write(
         [
-            alert_line("haul-road", "pm25-1h", "pm2_5", "raised", d2 + timedelta(hours=7), 160.5, 50.0),
-            alert_line("haul-road", "pm25-1h", "pm2_5", "reminder", d2 + timedelta(hours=8), 178.25, 50.0),
-            alert_line("haul-road", "pm25-1h", "pm2_5", "cleared", d2 + timedelta(hours=11), 30.0, 50.0),
-            alert_line("haul-road", preset, "pm2_5", "raised", DAY0 + timedelta(hours=3), 55.0, 50.0, True),
-            alert_line("haul-road", preset, "pm2_5", "cleared", DAY0 + timedelta(hours=4), 40.0, 50.0, True),
+            alert_line("haul-road", "pm25-1h", "pm2_5", "raised", s1, 160.5, 50.0, peak=160.5, started=s1),
+            alert_line(
+                "haul-road",
+                "pm25-1h",
+                "pm2_5",
+                "reminder",
+                d2 + timedelta(hours=8),
+                170.0,
+                50.0,
+                peak=178.25,
+                started=s1,
+            ),
+            alert_line(
+                "haul-road",
+                "pm25-1h",
+                "pm2_5",
+                "cleared",
+                d2 + timedelta(hours=11),
+                30.0,
+                50.0,
+                peak=178.25,
+                started=s1,
+                ended=d2 + timedelta(hours=10),
+            ),
+            alert_line("haul-road", preset, "pm2_5", "raised", s2, 50.03, 50.0, True, peak=50.03, started=s2),
+            alert_line(
+                "haul-road",
+                preset,
+                "pm2_5",
+                "cleared",
+                DAY0 + timedelta(hours=4),
+                40.0,
+                50.0,
+                True,
+                peak=50.03,
+                started=s2,
+                ended=DAY0 + timedelta(hours=3, minutes=30),
+            ),
+        ]
+    )
+
+
+def offline_alerts(influx: Influx) -> None:
+    """An `offline` rule's alert (metric `status`) while haul-road was down on day 3, and a status
+    outage of river-down on day 1 whose readings (every 5 minutes) came in afterwards."""
+    day3 = DAY0 + timedelta(days=2)
+    influx.write(
+        [
+            alert_line(
+                "haul-road",
+                "node-offline",
+                "status",
+                "raised",
+                day3 + timedelta(hours=2, minutes=15),
+                15.0,
+                15.0,
+            ),
+            alert_line(
+                "haul-road", "node-offline", "status", "cleared", day3 + timedelta(hours=8), 0.13, 2.0
+            ),
+            f'node_status,node=river-down,site={SITE} state="offline" {ms(DAY0 + timedelta(hours=12))}',
+            f'node_status,node=river-down,site={SITE} state="online",version="0.2.0" '
+            f"{ms(DAY0 + timedelta(hours=13))}",
         ]
     )
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from contract.figures import Comparison, decimals_of, figure, limit_text
 from contract.i18n import Texts
 from contract.metrics import unit as metric_unit
 from contract.wire import format_ts
@@ -52,11 +53,18 @@ def params_of(e: AlertEvent) -> dict[str, Any]:
     }
 
 
-def _amount(t: Texts, value: float | None, metric: str) -> str:
+def _amount(
+    t: Texts, value: float | None, metric: str, limit: float | None = None, comparison: Comparison = "above"
+) -> str:
+    """A value with its metric's decimals, and more when it is compared with `limit` and fewer
+    would hide which side of it the value is on (contract/figures.py): the report and the pages
+    write the same value the same way."""
     if value is None:
         return t("alert.no_value")
+    decimals = decimals_of(metric)
+    number = limit_text(value, decimals) if limit is None else figure(value, decimals, limit, comparison)
     # The unit is the metric table's symbol in every language, as the stored English always had it.
-    return t("alert.value", number=f"{value:.1f}", unit=metric_unit(metric)).strip()
+    return t("alert.value", number=number, unit=metric_unit(metric)).strip()
 
 
 def _what(t: Texts, metric: str, average: str) -> str:
@@ -74,10 +82,12 @@ def _since(t: Texts, started: str, dated: bool) -> str:
     return t("alert.time.time", time=f"{at:%H:%M}")
 
 
-def _words(t: Texts, p: Mapping[str, Any]) -> dict[str, Any]:
+def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
     """Every placeholder a message may use, from the parameters."""
     metric = str(p["metric"])
     value = p.get("value")
+    limit = p.get("limit")
+    comparison: Comparison = "below" if msg_id.endswith(".below") else "above"
     category, standard = p.get("category"), p.get("standard")
     threshold = p.get("threshold")
     is_level = category is not None and t.has(f"alert.category.{category}") and value is not None
@@ -86,9 +96,9 @@ def _words(t: Texts, p: Mapping[str, Any]) -> dict[str, Any]:
         "where": t("alert.where", node=p["node"], site=p["site"]),
         "since": _since(t, str(p["started"]), bool(p.get("late")) or p.get("state") != "raised"),
         "what": _what(t, metric, str(p["average"])),
-        "value": _amount(t, value, metric),
-        "limit": _amount(t, p.get("limit"), metric),
-        "peak": _amount(t, p.get("peak"), metric),
+        "value": _amount(t, value, metric, limit, comparison),
+        "limit": _amount(t, limit, metric),
+        "peak": _amount(t, p.get("peak"), metric, limit, comparison),
         "source": t("alert.source.standard", standard=standard) if standard else t("alert.source.none"),
         "threshold": t(f"alert.category.{threshold}") if threshold else "",
         "level": (
@@ -107,7 +117,7 @@ def _words(t: Texts, p: Mapping[str, Any]) -> dict[str, Any]:
 
 def render(msg_id: str, params: Mapping[str, Any], t: Texts) -> str:
     """The one line a monitor reads, on a phone, in an email subject or a Telegram message."""
-    words = _words(t, params)
+    words = _words(t, params, msg_id)
     text = t(msg_id, **words)
     state = params.get("state")
     if state == "reminder":

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contract.clock import Clock, utc_now
 from gateway import timerange as q
 from gateway.commands.export import parse_metrics
-from gateway.config import load
+from gateway.config import GatewayConfig, load
+from gateway.report.model import About, KeyInfo
 from gateway.standards import STANDARDS
 from gateway.stores import open_reader
+from gateway.trust import registry
 
 
 def add(sub: Any) -> None:
@@ -61,7 +63,17 @@ def _check_extra(modules: list[str]) -> None:
         )
 
 
-def run(args: argparse.Namespace) -> int:
+def _about(cfg: GatewayConfig) -> About:
+    """Who produces the report, and what the gateway knows of the nodes: the config's node notes
+    and the trust registry's keys (their fingerprints, status and validity)."""
+    keys = tuple(
+        KeyInfo(r.kid, r.site, r.node, str(r.status), r.created, r.since)
+        for r in sorted(registry.load_dir(cfg.keys_dir).values(), key=lambda r: (r.node, r.created))
+    )
+    return About(cfg.report.operator, cfg.gateway_id, tuple(cfg.report.nodes), keys)
+
+
+def run(args: argparse.Namespace, clock: Clock = utc_now) -> int:
     cfg = load(args.config)
     start, end = q.parse_time(args.start, "--start"), q.parse_time(args.end, "--end")
     q.check_range(start, end)
@@ -80,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         site=args.site,
         start=start,
         end=end,
-        generated=datetime.now(UTC),
+        generated=clock(),
+        about=_about(cfg),
         standards=args.standard or cfg.report.standards,
         metrics=metrics,
         nodes=args.node,

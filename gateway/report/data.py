@@ -8,13 +8,13 @@ start < time <= end, buckets (t, t + 24h]. Nothing here renders; see gateway.rep
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from contract.metrics import Metric
 from gateway import dataset
-from gateway.report import calfiles, coverage, levels, provenance
-from gateway.report.model import ReportData
+from gateway.report import calfiles, coverage, indicators, levels, offline, provenance
+from gateway.report.model import About, ReportData
 from gateway.report.querylog import QueryLog
 from gateway.standards import STANDARDS
 from gateway.stores.reader import Reader
@@ -32,9 +32,15 @@ def collect(
     nodes: list[str] | None = None,
     interval_s: int | None = None,
     calibrations_dir: Path | None = None,
+    about: About | None = None,
 ) -> ReportData:
     """Query everything the report shows. `metrics` defaults to those stored among PM2.5, PM10 and
-    turbidity (the ones the report has limits or a purpose for); name others to include them."""
+    turbidity (the ones the report has limits or a purpose for); name others to include them.
+
+    `generated` is the clock's time: a period that runs past it ends there, since a report covers
+    what has happened (a day not over yet is not a gap in the data)."""
+    requested_end = end if end > generated else None
+    end = min(end, max(generated, start + timedelta(milliseconds=1)))
     log = QueryLog(reader, site, start, end, nodes or [], interval_s)
     present = reader.measurements()
     has_status, has_alerts = "node_status" in present, "alert" in present
@@ -43,7 +49,7 @@ def collect(
         metrics = [m for m in stored if m in (Metric.PM2_5, Metric.PM10, Metric.TURBIDITY)]
     chosen = [STANDARDS[k] for k in standards]
     node_sections = coverage.node_sections(log, has_status) if "reading" in present else []
-    episodes = provenance.episodes(log) if has_alerts else []
+    episodes = provenance.episode_peaks(log, provenance.episodes(log)) if has_alerts else []
     metric_sections = (
         levels.metric_sections(log, metrics, chosen, node_sections, episodes) if node_sections else []
     )
@@ -53,6 +59,7 @@ def collect(
     signatures = (
         provenance.signatures(log) if "reading" in present and "signed" in reader.fields("reading") else None
     )
+    about = about or About()
     return ReportData(
         site=site,
         start=start,
@@ -71,4 +78,10 @@ def collect(
         calibration_files=cal_files,
         calibration_problems=cal_problems,
         queries=dict(log.queries),
+        offline=offline.periods(log, node_sections, episodes),
+        requested_end=requested_end,
+        indicators=indicators.indicators(metric_sections, chosen, start, end),
+        about=about,
+        node_info=[n for n in about.nodes if n.site == site and (not nodes or n.node in nodes)],
+        keys=[k for k in about.keys if k.site == site and (not nodes or k.node in nodes)],
     )

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
+from contract.figures import Comparison, exceeds
 from contract.metrics import Metric
+from gateway.config import NodeInfo
 from gateway.standards import Limit, Standard
+
+if TYPE_CHECKING:
+    from gateway.report.indicators import Indicators
 
 COMPLETE = 0.75
 """A period mean counts only when it holds this share of the expected readings (the usual rule)."""
@@ -71,9 +77,14 @@ class MetricSection:
     hourly: list[tuple[datetime, float]]
     episodes: list[Episode]
 
-    def days_over(self, limit: Limit) -> list[DailyMean]:
-        """Complete days whose mean is above the limit (an incomplete day is not judged)."""
-        return [d for d in self.daily if d.is_complete and d.mean is not None and d.mean > limit.value]
+    def days_over(self, limit: Limit, comparison: Comparison = "above") -> list[DailyMean]:
+        """Complete days whose mean exceeds the limit by the standard's rule (an incomplete day is
+        not judged)."""
+        return [
+            d
+            for d in self.daily
+            if d.is_complete and d.mean is not None and exceeds(d.mean, limit.value, comparison)
+        ]
 
     @property
     def incomplete_days(self) -> int:
@@ -87,19 +98,76 @@ class MetricSection:
 
 @dataclass(frozen=True, slots=True)
 class Episode:
-    """One exceedance from the `alert` measurement: raised … cleared for one rule at one node."""
+    """One alert from the `alert` measurement, for one rule at one node.
+
+    `start` is when the condition began and `end` when it ended: the first evaluation back within
+    the limit (the alert's `ended`); `cleared` is when the alert system gave the all-clear, the
+    rule's `clear_after` later. A report states what happened to the air, so the exceedance is
+    start to end; the all-clear is shown beside it."""
 
     node: str
     rule: str
     metric: str
-    start: datetime | None  # None: raised before the report period
-    end: datetime | None  # None: still active at the end of the period
-    peak: float | None
+    start: datetime | None  # None: raised before the report period (and not stored with it)
+    end: datetime | None  # None: still going on at the end of the period
+    peak: float | None  # the alert's own stored peak
     limit: float | None
     average: str
     severity: str
     late: bool
-    standard: str  # the standard whose preset made the rule (its key prefixes the rule name), or ""
+    standard: Standard | None  # the standard whose preset made the rule (its key prefixes the rule)
+    cleared: datetime | None = None
+    highest_reading: float | None = None  # the database's highest reading from start to end
+    kind: str = "threshold"  # the rule kind: threshold, nowcast, difference, offline, sensor_fault
+
+    @property
+    def is_exceedance(self) -> bool:
+        """An alert on a metric's value; an offline or a sensor-fault alert is not."""
+        return self.kind not in ("offline", "sensor_fault")
+
+    @property
+    def comparison(self) -> Comparison:
+        return self.standard.comparison if self.standard else "above"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A node's signing key as the gateway's trust registry holds it."""
+
+    kid: str  # the key's fingerprint: the first 8 bytes of SHA-256 of the public key, in hex
+    site: str
+    node: str
+    status: str
+    created: datetime
+    since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class About:
+    """Who produced the report, and what the gateway knows of the nodes beyond the database."""
+
+    operator: str | None = None
+    gateway_id: str = ""
+    nodes: tuple[NodeInfo, ...] = ()
+    keys: tuple[KeyInfo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OfflinePeriod:
+    """A time a node was not sending: from its own status (`source` "status", the broker's last
+    will) or from an `offline` alert rule (`source` the rule). Readings stamped inside it cannot
+    have arrived while it lasted: they came afterwards, from the node's outbox."""
+
+    node: str
+    source: str
+    start: datetime
+    end: datetime | None  # None: not back by the end of the period
+    until: datetime  # `end`, or the period's end when it is None: what `duration` is measured to
+    readings_inside: int  # readings stamped inside the period: they arrived late
+
+    @property
+    def duration_h(self) -> float:
+        return (self.until - self.start).total_seconds() / 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +199,35 @@ class ReportData:
     calibration_files: dict[str, CalibrationFile] = field(default_factory=dict)
     calibration_problems: list[str] = field(default_factory=list)
     queries: dict[str, list[str]] = field(default_factory=dict)  # section key -> InfluxQL
+    offline: list[OfflinePeriod] = field(default_factory=list)
+    requested_end: datetime | None = None  # the end asked for, when it was after `generated`
+    indicators: list[Indicators] = field(default_factory=list)
+    about: About = field(default_factory=lambda: About())
+    node_info: list[NodeInfo] = field(default_factory=list)
+    keys: list[KeyInfo] = field(default_factory=list)
+
+    @property
+    def total_readings(self) -> int:
+        return sum(d.readings for n in self.nodes for d in n.days)
+
+    def flag_count(self, flag: str) -> int:
+        return sum(n.flags.get(flag, 0) for n in self.nodes)
+
+    def flag_share(self, flag: str) -> float:
+        total = self.total_readings
+        return self.flag_count(flag) / total if total else 0.0
+
+    @property
+    def flags_seen(self) -> list[str]:
+        return sorted({f for n in self.nodes for f in n.flags})
+
+    @property
+    def exceedances(self) -> list[Episode]:
+        return [e for e in self.episodes if e.is_exceedance]
+
+    @property
+    def other_alerts(self) -> list[Episode]:
+        return [e for e in self.episodes if not e.is_exceedance and e.kind != "offline"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,19 +1,24 @@
 """Time-series plots for the report, as PNG bytes (matplotlib, Agg backend, no pyplot state).
 
 matplotlib is imported here only, so the node and the gateway's ingest never need it (extra
-`report`). One figure per node and metric: hourly means, daily means as steps, each standard's
-24-hour limit as a line, days whose complete mean is over the lowest limit shaded red, and the
-exceedance periods from the `alert` measurement shaded orange.
+`report`). One figure per node and metric: hourly means, the judged days' means as level lines,
+each standard's 24-hour limit as a line, days whose complete mean is over the lowest limit shaded
+red, days with too few readings to be judged hatched (and no mean drawn for them), and the
+exceedances from the `alert` measurement (start to end) shaded orange.
 """
 
 from __future__ import annotations
 
 import io
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS
 from gateway.report.model import DAY, MetricSection
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 _LIMIT_STYLES = ("--", "-.", ":")
 EN = Texts("en")
@@ -21,6 +26,12 @@ EN = Texts("en")
 
 
 def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
+    buf = io.BytesIO()
+    metric_figure(section, start, end).savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def metric_figure(section: MetricSection, start: datetime, end: datetime) -> Figure:
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
     from matplotlib.figure import Figure
 
@@ -37,11 +48,28 @@ def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
             linewidth=0.8,
             label="1-hour mean",
         )
-    days = [d for d in section.daily if d.mean is not None]
-    if days:
-        xs = [x(d.start) for d in days] + [x(days[-1].start + DAY)]
-        ys = [d.mean or 0.0 for d in days] + [days[-1].mean or 0.0]
-        ax.step(xs, ys, where="post", color="black", linewidth=1.6, label="24-hour mean")
+    # Only a judged day's mean is drawn: a line from a day with too few readings would claim a
+    # 24-hour mean there is none of. The other days with data are marked as insufficient.
+    judged = [d for d in section.daily if d.mean is not None and d.is_complete]
+    if judged:
+        ax.hlines(
+            [d.mean or 0.0 for d in judged],
+            [x(d.start) for d in judged],
+            [x(d.start + DAY) for d in judged],
+            color="black",
+            linewidth=1.6,
+            label="24-hour mean (judged days)",
+        )
+    for i, day in enumerate(d for d in section.daily if not d.is_complete):
+        ax.axvspan(
+            x(max(day.start, start)),
+            x(min(day.start + DAY, end)),
+            facecolor="none",
+            edgecolor="#888888",
+            hatch="//",
+            linewidth=0,
+            label="day not judged (insufficient data)" if i == 0 else None,
+        )
     for i, (standard, limit) in enumerate(section.limits):
         ax.axhline(
             limit.value,
@@ -52,7 +80,7 @@ def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
         )
     if section.limits:
         lowest_std, lowest = min(section.limits, key=lambda sl: sl[1].value)
-        for i, day in enumerate(section.days_over(lowest)):
+        for i, day in enumerate(section.days_over(lowest, lowest_std.comparison)):
             ax.axvspan(
                 x(day.start),
                 x(day.start + DAY),
@@ -61,7 +89,7 @@ def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
                 linewidth=0,
                 label=f"day over the {lowest_std.title} limit" if i == 0 else None,
             )
-    for i, ep in enumerate(section.episodes):
+    for i, ep in enumerate(e for e in section.episodes if e.is_exceedance):
         ax.axvspan(
             x(ep.start or start),
             x(ep.end or end),
@@ -82,6 +110,4 @@ def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
     handles, labels = ax.get_legend_handles_labels()
     if handles:  # below the axes, so it never hides the data
         fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7, frameon=False)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig

@@ -5,7 +5,8 @@ handled by the caller."""
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from contract.metrics import Metric
@@ -17,7 +18,12 @@ from gateway.timerange import from_ms
 
 
 def episodes(log: QueryLog) -> list[Episode]:
-    fields = ["state", "value", "limit", "average", "severity", "late"]
+    """One row per alert, from its events. The figures are the alert's own: `started`, `ended`
+    (the first evaluation back within the limit, stored with the all-clear) and `peak` (the worst
+    value the engine saw, stored with every event), so the table says what the messages said.
+    Events stored before those fields existed fall back to the raise's time, the all-clear's time
+    and the highest value an event carried."""
+    fields = ["state", "value", "limit", "average", "severity", "late", "peak", "started", "ended", "msg_id"]
     rows = log.reader.alert_rows(log.site, log.start, log.end, fields, trace=log.trace("alerts"))
     rows.sort(key=lambda r: (r["node"], r["rule"], r["metric"], r["time"]))
     out: list[Episode] = []
@@ -27,20 +33,47 @@ def episodes(log: QueryLog) -> list[Episode]:
         if log.node_filter and key[0] not in log.node_filter:
             continue
         at = from_ms(int(row["time"]))
-        value = None if row.get("value") is None else float(row["value"])
         episode = open_.get(key)
         if episode is None or row.get("state") == "raised":
             if episode is not None:  # raised twice without a clear: close the first at the second
-                out.append(_episode(key, episode, at))
-            episode = {"start": at if row.get("state") == "raised" else None, "peak": value, "row": row}
+                out.append(_episode(key, episode, None, at))
+            raised = at if row.get("state") == "raised" else None
+            episode = {"start": _ts(row.get("started")) or raised, "peak": None, "stored_peak": None}
             open_[key] = episode
-        elif value is not None and row.get("state") != "cleared":
+        episode["row"] = row
+        value = None if row.get("value") is None else float(row["value"])
+        if value is not None and row.get("state") != "cleared":
             episode["peak"] = value if episode["peak"] is None else max(episode["peak"], value)
+        if row.get("peak") is not None:
+            episode["stored_peak"] = float(row["peak"])
         if row.get("state") == "cleared":
-            out.append(_episode(key, episode, at))
+            out.append(_episode(key, episode, _ts(row.get("ended")) or at, at))
             del open_[key]
-    out += [_episode(key, episode, None) for key, episode in open_.items()]
+    out += [_episode(key, episode, None, None) for key, episode in open_.items()]
     return sorted(out, key=lambda e: (e.start or log.start, e.node, e.rule))
+
+
+def episode_peaks(log: QueryLog, episodes: list[Episode]) -> list[Episode]:
+    """Each exceedance with the highest reading the database holds for it (from its start to its
+    end, or the period's edge), to stand beside the alert's own peak: for an instant rule the two
+    are the same number; for a mean they differ, and both are shown."""
+    out = []
+    for e in episodes:
+        if e.metric not in {m.value for m in Metric}:
+            out.append(e)
+            continue
+        lo, hi = max(e.start or log.start, log.start), min(e.end or log.end, log.end)
+        one = Span(log.site, [e.node], lo - timedelta(milliseconds=1), hi)
+        rows = list(log.reader.aggregate(one, e.metric, ["max"], per_node=False, trace=log.trace("alerts")))
+        top = rows[0]["max"] if rows and rows[0].get("max") is not None else None
+        out.append(replace(e, highest_reading=None if top is None else float(top)))
+    return out
+
+
+def _ts(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def calibrations(
@@ -98,18 +131,32 @@ def signatures(log: QueryLog) -> dict[str, tuple[int, int]]:
     return {str(r["node"]): (s.get(str(r["node"]), 0), int(r["count"])) for r in totals}
 
 
-def _episode(key: tuple[str, str, str], episode: dict[str, Any], end: datetime | None) -> Episode:
+def _episode(
+    key: tuple[str, str, str], episode: dict[str, Any], end: datetime | None, cleared: datetime | None
+) -> Episode:
     row = episode["row"]
+    peak = episode["stored_peak"] if episode["stored_peak"] is not None else episode["peak"]
     return Episode(
         node=key[0],
         rule=key[1],
         metric=key[2],
         start=episode["start"],
         end=end,
-        peak=episode["peak"],
+        cleared=cleared,
+        peak=peak,
         limit=None if row.get("limit") is None else float(row["limit"]),
         average=str(row.get("average") or ""),
         severity=str(row.get("severity") or ""),
         late=bool(row.get("late")),
-        standard=next((s.title for k, s in STANDARDS.items() if key[1].startswith(k)), ""),
+        kind=_kind(row, key[2]),
+        standard=next((s for k, s in STANDARDS.items() if key[1].startswith(k)), None),
     )
+
+
+def _kind(row: dict[str, Any], metric: str) -> str:
+    """The rule kind, from the message id (`alert.<kind>.<state>`); events stored before ids name
+    only their metric, "status" for offline and "any" for a fault on all metrics."""
+    msg_id = str(row.get("msg_id") or "")
+    if msg_id.startswith("alert.") and msg_id.count(".") >= 2:
+        return msg_id.split(".")[1]
+    return {"status": "offline", "any": "sensor_fault"}.get(metric, "threshold")

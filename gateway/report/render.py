@@ -9,9 +9,11 @@ from importlib import resources
 from pathlib import Path
 
 from contract import __version__
+from contract.figures import Comparison, decimals_of, figure, limit_text
 from contract.metrics import METRIC_UNITS, Metric
 from gateway.report.model import COMPLETE, ReportData
 from gateway.report.plots import EN, metric_png
+from gateway.standards import Limit, Standard
 
 FLAG_MEANINGS = {
     "warming_up": "a sensor had just been switched on or woken; values may read low",
@@ -42,8 +44,33 @@ def _num(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _pct(fraction: float) -> str:
-    return f"{100 * fraction:.1f} %"
+def _pct(fraction: float, digits: int = 1) -> str:
+    return f"{100 * fraction:.{digits}f} %"
+
+
+def _fig(
+    value: float | None, metric: str, limit: float | None = None, comparison: Comparison = "above"
+) -> str:
+    """A reading, a peak: the metric's decimals, as the alert messages write them, and more where
+    fewer would hide which side of the limit it is on."""
+    return "—" if value is None else figure(value, decimals_of(metric), limit, comparison)
+
+
+def _fig2(value: float | None, limit: float, comparison: Comparison = "above") -> str:
+    """A mean compared with a limit: two decimals, or more when those would hide the verdict."""
+    return "—" if value is None else figure(value, 2, limit, comparison)
+
+
+def _mean(value: float | None, limits: list[tuple[Standard, Limit]]) -> str:
+    """A daily mean beside several limits: the digits that the closest of them needs."""
+    if value is None:
+        return "—"
+    shown = [figure(value, 2, lim.value, s.comparison) for s, lim in limits] or [f"{value:.2f}"]
+    return max(shown, key=len)
+
+
+def _limit(value: float, metric: str) -> str:
+    return limit_text(value, decimals_of(metric))
 
 
 def _unit(metric: Metric | str) -> str:
@@ -54,7 +81,18 @@ def html(data: ReportData) -> str:
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
-    env.filters.update(label=_label, time=_time, day=_day, num=_num, pct=_pct, unit=_unit)
+    env.filters.update(
+        label=_label,
+        time=_time,
+        day=_day,
+        num=_num,
+        pct=_pct,
+        unit=_unit,
+        fig=_fig,
+        fig2=_fig2,
+        mean=_mean,
+        limit=_limit,
+    )
     template = env.from_string(resources.files("gateway.report").joinpath("template.html").read_text("utf-8"))
     plots = {
         (s.node, s.metric.value): base64.b64encode(metric_png(s, data.start, data.end)).decode("ascii")
@@ -66,6 +104,7 @@ def html(data: ReportData) -> str:
         flag_meanings=FLAG_MEANINGS,
         complete=COMPLETE,
         version=__version__,
+        t=EN,
     )
 
 

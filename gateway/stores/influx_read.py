@@ -16,7 +16,20 @@ from gateway.stores.influxql import BUCKET_OFFSET, bucket_start, every, ident, w
 from gateway.stores.reader import AlertEvent, Latest, Row, Series, Span, Trace
 
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
-ALERT_FIELDS = ("state", "value", "limit", "average", "severity", "late", "message", "msg_id", "msg_params")
+ALERT_FIELDS = (
+    "state",
+    "value",
+    "limit",
+    "average",
+    "severity",
+    "late",
+    "message",
+    "msg_id",
+    "msg_params",
+    "peak",
+    "started",
+    "ended",
+)
 EPOCH_START = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -219,4 +232,14 @@ def _alert(row: Row) -> AlertEvent:
         msg_id=str(row["msg_id"]) if row.get("msg_id") is not None else None,
         msg_params=str(row["msg_params"]) if row.get("msg_params") is not None else None,
         tags=extra,
+        peak=_float(row.get("peak")),
+        started=_iso(row.get("started")),
+        ended=_iso(row.get("ended")),
     )
+
+
+def _iso(value: Any) -> datetime | None:
+    """An RFC 3339 field (`started`, `ended`) as the alert engine stores it; None when absent."""
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -66,6 +66,9 @@ class AlertEvent:
     tags: dict[str, str] = field(default_factory=dict)  # any further tags the alert engine adds
     msg_id: str | None = None  # absent from events stored before message ids
     msg_params: str | None = None  # JSON, as the `alert` measurement keeps it
+    peak: float | None = None  # the worst value of the alert so far
+    started: datetime | None = None  # when the condition began
+    ended: datetime | None = None  # when it ended: the first evaluation back within (`cleared` only)
 
 
 class Reader(Protocol):

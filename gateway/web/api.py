@@ -96,6 +96,9 @@ class AlertOut(_Out):
     average: str | None
     late: bool
     message: str | None
+    peak: float | None = None
+    started: datetime | None = None
+    ended: datetime | None = None
 
 
 class ErrorOut(_Out):
@@ -122,6 +125,9 @@ def _alert_out(a: AlertEvent) -> AlertOut:
         average=a.average,
         late=a.late,
         message=a.message,
+        peak=a.peak,
+        started=a.started,
+        ended=a.ended,
     )
 
 

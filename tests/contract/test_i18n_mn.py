@@ -20,6 +20,9 @@ KEPT = {
     "PM", "PM1", "PM2", "PM10", "NTU", "AQI", "NowCast", "CSV", "API", "JSON", "OpenAPI", "UTC",
     "RFC", "µg", "µm", "°C", "hPa",
     "time", "site", "node", "seq", "flags",
+    # names the report cites as they are written everywhere: the program, the coordinate system,
+    # the signature and hash algorithms, the US EPA and its regulation (40 CFR 50, Appendix N)
+    "minewatch", "WGS", "Ed25519", "SHA", "US", "EPA", "CFR", "N",
 }  # fmt: skip
 _LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
 

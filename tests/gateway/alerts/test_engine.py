@@ -60,7 +60,8 @@ def test_a_dust_event_raises_once_reminds_on_time_and_clears_once_after_hysteres
     assert cleared.at == cleared.ended + 10 * M
     assert all(e.id == raised.id for e in feed.events)
     assert raised.message == (
-        "PM2.5 80.0 µg/m³ at haul-road (tsagaan) exceeds the limit of 50.0 µg/m³ since 00:31 UTC"
+        "PM2.5 80.0 µg/m³ at haul-road (tsagaan) exceeds the limit of 50.0 µg/m³ (strictly above it) "
+        "since 00:31 UTC"
     )
 
 
@@ -411,7 +412,7 @@ def test_a_preset_names_its_standard_in_the_sentence() -> None:
     assert [(ev.rule, ev.state) for ev in feed.events] == [("mns-4585-2016-pm25-24h", "raised")]
     assert feed.events[0].message == (
         "PM2.5 24-hour mean 61.2 µg/m³ at haul-road (tsagaan) exceeds the MNS 4585:2016 limit of "
-        "50.0 µg/m³ since 18:00 UTC"
+        "50.0 µg/m³ (strictly above it) since 18:00 UTC"
     )
 
 

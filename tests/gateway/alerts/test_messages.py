@@ -198,3 +198,32 @@ def test_the_dashboard_renders_an_alert_row_from_its_id_and_an_old_row_from_its_
         assert "msg_params" not in row.tags
         old = dataclasses.replace(row, msg_id=None, msg_params=None, message="as stored")
         assert isinstance(old, StoredAlert) and alert_text(old, EN) == "as stored"
+
+
+def test_a_value_said_to_exceed_shows_the_digits_that_make_it_exceed() -> None:
+    """50.03 against 50.0 is "50.03", not "50.0 exceeds the limit of 50.0"; the rule (strictly
+    above) is written beside it; the all-clear's peak is written the same way (issue 17)."""
+    params = {
+        "node": "haul-road",
+        "site": "tsagaan",
+        "metric": "pm2_5",
+        "average": "24h",
+        "state": "raised",
+        "late": False,
+        "started": "2026-11-02T18:00:00.000Z",
+        "value": 50.03,
+        "limit": 50.0,
+        "peak": 50.03,
+        "acked_by": None,
+        "standard": "MNS 4585:2016",
+    }
+    raised = render("alert.threshold.above", params, EN)
+    assert "PM2.5 24-hour mean 50.03 µg/m³" in raised
+    assert "exceeds the MNS 4585:2016 limit of 50.0 µg/m³ (strictly above it)" in raised
+    cleared = render("alert.threshold.cleared", {**params, "state": "cleared", "value": 40.0}, EN)
+    assert "peak 50.03 µg/m³" in cleared
+    assert "peak 92.5 µg/m³" in render(
+        "alert.threshold.cleared", {**params, "state": "cleared", "peak": 92.48}, EN
+    )  # far from the limit: the metric's one decimal, as the report writes it
+    mn = render("alert.threshold.above", params, Texts("mn"))
+    assert "50.03" in mn and "(хэмжээнээс их)" in mn

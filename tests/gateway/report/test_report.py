@@ -10,17 +10,25 @@ import io
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from PIL import Image
 from pypdf import PdfReader
 
+from contract.signing import key_id, public_b64
 from gateway import devservices
 from gateway.cli import main
+from gateway.config import load as load_config
+from gateway.report import plots, render
+from gateway.report.model import ReportData
+from gateway.stores import open_reader
+from gateway.trust.registry import KeyRecord, save
 from tests import regdata
+from tests.fakes.clock import FakeClock
 from tests.helpers import Influx
 
 START, END = "2026-11-01", "2026-11-04"
@@ -70,6 +78,7 @@ def site_db(influxd: devservices.Service) -> Iterator[Influx]:
     regdata.dust_site(db, days=3)
     regdata.statuses(db)
     regdata.alerts(db)
+    regdata.offline_alerts(db)
     yield db
     db.drop()
 
@@ -107,14 +116,14 @@ def test_daily_means_and_days_over_equal_independent_queries(full_report: str, s
             assert row[0] == f"{regdata.DAY0 + timedelta(days=i):%Y-%m-%d}"
             assert row[1] == f"{db['m']:.2f}"
             assert row[2] == str(db["c"])
-            assert row[4] == f"{db['x']:.2f}"
+            assert row[4] == f"{db['x']:.1f}"  # a reading: the metric's decimals, as the alerts write it
             over_who += db["m"] > who and db["c"] >= 0.75 * 1440
             assert ("MNS 4585:2016" in row[5]) == (db["m"] > mns)
         summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", f"{label} (µg/m³)"])
         assert summary[4] == str(over_who)  # days over WHO 2021
     peak = site_db.rows("SELECT max(pm2_5) FROM reading WHERE node = 'haul-road'")[0]["max"]
     summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", "PM2.5 (µg/m³)"])
-    assert summary[-1].startswith(f"{peak:.2f} at 2026-11-02 06:")
+    assert summary[-1].startswith(f"{peak:.1f} at 2026-11-02 06:")
 
 
 def test_completeness_flags_and_gaps_equal_independent_queries(full_report: str, site_db: Influx) -> None:
@@ -140,16 +149,47 @@ def test_completeness_flags_and_gaps_equal_independent_queries(full_report: str,
 def test_exceedances_and_provenance(full_report: str, site_db: Influx) -> None:
     t = tables(full_report)
     ex = t["exceedance-table"]
-    assert [(r[1], r[5], r[6], r[7], r[9]) for r in ex] == [
+    # the alert's stored peak, not the value at the raise; End is when the exceedance ended (the
+    # alert's `ended`), the all-clear beside it; the offline alert is not an exceedance
+    assert [(r[1], r[4], r[5], r[6], r[7], r[8], r[11]) for r in ex] == [
         (
             "mns-4585-2016-pm2_5-24h (MNS 4585:2016)",
+            "50.0 µg/m³ (exceeds when strictly above the limit)",
             "2026-11-01 03:00 UTC",
+            "2026-11-01 03:30 UTC",
             "2026-11-01 04:00 UTC",
-            "55.00",
+            "50.03",  # against 50.0: the digits that make it exceed
             "late",
         ),
-        ("pm25-1h (site rule)", "2026-11-02 07:00 UTC", "2026-11-02 11:00 UTC", "178.25", "live"),
+        (
+            "pm25-1h (site rule)",
+            "50.0 µg/m³ (exceeds when strictly above the limit)",
+            "2026-11-02 07:00 UTC",
+            "2026-11-02 10:00 UTC",
+            "2026-11-02 11:00 UTC",
+            "178.2",  # 178.25 with the metric's decimals, as the alert messages write it
+            "live",
+        ),
     ]
+    highest = site_db.rows(
+        "SELECT max(pm2_5) FROM reading WHERE node = 'haul-road' "
+        "AND time > '2026-11-02T06:59:59.999Z' AND time <= '2026-11-02T10:00:00Z'"
+    )[0]["max"]
+    assert ex[1][9] == f"{highest:.1f}"
+    assert [r[:2] for r in t["offline-table"]] == [
+        ["river-down", "node status"],
+        ["haul-road", "node status"],
+        ["haul-road", "node-offline"],
+    ]
+    river, status, rule = t["offline-table"]
+    inside = site_db.rows(
+        "SELECT count(seq) FROM reading WHERE node = 'river-down' "
+        "AND time > '2026-11-01T12:00:00Z' AND time < '2026-11-01T13:00:00Z'"
+    )[0]["count"]
+    assert river[2:] == ["2026-11-01 12:00 UTC", "2026-11-01 13:00 UTC", "1.0 h", str(inside), "yes"]
+    assert inside == 11  # every 5 minutes, strictly between going offline and coming back
+    assert status[2:] == ["2026-11-03 02:00 UTC", "2026-11-03 08:00 UTC", "6.0 h", "0", "no"]
+    assert rule[2:5] == ["2026-11-03 02:15 UTC", "2026-11-03 08:00 UTC", "5.8 h"]
     cals = {(r[0], r[1], r[2]): r[5] for r in t["calibrations"]}
     for (node, label, cal), shown in cals.items():
         metric = {"PM2.5": "pm2_5", "PM10": "pm10"}[label]
@@ -161,7 +201,11 @@ def test_exceedances_and_provenance(full_report: str, site_db: Influx) -> None:
         ("haul-road", "PM2.5", "pms5003-a12@2026-10-01"),
         ("haul-road", "PM2.5", "pms5003-a12@2026-11-02"),
     }
-    assert [r[:2] for r in t["firmware"]] == [["haul-road", "0.1.0"], ["haul-road", "0.2.0"]]
+    assert [r[:2] for r in t["firmware"]] == [
+        ["haul-road", "0.1.0"],
+        ["haul-road", "0.2.0"],
+        ["river-down", "0.2.0"],
+    ]
     signed = {r[0]: (r[1], r[2]) for r in t["signatures"]}
     db_signed = site_db.rows("SELECT count(seq) FROM reading WHERE node = 'haul-road' AND signed = true")[0]
     db_total = site_db.rows("SELECT count(seq) FROM reading WHERE node = 'haul-road'")[0]
@@ -189,11 +233,12 @@ def test_plots_are_valid_pngs(full_report: str) -> None:
             assert img.size[0] > 500 and img.size[1] > 200
 
 
-def test_a_period_without_alerts_says_so(site_db: Influx, tmp_path: Path) -> None:
+def test_a_period_without_exceedances_says_so(site_db: Influx, tmp_path: Path) -> None:
     text = _report(site_db, tmp_path, "--standard", "mns-4585-2016", start="2026-11-03", end="2026-11-04")
-    assert "No alerts were raised for site tsagaan in this period." in text
+    assert "No exceedance was raised for site tsagaan in this period." in text
     t = tables(text)
-    assert "exceedance-table" not in t
+    assert "exceedance-table" not in t  # the day's offline alert is listed as an offline period
+    assert [r[1] for r in t["offline-table"]] == ["node status", "node-offline"]
     assert [r[0] for r in t["standards"]] == ["MNS 4585:2016"]
     assert len(t["daily-haul-road-pm2_5"]) == 1
 
@@ -219,7 +264,15 @@ def test_pdf_of_a_full_report(site_db: Influx, tmp_path: Path) -> None:
     assert len(pdf.pages) >= 3
     text = "\n".join(page.extract_text() for page in pdf.pages)
     assert "Air and water monitoring report: site tsagaan" in text
-    assert "178.25" in text  # the exceedance table's peak
+    assert "178.2" in text  # the exceedance table's peak
+    pages = [page.extract_text() for page in pdf.pages]
+    for i, page in enumerate(pages, 1):  # every page numbered, out of the whole
+        assert f"Page {i} / {len(pages)}" in page
+    # the contents list gives each section's page: Provenance is on the page it says
+    listed = re.search(r"Provenance\W*(\d+)", pages[0])
+    assert listed is not None
+    assert "Calibrations in force" in pages[int(listed.group(1)) - 1]
+    assert "/work/" not in text and "docs/" not in text and "INFO" not in text
     assert (
         len({img.data for page in pdf.pages for img in page.images}) == 2
     )  # pm2_5, pm10 (river-down has no data that day)
@@ -260,7 +313,7 @@ def test_one_node_only(site_db: Influx, tmp_path: Path) -> None:
         "daily-river-down-turbidity",
     }
     assert "exceedance-table" not in t  # the alerts were at haul-road
-    assert "No alerts were raised" in text
+    assert "No exceedance was raised" in text
     assert "&#34;node&#34; = &#39;river-down&#39;" in text  # the queries shown are the filtered ones
 
 
@@ -304,3 +357,93 @@ def test_calibration_files_given_show_their_fit_and_missing_ones_are_named(
     assert fitted[4:] == ["from 2026-10-01 to 2027-04-01", "28", "0.912", "3.41"]
     assert "ask the network operator" in rows["pms5003-a12@2026-11-02"][1]
     assert "broken.toml: not valid TOML" in text
+
+
+def _collect(db: Influx, tmp_path: Path, start: datetime, end: datetime, now: datetime) -> ReportData:
+    from gateway.report import data
+
+    cfg = load_config(regdata.gateway_config(tmp_path / "gateway.toml", db))
+    reader = open_reader(cfg.influxdb)
+    try:
+        return data.collect(
+            reader, site=regdata.SITE, start=start, end=end, generated=now, standards=["who-2021"]
+        )
+    finally:
+        reader.close()
+
+
+def test_a_period_running_into_the_future_covers_what_has_happened(site_db: Influx, tmp_path: Path) -> None:
+    now = FakeClock(regdata.DAY0 + timedelta(days=2, hours=12))()
+    report = _collect(site_db, tmp_path, regdata.DAY0, regdata.DAY0 + timedelta(days=4), now)
+    assert report.end == now and report.requested_end == regdata.DAY0 + timedelta(days=4)
+    river = next(n for n in report.nodes if n.node == "river-down")
+    assert [d.start.day for d in river.days] == [1, 2, 3]  # not the 4th, which had not begun
+    assert river.days[-1].expected == 144  # half a day of 5-minute readings, not a whole one
+    assert river.gaps[-1].end == now  # the gap runs to now, not to midnight or the period's end
+    text = render.html(report)
+    assert "which had not come yet: the report covers what had happened, up to 2026-11-03 12:00 UTC" in text
+
+
+def test_a_day_not_judged_is_not_drawn_as_a_mean(site_db: Influx, tmp_path: Path) -> None:
+    start = regdata.DAY0 + timedelta(days=1)
+    now = start + timedelta(days=30)
+    part = _collect(site_db, tmp_path, start + timedelta(hours=22), start + timedelta(days=1), now)
+    whole = _collect(site_db, tmp_path, start, start + timedelta(days=1), now)
+    for report, judged in ((part, False), (whole, True)):
+        section = next(m for m in report.metrics if m.node == "haul-road" and m.metric.value == "pm2_5")
+        (day,) = section.daily
+        assert day.is_complete is judged
+        ax = plots.metric_figure(section, report.start, report.end).axes[0]
+        labels = {c.get_label(): c for c in ax.collections} | {p.get_label(): p for p in ax.patches}
+        if judged:
+            (segment,) = labels["24-hour mean (judged days)"].get_segments()
+            assert segment[0][1] == segment[1][1] == pytest.approx(day.mean)
+            assert "day not judged (insufficient data)" not in labels
+        else:
+            assert "24-hour mean (judged days)" not in labels  # no line claims a mean that is not one
+            assert labels["day not judged (insufficient data)"].get_hatch() == "//"
+
+
+def test_site_metadata_keys_producer_and_flag_shares(site_db: Influx, tmp_path: Path) -> None:
+    key = Ed25519PrivateKey.generate().public_key()
+    keys_dir = tmp_path / "keys"
+    created = regdata.DAY0 - timedelta(days=30)
+    save(
+        keys_dir,
+        KeyRecord(
+            kid=key_id(key), site=regdata.SITE, node="haul-road", public_key=public_b64(key), created=created
+        ),
+    )
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'gateway_id = "ger-1"\n[influxdb]\nurl = "{site_db.url}"\napi = "v1"\ndatabase = "{site_db.db}"\n'
+        f'[trust]\nkeys_dir = "{keys_dir}"\n'
+        '[report]\noperator = "Tsagaan community monitoring"\n'
+        '[[report.nodes]]\nsite = "tsagaan"\nnode = "haul-road"\nlat = 43.1105\nlon = 106.8503\n'
+        'installed = "2026-10-01, on the school roof, 4 m"\nmaintenance = ["2026-11-02: inlet cleaned"]\n'
+        '[[report.nodes.sensors]]\nmodel = "Plantower PMS5003"\nserial = "A12-0042"\n'
+        'metrics = ["pm2_5", "pm10"]\n'
+    )
+    out = tmp_path / "report.html"
+    args = ["--site", regdata.SITE, "--start", START, "--end", END, "--out", str(out)]
+    assert main(["report", "--config", str(config), *args]) == 0
+    text = out.read_text(encoding="utf-8")
+    t = tables(text)
+    assert t["node-info"] == [
+        [
+            "haul-road",
+            "43.11050, 106.85030",
+            "Plantower PMS5003 (A12-0042): PM2.5, PM10",
+            "2026-10-01, on the school roof, 4 m",
+            "2026-11-02: inlet cleaned",
+            "0.1.0 (2026-11-01), 0.2.0 (2026-11-03)",
+        ]
+    ]
+    assert t["keys"] == [["haul-road", key_id(key), "active", f"{created:%Y-%m-%d %H:%M} UTC", "—"]]
+    assert "by Tsagaan community monitoring, with minewatch" in text and "on gateway ger-1." in text
+    total = site_db.rows("SELECT count(seq) FROM reading")[0]["count"]
+    shares = {r[0]: r[1:] for r in t["flag-shares"]}
+    warming = site_db.rows("SELECT count(seq) FROM reading WHERE flags =~ /warming_up/")[0]["count"]
+    assert shares["warming_up"] == [str(warming), f"{100 * warming / total:.2f} %"]
+    assert shares["clock_unsynced"] == ["0", "0.00 %"]  # always shown, even when none is flagged
+    assert "docs/" not in text and "/tmp/" not in text  # no repository or file paths in a report
