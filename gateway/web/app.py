@@ -31,6 +31,7 @@ from gateway.stores.reader import AlertEvent, Reader
 from gateway.web import api, openapi, pages
 from gateway.web.context import Context
 from gateway.web.params import BadRequest
+from gateway.web.sta.routes import make_routes as sta_routes
 from gateway.web.status import StatusBoard
 
 _HERE = Path(__file__).parent
@@ -82,7 +83,7 @@ class _SecurityHeaders:
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    return request.url.path.startswith(("/api/", "/sta/"))
 
 
 def alert_text(event: AlertEvent, texts: Texts) -> str:
@@ -125,6 +126,7 @@ def create_app(
             *pages.ROUTES,
             *api.ROUTES,
             *openapi.ROUTES,
+            *sta_routes(),  # OGC SensorThings API 1.1, read-only
             Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
         ],
         exception_handlers={
