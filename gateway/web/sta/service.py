@@ -164,11 +164,10 @@ class Request:
     def _observation(self, ident: str) -> Key:
         stream, _, ms = ident.rpartition(".")
         s = self.cat.streams.get(stream)
-        if s is None or not ms.isascii() or not ms.isdigit() or len(ms) > 15:
+        if s is None or not ms.isascii() or not ms.isdigit() or len(ms) > 14:
             return None
-        try:
-            at = from_ms(int(ms))
-        except OverflowError:
+        at = from_ms(int(ms))  # 14 digits at most: within datetime's range
+        if not EARLIEST_TS <= at <= self.now:  # no reading there; InfluxDB refuses times past 2262
             return None
         rows = self.reader.observations(ObservationQuery(s.site, s.node, s.metric, at - _TICK, at, limit=1))
         return (s, rows[0]) if rows else None
