@@ -77,6 +77,9 @@ PROPERTIES: dict[str, frozenset[str]] = {
 _ORDERABLE = frozenset({"id", "name", "description"})
 _PATH = re.compile(r"^(?P<set>[A-Za-z]+)(?:\((?P<id>'(?:[^']|'')*'|\d+)\))?(?:/(?P<nav>[A-Za-z]+))?$")
 _TICK = timedelta(milliseconds=1)
+MAX_OBSERVATIONS = 10_000
+"""Observations one request may ask the reader for, expansions included: `$top` bounds a page, and
+this bounds a page of Things each expanding Datastreams/Observations."""
 
 
 class NotFound(LookupError):
@@ -102,6 +105,7 @@ class Request:
         self.cat = cat
         self.docs = docs
         self.now = now
+        self.budget = MAX_OBSERVATIONS
 
     # the resource path
 
@@ -297,6 +301,12 @@ class Request:
             if limit <= 0:
                 break
             query = self._query(s, options, newest_first)
+            self.budget -= limit
+            if self.budget < 0:
+                raise QueryError(
+                    f"this request asks for more than {MAX_OBSERVATIONS} Observations in all; "
+                    "ask for fewer in $top or in $expand(...;$top=n)"
+                )
             if offset and len(streams) > 1:
                 count = self.reader.count_observations(query)
                 if count <= offset:
