@@ -250,17 +250,18 @@ class Request:
         self, name: str, members: list[Key] | Streams, options: Options, url: Callable[[Options], str]
     ) -> Doc:
         if isinstance(members, Streams):
-            keys, total = self._observations(members, options)
+            # one more than the page: whether a next page exists, without counting them all
+            keys = self._observations(members, replace(options, top=options.top + 1))
+            more, keys = len(keys) > options.top, keys[: options.top]
         else:
             if options.filter is not None:
                 raise QueryError(f"$filter is supported on Observations only, not on {name}")
-            keys = self._ordered(name, members, options)
-            total = len(keys)
-            keys = keys[options.skip : options.skip + options.top]
+            everything = self._ordered(name, members, options)
+            keys = everything[options.skip : options.skip + options.top]
+            more = options.skip + options.top < len(everything)
         out: Doc = {}
         if options.count:
-            out["@iot.count"] = total if total is not None else self._count(members, options)
-        more = len(keys) == options.top and (total is None or options.skip + options.top < total)
+            out["@iot.count"] = self._count(members, options)
         if more:
             out["@iot.nextLink"] = url(replace(options, skip=options.skip + options.top, asked_top=True))
         out["value"] = [self._shaped(name, k, replace(options, filter=None, orderby=None)) for k in keys]
@@ -292,7 +293,7 @@ class Request:
             raise QueryError("$orderby on Observations needs one Datastream: Datastreams('id')/Observations")
         return order[0][1]
 
-    def _observations(self, members: Streams, options: Options) -> tuple[list[Key], int | None]:
+    def _observations(self, members: Streams, options: Options) -> list[Key]:
         newest_first = self._newest_first(members, options)
         offset, limit = options.skip, options.top
         out: list[Key] = []
@@ -315,7 +316,7 @@ class Request:
             rows = self.reader.observations(replace(query, limit=limit, offset=offset))
             offset, limit = 0, limit - len(rows)
             out += [(s, r) for r in rows]
-        return out, None
+        return out
 
     def _count(self, members: list[Key] | Streams, options: Options) -> int:
         if not isinstance(members, Streams):
