@@ -19,7 +19,7 @@ from typing import Any
 from calibration import presets
 from calibration.files import Calibration
 from contract.i18n import Texts
-from contract.metrics import METRICS, Metric, spec
+from contract.metrics import Metric, spec
 from contract.signing import canonical_bytes
 from contract.wire import format_ts
 from gateway.config import WebConfig
@@ -269,5 +269,3 @@ def parameters(metric: str, row: Row) -> Doc:
             out["signed_text"] = None  # a row that no longer holds a whole reading: verify says so
     return out
 
-
-METRIC_NAMES: tuple[str, ...] = tuple(m.value for m in METRICS)
