@@ -268,4 +268,3 @@ def parameters(metric: str, row: Row) -> Doc:
         except RowError:
             out["signed_text"] = None  # a row that no longer holds a whole reading: verify says so
     return out
-

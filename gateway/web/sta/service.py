@@ -262,7 +262,7 @@ class Request:
         out: Doc = {}
         if options.count:
             out["@iot.count"] = self._count(members, options)
-        if more:
+        if more and options.top > 0:  # `$top=0` asks for a count alone: no page to follow
             out["@iot.nextLink"] = url(replace(options, skip=options.skip + options.top, asked_top=True))
         out["value"] = [self._shaped(name, k, replace(options, filter=None, orderby=None)) for k in keys]
         return out

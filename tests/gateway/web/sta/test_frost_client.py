@@ -112,6 +112,7 @@ def test_count_and_next_link_page_through_everything(sta_site: StaSite) -> None:
     rh = "/Datastreams('tsagaan.haul-road.rh')/Observations"
     assert "@iot.nextLink" not in sta_site.get(rh, "?$top=144")[1]  # a last page that is exactly full
     assert "@iot.nextLink" in sta_site.get(rh, "?$top=143")[1]
+    assert sta_site.get(rh, "?$top=0&$count=true")[1] == {"@iot.count": 144, "value": []}
     status, doc = sta_site.get("/Datastreams('tsagaan.haul-road.rh')/Observations", "?$top=5000")
     assert status == 200 and len(doc["value"]) == 144  # capped at 1000, and there are only 144
     status, doc = sta_site.get("/Observations", "?$skip=140&$top=10&$count=true")
