@@ -31,6 +31,7 @@ from gateway.stores.reader import AlertEvent, Reader
 from gateway.web import api, openapi, pages
 from gateway.web.context import Context
 from gateway.web.params import BadRequest
+from gateway.web.sta.routes import error as sta_error
 from gateway.web.sta.routes import make_routes as sta_routes
 from gateway.web.status import StatusBoard
 
@@ -114,6 +115,8 @@ def create_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if request.url.path.startswith("/sta/"):  # the SensorThings error form (gateway/web/sta/)
+            return sta_error(exc.status_code, str(exc.detail))
         if _is_api(request):
             return JSONResponse({"error": exc.detail}, exc.status_code)
         message = texts("error.not_found") if exc.status_code == 404 else str(exc.detail)

@@ -54,7 +54,8 @@ class CatalogueCache:
             return self._built[1]
 
 
-def _error(code: int, message: str) -> JSONResponse:
+def error(code: int, message: str) -> JSONResponse:
+    """The standard's error document."""
     return JSONResponse({"code": code, "type": "error", "message": message}, code)
 
 
@@ -90,11 +91,11 @@ def make_routes(cache: CatalogueCache | None = None) -> list[Route]:
 
             return JSONResponse(sta.answer(path, options, url))
         except QueryError as exc:
-            return _error(400, str(exc))
+            return error(400, str(exc))
         except NotFound as exc:
-            return _error(404, str(exc))
+            return error(404, str(exc))
         except StoreError:
-            return _error(503, "the database does not answer; try again later")
+            return error(503, "the database does not answer; try again later")
 
     return [
         Route(PREFIX, root, methods=["GET"]),

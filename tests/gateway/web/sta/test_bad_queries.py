@@ -3,7 +3,10 @@ cases, then hypothesis over random paths and query strings sent to the real serv
 
 from __future__ import annotations
 
+import json
+import urllib.error
 import urllib.parse
+import urllib.request
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -55,6 +58,18 @@ def test_a_bad_query_is_a_4xx_with_the_reason(
     assert words in doc["message"]
 
 
+def test_it_is_read_only(sta_site: StaSite) -> None:
+    for method in ("POST", "PATCH", "PUT", "DELETE"):
+        req = urllib.request.Request(f"{sta_site.url}/Things", data=b"{}", method=method)
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(req, timeout=10)
+        assert caught.value.code == 405
+        assert json.loads(caught.value.read())["code"] == 405
+    head = urllib.request.Request(f"{sta_site.url}/Things", method="HEAD")
+    with urllib.request.urlopen(head, timeout=10) as resp:
+        assert resp.status == 200
+
+
 def test_expand_select_and_orderby_shape_the_answer(sta_site: StaSite) -> None:
     query = "?$select=id,name&$orderby=name desc&$expand=Datastreams($select=id;$top=1;$count=true)"
     code, doc = sta_site.get("/Things", urllib.parse.quote(query, safe="?$=&,;()"))
@@ -89,7 +104,7 @@ TOKENS = st.sampled_from(
     ]
 )  # fmt: skip
 FILTERS = st.one_of(st.lists(TOKENS, max_size=12).map(" ".join), st.text(max_size=40))
-PATHS = st.sampled_from(
+PATHS = st.one_of(st.text(max_size=30).map(lambda t: "/" + t), st.sampled_from(
     [
         "", "/", "/Things", "/Things('tsagaan.haul-road')", "/Things('tsagaan.haul-road')/Datastreams",
         "/Things('x')/Locations", "/Locations", "/Datastreams", "/Datastreams('tsagaan.haul-road.pm2_5')",
@@ -97,7 +112,7 @@ PATHS = st.sampled_from(
         "/Observations('tsagaan.haul-road.pm2_5.1795356000000')/Datastream", "/Things(1)", "/Things('')",
         "/Things('a''b')", "/Things/$ref", "/Things('tsagaan.haul-road')/name/$value", "/HistoricalLocations",
     ]
-)  # fmt: skip
+))  # fmt: skip
 VALUES = st.one_of(
     st.sampled_from(["0", "1", "-1", "1000", "99999999999999", "true", "false", "x", "", "1.5"]),
     st.text(max_size=20),
