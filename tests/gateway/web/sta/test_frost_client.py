@@ -95,6 +95,11 @@ def test_flags_raw_and_a_signature_anyone_can_check(sta_site: StaSite) -> None:
     assert first[17].result is None and first[17].result_quality == {"flags": ["sensor_fault"]}
     assert first[3].parameters["raw"] == 4.0 and first[3].parameters["seq"] == 4
     assert first[3].parameters["cal"] == "epa-us-2021" and first[3].parameters["signed"] is False
+    (one,) = ds.get_observations().query().expand("FeatureOfInterest,Datastream").top(1).list().entities
+    assert list(one.feature_of_interest.feature["coordinates"]) == [106.8503, 43.1105]
+    assert one.datastream.id == "tsagaan.haul-road.pm2_5"
+    water = service.features_of_interest().find("tsagaan.river-down.turbidity")
+    assert water.name == "Water at river-down" and water.feature is None  # no position sent
     river = service.datastreams().find("tsagaan.river-down.turbidity")
     obs = river.get_observations().query().top(3).list().entities
     public = sta_site.signer.private.public_key()
