@@ -81,7 +81,17 @@ def test_install_refuses_an_unknown_role() -> None:
     assert done.returncode == 2 and "usage" in done.stderr
 
 
-GATEWAY_ONLY = {"influxdb-client", "jiter", "tqdm", "numpy", "starlette", "uvicorn", "jinja2", "matplotlib"}
+GATEWAY_ONLY = {
+    "influxdb-client",
+    "jiter",
+    "tqdm",
+    "numpy",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "matplotlib",
+    "odata-query",
+}
 
 
 def test_a_node_install_brings_nothing_of_the_gateway(tmp_path: Path) -> None:

@@ -13,7 +13,17 @@ import pytest
 
 from tests.helpers import ROOT
 
-GATEWAY_ONLY = ("influxdb_client", "numpy", "jiter", "tqdm", "starlette", "uvicorn", "jinja2", "matplotlib")
+GATEWAY_ONLY = (
+    "influxdb_client",
+    "numpy",
+    "jiter",
+    "tqdm",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+    "matplotlib",
+    "odata_query",
+)
 NODE_ENTRY_POINTS = ("node.service", "node.commands.run", "node.commands.check", "node.cli")
 OURS = ("contract", "node", "gateway", "hardware", "calibration")
 

@@ -12,8 +12,23 @@ from typing import Any
 
 from contract.metrics import Metric
 from gateway.stores.influx_report import ReportQueries
-from gateway.stores.influxql import BUCKET_OFFSET, bucket_start, every, ident, where
-from gateway.stores.reader import AlertEvent, Latest, Row, Series, Span, Trace
+from gateway.stores.influxql import BUCKET_OFFSET, bucket_start, every, ident, string, where
+from gateway.stores.reader import (
+    AlertEvent,
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    Latest,
+    Negation,
+    ObservationQuery,
+    Row,
+    Series,
+    Span,
+    StreamInfo,
+    Trace,
+)
+from gateway.stores.timesplit import Piece, split
 
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
 ALERT_FIELDS = (
@@ -206,6 +221,105 @@ class InfluxReader(ReportQueries):
             q = f'SELECT * FROM "reading" WHERE {cond} GROUP BY "site", "node"'
             yield from sorted(self._db.query(q), key=lambda r: (int(r["time"]), r["site"], r["node"]))
             day = stop
+
+    # open data (SensorThings)
+
+    def streams(self, now: datetime) -> list[StreamInfo]:
+        keys = self.fields("reading")
+        cond = where(None, [], EPOCH_START, now)
+        out = []
+        for m in (m for m in METRICS if m in keys and f"{m}_n" in keys):
+            by = ' GROUP BY "site", "node"'
+            n = ident(f"{m}_n")
+            firsts = self._db.query(f'SELECT first({n}) FROM "reading" WHERE {cond}{by}')
+            lasts = {
+                (r["site"], r["node"]): _time(r)
+                for r in self._db.query(f'SELECT last({n}) FROM "reading" WHERE {cond}{by}')
+            }
+            cals: dict[tuple[str, str], tuple[datetime, str]] = {}
+            if f"{m}_cal" in keys:
+                for r in self._db.query(f'SELECT last({ident(m + "_cal")}) FROM "reading" WHERE {cond}{by}'):
+                    cals[(r["site"], r["node"])] = (_time(r), str(r["last"]))
+            for r in firsts:
+                key = (str(r["site"]), str(r["node"]))
+                last = lasts.get(key, _time(r))
+                cal = cals.get(key)
+                # the calibration in force is the last reading's: none when it came uncalibrated
+                out.append(StreamInfo(*key, m, _time(r), last, cal[1] if cal and cal[0] == last else None))
+        order = {m: i for i, m in enumerate(METRICS)}
+        return sorted(out, key=lambda s: (s.site, s.node, order[s.metric]))
+
+    def observations(self, query: ObservationQuery) -> list[Row]:
+        pieces = split(query.start, query.end, query.condition)
+        if query.newest_first:
+            pieces.reverse()
+        out: list[Row] = []
+        offset, limit = query.offset, query.limit
+        for piece in pieces:
+            if limit <= 0:
+                break
+            if offset and len(pieces) > 1:  # skip whole pieces by their counts
+                count = self._count(query, piece)
+                if count <= offset:
+                    offset -= count
+                    continue
+            order = "DESC" if query.newest_first else "ASC"
+            rows = self._db.query(
+                f'SELECT * FROM "reading" WHERE {_piece(query, piece)} '
+                f"ORDER BY time {order} LIMIT {int(limit)} OFFSET {int(offset)}"
+            )
+            offset, limit = 0, limit - len(rows)
+            out += rows
+        return out
+
+    def count_observations(self, query: ObservationQuery) -> int:
+        return sum(self._count(query, p) for p in split(query.start, query.end, query.condition))
+
+    def _count(self, query: ObservationQuery, piece: Piece) -> int:
+        n = ident(f"{query.metric}_n")
+        rows = self._db.query(f'SELECT count({n}) FROM "reading" WHERE {_piece(query, piece)}')
+        return int(rows[0]["count"]) if rows else 0
+
+
+_SYMBOL = {"eq": "=", "ne": "!=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+_OPPOSITE = {"eq": "ne", "ne": "eq", "gt": "le", "ge": "lt", "lt": "ge", "le": "gt"}
+
+
+def _instant(ts: datetime) -> str:
+    """A time literal to the microsecond: a filter's time is compared as given, not rounded."""
+    if ts.tzinfo is None:
+        raise ValueError("naive datetime: give UTC times")
+    return string(ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def _value_condition(condition: Condition, field: str, negated: bool = False) -> str:
+    """InfluxQL has no NOT: a negation is pushed down to the comparisons (De Morgan), which is
+    exact here because a reading without the value matches neither a comparison nor its opposite."""
+    if isinstance(condition, Compare):
+        if condition.subject != "value" or isinstance(condition.operand, datetime):
+            raise ValueError("time comparisons are decided by timesplit before rendering")
+        op = _OPPOSITE[condition.op] if negated else condition.op
+        return f"{ident(field)} {_SYMBOL[op]} {float(condition.operand)!r}"
+    if isinstance(condition, Negation):
+        return _value_condition(condition.part, field, not negated)
+    joiner = " OR " if isinstance(condition, AnyOf) != negated else " AND "
+    assert isinstance(condition, AllOf | AnyOf)
+    return "(" + joiner.join(_value_condition(p, field, negated) for p in condition.parts) + ")"
+
+
+def _piece(query: ObservationQuery, piece: Piece) -> str:
+    """The node, the piece's time bounds, membership of the metric's stream (its `_n` is written
+    for every reading that has the metric, null value or not) and the piece's value condition."""
+    parts = [
+        f'"site" = {string(query.site)}',
+        f'"node" = {string(query.node)}',
+        f"time {'>=' if piece.start_closed else '>'} {_instant(piece.start)}",
+        f"time {'<=' if piece.end_closed else '<'} {_instant(piece.end)}",
+        f"{ident(query.metric + '_n')} >= 0",
+    ]
+    if piece.condition is not None:
+        parts.append(_value_condition(piece.condition, query.metric))
+    return " AND ".join(parts)
 
 
 def _float(value: Any) -> float | None:

@@ -71,6 +71,66 @@ class AlertEvent:
     ended: datetime | None = None  # when it ended: the first evaluation back within (`cleared` only)
 
 
+Comparison = Literal["eq", "ne", "gt", "ge", "lt", "le"]
+
+
+@dataclass(frozen=True, slots=True)
+class Compare:
+    """A reading's `time` (an aware datetime) or its metric's `value` (a finite float) against a
+    literal; a reading whose value is null (a failed metric) matches no `value` comparison."""
+
+    subject: Literal["time", "value"]
+    op: Comparison
+    operand: datetime | float
+
+
+@dataclass(frozen=True, slots=True)
+class AllOf:
+    parts: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOf:
+    parts: tuple[Condition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Negation:
+    part: Condition
+
+
+Condition = Compare | AllOf | AnyOf | Negation
+"""A filter on one metric's readings, built by a caller from what a visitor asked (SensorThings
+`$filter`), never query text: each backend renders it in its own language."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """One node's record of one metric: its first and last reading and the calibration of the last."""
+
+    site: str
+    node: str
+    metric: str
+    first: datetime
+    last: datetime
+    cal: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationQuery:
+    """One page of one node's readings of one metric in (start, end] that meet `condition`."""
+
+    site: str
+    node: str
+    metric: str
+    start: datetime
+    end: datetime
+    condition: Condition | None = None
+    newest_first: bool = False
+    limit: int = 100
+    offset: int = 0
+
+
 class Reader(Protocol):
     # what is stored
     def measurements(self) -> set[str]: ...
@@ -189,5 +249,17 @@ class Reader(Protocol):
         self, start: datetime, end: datetime, *, site: str | None = None, node: str | None = None
     ) -> Iterator[Row]:
         """Raw stored readings, oldest first, one day at a time so memory stays flat."""
+
+    # open data (SensorThings, gateway/web/sta/)
+    def streams(self, now: datetime) -> list[StreamInfo]:
+        """Every (site, node, metric) with readings at or before `now`, sorted by site, node and the
+        contract's metric order."""
+
+    def observations(self, query: ObservationQuery) -> list[Row]:
+        """One page of whole stored readings (every field, `site`, `node`), ordered by time; only
+        readings that carry the metric (a null value included) belong to its stream."""
+
+    def count_observations(self, query: ObservationQuery) -> int:
+        """How many readings the query's pages hold together (its limit and offset ignored)."""
 
     def close(self) -> None: ...

@@ -31,6 +31,8 @@ from gateway.stores.reader import AlertEvent, Reader
 from gateway.web import api, openapi, pages
 from gateway.web.context import Context
 from gateway.web.params import BadRequest
+from gateway.web.sta.routes import error as sta_error
+from gateway.web.sta.routes import make_routes as sta_routes
 from gateway.web.status import StatusBoard
 
 _HERE = Path(__file__).parent
@@ -82,7 +84,7 @@ class _SecurityHeaders:
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    return request.url.path.startswith(("/api/", "/sta/"))
 
 
 def alert_text(event: AlertEvent, texts: Texts) -> str:
@@ -113,6 +115,8 @@ def create_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if request.url.path.startswith("/sta/"):  # the SensorThings error form (gateway/web/sta/)
+            return sta_error(exc.status_code, str(exc.detail))
         if _is_api(request):
             return JSONResponse({"error": exc.detail}, exc.status_code)
         message = texts("error.not_found") if exc.status_code == 404 else str(exc.detail)
@@ -125,6 +129,7 @@ def create_app(
             *pages.ROUTES,
             *api.ROUTES,
             *openapi.ROUTES,
+            *sta_routes(),  # OGC SensorThings API 1.1, read-only
             Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
         ],
         exception_handlers={

@@ -158,3 +158,28 @@ def test_recent_readings_by_the_databases_clock(influx: Influx, reader: Reader) 
     influx.write([f"reading,site=s3,node=d seq=7i,pm2_5=1 {now_ms - 5000}"])
     rows = list(reader.recent(["seq", "pm2_5"], 600))
     assert [(r["site"], r["node"], r["seq"]) for r in rows] == [("s3", "d", 7)]
+
+
+def test_streams_name_each_node_and_metric_with_the_calibration_in_force(influx: Influx) -> None:
+    """The SensorThings catalogue: first and last reading per (node, metric); the calibration of
+    the LAST reading, so a node that went back to uncalibrated values has none in force."""
+    influx.write(
+        [
+            f'reading,site=s1,node=a seq=1i,pm2_5=5.0,pm2_5_n=1i,pm2_5_cal="c1",flags="" {_ms(T0)}',
+            f'reading,site=s1,node=a seq=2i,pm2_5=6.0,pm2_5_n=1i,rh=40.0,rh_n=1i,flags="" {_ms(T0 + HOUR)}',
+            f'reading,site=s1,node=b seq=1i,pm2_5=7.0,pm2_5_n=1i,pm2_5_cal="c2",flags="" {_ms(T0 + MINUTE)}',
+            f'reading,site=s1,node=b seq=2i,pm2_5_n=0i,pm2_5_cal="c2",flags="sensor_fault" {_ms(T0 + HOUR)}',
+        ]
+    )
+    r = open_reader(InfluxConfig(url=influx.url, database=influx.db))  # type: ignore[arg-type]
+    try:
+        got = [(s.node, s.metric, s.first, s.last, s.cal) for s in r.streams(T0 + 2 * HOUR)]
+        before = [(s.node, s.metric, s.last) for s in r.streams(T0 + 30 * MINUTE)]
+    finally:
+        r.close()
+    assert got == [
+        ("a", "pm2_5", T0, T0 + HOUR, None),
+        ("a", "rh", T0 + HOUR, T0 + HOUR, None),
+        ("b", "pm2_5", T0 + MINUTE, T0 + HOUR, "c2"),  # a failed reading still belongs to the stream
+    ]
+    assert before == [("a", "pm2_5", T0), ("b", "pm2_5", T0 + MINUTE)]
