@@ -98,9 +98,18 @@ def test_average_means_and_completeness(site: Path, influx: Influx, tmp_path: Pa
         f"GROUP BY time({period}, 1ms) fill(none)"
     )
     db = [p for p in db if p["time"] > regdata.ms(regdata.DAY0)]
-    assert len(rows) == len(db) == (3 if period == "24h" else 3 * 24 - 5)  # 02:00-08:00 off: 5 empty hours
-    for row, point in zip(rows, db, strict=True):
-        assert float(row["pm2_5_mean"]) == pytest.approx(point["mean"], rel=1e-12)
+    assert len(db) == (3 if period == "24h" else 3 * 24 - 5)  # 02:00-08:00 off: 5 empty hours
+    assert len(rows) == (3 if period == "24h" else 3 * 24)  # an hour without data is listed too
+    assert [r["start"] for r in rows] == sorted(r["start"] for r in rows)
+    empty = [r for r in rows if r["pm2_5_count"] == "0"]
+    assert len(empty) == len(rows) - len(db)
+    assert all(r["pm2_5_mean"] == "" and r["pm2_5_completeness"] == "0.0" for r in empty)
+    if period == "1h":
+        assert [r["start"][11:16] for r in empty] == ["02:00", "03:00", "04:00", "05:00", "06:00"]
+    full = [r for r in rows if r["pm2_5_count"] != "0"]
+    for row, point in zip(full, db, strict=True):
+        assert float(row["pm2_5_mean"]) == round(point["mean"], 3)  # PM2.5 has 1 decimal, means 3
+        assert len(row["pm2_5_mean"].partition(".")[2]) <= 3  # no float noise
         assert int(row["pm2_5_count"]) == point["count"]
         assert row["interval_s"] == "60"
     if period == "24h":

@@ -20,6 +20,7 @@ from contract.signing import Signer
 from contract.wire import ReadingPayload
 from gateway.cli import main as gateway_cli
 from gateway.devservices import Service, find_binary, free_port
+from gateway.timerange import from_ms
 from gateway.trust.registry import KeyStatus, load_dir, save
 from gateway.validate import parse_reading
 from tests.helpers import Influx, Listener, publish, spawn, wait_for
@@ -109,7 +110,11 @@ def test_signed_readings_from_node_to_influxdb_and_back(
         assert {r["sig"] for r in rows} == {p["sig"] for p in published}
 
         # forged, unsigned, and replayed: none of them adds or changes a row
-        original = json.dumps(published[0], separators=(",", ":"), ensure_ascii=False).encode()
+        # (a reading of the node's current run: the probe, seq 10**6 of an older time, is one the
+        # dedup window no longer holds once the node started at seq 1, and its replay would be
+        # written again with a later `received`: docs/trust.md, "Revoking a node")
+        first = next(p for p in published if p["seq"] != 10**6)
+        original = json.dumps(first, separators=(",", ":"), ensure_ascii=False).encode()
         forged = dict(published[-1], seq=published[-1]["seq"] + 1000)
         unsigned = {k: v for k, v in forged.items() if k not in ("sig", "kid")}
         for payload in (json.dumps(forged).encode(), json.dumps(unsigned).encode(), original):
@@ -139,7 +144,10 @@ def test_signed_readings_from_node_to_influxdb_and_back(
         capsys.readouterr()
         assert gateway_cli(["verify", "--keys", str(keys), "--input", str(export)]) == 1
         out = capsys.readouterr().out
-        assert f"row 2 (tsagaan/haul-road seq {rows[1]['seq']}): bad_signature" in out
+        assert (
+            f"bad_signature (a value, time or flag was changed after signing, or the row is forged): "
+            f"row 2 (tsagaan/haul-road seq {rows[1]['seq']})" in out
+        )
         assert f"{len(rows) - 1} verified, 1 bad_signature" in out
 
         # revoke the key in the registry while the gateway runs: SIGHUP makes it reread the keys
@@ -152,6 +160,19 @@ def test_signed_readings_from_node_to_influxdb_and_back(
         publish(port, TOPIC, late.to_wire(), username="tsagaan/haul-road", password=node_password)
         wait_for(lambda: "revoked_key" in log.read_text(), 20, "the revoked key refused")
         assert influx.rows('SELECT * FROM "reading"') == rows
+        # what the gateway stored before the revocation is still evidence: judged by `received`
+        assert all(r["received"] and r["received"] >= r["time"] for r in rows)
+        db = ["verify", "--keys", str(keys), "--influx-url", influx.url, "--database", influx.db]
+        assert gateway_cli(db) == 0
+        # a compromise found to have begun before those readings were stored discredits them
+        save(
+            keys,
+            record.model_copy(update={"status": KeyStatus.REVOKED, "since": from_ms(rows[1]["received"])}),
+        )
+        capsys.readouterr()
+        assert gateway_cli(db) == 1
+        before = sum(r["received"] < rows[1]["received"] for r in rows)
+        assert f"{len(rows) - before} revoked_key" in capsys.readouterr().out
     finally:
         if node.poll() is None:
             node.kill()
