@@ -130,8 +130,9 @@ def test_openapi_describes_every_route(site: Site) -> None:
         "/api/v1/nodes/{site}/{node}/series",
         "/api/v1/alerts",
         "/api/v1/alerts/active",
+        "/api/v1/keys",
     }
-    assert {"Node", "Latest", "Series", "Alert", "Error"} <= set(doc["components"]["schemas"])
+    assert {"Node", "Latest", "Series", "Alert", "Key", "Error"} <= set(doc["components"]["schemas"])
     every = next(
         p
         for p in doc["paths"]["/api/v1/nodes/{site}/{node}/series"]["get"]["parameters"]
