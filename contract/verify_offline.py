@@ -281,7 +281,7 @@ class RowReport:
     problems: list[Problem] = field(default_factory=list)
     unsigned: Counter[str] = field(default_factory=Counter)  # site/node -> rows
     seqs: dict[str, list[int]] = field(default_factory=dict)  # site/node -> seq in row order
-    listed: int = 0
+    failed: Counter[str] = field(default_factory=Counter)  # outcome -> rows not verified
 
     @property
     def rows(self) -> int:
@@ -299,9 +299,10 @@ class RowReport:
 
 
 def check_rows(
-    rows: Iterable[Mapping[str, Any]], keys: Mapping[str, Key], *, where: str = "", max_listed: int = 50
+    rows: Iterable[Mapping[str, Any]], keys: Mapping[str, Key], *, where: str = "", max_listed: int = 10
 ) -> RowReport:
-    """Check every row; an unsigned row is counted (per node), not listed as a failure."""
+    """Check every row; an unsigned row is counted (per node), not listed as a failure. At most
+    `max_listed` rows are listed per outcome, then how many more: a swapped key fails every row."""
     report = RowReport()
     for number, row in enumerate(rows, start=1):
         outcome, detail = check_row(row, keys)
@@ -310,14 +311,15 @@ def check_rows(
         if outcome == UNSIGNED:
             report.unsigned[ident] += 1
         elif outcome != VERIFIED:
-            if report.listed < max_listed:
+            if report.failed[outcome] < max_listed:
                 at = f"{where}row {number} ({ident} seq {row.get('seq', '?')})"
                 report.problems.append(Problem(outcome, f"{at}: {detail}"))
-            report.listed += 1
+            report.failed[outcome] += 1
         with contextlib.suppress(TypeError, ValueError):  # a bad row was counted above
             report.seqs.setdefault(ident, []).append(int(float(row.get("seq") or 0)))
-    if report.listed > max_listed:
-        report.problems.append(Problem("more", f"{report.listed - max_listed} more failing rows not listed"))
+    for outcome, n in sorted(report.failed.items()):
+        if n > max_listed:
+            report.problems.append(Problem(outcome, f"{where}and {n - max_listed} more rows ({n} in all)"))
     return report
 
 

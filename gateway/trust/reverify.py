@@ -27,7 +27,7 @@ def offline_key(record: KeyRecord) -> verify_offline.Key:
     )
 
 
-def reverify(rows: Iterable[Mapping[str, Any]], registry: KeyRegistry, *, max_listed: int = 50) -> RowReport:
+def reverify(rows: Iterable[Mapping[str, Any]], registry: KeyRegistry, *, max_listed: int = 10) -> RowReport:
     """Check every row; unsigned rows are counted as `unsigned` (per node), not listed as failures."""
     keys = {r.kid: offline_key(r) for r in registry.records()}
     return verify_offline.check_rows(rows, keys, max_listed=max_listed)
