@@ -276,11 +276,33 @@ def check_row(row: Mapping[str, Any], keys: Mapping[str, Key]) -> tuple[str, str
 
 
 @dataclass
+class SeqTrack:
+    """One node's `seq` as the rows go by, in constant memory: the count, the first and last, and
+    every jump (consecutive rows whose seq is not one more: readings missing, or a restart)."""
+
+    rows: int = 0
+    first: int | None = None
+    last: int | None = None
+    jumps: list[list[int]] = field(default_factory=list)
+
+    def add(self, seq: int) -> None:
+        if self.last is not None and seq != self.last + 1:
+            self.jumps.append([self.last, seq])
+        if self.first is None:
+            self.first = seq
+        self.rows += 1
+        self.last = seq
+
+    def record(self) -> dict[str, Any]:
+        return {"rows": self.rows, "first": self.first, "last": self.last, "jumps": self.jumps}
+
+
+@dataclass
 class RowReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
     unsigned: Counter[str] = field(default_factory=Counter)  # site/node -> rows
-    seqs: dict[str, list[int]] = field(default_factory=dict)  # site/node -> seq in row order
+    nodes: dict[str, SeqTrack] = field(default_factory=dict)  # site/node -> its seq, in row order
     failed: Counter[str] = field(default_factory=Counter)  # outcome -> rows not verified
 
     @property
@@ -316,7 +338,7 @@ def check_rows(
                 report.problems.append(Problem(outcome, f"{at}: {detail}"))
             report.failed[outcome] += 1
         with contextlib.suppress(TypeError, ValueError):  # a bad row was counted above
-            report.seqs.setdefault(ident, []).append(int(float(row.get("seq") or 0)))
+            report.nodes.setdefault(ident, SeqTrack()).add(int(float(row.get("seq") or 0)))
     for outcome, n in sorted(report.failed.items()):
         if n > max_listed:
             report.problems.append(Problem(outcome, f"{where}and {n - max_listed} more rows ({n} in all)"))
@@ -337,10 +359,14 @@ def _is_formula(text: str) -> bool:
 REQUIRED_COLUMNS = ("site", "node", "seq", "period_s", "flags", "sig", "kid")
 
 
-def read_rows(text: str, where: str) -> Iterator[dict[str, Any]]:
-    """The rows of a CSV export (ours, the dashboard's, or `influx -format csv`) or of JSON Lines."""
-    if text.lstrip().startswith("{"):
-        for number, line in enumerate(text.splitlines(), start=1):
+def read_rows(source: str | Iterable[str], where: str) -> Iterator[dict[str, Any]]:
+    """The rows of a CSV export (ours, the dashboard's, or `influx -format csv`) or of JSON Lines,
+    from a text or from lines as they are read (a file opened with newline="")."""
+    lines = iter(io.StringIO(source, newline="") if isinstance(source, str) else source)
+    first = next(lines, "")
+    lines = itertools.chain([first], lines)
+    if first.lstrip().startswith("{"):
+        for number, line in enumerate(lines, start=1):
             if line.strip():
                 try:
                     doc = json.loads(line)
@@ -348,7 +374,7 @@ def read_rows(text: str, where: str) -> Iterator[dict[str, Any]]:
                     raise Unusable(f"{where}: line {number} is not JSON: {exc}") from None
                 yield doc
         return
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(lines)
     header = set(reader.fieldnames or [])
     missing = sorted(c for c in REQUIRED_COLUMNS if c not in header)
     if not header & {"time", "ts"}:
@@ -363,16 +389,16 @@ def read_rows(text: str, where: str) -> Iterator[dict[str, Any]]:
 
 
 def read_rows_file(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a file, read as they are checked: a year of minute data never sits in memory."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        handle = path.open(encoding="utf-8", newline="")
+    except OSError as exc:
         raise Unusable(f"{path}: cannot read: {exc}") from None
-    return read_rows(text, str(path))
-
-
-def seq_gaps(seqs: list[int]) -> list[list[int]]:
-    """[after, before] for every jump of more than one in `seq`, in the order given (time order)."""
-    return [[a, b] for a, b in itertools.pairwise(seqs) if b - a > 1]
+    with handle:
+        try:
+            yield from read_rows(handle, str(path))
+        except UnicodeDecodeError as exc:
+            raise Unusable(f"{path}: not UTF-8 text: {exc}") from None
 
 
 # ---- RFC 3161 time-stamps (a minimal DER reader: cryptography parses certificates, not CMS) ----
@@ -587,16 +613,19 @@ def check_bundle(path: Path, trusted_tsa: list[bytes] | None = None) -> BundleRe
         if manifest.get("format") != BUNDLE_FORMAT:
             raise Unusable(f"{path}: {MANIFEST} is not a {BUNDLE_FORMAT} manifest")
         listed = {f["path"]: f for f in manifest.get("files", [])}
-        contents: dict[str, bytes] = {}
+        present = set()
         for name, entry in sorted(listed.items()):
             if name not in names:
                 out.problems.append(
                     Problem("file_missing", f"{name}: listed in the manifest, not in the bundle")
                 )
                 continue
-            data = archive.read(name)
-            contents[name] = data
-            if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+            present.add(name)
+            digest = hashlib.sha256()
+            with archive.open(name) as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            if digest.hexdigest() != entry.get("sha256"):
                 out.problems.append(
                     Problem(
                         "file_changed", f"{name}: its SHA-256 does not match the manifest: it was changed"
@@ -614,33 +643,33 @@ def check_bundle(path: Path, trusted_tsa: list[bytes] | None = None) -> BundleRe
             archive.read(TIMESTAMP) if TIMESTAMP in names else None,
             trusted_tsa,
         )
-    keys_name, rows_name = manifest.get("keys", "keys.json"), manifest.get("readings", "readings.csv")
-    if keys_name not in contents or rows_name not in contents:
-        out.problems.append(Problem("file_missing", f"{keys_name} or {rows_name}: nothing to verify"))
-        return out
-    try:
-        keys, key_problems = parse_keys(json.loads(contents[keys_name]), keys_name)
-    except ValueError as exc:
-        out.problems.append(Problem("key_mismatch", f"{keys_name}: {exc}"))
-        return out
-    out.problems += key_problems
-    recorded = {k["kid"]: k.get("fingerprint") for k in manifest.get("key_fingerprints", [])}
-    for kid, key in sorted(keys.items()):
-        if kid in recorded and recorded[kid] != key.fingerprint:
-            out.problems.append(
-                Problem("key_mismatch", f"{keys_name}: key {kid} is not the key the manifest names")
+        keys_name, rows_name = manifest.get("keys", "keys.json"), manifest.get("readings", "readings.csv")
+        if keys_name not in present or rows_name not in present:
+            out.problems.append(Problem("file_missing", f"{keys_name} or {rows_name}: nothing to verify"))
+            return out
+        try:
+            keys, key_problems = parse_keys(json.loads(archive.read(keys_name)), keys_name)
+        except ValueError as exc:
+            out.problems.append(Problem("key_mismatch", f"{keys_name}: {exc}"))
+            return out
+        out.problems += key_problems
+        recorded = {k["kid"]: k.get("fingerprint") for k in manifest.get("key_fingerprints", [])}
+        for kid, key in sorted(keys.items()):
+            if kid in recorded and recorded[kid] != key.fingerprint:
+                out.problems.append(
+                    Problem("key_mismatch", f"{keys_name}: key {kid} is not the key the manifest names")
+                )
+            out.notes.append(
+                f"key {kid} of {key.site}/{key.node}: {key.status}"
+                f"{' since ' + format_ts(key.since) if key.since else ''}, SHA-256 {key.fingerprint}"
             )
-        out.notes.append(
-            f"key {kid} of {key.site}/{key.node}: {key.status}"
-            f"{' since ' + format_ts(key.since) if key.since else ''}, SHA-256 {key.fingerprint}"
-        )
-    try:
-        rows = check_rows(
-            read_rows(contents[rows_name].decode("utf-8"), rows_name), keys, where=f"{rows_name} "
-        )
-    except (Unusable, UnicodeDecodeError) as exc:
-        out.problems.append(Problem("bad_row", str(exc)))
-        return out
+        try:
+            with archive.open(rows_name) as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                rows = check_rows(read_rows(text, rows_name), keys, where=f"{rows_name} ")
+        except (Unusable, UnicodeDecodeError) as exc:
+            out.problems.append(Problem("bad_row", str(exc)))
+            return out
     out.rows = rows
     out.problems += rows.problems
     for ident, n in sorted(rows.unsigned.items()):
@@ -674,18 +703,16 @@ def _check_stamp(
 
 
 def _check_seq(out: BundleReport, manifest: dict[str, Any], rows: RowReport, rows_name: str) -> None:
-    """A deleted row leaves a `seq` gap the manifest did not record; an inserted copy repeats one."""
+    """Every `seq` jump the manifest did not record: forward, rows were deleted; back or repeated,
+    a row was inserted (the manifest records the node's real gaps and restarts)."""
     recorded = manifest.get("seq", {})
-    for ident, seqs in sorted(rows.seqs.items()):
-        counts = Counter(seqs)
-        for seq, n in sorted(counts.items()):
-            if n > 1:
-                out.problems.append(
-                    Problem("seq_repeat", f"{rows_name}: {ident} seq {seq} appears {n} times")
-                )
-        known = {tuple(g) for g in recorded.get(ident, {}).get("gaps", [])}
-        for after, before in seq_gaps(seqs):
-            if (after, before) not in known:
+    for ident, track in sorted(rows.nodes.items()):
+        known = {tuple(j) for j in recorded.get(ident, {}).get("jumps", [])}
+        for after, before in track.jumps:
+            if (after, before) in known:
+                what = f"{before - after - 1} readings never stored" if before > after else "it restarted"
+                out.notes.append(f"{ident}: seq {after} to {before}: {what}")
+            elif before > after:
                 out.problems.append(
                     Problem(
                         "seq_gap",
@@ -694,18 +721,18 @@ def _check_seq(out: BundleReport, manifest: dict[str, Any], rows: RowReport, row
                     )
                 )
             else:
-                out.notes.append(
-                    f"{ident}: seq {after} to {before}: {before - after - 1} readings never stored"
+                out.problems.append(
+                    Problem("seq_repeat", f"{rows_name}: {ident} goes from seq {after} back to {before}")
                 )
         expected = recorded.get(ident, {}).get("rows")
-        if expected is not None and expected != len(seqs):
+        if expected is not None and expected != track.rows:
             out.problems.append(
                 Problem(
                     "row_count",
-                    f"{rows_name}: {ident} has {len(seqs)} rows; the manifest recorded {expected}",
+                    f"{rows_name}: {ident} has {track.rows} rows; the manifest recorded {expected}",
                 )
             )
-    for ident in sorted(set(recorded) - set(rows.seqs)):
+    for ident in sorted(set(recorded) - set(rows.nodes)):
         out.problems.append(
             Problem("row_count", f"{rows_name}: no rows of {ident}; the manifest recorded some")
         )

@@ -3,8 +3,9 @@
 It holds the readings exactly as `export` writes them with their columns description, the nodes'
 public keys with their validity, the calibration files in force, the alert events, the report
 (HTML and PDF, made by the `report` command itself), the one-file checker `verify_offline.py`, and
-`manifest.json`: the SHA-256 of every file, and per node the row count and the `seq` gaps that were
-already in the data, so a row deleted later shows as a gap the manifest does not know. With a TSA
+`manifest.json`: the SHA-256 of every file, and per node the row count and the `seq` jumps that
+were already in the data (gaps, restarts), so a row deleted or inserted later shows as a jump the
+manifest does not know. With a TSA
 the manifest is time-stamped (RFC 3161, `manifest.json.tsr`), which fixes all of it in time: the
 TSA signs the manifest's hash, the manifest holds every file's hash.
 """
@@ -15,7 +16,7 @@ import hashlib
 import json
 import shutil
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,18 +83,6 @@ def _calibration_files(ids: set[str], directory: Path | None) -> tuple[dict[str,
     return found, sorted(ids - set(found))
 
 
-def _seq_record(rows: verify_offline.RowReport) -> dict[str, Any]:
-    return {
-        ident: {
-            "rows": len(seqs),
-            "first": seqs[0] if seqs else None,
-            "last": seqs[-1] if seqs else None,
-            "gaps": verify_offline.seq_gaps(seqs),
-        }
-        for ident, seqs in sorted(rows.seqs.items())
-    }
-
-
 def write(reader: Reader, req: BundleRequest, work: Path, report: Report, stamp: Stamp | None) -> Written:
     """Build every file in `work` (an empty directory), then the zip at `req.out`."""
     ex = req.export
@@ -106,9 +95,15 @@ def write(reader: Reader, req: BundleRequest, work: Path, report: Report, stamp:
     keys = [k.public_doc() for k in req.keys]
     (work / "keys.json").write_text(json.dumps(keys, indent=2, ensure_ascii=False) + "\n")
 
-    text = readings.read_text(encoding="utf-8")
-    rows = list(verify_offline.read_rows(text, "readings.csv"))
-    cal_ids = {str(v) for r in rows for k, v in r.items() if k.endswith("_cal") and v}
+    cal_ids: set[str] = set()
+
+    def noting_calibrations(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            cal_ids.update(str(v) for k, v in row.items() if k.endswith("_cal") and v)
+            yield row
+
+    # one streamed pass over the file as written: each node's seq (for the manifest), the cal ids
+    seqs = verify_offline.check_rows(noting_calibrations(verify_offline.read_rows_file(readings)), {})
     cal_files, missing = _calibration_files(cal_ids, req.calibrations_dir)
     if cal_files:
         (work / "calibrations").mkdir()
@@ -126,7 +121,6 @@ def write(reader: Reader, req: BundleRequest, work: Path, report: Report, stamp:
     shutil.copyfile(Path(verify_offline.__file__), work / "verify_offline.py")
     (work / "README.txt").write_text(README)
 
-    checked = verify_offline.check_rows(rows, {}, max_listed=0)  # only the seq per node is used
     files = sorted(p for p in work.rglob("*") if p.is_file())
     manifest = {
         "format": verify_offline.BUNDLE_FORMAT,
@@ -141,7 +135,7 @@ def write(reader: Reader, req: BundleRequest, work: Path, report: Report, stamp:
         "readings": "readings.csv",
         "keys": "keys.json",
         "rows": count,
-        "seq": _seq_record(checked),
+        "seq": {ident: track.record() for ident, track in sorted(seqs.nodes.items())},
         "key_fingerprints": [{"kid": k["kid"], "fingerprint": k["fingerprint"]} for k in keys],
         "calibrations": {cid: f"calibrations/{p.name}" for cid, p in sorted(cal_files.items())},
         "calibrations_not_found": missing,

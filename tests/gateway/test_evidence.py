@@ -198,7 +198,7 @@ def test_the_bundle_holds_everything_and_verifies_offline(
             "calibrations/epa-us-2021.toml"} <= set(members)  # fmt: skip
     assert members["report.pdf"].startswith(b"%PDF")
     manifest = json.loads(members["manifest.json"])
-    assert manifest["seq"]["tsagaan/haul-road"] == {"rows": 170, "first": 1, "last": 190, "gaps": [[49, 70]]}
+    assert manifest["seq"]["tsagaan/haul-road"] == {"rows": 170, "first": 1, "last": 190, "jumps": [[49, 70]]}
     assert {f["path"] for f in manifest["files"]} == set(members) - {"manifest.json", "manifest.json.tsr"}
     (key,) = json.loads(members["keys.json"])
     assert key["kid"] == SIGNER.kid and key["valid_until"] is None
@@ -253,6 +253,14 @@ def _insert_row(m: dict[str, bytes]) -> None:
     _rehash(m, "readings.csv")
 
 
+def _copy_row(m: dict[str, bytes]) -> None:
+    """A genuine signed row repeated further down: every signature verifies, the seq does not."""
+    rows = _rows(m)
+    rows.insert(120, rows[10])
+    m["readings.csv"] = "".join(rows).encode()
+    _rehash(m, "readings.csv")
+
+
 def _swap_key(m: dict[str, bytes]) -> None:
     keys = json.loads(m["keys.json"])
     keys[0]["public_key"] = public_b64(THIEF.private.public_key())
@@ -282,12 +290,13 @@ def _broken_stamp(m: dict[str, bytes]) -> None:
         (_edit_value, {"bad_signature"}),
         (_delete_row, {"seq_gap", "row_count"}),
         (_insert_row, {"bad_signature", "seq_gap", "row_count"}),
+        (_copy_row, {"seq_repeat", "row_count"}),
         (_swap_key, {"key_mismatch", "unknown_key"}),
         (_change_report, {"file_changed"}),
         (_unmatched_manifest, {"file_unlisted", "timestamp_invalid"}),
         (_broken_stamp, {"timestamp_invalid"}),
     ],
-    ids=["edited-value", "deleted-row", "inserted-row", "swapped-key", "changed-report",
+    ids=["edited-value", "deleted-row", "inserted-row", "copied-row", "swapped-key", "changed-report",
          "manifest-mismatch", "bad-timestamp"],
 )  # fmt: skip
 def test_each_tampering_is_named(
