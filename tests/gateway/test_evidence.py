@@ -238,14 +238,16 @@ def _delete_row(m: dict[str, bytes]) -> None:
     _rehash(m, "readings.csv")
 
 
-def _insert_row(m: dict[str, bytes]) -> None:
-    """A reading the node never made, signed by someone else's key under the node's key id."""
+def _insert_row(m: dict[str, bytes], *, as_the_node: bool) -> None:
+    """A reading the node never made, signed by someone else's key: under its own key id (no key
+    of the node signed it) or under the node's (the signature does not match)."""
     forged = THIEF.sign(_reading("haul-road", 55, 55))
     rows = _rows(m)
     header = next(csv.reader(io.StringIO(rows[0])))
     cells = next(csv.reader(io.StringIO(rows[49])))
     values = dict(zip(header, cells, strict=True))
-    values.update(seq="55", time="2026-11-01T00:55:00Z", sig=forged.sig or "", kid=SIGNER.kid)
+    kid = SIGNER.kid if as_the_node else THIEF.kid
+    values.update(seq="55", time="2026-11-01T00:55:00Z", sig=forged.sig or "", kid=kid)
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow([values[h] for h in header])
     rows.insert(50, buf.getvalue())
@@ -289,15 +291,16 @@ def _broken_stamp(m: dict[str, bytes]) -> None:
     [
         (_edit_value, {"bad_signature"}),
         (_delete_row, {"seq_gap", "row_count"}),
-        (_insert_row, {"bad_signature", "seq_gap", "row_count"}),
+        (lambda m: _insert_row(m, as_the_node=False), {"unknown_key", "seq_gap", "row_count"}),
+        (lambda m: _insert_row(m, as_the_node=True), {"bad_signature", "seq_gap", "row_count"}),
         (_copy_row, {"seq_repeat", "row_count"}),
         (_swap_key, {"key_mismatch", "unknown_key"}),
         (_change_report, {"file_changed"}),
         (_unmatched_manifest, {"file_unlisted", "timestamp_invalid"}),
         (_broken_stamp, {"timestamp_invalid"}),
     ],
-    ids=["edited-value", "deleted-row", "inserted-row", "copied-row", "swapped-key", "changed-report",
-         "manifest-mismatch", "bad-timestamp"],
+    ids=["edited-value", "deleted-row", "inserted-row-unknown-key", "inserted-row-node-kid", "copied-row",
+         "swapped-key", "changed-report", "manifest-mismatch", "bad-timestamp"],
 )  # fmt: skip
 def test_each_tampering_is_named(
     made: dict[str, Any],
