@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from contract.metrics import METRIC_UNITS
 from gateway.stores.reader import AlertEvent
+from gateway.trust.registry import load_dir
 from gateway.web.context import Context
 from gateway.web.params import (
     MAX_SERIES_DAYS,
@@ -99,6 +100,22 @@ class AlertOut(_Out):
     peak: float | None = None
     started: datetime | None = None
     ended: datetime | None = None
+
+
+class KeyOut(_Out):
+    """A node's public key as a third party needs it to verify downloaded readings."""
+
+    kid: str
+    site: str
+    node: str
+    public_key: str
+    fingerprint: str
+    created: datetime
+    status: str
+    since: datetime | None
+    valid_from: datetime
+    valid_until: datetime | None
+    vouches_for: str
 
 
 class ErrorOut(_Out):
@@ -222,7 +239,22 @@ def active_alerts(request: Request) -> JSONResponse:
     return _json([_alert_out(a) for a in ctx.reader.active_alerts(ctx.clock(), site=q.site)])
 
 
+def keys(request: Request) -> JSONResponse:
+    """Every public key the gateway ever registered, retired and revoked ones too: a revoked key
+    still vouches for what was stored before it was revoked (docs/trust.md)."""
+    ctx: Context = request.app.state.ctx
+    q: SiteFilter = validate(SiteFilter, request.query_params)
+    records = load_dir(ctx.keys_dir) if ctx.keys_dir is not None else {}
+    out = [
+        KeyOut.model_validate(r.public_doc())
+        for r in sorted(records.values(), key=lambda r: (r.site, r.node, r.created))
+        if q.site is None or r.site == q.site
+    ]
+    return _json(out)
+
+
 ROUTES = [
+    Route("/api/v1/keys", keys),
     Route("/api/v1/nodes", nodes),
     Route("/api/v1/latest", latest),
     Route("/api/v1/nodes/{site}/{node}/series", series),

@@ -99,9 +99,10 @@ def create_app(
     reader: Reader,
     board: StatusBoard | None = None,
     clock: Callable[[], datetime] = _utc_now,
+    keys_dir: Path | None = None,
 ) -> Starlette:
     texts = Texts(web.language)
-    ctx = Context(web, reader, board or StatusBoard(), clock, texts)
+    ctx = Context(web, reader, board or StatusBoard(), clock, texts, keys_dir)
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         if _is_api(request):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from contract.i18n import Texts
 from gateway.config import WebConfig
@@ -20,6 +21,7 @@ class Context:
     board: StatusBoard
     clock: Callable[[], datetime]
     texts: Texts
+    keys_dir: Path | None = None  # the gateway's key registry, published at /api/v1/keys
 
     def limits(self, metric: str) -> list[LimitLine]:
         return limit_lines(self.web.standards, metric)

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from contract.wire import ID_PATTERN
-from gateway.web.api import UNITS, AlertOut, ErrorOut, LatestOut, NodeOut, SeriesOut
+from gateway.web.api import UNITS, AlertOut, ErrorOut, KeyOut, LatestOut, NodeOut, SeriesOut
 from gateway.web.params import EVERY
 
 
@@ -31,6 +31,7 @@ def openapi_document() -> dict[str, Any]:
         "Latest": LatestOut,
         "Series": SeriesOut,
         "Alert": AlertOut,
+        "Key": KeyOut,
         "Error": ErrorOut,
     }
     schemas: dict[str, Any] = {}
@@ -106,6 +107,13 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 ],
                 "responses": ok("Alert", True),
+            }
+        },
+        "/api/v1/keys": {
+            "get": {
+                "summary": "The nodes' public Ed25519 keys with their validity, to verify downloads",
+                "parameters": [site_q],
+                "responses": ok("Key", True),
             }
         },
         "/api/v1/alerts/active": {

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
     """The app reading the gateway's database over InfluxQL (the v1 HTTP API, see docs/api.md)."""
-    return create_app(cfg.web or WebConfig(), dashboard_reader(cfg.influxdb), board)
+    return create_app(cfg.web or WebConfig(), dashboard_reader(cfg.influxdb), board, keys_dir=cfg.keys_dir)
 
 
 def _uvicorn(app: Starlette, web: WebConfig) -> uvicorn.Server:
