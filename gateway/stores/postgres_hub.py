@@ -1,0 +1,226 @@
+"""The regional hub's store: PostgreSQL with PostGIS (docs/region.md). The only module of the hub
+that speaks SQL; psycopg is imported here alone.
+
+Readings are partitioned by month; a partition is created the first time a reading of its month
+arrives (a site back after a year offline, or a backfill, brings old months). A batch is one
+transaction: the hub acknowledges it to the site only after `commit`, so an ack always means stored.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from contract.signing import canonical_doc
+from contract.wire import ID_PATTERN, ReadingPayload
+
+_ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_ID = re.compile(ID_PATTERN)
+
+
+class HubStoreError(Exception):
+    """The hub's database refused or could not be reached; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdicted:
+    """A reading the hub checked, with how (`verified` or `unsigned`)."""
+
+    reading: ReadingPayload
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    kid: str
+    site: str
+    node: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    stored: int
+    duplicate: int
+
+
+def _month(ts: datetime) -> tuple[datetime, datetime]:
+    start = datetime(ts.year, ts.month, 1, tzinfo=UTC)
+    end = datetime(ts.year + (ts.month == 12), ts.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+class HubStore:
+    def __init__(self, dsn: str) -> None:
+        try:
+            self._conn = psycopg.connect(dsn, autocommit=False)
+        except psycopg.OperationalError as exc:
+            raise HubStoreError(f"cannot connect to the hub database: {exc}") from exc
+        self._partitions: set[str] = set()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def prepare(self) -> None:
+        """Create or update the schema (every statement may run again)."""
+        text = resources.files("gateway.stores").joinpath("postgres_schema.sql").read_text()
+        with self._conn.transaction():
+            self._conn.execute(text.encode())
+
+    # --- registration (the hub's operator, `minewatch-gateway hub ...`) ---
+
+    def add_jurisdiction(self, jid: str, name: str, db_role: str) -> None:
+        """A jurisdiction and its database role (created NOLOGIN if missing; the operator grants it
+        to the people's or the API's login roles, or gives it a password and LOGIN)."""
+        if not _ID.match(jid) or not _ROLE.match(db_role):
+            raise HubStoreError(f"jurisdiction {jid!r} or role {db_role!r} is not a valid name")
+        with self._conn.transaction():
+            exists = self._conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [db_role]).fetchone()
+            if exists is None:
+                self._conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(db_role)))
+            self._conn.execute(sql.SQL("GRANT hub_reader TO {}").format(sql.Identifier(db_role)))
+            self._conn.execute(
+                "INSERT INTO jurisdiction (id, name, db_role) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                [jid, name, db_role],
+            )
+
+    def add_site(self, site: str, jurisdiction: str, identity_key: str, name: str = "") -> None:
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO site (id, jurisdiction, identity_key, name) VALUES (%s, %s, %s, %s)",
+                [site, jurisdiction, identity_key, name],
+            )
+
+    def add_agreement(
+        self,
+        *,
+        name: str,
+        grantor: str,
+        grantee: str,
+        sites: Sequence[str],
+        licence: str,
+        valid_from: datetime,
+        valid_to: datetime | None,
+        delay_s: int,
+        recorded_by: str,
+    ) -> int:
+        """Record a new version of an agreement (the latest version of a name is the one in force)."""
+        with self._conn.transaction():
+            row = self._conn.execute(
+                "INSERT INTO agreement (name, version, grantor, grantee, sites, delay, licence,"
+                " valid_from, valid_to, recorded_by)"
+                " SELECT %s, coalesce(max(version), 0) + 1, %s, %s, %s, make_interval(secs => %s),"
+                " %s, %s, %s, %s FROM agreement WHERE name = %s RETURNING version",
+                [name, grantor, grantee, list(sites), delay_s, licence, valid_from, valid_to,
+                 recorded_by, name],
+            ).fetchone()  # fmt: skip
+        assert row is not None
+        return int(row[0])
+
+    def site_identity(self, site: str) -> str | None:
+        row = self._conn.execute("SELECT identity_key FROM site WHERE id = %s", [site]).fetchone()
+        self._conn.rollback()
+        return None if row is None else str(row[0])
+
+    # --- what a batch brings ---
+
+    def keys(self, site: str) -> dict[str, StoredKey]:
+        rows = self._conn.execute(
+            "SELECT kid, site, node, record FROM node_key WHERE site = %s", [site]
+        ).fetchall()
+        self._conn.rollback()
+        return {r[0]: StoredKey(r[0], r[1], r[2], r[3]) for r in rows}
+
+    def put_key(self, record: dict[str, Any], vouch: str) -> None:
+        """Store a vouched key, or its new status (retired, revoked). A kid names one public key for
+        good: the same kid with another key is refused by the caller before it gets here."""
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO node_key (kid, site, node, public_key, status, since, record, vouch)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (kid) DO UPDATE SET status = excluded.status, since = excluded.since,"
+                " record = excluded.record, vouch = excluded.vouch, received = now()",
+                [record["kid"], record["site"], record["node"], record["public_key"],
+                 record.get("status", "active"), record.get("since"), json.dumps(record), vouch],
+            )  # fmt: skip
+
+    def write_readings(self, readings: Sequence[Verdicted]) -> BatchResult:
+        """Store readings once each, in one transaction."""
+        if not readings:
+            return BatchResult(0, 0)
+        with self._conn.transaction():
+            self._ensure_partitions(r.reading.ts for r in readings)
+            self._conn.execute(
+                "INSERT INTO node (site, id) SELECT DISTINCT s, n FROM unnest(%s::text[], %s::text[])"
+                " AS t(s, n) ON CONFLICT DO NOTHING",
+                [[r.reading.site for r in readings], [r.reading.node for r in readings]],
+            )
+            cur = self._conn.execute(
+                "INSERT INTO reading (site, node, seq, ts, verdict, kid, metrics, payload)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::timestamptz[],"
+                " %s::text[], %s::text[], %s::jsonb[], %s::jsonb[]) ON CONFLICT DO NOTHING",
+                [
+                    [r.reading.site for r in readings],
+                    [r.reading.node for r in readings],
+                    [r.reading.seq for r in readings],
+                    [r.reading.ts for r in readings],
+                    [r.verdict for r in readings],
+                    [r.reading.kid for r in readings],
+                    [json.dumps(_values(r.reading)) for r in readings],
+                    [json.dumps(_payload(r.reading)) for r in readings],
+                ],
+            )
+            stored = cur.rowcount
+        return BatchResult(stored, len(readings) - stored)
+
+    def reject(self, topic_site: str | None, reason: str, detail: str, payload: bytes) -> None:
+        """Keep refused input for review; counted by reason (`rejects`)."""
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO reject (topic_site, reason, detail, payload) VALUES (%s, %s, %s, %s)",
+                [topic_site, reason, detail[:2000], payload],
+            )
+
+    def rejects(self) -> dict[str, int]:
+        rows = self._conn.execute("SELECT reason, count(*) FROM reject GROUP BY reason").fetchall()
+        self._conn.rollback()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def count(self, site: str | None = None) -> int:
+        query = "SELECT count(*) FROM reading" + (" WHERE site = %s" if site else "")
+        row = self._conn.execute(query, [site] if site else []).fetchone()
+        self._conn.rollback()
+        return int(row[0]) if row else 0
+
+    def _ensure_partitions(self, times: Iterable[datetime]) -> None:
+        for start, end in {_month(ts) for ts in times}:
+            name = f"reading_{start:%Y_%m}"
+            if name in self._partitions:
+                continue
+            self._conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF reading FOR VALUES FROM ({}) TO ({})"
+                ).format(sql.Identifier(name), sql.Literal(start), sql.Literal(end))
+            )
+            self._partitions.add(name)
+
+
+def _values(reading: ReadingPayload) -> dict[str, float | None]:
+    return {m.value: mv.value for m, mv in reading.metrics.items()}
+
+
+def _payload(reading: ReadingPayload) -> dict[str, Any]:
+    """The reading as signed: the canonical document plus its signature, so a row alone verifies."""
+    doc = canonical_doc(reading)
+    if reading.sig is not None:
+        doc["sig"] = reading.sig
+    return doc
