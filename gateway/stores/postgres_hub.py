@@ -8,26 +8,35 @@ transaction: the hub acknowledges it to the site only after `commit`, so an ack 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 from psycopg import sql
 
+from contract.configfile import ConfigError
 from contract.signing import canonical_doc
 from contract.wire import ID_PATTERN, ReadingPayload
 
+P = ParamSpec("P")
+R = TypeVar("R")
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ID = re.compile(ID_PATTERN)
 
 
-class HubStoreError(Exception):
-    """The hub's database refused or could not be reached; the message says which and why."""
+class HubStoreError(OSError):
+    """The hub's database could not be reached or failed; the caller reconnects and retries."""
+
+
+class HubInputError(ConfigError):
+    """The hub's database refused what the operator asked (a site registered twice, a jurisdiction
+    that does not exist): the CLI exits 2 with the database's reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +67,34 @@ def _month(ts: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """A lost or refusing database becomes HubStoreError: the caller reconnects and retries."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise HubStoreError(f"the hub database: {exc}") from exc
+        except psycopg.IntegrityError as exc:
+            raise HubInputError(f"the hub database refused it: {exc.diag.message_primary or exc}") from exc
+
+    return call
+
+
 class HubStore:
     def __init__(self, dsn: str) -> None:
         try:
-            self._conn = psycopg.connect(dsn, autocommit=False)
+            self._conn = psycopg.connect(dsn, autocommit=True)
         except psycopg.OperationalError as exc:
             raise HubStoreError(f"cannot connect to the hub database: {exc}") from exc
         self._partitions: set[str] = set()
 
+    @_guarded
     def close(self) -> None:
         self._conn.close()
 
+    @_guarded
     def prepare(self) -> None:
         """Create or update the schema (every statement may run again)."""
         text = resources.files("gateway.stores").joinpath("postgres_schema.sql").read_text()
@@ -77,6 +103,7 @@ class HubStore:
 
     # --- registration (the hub's operator, `minewatch-gateway hub ...`) ---
 
+    @_guarded
     def add_jurisdiction(self, jid: str, name: str, db_role: str) -> None:
         """A jurisdiction and its database role (created NOLOGIN if missing; the operator grants it
         to the people's or the API's login roles, or gives it a password and LOGIN)."""
@@ -93,6 +120,7 @@ class HubStore:
                 [jid, name, db_role],
             )
 
+    @_guarded
     def add_site(self, site: str, jurisdiction: str, identity_key: str, name: str = "") -> None:
         with self._conn.transaction():
             self._conn.execute(
@@ -100,6 +128,7 @@ class HubStore:
                 [site, jurisdiction, identity_key, name],
             )
 
+    @_guarded
     def add_agreement(
         self,
         *,
@@ -126,20 +155,21 @@ class HubStore:
         assert row is not None
         return int(row[0])
 
+    @_guarded
     def site_identity(self, site: str) -> str | None:
         row = self._conn.execute("SELECT identity_key FROM site WHERE id = %s", [site]).fetchone()
-        self._conn.rollback()
         return None if row is None else str(row[0])
 
     # --- what a batch brings ---
 
+    @_guarded
     def keys(self, site: str) -> dict[str, StoredKey]:
         rows = self._conn.execute(
             "SELECT kid, site, node, record FROM node_key WHERE site = %s", [site]
         ).fetchall()
-        self._conn.rollback()
         return {r[0]: StoredKey(r[0], r[1], r[2], r[3]) for r in rows}
 
+    @_guarded
     def put_key(self, record: dict[str, Any], vouch: str) -> None:
         """Store a vouched key, or its new status (retired, revoked). A kid names one public key for
         good: the same kid with another key is refused by the caller before it gets here."""
@@ -153,6 +183,7 @@ class HubStore:
                  record.get("status", "active"), record.get("since"), json.dumps(record), vouch],
             )  # fmt: skip
 
+    @_guarded
     def write_readings(self, readings: Sequence[Verdicted]) -> BatchResult:
         """Store readings once each, in one transaction."""
         if not readings:
@@ -182,6 +213,7 @@ class HubStore:
             stored = cur.rowcount
         return BatchResult(stored, len(readings) - stored)
 
+    @_guarded
     def reject(self, topic_site: str | None, reason: str, detail: str, payload: bytes) -> None:
         """Keep refused input for review; counted by reason (`rejects`)."""
         with self._conn.transaction():
@@ -190,15 +222,15 @@ class HubStore:
                 [topic_site, reason, detail[:2000], payload],
             )
 
+    @_guarded
     def rejects(self) -> dict[str, int]:
         rows = self._conn.execute("SELECT reason, count(*) FROM reject GROUP BY reason").fetchall()
-        self._conn.rollback()
         return {str(r[0]): int(r[1]) for r in rows}
 
+    @_guarded
     def count(self, site: str | None = None) -> int:
         query = "SELECT count(*) FROM reading" + (" WHERE site = %s" if site else "")
         row = self._conn.execute(query, [site] if site else []).fetchone()
-        self._conn.rollback()
         return int(row[0]) if row else 0
 
     def _ensure_partitions(self, times: Iterable[datetime]) -> None:

@@ -1,0 +1,142 @@
+"""`minewatch-gateway hub ...`: the regional hub (docs/region.md).
+
+On the hub: `init` makes the schema, `jurisdiction` and `site` register who takes part,
+`agreement` records what one jurisdiction shares with another, `run` takes forwarded batches.
+On a site: `identity` makes the site's identity key, whose public half the hub's operator
+registers with `site --identity-key`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from contract.configfile import ConfigError
+from contract.signing import Signer, public_b64
+from gateway.timerange import parse_time
+
+log = logging.getLogger("minewatch.hub")
+
+
+def add(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser("hub", help="the regional hub, and joining one")
+    hub = parser.add_subparsers(dest="hub_command", required=True)
+
+    p = hub.add_parser("identity", help="make this site's identity key; prints its public half")
+    p.add_argument("--out", required=True, type=Path, help="where to write the private key (PEM)")
+    p.set_defaults(func=_identity)
+
+    p = hub.add_parser("init", help="create or update the hub's schema")
+    p.add_argument("--config", required=True, help="path to hub.toml")
+    p.set_defaults(func=_init)
+
+    p = hub.add_parser("jurisdiction", help="register a jurisdiction and its database role")
+    p.add_argument("--config", required=True)
+    p.add_argument("--id", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", required=True, help="PostgreSQL role its readers connect as (or are granted)")
+    p.set_defaults(func=_jurisdiction)
+
+    p = hub.add_parser("site", help="register a site of a jurisdiction with the site's identity key")
+    p.add_argument("--config", required=True)
+    p.add_argument("--id", required=True)
+    p.add_argument("--jurisdiction", required=True)
+    p.add_argument("--identity-key", required=True, help="what `hub identity` printed on the site")
+    p.add_argument("--name", default="")
+    p.set_defaults(func=_site)
+
+    p = hub.add_parser("agreement", help="record (a new version of) a sharing agreement")
+    p.add_argument("--config", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--grantor", required=True)
+    p.add_argument("--grantee", required=True)
+    p.add_argument("--sites", required=True, help="comma-separated site ids")
+    p.add_argument("--licence", required=True)
+    p.add_argument("--from", dest="valid_from", required=True, help="ISO 8601 time (UTC if bare)")
+    p.add_argument("--to", dest="valid_to", help="ISO 8601 time; open-ended if absent")
+    p.add_argument("--delay", type=int, default=0, help="seconds before a reading becomes visible")
+    p.add_argument("--by", required=True, help="who records it")
+    p.set_defaults(func=_agreement)
+
+    p = hub.add_parser("run", help="take forwarded batches until stopped")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=_run)
+
+
+def _identity(args: argparse.Namespace) -> int:
+    path: Path = args.out
+    if path.exists():
+        raise ConfigError(f"{path} exists: a site keeps its identity; remove it first to make a new one")
+    signer = Signer.generate()
+    signer.write(path)
+    print(public_b64(signer.private.public_key()))
+    return 0
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from gateway.hub.config import load
+    from gateway.stores.postgres_hub import HubStore
+
+    return HubStore(load(args.config).database.conninfo())
+
+
+def _init(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.prepare()
+    store.close()
+    print("hub schema ready")
+    return 0
+
+
+def _jurisdiction(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.add_jurisdiction(args.id, args.name, args.role)
+    store.close()
+    return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    from contract.signing import public_from_b64
+
+    try:
+        public_from_b64(args.identity_key)
+    except ValueError:
+        raise ConfigError("--identity-key: not the base64 public key `hub identity` prints") from None
+    store = _store(args)
+    store.add_site(args.id, args.jurisdiction, args.identity_key, args.name)
+    store.close()
+    return 0
+
+
+def _agreement(args: argparse.Namespace) -> int:
+    store = _store(args)
+    version = store.add_agreement(
+        name=args.name, grantor=args.grantor, grantee=args.grantee,
+        sites=[s.strip() for s in args.sites.split(",") if s.strip()], licence=args.licence,
+        valid_from=parse_time(args.valid_from, "--from"),
+        valid_to=parse_time(args.valid_to, "--to") if args.valid_to else None,
+        delay_s=args.delay, recorded_by=args.by,
+    )  # fmt: skip
+    store.close()
+    print(f"agreement {args.name} version {version} recorded")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gateway.hub.config import load
+    from gateway.hub.service import HubService
+
+    service = HubService(load(args.config))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        service.stop_event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    service.run()
+    return 0
