@@ -62,9 +62,74 @@ def add(sub: Any) -> None:
     p.add_argument("--by", required=True, help="who records it")
     p.set_defaults(func=_agreement)
 
+    p = hub.add_parser("broker-config", help="write the hub's Mosquitto configuration, ACL and CA")
+    p.add_argument("--config", required=True, help="path to hub.toml (topic_prefix, [mqtt] username)")
+    p.add_argument("--out", required=True, type=Path, help="directory for the broker's files")
+    p.add_argument("--port", type=int, default=1883, help="loopback listener, for the hub (default 1883)")
+    p.add_argument("--tls-port", type=int, default=8883, help="TLS listener, for the sites (default 8883)")
+    p.add_argument("--hostname", action="append", default=[], help="name sites use for the hub (repeatable)")
+    p.add_argument("--run-as", default="mosquitto", help="user Mosquitto runs as (default mosquitto)")
+    p.set_defaults(func=_broker_config)
+
+    p = hub.add_parser("site-account", help="a site's MQTT account at the hub (password in --broker)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--broker", required=True, type=Path, help="the directory `hub broker-config` wrote")
+    p.add_argument("--site", required=True)
+    p.set_defaults(func=_site_account)
+
     p = hub.add_parser("run", help="take forwarded batches until stopped")
     p.add_argument("--config", required=True)
     p.set_defaults(func=_run)
+
+
+def _broker_config(args: argparse.Namespace) -> int:
+    import socket
+
+    from gateway.hub.broker import HUB_USER, write_hub_acl
+    from gateway.hub.config import load
+    from gateway.trust import ca
+    from gateway.trust.broker import BrokerLayout, QueueSizing, ensure_passwd, render_conf
+    from gateway.trust.provision import provision_account
+
+    cfg = load(args.config)
+    layout = BrokerLayout(args.out)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    (layout.root / "persist").mkdir(exist_ok=True)
+    ensure_passwd(layout)
+    hosts = args.hostname or [socket.getfqdn(), "localhost", "127.0.0.1"]
+    ca.ensure_ca(layout.ca_dir, "minewatch-hub")
+    ca.issue(layout.ca_dir, layout.ca_dir / "server.crt", layout.ca_dir / "server.key", hosts[0], hosts=hosts)
+    # a week of batches from 100 sites (a batch a second each) survives a slow or absent hub
+    sizing = QueueSizing(nodes=100, interval_s=1)
+    layout.conf.write_text(
+        render_conf(layout, port=args.port, tls_port=args.tls_port, sizing=sizing, run_as=args.run_as)
+    )
+    hub_user = cfg.mqtt.username or HUB_USER
+    for line in provision_account(hub_user, layout.root, layout).changed:
+        print(line)
+    write_hub_acl(layout, prefix=cfg.topic_prefix, hub_user=hub_user)
+    print(f"wrote {layout.conf}; give {layout.ca_dir / 'ca.crt'} to every site")
+    return 0
+
+
+def _site_account(args: argparse.Namespace) -> int:
+    from contract.wire import is_identifier
+    from gateway.hub.broker import HUB_USER, write_hub_acl
+    from gateway.hub.config import load
+    from gateway.trust.broker import BrokerLayout, reload_broker
+    from gateway.trust.provision import provision_account
+
+    if not is_identifier(args.site):
+        raise ConfigError(f"--site {args.site!r} is not a site id")
+    cfg = load(args.config)
+    layout = BrokerLayout(args.broker)
+    for line in provision_account(args.site, layout.root, layout).changed:
+        print(line)
+    write_hub_acl(layout, prefix=cfg.topic_prefix, hub_user=cfg.mqtt.username or HUB_USER)
+    reload_broker(layout.pid_file)
+    print(f"the site's [forward.mqtt]: username = \"{args.site}\", password_file = <copy of "
+          f"{layout.root / (args.site + '.password')}>, tls = true, ca_file = <copy of {layout.ca_dir / 'ca.crt'}>")
+    return 0
 
 
 def _identity(args: argparse.Namespace) -> int:

@@ -8,10 +8,13 @@ reading stored at the site is at the hub exactly once, verified with the key the
 
 from __future__ import annotations
 
+import getpass
 import json
 import signal
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,20 +51,52 @@ def _cli(*args: str) -> str:
     return out.stdout
 
 
+@dataclass
+class HubBroker:
+    """The hub's Mosquitto from `hub broker-config`: TLS for the sites, loopback for the hub."""
+
+    service: devservices.Service
+    dir: Path
+    tls_port: int
+
+    @property
+    def port(self) -> int:
+        return self.service.port
+
+    def password(self, name: str) -> Path:
+        return self.dir / f"{name}.password"
+
+
 @pytest.fixture
-def hub_broker(tmp_path: Path) -> Iterator[devservices.Service]:
-    broker = devservices.mosquitto(tmp_path / "hub-broker", persistent=True)
+def hub_broker(tmp_path: Path) -> Iterator[HubBroker]:
+    port, tls_port = devservices.free_port(), devservices.free_port()
+    broker_dir = tmp_path / "hub-broker"
+    hub_cfg = _hub_toml(tmp_path / "hub.toml", port, "dbname=unused")
+    _cli("hub", "broker-config", "--config", str(hub_cfg), "--out", str(broker_dir), "--port", str(port),
+         "--tls-port", str(tls_port), "--hostname", "127.0.0.1", "--run-as", getpass.getuser())  # fmt: skip
+    conf = broker_dir / "mosquitto.conf"
+    conf.write_text(conf.read_text().replace(f"listener {tls_port}\n", f"listener {tls_port} 127.0.0.1\n"))
+    for site in ("tsagaan", "ulaan"):
+        _cli("hub", "site-account", "--config", str(hub_cfg), "--broker", str(broker_dir), "--site", site)
+    argv = [devservices.find_binary("mosquitto"), "-c", str(conf)]
+    broker = devservices.Service("mosquitto", argv, port, broker_dir, "tcp")
     broker.start()
-    yield broker
+    yield HubBroker(broker, broker_dir, tls_port)
     broker.stop()
 
 
-def _hub_toml(path: Path, broker: devservices.Service, dsn: str) -> Path:
+def _hub_toml(path: Path, port: int, dsn: str) -> Path:
     path.write_text(
-        f'topic_prefix = "{HUB_PREFIX}"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
-        f'client_id = "hub-{path.parent.name[-12:]}"\n[database]\ndsn = "{dsn}"\n'
+        f'topic_prefix = "{HUB_PREFIX}"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'client_id = "hub-{path.parent.name[-12:]}"\nusername = "minewatch-hub"\n'
+        f'password_file = "{path.parent / "hub-broker" / "minewatch-hub.password"}"\n'
+        f'[database]\ndsn = "{dsn}"\n'
     )
     return path
+
+
+def _publish_as(broker: HubBroker, site: str, topic: str, payload: bytes) -> None:
+    publish(broker.port, topic, payload, username=site, password=broker.password(site).read_text().strip())
 
 
 def _site_count(influx: Influx) -> int:
@@ -77,10 +112,10 @@ def _hub_rows(dsn: str, site: str) -> list[tuple[object, ...]]:
 
 
 def test_every_stored_reading_reaches_the_hub_once(
-    tmp_path: Path, mosquitto: devservices.Service, hub_broker: devservices.Service, influx: Influx,
+    tmp_path: Path, mosquitto: devservices.Service, hub_broker: HubBroker, influx: Influx,
     pg: str, prefix: str,
 ) -> None:  # fmt: skip
-    hub_cfg = _hub_toml(tmp_path / "hub.toml", hub_broker, pg)
+    hub_cfg = _hub_toml(tmp_path / "hub.toml", hub_broker.port, pg)
     _cli("hub", "init", "--config", str(hub_cfg))
     _cli("hub", "jurisdiction", "--config", str(hub_cfg), "--id", "soum", "--name", "Soum",
          "--role", f"j_{prefix}")  # fmt: skip
@@ -102,7 +137,9 @@ def test_every_stored_reading_reaches_the_hub_once(
         f'[forward]\nsite = "tsagaan"\ntopic_prefix = "{HUB_PREFIX}"\n'
         f'identity_file = "{tmp_path / "site-identity.pem"}"\n'
         f"batch_size = 25\nack_timeout_s = 5\n"
-        f'[forward.mqtt]\nhost = "127.0.0.1"\nport = {hub_broker.port}\nclient_id = "site-{prefix}"\n',
+        f'[forward.mqtt]\nhost = "127.0.0.1"\nport = {hub_broker.tls_port}\nclient_id = "site-{prefix}"\n'
+        f'username = "tsagaan"\npassword_file = "{hub_broker.password("tsagaan")}"\n'
+        f'tls = true\nca_file = "{hub_broker.dir / "ca" / "ca.crt"}"\n',
     )  # fmt: skip
     hub_log, gw_log = tmp_path / "hub.log", tmp_path / "gateway.log"
     hub = spawn(["gateway.cli", "hub", "run", "--config", str(hub_cfg)], hub_log)
@@ -122,10 +159,10 @@ def test_every_stored_reading_reaches_the_hub_once(
             lambda: len(_hub_rows(pg, "tsagaan")) >= 80, 60, "backfill and first live readings at the hub"
         )
 
-        hub_broker.stop()  # the link is cut
+        hub_broker.service.stop()  # the link is cut
         send(live[20:40])
         wait_for(lambda: _site_count(influx) >= 100, 30, "readings stored at the site meanwhile")
-        hub_broker.start()
+        hub_broker.service.start()
 
         send(live[40:])
         hub.send_signal(signal.SIGKILL)  # mid-stream
@@ -147,9 +184,9 @@ def test_every_stored_reading_reaches_the_hub_once(
 
 
 def test_the_hub_refuses_what_a_site_may_not_send(
-    tmp_path: Path, hub_broker: devservices.Service, pg: str, prefix: str
+    tmp_path: Path, hub_broker: HubBroker, pg: str, prefix: str
 ) -> None:
-    hub_cfg = _hub_toml(tmp_path / "hub.toml", hub_broker, pg)
+    hub_cfg = _hub_toml(tmp_path / "hub.toml", hub_broker.port, pg)
     _cli("hub", "init", "--config", str(hub_cfg))
     _cli("hub", "jurisdiction", "--config", str(hub_cfg), "--id", "soum", "--name", "Soum",
          "--role", f"j_{prefix}")  # fmt: skip
@@ -177,15 +214,16 @@ def test_the_hub_refuses_what_a_site_may_not_send(
             ForwardBatch(site="tsagaan", batch=4, readings=[node.sign(reading("a", NOW, 1.0))]),  # a replay
         ]  # fmt: skip
         # the hub must be subscribed before anything is published: its session starts at first connect
-        wait_for(
-            lambda: hub_broker.is_running and "taking batches" in (tmp_path / "hub.log").read_text(),
-            30,
-            "hub",
-        )
+        wait_for(lambda: "taking batches" in (tmp_path / "hub.log").read_text(), 30, "hub")
+        time.sleep(0.5)  # its subscription, after the log line
         for b in batches:
-            publish(hub_broker.port, topic, b.model_dump_json(by_alias=True).encode())
-        publish(hub_broker.port, forward_topic(HUB_PREFIX, "ulaan"), batches[3].model_dump_json().encode())
-        publish(hub_broker.port, topic, b"{not json")
+            _publish_as(hub_broker, "tsagaan", topic, b.model_dump_json(by_alias=True).encode())
+        # ulaan's account sends tsagaan's batch on its own topic; tsagaan may not use ulaan's topic at
+        # all (the broker's ACL drops it: the hub never sees it)
+        replay = batches[3].model_dump_json().encode()
+        _publish_as(hub_broker, "ulaan", forward_topic(HUB_PREFIX, "ulaan"), replay)
+        _publish_as(hub_broker, "tsagaan", forward_topic(HUB_PREFIX, "ulaan"), replay)
+        _publish_as(hub_broker, "tsagaan", topic, b"{not json")
 
         def rejects() -> dict[str, int]:
             with psycopg.connect(pg) as conn:
