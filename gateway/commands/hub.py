@@ -127,8 +127,11 @@ def _site_account(args: argparse.Namespace) -> int:
         print(line)
     write_hub_acl(layout, prefix=cfg.topic_prefix, hub_user=cfg.mqtt.username or HUB_USER)
     reload_broker(layout.pid_file)
-    print(f"the site's [forward.mqtt]: username = \"{args.site}\", password_file = <copy of "
-          f"{layout.root / (args.site + '.password')}>, tls = true, ca_file = <copy of {layout.ca_dir / 'ca.crt'}>")
+    password, cafile = layout.root / f"{args.site}.password", layout.ca_dir / "ca.crt"
+    print(
+        f'the site\'s [forward.mqtt]: username = "{args.site}", password_file = <copy of {password}>, '
+        f"tls = true, ca_file = <copy of {cafile}>"
+    )
     return 0
 
 
