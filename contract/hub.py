@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from contract.status import NodeStatus
 from contract.wire import ID_PATTERN, ReadingPayload
 
 if TYPE_CHECKING:
@@ -74,6 +76,16 @@ class ForwardedKey(BaseModel):
         return True
 
 
+class ForwardedStatus(BaseModel):
+    """A node's status message as the site received it (its payload carries no time of its own)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    node: SiteName
+    received: datetime
+    status: NodeStatus
+
+
 class ForwardBatch(BaseModel):
     """One site's batch: its id is the site's own (increasing), so the ack names what to drop."""
 
@@ -84,6 +96,10 @@ class ForwardBatch(BaseModel):
     batch: int = Field(ge=0)
     readings: list[ReadingPayload] = Field(default_factory=list, max_length=MAX_BATCH)
     keys: list[ForwardedKey] = Field(default_factory=list, max_length=MAX_BATCH)
+    statuses: list[ForwardedStatus] = Field(default_factory=list, max_length=MAX_BATCH)
+    alerts: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=MAX_BATCH, description="alert payloads (docs/protocol.md)"
+    )
 
 
 class HubAck(BaseModel):

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     alerts = Alerts(cfg, publish=through(parts.subscriber))
     alerts.install(hooks)
     web = _web(cfg, hooks) if cfg.web is not None else None
-    forwarder = _forwarder(cfg, parts.registry, hooks) if cfg.forward is not None else None
+    forwarder = _forwarder(cfg, parts.registry, hooks, alerts) if cfg.forward is not None else None
     service = assemble(parts, hooks)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -97,7 +97,7 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def _forwarder(cfg: GatewayConfig, registry: KeyRegistry, hooks: Hooks) -> Forwarder:
+def _forwarder(cfg: GatewayConfig, registry: KeyRegistry, hooks: Hooks, alerts: Alerts) -> Forwarder:
     """`[forward]` present: stored readings and the site's keys go on to the regional hub."""
     from gateway.forward.forwarder import Forwarder
     from gateway.forward.outbox import Outbox
@@ -105,8 +105,9 @@ def _forwarder(cfg: GatewayConfig, registry: KeyRegistry, hooks: Hooks) -> Forwa
 
     assert cfg.forward is not None
     outbox = Outbox(cfg.forward.outbox or cfg.data_dir / "forward.sqlite")
-    forwarder = Forwarder(cfg.forward, outbox, open_reader(cfg.influxdb), registry)
-    forwarder.install(hooks)
+    reader = open_reader(cfg.influxdb)
+    forwarder = Forwarder(cfg.forward, outbox, reader, registry, prefix=cfg.topic_prefix)
+    forwarder.install(hooks, alerts)
     return forwarder
 
 

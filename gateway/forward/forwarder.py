@@ -14,23 +14,38 @@ signed by a key it has not been given.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from contract.hub import ForwardBatch, ForwardedKey, HubAck, ack_topic, canonical_json, forward_topic
+from contract.hub import (
+    ForwardBatch,
+    ForwardedKey,
+    ForwardedStatus,
+    HubAck,
+    ack_topic,
+    canonical_json,
+    forward_topic,
+)
 from contract.signing import Signer
-from contract.wire import ReadingPayload, format_ts
+from contract.status import parse_status
+from contract.wire import ReadingPayload, format_ts, parse_topic
+from gateway.alerts.events import AlertEvent
 from gateway.config import ForwardConfig
-from gateway.forward.outbox import Outbox
+from gateway.forward.outbox import Batch, Outbox
 from gateway.hooks import Hooks
 from gateway.stores.reader import Reader, Span
-from gateway.subscriber import Subscriber
+from gateway.subscriber import Message, Subscriber
 from gateway.trust.registry import KeyRegistry
 from gateway.trust.reverify import RowError, parse_time, row_to_reading
+
+if TYPE_CHECKING:
+    from gateway.alerts.service import Alerts
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +71,7 @@ class Forwarder:
         reader: Reader,
         registry: KeyRegistry,
         *,
+        prefix: str = "minewatch",
         link: Subscriber | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -63,13 +79,17 @@ class Forwarder:
         self._identity = Signer.from_file(cfg.identity_file)
         self.link = link or link_for(cfg)
         self._clock = clock
+        self._prefix_site = prefix
         self._keys_batch: tuple[int, str] | None = None  # (batch id, keys hash) awaiting its ack
         self._keys_sent_at = 0.0
         self.acked = 0
 
-    def install(self, hooks: Hooks) -> None:
+    def install(self, hooks: Hooks, alerts: Alerts | None = None) -> None:
         hooks.on_stored.append(self.on_stored)
+        hooks.handlers.append(("status", self.on_status))
         hooks.tickers.append(self.tick)
+        if alerts is not None:
+            alerts.on_event.append(self.on_alert)
 
     def start(self) -> None:
         if self._cfg.backfill and self._outbox.get("backfill_until") is None:
@@ -89,6 +109,23 @@ class Forwarder:
         self._outbox.add(
             (r.model_dump_json(by_alias=True).encode() for r in readings if r.site == site), live=True
         )
+
+    def on_status(self, msg: Message) -> None:
+        """A node's status as the site received it (the gateway stores it in node_status)."""
+        try:
+            site, node, _ = parse_topic(self._prefix_site, msg.topic)
+            status = parse_status(msg.payload)
+        except ValueError:  # PayloadError is one
+            return  # the gateway's own status handler counts and keeps it
+        if site != self._cfg.site:
+            return
+        received = datetime.fromtimestamp(self._clock(), UTC)
+        body = ForwardedStatus(node=node, received=received, status=status)
+        self._outbox.add([body.model_dump_json().encode()], live=True, kind="status")
+
+    def on_alert(self, event: AlertEvent) -> None:
+        if event.site == self._cfg.site:
+            self._outbox.add([json.dumps(event.to_json()).encode()], live=True, kind="alert")
 
     def tick(self) -> None:
         now = self._clock()
@@ -114,10 +151,22 @@ class Forwarder:
             taken = self._outbox.take(self._cfg.batch_size, now)
             if taken is None:
                 break
-            readings = [ReadingPayload.model_validate_json(b) for b in taken.bodies]
-            if not self._send(ForwardBatch(site=self._cfg.site, batch=taken.id, readings=readings)):
+            if not self._send(self._batch(taken)):
                 self._outbox.expire(now + 1)  # not queued: the next tick tries again
                 break
+
+    def _batch(self, taken: Batch) -> ForwardBatch:
+        readings, statuses, alerts = [], [], []
+        for kind, body in taken.bodies:
+            if kind == "status":
+                statuses.append(ForwardedStatus.model_validate_json(body))
+            elif kind == "alert":
+                alerts.append(json.loads(body))
+            else:
+                readings.append(ReadingPayload.model_validate_json(body))
+        return ForwardBatch(
+            site=self._cfg.site, batch=taken.id, readings=readings, statuses=statuses, alerts=alerts
+        )
 
     def _send(self, batch: ForwardBatch) -> bool:
         topic = forward_topic(self._cfg.topic_prefix, self._cfg.site)

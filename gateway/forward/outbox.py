@@ -18,6 +18,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS item (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     live INTEGER NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'reading',  -- reading | status | alert
     body BLOB NOT NULL,
     batch INTEGER,
     sent_at REAL
@@ -30,7 +31,7 @@ CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 @dataclass(frozen=True, slots=True)
 class Batch:
     id: int
-    bodies: list[bytes]
+    bodies: list[tuple[str, bytes]]  # (kind, body)
 
 
 class Outbox:
@@ -44,12 +45,19 @@ class Outbox:
     def close(self) -> None:
         self._db.close()
 
-    def add(self, bodies: Iterable[bytes], *, live: bool, state: dict[str, str] | None = None) -> None:
+    def add(
+        self,
+        bodies: Iterable[bytes],
+        *,
+        live: bool,
+        kind: str = "reading",
+        state: dict[str, str] | None = None,
+    ) -> None:
         """Keep bodies (and, in the same transaction, state such as the backfill cursor)."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
-                "INSERT INTO item (live, body) VALUES (?, ?)", ((int(live), b) for b in bodies)
+                "INSERT INTO item (live, kind, body) VALUES (?, ?, ?)", ((int(live), kind, b) for b in bodies)
             )
             for key, value in (state or {}).items():
                 self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
@@ -59,7 +67,8 @@ class Outbox:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             rows = self._db.execute(
-                "SELECT id, body FROM item WHERE batch IS NULL ORDER BY live DESC, id LIMIT ?", (max_items,)
+                "SELECT id, kind, body FROM item WHERE batch IS NULL ORDER BY live DESC, id LIMIT ?",
+                (max_items,),
             ).fetchall()
             if not rows:
                 return None
@@ -67,7 +76,7 @@ class Outbox:
             self._db.executemany(
                 "UPDATE item SET batch = ?, sent_at = ? WHERE id = ?", ((batch, now, r[0]) for r in rows)
             )
-        return Batch(batch, [r[1] for r in rows])
+        return Batch(batch, [(r[1], r[2]) for r in rows])
 
     def acked(self, batch: int) -> int:
         with self._db:

@@ -12,6 +12,7 @@ and counted, and acknowledged as refused: sending it again cannot make it right.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -72,7 +73,19 @@ class HubIngest:
                 self._refuse(
                     site, reason, f"{reading.node} seq {reading.seq}", reading.model_dump_json().encode()
                 )
+        alerts = []
+        for doc in batch.alerts:
+            if doc.get("site") != site or not all(
+                isinstance(doc.get(k), str) for k in ("node", "id", "state", "ts")
+            ):
+                refused += 1
+                self._refuse(site, "wrong_site" if doc.get("site") != site else "malformed", "alert event",
+                             json.dumps(doc).encode())  # fmt: skip
+            else:
+                alerts.append(doc)
         result = self._store.write_readings(checked)
+        self._store.write_statuses(site, batch.statuses)
+        self._store.write_alerts(site, alerts)
         self.stats.batches += 1
         self.stats.stored += result.stored
         self.stats.duplicate += result.duplicate

@@ -21,6 +21,7 @@ import psycopg
 from psycopg import sql
 
 from contract.configfile import ConfigError
+from contract.hub import ForwardedStatus
 from contract.signing import canonical_doc
 from contract.wire import ID_PATTERN, ReadingPayload
 
@@ -212,6 +213,48 @@ class HubStore:
             )
             stored = cur.rowcount
         return BatchResult(stored, len(readings) - stored)
+
+    @_guarded
+    def write_statuses(self, site: str, statuses: Sequence[ForwardedStatus]) -> int:
+        """Store status messages once each; a status with a position moves its node there."""
+        if not statuses:
+            return 0
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO node (site, id) SELECT DISTINCT %s, n FROM unnest(%s::text[]) AS t(n)"
+                " ON CONFLICT DO NOTHING",
+                [site, [s.node for s in statuses]],
+            )
+            cur = self._conn.execute(
+                "INSERT INTO node_status (site, node, received, state, payload)"
+                " SELECT %s, * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::jsonb[])"
+                " ON CONFLICT DO NOTHING",
+                [site, [s.node for s in statuses], [s.received for s in statuses],
+                 [s.status.state for s in statuses], [s.status.model_dump_json() for s in statuses]],
+            )  # fmt: skip
+            for s in statuses:
+                if s.status.lat is not None and s.status.lon is not None:
+                    self._conn.execute(
+                        "UPDATE node SET location = ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography"
+                        " WHERE site = %s AND id = %s",
+                        [s.status.lon, s.status.lat, site, s.node],
+                    )
+        return cur.rowcount
+
+    @_guarded
+    def write_alerts(self, site: str, events: Sequence[dict[str, Any]]) -> int:
+        if not events:
+            return 0
+        with self._conn.transaction():
+            cur = self._conn.execute(
+                "INSERT INTO alert_event (site, node, id, state, at, payload)"
+                " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[],"
+                " %s::jsonb[])"
+                " ON CONFLICT DO NOTHING",
+                [site, [e["node"] for e in events], [e["id"] for e in events], [e["state"] for e in events],
+                 [e["ts"] for e in events], [json.dumps(e) for e in events]],
+            )  # fmt: skip
+        return cur.rowcount
 
     @_guarded
     def reject(self, topic_site: str | None, reason: str, detail: str, payload: bytes) -> None:

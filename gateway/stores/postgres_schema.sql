@@ -52,6 +52,27 @@ CREATE TABLE IF NOT EXISTS reading (
     PRIMARY KEY (site, node, seq, ts)
 ) PARTITION BY RANGE (ts);
 
+-- A node's status messages as its site received them; the latest position moves `node.location`.
+CREATE TABLE IF NOT EXISTS node_status (
+    site text NOT NULL,
+    node text NOT NULL,
+    received timestamptz NOT NULL,
+    state text NOT NULL,
+    payload jsonb NOT NULL,
+    PRIMARY KEY (site, node, received)
+);
+
+-- Alert events of the sites (raised, reminder, cleared, acknowledged), as the site recorded them.
+CREATE TABLE IF NOT EXISTS alert_event (
+    site text NOT NULL,
+    node text NOT NULL,
+    id text NOT NULL,
+    state text NOT NULL,
+    at timestamptz NOT NULL,
+    payload jsonb NOT NULL,
+    PRIMARY KEY (id, state, at)
+);
+
 CREATE TABLE IF NOT EXISTS reject (
     id bigserial PRIMARY KEY,
     received timestamptz NOT NULL DEFAULT now(),
@@ -101,6 +122,12 @@ $$;
 ALTER TABLE reading ENABLE ROW LEVEL SECURITY;
 ALTER TABLE node ENABLE ROW LEVEL SECURITY;
 ALTER TABLE node_key ENABLE ROW LEVEL SECURITY;
+ALTER TABLE node_status ENABLE ROW LEVEL SECURITY;
+ALTER TABLE alert_event ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS status_visible ON node_status;
+CREATE POLICY status_visible ON node_status FOR SELECT USING (hub_may_see(current_user, site, received));
+DROP POLICY IF EXISTS alert_visible ON alert_event;
+CREATE POLICY alert_visible ON alert_event FOR SELECT USING (hub_may_see(current_user, site, at));
 DROP POLICY IF EXISTS reading_visible ON reading;
 CREATE POLICY reading_visible ON reading FOR SELECT USING (hub_may_see(current_user, site, ts));
 DROP POLICY IF EXISTS node_visible ON node;
@@ -116,4 +143,4 @@ DO $$ BEGIN
         CREATE ROLE hub_reader NOLOGIN;
     END IF;
 END $$;
-GRANT SELECT ON jurisdiction, site, node, node_key, reading, agreement TO hub_reader;
+GRANT SELECT ON jurisdiction, site, node, node_key, reading, node_status, alert_event, agreement TO hub_reader;

@@ -139,7 +139,8 @@ def test_every_stored_reading_reaches_the_hub_once(
         f"batch_size = 25\nack_timeout_s = 5\n"
         f'[forward.mqtt]\nhost = "127.0.0.1"\nport = {hub_broker.tls_port}\nclient_id = "site-{prefix}"\n'
         f'username = "tsagaan"\npassword_file = "{hub_broker.password("tsagaan")}"\n'
-        f'tls = true\nca_file = "{hub_broker.dir / "ca" / "ca.crt"}"\n',
+        f'tls = true\nca_file = "{hub_broker.dir / "ca" / "ca.crt"}"\n'
+        '[[alerts.rules]]\nname = "pm25-instant"\ntype = "threshold"\nmetric = "pm2_5"\nlimit = 50.0\n',
     )  # fmt: skip
     hub_log, gw_log = tmp_path / "hub.log", tmp_path / "gateway.log"
     hub = spawn(["gateway.cli", "hub", "run", "--config", str(hub_cfg)], hub_log)
@@ -154,6 +155,8 @@ def test_every_stored_reading_reaches_the_hub_once(
                 for r in batch
             ])  # fmt: skip
 
+        status = {"state": "online", "version": "0.1.0", "lat": 43.1105, "lon": 106.8503}
+        publish(mosquitto.port, f"{prefix}/v1/tsagaan/a/status", json.dumps(status).encode())
         send(live[:20])
         wait_for(
             lambda: len(_hub_rows(pg, "tsagaan")) >= 80, 60, "backfill and first live readings at the hub"
@@ -172,7 +175,17 @@ def test_every_stored_reading_reaches_the_hub_once(
         expected = sorted(("a", r.seq, "verified") for r in old + live)
         wait_for(lambda: len(_hub_rows(pg, "tsagaan")) >= len(expected), 90, "every reading at the hub")
         assert _hub_rows(pg, "tsagaan") == expected  # each once, each verified
-        assert "probe" not in {r[0] for r in _hub_rows(pg, "probe")}  # another site's readings stay
+        assert _hub_rows(pg, "probe") == []  # another site's readings stay at the site
+        # the node's status (and its position) and the alert raised at the site came along
+        with psycopg.connect(pg) as conn:
+            wait_for(lambda: conn.execute("SELECT count(*) FROM alert_event").fetchone() == (1,), 30, "alert")
+            alert = conn.execute("SELECT id, state, payload->>'value' FROM alert_event").fetchone()
+            at = "SELECT ST_Y(location::geometry), ST_X(location::geometry) FROM node"
+            where = conn.execute(at).fetchone()
+            states = conn.execute("SELECT state FROM node_status WHERE node = 'a'").fetchall()
+        assert alert is not None and alert[0].startswith("tsagaan.a.pm25-instant.") and alert[1] == "raised"
+        assert float(alert[2]) == 51.0
+        assert where == pytest.approx((43.1105, 106.8503)) and states == [("online",)]
     finally:
         for proc in (gateway, hub):
             proc.send_signal(signal.SIGTERM)
