@@ -77,6 +77,33 @@ def add(sub: Any) -> None:
     p.add_argument("--site", required=True)
     p.set_defaults(func=_site_account)
 
+    p = hub.add_parser("contact", help="who to warn in a jurisdiction, in order (rank 1 first)")
+    p.add_argument("--config", required=True)
+    p.add_argument("--jurisdiction", required=True)
+    p.add_argument("--rank", type=int, required=True, help="1 is warned first; the next on no confirmation")
+    p.add_argument("--name", required=True)
+    p.add_argument(
+        "--channel", required=True,
+        help="an [[alerts.channels]] table as JSON, e.g. "
+        '\'{"type": "webhook", "url": "https://...", "language": "mn"}\'',
+    )  # fmt: skip
+    p.set_defaults(func=_contact)
+
+    p = hub.add_parser("warn-rule", help="a site's rule whose alerts warn a neighbouring jurisdiction")
+    p.add_argument("--config", required=True)
+    p.add_argument("--site", required=True)
+    p.add_argument("--rule", required=True, help="the rule's name in the site's [[alerts.rules]]")
+    p.add_argument("--neighbour", required=True, help="the jurisdiction to warn")
+    p.add_argument("--escalate-after", type=int, default=1800, help="seconds without confirmation (1800)")
+    p.set_defaults(func=_warn_rule)
+
+    p = hub.add_parser("warning", help="list warnings, confirm receipt of one, or show its record")
+    p.add_argument("action", choices=["list", "confirm", "log"])
+    p.add_argument("--config", required=True)
+    p.add_argument("--id", type=int, help="the warning (confirm, log)")
+    p.add_argument("--by", help="who confirms receipt (confirm)")
+    p.set_defaults(func=_warning)
+
     p = hub.add_parser("run", help="take forwarded batches until stopped")
     p.add_argument("--config", required=True)
     p.set_defaults(func=_run)
@@ -192,6 +219,65 @@ def _agreement(args: argparse.Namespace) -> int:
     store.close()
     print(f"agreement {args.name} version {version} recorded")
     return 0
+
+
+def _contact(args: argparse.Namespace) -> int:
+    import json
+
+    from pydantic import ValidationError
+
+    from gateway.hub.warnings import channel_options
+
+    try:
+        table = json.loads(args.channel)
+        channel_options(table)
+    except (ValueError, ValidationError) as exc:
+        raise ConfigError(f"--channel: not a channel table: {str(exc).splitlines()[0]}") from None
+    store = _store(args)
+    store.add_contact(args.jurisdiction, args.rank, args.name, table)
+    store.close()
+    return 0
+
+
+def _warn_rule(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.add_warning_rule(args.site, args.rule, args.neighbour, args.escalate_after)
+    store.close()
+    return 0
+
+
+def _warning(args: argparse.Namespace) -> int:
+    from contract.clock import utc_now
+
+    store = _store(args)
+    try:
+        if args.action == "list":
+            for w in store.warnings():
+                state = (
+                    "ended"
+                    if w["ended"]
+                    else ("confirmed by " + str(w["confirmed_by"]))
+                    if w["confirmed"]
+                    else "open"
+                )
+                print(
+                    f"{w['id']}\t{w['alert_id']}\tto {w['neighbour']}\t{state}\tcontact {w['contact_rank']}"
+                )
+            return 0
+        if args.id is None:
+            raise ConfigError(f"warning {args.action}: --id is required")
+        if args.action == "confirm":
+            if not args.by:
+                raise ConfigError("warning confirm: --by is required (who confirms receipt)")
+            if not store.confirm_warning(args.id, args.by, utc_now()):
+                raise ConfigError(f"warning {args.id}: no such warning, or already confirmed")
+            print(f"warning {args.id} confirmed by {args.by}")
+            return 0
+        for at, what, contact, who, detail in store.warning_log(args.id):
+            print(f"{at.isoformat()}\t{what}\t{contact or ''}\t{who or ''}\t{detail}")
+        return 0
+    finally:
+        store.close()
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -15,10 +15,13 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import ValidationError
 
+from contract.clock import utc_now
 from contract.hub import ForwardBatch, ForwardedKey, HubAck, ack_topic, site_of_forward_topic
 from contract.signing import public_from_b64, verify_signature
 from contract.wire import ReadingPayload
@@ -38,8 +41,14 @@ class HubStats:
 
 
 class HubIngest:
-    def __init__(self, store: HubStore, prefix: str, stats: HubStats | None = None) -> None:
-        self._store, self._prefix = store, prefix
+    def __init__(
+        self,
+        store: HubStore,
+        prefix: str,
+        stats: HubStats | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store, self._prefix, self._clock = store, prefix, clock
         self.stats = stats or HubStats()
 
     def close(self) -> None:
@@ -86,6 +95,7 @@ class HubIngest:
         result = self._store.write_readings(checked)
         self._store.write_statuses(site, batch.statuses)
         self._store.write_alerts(site, alerts)
+        self._store.open_warnings(site, alerts, self._clock())
         self.stats.batches += 1
         self.stats.stored += result.stored
         self.stats.duplicate += result.duplicate

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
+from contract.clock import utc_now
 from contract.hub import forward_subscription
 from gateway.hub.config import HubConfig
 from gateway.hub.ingest import HubIngest
+from gateway.hub.warnings import WarningDesk
 from gateway.stores.postgres_hub import HubStore, HubStoreError
 from gateway.subscriber import Message, Subscriber
 
@@ -37,19 +40,25 @@ class HubService:
         self.stop_event = threading.Event()
         self.link = link_for(cfg)
         self.ingest: HubIngest | None = None
+        self.desk: WarningDesk | None = None
 
     def run(self) -> None:
         store = self._connect()
         if store is None:
             return
         self.ingest = HubIngest(store, self._cfg.topic_prefix)
+        self.desk = WarningDesk(store, utc_now)
         self.link.start([forward_subscription(self._cfg.topic_prefix)])
         log.info("hub taking batches on %s", forward_subscription(self._cfg.topic_prefix))
+        next_desk = 0.0
         try:
             while not self.stop_event.is_set():
                 msg = self.link.inbox.get(timeout=0.5)
                 if msg is not None:
                     self._one(msg)
+                if time.monotonic() >= next_desk:
+                    self._desk()
+                    next_desk = time.monotonic() + 1.0
         finally:
             self.link.stop()
             if self.ingest is not None:
@@ -67,11 +76,20 @@ class HubService:
                 if store is None:
                     return
                 self.ingest = HubIngest(store, self._cfg.topic_prefix, self.ingest.stats)
+                self.desk = WarningDesk(store, utc_now)
                 continue
             if answer is not None:
                 self.link.publish(answer[0], answer[1], qos=1)
             self.link.ack([msg])
             return
+
+    def _desk(self) -> None:
+        if self.desk is None:
+            return
+        try:
+            self.desk.tick()
+        except HubStoreError as exc:  # the next batch reconnects; warnings wait for it
+            log.error("warning desk: %s", exc)
 
     def _connect(self) -> HubStore | None:
         while not self.stop_event.is_set():

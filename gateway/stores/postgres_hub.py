@@ -57,6 +57,17 @@ class StoredKey:
 
 
 @dataclass(frozen=True, slots=True)
+class WarningDue:
+    warning: int
+    alert: dict[str, Any]
+    neighbour: str
+    action: str  # warning | escalated | end
+    rank: int
+    contact: str
+    channel: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class BatchResult:
     stored: int
     duplicate: int
@@ -255,6 +266,135 @@ class HubStore:
                  [e["ts"] for e in events], [json.dumps(e) for e in events]],
             )  # fmt: skip
         return cur.rowcount
+
+    # --- warnings to neighbours ---
+
+    @_guarded
+    def add_contact(self, jurisdiction: str, rank: int, name: str, channel: dict[str, Any]) -> None:
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO contact (jurisdiction, rank, name, channel) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (jurisdiction, rank)"
+                " DO UPDATE SET name = excluded.name, channel = excluded.channel",
+                [jurisdiction, rank, name, json.dumps(channel)],
+            )
+
+    @_guarded
+    def add_warning_rule(self, site: str, rule: str, neighbour: str, escalate_after_s: int) -> None:
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO warning_rule (site, rule, neighbour, escalate_after)"
+                " VALUES (%s, %s, %s, make_interval(secs => %s)) ON CONFLICT (site, rule, neighbour)"
+                " DO UPDATE SET escalate_after = excluded.escalate_after",
+                [site, rule, neighbour, escalate_after_s],
+            )
+
+    @_guarded
+    def open_warnings(self, site: str, events: Sequence[dict[str, Any]], now: datetime) -> int:
+        """A raised alert of a rule that concerns a neighbour opens a warning there (once); the
+        site's all-clear marks it ended, so its end is told."""
+        opened = 0
+        with self._conn.transaction():
+            for e in events:
+                if e.get("state") == "raised":
+                    cur = self._conn.execute(
+                        "INSERT INTO warning (alert_id, site, node, rule, neighbour, alert, raised)"
+                        " SELECT %s, %s, %s, %s, r.neighbour, %s, %s FROM warning_rule r"
+                        " WHERE r.site = %s AND r.rule = %s ON CONFLICT (alert_id, neighbour) DO NOTHING",
+                        [e["id"], site, e["node"], e["rule"], json.dumps(e), now, site, e["rule"]],
+                    )
+                    opened += cur.rowcount
+                elif e.get("state") == "cleared":
+                    self._conn.execute(
+                        "UPDATE warning SET ended = %s WHERE alert_id = %s AND ended IS NULL", [now, e["id"]]
+                    )
+        return opened
+
+    @_guarded
+    def warnings_due(self, now: datetime) -> list[WarningDue]:
+        """What the warning desk must send now: a new warning to the first contact; an unconfirmed
+        one, past its rule's escalation time, to the next contact; an ended one's end to everyone
+        warned."""
+        rows = self._conn.execute(
+            """
+            SELECT w.id, w.alert, w.neighbour, 'warning', c.rank, c.name, c.channel
+              FROM warning w JOIN contact c ON c.jurisdiction = w.neighbour AND c.rank =
+                   (SELECT min(rank) FROM contact WHERE jurisdiction = w.neighbour)
+             WHERE w.contact_rank = 0 AND w.ended IS NULL
+            UNION ALL
+            SELECT w.id, w.alert, w.neighbour, 'escalated', c.rank, c.name, c.channel
+              FROM warning w JOIN warning_rule r
+                   ON (r.site, r.rule, r.neighbour) = (w.site, w.rule, w.neighbour)
+              JOIN contact c ON c.jurisdiction = w.neighbour AND c.rank =
+                   (SELECT min(rank) FROM contact WHERE jurisdiction = w.neighbour AND rank > w.contact_rank)
+             WHERE w.contact_rank > 0 AND w.confirmed IS NULL AND w.ended IS NULL
+               AND w.last_sent + r.escalate_after <= %s
+            UNION ALL
+            SELECT w.id, w.alert, w.neighbour, 'end', c.rank, c.name, c.channel
+              FROM warning w JOIN contact c ON c.jurisdiction = w.neighbour AND c.rank <= w.contact_rank
+             WHERE w.ended IS NOT NULL AND w.end_sent IS NULL
+             ORDER BY 1, 5
+            """,
+            [now],
+        ).fetchall()
+        return [WarningDue(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    @_guarded
+    def warning_sent(self, due: WarningDue, now: datetime, *, last_of_end: bool) -> None:
+        with self._conn.transaction():
+            if due.action == "end":
+                if last_of_end:
+                    self._conn.execute("UPDATE warning SET end_sent = %s WHERE id = %s", [now, due.warning])
+            else:
+                self._conn.execute(
+                    "UPDATE warning SET contact_rank = %s, last_sent = %s WHERE id = %s",
+                    [due.rank, now, due.warning],
+                )
+            self._log(due.warning, now, due.action, due.contact, None, "")
+
+    @_guarded
+    def warning_failed(self, due: WarningDue, now: datetime, detail: str) -> None:
+        with self._conn.transaction():
+            self._log(due.warning, now, "failed", due.contact, None, f"{due.action}: {detail}"[:500])
+
+    @_guarded
+    def confirm_warning(self, warning: int, by: str, now: datetime) -> bool:
+        """The neighbour confirms receipt: escalation stops. False when there is no such open warning."""
+        with self._conn.transaction():
+            cur = self._conn.execute(
+                "UPDATE warning SET confirmed = %s, confirmed_by = %s WHERE id = %s AND confirmed IS NULL",
+                [now, by, warning],
+            )
+            if cur.rowcount:
+                self._log(warning, now, "confirmed", None, by, "")
+        return cur.rowcount == 1
+
+    @_guarded
+    def warning_log(self, warning: int) -> list[tuple[datetime, str, str | None, str | None, str]]:
+        rows = self._conn.execute(
+            "SELECT at, what, contact, who, detail FROM warning_log WHERE warning = %s ORDER BY at, what",
+            [warning],
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    @_guarded
+    def warnings(self) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT id, alert_id, neighbour, raised, contact_rank, confirmed, confirmed_by, ended, end_sent"
+            " FROM warning ORDER BY id"
+        ).fetchall()
+        keys = ("id", "alert_id", "neighbour", "raised", "contact_rank", "confirmed", "confirmed_by", "ended",
+                "end_sent")  # fmt: skip
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def _log(
+        self, warning: int, at: datetime, what: str, contact: str | None, who: str | None, detail: str
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO warning_log (warning, at, what, contact, who, detail)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            [warning, at, what, contact, who, detail],
+        )
 
     @_guarded
     def reject(self, topic_site: str | None, reason: str, detail: str, payload: bytes) -> None:

@@ -99,6 +99,51 @@ CREATE TABLE IF NOT EXISTS agreement (
     UNIQUE (name, version)
 );
 
+-- Warnings to neighbours (docs/region.md): a site's rule that concerns another jurisdiction, the
+-- people to warn there in order, each warning's state and everything that happened to it.
+CREATE TABLE IF NOT EXISTS contact (
+    jurisdiction text NOT NULL REFERENCES jurisdiction (id),
+    rank int NOT NULL,
+    name text NOT NULL,
+    channel jsonb NOT NULL,  -- an [[alerts.channels]] table: webhook, email, apprise, ...
+    PRIMARY KEY (jurisdiction, rank)
+);
+
+CREATE TABLE IF NOT EXISTS warning_rule (
+    site text NOT NULL REFERENCES site (id),
+    rule text NOT NULL,
+    neighbour text NOT NULL REFERENCES jurisdiction (id),
+    escalate_after interval NOT NULL DEFAULT '30 minutes',
+    PRIMARY KEY (site, rule, neighbour)
+);
+
+CREATE TABLE IF NOT EXISTS warning (
+    id bigserial PRIMARY KEY,
+    alert_id text NOT NULL,
+    site text NOT NULL,
+    node text NOT NULL,
+    rule text NOT NULL,
+    neighbour text NOT NULL,
+    alert jsonb NOT NULL,           -- the raising alert event
+    raised timestamptz NOT NULL,    -- when the hub opened the warning
+    contact_rank int NOT NULL DEFAULT 0,   -- the last contact warned (0: none yet)
+    last_sent timestamptz,
+    confirmed timestamptz,
+    confirmed_by text,
+    ended timestamptz,              -- the site's all-clear arrived
+    end_sent timestamptz,
+    UNIQUE (alert_id, neighbour)
+);
+
+CREATE TABLE IF NOT EXISTS warning_log (
+    warning bigint NOT NULL REFERENCES warning (id),
+    at timestamptz NOT NULL,
+    what text NOT NULL,             -- warning | escalated | confirmed | end | failed
+    contact text,
+    who text,
+    detail text NOT NULL DEFAULT ''
+);
+
 -- Whether the connected role may see a reading of `site` taken at `ts`: its own jurisdiction's
 -- sites, or a site an agreement in force shares with it, once the agreement's delay has passed.
 -- SECURITY DEFINER so the policy can read the jurisdiction and agreement tables on its behalf;
@@ -137,6 +182,17 @@ DROP POLICY IF EXISTS key_visible ON node_key;
 CREATE POLICY key_visible ON node_key FOR SELECT USING (hub_may_see(current_user, site, '-infinity'::timestamptz)
     OR EXISTS (SELECT 1 FROM reading r WHERE r.site = node_key.site AND r.kid = node_key.kid));
 
+-- A warning is seen by the neighbour it warns and by whoever may see the site it comes from.
+ALTER TABLE warning ENABLE ROW LEVEL SECURITY;
+ALTER TABLE warning_log ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS warning_visible ON warning;
+CREATE POLICY warning_visible ON warning FOR SELECT USING (
+    hub_may_see(current_user, site, raised)
+    OR EXISTS (SELECT 1 FROM jurisdiction j WHERE j.id = neighbour AND pg_has_role(current_user, j.db_role, 'MEMBER')));
+DROP POLICY IF EXISTS warning_log_visible ON warning_log;
+CREATE POLICY warning_log_visible ON warning_log FOR SELECT USING (
+    EXISTS (SELECT 1 FROM warning w WHERE w.id = warning_log.warning));
+
 -- Jurisdictions read; they never write. The agreements in force are public (docs/region.md).
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hub_reader') THEN
@@ -144,3 +200,4 @@ DO $$ BEGIN
     END IF;
 END $$;
 GRANT SELECT ON jurisdiction, site, node, node_key, reading, node_status, alert_event, agreement TO hub_reader;
+GRANT SELECT ON warning_rule, warning, warning_log TO hub_reader;
