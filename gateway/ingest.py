@@ -193,8 +193,10 @@ class Ingest:
         self._lines, self._readings, self._messages = [], [], []
 
     def _done(self, readings: list[ReadingPayload], messages: list[Message]) -> None:
+        """Hooks run before the node's messages are acknowledged: a gateway killed in between gets
+        them again from the broker, so a hook that keeps what it is handed (the hub forwarder's
+        outbox) never misses a stored reading."""
         self.stats.stored += len(readings)
-        self._ack(messages)
         recent = self._recent
         fresh = [r for r in readings if recent.is_new(r.site, r.node, r.seq, int(r.ts.timestamp() * 1000))]
         self.stats.duplicates += len(readings) - len(fresh)
@@ -204,6 +206,7 @@ class Ingest:
                     hook(fresh)
                 except Exception:  # a broken hook must not stop ingest; the readings are stored
                     log.exception("on_stored hook %r failed", hook)
+        self._ack(messages)
 
     def _reject(self, msg: Message, reason: str, detail: str) -> None:
         self.stats.rejected[reason] += 1

@@ -19,6 +19,8 @@ from gateway.hooks import Hooks
 from gateway.wiring import assemble, open_parts
 
 if TYPE_CHECKING:  # the `web` extra is optional: imported where `[web]` asks for it
+    from gateway.forward.forwarder import Forwarder
+    from gateway.trust.registry import KeyRegistry
     from gateway.web.server import BackgroundServer
 
 log = logging.getLogger("minewatch.gateway")
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     alerts = Alerts(cfg, publish=through(parts.subscriber))
     alerts.install(hooks)
     web = _web(cfg, hooks) if cfg.web is not None else None
+    forwarder = _forwarder(cfg, parts.registry, hooks, alerts) if cfg.forward is not None else None
     service = assemble(parts, hooks)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -67,10 +70,14 @@ def run(args: argparse.Namespace) -> int:
     alerts.start()
     if web is not None:
         web.start()
+    if forwarder is not None:
+        forwarder.start()
     _tune_gc()
     try:
         service.run()
     finally:
+        if forwarder is not None:
+            forwarder.stop()
         if web is not None:
             web.stop()
         alerts.stop()
@@ -88,6 +95,20 @@ def _tune_gc() -> None:
     collector's sight: it lives as long as the process."""
     gc.freeze()
     gc.set_threshold(20_000, 10, 10)
+
+
+def _forwarder(cfg: GatewayConfig, registry: KeyRegistry, hooks: Hooks, alerts: Alerts) -> Forwarder:
+    """`[forward]` present: stored readings and the site's keys go on to the regional hub."""
+    from gateway.forward.forwarder import Forwarder
+    from gateway.forward.outbox import Outbox
+    from gateway.stores.backends import open_reader
+
+    assert cfg.forward is not None
+    outbox = Outbox(cfg.forward.outbox or cfg.data_dir / "forward.sqlite")
+    reader = open_reader(cfg.influxdb)
+    forwarder = Forwarder(cfg.forward, outbox, reader, registry, prefix=cfg.topic_prefix)
+    forwarder.install(hooks, alerts)
+    return forwarder
 
 
 def _web(cfg: GatewayConfig, hooks: Hooks) -> BackgroundServer:

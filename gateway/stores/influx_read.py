@@ -106,6 +106,15 @@ class InfluxReader(ReportQueries):
         columns = ", ".join([*(ident(f) for f in fields), '"site"', '"node"'])
         return self._db.stream(f'SELECT {columns} FROM "reading" WHERE time > now() - {int(seconds)}s')
 
+    def stored_readings(self, span: Span) -> Iterator[Row]:
+        cond = where(span.site, span.nodes, span.start, span.end)
+        return self._db.stream(f'SELECT * FROM "reading" WHERE {cond} ORDER BY time')
+
+    def first_reading_time(self, site: str) -> datetime | None:
+        cond = where(site, [], EPOCH_START, datetime.now(UTC) + timedelta(days=1))
+        rows = self._db.query(f'SELECT first("seq") FROM "reading" WHERE {cond}')
+        return _time(rows[0]) if rows else None
+
     def signed_rows(self, condition: str = "") -> Iterator[Row]:
         cond = f" WHERE {condition}" if condition else ""
         return self._db.stream(f'SELECT * FROM "reading"{cond}')

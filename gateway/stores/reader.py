@@ -158,6 +158,12 @@ class Reader(Protocol):
     def recent(self, fields: list[str], seconds: int) -> Iterator[Row]:
         """Every site's readings of the last `seconds` by the database's clock (the alert restart)."""
 
+    def stored_readings(self, span: Span) -> Iterator[Row]:
+        """Whole readings (every field) in the span, oldest first: the hub forwarder's backfill."""
+
+    def first_reading_time(self, site: str) -> datetime | None:
+        """When the site's oldest stored reading was taken; None when it has none."""
+
     def signed_rows(self, condition: str = "") -> Iterator[Row]:
         """Whole readings for `verify`; `condition` is the backend's own filter as the user typed it."""
 

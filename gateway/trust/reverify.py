@@ -13,6 +13,7 @@ from typing import Any
 
 from contract import verify_offline
 from contract.verify_offline import RowReport
+from contract.wire import ReadingPayload
 from gateway.trust.registry import KeyRecord, KeyRegistry
 
 
@@ -31,3 +32,16 @@ def reverify(rows: Iterable[Mapping[str, Any]], registry: KeyRegistry, *, max_li
     """Check every row; unsigned rows are counted as `unsigned` (per node), not listed as failures."""
     keys = {r.kid: offline_key(r) for r in registry.records()}
     return verify_offline.check_rows(rows, keys, max_listed=max_listed)
+
+
+def reading_of_row(row: Mapping[str, Any]) -> ReadingPayload:
+    """The reading a stored row holds, exactly as its node signed it (`sig` included): what the hub
+    forwarder sends. ValueError (a pydantic ValidationError is one) when the row is not a whole reading."""
+    try:
+        doc = verify_offline.canonical_doc(row)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a stored reading: missing {exc}") from None
+    sig = row.get("sig")
+    if isinstance(sig, str) and sig.strip():
+        doc["sig"] = sig
+    return ReadingPayload.model_validate(doc)
