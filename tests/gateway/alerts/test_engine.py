@@ -10,9 +10,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from contract.flags import Flag
+from contract.i18n import Texts
 from contract.metrics import Metric
 from contract.wire import MetricValue, ReadingPayload
-from contract.i18n import Texts
 from gateway.alerts.config import IDAHO_TIERS, Tier
 from gateway.alerts.engine import Engine
 from gateway.alerts.machine import MachineState
