@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from contract.clock import Clock
 from contract.metrics import Metric
@@ -41,6 +42,28 @@ class SensorSilent(SensorError, TimeoutError):
 
 class PortGone(SensorError, OSError):
     """The device vanished (USB adapter pulled): reopen with backoff."""
+
+
+def i2c_address(*allowed: int) -> BeforeValidator:
+    """An I2C address as TOML writes it (`0x76`) or as a datasheet and `i2cdetect` do, in quotes
+    (`"0x76"`, `"76"` is not taken: hex needs its 0x); refused in plain words, in hex, when it is
+    not one the part answers on."""
+
+    def parse(value: Any) -> Any:
+        number = value
+        if isinstance(value, str):
+            try:
+                number = int(value.strip(), 0)
+            except ValueError:
+                text = f"{value!r} is not an I2C address: write it in hex, like 0x76"
+                raise PydanticCustomError("i2c_address", "{text}", {"text": text}) from None
+        if isinstance(number, int) and not isinstance(number, bool) and allowed and number not in allowed:
+            choices = " or ".join(f"0x{a:02x}" for a in allowed)
+            text = f"0x{number:02x} is not an address this part answers on: use {choices}"
+            raise PydanticCustomError("i2c_address", "{text}", {"text": text})
+        return number
+
+    return BeforeValidator(parse)
 
 
 class SensorOptions(BaseModel):

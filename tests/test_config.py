@@ -24,7 +24,7 @@ GOOD_NODE = 'site = "tsagaan"\nnode = "haul-road"\n[[sensors]]\ntype = "simulate
         (GOOD_NODE + "[mqtt]\nprot = 1883\n", "mqtt.prot: unknown key"),
         (GOOD_NODE + "[[sensors]]\ntype = 'simulated-turbidity'\nbaseline = -1\n", "sensors[1].baseline"),
         (GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\nport = '/dev/x'\n", "sensors[1].port: unknown key"),
-        (GOOD_NODE + "[[sensors]]\ntype = 'geiger'\n", "sensors[1]: Input tag 'geiger'"),
+        (GOOD_NODE + "[[sensors]]\ntype = 'geiger'\n", "sensors[1].type: 'geiger' is not a type we know"),
         (
             GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\nevents = [{start_s = 1}]\n",
             "sensors[1].events[0].duration_s: Field required",
