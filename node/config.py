@@ -140,6 +140,7 @@ def load(path: Path | str) -> NodeConfig:
         mqtt = _relative_to(base, mqtt, key)
     cfg = cfg.model_copy(update={"identity": identity, "mqtt": mqtt})
     cfg = _resolve_calibrations(cfg, base)
+    cfg = _resolve_replays(cfg, base)
     try:
         check_calibrations(cfg.sensors)
     except ConfigError as exc:
@@ -163,6 +164,15 @@ def _resolve_calibrations(cfg: NodeConfig, base: Path) -> NodeConfig:
         opts.model_copy(update={"calibration": [_resolve(ref, base) for ref in opts.calibration]})
         if opts.calibration
         else opts
+        for opts in cfg.sensors
+    ]
+    return cfg.model_copy(update={"sensors": sensors})
+
+
+def _resolve_replays(cfg: NodeConfig, base: Path) -> NodeConfig:
+    """A `replay-csv` path is relative to the config file, as every other path in it is."""
+    sensors = [
+        _relative_to(base, opts, "path") if isinstance(opts, ReplayCsvOptions) else opts
         for opts in cfg.sensors
     ]
     return cfg.model_copy(update={"sensors": sensors})
