@@ -20,6 +20,9 @@ KEPT = {
     "PM", "PM1", "PM2", "PM10", "NTU", "AQI", "NowCast", "CSV", "API", "JSON", "OpenAPI", "UTC",
     "RFC", "µg", "µm", "°C", "hPa",
     "time", "site", "node", "seq", "flags",
+    # what a reader types as it is written: node.toml's keys ([mqtt] host, port, username), the
+    # commands and the files `minewatch-node check` points to
+    "MQTT", "mqtt", "host", "port", "username", "chmod", "sudo", "hardware", "README", "md",
 }  # fmt: skip
 _LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
 
