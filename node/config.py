@@ -49,7 +49,12 @@ class NodeMqttConfig(_Section):
     reconnect_max_s: float = Field(default=60.0, ge=1, le=3600, description="Longest wait between attempts.")
 
     def password(self) -> str | None:
-        return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
+        """The password; ConfigError naming the key when its file cannot be read (the OS's reason
+        stays the cause, for `check` to say it in the reader's words)."""
+        try:
+            return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
+        except ConfigError as exc:
+            raise ConfigError(f"[mqtt] password_file: {exc}") from exc.__cause__
 
     @model_validator(mode="after")
     def _cert_with_key(self) -> NodeMqttConfig:
