@@ -7,15 +7,17 @@ opens devices, so a test can hand a driver a pty instead of a UART.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from contract.clock import Clock
+from contract.i18n import Texts
 from contract.metrics import Metric
 
 
@@ -29,7 +31,32 @@ class Sample:
 
 
 class SensorError(Exception):
-    """Base for everything a driver raises."""
+    """Base for everything a driver raises. Made with `said`, it also carries its words as a message
+    of `[sensor]` in contract/i18n (`key` and `params`), so that `minewatch-node check` says it in
+    the reader's language; `str()` is the English, for logs."""
+
+    key: str | None = None
+    params: Mapping[str, Any] = {}  # replaced per instance by `said`, never mutated
+
+    @classmethod
+    def said(cls, key: str, **params: Any) -> Self:
+        err = cls(words(_english(), key, params))
+        err.key, err.params = key, params
+        return err
+
+
+@functools.cache
+def _english() -> Texts:
+    return Texts("en")
+
+
+def words(t: Texts, key: str, params: Mapping[str, Any]) -> str:
+    """A `[sensor]` message in `t`'s language; a parameter named `hint` is itself the key of a
+    `[sensor]` message (what to check), rendered in the same language."""
+    shown = dict(params)
+    if "hint" in shown:
+        shown["hint"] = t(f"sensor.{shown['hint']}")
+    return t(f"sensor.{key}", **shown)
 
 
 class FrameError(SensorError, ValueError):

@@ -30,6 +30,7 @@ from hardware.base import (
     is_warming_up,
     open_driver,
     raw_range,
+    words,
 )
 from node.config import NodeConfig, load
 from node.publisher import BrokerProblem, probe_broker
@@ -107,7 +108,8 @@ def check_sensor(opts: SensorOptions, seconds: float) -> SensorReport:
     if not totals:  # values, when there are any, matter more than a warm-up timer started by us
         report.status = "warming_up" if warming and not errors else ("no_data" if not errors else "fault")
         if errors:
-            _hint(report, f"check.error.{_kind(errors[-1])}", detail=str(errors[-1]))
+            _hint(report, f"check.error.{_kind(errors[-1])}", detail=errors[-1])
+            report.hint = str(errors[-1])  # --json: the driver's words, as they always were
         else:
             _hint(report, "check.still_warming" if warming else "check.no_values", option="--seconds 60")
         return report
@@ -117,7 +119,7 @@ def check_sensor(opts: SensorOptions, seconds: float) -> SensorReport:
             report.status = "fault"
             _hint(report, "check.out_of_range", metric=metric.value, value=value, low=low, high=high)
     if errors and report.hint is None:
-        _hint(report, "check.bad_reads", n=len(errors), error=str(errors[-1]))
+        _hint(report, "check.bad_reads", n=len(errors), error=errors[-1])
     return report
 
 
@@ -131,8 +133,12 @@ def _hint(report: SensorReport, key: str, **params: Any) -> None:
 
 
 def _words(t: Texts, key: str, params: dict[str, Any]) -> str:
-    """A `[check]` message; a metric parameter as the language names it, numbers as `%g`."""
+    """A `[check]` message; a metric parameter as the language names it, numbers as `%g`, a
+    driver's error in its `[sensor]` words when it has them (else as it says itself)."""
     shown = {k: f"{v:g}" if isinstance(v, float) else v for k, v in params.items()}
+    for k, v in params.items():
+        if isinstance(v, SensorError):
+            shown[k] = words(t, v.key, v.params) if v.key else str(v)
     if "metric" in params:
         shown["metric"] = t.short(str(params["metric"]))
     return t(key, **shown)

@@ -23,6 +23,9 @@ KEPT = {
     # what a reader types as it is written: node.toml's keys ([mqtt] host, port, username), the
     # commands and the files `minewatch-node check` points to
     "MQTT", "mqtt", "host", "port", "username", "chmod", "sudo", "hardware", "README", "md",
+    "setup", "pi", "sh", "dev", "i2c", "i2cdetect", "y", "dialout",
+    # the parts' own names: buses and pins
+    "UART", "USB", "I2C", "SDA", "SCL", "TX", "RX",
 }  # fmt: skip
 _LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
 
