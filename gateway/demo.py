@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -241,16 +242,17 @@ def _run(work: Path, seconds: int, keep: bool, progress: Progress) -> int:
         gw_thread.join(15)
         alerts.stop()
         web.stop()
+    queries: list[str] = []
     try:
-        _summary(open_reader(InfluxConfig(url=influx_url, database="minewatch", api="v1")))  # type: ignore[arg-type]
+        queries = _summary(open_reader(InfluxConfig(url=influx_url, database="minewatch", api="v1")))  # type: ignore[arg-type]
     finally:
         broker.stop()
         influxd.stop()
-    _after(work, influxd.port, keep)
+    _after(work, influxd.port, keep, queries)
     return 0
 
 
-def _after(work: Path, influx_port: int, keep: bool) -> None:
+def _after(work: Path, influx_port: int, keep: bool, queries: list[str]) -> None:
     """How to look at the data again, when it is kept; that it is gone, when it is not."""
     if not keep:
         print(
@@ -265,12 +267,9 @@ def _after(work: Path, influx_port: int, keep: bool) -> None:
     today = datetime.now(UTC).date()
     print(f"\nThe demo's data is kept in {work}. Start its database again, then query it:")
     print(f"  influxd run -config {work / 'influxd' / 'influxdb.conf'} &")
-    print(
-        f"  influx -port {influx_port} -database minewatch -execute "
-        """'SELECT max("pm2_5"), mean("pm2_5") FROM "reading" GROUP BY "node"'"""
-    )
-    alerts = """'SELECT "state", "message" FROM "alert"'"""
-    print(f"  influx -port {influx_port} -database minewatch -execute {alerts}")
+    for query in queries:  # the very queries behind the summary above, as the reader ran them
+        influx = f"influx -port {influx_port} -database minewatch -precision rfc3339"
+        print(f"  {influx} -execute {_shell(query)}")
     print(
         f"  minewatch-gateway report --config {work / 'gateway.toml'} --site {SITE} "
         f"--start {today} --end {today + timedelta(days=1)} --out {work / 'report.html'}"
@@ -287,7 +286,17 @@ def _dashboard(cfg: GatewayConfig, board: StatusBoard) -> BackgroundServer:
     return server
 
 
-def _summary(reader: Reader) -> None:
+def _shell(text: str) -> str:
+    """`text` as one shell word a reader can still read: in double quotes when nothing in it is
+    special there (InfluxQL's own quotes: "field" and 'string'), else as shlex quotes it."""
+    if any(c in text for c in "$`\\!"):
+        return shlex.quote(text)
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def _summary(reader: Reader) -> list[str]:
+    """Print what is stored; return the text of the queries behind it (for `influx`)."""
+    queries: list[str] = []
     print("\nSummary, queried back from InfluxDB:")
     now = datetime.now(UTC)
     everything = Span(SITE, [], now - timedelta(days=1), now + timedelta(days=1))
@@ -299,7 +308,7 @@ def _summary(reader: Reader) -> None:
         print(f"  {node:<10} {count} readings, {signed.get(node) or 0} signed and verified")
     for metric in ("pm2_5", "turbidity"):
         means = {str(r["node"]): r["mean"] for r in reader.aggregate(everything, metric, ["mean"])}
-        for row in reader.aggregate(everything, metric, ["max"]):
+        for row in reader.aggregate(everything, metric, ["max"], trace=queries.append):
             row["mean"] = means.get(str(row["node"]))
             if row.get("max") is not None:
                 unit = METRIC_UNITS[Metric(metric)]
@@ -308,6 +317,7 @@ def _summary(reader: Reader) -> None:
                     f"mean {row['mean']:.1f} {unit}"
                 )
     print("A regulator sees the same in `minewatch-gateway report`, with the query behind each table.")
+    return queries
 
 
 if __name__ == "__main__":
