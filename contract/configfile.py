@@ -7,6 +7,7 @@ validation must pass before anything connects.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
@@ -44,8 +45,19 @@ def describe(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ())
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if p not in hide)
         msg = err["msg"]
+        ctx = err.get("ctx") or {}
         if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             msg = "unknown key (misspelt? see docs/configuration.md)"
+        elif err["type"] == "union_tag_invalid":  # pydantic: "Input tag 'x' found using 'type' does not..."
+            key = str(ctx.get("discriminator", "type")).strip("'")
+            known = str(ctx.get("expected_tags", "")).replace("'", "")
+            tag = str(ctx.get("tag"))
+            close = difflib.get_close_matches(tag, known.split(", "), n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            loc, msg = (*loc, key), f"{tag!r} is not a {key} we know{guess}; use one of: {known}"
+        elif err["type"] == "union_tag_not_found":
+            key = str(ctx.get("discriminator", "type")).strip("'")
+            loc, msg = (*loc, key), f"missing: every table here says which kind it is with `{key} = ...`"
         where = _loc(loc) or "(top level)"
         lines.append(f"{path}: {where}: {msg}")
     return "\n".join(lines)

@@ -49,7 +49,12 @@ class NodeMqttConfig(_Section):
     reconnect_max_s: float = Field(default=60.0, ge=1, le=3600, description="Longest wait between attempts.")
 
     def password(self) -> str | None:
-        return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
+        """The password; ConfigError naming the key when its file cannot be read (the OS's reason
+        stays the cause, for `check` to say it in the reader's words)."""
+        try:
+            return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
+        except ConfigError as exc:
+            raise ConfigError(f"[mqtt] password_file: {exc}") from exc.__cause__
 
     @model_validator(mode="after")
     def _cert_with_key(self) -> NodeMqttConfig:
@@ -140,6 +145,7 @@ def load(path: Path | str) -> NodeConfig:
         mqtt = _relative_to(base, mqtt, key)
     cfg = cfg.model_copy(update={"identity": identity, "mqtt": mqtt})
     cfg = _resolve_calibrations(cfg, base)
+    cfg = _resolve_replays(cfg, base)
     try:
         check_calibrations(cfg.sensors)
     except ConfigError as exc:
@@ -163,6 +169,15 @@ def _resolve_calibrations(cfg: NodeConfig, base: Path) -> NodeConfig:
         opts.model_copy(update={"calibration": [_resolve(ref, base) for ref in opts.calibration]})
         if opts.calibration
         else opts
+        for opts in cfg.sensors
+    ]
+    return cfg.model_copy(update={"sensors": sensors})
+
+
+def _resolve_replays(cfg: NodeConfig, base: Path) -> NodeConfig:
+    """A `replay-csv` path is relative to the config file, as every other path in it is."""
+    sensors = [
+        _relative_to(base, opts, "path") if isinstance(opts, ReplayCsvOptions) else opts
         for opts in cfg.sensors
     ]
     return cfg.model_copy(update={"sensors": sensors})

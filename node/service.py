@@ -21,7 +21,7 @@ from contract.clock import Clock, utc_now
 from contract.flags import Flag
 from contract.sdnotify import Notifier
 from contract.signing import Signer
-from contract.status import OFFLINE, NodeStatus, OutboxStatus, SensorStatus, ts_text
+from contract.status import OFFLINE, STOPPED, NodeStatus, OutboxStatus, SensorStatus, ts_text
 from contract.wire import SCHEMA_VERSION, MetricValue, ReadingPayload, TopicKind, format_ts, topic
 from hardware.base import SensorDriver, open_driver
 from node.backoff import Backoff
@@ -196,7 +196,8 @@ class NodeService:
             self._commit(outbox, sampler.flush(self.clock()), clockwatch)
             forwarder.pump()
             if publisher.is_connected:
-                publisher.publish(status_topic, OFFLINE.to_wire(), retain=True)
+                # A planned stop, told as one: the last will (`offline`) stays for a node that vanishes.
+                publisher.publish(status_topic, STOPPED.to_wire(), retain=True)
                 self._drain(forwarder, timeout_s=2.0)
         finally:
             publisher.stop()

@@ -46,7 +46,10 @@ class Engine:
         self.machines: dict[Key, MachineState] = {}
         self._series: dict[tuple[str, str, str], Series] = {}
         self._arrivals: dict[tuple[str, str], int] = {}  # clock ms of the last reading
-        self._offline_status: dict[tuple[str, str], bool] = {}
+        # What a node last said of itself when it was not `online`: "offline" (its last will) or
+        # "stopped" (a planned stop). Only its next `online` status takes it back: a reading that
+        # arrives after the status (the last partial one, a backlog) must not clear it falsely.
+        self._down: dict[tuple[str, str], str] = {}
         self._dirty: set[Key] = set()
         self._keep_ms = int(max([3600.0, *(rule.history_s for rule in rules)]) * 1000)
         # Windows are kept only for the metrics a rule averages or reads back. A PMS5003 node sends
@@ -137,9 +140,9 @@ class Engine:
                 # a series of timestamps alone tells a repeat.
                 is_new = (plan.seen or plan.add_seen(Series(self._keep_ms))).add(t_ms, None)
             self._arrivals[(site, node)] = now_ms
-            self._offline_status[(site, node)] = False
-            for rule in plan.on_arrival:
-                events += self._step(rule, site, node, now_ms, Evaluation("ok"), now_ms)
+            if (site, node) not in self._down:
+                for rule in plan.on_arrival:
+                    events += self._step(rule, site, node, now_ms, Evaluation("ok"), now_ms)
             if not is_new:
                 continue  # the same reading again: counted once, evaluated once
             # Each window several rules share (three standards' 24-hour PM2.5 means), once.
@@ -204,8 +207,12 @@ class Engine:
         return plan
 
     def on_status(self, site: str, node: str, state: str) -> list[AlertEvent]:
-        """A node's retained status (`{"state": "offline"}` is its last will)."""
-        self._offline_status[(site, node)] = state == "offline"
+        """A node's retained status: `{"state": "offline"}` is its last will, `{"state": "stopped"}`
+        its own word on a planned stop, `online` its return. Other states say nothing here."""
+        if state == "online":
+            self._down.pop((site, node), None)
+        elif state in ("offline", "stopped"):
+            self._down[(site, node)] = state
         self._arrivals.setdefault((site, node), _ms(self._clock()))
         return self.tick()
 
@@ -218,7 +225,7 @@ class Engine:
                 if not rule.applies(site, node):
                     continue
                 quiet_s = (now_ms - seen_ms) / 1000
-                e = rule.on_clock(quiet_s, bool(self._offline_status.get((site, node))))
+                e = rule.on_clock(quiet_s, self._down.get((site, node)))
                 events += self._step(rule, site, node, now_ms, e, now_ms)
         return events
 
@@ -274,6 +281,8 @@ class Engine:
         was = (m.alert_id, m.evaluable, m.reason, m.clear_since_ms, m.last_notice_ms, m.peak, m.late)
         is_late = now_ms - t_ms > self._late_after_ms
         clear_after_ms, remind_ms, higher_is_worse = self._consts.get(rule.name) or _constants(rule)
+        if m.is_active and rule.is_notice(m.detail):
+            remind_ms = 0  # told once (a planned stop): nothing to remind of
         transitions = advance(
             m,
             t_ms,
@@ -326,7 +335,7 @@ class Engine:
             rule=rule.name,
             rule_type=rule.type,
             metric=metric,
-            severity=rule.severity,
+            severity="info" if rule.is_notice(m.detail) else rule.severity,
             at=_dt(at_ms),
             started=_dt(m.started_ms),
             ended=_dt(ended) if ended is not None else None,
@@ -338,9 +347,10 @@ class Engine:
             message="",
             acked_by=m.acked_by,
             category=self._categories.get(m.key) if rule.has_category else None,
+            msg_params={"reason": m.detail} if m.detail else {},
         )
         msg_id, extra = rule.message(event)
-        params = {**params_of(event), **extra}
+        params = {**params_of(event), **event.msg_params, **extra}
         message = render(msg_id, params, EN)
         return event.with_state(event.state, message=message, msg_id=msg_id, msg_params=params)
 

@@ -145,6 +145,11 @@ class Alerts:
                     value = row.get(metric)
                     if value is not None or row.get(f"{metric}_n") is not None:
                         self.engine.preload(site, node, metric, ts, value)
+            # A node quiet for longer than the windows reach still has its last reading: the offline
+            # rule counts from it, as the dashboard's card does ("47 h ago" in both), not from the
+            # moment this gateway started.
+            for latest in reader.latest(self._clock()):
+                self.engine.preload(latest.site, latest.node, None, int(latest.time.timestamp() * 1000), None)
         except StoreError as exc:
             missing = "database not found" in str(exc) or exc.status == 404
             if exc.hint is not None:  # not set up to be read (a 2.x bucket without its DBRP mapping)

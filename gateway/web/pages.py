@@ -15,7 +15,7 @@ from contract.wire import format_ts
 from gateway.web.context import Context
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import MAX_CSV_DAYS, AlertsQuery, BadRequest, CsvQuery, NodeRef, validate
-from gateway.web.views import NodeSummary, age_text, charts, half_open, summaries
+from gateway.web.views import NodeSummary, charts, half_open, summaries
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -24,18 +24,10 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
     page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         name,
-        {"t": ctx.texts, "web": ctx.web, "now": now, "ts": format_ts, "age": _age(ctx), **values},
+        {"t": ctx.texts, "web": ctx.web, "now": now, "ts": format_ts, "age": ctx.texts.ago, **values},
         status_code=status,
     )
     return page
-
-
-def _age(ctx: Context) -> Any:
-    def age(seconds: float) -> str:
-        key, n = age_text(seconds)
-        return ctx.texts(key, n=n)
-
-    return age
 
 
 def _colour(s: NodeSummary) -> str:

@@ -47,7 +47,7 @@ def summaries(
     for r in latest:
         status = board.get(r.site, r.node)
         age = (now - r.time).total_seconds()
-        offline = age > offline_after_s or (status is not None and status.state == "offline")
+        offline = age > offline_after_s or (status is not None and status.state != "online")
         nc = aqi.nowcast(hourly[(r.site, r.node)]) if (r.site, r.node) in hourly else None
         aqi_lv, aqi_n = aqi_level(nc) if nc is not None else (None, None)
         turb = r.values.get("turbidity")
@@ -112,14 +112,3 @@ def charts(
         for m, vals in series.values.items()
         if any(v is not None for v in vals)
     ]
-
-
-def age_text(age_s: float) -> tuple[str, int]:
-    """The i18n key and number for "5 min ago"."""
-    if age_s < 60:
-        return "fresh.just_now", 0
-    if age_s < 3600:
-        return "fresh.minutes", int(age_s // 60)
-    if age_s < 86400 * 2:
-        return "fresh.hours", int(age_s // 3600)
-    return "fresh.days", int(age_s // 86400)

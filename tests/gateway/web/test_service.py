@@ -77,9 +77,9 @@ def test_run_serves_the_dashboard_and_serve_shows_the_same(
             )
             assert latest[0]["node"] == "haul-road"
             wait_for(
-                lambda port=port: (_get(port, "/api/v1/nodes") or [{}])[0].get("status") == "offline",
+                lambda port=port: (_get(port, "/api/v1/nodes") or [{}])[0].get("status") == "stopped",
                 30,
-                "the node's offline status",
+                "the node's status after a clean stop",
             )
             page = _get(port, "/")
             assert "haul-road" in page and "offline" in page
