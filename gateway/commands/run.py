@@ -7,19 +7,17 @@ import gc
 import logging
 import signal
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from contract.sdnotify import Notifier
 from contract.wire import ReadingPayload
 from gateway import node_status
 from gateway.alerts.service import Alerts, through
 from gateway.commands.serve import web_extra
-from gateway.config import GatewayConfig, load
+from gateway.config import load
 from gateway.hooks import Hooks
+from gateway.web.process import WebProcess
 from gateway.wiring import assemble, open_parts
-
-if TYPE_CHECKING:  # the `web` extra is optional: imported where `[web]` asks for it
-    from gateway.web.server import BackgroundServer
 
 log = logging.getLogger("minewatch.gateway")
 
@@ -49,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     hooks.tickers.append(notifier.tick)
     alerts = Alerts(cfg, publish=through(parts.subscriber))
     alerts.install(hooks)
-    web = _web(cfg, hooks) if cfg.web is not None else None
+    web = _web(args.config, hooks) if cfg.web is not None else None
     service = assemble(parts, hooks)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -90,15 +88,10 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def _web(cfg: GatewayConfig, hooks: Hooks) -> BackgroundServer:
-    """`[web]` present: the dashboard beside ingest, fed node statuses by the gateway loop; started
-    by the caller once the alerts are."""
-    web_extra()
-    # Only now: the `web` extra is optional, and web_extra() has just said it is installed.
-    from gateway.web.server import BackgroundServer, app_for
-    from gateway.web.status import StatusBoard
-
-    board = StatusBoard(cfg.topic_prefix)
-    hooks.handlers.append(("status", board.handle))
-    assert cfg.web is not None
-    return BackgroundServer(app_for(cfg, board), cfg.web)
+def _web(config: str, hooks: Hooks) -> WebProcess:
+    """`[web]` present: the dashboard as a child process (gateway/web/process.py: why), restarted
+    from the loop's ticker if it dies; started by the caller once the alerts are."""
+    web_extra()  # refuse now, exit 2, rather than have the child fail to start
+    web = WebProcess(config)
+    hooks.tickers.append(web.tick)
+    return web
