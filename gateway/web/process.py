@@ -67,11 +67,14 @@ class WebProcess:
         try:
             line = self._link.recv(len(LISTENING))
         except TimeoutError:
-            line = b""
+            line = None
         if line != LISTENING:
-            code = self._proc.poll()
+            try:
+                code: int | None = self._proc.wait(STOP_WAIT_S if line is not None else 0)
+            except subprocess.TimeoutExpired:
+                code = None
             self.stop()
-            why = f"exit status {code}" if code is not None else f"no answer in {timeout_s:.0f} s"
+            why = f"no answer in {timeout_s:.0f} s" if line is None else f"exit status {code}"
             raise OSError(f"the dashboard did not start ({why}): see its lines above")
         self._link.settimeout(None)
 
