@@ -16,6 +16,7 @@ from gateway.alerts.service import Alerts, through
 from gateway.commands.serve import web_extra
 from gateway.config import load
 from gateway.hooks import Hooks
+from gateway.shutdown import shut_down
 from gateway.web.process import WebProcess
 from gateway.wiring import assemble, open_parts
 
@@ -66,12 +67,15 @@ def run(args: argparse.Namespace) -> int:
     if web is not None:
         web.start()
     _tune_gc()
+    cause: BaseException | None = None
     try:
         service.run()
+    except BaseException as exc:
+        cause = exc
+        raise
     finally:
-        if web is not None:
-            web.stop()
-        alerts.stop()
+        steps = [("stopping the dashboard", web.stop)] if web is not None else []
+        shut_down([*steps, ("stopping the alerts", alerts.stop)], cause)
     return 0
 
 
