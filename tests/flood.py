@@ -120,3 +120,28 @@ class Flood:
         self._stop.set()
         with contextlib.suppress(RuntimeError):
             self._thread.join(10)
+
+
+def main() -> None:
+    """`python -m tests.flood PORT IDLE SLOW [NICE]`: flood until stdin closes, then print the counts
+    as JSON. A process of its own (bench/web_flood.py), at a low priority if asked, so that on one
+    machine the attacker's own CPU competes with the gateway as little as possible."""
+    import json
+    import os
+    import resource
+    import sys
+
+    port, idle, slow = (int(a) for a in sys.argv[1:4])
+    os.nice(int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    flood = Flood(port, idle=idle, slow=slow)
+    flood.start()
+    sys.stdin.read()
+    held = flood.open_now()
+    flood.stop()
+    print(json.dumps({"held": held, "opened": flood.stats.opened, "closed": flood.stats.closed_by_server}))
+
+
+if __name__ == "__main__":
+    main()

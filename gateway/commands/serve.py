@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import socket
 import threading
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 from contract.configfile import ConfigError, describe
 from gateway.config import WebConfig, load
-from gateway.web.process import LISTENING
+from gateway.web.process import LISTENING, NICE
 
 
 def web_extra() -> None:
@@ -61,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.supervised_fd is None:
         serve(cfg.model_copy(update={"web": web}), stop)
         return 0
+    with contextlib.suppress(OSError):
+        os.nice(NICE)  # the pages get the CPU that ingest and alerts leave
     link = socket.socket(fileno=args.supervised_fd)
     threading.Thread(target=_until_closed, args=(link, stop), name="supervisor", daemon=True).start()
     serve(cfg.model_copy(update={"web": web}), stop, on_listening=lambda: link.sendall(LISTENING))

@@ -3,7 +3,8 @@ restarted by the gateway, so that nothing the public does to the pages reaches i
 
 The child has its own open files (a flood of connections that takes them all leaves ingest's, the
 spool's and the alert channels' alone: issue 22), its own interpreter lock (rendering pages for a
-crowd runs on the other core, not between ingest's batches) and its own memory; if it dies it is
+crowd runs on the other core, not between ingest's batches), a lower CPU priority (nice 10: when
+the cores are busy, ingest and alerts go first) and its own memory; if it dies it is
 started again, waiting 1 s, then twice as long each time up to a minute (back to 1 s once it ran a
 minute). It takes node statuses from the broker's retained topics under a client id of its own, as
 `serve` alone does.
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 LISTENING = b"listening\n"
 RESTART_MIN_S, RESTART_MAX_S = 1.0, 60.0
 STOP_WAIT_S = 10.0
+NICE = 10  # the child's niceness: on a Pi's few cores a crowd on the pages waits, not ingest
 SERVE = (sys.executable, "-m", "gateway.cli", "serve")
 
 
