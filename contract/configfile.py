@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from contract.logrepeat import RepeatFilter
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -116,12 +118,12 @@ def read_secret(file: Path | None, env: str) -> str | None:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """Plain, greppable lines on stderr (journald under systemd)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Plain, greppable lines on stderr (journald under systemd); a line repeated in a loop is
+    collapsed into one a minute with its count (contract/logrepeat.py)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RepeatFilter())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 

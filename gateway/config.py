@@ -151,6 +151,22 @@ class WebConfig(_Section):
     licence: str = Field(default="CC BY 4.0", min_length=1)
     licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
     attribution: str = Field(default="minewatch community monitoring network", min_length=1)
+    # What a hostile client may hold (gateway/web/guard.py, docs/operations.md "The dashboard's limits").
+    max_connections: int = Field(
+        default=512, ge=1, le=100_000, description="Connections open at once; more are refused at once."
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="From connecting, or a request's first byte, to its headers' end.",
+    )
+    idle_timeout_s: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="A connection with no request, or a client not reading, is closed.",
+    )
 
     @field_validator("standards")
     @classmethod

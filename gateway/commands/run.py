@@ -16,12 +16,13 @@ from gateway.alerts.service import Alerts, through
 from gateway.commands.serve import web_extra
 from gateway.config import GatewayConfig, load
 from gateway.hooks import Hooks
+from gateway.shutdown import shut_down
+from gateway.web.process import WebProcess
 from gateway.wiring import assemble, open_parts
 
-if TYPE_CHECKING:  # the `web` extra is optional: imported where `[web]` asks for it
+if TYPE_CHECKING:
     from gateway.forward.forwarder import Forwarder
     from gateway.trust.registry import KeyRegistry
-    from gateway.web.server import BackgroundServer
 
 log = logging.getLogger("minewatch.gateway")
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     hooks.tickers.append(notifier.tick)
     alerts = Alerts(cfg, publish=through(parts.subscriber))
     alerts.install(hooks)
-    web = _web(cfg, hooks) if cfg.web is not None else None
+    web = _web(args.config, hooks) if cfg.web is not None else None
     forwarder = _forwarder(cfg, parts.registry, hooks, alerts) if cfg.forward is not None else None
     service = assemble(parts, hooks)
 
@@ -73,14 +74,16 @@ def run(args: argparse.Namespace) -> int:
     if forwarder is not None:
         forwarder.start()
     _tune_gc()
+    cause: BaseException | None = None
     try:
         service.run()
+    except BaseException as exc:
+        cause = exc
+        raise
     finally:
-        if forwarder is not None:
-            forwarder.stop()
-        if web is not None:
-            web.stop()
-        alerts.stop()
+        steps = [("stopping the forwarder", forwarder.stop)] if forwarder is not None else []
+        steps += [("stopping the dashboard", web.stop)] if web is not None else []
+        shut_down([*steps, ("stopping the alerts", alerts.stop)], cause)
     return 0
 
 
@@ -111,15 +114,10 @@ def _forwarder(cfg: GatewayConfig, registry: KeyRegistry, hooks: Hooks, alerts: 
     return forwarder
 
 
-def _web(cfg: GatewayConfig, hooks: Hooks) -> BackgroundServer:
-    """`[web]` present: the dashboard beside ingest, fed node statuses by the gateway loop; started
-    by the caller once the alerts are."""
-    web_extra()
-    # Only now: the `web` extra is optional, and web_extra() has just said it is installed.
-    from gateway.web.server import BackgroundServer, app_for
-    from gateway.web.status import StatusBoard
-
-    board = StatusBoard(cfg.topic_prefix)
-    hooks.handlers.append(("status", board.handle))
-    assert cfg.web is not None
-    return BackgroundServer(app_for(cfg, board), cfg.web)
+def _web(config: str, hooks: Hooks) -> WebProcess:
+    """`[web]` present: the dashboard as a child process (gateway/web/process.py: why), restarted
+    from the loop's ticker if it dies; started by the caller once the alerts are."""
+    web_extra()  # refuse now, exit 2, rather than have the child fail to start
+    web = WebProcess(config)
+    hooks.tickers.append(web.tick)
+    return web
