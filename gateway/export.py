@@ -72,6 +72,13 @@ def reading_columns(metrics: list[Metric]) -> list[Column]:
         Column("signed", "boolean", "", "the gateway verified the node's Ed25519 signature at ingest"),
         Column("sig", "string", "", "the node's signature (base64), to re-verify"),
         Column("kid", "string", "", "id of the node key that signed"),
+        Column(
+            "gateway_flags",
+            "string",
+            "",
+            "flags the gateway found on storing it, not signed by the node: ts_shared = another "
+            "reading (another seq) of the node has the same time, and both are kept; empty: none",
+        ),
     ]
     return cols
 
@@ -116,7 +123,7 @@ def reading_fields(metrics: list[Metric]) -> list[str]:
     fields = ["site", "node", "seq", "flags"]
     for m in metrics:
         fields += [m.value, f"{m.value}_raw", f"{m.value}_n", f"{m.value}_cal"]
-    return [*fields, "period_s", "signed", "sig", "kid"]
+    return [*fields, "period_s", "signed", "sig", "kid", "gateway_flags"]
 
 
 def _typed(col: Column, value: Any) -> Any:

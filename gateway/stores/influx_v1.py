@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import urllib3
 
 from gateway.stores.base import StoreError, is_retryable
+from gateway.stores.shared_ts import keep_both
 
 if TYPE_CHECKING:
     from gateway.config import InfluxConfig
@@ -64,6 +65,8 @@ class InfluxV1:
     def write(self, lines: list[str], _retried: bool = False) -> None:
         if not lines:
             return
+        if not _retried:  # a reading never replaces another with the same ts (gateway/stores/shared_ts.py)
+            lines = keep_both(lines, self.query)
         fields = {"db": self._db, "precision": "ms", **self._auth}
         if self._rp:
             fields["rp"] = self._rp

@@ -27,6 +27,7 @@ COLUMNS: tuple[str, ...] = (
     "seq",
     *(f"{m}{suffix}" for m in METRICS for suffix in ("", "_raw", "_n", "_cal")),
     "flags",
+    "gateway_flags",  # what the gateway found on storing it (ts_shared), not signed by the node
 )
 
 
