@@ -42,7 +42,8 @@ def sensors(pms: PtySensor, probe: PtySensor, missing: Path | None = None) -> st
         f'[[sensors]]\ntype = "turbidity-modbus"\nname = "river-probe"\nport = "{probe.path}"\n'
         f'preset = "dfrobot-sen0710"\ntimeout_s = 0.3\n'
     )
-    if missing:
+    if missing:  # its pm2_5 and pm10, not the PMS's: one sensor per metric (node.config)
+        text = text.replace("warm_up_s = 0\n", 'warm_up_s = 0\nmetrics = ["pm1_0", "pc0_3"]\n', 1)
         text += f'[[sensors]]\ntype = "sds011"\nport = "{missing}"\n'
     return text
 
