@@ -8,10 +8,13 @@ and written as they are they would silently replace them.
 So before `reading` lines are written, the points already stored at their times are looked up (one
 request: a statement per node and run of close times). A line whose (site, node, time) holds nothing
 is written as it is, and so is one that finds its own `seq` there (a redelivery lands on the same
-point, as before). One that finds another `seq` is written with the tag `clash_seq` = its own `seq`,
-a series of its own, and it and every point it met get the field `gateway_flags` = `ts_shared` (a
-field added to a stored point: none of its values is replaced). The signed fields and the time
-(the signed `ts`) are untouched, so both readings still verify (docs/protocol.md, InfluxDB schema).
+point, as before). One that finds another `seq` is written with the tag `ts_rank` = 2 (3 for a third
+reading at that time, ...), a series of its own, and it and every point it met get the field
+`gateway_flags` = `ts_shared` (a field added to a stored point: none of its values is replaced). A
+rank, not the seq, names the series, so a node gets one extra series per rank it ever needed, not
+one per shared reading: InfluxDB's cost grows with the number of series. The signed fields and the
+time (the signed `ts`) are untouched, so both readings still verify (docs/protocol.md, InfluxDB
+schema).
 """
 
 from __future__ import annotations
@@ -29,11 +32,11 @@ from gateway.stores.reader import Row
 
 log = logging.getLogger(__name__)
 
-CLASH_TAG = "clash_seq"
+RANK_TAG = "ts_rank"
 FLAGS_FIELD = "gateway_flags"
 RUN_GAP_MS = 3_600_000
-"""Times of one node further apart than this are looked up in separate statements, so a batch
-holding an old backlog and a live reading does not scan everything stored between them."""
+"""Times of a batch further apart than this are looked up in separate statements, so a batch
+holding an old backlog and live readings does not scan everything stored between them."""
 
 Lookup = Callable[[str], list[Row]]
 """Runs InfluxQL, one row per point with its series tags merged in (InfluxV1.query)."""
@@ -53,7 +56,7 @@ class _Key:
 @dataclass(slots=True)
 class _Point:
     seq: int
-    clash: str  # the `clash_seq` tag of its series, "" for the reading's ordinary series
+    rank: int  # its `ts_rank` tag, 1 for the reading's ordinary series (no tag)
     flags: list[str]  # its `gateway_flags`
 
 
@@ -66,6 +69,7 @@ def keep_both(lines: list[str], lookup: Lookup) -> list[str]:
         return lines
     stored = _stored(wanted, lookup)
     out: list[str] = []
+    shared: dict[tuple[str, str], list[int]] = {}  # per node, the seqs kept beside another
     for line, item in zip(lines, parsed, strict=True):
         if item is None:
             out.append(line)
@@ -74,25 +78,29 @@ def keep_both(lines: list[str], lookup: Lookup) -> list[str]:
         here = stored.setdefault(key, [])
         same = next((p for p in here if p.seq == seq), None)
         if same is not None:  # a redelivery: onto the point it already is
-            out.append(line if not same.clash else _retag(line, same.clash))
+            out.append(line if same.rank == 1 else _retag(line, same.rank))
             continue
         if not here:
-            here.append(_Point(seq, "", []))
+            here.append(_Point(seq, 1, []))
             out.append(line)
             continue
         for point in here:
             if GatewayFlag.TS_SHARED not in point.flags:
                 point.flags.append(GatewayFlag.TS_SHARED)
                 out.append(_flag_line(key, point))
-        mine = _Point(seq, str(seq), [GatewayFlag.TS_SHARED.value])
+        mine = _Point(seq, max(p.rank for p in here) + 1, [GatewayFlag.TS_SHARED.value])
         here.append(mine)
-        out.append(_with_flags(_retag(line, mine.clash), mine.flags))
+        out.append(_with_flags(_retag(line, mine.rank), mine.flags))
+        shared.setdefault((key.site, key.node), []).append(seq)
+    for (site, node), seqs in shared.items():  # one line per node and batch, not one per reading
         log.warning(
-            "%s/%s sent seq %d with the ts of seq %s (its clock went back?): both kept, flagged %s",
-            key.site,
-            key.node,
-            seq,
-            ", ".join(str(p.seq) for p in here[:-1]),
+            "%s/%s: %d reading(s) (seq %d%s) have the ts of a reading already stored (its clock went "
+            "back?): each kept beside the other, both flagged %s",
+            site,
+            node,
+            len(seqs),
+            seqs[0],
+            f"…{seqs[-1]}" if len(seqs) > 1 else "",
             GatewayFlag.TS_SHARED.value,
         )
     return out
@@ -105,14 +113,15 @@ def _parse(line: str) -> tuple[_Key, int] | None:
     fields, _, ms = rest.rpartition(" ")
     tags = dict(pair.partition("=")[::2] for pair in head[len(_PREFIX) :].split(","))
     seq = next((m.group(1) for m in _SEQ.finditer(fields) if m.group(1)), None)
-    if seq is None or not ms.isdigit() or CLASH_TAG in tags or not tags.get("site") or not tags.get("node"):
+    if seq is None or not ms.isdigit() or RANK_TAG in tags or not tags.get("site") or not tags.get("node"):
         return None  # not a line the gateway made from a reading: written as it is
     return _Key(tags["site"], tags["node"], int(ms)), int(seq)
 
 
-def _retag(line: str, clash: str) -> str:
-    # tags in sorted order, as InfluxDB keeps them: `clash_seq` sorts before `node` and `site`
-    return f"{_PREFIX}{CLASH_TAG}={clash}," + line[len(_PREFIX) :]
+def _retag(line: str, rank: int) -> str:
+    # tags in sorted order, as InfluxDB keeps them: `node`, `site`, `ts_rank`
+    head, _, rest = line.partition(" ")
+    return f"{head},{RANK_TAG}={rank} {rest}"
 
 
 def _with_flags(line: str, flags: list[str]) -> str:
@@ -121,31 +130,31 @@ def _with_flags(line: str, flags: list[str]) -> str:
 
 
 def _flag_line(key: _Key, point: _Point) -> str:
-    clash = f"{CLASH_TAG}={point.clash}," if point.clash else ""
+    rank = f",{RANK_TAG}={point.rank}" if point.rank > 1 else ""
     flags = ",".join(point.flags)
-    return f'{_PREFIX}{clash}node={key.node},site={key.site} {FLAGS_FIELD}="{flags}" {key.ms}'
+    return f'{_PREFIX}node={key.node},site={key.site}{rank} {FLAGS_FIELD}="{flags}" {key.ms}'
 
 
 def _stored(wanted: set[_Key], lookup: Lookup) -> dict[_Key, list[_Point]]:
-    per_node: dict[tuple[str, str], list[int]] = {}
+    per_site: dict[str, list[_Key]] = {}
     for key in wanted:
-        per_node.setdefault((key.site, key.node), []).append(key.ms)
+        per_site.setdefault(key.site, []).append(key)
     statements = []
-    for (site, node), times in sorted(per_node.items()):
-        times.sort()
-        first = last = times[0]
-        for ms in [*times[1:], None]:
-            if ms is not None and ms - last <= RUN_GAP_MS:
-                last = ms
+    for site, keys in sorted(per_site.items()):
+        keys.sort(key=lambda k: k.ms)
+        run: list[_Key] = []
+        for item in [*keys, None]:
+            if item is not None and (not run or item.ms - run[-1].ms <= RUN_GAP_MS):
+                run.append(item)
                 continue
+            nodes = " OR ".join(f'"node" = {string(n)}' for n in sorted({k.node for k in run}))
             statements.append(
                 f'SELECT "seq", {ident(FLAGS_FIELD)} FROM {ident(MEASUREMENT)} '
-                f'WHERE "site" = {string(site)} AND "node" = {string(node)} '
-                f"AND time >= {first}ms AND time <= {last}ms "
-                f'GROUP BY "site", "node", {ident(CLASH_TAG)}'
+                f'WHERE "site" = {string(site)} AND ({nodes}) '
+                f"AND time >= {run[0].ms}ms AND time <= {run[-1].ms}ms "
+                f'GROUP BY "site", "node", {ident(RANK_TAG)}'
             )
-            if ms is not None:
-                first = last = ms
+            run = [] if item is None else [item]
     try:
         rows = lookup("; ".join(statements))
     except StoreError as exc:
@@ -159,5 +168,6 @@ def _stored(wanted: set[_Key], lookup: Lookup) -> dict[_Key, list[_Point]]:
         key = _Key(str(row["site"]), str(row["node"]), int(row["time"]))
         if key in wanted and row.get("seq") is not None:
             flags = [f for f in str(row.get(FLAGS_FIELD) or "").split(",") if f]
-            out.setdefault(key, []).append(_Point(int(row["seq"]), str(row.get(CLASH_TAG) or ""), flags))
+            rank = int(row.get(RANK_TAG) or 1)
+            out.setdefault(key, []).append(_Point(int(row["seq"]), rank, flags))
     return out
