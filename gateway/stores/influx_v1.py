@@ -21,6 +21,16 @@ if TYPE_CHECKING:
     from gateway.config import InfluxConfig
 
 
+COMPAT_HINT = "a 2.x bucket needs a DBRP mapping to be read with InfluxQL, docs/operations.md"
+
+
+def compat_v1(cfg: InfluxConfig) -> InfluxV1:
+    """InfluxQL on InfluxDB 2.x: its v1-compatible `/query`, with the bucket as the database and the
+    token in an `Authorization: Token` header (the bucket needs a DBRP mapping)."""
+    v1 = cfg.model_copy(update={"database": cfg.bucket, "username": None})
+    return InfluxV1(v1, token=cfg.token(), missing_hint=COMPAT_HINT)
+
+
 def probe_version(url: str) -> str:
     """The server's version from `/ping`'s X-Influxdb-Version header ("1.6.7~rc0", "v2.7.4", ...)."""
     http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=3.0, read=5.0), retries=False)

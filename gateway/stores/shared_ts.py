@@ -174,8 +174,10 @@ def _stored(wanted: set[_Key], lookup: Lookup) -> dict[_Key, list[_Point]]:
     try:
         rows = lookup("; ".join(statements))
     except StoreError as exc:
+        if exc.hint is not None:
+            raise  # 2.x: the bucket cannot be read with InfluxQL (no DBRP mapping); InfluxV2 decides
         if "database not found" in str(exc):
-            return {}  # nothing stored yet: the write creates the database
+            return {}  # InfluxDB 1.x: nothing stored yet, the write creates the database
         raise StoreError(
             f"cannot look up the readings already stored at these times: {exc}", retryable=True
         ) from exc
