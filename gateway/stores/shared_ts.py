@@ -6,15 +6,15 @@ whose clock stepped back sends *different* readings (other `seq`s) with the `ts`
 and written as they are they would silently replace them.
 
 So before `reading` lines are written, the points already stored at their times are looked up (one
-request: a statement per node and run of close times). A line whose (site, node, time) holds nothing
-is written as it is, and so is one that finds its own `seq` there (a redelivery lands on the same
-point, as before). One that finds another `seq` is written with the tag `ts_rank` = 2 (3 for a third
-reading at that time, ...), a series of its own, and it and every point it met get the field
-`gateway_flags` = `ts_shared` (a field added to a stored point: none of its values is replaced). A
-rank, not the seq, names the series, so a node gets one extra series per rank it ever needed, not
-one per shared reading: InfluxDB's cost grows with the number of series. The signed fields and the
-time (the signed `ts`) are untouched, so both readings still verify (docs/protocol.md, InfluxDB
-schema).
+request: a statement per site and run of close times, naming the batch's nodes). A line whose
+(site, node, time) holds nothing is written as it is, and so is one that finds its own `seq` there
+(a redelivery lands on the same point, as before). One that finds another `seq` is written with the
+tag `ts_rank` = 2 (3 for a third reading at that time, ...), a series of its own, and it and every
+point it met get the field `gateway_flags` = `ts_shared` (a field added to a stored point: none of
+its values is replaced). A rank, not the seq, names the series, so a node gets one extra series per
+rank it ever needed, not one per shared reading: InfluxDB's cost grows with the number of series.
+The signed fields and the time (the signed `ts`) are untouched, so both readings still verify
+(docs/protocol.md, InfluxDB schema).
 """
 
 from __future__ import annotations
@@ -94,13 +94,12 @@ def keep_both(lines: list[str], lookup: Lookup) -> list[str]:
         shared.setdefault((key.site, key.node), []).append(seq)
     for (site, node), seqs in shared.items():  # one line per node and batch, not one per reading
         log.warning(
-            "%s/%s: %d reading(s) (seq %d%s) have the ts of a reading already stored (its clock went "
+            "%s/%s: %d reading(s) (seq %s) have the ts of a reading already stored (its clock went "
             "back?): each kept beside the other, both flagged %s",
             site,
             node,
             len(seqs),
-            seqs[0],
-            f"…{seqs[-1]}" if len(seqs) > 1 else "",
+            str(seqs[0]) if len(seqs) == 1 else f"{min(seqs)} to {max(seqs)}",
             GatewayFlag.TS_SHARED.value,
         )
     return out
