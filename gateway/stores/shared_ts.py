@@ -63,18 +63,20 @@ class _Point:
 def keep_both(lines: list[str], lookup: Lookup) -> list[str]:
     """The lines to write instead of `lines` so that no reading replaces another (module docstring).
     Lines of other measurements pass unchanged; raises StoreError when the lookup fails."""
-    parsed = [_parse(line) for line in lines]
-    wanted = {key for key, _ in filter(None, parsed)}
+    keys = [_key(line) for line in lines]
+    wanted = {key for key in keys if key is not None}
     if not wanted:
         return lines
     stored = _stored(wanted, lookup)
+    if not stored and len(wanted) == len(keys) - keys.count(None):
+        return lines  # the usual batch: nothing stored at its times, no two of its lines at one
     out: list[str] = []
     shared: dict[tuple[str, str], list[int]] = {}  # per node, the seqs kept beside another
-    for line, item in zip(lines, parsed, strict=True):
-        if item is None:
-            out.append(line)
+    for line, key in zip(lines, keys, strict=True):
+        seq = None if key is None else _seq(line.partition(" ")[2])
+        if key is None or seq is None:
+            out.append(line)  # not a line the gateway made from a reading: written as it is
             continue
-        key, seq = item
         here = stored.setdefault(key, [])
         same = next((p for p in here if p.seq == seq), None)
         if same is not None:  # a redelivery: onto the point it already is
@@ -105,32 +107,33 @@ def keep_both(lines: list[str], lookup: Lookup) -> list[str]:
     return out
 
 
-def _parse(line: str) -> tuple[_Key, int] | None:
+def _key(line: str) -> _Key | None:
+    """(site, node, time) of a `reading` line; None for other lines and ones that already carry a
+    rank (written as they are)."""
     if not line.startswith(_PREFIX):
         return None
-    head, _, rest = line.partition(" ")
-    fields, _, ms = rest.rpartition(" ")
-    node, _, site = head[len(_PREFIX) :].partition(",")
+    head, ms = line[len(_PREFIX) : line.find(" ")], line[line.rfind(" ") + 1 :]
+    node, _, site = head.partition(",")
     if node.startswith("node=") and site.startswith("site=") and "," not in site:  # to_line's
         tags = {"node": node[5:], "site": site[5:]}
     else:
-        tags = dict(pair.partition("=")[::2] for pair in head[len(_PREFIX) :].split(","))
-    seq = _seq(fields)
-    if seq is None or not ms.isdigit() or RANK_TAG in tags or not tags.get("site") or not tags.get("node"):
-        return None  # not a line the gateway made from a reading: written as it is
-    return _Key(tags["site"], tags["node"], int(ms)), int(seq)
+        tags = dict(pair.partition("=")[::2] for pair in head.split(","))
+    if not ms.isdigit() or RANK_TAG in tags or not tags.get("site") or not tags.get("node"):
+        return None
+    return _Key(tags["site"], tags["node"], int(ms))
 
 
-def _seq(fields: str) -> str | None:
-    # to_line writes `flags` (no quote or backslash inside) then `seq` first: found without the
-    # regex, which took most of the time this module adds to a write (bench/shared_ts.py)
+def _seq(fields: str) -> int | None:
+    """The `seq` field of a line's fields (and time)."""
+    # to_line writes `flags` (no quote or backslash inside) then `seq` first: found without the regex
     if fields.startswith('flags="'):
         end = fields.find('"', 7)
         if fields.startswith(",seq=", end + 1):
             digits = fields[end + 6 : fields.find("i", end + 6)]
             if digits.isdigit():
-                return digits
-    return next((m.group(1) for m in _SEQ.finditer(fields) if m.group(1)), None)
+                return int(digits)
+    found = next((m.group(1) for m in _SEQ.finditer(fields) if m.group(1)), None)
+    return None if found is None else int(found)
 
 
 def _retag(line: str, rank: int) -> str:
