@@ -80,6 +80,13 @@ def reading_columns(metrics: list[Metric]) -> list[Column]:
             "when the gateway accepted the reading, by its own clock (a revoked key's readings are "
             "judged by it); empty for readings stored before gateways recorded it",
         ),
+        Column(
+            "gateway_flags",
+            "string",
+            "",
+            "flags the gateway found on storing it, not signed by the node: ts_shared = another "
+            "reading (another seq) of the node has the same time, and both are kept; empty: none",
+        ),
     ]
     return cols
 
@@ -130,7 +137,7 @@ def reading_fields(metrics: list[Metric]) -> list[str]:
     fields = ["site", "node", "seq", "flags"]
     for m in metrics:
         fields += [m.value, f"{m.value}_raw", f"{m.value}_n", f"{m.value}_cal"]
-    return [*fields, "period_s", "signed", "sig", "kid", "received"]
+    return [*fields, "period_s", "signed", "sig", "kid", "received", "gateway_flags"]
 
 
 def _typed(col: Column, value: Any) -> Any:

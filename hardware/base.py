@@ -109,6 +109,12 @@ class SensorOptions(BaseModel):
         default_factory=list,
         description="Calibration files (relative to the config file) or preset names, one per metric.",
     )
+    metrics: list[Metric] | None = Field(
+        default=None,
+        min_length=1,
+        description="Only these of the sensor's metrics are kept (default: all it reports); another "
+        "sensor of the node can then report the others.",
+    )
 
 
 class DeviceOptions(SensorOptions):
@@ -224,6 +230,22 @@ def register(options: type[SensorOptions]) -> Callable[[type[Any]], type[Any]]:
         return cls
 
     return decorate
+
+
+def reported_metrics(opts: SensorOptions) -> tuple[Metric, ...] | None:
+    """What a sensor configured with `opts` reports, known before any port opens: its driver's
+    `metrics` when they are the same in every configuration, else the driver's `metrics_for(opts)`,
+    narrowed to the `metrics` key when given. None when the driver cannot tell before it runs."""
+    cls = REGISTRY.get(opts.type)
+    fixed = getattr(cls, "metrics", None)
+    metrics_for = getattr(cls, "metrics_for", None)
+    if isinstance(fixed, tuple):
+        reported: tuple[Metric, ...] | None = fixed
+    else:
+        reported = None if metrics_for is None else metrics_for(opts)
+    if reported is None or opts.metrics is None:
+        return reported
+    return tuple(m for m in reported if m in opts.metrics)
 
 
 def open_driver(opts: SensorOptions, clock: Clock) -> SensorDriver:

@@ -6,6 +6,7 @@ brings its own keys and errors keep their place: `node.toml: sensors[1].port: Fi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
@@ -14,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 import hardware
 from calibration import presets
 from contract.configfile import ConfigError, load_model, read_secret
+from contract.metrics import Metric
 from contract.wire import ID_PATTERN
+from hardware.base import reported_metrics
 from hardware.replay_csv import ReplayCsvOptions
 from node.calibration import check as check_calibrations
 
@@ -147,10 +150,46 @@ def load(path: Path | str) -> NodeConfig:
     cfg = _resolve_calibrations(cfg, base)
     cfg = _resolve_replays(cfg, base)
     try:
+        check_one_sensor_per_metric(cfg.sensors)
         check_calibrations(cfg.sensors)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return cfg
+
+
+def check_one_sensor_per_metric(sensors: list[SensorConfig]) -> None:
+    """Refuse two sensors reporting one metric (two PMS units; a BME280 and an SHT4x both give
+    `rh` and `air_temp`). A reading carries one value per metric, so the sampler would average the
+    two sensors into it, and a calibration for the metric would correct both; neither is what
+    anyone measured. The `metrics` key of a sensor keeps it to the others (docs/configuration.md)."""
+    first: dict[Metric, tuple[int, SensorConfig]] = {}
+    for j, opts in enumerate(sensors):
+        if opts.metrics is not None:
+            every = reported_metrics(opts.model_copy(update={"metrics": None}))
+            unknown = [m.value for m in opts.metrics if every is not None and m not in every]
+            if unknown:
+                raise ConfigError(
+                    f"sensors[{j}].metrics: {', '.join(unknown)}: a {opts.type} does not report it "
+                    f"(it reports {', '.join(m.value for m in every or ())})"
+                )
+        reported = reported_metrics(opts) or ()
+        for metric in reported:
+            if metric not in first:
+                continue
+            i, other = first[metric]
+            rest = [m.value for m in reported if m not in first]
+            keep = (
+                f"give sensors[{j}] the key metrics = {json.dumps(rest)}, or "
+                if rest
+                else f"give sensors[{i}] or sensors[{j}] a `metrics` key without {metric.value}, or "
+            )
+            raise ConfigError(
+                f"sensors[{j}] ({opts.name}, {opts.type}): reports {metric.value}, and so does "
+                f"sensors[{i}] ({other.name}, {other.type}); a reading has one value per metric and "
+                f"the node would average the two sensors into it. Keep one: {keep}run the other "
+                "sensor as a node of its own (its own node.toml with another `node` id)"
+            )
+        first.update({m: (j, opts) for m in reported})
 
 
 S = TypeVar("S", bound=BaseModel)

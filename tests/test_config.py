@@ -54,7 +54,9 @@ def test_node_config_errors_name_file_and_key(tmp_path: Path, text: str, expecte
 
 def test_repeated_sensors_get_numbered_names(tmp_path: Path) -> None:
     path = tmp_path / "node.toml"
-    path.write_text(GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\n")
+    # two of one type, each keeping its own metrics (one sensor per metric: node.config)
+    second = "[[sensors]]\ntype = 'simulated-pm'\nmetrics = ['pm10']\n"
+    path.write_text(GOOD_NODE + "metrics = ['pm2_5']\n" + second)
     assert [s.name for s in load_node(path).sensors] == ["simulated-pm", "simulated-pm-2"]
 
 

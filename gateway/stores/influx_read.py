@@ -129,7 +129,7 @@ class InfluxReader(ReportQueries):
         out = []
         for row in self._db.query(q):
             values = {m: float(row[m]) for m in METRICS if isinstance(row.get(m), int | float)}
-            flags = [f for f in str(row.get("flags") or "").split(",") if f]
+            flags = _flags(row)
             seq = row.get("seq")
             out.append(
                 Latest(
@@ -192,10 +192,10 @@ class InfluxReader(ReportQueries):
         self, site: str, node: str, start: datetime, end: datetime
     ) -> list[tuple[datetime, list[str]]]:
         q = (
-            f'SELECT "flags" FROM "reading" WHERE {where(site, [node], start, end)}'
-            " AND \"flags\" != '' LIMIT 5000"
+            f'SELECT "flags", "gateway_flags" FROM "reading" WHERE {where(site, [node], start, end)}'
+            " AND (\"flags\" != '' OR \"gateway_flags\" != '') LIMIT 5000"
         )
-        return [(_time(r), str(r["flags"]).split(",")) for r in self._db.query(q) if r.get("flags")]
+        return [(_time(r), flags) for r in self._db.query(q) if (flags := _flags(r))]
 
     def alerts(
         self,
@@ -329,6 +329,12 @@ def _piece(query: ObservationQuery, piece: Piece) -> str:
     if piece.condition is not None:
         parts.append(_value_condition(piece.condition, query.metric))
     return " AND ".join(parts)
+
+
+def _flags(row: Row) -> list[str]:
+    """The node's flags, then those the gateway found on storing it (`ts_shared`)."""
+    both = f"{row.get('flags') or ''},{row.get('gateway_flags') or ''}"
+    return [f for f in both.split(",") if f]
 
 
 def _float(value: Any) -> float | None:

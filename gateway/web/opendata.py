@@ -33,6 +33,7 @@ COLUMNS: tuple[str, ...] = (
     "sig",
     "kid",
     "received",
+    "gateway_flags",  # what the gateway found on storing it (ts_shared), not signed by the node
 )
 """`period_s`, `sig`, `kid` complete what a signature covers, so a download verifies as it is
 (`minewatch-gateway verify --keys keys.json --input download.csv`, keys from /api/v1/keys);

@@ -92,7 +92,8 @@ def check_sensor(opts: SensorOptions, seconds: float) -> SensorReport:
         while True:
             try:
                 for sample in driver.read():
-                    totals.setdefault(sample.metric.value, []).append(sample.raw)
+                    if opts.metrics is None or sample.metric in opts.metrics:  # what the node keeps
+                        totals.setdefault(sample.metric.value, []).append(sample.raw)
             except SensorError as exc:
                 errors.append(exc)
             warming = warming or is_warming_up(driver)

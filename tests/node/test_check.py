@@ -47,7 +47,8 @@ def sensors(pms: PtySensor, probe: PtySensor, missing: Path | None = None) -> st
         f'[[sensors]]\ntype = "turbidity-modbus"\nname = "river-probe"\nport = "{probe.path}"\n'
         f'preset = "dfrobot-sen0710"\ntimeout_s = 0.3\n'
     )
-    if missing:
+    if missing:  # its pm2_5 and pm10, not the PMS's: one sensor per metric (node.config)
+        text = text.replace("warm_up_s = 0\n", 'warm_up_s = 0\nmetrics = ["pm1_0", "pc0_3"]\n', 1)
         text += f'[[sensors]]\ntype = "sds011"\nport = "{missing}"\n'
     return text
 
@@ -76,6 +77,9 @@ def test_check_reports_each_sensor_and_the_broker(
     assert code == 1 and doc["ok"] is False
     by_name = {s["name"]: s for s in doc["sensors"]}
     assert by_name["pms5003"]["status"] == "ok" and by_name["pms5003"]["values"]["pc0_3"] > 0
+    assert set(by_name["pms5003"]["values"]) == {"pm1_0", "pc0_3"}, (
+        "its `metrics` key: the SDS011 gives PM2.5"
+    )
     assert by_name["river-probe"]["values"] == {"turbidity": 5.7, "water_temp": 11.2}
     assert by_name["sds011"]["status"] == "fault" and by_name["sds011"]["ok"] is False
     assert "ttyUSB7 does not exist: is the USB adapter plugged in" in by_name["sds011"]["hint"]
