@@ -163,7 +163,7 @@ def test_check_tests_the_sensors_then_names_the_key_of_a_missing_password_file(
 
 
 SIMULATED = (
-    '[[sensors]]\ntype = "simulated-pm"\nsample_interval_s = 0.1\n'
+    '[[sensors]]\ntype = "simulated-pm"\nsample_interval_s = 0.1\nmetrics = ["pm1_0", "pm2_5"]\n'
     '[[sensors]]\ntype = "simulated-turbidity"\nsample_interval_s = 0.1\n'
 )
 
@@ -174,7 +174,8 @@ def test_check_in_mongolian_has_no_english_word_of_the_english_file(
     """Every line `check` prints is a `[check]` message, and a driver's error a `[sensor]` one: in
     mn, none of the English file's words is left."""
     missing = tmp_path / "ttyUSB7"
-    sensors = SIMULATED + f'[[sensors]]\ntype = "sds011"\nport = "{missing}"\n'
+    # the SDS011 keeps to pm10: simulated-pm reports pm2_5 too, and one metric has one sensor
+    sensors = SIMULATED + f'[[sensors]]\ntype = "sds011"\nport = "{missing}"\nmetrics = ["pm10"]\n'
     cfg = node_toml(
         tmp_path / "node.toml", site="s", node="n", port=mosquitto.port, prefix="mw", sensors=sensors
     )
