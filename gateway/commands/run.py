@@ -101,4 +101,4 @@ def _web(cfg: GatewayConfig, hooks: Hooks) -> BackgroundServer:
     board = StatusBoard(cfg.topic_prefix)
     hooks.handlers.append(("status", board.handle))
     assert cfg.web is not None
-    return BackgroundServer(app_for(cfg, board), cfg.web)
+    return BackgroundServer(app_for(cfg, board, hooks), cfg.web)

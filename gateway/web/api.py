@@ -133,7 +133,7 @@ def _page(request: Request) -> tuple[Paged, list[NodeSummary]]:
     ctx: Context = request.app.state.ctx
     q: NodesQuery = validate(NodesQuery, request.query_params)
     now = ctx.clock()
-    page = paged(ctx.reader.latest(now, site=q.site), q.offset, q.limit)
+    page = paged(ctx.latest(now, q.site), q.offset, q.limit)
     return page, summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=page.items)
 
 

@@ -30,6 +30,7 @@ from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
 from gateway.web import api, openapi, pages
 from gateway.web.context import Context
+from gateway.web.kept import KeptLatest
 from gateway.web.params import BadRequest
 from gateway.web.status import StatusBoard
 
@@ -97,9 +98,10 @@ def create_app(
     reader: Reader,
     board: StatusBoard | None = None,
     clock: Callable[[], datetime] = _utc_now,
+    kept: KeptLatest | None = None,
 ) -> Starlette:
     texts = Texts(web.language)
-    ctx = Context(web, reader, board or StatusBoard(), clock, texts)
+    ctx = Context(web, reader, board or StatusBoard(), clock, texts, kept)
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         if _is_api(request):

@@ -8,7 +8,8 @@ from datetime import datetime
 
 from contract.i18n import Texts
 from gateway.config import WebConfig
-from gateway.stores.reader import Reader
+from gateway.stores.reader import Latest, Reader
+from gateway.web.kept import KeptLatest
 from gateway.web.levels import LimitLine, limit_lines
 from gateway.web.status import StatusBoard
 
@@ -20,6 +21,11 @@ class Context:
     board: StatusBoard
     clock: Callable[[], datetime]
     texts: Texts
+    kept: KeptLatest | None = None  # inside the gateway: the latest readings kept as stored
+
+    def latest(self, now: datetime, site: str | None = None, node: str | None = None) -> list[Latest]:
+        source = self.kept or self.reader
+        return source.latest(now, site=site, node=node)
 
     def limits(self, metric: str) -> list[LimitLine]:
         return limit_lines(self.web.standards, metric)

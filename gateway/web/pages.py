@@ -64,7 +64,7 @@ def overview(request: Request) -> HTMLResponse:
     ctx: Context = request.app.state.ctx
     q: OverviewQuery = validate(OverviewQuery, request.query_params)
     now = ctx.clock()
-    latest = ctx.reader.latest(now)
+    latest = ctx.latest(now)
     active = ctx.reader.active_alerts(now)
     sites = site_summaries(latest, ctx.board, now, ctx.web.offline_after_s, [a.site for a in active])
     shown = [r for r in latest if q.site is None or r.site == q.site]
@@ -107,7 +107,8 @@ def node_page(request: Request) -> HTMLResponse:
     ctx: Context = request.app.state.ctx
     ref: NodeRef = validate(NodeRef, None, dict(request.path_params))
     now = ctx.clock()
-    found = summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s, ref.site, node=ref.node)
+    latest = ctx.latest(now, ref.site, ref.node)
+    found = summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=latest)
     if not found:
         return render(request, "error.html", 404, message=ctx.texts("error.not_found"))
     day = charts(ctx.reader, ref.site, ref.node, now, timedelta(hours=24), 300, ctx.web.standards)

@@ -14,17 +14,25 @@ from starlette.applications import Starlette
 
 from contract.wire import TopicKind, subscription
 from gateway.config import GatewayConfig, WebConfig
+from gateway.hooks import Hooks
 from gateway.stores.backends import dashboard_reader
 from gateway.subscriber import Subscriber
 from gateway.web.app import create_app
+from gateway.web.kept import KeptLatest
 from gateway.web.status import StatusBoard
 
 log = logging.getLogger(__name__)
 
 
-def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
-    """The app reading the gateway's database over InfluxQL (the v1 HTTP API, see docs/api.md)."""
-    return create_app(cfg.web or WebConfig(), dashboard_reader(cfg.influxdb), board)
+def app_for(cfg: GatewayConfig, board: StatusBoard, hooks: Hooks | None = None) -> Starlette:
+    """The app reading the gateway's database over InfluxQL (the v1 HTTP API, see docs/api.md);
+    given the gateway's `hooks`, it keeps the latest reading of each node as they are stored."""
+    reader = dashboard_reader(cfg.influxdb)
+    kept = None
+    if hooks is not None:
+        kept = KeptLatest(reader)
+        hooks.on_stored.append(kept.on_stored)
+    return create_app(cfg.web or WebConfig(), reader, board, kept=kept)
 
 
 def _uvicorn(app: Starlette, web: WebConfig) -> uvicorn.Server:

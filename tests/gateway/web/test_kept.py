@@ -1,0 +1,57 @@
+"""The latest readings kept as the gateway stores them (issue 24): what the reader would answer,
+without asking the database on every page, and still right for a node silent for months."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from contract.flags import Flag
+from gateway.config import InfluxConfig
+from gateway.points import to_line
+from gateway.stores.backends import open_reader
+from gateway.stores.reader import Reader
+from gateway.web.kept import KeptLatest
+from tests.alert_helpers import T0, reading
+from tests.helpers import Influx
+
+NOW = T0 + timedelta(days=1)
+
+
+@pytest.fixture
+def reader(influx: Influx) -> Iterator[Reader]:
+    r = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
+    yield r
+    r.close()
+
+
+def test_kept_latest_answers_as_the_database_does_and_sees_each_stored_reading(
+    influx: Influx, reader: Reader
+) -> None:
+    stored = [
+        reading("quiet", NOW - timedelta(days=90), 4.0),
+        reading("busy", NOW - timedelta(minutes=2), 7.0, flags=(Flag.WARMING_UP,)),
+    ]
+    influx.write([to_line(r) for r in stored])
+    clock = [0.0]
+    kept = KeptLatest(reader, refresh_s=60, monotonic=lambda: clock[0])
+    assert kept.latest(NOW) == reader.latest(NOW)  # filled from the database, silent node and all
+    assert [x.node for x in kept.latest(NOW)] == ["busy", "quiet"]
+    new = reading("busy", NOW - timedelta(minutes=1), 9.0)
+    kept.on_stored([new])  # the gateway's hook: no database involved
+    (busy,) = kept.latest(NOW, node="busy")
+    assert (busy.time, busy.values, busy.flags) == (new.ts, {"pm2_5": 9.0}, [])
+    kept.on_stored([reading("busy", NOW - timedelta(minutes=5), 1.0)])  # an older one, late
+    assert kept.latest(NOW, node="busy")[0].values == {"pm2_5": 9.0}
+    influx.write([to_line(new)])
+    assert kept.latest(NOW) == reader.latest(NOW)
+    # a reading after `now` (a page for a past moment): the database says what was last then
+    kept.on_stored([reading("quiet", NOW + timedelta(minutes=1), 5.0)])
+    assert kept.latest(NOW, node="quiet")[0].time == NOW - timedelta(days=90)
+    # another program stored a reading: seen at the next refresh
+    influx.write([to_line(reading("other", NOW - timedelta(minutes=3), 2.0, site="pit"))])
+    assert [x.site for x in kept.latest(NOW + timedelta(minutes=2))] == ["tsagaan", "tsagaan"]
+    clock[0] = 61.0
+    assert [x.node for x in kept.latest(NOW + timedelta(minutes=2))] == ["other", "busy", "quiet"]
