@@ -70,7 +70,7 @@ class KeptLatest:
                 for x in self._kept.values()
                 if (site is None or x.site == site) and (node is None or x.node == node)
             ]
-        if any(x.time > now for x in found):
+        if any(now < x.time for x in found):
             # A reading stamped after `now` (a node's clock ahead, a page for a past moment): what
             # was last at `now` is only in the database.
             return self._reader.latest(now, site=site, node=node)
