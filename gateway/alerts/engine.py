@@ -105,6 +105,25 @@ class Engine:
         for series in self._series.values():
             series.infer_period()
 
+    @property
+    def window_fingerprint(self) -> list[list[Any]]:
+        """What the windows' shape depends on: a saved window is usable only under the same."""
+        return [[m, self._keep_for[m]] for m in sorted(self._keep_for)]
+
+    @property
+    def arrivals(self) -> dict[tuple[str, str], int]:
+        return dict(self._arrivals)
+
+    def all_series(self) -> list[tuple[tuple[str, str, str], Series]]:
+        return list(self._series.items())
+
+    def adopt(self, site: str, node: str, metric: str, series: Series) -> None:
+        """A window saved by an earlier run (gateway/alerts/snapshot.py), if this node still keeps it."""
+        plan = self._plans.get((site, node)) or self._plan(site, node)
+        if metric in plan.windowed:
+            self._series[(site, node, metric)] = series
+            plan.add_series(metric, series)
+
     def take_dirty(self) -> list[MachineState]:
         out = [self.machines[k] for k in self._dirty if k in self.machines]
         self._dirty.clear()

@@ -16,7 +16,7 @@ import bisect
 import math
 import statistics
 from array import array
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 HOUR_MS = 3_600_000
 NOWCAST_HOURS = 12
@@ -68,6 +68,41 @@ class Series:
         self._edits = 0
         self._hourly_key: tuple[int, float, int, int] | None = None
         self._hourly: tuple[float | None, ...] = ()
+
+    def to_parts(self) -> tuple[dict[str, Any], list[bytes]]:
+        """What gateway/alerts/snapshot.py writes: the settings, then the arrays' bytes."""
+        meta = {
+            "keep_ms": self._keep_ms,
+            "period_ms": self._period_ms,
+            "period_s": self._period_s,
+            "max_abs": self._max_abs,
+            "n": len(self._ts),
+            "counted": self._count is not None,
+        }
+        parts = [self._ts.tobytes(), self._values.tobytes(), self._sum.tobytes()]
+        if self._count is not None:
+            parts.append(self._count.tobytes())
+        return meta, parts
+
+    @classmethod
+    def from_parts(cls, meta: dict[str, Any], data: memoryview, offset: int) -> tuple[Series, int]:
+        """The series `to_parts` wrote at `offset` in `data`, and the offset after it."""
+        series = cls(int(meta["keep_ms"]))
+        n = int(meta["n"])
+        series._sum = array("q")
+        series._count = array("q") if meta["counted"] else None
+        arrays: list[tuple[array[Any], int]] = [(series._ts, n), (series._values, n), (series._sum, n + 1)]
+        if series._count is not None:
+            arrays.append((series._count, n + 1))
+        for target, length in arrays:
+            end = offset + length * target.itemsize
+            if end > len(data):
+                raise ValueError("truncated")
+            target.frombytes(data[offset:end])
+            offset = end
+        series._period_ms, series._period_s = int(meta["period_ms"]), meta["period_s"]
+        series._max_abs = int(meta["max_abs"])
+        return series, offset
 
     def __len__(self) -> int:
         return len(self._ts)

@@ -4,11 +4,13 @@ node, each only as long as its longest window, and in compact arrays whose sums 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.alerts import snapshot
 from gateway.alerts.engine import Engine
 from gateway.alerts.windows import Series
 from tests.alert_helpers import T0, Feed, reading, rules
@@ -63,3 +65,51 @@ def test_sums_near_the_top_of_the_range_stay_exact_where_64_bits_would_wrap(
     if window:
         assert mean.value == pytest.approx(sum(window) / len(window), rel=1e-12)
     assert series.mean_value(len(values) * 60_000, len(values) * 60_000, 0.0) == mean.value
+
+
+DAY_MEAN = {"name": "pm25-24h", "type": "threshold", "metric": "pm2_5", "limit": 50.0, "average": "24h"}
+
+
+def _fed(tables: list[dict[str, object]]) -> Engine:
+    clock = FakeClock(T0)
+    engine = Engine(rules(*tables), clock=clock)
+    feed = Feed(engine, clock)
+    for i in range(1, 300):
+        ts = T0 + i * timedelta(minutes=1)
+        for node in ("a", "b"):
+            feed.one(reading(node, ts, None if i % 17 == 0 else float(i % 50)))
+    return engine
+
+
+def test_windows_saved_at_a_stop_come_back_whole_and_only_once(tmp_path: Path) -> None:
+    before = _fed([DAY_MEAN])
+    path = tmp_path / snapshot.FILE
+    saved = int((T0 + 5 * H).timestamp() * 1000)
+    snapshot.save(before, path, saved)
+    after = Engine(rules(DAY_MEAN), clock=FakeClock(T0 + 5 * H))
+    assert snapshot.load(after, path, saved + 60_000) == saved
+    assert not path.exists()  # read once: a later crash cannot bring these windows back
+    assert after.arrivals == before.arrivals
+    end = int((T0 + 4 * H).timestamp() * 1000)
+    for node in ("a", "b"):
+        was, now = before.series("tsagaan", node, "pm2_5"), after.series("tsagaan", node, "pm2_5")
+        assert was is not None and now is not None and len(now) == len(was) == 299
+        for minutes in (30, 60, 240):
+            assert now.mean(end, minutes * 60_000, 0.5) == was.mean(end, minutes * 60_000, 0.5)
+        assert now.add(end + 3_600_000, 3.0) and now.mean_value(end + 3_600_000, 60_000, 0.0) == 3.0
+
+
+def test_saved_windows_for_other_rules_or_too_old_or_damaged_are_not_used(tmp_path: Path) -> None:
+    path = tmp_path / snapshot.FILE
+    saved = int((T0 + 5 * H).timestamp() * 1000)
+    other = {**DAY_MEAN, "average": "8h"}
+    for engine, now_ms, damage in (
+        (Engine(rules(other), clock=FakeClock(T0)), saved, False),  # other windows
+        (Engine(rules(DAY_MEAN), clock=FakeClock(T0)), saved + 26 * 3_600_000, False),  # too old
+        (Engine(rules(DAY_MEAN), clock=FakeClock(T0)), saved, True),  # cut short
+    ):
+        snapshot.save(_fed([DAY_MEAN]), path, saved)
+        if damage:
+            path.write_bytes(path.read_bytes()[:-9])
+        assert snapshot.load(engine, path, now_ms) is None
+        assert engine.all_series() == [] and not path.exists()
