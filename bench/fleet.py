@@ -42,6 +42,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -125,6 +126,8 @@ class Result:
     rows: int
     load_s: float
     start_s: float = 0.0
+    restart_s: float = 0.0
+    restart_rss_mb: float = 0.0
     rss_mb: float = 0.0
     rss_after_mb: float = 0.0
     peak_mb: float = 0.0
@@ -145,10 +148,9 @@ def _routes(nodes: int) -> dict[str, str]:
     }
 
 
-def _run_case(
-    work: Path, broker: int, influx: str, nodes: int, span: str, rounds: int, now: datetime
-) -> Result:
+def _run_case(work: Path, broker: int, influx: str, nodes: int, span: str, rounds: int) -> Result:
     db = f"fleet_{nodes}_{span}"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
     lines = _lines(nodes, span, int(now.timestamp() * 1000))
     t0 = time.monotonic()
     _load(influx, db, lines)
@@ -165,23 +167,8 @@ def _run_case(
     )
     base = f"http://127.0.0.1:{port}"
     log = (work / f"{db}.log").open("wb")
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=ROOT,
-    )
+    proc, result.start_s = _start(cfg, base, log, work / f"{db}.log")
     try:
-        while True:
-            try:
-                _get(base + "/api/v1/openapi.json")
-                break
-            except (OSError, urllib.error.URLError):
-                if proc.poll() is not None or time.monotonic() - t0 > 600:
-                    raise RuntimeError(f"the gateway did not start; see {work / db}.log") from None
-                time.sleep(0.05)
-        result.start_s = time.monotonic() - t0
         time.sleep(1.0)  # let the first ticks run
         result.rss_mb = _proc_kb(proc.pid, "VmRSS") / 1024
         result.overview_kb = len(_get(base + "/")) / 1000
@@ -197,15 +184,47 @@ def _run_case(
             result.routes[name] = (statistics.median(samples), p95)
         result.rss_after_mb = _proc_kb(proc.pid, "VmRSS") / 1024
         result.peak_mb = _proc_kb(proc.pid, "VmHWM") / 1024
+        _stop(proc)
+        # a restart after a clean stop: the windows come from the file that stop wrote
+        proc, result.restart_s = _start(cfg, base, log, work / f"{db}.log")
+        time.sleep(1.0)
+        result.restart_rss_mb = _proc_kb(proc.pid, "VmRSS") / 1024
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         log.close()
         _post(f"{influx}/query", urllib.parse.urlencode({"q": f'DROP DATABASE "{db}"'}).encode())
     return result
+
+
+def _start(cfg: Path, base: str, log: BinaryIO, log_path: Path) -> tuple[subprocess.Popen[bytes], float]:
+    """`minewatch-gateway run` and the seconds until its dashboard answers."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    while True:
+        try:
+            _get(base + "/api/v1/openapi.json")
+            return proc, time.monotonic() - t0
+        except (OSError, urllib.error.URLError):
+            if proc.poll() is not None or time.monotonic() - t0 > 600:
+                _stop(proc)
+                raise RuntimeError(f"the gateway did not start; see {log_path}") from None
+            time.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _print(results: list[Result]) -> None:
@@ -215,15 +234,16 @@ def _print(results: list[Result]) -> None:
         return f"{x / base:.2f}" if base else "-"
 
     print(
-        f"\n{'case':<13} {'rows':>9} {'load s':>7} {'start s':>8} {'x':>5} {'RSS MB':>7} {'x':>5} "
-        f"{'after':>6} {'peak':>6} {'/ KB':>6}"
+        f"\n{'case':<13} {'rows':>9} {'load s':>7} {'start s':>8} {'x':>5} {'restart':>8} {'x':>5} "
+        f"{'RSS MB':>7} {'x':>5} {'after':>6} {'peak':>6} {'restart':>7} {'/ KB':>6}"
     )
     for r in results:
         print(
             f"{r.case:<13} {r.rows:>9} {r.load_s:>7.1f} {r.start_s:>8.2f} "
-            f"{ratio(r.start_s, first.start_s):>5} "
+            f"{ratio(r.start_s, first.start_s):>5} {r.restart_s:>8.2f} "
+            f"{ratio(r.restart_s, first.start_s):>5} "
             f"{r.rss_mb:>7.1f} {ratio(r.rss_mb, first.rss_mb):>5} {r.rss_after_mb:>6.1f} "
-            f"{r.peak_mb:>6.1f} {r.overview_kb:>6.1f}"
+            f"{r.peak_mb:>6.1f} {r.restart_rss_mb:>7.1f} {r.overview_kb:>6.1f}"
         )
     for col, title in ((0, "median"), (1, "p95")):
         names = list(first.routes)
@@ -250,7 +270,7 @@ def main() -> int:
     for s in spans:
         if s not in SPANS:
             parser.error(f"--spans: {s!r} is not one of {', '.join(SPANS)}")
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    started = datetime.now(UTC)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="minewatch-fleet-") as tmp:
         work = Path(tmp)
@@ -262,7 +282,7 @@ def main() -> int:
         try:
             for nodes in sizes:
                 for span in spans:
-                    r = _run_case(work, broker.port, influx, nodes, span, args.rounds, now)
+                    r = _run_case(work, broker.port, influx, nodes, span, args.rounds)
                     print(
                         f"{r.case}: {r.rows} rows loaded in {r.load_s:.1f} s, started in {r.start_s:.2f} s, "
                         f"{r.rss_mb:.0f} MB",
@@ -272,7 +292,7 @@ def main() -> int:
         finally:
             influxd.stop()
             broker.stop()
-    print(f"\nmeasured {now:%Y-%m-%d %H:%M} UTC, pid {os.getpid()}, {os.cpu_count()} cores (shared)")
+    print(f"\nstarted {started:%Y-%m-%d %H:%M} UTC, pid {os.getpid()}, {os.cpu_count()} cores (shared)")
     _print(results)
     return 0
 

@@ -27,5 +27,11 @@ class Context:
         source = self.kept or self.reader
         return source.latest(now, site=site, node=node)
 
+    def nodes(self, now: datetime) -> list[tuple[str, str]]:
+        """(site, node) of every node: from memory inside the gateway, else the database's index."""
+        if self.kept is None:
+            return self.reader.nodes()
+        return [(x.site, x.node) for x in self.kept.latest(now)]
+
     def limits(self, metric: str) -> list[LimitLine]:
         return limit_lines(self.web.standards, metric)

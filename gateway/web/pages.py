@@ -53,6 +53,8 @@ def _colour(s: NodeSummary) -> str:
     return level.colour if level else "#666"
 
 
+DOWNLOAD_LISTED = 100
+"""Up to this many nodes, the download form lists each; more, it lists sites and asks for the id."""
 ALERTS_SHOWN = 20
 """Active alerts listed on the overview; the rest are one link away (a thousand nodes can have
 hundreds at once, and the page must stay light for a phone)."""
@@ -162,8 +164,11 @@ def alerts_page(request: Request) -> HTMLResponse:
 
 def download_page(request: Request) -> HTMLResponse:
     ctx: Context = request.app.state.ctx
-    nodes = ctx.reader.nodes()  # from the index: no reading is read to list them
-    return render(request, "download.html", nodes=nodes, max_days=MAX_CSV_DAYS)
+    nodes = ctx.nodes(ctx.clock())
+    # A thousand-node fleet gets a list of sites and a box for the node id, not 1,000 options.
+    listed = nodes if len(nodes) <= DOWNLOAD_LISTED else []
+    sites = sorted({site for site, _ in nodes})
+    return render(request, "download.html", nodes=listed, sites=sites, max_days=MAX_CSV_DAYS)
 
 
 def download_csv(request: Request) -> Response:

@@ -51,15 +51,16 @@ def summaries(
     *,
     node: str | None = None,
     latest: list[Latest] | None = None,
+    nowcast: bool = True,
 ) -> list[NodeSummary]:
     """Every node with a stored reading (or just `node`, or the `latest` given: a page of them),
     with its freshness, status, NowCast category and turbidity band. NowCast uses the 12 full hours
     before the current hour; the hourly means are read for these nodes only, so a page of a
-    thousand-node fleet costs what a page costs."""
+    thousand-node fleet costs what a page costs; `nowcast` False skips them (the node list)."""
     if latest is None:
         latest = reader.latest(now, site=site, node=node)
     hour = now.replace(minute=0, second=0, microsecond=0)
-    dusty = [r for r in latest if "pm2_5" in r.values]
+    dusty = [r for r in latest if "pm2_5" in r.values] if nowcast else []
     sites = {r.site for r in dusty}
     hourly = (
         reader.hourly_means(

@@ -127,3 +127,13 @@ def test_a_page_of_a_thousand_nodes_costs_about_what_a_small_site_does(fleet: Si
         t0 = time.perf_counter()
         fleet.get(path)
         assert time.perf_counter() - t0 < 2.0, path
+
+
+def test_the_download_form_of_a_thousand_nodes_lists_sites_and_takes_an_id(fleet: Site) -> None:
+    status, html, _ = fleet.get("/download")
+    assert status == 200 and _weight(fleet, html) < BUDGET
+    assert re.findall(r'<option value="([a-z]+)">', html) == list(SITES)
+    assert 'name="node"' in html and "n0001" not in html
+    status, text, _ = fleet.get("/download/readings.csv", site="pit", node="n0001", start="2026-11-22")
+    assert status == 200
+    assert {line.split(",")[2] for line in text.splitlines()[1:]} == {"n0001"}
