@@ -101,6 +101,20 @@ class Engine:
         # Offline timing resumes from the last stored reading, not from the restart.
         self._arrivals[(site, node)] = max(self._arrivals.get((site, node), 0), ts_ms)
 
+    def preload_node(
+        self, site: str, node: str, last_ms: int, windows: dict[str, tuple[list[int], list[float | None]]]
+    ) -> None:
+        """`preload` for one node's stored readings at once, oldest first: (times, values) per
+        metric, and the time of its last reading."""
+        plan = self._plans.get((site, node)) or self._plan(site, node)
+        for metric, (ts, values) in windows.items():
+            if metric in plan.windowed:
+                series = plan.series.get(metric)
+                if series is None:
+                    series = plan.add_series(metric, self._series_for(site, node, metric))
+                series.extend(ts, values)
+        self._arrivals[(site, node)] = max(self._arrivals.get((site, node), 0), last_ms)
+
     def finish_preload(self) -> None:
         for series in self._series.values():
             series.infer_period()

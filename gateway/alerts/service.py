@@ -143,16 +143,30 @@ class Alerts:
         fields = ["seq", *(f for m in windowed for f in (m, f"{m}_n"))]
         count = 0
         try:
-            for row in reader.recent(fields, seconds):
+            # One node after another (`per_node`), so each node's windows fill in one pass of C loops
+            # (Series.extend) rather than a call per reading and metric: a day of 1,000 nodes is
+            # 1.5 million readings.
+            key: tuple[str, str] | None = None
+            last = 0
+            windows: dict[str, tuple[list[int], list[float | None]]] = {}
+            for row in reader.recent(fields, seconds, per_node=True):
                 site, node, ts = row.get("site"), row.get("node"), row.get("time")
                 if not isinstance(site, str) or not isinstance(node, str) or not isinstance(ts, int):
                     continue
+                if (site, node) != key:
+                    if key is not None:
+                        self.engine.preload_node(*key, last, windows)
+                    key, windows = (site, node), {m: ([], []) for m in windowed}
                 count += 1
-                self.engine.preload(site, node, None, ts, None)
+                last = ts
                 for metric in windowed:
                     value = row.get(metric)
                     if value is not None or row.get(f"{metric}_n") is not None:
-                        self.engine.preload(site, node, metric, ts, value)
+                        times, values = windows[metric]
+                        times.append(ts)
+                        values.append(value)
+            if key is not None:
+                self.engine.preload_node(*key, last, windows)
         except StoreError as exc:
             missing = "database not found" in str(exc) or exc.status == 404
             if exc.hint is not None:  # not set up to be read (a 2.x bucket without its DBRP mapping)

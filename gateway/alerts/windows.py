@@ -16,6 +16,7 @@ import bisect
 import math
 import statistics
 from array import array
+from itertools import accumulate, pairwise
 from typing import Any, NamedTuple
 
 HOUR_MS = 3_600_000
@@ -158,6 +159,38 @@ class Series:
             if self._count is not None:
                 del self._count[:cut]
         return True
+
+    def extend(self, ts_ms: list[int], values: list[float | None]) -> None:
+        """Add many readings at once (a restart's reload): in one pass of C loops when they come in
+        order after the newest one held, else one by one with `add`."""
+        ts = self._ts
+        if not ts_ms:
+            return
+        if (ts and ts_ms[0] <= ts[-1]) or any(b <= a for a, b in pairwise(ts_ms)):
+            for t, v in zip(ts_ms, values, strict=True):
+                self.add(t, v)
+            return
+        has_null = any(v is None for v in values)
+        if has_null:
+            count = self._counts()  # (before the extend: it counts the values there are)
+            count.extend(accumulate((v is not None for v in values), initial=count[-1]))
+            del count[-len(values) - 1]
+        scaled = [0 if v is None else round(v * _SCALE) for v in values]
+        self._max_abs = max(self._max_abs, max(scaled), -min(scaled))
+        sums = list(accumulate(scaled, initial=self._sum[-1]))[1:]
+        if max(sums) >= 2**63 or min(sums) < -(2**63):
+            sums = [_wrap(x) for x in sums]
+        ts.extend(ts_ms)
+        self._values.extend(_NAN if v is None else v for v in values)
+        self._sum.extend(sums)
+        known = self._count
+        if known is not None and not has_null:
+            known.extend(range(known[-1] + 1, known[-1] + 1 + len(values)))
+        if ts[0] < ts[-1] - self._keep_ms - self._slack_ms:
+            cut = bisect.bisect_left(ts, ts[-1] - self._keep_ms)
+            del ts[:cut], self._values[:cut], self._sum[:cut]
+            if self._count is not None:
+                del self._count[:cut]
 
     def _counts(self) -> array[int]:
         """The count of valid values before each index, made when the first null comes."""

@@ -77,9 +77,13 @@ class InfluxReader(ReportQueries):
         for row in self._stream(text, trace):
             yield {**row, "start": bucket_start(int(row["time"]))}
 
-    def recent(self, fields: list[str], seconds: int) -> Iterator[Row]:
+    def recent(self, fields: list[str], seconds: int, *, per_node: bool = False) -> Iterator[Row]:
+        cond = f"time > now() - {int(seconds)}s"
+        if per_node:  # (InfluxDB sends series one after another: a third of the time for a day)
+            columns = ", ".join(ident(f) for f in fields)
+            return self._db.stream(f'SELECT {columns} FROM "reading" WHERE {cond} GROUP BY "site", "node"')
         columns = ", ".join([*(ident(f) for f in fields), '"site"', '"node"'])
-        return self._db.stream(f'SELECT {columns} FROM "reading" WHERE time > now() - {int(seconds)}s')
+        return self._db.stream(f'SELECT {columns} FROM "reading" WHERE {cond}')
 
     def signed_rows(self, condition: str = "") -> Iterator[Row]:
         cond = f" WHERE {condition}" if condition else ""

@@ -92,8 +92,9 @@ class Reader(Protocol):
         """Per node and bucket: `node`, `start` (datetime), `<m>_mean`, `<m>_count`; empty buckets
         are left out."""
 
-    def recent(self, fields: list[str], seconds: int) -> Iterator[Row]:
-        """Every site's readings of the last `seconds` by the database's clock (the alert restart)."""
+    def recent(self, fields: list[str], seconds: int, *, per_node: bool = False) -> Iterator[Row]:
+        """Every site's readings of the last `seconds` by the database's clock (the alert restart);
+        with `per_node`, one node's after another, each in time order."""
 
     def signed_rows(self, condition: str = "") -> Iterator[Row]:
         """Whole readings for `verify`; `condition` is the backend's own filter as the user typed it."""

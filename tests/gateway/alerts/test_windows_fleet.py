@@ -113,3 +113,36 @@ def test_saved_windows_for_other_rules_or_too_old_or_damaged_are_not_used(tmp_pa
             path.write_bytes(path.read_bytes()[:-9])
         assert snapshot.load(engine, path, now_ms) is None
         assert engine.all_series() == [] and not path.exists()
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(st.tuples(st.integers(0, 400), st.one_of(st.none(), st.floats(0, 1000))), max_size=60),
+    st.lists(st.tuples(st.integers(0, 400), st.one_of(st.none(), st.floats(0, 65_535))), max_size=200),
+    st.integers(1, 400),
+)
+def test_extend_gives_the_windows_add_gives(
+    first: list[tuple[int, float | None]], more: list[tuple[int, float | None]], duration_min: int
+) -> None:
+    # a restart's bulk reload must leave a window exactly as reading by reading would, in order or not
+    one, bulk = Series(keep_ms=180 * 60_000), Series(keep_ms=180 * 60_000)
+    for minute, v in first:
+        one.add(minute * 60_000, v)
+        bulk.add(minute * 60_000, v)
+    for minute, v in more:
+        one.add(minute * 60_000, v)
+    bulk.extend([m * 60_000 for m, _ in more], [v for _, v in more])
+    assert len(one) == len(bulk)
+    for end in (0, 100, 200, 400):
+        assert bulk.mean(end * 60_000, duration_min * 60_000, 0.0) == one.mean(
+            end * 60_000, duration_min * 60_000, 0.0
+        )
+
+
+def test_extend_in_order_after_the_newest_takes_the_bulk_path_and_keeps_nulls() -> None:
+    series = Series(keep_ms=10**9)
+    series.add(0, 5.0)
+    series.extend([60_000 * i for i in range(1, 6)], [1.0, None, 3.0, None, 5.0])
+    assert series.mean(300_000, 10**6, 0.0).n == 4 and series.mean(300_000, 10**6, 0.0).value == 3.5
+    series.extend([360_000, 420_000], [7.0, 9.0])
+    assert series.mean(420_000, 120_000, 0.0).value == 8.0 and series.value_at(120_000) is None
