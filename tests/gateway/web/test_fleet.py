@@ -137,3 +137,11 @@ def test_the_download_form_of_a_thousand_nodes_lists_sites_and_takes_an_id(fleet
     status, text, _ = fleet.get("/download/readings.csv", site="pit", node="n0001", start="2026-11-22")
     assert status == 200
     assert {line.split(",")[2] for line in text.splitlines()[1:]} == {"n0001"}
+
+
+def test_the_openapi_document_describes_the_pages(fleet: Site) -> None:
+    doc = fleet.get("/api/v1/openapi.json")[1]
+    for route in ("/api/v1/nodes", "/api/v1/latest"):
+        get = doc["paths"][route]["get"]
+        assert {"limit", "offset"} <= {p["name"] for p in get["parameters"]}
+        assert set(get["responses"]["200"]["headers"]) == {"X-Total-Count", "Link"}
