@@ -134,7 +134,15 @@ def _page(request: Request, *, nowcast: bool = True) -> tuple[Paged, list[NodeSu
     q: NodesQuery = validate(NodesQuery, request.query_params)
     now = ctx.clock()
     page = paged(ctx.latest(now, q.site), q.offset, q.limit)
-    found = summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=page.items, nowcast=nowcast)
+    found = summaries(
+        ctx.reader,
+        ctx.board,
+        now,
+        ctx.web.offline_after_s,
+        latest=page.items,
+        nowcast=nowcast,
+        hourly_cache=ctx.hourly,
+    )
     return page, found
 
 

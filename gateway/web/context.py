@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from contract.i18n import Texts
 from gateway.config import WebConfig
 from gateway.stores.reader import Latest, Reader
-from gateway.web.kept import KeptLatest
+from gateway.web.kept import HourlyMeans, KeptLatest
 from gateway.web.levels import LimitLine, limit_lines
 from gateway.web.status import StatusBoard
 
@@ -22,6 +22,7 @@ class Context:
     clock: Callable[[], datetime]
     texts: Texts
     kept: KeptLatest | None = None  # inside the gateway: the latest readings kept as stored
+    hourly: HourlyMeans = field(default_factory=HourlyMeans)  # the NowCast's closed hours
 
     def latest(self, now: datetime, site: str | None = None, node: str | None = None) -> list[Latest]:
         source = self.kept or self.reader

@@ -75,3 +75,39 @@ class KeptLatest:
             # was last at `now` is only in the database.
             return self._reader.latest(now, site=site, node=node)
         return sorted(found, key=lambda x: (x.site, x.node))
+
+
+class HourlyMeans:
+    """The NowCast's hourly PM2.5 means per node, kept for the hour they belong to.
+
+    They are the 12 full hours before the current one, so they change only when the hour turns or a
+    late reading lands in them; kept for at most `max_age_s`, a late reading shows within minutes,
+    and a page of 100 nodes no longer asks InfluxDB for 1,200 means on every request."""
+
+    def __init__(self, *, max_age_s: float = 300.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._max_age_s = max_age_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._hour: tuple[datetime, float] | None = None  # the hour's end, and when it was first asked
+        self._means: dict[tuple[str, str], list[float | None]] = {}
+        self._asked: set[tuple[str, str]] = set()  # nodes asked about this hour, with means or not
+
+    def get(
+        self,
+        fetch: Callable[[list[tuple[str, str]]], dict[tuple[str, str], list[float | None]]],
+        end_hour: datetime,
+        keys: list[tuple[str, str]],
+    ) -> dict[tuple[str, str], list[float | None]]:
+        """The means of `keys` for the 12 hours before `end_hour`; `fetch` reads the missing ones."""
+        now = self._monotonic()
+        with self._lock:
+            if self._hour is None or self._hour[0] != end_hour or now - self._hour[1] > self._max_age_s:
+                self._hour, self._means, self._asked = (end_hour, now), {}, set()
+            missing = [k for k in keys if k not in self._asked]
+        found = fetch(missing) if missing else {}
+        with self._lock:
+            if missing and self._hour is not None and self._hour[0] == end_hour:
+                self._means.update(found)
+                self._asked.update(missing)
+            means = {**self._means, **found}
+        return {k: means[k] for k in keys if k in means}

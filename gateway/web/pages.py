@@ -71,7 +71,9 @@ def overview(request: Request) -> HTMLResponse:
     sites = site_summaries(latest, ctx.board, now, ctx.web.offline_after_s, [a.site for a in active])
     shown = [r for r in latest if q.site is None or r.site == q.site]
     page = paged(shown, (q.page - 1) * OVERVIEW_PAGE, OVERVIEW_PAGE, q.q)
-    nodes = summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=page.items)
+    nodes = summaries(
+        ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=page.items, hourly_cache=ctx.hourly
+    )
     points = [
         {
             "label": f"{s.node}",
@@ -110,7 +112,9 @@ def node_page(request: Request) -> HTMLResponse:
     ref: NodeRef = validate(NodeRef, None, dict(request.path_params))
     now = ctx.clock()
     latest = ctx.latest(now, ref.site, ref.node)
-    found = summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=latest)
+    found = summaries(
+        ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=latest, hourly_cache=ctx.hourly
+    )
     if not found:
         return render(request, "error.html", 404, message=ctx.texts("error.not_found"))
     day = charts(ctx.reader, ref.site, ref.node, now, timedelta(hours=24), 300, ctx.web.standards)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from gateway import aqi
 from gateway.stores.reader import Latest, Reader, Series
+from gateway.web.kept import HourlyMeans
 from gateway.web.levels import Level, LimitLine, aqi_level, limit_lines, turbidity_level
 from gateway.web.status import StatusBoard
 
@@ -52,6 +53,7 @@ def summaries(
     node: str | None = None,
     latest: list[Latest] | None = None,
     nowcast: bool = True,
+    hourly_cache: HourlyMeans | None = None,
 ) -> list[NodeSummary]:
     """Every node with a stored reading (or just `node`, or the `latest` given: a page of them),
     with its freshness, status, NowCast category and turbidity band. NowCast uses the 12 full hours
@@ -61,18 +63,24 @@ def summaries(
         latest = reader.latest(now, site=site, node=node)
     hour = now.replace(minute=0, second=0, microsecond=0)
     dusty = [r for r in latest if "pm2_5" in r.values] if nowcast else []
-    sites = {r.site for r in dusty}
-    hourly = (
-        reader.hourly_means(
+
+    def fetch(keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[float | None]]:
+        sites = {s for s, _ in keys}
+        return reader.hourly_means(
             "pm2_5",
             hour - TICK,
             align=-TICK,
             site=next(iter(sites)) if len(sites) == 1 else None,
-            nodes=sorted({r.node for r in dusty}) if len(dusty) <= HOURLY_BY_NAME else None,
+            nodes=sorted({n for _, n in keys}) if len(keys) <= HOURLY_BY_NAME else None,
         )
-        if dusty
-        else {}
-    )
+
+    keys = [(r.site, r.node) for r in dusty]
+    if not keys:
+        hourly = {}
+    elif hourly_cache is None:
+        hourly = fetch(keys)
+    else:
+        hourly = hourly_cache.get(fetch, hour, keys)
     out = []
     for r in latest:
         status = board.get(r.site, r.node)

@@ -13,7 +13,7 @@ from gateway.config import InfluxConfig
 from gateway.points import to_line
 from gateway.stores.backends import open_reader
 from gateway.stores.reader import Reader
-from gateway.web.kept import KeptLatest
+from gateway.web.kept import HourlyMeans, KeptLatest
 from tests.alert_helpers import T0, reading
 from tests.helpers import Influx
 
@@ -55,3 +55,21 @@ def test_kept_latest_answers_as_the_database_does_and_sees_each_stored_reading(
     assert [x.site for x in kept.latest(NOW + timedelta(minutes=2))] == ["tsagaan", "tsagaan"]
     clock[0] = 61.0
     assert [x.node for x in kept.latest(NOW + timedelta(minutes=2))] == ["other", "busy", "quiet"]
+
+
+def test_hourly_means_are_asked_for_once_an_hour_per_node_and_again_after_max_age() -> None:
+    asked: list[list[tuple[str, str]]] = []
+
+    def fetch(keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[float | None]]:
+        asked.append(keys)
+        return {k: [float(len(asked))] for k in keys if k[1] != "none"}
+
+    clock = [0.0]
+    cache = HourlyMeans(max_age_s=300, monotonic=lambda: clock[0])
+    a, b, none = ("s", "a"), ("s", "b"), ("s", "none")
+    assert cache.get(fetch, NOW, [a, none]) == {a: [1.0]}
+    assert cache.get(fetch, NOW, [a, b, none]) == {a: [1.0], b: [2.0]}  # only b was missing
+    assert asked == [[a, none], [b]]
+    assert cache.get(fetch, NOW + timedelta(hours=1), [a]) == {a: [3.0]}  # the hour turned
+    clock[0] = 301.0
+    assert cache.get(fetch, NOW + timedelta(hours=1), [a]) == {a: [4.0]}  # kept at most 5 minutes
