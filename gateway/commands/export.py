@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +102,12 @@ def run(args: argparse.Namespace) -> int:
 def check_known(reader: Reader, req: export.ExportRequest) -> None:
     """An unknown site or node is a mistake to say, not an empty file to write (exit 2)."""
     texts = Texts()
-    now = max(req.end, datetime.now(UTC)) + timedelta(days=1)
-    latest = reader.latest(now)
-    sites = sorted({x.site for x in latest})
+    known_nodes = reader.nodes()  # the database's index of series: no data read, at a day or a year
+    sites = sorted({s for s, _ in known_nodes})
     if req.site not in sites:
         known = ", ".join(sites) or texts("verify_cli.none")
         raise q.QueryArgumentError(texts("export_cli.unknown_site", site=req.site, known=known))
-    nodes = sorted({x.node for x in latest if x.site == req.site})
+    nodes = sorted({n for s, n in known_nodes if s == req.site})
     for node in req.nodes:
         if node not in nodes:
             raise q.QueryArgumentError(
