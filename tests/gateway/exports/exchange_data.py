@@ -26,7 +26,9 @@ def _reading(node: str, seq: int, metrics: dict[Metric, MetricValue], flags: lis
 
 def _air(pm25: float | None, pm10: float, rh: float = 55.0) -> dict[Metric, MetricValue]:
     return {
-        Metric.PM2_5: MetricValue(pm25, 60 if pm25 is not None else 0, 0.0 if pm25 is None else pm25 * 1.25, CAL),
+        Metric.PM2_5: MetricValue(
+            pm25, 60 if pm25 is not None else 0, 0.0 if pm25 is None else pm25 * 1.25, CAL
+        ),
         Metric.PM10: MetricValue(pm10, 60, pm10 * 1.3),
         Metric.RH: MetricValue(rh, 60, rh),
         Metric.AIR_TEMP: MetricValue(-12.4, 60, -12.4),

@@ -42,10 +42,13 @@ def _required(check: Callable[[str], bool]) -> Callable[[str], bool]:
     return lambda cell: cell != "" and check(cell)
 
 
+ISO_OFFSET = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?[+-]\d\d:\d\d"  # AQDx: an offset, never Z
 # AQDx 3.0 field dictionary (cdphe-atops/aqdx-documentation docs/standard-format/field-dictionary.md),
 # in its order, with each field's type and "Value Required"
 AQDX = {
-    "datetime": _required(lambda c: bool(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?[+-]\d\d:\d\d", c))),
+    "datetime": _required(
+        lambda c: bool(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?[+-]\d\d:\d\d", c))
+    ),
     "parameter_code": _required(_string(5, "[0-9]")),
     "parameter_value": lambda c: c == "" or _decimal(12, 5)(c),
     "unit_code": _required(lambda c: bool(re.fullmatch(r"[0-9]{3}", c))),
@@ -133,7 +136,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("fmt", sorted(PUBLISHED))
-def test_export_equals_its_golden_file_and_the_published_columns(site: Path, tmp_path: Path, fmt: str) -> None:
+def test_export_equals_its_golden_file_and_its_published_columns(
+    site: Path, tmp_path: Path, fmt: str
+) -> None:
     out = tmp_path / f"{fmt}.csv"
     assert _export(site, out, fmt) == 0
     golden = GOLDEN / f"{fmt}.csv"
@@ -164,7 +169,11 @@ def test_aqdx_codes_follow_the_flags(site: Path, tmp_path: Path) -> None:
     assert (humid_pm["validity_code"], humid_pm["qualifier_codes"]) == ("5", "LK CD")
     assert (humid_rh["validity_code"], humid_rh["qualifier_codes"]) == ("1", "")  # RH is not biased
     clean = by[("2026-11-01T16:01:00+08:00", "88502")]
-    assert (clean["parameter_value"], clean["validity_code"], clean["calibration_code"]) == ("15.12500", "1", "1")
+    assert (clean["parameter_value"], clean["validity_code"], clean["calibration_code"]) == (
+        "15.12500",
+        "1",
+        "1",
+    )
     assert by[("2026-11-01T16:01:00+08:00", "85101")]["calibration_code"] == "0"  # no cal on pm10
     assert by[("2026-11-01T16:05:00+08:00", "88502")]["qualifier_codes"] == "2 QX CD"
 
