@@ -14,6 +14,7 @@ from contract.wire import ReadingPayload
 from gateway import node_status
 from gateway.alerts.service import Alerts, through
 from gateway.commands.serve import web_extra
+from gateway.community import forwarder as community_maps
 from gateway.config import GatewayConfig, load
 from gateway.hooks import Hooks
 from gateway.wiring import assemble, open_parts
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     hooks.tickers.append(notifier.tick)
     alerts = Alerts(cfg, publish=through(parts.subscriber))
     alerts.install(hooks)
+    maps = community_maps.attach(hooks, cfg.community_maps)  # off unless [[community_maps]] lists a node
     web = _web(cfg, hooks) if cfg.web is not None else None
     service = assemble(parts, hooks)
 
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGHUP, reload_keys)
     alerts.start()
+    maps.start()
     if web is not None:
         web.start()
     _tune_gc()
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if web is not None:
             web.stop()
+        maps.stop()
         alerts.stop()
     return 0
 
