@@ -78,10 +78,21 @@ class Aqdx:
                 f"{ctx.config}: exports.data_steward_name is not set; AQDx requires it on every row "
                 '(e.g. data_steward_name = "TsagaanCommunity")'
             )
+        placed = {n for (s, n), place in ctx.places.items() if s == site and place.lat is not None}
+        missing = [n for n in nodes if n not in placed]
+        if missing or not placed:
+            raise QueryArgumentError(
+                f"{ctx.config}: report.nodes has no lat/lon for site {site!r} node "
+                f"{', '.join(missing) or '(none listed)'}; AQDx requires each row's coordinates "
+                "([[report.nodes]] with site, node, lat and lon)"
+            )
 
     def rows(
         self, reading: dict[str, Any], metric: Metric, duration_s: int, ctx: Context
     ) -> Iterator[list[Any]]:
+        place = ctx.place(reading["site"], reading["node"])
+        if place.lat is None:
+            return  # a node without coordinates (export of a whole site): `check` has said so
         param = PARAMETERS[metric]
         value = reading[metric.value]
         flags = quality.parse_flags(reading["flags"])
@@ -91,7 +102,6 @@ class Aqdx:
         if calibrated and value is not None:
             qualifiers.append("CD")  # AQDx supplemental: corrected data (a calibration model applied)
         start, _ = window(reading, duration_s)
-        place = ctx.place(reading["site"], reading["node"])
         elevation = place.agency.elevation_m if place.agency else None
         yield [
             start.astimezone(ctx.tz).isoformat(timespec="milliseconds" if start.microsecond else "seconds"),
