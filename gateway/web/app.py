@@ -30,6 +30,7 @@ from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
 from gateway.web import api, openapi, pages
 from gateway.web.context import Context
+from gateway.web.kept import KeptLatest
 from gateway.web.params import BadRequest
 from gateway.web.sta.routes import error as sta_error
 from gateway.web.sta.routes import make_routes as sta_routes
@@ -99,9 +100,11 @@ def create_app(
     reader: Reader,
     board: StatusBoard | None = None,
     clock: Callable[[], datetime] = _utc_now,
+    keys_dir: Path | None = None,
+    kept: KeptLatest | None = None,
 ) -> Starlette:
     texts = Texts(web.language)
-    ctx = Context(web, reader, board or StatusBoard(), clock, texts)
+    ctx = Context(web, reader, board or StatusBoard(), clock, texts, keys_dir=keys_dir, kept=kept)
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         if _is_api(request):

@@ -58,7 +58,6 @@ def config(path: Path, influx: Influx, extra: str = "") -> Path:
         f'[influxdb]\nurl = "{influx.url}"\napi = "v1"\ndatabase = "{influx.db}"\n'
         '[report]\noperator = "Tsagaan community council"\n'
         f'[[report.nodes]]\nsite = "{SITE}"\nnode = "haul-road"\nlat = 43.5712345\nlon = 104.4256789\n'
-        f'[[report.nodes]]\nsite = "{SITE}"\nnode = "river-down"\nlat = 43.58\nlon = 104.41\n'
         '[exports]\ndata_steward_name = "TsagaanCommunity"\nutc_offset = "+08:00"\ncountry = "MN"\n'
         'city = "Tsogttsetsii"\nattribution_url = "https://example.org/tsagaan"\n'
         f'[[exports.nodes]]\nsite = "{SITE}"\nnode = "haul-road"\naqs_site = "496000000001"\n'

@@ -198,7 +198,7 @@ def test_the_flag_table_in_the_docs_is_the_one_the_code_uses() -> None:
         ("aqcsv", ["--node", "river-down"], "no aqs_site for site 'tsagaan' node river-down"),
         ("openaq", ["--node", "river-down"], "no [[community_maps]] consent to OpenAQ"),
         ("aqcsv", ["--average", "1h"], "--average is not available with --format aqcsv"),
-        ("aqdx", ["--node", "no-place"], "report.nodes has no lat/lon for site 'tsagaan' node no-place"),
+        ("aqdx", ["--node", "river-down"], "report.nodes has no lat/lon for site 'tsagaan' node river-down"),
     ],
 )
 def test_what_a_format_cannot_say_exits_2_naming_the_key(
