@@ -59,9 +59,12 @@ class Aqcsv:
         missing = [n for n in nodes if n not in listed]
         if missing or not listed:
             raise QueryArgumentError(
-                f"{ctx.config}: exports.nodes has no aqs_site for site {site!r} node "
-                f"{', '.join(missing) or '(none listed)'}; AQCSV needs each node's 12-digit site code "
-                "([[exports.nodes]] with site, node and aqs_site)"
+                ctx.texts(
+                    "exchange_cli.no_aqs_site",
+                    config=ctx.config,
+                    site=site,
+                    nodes=", ".join(missing) or ctx.texts("exchange_cli.none_listed"),
+                )
             )
 
     def rows(

@@ -74,17 +74,18 @@ class Aqdx:
 
     def check(self, ctx: Context, site: str, nodes: list[str]) -> None:
         if ctx.exports.data_steward_name is None:
-            raise QueryArgumentError(
-                f"{ctx.config}: exports.data_steward_name is not set; AQDx requires it on every row "
-                '(e.g. data_steward_name = "TsagaanCommunity")'
-            )
+            raise QueryArgumentError(ctx.texts("exchange_cli.steward_missing", config=ctx.config))
         placed = {n for (s, n), place in ctx.places.items() if s == site and place.lat is not None}
         missing = [n for n in nodes if n not in placed]
         if missing or not placed:
             raise QueryArgumentError(
-                f"{ctx.config}: report.nodes has no lat/lon for site {site!r} node "
-                f"{', '.join(missing) or '(none listed)'}; AQDx requires each row's coordinates "
-                "([[report.nodes]] with site, node, lat and lon)"
+                ctx.texts(
+                    "exchange_cli.no_coordinates",
+                    config=ctx.config,
+                    site=site,
+                    nodes=", ".join(missing) or ctx.texts("exchange_cli.none_listed"),
+                    format=self.title,
+                )
             )
 
     def rows(

@@ -58,24 +58,33 @@ class OpenAq:
     metrics: tuple[Metric, ...] = tuple(PARAMETERS)
 
     def check(self, ctx: Context, site: str, nodes: list[str]) -> None:
-        if ctx.exports.country is None:
-            raise QueryArgumentError(
-                f'{ctx.config}: exports.country is not set; OpenAQ requires it (e.g. "MN")'
-            )
-        if ctx.exports.attribution_url is None:
-            raise QueryArgumentError(f"{ctx.config}: exports.attribution_url is not set; OpenAQ requires it")
+        for key, value in (
+            ("exports.country", ctx.exports.country),
+            ("exports.attribution_url", ctx.exports.attribution_url),
+        ):
+            if value is None:
+                raise QueryArgumentError(
+                    ctx.texts("exchange_cli.key_missing", config=ctx.config, setting=key, format=self.title)
+                )
         consented = {n for service, s, n in ctx.consented if service == "openaq" and s == site}
         refused = [n for n in nodes if n not in consented]
         if refused or not consented:
+            none = ctx.texts("exchange_cli.none_listed")
             raise QueryArgumentError(
-                f"{ctx.config}: no [[community_maps]] consent to OpenAQ for site {site!r} node "
-                f"{', '.join(refused) or '(none listed)'}; record who agreed, and when, first"
+                ctx.texts(
+                    "exchange_cli.no_consent", config=ctx.config, site=site, nodes=", ".join(refused) or none
+                )
             )
         unplaced = sorted(n for n in consented if ctx.place(site, n).lat is None)
         if unplaced:
             raise QueryArgumentError(
-                f"{ctx.config}: report.nodes has no lat/lon for node {', '.join(unplaced)}; "
-                "OpenAQ requires coordinates"
+                ctx.texts(
+                    "exchange_cli.no_coordinates",
+                    config=ctx.config,
+                    site=site,
+                    nodes=", ".join(unplaced),
+                    format=self.title,
+                )
             )
 
     def rows(

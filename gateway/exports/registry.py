@@ -14,6 +14,7 @@ from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from contract.i18n import Texts
 from contract.metrics import Metric
 from gateway.exports.config import ExportNode, ExportsConfig
 
@@ -35,6 +36,7 @@ class Context:
     consented: frozenset[tuple[str, str, str]] = field(default_factory=frozenset)  # (service, site, node)
     attribution: str = ""
     dataset_id: str = ""  # AQDx: <data_steward_name>_<site>_<YYYYMMDD of the start>
+    texts: Texts = field(default_factory=Texts)  # the command's messages (contract/i18n, [exchange_cli])
 
     @property
     def tz(self) -> timezone:

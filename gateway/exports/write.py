@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from contract import csvcell
+from contract.i18n import Texts
 from contract.metrics import Metric
 from gateway import dataset, export
 from gateway.config import GatewayConfig
@@ -47,9 +48,9 @@ def metrics_for(fmt: ExportFormat, asked: list[Metric], stored: list[Metric]) ->
     if asked:
         unknown = [m.value for m in asked if m not in fmt.metrics]
         if unknown:
+            known = ", ".join(m.value for m in fmt.metrics)
             raise QueryArgumentError(
-                f"--metrics: {fmt.title} has no code for {', '.join(unknown)}; "
-                f"it carries {', '.join(m.value for m in fmt.metrics)}"
+                Texts()("exchange_cli.no_code", format=fmt.title, metrics=", ".join(unknown), known=known)
             )
         return asked
     return [m for m in fmt.metrics if m in stored]
@@ -103,18 +104,14 @@ def _run(
     out: Path | None,
 ) -> int:
     name = fmt.name
-    if req.average is not None:
-        raise QueryArgumentError(
-            f"--average is not available with --format {name}: it exports every reading, with its own "
-            "duration and validity (average in the receiving system, or use --format csv --average)"
-        )
     ctx = context(cfg, config, req.site, req.start)
+    if req.average is not None:
+        raise QueryArgumentError(ctx.texts("exchange_cli.no_average", name=name))
     fmt.check(ctx, req.site, req.nodes)
     req = dataclasses.replace(req, metrics=metrics_for(fmt, req.metrics, dataset.metrics_stored(reader)))
     if not req.metrics:
-        raise QueryArgumentError(
-            f"no stored metric has a {fmt.title} code ({', '.join(m.value for m in fmt.metrics)})"
-        )
+        known = ", ".join(m.value for m in fmt.metrics)
+        raise QueryArgumentError(ctx.texts("exchange_cli.no_stored_metric", format=fmt.title, known=known))
     queries: list[str] = []
     if out is None:
         write(fmt, reader, req, sys.stdout, ctx, queries.append)
@@ -125,7 +122,7 @@ def _run(
     side.write_text(
         json.dumps(sidecar(fmt, req, rows, queries[0]), indent=2, ensure_ascii=False) + "\n", "utf-8"
     )
-    print(f"{rows} rows ({fmt.title}) to {out}; described in {side}", file=sys.stderr)
+    print(ctx.texts("exchange_cli.written", n=rows, format=fmt.title, out=out, side=side), file=sys.stderr)
     return 0
 
 

@@ -218,3 +218,13 @@ def test_aqdx_without_a_steward_name_names_the_file_and_key(
     config.write_text(f'[influxdb]\nurl = "{influx.url}"\napi = "v1"\ndatabase = "{influx.db}"\n')
     assert _export(config, tmp_path / "x.csv", "aqdx") == 2
     assert f"{config}: exports.data_steward_name is not set" in capsys.readouterr().err
+
+
+def test_openaq_without_a_country_names_the_key(
+    influx: Influx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data.store(influx)
+    config = data.config(tmp_path / "gateway.toml", influx)
+    config.write_text(config.read_text().replace('country = "MN"\n', ""))
+    assert _export(config, tmp_path / "x.csv", "openaq") == 2
+    assert f"{config}: exports.country is not set; OpenAQ upload CSV requires it" in capsys.readouterr().err
