@@ -35,8 +35,8 @@ def _outbox(path: Path) -> tuple[int, int]:
     db = sqlite3.connect(path, timeout=30)
     try:
         (depth,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        (last,) = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        return int(depth), int(last)
+        row = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+        return int(depth), int(row[0]) if row else 0  # (no reading committed yet)
     except sqlite3.OperationalError:  # not created yet
         return 0, 0
     finally:
