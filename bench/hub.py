@@ -248,6 +248,7 @@ def backfill(
     nodes: int, days: float,
 ) -> None:  # fmt: skip
     """A site back after `days` offline: its readings are in its InfluxDB, the hub has none."""
+    from gateway.trust.provision import register
     from tests.helpers import Influx, gateway_toml
 
     influxd.start()
@@ -260,13 +261,18 @@ def backfill(
     _register(dsn, {"back": identity})
     per_node = int(days * 1440)
     start_ts = datetime.now(UTC) - timedelta(days=days)
-    lines = [to_line(_reading("back", f"n{j:02d}", s + 1, start_ts + timedelta(minutes=s)))
-             for j in range(nodes) for s in range(per_node)]  # fmt: skip
+    # signed, as a provisioned site's readings are (an unsigned row keeps no period_s to rebuild from)
+    signers = {f"n{j:02d}": Signer.generate() for j in range(nodes)}
+    lines = [to_line(signer.sign(_reading("back", node, s + 1, start_ts + timedelta(minutes=s))))
+             for node, signer in signers.items() for s in range(per_node)]  # fmt: skip
+    keys = tmp / "site" / "keys"
+    for node, signer in signers.items():
+        register(keys, "back", node, signer, now=start_ts - timedelta(days=1))
     for k in range(0, len(lines), 20_000):
         db.write(lines[k : k + 20_000])
     cfg = gateway_toml(
         tmp / "site" / "gateway.toml", mqtt_port=broker.port, influx_url=db.url, db=db.db, prefix="benchsite",
-        extra=f'[trust]\nrequire_signatures = "never"\n[forward]\nsite = "back"\ntopic_prefix = "{PREFIX}"\n'
+        extra=f'[trust]\nkeys_dir = "{keys}"\n[forward]\nsite = "back"\ntopic_prefix = "{PREFIX}"\n'
         f'identity_file = "{tmp / "site" / "identity.pem"}"\n[forward.mqtt]\nhost = "127.0.0.1"\n'
         f'port = {broker.port}\nclient_id = "benchsite-{os.getpid()}"\n',
     )  # fmt: skip

@@ -38,6 +38,7 @@ from contract.verify_offline import parse_time
 from contract.wire import ReadingPayload, format_ts, parse_topic
 from gateway.alerts.events import AlertEvent
 from gateway.config import ForwardConfig
+from gateway.forward.link import link_for
 from gateway.forward.outbox import Batch, Outbox
 from gateway.hooks import Hooks
 from gateway.stores.reader import Reader, Span
@@ -56,14 +57,6 @@ gateway accepts `clock_tolerance_s` into the future) and was still stored before
 WINDOWS = (timedelta(hours=1), timedelta(days=1), timedelta(days=30))
 
 
-def link_for(cfg: ForwardConfig) -> Subscriber:
-    m = cfg.mqtt
-    return Subscriber(
-        m.host, m.port, m.client_id, username=m.username, password=m.password(), tls=m.tls,
-        ca_file=str(m.ca_file) if m.ca_file else None, keepalive_s=m.keepalive_s,
-    )  # fmt: skip
-
-
 class Forwarder:
     def __init__(
         self,
@@ -78,7 +71,7 @@ class Forwarder:
     ) -> None:
         self._cfg, self._outbox, self._reader, self._registry = cfg, outbox, reader, registry
         self._identity = Signer.from_file(cfg.identity_file)
-        self.link = link or link_for(cfg)
+        self.link = link or link_for(cfg.mqtt)
         self._clock = clock
         self._prefix_site = prefix
         self._keys_batch: tuple[int, str] | None = None  # (batch id, keys hash) awaiting its ack

@@ -72,9 +72,10 @@ class HubIngest:
             return None
         refused = self._take_keys(site, identity_b64, batch.keys)
         keys = self._store.keys(site)
+        records: dict[str, KeyRecord] = {}  # validated once per batch, not per reading
         checked: list[Verdicted] = []
         for reading in batch.readings:
-            reason = self._check(site, reading, keys)
+            reason = self._check(site, reading, keys, records)
             if reason is None:
                 checked.append(Verdicted(reading, "unsigned" if reading.sig is None else "verified"))
             else:
@@ -130,7 +131,9 @@ class HubIngest:
         return refused
 
     @staticmethod
-    def _check(site: str, reading: ReadingPayload, keys: dict[str, StoredKey]) -> str | None:
+    def _check(
+        site: str, reading: ReadingPayload, keys: dict[str, StoredKey], records: dict[str, KeyRecord]
+    ) -> str | None:
         """Why a reading is refused, or None."""
         if reading.site != site:
             return "wrong_site"
@@ -139,7 +142,9 @@ class HubIngest:
         stored = keys.get(reading.kid)
         if stored is None or stored.node != reading.node:
             return "unknown_key"
-        record = KeyRecord.model_validate(stored.record)
+        record = records.get(reading.kid)
+        if record is None:
+            record = records[reading.kid] = KeyRecord.model_validate(stored.record)
         if not record.accepts(reading.ts):
             return "key_not_accepted"
         if not verify_signature(record.public(), reading):

@@ -13,21 +13,14 @@ from collections.abc import Callable
 
 from contract.clock import utc_now
 from contract.hub import forward_subscription
+from gateway.forward.link import link_for
 from gateway.hub.config import HubConfig
 from gateway.hub.ingest import HubIngest
 from gateway.hub.warnings import WarningDesk
 from gateway.stores.postgres_hub import HubStore, HubStoreError
-from gateway.subscriber import Message, Subscriber
+from gateway.subscriber import Message
 
 log = logging.getLogger(__name__)
-
-
-def link_for(cfg: HubConfig) -> Subscriber:
-    m = cfg.mqtt
-    return Subscriber(
-        m.host, m.port, m.client_id, username=m.username, password=m.password(), tls=m.tls,
-        ca_file=str(m.ca_file) if m.ca_file else None, keepalive_s=m.keepalive_s,
-    )  # fmt: skip
 
 
 class HubService:
@@ -38,7 +31,7 @@ class HubService:
         self._open_store = open_store or (lambda: HubStore(cfg.database.conninfo()))
         self._retry_s = retry_s
         self.stop_event = threading.Event()
-        self.link = link_for(cfg)
+        self.link = link_for(cfg.mqtt)
         self.ingest: HubIngest | None = None
         self.desk: WarningDesk | None = None
 
