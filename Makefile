@@ -46,8 +46,10 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 # Lint first: CI runs exactly this, so a ruff or mypy --strict finding is a red build.
+# Two workers (pytest-xdist), each with its own private broker, influxd and PostgreSQL: the
+# suite waits on real services far more than it computes. PYTEST_ARGS="-n 0" runs it in one.
 test: deps venv lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .
