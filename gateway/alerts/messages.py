@@ -46,6 +46,7 @@ def params_of(e: AlertEvent) -> dict[str, Any]:
         "state": e.state,
         "late": e.late,
         "started": format_ts(e.started),
+        "ended": format_ts(e.ended) if e.ended is not None else None,
         "value": e.value,
         "limit": e.limit,
         "peak": e.peak,
@@ -95,6 +96,8 @@ def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
         **p,
         "where": t("alert.where", node=p["node"], site=p["site"]),
         "since": _since(t, str(p["started"]), bool(p.get("late")) or p.get("state") != "raised"),
+        # when the exceedance ended (the first reading back within), as the report and the API say
+        "until": _since(t, str(p["ended"]), True) if p.get("ended") else "—",
         "what": _what(t, metric, str(p["average"])),
         "value": _amount(t, value, metric, limit, comparison),
         "limit": _amount(t, limit, metric),
