@@ -112,3 +112,8 @@ class ReportQueries:
             'GROUP BY "node", "rule", "metric"',
             trace,
         )
+
+    def maintenance_rows(
+        self, site: str, nodes: list[str], start: datetime, end: datetime, *, trace: Trace | None = None
+    ) -> list[Row]:
+        return self._run(f'SELECT * FROM "maintenance" WHERE {where(site, nodes, start, end)}', trace)

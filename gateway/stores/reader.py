@@ -200,6 +200,12 @@ class Reader(Protocol):
     ) -> list[Row]:
         """The site's `alert` events in (start, end] with these fields and `node`, `rule`, `metric`."""
 
+    def maintenance_rows(
+        self, site: str, nodes: list[str], start: datetime, end: datetime, *, trace: Trace | None = None
+    ) -> list[Row]:
+        """The site's `maintenance` visits in (start, end] (all nodes when `nodes` is empty), every
+        field with `site`, `node` and `kind` (gateway.maintenance reads them)."""
+
     # the dashboard
     def latest(self, now: datetime, *, site: str | None = None, node: str | None = None) -> list[Latest]:
         """The last reading of every node at or before `now`, sorted by site and node."""
