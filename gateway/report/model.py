@@ -171,6 +171,20 @@ class OfflinePeriod:
 
 
 @dataclass(frozen=True, slots=True)
+class FieldVisit:
+    """A maintenance visit in the period (measurement `maintenance`) and the readings it marks."""
+
+    node: str
+    kind: str
+    at: datetime
+    by: str
+    note: str
+    flag_from: datetime | None
+    flag_to: datetime | None
+    readings_marked: int  # readings stamped in (flag_from, flag_to]
+
+
+@dataclass(frozen=True, slots=True)
 class Calibration:
     node: str
     metric: str
@@ -205,6 +219,7 @@ class ReportData:
     about: About = field(default_factory=lambda: About())
     node_info: list[NodeInfo] = field(default_factory=list)
     keys: list[KeyInfo] = field(default_factory=list)
+    field_visits: list[FieldVisit] = field(default_factory=list)
 
     @property
     def total_readings(self) -> int:

@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from contract.wire import format_ts
+from gateway import maintenance
 from gateway.web.context import Context
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import MAX_CSV_DAYS, AlertsQuery, BadRequest, CsvQuery, NodeRef, validate
@@ -84,6 +85,16 @@ def node_page(request: Request) -> HTMLResponse:
     history = ctx.reader.alerts(
         *half_open(now - timedelta(days=30), now), site=ref.site, node=ref.node, limit=50
     )
+    visits = maintenance.visits(ctx.reader, ref.site, *half_open(now - timedelta(days=30), now), [ref.node])
+    visit_marks = [
+        {
+            "t": int(v.at.timestamp()),
+            "from": int(v.flag_from.timestamp()) if v.flag_from else None,
+            "to": int(v.flag_to.timestamp()) if v.flag_to else None,
+            "label": ctx.texts("report.field.kind_" + v.kind),
+        }
+        for v in visits
+    ]
 
     def chart_data(items: list[Any]) -> str:
         return json.dumps(
@@ -95,6 +106,7 @@ def node_page(request: Request) -> HTMLResponse:
                     "times": c.times,
                     "values": c.values,
                     "flagged": c.flagged,
+                    "visits": visit_marks,
                     "limits": [{"value": x.value, "label": f"{x.title} {x.average}"} for x in c.limits],
                 }
                 for c in items
@@ -111,6 +123,7 @@ def node_page(request: Request) -> HTMLResponse:
         week_json=chart_data(week),
         flag_counts=counts,
         history=history,
+        visits=list(reversed(visits)),
     )
 
 
