@@ -117,14 +117,14 @@ def from_row(row: Row) -> Visit:
 
 def visits(
     reader: Reader,
-    site: str,
+    site: str | None,
     start: datetime,
     end: datetime,
     nodes: Iterable[str] = (),
     *,
     trace: Trace | None = None,
 ) -> list[Visit]:
-    """The visits made in (start, end], oldest first; none when nothing was ever recorded."""
+    """The visits made in (start, end] at a site (every site when None), oldest first."""
     rows = reader.maintenance_rows(site, list(nodes), start, end, trace=trace)
     return sorted((from_row(r) for r in rows), key=lambda v: (v.at, v.node, v.kind))
 

@@ -114,6 +114,12 @@ class ReportQueries:
         )
 
     def maintenance_rows(
-        self, site: str, nodes: list[str], start: datetime, end: datetime, *, trace: Trace | None = None
+        self,
+        site: str | None,
+        nodes: list[str],
+        start: datetime,
+        end: datetime,
+        *,
+        trace: Trace | None = None,
     ) -> list[Row]:
         return self._run(f'SELECT * FROM "maintenance" WHERE {where(site, nodes, start, end)}', trace)

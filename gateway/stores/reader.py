@@ -201,9 +201,16 @@ class Reader(Protocol):
         """The site's `alert` events in (start, end] with these fields and `node`, `rule`, `metric`."""
 
     def maintenance_rows(
-        self, site: str, nodes: list[str], start: datetime, end: datetime, *, trace: Trace | None = None
+        self,
+        site: str | None,
+        nodes: list[str],
+        start: datetime,
+        end: datetime,
+        *,
+        trace: Trace | None = None,
     ) -> list[Row]:
-        """The site's `maintenance` visits in (start, end] (all nodes when `nodes` is empty), every
+        """The site's `maintenance` visits in (start, end] (every site's when None, all nodes when
+        `nodes` is empty), every
         field with `site`, `node` and `kind` (gateway.maintenance reads them)."""
 
     # the dashboard
