@@ -8,6 +8,7 @@ from datetime import datetime
 
 from contract.i18n import Texts
 from gateway.config import WebConfig
+from gateway.observations.store import ObservationStore
 from gateway.stores.reader import Reader
 from gateway.web.levels import LimitLine, limit_lines
 from gateway.web.status import StatusBoard
@@ -20,6 +21,7 @@ class Context:
     board: StatusBoard
     clock: Callable[[], datetime]
     texts: Texts
+    observations: ObservationStore | None = None  # residents' observations; None: not kept here
 
     def limits(self, metric: str) -> list[LimitLine]:
         return limit_lines(self.web.standards, metric)

@@ -18,6 +18,9 @@ from gateway.web.opendata import csv_chunks
 from gateway.web.params import MAX_CSV_DAYS, AlertsQuery, BadRequest, CsvQuery, NodeRef, validate
 from gateway.web.views import NodeSummary, age_text, charts, half_open, summaries
 
+VISIT_KIND = "report.field.kind_"
+"""The words of a maintenance visit's kind, shared with the report."""
+
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
     ctx: Context = request.app.state.ctx
@@ -91,7 +94,7 @@ def node_page(request: Request) -> HTMLResponse:
             "t": int(v.at.timestamp()),
             "from": int(v.flag_from.timestamp()) if v.flag_from else None,
             "to": int(v.flag_to.timestamp()) if v.flag_to else None,
-            "label": ctx.texts("report.field.kind_" + v.kind),
+            "label": ctx.texts(VISIT_KIND + v.kind),
         }
         for v in visits
     ]

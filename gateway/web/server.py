@@ -14,6 +14,8 @@ from starlette.applications import Starlette
 
 from contract.wire import TopicKind, subscription
 from gateway.config import GatewayConfig, WebConfig
+from gateway.observations.store import STORE_FILE as OBSERVATIONS_FILE
+from gateway.observations.store import ObservationStore
 from gateway.stores.backends import dashboard_reader
 from gateway.subscriber import Subscriber
 from gateway.web.app import create_app
@@ -24,7 +26,10 @@ log = logging.getLogger(__name__)
 
 def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
     """The app reading the gateway's database over InfluxQL (the v1 HTTP API, see docs/api.md)."""
-    return create_app(cfg.web or WebConfig(), dashboard_reader(cfg.influxdb), board)
+    observations = ObservationStore(cfg.data_dir / OBSERVATIONS_FILE)
+    return create_app(
+        cfg.web or WebConfig(), dashboard_reader(cfg.influxdb), board, observations=observations
+    )
 
 
 def _uvicorn(app: Starlette, web: WebConfig) -> uvicorn.Server:
