@@ -54,18 +54,20 @@
   function shrink(file) {
     if (!file) return Promise.resolve(null);
     return new Promise(function (resolve, reject) {
-      var img = new Image(), url = URL.createObjectURL(file);
+      // a data: URL, not a blob: one, which the pages' Content-Security-Policy does not allow
+      var img = new Image(), reader = new FileReader();
+      reader.onload = function () { img.src = reader.result; };
+      reader.onerror = function () { reject(new Error("photo")); };
       img.onload = function () {
         var scale = Math.min(1, MAX_SIDE / Math.max(img.naturalWidth, img.naturalHeight));
         var c = document.createElement("canvas");
         c.width = Math.max(1, Math.round(img.naturalWidth * scale));
         c.height = Math.max(1, Math.round(img.naturalHeight * scale));
         c.getContext("2d").drawImage(img, 0, 0, c.width, c.height);
-        URL.revokeObjectURL(url);
         c.toBlob(function (blob) { blob ? resolve(blob) : reject(new Error("photo")); }, "image/jpeg", 0.8);
       };
-      img.onerror = function () { URL.revokeObjectURL(url); reject(new Error("photo")); };
-      img.src = url;
+      img.onerror = function () { reject(new Error("photo")); };
+      reader.readAsDataURL(file);
     });
   }
 
