@@ -91,6 +91,8 @@ GATEWAY_ONLY = {
     "jinja2",
     "matplotlib",
     "odata-query",
+    "python-multipart",
+    "pillow",
 }
 
 
