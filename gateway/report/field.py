@@ -3,9 +3,11 @@ marked window holds, so a regulator judging a step in a series sees the visit th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from gateway import maintenance
+from gateway.observations.store import Observation
 from gateway.report.model import FieldVisit
 from gateway.report.querylog import QueryLog
 from gateway.stores.reader import Span
@@ -21,6 +23,20 @@ def visits(log: QueryLog) -> list[FieldVisit]:
             marked = _count(log, v.node, v.flag_from, v.flag_to)
         out.append(FieldVisit(v.node, v.kind, v.at, v.by, v.note, v.flag_from, v.flag_to, marked))
     return out
+
+
+def observations(
+    accepted: Iterable[Observation], site: str, start: datetime, end: datetime, nodes: list[str]
+) -> list[Observation]:
+    """The accepted observations made in (start, end] at the site's nodes, and those given only as
+    a position (a gateway serves one site's residents); with `nodes`, only those at the nodes."""
+    return [
+        o
+        for o in accepted
+        if start < o.at <= end
+        and (o.site == site if nodes else o.site in (site, None))
+        and (not nodes or o.node in nodes)
+    ]
 
 
 def _count(log: QueryLog, node: str, start: datetime, end: datetime) -> int:

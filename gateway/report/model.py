@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from contract.figures import Comparison, exceeds
 from contract.metrics import Metric
 from gateway.config import NodeInfo
+from gateway.observations.store import Observation
 from gateway.standards import Limit, Standard
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ class About:
     gateway_id: str = ""
     nodes: tuple[NodeInfo, ...] = ()
     keys: tuple[KeyInfo, ...] = ()
+    observations: tuple[Observation, ...] = ()  # residents' observations a monitor accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +222,7 @@ class ReportData:
     node_info: list[NodeInfo] = field(default_factory=list)
     keys: list[KeyInfo] = field(default_factory=list)
     field_visits: list[FieldVisit] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
 
     @property
     def total_readings(self) -> int:

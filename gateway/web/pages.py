@@ -20,6 +20,7 @@ from gateway.web.views import NodeSummary, age_text, charts, half_open, summarie
 
 VISIT_KIND = "report.field.kind_"
 """The words of a maintenance visit's kind, shared with the report."""
+OBSERVED_KIND = "observe.kind_"
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -98,6 +99,15 @@ def node_page(request: Request) -> HTMLResponse:
         }
         for v in visits
     ]
+    month = now - timedelta(days=30)
+    observed = [
+        o
+        for o in (ctx.observations.listed("accepted", month, now) if ctx.observations else [])
+        if (o.site, o.node) == (ref.site, ref.node)
+    ]
+    observed_marks = [
+        {"t": int(o.at.timestamp()), "label": ctx.texts(OBSERVED_KIND + o.kind)} for o in observed
+    ]
 
     def chart_data(items: list[Any]) -> str:
         return json.dumps(
@@ -110,6 +120,7 @@ def node_page(request: Request) -> HTMLResponse:
                     "values": c.values,
                     "flagged": c.flagged,
                     "visits": visit_marks,
+                    "observed": observed_marks,
                     "limits": [{"value": x.value, "label": f"{x.title} {x.average}"} for x in c.limits],
                 }
                 for c in items
@@ -127,6 +138,7 @@ def node_page(request: Request) -> HTMLResponse:
         flag_counts=counts,
         history=history,
         visits=list(reversed(visits)),
+        observed=list(reversed(observed)),
     )
 
 

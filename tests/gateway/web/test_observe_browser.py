@@ -23,6 +23,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from gateway import devservices
 from gateway.cli import main
 from gateway.observations.store import STORE_FILE, ObservationStore
+from tests.gateway.report.test_report import tables
 from tests.gateway.web.test_observations import GPS_TAG, gps_jpeg
 from tests.helpers import ROOT
 from tests.webdata import Site, served_site
@@ -145,4 +146,28 @@ def test_two_observations_one_offline_arrive_once_each(
         phone.get(site.url + "/observations")
         assert "plume from the pit" in phone.find_element(By.ID, "observations").text
         phone.save_screenshot(str(ARTIFACTS / "observations-phone.png"))
+        # the accepted one is marked on its node's charts (24 h and 7 d) and listed under them
+        phone.get(site.url + "/node/tsagaan/haul-road")
+        WebDriverWait(phone, 10).until(
+            lambda d: all(
+                f.get_attribute("data-drawn") == "1" for f in d.find_elements(By.CSS_SELECTOR, "figure.chart")
+            )
+        )
+        marks = {
+            u.get_attribute("data-observed")
+            for u in phone.find_elements(By.CSS_SELECTOR, "figure.chart .uplot")
+        }
+        assert marks == {"1"}
+        listed = phone.find_element(By.ID, "observed").text
+        assert "plume from the pit" in listed and "orange" not in listed
+        # and it is in the report of that day, the rejected one is not
+        text = config.read_text().replace(
+            "[influxdb]\n", f'[influxdb]\ndatabase = "{site.db.db}"\napi = "v1"\n'
+        )
+        config.write_text(text)
+        out = tmp_path / "report.html"
+        args = ["--site", "tsagaan", "--start", "2026-11-22", "--end", "2026-11-23", "--out", str(out)]
+        assert main(["report", "--config", str(config), *args]) == 0
+        rows = tables(out.read_text(encoding="utf-8"))["observations-table"]
+        assert [(r[1], r[3]) for r in rows] == [("Dust plume", "plume from the pit")]
     store.close()
