@@ -17,7 +17,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from starlette.datastructures import UploadFile
@@ -193,27 +193,49 @@ async def submit(request: Request) -> Response:
         state="pending",
     )
     if not store.add(obs, clean):
-        return JSONResponse({"id": obs.id, "state": "already received"}, 200)
-    return JSONResponse(
-        {"id": obs.id, "state": "pending", "photo_received_sha256": obs.photo_received_sha256}, 201
-    )
+        return JSONResponse(SubmittedOut(id=obs.id, state="already received").model_dump(), 200)
+    done = SubmittedOut(id=obs.id, state="pending", photo_received_sha256=obs.photo_received_sha256)
+    return JSONResponse(done.model_dump(), 201)
+
+
+class ObservationOut(BaseModel):
+    """An observation a monitor accepted, as anyone may see it (the observer is not named)."""
+
+    id: str
+    kind: str
+    text: str
+    at: str  # RFC 3339 UTC: when it was seen
+    site: str | None
+    node: str | None
+    lat: float | None
+    lon: float | None
+    photo: str | None  # the photo's path on this server, re-encoded without metadata
+    photo_sha256: str | None  # of the photo served
+    accepted_by: str | None
+    accepted_at: str | None
+
+
+class SubmittedOut(BaseModel):
+    id: str
+    state: Literal["pending", "already received"]
+    photo_received_sha256: str | None = None  # of the bytes the gateway received
 
 
 def public_doc(o: Observation) -> dict[str, Any]:
-    return {
-        "id": o.id,
-        "kind": o.kind,
-        "text": o.text,
-        "at": format_time(o.at),
-        "site": o.site,
-        "node": o.node,
-        "lat": o.lat,
-        "lon": o.lon,
-        "photo": f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
-        "photo_sha256": o.photo_sha256,
-        "accepted_by": o.decided_by,
-        "accepted_at": format_time(o.decided_at) if o.decided_at else None,
-    }
+    return ObservationOut(
+        id=o.id,
+        kind=o.kind,
+        text=o.text,
+        at=format_time(o.at),
+        site=o.site,
+        node=o.node,
+        lat=o.lat,
+        lon=o.lon,
+        photo=f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
+        photo_sha256=o.photo_sha256,
+        accepted_by=o.decided_by,
+        accepted_at=format_time(o.decided_at) if o.decided_at else None,
+    ).model_dump()
 
 
 async def observations_api(request: Request) -> Response:

@@ -130,6 +130,7 @@ def test_openapi_describes_every_route(site: Site) -> None:
         "/api/v1/nodes/{site}/{node}/series",
         "/api/v1/alerts",
         "/api/v1/alerts/active",
+        "/api/v1/observations",
     }
     assert {"Node", "Latest", "Series", "Alert", "Error"} <= set(doc["components"]["schemas"])
     every = next(
