@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 
@@ -26,7 +27,13 @@ log = logging.getLogger(__name__)
 
 def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
     """The app reading the gateway's database over InfluxQL (the v1 HTTP API, see docs/api.md)."""
-    observations = ObservationStore(cfg.data_dir / OBSERVATIONS_FILE)
+    observations: ObservationStore | None = None
+    try:
+        observations = ObservationStore(cfg.data_dir / OBSERVATIONS_FILE)
+    except (OSError, sqlite3.Error) as exc:  # a `serve` whose user may not write the data directory
+        log.warning(
+            "residents' observations are off: cannot open %s (%s)", cfg.data_dir / OBSERVATIONS_FILE, exc
+        )
     return create_app(
         cfg.web or WebConfig(), dashboard_reader(cfg.influxdb), board, observations=observations
     )

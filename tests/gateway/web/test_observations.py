@@ -21,7 +21,10 @@ from PIL import Image
 
 from gateway import devservices
 from gateway.cli import main
+from gateway.config import load
 from gateway.observations.store import RATE_PER_HOUR, STORE_FILE, ObservationStore
+from gateway.web.server import app_for
+from gateway.web.status import StatusBoard
 from tests.webdata import Site, served_site
 
 GPS_TAG = 0x8825
@@ -246,3 +249,12 @@ def test_scripts_in_the_text_are_shown_as_text(field: Field, capsys: pytest.Capt
     assert "<script>alert" not in text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text
     # and no script could run even if one slipped through: only this site's own files
     assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_a_dashboard_that_cannot_write_its_data_directory_still_starts(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{blocked / "data"}"\n[influxdb]\nurl = "http://127.0.0.1:9"\n')
+    app = app_for(load(config), StatusBoard())
+    assert app.state.ctx.observations is None  # the form answers 404; every other page works
