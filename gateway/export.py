@@ -13,17 +13,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TextIO
 
 from contract import csvcell
-from contract.metrics import METRIC_UNITS, Metric
+from contract.metrics import METRIC_UNITS, Metric, spec
 from gateway import dataset, maintenance
 from gateway.stores.reader import Reader, Span, Trace
 from gateway.timerange import format_time, from_ms
 
 Format = Literal["csv", "jsonl"]
 PERIODS = {"1h": 3600, "24h": 86400}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,20 @@ def reading_columns(metrics: list[Metric]) -> list[Column]:
         Column("sig", "string", "", "the node's signature (base64), to re-verify"),
         Column("kid", "string", "", "id of the node key that signed"),
         Column(
+            "received",
+            "time",
+            "UTC",
+            "when the gateway accepted the reading, by its own clock (a revoked key's readings are "
+            "judged by it); empty for readings stored before gateways recorded it",
+        ),
+        Column(
+            "gateway_flags",
+            "string",
+            "",
+            "flags the gateway found on storing it, not signed by the node: ts_shared = another "
+            "reading (another seq) of the node has the same time, and both are kept; empty: none",
+        ),
+        Column(
             "maintenance",
             "string",
             "",
@@ -98,7 +113,13 @@ def average_columns(metrics: list[Metric], period: str) -> list[Column]:
     ]
     for m in metrics:
         cols += [
-            Column(f"{m.value}_mean", "float", METRIC_UNITS[m], f"mean of the calibrated {m.value} readings"),
+            Column(
+                f"{m.value}_mean",
+                "float",
+                METRIC_UNITS[m],
+                f"mean of the calibrated {m.value} readings, to {mean_digits(m)} decimals; "
+                "empty when the period holds none",
+            ),
             Column(f"{m.value}_count", "integer", "", f"readings with a {m.value} value in the period"),
             Column(
                 f"{m.value}_completeness",
@@ -123,7 +144,7 @@ def reading_fields(metrics: list[Metric]) -> list[str]:
     fields = ["site", "node", "seq", "flags"]
     for m in metrics:
         fields += [m.value, f"{m.value}_raw", f"{m.value}_n", f"{m.value}_cal"]
-    return [*fields, "period_s", "signed", "sig", "kid"]
+    return [*fields, "period_s", "signed", "sig", "kid", "received", "gateway_flags"]
 
 
 def _typed(col: Column, value: Any) -> Any:
@@ -150,33 +171,83 @@ def reading_rows(reader: Reader, req: ExportRequest, trace: Trace | None = None)
         yield {c.name: _typed(c, row.get(c.name)) for c in cols}
 
 
+AVERAGE_CHUNK = 1000
+"""Periods asked of the database at once for `--average`: rows are sorted into time order and the
+periods without data filled in per chunk, so memory is bounded by 1000 periods × the nodes."""
+
+MEAN_EXTRA_DIGITS = 2
+"""A period mean keeps two more decimals than the metric's readings (contract/metrics.py): enough to
+see that a mean of 50.03 is over a limit of 50, without the float noise of 17.935625000000027."""
+
+
+def mean_digits(metric: Metric) -> int:
+    row = spec(metric.value)
+    return (row.decimals if row else 1) + MEAN_EXTRA_DIGITS
+
+
+def _floor(at: datetime, period_s: int) -> datetime:
+    seconds = int((at - _EPOCH).total_seconds())
+    return _EPOCH + timedelta(seconds=seconds - seconds % period_s)
+
+
+def nodes_in(reader: Reader, req: ExportRequest) -> list[str]:
+    """The nodes to list: those named, else every node with a reading in the range."""
+    if req.nodes:
+        return sorted(req.nodes)
+    rows = reader.aggregate(span(req), "seq", ["count"], per_node=True)
+    return sorted({str(r["node"]) for r in rows if r.get("count")})
+
+
 def average_rows(reader: Reader, req: ExportRequest, trace: Trace | None = None) -> Iterator[dict[str, Any]]:
+    """Every period of the range for every node, in time order (then node), a period without a
+    reading included with count 0 and completeness 0: a missing day is evidence too."""
     assert req.average is not None
     period_s = PERIODS[req.average]
     cols = average_columns(req.metrics, req.average)
-    intervals: dict[str, int] = {}
     metrics = [m.value for m in req.metrics]
     bucket = timedelta(seconds=period_s)
-    for row in reader.period_means(span(req), metrics, bucket, trace=trace):
-        node = str(row["node"])
-        start: datetime = row["start"]
-        if node not in intervals:
-            intervals[node] = req.interval_s or dataset.interval_s(reader, req.site, node, req.start, req.end)
-        out: dict[str, Any] = {
-            "start": format_time(start),
-            "end": format_time(start + bucket),
-            "site": req.site,
-            "node": node,
-            "interval_s": intervals[node],
+    nodes = nodes_in(reader, req)
+    intervals = {
+        n: req.interval_s or dataset.interval_s(reader, req.site, n, req.start, req.end) for n in nodes
+    }
+    first = _floor(req.start, period_s)  # the period holding readings just after start
+    last = _floor(req.end - timedelta(milliseconds=1), period_s)  # the period holding `end`
+    chunk_start = first
+    while chunk_start <= last:
+        chunk_end = min(chunk_start + AVERAGE_CHUNK * bucket, last + bucket)
+        sub = Span(req.site, nodes, max(req.start, chunk_start), min(req.end, chunk_end))
+        found = {
+            (str(r["node"]), r["start"]): r for r in reader.period_means(sub, metrics, bucket, trace=trace)
         }
-        expected = period_s / intervals[node]
-        for m in req.metrics:
-            count = int(row.get(f"{m.value}_count") or 0)
-            mean = row.get(f"{m.value}_mean")
-            out[f"{m.value}_mean"] = None if mean is None else float(mean)
-            out[f"{m.value}_count"] = count
-            out[f"{m.value}_completeness"] = round(min(1.0, count / expected), 4)
-        yield {c.name: out[c.name] for c in cols}
+        start = chunk_start
+        while start < chunk_end:
+            for node in nodes:
+                yield {
+                    c.name: v
+                    for c, v in zip(cols, _mean_row(req, node, start, bucket, found, intervals), strict=True)
+                }
+            start += bucket
+        chunk_start = chunk_end
+
+
+def _mean_row(
+    req: ExportRequest,
+    node: str,
+    start: datetime,
+    bucket: timedelta,
+    found: dict[tuple[str, datetime], Any],
+    intervals: dict[str, int],
+) -> list[Any]:
+    row = found.get((node, start), {})
+    out: list[Any] = [format_time(start), format_time(start + bucket), req.site, node, intervals[node]]
+    expected = bucket.total_seconds() / intervals[node]
+    for m in req.metrics:
+        count = int(row.get(f"{m.value}_count") or 0)
+        mean = row.get(f"{m.value}_mean")
+        out.append(None if mean is None else round(float(mean), mean_digits(m)))
+        out.append(count)
+        out.append(round(min(1.0, count / expected), 4))
+    return out
 
 
 def _csv_cell(value: Any) -> str:

@@ -106,7 +106,7 @@ def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
             if is_level
             else t("alert.nowcast.level_unknown")
         ),
-        "minutes": f"{value:.0f}" if value is not None else "",
+        "ago": t.ago(float(value) * 60) if value is not None else "",  # offline: value is minutes
         "sensor": (
             t("alert.sensor_fault.any_sensor")
             if metric == "any"
@@ -131,6 +131,8 @@ def render(msg_id: str, params: Mapping[str, Any], t: Texts) -> str:
         text = t("alert.acknowledged", by=params.get("acked_by"), text=text)
     if params.get("late"):
         text = t("alert.late", text=text)
+    if text.startswith((str(params.get("node")), str(params.get("site")))):
+        return text  # an id is written as it is: "haul-road (tsagaan) is offline"
     return text[0].upper() + text[1:]
 
 

@@ -7,15 +7,17 @@ import dataclasses
 import json
 import sys
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from contract.i18n import Texts
 from contract.metrics import Metric
 from gateway import dataset, export, maintenance
 from gateway import timerange as q
 from gateway.config import load
 from gateway.stores import open_reader
+from gateway.stores.reader import Reader
 
 
 def add(sub: Any) -> None:
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     req = request(args)
     reader = open_reader(cfg.influxdb)
+    check_known(reader, req)
     if not req.metrics:  # every metric stored: what a signature covers, so `verify` can re-check rows
         req = dataclasses.replace(req, metrics=dataset.metrics_stored(reader) or [Metric.PM2_5])
     with ExitStack() as stack:
@@ -93,9 +96,27 @@ def run(args: argparse.Namespace) -> int:
         meta["maintenance_visits"] = [v.to_json() for v in visits]
         side = args.out.with_name(args.out.name + ".columns.json")
         side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"{rows} rows to {args.out}; columns described in {side}", file=sys.stderr)
+        key = "export_cli.written_one" if rows == 1 else "export_cli.written_other"
+        print(Texts()(key, n=rows, out=args.out, side=side), file=sys.stderr)
     reader.close()
     return 0
+
+
+def check_known(reader: Reader, req: export.ExportRequest) -> None:
+    """An unknown site or node is a mistake to say, not an empty file to write (exit 2)."""
+    texts = Texts()
+    now = max(req.end, datetime.now(UTC)) + timedelta(days=1)
+    latest = reader.latest(now)
+    sites = sorted({x.site for x in latest})
+    if req.site not in sites:
+        known = ", ".join(sites) or texts("verify_cli.none")
+        raise q.QueryArgumentError(texts("export_cli.unknown_site", site=req.site, known=known))
+    nodes = sorted({x.node for x in latest if x.site == req.site})
+    for node in req.nodes:
+        if node not in nodes:
+            raise q.QueryArgumentError(
+                texts("export_cli.unknown_node", node=node, site=req.site, known=", ".join(nodes))
+            )
 
 
 def _progress_bar(req: export.ExportRequest, stack: ExitStack) -> Any:

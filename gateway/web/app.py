@@ -31,6 +31,7 @@ from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
 from gateway.web import api, observe, openapi, pages
 from gateway.web.context import Context
+from gateway.web.kept import KeptLatest
 from gateway.web.params import BadRequest
 from gateway.web.sta.routes import error as sta_error
 from gateway.web.sta.routes import make_routes as sta_routes
@@ -100,10 +101,21 @@ def create_app(
     reader: Reader,
     board: StatusBoard | None = None,
     clock: Callable[[], datetime] = _utc_now,
+    keys_dir: Path | None = None,
+    kept: KeptLatest | None = None,
     observations: ObservationStore | None = None,
 ) -> Starlette:
     texts = Texts(web.language)
-    ctx = Context(web, reader, board or StatusBoard(), clock, texts, observations)
+    ctx = Context(
+        web,
+        reader,
+        board or StatusBoard(),
+        clock,
+        texts,
+        keys_dir=keys_dir,
+        kept=kept,
+        observations=observations,
+    )
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         if _is_api(request):

@@ -32,7 +32,6 @@ from gateway.observations.store import KINDS, Observation, ObservationStore, Rat
 from gateway.timerange import format_time
 from gateway.web.context import Context
 from gateway.web.pages import render
-from gateway.web.views import summaries
 
 CSRF_COOKIE = "mw_csrf"
 MAX_BODY = photos.MAX_BYTES + 64 * 1024  # a photo and the form's text fields
@@ -109,7 +108,7 @@ def form_page(request: Request) -> HTMLResponse:
     ctx: Context = request.app.state.ctx
     _store(request)
     token = _token(request)
-    nodes = [(s.site, s.node) for s in summaries(ctx.reader, ctx.board, ctx.clock(), ctx.web.offline_after_s)]
+    nodes = sorted(ctx.nodes(ctx.clock()))
     page = render(request, "observe.html", kinds=KINDS, nodes=nodes, csrf=token)
     page.set_cookie(CSRF_COOKIE, token, max_age=90 * 86400, httponly=True, samesite="strict", path="/")
     page.headers["cache-control"] = "no-store"

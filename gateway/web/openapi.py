@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from contract.wire import ID_PATTERN
-from gateway.web.api import UNITS, AlertOut, ErrorOut, LatestOut, NodeOut, SeriesOut
+from gateway.web.api import UNITS, AlertOut, ErrorOut, KeyOut, LatestOut, NodeOut, SeriesOut
 from gateway.web.observe import ObservationOut, Submission, SubmittedOut
 from gateway.web.params import EVERY
 
@@ -27,11 +27,23 @@ def openapi_document() -> dict[str, Any]:
     ident = {"type": "string", "pattern": ID_PATTERN}
     time = {"type": "string", "description": "2026-11-22 (UTC midnight) or RFC 3339 with Z or an offset"}
     site_q = _param("site", "query", "only this site", ident)
+    paging = [
+        _param(
+            "limit",
+            "query",
+            "at most this many nodes (1–1000, default 100)",
+            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+        ),
+        _param(
+            "offset", "query", "skip this many nodes first", {"type": "integer", "minimum": 0, "default": 0}
+        ),
+    ]
     models: dict[str, type[BaseModel]] = {
         "Node": NodeOut,
         "Latest": LatestOut,
         "Series": SeriesOut,
         "Alert": AlertOut,
+        "Key": KeyOut,
         "Error": ErrorOut,
         "Observation": ObservationOut,
         "Submitted": SubmittedOut,
@@ -59,19 +71,29 @@ def openapi_document() -> dict[str, Any]:
             },
         }
 
+    def paged(responses: dict[str, Any]) -> dict[str, Any]:
+        responses["200"]["headers"] = {
+            "X-Total-Count": {"description": "nodes in all", "schema": {"type": "integer"}},
+            "Link": {
+                "description": 'the next page, `<...>; rel="next"`, while more follow (RFC 8288)',
+                "schema": {"type": "string"},
+            },
+        }
+        return responses
+
     paths = {
         "/api/v1/nodes": {
             "get": {
-                "summary": "Every node with a stored reading: position, status, freshness",
-                "parameters": [site_q],
-                "responses": ok("Node", True),
+                "summary": "Every node with a stored reading: position, status, freshness (a page)",
+                "parameters": [site_q, *paging],
+                "responses": paged(ok("Node", True)),
             }
         },
         "/api/v1/latest": {
             "get": {
-                "summary": "The latest reading of every node, with AQI and turbidity level",
-                "parameters": [site_q],
-                "responses": ok("Latest", True),
+                "summary": "The latest reading of every node, with AQI and turbidity level (a page)",
+                "parameters": [site_q, *paging],
+                "responses": paged(ok("Latest", True)),
             }
         },
         "/api/v1/nodes/{site}/{node}/series": {
@@ -109,6 +131,13 @@ def openapi_document() -> dict[str, Any]:
                     ),
                 ],
                 "responses": ok("Alert", True),
+            }
+        },
+        "/api/v1/keys": {
+            "get": {
+                "summary": "The nodes' public Ed25519 keys with their validity, to verify downloads",
+                "parameters": [site_q],
+                "responses": ok("Key", True),
             }
         },
         "/api/v1/observations": {

@@ -18,14 +18,13 @@ from typing import Any
 
 from calibration import presets
 from calibration.files import Calibration
+from contract import verify_offline
 from contract.i18n import Texts
 from contract.metrics import Metric, spec
-from contract.signing import canonical_bytes
 from contract.wire import format_ts
 from gateway.config import WebConfig
 from gateway.maintenance import Visit
 from gateway.stores.reader import Row, StreamInfo
-from gateway.trust.reverify import RowError, row_to_reading
 from gateway.web.status import NodeStatus
 
 Doc = dict[str, Any]
@@ -279,7 +278,8 @@ def parameters(metric: str, row: Row) -> Doc:
         out["sig"] = row.get("sig")
         out["period_s"] = _number(row.get("period_s"), int)
         try:
-            out["signed_text"] = canonical_bytes(row_to_reading(row)).decode("utf-8")
-        except RowError:
+            signed = verify_offline.canonical_bytes(verify_offline.canonical_doc(row))
+            out["signed_text"] = signed.decode("utf-8")
+        except (KeyError, TypeError, ValueError):
             out["signed_text"] = None  # a row that no longer holds a whole reading: verify says so
     return out
