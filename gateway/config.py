@@ -12,6 +12,8 @@ from contract.metrics import Metric
 from contract.wire import ID_PATTERN
 from gateway.alerts.config import RULE_TYPES, AlertsConfig
 from gateway.channels import CHANNEL_TYPES
+from gateway.community.config import CommunityMap
+from gateway.exports.config import ExportsConfig
 from gateway.standards import STANDARDS
 
 
@@ -207,6 +209,8 @@ class GatewayConfig(_Section):
     trust: TrustConfig = TrustConfig()
     web: WebConfig | None = None  # present = `run` serves the dashboard too
     forward: ForwardConfig | None = None  # present = `run` forwards to a regional hub
+    exports: ExportsConfig = ExportsConfig()  # AQDx, AQCSV, OpenAQ (gateway/exports/)
+    community_maps: list[CommunityMap] = Field(default_factory=list)  # off unless listed
 
     @property
     def keys_dir(self) -> Path:

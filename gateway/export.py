@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TextIO
 
 from contract import csvcell
-from contract.metrics import METRIC_UNITS, Metric, spec
+from contract.figures import mean_decimals
+from contract.metrics import METRIC_UNITS, Metric
 from gateway import dataset, maintenance
 from gateway.stores.reader import Reader, Span, Trace
 from gateway.timerange import format_time, from_ms
@@ -175,14 +176,11 @@ AVERAGE_CHUNK = 1000
 """Periods asked of the database at once for `--average`: rows are sorted into time order and the
 periods without data filled in per chunk, so memory is bounded by 1000 periods × the nodes."""
 
-MEAN_EXTRA_DIGITS = 2
-"""A period mean keeps two more decimals than the metric's readings (contract/metrics.py): enough to
-see that a mean of 50.03 is over a limit of 50, without the float noise of 17.935625000000027."""
-
 
 def mean_digits(metric: Metric) -> int:
-    row = spec(metric.value)
-    return (row.decimals if row else 1) + MEAN_EXTRA_DIGITS
+    """The report's digits for the same mean (contract/figures.py), so the two never disagree; no
+    float noise (17.935625000000027)."""
+    return mean_decimals(metric.value)
 
 
 def _floor(at: datetime, period_s: int) -> datetime:

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import sys
 from contextlib import ExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from contract.metrics import Metric
 from gateway import dataset, export, maintenance
 from gateway import timerange as q
 from gateway.config import load
+from gateway.exports import write as exchange
+from gateway.exports.registry import FORMATS
 from gateway.stores import open_reader
 from gateway.stores.reader import Reader
 
@@ -36,7 +38,7 @@ def add(sub: Any) -> None:
     )
     parser.add_argument("--end", required=True, help="UTC date or time (inclusive of a reading ending then)")
     parser.add_argument("--metrics", help="comma-separated, e.g. pm2_5,turbidity (default: all stored)")
-    parser.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    parser.add_argument("--format", choices=["csv", "jsonl", *FORMATS], default="csv")
     parser.add_argument("--out", type=Path, help="output file (default: standard output)")
     parser.add_argument("--average", choices=sorted(export.PERIODS), help="period means with completeness")
     parser.add_argument(
@@ -80,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     req = request(args)
     reader = open_reader(cfg.influxdb)
     check_known(reader, req)
+    if args.format in FORMATS:  # an exchange format (gateway/exports/): its own rows and checks
+        return exchange.run(args.format, cfg, Path(args.config), reader, req, args.out)
     if not req.metrics:  # every metric stored: what a signature covers, so `verify` can re-check rows
         req = dataclasses.replace(req, metrics=dataset.metrics_stored(reader) or [Metric.PM2_5])
     with ExitStack() as stack:
@@ -105,13 +109,12 @@ def run(args: argparse.Namespace) -> int:
 def check_known(reader: Reader, req: export.ExportRequest) -> None:
     """An unknown site or node is a mistake to say, not an empty file to write (exit 2)."""
     texts = Texts()
-    now = max(req.end, datetime.now(UTC)) + timedelta(days=1)
-    latest = reader.latest(now)
-    sites = sorted({x.site for x in latest})
+    known_nodes = reader.nodes()  # the database's index of series: no data read, at a day or a year
+    sites = sorted({s for s, _ in known_nodes})
     if req.site not in sites:
         known = ", ".join(sites) or texts("verify_cli.none")
         raise q.QueryArgumentError(texts("export_cli.unknown_site", site=req.site, known=known))
-    nodes = sorted({x.node for x in latest if x.site == req.site})
+    nodes = sorted({n for s, n in known_nodes if s == req.site})
     for node in req.nodes:
         if node not in nodes:
             raise q.QueryArgumentError(

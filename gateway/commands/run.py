@@ -14,6 +14,7 @@ from contract.wire import ReadingPayload
 from gateway import node_status
 from gateway.alerts.service import Alerts, through
 from gateway.commands.serve import web_extra
+from gateway.community import forwarder as community_maps
 from gateway.config import GatewayConfig, load
 from gateway.hooks import Hooks
 from gateway.shutdown import shut_down
@@ -52,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     hooks.tickers.append(notifier.tick)
     alerts = Alerts(cfg, publish=through(parts.subscriber))
     alerts.install(hooks)
+    maps = community_maps.attach(hooks, cfg.community_maps)  # off unless [[community_maps]] lists a node
     web = _web(args.config, hooks) if cfg.web is not None else None
     forwarder = _forwarder(cfg, parts.registry, hooks, alerts) if cfg.forward is not None else None
     service = assemble(parts, hooks)
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGHUP, reload_keys)
     alerts.start()
+    maps.start()
     if web is not None:
         web.start()
     if forwarder is not None:
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         steps = [("stopping the forwarder", forwarder.stop)] if forwarder is not None else []
         steps += [("stopping the dashboard", web.stop)] if web is not None else []
+        steps += [("stopping the community maps", maps.stop)]
         shut_down([*steps, ("stopping the alerts", alerts.stop)], cause)
     return 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from contract.flags import Flag
+from contract.flags import Flag, GatewayFlag
 from gateway import dataset
 from gateway.report.model import DAY, Day, Gap, NodeSection
 from gateway.report.querylog import QueryLog, days
@@ -46,6 +46,13 @@ def _flags(log: QueryLog, sections: list[NodeSection]) -> None:
         for row in rows:
             if str(row["node"]) in by_node and row["count"]:
                 by_node[str(row["node"])].flags[flag.value] = int(row["count"])
+    for gflag in GatewayFlag:  # what the gateway found on storing (ts_shared), beside the node's own
+        rows = log.reader.aggregate(
+            log.span, "seq", ["count"], gateway_flag=gflag.value, trace=log.trace("flags")
+        )
+        for row in rows:
+            if str(row["node"]) in by_node and row["count"]:
+                by_node[str(row["node"])].flags[gflag.value] = int(row["count"])
 
 
 DOWN = ("offline", "stopped")  # a node's last will, and its own word on a planned stop

@@ -179,6 +179,7 @@ class Reader(Protocol):
         fill: Fill | None = None,
         per_node: bool = True,
         flag: str | None = None,
+        gateway_flag: str | None = None,
         signed: bool = False,
         equals: str | None = None,
         trace: Trace | None = None,

@@ -32,6 +32,10 @@ KEPT = {
     "UART", "USB", "I2C", "SDA", "SCL", "TX", "RX",
     # the broker's encryption, its config key and the certificate authority, as written everywhere
     "TLS", "tls", "CA",
+    # what `export --format aqdx|aqcsv|openaq` asks for as it is written: the formats' names,
+    # gateway.toml's tables and keys ([exports], [[report.nodes]] lat, lon) and the options
+    "AQDx", "AQCSV", "OpenAQ", "exports", "nodes", "report", "lat", "lon", "average", "format", "csv",
+    "metrics", "TsagaanCommunity",
 }  # fmt: skip
 _LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
 
