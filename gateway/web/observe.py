@@ -20,6 +20,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -168,12 +169,10 @@ async def submit(request: Request) -> Response:
             received = await upload.read(photos.MAX_BYTES + 1)
             if len(received) > photos.MAX_BYTES:
                 return _refuse(413, "the photo is too large")
-        elif isinstance(upload, UploadFile):
-            received = None
     clean: bytes | None = None
     if received:
         try:
-            clean = photos.clean(received)
+            clean = await run_in_threadpool(photos.clean, received)  # seconds of CPU: not on the loop
         except photos.NotAnImage as exc:
             return _refuse(415, str(exc))
     obs = Observation(
