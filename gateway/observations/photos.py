@@ -42,13 +42,9 @@ def clean(data: bytes) -> bytes:
                 rgb = img.convert("RGB")  # drops palette and alpha; `info` (EXIF, XMP, ICC) is not copied
     except NotAnImage:
         raise
-    except (
-        OSError,
-        ValueError,
-        SyntaxError,
-        Image.DecompressionBombError,
-        Image.DecompressionBombWarning,
-    ) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise NotAnImage("the picture is too large") from exc
+    except (OSError, ValueError, SyntaxError) as exc:  # what Pillow raises for a file it cannot read
         raise NotAnImage("the upload is not a picture that can be read") from exc
     rgb.thumbnail((MAX_SIDE, MAX_SIDE))
     out = io.BytesIO()

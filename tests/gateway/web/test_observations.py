@@ -258,3 +258,35 @@ def test_a_dashboard_that_cannot_write_its_data_directory_still_starts(tmp_path:
     config.write_text(f'data_dir = "{blocked / "data"}"\n[influxdb]\nurl = "http://127.0.0.1:9"\n')
     app = app_for(load(config), StatusBoard())
     assert app.state.ctx.observations is None  # the form answers 404; every other page works
+
+
+def _bomb() -> bytes:
+    """A small PNG that opens as 144 megapixels: a decompression bomb, not a photo."""
+    out = io.BytesIO()
+    Image.new("1", (12_000, 12_000)).save(out, "PNG")
+    assert len(out.getvalue()) < 1024 * 1024
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "photo", "body", "status", "message"),
+    [
+        ("a decompression bomb", "bomb", None, 415, "too large"),
+        ("a body that is not multipart", None, b"--x\r\ngarbage", 400, ""),
+    ],
+)
+def test_hostile_uploads_are_refused(
+    field: Field,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    photo: str | None,
+    body: bytes | None,
+    status: int,
+    message: str,
+) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    data = _bomb() if photo == "bomb" else None
+    got, doc = field.post(field.submission(code, token), photo=data, body=body, headers={"Cookie": cookie})
+    assert got == status and message in doc["error"], (name, doc)
+    assert field.store.listed() == []
