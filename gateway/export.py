@@ -19,7 +19,7 @@ from typing import Any, Literal, TextIO
 from contract import csvcell
 from contract.figures import mean_decimals
 from contract.metrics import METRIC_UNITS, Metric
-from gateway import dataset
+from gateway import dataset, maintenance
 from gateway.stores.reader import Reader, Span, Trace
 from gateway.timerange import format_time, from_ms
 
@@ -88,6 +88,13 @@ def reading_columns(metrics: list[Metric]) -> list[Column]:
             "flags the gateway found on storing it, not signed by the node: ts_shared = another "
             "reading (another seq) of the node has the same time, and both are kept; empty: none",
         ),
+        Column(
+            "maintenance",
+            "string",
+            "",
+            "kinds of the maintenance visits whose marked window holds this reading, joined with ','; "
+            "marked by the gateway, not signed by the node (docs/protocol.md); empty: none",
+        ),
     ]
     return cols
 
@@ -155,9 +162,13 @@ def _typed(col: Column, value: Any) -> Any:
 
 def reading_rows(reader: Reader, req: ExportRequest, trace: Trace | None = None) -> Iterator[dict[str, Any]]:
     cols = reading_columns(req.metrics)
+    visits = maintenance.marking(reader, req.site, req.start, req.end, req.nodes)
     for row in reader.readings(span(req), reading_fields(req.metrics), trace=trace):
         if not any(row.get(f"{m.value}_n") is not None for m in req.metrics):
             continue  # a reading of other metrics only (the request named --metrics)
+        # the mark is applied as the rows are read: the stored readings stay as the node signed them
+        marks = maintenance.marks_of(visits, str(row["node"]), from_ms(int(row["time"]))) if visits else []
+        row["maintenance"] = ",".join(marks)
         yield {c.name: _typed(c, row.get(c.name)) for c in cols}
 
 

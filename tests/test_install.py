@@ -92,6 +92,8 @@ GATEWAY_ONLY = {
     "jinja2",
     "matplotlib",
     "odata-query",
+    "python-multipart",
+    "pillow",
 }
 
 

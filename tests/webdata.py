@@ -18,6 +18,7 @@ from typing import Any
 from contract.wire import ReadingPayload
 from gateway.config import InfluxConfig, WebConfig
 from gateway.devservices import free_port
+from gateway.observations.store import ObservationStore
 from gateway.points import to_line
 from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
@@ -197,6 +198,7 @@ def served_site(
     web: WebConfig | None = None,
     lines: list[str] | None = None,
     status: StatusBoard | None = None,
+    observations: ObservationStore | None = None,
 ) -> Iterator[Site]:
     """The dashboard over `lines` (default: the test site's readings and alerts) and `status`."""
     db = Influx(f"http://127.0.0.1:{influx_port}", f"w_{uuid.uuid4().hex[:12]}")
@@ -211,7 +213,10 @@ def served_site(
             assert resp.status == 204
     web = (web or WebConfig()).model_copy(update={"port": free_port()})
     store = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
-    server = BackgroundServer(create_app(web, InfluxReader(store), status or board(), clock=lambda: NOW), web)
+    app = create_app(
+        web, InfluxReader(store), status or board(), clock=lambda: NOW, observations=observations
+    )
+    server = BackgroundServer(app, web)
     server.start()
     site = Site(f"http://127.0.0.1:{web.port}", db)
     deadline = time.monotonic() + 30

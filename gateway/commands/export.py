@@ -13,7 +13,7 @@ from typing import Any
 
 from contract.i18n import Texts
 from contract.metrics import Metric
-from gateway import dataset, export
+from gateway import dataset, export, maintenance
 from gateway import timerange as q
 from gateway.config import load
 from gateway.exports import write as exchange
@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         rows = export.write(reader, req, out, args.format, progress, queries.append)
     if args.out is not None:
         meta = export.sidecar(req, args.format, rows, datetime.now(UTC), queries[0])
+        # the visits themselves, beside the `maintenance` column that marks their readings
+        visits = maintenance.visits(reader, req.site, req.start, req.end, req.nodes)
+        meta["maintenance_visits"] = [v.to_json() for v in visits]
         side = args.out.with_name(args.out.name + ".columns.json")
         side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         key = "export_cli.written_one" if rows == 1 else "export_cli.written_other"

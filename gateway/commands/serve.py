@@ -22,6 +22,8 @@ def web_extra() -> None:
     """Refuse clearly when the optional web dependencies are not installed."""
     try:
         import jinja2  # noqa: F401
+        import PIL  # noqa: F401
+        import python_multipart  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ModuleNotFoundError as exc:

@@ -115,3 +115,14 @@ class ReportQueries:
             'GROUP BY "node", "rule", "metric"',
             trace,
         )
+
+    def maintenance_rows(
+        self,
+        site: str | None,
+        nodes: list[str],
+        start: datetime,
+        end: datetime,
+        *,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        return self._run(f'SELECT * FROM "maintenance" WHERE {where(site, nodes, start, end)}', trace)

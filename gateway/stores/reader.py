@@ -208,6 +208,19 @@ class Reader(Protocol):
     ) -> list[Row]:
         """The site's `alert` events in (start, end] with these fields and `node`, `rule`, `metric`."""
 
+    def maintenance_rows(
+        self,
+        site: str | None,
+        nodes: list[str],
+        start: datetime,
+        end: datetime,
+        *,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        """The site's `maintenance` visits in (start, end] (every site's when None, all nodes when
+        `nodes` is empty), every
+        field with `site`, `node` and `kind` (gateway.maintenance reads them)."""
+
     # the dashboard
     def nodes(self, site: str | None = None) -> list[tuple[str, str]]:
         """(site, node) of every node with stored readings, sorted, without reading any of them."""

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from contract.wire import ID_PATTERN
 from gateway.web.api import UNITS, AlertOut, ErrorOut, KeyOut, LatestOut, NodeOut, SeriesOut
+from gateway.web.observe import ObservationOut, Submission, SubmittedOut
 from gateway.web.params import EVERY
 
 
@@ -44,6 +45,8 @@ def openapi_document() -> dict[str, Any]:
         "Alert": AlertOut,
         "Key": KeyOut,
         "Error": ErrorOut,
+        "Observation": ObservationOut,
+        "Submitted": SubmittedOut,
     }
     schemas: dict[str, Any] = {}
     for name, model in models.items():
@@ -137,6 +140,60 @@ def openapi_document() -> dict[str, Any]:
                 "responses": ok("Key", True),
             }
         },
+        "/api/v1/observations": {
+            "get": {
+                "summary": "Residents' observations a monitor accepted, oldest first",
+                "responses": ok("Observation", True),
+            },
+            "post": {
+                "summary": "Submit an observation (as the /observe form does: an observer code, the "
+                "form's CSRF token and its cookie; at most 3 MB; a photo is re-encoded without its "
+                "metadata); public only once a monitor accepts it",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["csrf", "code", "id", "kind"],
+                                "properties": {
+                                    "csrf": {"type": "string", "description": "as the form page gives it"},
+                                    "code": {"type": "string", "description": "the observer code"},
+                                    **Submission.model_json_schema()["properties"],
+                                    "photo": {"type": "string", "format": "binary"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "stored, pending a monitor's decision",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Submitted"}}
+                        },
+                    },
+                    "200": {"description": "this id was already received: nothing stored again"},
+                    **{
+                        str(code): {
+                            "description": why,
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                            },
+                        }
+                        for code, why in (
+                            (400, "a field we cannot use"),
+                            (401, "unknown or revoked observer code"),
+                            (403, "not this dashboard's own form (origin or CSRF token)"),
+                            (411, "no Content-Length"),
+                            (413, "too large"),
+                            (415, "not multipart/form-data, or the photo is not a picture"),
+                            (429, "too many observations from this code in the last hour"),
+                        )
+                    },
+                },
+            },
+        },
         "/api/v1/alerts/active": {
             "get": {
                 "summary": "The latest event of every alert not cleared",
@@ -150,8 +207,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "minewatch public API",
             "version": "1",
-            "description": "Read-only access to community air-dust and water-turbidity readings. "
-            "Times are UTC. See docs/api.md.",
+            "description": "Read-only access to community air-dust and water-turbidity readings, "
+            "and residents' observations (submitted with an observer code, public once a monitor "
+            "accepts them). Times are UTC. See docs/api.md.",
         },
         "paths": paths,
         "components": {"schemas": schemas},

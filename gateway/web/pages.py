@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from contract.wire import format_ts
+from gateway import maintenance
 from gateway.web.context import Context
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import (
@@ -26,6 +27,10 @@ from gateway.web.params import (
     validate,
 )
 from gateway.web.views import NodeSummary, charts, half_open, paged, site_summaries, summaries
+
+VISIT_KIND = "report.field.kind_"
+"""The words of a maintenance visit's kind, shared with the report."""
+OBSERVED_KIND = "observe.kind_"
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -120,6 +125,25 @@ def node_page(request: Request) -> HTMLResponse:
     history = ctx.reader.alerts(
         *half_open(now - timedelta(days=30), now), site=ref.site, node=ref.node, limit=50
     )
+    visits = maintenance.visits(ctx.reader, ref.site, *half_open(now - timedelta(days=30), now), [ref.node])
+    visit_marks = [
+        {
+            "t": int(v.at.timestamp()),
+            "from": int(v.flag_from.timestamp()) if v.flag_from else None,
+            "to": int(v.flag_to.timestamp()) if v.flag_to else None,
+            "label": ctx.texts(VISIT_KIND + v.kind),
+        }
+        for v in visits
+    ]
+    month = now - timedelta(days=30)
+    observed = [
+        o
+        for o in (ctx.observations.listed("accepted", month, now) if ctx.observations else [])
+        if (o.site, o.node) == (ref.site, ref.node)
+    ]
+    observed_marks = [
+        {"t": int(o.at.timestamp()), "label": ctx.texts(OBSERVED_KIND + o.kind)} for o in observed
+    ]
 
     def chart_data(items: list[Any]) -> str:
         return json.dumps(
@@ -131,6 +155,8 @@ def node_page(request: Request) -> HTMLResponse:
                     "times": c.times,
                     "values": c.values,
                     "flagged": c.flagged,
+                    "visits": visit_marks,
+                    "observed": observed_marks,
                     "limits": [{"value": x.value, "label": f"{x.title} {x.average}"} for x in c.limits],
                 }
                 for c in items
@@ -147,6 +173,8 @@ def node_page(request: Request) -> HTMLResponse:
         week_json=chart_data(week),
         flag_counts=counts,
         history=history,
+        visits=list(reversed(visits)),
+        observed=list(reversed(observed)),
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from starlette.applications import Starlette
 from contract.wire import TopicKind, subscription
 from gateway.config import GatewayConfig, WebConfig
 from gateway.fdlimit import open_files_limit
+from gateway.observations.store import STORE_FILE as OBSERVATIONS_FILE
+from gateway.observations.store import ObservationStore
 from gateway.stores.backends import dashboard_reader
 from gateway.subscriber import Subscriber
 from gateway.web.app import create_app
@@ -39,7 +42,16 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
     InfluxDB 120-190 ms however short the window: once per refresh rather than once per page."""
     reader = dashboard_reader(cfg.influxdb)
     kept = KeptLatest(reader, refresh_s=KEPT_REFRESH_S)
-    return create_app(cfg.web or WebConfig(), reader, board, keys_dir=cfg.keys_dir, kept=kept)
+    observations: ObservationStore | None = None
+    try:
+        observations = ObservationStore(cfg.data_dir / OBSERVATIONS_FILE)
+    except (OSError, sqlite3.Error) as exc:  # a `serve` whose user may not write the data directory
+        log.warning(
+            "residents' observations are off: cannot open %s (%s)", cfg.data_dir / OBSERVATIONS_FILE, exc
+        )
+    return create_app(
+        cfg.web or WebConfig(), reader, board, keys_dir=cfg.keys_dir, kept=kept, observations=observations
+    )
 
 
 def limits_for(web: WebConfig) -> tuple[Gate, int]:

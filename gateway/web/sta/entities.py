@@ -23,6 +23,7 @@ from contract.i18n import Texts
 from contract.metrics import Metric, spec
 from contract.wire import format_ts
 from gateway.config import WebConfig
+from gateway.maintenance import Visit
 from gateway.stores.reader import Row, StreamInfo
 from gateway.web.status import NodeStatus
 
@@ -62,6 +63,7 @@ class Thing:
     node: str
     status: NodeStatus | None
     streams: tuple[StreamInfo, ...]
+    visits: tuple[Visit, ...] = ()  # maintenance visits, oldest first: the Thing's history
 
     @property
     def id(self) -> str:
@@ -80,12 +82,20 @@ class Catalogue:
     streams: dict[str, StreamInfo]
 
     @classmethod
-    def build(cls, streams: list[StreamInfo], statuses: dict[tuple[str, str], NodeStatus]) -> Catalogue:
+    def build(
+        cls,
+        streams: list[StreamInfo],
+        statuses: dict[tuple[str, str], NodeStatus],
+        visits: list[Visit] | None = None,
+    ) -> Catalogue:
         by_node: dict[tuple[str, str], list[StreamInfo]] = {}
         for s in streams:
             by_node.setdefault((s.site, s.node), []).append(s)
+        done: dict[tuple[str, str], list[Visit]] = {}
+        for v in visits or []:
+            done.setdefault((v.site, v.node), []).append(v)
         things = {
-            thing_id(*key): Thing(key[0], key[1], statuses.get(key), tuple(group))
+            thing_id(*key): Thing(key[0], key[1], statuses.get(key), tuple(group), tuple(done.get(key, ())))
             for key, group in sorted(by_node.items())
         }
         return cls(things, {stream_id(s): s for s in streams})
@@ -128,6 +138,11 @@ class Documents:
                 "attribution": self.web.attribution,
                 "status": status.state if status else None,
                 "firmware": status.version if status else None,
+                # the node's maintenance history (docs/api.md): what a regulator needs to judge a step
+                "maintenance": [
+                    {k: val for k, val in v.to_json().items() if k not in ("site", "node")}
+                    for v in thing.visits
+                ],
             },
         }
 

@@ -132,6 +132,7 @@ def test_openapi_describes_every_route(site: Site) -> None:
         "/api/v1/alerts",
         "/api/v1/alerts/active",
         "/api/v1/keys",
+        "/api/v1/observations",
     }
     assert {"Node", "Latest", "Series", "Alert", "Key", "Error"} <= set(doc["components"]["schemas"])
     every = next(
