@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -130,13 +130,15 @@ class Forwarder:
         self._backfill()
         if not self.link.connected.is_set():
             return
-        keys_hash, keys = self._keys()
+        keys_hash, records = self._keys()
         if keys_hash != self._outbox.get("keys_hash"):
             if self._keys_batch is None:
                 batch = int(self._outbox.get("key_batches") or "0") + 1
                 self._outbox.put("key_batches", str(batch))
                 # key batches count down from the top so they never share an id with readings
                 bid = 2**62 - batch
+                # vouched only when sent: signing every key at every tick would be the loop's main cost
+                keys = [ForwardedKey.vouched(r, self._identity.private) for r in records]
                 body = ForwardBatch(site=self._cfg.site, batch=bid, keys=keys)
                 if self._send(body):
                     self._keys_batch, self._keys_sent_at = (bid, keys_hash), now
@@ -184,14 +186,15 @@ class Forwarder:
                     )
             self.link.ack([msg])
 
-    def _keys(self) -> tuple[str, list[ForwardedKey]]:
+    def _keys(self) -> tuple[str, list[dict[str, Any]]]:
+        """The site's key records as the registry holds them now, and their digest."""
         self._registry.refresh()
         records = sorted(
             (r.model_dump(mode="json") for r in self._registry.records() if r.site == self._cfg.site),
             key=lambda r: str(r["kid"]),
         )
         digest = hashlib.sha256(canonical_json({"keys": records})).hexdigest()
-        return digest, [ForwardedKey.vouched(r, self._identity.private) for r in records]
+        return digest, records
 
     def _backfill(self) -> None:
         until_text, cursor_text = self._outbox.get("backfill_until"), self._outbox.get("backfill_cursor")
