@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from gateway.stores.influx_rollup import rollup_rows
 from gateway.stores.influxql import bucket_start, every, ident, string, time_literal, where
 from gateway.stores.reader import Aggregate, Fill, Row, Span, Trace
+from gateway.stores.rollups import Period
 from gateway.timerange import from_ms
 
 
@@ -76,6 +78,11 @@ class ReportQueries:
         if bucket is None:
             return rows
         return ({**r, "start": bucket_start(int(r["time"]))} for r in rows)
+
+    def rollups(
+        self, span: Span, period: Period, fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[Row]:
+        return rollup_rows(self._db, span.site, span.nodes, span.start, span.end, period, fields, trace)
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         rows = self._run(

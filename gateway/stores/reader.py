@@ -182,6 +182,13 @@ class Reader(Protocol):
         (the bucket's start, with `bucket`) and one key per function. Only readings carrying `flag`,
         signed ones, or those whose `column` equals `equals`, when given."""
 
+    def rollups(
+        self, span: Span, period: Literal["1h", "1d"], fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[Row]:
+        """The stored roll-ups (gateway/stores/rollups.py) of the buckets that lie in the span, per
+        node in time order: `node`, `start` (the bucket's start, datetime), `time` (epoch ms of its
+        end) and `fields` (`pm2_5_mean`, `readings`, ...). Buckets without readings are absent."""
+
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         """Each node's last state (`online`/`offline`) at or before `at`."""
 
