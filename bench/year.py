@@ -73,9 +73,7 @@ def rebuild(url: str, days: int) -> int:
     nodes = sorted(r for r in {str(x["node"]) for x in reader.aggregate(_span(end), "seq", ["count"])})
     intervals = {n: dataset.interval_s(reader, "bench", n, DAY0, end) for n in nodes}
     metrics = backend.metric_fields()
-    points = sum(
-        backend.recompute(Recompute("bench", [], DAY0, end, p), metrics, intervals) for p in BUCKETS
-    )
+    points = sum(backend.recompute(Recompute("bench", [], DAY0, end, p), metrics, intervals) for p in BUCKETS)
     reader.close()
     store.close()
     return points
@@ -158,8 +156,21 @@ def cli_csv(port: int, query: str) -> tuple[float, float]:
     t = time.perf_counter()
     with open(os.devnull, "wb") as out:
         proc = subprocess.Popen(
-            ["influx", "-host", "127.0.0.1", "-port", str(port), "-database", DB, "-format", "csv",
-             "-precision", "rfc3339", "-execute", query],
+            [
+                "influx",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(port),
+                "-database",
+                DB,
+                "-format",
+                "csv",
+                "-precision",
+                "rfc3339",
+                "-execute",
+                query,
+            ],
             stdout=out,
         )
         _, status, usage = os.wait4(proc.pid, 0)
@@ -188,8 +199,10 @@ def main() -> None:
             url = f"http://127.0.0.1:{influxd.port}"
             t = time.perf_counter()
             written = fill(url, args.nodes, args.days)
-            print(f"{written} readings ({args.nodes} nodes x {args.days} days of minute data) "
-                  f"written in {time.perf_counter() - t:.0f} s")
+            print(
+                f"{written} readings ({args.nodes} nodes x {args.days} days of minute data) "
+                f"written in {time.perf_counter() - t:.0f} s"
+            )
             t = time.perf_counter()
             points = rebuild(url, args.days)
             print(f"rollup --rebuild: {points} roll-up points in {time.perf_counter() - t:.1f} s")

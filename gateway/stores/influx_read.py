@@ -85,6 +85,15 @@ class InfluxReader(ReportQueries):
         cond = where(span.site, span.nodes, span.start, span.end)
         return self._stream(f'SELECT {select} FROM "reading" WHERE {cond}{group}', trace)
 
+    def reading_cells(
+        self, span: Span, fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[list[str]]:
+        select = ", ".join(ident(f) for f in fields)
+        text = f'SELECT {select} FROM "reading" WHERE {where(span.site, span.nodes, span.start, span.end)}'
+        if trace is not None:
+            trace(text)
+        return self._db.stream_cells(text, fields)
+
     def period_means(
         self, span: Span, metrics: list[str], bucket: timedelta, *, trace: Trace | None = None
     ) -> Iterator[Row]:

@@ -149,6 +149,13 @@ class Reader(Protocol):
     ) -> Iterator[Row]:
         """Every reading in the span with these fields, in time order (per node when `per_node`)."""
 
+    def reading_cells(
+        self, span: Span, fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[list[str]]:
+        """`readings` as the database's own text, for exports at its speed: per reading a list of
+        cells, `time` (epoch ms) then `fields` in order, an absent value empty, numbers as the
+        database writes them (a float in its shortest exact form, "12" for 12.0), in time order."""
+
     def period_means(
         self, span: Span, metrics: list[str], bucket: timedelta, *, trace: Trace | None = None
     ) -> Iterator[Row]:
