@@ -19,10 +19,15 @@ from gateway.timerange import from_ms
 
 def node_sections(log: QueryLog, has_status: bool) -> list[NodeSection]:
     counts: dict[str, dict[datetime, int]] = defaultdict(dict)
-    for row in log.reader.aggregate(
-        log.span, "seq", ["count"], bucket=DAY, fill="zero", trace=log.trace("completeness")
-    ):
-        counts[str(row["node"])][row["start"]] = int(row["count"] or 0)
+    if log.rolled is not None:  # whole days from the roll-ups: `readings` is count("seq")
+        for row in log.reader.rollups(log.rolled, "1d", ["readings"], trace=log.trace("completeness")):
+            counts[str(row["node"])][row["start"]] = int(row["readings"] or 0)
+    for edge in log.edges:
+        for row in log.reader.aggregate(
+            edge, "seq", ["count"], bucket=DAY, fill="zero", trace=log.trace("completeness")
+        ):
+            if row["start"] + DAY > edge.start:  # fill(0) also answers for the day before it
+                counts[str(row["node"])][row["start"]] = int(row["count"] or 0)
     names = sorted(set(counts) | set(log.node_filter))
     sections = []
     for node in names:

@@ -16,9 +16,12 @@ from contract.wire import ReadingPayload
 from gateway import cli
 from gateway.config import InfluxConfig
 from gateway.points import to_line
+from gateway.report import data
+from gateway.report.model import ReportData
 from gateway.rollup import DIRTY_FILE, MAX_WAIT, SETTLE, Rollups, bucket_of, jobs
-from gateway.stores import open_store, rollups_for
+from gateway.stores import open_reader, open_store, rollups_for
 from gateway.stores.base import Store
+from gateway.stores.reader import Series
 from tests.fakes.clock import FakeClock
 from tests.helpers import Influx
 
@@ -173,12 +176,64 @@ def test_jobs_merge_nodes_with_the_same_hours_and_split_runs() -> None:
 
 def test_rebuild_command_rolls_up_history_written_around_the_gateway(influx: Influx, tmp_path: Path) -> None:
     influx.write([to_line(r) for n in ("a", "b") for r in readings(n, T0, range(1, 200))])
+    _rebuild(influx, tmp_path, "2026-03-01", "2026-03-02T03:00Z")
+    assert_rollups_match(influx)
+    args = ["rollup", "--config", str(tmp_path / "gateway.toml"), "--rebuild", "--site", "tsagaan"]
+    assert cli.main([*args, "--start", "2026-03-02", "--end", "2026-03-01"]) == 2
+
+
+def _rebuild(influx: Influx, tmp_path: Path, start: str, end: str) -> None:
     cfg = tmp_path / "gateway.toml"
     cfg.write_text(
         f'data_dir = "{tmp_path}"\n[mqtt]\nhost = "127.0.0.1"\n'
         f'[influxdb]\nurl = "{influx.url}"\ndatabase = "{influx.db}"\napi = "v1"\n'
     )
-    args = ["rollup", "--config", str(cfg), "--rebuild", "--site", "tsagaan"]
-    assert cli.main([*args, "--start", "2026-03-01", "--end", "2026-03-02T03:00Z"]) == 0
-    assert_rollups_match(influx)
-    assert cli.main([*args, "--start", "2026-03-02", "--end", "2026-03-01"]) == 2
+    args = ["rollup", "--config", str(cfg), "--rebuild", "--site", "tsagaan", "--start", start, "--end", end]
+    assert cli.main(args) == 0
+
+
+def test_report_and_series_from_rollups_equal_those_from_raw(influx: Influx, tmp_path: Path) -> None:
+    """Three days and a bit for two nodes, one of them silent for five hours: the report's tables and
+    the dashboard's long series read from the roll-ups show what the raw readings show."""
+    outage = range(1500, 1800)
+    lines = [to_line(r) for r in readings("a", T0, range(1, 4321))]
+    lines += [to_line(r) for r in readings("b", T0, range(1, 4321)) if int(r.seq) - 1 not in outage]
+    influx.write(lines)
+    reader = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
+    start, end = T0 - timedelta(hours=2), T0 + timedelta(days=3, hours=-1, minutes=30)
+
+    def report() -> ReportData:
+        return data.collect(
+            reader,
+            site="tsagaan",
+            start=start,
+            end=end,
+            generated=end + timedelta(days=9),
+            standards=["who-2021"],
+        )
+
+    def series() -> list[Series]:
+        out = []
+        for every in (3600, 21600, 86400):  # on their grids: roll-up buckets are whole hours and days
+            if every == 86400:
+                lo, hi = T0 + timedelta(hours=2), T0 + timedelta(days=2, hours=2)
+            else:
+                lo, hi = T0 - timedelta(hours=4), T0 + timedelta(days=2, hours=20)
+            out.append(reader.series("tsagaan", "b", ["pm2_5", "pm10"], lo, hi, every))
+        return out
+
+    raw_report, raw_series = report(), series()
+    _rebuild(influx, tmp_path, "2026-03-01", "2026-03-05")
+    rolled_report, rolled_series = report(), series()
+    assert any("reading_1d" in q for qs in rolled_report.queries.values() for q in qs)
+    assert not any("reading_1d" in q for qs in raw_report.queries.values() for q in qs)
+    assert rolled_report.nodes == raw_report.nodes
+    assert rolled_report.metrics == raw_report.metrics
+    assert any(d.readings < d.expected for n in raw_report.nodes if n.node == "b" for d in n.days)
+    for raw_s, rolled_s in zip(raw_series, rolled_series, strict=True):
+        assert rolled_s.times == raw_s.times
+        for m in ("pm2_5", "pm10"):
+            assert len(rolled_s.values[m]) == len(raw_s.values[m])
+            for x, y in zip(rolled_s.values[m], raw_s.values[m], strict=True):
+                assert (x is None and y is None) or math.isclose(x, y, rel_tol=1e-12)  # type: ignore[arg-type]
+    assert None in rolled_series[0].values["pm2_5"]  # b's silent hours stay gaps
