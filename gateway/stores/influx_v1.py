@@ -137,6 +137,7 @@ class InfluxV1:
                 # TextIOWrapper splits lines in C; the CSV is UTF-8, newlines only inside quotes
                 rows = csv.reader(io.TextIOWrapper(cast(BinaryIO, resp), encoding="utf-8", newline=""))
                 order: list[int] | None = None  # positions when the header is not `wanted`
+                seen = False
                 for cells in rows:
                     if cells == ["error"]:
                         detail = next(rows, [""])[0]
@@ -145,11 +146,16 @@ class InfluxV1:
                         names = cells[2:]
                         order = None if names == wanted else [_index(names, c) for c in wanted]
                         continue
+                    seen = True
                     if order is None:
                         del cells[:2]  # the measurement's name and the (ungrouped, empty) tags
                         yield cells
                     else:
                         yield [cells[i] if i >= 0 else "" for i in order]
+                if not seen:
+                    # InfluxDB 1.x's CSV leaves a statement's error out ("database not found", a
+                    # type error): an empty answer is asked again in JSON, which says it
+                    self.query(influxql)
             finally:
                 resp.release_conn()
         except StoreError as exc:
