@@ -10,7 +10,6 @@ is written with a leading `'` (contract.csvcell); `verify --input` reads it back
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -223,9 +222,7 @@ def _csv_readings(
     kinds = {c.name: c.type for c in reading_columns(req.metrics)}
     counted = [1 + fields.index(f"{m.value}_n") for m in req.metrics]  # cell 0 is the time
     texts = [1 + i for i, f in enumerate(fields) if kinds[f] == "string"]
-    plain = csv.writer(out, lineterminator="\n")
-    guarded = csvcell.Writer(out)
-    risky = csvcell.FORMULA_PREFIXES
+    writer = csvcell.Writer(out)
     last_ms, last_time = "", ""
     count = 0
     for cells in reader.reading_cells(span(req), fields, trace=trace):
@@ -236,10 +233,7 @@ def _csv_readings(
             if progress is not None:
                 progress(last_time)
         cells[0] = last_time
-        if any(cells[i].startswith(risky) or "\r" in cells[i] for i in texts):
-            guarded.writerow(cells)  # rare: the one writer that neutralises formulas
-        else:
-            plain.writerow(cells)
+        writer.write_cells(cells, texts)
         count += 1
     return count
 
