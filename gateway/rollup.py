@@ -35,6 +35,7 @@ DIRTY_FILE = "rollup-dirty.json"
 SETTLE = timedelta(seconds=30)
 MAX_WAIT = timedelta(minutes=5)
 RETRY = timedelta(seconds=30)
+HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 
 Key = tuple[str, str, Period, int]
 """(site, node, period, bucket start in epoch ms)."""
@@ -76,13 +77,16 @@ class Rollups:
         return len(self._marks)
 
     def stored(self, readings: list[ReadingPayload]) -> None:
+        """On the ingest path, so per reading only its hour is taken; the rest once per hour."""
+        hours = {
+            (r.site, r.node, r.period_s, (int(r.ts.timestamp() * 1000) - 1) // HOUR_MS) for r in readings
+        }
         now = self._clock()
         fresh = False
-        for r in readings:
-            ts_ms = int(r.ts.timestamp() * 1000)
-            self._intervals[(r.site, r.node)] = r.period_s
-            for period in BUCKETS:
-                key = (r.site, r.node, period, bucket_of(ts_ms, period))
+        for site, node, period_s, hour in hours:
+            self._intervals[(site, node)] = period_s
+            start = hour * HOUR_MS
+            for key in ((site, node, "1h", start), (site, node, "1d", start // DAY_MS * DAY_MS)):
                 mark = self._marks.get(key)
                 if mark is None:
                     self._marks[key] = _Mark(now, now)
