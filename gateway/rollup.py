@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,8 +62,11 @@ class Rollups:
         state: Path | None = None,
         *,
         waiting: Callable[[], bool] = lambda: False,
+        background: bool = False,
     ) -> None:
-        # `waiting`: readings are durable but not yet in the database (the spool holds some)
+        # `waiting`: readings are durable but not yet in the database (the spool holds some);
+        # `background`: recompute on a thread of its own, so that a day of fifty nodes' readings
+        # (a second of InfluxDB's time) never holds up the loop that stores and acknowledges
         self._backend = backend
         self._clock = clock
         self._state = state
@@ -70,6 +74,9 @@ class Rollups:
         self._marks: dict[Key, _Mark] = {}
         self._intervals: dict[tuple[str, str], int] = {}
         self._retry_at: datetime | None = None
+        self._background = background
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()  # the marks, between the loop's hook and the worker
         self._load()
 
     @property
@@ -83,6 +90,13 @@ class Rollups:
         }
         now = self._clock()
         fresh = False
+        with self._lock:
+            fresh = self._mark(hours, now)
+        if fresh:  # a new bucket: worth a write; another reading in a marked one is not
+            self._save()
+
+    def _mark(self, hours: set[tuple[str, str, int, int]], now: datetime) -> bool:
+        fresh = False
         for site, node, period_s, hour in hours:
             self._intervals[(site, node)] = period_s
             start = hour * HOUR_MS
@@ -93,20 +107,40 @@ class Rollups:
                     fresh = True
                 else:
                     mark.last = now
-        if fresh:  # a new bucket: worth a write; another reading in a marked one is not
-            self._save()
+        return fresh
 
     def tick(self) -> None:
         now = self._clock()
         if not self._marks or self._waiting() or (self._retry_at is not None and now < self._retry_at):
             return
-        due = [k for k, m in self._marks.items() if now - m.last >= SETTLE or now - m.first >= MAX_WAIT]
-        if due:
+        if self._worker is not None and self._worker.is_alive():
+            return
+        with self._lock:
+            due = [k for k, m in self._marks.items() if now - m.last >= SETTLE or now - m.first >= MAX_WAIT]
+        if not due:
+            return
+        if self._background:
+            self._worker = threading.Thread(target=self._work, args=(due,), name="rollups", daemon=True)
+            self._worker.start()
+        else:
             self.flush(due)
+
+    def _work(self, due: list[Key]) -> None:
+        try:
+            self.flush(due)
+        except Exception:  # a bug here must not end the roll-ups for good: the marks stay
+            log.exception("roll-ups: recompute failed")
+            self._retry_at = self._clock() + RETRY
+
+    def join(self, timeout_s: float = 30.0) -> None:
+        """Wait for a recompute under way (a stopping gateway; what is left stays marked)."""
+        if self._worker is not None:
+            self._worker.join(timeout_s)
 
     def flush(self, keys: list[Key] | None = None) -> int:
         """Recompute the buckets `keys` (every marked one when None) now; returns points written."""
-        keys = list(self._marks) if keys is None else keys
+        with self._lock:
+            keys = list(self._marks) if keys is None else keys
         started = self._clock()
         try:
             metrics = self._backend.metric_fields()
@@ -119,10 +153,11 @@ class Rollups:
             self._retry_at = self._clock() + RETRY
             return 0
         self._retry_at = None
-        for k in keys:
-            mark = self._marks.get(k)
-            if mark is not None and mark.last < started:  # marked again meanwhile: once more later
-                del self._marks[k]
+        with self._lock:
+            for k in keys:
+                mark = self._marks.get(k)
+                if mark is not None and mark.last < started:  # marked again meanwhile: once more later
+                    del self._marks[k]
         self._save()
         return written
 
@@ -145,13 +180,14 @@ class Rollups:
     def _save(self) -> None:
         if self._state is None:
             return
-        doc = {
-            "dirty": [list(k) for k in self._marks],
-            "intervals": [[s, n, i] for (s, n), i in self._intervals.items()],
-        }
-        tmp = self._state.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, self._state)
+        with self._lock:  # the loop's hook and the worker both save: one at a time, one file
+            doc = {
+                "dirty": [list(k) for k in self._marks],
+                "intervals": [[s, n, i] for (s, n), i in self._intervals.items()],
+            }
+            tmp = self._state.with_suffix(".tmp")
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, self._state)
 
 
 def jobs(keys: list[Key]) -> list[Recompute]:

@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         utc_now,
         cfg.data_dir / rollup.DIRTY_FILE,
         waiting=lambda: spool.depth > 0,
+        background=True,
     )
     rollup.attach(hooks, rollups)
     notifier = Notifier()  # READY=1 on the loop's first tick, then WATCHDOG=1 (systemd)

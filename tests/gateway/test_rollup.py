@@ -237,3 +237,20 @@ def test_report_and_series_from_rollups_equal_those_from_raw(influx: Influx, tmp
             for x, y in zip(rolled_s.values[m], raw_s.values[m], strict=True):
                 assert (x is None and y is None) or math.isclose(x, y, rel_tol=1e-12)  # type: ignore[arg-type]
     assert None in rolled_series[0].values["pm2_5"]  # b's silent hours stay gaps
+
+
+def test_in_the_background_the_hook_never_waits_for_a_recompute(
+    influx: Influx, store: Store, clock: FakeClock, tmp_path: Path
+) -> None:
+    cfg = InfluxConfig(url=influx.url, database=influx.db, api="v1")  # type: ignore[arg-type]
+    rollups = Rollups(rollups_for(store, cfg), clock, tmp_path / DIRTY_FILE, background=True)
+    store_them(store, rollups, readings("a", T0, range(1, 121)))
+    clock.advance(SETTLE.total_seconds())
+    rollups.tick()  # starts the worker
+    store_them(store, rollups, readings("b", T0, range(1, 121)))  # meanwhile, on the loop's thread
+    rollups.join()
+    clock.advance(SETTLE.total_seconds())
+    rollups.tick()
+    rollups.join()
+    assert rollups.pending == 0
+    assert_rollups_match(influx)
