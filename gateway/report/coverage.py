@@ -27,7 +27,7 @@ def node_sections(log: QueryLog, has_status: bool) -> list[NodeSection]:
         for row in log.reader.aggregate(
             edge, "seq", ["count"], bucket=DAY, fill="zero", trace=log.trace("completeness")
         ):
-            if row["start"] + DAY > edge.start:  # fill(0) also answers for the day before it
+            if row["start"] + DAY > edge.start:  # zero-filled, the day before the edge answers too
                 counts[str(row["node"])][row["start"]] = int(row["count"] or 0)
     names = sorted(set(counts) | set(log.node_filter))
     sections = []
