@@ -21,6 +21,14 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
 	    mosquitto mosquitto-clients influxdb influxdb-client chromium chromium-driver; \
 	fi
+	@# The regional hub's database: PostgreSQL with PostGIS (the tests start private clusters)
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	    ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then \
+	  echo "installing Debian packages: postgresql postgresql-postgis"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
+	    postgresql postgresql-postgis; \
+	fi
 	@# WeasyPrint (the report's --pdf) lays text out with Pango and needs a font
 	@if ! /sbin/ldconfig -p | grep -q libpangoft2-1.0 || [ ! -d /usr/share/fonts/truetype/dejavu ]; then \
 	  echo "installing Debian packages: libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core"; \
@@ -38,8 +46,10 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 # Lint first: CI runs exactly this, so a ruff or mypy --strict finding is a red build.
+# Two workers (pytest-xdist), each with its own private broker, influxd and PostgreSQL: the
+# suite waits on real services far more than it computes. PYTEST_ARGS="-n 0" runs it in one.
 test: deps venv lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -7,6 +7,7 @@ validation must pass before anything connects.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import logging
 import os
@@ -19,6 +20,8 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+
+from contract.logrepeat import RepeatFilter
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,8 +47,19 @@ def describe(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ())
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if p not in hide)
         msg = err["msg"]
+        ctx = err.get("ctx") or {}
         if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             msg = "unknown key (misspelt? see docs/configuration.md)"
+        elif err["type"] == "union_tag_invalid":  # pydantic: "Input tag 'x' found using 'type' does not..."
+            key = str(ctx.get("discriminator", "type")).strip("'")
+            known = str(ctx.get("expected_tags", "")).replace("'", "")
+            tag = str(ctx.get("tag"))
+            close = difflib.get_close_matches(tag, known.split(", "), n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            loc, msg = (*loc, key), f"{tag!r} is not a {key} we know{guess}; use one of: {known}"
+        elif err["type"] == "union_tag_not_found":
+            key = str(ctx.get("discriminator", "type")).strip("'")
+            loc, msg = (*loc, key), f"missing: every table here says which kind it is with `{key} = ...`"
         where = _loc(loc) or "(top level)"
         lines.append(f"{path}: {where}: {msg}")
     return "\n".join(lines)
@@ -104,12 +118,12 @@ def read_secret(file: Path | None, env: str) -> str | None:
 
 
 def setup_logging(verbose: bool = False) -> None:
-    """Plain, greppable lines on stderr (journald under systemd)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Plain, greppable lines on stderr (journald under systemd); a line repeated in a loop is
+    collapsed into one a minute with its count (contract/logrepeat.py)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RepeatFilter())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 

@@ -32,6 +32,16 @@ def decimals_of(metric: str) -> int:
     return row.decimals if row else 1
 
 
+MEAN_EXTRA_DECIMALS = 1
+"""A mean keeps one more decimal than the metric's readings (24-hour means in the report, period means
+in `export --average`): the same digits wherever the same mean is written, and `figure` adds more
+where those would hide which side of a limit it is on."""
+
+
+def mean_decimals(metric: str) -> int:
+    return decimals_of(metric) + MEAN_EXTRA_DECIMALS
+
+
 def limit_text(limit: float, decimals: int) -> str:
     """A limit is written exactly: its own digits when it has more than the metric's (49.95)."""
     d = decimals

@@ -15,3 +15,11 @@ class Flag(StrEnum):
     CLOCK_UNSYNCED = "clock_unsynced"
     CAL_EXPIRED = "cal_expired"
     CAL_FALLBACK = "cal_fallback"
+
+
+class GatewayFlag(StrEnum):
+    """Flags the gateway finds when it stores a reading, kept in the stored field `gateway_flags`
+    and never in `flags`: those are what the node signed, and must stay as signed to verify."""
+
+    TS_SHARED = "ts_shared"
+    """Another reading of the node (another `seq`) has the same `ts`: both are kept."""

@@ -2,7 +2,8 @@
 it and the gateway that stores it.
 
 It lives apart from the gateway's storage code so that the node imports only pydantic for it. The
-`offline` message, from a clean shutdown or from the MQTT last will, carries only `state`.
+`stopped` message (a clean shutdown: a planned stop) and the `offline` one (the MQTT last will: the
+node vanished) carry only `state`, so the gateway can tell a planned stop from a loss.
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ class SensorStatus(_Strict):
 
 
 class NodeStatus(_Strict):
-    """`online` carries everything below; `offline` only `state`."""
+    """`online` carries everything below; `stopped` and `offline` only `state`."""
 
-    state: Literal["online", "offline"]
+    state: Literal["online", "offline", "stopped"]
     version: Annotated[str, StringConstraints(max_length=64)] | None = None
     started: Timestamp | None = None
     uptime_s: StrictInt | None = Field(default=None, ge=0)
@@ -66,9 +67,9 @@ class NodeStatus(_Strict):
         return self
 
     def to_wire(self) -> bytes:
-        """`offline` is `state` alone; `online` has every field, `lat`/`lon` and
+        """`offline` and `stopped` are `state` alone; `online` has every field, `lat`/`lon` and
         `outbox.recovered_from` only when known."""
-        if self.state == "offline":
+        if self.state != "online":
             return self.model_dump_json(exclude_defaults=True).encode()
         exclude: dict[str, Any] = {"lat": True, "lon": True} if self.lat is None else {}
         if self.outbox is not None and self.outbox.recovered_from is None:
@@ -77,6 +78,9 @@ class NodeStatus(_Strict):
 
 
 OFFLINE = NodeStatus(state="offline")
+"""The last will: the node went without saying goodbye (power cut, kill, link lost)."""
+STOPPED = NodeStatus(state="stopped")
+"""What a node publishes itself on a clean shutdown (SIGTERM, `systemctl stop`): a planned stop."""
 
 
 def ts_text(ts: datetime | None) -> str | None:

@@ -12,6 +12,8 @@ from contract.metrics import Metric
 from contract.wire import ID_PATTERN
 from gateway.alerts.config import RULE_TYPES, AlertsConfig
 from gateway.channels import CHANNEL_TYPES
+from gateway.community.config import CommunityMap
+from gateway.exports.config import ExportsConfig
 from gateway.standards import STANDARDS
 
 
@@ -151,6 +153,22 @@ class WebConfig(_Section):
     licence: str = Field(default="CC BY 4.0", min_length=1)
     licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
     attribution: str = Field(default="minewatch community monitoring network", min_length=1)
+    # What a hostile client may hold (gateway/web/guard.py, docs/operations.md "The dashboard's limits").
+    max_connections: int = Field(
+        default=512, ge=1, le=100_000, description="Connections open at once; more are refused at once."
+    )
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="From connecting, or a request's first byte, to its headers' end.",
+    )
+    idle_timeout_s: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="A connection with no request, or a client not reading, is closed.",
+    )
 
     @field_validator("standards")
     @classmethod
@@ -159,6 +177,20 @@ class WebConfig(_Section):
             if key not in STANDARDS:
                 raise ValueError(f"unknown standard {key!r}; known: {', '.join(STANDARDS)}")
         return value
+
+
+class ForwardConfig(_Section):
+    """Forwarding to a regional hub (docs/region.md); absent: the site keeps everything to itself."""
+
+    site: str = Field(pattern=ID_PATTERN, description="The site whose readings are forwarded.")
+    topic_prefix: str = Field(default="minewatch-hub", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    mqtt: MqttConfig = Field(description="The hub's broker, with this site's own account.")
+    identity_file: Path = Field(description="The site's Ed25519 identity (`minewatch-gateway hub identity`).")
+    outbox: Path | None = Field(default=None, description="Default <data_dir>/forward.sqlite.")
+    batch_size: int = Field(default=500, ge=1, le=1000)
+    max_in_flight: int = Field(default=4, ge=1, le=64)
+    ack_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    backfill: bool = Field(default=True, description="Send what was stored before forwarding began.")
 
 
 class GatewayConfig(_Section):
@@ -176,6 +208,9 @@ class GatewayConfig(_Section):
     report: ReportConfig = ReportConfig()
     trust: TrustConfig = TrustConfig()
     web: WebConfig | None = None  # present = `run` serves the dashboard too
+    forward: ForwardConfig | None = None  # present = `run` forwards to a regional hub
+    exports: ExportsConfig = ExportsConfig()  # AQDx, AQCSV, OpenAQ (gateway/exports/)
+    community_maps: list[CommunityMap] = Field(default_factory=list)  # off unless listed
 
     @property
     def keys_dir(self) -> Path:
@@ -191,4 +226,14 @@ def load(path: Path | str) -> GatewayConfig:
     if cfg.trust.keys_dir is not None and not cfg.trust.keys_dir.is_absolute():
         trust = cfg.trust.model_copy(update={"keys_dir": (Path(path).parent / cfg.trust.keys_dir).resolve()})
         cfg = cfg.model_copy(update={"trust": trust})
+    if cfg.forward is not None:
+        base = Path(path).parent
+        fwd = cfg.forward
+        update: dict[str, Path] = {}
+        if not fwd.identity_file.is_absolute():
+            update["identity_file"] = (base / fwd.identity_file).resolve()
+        if fwd.outbox is not None and not fwd.outbox.is_absolute():
+            update["outbox"] = (base / fwd.outbox).resolve()
+        if update:
+            cfg = cfg.model_copy(update={"forward": fwd.model_copy(update=update)})
     return cfg

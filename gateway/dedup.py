@@ -57,6 +57,17 @@ class RecentSeqs:
         state[2] = bits | (1 << k)
         return True
 
+    def has(self, site: str, node: str, seq: int, ts_ms: int) -> bool:
+        """Whether exactly this reading was offered before (its repeat is already stored); looks
+        only, remembers nothing."""
+        state = self._nodes.get((site, node))
+        if state is None or self._window <= 0:
+            return False
+        high, high_ts, bits = state
+        if seq > high or ts_ms > high_ts or high - seq >= self._window:
+            return False
+        return bool(bits >> (high - seq) & 1)
+
     def save(self, path: Path) -> None:
         doc = {f"{s}/{n}": [h, t, format(b, "x")] for (s, n), (h, t, b) in self._nodes.items()}
         tmp = path.with_suffix(".tmp")

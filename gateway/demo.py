@@ -2,20 +2,26 @@
 
 Starts a private Mosquitto and influxd, the gateway and three simulated nodes at site `tsagaan`:
 `haul-road` (dust, with a dust event), `river-down` (turbidity, with a spike) and `river-up` (the
-clean upstream reference). Prints each reading as it is stored and each alert as it is raised and
-cleared (dust over 100 µg/m³ at the haul road; the river more than 5 NTU above upstream), then a
-summary queried back from InfluxDB and the InfluxQL a regulator would type to see the same. Stops
-everything it started.
+clean upstream reference). Prints each alert as it is raised and cleared, set apart (dust over
+100 µg/m³ at the haul road; the river more than 5 NTU above upstream), a progress line every
+PROGRESS_S (each stored reading only with DEMO_VERBOSE=1: three lines every 5 s buried the alerts),
+then a summary queried back from InfluxDB. With DEMO_KEEP=1 the broker's, the database's and the
+gateway's state stay in their directory, with a gateway.toml, and it prints how to start the
+database again and the queries a regulator would type; without, it says so, as that state is
+deleted. Stops everything it started.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
+import shutil
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +44,7 @@ from node.service import NodeService
 
 SITE = "tsagaan"
 INTERVAL_S = 5
+PROGRESS_S = 30
 POSITIONS = {  # made-up positions along a haul road and a river, for the dashboard's map
     "haul-road": {"lat": 43.1105, "lon": 106.8503},
     "river-down": {"lat": 43.0921, "lon": 106.8712},
@@ -101,6 +108,36 @@ def _signing(node: NodeService, keys_dir: Path) -> NodeService:
     return node
 
 
+class Progress:
+    """Counts what is stored; says so every PROGRESS_S, in one line, so that alerts stand out."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.stored: Counter[str] = Counter()
+        self.active: set[str] = set()
+        self._next = time.monotonic() + PROGRESS_S
+
+    def on_stored(self, readings: list[ReadingPayload]) -> None:
+        self.stored.update(r.node for r in readings)
+        if self.verbose:
+            _print_stored(readings)
+        elif time.monotonic() >= self._next:
+            self._next += PROGRESS_S
+            per_node = ", ".join(f"{node} {n}" for node, n in sorted(self.stored.items()))
+            print(
+                f"{datetime.now(UTC):%H:%M:%S}Z  {sum(self.stored.values())} readings stored ({per_node}); "
+                f"{len(self.active)} alert(s) active",
+                flush=True,
+            )
+
+    def on_alert(self, event: AlertEvent) -> None:
+        if event.state == "raised":
+            self.active.add(event.id)
+        elif event.state == "cleared":
+            self.active.discard(event.id)
+        _print_alert(event)
+
+
 def _print_stored(readings: list[ReadingPayload]) -> None:
     for r in readings:
         values = "  ".join(
@@ -139,68 +176,105 @@ DEMO_ALERTS = {
 
 
 def _print_alert(event: AlertEvent) -> None:
-    print(f"ALERT   {event.state.upper():<9} {event.id}\n        {event.message}", flush=True)
+    print(f"\n*** ALERT {event.state.upper()}  {event.id}\n    {event.message}\n", flush=True)
 
 
 def main() -> int:
     seconds = int(os.environ.get("DEMO_SECONDS", "90"))
+    keep = os.environ.get("DEMO_KEEP", "") not in ("", "0")
+    progress = Progress(verbose=os.environ.get("DEMO_VERBOSE", "") not in ("", "0"))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    with tempfile.TemporaryDirectory(prefix="minewatch-demo-") as tmp:
-        work = Path(tmp)
-        broker = devservices.mosquitto(work / "mosquitto", persistent=True)  # as in production
-        influxd = devservices.influxd(work / "influxd")
-        broker.start()
-        influxd.start()
-        print(f"mosquitto on 127.0.0.1:{broker.port}, influxd on 127.0.0.1:{influxd.port}, state in {work}")
-        influx_url = f"http://127.0.0.1:{influxd.port}"
-        cfg = GatewayConfig(
-            data_dir=work / "gateway",
-            mqtt=MqttConfig(port=broker.port, client_id="demo-gateway"),
-            influxdb=InfluxConfig(url=influx_url, database="minewatch"),  # type: ignore[arg-type]
-            batch=BatchConfig(max_delay_s=0.2),
-            alerts=AlertsConfig.model_validate(DEMO_ALERTS),
-        )
-        nodes = [  # keys registered before the gateway's key registry is read
-            _signing(NodeService(node_cfg), cfg.keys_dir)
-            for node_cfg in _nodes(broker.port, work / "nodes", seconds)
-        ]
-        parts = open_parts(cfg)
-        hooks = Hooks(on_stored=[_print_stored])
-        alerts = Alerts(cfg, publish=through(parts.subscriber))
-        alerts.on_event.append(_print_alert)
-        alerts.install(hooks)
-        board = StatusBoard(cfg.topic_prefix)
-        hooks.handlers.append(("status", board.handle))
-        gw = assemble(parts, hooks)
-        alerts.start()
-        web = _dashboard(cfg, board)
-        gw_thread = threading.Thread(target=gw.run, name="gateway")
-        threads = [threading.Thread(target=n.run, name=n.cfg.node) for n in nodes]
-        try:
-            gw_thread.start()
-            for t in threads:
-                t.start()
-            print(f"three nodes at {SITE}, one reading every {INTERVAL_S} s each, for {seconds} s ...")
-            print(f"each signs its readings; the gateway checks them with the keys in {cfg.keys_dir}\n")
-            time.sleep(seconds)
-        except KeyboardInterrupt:
-            print("\ninterrupted: stopping")
-        finally:
-            for n in nodes:
-                n.stop_event.set()
-            for t in threads:
-                t.join(15)
-            time.sleep(1.0)  # let the gateway write the last batch
-            gw.stop_event.set()
-            gw_thread.join(15)
-            alerts.stop()
-            web.stop()
-        try:
-            _summary(open_reader(InfluxConfig(url=influx_url, database="minewatch", api="v1")))  # type: ignore[arg-type]
-        finally:
-            broker.stop()
-            influxd.stop()
+    work = Path(tempfile.mkdtemp(prefix="minewatch-demo-"))
+    try:
+        return _run(work, seconds, keep, progress)
+    finally:
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(work: Path, seconds: int, keep: bool, progress: Progress) -> int:
+    broker = devservices.mosquitto(work / "mosquitto", persistent=True)  # as in production
+    influxd = devservices.influxd(work / "influxd")
+    broker.start()
+    influxd.start()
+    print(f"mosquitto on 127.0.0.1:{broker.port}, influxd on 127.0.0.1:{influxd.port}, state in {work}")
+    influx_url = f"http://127.0.0.1:{influxd.port}"
+    cfg = GatewayConfig(
+        data_dir=work / "gateway",
+        mqtt=MqttConfig(port=broker.port, client_id="demo-gateway"),
+        influxdb=InfluxConfig(url=influx_url, database="minewatch"),  # type: ignore[arg-type]
+        batch=BatchConfig(max_delay_s=0.2),
+        alerts=AlertsConfig.model_validate(DEMO_ALERTS),
+    )
+    nodes = [  # keys registered before the gateway's key registry is read
+        _signing(NodeService(node_cfg), cfg.keys_dir)
+        for node_cfg in _nodes(broker.port, work / "nodes", seconds)
+    ]
+    parts = open_parts(cfg)
+    hooks = Hooks(on_stored=[progress.on_stored])
+    alerts = Alerts(cfg, publish=through(parts.subscriber))
+    alerts.on_event.append(progress.on_alert)
+    alerts.install(hooks)
+    board = StatusBoard(cfg.topic_prefix)
+    hooks.handlers.append(("status", board.handle))
+    gw = assemble(parts, hooks)
+    alerts.start()
+    web = _dashboard(cfg, board)
+    gw_thread = threading.Thread(target=gw.run, name="gateway")
+    threads = [threading.Thread(target=n.run, name=n.cfg.node) for n in nodes]
+    try:
+        gw_thread.start()
+        for t in threads:
+            t.start()
+        print(f"three nodes at {SITE}, one reading every {INTERVAL_S} s each, for {seconds} s ...")
+        print(f"each signs its readings; the gateway checks them with the keys in {cfg.keys_dir}")
+        print(f"alerts are printed as they come; a line every {PROGRESS_S} s says what is stored\n")
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping")
+    finally:
+        for n in nodes:
+            n.stop_event.set()
+        for t in threads:
+            t.join(15)
+        time.sleep(1.0)  # let the gateway write the last batch
+        gw.stop_event.set()
+        gw_thread.join(15)
+        alerts.stop()
+        web.stop()
+    queries: list[str] = []
+    try:
+        queries = _summary(open_reader(InfluxConfig(url=influx_url, database="minewatch", api="v1")))  # type: ignore[arg-type]
+    finally:
+        broker.stop()
+        influxd.stop()
+    _after(work, influxd.port, keep, queries)
     return 0
+
+
+def _after(work: Path, influx_port: int, keep: bool, queries: list[str]) -> None:
+    """How to look at the data again, when it is kept; that it is gone, when it is not."""
+    if not keep:
+        print(
+            f"\nThe demo's data was in {work} and is deleted now. To keep it and query it afterwards "
+            "(influx, minewatch-gateway report): DEMO_KEEP=1 make demo"
+        )
+        return
+    (work / "gateway.toml").write_text(
+        f'data_dir = "{work / "gateway"}"\n[influxdb]\nurl = "http://127.0.0.1:{influx_port}"\n'
+        'database = "minewatch"\napi = "v1"\n'
+    )
+    today = datetime.now(UTC).date()
+    print(f"\nThe demo's data is kept in {work}. Start its database again, then query it:")
+    print(f"  influxd run -config {work / 'influxd' / 'influxdb.conf'} &")
+    for query in queries:  # the very queries behind the summary above, as the reader ran them
+        influx = f"influx -port {influx_port} -database minewatch -precision rfc3339"
+        print(f"  {influx} -execute {_shell(query)}")
+    print(
+        f"  minewatch-gateway report --config {work / 'gateway.toml'} --site {SITE} "
+        f"--start {today} --end {today + timedelta(days=1)} --out {work / 'report.html'}"
+    )
+    print(f"When done: kill the influxd you started, and rm -r {work}")
 
 
 def _dashboard(cfg: GatewayConfig, board: StatusBoard) -> BackgroundServer:
@@ -212,7 +286,17 @@ def _dashboard(cfg: GatewayConfig, board: StatusBoard) -> BackgroundServer:
     return server
 
 
-def _summary(reader: Reader) -> None:
+def _shell(text: str) -> str:
+    """`text` as one shell word a reader can still read: in double quotes when nothing in it is
+    special there (InfluxQL's own quotes: "field" and 'string'), else as shlex quotes it."""
+    if any(c in text for c in "$`\\!"):
+        return shlex.quote(text)
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def _summary(reader: Reader) -> list[str]:
+    """Print what is stored; return the text of the queries behind it (for `influx`)."""
+    queries: list[str] = []
     print("\nSummary, queried back from InfluxDB:")
     now = datetime.now(UTC)
     everything = Span(SITE, [], now - timedelta(days=1), now + timedelta(days=1))
@@ -224,7 +308,7 @@ def _summary(reader: Reader) -> None:
         print(f"  {node:<10} {count} readings, {signed.get(node) or 0} signed and verified")
     for metric in ("pm2_5", "turbidity"):
         means = {str(r["node"]): r["mean"] for r in reader.aggregate(everything, metric, ["mean"])}
-        for row in reader.aggregate(everything, metric, ["max"]):
+        for row in reader.aggregate(everything, metric, ["max"], trace=queries.append):
             row["mean"] = means.get(str(row["node"]))
             if row.get("max") is not None:
                 unit = METRIC_UNITS[Metric(metric)]
@@ -232,7 +316,8 @@ def _summary(reader: Reader) -> None:
                     f"  {row['node']:<10} {metric:<9} max {row['max']:.1f} {unit}, "
                     f"mean {row['mean']:.1f} {unit}"
                 )
-    print("\nA regulator sees the same in `minewatch-gateway report`, with the query behind each table.")
+    print("A regulator sees the same in `minewatch-gateway report`, with the query behind each table.")
+    return queries
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ class Service:
     port: int
     workdir: Path
     ready: str  # "tcp" or an HTTP URL that answers 2xx when up
+    user: str | None = None  # run as this user (PostgreSQL refuses to run as root)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -68,6 +69,8 @@ class Service:
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
             start_new_session=True,
+            user=self.user,
+            group=self.user,
         )
         log.close()
         deadline = time.monotonic() + timeout_s
@@ -81,6 +84,9 @@ class Service:
         raise RuntimeError(f"{self.name} did not answer within {timeout_s} s; see {self.log_path}")
 
     def _answers(self) -> bool:
+        if self.ready == "pg_isready":  # PostgreSQL takes TCP connections before it takes queries
+            argv = [pg_binary("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+            return subprocess.run(argv, check=False).returncode == 0
         if self.ready == "tcp":
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
@@ -183,3 +189,54 @@ bind-address = "127.0.0.1:{rpc}"
         workdir,
         f"http://127.0.0.1:{port}/ping",
     )
+
+
+def _as_postgres_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as Debian's `postgres` user."""
+    return "postgres" if os.geteuid() == 0 else None
+
+
+def pg_binary(name: str) -> str:
+    """Debian keeps PostgreSQL's server programs out of PATH, under /usr/lib/postgresql/<major>/bin."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True):
+        return str(candidate)
+    raise FileNotFoundError(
+        f"{name} is not installed: run `make test` or `apt-get install postgresql postgresql-postgis`"
+    )
+
+
+def postgres(workdir: Path, port: int | None = None, superuser: str = "minewatch") -> Service:
+    """A private PostgreSQL cluster: `initdb` in `workdir/pgdata`, trust authentication on
+    loopback only, its socket in its own directory. As root, the cluster belongs to `postgres`:
+    `workdir` must then be reachable by that user (pytest's temporary directories are not; see
+    tests/conftest.py)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    user = _as_postgres_user()
+    data = workdir / "pgdata"
+    if user is not None:
+        shutil.chown(workdir, user, user)
+    if not (data / "PG_VERSION").exists():
+        subprocess.run(
+            [pg_binary("initdb"), "-D", str(data), "-U", superuser, "--auth=trust", "-E", "UTF8",
+             "--locale=C.UTF-8", "--no-sync"],
+            check=True, capture_output=True, user=user, group=user, cwd=workdir,
+        )  # fmt: skip
+    argv = [
+        pg_binary("postgres"),
+        "-D", str(data),
+        "-p", str(port),
+        "-k", str(workdir),
+        "-c", "listen_addresses=127.0.0.1",
+        "-c", "fsync=on",
+        "-c", "max_connections=200",
+        "-c", "shared_buffers=64MB",
+    ]  # fmt: skip
+    return Service("postgres", argv, port, workdir, "pg_isready", user=user)
+
+
+def pg_dsn(service: Service, dbname: str = "postgres", user: str = "minewatch") -> str:
+    return f"host=127.0.0.1 port={service.port} dbname={dbname} user={user}"

@@ -84,6 +84,7 @@ class Ingest:
         self._readings: list[ReadingPayload] = []
         self._messages: list[Message] = []
         self._rejects: list[tuple[Message, Reject]] = []
+        self._repeats: list[Message] = []  # readings stored before: acknowledged, not written
         self._oldest: float | None = None
         self._last_reject_log: dict[str, float] = {}
         self.stats = IngestStats()
@@ -103,7 +104,13 @@ class Ingest:
         except PayloadError as exc:
             self._reject(msg, exc.reason, exc.detail)
             return
-        self._lines.append(to_line(reading))
+        if self._recent.has(reading.site, reading.node, reading.seq, int(reading.ts.timestamp() * 1000)):
+            # already stored: writing it again would only replace its `received` time with a later
+            # one, and nothing stored is replaced. It is acknowledged with the next batch.
+            self.stats.duplicates += 1
+            self._repeats.append(msg)
+            return
+        self._lines.append(to_line(reading, received=now))
         self._readings.append(reading)
         self._messages.append(msg)
 
@@ -122,7 +129,7 @@ class Ingest:
 
     @property
     def pending(self) -> int:
-        return len(self._lines) + len(self._rejects)
+        return len(self._lines) + len(self._rejects) + len(self._repeats)
 
     def flush(self) -> None:
         """Make the batch durable, then acknowledge it. A retryable StoreError (InfluxDB down and no
@@ -132,6 +139,9 @@ class Ingest:
             self._keep_rejects()
         if self._lines:
             self._store_readings()
+        if self._repeats:
+            self._ack(self._repeats)
+            self._repeats = []
         self._oldest = None
 
     def _keep_rejects(self) -> None:
@@ -183,8 +193,10 @@ class Ingest:
         self._lines, self._readings, self._messages = [], [], []
 
     def _done(self, readings: list[ReadingPayload], messages: list[Message]) -> None:
+        """Hooks run before the node's messages are acknowledged: a gateway killed in between gets
+        them again from the broker, so a hook that keeps what it is handed (the hub forwarder's
+        outbox) never misses a stored reading."""
         self.stats.stored += len(readings)
-        self._ack(messages)
         recent = self._recent
         fresh = [r for r in readings if recent.is_new(r.site, r.node, r.seq, int(r.ts.timestamp() * 1000))]
         self.stats.duplicates += len(readings) - len(fresh)
@@ -194,6 +206,7 @@ class Ingest:
                     hook(fresh)
                 except Exception:  # a broken hook must not stop ingest; the readings are stored
                     log.exception("on_stored hook %r failed", hook)
+        self._ack(messages)
 
     def _reject(self, msg: Message, reason: str, detail: str) -> None:
         self.stats.rejected[reason] += 1

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 MEASUREMENT = "reading"
 
 
-def reading_point(reading: ReadingPayload) -> Point:
+def reading_point(reading: ReadingPayload, received: datetime | None = None) -> Point:
     """The same point built with influxdb-client: the reference `to_line` is tested against.
     Imported here, not at the top: influxdb-client (and the numpy it pulls in when installed) costs
     the gateway tens of MB of memory it does not need with InfluxDB 1.x."""
@@ -49,6 +49,8 @@ def reading_point(reading: ReadingPayload) -> Point:
         # Everything the signature covers is kept (period_s too), so the row alone can be re-verified.
         point.field("signed", True).field("sig", reading.sig).field("kid", reading.kid)
         point.field("period_s", int(reading.period_s))
+    if received is not None:
+        point.field("received", epoch_ms(received))
     return point.time(reading.ts, WritePrecision.MS)
 
 
@@ -64,8 +66,13 @@ def _float(value: float) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
-def to_line(reading: ReadingPayload) -> str:
+def to_line(reading: ReadingPayload, received: datetime | None = None) -> str:
     """The reading as one line of line protocol, millisecond precision.
+
+    `received` (the gateway's clock when it accepted the reading) is stored as the integer field
+    `received`, epoch ms: the point's time is the node's signed `ts`, which a node (or a thief of
+    its key) chooses, while this one only the gateway writes. A revoked key's readings are judged
+    by it (docs/trust.md, "Revoking a node").
 
     The same point `reading_point` builds, written faster: fields in the reading's order rather than
     sorted (InfluxDB does not care), and floats as `repr` gives them (`6.0` where influxdb-client
@@ -94,6 +101,8 @@ def to_line(reading: ReadingPayload) -> str:
         add('sig="' + reading.sig.translate(_ESCAPE_STRING) + '"')
         add('kid="' + reading.kid.translate(_ESCAPE_STRING) + '"')
         add(f"period_s={reading.period_s}i")
+    if received is not None:
+        add(f"received={epoch_ms(received)}i")
     return f"{MEASUREMENT},node={reading.node},site={reading.site} {','.join(fields)} {epoch_ms(reading.ts)}"
 
 

@@ -19,6 +19,7 @@ from gateway.config import GatewayConfig
 from gateway.dedup import RecentSeqs
 from gateway.hooks import Handler, Ticker
 from gateway.ingest import Ingest
+from gateway.shutdown import shut_down
 from gateway.spool import Spool, SpoolDrain
 from gateway.stores import StoreError
 from gateway.subscriber import Message, Subscriber
@@ -75,14 +76,17 @@ class GatewayService:
         status_topic = gateway_status_topic(cfg.topic_prefix, cfg.gateway_id)
         if self.spool.depth:
             log.warning("%d readings wait in the spool from before; draining them first", self.spool.depth)
-        self.drain.start()
-        sub.start(self._topics())
-        log.info("gateway %s: data in %s", cfg.gateway_id, cfg.data_dir)
         backoff = 0.0
         next_tick = time.monotonic()
         nap_s = cfg.batch.max_delay_s / 2
         inbox = sub.inbox
+        cause: BaseException | None = None
         try:
+            # inside the try: a start that fails (no file descriptor left for paho's socket pair)
+            # still stops the drain and closes the stores, and is what the caller sees
+            self.drain.start()
+            sub.start(self._topics())
+            log.info("gateway %s: data in %s", cfg.gateway_id, cfg.data_dir)
             while not self.stop_event.is_set():
                 if ingest.pending < cfg.batch.max_size:
                     # Take what waits in bursts: sleep up to half the batch delay (never past the
@@ -119,10 +123,22 @@ class GatewayService:
                 ingest.flush()
             except StoreError as exc:
                 log.warning("final write failed (%s); the broker will redeliver", exc)
+        except BaseException as exc:
+            cause = exc
+            raise
         finally:
-            self.drain.stop()
-            self.recent.save(cfg.data_dir / RECENT_FILE)
-            if sub.connected.is_set():
-                sub.publish(status_topic, status.down(cfg.gateway_id), retain=True, wait_s=2.0)
-            sub.stop()
-            self.close_parts()
+
+            def say_down() -> None:
+                if sub.connected.is_set():
+                    sub.publish(status_topic, status.down(cfg.gateway_id), retain=True, wait_s=2.0)
+
+            shut_down(
+                [
+                    ("stopping the spool drain", self.drain.stop),
+                    (f"saving {RECENT_FILE}", lambda: self.recent.save(cfg.data_dir / RECENT_FILE)),
+                    ("publishing the gateway's offline status", say_down),
+                    ("disconnecting from the broker", sub.stop),
+                    ("closing the stores", self.close_parts),
+                ],
+                cause,
+            )

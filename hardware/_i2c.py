@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from hardware.base import PortGone, SensorError, SensorSilent
-from hardware.ports import I2CBus, i2c_hint, open_i2c
+from hardware.ports import I2CBus, open_i2c
 
 T = TypeVar("T")
 
@@ -32,7 +32,9 @@ class I2CPart(Generic[T]):
         except SensorError:
             raise  # the driver already said what is wrong (FrameError is also a ValueError)
         except (ValueError, OSError) as exc:  # adafruit_bus_device's probe: ValueError("No I2C device")
-            raise SensorSilent(i2c_hint(self.bus_number, self.address)) from exc
+            raise SensorSilent.said(
+                "no_device", bus=self.bus_number, address=f"0x{self.address:02x}"
+            ) from exc
         return self._part
 
     def forget(self) -> None:
@@ -42,7 +44,12 @@ class I2CPart(Generic[T]):
     def lost(self, exc: OSError) -> SensorSilent:
         """The device stopped answering mid-read: start from scratch next time."""
         self._part = None
-        return SensorSilent(f"{i2c_hint(self.bus_number, self.address)} ({exc.strerror or exc})")
+        return SensorSilent.said(
+            "device_lost",
+            bus=self.bus_number,
+            address=f"0x{self.address:02x}",
+            error=exc.strerror or str(exc),
+        )
 
     def close(self) -> None:
         self._part = None

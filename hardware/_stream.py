@@ -17,7 +17,7 @@ from typing import TypeVar
 import serial
 
 from hardware.base import FrameError, PortGone, SensorSilent
-from hardware.ports import SerialPort, open_serial, serial_hint
+from hardware.ports import SerialPort, open_serial, serial_hint_key
 
 
 class FrameStream:
@@ -52,8 +52,8 @@ class FrameStream:
                         f"{received} bytes on {self.path} in {self._timeout_s:g} s but no whole frame: "
                         f"a loose wire, the wrong baud rate or the wrong sensor type?"
                     )
-                raise SensorSilent(
-                    f"no data on {self.path} in {self._timeout_s:g} s: {serial_hint(self.path)}"
+                raise SensorSilent.said(
+                    "no_data", path=self.path, seconds=f"{self._timeout_s:g}", hint=serial_hint_key(self.path)
                 )
             chunk = self._read(max(1, waiting))
             received += len(chunk)
@@ -94,7 +94,9 @@ class FrameStream:
         try:
             data: bytes = self._port.read(size)
         except (serial.SerialException, OSError, termios.error) as exc:  # pyserial lets termios out
-            raise PortGone(f"{self.path} vanished: {exc}: {serial_hint(self.path)}") from exc
+            raise PortGone.said(
+                "vanished", path=self.path, error=str(exc), hint=serial_hint_key(self.path)
+            ) from exc
         return data
 
 

@@ -7,14 +7,17 @@ opens devices, so a test can hand a driver a pty instead of a UART.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from contract.clock import Clock
+from contract.i18n import Texts
 from contract.metrics import Metric
 
 
@@ -28,7 +31,32 @@ class Sample:
 
 
 class SensorError(Exception):
-    """Base for everything a driver raises."""
+    """Base for everything a driver raises. Made with `said`, it also carries its words as a message
+    of `[sensor]` in contract/i18n (`key` and `params`), so that `minewatch-node check` says it in
+    the reader's language; `str()` is the English, for logs."""
+
+    key: str | None = None
+    params: Mapping[str, Any] = {}  # replaced per instance by `said`, never mutated
+
+    @classmethod
+    def said(cls, key: str, **params: Any) -> Self:
+        err = cls(words(_english(), key, params))
+        err.key, err.params = key, params
+        return err
+
+
+@functools.cache
+def _english() -> Texts:
+    return Texts("en")
+
+
+def words(t: Texts, key: str, params: Mapping[str, Any]) -> str:
+    """A `[sensor]` message in `t`'s language; a parameter named `hint` is itself the key of a
+    `[sensor]` message (what to check), rendered in the same language."""
+    shown = dict(params)
+    if "hint" in shown:
+        shown["hint"] = t(f"sensor.{shown['hint']}")
+    return t(f"sensor.{key}", **shown)
 
 
 class FrameError(SensorError, ValueError):
@@ -41,6 +69,28 @@ class SensorSilent(SensorError, TimeoutError):
 
 class PortGone(SensorError, OSError):
     """The device vanished (USB adapter pulled): reopen with backoff."""
+
+
+def i2c_address(*allowed: int) -> BeforeValidator:
+    """An I2C address as TOML writes it (`0x76`) or as a datasheet and `i2cdetect` do, in quotes
+    (`"0x76"`, `"76"` is not taken: hex needs its 0x); refused in plain words, in hex, when it is
+    not one the part answers on."""
+
+    def parse(value: Any) -> Any:
+        number = value
+        if isinstance(value, str):
+            try:
+                number = int(value.strip(), 0)
+            except ValueError:
+                text = f"{value!r} is not an I2C address: write it in hex, like 0x76"
+                raise PydanticCustomError("i2c_address", "{text}", {"text": text}) from None
+        if isinstance(number, int) and not isinstance(number, bool) and allowed and number not in allowed:
+            choices = " or ".join(f"0x{a:02x}" for a in allowed)
+            text = f"0x{number:02x} is not an address this part answers on: use {choices}"
+            raise PydanticCustomError("i2c_address", "{text}", {"text": text})
+        return number
+
+    return BeforeValidator(parse)
 
 
 class SensorOptions(BaseModel):
@@ -58,6 +108,12 @@ class SensorOptions(BaseModel):
     calibration: list[str] = Field(
         default_factory=list,
         description="Calibration files (relative to the config file) or preset names, one per metric.",
+    )
+    metrics: list[Metric] | None = Field(
+        default=None,
+        min_length=1,
+        description="Only these of the sensor's metrics are kept (default: all it reports); another "
+        "sensor of the node can then report the others.",
     )
 
 
@@ -174,6 +230,22 @@ def register(options: type[SensorOptions]) -> Callable[[type[Any]], type[Any]]:
         return cls
 
     return decorate
+
+
+def reported_metrics(opts: SensorOptions) -> tuple[Metric, ...] | None:
+    """What a sensor configured with `opts` reports, known before any port opens: its driver's
+    `metrics` when they are the same in every configuration, else the driver's `metrics_for(opts)`,
+    narrowed to the `metrics` key when given. None when the driver cannot tell before it runs."""
+    cls = REGISTRY.get(opts.type)
+    fixed = getattr(cls, "metrics", None)
+    metrics_for = getattr(cls, "metrics_for", None)
+    if isinstance(fixed, tuple):
+        reported: tuple[Metric, ...] | None = fixed
+    else:
+        reported = None if metrics_for is None else metrics_for(opts)
+    if reported is None or opts.metrics is None:
+        return reported
+    return tuple(m for m in reported if m in opts.metrics)
 
 
 def open_driver(opts: SensorOptions, clock: Clock) -> SensorDriver:

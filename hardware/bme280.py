@@ -9,7 +9,7 @@ humidity and is refused with a hint.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from adafruit_bme280.basic import Adafruit_BME280_I2C
 from pydantic import Field
@@ -17,14 +17,15 @@ from pydantic import Field
 from contract.clock import Clock
 from contract.metrics import Metric
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import DeviceOptions, FrameError, RawRange, Sample, register
+from hardware.base import DeviceOptions, FrameError, RawRange, Sample, i2c_address, register
 from hardware.ports import I2CBus
 
 
 class Bme280Options(DeviceOptions):
     type: Literal["bme280"]
     bus: int = Field(default=1, ge=0)
-    address: Literal[0x76, 0x77] = 0x76  # most breakouts: 0x76 (SDO to GND); Adafruit's: 0x77
+    # most breakouts: 0x76 (SDO to GND); Adafruit's: 0x77
+    address: Annotated[int, i2c_address(0x76, 0x77)] = 0x76
     stuck_after_s: float | None = Field(default=600.0, gt=0)
 
 

@@ -8,7 +8,7 @@ are handled as for the PMS5003.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from adafruit_bus_device.i2c_device import I2CDevice
 from adafruit_pm25.i2c import PM25_I2C
@@ -16,7 +16,7 @@ from pydantic import Field
 
 from contract.clock import Clock
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import DeviceOptions, FrameError, Sample, WarmUp, register
+from hardware.base import DeviceOptions, FrameError, Sample, WarmUp, i2c_address, register
 from hardware.pms5003 import FIELDS, Pms5003
 from hardware.ports import I2CBus
 
@@ -24,7 +24,7 @@ from hardware.ports import I2CBus
 class Pmsa003iOptions(DeviceOptions):
     type: Literal["pmsa003i"]
     bus: int = Field(default=1, ge=0)
-    address: int = Field(default=0x12, ge=0x03, le=0x77)
+    address: Annotated[int, i2c_address(), Field(ge=0x03, le=0x77)] = 0x12
     warm_up_s: float = Field(default=30.0, ge=0, le=600)
     stuck_after_s: float | None = Field(default=600.0, gt=0)
 

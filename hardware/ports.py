@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeAlias
 
 import serial
 
+from contract.i18n import Texts
 from hardware.base import FrameError, PortGone, SensorSilent
 
 SerialPort: TypeAlias = Any  # a serial.Serial: pyserial has no type hints
@@ -22,11 +23,14 @@ SerialPort: TypeAlias = Any  # a serial.Serial: pyserial has no type hints
 _README = "see hardware/README.md"
 
 
+def serial_hint_key(path: str) -> str:
+    """What to check when a serial port gives nothing: a `[sensor]` message of contract/i18n."""
+    return "hint_uart" if "serial0" in path or "ttyAMA" in path or "ttyS" in path else "hint_usb"
+
+
 def serial_hint(path: str) -> str:
-    """What to check when a serial port gives nothing, in plain words."""
-    if "serial0" in path or "ttyAMA" in path or "ttyS" in path:
-        return f"is the serial console disabled and the UART enabled (hardware/setup-pi.sh)? {_README}"
-    return f"is the USB adapter plugged in and wired TX↔RX? {_README}"
+    """The same, in English."""
+    return Texts("en")(f"sensor.{serial_hint_key(path)}")
 
 
 def open_serial(
@@ -51,12 +55,9 @@ def open_serial(
     except serial.SerialException as exc:
         code = exc.errno
         if code == errno.ENOENT:
-            raise PortGone(f"{path} does not exist: {serial_hint(path)}") from exc
+            raise PortGone.said("missing", path=path, hint=serial_hint_key(path)) from exc
         if code in (errno.EACCES, errno.EPERM):
-            raise PortGone(
-                f"no permission to open {path}: add the user to the dialout group "
-                f"(hardware/setup-pi.sh) and log in again"
-            ) from exc
+            raise PortGone.said("no_permission", path=path) from exc
         if "lock" in str(exc).lower() or code in (errno.EBUSY, errno.EAGAIN, errno.EWOULDBLOCK):
             raise PortGone(
                 f"{path} is busy: is minewatch-node already running? stop it first "
@@ -87,18 +88,12 @@ def open_i2c(bus: int) -> I2CBus:
 
         i2c: I2CBus = ExtendedI2C(bus)
     except (OSError, ValueError) as exc:
-        raise PortGone(
-            f"I2C bus {bus} (/dev/i2c-{bus}) cannot be opened: is I2C enabled (hardware/setup-pi.sh) "
-            f"and the user in the i2c group? {_README}"
-        ) from exc
+        raise PortGone.said("i2c_bus", bus=bus) from exc
     return i2c
 
 
 def i2c_hint(bus: int, address: int) -> str:
-    return (
-        f"no device at 0x{address:02x} on I2C bus {bus}: check SDA (pin 3), SCL (pin 5), power and "
-        f"the address; `i2cdetect -y {bus}` lists what answers. {_README}"
-    )
+    return Texts("en")("sensor.no_device", bus=bus, address=f"0x{address:02x}")
 
 
 class DataType(StrEnum):

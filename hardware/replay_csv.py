@@ -89,6 +89,18 @@ class ReplayCsv:
         self._chunk_s = opts.chunk_s or 60
         self.metrics = tuple(sorted({m for _, values in rows for m in values}))
 
+    @staticmethod
+    def metrics_for(opts: ReplayCsvOptions) -> tuple[Metric, ...] | None:
+        """The metric columns of the file's header; None while it cannot be read (the node's start
+        says why)."""
+        try:
+            with opts.path.open(newline="", encoding="utf-8") as handle:
+                header = next(csv.reader(handle), [])
+        except (OSError, UnicodeDecodeError, csv.Error):
+            return None
+        known = {m.value for m in Metric}
+        return tuple(sorted(Metric(c) for c in header if c in known))
+
     @classmethod
     def open(cls, opts: ReplayCsvOptions, clock: Clock) -> ReplayCsv:
         return cls(opts, load_rows(opts.path))

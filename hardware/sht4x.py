@@ -7,7 +7,7 @@ T = −45 + 175·ticks/65535 °C, RH = −6 + 125·ticks/65535 % (the library cl
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from adafruit_sht4x import SHT4x
 from pydantic import Field
@@ -15,14 +15,14 @@ from pydantic import Field
 from contract.clock import Clock
 from contract.metrics import Metric
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import DeviceOptions, FrameError, RawRange, Sample, register
+from hardware.base import DeviceOptions, FrameError, RawRange, Sample, i2c_address, register
 from hardware.ports import I2CBus
 
 
 class Sht4xOptions(DeviceOptions):
     type: Literal["sht4x"]
     bus: int = Field(default=1, ge=0)
-    address: Literal[0x44, 0x45, 0x46] = 0x44
+    address: Annotated[int, i2c_address(0x44, 0x45, 0x46)] = 0x44
     stuck_after_s: float | None = Field(default=600.0, gt=0)
 
 

@@ -17,7 +17,7 @@ calibrate.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from adafruit_ads1x15.ads1115 import ADS1115
 from adafruit_ads1x15.analog_in import AnalogIn
@@ -27,7 +27,7 @@ from calibration.presets import load_preset
 from contract.clock import Clock
 from contract.metrics import Metric
 from hardware._i2c import I2CPart, open_bus
-from hardware.base import DefaultCurve, DeviceOptions, Sample, register
+from hardware.base import DefaultCurve, DeviceOptions, Sample, i2c_address, register
 from hardware.ports import I2CBus
 
 GAINS = {2 / 3: 6.144, 1: 4.096, 2: 2.048, 4: 1.024, 8: 0.512, 16: 0.256}  # PGA gain -> full scale, volts
@@ -45,7 +45,7 @@ def sen0189_ntu(volts: float) -> float | None:
 class TurbidityAds1115Options(DeviceOptions):
     type: Literal["turbidity-ads1115"]
     bus: int = Field(default=1, ge=0)
-    address: Literal[0x48, 0x49, 0x4A, 0x4B] = 0x48
+    address: Annotated[int, i2c_address(0x48, 0x49, 0x4A, 0x4B)] = 0x48
     channel: Literal[0, 1, 2, 3] = 0
     gain: float = Field(default=2 / 3, description="ADS1115 PGA gain: 2/3 (±6.144 V), 1, 2, 4, 8 or 16.")
     divider: float = Field(default=1.0, ge=1.0, le=100.0, description="Probe volts / ADC input volts.")

@@ -129,8 +129,13 @@ class TurbidityModbus:
     def __init__(self, opts: TurbidityModbusOptions, registers: RegisterReader | None, clock: Clock) -> None:
         self._opts, self._registers, self._clock = opts, registers, clock
         self._turbidity, self._water_temp = opts.turbidity(), opts.water_temp()
-        self.metrics = (Metric.TURBIDITY,) + ((Metric.WATER_TEMP,) if self._water_temp else ())
+        self.metrics = self.metrics_for(opts)
         self.stuck_after_s = opts.stuck_after_s
+
+    @staticmethod
+    def metrics_for(opts: TurbidityModbusOptions) -> tuple[Metric, ...]:
+        """Water temperature too when a register for it is configured or preset."""
+        return (Metric.TURBIDITY,) + ((Metric.WATER_TEMP,) if opts.water_temp() else ())
 
     @classmethod
     def open(cls, opts: TurbidityModbusOptions, clock: Clock) -> TurbidityModbus:

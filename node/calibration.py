@@ -2,10 +2,11 @@
 called by the sampler once per metric per window (node/sampler.py's `Calibrate`).
 
 Checked at start-up, before any port opens: each file must parse, be for a metric the sensor reports
-and for the sensor's `type`, be valid now, and no metric may have two calibrations (the node averages
-one value per metric). A calibration that expires while the node runs is still applied — the value
-stays in calibrated units — but every reading it touches carries `cal_expired`, and the node logs it
-once, so nothing expired is used silently. RH and water temperature come from the same window.
+(else it would correct whichever sensor does) and for the sensor's `type`, be valid now, and no
+metric may have two calibrations (the node sends one value per metric). A calibration that expires
+while the node runs is still applied — the value stays in calibrated units — but every reading it
+touches carries `cal_expired`, and the node logs it once, so nothing expired is used silently. RH
+and water temperature come from the same window.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import hardware
 from calibration import presets
 from calibration.files import Calibration, load
 from contract.clock import Clock
 from contract.configfile import ConfigError
 from contract.flags import Flag
 from contract.metrics import Metric
-from hardware.base import SensorOptions
+from hardware.base import SensorOptions, reported_metrics
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _load_sensor_calibrations(sensors: Sequence[SensorOptions]) -> dict[Metric, 
     """Metric -> (its config key, e.g. `sensors[0].calibration[1]`, and the calibration)."""
     by_metric: dict[Metric, tuple[str, Calibration]] = {}
     for i, opts in enumerate(sensors):
-        reported = getattr(hardware.REGISTRY.get(opts.type), "metrics", None)
+        reported = reported_metrics(opts)
         for j, ref in enumerate(opts.calibration):
             where = f"sensors[{i}].calibration[{j}]"
             try:
@@ -52,10 +52,14 @@ def _load_sensor_calibrations(sensors: Sequence[SensorOptions]) -> dict[Metric, 
                     f"{where}: {cal.path}: is for sensor type {' or '.join(cal.sensor.types)}, "
                     f"not {opts.type!r}"
                 )
-            if isinstance(reported, tuple) and cal.metric not in reported:
+            # Calibrations are looked up by metric, and each metric has one sensor (node.config):
+            # one for a metric its sensor does not report would correct another sensor's values.
+            if reported is not None and cal.metric not in reported:
+                kept = " with its `metrics` key" if opts.metrics is not None else ""
                 raise ConfigError(
-                    f"{where}: {cal.path}: calibrates {cal.metric.value}, which a {opts.type} does not "
-                    f"report ({', '.join(m.value for m in reported)})"
+                    f"{where}: {cal.path}: metric: calibrates {cal.metric.value}, which a {opts.type}"
+                    f"{kept} does not report ({', '.join(m.value for m in reported) or 'nothing'}); "
+                    "it would correct another sensor's values: give this sensor a calibration made for it"
                 )
             if cal.metric in by_metric:
                 raise ConfigError(

@@ -6,6 +6,7 @@ brings its own keys and errors keep their place: `node.toml: sensors[1].port: Fi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
 
@@ -14,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 import hardware
 from calibration import presets
 from contract.configfile import ConfigError, load_model, read_secret
+from contract.metrics import Metric
 from contract.wire import ID_PATTERN
+from hardware.base import reported_metrics
 from hardware.replay_csv import ReplayCsvOptions
 from node.calibration import check as check_calibrations
 
@@ -49,7 +52,12 @@ class NodeMqttConfig(_Section):
     reconnect_max_s: float = Field(default=60.0, ge=1, le=3600, description="Longest wait between attempts.")
 
     def password(self) -> str | None:
-        return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
+        """The password; ConfigError naming the key when its file cannot be read (the OS's reason
+        stays the cause, for `check` to say it in the reader's words)."""
+        try:
+            return read_secret(self.password_file, "MINEWATCH_MQTT_PASSWORD")
+        except ConfigError as exc:
+            raise ConfigError(f"[mqtt] password_file: {exc}") from exc.__cause__
 
     @model_validator(mode="after")
     def _cert_with_key(self) -> NodeMqttConfig:
@@ -140,11 +148,48 @@ def load(path: Path | str) -> NodeConfig:
         mqtt = _relative_to(base, mqtt, key)
     cfg = cfg.model_copy(update={"identity": identity, "mqtt": mqtt})
     cfg = _resolve_calibrations(cfg, base)
+    cfg = _resolve_replays(cfg, base)
     try:
+        check_one_sensor_per_metric(cfg.sensors)
         check_calibrations(cfg.sensors)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
     return cfg
+
+
+def check_one_sensor_per_metric(sensors: list[SensorConfig]) -> None:
+    """Refuse two sensors reporting one metric (two PMS units; a BME280 and an SHT4x both give
+    `rh` and `air_temp`). A reading carries one value per metric, so the sampler would average the
+    two sensors into it, and a calibration for the metric would correct both; neither is what
+    anyone measured. The `metrics` key of a sensor keeps it to the others (docs/configuration.md)."""
+    first: dict[Metric, tuple[int, SensorConfig]] = {}
+    for j, opts in enumerate(sensors):
+        if opts.metrics is not None:
+            every = reported_metrics(opts.model_copy(update={"metrics": None}))
+            unknown = [m.value for m in opts.metrics if every is not None and m not in every]
+            if unknown:
+                raise ConfigError(
+                    f"sensors[{j}].metrics: {', '.join(unknown)}: a {opts.type} does not report it "
+                    f"(it reports {', '.join(m.value for m in every or ())})"
+                )
+        reported = reported_metrics(opts) or ()
+        for metric in reported:
+            if metric not in first:
+                continue
+            i, other = first[metric]
+            rest = [m.value for m in reported if m not in first]
+            keep = (
+                f"give sensors[{j}] the key metrics = {json.dumps(rest)}, or "
+                if rest
+                else f"give sensors[{i}] or sensors[{j}] a `metrics` key without {metric.value}, or "
+            )
+            raise ConfigError(
+                f"sensors[{j}] ({opts.name}, {opts.type}): reports {metric.value}, and so does "
+                f"sensors[{i}] ({other.name}, {other.type}); a reading has one value per metric and "
+                f"the node would average the two sensors into it. Keep one: {keep}run the other "
+                "sensor as a node of its own (its own node.toml with another `node` id)"
+            )
+        first.update({m: (j, opts) for m in reported})
 
 
 S = TypeVar("S", bound=BaseModel)
@@ -163,6 +208,15 @@ def _resolve_calibrations(cfg: NodeConfig, base: Path) -> NodeConfig:
         opts.model_copy(update={"calibration": [_resolve(ref, base) for ref in opts.calibration]})
         if opts.calibration
         else opts
+        for opts in cfg.sensors
+    ]
+    return cfg.model_copy(update={"sensors": sensors})
+
+
+def _resolve_replays(cfg: NodeConfig, base: Path) -> NodeConfig:
+    """A `replay-csv` path is relative to the config file, as every other path in it is."""
+    sensors = [
+        _relative_to(base, opts, "path") if isinstance(opts, ReplayCsvOptions) else opts
         for opts in cfg.sensors
     ]
     return cfg.model_copy(update={"sensors": sensors})

@@ -234,6 +234,15 @@ def _client(
     return client
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerProblem:
+    """Why the broker did not take us: `kind` is a message id under `[check]` in contract/i18n/
+    (unreachable, no_answer, refused, closed, closed_cert), `params` its values."""
+
+    kind: str
+    params: dict[str, str]
+
+
 def probe_broker(
     host: str,
     port: int,
@@ -245,9 +254,10 @@ def probe_broker(
     ca_file: str | None = None,
     client_cert: tuple[str, str] | None = None,
     timeout_s: float = 5.0,
-) -> str | None:
+) -> BrokerProblem | None:
     """Connect once and leave (for `minewatch-node check`): None when the broker accepts these
-    credentials, otherwise what went wrong in plain words."""
+    credentials, otherwise what went wrong, as a message id of `check` and its parameters."""
+    where = f"{host}:{port}"
     answers: queue.SimpleQueue[ReasonCode | None] = queue.SimpleQueue()
     client = _client(client_id, mqtt.MQTTv311, username, password, tls, ca_file, client_cert)
     client.on_connect = lambda c, userdata, flags, reason_code, props: answers.put(reason_code)
@@ -256,21 +266,17 @@ def probe_broker(
     try:
         client.connect(host, port, keepalive=10)
     except (OSError, ssl.SSLError) as exc:
-        return f"cannot reach the broker at {host}:{port} ({exc}): is it running, and [mqtt] host/port right?"
+        return BrokerProblem("unreachable", {"where": where, "error": str(exc)})
     client.loop_start()
     try:
         reason = answers.get(timeout=timeout_s)
     except queue.Empty:
-        return f"no answer from {host}:{port} in {timeout_s:g} s: a firewall, or not an MQTT broker?"
+        return BrokerProblem("no_answer", {"where": where, "seconds": f"{timeout_s:g}"})
     finally:
         client.disconnect()
         client.loop_stop()
-    if reason is None:
-        return f"the broker at {host}:{port} closed the connection before answering: " + (
-            "it did not accept our client certificate (expired, or not from the site CA?)"
-            if client_cert
-            else "is it a TLS port, and [mqtt] tls right?"
-        )
+    if reason is None:  # closed before answering
+        return BrokerProblem("closed_cert" if client_cert else "closed", {"where": where})
     if reason.is_failure:
-        return f"the broker at {host}:{port} refused us: {reason}: check [mqtt] username and password_file"
+        return BrokerProblem("refused", {"where": where, "reason": str(reason)})
     return None

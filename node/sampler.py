@@ -12,6 +12,9 @@ are dropped, `sensor_fault`) and for samples outside the part's physical range (
 mean, `out_of_range`; when nothing else was read the metric is null with their mean as `raw`).
 A window in which a driver said it was warming up carries `warming_up`; a window with nothing in it
 (a PMS sending only its warm-up zeros) gives no reading at all.
+Windows are keyed by metric, so each metric must come from one sensor: node.config refuses two
+sensors reporting the same metric (their samples would be averaged into one value), and a sensor's
+`metrics` key (`keep` here) leaves out what another sensor of the node reports.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class _Slot:
     driver: SensorDriver
     interval_s: float
     next_due: datetime
+    keep: frozenset[Metric] | None = None  # the `metrics` key: only these are averaged
     health: SensorHealth = field(default_factory=SensorHealth)
     backoff_s: float = 0.0
     last_values: dict[Metric, float] = field(default_factory=dict)
@@ -119,6 +123,7 @@ class SensorSpec:
     name: str
     driver: SensorDriver
     interval_s: float
+    keep: frozenset[Metric] | None = None  # the `[[sensors]] metrics` key; None: all it reports
 
 
 class Sampler:
@@ -130,7 +135,7 @@ class Sampler:
         calibrate: Calibrate = uncalibrated,
     ) -> None:
         start = clock()
-        self._slots = [_Slot(s.name, s.driver, s.interval_s, start) for s in sensors]
+        self._slots = [_Slot(s.name, s.driver, s.interval_s, start, s.keep) for s in sensors]
         self._interval_s = interval_s
         self._calibrate = calibrate
         self._curves = {m: c for s in sensors for m, c in default_curves(s.driver).items()}
@@ -186,6 +191,8 @@ class Sampler:
         except SensorError as exc:
             self._fault(slot, now, exc)
             return
+        if slot.keep is not None:  # another sensor of the node reports the others (node.config)
+            samples = [s for s in samples if s.metric in slot.keep]
         if slot.health.failures and not slot.quiet_episodes:
             log.info("sensor %s recovered after %d failed reads", slot.name, slot.health.failures)
         slot.health.failures = 0
@@ -245,7 +252,7 @@ class Sampler:
         slot.health.ok, slot.health.last_error = False, f"stuck: the same values for {constant_s:.0f} s"
         window = self._window(now)
         if window is not None:
-            window.faulted.update(slot.driver.metrics)
+            window.faulted.update(_metrics(slot))
         return True
 
     def _fault(self, slot: _Slot, now: datetime, exc: SensorError) -> None:
@@ -271,7 +278,7 @@ class Sampler:
         slot.next_due = now + timedelta(seconds=slot.backoff_s)
         window = self._window(now)
         if window is not None:
-            window.faulted.update(slot.driver.metrics)
+            window.faulted.update(_metrics(slot))
 
     def _close(self, now: datetime) -> list[Reading]:
         readings = []
@@ -319,3 +326,7 @@ class Sampler:
             )
         ts = datetime.fromtimestamp(start + self._interval_s, UTC)
         return Reading(ts=ts, period_s=self._interval_s, metrics=metrics, flags=frozenset(flags))
+
+
+def _metrics(slot: _Slot) -> list[Metric]:
+    return [m for m in slot.driver.metrics if slot.keep is None or m in slot.keep]

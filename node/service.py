@@ -21,9 +21,9 @@ from contract.clock import Clock, utc_now
 from contract.flags import Flag
 from contract.sdnotify import Notifier
 from contract.signing import Signer
-from contract.status import OFFLINE, NodeStatus, OutboxStatus, SensorStatus, ts_text
+from contract.status import OFFLINE, STOPPED, NodeStatus, OutboxStatus, SensorStatus, ts_text
 from contract.wire import SCHEMA_VERSION, MetricValue, ReadingPayload, TopicKind, format_ts, topic
-from hardware.base import SensorDriver, open_driver
+from hardware.base import SensorDriver, SensorOptions, open_driver
 from node.backoff import Backoff
 from node.calibration import NodeCalibration
 from node.clocksync import ClockProbe, ClockWatch, system_probe
@@ -54,12 +54,17 @@ def to_payload(cfg: NodeConfig, seq: int, reading: Reading) -> ReadingPayload:
     )
 
 
+def sensor_spec(opts: SensorOptions, driver: SensorDriver) -> SensorSpec:
+    """What the sampler needs of one `[[sensors]]` table and its opened driver."""
+    keep = None if opts.metrics is None else frozenset(opts.metrics)
+    return SensorSpec(opts.name or opts.type, driver, opts.sample_interval_s, keep)
+
+
 def open_sensors(cfg: NodeConfig, clock: Clock) -> list[SensorSpec]:
     specs: list[SensorSpec] = []
     try:
         for opts in cfg.sensors:
-            driver: SensorDriver = open_driver(opts, clock)
-            specs.append(SensorSpec(opts.name or opts.type, driver, opts.sample_interval_s))
+            specs.append(sensor_spec(opts, open_driver(opts, clock)))
     except BaseException:
         for spec in specs:
             spec.driver.close()
@@ -196,7 +201,8 @@ class NodeService:
             self._commit(outbox, sampler.flush(self.clock()), clockwatch)
             forwarder.pump()
             if publisher.is_connected:
-                publisher.publish(status_topic, OFFLINE.to_wire(), retain=True)
+                # A planned stop, told as one: the last will (`offline`) stays for a node that vanishes.
+                publisher.publish(status_topic, STOPPED.to_wire(), retain=True)
                 self._drain(forwarder, timeout_s=2.0)
         finally:
             publisher.stop()

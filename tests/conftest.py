@@ -3,6 +3,8 @@ data in a temporary directory, stopped by their own PIDs at the end."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,3 +72,29 @@ def pty_sensor(tmp_path: Path) -> Iterator[PtySensor]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[devservices.Service]:
+    """A private PostgreSQL cluster. Its directory is made with `tempfile.mkdtemp`, not pytest's
+    temporary directory: as root the cluster runs as `postgres`, which cannot enter /tmp/pytest-of-root."""
+    workdir = Path(tempfile.mkdtemp(prefix="minewatch-pg-"))
+    service = devservices.postgres(workdir)
+    service.start()
+    yield service
+    service.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def pg(postgres: devservices.Service) -> Iterator[str]:
+    """A fresh database on the shared cluster (its DSN), dropped afterwards."""
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = devservices.pg_dsn(postgres)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield devservices.pg_dsn(postgres, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from contract.configfile import ConfigError, read_secret
+from contract.metrics import Metric
 from gateway.config import load as load_gateway
+from hardware.base import open_driver
 from node.config import load as load_node
 from tests.helpers import ROOT
 
@@ -24,7 +27,7 @@ GOOD_NODE = 'site = "tsagaan"\nnode = "haul-road"\n[[sensors]]\ntype = "simulate
         (GOOD_NODE + "[mqtt]\nprot = 1883\n", "mqtt.prot: unknown key"),
         (GOOD_NODE + "[[sensors]]\ntype = 'simulated-turbidity'\nbaseline = -1\n", "sensors[1].baseline"),
         (GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\nport = '/dev/x'\n", "sensors[1].port: unknown key"),
-        (GOOD_NODE + "[[sensors]]\ntype = 'geiger'\n", "sensors[1]: Input tag 'geiger'"),
+        (GOOD_NODE + "[[sensors]]\ntype = 'geiger'\n", "sensors[1].type: 'geiger' is not a type we know"),
         (
             GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\nevents = [{start_s = 1}]\n",
             "sensors[1].events[0].duration_s: Field required",
@@ -51,7 +54,9 @@ def test_node_config_errors_name_file_and_key(tmp_path: Path, text: str, expecte
 
 def test_repeated_sensors_get_numbered_names(tmp_path: Path) -> None:
     path = tmp_path / "node.toml"
-    path.write_text(GOOD_NODE + "[[sensors]]\ntype = 'simulated-pm'\n")
+    # two of one type, each keeping its own metrics (one sensor per metric: node.config)
+    second = "[[sensors]]\ntype = 'simulated-pm'\nmetrics = ['pm10']\n"
+    path.write_text(GOOD_NODE + "metrics = ['pm2_5']\n" + second)
     assert [s.name for s in load_node(path).sensors] == ["simulated-pm", "simulated-pm-2"]
 
 
@@ -116,6 +121,23 @@ def test_example_configs_are_valid() -> None:
         load_node(path)
     for path in sorted((ROOT / "examples").glob("gateway*.toml")):
         load_gateway(path)
+
+
+def test_the_replay_example_ships_its_recording_found_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`replay-csv` paths are relative to the config file (docs/configuration.md), not to the
+    working directory, and examples/recorded.csv is there: a real PMS5003 recording."""
+    monkeypatch.chdir(tmp_path)
+    cfg = load_node(ROOT / "examples" / "node-replay.toml")
+    assert cfg.sensors[0].path == ROOT / "examples" / "recorded.csv"  # type: ignore[attr-defined]
+    driver = open_driver(cfg.sensors[0], lambda: datetime.now(UTC))
+    samples = driver.read()  # the first 60 s of recorded time
+    assert {s.taken_at for s in samples} == {
+        datetime(2020, 9, 27, 15, 16, 10, tzinfo=UTC) + timedelta(seconds=10 * i) for i in range(5)
+    }
+    assert {s.raw for s in samples if s.metric is Metric.PM2_5} == {8.0, 7.0}
+    assert cfg.buffer.path == ROOT / "examples" / "archive-outbox.sqlite"
 
 
 _NOT_UTF8 = {

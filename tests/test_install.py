@@ -31,6 +31,7 @@ def test_units_run_unprivileged_notify_and_restart_forever(role: str) -> None:
     assert service["Type"] == "notify" and service["NotifyAccess"] == "main"
     assert service["Restart"] == "always"
     assert int(service["WatchdogSec"]) >= 30
+    assert int(service["LimitNOFILE"]) >= 65536  # not systemd's soft 1024 (issue 22)
     assert service["User"] == "minewatch"
     assert service["StateDirectory"] == f"minewatch/{role}"
     assert service["ExecStart"].startswith(
@@ -91,6 +92,8 @@ GATEWAY_ONLY = {
     "jinja2",
     "matplotlib",
     "odata-query",
+    "python-multipart",
+    "pillow",
 }
 
 

@@ -23,6 +23,8 @@ GATEWAY_ONLY = (
     "jinja2",
     "matplotlib",
     "odata_query",
+    "python_multipart",
+    "PIL",
 )
 NODE_ENTRY_POINTS = ("node.service", "node.commands.run", "node.commands.check", "node.cli")
 OURS = ("contract", "node", "gateway", "hardware", "calibration")

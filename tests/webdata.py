@@ -18,6 +18,7 @@ from typing import Any
 from contract.wire import ReadingPayload
 from gateway.config import InfluxConfig, WebConfig
 from gateway.devservices import free_port
+from gateway.observations.store import ObservationStore
 from gateway.points import to_line
 from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
@@ -192,10 +193,17 @@ class Site:
 
 
 @contextmanager
-def served_site(influx_port: int, web: WebConfig | None = None) -> Iterator[Site]:
+def served_site(
+    influx_port: int,
+    web: WebConfig | None = None,
+    lines: list[str] | None = None,
+    status: StatusBoard | None = None,
+    observations: ObservationStore | None = None,
+) -> Iterator[Site]:
+    """The dashboard over `lines` (default: the test site's readings and alerts) and `status`."""
     db = Influx(f"http://127.0.0.1:{influx_port}", f"w_{uuid.uuid4().hex[:12]}")
     db.create()
-    lines = site_lines() + alert_lines()
+    lines = site_lines() + alert_lines() if lines is None else lines
     for i in range(0, len(lines), 5000):
         body = "\n".join(lines[i : i + 5000]).encode()
         req = urllib.request.Request(
@@ -205,7 +213,10 @@ def served_site(influx_port: int, web: WebConfig | None = None) -> Iterator[Site
             assert resp.status == 204
     web = (web or WebConfig()).model_copy(update={"port": free_port()})
     store = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
-    server = BackgroundServer(create_app(web, InfluxReader(store), board(), clock=lambda: NOW), web)
+    app = create_app(
+        web, InfluxReader(store), status or board(), clock=lambda: NOW, observations=observations
+    )
+    server = BackgroundServer(app, web)
     server.start()
     site = Site(f"http://127.0.0.1:{web.port}", db)
     deadline = time.monotonic() + 30

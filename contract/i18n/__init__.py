@@ -58,6 +58,17 @@ class Texts:
     def has(self, key: str) -> bool:
         return key in self._texts
 
+    def ago(self, seconds: float) -> str:
+        """How long ago, counted one way wherever a person reads it (a page's card, the offline
+        alert): "just now", "5 min ago", "47 h ago" (up to two days), "3 days ago"."""
+        if seconds < 60:
+            return self("fresh.just_now")
+        if seconds < 3600:
+            return self("fresh.minutes", n=int(seconds // 60))
+        if seconds < 86400 * 2:
+            return self("fresh.hours", n=int(seconds // 3600))
+        return self("fresh.days", n=int(seconds // 86400))
+
     def unit(self, metric: str) -> str:
         """A metric's unit as this language writes it: the table's symbol, or the translation of a
         unit made of words (particle counts)."""

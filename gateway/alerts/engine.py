@@ -46,13 +46,23 @@ class Engine:
         self.machines: dict[Key, MachineState] = {}
         self._series: dict[tuple[str, str, str], Series] = {}
         self._arrivals: dict[tuple[str, str], int] = {}  # clock ms of the last reading
-        self._offline_status: dict[tuple[str, str], bool] = {}
+        # What a node last said of itself when it was not `online`: "offline" (its last will) or
+        # "stopped" (a planned stop). Only its next `online` status takes it back: a reading that
+        # arrives after the status (the last partial one, a backlog) must not clear it falsely.
+        self._down: dict[tuple[str, str], str] = {}
         self._dirty: set[Key] = set()
         self._keep_ms = int(max([3600.0, *(rule.history_s for rule in rules)]) * 1000)
         # Windows are kept only for the metrics a rule averages or reads back. A PMS5003 node sends
         # a dozen metrics; a window of each (a day of one-minute readings is about 110 KB) made the
         # engine's memory grow with metrics no rule looks at, and its time too.
         self._windowed = tuple(dict.fromkeys(m for r in rules if (m := r.windowed_metric) is not None))
+        # ...and per node only for the metrics of the rules that apply to it, each as long as its
+        # own longest window (an hour at least): a thousand nodes at 0.24 MB each was mostly
+        # windows some nodes' rules never read, or read only an hour of.
+        self._keep_for: dict[str, int] = {}
+        for r in rules:
+            if (m := r.windowed_metric) is not None:
+                self._keep_for[m] = max(self._keep_for.get(m, 3_600_000), int(r.history_s * 1000))
         self._timed = [r for r in rules if r.steps_on_clock]
         self.by_id: dict[str, MachineState] = {}
         self._categories: dict[Key, str] = {}
@@ -84,14 +94,52 @@ class Engine:
     def preload(self, site: str, node: str, metric: str | None, ts_ms: int, value: float | None) -> None:
         """Fill a window from stored history (a restart); steps no machine, raises nothing. With
         `metric` None, only note that the node sent a reading then."""
-        if metric is not None and metric in self._windowed:
-            self._series_for(site, node, metric).add(ts_ms, value)
+        if metric is not None:
+            plan = self._plans.get((site, node)) or self._plan(site, node)
+            if metric in plan.windowed:
+                series = plan.series.get(metric)
+                if series is None:
+                    series = plan.add_series(metric, self._series_for(site, node, metric))
+                series.add(ts_ms, value)
         # Offline timing resumes from the last stored reading, not from the restart.
         self._arrivals[(site, node)] = max(self._arrivals.get((site, node), 0), ts_ms)
+
+    def preload_node(
+        self, site: str, node: str, last_ms: int, windows: dict[str, tuple[list[int], list[float | None]]]
+    ) -> None:
+        """`preload` for one node's stored readings at once, oldest first: (times, values) per
+        metric, and the time of its last reading."""
+        plan = self._plans.get((site, node)) or self._plan(site, node)
+        for metric, (ts, values) in windows.items():
+            if metric in plan.windowed:
+                series = plan.series.get(metric)
+                if series is None:
+                    series = plan.add_series(metric, self._series_for(site, node, metric))
+                series.extend(ts, values)
+        self._arrivals[(site, node)] = max(self._arrivals.get((site, node), 0), last_ms)
 
     def finish_preload(self) -> None:
         for series in self._series.values():
             series.infer_period()
+
+    @property
+    def window_fingerprint(self) -> list[list[Any]]:
+        """What the windows' shape depends on: a saved window is usable only under the same."""
+        return [[m, self._keep_for[m]] for m in sorted(self._keep_for)]
+
+    @property
+    def arrivals(self) -> dict[tuple[str, str], int]:
+        return dict(self._arrivals)
+
+    def all_series(self) -> list[tuple[tuple[str, str, str], Series]]:
+        return list(self._series.items())
+
+    def adopt(self, site: str, node: str, metric: str, series: Series) -> None:
+        """A window saved by an earlier run (gateway/alerts/snapshot.py), if this node still keeps it."""
+        plan = self._plans.get((site, node)) or self._plan(site, node)
+        if metric in plan.windowed:
+            self._series[(site, node, metric)] = series
+            plan.add_series(metric, series)
 
     def take_dirty(self) -> list[MachineState]:
         out = [self.machines[k] for k in self._dirty if k in self.machines]
@@ -104,7 +152,7 @@ class Engine:
     def _series_for(self, site: str, node: str, metric: str) -> Series:
         key = (site, node, metric)
         if key not in self._series:
-            self._series[key] = Series(self._keep_ms)
+            self._series[key] = Series(self._keep_for.get(metric, self._keep_ms))
         return self._series[key]
 
     def _machine(self, rule: AnyRule, site: str, node: str) -> MachineState:
@@ -125,7 +173,7 @@ class Engine:
             plan = self._plans.get((site, node)) or self._plan(site, node)
             metrics = r.metrics  # keyed by Metric, a StrEnum: lookups by the metric's name work too
             is_new = kept = False
-            for name in self._windowed:  # the two or three of the reading's dozen metrics
+            for name in plan.windowed:  # the two or three of the reading's dozen metrics
                 mv = metrics.get(name)  # type: ignore[call-overload]  # Metric is a StrEnum
                 if mv is None:
                     continue
@@ -137,9 +185,9 @@ class Engine:
                 # a series of timestamps alone tells a repeat.
                 is_new = (plan.seen or plan.add_seen(Series(self._keep_ms))).add(t_ms, None)
             self._arrivals[(site, node)] = now_ms
-            self._offline_status[(site, node)] = False
-            for rule in plan.on_arrival:
-                events += self._step(rule, site, node, now_ms, Evaluation("ok"), now_ms)
+            if (site, node) not in self._down:
+                for rule in plan.on_arrival:
+                    events += self._step(rule, site, node, now_ms, Evaluation("ok"), now_ms)
             if not is_new:
                 continue  # the same reading again: counted once, evaluated once
             # Each window several rules share (three standards' 24-hour PM2.5 means), once.
@@ -198,14 +246,23 @@ class Engine:
 
     def _plan(self, site: str, node: str) -> Plan:
         plan = Plan()
+        windowed: list[str] = []
         for rule in self.rules:
+            steps = len(plan.evaluated)
             rule.plan(site, node, plan)
+            if len(plan.evaluated) > steps and (m := rule.windowed_metric) is not None:
+                windowed.append(m)  # a rule this node steps reads this metric's window
+        plan.windowed = tuple(m for m in self._windowed if m in windowed)
         self._plans[(site, node)] = plan
         return plan
 
     def on_status(self, site: str, node: str, state: str) -> list[AlertEvent]:
-        """A node's retained status (`{"state": "offline"}` is its last will)."""
-        self._offline_status[(site, node)] = state == "offline"
+        """A node's retained status: `{"state": "offline"}` is its last will, `{"state": "stopped"}`
+        its own word on a planned stop, `online` its return. Other states say nothing here."""
+        if state == "online":
+            self._down.pop((site, node), None)
+        elif state in ("offline", "stopped"):
+            self._down[(site, node)] = state
         self._arrivals.setdefault((site, node), _ms(self._clock()))
         return self.tick()
 
@@ -218,7 +275,7 @@ class Engine:
                 if not rule.applies(site, node):
                     continue
                 quiet_s = (now_ms - seen_ms) / 1000
-                e = rule.on_clock(quiet_s, bool(self._offline_status.get((site, node))))
+                e = rule.on_clock(quiet_s, self._down.get((site, node)))
                 events += self._step(rule, site, node, now_ms, e, now_ms)
         return events
 
@@ -274,6 +331,8 @@ class Engine:
         was = (m.alert_id, m.evaluable, m.reason, m.clear_since_ms, m.last_notice_ms, m.peak, m.late)
         is_late = now_ms - t_ms > self._late_after_ms
         clear_after_ms, remind_ms, higher_is_worse = self._consts.get(rule.name) or _constants(rule)
+        if m.is_active and rule.is_notice(m.detail):
+            remind_ms = 0  # told once (a planned stop): nothing to remind of
         transitions = advance(
             m,
             t_ms,
@@ -326,7 +385,7 @@ class Engine:
             rule=rule.name,
             rule_type=rule.type,
             metric=metric,
-            severity=rule.severity,
+            severity="info" if rule.is_notice(m.detail) else rule.severity,
             at=_dt(at_ms),
             started=_dt(m.started_ms),
             ended=_dt(ended) if ended is not None else None,
@@ -338,9 +397,10 @@ class Engine:
             message="",
             acked_by=m.acked_by,
             category=self._categories.get(m.key) if rule.has_category else None,
+            msg_params={"reason": m.detail} if m.detail else {},
         )
         msg_id, extra = rule.message(event)
-        params = {**params_of(event), **extra}
+        params = {**params_of(event), **event.msg_params, **extra}
         message = render(msg_id, params, EN)
         return event.with_state(event.state, message=message, msg_id=msg_id, msg_params=params)
 

@@ -46,6 +46,7 @@ class MachineState:
     reason: str = ""
     since_ms: int | None = None  # rule-specific: when a sensor fault began
     cleared_t_ms: int = 0  # reading time of the last all-clear: what is behind it raises nothing
+    detail: str = ""  # what the active alert was raised for, from its evaluation ("stopped": planned)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -133,6 +134,7 @@ def _behind(
 def _raise(m: MachineState, t_ms: int, ev: Evaluation, is_late: bool) -> None:
     m.started_ms = m.last_notice_ms = t_ms
     m.peak, m.late, m.acked_by, m.clear_since_ms = ev.value, is_late, None, None
+    m.detail = ev.reason
     m.alert_id = "pending"  # the engine names it
 
 
@@ -146,3 +148,4 @@ def _peak(m: MachineState, ev: Evaluation, higher_is_worse: bool) -> None:
 def reset(m: MachineState) -> None:
     """After the all-clear: back to idle, keeping what the next evaluation needs."""
     m.alert_id, m.peak, m.clear_since_ms, m.acked_by, m.late = None, None, None, None, False
+    m.detail = ""

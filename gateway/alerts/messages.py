@@ -46,6 +46,7 @@ def params_of(e: AlertEvent) -> dict[str, Any]:
         "state": e.state,
         "late": e.late,
         "started": format_ts(e.started),
+        "ended": format_ts(e.ended) if e.ended is not None else None,
         "value": e.value,
         "limit": e.limit,
         "peak": e.peak,
@@ -95,6 +96,8 @@ def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
         **p,
         "where": t("alert.where", node=p["node"], site=p["site"]),
         "since": _since(t, str(p["started"]), bool(p.get("late")) or p.get("state") != "raised"),
+        # when the exceedance ended (the first reading back within), as the report and the API say
+        "until": _since(t, str(p["ended"]), True) if p.get("ended") else "—",
         "what": _what(t, metric, str(p["average"])),
         "value": _amount(t, value, metric, limit, comparison),
         "limit": _amount(t, limit, metric),
@@ -106,7 +109,7 @@ def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
             if is_level
             else t("alert.nowcast.level_unknown")
         ),
-        "minutes": f"{value:.0f}" if value is not None else "",
+        "ago": t.ago(float(value) * 60) if value is not None else "",  # offline: value is minutes
         "sensor": (
             t("alert.sensor_fault.any_sensor")
             if metric == "any"
@@ -131,6 +134,8 @@ def render(msg_id: str, params: Mapping[str, Any], t: Texts) -> str:
         text = t("alert.acknowledged", by=params.get("acked_by"), text=text)
     if params.get("late"):
         text = t("alert.late", text=text)
+    if text.startswith((str(params.get("node")), str(params.get("site")))):
+        return text  # an id is written as it is: "haul-road (tsagaan) is offline"
     return text[0].upper() + text[1:]
 
 

@@ -27,6 +27,7 @@ class Plan:
         # has lasted).
         self.evaluated: list[tuple[str, Any, Any, str, Key, Any, Any, float, bool]] = []
         self.series: dict[str, Series] = {}
+        self.windowed: tuple[str, ...] = ()  # the metrics this node's rules keep a window of
         self.seen: Series | None = None  # timestamps of readings that carry no windowed metric
         # What each reading computes once for the fast paths of several rules: (WINDOW, metric,
         # window ms, completeness) -> its mean and, without one, why (`Engine` `_window`); (NOWCAST,

@@ -16,7 +16,8 @@ import bisect
 import math
 import statistics
 from array import array
-from typing import NamedTuple
+from itertools import accumulate, pairwise
+from typing import Any, NamedTuple
 
 HOUR_MS = 3_600_000
 NOWCAST_HOURS = 12
@@ -34,6 +35,11 @@ _SCALE = 2**40
 _NAN = math.nan
 
 
+def _wrap(x: int) -> int:
+    """x modulo 2^64, as a signed 64-bit integer (what an array("q") holds)."""
+    return ((x + 2**63) & (2**64 - 1)) - 2**63
+
+
 class Series:
     def __init__(self, keep_ms: int) -> None:
         self._keep_ms = keep_ms
@@ -43,20 +49,61 @@ class Series:
         self._ts = array("q")
         self._values = array("d")
         # _sum[i] / _count[i]: scaled sum and number of valid values before index i (one longer
-        # than _ts). Only differences are used, so trimming the front needs no rebasing; the sums
-        # stay Python integers, as they outgrow 64 bits.
-        self._sum: list[int] = [0]
-        self._count = array("q", [0])
+        # than _ts). Only differences are used, so trimming the front needs no rebasing. The sums
+        # are kept modulo 2^64 in a machine array (8 bytes an entry; Python integers took 36 and a
+        # pointer, a third of a thousand-node gateway's memory): a difference taken modulo 2^64 is
+        # the exact window sum whenever that sum is below 2^63 in magnitude, which `_exact` checks
+        # from the largest value seen. `_count` is made only once a reading without a value comes:
+        # until then the count before index i is i.
+        self._sum = array("q", [0])
+        self._count: array[int] | None = None
+        self._max_abs = 0  # the largest |scaled value| added: bounds a window's sum
         self._period_ms = 60_000
         self._period_s: int | None = None  # the period_s that set _period_ms; None when inferred
         # Trimming the front of the lists moves every element, so it waits until the oldest
         # readings are this much older than needed, and then drops them all at once.
-        self._slack_ms = max(keep_ms // 8, HOUR_MS)
+        # (typed arrays move fast: a twentieth of the window, at least ten minutes, is enough)
+        self._slack_ms = max(keep_ms // 20, 600_000)
         # The NowCast's 12 hourly means change only when an hour closes or history is edited (a
         # late or replaced reading): `_edits` counts the changes that are not in-order appends.
         self._edits = 0
         self._hourly_key: tuple[int, float, int, int] | None = None
         self._hourly: tuple[float | None, ...] = ()
+
+    def to_parts(self) -> tuple[dict[str, Any], list[bytes]]:
+        """What gateway/alerts/snapshot.py writes: the settings, then the arrays' bytes."""
+        meta = {
+            "keep_ms": self._keep_ms,
+            "period_ms": self._period_ms,
+            "period_s": self._period_s,
+            "max_abs": self._max_abs,
+            "n": len(self._ts),
+            "counted": self._count is not None,
+        }
+        parts = [self._ts.tobytes(), self._values.tobytes(), self._sum.tobytes()]
+        if self._count is not None:
+            parts.append(self._count.tobytes())
+        return meta, parts
+
+    @classmethod
+    def from_parts(cls, meta: dict[str, Any], data: memoryview, offset: int) -> tuple[Series, int]:
+        """The series `to_parts` wrote at `offset` in `data`, and the offset after it."""
+        series = cls(int(meta["keep_ms"]))
+        n = int(meta["n"])
+        series._sum = array("q")
+        series._count = array("q") if meta["counted"] else None
+        arrays: list[tuple[array[Any], int]] = [(series._ts, n), (series._values, n), (series._sum, n + 1)]
+        if series._count is not None:
+            arrays.append((series._count, n + 1))
+        for target, length in arrays:
+            end = offset + length * target.itemsize
+            if end > len(data):
+                raise ValueError("truncated")
+            target.frombytes(data[offset:end])
+            offset = end
+        series._period_ms, series._period_s = int(meta["period_ms"]), meta["period_s"]
+        series._max_abs = int(meta["max_abs"])
+        return series, offset
 
     def __len__(self) -> int:
         return len(self._ts)
@@ -76,39 +123,102 @@ class Series:
             if ts[i] == ts_ms:
                 old = self._values[i]
                 if old != stored and not (old != old and stored != stored):  # NaN: no value, twice
+                    if value is None:
+                        self._counts()
                     self._values[i] = stored  # the same reading again: counted once
                     self._edits += 1
                     self._resum(i)
                 return False
             # a late reading: the sums after it shift
+            if value is None:
+                self._counts()  # (before the insert: it counts the values there are)
             self._edits += 1
             ts.insert(i, ts_ms)
             self._values.insert(i, stored)
             self._sum.insert(i + 1, 0)
-            self._count.insert(i + 1, 0)
+            if self._count is not None:
+                self._count.insert(i + 1, 0)
             self._resum(i)
         else:  # the usual case: readings arrive in order
             ts.append(ts_ms)
             if value is None:
+                count = self._counts()  # (before the append: it counts the values there are)
                 self._values.append(_NAN)
                 self._sum.append(self._sum[-1])
-                self._count.append(self._count[-1])
+                count.append(count[-1])
             else:
                 self._values.append(value)
-                self._sum.append(self._sum[-1] + round(value * _SCALE))
-                self._count.append(self._count[-1] + 1)
+                scaled = round(value * _SCALE)
+                self._max_abs = max(self._max_abs, abs(scaled))
+                self._sum.append(_wrap(self._sum[-1] + scaled))
+                if self._count is not None:
+                    self._count.append(self._count[-1] + 1)
         if ts[0] < ts[-1] - self._keep_ms - self._slack_ms:
             cut = bisect.bisect_left(ts, ts[-1] - self._keep_ms)
-            del ts[:cut], self._values[:cut], self._sum[:cut], self._count[:cut]
+            del ts[:cut], self._values[:cut], self._sum[:cut]
+            if self._count is not None:
+                del self._count[:cut]
         return True
+
+    def extend(self, ts_ms: list[int], values: list[float | None]) -> None:
+        """Add many readings at once (a restart's reload): in one pass of C loops when they come in
+        order after the newest one held, else one by one with `add`."""
+        ts = self._ts
+        if not ts_ms:
+            return
+        if (ts and ts_ms[0] <= ts[-1]) or any(b <= a for a, b in pairwise(ts_ms)):
+            for t, v in zip(ts_ms, values, strict=True):
+                self.add(t, v)
+            return
+        has_null = any(v is None for v in values)
+        if has_null:
+            count = self._counts()  # (before the extend: it counts the values there are)
+            count.extend(accumulate((v is not None for v in values), initial=count[-1]))
+            del count[-len(values) - 1]
+        scaled = [0 if v is None else round(v * _SCALE) for v in values]
+        self._max_abs = max(self._max_abs, max(scaled), -min(scaled))
+        sums = list(accumulate(scaled, initial=self._sum[-1]))[1:]
+        if max(sums) >= 2**63 or min(sums) < -(2**63):
+            sums = [_wrap(x) for x in sums]
+        ts.extend(ts_ms)
+        self._values.extend(_NAN if v is None else v for v in values)
+        self._sum.extend(sums)
+        known = self._count
+        if known is not None and not has_null:
+            known.extend(range(known[-1] + 1, known[-1] + 1 + len(values)))
+        if ts[0] < ts[-1] - self._keep_ms - self._slack_ms:
+            cut = bisect.bisect_left(ts, ts[-1] - self._keep_ms)
+            del ts[:cut], self._values[:cut], self._sum[:cut]
+            if self._count is not None:
+                del self._count[:cut]
+
+    def _counts(self) -> array[int]:
+        """The count of valid values before each index, made when the first null comes."""
+        if self._count is None:
+            self._count = array("q", range(len(self._sum)))
+        return self._count
+
+    def _n(self, lo: int, hi: int) -> int:
+        return hi - lo if self._count is None else self._count[hi] - self._count[lo]
+
+    def _window_sum(self, lo: int, hi: int, n: int) -> int:
+        """The scaled sum of the values in [lo, hi), exact: from the prefix sums when it cannot
+        have wrapped, else added up (a long window of values near the range's top)."""
+        if n * self._max_abs < 2**63:
+            return _wrap(self._sum[hi] - self._sum[lo])
+        return sum(round(v * _SCALE) for v in self._values[lo:hi] if v == v)
 
     def _resum(self, start: int) -> None:
         """Recompute the prefix sums from index `start` on."""
+        count = self._count
         for j in range(start, len(self._ts)):
             value = self._values[j]
             valid = not math.isnan(value)
-            self._sum[j + 1] = self._sum[j] + (round(value * _SCALE) if valid else 0)
-            self._count[j + 1] = self._count[j] + valid
+            scaled = round(value * _SCALE) if valid else 0
+            self._max_abs = max(self._max_abs, abs(scaled))
+            self._sum[j + 1] = _wrap(self._sum[j] + scaled)
+            if count is not None:
+                count[j + 1] = count[j] + valid
 
     def infer_period(self) -> None:
         """After a rebuild from the database (which does not store `period_s`): the usual spacing."""
@@ -148,12 +258,12 @@ class Series:
         hi = len(ts) if end_ms >= ts[-1] else bisect.bisect_right(ts, end_ms)
         if hi <= lo:
             return WindowMean(None, 0.0, 0)
-        n = self._count[hi] - self._count[lo]
+        n = self._n(lo, hi)
         expected = max(duration_ms / self._period_ms, 1.0)
         completeness = min(n / expected, 1.0)
         if not n or completeness + 1e-9 < min_completeness:
             return WindowMean(None, completeness, n)
-        return WindowMean((self._sum[hi] - self._sum[lo]) / (n * _SCALE), completeness, n)
+        return WindowMean(self._window_sum(lo, hi, n) / (n * _SCALE), completeness, n)
 
     def mean_value(self, end_ms: int, duration_ms: int, min_completeness: float) -> float | None:
         """`mean(...).value`, without building the WindowMean: the alert engine's per-reading path,
@@ -165,10 +275,10 @@ class Series:
         hi = len(ts) if end_ms >= ts[-1] else bisect.bisect_right(ts, end_ms)
         if hi <= lo:
             return None
-        n = self._count[hi] - self._count[lo]
+        n = self._n(lo, hi)
         if not n or min(n / max(duration_ms / self._period_ms, 1.0), 1.0) + 1e-9 < min_completeness:
             return None
-        return (self._sum[hi] - self._sum[lo]) / (n * _SCALE)
+        return self._window_sum(lo, hi, n) / (n * _SCALE)
 
     def hourly_means(self, t_ms: int, min_completeness: float) -> tuple[float | None, ...]:
         """The 12 hourly means before the last full hour at `t_ms`, most recent first (NowCast).

@@ -1,4 +1,5 @@
-"""`minewatch-gateway ack <alert-id> --by NAME`: acknowledge an active alert; `--list` shows them.
+"""`minewatch-gateway ack <alert-id> --by NAME`: acknowledge an active alert; `--list` shows them
+(severity, value and peak with their unit, the message), in the gateway's language.
 
 The request goes into the gateway's alert store (`<data_dir>/alerts.sqlite`); the running gateway
 applies it within about a second (reminders stop, the acknowledgement is recorded in InfluxDB and
@@ -11,12 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from contract.configfile import ConfigError
+from contract.i18n import Texts
+from contract.metrics import spec
+from gateway.alerts.messages import text_of
 from gateway.alerts.service import STATUS_FILE
 from gateway.alerts.store import AlertStore
-from gateway.config import load
+from gateway.config import GatewayConfig, load
 
 
 def add(sub: Any) -> None:
@@ -28,6 +33,9 @@ def add(sub: Any) -> None:
     parser.add_argument("--config", required=True, help="path to gateway.toml")
     parser.add_argument("--list", action="store_true", help="list active alerts and rules not evaluated")
     parser.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the gateway (10)")
+    parser.add_argument(
+        "--lang", help="language of --list (contract/i18n/<lang>.toml); default: [web] language"
+    )
     parser.set_defaults(func=run)
 
 
@@ -36,7 +44,12 @@ def run(args: argparse.Namespace) -> int:
     store = AlertStore(cfg.data_dir / "alerts.sqlite")
     try:
         if args.list:
-            return _list(store, cfg.data_dir / STATUS_FILE)
+            language = args.lang or (cfg.web.language if cfg.web else "en")
+            if not Texts.exists(language):
+                raise ConfigError(
+                    f"--lang: no translation {language}.toml; have: {', '.join(Texts.languages())}"
+                )
+            return _list(store, cfg.data_dir / STATUS_FILE, cfg, language)
         if not args.alert_id or not args.by:
             raise ConfigError("ack needs an alert id and --by NAME (or --list)")
         active = {m.alert_id for m in store.machines() if m.alert_id}
@@ -56,26 +69,52 @@ def run(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _list(store: AlertStore, status_file: Any) -> int:
+def _list(store: AlertStore, status_file: Path, cfg: GatewayConfig, language: str) -> int:
+    """Each active alert with its severity, value and peak in their unit, and its message, in the
+    gateway's language (`[web] language`, or `--lang`)."""
+    t = Texts(language)
+    rules = {r.name: r for r in cfg.alerts.all_rules()}
     machines = store.machines()
     active = [m for m in machines if m.alert_id]
     if not active:
-        print("no active alerts")
+        print(t("ack.none"))
     for m in sorted(active, key=lambda m: m.started_ms):
-        started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(m.started_ms / 1000))
-        acked = f", acknowledged by {m.acked_by}" if m.acked_by else ""
-        print(f"{m.alert_id}  since {started}  value {m.value}  peak {m.peak}{acked}")
+        rule = rules.get(m.rule)
+        metric = rule.labels()[0] if rule is not None else ""
+        events = store.events(m.alert_id)
+        severity = str(events[-1].get("severity") if events else rule.severity if rule else "")
+        line = t(
+            "ack.line",
+            id=m.alert_id,
+            severity=t(f"alert.severity.{severity}") if t.has(f"alert.severity.{severity}") else severity,
+            since=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(m.started_ms / 1000)),
+            value=_amount(t, metric, m.value),
+            peak=_amount(t, metric, m.peak),
+        )
+        print(line + (t("ack.acked", by=m.acked_by) if m.acked_by else ""))
+        if events:
+            print(f"    {text_of(events[-1], t)}")
     for m in machines:
         if not m.evaluable:
-            print(f"not evaluated: {m.rule} at {m.node} ({m.site}): {m.reason}")
+            print(t("ack.not_evaluated", rule=m.rule, node=m.node, site=m.site, reason=m.reason))
     try:
         status = json.loads(status_file.read_text())
         for label, stats in status.get("channels", {}).items():
-            counts = f"sent {stats['sent']}, failures {stats['failures']}, given up {stats['given_up']}"
-            print(f"channel {label}: {counts}")
-    except (OSError, ValueError):
+            print(t("ack.channel", label=label, **{k: stats[k] for k in ("sent", "failures", "given_up")}))
+    except (OSError, ValueError, KeyError):
         pass
     failed = store.failed_count()
     if failed:
-        print(f"{failed} notifications could not be delivered (kept in {status_file.parent}/alerts.sqlite)")
+        print(t("ack.failed", n=failed, path=status_file.parent / "alerts.sqlite"))
     return 0
+
+
+def _amount(t: Texts, metric: str, value: float | None) -> str:
+    """A value with the metric table's decimals and unit; minutes for an offline rule's `status`."""
+    if value is None:
+        return t("alert.no_value")
+    if metric == "status":  # an offline rule's value: how long the node has been quiet
+        return t("ack.minutes", n=f"{value:.0f}")
+    if spec(metric) is None:
+        return f"{value:g}"
+    return t("alert.value", number=t.number(metric, value), unit=t.unit(metric)).strip()

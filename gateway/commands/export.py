@@ -11,11 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from contract.i18n import Texts
 from contract.metrics import Metric
-from gateway import dataset, export
+from gateway import dataset, export, maintenance
 from gateway import timerange as q
 from gateway.config import load
+from gateway.exports import write as exchange
+from gateway.exports.registry import FORMATS
 from gateway.stores import open_reader
+from gateway.stores.reader import Reader
 
 
 def add(sub: Any) -> None:
@@ -34,7 +38,7 @@ def add(sub: Any) -> None:
     )
     parser.add_argument("--end", required=True, help="UTC date or time (inclusive of a reading ending then)")
     parser.add_argument("--metrics", help="comma-separated, e.g. pm2_5,turbidity (default: all stored)")
-    parser.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    parser.add_argument("--format", choices=["csv", "jsonl", *FORMATS], default="csv")
     parser.add_argument("--out", type=Path, help="output file (default: standard output)")
     parser.add_argument("--average", choices=sorted(export.PERIODS), help="period means with completeness")
     parser.add_argument(
@@ -77,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
     req = request(args)
     reader = open_reader(cfg.influxdb)
+    check_known(reader, req)
+    if args.format in FORMATS:  # an exchange format (gateway/exports/): its own rows and checks
+        return exchange.run(args.format, cfg, Path(args.config), reader, req, args.out)
     if not req.metrics:  # every metric stored: what a signature covers, so `verify` can re-check rows
         req = dataclasses.replace(req, metrics=dataset.metrics_stored(reader) or [Metric.PM2_5])
     with ExitStack() as stack:
@@ -88,11 +95,31 @@ def run(args: argparse.Namespace) -> int:
         rows = export.write(reader, req, out, args.format, progress, queries.append)
     if args.out is not None:
         meta = export.sidecar(req, args.format, rows, datetime.now(UTC), queries[0])
+        # the visits themselves, beside the `maintenance` column that marks their readings
+        visits = maintenance.visits(reader, req.site, req.start, req.end, req.nodes)
+        meta["maintenance_visits"] = [v.to_json() for v in visits]
         side = args.out.with_name(args.out.name + ".columns.json")
         side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"{rows} rows to {args.out}; columns described in {side}", file=sys.stderr)
+        key = "export_cli.written_one" if rows == 1 else "export_cli.written_other"
+        print(Texts()(key, n=rows, out=args.out, side=side), file=sys.stderr)
     reader.close()
     return 0
+
+
+def check_known(reader: Reader, req: export.ExportRequest) -> None:
+    """An unknown site or node is a mistake to say, not an empty file to write (exit 2)."""
+    texts = Texts()
+    known_nodes = reader.nodes()  # the database's index of series: no data read, at a day or a year
+    sites = sorted({s for s, _ in known_nodes})
+    if req.site not in sites:
+        known = ", ".join(sites) or texts("verify_cli.none")
+        raise q.QueryArgumentError(texts("export_cli.unknown_site", site=req.site, known=known))
+    nodes = sorted({n for s, n in known_nodes if s == req.site})
+    for node in req.nodes:
+        if node not in nodes:
+            raise q.QueryArgumentError(
+                texts("export_cli.unknown_node", node=node, site=req.site, known=", ".join(nodes))
+            )
 
 
 def _progress_bar(req: export.ExportRequest, stack: ExitStack) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 from contract.configfile import ConfigError
 from contract.wire import is_identifier
 from gateway.config import DEFAULT_MQTT_USER, GatewayConfig, load
+from gateway.timerange import QueryArgumentError, parse_time
 from gateway.trust.broker import BrokerError, BrokerLayout, reload_broker, write_acl
 from gateway.trust.provision import (
     NodeTarget,
@@ -19,6 +20,7 @@ from gateway.trust.provision import (
     ProvisionError,
     provision_account,
     provision_node,
+    retire_node,
     revoke_account,
     revoke_node,
 )
@@ -38,7 +40,21 @@ def add(sub: Any) -> None:
     parser.add_argument(
         "--out", type=Path, help="directory for the node's (or monitor's) files; secrets, mode 600"
     )
-    parser.add_argument("--revoke", action="store_true", help="revoke the node's keys and delete its account")
+    parser.add_argument(
+        "--revoke",
+        action="store_true",
+        help="the node's key was compromised: revoke its keys (see --since) and delete its account",
+    )
+    parser.add_argument(
+        "--since",
+        help="with --revoke: UTC time since when the key is untrusted (default now); readings "
+        "stored before it stay verifiable",
+    )
+    parser.add_argument(
+        "--retire",
+        action="store_true",
+        help="decommission the node: retire its keys (past readings stay valid), delete its account",
+    )
     parser.add_argument("--rotate", action="store_true", help="issue a new key; the old one is retired")
     parser.add_argument("--broker-dir", type=Path, help="broker files (default <data_dir>/broker)")
     parser.add_argument(
@@ -63,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     layout = BrokerLayout(args.broker_dir or cfg.data_dir / "broker")
     try:
         outcome = _run(args, cfg, layout)
-    except (ProvisionError, BrokerError) as exc:
+    except (ProvisionError, BrokerError, QueryArgumentError) as exc:
         raise ConfigError(str(exc)) from exc
     write_acl(layout, prefix=cfg.topic_prefix, gateway_user=cfg.mqtt.username or DEFAULT_MQTT_USER)
     for line in outcome.changed:
@@ -96,8 +112,15 @@ def _run(args: argparse.Namespace, cfg: GatewayConfig, layout: BrokerLayout) -> 
         return provision_account(args.monitor, args.out, layout)
     if not args.site or not is_identifier(args.site) or not is_identifier(args.node):
         raise ProvisionError("--site and --node must be ids: lowercase letters, digits, - and _")
+    if args.revoke and args.retire:
+        raise ProvisionError("--revoke or --retire, not both")
+    if args.since is not None and not args.revoke:
+        raise ProvisionError("--since goes with --revoke")
     if args.revoke:
-        return revoke_node(args.site, args.node, cfg.keys_dir, layout)
+        since = parse_time(args.since, "--since") if args.since else None
+        return revoke_node(args.site, args.node, cfg.keys_dir, layout, since=since)
+    if args.retire:
+        return retire_node(args.site, args.node, cfg.keys_dir, layout)
     if args.out is None:
         raise ProvisionError("--out DIR is required: the node's key and password are written there")
     tls = (layout.ca_dir / "ca.crt").exists() if args.tls is None else args.tls

@@ -15,13 +15,17 @@ from contract.wire import ReadingPayload
 from gateway import node_status, rollup
 from gateway.alerts.service import Alerts, through
 from gateway.commands.serve import web_extra
+from gateway.community import forwarder as community_maps
 from gateway.config import GatewayConfig, load
 from gateway.hooks import Hooks
+from gateway.shutdown import shut_down
 from gateway.stores import rollups_for
+from gateway.web.process import WebProcess
 from gateway.wiring import assemble, open_parts
 
-if TYPE_CHECKING:  # the `web` extra is optional: imported where `[web]` asks for it
-    from gateway.web.server import BackgroundServer
+if TYPE_CHECKING:
+    from gateway.forward.forwarder import Forwarder
+    from gateway.trust.registry import KeyRegistry
 
 log = logging.getLogger("minewatch.gateway")
 
@@ -60,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     hooks.tickers.append(notifier.tick)
     alerts = Alerts(cfg, publish=through(parts.subscriber))
     alerts.install(hooks)
-    web = _web(cfg, hooks) if cfg.web is not None else None
+    maps = community_maps.attach(hooks, cfg.community_maps)  # off unless [[community_maps]] lists a node
+    web = _web(args.config, hooks) if cfg.web is not None else None
+    forwarder = _forwarder(cfg, parts.registry, hooks, alerts) if cfg.forward is not None else None
     service = assemble(parts, hooks)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -76,15 +82,23 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGHUP, reload_keys)
     alerts.start()
+    maps.start()
     if web is not None:
         web.start()
+    if forwarder is not None:
+        forwarder.start()
     _tune_gc()
+    cause: BaseException | None = None
     try:
         service.run()
+    except BaseException as exc:
+        cause = exc
+        raise
     finally:
-        if web is not None:
-            web.stop()
-        alerts.stop()
+        steps = [("stopping the forwarder", forwarder.stop)] if forwarder is not None else []
+        steps += [("stopping the dashboard", web.stop)] if web is not None else []
+        steps += [("stopping the community maps", maps.stop)]
+        shut_down([*steps, ("stopping the alerts", alerts.stop)], cause)
     return 0
 
 
@@ -101,15 +115,24 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 10, 10)
 
 
-def _web(cfg: GatewayConfig, hooks: Hooks) -> BackgroundServer:
-    """`[web]` present: the dashboard beside ingest, fed node statuses by the gateway loop; started
-    by the caller once the alerts are."""
-    web_extra()
-    # Only now: the `web` extra is optional, and web_extra() has just said it is installed.
-    from gateway.web.server import BackgroundServer, app_for
-    from gateway.web.status import StatusBoard
+def _forwarder(cfg: GatewayConfig, registry: KeyRegistry, hooks: Hooks, alerts: Alerts) -> Forwarder:
+    """`[forward]` present: stored readings and the site's keys go on to the regional hub."""
+    from gateway.forward.forwarder import Forwarder
+    from gateway.forward.outbox import Outbox
+    from gateway.stores.backends import open_reader
 
-    board = StatusBoard(cfg.topic_prefix)
-    hooks.handlers.append(("status", board.handle))
-    assert cfg.web is not None
-    return BackgroundServer(app_for(cfg, board), cfg.web)
+    assert cfg.forward is not None
+    outbox = Outbox(cfg.forward.outbox or cfg.data_dir / "forward.sqlite")
+    reader = open_reader(cfg.influxdb)
+    forwarder = Forwarder(cfg.forward, outbox, reader, registry, prefix=cfg.topic_prefix)
+    forwarder.install(hooks, alerts)
+    return forwarder
+
+
+def _web(config: str, hooks: Hooks) -> WebProcess:
+    """`[web]` present: the dashboard as a child process (gateway/web/process.py: why), restarted
+    from the loop's ticker if it dies; started by the caller once the alerts are."""
+    web_extra()  # refuse now, exit 2, rather than have the child fail to start
+    web = WebProcess(config)
+    hooks.tickers.append(web.tick)
+    return web

@@ -1,81 +1,114 @@
-"""`minewatch-gateway verify --keys DIR (--input export.csv | --influx-url URL --database DB)`:
-re-verify stored readings against the nodes' public keys, with nothing but the rows and the keys.
+"""`minewatch-gateway verify`: re-verify readings against the nodes' public keys, with nothing but
+the rows and the keys, or check a whole evidence bundle.
 
-Exit status: 0 every row verified; 1 some row did not (each listed with its reason); 2 bad input.
+    verify --keys DIR|keys.json --input export.csv|export.jsonl
+    verify --keys DIR|keys.json --influx-url URL --database DB [--where COND]
+    verify --bundle evidence.zip [--tsa-cert tsa.pem]
+
+`--keys` takes the gateway's keys/ directory or the dashboard's /api/v1/keys answer saved to a file.
+The checks are contract/verify_offline.py, which runs alone (`python -m contract.verify_offline`).
+
+Exit status: 0 every row verified (a bundle: no problem); 1 some row failed or a problem was found
+(each listed with its reason); 3 every signed row verified but some rows are unsigned (counted per
+node); 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from contract import csvcell
+from contract import verify_offline as vo
 from contract.configfile import ConfigError
+from contract.i18n import Texts
 from gateway.config import InfluxConfig
 from gateway.stores import CONDITION_EXAMPLE, StoreError, open_reader
-from gateway.trust.registry import KeyRegistry, RegistryError
-from gateway.trust.reverify import reverify
+from gateway.trust.registry import KeyRegistry
+from gateway.trust.reverify import offline_key
 
 
 def add(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
         "verify",
-        help="re-verify the signatures of exported or stored readings against the public keys",
+        help="re-verify the signatures of exported or stored readings, or check an evidence bundle",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--keys", required=True, type=Path, help="the key registry directory (<kid>.json files)"
+        "--keys", type=Path, help="the key registry directory (<kid>.json files) or a keys JSON file"
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        "--input", type=Path, help="CSV with the columns of measurement `reading` (docs/trust.md)"
-    )
+    source.add_argument("--input", type=Path, help="a CSV or JSON Lines export (docs/trust.md)")
     source.add_argument("--influx-url", help="query InfluxDB 1.x directly, e.g. http://127.0.0.1:8086")
+    source.add_argument("--bundle", type=Path, help="an evidence bundle written by `evidence`")
+    parser.add_argument(
+        "--tsa-cert", type=Path, help="with --bundle: the TSA (or its CA) certificate to trust"
+    )
     parser.add_argument("--database", default="minewatch", help="with --influx-url (default minewatch)")
     parser.add_argument("--where", default="", help=f'InfluxQL condition, e.g. "{CONDITION_EXAMPLE}"')
     parser.add_argument("--username", help="with --influx-url; password from MINEWATCH_INFLUX_PASSWORD")
+    parser.add_argument("--language", default="en", help="language of the verdict lines (en, mn)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    texts = Texts(args.language)
     try:
-        registry = KeyRegistry(args.keys)
-    except RegistryError as exc:
+        if args.bundle is not None:
+            return _bundle(args, texts)
+        if args.keys is None:
+            raise ConfigError("--keys DIR or FILE is required with --input and --influx-url")
+        keys, problems = _keys(args.keys)
+        if not keys and not problems:
+            raise ConfigError(f"{args.keys}: no keys (<kid>.json files or key records) found")
+        rows = vo.read_rows_file(args.input) if args.input else _influx_rows(args)
+        report = vo.check_rows(rows, keys)
+    except vo.Unusable as exc:
         raise ConfigError(str(exc)) from exc
-    if not registry.records():
-        raise ConfigError(f"{args.keys}: no keys (<kid>.json files) found")
-    rows = _csv_rows(args.input) if args.input else _influx_rows(args)
-    report = reverify(rows, registry)
-    for line in report.failures:
-        print(line)
-    summary = ", ".join(f"{n} {outcome}" for outcome, n in report.outcomes.most_common())
-    print(f"{report.rows} rows: {summary or 'none'}")
-    return 0 if report.all_verified else 1
+    for problem in [*problems, *report.problems]:
+        print(_line(problem, texts))
+    for ident, n in sorted(report.unsigned.items()):
+        print(texts("verify_cli.unsigned_rows", n=n, node=ident))
+    counts = ", ".join(texts("verify_cli.outcome", n=n, outcome=o) for o, n in report.outcomes.most_common())
+    print(texts("verify_cli.summary", rows=report.rows, outcomes=counts or texts("verify_cli.none")))
+    return 1 if problems else report.exit_status()
 
 
-def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    with handle:
-        reader = csv.DictReader(handle)
-        header = set(reader.fieldnames or [])
-        missing = sorted({"site", "node", "seq", "period_s", "flags", "sig", "kid"} - header)
-        if not header & {"time", "ts"}:
-            missing.insert(0, "time")
-        if missing:
-            raise ConfigError(
-                f"{path}: no column(s) {', '.join(missing)}: a signature covers every field of a reading, "
-                "so the export must hold them all (docs/trust.md, 'Verifying')"
-            )
-        for row in reader:  # the export wrote a text cell that could be a formula with a leading '
-            yield {k: csvcell.restore(v) if isinstance(v, str) else v for k, v in row.items()}
+def _keys(path: Path) -> tuple[dict[str, vo.Key], list[vo.Problem]]:
+    """The gateway's keys/ directory, read as the gateway reads it (each bad file named, exit 2), or
+    a file of key records such as the dashboard's /api/v1/keys, read as a third party would."""
+    if path.is_dir():
+        return {r.kid: offline_key(r) for r in KeyRegistry(path).records()}, []
+    return vo.load_keys(path)
+
+
+def _line(problem: vo.Problem, texts: Texts) -> str:
+    """The verdict's meaning in the reader's language, then the checker's detail (file, row, key)."""
+    key = f"verify_cli.code.{problem.code}"
+    meaning = texts(key) if texts.has(key) else problem.code
+    return f"{problem.code} ({meaning}): {problem.text}"
+
+
+def _bundle(args: argparse.Namespace, texts: Texts) -> int:
+    trusted = vo.load_certificates(args.tsa_cert) if args.tsa_cert else None
+    report = vo.check_bundle(args.bundle, trusted)
+    for note in report.notes:
+        print(texts("verify_cli.note", note=note))
+    for problem in report.problems:
+        print(_line(problem, texts))
+    if report.rows is not None:
+        counts = ", ".join(
+            texts("verify_cli.outcome", n=n, outcome=o) for o, n in report.rows.outcomes.most_common()
+        )
+        print(texts("verify_cli.summary", rows=report.rows.rows, outcomes=counts or texts("verify_cli.none")))
+    if report.problems:
+        print(texts("verify_cli.bundle_bad", n=len(report.problems)))
+        return 1
+    print(texts("verify_cli.bundle_ok"))
+    return 0
 
 
 def _influx_rows(args: argparse.Namespace) -> Iterator[dict[str, Any]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from contract.flags import Flag
+from contract.flags import Flag, GatewayFlag
 from gateway import dataset
 from gateway.report.model import DAY, Day, Gap, NodeSection
 from gateway.report.querylog import QueryLog, days
@@ -52,19 +52,29 @@ def _flags(log: QueryLog, sections: list[NodeSection]) -> None:
         for row in rows:
             if str(row["node"]) in by_node and row["count"]:
                 by_node[str(row["node"])].flags[flag.value] = int(row["count"])
+    for gflag in GatewayFlag:  # what the gateway found on storing (ts_shared), beside the node's own
+        rows = log.reader.aggregate(
+            log.span, "seq", ["count"], gateway_flag=gflag.value, trace=log.trace("flags")
+        )
+        for row in rows:
+            if str(row["node"]) in by_node and row["count"]:
+                by_node[str(row["node"])].flags[gflag.value] = int(row["count"])
+
+
+DOWN = ("offline", "stopped")  # a node's last will, and its own word on a planned stop
 
 
 def _offline(log: QueryLog, sections: list[NodeSection]) -> None:
     by_node = {s.node: s for s in sections}
     before = log.reader.status_before(log.site, log.start, trace=log.trace("status"))
     down_since: dict[str, datetime | None] = {
-        node: log.start for node, state in before.items() if state == "offline"
+        node: log.start for node, state in before.items() if state in DOWN
     }
     changes = log.reader.status_changes(log.site, log.start, log.end, trace=log.trace("status"))
     for node, state, at in changes:
         if node not in by_node:
             continue
-        if state == "offline" and down_since.get(node) is None:
+        if state in DOWN and down_since.get(node) is None:
             down_since[node] = at
         elif state == "online" and down_since.get(node) is not None:
             began = down_since[node]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from contract.metrics import Metric
 from gateway import dataset
-from gateway.report import calfiles, coverage, indicators, levels, offline, provenance
+from gateway.report import calfiles, coverage, field, indicators, levels, offline, provenance
 from gateway.report.model import About, ReportData
 from gateway.report.querylog import QueryLog
 from gateway.standards import STANDARDS
@@ -86,4 +86,6 @@ def collect(
         about=about,
         node_info=[n for n in about.nodes if n.site == site and (not nodes or n.node in nodes)],
         keys=[k for k in about.keys if k.site == site and (not nodes or k.node in nodes)],
+        field_visits=field.visits(log) if "maintenance" in present else [],
+        observations=field.observations(about.observations, site, start, end, nodes or []),
     )

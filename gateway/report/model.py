@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from contract.figures import Comparison, exceeds
 from contract.metrics import Metric
 from gateway.config import NodeInfo
+from gateway.observations.store import Observation
 from gateway.standards import Limit, Standard
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ class About:
     gateway_id: str = ""
     nodes: tuple[NodeInfo, ...] = ()
     keys: tuple[KeyInfo, ...] = ()
+    observations: tuple[Observation, ...] = ()  # residents' observations a monitor accepted
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +170,20 @@ class OfflinePeriod:
     @property
     def duration_h(self) -> float:
         return (self.until - self.start).total_seconds() / 3600
+
+
+@dataclass(frozen=True, slots=True)
+class FieldVisit:
+    """A maintenance visit in the period (measurement `maintenance`) and the readings it marks."""
+
+    node: str
+    kind: str
+    at: datetime
+    by: str
+    note: str
+    flag_from: datetime | None
+    flag_to: datetime | None
+    readings_marked: int  # readings stamped in (flag_from, flag_to]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +221,8 @@ class ReportData:
     about: About = field(default_factory=lambda: About())
     node_info: list[NodeInfo] = field(default_factory=list)
     keys: list[KeyInfo] = field(default_factory=list)
+    field_visits: list[FieldVisit] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
 
     @property
     def total_readings(self) -> int:

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from contract import __version__
-from contract.figures import Comparison, decimals_of, figure, limit_text
+from contract.figures import Comparison, decimals_of, figure, limit_text, mean_decimals
 from contract.metrics import METRIC_UNITS, Metric
 from gateway.report.model import COMPLETE, ReportData
 from gateway.report.plots import EN, metric_png
@@ -24,6 +24,8 @@ FLAG_MEANINGS = {
     "cal_expired": "the calibration applied had passed its validity date; the value may have drifted",
     "cal_fallback": "the calibration needed humidity or water temperature the node did not measure; "
     "the fallback its file documents was used",
+    "ts_shared": "flagged by the gateway, not the node: another reading of the node (another seq) has the "
+    "same time, and both are kept (the node's clock was set back)",
 }
 
 
@@ -56,16 +58,22 @@ def _fig(
     return "—" if value is None else figure(value, decimals_of(metric), limit, comparison)
 
 
+MEAN = mean_decimals("pm2_5")
+"""A mean's digits: every metric with a limit has one decimal, so its means have two, as
+`export --average` writes them (contract/figures.py)."""
+
+
 def _fig2(value: float | None, limit: float, comparison: Comparison = "above") -> str:
-    """A mean compared with a limit: two decimals, or more when those would hide the verdict."""
-    return "—" if value is None else figure(value, 2, limit, comparison)
+    """A mean compared with a limit: a mean's digits, or more when those would hide the verdict."""
+    return "—" if value is None else figure(value, MEAN, limit, comparison)
 
 
 def _mean(value: float | None, limits: list[tuple[Standard, Limit]]) -> str:
     """A daily mean beside several limits: the digits that the closest of them needs."""
     if value is None:
         return "—"
-    shown = [figure(value, 2, lim.value, s.comparison) for s, lim in limits] or [f"{value:.2f}"]
+    digits = mean_decimals(str(limits[0][1].metric)) if limits else MEAN
+    shown = [figure(value, digits, lim.value, s.comparison) for s, lim in limits] or [f"{value:.{digits}f}"]
     return max(shown, key=len)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from gateway.stores.base import Store, StoreError
 from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_rollup import InfluxRollups
-from gateway.stores.influx_v1 import InfluxV1, probe_version
+from gateway.stores.influx_v1 import InfluxV1, compat_v1, probe_version
 
 if TYPE_CHECKING:
     from gateway.config import InfluxConfig
@@ -74,9 +74,7 @@ def reader_for(store: Store, cfg: InfluxConfig) -> Reader:
 def compat_reader(cfg: InfluxConfig) -> Reader:
     """InfluxQL on InfluxDB 2.x: its v1-compatible `/query`, with the bucket as the database and the
     token in an `Authorization: Token` header (the bucket needs a DBRP mapping)."""
-    v1 = cfg.model_copy(update={"database": cfg.bucket, "username": None})
-    hint = "a 2.x bucket needs a DBRP mapping to be read with InfluxQL, docs/operations.md"
-    return InfluxReader(InfluxV1(v1, token=cfg.token(), missing_hint=hint))
+    return InfluxReader(compat_v1(cfg))
 
 
 def dashboard_reader(cfg: InfluxConfig) -> Reader:
@@ -90,5 +88,4 @@ def rollups_for(store: Store, cfg: InfluxConfig) -> RollupBackend:
     `/query` on 2.x) and written through `store`."""
     if isinstance(store, InfluxV1):
         return InfluxRollups(store, store)
-    v1 = cfg.model_copy(update={"database": cfg.bucket, "username": None})
-    return InfluxRollups(InfluxV1(v1, token=cfg.token()), store)
+    return InfluxRollups(compat_v1(cfg), store)

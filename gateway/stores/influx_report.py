@@ -59,6 +59,7 @@ class ReportQueries:
         fill: Fill | None = None,
         per_node: bool = True,
         flag: str | None = None,
+        gateway_flag: str | None = None,
         signed: bool = False,
         equals: str | None = None,
         trace: Trace | None = None,
@@ -68,6 +69,8 @@ class ReportQueries:
         cond = where(span.site, span.nodes, span.start, span.end)
         if flag is not None:
             cond += f' AND "flags" =~ /(^|,){flag}(,|$)/'
+        if gateway_flag is not None:  # what the gateway found on storing it (ts_shared), not signed
+            cond += f' AND "gateway_flags" =~ /(^|,){gateway_flag}(,|$)/'
         if signed:
             cond += ' AND "signed" = true'
         if equals is not None:
@@ -123,3 +126,14 @@ class ReportQueries:
             'GROUP BY "node", "rule", "metric"',
             trace,
         )
+
+    def maintenance_rows(
+        self,
+        site: str | None,
+        nodes: list[str],
+        start: datetime,
+        end: datetime,
+        *,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        return self._run(f'SELECT * FROM "maintenance" WHERE {where(site, nodes, start, end)}', trace)

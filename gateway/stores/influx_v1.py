@@ -17,9 +17,20 @@ from urllib.parse import urlencode
 import urllib3
 
 from gateway.stores.base import StoreError, is_retryable
+from gateway.stores.shared_ts import keep_both
 
 if TYPE_CHECKING:
     from gateway.config import InfluxConfig
+
+
+COMPAT_HINT = "a 2.x bucket needs a DBRP mapping to be read with InfluxQL, docs/operations.md"
+
+
+def compat_v1(cfg: InfluxConfig) -> InfluxV1:
+    """InfluxQL on InfluxDB 2.x: its v1-compatible `/query`, with the bucket as the database and the
+    token in an `Authorization: Token` header (the bucket needs a DBRP mapping)."""
+    v1 = cfg.model_copy(update={"database": cfg.bucket, "username": None})
+    return InfluxV1(v1, token=cfg.token(), missing_hint=COMPAT_HINT)
 
 
 def probe_version(url: str) -> str:
@@ -66,6 +77,8 @@ class InfluxV1:
     def write(self, lines: list[str], _retried: bool = False) -> None:
         if not lines:
             return
+        if not _retried:  # a reading never replaces another with the same ts (gateway/stores/shared_ts.py)
+            lines = keep_both(lines, self.query)
         fields = {"db": self._db, "precision": "ms", **self._auth}
         if self._rp:
             fields["rp"] = self._rp

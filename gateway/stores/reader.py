@@ -162,8 +162,15 @@ class Reader(Protocol):
         """Per node and bucket: `node`, `start` (datetime), `<m>_mean`, `<m>_count`; empty buckets
         are left out."""
 
-    def recent(self, fields: list[str], seconds: int) -> Iterator[Row]:
-        """Every site's readings of the last `seconds` by the database's clock (the alert restart)."""
+    def recent(self, fields: list[str], seconds: int, *, per_node: bool = False) -> Iterator[Row]:
+        """Every site's readings of the last `seconds` by the database's clock (the alert restart);
+        with `per_node`, one node's after another, each in time order."""
+
+    def stored_readings(self, span: Span) -> Iterator[Row]:
+        """Whole readings (every field) in the span, oldest first: the hub forwarder's backfill."""
+
+    def first_reading_time(self, site: str) -> datetime | None:
+        """When the site's oldest stored reading was taken; None when it has none."""
 
     def signed_rows(self, condition: str = "") -> Iterator[Row]:
         """Whole readings for `verify`; `condition` is the backend's own filter as the user typed it."""
@@ -179,6 +186,7 @@ class Reader(Protocol):
         fill: Fill | None = None,
         per_node: bool = True,
         flag: str | None = None,
+        gateway_flag: str | None = None,
         signed: bool = False,
         equals: str | None = None,
         trace: Trace | None = None,
@@ -214,9 +222,26 @@ class Reader(Protocol):
     ) -> list[Row]:
         """The site's `alert` events in (start, end] with these fields and `node`, `rule`, `metric`."""
 
+    def maintenance_rows(
+        self,
+        site: str | None,
+        nodes: list[str],
+        start: datetime,
+        end: datetime,
+        *,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        """The site's `maintenance` visits in (start, end] (every site's when None, all nodes when
+        `nodes` is empty), every
+        field with `site`, `node` and `kind` (gateway.maintenance reads them)."""
+
     # the dashboard
+    def nodes(self, site: str | None = None) -> list[tuple[str, str]]:
+        """(site, node) of every node with stored readings, sorted, without reading any of them."""
+
     def latest(self, now: datetime, *, site: str | None = None, node: str | None = None) -> list[Latest]:
-        """The last reading of every node at or before `now`, sorted by site and node."""
+        """The last reading of every node at or before `now`, sorted by site and node. Its cost must
+        not grow with the stored history: a node silent for months is still found."""
 
     def series(
         self,
@@ -233,10 +258,18 @@ class Reader(Protocol):
         empty buckets are None so charts show gaps, not lines."""
 
     def hourly_means(
-        self, metric: str, end_hour: datetime, hours: int = 12, *, align: timedelta = timedelta(0)
+        self,
+        metric: str,
+        end_hour: datetime,
+        hours: int = 12,
+        *,
+        align: timedelta = timedelta(0),
+        site: str | None = None,
+        nodes: list[str] | None = None,
     ) -> dict[tuple[str, str], list[float | None]]:
         """(site, node) -> hourly means, most recent first (index 0 = the hour ending at `end_hour`);
-        hours are (b, b + 1 h], b a whole hour plus `align`."""
+        hours are (b, b + 1 h], b a whole hour plus `align`. Only `site` and `nodes` when given (a
+        page of a thousand-node fleet asks for its own nodes only)."""
 
     def flagged(
         self, site: str, node: str, start: datetime, end: datetime

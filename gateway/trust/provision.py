@@ -140,16 +140,51 @@ def provision_node(
 
 
 def revoke_node(
+    site: str,
+    node: str,
+    keys_dir: Path,
+    layout: BrokerLayout,
+    *,
+    now: datetime | None = None,
+    since: datetime | None = None,
+) -> Outcome:
+    """Revoke every key of the node (it was compromised) and delete its MQTT account.
+
+    `since` is when the key stopped being trustworthy (default: now; never later than now, so
+    nothing stored after the revocation can pass). Readings the gateway stored before then stay
+    evidence: their stored time (`received`) is the gateway's, which a stolen key cannot change.
+    The key files stay, marked revoked, so old exports still verify and say which key was
+    withdrawn when. A key already revoked keeps the earlier of the two times."""
+    now = now or datetime.now(UTC)
+    since = now if since is None else since
+    if since > now:
+        raise ProvisionError(
+            f"--since {since.isoformat()} is in the future: a revocation starts at the latest now"
+        )
+    outcome = Outcome()
+    for record in load_dir(keys_dir).values():
+        if (record.site, record.node) != (site, node):
+            continue
+        if record.status is KeyStatus.REVOKED and record.since is not None and record.since <= since:
+            continue
+        save(keys_dir, record.model_copy(update={"status": KeyStatus.REVOKED, "since": since}))
+        outcome.note(f"revoked key {record.kid} (untrusted since {since.isoformat()})")
+    if delete_user(layout, node_username(site, node)):
+        outcome.note(f"deleted MQTT account {node_username(site, node)}")
+    return outcome
+
+
+def retire_node(
     site: str, node: str, keys_dir: Path, layout: BrokerLayout, *, now: datetime | None = None
 ) -> Outcome:
-    """Revoke every key of the node and delete its MQTT account. The key files stay, marked
-    revoked, so old exports can still be checked and say which key was withdrawn when."""
+    """Decommission a node: its active keys become retired from now (everything they signed before
+    stays evidence, nothing newer is accepted) and its MQTT account is deleted."""
     now = now or datetime.now(UTC)
     outcome = Outcome()
     for record in load_dir(keys_dir).values():
-        if (record.site, record.node) == (site, node) and record.status is not KeyStatus.REVOKED:
-            save(keys_dir, record.model_copy(update={"status": KeyStatus.REVOKED, "since": now}))
-            outcome.note(f"revoked key {record.kid}")
+        if (record.site, record.node) == (site, node) and record.status is KeyStatus.ACTIVE:
+            save(keys_dir, record.model_copy(update={"status": KeyStatus.RETIRED, "since": now}))
+            outcome.note(f"retired key {record.kid}")
     if delete_user(layout, node_username(site, node)):
         outcome.note(f"deleted MQTT account {node_username(site, node)}")
     return outcome

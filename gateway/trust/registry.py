@@ -8,12 +8,14 @@ so a revocation takes effect without a restart.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -27,8 +29,8 @@ if TYPE_CHECKING:
 
 class KeyStatus(StrEnum):
     ACTIVE = "active"
-    RETIRED = "retired"  # replaced by rotation: still good for readings taken before `since`
-    REVOKED = "revoked"  # compromised or withdrawn: nothing it signs is accepted any more
+    RETIRED = "retired"  # rotated or decommissioned: still good for readings taken before `since`
+    REVOKED = "revoked"  # compromised since `since`: good only for readings stored before then
 
 
 class KeyRecord(BaseModel):
@@ -42,7 +44,9 @@ class KeyRecord(BaseModel):
     public_key: str = Field(description="base64 of the raw 32-byte Ed25519 public key")
     created: datetime
     status: KeyStatus = KeyStatus.ACTIVE
-    since: datetime | None = Field(default=None, description="when it was retired or revoked")
+    since: datetime | None = Field(
+        default=None, description="retired: from when; revoked: since when the key is untrusted"
+    )
 
     @field_validator("public_key")
     @classmethod
@@ -63,10 +67,25 @@ class KeyRecord(BaseModel):
         return public_from_b64(self.public_key)
 
     def accepts(self, ts: datetime) -> bool:
-        """Whether a reading taken at `ts` may carry this key's signature."""
+        """Whether the gateway may store now a reading taken at `ts` with this key's signature."""
         if self.status is KeyStatus.ACTIVE:
             return True
         return self.status is KeyStatus.RETIRED and self.since is not None and ts < self.since
+
+    def public_doc(self) -> dict[str, Any]:
+        """What the dashboard publishes (/api/v1/keys) and a bundle carries: the record, the key's
+        SHA-256 fingerprint, and in words which readings it vouches for (docs/trust.md)."""
+        doc = self.model_dump(mode="json")
+        doc["fingerprint"] = hashlib.sha256(base64.b64decode(self.public_key)).hexdigest()
+        since = doc["since"]
+        doc["valid_from"] = doc["created"]
+        doc["valid_until"] = since
+        doc["vouches_for"] = {
+            KeyStatus.ACTIVE: "every reading it signed",
+            KeyStatus.RETIRED: f"readings it signed with ts before {since}",
+            KeyStatus.REVOKED: f"readings the gateway stored (column `received`) before {since}",
+        }[self.status]
+        return doc
 
 
 class RegistryError(ConfigError):

@@ -26,10 +26,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contract.i18n import Texts
 from gateway.alerts import messages
 from gateway.config import WebConfig
+from gateway.observations.store import ObservationStore
 from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
-from gateway.web import api, openapi, pages
+from gateway.web import api, observe, openapi, pages
 from gateway.web.context import Context
+from gateway.web.kept import KeptLatest
 from gateway.web.params import BadRequest
 from gateway.web.sta.routes import error as sta_error
 from gateway.web.sta.routes import make_routes as sta_routes
@@ -99,9 +101,21 @@ def create_app(
     reader: Reader,
     board: StatusBoard | None = None,
     clock: Callable[[], datetime] = _utc_now,
+    keys_dir: Path | None = None,
+    kept: KeptLatest | None = None,
+    observations: ObservationStore | None = None,
 ) -> Starlette:
     texts = Texts(web.language)
-    ctx = Context(web, reader, board or StatusBoard(), clock, texts)
+    ctx = Context(
+        web,
+        reader,
+        board or StatusBoard(),
+        clock,
+        texts,
+        keys_dir=keys_dir,
+        kept=kept,
+        observations=observations,
+    )
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         if _is_api(request):
@@ -127,6 +141,7 @@ def create_app(
     app = Starlette(
         routes=[
             *pages.ROUTES,
+            *observe.ROUTES,  # residents' observations: the one form that writes (docs/api.md)
             *api.ROUTES,
             *openapi.ROUTES,
             *sta_routes(),  # OGC SensorThings API 1.1, read-only

@@ -11,7 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from contract.wire import ID_PATTERN
-from gateway.web.api import UNITS, AlertOut, ErrorOut, LatestOut, NodeOut, SeriesOut
+from gateway.web.api import UNITS, AlertOut, ErrorOut, KeyOut, LatestOut, NodeOut, SeriesOut
+from gateway.web.observe import ObservationOut, Submission, SubmittedOut
 from gateway.web.params import EVERY
 
 
@@ -26,12 +27,26 @@ def openapi_document() -> dict[str, Any]:
     ident = {"type": "string", "pattern": ID_PATTERN}
     time = {"type": "string", "description": "2026-11-22 (UTC midnight) or RFC 3339 with Z or an offset"}
     site_q = _param("site", "query", "only this site", ident)
+    paging = [
+        _param(
+            "limit",
+            "query",
+            "at most this many nodes (1–1000, default 100)",
+            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+        ),
+        _param(
+            "offset", "query", "skip this many nodes first", {"type": "integer", "minimum": 0, "default": 0}
+        ),
+    ]
     models: dict[str, type[BaseModel]] = {
         "Node": NodeOut,
         "Latest": LatestOut,
         "Series": SeriesOut,
         "Alert": AlertOut,
+        "Key": KeyOut,
         "Error": ErrorOut,
+        "Observation": ObservationOut,
+        "Submitted": SubmittedOut,
     }
     schemas: dict[str, Any] = {}
     for name, model in models.items():
@@ -56,19 +71,29 @@ def openapi_document() -> dict[str, Any]:
             },
         }
 
+    def paged(responses: dict[str, Any]) -> dict[str, Any]:
+        responses["200"]["headers"] = {
+            "X-Total-Count": {"description": "nodes in all", "schema": {"type": "integer"}},
+            "Link": {
+                "description": 'the next page, `<...>; rel="next"`, while more follow (RFC 8288)',
+                "schema": {"type": "string"},
+            },
+        }
+        return responses
+
     paths = {
         "/api/v1/nodes": {
             "get": {
-                "summary": "Every node with a stored reading: position, status, freshness",
-                "parameters": [site_q],
-                "responses": ok("Node", True),
+                "summary": "Every node with a stored reading: position, status, freshness (a page)",
+                "parameters": [site_q, *paging],
+                "responses": paged(ok("Node", True)),
             }
         },
         "/api/v1/latest": {
             "get": {
-                "summary": "The latest reading of every node, with AQI and turbidity level",
-                "parameters": [site_q],
-                "responses": ok("Latest", True),
+                "summary": "The latest reading of every node, with AQI and turbidity level (a page)",
+                "parameters": [site_q, *paging],
+                "responses": paged(ok("Latest", True)),
             }
         },
         "/api/v1/nodes/{site}/{node}/series": {
@@ -108,6 +133,67 @@ def openapi_document() -> dict[str, Any]:
                 "responses": ok("Alert", True),
             }
         },
+        "/api/v1/keys": {
+            "get": {
+                "summary": "The nodes' public Ed25519 keys with their validity, to verify downloads",
+                "parameters": [site_q],
+                "responses": ok("Key", True),
+            }
+        },
+        "/api/v1/observations": {
+            "get": {
+                "summary": "Residents' observations a monitor accepted, oldest first",
+                "responses": ok("Observation", True),
+            },
+            "post": {
+                "summary": "Submit an observation (as the /observe form does: an observer code, the "
+                "form's CSRF token and its cookie; at most 3 MB; a photo is re-encoded without its "
+                "metadata); public only once a monitor accepts it",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["csrf", "code", "id", "kind"],
+                                "properties": {
+                                    "csrf": {"type": "string", "description": "as the form page gives it"},
+                                    "code": {"type": "string", "description": "the observer code"},
+                                    **Submission.model_json_schema()["properties"],
+                                    "photo": {"type": "string", "format": "binary"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": {
+                        "description": "stored, pending a monitor's decision",
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Submitted"}}
+                        },
+                    },
+                    "200": {"description": "this id was already received: nothing stored again"},
+                    **{
+                        str(code): {
+                            "description": why,
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}
+                            },
+                        }
+                        for code, why in (
+                            (400, "a field we cannot use"),
+                            (401, "unknown or revoked observer code"),
+                            (403, "not this dashboard's own form (origin or CSRF token)"),
+                            (411, "no Content-Length"),
+                            (413, "too large"),
+                            (415, "not multipart/form-data, or the photo is not a picture"),
+                            (429, "too many observations from this code in the last hour"),
+                        )
+                    },
+                },
+            },
+        },
         "/api/v1/alerts/active": {
             "get": {
                 "summary": "The latest event of every alert not cleared",
@@ -121,8 +207,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "minewatch public API",
             "version": "1",
-            "description": "Read-only access to community air-dust and water-turbidity readings. "
-            "Times are UTC. See docs/api.md.",
+            "description": "Read-only access to community air-dust and water-turbidity readings, "
+            "and residents' observations (submitted with an observer code, public once a monitor "
+            "accepts them). Times are UTC. See docs/api.md.",
         },
         "paths": paths,
         "components": {"schemas": schemas},

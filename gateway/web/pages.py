@@ -6,16 +6,31 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from contract.wire import format_ts
+from gateway import maintenance
 from gateway.web.context import Context
 from gateway.web.opendata import csv_chunks
-from gateway.web.params import MAX_CSV_DAYS, AlertsQuery, BadRequest, CsvQuery, NodeRef, validate
-from gateway.web.views import NodeSummary, age_text, charts, half_open, summaries
+from gateway.web.params import (
+    MAX_CSV_DAYS,
+    OVERVIEW_PAGE,
+    AlertsQuery,
+    BadRequest,
+    CsvQuery,
+    NodeRef,
+    OverviewQuery,
+    validate,
+)
+from gateway.web.views import NodeSummary, charts, half_open, paged, site_summaries, summaries
+
+VISIT_KIND = "report.field.kind_"
+"""The words of a maintenance visit's kind, shared with the report."""
+OBSERVED_KIND = "observe.kind_"
 
 
 def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -24,18 +39,10 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
     page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         name,
-        {"t": ctx.texts, "web": ctx.web, "now": now, "ts": format_ts, "age": _age(ctx), **values},
+        {"t": ctx.texts, "web": ctx.web, "now": now, "ts": format_ts, "age": ctx.texts.ago, **values},
         status_code=status,
     )
     return page
-
-
-def _age(ctx: Context) -> Any:
-    def age(seconds: float) -> str:
-        key, n = age_text(seconds)
-        return ctx.texts(key, n=n)
-
-    return age
 
 
 def _colour(s: NodeSummary) -> str:
@@ -43,10 +50,27 @@ def _colour(s: NodeSummary) -> str:
     return level.colour if level else "#666"
 
 
+DOWNLOAD_LISTED = 100
+"""Up to this many nodes, the download form lists each; more, it lists sites and asks for the id."""
+ALERTS_SHOWN = 20
+"""Active alerts listed on the overview; the rest are one link away (a thousand nodes can have
+hundreds at once, and the page must stay light for a phone)."""
+
+
 def overview(request: Request) -> HTMLResponse:
+    """A table of sites, then one page of sensor cards (a site, an id search, `page`), and the map
+    of the cards shown: with a thousand nodes, every card at once was 689 KB."""
     ctx: Context = request.app.state.ctx
+    q: OverviewQuery = validate(OverviewQuery, request.query_params)
     now = ctx.clock()
-    nodes = summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s)
+    latest = ctx.latest(now)
+    active = ctx.reader.active_alerts(now)
+    sites = site_summaries(latest, ctx.board, now, ctx.web.offline_after_s, [a.site for a in active])
+    shown = [r for r in latest if q.site is None or r.site == q.site]
+    page = paged(shown, (q.page - 1) * OVERVIEW_PAGE, OVERVIEW_PAGE, q.q)
+    nodes = summaries(
+        ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=page.items, hourly_cache=ctx.hourly
+    )
     points = [
         {
             "label": f"{s.node}",
@@ -58,19 +82,36 @@ def overview(request: Request) -> HTMLResponse:
         for s in nodes
         if s.lat is not None and s.lon is not None
     ]
-    active = ctx.reader.active_alerts(now)
-    return render(request, "overview.html", nodes=nodes, active=active, map_json=json.dumps(points))
+
+    def link(offset: int | None) -> str | None:
+        if offset is None:
+            return None
+        query = {"site": q.site or "", "q": q.q, "page": str(offset // OVERVIEW_PAGE + 1)}
+        return "/?" + urlencode({k: v for k, v in query.items() if v})
+
+    return render(
+        request,
+        "overview.html",
+        nodes=nodes,
+        sites=sites,
+        query=q,
+        page=page,
+        prev_link=link(page.prev_offset),
+        next_link=link(page.next_offset),
+        active=active[:ALERTS_SHOWN],
+        more_alerts=max(len(active) - ALERTS_SHOWN, 0),
+        map_json=json.dumps(points),
+    )
 
 
 def node_page(request: Request) -> HTMLResponse:
     ctx: Context = request.app.state.ctx
     ref: NodeRef = validate(NodeRef, None, dict(request.path_params))
     now = ctx.clock()
-    found = [
-        s
-        for s in summaries(ctx.reader, ctx.board, now, ctx.web.offline_after_s, ref.site)
-        if s.node == ref.node
-    ]
+    latest = ctx.latest(now, ref.site, ref.node)
+    found = summaries(
+        ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=latest, hourly_cache=ctx.hourly
+    )
     if not found:
         return render(request, "error.html", 404, message=ctx.texts("error.not_found"))
     day = charts(ctx.reader, ref.site, ref.node, now, timedelta(hours=24), 300, ctx.web.standards)
@@ -84,6 +125,25 @@ def node_page(request: Request) -> HTMLResponse:
     history = ctx.reader.alerts(
         *half_open(now - timedelta(days=30), now), site=ref.site, node=ref.node, limit=50
     )
+    visits = maintenance.visits(ctx.reader, ref.site, *half_open(now - timedelta(days=30), now), [ref.node])
+    visit_marks = [
+        {
+            "t": int(v.at.timestamp()),
+            "from": int(v.flag_from.timestamp()) if v.flag_from else None,
+            "to": int(v.flag_to.timestamp()) if v.flag_to else None,
+            "label": ctx.texts(VISIT_KIND + v.kind),
+        }
+        for v in visits
+    ]
+    month = now - timedelta(days=30)
+    observed = [
+        o
+        for o in (ctx.observations.listed("accepted", month, now) if ctx.observations else [])
+        if (o.site, o.node) == (ref.site, ref.node)
+    ]
+    observed_marks = [
+        {"t": int(o.at.timestamp()), "label": ctx.texts(OBSERVED_KIND + o.kind)} for o in observed
+    ]
 
     def chart_data(items: list[Any]) -> str:
         return json.dumps(
@@ -95,6 +155,8 @@ def node_page(request: Request) -> HTMLResponse:
                     "times": c.times,
                     "values": c.values,
                     "flagged": c.flagged,
+                    "visits": visit_marks,
+                    "observed": observed_marks,
                     "limits": [{"value": x.value, "label": f"{x.title} {x.average}"} for x in c.limits],
                 }
                 for c in items
@@ -111,6 +173,8 @@ def node_page(request: Request) -> HTMLResponse:
         week_json=chart_data(week),
         flag_counts=counts,
         history=history,
+        visits=list(reversed(visits)),
+        observed=list(reversed(observed)),
     )
 
 
@@ -124,8 +188,11 @@ def alerts_page(request: Request) -> HTMLResponse:
 
 def download_page(request: Request) -> HTMLResponse:
     ctx: Context = request.app.state.ctx
-    nodes = ctx.reader.latest(ctx.clock())
-    return render(request, "download.html", nodes=nodes, max_days=MAX_CSV_DAYS)
+    nodes = ctx.nodes(ctx.clock())
+    # A thousand-node fleet gets a list of sites and a box for the node id, not 1,000 options.
+    listed = nodes if len(nodes) <= DOWNLOAD_LISTED else []
+    sites = sorted({site for site, _ in nodes})
+    return render(request, "download.html", nodes=listed, sites=sites, max_days=MAX_CSV_DAYS)
 
 
 def download_csv(request: Request) -> Response:

@@ -103,6 +103,32 @@ class SiteFilter(_Query):
     site: Identifier | None = None
 
 
+API_PAGE = 100
+"""Nodes per answer of /api/v1/nodes and /api/v1/latest unless `limit` says otherwise."""
+OVERVIEW_PAGE = 50
+"""Sensor cards per overview page: 50 cards and their map stay well under the 200 KB page budget."""
+
+
+class NodesQuery(SiteFilter):
+    """A page of the node list: `offset` nodes skipped, then at most `limit`, in site and node order."""
+
+    limit: int = Field(default=API_PAGE, ge=1, le=1000)
+    offset: int = Field(default=0, ge=0)
+
+
+class OverviewQuery(_Query):
+    """The overview's filter and page; an empty form field means "any"."""
+
+    site: Identifier | None = None
+    q: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{0,32}$")] = ""
+    page: int = Field(default=1, ge=1, le=100_000)
+
+    @field_validator("site", mode="before")
+    @classmethod
+    def _any_site(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
 class CsvQuery(Range):
     site: Identifier | None = None
     node: Identifier | None = None

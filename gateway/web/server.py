@@ -1,35 +1,91 @@
-"""Running the dashboard: uvicorn in the foreground (`serve`) or in a thread beside ingest (`run`),
-and, under `serve`, a read-only MQTT subscription to the nodes' retained status topics."""
+"""Running the dashboard: uvicorn on a thread of `serve` (alone, or as the child process `run`
+starts, gateway/web/process.py), its connections held to `[web]`'s limits (gateway/web/guard.py),
+and a read-only MQTT subscription to the nodes' retained status topics."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import sqlite3
 import threading
 import time
+from collections.abc import Callable
 
 import uvicorn
 from starlette.applications import Starlette
 
 from contract.wire import TopicKind, subscription
 from gateway.config import GatewayConfig, WebConfig
+from gateway.fdlimit import open_files_limit
+from gateway.observations.store import STORE_FILE as OBSERVATIONS_FILE
+from gateway.observations.store import ObservationStore
 from gateway.stores.backends import dashboard_reader
 from gateway.subscriber import Subscriber
 from gateway.web.app import create_app
+from gateway.web.guard import Gate, protocol_for
+from gateway.web.kept import KeptLatest
 from gateway.web.status import StatusBoard
 
 log = logging.getLogger(__name__)
+RESERVED_FILES = 64  # what the dashboard keeps for itself beyond its connections: the database, templates
+MAX_BACKLOG = 2048  # uvicorn's default
+KEPT_REFRESH_S = 15.0  # how stale a node's latest reading may be on the pages
 
 
 def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
-    """The app reading the gateway's database over InfluxQL (the v1 HTTP API, see docs/api.md)."""
-    return create_app(cfg.web or WebConfig(), dashboard_reader(cfg.influxdb), board)
+    """The app reading the gateway's database over InfluxQL (the v1 HTTP API, see docs/api.md).
+
+    The latest reading of every node is kept in memory and refreshed from the database every
+    `KEPT_REFRESH_S` (gateway/web/kept.py): the dashboard runs in its own process (issue 22), so it
+    no longer sees each reading as it is stored, and "the last point of each of 1,000 series" costs
+    InfluxDB 120-190 ms however short the window: once per refresh rather than once per page."""
+    reader = dashboard_reader(cfg.influxdb)
+    kept = KeptLatest(reader, refresh_s=KEPT_REFRESH_S)
+    observations: ObservationStore | None = None
+    try:
+        observations = ObservationStore(cfg.data_dir / OBSERVATIONS_FILE)
+    except (OSError, sqlite3.Error) as exc:  # a `serve` whose user may not write the data directory
+        log.warning(
+            "residents' observations are off: cannot open %s (%s)", cfg.data_dir / OBSERVATIONS_FILE, exc
+        )
+    return create_app(
+        cfg.web or WebConfig(), reader, board, keys_dir=cfg.keys_dir, kept=kept, observations=observations
+    )
+
+
+def limits_for(web: WebConfig) -> tuple[Gate, int]:
+    """`[web]`'s limits and the listen backlog, kept below the open-file limit with room for the
+    dashboard's own files. asyncio accepts up to `backlog` connections in one go before the gate
+    sees the first, so open connections plus one backlog's worth must fit: a cap above that would
+    let a flood take every file (the kernel holds the rest of a flood in the queue, not in our
+    files)."""
+    budget = max(open_files_limit() - RESERVED_FILES, 2)
+    backlog = min(max(budget // 4, 1), MAX_BACKLOG)
+    cap = web.max_connections
+    if cap > budget - backlog:
+        log.warning(
+            "[web] max_connections = %d is more than the open-file limit (%d) leaves; using %d",
+            cap,
+            open_files_limit(),
+            budget - backlog,
+        )
+        cap = budget - backlog
+    return Gate(cap, web.header_timeout_s, web.idle_timeout_s), backlog
 
 
 def _uvicorn(app: Starlette, web: WebConfig) -> uvicorn.Server:
+    gate, backlog = limits_for(web)
     config = uvicorn.Config(
-        app, host=web.host, port=web.port, lifespan="off", log_level="warning", access_log=False
+        app,
+        host=web.host,
+        port=web.port,
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        http=protocol_for(gate),
+        backlog=backlog,
+        timeout_keep_alive=web.idle_timeout_s,
     )
     return uvicorn.Server(config)
 
@@ -104,8 +160,9 @@ class StatusFeed:
         self._sub.stop()
 
 
-def serve(cfg: GatewayConfig, stop: threading.Event) -> None:
-    """`minewatch-gateway serve`: the dashboard alone until `stop` is set (by SIGINT or SIGTERM).
+def serve(cfg: GatewayConfig, stop: threading.Event, on_listening: Callable[[], None] | None = None) -> None:
+    """`minewatch-gateway serve`: the dashboard alone until `stop` is set (by SIGINT or SIGTERM, or
+    the end of the gateway that started it); `on_listening` once it listens.
 
     uvicorn runs on a thread here too: in the foreground it re-raises the signal after its own
     graceful shutdown, so the process would end "killed by SIGTERM" instead of exiting 0."""
@@ -117,6 +174,8 @@ def serve(cfg: GatewayConfig, stop: threading.Event) -> None:
     server = BackgroundServer(app, web)
     try:
         server.start()
+        if on_listening is not None:
+            on_listening()
         stop.wait()
     finally:
         server.stop()

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from gateway import aqi
 from gateway.stores.reader import Latest, Reader, Series
+from gateway.web.kept import HourlyMeans
 from gateway.web.levels import Level, LimitLine, aqi_level, limit_lines, turbidity_level
 from gateway.web.status import StatusBoard
 
@@ -31,23 +32,60 @@ class NodeSummary:
     turbidity_level: Level | None = None
 
 
-def summaries(
-    reader: Reader, board: StatusBoard, now: datetime, offline_after_s: int, site: str | None = None
-) -> list[NodeSummary]:
-    """Every node with a stored reading, with its freshness, status, NowCast category and turbidity
-    band. NowCast uses the 12 full hours before the current hour."""
-    latest = reader.latest(now, site=site)
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    hourly = (
-        reader.hourly_means("pm2_5", hour - TICK, align=-TICK)
-        if any("pm2_5" in r.values for r in latest)
-        else {}
+def is_offline(r: Latest, board: StatusBoard, now: datetime, offline_after_s: int) -> bool:
+    status = board.get(r.site, r.node)
+    return (now - r.time).total_seconds() > offline_after_s or (
+        status is not None and status.state != "online"  # offline, or stopped as planned
     )
+
+
+HOURLY_BY_NAME = 200
+"""Up to this many nodes, the NowCast's hourly means are asked for by name; more, for every node."""
+
+
+def summaries(
+    reader: Reader,
+    board: StatusBoard,
+    now: datetime,
+    offline_after_s: int,
+    site: str | None = None,
+    *,
+    node: str | None = None,
+    latest: list[Latest] | None = None,
+    nowcast: bool = True,
+    hourly_cache: HourlyMeans | None = None,
+) -> list[NodeSummary]:
+    """Every node with a stored reading (or just `node`, or the `latest` given: a page of them),
+    with its freshness, status, NowCast category and turbidity band. NowCast uses the 12 full hours
+    before the current hour; the hourly means are read for these nodes only, so a page of a
+    thousand-node fleet costs what a page costs; `nowcast` False skips them (the node list)."""
+    if latest is None:
+        latest = reader.latest(now, site=site, node=node)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    dusty = [r for r in latest if "pm2_5" in r.values] if nowcast else []
+
+    def fetch(keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[float | None]]:
+        sites = {s for s, _ in keys}
+        return reader.hourly_means(
+            "pm2_5",
+            hour - TICK,
+            align=-TICK,
+            site=next(iter(sites)) if len(sites) == 1 else None,
+            nodes=sorted({n for _, n in keys}) if len(keys) <= HOURLY_BY_NAME else None,
+        )
+
+    keys = [(r.site, r.node) for r in dusty]
+    if not keys:
+        hourly = {}
+    elif hourly_cache is None:
+        hourly = fetch(keys)
+    else:
+        hourly = hourly_cache.get(fetch, hour, keys)
     out = []
     for r in latest:
         status = board.get(r.site, r.node)
         age = (now - r.time).total_seconds()
-        offline = age > offline_after_s or (status is not None and status.state == "offline")
+        offline = is_offline(r, board, now, offline_after_s)
         nc = aqi.nowcast(hourly[(r.site, r.node)]) if (r.site, r.node) in hourly else None
         aqi_lv, aqi_n = aqi_level(nc) if nc is not None else (None, None)
         turb = r.values.get("turbidity")
@@ -68,6 +106,59 @@ def summaries(
             )
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSummary:
+    """One line of the overview's table of sites: what a thousand cards would not let anyone see."""
+
+    site: str
+    nodes: int
+    offline: int
+    alerts: int
+    last: datetime
+
+
+def site_summaries(
+    latest: list[Latest], board: StatusBoard, now: datetime, offline_after_s: int, alerting: list[str]
+) -> list[SiteSummary]:
+    """Per site: its nodes, how many are offline, its active alerts (`alerting`: one site per
+    alert), its newest reading."""
+    out: dict[str, SiteSummary] = {}
+    for r in latest:
+        was = out.get(r.site) or SiteSummary(r.site, 0, 0, alerting.count(r.site), r.time)
+        out[r.site] = SiteSummary(
+            r.site,
+            was.nodes + 1,
+            was.offline + is_offline(r, board, now, offline_after_s),
+            was.alerts,
+            max(was.last, r.time),
+        )
+    return [out[k] for k in sorted(out)]
+
+
+@dataclass(frozen=True, slots=True)
+class Paged:
+    """A slice of a sorted list and where it sits in the whole."""
+
+    items: list[Latest]
+    total: int
+    offset: int
+    limit: int
+
+    @property
+    def next_offset(self) -> int | None:
+        return self.offset + self.limit if self.offset + self.limit < self.total else None
+
+    @property
+    def prev_offset(self) -> int | None:
+        return max(self.offset - self.limit, 0) if self.offset > 0 else None
+
+
+def paged(latest: list[Latest], offset: int, limit: int, search: str = "") -> Paged:
+    """The nodes whose id contains `search`, from `offset`, at most `limit`."""
+    found = [r for r in latest if search in r.node] if search else latest
+    return Paged(found[offset : offset + limit], len(found), offset, limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,14 +209,3 @@ def charts(
         for m, vals in series.values.items()
         if any(v is not None for v in vals)
     ]
-
-
-def age_text(age_s: float) -> tuple[str, int]:
-    """The i18n key and number for "5 min ago"."""
-    if age_s < 60:
-        return "fresh.just_now", 0
-    if age_s < 3600:
-        return "fresh.minutes", int(age_s // 60)
-    if age_s < 86400 * 2:
-        return "fresh.hours", int(age_s // 3600)
-    return "fresh.days", int(age_s // 86400)

@@ -23,6 +23,19 @@ KEPT = {
     # names the report cites as they are written everywhere: the program, the coordinate system,
     # the signature and hash algorithms, the US EPA and its regulation (40 CFR 50, Appendix N)
     "minewatch", "WGS", "Ed25519", "SHA", "US", "EPA", "CFR", "N",
+
+    # what a reader types as it is written: node.toml's keys ([mqtt] host, port, username), the
+    # commands and the files `minewatch-node check` points to
+    "MQTT", "mqtt", "host", "port", "username", "chmod", "sudo", "hardware", "README", "md",
+    "setup", "pi", "sh", "dev", "i2c", "i2cdetect", "y", "dialout",
+    # the parts' own names: buses and pins
+    "UART", "USB", "I2C", "SDA", "SCL", "TX", "RX",
+    # the broker's encryption, its config key and the certificate authority, as written everywhere
+    "TLS", "tls", "CA",
+    # what `export --format aqdx|aqcsv|openaq` asks for as it is written: the formats' names,
+    # gateway.toml's tables and keys ([exports], [[report.nodes]] lat, lon) and the options
+    "AQDx", "AQCSV", "OpenAQ", "exports", "nodes", "report", "lat", "lon", "average", "format", "csv",
+    "metrics", "TsagaanCommunity",
 }  # fmt: skip
 _LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
 

@@ -255,12 +255,13 @@ def test_any_signed_reading_verifies_from_the_wire_and_from_a_stored_row(
     for metric, mv in wire.metrics.items():
         row.update({metric.value: mv.value, f"{metric.value}_raw": mv.raw, f"{metric.value}_n": mv.n})
         row[f"{metric.value}_cal"] = mv.cal
-    assert reverify([row], registry).all_verified
-    # the same row without its signature: a regulator asks for proof, so it is not verified
+    assert reverify([row], registry).exit_status() == 0
+    # the same row without its signature: counted as unsigned, with an exit status of its own
     unsigned = {k: v for k, v in row.items() if k not in ("sig", "kid", "signed")}
     report = reverify([row, unsigned], registry)
-    assert report.outcomes == {"verified": 1, "unsigned": 1} and not report.all_verified
-    assert not reverify([], registry).all_verified  # nothing to check proves nothing
+    assert report.outcomes == {"verified": 1, "unsigned": 1} and report.exit_status() == 3
+    assert not report.problems  # counted, not listed as a failure
+    assert reverify([], registry).exit_status() == 1  # nothing to check proves nothing
 
 
 def test_sighup_rereads_at_once_however_long_the_watch_interval(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from contract.status import NodeStatus, OutboxStatus, parse_status
+from contract.status import OFFLINE, STOPPED, NodeStatus, OutboxStatus, parse_status
 
 
 def _status(recovered_from: str | None) -> NodeStatus:
@@ -28,3 +28,8 @@ def test_recovered_from_names_the_kept_file_and_round_trips() -> None:
     wire = _status("outbox.sqlite.corrupt-20261122T100000Z").to_wire()
     assert json.loads(wire)["outbox"]["recovered_from"] == "outbox.sqlite.corrupt-20261122T100000Z"
     assert parse_status(wire).outbox == _status("outbox.sqlite.corrupt-20261122T100000Z").outbox
+
+
+def test_a_planned_stop_and_the_last_will_are_their_state_alone() -> None:
+    assert STOPPED.to_wire() == b'{"state":"stopped"}' and OFFLINE.to_wire() == b'{"state":"offline"}'
+    assert parse_status(b'{"state": "stopped"}') == STOPPED

@@ -99,9 +99,18 @@ def test_average_means_and_completeness(site: Path, influx: Influx, tmp_path: Pa
         f"GROUP BY time({period}, 1ms) fill(none)"
     )
     db = [p for p in db if p["time"] > regdata.ms(regdata.DAY0)]
-    assert len(rows) == len(db) == (3 if period == "24h" else 3 * 24 - 5)  # 02:00-08:00 off: 5 empty hours
-    for row, point in zip(rows, db, strict=True):
-        assert float(row["pm2_5_mean"]) == pytest.approx(point["mean"], rel=1e-12)
+    assert len(db) == (3 if period == "24h" else 3 * 24 - 5)  # 02:00-08:00 off: 5 empty hours
+    assert len(rows) == (3 if period == "24h" else 3 * 24)  # an hour without data is listed too
+    assert [r["start"] for r in rows] == sorted(r["start"] for r in rows)
+    empty = [r for r in rows if r["pm2_5_count"] == "0"]
+    assert len(empty) == len(rows) - len(db)
+    assert all(r["pm2_5_mean"] == "" and r["pm2_5_completeness"] == "0.0" for r in empty)
+    if period == "1h":
+        assert [r["start"][11:16] for r in empty] == ["02:00", "03:00", "04:00", "05:00", "06:00"]
+    full = [r for r in rows if r["pm2_5_count"] != "0"]
+    for row, point in zip(full, db, strict=True):
+        assert float(row["pm2_5_mean"]) == round(point["mean"], 2)  # one decimal more, as the report
+        assert len(row["pm2_5_mean"].partition(".")[2]) <= 2  # no float noise
         assert int(row["pm2_5_count"]) == point["count"]
         assert row["interval_s"] == "60"
     if period == "24h":
@@ -167,7 +176,10 @@ class _V2Query(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         form = urllib.parse.parse_qs(body)
         type(self).seen.append((self.headers.get("Authorization", ""), form))
-        if form["q"][0].startswith("SHOW FIELD KEYS"):
+        if form["q"][0].startswith("SHOW SERIES"):
+            doc = {"results": [{"statement_id": 0, "series": [{"columns": ["key"],
+                "values": [["reading,node=a,site=tsagaan"]]}]}]}  # fmt: skip
+        elif form["q"][0].startswith("SHOW FIELD KEYS"):
             doc = {
                 "results": [
                     {
@@ -182,6 +194,8 @@ class _V2Query(http.server.BaseHTTPRequestHandler):
                     }
                 ]
             }
+        elif 'FROM "maintenance"' in form["q"][0]:
+            doc = {"results": [{"statement_id": 0}]}  # none recorded
         else:
             doc = {"results": [{"statement_id": 0, "series": [{"name": "reading",
                 "columns": ["time", "site", "node", "seq", "flags", "pm2_5", "pm2_5_n"],
@@ -433,3 +447,72 @@ def test_a_signature_starting_with_plus_is_quoted_in_the_csv_and_still_verifies(
     capsys.readouterr()
     assert main(["verify", "--input", str(out), "--keys", str(keys)]) == 0
     assert "1 rows: 1 verified" in capsys.readouterr().out
+
+
+def test_an_unknown_site_or_node_exits_2_and_one_row_is_one_row(
+    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "x.csv"
+    args = [
+        "export",
+        "--config",
+        str(site),
+        "--start",
+        "2026-11-01",
+        "--end",
+        "2026-11-02",
+        "--out",
+        str(out),
+    ]
+    assert main([*args, "--site", "tsagan"]) == 2
+    assert "--site tsagan: no readings of this site are stored (sites: tsagaan)" in capsys.readouterr().err
+    assert not out.exists()
+    assert main([*args, "--site", regdata.SITE, "--node", "haul-raod"]) == 2
+    assert "(nodes: haul-road, river-down)" in capsys.readouterr().err
+    one = [
+        "--site",
+        regdata.SITE,
+        "--node",
+        "haul-road",
+        "--start",
+        "2026-11-01",
+        "--end",
+        "2026-11-01T00:01Z",
+    ]
+    assert main(["export", "--config", str(site), *one, "--out", str(out)]) == 0
+    assert capsys.readouterr().err.startswith(f"1 row to {out};")
+
+
+def test_both_export_formats_verify_and_unsigned_rows_are_counted_apart(
+    influx: Influx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contract.signing import Signer
+    from contract.wire import ReadingPayload
+    from gateway.points import to_line
+    from gateway.trust.provision import register
+
+    signer = Signer.from_seed(bytes(range(32)))
+    keys = tmp_path / "keys"
+    register(keys, regdata.SITE, "haul-road", signer, now=regdata.DAY0)
+    lines = []
+    for node, sign in (("haul-road", True), ("shed", False)):
+        for i in range(1, 11):
+            reading = ReadingPayload.model_validate(
+                {"schema": 1, "site": regdata.SITE, "node": node, "seq": i,
+                 "ts": regdata.DAY0 + timedelta(minutes=i), "period_s": 60,
+                 "metrics": {"pm2_5": {"value": 10.0 + i / 3, "raw": 11.1 * i, "n": 60}}}
+            )  # fmt: skip
+            lines.append(to_line(signer.sign(reading) if sign else reading, received=reading.ts))
+    influx.write(lines)
+    config = regdata.gateway_config(tmp_path / "gateway.toml", influx)
+    for fmt in ("csv", "jsonl"):
+        out = tmp_path / f"all.{fmt}"
+        assert _export(config, out, "--format", fmt) == 0
+        capsys.readouterr()
+        assert main(["verify", "--input", str(out), "--keys", str(keys)]) == 3  # signed ok, some unsigned
+        text = capsys.readouterr().out
+        assert "unsigned: 10 rows of tsagaan/shed carry no signature" in text
+        assert "20 rows: 10 verified, 10 unsigned" in text and "bad_row" not in text
+        one = tmp_path / f"signed.{fmt}"
+        assert _export(config, one, "--format", fmt, "--node", "haul-road") == 0
+        assert main(["verify", "--input", str(one), "--keys", str(keys)]) == 0

@@ -105,6 +105,11 @@ def test_every_field_a_reading_can_have_is_written() -> None:
     assert fields["pm2_5"] == 1.5 and fields["pm2_5_raw"] == 2.0 and fields["pm2_5_n"] == ("int", 3)
     assert fields["signed"] is True and fields["period_s"] == ("int", 60)
     assert parsed(to_line(every)) == parsed(reading_point(every).to_line_protocol())
+    # the gateway's own time of storing: an integer field the node does not sign
+    at = datetime(2026, 1, 1, 0, 0, 2, 345000, tzinfo=UTC)
+    stored = parsed(to_line(every, received=at))
+    assert stored[3]["received"] == ("int", 1767225602345)
+    assert stored == parsed(reading_point(every, received=at).to_line_protocol())
 
 
 def test_time_is_exact_where_float_division_would_truncate() -> None:

@@ -26,7 +26,14 @@ HEAD = 'site = "s"\nnode = "n"\n[[sensors]]\n'
             'type = "turbidity-ads1115"\ndivider = 0.5',
             "sensors[0].divider: Input should be greater than or equal to 1",
         ),
-        ('type = "bme280"\naddress = 0x50', "sensors[0].address: Input should be 118 or 119"),
+        (
+            'type = "bme280"\naddress = 0x50',
+            "sensors[0].address: 0x50 is not an address this part answers on: use 0x76 or 0x77",
+        ),
+        ('type = "bme280"\naddress = "76"', "sensors[0].address: 0x4c is not an address this part"),
+        ('type = "sht4x"\naddress = "0x"', "sensors[0].address: '0x' is not an I2C address"),
+        ('type = "pms5004"', "sensors[0].type: 'pms5004' is not a type we know (did you mean 'pms5003'?)"),
+        ('port = "/dev/serial0"', "sensors[0].type: missing: every table here says which kind"),
         (
             'type = "turbidity-modbus"\npreset = "acme"',
             "sensors[0].preset: Input should be 'dfrobot-sen0710'",
@@ -51,3 +58,20 @@ def test_loading_a_config_opens_no_port(tmp_path: Path) -> None:
     path = tmp_path / "node.toml"
     path.write_text(HEAD + f'type = "pms5003"\nport = "{tmp_path / "nothing"}"\n')
     assert load(path).sensors[0].type == "pms5003"  # validated without touching the device
+
+
+@pytest.mark.parametrize("written", ['"0x76"', "0x76", "118", '"0X76"'])
+def test_an_i2c_address_is_taken_as_a_datasheet_writes_it(tmp_path: Path, written: str) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(HEAD + f'type = "bme280"\naddress = {written}\n')
+    assert load(path).sensors[0].address == 0x76  # type: ignore[attr-defined]
+
+
+def test_an_unknown_sensor_type_lists_the_known_ones(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(HEAD + 'type = "dht22"\n')
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    assert "use one of: bme280, ds18b20, pms5003, pmsa003i, replay-csv, sds011, sht4x, simulated-pm" in str(
+        caught.value
+    )

@@ -40,7 +40,7 @@ def test_node_publishes_numbered_readings_and_its_status(
     assert all(r.metrics["pm2_5"].n >= 1 for r in readings)  # type: ignore[index]
     statuses = [(json.loads(p), retain) for t, p, retain in listener.messages if t.endswith("/status")]
     assert statuses[0][0]["state"] == "online"
-    assert statuses[-1][0] == {"state": "offline"}  # clean shutdown says so itself
+    assert statuses[-1][0] == {"state": "stopped"}  # a clean shutdown says so itself: a planned stop
     listener.close()
     box = Outbox(cfg.buffer.path)
     assert box.depth() == 0, "every acknowledged reading leaves the outbox"

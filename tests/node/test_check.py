@@ -11,12 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from contract import i18n
 from gateway import devservices
 from node.cli import main
+from tests.contract.test_i18n_mn import english_words
 from tests.fakes.frames import load
 from tests.fakes.modbus import ModbusSlave
 from tests.fakes.pty import PtySensor
+from tests.gateway.web.test_i18n import _flat
 from tests.helpers import node_toml
+
+I18N = Path(i18n.__file__).parent
 
 
 @pytest.fixture
@@ -42,7 +47,8 @@ def sensors(pms: PtySensor, probe: PtySensor, missing: Path | None = None) -> st
         f'[[sensors]]\ntype = "turbidity-modbus"\nname = "river-probe"\nport = "{probe.path}"\n'
         f'preset = "dfrobot-sen0710"\ntimeout_s = 0.3\n'
     )
-    if missing:
+    if missing:  # its pm2_5 and pm10, not the PMS's: one sensor per metric (node.config)
+        text = text.replace("warm_up_s = 0\n", 'warm_up_s = 0\nmetrics = ["pm1_0", "pc0_3"]\n', 1)
         text += f'[[sensors]]\ntype = "sds011"\nport = "{missing}"\n'
     return text
 
@@ -71,6 +77,9 @@ def test_check_reports_each_sensor_and_the_broker(
     assert code == 1 and doc["ok"] is False
     by_name = {s["name"]: s for s in doc["sensors"]}
     assert by_name["pms5003"]["status"] == "ok" and by_name["pms5003"]["values"]["pc0_3"] > 0
+    assert set(by_name["pms5003"]["values"]) == {"pm1_0", "pc0_3"}, (
+        "its `metrics` key: the SDS011 gives PM2.5"
+    )
     assert by_name["river-probe"]["values"] == {"turbidity": 5.7, "water_temp": 11.2}
     assert by_name["sds011"]["status"] == "fault" and by_name["sds011"]["ok"] is False
     assert "ttyUSB7 does not exist: is the USB adapter plugged in" in by_name["sds011"]["hint"]
@@ -102,8 +111,8 @@ def test_check_in_plain_words_exit_0_then_bad_credentials_exit_1(
         slave.stop()
         pms.close()
         probe.close()
-    assert "pms5003              ok — pm1_0" in first and "µg/m³" in first
-    assert "river-probe          ok — turbidity 5.7 NTU, water_temp 11.2 °C" in first
+    assert "pms5003              ok — PM1.0 0.0 µg/m³, PM2.5 7.2 µg/m³" in first
+    assert "river-probe          ok — Turbidity 5.7 NTU, Water temperature 11.2 °C (2 samples)" in first
     assert "accepted the node's credentials" in first and first.rstrip().endswith("all is well")
     assert "refused us: Not authorized: check [mqtt] username and password_file" in second
     assert "something needs attention" in second
@@ -128,3 +137,64 @@ def test_check_says_warming_up_while_a_pms_sends_only_zeros(
         pms.close()
     out = capsys.readouterr().out
     assert "pms5003              warming up — found, still warming up" in out
+
+
+def test_check_tests_the_sensors_then_names_the_key_of_a_missing_password_file(
+    tmp_path: Path, mosquitto: devservices.Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """examples/node-kit-dust.toml on a desk: check stopped at the password file before any sensor,
+    and its message did not say which key named the file (issue 18)."""
+    cfg = node_toml(
+        tmp_path / "node.toml",
+        site="s",
+        node="n",
+        port=mosquitto.port,
+        prefix="mw",
+        mqtt=f'username = "s/n"\npassword_file = "{tmp_path / "no-such-password"}"\n',
+        sensors=SIMULATED,
+    )
+    assert main(["check", "--config", str(cfg), "--seconds", "0.3"]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("simulated-pm         ok — PM1.0 ") and "PM2.5" in lines[0]
+    assert lines[2] == (
+        f"broker               FAULT — {cfg}: [mqtt] password_file: {tmp_path / 'no-such-password'} does not "
+        "exist: write the node's MQTT password there (chmod 600), or set MINEWATCH_MQTT_PASSWORD"
+    )
+
+
+SIMULATED = (
+    '[[sensors]]\ntype = "simulated-pm"\nsample_interval_s = 0.1\nmetrics = ["pm1_0", "pm2_5"]\n'
+    '[[sensors]]\ntype = "simulated-turbidity"\nsample_interval_s = 0.1\n'
+)
+
+
+def test_check_in_mongolian_has_no_english_word_of_the_english_file(
+    tmp_path: Path, mosquitto: devservices.Service, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every line `check` prints is a `[check]` message, and a driver's error a `[sensor]` one: in
+    mn, none of the English file's words is left."""
+    missing = tmp_path / "ttyUSB7"
+    # the SDS011 keeps to pm10: simulated-pm reports pm2_5 too, and one metric has one sensor
+    sensors = SIMULATED + f'[[sensors]]\ntype = "sds011"\nport = "{missing}"\nmetrics = ["pm10"]\n'
+    cfg = node_toml(
+        tmp_path / "node.toml", site="s", node="n", port=mosquitto.port, prefix="mw", sensors=sensors
+    )
+    assert main(["check", "--config", str(cfg), "--seconds", "0.3", "--lang", "mn"]) == 1
+    ok_run = capsys.readouterr().out
+    secret = f'password_file = "{tmp_path / "none"}"\n'
+    cfg = node_toml(
+        tmp_path / "n2.toml", site="s", node="n", port=1, prefix="mw", mqtt=secret, sensors=SIMULATED
+    )
+    assert main(["check", "--config", str(cfg), "--seconds", "0.1", "--lang", "mn"]) == 2
+    secret_run = capsys.readouterr().out
+    out = ok_run + secret_run
+    assert "хэвийн — PM1.0 " in out and "булингар" in out and "брокер" in out and "файл алга" in out
+    assert "ГЭМТЭЛ — портын асуудал: " in out and "порт алга: USB адаптер залгаатай" in out
+    english = _words_of(_flat(I18N / "en.toml"), "check.") | _words_of(_flat(I18N / "en.toml"), "sensor.")
+    leaks = {w for w in english_words(out.replace(str(tmp_path), " ")) if w.lower() in english}
+    assert leaks == set()
+
+
+def _words_of(texts: dict[str, str], prefix: str) -> set[str]:
+    """The Latin words of the English file's messages under `prefix`, in lower case."""
+    return {w.lower() for key, text in texts.items() if key.startswith(prefix) for w in english_words(text)}

@@ -35,8 +35,8 @@ def _outbox(path: Path) -> tuple[int, int]:
     db = sqlite3.connect(path, timeout=30)
     try:
         (depth,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        (last,) = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
-        return int(depth), int(last)
+        row = db.execute("SELECT value FROM meta WHERE key = 'last_seq'").fetchone()
+        return int(depth), int(row[0]) if row else 0  # (no reading committed yet)
     except sqlite3.OperationalError:  # not created yet
         return 0, 0
     finally:
@@ -118,9 +118,9 @@ def test_a_broker_outage_loses_nothing_and_influxdb_stores_each_reading_once(
     try:
         wait_for(lambda: influx.count() == last, 30, "every reading in InfluxDB")
         wait_for(
-            lambda: any(r["state"] == "offline" for r in influx.rows('SELECT * FROM "node_status"')),
+            lambda: any(r["state"] == "stopped" for r in influx.rows('SELECT * FROM "node_status"')),
             30,
-            "the offline status stored",
+            "the planned stop's status stored",
         )
         rows = influx.rows('SELECT "seq" FROM "reading"')
         status_rows = influx.rows('SELECT * FROM "node_status"')
@@ -137,7 +137,7 @@ def test_a_broker_outage_loses_nothing_and_influxdb_stores_each_reading_once(
     assert online and all(r["sensor_simulated-pm_ok"] is True for r in online)
     assert max(r["outbox_depth"] for r in online) >= 1  # a status after the outage showed the backlog
     assert all(r["outbox_dropped"] == 0 for r in online)
-    assert status_rows[-1]["state"] == "offline"
+    assert status_rows[-1]["state"] == "stopped"
 
 
 def _fill(path: Path, cfg_path: Path, count: int) -> None:
@@ -292,7 +292,7 @@ def test_last_will_on_kill_9_then_online_again_and_sigterm_under_systemd(
     listener.close()
     assert code == 0
     assert b"STOPPING=1" in messages
-    assert retained() == {"state": "offline"}
+    assert retained() == {"state": "stopped"}  # SIGTERM: a planned stop, not the last will
     status = NodeStatus.model_validate(next(s for s in _statuses(listener) if s["state"] == "online"))
     assert status.version and status.started and status.outbox is not None
     assert set(status.sensors) == {"simulated-pm"}

@@ -127,9 +127,15 @@ class RuleBase(Model):
         """READING rules: the evaluation, given whether the condition holds and since when."""
         raise NotImplementedError(self.type)
 
-    def on_clock(self, quiet_s: float, says_offline: bool) -> Evaluation:
-        """`steps_on_clock` rules: the evaluation for a node quiet for `quiet_s`."""
+    def on_clock(self, quiet_s: float, said: str | None) -> Evaluation:
+        """`steps_on_clock` rules: the evaluation for a node quiet for `quiet_s` that last said of
+        itself `said` ("offline", "stopped"; None when it said nothing or is back online)."""
         raise NotImplementedError(self.type)
+
+    def is_notice(self, detail: str) -> bool:
+        """Whether an alert raised for `detail` (its evaluation's reason) is a notice, not an alarm:
+        told once at severity info and never reminded (a node's planned stop)."""
+        return False
 
     def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
         """The id of this event's message in contract/i18n/en.toml, and the parameters the kind adds

@@ -1,5 +1,9 @@
 """A node that sent nothing for `after`, or whose last will said it went offline: judged on the clock,
-since silence brings no reading to judge it by."""
+since silence brings no reading to judge it by.
+
+A node stopped cleanly says so (`{"state": "stopped"}`): that is told once, as a planned stop, at
+severity info and without reminders; the node's return is its all-clear. Until the node says it is
+`online` again, readings that arrive after its status (the last partial one) do not clear it."""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ from gateway.alerts.rules.base import RuleBase, duration, duration_s, register_r
 
 if TYPE_CHECKING:
     from gateway.alerts.plan import Plan
+
+
+STOPPED = "stopped"
 
 
 @register_rule
@@ -33,14 +40,21 @@ class OfflineRule(RuleBase):
         if self.applies(site, node):
             plan.on_arrival.append(self)  # any reading says the node is back
 
-    def on_clock(self, quiet_s: float, says_offline: bool) -> Evaluation:
-        if says_offline:
+    def on_clock(self, quiet_s: float, said: str | None) -> Evaluation:
+        if said == "stopped":
+            return Evaluation("exceeds", quiet_s / 60, self.after_s / 60, False, reason=STOPPED)
+        if said is not None:
             return Evaluation("exceeds", quiet_s / 60, self.after_s / 60, False, reason="status")
         if quiet_s > self.after_s:
             return Evaluation("exceeds", quiet_s / 60, self.after_s / 60, False, reason="silent")
         return Evaluation("ok", quiet_s / 60, self.after_s / 60)
 
+    def is_notice(self, detail: str) -> bool:
+        return detail == STOPPED
+
     def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
+        if e.msg_params.get("reason") == STOPPED:
+            return ("alert.stop.back" if e.state == "cleared" else "alert.stop.stopped"), {}
         if e.state == "cleared":
             return "alert.offline.cleared", {}
         if e.state == "raised" and e.value is not None:

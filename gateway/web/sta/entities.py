@@ -18,13 +18,13 @@ from typing import Any
 
 from calibration import presets
 from calibration.files import Calibration
+from contract import verify_offline
 from contract.i18n import Texts
 from contract.metrics import Metric, spec
-from contract.signing import canonical_bytes
 from contract.wire import format_ts
 from gateway.config import WebConfig
+from gateway.maintenance import Visit
 from gateway.stores.reader import Row, StreamInfo
-from gateway.trust.reverify import RowError, row_to_reading
 from gateway.web.status import NodeStatus
 
 Doc = dict[str, Any]
@@ -63,6 +63,7 @@ class Thing:
     node: str
     status: NodeStatus | None
     streams: tuple[StreamInfo, ...]
+    visits: tuple[Visit, ...] = ()  # maintenance visits, oldest first: the Thing's history
 
     @property
     def id(self) -> str:
@@ -81,12 +82,20 @@ class Catalogue:
     streams: dict[str, StreamInfo]
 
     @classmethod
-    def build(cls, streams: list[StreamInfo], statuses: dict[tuple[str, str], NodeStatus]) -> Catalogue:
+    def build(
+        cls,
+        streams: list[StreamInfo],
+        statuses: dict[tuple[str, str], NodeStatus],
+        visits: list[Visit] | None = None,
+    ) -> Catalogue:
         by_node: dict[tuple[str, str], list[StreamInfo]] = {}
         for s in streams:
             by_node.setdefault((s.site, s.node), []).append(s)
+        done: dict[tuple[str, str], list[Visit]] = {}
+        for v in visits or []:
+            done.setdefault((v.site, v.node), []).append(v)
         things = {
-            thing_id(*key): Thing(key[0], key[1], statuses.get(key), tuple(group))
+            thing_id(*key): Thing(key[0], key[1], statuses.get(key), tuple(group), tuple(done.get(key, ())))
             for key, group in sorted(by_node.items())
         }
         return cls(things, {stream_id(s): s for s in streams})
@@ -129,6 +138,11 @@ class Documents:
                 "attribution": self.web.attribution,
                 "status": status.state if status else None,
                 "firmware": status.version if status else None,
+                # the node's maintenance history (docs/api.md): what a regulator needs to judge a step
+                "maintenance": [
+                    {k: val for k, val in v.to_json().items() if k not in ("site", "node")}
+                    for v in thing.visits
+                ],
             },
         }
 
@@ -264,7 +278,8 @@ def parameters(metric: str, row: Row) -> Doc:
         out["sig"] = row.get("sig")
         out["period_s"] = _number(row.get("period_s"), int)
         try:
-            out["signed_text"] = canonical_bytes(row_to_reading(row)).decode("utf-8")
-        except RowError:
+            signed = verify_offline.canonical_bytes(verify_offline.canonical_doc(row))
+            out["signed_text"] = signed.decode("utf-8")
+        except (KeyError, TypeError, ValueError):
             out["signed_text"] = None  # a row that no longer holds a whole reading: verify says so
     return out

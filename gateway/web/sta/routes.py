@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gateway import maintenance
 from gateway.stores import StoreError
 from gateway.web.context import Context
 from gateway.web.sta.entities import Catalogue, Documents
@@ -24,6 +26,8 @@ from gateway.web.sta.filter import QueryError
 from gateway.web.sta.options import Options, parse
 from gateway.web.sta.service import SETS, NotFound, query_of
 from gateway.web.sta.service import Request as StaRequest
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 PREFIX = "/sta/v1.1"
 CATALOGUE_TTL_S = 30.0
@@ -49,7 +53,9 @@ class CatalogueCache:
         with self._lock:
             now = self._monotonic()
             if self._built is None or now - self._built[0] > self._ttl_s:
-                cat = Catalogue.build(ctx.reader.streams(ctx.clock()), ctx.board.all())
+                at = ctx.clock()
+                visits = maintenance.visits(ctx.reader, None, EPOCH, at)
+                cat = Catalogue.build(ctx.reader.streams(at), ctx.board.all(), visits)
                 self._built = (now, cat)
             return self._built[1]
 

@@ -16,14 +16,14 @@
       series.push({label: lim.label, stroke: LIMIT_COLOURS[i % LIMIT_COLOURS.length], dash: [6, 4], width: 1,
                    points: {show: false}});
     });
-    var flagged = c.flagged;
+    var flagged = c.flagged, visits = c.visits || [], observed = c.observed || [];
     var opts = {
       width: width, height: 220, series: series,
       axes: [{}, {label: c.unit}],
       scales: {x: {time: true}},
       tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },  // the site speaks UTC
       legend: {show: true},
-      hooks: {draw: [function (u) {
+      hooks: {draw: [drawVisits(visits), drawObserved(observed), function (u) {
         if (!flagged.length) return;
         var ctx = u.ctx, top = u.bbox.top + u.bbox.height - 6 * devicePixelRatio;
         ctx.save();
@@ -37,6 +37,46 @@
     };
     new uPlot(opts, data, fig);
     fig.setAttribute("data-drawn", "1");
+  }
+
+  /* Maintenance visits: a grey band over the readings a visit marks, a grey line at the visit. */
+  function drawVisits(visits) {
+    return function (u) {
+      if (!visits.length) return;
+      var ctx = u.ctx, b = u.bbox, left = b.left, right = b.left + b.width;
+      ctx.save();
+      visits.forEach(function (v) {
+        if (v.from !== null && v.to !== null) {
+          var x0 = Math.max(u.valToPos(v.from, "x", true), left), x1 = Math.min(u.valToPos(v.to, "x", true), right);
+          if (x1 > x0) { ctx.fillStyle = "rgba(120,120,120,0.18)"; ctx.fillRect(x0, b.top, x1 - x0, b.height); }
+        }
+        var x = u.valToPos(v.t, "x", true);
+        if (x >= left && x <= right) { ctx.fillStyle = "#666"; ctx.fillRect(x - 1, b.top, 2 * devicePixelRatio, b.height); }
+      });
+      ctx.restore();
+      u.root.setAttribute("data-visits", String(visits.filter(function (v) {
+        var x = u.valToPos(v.t, "x", true); return x >= left && x <= right;
+      }).length));
+    };
+  }
+
+  /* Residents' observations a monitor accepted: a purple triangle at the top of the chart. */
+  function drawObserved(observed) {
+    return function (u) {
+      if (!observed.length) return;
+      var ctx = u.ctx, b = u.bbox, s = 6 * devicePixelRatio, shown = 0;
+      ctx.save();
+      ctx.fillStyle = "#7a4bb0";
+      observed.forEach(function (o) {
+        var x = u.valToPos(o.t, "x", true);
+        if (x < b.left || x > b.left + b.width) return;
+        ctx.beginPath(); ctx.moveTo(x - s, b.top); ctx.lineTo(x + s, b.top); ctx.lineTo(x, b.top + 1.5 * s);
+        ctx.closePath(); ctx.fill();
+        shown++;
+      });
+      ctx.restore();
+      u.root.setAttribute("data-observed", String(shown));
+    };
   }
 
   function drawCharts() {

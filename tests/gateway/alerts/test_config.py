@@ -45,7 +45,7 @@ BASE = '[influxdb]\nurl = "http://127.0.0.1:1"\n[mqtt]\nport = 1\n'
         (
             '[[alerts.rules]]\nname = "x"\ntype = "loud"\n',
             "alerts.rules[0]",
-            "does not match any of the expected tags",
+            "'loud' is not a type we know; use one of: ",
         ),
         ('[[alerts.channels]]\ntype = "webhook"\nurl = "not a url"\n', "alerts.channels[0].url", "URL"),
         (

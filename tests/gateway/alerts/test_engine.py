@@ -10,6 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from contract.flags import Flag
+from contract.i18n import Texts
 from contract.metrics import Metric
 from contract.wire import MetricValue, ReadingPayload
 from gateway.alerts.config import IDAHO_TIERS, Tier
@@ -210,6 +211,58 @@ def test_offline_from_the_last_will_status() -> None:
     assert feed.states() == ["raised"]
     feed.events += e.on_status("tsagaan", "river-up", "online")
     assert feed.states() == ["raised", "cleared"]
+
+
+OFFLINE_RULE = {"name": "silent", "type": "offline", "after": "2m", "severity": "critical"}
+
+
+def test_a_planned_stop_is_told_once_and_its_last_reading_does_not_clear_it() -> None:
+    """The flap of issue 18: a SIGTERM gave a critical "offline", an all-clear 0.12 s later (the last
+    partial reading arrives after the status) and a second "offline" two minutes later."""
+    clock = FakeClock(T0)
+    e, feed = engine(OFFLINE_RULE, clock=clock)
+    ts = feed.series("haul-road", T0, [12.0] * 5)
+    feed.events += e.on_status("tsagaan", "haul-road", "stopped")
+    feed.one(reading("haul-road", ts + timedelta(seconds=20), 12.0, period_s=20))  # the partial window
+    for minutes in range(1, 8 * 60):  # hours stopped: no reminder, no second alert
+        clock.now = ts + minutes * M
+        feed.events += e.tick()
+    assert feed.states() == ["raised"]
+    (stopped,) = feed.events
+    assert stopped.severity == "info" and stopped.msg_id == "alert.stop.stopped"
+    assert "stopped as planned" in stopped.message and stopped.message.startswith("haul-road (tsagaan)")
+    feed.events += e.on_status("tsagaan", "haul-road", "online")  # started again
+    feed.one(reading("haul-road", clock.now, 12.0))
+    assert feed.states() == ["raised", "cleared"]
+    assert feed.events[1].msg_id == "alert.stop.back" and feed.events[1].severity == "info"
+
+
+def test_an_unplanned_loss_is_told_once_and_late_readings_do_not_clear_it() -> None:
+    clock = FakeClock(T0)
+    e, feed = engine(OFFLINE_RULE, clock=clock)
+    ts = feed.series("haul-road", T0, [12.0] * 5)
+    feed.events += e.on_status("tsagaan", "haul-road", "offline")  # the last will
+    for minutes in range(1, 60):
+        clock.now = ts + minutes * M
+        feed.events += e.tick()
+        if minutes == 3:  # a reading in flight when the link went, delivered late
+            feed.one(reading("haul-road", ts + M, 12.0))
+    assert feed.states() == ["raised"]
+    assert feed.events[0].severity == "critical" and feed.events[0].msg_id == "alert.offline.raised"
+    feed.events += e.on_status("tsagaan", "haul-road", "online")
+    feed.one(reading("haul-road", clock.now, 12.0))
+    assert feed.states() == ["raised", "cleared"]
+
+
+def test_the_offline_alert_counts_ago_as_the_card_does() -> None:
+    """One way of counting: "last reading 47 h ago", from the last reading, in both."""
+    clock = FakeClock(T0)
+    e, _ = engine(OFFLINE_RULE, clock=clock)
+    e.preload("tsagaan", "haul-road", None, int(T0.timestamp() * 1000), None)
+    clock.now = T0 + 47 * H + 5 * M
+    (raised,) = e.tick()
+    assert raised.message == "haul-road (tsagaan) is offline: last reading 47 h ago"
+    assert raised.message.endswith(Texts("en").ago(47 * 3600 + 300))
 
 
 def test_sensor_fault_for_longer_than_the_duration() -> None:

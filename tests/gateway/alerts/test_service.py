@@ -97,7 +97,12 @@ def test_events_acks_offline_and_a_restart(
         # what a monitor sees: the active alert, and the 1-hour mean not evaluated (40 of 60 minutes)
         assert main(["ack", "--list", "--config", str(path)]) == 0
         listing = capsys.readouterr().out
-        assert f"{raised['id']}  since" in listing
+        assert f"{raised['id']}  WARNING  since " in listing
+        assert "value 90.0 µg/m³  peak 90.0 µg/m³" in listing
+        assert f"    {raised['message']}\n" in listing  # the message, under its alert
+        assert main(["ack", "--list", "--lang", "mn", "--config", str(path)]) == 0
+        in_mn = capsys.readouterr().out
+        assert f"{raised['id']}  АНХААРУУЛГА  эхэлсэн " in in_mn and "хүлцэх хэмжээ" in in_mn
         assert "not evaluated: pm25-1h at haul-road (tsagaan): window 67% complete" in listing
         # acknowledged from the CLI (applied by the gateway's next tick)
         assert main(["ack", str(raised["id"]), "--by", "oyuna", "--config", str(path), "--wait", "0"]) == 0

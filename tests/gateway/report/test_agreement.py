@@ -102,9 +102,9 @@ def test_report_messages_dashboard_and_api_tell_the_same_episode(
     assert raised["started"] == cleared["started"] == format_ts(began)
     assert cleared["ended"] == format_ts(ended) and cleared["ts"] == format_ts(all_clear)
     assert cleared["peak"] == 90.48 == max(RISE_AND_FALL)
-    # the messages: the all-clear carries the peak and the start, written as the report writes them
+    # the messages: the all-clear carries the peak, the start and the end, as the report writes them
     assert "peak 90.5 µg/m³" in cleared["message"]
-    assert f"from {began:%Y-%m-%d %H:%M} UTC" in cleared["message"]
+    assert f"from {began:%Y-%m-%d %H:%M} UTC to {ended:%Y-%m-%d %H:%M} UTC" in cleared["message"]
     assert "52.0 µg/m³" in raised["message"] and "(strictly above it)" in raised["message"]
     # the dashboard's API and its history page: the same record
     by_state = {a["state"]: a for a in api}

@@ -3,6 +3,8 @@ influxdb-client sends to /api/v2/write and answers like InfluxDB 2 would (docs/o
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,9 +24,12 @@ from gateway.stores.influx_v2 import InfluxV2
 
 class Recorder:
     def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
+        self.requests: list[dict[str, Any]] = []  # the writes
+        self.queries: list[str] = []  # InfluxQL asked on the v1-compatible /query
         self.status = 204
         self.version = "v2.7.10"
+        # what /query answers: nothing stored at the batch's times
+        self.query_answer: tuple[int, dict[str, Any]] = (200, {"results": [{"statement_id": 0}]})
 
 
 @pytest.fixture
@@ -43,6 +48,16 @@ def fake_v2() -> Iterator[tuple[str, Recorder]]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             url = urlparse(self.path)
+            if url.path == "/query":
+                recorder.queries.append(parse_qs(body.decode())["q"][0])
+                status, doc = recorder.query_answer
+                answer = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+                return
             recorder.requests.append(
                 {"path": url.path, "query": parse_qs(url.query), "headers": dict(self.headers), "body": body}
             )
@@ -102,6 +117,40 @@ def test_v2_write_sends_exact_lines_org_bucket_and_token(
     assert req["query"] == {"org": ["community"], "bucket": ["river"], "precision": ["ms"]}
     assert req["headers"]["Authorization"] == "Token s3cret-token"
     assert req["body"].decode() == EXPECTED_LINE
+
+
+def test_v2_keeps_a_reading_beside_one_stored_at_its_time(fake_v2: tuple[str, Recorder]) -> None:
+    url, recorder = fake_v2
+    stored = {"name": "reading", "tags": {"site": "tsagaan", "node": "haul-road", "ts_rank": ""}}
+    stored |= {"columns": ["time", "seq", "gateway_flags"], "values": [[1795341660000, 6, None]]}
+    recorder.query_answer = (200, {"results": [{"statement_id": 0, "series": [stored]}]})
+    store = InfluxV2(InfluxConfig(url=url, api="v2", bucket="river"))  # type: ignore[arg-type]
+    store.write([to_line(reading())])  # seq 7, at the time of the stored seq 6
+    store.close()
+    (query,) = recorder.queries
+    assert "\"node\" = 'haul-road'" in query and "time >= 1795341660000ms" in query
+    (req,) = recorder.requests
+    head, fields, ms = EXPECTED_LINE.split(" ")
+    assert req["body"].decode().splitlines() == [
+        f'reading,node=haul-road,site=tsagaan gateway_flags="ts_shared" {ms}',
+        f'{head},ts_rank=2 {fields},gateway_flags="ts_shared" {ms}',
+    ]
+
+
+def test_v2_without_the_dbrp_mapping_writes_and_says_what_is_at_risk(
+    fake_v2: tuple[str, Recorder], caplog: pytest.LogCaptureFixture
+) -> None:
+    url, recorder = fake_v2
+    recorder.query_answer = (404, {"code": "not found", "message": "database not found: river"})
+    store = InfluxV2(InfluxConfig(url=url, api="v2", bucket="river"))  # type: ignore[arg-type]
+    with caplog.at_level(logging.WARNING):
+        store.write([to_line(reading())])
+        store.write([to_line(reading())])
+    store.close()
+    assert [r["body"].decode() for r in recorder.requests] == [EXPECTED_LINE] * 2
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, "once an hour, not once a batch"
+    assert "DBRP mapping" in warnings[0] and "may replace it" in warnings[0]
 
 
 def test_v2_refusal_is_not_retryable_and_says_why(fake_v2: tuple[str, Recorder]) -> None:

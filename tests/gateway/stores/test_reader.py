@@ -208,3 +208,37 @@ def test_reading_cells_raise_the_database_error(influx: Influx, reader: Reader) 
     with pytest.raises(StoreError, match="InfluxQL error"):  # as it runs: 1.x CSV leaves it out
         list(db.stream_cells('SELECT mean("flags") FROM "reading"', ["mean"]))
     db.close()
+
+
+def test_latest_finds_a_node_silent_for_months_and_sees_a_new_reading(influx: Influx) -> None:
+    """The lookup starts with the last hour and widens only for nodes not found there, so a node
+    silent for 90 days (or three years) is still listed, with its own last reading."""
+    now = T0
+    influx.write(
+        [
+            f"reading,site=s1,node=busy seq=1i,pm2_5=1 {_ms(now - 2 * HOUR)}",
+            f"reading,site=s1,node=busy seq=2i,pm2_5=2 {_ms(now - MINUTE)}",
+            f"reading,site=s1,node=busy seq=3i,pm2_5=3 {_ms(now + MINUTE)}",  # after `now`
+            f"reading,site=s1,node=quiet seq=7i,pm2_5=7 {_ms(now - timedelta(days=91))}",
+            f'reading,site=s1,node=quiet seq=8i,turbidity=8,flags="x" {_ms(now - timedelta(days=90))}',
+            f"reading,site=s2,node=ancient seq=9i,pm2_5=9 {_ms(now - timedelta(days=3 * 365))}",
+        ]
+    )
+    r = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
+    try:
+        latest = r.latest(now)
+        assert [(x.site, x.node, x.time, x.seq) for x in latest] == [
+            ("s1", "busy", now - MINUTE, 2),
+            ("s1", "quiet", now - timedelta(days=90), 8),
+            ("s2", "ancient", now - timedelta(days=3 * 365), 9),
+        ]
+        assert (latest[1].values, latest[1].flags) == ({"turbidity": 8.0}, ["x"])
+        assert [x.seq for x in r.latest(now, site="s1", node="quiet")] == [8]
+        assert r.latest(now, site="s2", node="quiet") == []
+        assert r.nodes() == [("s1", "busy"), ("s1", "quiet"), ("s2", "ancient")]
+        assert r.nodes("s2") == [("s2", "ancient")]
+        influx.write([f"reading,site=s1,node=quiet seq=9i,pm2_5=4 {_ms(now - 10 * MINUTE)}"])
+        (quiet,) = r.latest(now, node="quiet")
+        assert (quiet.time, quiet.seq, quiet.values) == (now - 10 * MINUTE, 9, {"pm2_5": 4.0})
+    finally:
+        r.close()

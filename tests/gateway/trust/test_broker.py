@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -261,6 +262,30 @@ def test_revoking_reloads_the_broker(site: Site, capsys: pytest.CaptureFixture[s
     assert site.broker.is_running  # reloaded, not restarted
     revoked = [r for r in load_dir(keys).values() if r.node == "late"]
     assert len(revoked) == 2 and all(r.status is KeyStatus.REVOKED and r.since for r in revoked)
+
+
+def test_decommissioning_retires_and_a_compromise_is_revoked_from_a_time(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert provision(site, "--site", "tsagaan", "--node", "gone", "--out", str(site.root / "gone")) == 0
+    gone = lambda: Client(site.port, "tsagaan/gone", site.node_password("gone"))  # noqa: E731
+    wait_for(lambda: (c := gone()).accepted and (c.close() or True), 20, "the new account to work")
+    keys = site.root / "gw" / "keys"
+    assert provision(site, "--site", "tsagaan", "--node", "gone", "--retire") == 0
+    wait_for(lambda: not gone().accepted, 20, "the decommissioned account to be refused")
+    (record,) = [r for r in load_dir(keys).values() if r.node == "gone"]
+    assert record.status is KeyStatus.RETIRED and record.since is not None  # past readings stay valid
+    capsys.readouterr()
+    assert provision(site, "--site", "tsagaan", "--node", "gone", "--revoke", "--since", "2999-01-01") == 2
+    assert "is in the future" in capsys.readouterr().err
+    assert provision(site, "--site", "tsagaan", "--node", "gone", "--since", "2026-11-01") == 2
+    assert "--since goes with --revoke" in capsys.readouterr().err
+    assert (
+        provision(site, "--site", "tsagaan", "--node", "gone", "--revoke", "--since", "2026-11-01T06:00Z")
+        == 0
+    )
+    (record,) = [r for r in load_dir(keys).values() if r.node == "gone"]
+    assert record.status is KeyStatus.REVOKED and record.since == datetime(2026, 11, 1, 6, tzinfo=UTC)
 
 
 def test_queue_limits_hold_a_week_of_backlog(site: Site) -> None:

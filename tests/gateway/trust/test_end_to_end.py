@@ -9,6 +9,8 @@ import getpass
 import json
 import signal
 import subprocess
+import sys
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,9 +22,10 @@ from contract.signing import Signer
 from contract.wire import ReadingPayload
 from gateway.cli import main as gateway_cli
 from gateway.devservices import Service, find_binary, free_port
+from gateway.timerange import from_ms
 from gateway.trust.registry import KeyStatus, load_dir, save
 from gateway.validate import parse_reading
-from tests.helpers import Influx, Listener, publish, spawn, wait_for
+from tests.helpers import ROOT, Influx, Listener, publish, spawn, wait_for
 
 TOPIC = "minewatch/v1/tsagaan/haul-road/reading"
 
@@ -37,7 +40,7 @@ def wait_quietly(cond: Callable[[], Any], timeout_s: float) -> Any:
 def test_signed_readings_from_node_to_influxdb_and_back(
     influx: Influx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    port, tls_port = free_port(), free_port()
+    port, tls_port, web_port = free_port(), free_port(), free_port()
     gw_data = tmp_path / "gw"
     broker_dir = gw_data / "broker"
     gw_cfg = tmp_path / "gateway.toml"
@@ -46,6 +49,7 @@ def test_signed_readings_from_node_to_influxdb_and_back(
         f'[mqtt]\nport = {port}\nusername = "minewatch-gateway"\nclient_id = "gw-{influx.db}"\n'
         f'password_file = "{broker_dir / "minewatch-gateway.password"}"\n'
         f'[influxdb]\nurl = "{influx.url}"\ndatabase = "{influx.db}"\n[batch]\nmax_delay_s = 0.2\n'
+        f"[web]\nport = {web_port}\n"
     )
     assert gateway_cli(
         ["broker-config", "--config", str(gw_cfg), "--port", str(port), "--tls-port", str(tls_port),
@@ -109,7 +113,11 @@ def test_signed_readings_from_node_to_influxdb_and_back(
         assert {r["sig"] for r in rows} == {p["sig"] for p in published}
 
         # forged, unsigned, and replayed: none of them adds or changes a row
-        original = json.dumps(published[0], separators=(",", ":"), ensure_ascii=False).encode()
+        # (a reading of the node's current run: the probe, seq 10**6 of an older time, is one the
+        # dedup window no longer holds once the node started at seq 1, and its replay would be
+        # written again with a later `received`: docs/trust.md, "Revoking a node")
+        first = next(p for p in published if p["seq"] != 10**6)
+        original = json.dumps(first, separators=(",", ":"), ensure_ascii=False).encode()
         forged = dict(published[-1], seq=published[-1]["seq"] + 1000)
         unsigned = {k: v for k, v in forged.items() if k not in ("sig", "kid")}
         for payload in (json.dumps(forged).encode(), json.dumps(unsigned).encode(), original):
@@ -123,6 +131,27 @@ def test_signed_readings_from_node_to_influxdb_and_back(
             gateway_cli(["verify", "--keys", str(keys), "--influx-url", influx.url, "--database", influx.db])
             == 0
         )
+        # a third party with nothing but the dashboard: its CSV download and its public keys,
+        # checked by the CLI's verifier and by the one-file checker run alone
+        dashboard = f"http://127.0.0.1:{web_port}"
+        download, keys_json = tmp_path / "download.csv", tmp_path / "keys.json"
+        with urllib.request.urlopen(f"{dashboard}/download/readings.csv?site=tsagaan", timeout=30) as resp:
+            download.write_bytes(resp.read())
+        with urllib.request.urlopen(f"{dashboard}/api/v1/keys", timeout=30) as resp:
+            keys_json.write_bytes(resp.read())
+        with urllib.request.urlopen(f"{dashboard}/download", timeout=30) as resp:
+            assert 'href="/api/v1/keys"' in resp.read().decode()
+        published_keys = json.loads(keys_json.read_text())
+        assert [(k["kid"], k["status"], k["valid_until"]) for k in published_keys] == [(kid, "active", None)]
+        capsys.readouterr()
+        assert gateway_cli(["verify", "--keys", str(keys_json), "--input", str(download)]) == 0
+        assert f"{len(rows) - 1} rows: {len(rows) - 1} verified" in capsys.readouterr().out  # not the probe
+        alone = subprocess.run(
+            [sys.executable, "-I", str(ROOT / "contract" / "verify_offline.py"),
+             "--keys", str(keys_json), "--input", str(download)],
+            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        )  # fmt: skip
+        assert alone.returncode == 0, alone.stdout + alone.stderr
         # the export a regulator gets with the influx shell (docs/trust.md)
         export = tmp_path / "export.csv"
         host, _, influx_port = influx.url.removeprefix("http://").partition(":")
@@ -139,7 +168,10 @@ def test_signed_readings_from_node_to_influxdb_and_back(
         capsys.readouterr()
         assert gateway_cli(["verify", "--keys", str(keys), "--input", str(export)]) == 1
         out = capsys.readouterr().out
-        assert f"row 2 (tsagaan/haul-road seq {rows[1]['seq']}): bad_signature" in out
+        assert (
+            f"bad_signature (a value, time or flag was changed after signing, or the row is forged): "
+            f"row 2 (tsagaan/haul-road seq {rows[1]['seq']})" in out
+        )
         assert f"{len(rows) - 1} verified, 1 bad_signature" in out
 
         # revoke the key in the registry while the gateway runs: SIGHUP makes it reread the keys
@@ -152,6 +184,19 @@ def test_signed_readings_from_node_to_influxdb_and_back(
         publish(port, TOPIC, late.to_wire(), username="tsagaan/haul-road", password=node_password)
         wait_for(lambda: "revoked_key" in log.read_text(), 20, "the revoked key refused")
         assert influx.rows('SELECT * FROM "reading"') == rows
+        # what the gateway stored before the revocation is still evidence: judged by `received`
+        assert all(r["received"] and r["received"] >= r["time"] for r in rows)
+        db = ["verify", "--keys", str(keys), "--influx-url", influx.url, "--database", influx.db]
+        assert gateway_cli(db) == 0
+        # a compromise found to have begun before those readings were stored discredits them
+        save(
+            keys,
+            record.model_copy(update={"status": KeyStatus.REVOKED, "since": from_ms(rows[1]["received"])}),
+        )
+        capsys.readouterr()
+        assert gateway_cli(db) == 1
+        before = sum(r["received"] < rows[1]["received"] for r in rows)
+        assert f"{len(rows) - before} revoked_key" in capsys.readouterr().out
     finally:
         if node.poll() is None:
             node.kill()

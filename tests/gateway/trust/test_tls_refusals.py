@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract.i18n import Texts
 from contract.signing import Signer
 from contract.wire import ReadingPayload
 from gateway.cli import main as gateway_cli
@@ -246,8 +247,8 @@ def _as_haul_road(s: Site, seq: int, *, ca_file: Path, cert: tuple[Path, Path], 
 
 
 def _node_check(s: Site, *, ca_file: Path, cert: tuple[Path, Path], port: int = 0) -> str | None:
-    """What `minewatch-node check` finds with this TLS material (the node's own client code)."""
-    return probe_broker(
+    """What `minewatch-node check` says (in English) with this TLS material (the node's own client code)."""
+    problem = probe_broker(
         "127.0.0.1",
         port or s.tls_port,
         f"check-{time.time_ns()}",
@@ -257,6 +258,7 @@ def _node_check(s: Site, *, ca_file: Path, cert: tuple[Path, Path], port: int = 
         ca_file=str(ca_file),
         client_cert=(str(cert[0]), str(cert[1])),
     )
+    return None if problem is None else Texts("en")(f"check.{problem.kind}", **problem.params)
 
 
 def _own_cert(s: Site, node: str = "haul-road") -> tuple[Path, Path]:

@@ -9,6 +9,7 @@ import io
 import urllib.parse
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -130,8 +131,10 @@ def test_openapi_describes_every_route(site: Site) -> None:
         "/api/v1/nodes/{site}/{node}/series",
         "/api/v1/alerts",
         "/api/v1/alerts/active",
+        "/api/v1/keys",
+        "/api/v1/observations",
     }
-    assert {"Node", "Latest", "Series", "Alert", "Error"} <= set(doc["components"]["schemas"])
+    assert {"Node", "Latest", "Series", "Alert", "Key", "Error"} <= set(doc["components"]["schemas"])
     every = next(
         p
         for p in doc["paths"]["/api/v1/nodes/{site}/{node}/series"]["get"]["parameters"]
@@ -327,5 +330,37 @@ def test_a_database_that_does_not_answer_is_a_503_not_a_500() -> None:
         assert (status, body) == (503, {"error": "the database does not answer; try again later"})
         status, text, _ = page.get("/")
         assert status == 503 and "does not answer" in text
+    finally:
+        server.stop()
+
+
+def test_the_keys_are_published_with_their_validity_revoked_ones_too(tmp_path: Path) -> None:
+    """A third party needs every key that ever signed, and until when each one vouches."""
+    from contract.signing import Signer
+    from gateway.trust.provision import register
+    from gateway.trust.registry import KeyStatus, load_dir, save
+
+    keys = tmp_path / "keys"
+    old, new, other = (Signer.from_seed(bytes([i]) * 32) for i in (1, 2, 3))
+    register(keys, "tsagaan", "haul-road", old, now=NOW - timedelta(days=60))
+    register(keys, "tsagaan", "haul-road", new, now=NOW - timedelta(days=30))
+    register(keys, "other", "x", other, now=NOW)
+    since = NOW - timedelta(days=30)
+    save(keys, load_dir(keys)[old.kid].model_copy(update={"status": KeyStatus.REVOKED, "since": since}))
+    web = WebConfig(port=free_port())
+    dead = InfluxV1(InfluxConfig(url=f"http://127.0.0.1:{free_port()}", database="minewatch"))  # type: ignore[arg-type]
+    server = BackgroundServer(create_app(web, InfluxReader(dead), clock=lambda: NOW, keys_dir=keys), web)
+    server.start()
+    try:
+        page = Site(f"http://127.0.0.1:{web.port}", None)  # type: ignore[arg-type]
+        status, body, _ = page.get("/api/v1/keys", site="tsagaan")
+        assert status == 200
+        assert [(k["kid"], k["status"], k["valid_until"]) for k in body] == [
+            (old.kid, "revoked", "2026-10-23T12:00:30Z"),
+            (new.kid, "active", None),
+        ]
+        assert "stored (column `received`) before 2026-10-23T12:00:30Z" in body[0]["vouches_for"]
+        assert len(body[0]["fingerprint"]) == 64 and body[0]["public_key"].endswith("=")
+        assert len(page.get("/api/v1/keys")[1]) == 3
     finally:
         server.stop()

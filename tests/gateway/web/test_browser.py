@@ -8,6 +8,7 @@ import io
 import os
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway import devservices
+from gateway.cli import main
+from tests import regdata
 from tests.helpers import ROOT
-from tests.webdata import ACTIVE_MESSAGE, Site, served_site
+from tests.webdata import ACTIVE_MESSAGE, NOW, Site, served_site
 
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 
@@ -123,6 +126,43 @@ def test_node_page_draws_its_charts_with_limit_lines(site: Site, browser: webdri
     assert "MNS 4585:2016 24h" in legend and "WHO 2021" in legend
     assert "sensor warming up" in browser.find_element(By.ID, "flags").text
     _shot(browser, "node-haul-road")
+
+
+def test_node_page_marks_maintenance_visits_on_its_charts(
+    site: Site, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    config = regdata.gateway_config(tmp_path / "gateway.toml", site.db)
+    at = (NOW - timedelta(hours=3)).strftime("%Y-%m-%dT%H:%MZ")
+    window = [(NOW - timedelta(hours=h)).strftime("%Y-%m-%dT%H:%MZ") for h in (4, 2)]
+    args = ["maintenance", "add", "--config", str(config), "--node", "river-down", "--kind", "cleaned"]
+    extra = [
+        "--at",
+        at,
+        "--by",
+        "Bold",
+        "--note",
+        "<i>wiped</i>",
+        "--flag-from",
+        window[0],
+        "--flag-to",
+        window[1],
+    ]
+    assert main([*args, *extra]) == 0
+    browser.set_window_size(1024, 900)
+    browser.get(site.url + "/node/tsagaan/river-down")
+    WebDriverWait(browser, 10).until(
+        lambda d: all(
+            f.get_attribute("data-drawn") == "1" for f in d.find_elements(By.CSS_SELECTOR, "figure.chart")
+        )
+    )
+    marked = [f.find_element(By.CSS_SELECTOR, ".uplot").get_attribute("data-visits") for f in
+              browser.find_elements(By.CSS_SELECTOR, "figure.chart")]  # fmt: skip
+    assert marked and set(marked) == {"1"}  # one visit on the 24-h and on the 7-day charts
+    text = browser.find_element(By.ID, "maintenance").text
+    assert f"{at[:10]} {at[11:16]} UTC: cleaned, by Bold" in text and "<i>wiped</i>" in text
+    _shot(browser, "node-maintenance")
+    browser.get(site.url + "/node/tsagaan/haul-road")  # another node's page shows none
+    assert "No maintenance visit recorded" in browser.find_element(By.ID, "maintenance").text
 
 
 def test_phone_screen_needs_no_sideways_scrolling(site: Site, browser: webdriver.Chrome) -> None:

@@ -77,9 +77,9 @@ def test_run_serves_the_dashboard_and_serve_shows_the_same(
             )
             assert latest[0]["node"] == "haul-road"
             wait_for(
-                lambda port=port: (_get(port, "/api/v1/nodes") or [{}])[0].get("status") == "offline",
+                lambda port=port: (_get(port, "/api/v1/nodes") or [{}])[0].get("status") == "stopped",
                 30,
-                "the node's offline status",
+                "the node's status after a clean stop",
             )
             page = _get(port, "/")
             assert "haul-road" in page and "offline" in page
@@ -99,6 +99,9 @@ def test_run_serves_the_dashboard_and_serve_shows_the_same(
         ('language = "xx"', "web.language: no translation xx.toml"),
         ('standards = ["who-2005"]', "web.standards: Value error, unknown standard 'who-2005'"),
         ("colour = 1", "web.colour: unknown key"),
+        ("max_connections = 0", "web.max_connections: Input should be greater than or equal to 1"),
+        ("header_timeout_s = 0", "web.header_timeout_s: Input should be greater than 0"),
+        ('idle_timeout_s = "long"', "web.idle_timeout_s: Input should be a valid integer"),
     ],
 )
 def test_bad_web_config_exits_2_naming_the_key(

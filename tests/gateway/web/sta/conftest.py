@@ -20,6 +20,7 @@ from contract.signing import Signer
 from contract.wire import ReadingPayload
 from gateway.config import InfluxConfig, WebConfig
 from gateway.devservices import Service, free_port
+from gateway.maintenance import Visit
 from gateway.points import to_line
 from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
@@ -38,6 +39,20 @@ WEB = WebConfig(
     licence_url="https://opendatacommons.org/licenses/odbl/1-0/",
     attribution="Tsagaan Gol water group",
 )
+
+
+VISIT = Visit(
+    SITE,
+    "river-down",
+    "cleaned",
+    NOW - timedelta(hours=6),
+    "Bold",
+    "window wiped",
+    NOW - timedelta(hours=6, minutes=10),
+    NOW - timedelta(hours=5, minutes=50),
+    NOW - timedelta(hours=5),
+)
+"""A maintenance visit to river-down: the Thing's history."""
 
 
 def pm25(i: int) -> float:
@@ -88,6 +103,7 @@ def sta_site(influxd: Service) -> Iterator[StaSite]:
     store = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
     signer = Signer.generate()
     store.write([to_line(p) for p in payloads(signer)])
+    store.write([VISIT.to_line()])
     board = StatusBoard("minewatch")
     status = {"state": "online", "version": "0.3.0", "lat": 43.1105, "lon": 106.8503}
     board.handle(

@@ -125,3 +125,20 @@ def test_count_and_next_link_page_through_everything(sta_site: StaSite) -> None:
     ids = [o["@iot.id"].rsplit(".", 1)[0] for o in doc["value"]]
     assert ids == ["tsagaan.haul-road.pm2_5"] * 4 + ["tsagaan.haul-road.rh"] * 6
     assert "$skip=150" in doc["@iot.nextLink"].replace("%24", "$")
+
+
+def test_a_things_maintenance_visits_are_its_history(sta_site: StaSite) -> None:
+    service = fsc.SensorThingsService(sta_site.url)
+    things = {t.id: t for t in service.things().query().list()}
+    assert things["tsagaan.haul-road"].properties["maintenance"] == []
+    assert things["tsagaan.river-down"].properties["maintenance"] == [
+        {
+            "kind": "cleaned",
+            "at": "2026-11-22T06:00:00Z",
+            "by": "Bold",
+            "note": "window wiped",
+            "flag_from": "2026-11-22T05:50:00Z",
+            "flag_to": "2026-11-22T06:10:00Z",
+            "recorded": "2026-11-22T07:00:00Z",
+        }
+    ]

@@ -1,0 +1,323 @@
+"""Regional hub benchmark, side by side in one run (docs/operations.md, "The regional hub").
+
+    .venv/bin/python bench/hub.py [--sites 100] [--nodes 10] [--hours 6] [--backfill-days 7]
+
+Starts a private PostgreSQL, Mosquitto and influxd, then measures:
+
+  copy      the baseline: the same rows COPY'd straight into the hub's partitioned `reading` table
+            (rows pre-serialised, so only the database's own fastest path is timed).
+  hub       `minewatch-gateway hub run` taking the sites' ForwardBatches (500 signed readings each,
+            keys first) from its broker: parse, check the site, verify every Ed25519 signature,
+            insert once, commit, ack. Timed from the first publish until PostgreSQL counts them all;
+            CPU per reading and peak RSS of the hub process.
+  backfill  one site of `--nodes` nodes back after `--backfill-days` offline: its gateway's forwarder
+            drains a week of minute readings from its InfluxDB to the hub.
+  query     one site's year (one node, minute readings, COPY'd in): daily means over the year
+            against the same over one day, median of 5.
+
+The issue asks for 100 sites x 10 nodes x a week (10 M readings); the default here is 6 hours
+(360,000 readings), which a shared 2-core machine measures in minutes; the rates do not depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as mqtt  # noqa: E402
+import psycopg  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from contract.hub import ForwardBatch, ForwardedKey, forward_topic  # noqa: E402
+from contract.metrics import Metric  # noqa: E402
+from contract.signing import Signer, public_b64  # noqa: E402
+from contract.wire import MetricValue, ReadingPayload  # noqa: E402
+from gateway import devservices  # noqa: E402
+from gateway.points import to_line  # noqa: E402
+from gateway.stores.postgres_hub import HubStore, Verdicted, _payload, _values  # noqa: E402
+
+PREFIX = "benchhub"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+T0 = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _reading(site: str, node: str, seq: int, ts: datetime) -> ReadingPayload:
+    return ReadingPayload(
+        schema=1, site=site, node=node, seq=seq, ts=ts, period_s=60, flags=[],
+        metrics={Metric.PM2_5: MetricValue(value=10.0 + seq % 37, n=60, raw=12.0 + seq % 37),
+                 Metric.PM10: MetricValue(value=20.0 + seq % 41, n=60, raw=22.0 + seq % 41)},
+    )  # fmt: skip
+
+
+def _dsn(pg: devservices.Service, db: str) -> str:
+    return devservices.pg_dsn(pg, db)
+
+
+def _createdb(pg: devservices.Service, name: str) -> str:
+    with psycopg.connect(devservices.pg_dsn(pg), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return _dsn(pg, name)
+
+
+def _count(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM reading").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _wait_count(dsn: str, n: int, timeout_s: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout_s:
+        if _count(dsn) >= n:
+            return time.monotonic()
+        time.sleep(0.2)
+    raise SystemExit(f"only {_count(dsn)} of {n} readings at the hub after {timeout_s:.0f} s")
+
+
+def _register(dsn: str, identities: dict[str, Signer]) -> None:
+    store = HubStore(dsn)
+    store.prepare()
+    store.add_jurisdiction("bench", "Bench", f"j_bench_{os.getpid()}")
+    for site, identity in identities.items():
+        store.add_site(site, "bench", public_b64(identity.private.public_key()))
+    store.close()
+
+
+def _publisher(port: int) -> mqtt.Client:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"benchpub-{time.time_ns()}")
+    client.max_inflight_messages_set(200)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    return client
+
+
+def _hub_toml(tmp: Path, port: int, dsn: str) -> Path:
+    cfg = tmp / "hub.toml"
+    cfg.write_text(
+        f'topic_prefix = "{PREFIX}"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'client_id = "benchhub-{tmp.name}-{os.getpid()}"\n[database]\ndsn = "{dsn}"\n'
+    )
+    return cfg
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", *args], stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
+        )
+
+
+def bench_copy(pg: devservices.Service, rows: list[tuple[object, ...]]) -> float:
+    dsn = _createdb(pg, "copy_base")
+    store = HubStore(dsn)
+    store.prepare()
+    store.write_readings([])  # nothing; partitions below
+    store.close()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS reading_2026_06 PARTITION OF reading"
+            " FOR VALUES FROM ('2026-06-01') TO ('2026-07-01')"
+        )
+        start = time.monotonic()
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY reading (site, node, seq, ts, verdict, kid, metrics, payload) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        elapsed = time.monotonic() - start
+    return len(rows) / elapsed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sites", type=int, default=100)
+    ap.add_argument("--nodes", type=int, default=10)
+    ap.add_argument("--hours", type=float, default=6.0)
+    ap.add_argument("--backfill-days", type=float, default=7.0)
+    ap.add_argument("--no-backfill", action="store_true")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="minewatch-bench-hub-"))
+    tmp.chmod(0o755)  # as root, PostgreSQL runs as `postgres`, which must reach its directory
+    pg = devservices.postgres(tmp / "pg")
+    broker = devservices.mosquitto(tmp / "broker")
+    influxd = devservices.influxd(tmp / "influxd")
+    pg.start()
+    broker.start()
+    try:
+        # ---- the readings, signed, and their batches (not timed)
+        per_node = int(args.hours * 60)
+        identities = {f"s{i:03d}": Signer.generate() for i in range(args.sites)}
+        t = time.monotonic()
+        batches: list[tuple[str, bytes]] = []
+        rows: list[tuple[object, ...]] = []
+        for site, identity in identities.items():
+            keys, signed = [], []
+            for j in range(args.nodes):
+                node, signer = f"n{j:02d}", Signer.generate()
+                keys.append(ForwardedKey.vouched({
+                    "kid": signer.kid, "site": site, "node": node,
+                    "public_key": public_b64(signer.private.public_key()),
+                    "created": "2026-01-01T00:00:00Z", "status": "active", "since": None,
+                }, identity.private))  # fmt: skip
+                signed += [
+                    signer.sign(_reading(site, node, s + 1, T0 + timedelta(minutes=s)))
+                    for s in range(per_node)
+                ]
+            topic = forward_topic(PREFIX, site)
+            batches.append(
+                (topic, ForwardBatch(site=site, batch=2**62 - 1, keys=keys).model_dump_json().encode())
+            )
+            for k in range(0, len(signed), 500):
+                chunk = signed[k : k + 500]
+                body = ForwardBatch(site=site, batch=k // 500 + 1, readings=chunk)
+                batches.append((topic, body.model_dump_json(by_alias=True).encode()))
+            rows += [(r.site, r.node, r.seq, r.ts, "verified", r.kid, json.dumps(_values(r)),
+                      json.dumps(_payload(r))) for r in signed]  # fmt: skip
+        total = len(rows)
+        print(f"{args.sites} sites x {args.nodes} nodes x {per_node} minute readings = {total:,} "
+              f"(made and signed in {time.monotonic() - t:.0f} s, not timed)")  # fmt: skip
+
+        copy_rate = bench_copy(pg, rows)
+        print(f"copy     {copy_rate:10,.0f} readings/s  (COPY into the partitioned table)")
+
+        # ---- the hub
+        dsn = _createdb(pg, "hub_bench")
+        _register(dsn, identities)
+        hub = _spawn(
+            ["gateway.cli", "hub", "run", "--config", str(_hub_toml(tmp, broker.port, dsn))], tmp / "hub.log"
+        )
+        while "taking batches" not in (tmp / "hub.log").read_text():
+            time.sleep(0.1)
+        time.sleep(0.5)
+        cpu0 = _cpu_s(hub.pid)
+        pub = _publisher(broker.port)
+        start = time.monotonic()
+        infos = [pub.publish(topic, payload, qos=1) for topic, payload in batches]
+        end = _wait_count(dsn, total, 3600)
+        for info in infos:
+            info.wait_for_publish(60)
+        hub_cpu = _cpu_s(hub.pid) - cpu0
+        hub_rss = _peak_rss_mb(hub.pid)
+        hub_rate = total / (end - start)
+        print(f"hub      {hub_rate:10,.0f} readings/s  ratio to copy {hub_rate / copy_rate:.2f}x, "
+              f"CPU {hub_cpu / total * 1e6:.0f} us/reading, peak RSS {hub_rss:.0f} MB")  # fmt: skip
+        pub.disconnect()
+        pub.loop_stop()
+
+        hub.terminate()
+        hub.wait(30)
+        if not args.no_backfill:
+            backfill(tmp, influxd, broker, pg, args.nodes, args.backfill_days)
+        query(pg, dsn)
+    finally:
+        for service in (influxd, broker, pg):
+            service.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def backfill(
+    tmp: Path, influxd: devservices.Service, broker: devservices.Service, pg: devservices.Service,
+    nodes: int, days: float,
+) -> None:  # fmt: skip
+    """A site back after `days` offline: its readings are in its InfluxDB, the hub has none."""
+    from gateway.trust.provision import register
+    from tests.helpers import Influx, gateway_toml
+
+    influxd.start()
+    db = Influx(f"http://127.0.0.1:{influxd.port}", "site")
+    db.create()
+    dsn = _createdb(pg, "hub_backfill")
+    identity = Signer.generate()
+    (tmp / "site").mkdir()
+    identity.write(tmp / "site" / "identity.pem")
+    _register(dsn, {"back": identity})
+    per_node = int(days * 1440)
+    start_ts = datetime.now(UTC) - timedelta(days=days)
+    # signed, as a provisioned site's readings are (an unsigned row keeps no period_s to rebuild from)
+    signers = {f"n{j:02d}": Signer.generate() for j in range(nodes)}
+    lines = [to_line(signer.sign(_reading("back", node, s + 1, start_ts + timedelta(minutes=s))))
+             for node, signer in signers.items() for s in range(per_node)]  # fmt: skip
+    keys = tmp / "site" / "keys"
+    for node, signer in signers.items():
+        register(keys, "back", node, signer, now=start_ts - timedelta(days=1))
+    for k in range(0, len(lines), 20_000):
+        db.write(lines[k : k + 20_000])
+    cfg = gateway_toml(
+        tmp / "site" / "gateway.toml", mqtt_port=broker.port, influx_url=db.url, db=db.db, prefix="benchsite",
+        extra=f'[trust]\nkeys_dir = "{keys}"\n[forward]\nsite = "back"\ntopic_prefix = "{PREFIX}"\n'
+        f'identity_file = "{tmp / "site" / "identity.pem"}"\n[forward.mqtt]\nhost = "127.0.0.1"\n'
+        f'port = {broker.port}\nclient_id = "benchsite-{os.getpid()}"\n',
+    )  # fmt: skip
+    hub = _spawn(["gateway.cli", "hub", "run", "--config", str(_hub_toml(tmp / "site", broker.port, dsn))],
+                 tmp / "hub-backfill.log")  # fmt: skip
+    while "taking batches" not in (tmp / "hub-backfill.log").read_text():
+        time.sleep(0.1)
+    start = time.monotonic()
+    gw = _spawn(["gateway.cli", "run", "--config", str(cfg)], tmp / "site" / "gateway.log")
+    end = _wait_count(dsn, len(lines), 3600)
+    print(f"backfill {len(lines) / (end - start):10,.0f} readings/s  {nodes} nodes x {days:g} days "
+          f"({len(lines):,} readings) drained in {end - start:.0f} s, gateway start included")  # fmt: skip
+    for proc in (gw, hub):
+        proc.terminate()
+        proc.wait(30)
+
+
+def query(pg: devservices.Service, dsn: str) -> None:
+    """One site's year on the hub: daily means over a year against one day."""
+    year = [_reading("year", "n00", s + 1, datetime(2025, 1, 1, tzinfo=UTC) + timedelta(minutes=s))
+            for s in range(365 * 1440)]  # fmt: skip
+    store = HubStore(dsn)
+    store.add_site("year", "bench", public_b64(Signer.generate().private.public_key()))
+    for k in range(0, len(year), 50_000):
+        store.write_readings([Verdicted(r, "unsigned") for r in year[k : k + 50_000]])
+    store.close()
+    sql = ("SELECT date_trunc('day', ts) AS d, avg((metrics->>'pm2_5')::float8), count(*) FROM reading"
+           " WHERE site = 'year' AND ts >= %s AND ts < %s GROUP BY d ORDER BY d")  # fmt: skip
+    times = {}
+    with psycopg.connect(dsn) as conn:
+        conn.execute("ANALYZE reading")
+        for label, end in (
+            ("day", datetime(2025, 1, 2, tzinfo=UTC)),
+            ("year", datetime(2026, 1, 1, tzinfo=UTC)),
+        ):
+            runs = []
+            for _ in range(5):
+                t = time.monotonic()
+                conn.execute(sql, [datetime(2025, 1, 1, tzinfo=UTC), end]).fetchall()
+                runs.append(time.monotonic() - t)
+            times[label] = statistics.median(runs)
+    year_ms, day_ms = times["year"] * 1000, times["day"] * 1000
+    print(f"query    daily means of a year {year_ms:.0f} ms, of a day {day_ms:.1f} ms "
+          f"(ratio {times['year'] / times['day']:.0f}x; {len(year):,} rows)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""What a site gateway and a regional hub say to each other (docs/region.md, docs/protocol.md).
+
+A site forwards batches on `<prefix>/v1/<site>/forward`; the hub answers each batch on
+`<prefix>/v1/<site>/ack` once it is durably stored. Readings travel exactly as the node signed them
+(`ReadingPayload`), so the hub verifies the node's own signature. The node keys a site forwards are
+vouched for by the site's identity key: the hub knows that key from the site's registration and
+refuses any node key it did not sign, so a broken site link cannot slip a key of its own in.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from contract.status import NodeStatus
+from contract.wire import ID_PATTERN, ReadingPayload
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+SiteName = Annotated[str, StringConstraints(strict=True, pattern=ID_PATTERN)]
+MAX_BATCH = 1000
+"""Readings per forwarded batch: one hub transaction, and an MQTT message well under a megabyte."""
+
+
+def forward_topic(prefix: str, site: str) -> str:
+    return f"{prefix}/v1/{site}/forward"
+
+
+def ack_topic(prefix: str, site: str) -> str:
+    return f"{prefix}/v1/{site}/ack"
+
+
+def forward_subscription(prefix: str) -> str:
+    return f"{prefix}/v1/+/forward"
+
+
+def site_of_forward_topic(prefix: str, topic: str) -> str | None:
+    """The site a forward topic names, or None when it is not one."""
+    head, tail = f"{prefix}/v1/", "/forward"
+    if not (topic.startswith(head) and topic.endswith(tail)):
+        return None
+    site = topic[len(head) : -len(tail)]
+    return site if site and "/" not in site else None
+
+
+def canonical_json(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class ForwardedKey(BaseModel):
+    """A node's public key record as the site's registry holds it, with the site identity's
+    signature over its canonical JSON."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    record: dict[str, Any]
+    vouch: str = Field(pattern=r"^[A-Za-z0-9+/]{86}==$")
+
+    @classmethod
+    def vouched(cls, record: dict[str, Any], identity: Ed25519PrivateKey) -> ForwardedKey:
+        sig = identity.sign(canonical_json(record))
+        return cls(record=record, vouch=base64.b64encode(sig).decode())
+
+    def is_vouched_by(self, identity: Ed25519PublicKey) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            identity.verify(base64.b64decode(self.vouch), canonical_json(self.record))
+        except InvalidSignature:
+            return False
+        return True
+
+
+class ForwardedStatus(BaseModel):
+    """A node's status message as the site received it (its payload carries no time of its own)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    node: SiteName
+    received: datetime
+    status: NodeStatus
+
+
+class ForwardBatch(BaseModel):
+    """One site's batch: its id is the site's own (increasing), so the ack names what to drop."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    site: SiteName
+    batch: int = Field(ge=0)
+    readings: list[ReadingPayload] = Field(default_factory=list, max_length=MAX_BATCH)
+    keys: list[ForwardedKey] = Field(default_factory=list, max_length=MAX_BATCH)
+    statuses: list[ForwardedStatus] = Field(default_factory=list, max_length=MAX_BATCH)
+    alerts: list[dict[str, Any]] = Field(
+        default_factory=list, max_length=MAX_BATCH, description="alert payloads (docs/protocol.md)"
+    )
+
+
+class HubAck(BaseModel):
+    """The hub's answer, sent after its transaction committed: what it stored, what it had already,
+    and what it refused (kept for review at the hub; refusing is final, so the site drops them too)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = 1
+    site: SiteName
+    batch: int = Field(ge=0)
+    stored: int = Field(ge=0)
+    duplicate: int = Field(ge=0)
+    refused: int = Field(ge=0)

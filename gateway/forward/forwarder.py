@@ -1,0 +1,228 @@
+"""The site side of the regional link: every stored reading, and the site's node keys, to the hub.
+
+Installed by `run` when `[forward]` is present. Live readings come from the `on_stored` hook
+(which runs before the node's message is acknowledged, so a gateway killed in between is handed
+them again); what was stored before forwarding began is read back from InfluxDB, oldest first, a
+window at a time, and only while the outbox holds little backfill, so the disk holds a bounded
+amount of it. Everything waits in the durable outbox until the hub's ack for its batch arrives.
+
+Keys go first: when the site's registry has changed since the hub last acknowledged it, a batch
+with the keys alone is sent, and readings wait for its ack, so the hub never sees a reading
+signed by a key it has not been given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from contract.hub import (
+    ForwardBatch,
+    ForwardedKey,
+    ForwardedStatus,
+    HubAck,
+    ack_topic,
+    canonical_json,
+    forward_topic,
+)
+from contract.signing import Signer
+from contract.status import parse_status
+from contract.verify_offline import parse_time
+from contract.wire import ReadingPayload, format_ts, parse_topic
+from gateway.alerts.events import AlertEvent
+from gateway.config import ForwardConfig
+from gateway.forward.link import link_for
+from gateway.forward.outbox import Batch, Outbox
+from gateway.hooks import Hooks
+from gateway.stores.reader import Reader, Span
+from gateway.subscriber import Message, Subscriber
+from gateway.trust.registry import KeyRegistry
+from gateway.trust.reverify import reading_of_row
+
+if TYPE_CHECKING:
+    from gateway.alerts.service import Alerts
+
+log = logging.getLogger(__name__)
+
+FUTURE_MARGIN = timedelta(minutes=10)
+"""Backfill runs up to the first start plus this: a reading may be stamped a little ahead (the
+gateway accepts `clock_tolerance_s` into the future) and was still stored before forwarding began."""
+WINDOWS = (timedelta(hours=1), timedelta(days=1), timedelta(days=30))
+
+
+class Forwarder:
+    def __init__(
+        self,
+        cfg: ForwardConfig,
+        outbox: Outbox,
+        reader: Reader,
+        registry: KeyRegistry,
+        *,
+        prefix: str = "minewatch",
+        link: Subscriber | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cfg, self._outbox, self._reader, self._registry = cfg, outbox, reader, registry
+        self._identity = Signer.from_file(cfg.identity_file)
+        self.link = link or link_for(cfg.mqtt)
+        self._clock = clock
+        self._prefix_site = prefix
+        self._keys_batch: tuple[int, str] | None = None  # (batch id, keys hash) awaiting its ack
+        self._keys_sent_at = 0.0
+        self.acked = 0
+
+    def install(self, hooks: Hooks, alerts: Alerts | None = None) -> None:
+        hooks.on_stored.append(self.on_stored)
+        hooks.handlers.append(("status", self.on_status))
+        hooks.tickers.append(self.tick)
+        if alerts is not None:
+            alerts.on_event.append(self.on_alert)
+
+    def start(self) -> None:
+        if self._cfg.backfill and self._outbox.get("backfill_until") is None:
+            until = datetime.fromtimestamp(self._clock(), UTC) + FUTURE_MARGIN
+            first = self._reader.first_reading_time(self._cfg.site)
+            cursor = until if first is None else first - timedelta(milliseconds=1)
+            self._outbox.put("backfill_until", format_ts(until))
+            self._outbox.put("backfill_cursor", format_ts(cursor))
+        self.link.start([ack_topic(self._cfg.topic_prefix, self._cfg.site)])
+
+    def stop(self) -> None:
+        self.link.stop()
+        self._outbox.close()
+
+    def on_stored(self, readings: list[ReadingPayload]) -> None:
+        site = self._cfg.site
+        self._outbox.add(
+            (r.model_dump_json(by_alias=True).encode() for r in readings if r.site == site), live=True
+        )
+
+    def on_status(self, msg: Message) -> None:
+        """A node's status as the site received it (the gateway stores it in node_status)."""
+        try:
+            site, node, _ = parse_topic(self._prefix_site, msg.topic)
+            status = parse_status(msg.payload)
+        except ValueError:  # PayloadError is one
+            return  # the gateway's own status handler counts and keeps it
+        if site != self._cfg.site:
+            return
+        received = datetime.fromtimestamp(self._clock(), UTC)
+        body = ForwardedStatus(node=node, received=received, status=status)
+        self._outbox.add([body.model_dump_json().encode()], live=True, kind="status")
+
+    def on_alert(self, event: AlertEvent) -> None:
+        if event.site == self._cfg.site:
+            self._outbox.add([json.dumps(event.to_json()).encode()], live=True, kind="alert")
+
+    def tick(self) -> None:
+        now = self._clock()
+        self._take_acks()
+        self._outbox.expire(now - self._cfg.ack_timeout_s)
+        if self._keys_batch is not None and now - self._keys_sent_at > self._cfg.ack_timeout_s:
+            self._keys_batch = None  # never acknowledged: send them again
+        self._backfill()
+        if not self.link.connected.is_set():
+            return
+        keys_hash, keys = self._keys()
+        if keys_hash != self._outbox.get("keys_hash"):
+            if self._keys_batch is None:
+                batch = int(self._outbox.get("key_batches") or "0") + 1
+                self._outbox.put("key_batches", str(batch))
+                # key batches count down from the top so they never share an id with readings
+                bid = 2**62 - batch
+                body = ForwardBatch(site=self._cfg.site, batch=bid, keys=keys)
+                if self._send(body):
+                    self._keys_batch, self._keys_sent_at = (bid, keys_hash), now
+            return
+        while self._outbox.in_flight() < self._cfg.max_in_flight:
+            taken = self._outbox.take(self._cfg.batch_size, now)
+            if taken is None:
+                break
+            if not self._send(self._batch(taken)):
+                self._outbox.expire(now + 1)  # not queued: the next tick tries again
+                break
+
+    def _batch(self, taken: Batch) -> ForwardBatch:
+        readings, statuses, alerts = [], [], []
+        for kind, body in taken.bodies:
+            if kind == "status":
+                statuses.append(ForwardedStatus.model_validate_json(body))
+            elif kind == "alert":
+                alerts.append(json.loads(body))
+            else:
+                readings.append(ReadingPayload.model_validate_json(body))
+        return ForwardBatch(
+            site=self._cfg.site, batch=taken.id, readings=readings, statuses=statuses, alerts=alerts
+        )
+
+    def _send(self, batch: ForwardBatch) -> bool:
+        topic = forward_topic(self._cfg.topic_prefix, self._cfg.site)
+        return self.link.publish(topic, batch.model_dump_json(by_alias=True).encode(), qos=1)
+
+    def _take_acks(self) -> None:
+        while (msg := self.link.inbox.get_nowait()) is not None:
+            try:
+                ack = HubAck.model_validate_json(msg.payload)
+            except ValidationError:
+                log.warning("not a hub ack on %s: ignored", msg.topic)
+            else:
+                if self._keys_batch is not None and ack.batch == self._keys_batch[0]:
+                    self._outbox.put("keys_hash", self._keys_batch[1])
+                    self._keys_batch = None
+                else:
+                    self.acked += self._outbox.acked(ack.batch)
+                if ack.refused:
+                    log.warning(
+                        "the hub refused %d of batch %d (kept there for review)", ack.refused, ack.batch
+                    )
+            self.link.ack([msg])
+
+    def _keys(self) -> tuple[str, list[ForwardedKey]]:
+        self._registry.refresh()
+        records = sorted(
+            (r.model_dump(mode="json") for r in self._registry.records() if r.site == self._cfg.site),
+            key=lambda r: str(r["kid"]),
+        )
+        digest = hashlib.sha256(canonical_json({"keys": records})).hexdigest()
+        return digest, [ForwardedKey.vouched(r, self._identity.private) for r in records]
+
+    def _backfill(self) -> None:
+        until_text, cursor_text = self._outbox.get("backfill_until"), self._outbox.get("backfill_cursor")
+        if until_text is None or cursor_text is None:
+            return
+        until, cursor = parse_time(until_text), parse_time(cursor_text)
+        if cursor >= until or self._outbox.pending(live=False) >= 2 * self._cfg.batch_size:
+            return
+        for window in WINDOWS:  # an empty window widens the next: a year of silence is quick to cross
+            end = min(cursor + window, until)
+            bodies = []
+            for row in self._reader.stored_readings(Span(self._cfg.site, [], cursor, end)):
+                try:
+                    bodies.append(reading_of_row(row).model_dump_json(by_alias=True).encode())
+                except ValueError as exc:
+                    log.warning("backfill: a stored row is not a reading (%s); not forwarded", exc)
+            self._outbox.add(bodies, live=False, state={"backfill_cursor": format_ts(end)})
+            cursor = end
+            if bodies or cursor >= until:
+                break
+        if cursor >= until:
+            log.info("backfill to the hub complete up to %s", format_ts(until))
+
+
+def describe(outbox: Outbox) -> dict[str, object]:
+    """What `status` shows of the link: waiting readings, batches in flight, backfill progress."""
+    return {
+        "pending": outbox.pending(),
+        "pending_backfill": outbox.pending(live=False),
+        "in_flight": outbox.in_flight(),
+        "backfill_cursor": outbox.get("backfill_cursor"),
+        "backfill_until": outbox.get("backfill_until"),
+        "keys_sent": outbox.get("keys_hash") is not None,
+    }

@@ -1,0 +1,38 @@
+"""`hub.toml`: the hub's broker, its database and its topic prefix (docs/region.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contract.configfile import load_model, read_secret
+from gateway.config import MqttConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(_Section):
+    dsn: str = Field(
+        default="dbname=minewatch_hub", min_length=1, description="libpq connection string, no password"
+    )
+    password_file: Path | None = None
+
+    def conninfo(self) -> str:
+        password = read_secret(self.password_file, "MINEWATCH_HUB_DB_PASSWORD")
+        if password is None:
+            return self.dsn
+        escaped = password.replace("\\", "\\\\").replace("'", "\\'")
+        return f"{self.dsn} password='{escaped}'"
+
+
+class HubConfig(_Section):
+    topic_prefix: str = Field(default="minewatch-hub", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+    mqtt: MqttConfig = MqttConfig(client_id="minewatch-hub")
+    database: DatabaseConfig = DatabaseConfig()
+
+
+def load(path: Path | str) -> HubConfig:
+    return load_model(path, HubConfig)

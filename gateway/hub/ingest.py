@@ -1,0 +1,157 @@
+"""The hub's ingest: a forwarded batch in, checked, stored in one transaction, then acknowledged.
+
+Order matters for "exactly once": commit, then publish the `HubAck`, then acknowledge the MQTT
+message. A hub killed between any two steps gets the batch again (its broker session keeps it) and
+stores nothing twice, since `(site, node, seq)` is the primary key; the site resends a batch whose
+ack it never saw, with the same result.
+
+What is refused — a batch on another site's topic, a reading of another site, a key the site's
+identity did not vouch for, a signature that does not verify — is kept in `reject` with its reason
+and counted, and acknowledged as refused: sending it again cannot make it right.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from contract.clock import utc_now
+from contract.hub import ForwardBatch, ForwardedKey, HubAck, ack_topic, site_of_forward_topic
+from contract.signing import public_from_b64, verify_signature
+from contract.wire import ReadingPayload
+from gateway.stores.postgres_hub import HubStore, StoredKey, Verdicted
+from gateway.subscriber import Message
+from gateway.trust.registry import KeyRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HubStats:
+    batches: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+
+
+class HubIngest:
+    def __init__(
+        self,
+        store: HubStore,
+        prefix: str,
+        stats: HubStats | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._store, self._prefix, self._clock = store, prefix, clock
+        self.stats = stats or HubStats()
+
+    def close(self) -> None:
+        self._store.close()
+
+    def handle(self, msg: Message) -> tuple[str, bytes] | None:
+        """Store one forwarded batch; return the ack to publish (topic, payload), or None for
+        input that names no site to answer."""
+        site = site_of_forward_topic(self._prefix, msg.topic)
+        try:
+            batch = ForwardBatch.model_validate_json(msg.payload)
+        except ValidationError as exc:
+            self._refuse(site, "malformed", str(exc), msg.payload)
+            return None
+        if site is None or batch.site != site:
+            self._refuse(site, "wrong_site", f"a batch of {batch.site!r} on {msg.topic}", msg.payload)
+            return None
+        identity_b64 = self._store.site_identity(site)
+        if identity_b64 is None:
+            self._refuse(site, "unknown_site", f"{site!r} has not joined this hub", msg.payload)
+            return None
+        refused = self._take_keys(site, identity_b64, batch.keys)
+        keys = self._store.keys(site)
+        records: dict[str, KeyRecord] = {}  # validated once per batch, not per reading
+        checked: list[Verdicted] = []
+        for reading in batch.readings:
+            reason = self._check(site, reading, keys, records)
+            if reason is None:
+                checked.append(Verdicted(reading, "unsigned" if reading.sig is None else "verified"))
+            else:
+                refused += 1
+                self._refuse(
+                    site, reason, f"{reading.node} seq {reading.seq}", reading.model_dump_json().encode()
+                )
+        alerts = []
+        for doc in batch.alerts:
+            if doc.get("site") != site or not all(
+                isinstance(doc.get(k), str) for k in ("node", "id", "state", "ts")
+            ):
+                refused += 1
+                self._refuse(site, "wrong_site" if doc.get("site") != site else "malformed", "alert event",
+                             json.dumps(doc).encode())  # fmt: skip
+            else:
+                alerts.append(doc)
+        result = self._store.write_readings(checked)
+        self._store.write_statuses(site, batch.statuses)
+        self._store.write_alerts(site, alerts)
+        self._store.open_warnings(site, alerts, self._clock())
+        self.stats.batches += 1
+        self.stats.stored += result.stored
+        self.stats.duplicate += result.duplicate
+        ack = HubAck(
+            site=site, batch=batch.batch, stored=result.stored, duplicate=result.duplicate, refused=refused
+        )
+        return ack_topic(self._prefix, site), ack.model_dump_json().encode()
+
+    def _take_keys(self, site: str, identity_b64: str, keys: list[ForwardedKey]) -> int:
+        identity = public_from_b64(identity_b64)
+        known = self._store.keys(site)
+        refused = 0
+        for key in keys:
+            reason = None
+            try:
+                record = KeyRecord.model_validate(key.record)
+            except ValidationError as exc:
+                reason, detail = "malformed_key", str(exc)
+            else:
+                detail = f"key {record.kid} of {record.site}/{record.node}"
+                if record.site != site:
+                    reason = "wrong_site"
+                elif not key.is_vouched_by(identity):
+                    reason = "key_not_vouched"
+                elif record.kid in known and known[record.kid].record.get("public_key") != record.public_key:
+                    reason = "key_conflict"
+            if reason is not None:
+                refused += 1
+                self._refuse(site, reason, detail, key.model_dump_json().encode())
+                continue
+            self._store.put_key(key.record, key.vouch)
+        return refused
+
+    @staticmethod
+    def _check(
+        site: str, reading: ReadingPayload, keys: dict[str, StoredKey], records: dict[str, KeyRecord]
+    ) -> str | None:
+        """Why a reading is refused, or None."""
+        if reading.site != site:
+            return "wrong_site"
+        if reading.sig is None or reading.kid is None:
+            return None  # an unprovisioned node: stored as unsigned, as at the site
+        stored = keys.get(reading.kid)
+        if stored is None or stored.node != reading.node:
+            return "unknown_key"
+        record = records.get(reading.kid)
+        if record is None:
+            record = records[reading.kid] = KeyRecord.model_validate(stored.record)
+        if not record.accepts(reading.ts):
+            return "key_not_accepted"
+        if not verify_signature(record.public(), reading):
+            return "bad_signature"
+        return None
+
+    def _refuse(self, site: str | None, reason: str, detail: str, payload: bytes) -> None:
+        self.stats.refused[reason] += 1
+        log.warning("refused from %s: %s (%s)", site or "?", reason, detail)
+        self._store.reject(site, reason, detail, payload)

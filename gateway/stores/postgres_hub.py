@@ -1,0 +1,441 @@
+"""The regional hub's store: PostgreSQL with PostGIS (docs/region.md). The only module of the hub
+that speaks SQL; psycopg is imported here alone.
+
+Readings are partitioned by month; a partition is created the first time a reading of its month
+arrives (a site back after a year offline, or a backfill, brings old months). A batch is one
+transaction: the hub acknowledges it to the site only after `commit`, so an ack always means stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any, ParamSpec, TypeVar
+
+import psycopg
+from psycopg import sql
+
+from contract.configfile import ConfigError
+from contract.hub import ForwardedStatus
+from contract.signing import canonical_doc
+from contract.wire import ID_PATTERN, ReadingPayload
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_ID = re.compile(ID_PATTERN)
+
+
+class HubStoreError(OSError):
+    """The hub's database could not be reached or failed; the caller reconnects and retries."""
+
+
+class HubInputError(ConfigError):
+    """The hub's database refused what the operator asked (a site registered twice, a jurisdiction
+    that does not exist): the CLI exits 2 with the database's reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdicted:
+    """A reading the hub checked, with how (`verified` or `unsigned`)."""
+
+    reading: ReadingPayload
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    kid: str
+    site: str
+    node: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WarningDue:
+    warning: int
+    alert: dict[str, Any]
+    neighbour: str
+    action: str  # warning | escalated | end
+    rank: int
+    contact: str
+    channel: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    stored: int
+    duplicate: int
+
+
+def _month(ts: datetime) -> tuple[datetime, datetime]:
+    start = datetime(ts.year, ts.month, 1, tzinfo=UTC)
+    end = datetime(ts.year + (ts.month == 12), ts.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def _guarded(method: Callable[P, R]) -> Callable[P, R]:
+    """A lost or refusing database becomes HubStoreError: the caller reconnects and retries."""
+
+    @functools.wraps(method)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise HubStoreError(f"the hub database: {exc}") from exc
+        except psycopg.IntegrityError as exc:
+            raise HubInputError(f"the hub database refused it: {exc.diag.message_primary or exc}") from exc
+
+    return call
+
+
+class HubStore:
+    def __init__(self, dsn: str) -> None:
+        try:
+            self._conn = psycopg.connect(dsn, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise HubStoreError(f"cannot connect to the hub database: {exc}") from exc
+        self._partitions: set[str] = set()
+
+    @_guarded
+    def close(self) -> None:
+        self._conn.close()
+
+    @_guarded
+    def prepare(self) -> None:
+        """Create or update the schema (every statement may run again)."""
+        text = resources.files("gateway.stores").joinpath("postgres_schema.sql").read_text()
+        with self._conn.transaction():
+            self._conn.execute(text.encode())
+
+    # --- registration (the hub's operator, `minewatch-gateway hub ...`) ---
+
+    @_guarded
+    def add_jurisdiction(self, jid: str, name: str, db_role: str) -> None:
+        """A jurisdiction and its database role (created NOLOGIN if missing; the operator grants it
+        to the people's or the API's login roles, or gives it a password and LOGIN)."""
+        if not _ID.match(jid) or not _ROLE.match(db_role):
+            raise HubStoreError(f"jurisdiction {jid!r} or role {db_role!r} is not a valid name")
+        with self._conn.transaction():
+            exists = self._conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [db_role]).fetchone()
+            if exists is None:
+                self._conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(db_role)))
+            self._conn.execute(sql.SQL("GRANT hub_reader TO {}").format(sql.Identifier(db_role)))
+            self._conn.execute(
+                "INSERT INTO jurisdiction (id, name, db_role) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+                [jid, name, db_role],
+            )
+
+    @_guarded
+    def add_site(self, site: str, jurisdiction: str, identity_key: str, name: str = "") -> None:
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO site (id, jurisdiction, identity_key, name) VALUES (%s, %s, %s, %s)",
+                [site, jurisdiction, identity_key, name],
+            )
+
+    @_guarded
+    def add_agreement(
+        self,
+        *,
+        name: str,
+        grantor: str,
+        grantee: str,
+        sites: Sequence[str],
+        licence: str,
+        valid_from: datetime,
+        valid_to: datetime | None,
+        delay_s: int,
+        recorded_by: str,
+    ) -> int:
+        """Record a new version of an agreement (the latest version of a name is the one in force)."""
+        with self._conn.transaction():
+            row = self._conn.execute(
+                "INSERT INTO agreement (name, version, grantor, grantee, sites, delay, licence,"
+                " valid_from, valid_to, recorded_by)"
+                " SELECT %s, coalesce(max(version), 0) + 1, %s, %s, %s, make_interval(secs => %s),"
+                " %s, %s, %s, %s FROM agreement WHERE name = %s RETURNING version",
+                [name, grantor, grantee, list(sites), delay_s, licence, valid_from, valid_to,
+                 recorded_by, name],
+            ).fetchone()  # fmt: skip
+        assert row is not None
+        return int(row[0])
+
+    @_guarded
+    def site_identity(self, site: str) -> str | None:
+        row = self._conn.execute("SELECT identity_key FROM site WHERE id = %s", [site]).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- what a batch brings ---
+
+    @_guarded
+    def keys(self, site: str) -> dict[str, StoredKey]:
+        rows = self._conn.execute(
+            "SELECT kid, site, node, record FROM node_key WHERE site = %s", [site]
+        ).fetchall()
+        return {r[0]: StoredKey(r[0], r[1], r[2], r[3]) for r in rows}
+
+    @_guarded
+    def put_key(self, record: dict[str, Any], vouch: str) -> None:
+        """Store a vouched key, or its new status (retired, revoked). A kid names one public key for
+        good: the same kid with another key is refused by the caller before it gets here."""
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO node_key (kid, site, node, public_key, status, since, record, vouch)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (kid) DO UPDATE SET status = excluded.status, since = excluded.since,"
+                " record = excluded.record, vouch = excluded.vouch, received = now()",
+                [record["kid"], record["site"], record["node"], record["public_key"],
+                 record.get("status", "active"), record.get("since"), json.dumps(record), vouch],
+            )  # fmt: skip
+
+    @_guarded
+    def write_readings(self, readings: Sequence[Verdicted]) -> BatchResult:
+        """Store readings once each, in one transaction."""
+        if not readings:
+            return BatchResult(0, 0)
+        with self._conn.transaction():
+            self._ensure_partitions(r.reading.ts for r in readings)
+            self._conn.execute(
+                "INSERT INTO node (site, id) SELECT DISTINCT s, n FROM unnest(%s::text[], %s::text[])"
+                " AS t(s, n) ON CONFLICT DO NOTHING",
+                [[r.reading.site for r in readings], [r.reading.node for r in readings]],
+            )
+            cur = self._conn.execute(
+                "INSERT INTO reading (site, node, seq, ts, verdict, kid, metrics, payload)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::timestamptz[],"
+                " %s::text[], %s::text[], %s::jsonb[], %s::jsonb[]) ON CONFLICT DO NOTHING",
+                [
+                    [r.reading.site for r in readings],
+                    [r.reading.node for r in readings],
+                    [r.reading.seq for r in readings],
+                    [r.reading.ts for r in readings],
+                    [r.verdict for r in readings],
+                    [r.reading.kid for r in readings],
+                    [json.dumps(_values(r.reading)) for r in readings],
+                    [json.dumps(_payload(r.reading)) for r in readings],
+                ],
+            )
+            stored = cur.rowcount
+        return BatchResult(stored, len(readings) - stored)
+
+    @_guarded
+    def write_statuses(self, site: str, statuses: Sequence[ForwardedStatus]) -> int:
+        """Store status messages once each; a status with a position moves its node there."""
+        if not statuses:
+            return 0
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO node (site, id) SELECT DISTINCT %s, n FROM unnest(%s::text[]) AS t(n)"
+                " ON CONFLICT DO NOTHING",
+                [site, [s.node for s in statuses]],
+            )
+            cur = self._conn.execute(
+                "INSERT INTO node_status (site, node, received, state, payload)"
+                " SELECT %s, * FROM unnest(%s::text[], %s::timestamptz[], %s::text[], %s::jsonb[])"
+                " ON CONFLICT DO NOTHING",
+                [site, [s.node for s in statuses], [s.received for s in statuses],
+                 [s.status.state for s in statuses], [s.status.model_dump_json() for s in statuses]],
+            )  # fmt: skip
+            for s in statuses:
+                if s.status.lat is not None and s.status.lon is not None:
+                    self._conn.execute(
+                        "UPDATE node SET location = ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography"
+                        " WHERE site = %s AND id = %s",
+                        [s.status.lon, s.status.lat, site, s.node],
+                    )
+        return cur.rowcount
+
+    @_guarded
+    def write_alerts(self, site: str, events: Sequence[dict[str, Any]]) -> int:
+        if not events:
+            return 0
+        with self._conn.transaction():
+            cur = self._conn.execute(
+                "INSERT INTO alert_event (site, node, id, state, at, payload)"
+                " SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[],"
+                " %s::jsonb[])"
+                " ON CONFLICT DO NOTHING",
+                [site, [e["node"] for e in events], [e["id"] for e in events], [e["state"] for e in events],
+                 [e["ts"] for e in events], [json.dumps(e) for e in events]],
+            )  # fmt: skip
+        return cur.rowcount
+
+    # --- warnings to neighbours ---
+
+    @_guarded
+    def add_contact(self, jurisdiction: str, rank: int, name: str, channel: dict[str, Any]) -> None:
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO contact (jurisdiction, rank, name, channel) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (jurisdiction, rank)"
+                " DO UPDATE SET name = excluded.name, channel = excluded.channel",
+                [jurisdiction, rank, name, json.dumps(channel)],
+            )
+
+    @_guarded
+    def add_warning_rule(self, site: str, rule: str, neighbour: str, escalate_after_s: int) -> None:
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO warning_rule (site, rule, neighbour, escalate_after)"
+                " VALUES (%s, %s, %s, make_interval(secs => %s)) ON CONFLICT (site, rule, neighbour)"
+                " DO UPDATE SET escalate_after = excluded.escalate_after",
+                [site, rule, neighbour, escalate_after_s],
+            )
+
+    @_guarded
+    def open_warnings(self, site: str, events: Sequence[dict[str, Any]], now: datetime) -> int:
+        """A raised alert of a rule that concerns a neighbour opens a warning there (once); the
+        site's all-clear marks it ended, so its end is told."""
+        opened = 0
+        with self._conn.transaction():
+            for e in events:
+                if e.get("state") == "raised":
+                    cur = self._conn.execute(
+                        "INSERT INTO warning (alert_id, site, node, rule, neighbour, alert, raised)"
+                        " SELECT %s, %s, %s, %s, r.neighbour, %s, %s FROM warning_rule r"
+                        " WHERE r.site = %s AND r.rule = %s ON CONFLICT (alert_id, neighbour) DO NOTHING",
+                        [e["id"], site, e["node"], e["rule"], json.dumps(e), now, site, e["rule"]],
+                    )
+                    opened += cur.rowcount
+                elif e.get("state") == "cleared":
+                    self._conn.execute(
+                        "UPDATE warning SET ended = %s WHERE alert_id = %s AND ended IS NULL", [now, e["id"]]
+                    )
+        return opened
+
+    @_guarded
+    def warnings_due(self, now: datetime) -> list[WarningDue]:
+        """What the warning desk must send now: a new warning to the first contact; an unconfirmed
+        one, past its rule's escalation time, to the next contact; an ended one's end to everyone
+        warned."""
+        rows = self._conn.execute(
+            """
+            SELECT w.id, w.alert, w.neighbour, 'warning', c.rank, c.name, c.channel
+              FROM warning w JOIN contact c ON c.jurisdiction = w.neighbour AND c.rank =
+                   (SELECT min(rank) FROM contact WHERE jurisdiction = w.neighbour)
+             WHERE w.contact_rank = 0 AND w.ended IS NULL
+            UNION ALL
+            SELECT w.id, w.alert, w.neighbour, 'escalated', c.rank, c.name, c.channel
+              FROM warning w JOIN warning_rule r
+                   ON (r.site, r.rule, r.neighbour) = (w.site, w.rule, w.neighbour)
+              JOIN contact c ON c.jurisdiction = w.neighbour AND c.rank =
+                   (SELECT min(rank) FROM contact WHERE jurisdiction = w.neighbour AND rank > w.contact_rank)
+             WHERE w.contact_rank > 0 AND w.confirmed IS NULL AND w.ended IS NULL
+               AND w.last_sent + r.escalate_after <= %s
+            UNION ALL
+            SELECT w.id, w.alert, w.neighbour, 'end', c.rank, c.name, c.channel
+              FROM warning w JOIN contact c ON c.jurisdiction = w.neighbour AND c.rank <= w.contact_rank
+             WHERE w.ended IS NOT NULL AND w.end_sent IS NULL
+             ORDER BY 1, 5
+            """,
+            [now],
+        ).fetchall()
+        return [WarningDue(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+
+    @_guarded
+    def warning_sent(self, due: WarningDue, now: datetime, *, last_of_end: bool) -> None:
+        with self._conn.transaction():
+            if due.action == "end":
+                if last_of_end:
+                    self._conn.execute("UPDATE warning SET end_sent = %s WHERE id = %s", [now, due.warning])
+            else:
+                self._conn.execute(
+                    "UPDATE warning SET contact_rank = %s, last_sent = %s WHERE id = %s",
+                    [due.rank, now, due.warning],
+                )
+            self._log(due.warning, now, due.action, due.contact, None, "")
+
+    @_guarded
+    def warning_failed(self, due: WarningDue, now: datetime, detail: str) -> None:
+        with self._conn.transaction():
+            self._log(due.warning, now, "failed", due.contact, None, f"{due.action}: {detail}"[:500])
+
+    @_guarded
+    def confirm_warning(self, warning: int, by: str, now: datetime) -> bool:
+        """The neighbour confirms receipt: escalation stops. False when there is no such open warning."""
+        with self._conn.transaction():
+            cur = self._conn.execute(
+                "UPDATE warning SET confirmed = %s, confirmed_by = %s WHERE id = %s AND confirmed IS NULL",
+                [now, by, warning],
+            )
+            if cur.rowcount:
+                self._log(warning, now, "confirmed", None, by, "")
+        return cur.rowcount == 1
+
+    @_guarded
+    def warning_log(self, warning: int) -> list[tuple[datetime, str, str | None, str | None, str]]:
+        rows = self._conn.execute(
+            "SELECT at, what, contact, who, detail FROM warning_log WHERE warning = %s ORDER BY at, what",
+            [warning],
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    @_guarded
+    def warnings(self) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT id, alert_id, neighbour, raised, contact_rank, confirmed, confirmed_by, ended, end_sent"
+            " FROM warning ORDER BY id"
+        ).fetchall()
+        keys = ("id", "alert_id", "neighbour", "raised", "contact_rank", "confirmed", "confirmed_by", "ended",
+                "end_sent")  # fmt: skip
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def _log(
+        self, warning: int, at: datetime, what: str, contact: str | None, who: str | None, detail: str
+    ) -> None:
+        self._conn.execute(
+            "INSERT INTO warning_log (warning, at, what, contact, who, detail)"
+            " VALUES (%s, %s, %s, %s, %s, %s)",
+            [warning, at, what, contact, who, detail],
+        )
+
+    @_guarded
+    def reject(self, topic_site: str | None, reason: str, detail: str, payload: bytes) -> None:
+        """Keep refused input for review; counted by reason (`rejects`)."""
+        with self._conn.transaction():
+            self._conn.execute(
+                "INSERT INTO reject (topic_site, reason, detail, payload) VALUES (%s, %s, %s, %s)",
+                [topic_site, reason, detail[:2000], payload],
+            )
+
+    @_guarded
+    def rejects(self) -> dict[str, int]:
+        rows = self._conn.execute("SELECT reason, count(*) FROM reject GROUP BY reason").fetchall()
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    @_guarded
+    def count(self, site: str | None = None) -> int:
+        query = "SELECT count(*) FROM reading" + (" WHERE site = %s" if site else "")
+        row = self._conn.execute(query, [site] if site else []).fetchone()
+        return int(row[0]) if row else 0
+
+    def _ensure_partitions(self, times: Iterable[datetime]) -> None:
+        for start, end in {_month(ts) for ts in times}:
+            name = f"reading_{start:%Y_%m}"
+            if name in self._partitions:
+                continue
+            self._conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} PARTITION OF reading FOR VALUES FROM ({}) TO ({})"
+                ).format(sql.Identifier(name), sql.Literal(start), sql.Literal(end))
+            )
+            self._partitions.add(name)
+
+
+def _values(reading: ReadingPayload) -> dict[str, float | None]:
+    return {m.value: mv.value for m, mv in reading.metrics.items()}
+
+
+def _payload(reading: ReadingPayload) -> dict[str, Any]:
+    """The reading as signed: the canonical document plus its signature, so a row alone verifies."""
+    doc = canonical_doc(reading)
+    if reading.sig is not None:
+        doc["sig"] = reading.sig
+    return doc

@@ -1,0 +1,203 @@
+-- The regional hub's database (docs/region.md). Applied by `minewatch-gateway hub init`; every
+-- statement may run again. The hub's own role owns the tables and writes; each jurisdiction reads
+-- as its own role, and row-level security decides which rows it sees.
+CREATE EXTENSION IF NOT EXISTS postgis;
+
+CREATE TABLE IF NOT EXISTS jurisdiction (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    db_role text NOT NULL UNIQUE
+);
+
+CREATE TABLE IF NOT EXISTS site (
+    id text PRIMARY KEY,
+    jurisdiction text NOT NULL REFERENCES jurisdiction (id),
+    identity_key text NOT NULL,  -- base64 raw Ed25519: vouches for the site's node keys
+    name text NOT NULL DEFAULT '',
+    joined timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS node (
+    site text NOT NULL REFERENCES site (id),
+    id text NOT NULL,
+    location geography (Point, 4326),
+    first_seen timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site, id)
+);
+
+CREATE TABLE IF NOT EXISTS node_key (
+    kid text PRIMARY KEY,
+    site text NOT NULL REFERENCES site (id),
+    node text NOT NULL,
+    public_key text NOT NULL,
+    status text NOT NULL,
+    since timestamptz,
+    record jsonb NOT NULL,  -- the site registry's record, as vouched
+    vouch text NOT NULL,
+    received timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per (site, node, seq): a reading keeps its ts whatever path it took, so the primary key
+-- (which must hold the partition key) refuses every redelivery.
+CREATE TABLE IF NOT EXISTS reading (
+    site text NOT NULL,
+    node text NOT NULL,
+    seq bigint NOT NULL,
+    ts timestamptz NOT NULL,
+    received timestamptz NOT NULL DEFAULT now(),
+    verdict text NOT NULL,  -- verified | unsigned
+    kid text,
+    metrics jsonb NOT NULL,  -- {"pm2_5": 12.3, ...}: the values, for queries
+    payload jsonb NOT NULL,  -- the reading as the node signed it
+    PRIMARY KEY (site, node, seq, ts)
+) PARTITION BY RANGE (ts);
+
+-- A node's status messages as its site received them; the latest position moves `node.location`.
+CREATE TABLE IF NOT EXISTS node_status (
+    site text NOT NULL,
+    node text NOT NULL,
+    received timestamptz NOT NULL,
+    state text NOT NULL,
+    payload jsonb NOT NULL,
+    PRIMARY KEY (site, node, received)
+);
+
+-- Alert events of the sites (raised, reminder, cleared, acknowledged), as the site recorded them.
+CREATE TABLE IF NOT EXISTS alert_event (
+    site text NOT NULL,
+    node text NOT NULL,
+    id text NOT NULL,
+    state text NOT NULL,
+    at timestamptz NOT NULL,
+    payload jsonb NOT NULL,
+    PRIMARY KEY (id, state, at)
+);
+
+CREATE TABLE IF NOT EXISTS reject (
+    id bigserial PRIMARY KEY,
+    received timestamptz NOT NULL DEFAULT now(),
+    topic_site text,
+    reason text NOT NULL,
+    detail text NOT NULL,
+    payload bytea NOT NULL
+);
+
+-- What one jurisdiction shares with another: recorded, versioned, never edited in place.
+CREATE TABLE IF NOT EXISTS agreement (
+    id bigserial PRIMARY KEY,
+    name text NOT NULL,
+    version int NOT NULL,
+    grantor text NOT NULL REFERENCES jurisdiction (id),
+    grantee text NOT NULL REFERENCES jurisdiction (id),
+    sites text[] NOT NULL,
+    delay interval NOT NULL DEFAULT '0',
+    licence text NOT NULL,
+    valid_from timestamptz NOT NULL,
+    valid_to timestamptz,
+    recorded timestamptz NOT NULL DEFAULT now(),
+    recorded_by text NOT NULL,
+    UNIQUE (name, version)
+);
+
+-- Warnings to neighbours (docs/region.md): a site's rule that concerns another jurisdiction, the
+-- people to warn there in order, each warning's state and everything that happened to it.
+CREATE TABLE IF NOT EXISTS contact (
+    jurisdiction text NOT NULL REFERENCES jurisdiction (id),
+    rank int NOT NULL,
+    name text NOT NULL,
+    channel jsonb NOT NULL,  -- an [[alerts.channels]] table: webhook, email, apprise, ...
+    PRIMARY KEY (jurisdiction, rank)
+);
+
+CREATE TABLE IF NOT EXISTS warning_rule (
+    site text NOT NULL REFERENCES site (id),
+    rule text NOT NULL,
+    neighbour text NOT NULL REFERENCES jurisdiction (id),
+    escalate_after interval NOT NULL DEFAULT '30 minutes',
+    PRIMARY KEY (site, rule, neighbour)
+);
+
+CREATE TABLE IF NOT EXISTS warning (
+    id bigserial PRIMARY KEY,
+    alert_id text NOT NULL,
+    site text NOT NULL,
+    node text NOT NULL,
+    rule text NOT NULL,
+    neighbour text NOT NULL,
+    alert jsonb NOT NULL,           -- the raising alert event
+    raised timestamptz NOT NULL,    -- when the hub opened the warning
+    contact_rank int NOT NULL DEFAULT 0,   -- the last contact warned (0: none yet)
+    last_sent timestamptz,
+    confirmed timestamptz,
+    confirmed_by text,
+    ended timestamptz,              -- the site's all-clear arrived
+    end_sent timestamptz,
+    UNIQUE (alert_id, neighbour)
+);
+
+CREATE TABLE IF NOT EXISTS warning_log (
+    warning bigint NOT NULL REFERENCES warning (id),
+    at timestamptz NOT NULL,
+    what text NOT NULL,             -- warning | escalated | confirmed | end | failed
+    contact text,
+    who text,
+    detail text NOT NULL DEFAULT ''
+);
+
+-- Whether the connected role may see a reading of `site` taken at `ts`: its own jurisdiction's
+-- sites, or a site an agreement in force shares with it, once the agreement's delay has passed.
+-- SECURITY DEFINER so the policy can read the jurisdiction and agreement tables on its behalf;
+-- the policies pass `current_user`, so `SET ROLE` (the hub's API) is judged like a login.
+CREATE OR REPLACE FUNCTION hub_may_see(p_role name, p_site text, p_ts timestamptz) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM site s JOIN jurisdiction j ON j.id = s.jurisdiction
+        WHERE s.id = p_site AND pg_has_role(p_role, j.db_role, 'MEMBER')
+    ) OR EXISTS (
+        SELECT 1 FROM agreement a JOIN jurisdiction g ON g.id = a.grantee
+        JOIN site s ON s.id = p_site AND s.jurisdiction = a.grantor
+        WHERE pg_has_role(p_role, g.db_role, 'MEMBER')
+          AND p_site = ANY (a.sites)
+          AND p_ts >= a.valid_from AND (a.valid_to IS NULL OR p_ts < a.valid_to)
+          AND p_ts <= now() - a.delay
+          AND a.version = (SELECT max(b.version) FROM agreement b WHERE b.name = a.name)
+    )
+$$;
+
+ALTER TABLE reading ENABLE ROW LEVEL SECURITY;
+ALTER TABLE node ENABLE ROW LEVEL SECURITY;
+ALTER TABLE node_key ENABLE ROW LEVEL SECURITY;
+ALTER TABLE node_status ENABLE ROW LEVEL SECURITY;
+ALTER TABLE alert_event ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS status_visible ON node_status;
+CREATE POLICY status_visible ON node_status FOR SELECT USING (hub_may_see(current_user, site, received));
+DROP POLICY IF EXISTS alert_visible ON alert_event;
+CREATE POLICY alert_visible ON alert_event FOR SELECT USING (hub_may_see(current_user, site, at));
+DROP POLICY IF EXISTS reading_visible ON reading;
+CREATE POLICY reading_visible ON reading FOR SELECT USING (hub_may_see(current_user, site, ts));
+DROP POLICY IF EXISTS node_visible ON node;
+CREATE POLICY node_visible ON node FOR SELECT USING (hub_may_see(current_user, site, '-infinity'::timestamptz)
+    OR EXISTS (SELECT 1 FROM reading r WHERE r.site = node.site AND r.node = node.id));
+DROP POLICY IF EXISTS key_visible ON node_key;
+CREATE POLICY key_visible ON node_key FOR SELECT USING (hub_may_see(current_user, site, '-infinity'::timestamptz)
+    OR EXISTS (SELECT 1 FROM reading r WHERE r.site = node_key.site AND r.kid = node_key.kid));
+
+-- A warning is seen by the neighbour it warns and by whoever may see the site it comes from.
+ALTER TABLE warning ENABLE ROW LEVEL SECURITY;
+ALTER TABLE warning_log ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS warning_visible ON warning;
+CREATE POLICY warning_visible ON warning FOR SELECT USING (
+    hub_may_see(current_user, site, raised)
+    OR EXISTS (SELECT 1 FROM jurisdiction j WHERE j.id = neighbour AND pg_has_role(current_user, j.db_role, 'MEMBER')));
+DROP POLICY IF EXISTS warning_log_visible ON warning_log;
+CREATE POLICY warning_log_visible ON warning_log FOR SELECT USING (
+    EXISTS (SELECT 1 FROM warning w WHERE w.id = warning_log.warning));
+
+-- Jurisdictions read; they never write. The agreements in force are public (docs/region.md).
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hub_reader') THEN
+        CREATE ROLE hub_reader NOLOGIN;
+    END IF;
+END $$;
+GRANT SELECT ON jurisdiction, site, node, node_key, reading, node_status, alert_event, agreement TO hub_reader;
+GRANT SELECT ON warning_rule, warning, warning_log TO hub_reader;

@@ -1,0 +1,113 @@
+"""The latest reading of every node, kept in memory as readings are stored, for a dashboard that
+runs inside the gateway (`run` with `[web]`).
+
+InfluxDB answers "the last reading of each of a thousand series" in 120-190 ms however short the
+window (its cost is per series), so the overview and the API would cost ten times more at 1,000
+nodes than at 20. The gateway sees every reading it stores (an `on_stored` hook), so it can keep
+the answer instead: one dict entry per node, replaced by a newer reading. The table is filled from
+the reader on the first request and refreshed from it every `refresh_s` (readings some other
+program wrote, and what the database keeps that this process never saw). `serve`, which stores
+nothing, reads the database each time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from contract.metrics import Metric
+from contract.wire import ReadingPayload
+from gateway.stores.reader import Latest, Reader
+
+METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
+REFRESH_S = 600.0
+
+
+def latest_of(r: ReadingPayload) -> Latest:
+    """What the reader would give for this reading once stored: metrics in the contract's order,
+    a failed (null) metric left out."""
+    sent = {str(m): mv.value for m, mv in r.metrics.items() if mv.value is not None}
+    values = {m: float(sent[m]) for m in METRICS if m in sent}
+    return Latest(r.site, r.node, r.ts, r.seq, values, [f.value for f in r.flags])
+
+
+class KeptLatest:
+    """`latest` as the reader answers it, from memory; `on_stored` is the gateway's hook."""
+
+    def __init__(
+        self, reader: Reader, *, refresh_s: float = REFRESH_S, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._reader = reader
+        self._refresh_s = refresh_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()  # the loop's thread writes, the web server's thread reads
+        self._kept: dict[tuple[str, str], Latest] = {}
+        self._filled_at: float | None = None
+
+    def on_stored(self, readings: list[ReadingPayload]) -> None:
+        with self._lock:
+            for r in readings:
+                self._keep(latest_of(r))
+
+    def _keep(self, x: Latest) -> None:
+        was = self._kept.get((x.site, x.node))
+        if was is None or x.time >= was.time:
+            self._kept[(x.site, x.node)] = x
+
+    def latest(self, now: datetime, *, site: str | None = None, node: str | None = None) -> list[Latest]:
+        at = self._monotonic()
+        if self._filled_at is None or at - self._filled_at > self._refresh_s:
+            stored = self._reader.latest(now)  # outside the lock: ingest goes on meanwhile
+            with self._lock:
+                for x in stored:
+                    self._keep(x)
+                self._filled_at = at
+        with self._lock:
+            found = [
+                x
+                for x in self._kept.values()
+                if (site is None or x.site == site) and (node is None or x.node == node)
+            ]
+        if any(now < x.time for x in found):
+            # A reading stamped after `now` (a node's clock ahead, a page for a past moment): what
+            # was last at `now` is only in the database.
+            return self._reader.latest(now, site=site, node=node)
+        return sorted(found, key=lambda x: (x.site, x.node))
+
+
+class HourlyMeans:
+    """The NowCast's hourly PM2.5 means per node, kept for the hour they belong to.
+
+    They are the 12 full hours before the current one, so they change only when the hour turns or a
+    late reading lands in them; kept for at most `max_age_s`, a late reading shows within minutes,
+    and a page of 100 nodes no longer asks InfluxDB for 1,200 means on every request."""
+
+    def __init__(self, *, max_age_s: float = 300.0, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._max_age_s = max_age_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._hour: tuple[datetime, float] | None = None  # the hour's end, and when it was first asked
+        self._means: dict[tuple[str, str], list[float | None]] = {}
+        self._asked: set[tuple[str, str]] = set()  # nodes asked about this hour, with means or not
+
+    def get(
+        self,
+        fetch: Callable[[list[tuple[str, str]]], dict[tuple[str, str], list[float | None]]],
+        end_hour: datetime,
+        keys: list[tuple[str, str]],
+    ) -> dict[tuple[str, str], list[float | None]]:
+        """The means of `keys` for the 12 hours before `end_hour`; `fetch` reads the missing ones."""
+        now = self._monotonic()
+        with self._lock:
+            if self._hour is None or self._hour[0] != end_hour or now - self._hour[1] > self._max_age_s:
+                self._hour, self._means, self._asked = (end_hour, now), {}, set()
+            missing = [k for k in keys if k not in self._asked]
+        found = fetch(missing) if missing else {}
+        with self._lock:
+            if missing and self._hour is not None and self._hour[0] == end_hour:
+                self._means.update(found)
+                self._asked.update(missing)
+            means = {**self._means, **found}
+        return {k: means[k] for k in keys if k in means}

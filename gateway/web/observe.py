@@ -1,0 +1,271 @@
+"""Residents' observations through the dashboard (docs/api.md, "Observations"): the form, the
+submission, and what is public once a monitor accepted it.
+
+Viewing needs no account; submitting needs an observer code (`minewatch-gateway observers add`).
+The submission is guarded in the order a cheap attack is cheapest to refuse: the body's size from
+its Content-Length (uvicorn never reads past it), a cross-site origin, the CSRF token (a cookie and
+the same value in the form: another site can make a browser send the cookie but cannot read it to
+put it in the form), the code, its rate, then the fields and the photo, which Pillow must read as a
+picture and which is re-encoded without its metadata. The text is stored as typed and escaped
+wherever it is shown. Nothing is public until a monitor accepts it (`observations accept`).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from datetime import datetime, timedelta
+from importlib import resources
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from contract.wire import ID_PATTERN
+from gateway.observations import photos
+from gateway.observations.store import KINDS, Observation, ObservationStore, RateLimited, UnknownCode
+from gateway.timerange import format_time
+from gateway.web.context import Context
+from gateway.web.pages import render
+
+CSRF_COOKIE = "mw_csrf"
+MAX_BODY = photos.MAX_BYTES + 64 * 1024  # a photo and the form's text fields
+TEXT_MAX = 1000
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+
+
+class Submission(BaseModel):
+    """The form's fields; a photo comes apart."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    id: uuid.UUID  # made by the phone, so a submission its queue sends twice is stored once
+    kind: str
+    text: str = Field(default="", max_length=TEXT_MAX)
+    at: datetime | None = None
+    site: str | None = Field(default=None, pattern=ID_PATTERN)
+    node: str | None = Field(default=None, pattern=ID_PATTERN)
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value not in KINDS:
+            raise ValueError(f"one of {', '.join(KINDS)}")
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        if not value.replace("\n", " ").replace("\r", " ").replace("\t", " ").isprintable():
+            raise ValueError("control characters are not allowed")
+        return value
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _empty_at(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("site", "node", "lat", "lon", mode="before")
+    @classmethod
+    def _empty(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _where(self) -> Submission:
+        if self.at is not None and self.at.tzinfo is None:
+            raise ValueError("at: give a time with its offset (the phone sends UTC)")
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together")
+        if (self.node is None) != (self.site is None):
+            raise ValueError("site and node go together")
+        if self.node is None and self.lat is None:
+            raise ValueError("say where: a node, or a position")
+        return self
+
+
+def _store(request: Request) -> ObservationStore:
+    ctx: Context = request.app.state.ctx
+    if ctx.observations is None:
+        raise HTTPException(404, "observations are not kept by this dashboard")
+    return ctx.observations
+
+
+def _token(request: Request) -> str:
+    """The visitor's CSRF token: the one its cookie already holds (so a form the phone kept
+    offline still matches), else a new one."""
+    held = request.cookies.get(CSRF_COOKIE, "")
+    return held if _TOKEN.match(held) else secrets.token_urlsafe(24)
+
+
+def form_page(request: Request) -> HTMLResponse:
+    ctx: Context = request.app.state.ctx
+    _store(request)
+    token = _token(request)
+    nodes = sorted(ctx.nodes(ctx.clock()))
+    page = render(request, "observe.html", kinds=KINDS, nodes=nodes, csrf=token)
+    page.set_cookie(CSRF_COOKIE, token, max_age=90 * 86400, httponly=True, samesite="strict", path="/")
+    page.headers["cache-control"] = "no-store"
+    return page
+
+
+def _refuse(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status)
+
+
+def _same_origin(request: Request) -> bool:
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+
+
+async def submit(request: Request) -> Response:
+    store = _store(request)
+    ctx: Context = request.app.state.ctx
+    length = request.headers.get("content-length")
+    if length is None or not length.isdigit():
+        return _refuse(411, "send the form with its length")
+    if int(length) > MAX_BODY:
+        return _refuse(413, f"at most {MAX_BODY // 1024} KB: the page makes photos smaller")
+    if not _same_origin(request):
+        return _refuse(403, "only this dashboard's own form may submit")
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return _refuse(415, "send multipart/form-data, as the form does")
+    async with request.form(max_files=1, max_fields=20, max_part_size=64 * 1024) as form:
+        token = request.cookies.get(CSRF_COOKIE, "")
+        sent = form.get("csrf")
+        if not token or not isinstance(sent, str) or not secrets.compare_digest(token, sent):
+            return _refuse(403, "the form has expired: open it again")
+        code = form.get("code")
+        now = ctx.clock()
+        try:
+            observer = store.observer_of(code if isinstance(code, str) else "")
+            store.check_rate(observer, now)
+        except UnknownCode as exc:
+            return _refuse(401, str(exc))
+        except RateLimited as exc:
+            return _refuse(429, str(exc))
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        try:
+            sub = Submission.model_validate(fields)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "form"
+            return _refuse(400, f"{where}: {first['msg']}")
+        at = sub.at or now
+        if at > now + timedelta(minutes=5) or at < now - timedelta(days=30):
+            return _refuse(400, "at: within the last 30 days, not in the future")
+        received: bytes | None = None
+        upload = form.get("photo")
+        if isinstance(upload, UploadFile) and upload.filename:
+            received = await upload.read(photos.MAX_BYTES + 1)
+            if len(received) > photos.MAX_BYTES:
+                return _refuse(413, "the photo is too large")
+    clean: bytes | None = None
+    if received:
+        try:
+            clean = await run_in_threadpool(photos.clean, received)  # seconds of CPU: not on the loop
+        except photos.NotAnImage as exc:
+            return _refuse(415, str(exc))
+    obs = Observation(
+        id=str(sub.id),
+        observer=observer,
+        kind=sub.kind,
+        text=sub.text,
+        at=at,
+        site=sub.site,
+        node=sub.node,
+        lat=sub.lat,
+        lon=sub.lon,
+        received=now,
+        photo_received_sha256=photos.sha256(received) if received else None,
+        photo_sha256=photos.sha256(clean) if clean else None,
+        state="pending",
+    )
+    if not store.add(obs, clean):
+        return JSONResponse(SubmittedOut(id=obs.id, state="already received").model_dump(), 200)
+    done = SubmittedOut(id=obs.id, state="pending", photo_received_sha256=obs.photo_received_sha256)
+    return JSONResponse(done.model_dump(), 201)
+
+
+class ObservationOut(BaseModel):
+    """An observation a monitor accepted, as anyone may see it (the observer is not named)."""
+
+    id: str
+    kind: str
+    text: str
+    at: str  # RFC 3339 UTC: when it was seen
+    site: str | None
+    node: str | None
+    lat: float | None
+    lon: float | None
+    photo: str | None  # the photo's path on this server, re-encoded without metadata
+    photo_sha256: str | None  # of the photo served
+    accepted_by: str | None
+    accepted_at: str | None
+
+
+class SubmittedOut(BaseModel):
+    id: str
+    state: Literal["pending", "already received"]
+    photo_received_sha256: str | None = None  # of the bytes the gateway received
+
+
+def public_doc(o: Observation) -> dict[str, Any]:
+    return ObservationOut(
+        id=o.id,
+        kind=o.kind,
+        text=o.text,
+        at=format_time(o.at),
+        site=o.site,
+        node=o.node,
+        lat=o.lat,
+        lon=o.lon,
+        photo=f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
+        photo_sha256=o.photo_sha256,
+        accepted_by=o.decided_by,
+        accepted_at=format_time(o.decided_at) if o.decided_at else None,
+    ).model_dump()
+
+
+async def observations_api(request: Request) -> Response:
+    if request.method == "POST":
+        return await submit(request)
+    return JSONResponse([public_doc(o) for o in _store(request).listed("accepted")])
+
+
+def observations_page(request: Request) -> HTMLResponse:
+    accepted = list(reversed(_store(request).listed("accepted")))
+    return render(request, "observations.html", observations=accepted)
+
+
+def photo(request: Request) -> Response:
+    store = _store(request)
+    found = store.find(str(request.path_params["id"]))
+    path = store.photo(found) if found is not None and found.state == "accepted" else None
+    if path is None or not path.exists():
+        return _refuse(404, "no such photo")
+    return FileResponse(path, media_type="image/jpeg", headers={"cache-control": "public, max-age=86400"})
+
+
+def service_worker(request: Request) -> Response:
+    """Served from the root so that it may keep the form for a phone without signal."""
+    text = resources.files("gateway.web").joinpath("static/observe-sw.js").read_text("utf-8")
+    return Response(text, media_type="text/javascript", headers={"cache-control": "no-cache"})
+
+
+ROUTES = [
+    Route("/observe", form_page),
+    Route("/observations", observations_page),
+    Route("/observations/{id}/photo.jpg", photo),
+    Route("/api/v1/observations", observations_api, methods=["GET", "POST"]),
+    Route("/observe-sw.js", service_worker),
+]

@@ -1,0 +1,292 @@
+"""Residents' observations over real HTTP (uvicorn, a real influxd behind the pages): codes made and
+revoked with the CLI, a submission with a photo, moderation with every decision recorded, and each
+usual attack refused with a clear error and nothing stored."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+from PIL import Image
+
+from gateway import devservices
+from gateway.cli import main
+from gateway.config import load
+from gateway.observations.store import RATE_PER_HOUR, STORE_FILE, ObservationStore
+from gateway.web.server import app_for
+from gateway.web.status import StatusBoard
+from tests.webdata import Site, served_site
+
+GPS_TAG = 0x8825
+
+
+def gps_jpeg(size: tuple[int, int] = (2400, 1800)) -> bytes:
+    """A camera-like JPEG whose EXIF holds a position (an observer's home)."""
+    img = Image.new("RGB", size, (180, 120, 60))
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"
+    exif.get_ifd(GPS_TAG).update({1: "N", 2: (47.0, 55.0, 1.0), 3: "E", 4: (106.0, 55.0, 2.0)})
+    out = io.BytesIO()
+    img.save(out, "JPEG", exif=exif)
+    data = out.getvalue()
+    assert Image.open(io.BytesIO(data)).getexif().get_ifd(GPS_TAG)  # the fixture does carry a position
+    return data
+
+
+@dataclass
+class Field:
+    site: Site
+    config: Path
+    store: ObservationStore
+    http: urllib3.PoolManager
+
+    def code(self, name: str = "Dorj", capsys: pytest.CaptureFixture[str] | None = None) -> str:
+        assert capsys is not None
+        capsys.readouterr()
+        assert main(["observers", "add", "--config", str(self.config), "--name", name]) == 0
+        found = re.search(r"code (\S+)", capsys.readouterr().out)
+        assert found is not None
+        return found.group(1)
+
+    def form(self) -> tuple[str, str]:
+        """(cookie header, csrf field) as the form page hands them out."""
+        resp = self.http.request("GET", self.site.url + "/observe")
+        assert resp.status == 200
+        cookie = resp.headers["set-cookie"].split(";")[0]
+        token = re.search(r'name="csrf" value="([^"]+)"', resp.data.decode())
+        assert token is not None and cookie.split("=", 1)[1] == token.group(1)
+        return cookie, token.group(1)
+
+    def post(
+        self,
+        fields: dict[str, Any],
+        *,
+        photo: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        parts: dict[str, Any] = {k: str(v) for k, v in fields.items()}
+        if photo is not None:
+            parts["photo"] = ("photo.jpg", photo, "image/jpeg")
+        data, ctype = urllib3.encode_multipart_formdata(parts)
+        resp = self.http.request(
+            "POST",
+            self.site.url + "/api/v1/observations",
+            body=data if body is None else body,
+            headers={"Content-Type": ctype, **(headers or {})},
+        )
+        return resp.status, json.loads(resp.data)
+
+    def submission(self, code: str, token: str, /, **changes: Any) -> dict[str, Any]:
+        return {
+            "csrf": token,
+            "code": code,
+            "id": str(uuid.uuid4()),
+            "kind": "dust",
+            "text": "plume from the pit",
+            "at": "2026-11-22T11:40:00Z",
+            "site": "tsagaan",
+            "node": "haul-road",
+            **changes,
+        }
+
+
+@pytest.fixture
+def field(influxd: devservices.Service, tmp_path: Path) -> Iterator[Field]:
+    data = tmp_path / "gateway-data"
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{data}"\n[influxdb]\nurl = "http://127.0.0.1:{influxd.port}"\n')
+    store = ObservationStore(data / STORE_FILE)
+    with served_site(influxd.port, observations=store) as site:
+        yield Field(site, config, store, urllib3.PoolManager(retries=False))
+    store.close()
+
+
+def _decide(field: Field, verb: str, obs_id: str, why: str) -> None:
+    args = [verb, obs_id, "--by", "Saraa (monitor)", "--why", why]
+    assert main(["observations", *args[:2], "--config", str(field.config), *args[2:]]) == 0
+
+
+def test_a_submission_is_public_only_once_accepted_and_its_photo_has_no_position(
+    field: Field, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    photo = gps_jpeg()
+    sub = field.submission(code, token)
+    status, doc = field.post(sub, photo=photo, headers={"Cookie": cookie})
+    assert status == 201 and doc["state"] == "pending"
+    assert doc["photo_received_sha256"] == hashlib.sha256(photo).hexdigest()
+    # nothing public before a monitor's decision
+    assert json.loads(field.http.request("GET", field.site.url + "/api/v1/observations").data) == []
+    assert field.http.request("GET", f"{field.site.url}/observations/{sub['id']}/photo.jpg").status == 404
+    other = field.submission(code, token, kind="trucks", text="at 02:00")
+    assert field.post(other, headers={"Cookie": cookie})[0] == 201
+
+    _decide(field, "accept", sub["id"], "seen on the PM10 chart at 11:40")
+    _decide(field, "reject", other["id"], "no trucks on the camera")
+    public = json.loads(field.http.request("GET", field.site.url + "/api/v1/observations").data)
+    assert [(o["id"], o["kind"], o["accepted_by"]) for o in public] == [
+        (sub["id"], "dust", "Saraa (monitor)")
+    ]
+    served = field.http.request("GET", field.site.url + public[0]["photo"])
+    assert served.status == 200 and served.headers["content-type"] == "image/jpeg"
+    img = Image.open(io.BytesIO(served.data))
+    assert not img.getexif() and not img.getexif().get_ifd(GPS_TAG)
+    assert max(img.size) <= 1600
+    assert hashlib.sha256(served.data).hexdigest() == public[0]["photo_sha256"]
+    page = field.http.request("GET", field.site.url + "/observations").data.decode()
+    assert "plume from the pit" in page and "at 02:00" not in page
+    # every decision kept: who, when, why
+    capsys.readouterr()
+    assert main(["observations", "list", "--config", str(field.config), "--json"]) == 0
+    docs = {d["id"]: d for d in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert docs[other["id"]]["state"] == "rejected"
+    assert docs[other["id"]]["decisions"] == [
+        {"decision": "rejected", "by": "Saraa (monitor)", "at": docs[other["id"]]["decisions"][0]["at"],
+         "why": "no trucks on the camera"}
+    ]  # fmt: skip
+
+
+def test_the_same_observation_sent_twice_is_stored_once(
+    field: Field, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    sub = field.submission(code, token)
+    assert field.post(sub, headers={"Cookie": cookie})[0] == 201
+    status, doc = field.post(sub, headers={"Cookie": cookie})
+    assert (status, doc["state"]) == (200, "already received")
+    assert len(field.store.listed()) == 1
+
+
+def test_a_revoked_code_is_refused(field: Field, capsys: pytest.CaptureFixture[str]) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    assert main(["observers", "revoke", "--config", str(field.config), "--id", "1", "--by", "operator"]) == 0
+    status, doc = field.post(field.submission(code, token), headers={"Cookie": cookie})
+    assert status == 401 and "revoked" in doc["error"]
+    assert field.store.listed() == []
+
+
+def test_a_code_is_rate_limited(field: Field, capsys: pytest.CaptureFixture[str]) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    for _ in range(RATE_PER_HOUR):
+        assert field.post(field.submission(code, token), headers={"Cookie": cookie})[0] == 201
+    status, doc = field.post(field.submission(code, token), headers={"Cookie": cookie})
+    assert status == 429 and "an hour" in doc["error"]
+    assert len(field.store.listed()) == RATE_PER_HOUR
+
+
+ATTACKS = {
+    "no CSRF token": (403, "expired", {"csrf": ""}, None, {}),
+    "another site's token": (403, "expired", {"csrf": "x" * 32}, None, {}),
+    "a cross-site origin": (403, "own form", {}, None, {"Origin": "https://evil.example"}),
+    "a cross-site fetch": (403, "own form", {}, None, {"Sec-Fetch-Site": "cross-site"}),
+    "an unknown code": (401, "unknown", {"code": "guessed-code"}, None, {}),
+    "a text file as a photo": (415, "not a picture", {}, b"#!/bin/sh\nrm -rf /\n" * 20, {}),
+    "an SVG with a script": (
+        415,
+        "not a picture",
+        {},
+        b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+        {},
+    ),
+    "a kind not on the list": (400, "kind", {"kind": "<script>"}, None, {}),
+    "a control character in the text": (400, "text", {"text": "a\x1b[2Jb"}, None, {}),
+    "no place": (400, "say where", {"site": "", "node": ""}, None, {}),
+    "a time in the future": (400, "future", {"at": "2027-01-01T00:00:00Z"}, None, {}),
+    "a bad id": (400, "id", {"id": "../../etc/passwd"}, None, {}),
+}
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_attacks_fail_clearly_and_store_nothing(
+    field: Field, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    status, message, changes, photo, headers = ATTACKS[name]
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    got, doc = field.post(
+        field.submission(code, token, **changes), photo=photo, headers={"Cookie": cookie, **headers}
+    )
+    assert got == status and message in doc["error"], doc
+    assert field.store.listed() == []
+    assert not field.store.photos.exists() or not any(field.store.photos.iterdir())
+
+
+def test_an_oversized_upload_is_refused_before_it_is_read(
+    field: Field, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    big = os.urandom(4 * 1024 * 1024)  # refused by its length: what it holds is never read
+    status, doc = field.post(field.submission(code, token), photo=big, headers={"Cookie": cookie})
+    assert status == 413 and "KB" in doc["error"]
+    assert field.store.listed() == []
+
+
+def test_scripts_in_the_text_are_shown_as_text(field: Field, capsys: pytest.CaptureFixture[str]) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    script = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    sub = field.submission(code, token, text=script)
+    assert field.post(sub, headers={"Cookie": cookie})[0] == 201
+    _decide(field, "accept", sub["id"], "checked")
+    page = field.http.request("GET", field.site.url + "/observations")
+    text = page.data.decode()
+    assert "<script>alert" not in text and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text
+    # and no script could run even if one slipped through: only this site's own files
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_a_dashboard_that_cannot_write_its_data_directory_still_starts(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{blocked / "data"}"\n[influxdb]\nurl = "http://127.0.0.1:9"\n')
+    app = app_for(load(config), StatusBoard())
+    assert app.state.ctx.observations is None  # the form answers 404; every other page works
+
+
+def _bomb() -> bytes:
+    """A small PNG that opens as 144 megapixels: a decompression bomb, not a photo."""
+    out = io.BytesIO()
+    Image.new("1", (12_000, 12_000)).save(out, "PNG")
+    assert len(out.getvalue()) < 1024 * 1024
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "photo", "body", "status", "message"),
+    [
+        ("a decompression bomb", "bomb", None, 415, "too large"),
+        ("a body that is not multipart", None, b"--x\r\ngarbage", 400, ""),
+    ],
+)
+def test_hostile_uploads_are_refused(
+    field: Field,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    photo: str | None,
+    body: bytes | None,
+    status: int,
+    message: str,
+) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    data = _bomb() if photo == "bomb" else None
+    got, doc = field.post(field.submission(code, token), photo=data, body=body, headers={"Cookie": cookie})
+    assert got == status and message in doc["error"], (name, doc)
+    assert field.store.listed() == []

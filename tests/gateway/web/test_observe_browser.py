@@ -1,0 +1,173 @@
+"""The observation form in a real headless Chromium at a phone's 360 px: one observation with a
+photo sent online, one made with the link cut (kept by the page, the form kept by its service
+worker), both arriving once when the link is back; a monitor accepts one and rejects the other, and
+the photo served back carries no EXIF position."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from gateway import devservices
+from gateway.cli import main
+from gateway.observations.store import STORE_FILE, ObservationStore
+from tests.gateway.report.test_report import tables
+from tests.gateway.web.test_observations import GPS_TAG, gps_jpeg
+from tests.helpers import ROOT
+from tests.webdata import Site, served_site
+
+ARTIFACTS = ROOT / "test-artifacts" / "web"
+
+
+@pytest.fixture
+def phone(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=360,740",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(options=opts, service=Service(executable_path="/usr/bin/chromedriver"))
+    driver.set_page_load_timeout(60)
+    driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Ulaanbaatar"})
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def _network(driver: webdriver.Chrome, *, offline: bool) -> None:
+    driver.execute_cdp_cmd("Network.enable", {})
+    driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": offline, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+
+
+def _fill(driver: webdriver.Chrome, code: str, kind: str, text: str, photo: Path | None) -> None:
+    driver.find_element(By.ID, "code").clear()
+    driver.find_element(By.ID, "code").send_keys(code)
+    Select(driver.find_element(By.ID, "kind")).select_by_value(kind)
+    driver.find_element(By.ID, "text").send_keys(text)
+    Select(driver.find_element(By.ID, "node")).select_by_value("tsagaan/haul-road")
+    # the dashboard's clock is stopped at webdata.NOW: the observation was made just before it
+    driver.execute_script("document.getElementById('at').value = arguments[0];", "2026-11-22T11:40")
+    if photo is not None:
+        driver.find_element(By.ID, "photo").send_keys(str(photo))
+    driver.find_element(By.ID, "send").click()
+
+
+def test_two_observations_one_offline_arrive_once_each(
+    influxd: devservices.Service, phone: webdriver.Chrome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "gateway-data"
+    config = tmp_path / "gateway.toml"
+    config.write_text(f'data_dir = "{data}"\n[influxdb]\nurl = "http://127.0.0.1:{influxd.port}"\n')
+    store = ObservationStore(data / STORE_FILE)
+    picture = tmp_path / "camera.jpg"
+    picture.write_bytes(gps_jpeg())
+    assert main(["observers", "add", "--config", str(config), "--name", "Dorj"]) == 0
+    found = re.search(r"code (\S+)", capsys.readouterr().out)
+    assert found is not None
+    code = found.group(1)
+    site: Site
+    with served_site(influxd.port, observations=store) as site:
+        phone.get(site.url + "/observe")
+        overflow = phone.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the form is {overflow} px wider than a phone screen"
+        # the service worker keeps the form for a phone without signal
+        kept = phone.execute_async_script(
+            "var done = arguments[0]; navigator.serviceWorker.ready"
+            ".then(function () { return caches.open('minewatch-observe-v1'); })"
+            ".then(function (c) { return c.match('/observe'); })"
+            ".then(function (r) { done(!!r); }, function () { done(false); });"
+        )
+        assert kept is True
+        _fill(phone, code, "dust", "plume from the pit", picture)
+        WebDriverWait(phone, 20).until(lambda d: len(store.listed()) == 1)
+
+        _network(phone, offline=True)
+        WebDriverWait(phone, 5).until(lambda d: d.execute_script("return navigator.onLine") is False)
+        _fill(phone, code, "water_colour", "river orange below the tailings", None)
+        WebDriverWait(phone, 10).until(
+            lambda d: d.find_element(By.ID, "queued").get_attribute("data-count") == "1"
+        )
+        assert len(store.listed()) == 1  # the second is on the phone only
+        phone.save_screenshot(str(ARTIFACTS / "observe-offline-phone.png"))
+
+        _network(phone, offline=False)
+        WebDriverWait(phone, 20).until(lambda d: len(store.listed()) == 2)
+        WebDriverWait(phone, 10).until(
+            lambda d: d.find_element(By.ID, "queued").get_attribute("data-count") == "0"
+        )
+        phone.refresh()  # a new page flushes its queue again: nothing is sent twice
+        WebDriverWait(phone, 10).until(
+            lambda d: d.find_element(By.ID, "queued").get_attribute("data-count") == "0"
+        )
+        got = store.listed()
+        assert sorted(o.kind for o in got) == ["dust", "water_colour"]
+        assert len({o.id for o in got}) == 2
+        dust, water = sorted(got, key=lambda o: o.kind)
+        assert dust.photo_sha256 is not None and water.photo_sha256 is None
+        # 11:40 on the phone's clock in Ulaanbaatar (UTC+8) is 03:40 UTC
+        assert dust.at == datetime(2026, 11, 22, 3, 40, tzinfo=UTC)
+
+        for verb, obs, why in (("accept", dust, "matches the PM10 peak"), ("reject", water, "duplicate")):
+            args = ["observations", verb, obs.id, "--config", str(config), "--by", "Saraa", "--why", why]
+            assert main(args) == 0
+        with urllib.request.urlopen(site.url + "/api/v1/observations") as resp:
+            public = json.loads(resp.read())
+        assert [o["id"] for o in public] == [dust.id]
+        with urllib.request.urlopen(site.url + public[0]["photo"]) as resp:
+            img = Image.open(io.BytesIO(resp.read()))
+        assert not img.getexif() and not img.getexif().get_ifd(GPS_TAG)
+        assert max(img.size) <= 1280  # made smaller on the phone
+        phone.get(site.url + "/observations")
+        assert "plume from the pit" in phone.find_element(By.ID, "observations").text
+        phone.save_screenshot(str(ARTIFACTS / "observations-phone.png"))
+        # the accepted one is marked on its node's charts (24 h and 7 d) and listed under them
+        phone.get(site.url + "/node/tsagaan/haul-road")
+        WebDriverWait(phone, 10).until(
+            lambda d: all(
+                f.get_attribute("data-drawn") == "1" for f in d.find_elements(By.CSS_SELECTOR, "figure.chart")
+            )
+        )
+        marks = {
+            u.get_attribute("data-observed")
+            for u in phone.find_elements(By.CSS_SELECTOR, "figure.chart .uplot")
+        }
+        assert marks == {"1"}
+        listed = phone.find_element(By.ID, "observed").text
+        assert "plume from the pit" in listed and "orange" not in listed
+        # and it is in the report of that day, the rejected one is not
+        text = config.read_text().replace(
+            "[influxdb]\n", f'[influxdb]\ndatabase = "{site.db.db}"\napi = "v1"\n'
+        )
+        config.write_text(text)
+        out = tmp_path / "report.html"
+        args = ["--site", "tsagaan", "--start", "2026-11-22", "--end", "2026-11-23", "--out", str(out)]
+        assert main(["report", "--config", str(config), *args]) == 0
+        rows = tables(out.read_text(encoding="utf-8"))["observations-table"]
+        assert [(r[1], r[3]) for r in rows] == [("Dust plume", "plume from the pit")]
+    store.close()
