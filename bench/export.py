@@ -63,6 +63,11 @@ class _Loaded:
     def stream(self, influxql: str, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]:
         return iter(self.store.query(influxql))
 
+    def stream_cells(
+        self, influxql: str, columns: list[str], chunk_size: int = 10_000
+    ) -> Iterator[list[str]]:
+        return self.store.stream_cells(influxql, columns, chunk_size)
+
     def close(self) -> None:
         self.store.close()
 

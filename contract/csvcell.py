@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -63,3 +63,15 @@ class Writer:
             self._quoted.writerow(cells)
         else:
             self._writer.writerow(cells)
+
+    def write_cells(self, cells: list[str], texts: Sequence[int]) -> None:
+        """A row already in text (a database's own CSV) whose only text columns are those at
+        `texts`, the rest numbers, times and booleans: only those are looked at, and a row with
+        nothing to neutralise goes straight to csv, which keeps an export of millions of rows at
+        the database's speed. Written exactly as `writerow` would."""
+        for i in texts:
+            cell = cells[i]
+            if cell.startswith(FORMULA_PREFIXES) or cell.startswith("'") or "\r" in cell:
+                self.writerow(cells)
+                return
+        self._writer.writerow(cells)

@@ -9,15 +9,17 @@ import signal
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from contract.clock import utc_now
 from contract.sdnotify import Notifier
 from contract.wire import ReadingPayload
-from gateway import node_status
+from gateway import node_status, rollup
 from gateway.alerts.service import Alerts, through
 from gateway.commands.serve import web_extra
 from gateway.community import forwarder as community_maps
 from gateway.config import GatewayConfig, load
 from gateway.hooks import Hooks
 from gateway.shutdown import shut_down
+from gateway.stores import rollups_for
 from gateway.web.process import WebProcess
 from gateway.wiring import assemble, open_parts
 
@@ -49,6 +51,15 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose:
         hooks.on_stored.append(_log_stored)
     node_status.attach(hooks, parts.store, cfg.topic_prefix)
+    spool = parts.spool
+    rollups = rollup.Rollups(
+        rollups_for(parts.store, cfg.influxdb),
+        utc_now,
+        cfg.data_dir / rollup.DIRTY_FILE,
+        waiting=lambda: spool.depth > 0,
+        background=True,
+    )
+    rollup.attach(hooks, rollups)
     notifier = Notifier()  # READY=1 on the loop's first tick, then WATCHDOG=1 (systemd)
     hooks.tickers.append(notifier.tick)
     alerts = Alerts(cfg, publish=through(parts.subscriber))

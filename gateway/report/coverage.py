@@ -14,15 +14,21 @@ from contract.flags import Flag, GatewayFlag
 from gateway import dataset
 from gateway.report.model import DAY, Day, Gap, NodeSection
 from gateway.report.querylog import QueryLog, days
+from gateway.stores.reader import Span
 from gateway.timerange import from_ms
 
 
 def node_sections(log: QueryLog, has_status: bool) -> list[NodeSection]:
     counts: dict[str, dict[datetime, int]] = defaultdict(dict)
-    for row in log.reader.aggregate(
-        log.span, "seq", ["count"], bucket=DAY, fill="zero", trace=log.trace("completeness")
-    ):
-        counts[str(row["node"])][row["start"]] = int(row["count"] or 0)
+    if log.rolled is not None:  # whole days from the roll-ups: `readings` is count("seq")
+        for row in log.reader.rollups(log.rolled, "1d", ["readings"], trace=log.trace("completeness")):
+            counts[str(row["node"])][row["start"]] = int(row["readings"] or 0)
+    for edge in log.edges:
+        for row in log.reader.aggregate(
+            edge, "seq", ["count"], bucket=DAY, fill="zero", trace=log.trace("completeness")
+        ):
+            if row["start"] + DAY > edge.start:  # zero-filled, the day before the edge answers too
+                counts[str(row["node"])][row["start"]] = int(row["count"] or 0)
     names = sorted(set(counts) | set(log.node_filter))
     sections = []
     for node in names:
@@ -82,25 +88,22 @@ def _offline(log: QueryLog, sections: list[NodeSection]) -> None:
 
 def _gaps(log: QueryLog, sections: list[NodeSection]) -> None:
     """No reading for longer than max(3 intervals, 10 min). Streams one column of every reading,
-    so the loop stays in integer milliseconds (a year of minute data is 525,600 rows per node)."""
-    by_node = {s.node: s for s in sections}
-    threshold = {s.node: max(3 * s.interval_s, 600) * 1000 for s in sections}
+    node by node as the database's own text (a year of minute data is 525,600 rows per node), so
+    the loop stays in integer milliseconds."""
     start_ms, end_ms = _ms(log.start), _ms(log.end)
-    last: dict[str, tuple[int, int | None]] = {s.node: (start_ms, None) for s in sections}
-    for row in log.reader.readings(log.span, ["seq"], per_node=True, trace=log.trace("gaps")):
-        node = row["node"]
-        if node not in by_node:
-            continue
-        at, seq = int(row["time"]), int(row["seq"])
-        prev_at, prev_seq = last[node]
-        missing = seq - prev_seq - 1 if prev_seq is not None and seq > prev_seq + 1 else 0
-        by_node[node].missing_seq += missing
-        if at - prev_at > threshold[node]:
-            _add_gap(by_node[node], from_ms(prev_at), from_ms(at), missing)
-        last[node] = (at, seq)
-    for node, (prev_at, _) in last.items():
-        if end_ms - prev_at > threshold[node]:
-            _add_gap(by_node[node], from_ms(prev_at), log.end, 0)
+    for section in sections:
+        threshold = max(3 * section.interval_s, 600) * 1000
+        prev_at, prev_seq = start_ms, None
+        one = Span(log.site, [section.node], log.start, log.end)
+        for at_text, seq_text in log.reader.reading_cells(one, ["seq"], trace=log.trace("gaps")):
+            at, seq = int(at_text), int(seq_text)
+            missing = seq - prev_seq - 1 if prev_seq is not None and seq > prev_seq + 1 else 0
+            section.missing_seq += missing
+            if at - prev_at > threshold:
+                _add_gap(section, from_ms(prev_at), from_ms(at), missing)
+            prev_at, prev_seq = at, seq
+        if end_ms - prev_at > threshold:
+            _add_gap(section, from_ms(prev_at), log.end, 0)
 
 
 def _ms(ts: datetime) -> int:

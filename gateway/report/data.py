@@ -43,6 +43,8 @@ def collect(
     end = min(end, max(generated, start + timedelta(milliseconds=1)))
     log = QueryLog(reader, site, start, end, nodes or [], interval_s)
     present = reader.measurements()
+    if "reading_1d" in present and "reading_1h" in present:
+        log.use_rollups()  # whole days from the roll-ups the gateway keeps (gateway/rollup.py)
     has_status, has_alerts = "node_status" in present, "alert" in present
     stored = dataset.metrics_stored(reader) if "reading" in present else []
     if metrics is None:

@@ -10,6 +10,8 @@ from contract.metrics import Metric
 from gateway.report.model import DAY, DailyMean, Episode, MetricSection, NodeSection
 from gateway.report.querylog import QueryLog
 from gateway.standards import Standard
+from gateway.stores.reader import Aggregate, Row
+from gateway.stores.rollups import Period
 from gateway.timerange import from_ms
 
 HOUR = timedelta(hours=1)
@@ -27,9 +29,7 @@ def metric_sections(
     for metric in metrics:
         m = metric.value
         daily: dict[str, list[DailyMean]] = defaultdict(list)
-        for row in log.reader.aggregate(
-            log.span, m, ["mean", "count", "max"], bucket=DAY, fill="none", trace=log.trace(f"daily:{m}")
-        ):
+        for row in _buckets(log, m, ["mean", "count", "max"], "1d", f"daily:{m}"):
             node, day = str(row["node"]), row["start"]
             if node not in intervals or day >= log.end:
                 continue
@@ -48,9 +48,7 @@ def metric_sections(
             if r["max"] is not None
         }
         hourly: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
-        for row in log.reader.aggregate(
-            log.span, m, ["mean"], bucket=HOUR, fill="none", trace=log.trace(f"hourly:{m}")
-        ):
+        for row in _buckets(log, m, ["mean"], "1h", f"hourly:{m}"):
             if row["mean"] is not None:
                 hourly[str(row["node"])].append((row["start"] + HOUR, float(row["mean"])))
         limits = [
@@ -69,3 +67,19 @@ def metric_sections(
                 )
             )
     return out
+
+
+def _buckets(log: QueryLog, m: str, functions: list[Aggregate], period: Period, key: str) -> list[Row]:
+    """Per node and hour or day: `node`, `start` and one key per function; from the roll-ups for
+    whole days when the log says so (QueryLog.use_rollups), from the raw readings for the rest.
+    Sorted by node and time, as the raw query alone gave them."""
+    rows: list[Row] = []
+    if log.rolled is not None:
+        fields = [f"{m}_{f}" for f in functions]
+        for r in log.reader.rollups(log.rolled, period, fields, trace=log.trace(key)):
+            rows.append({"node": r["node"], "start": r["start"], **{f: r.get(f"{m}_{f}") for f in functions}})
+    bucket = DAY if period == "1d" else HOUR
+    for edge in log.edges:
+        rows += log.reader.aggregate(edge, m, functions, bucket=bucket, fill="none", trace=log.trace(key))
+    rows.sort(key=lambda r: (str(r["node"]), r["start"]))
+    return rows

@@ -26,6 +26,19 @@ class QueryLog:
         self.interval_override = interval_s
         self.span = Span(site, nodes, start, end)
         self.queries: dict[str, list[str]] = defaultdict(list)
+        self.rolled: Span | None = None  # the whole days read from the roll-ups, when set
+        self.edges: list[Span] = [self.span]  # the rest, read from the raw readings
+
+    def use_rollups(self) -> None:
+        """Read the whole UTC days of a period longer than a day from the roll-ups (reading_1d,
+        reading_1h), and only its partial first and last days from the raw readings."""
+        first = _ceil_day(self.start)
+        last = self.end.replace(hour=0, minute=0, second=0, microsecond=0)
+        if last - first < DAY:
+            return
+        self.rolled = Span(self.site, self.node_filter, first, last)
+        pieces = [(self.start, first), (last, self.end)]
+        self.edges = [Span(self.site, self.node_filter, lo, hi) for lo, hi in pieces if hi > lo]
 
     def trace(self, key: str) -> Trace:
         return self.queries[key].append
@@ -33,6 +46,11 @@ class QueryLog:
     def expected(self, interval_s: int, day_start: datetime) -> int:
         lo, hi = max(day_start, self.start), min(day_start + DAY, self.end)
         return max(0, round((hi - lo).total_seconds() / interval_s))
+
+
+def _ceil_day(ts: datetime) -> datetime:
+    day = ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if day == ts else day + DAY
 
 
 def days(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from gateway.stores.backends import open_reader, open_store, reader_for
+from gateway.stores.backends import open_reader, open_store, reader_for, rollups_for
 from gateway.stores.base import Store, StoreError
 from gateway.stores.influxql import CONDITION_EXAMPLE
 from gateway.stores.reader import Reader, Span
@@ -17,4 +17,5 @@ __all__ = [
     "open_reader",
     "open_store",
     "reader_for",
+    "rollups_for",
 ]

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 
 from gateway.stores.base import Store, StoreError
 from gateway.stores.influx_read import InfluxReader
+from gateway.stores.influx_rollup import InfluxRollups
 from gateway.stores.influx_v1 import InfluxV1, compat_v1, probe_version
 
 if TYPE_CHECKING:
     from gateway.config import InfluxConfig
     from gateway.stores.reader import Reader
+    from gateway.stores.rollups import RollupBackend
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +81,11 @@ def dashboard_reader(cfg: InfluxConfig) -> Reader:
     """The dashboard's reader: InfluxQL over the v1 HTTP API (docs/api.md), made without probing,
     so that the pages start, and answer 503, while the database is down."""
     return InfluxReader(InfluxV1(cfg))
+
+
+def rollups_for(store: Store, cfg: InfluxConfig) -> RollupBackend:
+    """Roll-ups recomputed with InfluxQL (the store's own connection on 1.x, the v1-compatible
+    `/query` on 2.x) and written through `store`."""
+    if isinstance(store, InfluxV1):
+        return InfluxRollups(store, store)
+    return InfluxRollups(compat_v1(cfg), store)

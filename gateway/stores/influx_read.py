@@ -29,6 +29,7 @@ from gateway.stores.reader import (
     StreamInfo,
     Trace,
 )
+from gateway.stores.rollups import Period
 from gateway.stores.timesplit import Piece, split
 
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
@@ -47,6 +48,8 @@ ALERT_FIELDS = (
     "ended",
 )
 EPOCH_START = datetime(2000, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HOUR, DAY, TICK = timedelta(hours=1), timedelta(days=1), timedelta(milliseconds=1)
 LATEST_WINDOWS = (timedelta(hours=1), timedelta(days=3), timedelta(days=40), timedelta(days=400))
 """Where `latest` looks for a node's last reading, nearest first, before the whole history."""
 
@@ -87,6 +90,15 @@ class InfluxReader(ReportQueries):
         group = ' GROUP BY "node"' if per_node else ""
         cond = where(span.site, span.nodes, span.start, span.end)
         return self._stream(f'SELECT {select} FROM "reading" WHERE {cond}{group}', trace)
+
+    def reading_cells(
+        self, span: Span, fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[list[str]]:
+        select = ", ".join(ident(f) for f in fields)
+        text = f'SELECT {select} FROM "reading" WHERE {where(span.site, span.nodes, span.start, span.end)}'
+        if trace is not None:
+            trace(text)
+        return self._db.stream_cells(text, fields)
 
     def period_means(
         self, span: Span, metrics: list[str], bucket: timedelta, *, trace: Trace | None = None
@@ -181,6 +193,10 @@ class InfluxReader(ReportQueries):
     ) -> Series:
         if not metrics:
             return Series(every_s, [], {})
+        if every_s % 3600 == 0 and align % HOUR == timedelta(0) and end - start > DAY:
+            rolled = self._rolled_series(site, node, metrics, start, end, every_s, align)
+            if rolled is not None:
+                return rolled
         cols = ", ".join(f"mean({ident(m)}) AS {ident(m)}" for m in metrics)
         # InfluxDB's buckets are [t, t + d) with t = offset (mod d): (b, b + d] is offset b + 1 ms
         offset_ms = (round(align / BUCKET_OFFSET) + 1) % (int(every_s) * 1000)
@@ -193,6 +209,44 @@ class InfluxReader(ReportQueries):
         rows = [r for r in self._db.query(q) if bucket_start(int(r["time"])) + width > start]
         times = [bucket_start(int(r["time"])) for r in rows]
         values = {m: [None if r.get(m) is None else float(r[m]) for r in rows] for m in metrics}
+        return Series(every_s, times, values)
+
+    def _rolled_series(
+        self,
+        site: str,
+        node: str,
+        metrics: list[str],
+        start: datetime,
+        end: datetime,
+        every_s: int,
+        align: timedelta,
+    ) -> Series | None:
+        """`series` from the roll-ups: whole hours (or days) per bucket, each bucket's mean weighted
+        by its readings. None when the node has no roll-ups in the span (history from before
+        roll-ups, not rebuilt), so the raw readings answer."""
+        width = timedelta(seconds=every_s)
+        period: Period = "1d" if every_s % 86400 == 0 and align % DAY == timedelta(0) else "1h"
+        first = EPOCH + align + (start - EPOCH - align) // width * width  # the bucket holding start+
+        last = EPOCH + align + (end - TICK - EPOCH - align) // width * width
+        count = (last - first) // width + 1
+        fields = [f"{m}_{s}" for m in metrics for s in ("mean", "count")]
+        sums = {m: [0.0] * count for m in metrics}
+        counts = {m: [0] * count for m in metrics}
+        found = False
+        for row in self.rollups(Span(site, [node], first, last + width), period, fields):
+            found = True
+            i = (row["start"] - first) // width
+            for m in metrics:
+                n, mean = row.get(f"{m}_count"), row.get(f"{m}_mean")
+                if n and mean is not None and 0 <= i < count:
+                    sums[m][i] += float(mean) * int(n)
+                    counts[m][i] += int(n)
+        if not found:
+            return None
+        times = [first + i * width for i in range(count)]
+        values = {
+            m: [sums[m][i] / counts[m][i] if counts[m][i] else None for i in range(count)] for m in metrics
+        }
         return Series(every_s, times, values)
 
     def hourly_means(

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from gateway.stores.influx_rollup import rollup_rows
 from gateway.stores.influxql import bucket_start, every, ident, string, time_literal, where
 from gateway.stores.reader import Aggregate, Fill, Row, Span, Trace
+from gateway.stores.rollups import Period
 from gateway.timerange import from_ms
 
 
@@ -19,6 +21,10 @@ class Client(Protocol):
     def query(self, influxql: str) -> list[dict[str, Any]]: ...
 
     def stream(self, influxql: str, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]: ...
+
+    def stream_cells(
+        self, influxql: str, columns: list[str], chunk_size: int = 10_000
+    ) -> Iterator[list[str]]: ...
 
     def close(self) -> None: ...
 
@@ -79,6 +85,11 @@ class ReportQueries:
         if bucket is None:
             return rows
         return ({**r, "start": bucket_start(int(r["time"]))} for r in rows)
+
+    def rollups(
+        self, span: Span, period: Period, fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[Row]:
+        return rollup_rows(self._db, span.site, span.nodes, span.start, span.end, period, fields, trace)
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         rows = self._run(

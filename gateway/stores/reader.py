@@ -149,6 +149,13 @@ class Reader(Protocol):
     ) -> Iterator[Row]:
         """Every reading in the span with these fields, in time order (per node when `per_node`)."""
 
+    def reading_cells(
+        self, span: Span, fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[list[str]]:
+        """`readings` as the database's own text, for exports at its speed: per reading a list of
+        cells, `time` (epoch ms) then `fields` in order, an absent value empty, numbers as the
+        database writes them (a float in its shortest exact form, "12" for 12.0), in time order."""
+
     def period_means(
         self, span: Span, metrics: list[str], bucket: timedelta, *, trace: Trace | None = None
     ) -> Iterator[Row]:
@@ -189,6 +196,13 @@ class Reader(Protocol):
         `node`, `time` (epoch ms: the bucket's label, or the point's for max/first/last), `start`
         (the bucket's start, with `bucket`) and one key per function. Only readings carrying `flag`,
         signed ones, or those whose `column` equals `equals`, when given."""
+
+    def rollups(
+        self, span: Span, period: Literal["1h", "1d"], fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[Row]:
+        """The stored roll-ups (gateway/stores/rollups.py) of the buckets that lie in the span, per
+        node in time order: `node`, `start` (the bucket's start, datetime), `time` (epoch ms of its
+        end) and `fields` (`pm2_5_mean`, `readings`, ...). Buckets without readings are absent."""
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         """Each node's last state (`online`/`offline`) at or before `at`."""

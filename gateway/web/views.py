@@ -185,7 +185,13 @@ def bucketed(
 ) -> Series:
     """The dashboard's buckets: [t, t + every) on round times, in [start, end), as its charts and
     API have always shown them (a reading stamped `now` waits for the next refresh). In the reader's
-    terms (start < time <= end, buckets (b, b + every]) that is everything shifted by a millisecond."""
+    terms (start < time <= end, buckets (b, b + every]) that is everything shifted by a millisecond.
+
+    Over more than a day in whole hours (the week chart, a month, a year) the buckets are the
+    roll-ups' instead, (b, b + every] of whole hours or days (the period still [start, end)), so
+    the answer does not read a year of raw readings (docs/api.md)."""
+    if every_s % 3600 == 0 and end - start > timedelta(days=1):
+        return reader.series(site, node, metrics, start - TICK, end - TICK, every_s)
     s = reader.series(site, node, metrics, start - TICK, end - TICK, every_s, align=-TICK)
     return Series(s.every_s, [t + TICK for t in s.times], s.values)
 

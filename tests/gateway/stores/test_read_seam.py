@@ -47,7 +47,9 @@ def test_one_http_client_reads_influxdb() -> None:
         assert "/query" not in text.replace("`/query`", ""), path
 
 
-BACKEND_MODULES = re.compile(r"gateway\.stores\.(influx_v1|influx_v2|influx_read|influx_report|influxql)\b")
+BACKEND_MODULES = re.compile(
+    r"gateway\.stores\.(influx_v1|influx_v2|influx_read|influx_report|influx_rollup|influxql)\b"
+)
 
 
 def test_nothing_outside_gateway_stores_knows_which_backend_it_talks_to() -> None:

@@ -185,6 +185,31 @@ def test_streams_name_each_node_and_metric_with_the_calibration_in_force(influx:
     assert before == [("a", "pm2_5", T0), ("b", "pm2_5", T0 + MINUTE)]
 
 
+def test_reading_cells_are_the_rows_of_readings_as_the_database_writes_them(reader: Reader) -> None:
+    span = Span("s1", [], T0, T0 + 2 * HOUR)
+    fields = ["node", "seq", "pm2_5", "pm2_5_cal", "flags", "signed", "absent_field"]
+    cells = list(reader.reading_cells(span, fields))
+    rows = list(reader.readings(span, fields))
+    assert len(cells) == len(rows) == 240
+    for c, r in zip(cells, rows, strict=True):
+        assert c[0] == str(r["time"]) and c[1] == r["node"] and int(c[2]) == r["seq"]
+        assert float(c[3]) == r["pm2_5"] and c[4] == r["pm2_5_cal"] and c[5] == r["flags"]
+        assert c[6] == str(r["signed"]).lower() and c[7] == ""  # a field never stored: an empty cell
+    assert {c[3] for c in cells} >= {"10", "11"}  # whole floats as InfluxDB writes them
+
+
+def test_reading_cells_raise_the_database_error(influx: Influx, reader: Reader) -> None:
+    from gateway.stores.base import StoreError
+    from gateway.stores.influx_v1 import InfluxV1
+
+    db = InfluxV1(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="400"):  # refused before it runs
+        list(db.stream_cells('SELEC "seq" FROM "reading"', ["seq"]))
+    with pytest.raises(StoreError, match="InfluxQL error"):  # as it runs: 1.x CSV leaves it out
+        list(db.stream_cells('SELECT mean("flags") FROM "reading"', ["mean"]))
+    db.close()
+
+
 def test_latest_finds_a_node_silent_for_months_and_sees_a_new_reading(influx: Influx) -> None:
     """The lookup starts with the last hour and widens only for nodes not found there, so a node
     silent for 90 days (or three years) is still listed, with its own last reading."""
