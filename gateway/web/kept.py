@@ -1,13 +1,12 @@
-"""The latest reading of every node, kept in memory as readings are stored, for a dashboard that
-runs inside the gateway (`run` with `[web]`).
+"""The latest reading of every node, kept in memory for the dashboard and refreshed from the
+reader every `refresh_s`.
 
 InfluxDB answers "the last reading of each of a thousand series" in 120-190 ms however short the
 window (its cost is per series), so the overview and the API would cost ten times more at 1,000
-nodes than at 20. The gateway sees every reading it stores (an `on_stored` hook), so it can keep
-the answer instead: one dict entry per node, replaced by a newer reading. The table is filled from
-the reader on the first request and refreshed from it every `refresh_s` (readings some other
-program wrote, and what the database keeps that this process never saw). `serve`, which stores
-nothing, reads the database each time.
+nodes than at 20 if every page asked. The dashboard runs in a process of its own (issue 22: the
+public pages must never take ingest's files or CPU), so it does not see readings as they are
+stored: it refreshes the table instead (every 5 s, gateway/web/server.py). `on_stored` keeps a
+table current from readings handed over directly, for a process that stores them.
 """
 
 from __future__ import annotations

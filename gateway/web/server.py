@@ -30,7 +30,7 @@ from gateway.web.status import StatusBoard
 log = logging.getLogger(__name__)
 RESERVED_FILES = 64  # what the dashboard keeps for itself beyond its connections: the database, templates
 MAX_BACKLOG = 2048  # uvicorn's default
-KEPT_REFRESH_S = 15.0  # how stale a node's latest reading may be on the pages
+KEPT_REFRESH_S = 5.0  # how stale a node's latest reading may be on the pages
 
 
 def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:

@@ -66,11 +66,14 @@ def test_run_serves_the_dashboard_and_serve_shows_the_same(
             assert nodes[0]["status"] == "online"
         node.send_signal(signal.SIGTERM)
         assert node.wait(15) == 0
-        stored = influx.rows('SELECT last("pm2_5") FROM "reading"')[0]["last"]
+
+        def stored() -> float:  # read each time: the node's last partial reading may land after its stop
+            return float(influx.rows('SELECT last("pm2_5") FROM "reading"')[0]["last"])
+
         for port in (run_port, serve_port):
             latest = wait_for(
                 lambda port=port: [
-                    n for n in _get(port, "/api/v1/latest") or [] if n["values"]["pm2_5"]["value"] == stored
+                    n for n in _get(port, "/api/v1/latest") or [] if n["values"]["pm2_5"]["value"] == stored()
                 ],
                 30,
                 f"the last stored reading on :{port}",
