@@ -11,6 +11,7 @@ table current from readings handed over directly, for a process that stores them
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from contract.metrics import Metric
 from contract.wire import ReadingPayload
 from gateway.stores.reader import Latest, Reader
 
+log = logging.getLogger(__name__)
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
 REFRESH_S = 600.0
 
@@ -44,6 +46,34 @@ class KeptLatest:
         self._lock = threading.Lock()  # the loop's thread writes, the web server's thread reads
         self._kept: dict[tuple[str, str], Latest] = {}
         self._filled_at: float | None = None
+        self._background = False
+
+    def refresh(self, now: datetime) -> None:
+        """Read every node's latest reading from the database into the table."""
+        stored = self._reader.latest(now)  # outside the lock: pages go on meanwhile
+        with self._lock:
+            for x in stored:
+                self._keep(x)
+            self._filled_at = self._monotonic()
+
+    def refresh_in_background(self, clock: Callable[[], datetime]) -> threading.Thread:
+        """Refresh every `refresh_s` on a daemon thread of its own, so that no page waits for the
+        database's per-series cost (bench/fleet.py: a page that refreshed the table for 1,000 nodes
+        took 45 ms at p95 against 4 ms). A page refreshes it itself only when the thread has not
+        done so for three periods (it died, or the database is slow)."""
+
+        def loop() -> None:
+            while True:
+                try:
+                    self.refresh(clock())
+                except Exception as exc:
+                    log.warning("the dashboard could not refresh the latest readings: %s", exc)
+                time.sleep(self._refresh_s)
+
+        self._background = True
+        thread = threading.Thread(target=loop, name="kept-latest", daemon=True)
+        thread.start()
+        return thread
 
     def on_stored(self, readings: list[ReadingPayload]) -> None:
         with self._lock:
@@ -57,12 +87,9 @@ class KeptLatest:
 
     def latest(self, now: datetime, *, site: str | None = None, node: str | None = None) -> list[Latest]:
         at = self._monotonic()
-        if self._filled_at is None or at - self._filled_at > self._refresh_s:
-            stored = self._reader.latest(now)  # outside the lock: ingest goes on meanwhile
-            with self._lock:
-                for x in stored:
-                    self._keep(x)
-                self._filled_at = at
+        stale_after = self._refresh_s * (3 if self._background else 1)
+        if self._filled_at is None or at - self._filled_at > stale_after:
+            self.refresh(now)
         with self._lock:
             found = [
                 x

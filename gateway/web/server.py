@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import uvicorn
 from starlette.applications import Starlette
@@ -42,6 +43,7 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
     InfluxDB 120-190 ms however short the window: once per refresh rather than once per page."""
     reader = dashboard_reader(cfg.influxdb)
     kept = KeptLatest(reader, refresh_s=KEPT_REFRESH_S)
+    kept.refresh_in_background(lambda: datetime.now(UTC))  # no page waits for the refresh
     observations: ObservationStore | None = None
     try:
         observations = ObservationStore(cfg.data_dir / OBSERVATIONS_FILE)
