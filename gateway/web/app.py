@@ -17,8 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,6 +47,11 @@ _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+
+
+async def _favicon(request: Request) -> Response:
+    """Browsers ask for /favicon.ico whatever the page links; answer with the page's SVG icon."""
+    return FileResponse(_HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
 
 def _utc_now() -> datetime:
@@ -145,6 +150,7 @@ def create_app(
             *api.ROUTES,
             *openapi.ROUTES,
             *sta_routes(),  # OGC SensorThings API 1.1, read-only
+            Route("/favicon.ico", _favicon),
             Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
         ],
         exception_handlers={

@@ -4,6 +4,7 @@ Mongolian: an unknown node is a 404 page, the favicon, cached static files, the 
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -57,3 +58,14 @@ def test_an_unknown_node_is_a_404_page_in_the_gateways_language(site: Site) -> N
     assert '<html lang="mn">' in body
     assert site.get(f"/node/{SITE}/haul-road")[0] == 200  # a node with readings is still a page
     assert site.get("/node/elsewhere/haul-road")[0] == 404  # the right node id at another site
+
+
+def test_the_favicon_is_served_and_linked_from_every_page(site: Site) -> None:
+    status, body, headers = site.get("/favicon.ico")
+    assert status == 200 and headers["content-type"].startswith("image/svg+xml")
+    assert ET.fromstring(body).tag == "{http://www.w3.org/2000/svg}svg"
+    for path in ("/", "/alerts", "/download", f"/node/{SITE}/haul-road", f"/node/{SITE}/nobody"):
+        page = site.get(path)[1]
+        head = page.split("</head>")[0]
+        assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in head, path
+    assert site.get("/static/favicon.svg")[0] == 200
