@@ -13,6 +13,7 @@ import pytest
 from contract.i18n import Texts
 from gateway import devservices
 from gateway.config import WebConfig
+from gateway.web.app import STATIC_CACHE
 from tests.webdata import NOW, SITE, Site, alert_lines, served_site, site_lines
 
 A = "{http://www.w3.org/2005/Atom}"
@@ -64,8 +65,18 @@ def test_the_favicon_is_served_and_linked_from_every_page(site: Site) -> None:
     status, body, headers = site.get("/favicon.ico")
     assert status == 200 and headers["content-type"].startswith("image/svg+xml")
     assert ET.fromstring(body).tag == "{http://www.w3.org/2000/svg}svg"
+    assert headers["cache-control"] == STATIC_CACHE
     for path in ("/", "/alerts", "/download", f"/node/{SITE}/haul-road", f"/node/{SITE}/nobody"):
         page = site.get(path)[1]
         head = page.split("</head>")[0]
         assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in head, path
     assert site.get("/static/favicon.svg")[0] == 200
+
+
+def test_static_files_are_cached_and_pages_and_misses_are_not(site: Site) -> None:
+    for name in ("site.css", "site.js", "uPlot.iife.min.js", "favicon.svg"):
+        status, _, headers = site.get(f"/static/{name}")
+        assert status == 200 and headers["cache-control"] == "public, max-age=86400", name
+    status, _, headers = site.get("/static/no-such-file.css")
+    assert status == 404 and "cache-control" not in {k.lower() for k in headers}
+    assert "cache-control" not in {k.lower() for k in site.get("/")[2]}  # pages show live data
