@@ -29,7 +29,7 @@ from gateway.config import WebConfig
 from gateway.observations.store import ObservationStore
 from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
-from gateway.web import api, observe, openapi, pages
+from gateway.web import api, feed, observe, openapi, pages
 from gateway.web.context import Context
 from gateway.web.kept import KeptLatest
 from gateway.web.params import BadRequest
@@ -163,6 +163,7 @@ def create_app(
     app = Starlette(
         routes=[
             *pages.ROUTES,
+            *feed.ROUTES,  # an Atom feed of a site's alerts, for residents without an account
             *observe.ROUTES,  # residents' observations: the one form that writes (docs/api.md)
             *api.ROUTES,
             *openapi.ROUTES,

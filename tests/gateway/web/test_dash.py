@@ -12,6 +12,7 @@ import pytest
 
 from contract.i18n import Texts
 from gateway import devservices
+from gateway.alerts import messages
 from gateway.config import WebConfig
 from gateway.web.app import STATIC_CACHE
 from tests.webdata import NOW, SITE, Site, alert_lines, served_site, site_lines
@@ -80,3 +81,50 @@ def test_static_files_are_cached_and_pages_and_misses_are_not(site: Site) -> Non
     status, _, headers = site.get("/static/no-such-file.css")
     assert status == 404 and "cache-control" not in {k.lower() for k in headers}
     assert "cache-control" not in {k.lower() for k in site.get("/")[2]}  # pages show live data
+
+
+def test_a_sites_alerts_are_an_atom_feed_in_the_gateways_language(site: Site) -> None:
+    status, body, headers = site.get(f"/sites/{SITE}/alerts.atom")
+    assert status == 200 and headers["content-type"] == "application/atom+xml; charset=utf-8"
+    feed = ET.fromstring(body.encode("utf-8"))
+    assert feed.tag == A + "feed"
+    assert feed.get("{http://www.w3.org/XML/1998/namespace}lang") == "mn"
+    for name in ("id", "title", "updated"):
+        assert (feed.findtext(A + name) or "").strip(), name
+    assert feed.findtext(A + "title") == MN("dash.feed_title", site=SITE)
+    assert feed.findtext(A + "updated") == "2026-11-22T11:30:30.000Z"  # the newest alert (RFC 3339)
+    assert feed.find(A + "author/" + A + "name") is not None  # required unless every entry has one
+    entries = feed.findall(A + "entry")
+    assert len(entries) == 5  # the four of the test site and the offline alert, newest first
+    ids = [e.findtext(A + "id") for e in entries]
+    assert len(set(ids)) == 5 and all(i and i.startswith("tag:minewatch,2026:alert/") for i in ids)
+    for entry in entries:
+        for name in ("id", "title", "updated"):
+            assert (entry.findtext(A + name) or "").strip(), name
+        link = entry.find(A + "link")
+        assert link is not None and link.get("href", "").startswith(f"/node/{SITE}/")
+    newest = entries[0]
+    assert newest.find(A + "link").get("href") == f"/node/{SITE}/river-up"  # type: ignore[union-attr]
+    summary = newest.findtext(A + "summary") or ""
+    doc = {"msg_id": "alert.offline.raised", "msg_params": json.dumps(OFFLINE), "message": ""}
+    assert summary == messages.text_of(doc, MN)
+    assert "холбоо тасарсан" in summary and "offline" not in summary
+    assert (newest.findtext(A + "title") or "").startswith("ОНЦГОЙ ")  # critical, in Mongolian
+    category = newest.find(A + "category")
+    assert category is not None and category.get("term") == "critical"
+
+
+def test_the_feed_answers_bad_and_unknown_sites_plainly(site: Site) -> None:
+    status, body, _ = site.get("/sites/elsewhere/alerts.atom")
+    assert status == 200  # a site with no alerts (yet) is an empty feed, not an error
+    feed = ET.fromstring(body.encode("utf-8"))
+    assert feed.findall(A + "entry") == [] and feed.findtext(A + "updated") == "2026-11-22T12:00:30.000Z"
+    assert site.get("/sites/Bad%20Site/alerts.atom")[0] == 400
+
+
+def test_the_dashboard_links_each_sites_feed(site: Site) -> None:
+    page = site.get("/")[1]
+    head, main = page.split("</head>")
+    href = f"/sites/{SITE}/alerts.atom"
+    assert f'<link rel="alternate" type="application/atom+xml" href="{href}"' in head
+    assert f'<a href="{href}" type="application/atom+xml">{MN("dash.feed_link", site=SITE)}</a>' in main
