@@ -17,8 +17,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,7 +29,7 @@ from gateway.config import WebConfig
 from gateway.observations.store import ObservationStore
 from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
-from gateway.web import api, observe, openapi, pages
+from gateway.web import api, feed, observe, openapi, pages
 from gateway.web.context import Context
 from gateway.web.kept import KeptLatest
 from gateway.web.params import BadRequest
@@ -47,6 +47,28 @@ _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+
+
+STATIC_CACHE = "public, max-age=86400"
+"""Static files change only with a release: a phone on a slow link fetches them once a day, not on
+every page (the uPlot script alone is ~50 KB)."""
+
+
+class _CachedStatic(StaticFiles):
+    """The vendored files, with a `Cache-Control` a phone's browser can keep them by."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if response.status_code in (200, 304):
+            response.headers["cache-control"] = STATIC_CACHE
+        return response
+
+
+async def _favicon(request: Request) -> Response:
+    """Browsers ask for /favicon.ico whatever the page links; answer with the page's SVG icon."""
+    return FileResponse(
+        _HERE / "static" / "favicon.svg", media_type="image/svg+xml", headers={"cache-control": STATIC_CACHE}
+    )
 
 
 def _utc_now() -> datetime:
@@ -141,11 +163,13 @@ def create_app(
     app = Starlette(
         routes=[
             *pages.ROUTES,
+            *feed.ROUTES,  # an Atom feed of a site's alerts, for residents without an account
             *observe.ROUTES,  # residents' observations: the one form that writes (docs/api.md)
             *api.ROUTES,
             *openapi.ROUTES,
             *sta_routes(),  # OGC SensorThings API 1.1, read-only
-            Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
+            Route("/favicon.ico", _favicon),
+            Mount("/static", app=_CachedStatic(directory=_HERE / "static"), name="static"),
         ],
         exception_handlers={
             BadRequest: bad_request,

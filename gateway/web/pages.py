@@ -112,8 +112,9 @@ def node_page(request: Request) -> HTMLResponse:
     found = summaries(
         ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=latest, hourly_cache=ctx.hourly
     )
-    if not found:
-        return render(request, "error.html", 404, message=ctx.texts("error.not_found"))
+    if not found:  # no reading stored for it: no such node, whatever the address looks like
+        message = ctx.texts("dash.unknown_node", site=ref.site, node=ref.node)
+        return render(request, "error.html", 404, message=message)
     day = charts(ctx.reader, ref.site, ref.node, now, timedelta(hours=24), 300, ctx.web.standards)
     week = charts(ctx.reader, ref.site, ref.node, now, timedelta(days=7), 3600, ctx.web.standards)
     flagged = ctx.reader.flagged(ref.site, ref.node, *half_open(now - timedelta(days=7), now))

@@ -64,6 +64,10 @@ class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class SiteRef(_Query):
+    site: Identifier
+
+
 class NodeRef(_Query):
     site: Identifier
     node: Identifier

@@ -196,3 +196,23 @@ def test_download_form_gives_the_csv(site: Site, browser: webdriver.Chrome, down
     assert len(rows) == 265  # one every 5 min from 24 h to 2 h before now
     assert {r["node"] for r in rows} == {"river-up"}
     assert rows[0]["time"] == "2026-11-21T12:00:30.000Z" and float(rows[0]["turbidity"]) == 3.0
+
+
+def test_download_fits_a_360px_phone(site: Site, browser: webdriver.Chrome) -> None:
+    """A phone's own viewport (Chromium's mobile emulation), not only a narrow desktop window."""
+    browser.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 360, "height": 740, "deviceScaleFactor": 2, "mobile": True},
+    )
+    try:
+        browser.get(site.url + "/download")
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        wide = browser.execute_script(
+            "return [...document.querySelectorAll('body *')]"
+            ".filter(e => e.getBoundingClientRect().right > 360 || e.scrollWidth > e.clientWidth + 1)"
+            ".map(e => e.tagName + ' ' + (e.name || e.id || '') + ' ' + e.scrollWidth)"
+        )
+        browser.save_screenshot(str(ARTIFACTS / "download-phone.png"))
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert width <= 360, f"/download is {width} px wide on a 360 px phone: {wide}"

@@ -1,0 +1,88 @@
+"""An Atom 1.0 feed of a site's alerts, so residents can follow them in any feed reader without an
+account (RFC 4287). Built with the standard library's ElementTree: every text is escaped by it.
+
+Links are relative paths (resolved against the feed's own address, RFC 4287 §3.5 and RFC 3986), never
+built from the request's `Host:` header, which anyone can set (as the redirects in app.py)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from contract.wire import format_ts
+from gateway.alerts import messages
+from gateway.stores.reader import AlertEvent
+from gateway.web.context import Context
+from gateway.web.params import SiteRef, validate
+from gateway.web.views import half_open
+
+ATOM = "http://www.w3.org/2005/Atom"
+FEED_DAYS = 30
+FEED_ENTRIES = 50
+"""The newest alerts of the last 30 days: a feed reader polls, it does not page back."""
+TAG = "tag:minewatch,2026:"
+"""Ids are tag URIs (RFC 4151): permanent whatever host name the gateway is reached by."""
+
+ET.register_namespace("", ATOM)
+
+
+def _add(parent: ET.Element, name: str, text: str | None = None, **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, f"{{{ATOM}}}{name}", attrs)
+    element.text = text
+    return element
+
+
+def _doc(e: AlertEvent) -> dict[str, object]:
+    return {
+        "message": e.message,
+        "msg_id": e.msg_id,
+        "msg_params": e.msg_params,
+        "severity": e.severity or "",
+        "state": e.state,
+        "rule": e.rule,
+        "node": e.node,
+    }
+
+
+def atom(site: str, events: list[AlertEvent], now: datetime, ctx: Context) -> bytes:
+    """The feed document; `updated` is the newest alert's time (or `now` when there is none)."""
+    t = ctx.texts
+    feed = ET.Element(f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": t("lang")})
+    _add(feed, "id", f"{TAG}site/{site}/alerts")
+    _add(feed, "title", t("dash.feed_title", site=site))
+    _add(feed, "subtitle", t("dash.feed_subtitle", days=FEED_DAYS))
+    _add(feed, "updated", format_ts(events[0].time if events else now))
+    _add(feed, "link", rel="self", type="application/atom+xml", href=f"/sites/{site}/alerts.atom")
+    _add(feed, "link", rel="alternate", type="text/html", href=f"/alerts?site={site}")
+    author = _add(feed, "author")
+    _add(author, "name", ctx.web.attribution)
+    _add(feed, "rights", ctx.web.licence)
+    for e in events:
+        entry = _add(feed, "entry")
+        stamp = int(e.time.timestamp() * 1000)
+        _add(entry, "id", f"{TAG}alert/{e.site}/{e.node}/{e.rule}/{e.state}/{stamp}")
+        _add(entry, "title", messages.subject(_doc(e), t))
+        _add(entry, "updated", format_ts(e.time))
+        _add(entry, "link", rel="alternate", type="text/html", href=f"/node/{e.site}/{e.node}")
+        _add(entry, "summary", messages.text_of(_doc(e), t))
+        if e.severity and t.has(f"alert.severity.{e.severity}"):
+            _add(entry, "category", term=e.severity, label=t(f"alert.severity.{e.severity}"))
+    body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
+    return body
+
+
+def site_alerts(request: Request) -> Response:
+    ctx: Context = request.app.state.ctx
+    ref: SiteRef = validate(SiteRef, None, dict(request.path_params))
+    now = ctx.clock()
+    events = ctx.reader.alerts(
+        *half_open(now - timedelta(days=FEED_DAYS), now), site=ref.site, limit=FEED_ENTRIES
+    )
+    return Response(atom(ref.site, events, now, ctx), media_type="application/atom+xml; charset=utf-8")
+
+
+ROUTES = [Route("/sites/{site}/alerts.atom", site_alerts)]
