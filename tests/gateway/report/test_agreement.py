@@ -1,10 +1,12 @@
 """One exceedance, made through the real parts (the real broker, the real gateway process with its
-alert engine and its dashboard, the real influxd), told four times: in the alert messages on the
-alert topic, in the dashboard's alert history and its API, and in the regulators' report. Each says
-the same peak, start and end, because each reads them from the alert's own record (issue 17)."""
+alert engine and its dashboard, the real influxd), told five times: in the alert messages on the
+alert topic, in the dashboard's alert history and its API, in the regulators' report, and in the
+export of its readings. Each says the same peak, start and end: the first four read them from the
+alert's own record, and the export's readings are what that record was made from (issue 17)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import urllib.request
@@ -134,3 +136,13 @@ def test_report_messages_dashboard_and_api_tell_the_same_episode(
     summary = next(r for r in t["summary-table"] if r[:2] == ["haul-road", "PM2.5 (µg/m³)"])
     assert summary[-1] == f"90.5 at {t0 + timedelta(minutes=6):%Y-%m-%d %H:%M} UTC"
     assert "exceeds when strictly above the limit" in row[4]
+
+    # the export of the same readings: its highest value is the episode's peak, its first reading over
+    # the limit the start, and its first reading back within it the end
+    exported = workdir / "episode.csv"
+    assert main(["export", "--config", str(cfg), "--site", "tsagaan", *period, "--out", str(exported)]) == 0
+    with exported.open(encoding="utf-8", newline="") as f:
+        values = [(_at(r["time"]), float(r["pm2_5"])) for r in csv.DictReader(f) if r["pm2_5"]]
+    assert max(v for _, v in values) == cleared["peak"] == 90.48
+    assert next(at for at, v in values if v > 50.0) == began
+    assert next(at for at, v in values if at > began and v <= 50.0) == ended
