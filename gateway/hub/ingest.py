@@ -1,4 +1,4 @@
-"""The hub's ingest: a forwarded batch in, checked, stored in one transaction, then acknowledged.
+"""The hub's ingest: a forwarded batch in, checked, stored (idempotently), then acknowledged.
 
 Order matters for "exactly once": commit, then publish the `HubAck`, then acknowledge the MQTT
 message. A hub killed between any two steps gets the batch again (its broker session keeps it) and

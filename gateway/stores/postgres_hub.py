@@ -2,8 +2,9 @@
 that speaks SQL; psycopg is imported here alone.
 
 Readings are partitioned by month; a partition is created the first time a reading of its month
-arrives (a site back after a year offline, or a backfill, brings old months). A batch is one
-transaction: the hub acknowledges it to the site only after `commit`, so an ack always means stored.
+arrives (a site back after a year offline, or a backfill, brings old months). Each part of a batch
+(readings, statuses, alert events, warnings) is one idempotent transaction; the hub acknowledges the
+batch to the site only after the last `commit`, so an ack always means stored.
 """
 
 from __future__ import annotations
