@@ -12,7 +12,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,12 @@ def test_signed_readings_from_node_to_influxdb_and_back(
         # checked by the CLI's verifier and by the one-file checker run alone
         dashboard = f"http://127.0.0.1:{web_port}"
         download, keys_json = tmp_path / "download.csv", tmp_path / "keys.json"
-        with urllib.request.urlopen(f"{dashboard}/download/readings.csv?site=tsagaan", timeout=30) as resp:
+        # up to a minute ahead: the node's last, partial reading is stamped with its window's end, a
+        # moment after it stopped, and the download's default end is the dashboard's `now`
+        until = (datetime.now(UTC) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with urllib.request.urlopen(
+            f"{dashboard}/download/readings.csv?site=tsagaan&end={until}", timeout=30
+        ) as resp:
             download.write_bytes(resp.read())
         with urllib.request.urlopen(f"{dashboard}/api/v1/keys", timeout=30) as resp:
             keys_json.write_bytes(resp.read())
