@@ -15,11 +15,11 @@ deps:
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || \
 	    ! command -v influxd >/dev/null || ! command -v mosquitto_pub >/dev/null || \
 	    ! command -v influx >/dev/null || \
-	    [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
-	  echo "installing Debian packages: mosquitto mosquitto-clients influxdb influxdb-client chromium chromium-driver"; \
+	    [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || ! command -v ss >/dev/null; then \
+	  echo "installing Debian packages: mosquitto mosquitto-clients influxdb influxdb-client chromium chromium-driver iproute2"; \
 	  $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends \
-	    mosquitto mosquitto-clients influxdb influxdb-client chromium chromium-driver; \
+	    mosquitto mosquitto-clients influxdb influxdb-client chromium chromium-driver iproute2; \
 	fi
 	@# The regional hub's database: PostgreSQL with PostGIS (the tests start private clusters)
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \

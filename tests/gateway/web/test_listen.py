@@ -5,18 +5,13 @@ for. A dashboard meant for loopback that also listened on 0.0.0.0 or :: would be
 from __future__ import annotations
 
 import re
-import shutil
 import signal
 import socket
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from gateway.devservices import Service, free_port
 from tests.helpers import Influx, gateway_toml, spawn, wait_for
-
-pytestmark = pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)")
 
 
 def _tree(pid: int) -> set[int]:

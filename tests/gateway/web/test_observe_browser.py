@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -24,6 +23,7 @@ from gateway import devservices
 from gateway.cli import main
 from gateway.observations.store import STORE_FILE, ObservationStore
 from tests.gateway.report.test_report import tables
+from tests.gateway.web.chromium import chromium
 from tests.gateway.web.test_observations import GPS_TAG, gps_jpeg
 from tests.helpers import ROOT
 from tests.webdata import Site, served_site
@@ -33,22 +33,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "web"
 
 @pytest.fixture
 def phone(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=360,740",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(options=opts, service=Service(executable_path="/usr/bin/chromedriver"))
-    driver.set_page_load_timeout(60)
+    driver = chromium(tmp_path / "profile", "360,740")
     driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Ulaanbaatar"})
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield driver
