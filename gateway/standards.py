@@ -2,8 +2,8 @@
 
 Used by the alert presets and by the regulators' report, so a limit is written down exactly once.
 Each limit is a mean over `average` (the averaging period the standard defines) that must not be
-exceeded. Check a number against its source before changing it, and cite the source in
-docs/standards.md.
+exceeded. Check a number against its source before changing it, and cite the source in the
+table of docs/alerts.md ("Presets and their sources"), where each standard's source is written.
 
 Besides the numbers, a standard says how they are judged, and the report follows it rather than a
 rule of its own: how a value exceeds (all three say a mean must "not exceed" the limit, so only a
