@@ -46,7 +46,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
 
 
 def _colour(s: NodeSummary) -> str:
-    level = s.aqi_level or s.turbidity_level
+    level = s.aqi_level or (s.known.level if s.known else None) or s.turbidity_level
     return level.colour if level else "#666"
 
 

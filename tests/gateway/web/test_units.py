@@ -37,10 +37,28 @@ def test_status_board_keeps_the_position_through_the_last_will_and_ignores_garba
 
 
 @pytest.mark.parametrize(
-    ("ntu", "key"), [(0.0, "clear"), (4.99, "clear"), (5.0, "cloudy"), (50.0, "muddy"), (250.0, "very-muddy")]
+    ("ntu", "key"),
+    [
+        (0.0, "clear"),
+        (0.99, "clear"),
+        (1.0, "slightly-cloudy"),
+        (3.99, "slightly-cloudy"),
+        (4.0, "cloudy"),  # visible (WHO)
+        (5.0, "cloudy"),
+        (24.9, "cloudy"),
+        (25.0, "very-cloudy"),  # past Idaho's ten-day allowance over background
+        (35.0, "very-cloudy"),
+        (50.0, "muddy"),
+        (250.0, "very-muddy"),
+    ],
 )
 def test_turbidity_bands(ntu: float, key: str) -> None:
     assert turbidity_level(ntu).key == key
+
+
+def test_5_and_35_ntu_are_not_in_one_band() -> None:
+    """Issue 18: both were "Cloudy"."""
+    assert turbidity_level(5.0) != turbidity_level(35.0)
 
 
 def test_limit_lines_are_the_short_term_limits_of_the_chosen_standards() -> None:
