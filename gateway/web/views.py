@@ -234,3 +234,12 @@ def charts(
         for m, vals in series.values.items()
         if any(v is not None for v in vals)
     ]
+
+
+def overlay(
+    reader: Reader, site: str, reference: str, chart: Chart, now: datetime, span: timedelta
+) -> list[float | None]:
+    """The reference node's means in `chart`'s buckets (None where it has none), to draw over it."""
+    s = bucketed(reader, site, reference, [chart.metric], now - span, now, chart.every_s)
+    by_t = dict(zip((int(t.timestamp()) for t in s.times), s.values.get(chart.metric, []), strict=True))
+    return [by_t.get(t) for t in chart.times]
