@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from contract.i18n import Texts
 from contract.wire import format_ts
 from gateway import maintenance
 from gateway.web.context import Context
@@ -43,10 +44,35 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
     page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         name,
-        {"t": ctx.texts, "web": ctx.web, "now": now, "ts": format_ts, "age": ctx.texts.ago, **values},
+        {
+            "t": ctx.texts,
+            "web": ctx.web,
+            "now": now,
+            "ts": format_ts,
+            "age": ctx.texts.ago,
+            "std_name": lambda key: standard_name(ctx.texts, key),
+            "avg": lambda a: average_text(ctx.texts, a),
+            **values,
+        },
         status_code=status,
     )
     return page
+
+
+def standard_name(t: Texts, key: str, fallback: str = "") -> str:
+    """A standard's name in the reader's language (gateway/standards.py keeps the English one)."""
+    return t(f"standard_name.{key}") if t.has(f"standard_name.{key}") else fallback or key
+
+
+def average_text(t: Texts, average: str) -> str:
+    """'24h' as people read it: "24-hour", "24 цагийн"."""
+    unit = average[-1]
+    period = t(f"alert.period.{unit}") if t.has(f"alert.period.{unit}") else unit
+    return t("chart.average", n=average[:-1], period=period)
+
+
+def limit_label(t: Texts, standard: str, average: str) -> str:
+    return t("chart.limit_label", title=standard_name(t, standard), average=average_text(t, average))
 
 
 def _colour(s: NodeSummary) -> str:
@@ -174,7 +200,10 @@ def node_page(request: Request) -> HTMLResponse:
                     "flagged": c.flagged,
                     "visits": visit_marks,
                     "observed": observed_marks,
-                    "limits": [{"value": x.value, "label": f"{x.title} {x.average}"} for x in c.limits],
+                    "limits": [
+                        {"value": x.value, "label": limit_label(ctx.texts, x.standard, x.average)}
+                        for x in c.limits
+                    ],
                     "upstream": upstream(c, span),
                 }
                 for c in items
