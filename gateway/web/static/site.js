@@ -188,8 +188,12 @@
     points.forEach(function (p) {
       var x = cx + (p.lon - midLon) * k * scale, y = cy - (p.lat - midLat) * scale;
       ctx.beginPath(); ctx.arc(x, y, 9, 0, 2 * Math.PI);
-      ctx.fillStyle = p.offline ? "#999" : p.colour; ctx.fill();
-      ctx.lineWidth = 2; ctx.strokeStyle = "#222"; ctx.stroke();
+      // an offline node keeps the colour of its last values (grey would say "nothing to worry
+      // about" at 154.6 µg/m³); a grey dashed ring says they are not current
+      ctx.fillStyle = p.colour; ctx.fill();
+      ctx.setLineDash(p.offline ? [3, 3] : []);
+      ctx.lineWidth = p.offline ? 3 : 2; ctx.strokeStyle = p.offline ? "#888" : "#222"; ctx.stroke();
+      ctx.setLineDash([]);
       ctx.fillStyle = "#111"; ctx.fillText(p.label, x + 13, y);
     });
     ctx.fillStyle = "#111"; ctx.fillText("N ↑", w - 40, 16);

@@ -8,10 +8,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.config import load
 from gateway.subscriber import Message
+from gateway.web.context import Upstream
 from gateway.web.levels import limit_lines, turbidity_level
 from gateway.web.params import BadRequest, SeriesQuery, auto_every, parse_time
+from gateway.web.server import upstreams_of
 from gateway.web.status import StatusBoard
+from tests.helpers import ROOT
 
 TOPIC = "mw/v1/tsagaan/haul-road/status"
 
@@ -84,3 +88,14 @@ def test_every_defaults_to_about_600_points_or_fewer() -> None:
     assert auto_every(start, datetime(2026, 11, 8, tzinfo=UTC)) == 1800
     with pytest.raises(BadRequest):
         SeriesQuery(start=start, end=start).bounds(start, start - start, 1)
+
+
+def test_the_dashboard_takes_the_difference_rules_pairs_from_the_config() -> None:
+    """The example's river rule pairs river-down with river-up: the chart of river-down's turbidity
+    overlays river-up (tests/gateway/web/test_phone.py draws it)."""
+    pairs = upstreams_of(load(ROOT / "examples" / "gateway.toml"))
+    assert pairs == (Upstream("river-over-background", "river-down", "river-up", "turbidity"),)
+    assert pairs[0].pairs("tsagaan", "river-down", "turbidity")
+    assert not pairs[0].pairs("tsagaan", "river-down", "water_temp")
+    assert not pairs[0].pairs("tsagaan", "river-up", "turbidity")
+    assert not Upstream("r", "a", "b", "turbidity", ("pit",)).pairs("tsagaan", "a", "turbidity")
