@@ -5,7 +5,9 @@ labelled as such; the turbidity bands are finer; each category carries its healt
 from __future__ import annotations
 
 import html
+import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -14,6 +16,8 @@ import pytest
 from contract.i18n import Texts
 from gateway import devservices
 from gateway.config import WebConfig
+from gateway.subscriber import Message
+from gateway.web.status import StatusBoard
 from tests.webdata import NOW, Site, reading, served_site
 
 EN, MN = Texts("en"), Texts("mn")
@@ -40,10 +44,22 @@ def _lines() -> list[str]:
     return lines
 
 
+def _board() -> StatusBoard:
+    """The new node publishes its position, so the map shows it; another has gone offline."""
+    board = StatusBoard("minewatch")
+    for node, doc in (
+        ("first", {"state": "online", "lat": 43.11, "lon": 106.85}),
+        ("river-35", {"state": "offline", "lat": 43.09, "lon": 106.87}),
+    ):
+        topic = f"minewatch/v1/tsagaan/{node}/status"
+        board.handle(Message(topic, json.dumps(doc).encode(), 0, 1, True, time.monotonic()))
+    return board
+
+
 @pytest.fixture(scope="module", params=["en", "mn"])
 def site(request: pytest.FixtureRequest, influxd: devservices.Service) -> Iterator[tuple[Site, Texts]]:
     lang: str = request.param
-    with served_site(influxd.port, web=WebConfig(language=lang), lines=_lines()) as s:
+    with served_site(influxd.port, web=WebConfig(language=lang), lines=_lines(), status=_board()) as s:
         yield s, Texts(lang)
 
 
@@ -51,6 +67,12 @@ def _card(page: str, node: str) -> str:
     m = re.search(rf'<article class="card[^"]*" id="node-tsagaan-{node}".*?</article>', page, re.S)
     assert m, f"no card for {node}"
     return m.group(0)
+
+
+def _map_data(page: str) -> str:
+    m = re.search(r'<script type="application/json" id="map-data">(.*?)</script>', page, re.S)
+    assert m, "no map"
+    return m.group(1)
 
 
 def _text(markup: str) -> str:
@@ -65,8 +87,11 @@ def test_one_reading_at_154_6_is_very_unhealthy_from_the_latest_reading(site: tu
     assert said in _text(card)
     assert t("aqi.none") not in _text(card) and "level none" not in card  # never grey at 154.6
     assert t("aqi_advice.very-unhealthy") in _text(card)
-    # the map colours the node the same (its status has no position here: the page has no map),
-    # and the node's own page says the same, with the advice's source
+    # the map colours the node the same, and an offline node by its last values, not grey
+    points = {p["label"]: p for p in json.loads(_map_data(s.get("/")[1]))}
+    assert points["first"]["colour"] == "#8f3f97"
+    assert points["river-35"]["offline"] and points["river-35"]["colour"] == "#f0a000"
+    # the node's own page says the same, with the advice's source
     page = s.get("/node/tsagaan/first")[1]
     assert said in _text(page) and t("aqi_advice.source") in _text(page)
     # the API keeps to the EPA's definition: no NowCast, no AQI category
