@@ -42,15 +42,15 @@ PAGES = {
     "overview": "/",
     "node-haul-road": f"/node/{SITE}/haul-road",
     "node-river-down": f"/node/{SITE}/river-down",
-    "node-first": f"/node/{SITE}/first",
+    "node-pm154": f"/node/{SITE}/pm154",
     "alerts": "/alerts",
     "download": "/download",
     "observe": "/observe",
     "observations": "/observations",
-    "not-found": f"/node/{SITE}/nobody",
+    "not-found": f"/node/{SITE}/x9",
 }
 # Site, node and rule ids and the standards' names are data, the same in every language.
-NAMES = {"tsagaan", "haul", "road", "river", "up", "down", "first", "idaho", "nobody", "later", "MNS", "WHO"}
+NAMES = {"tsagaan", "haul", "road", "river", "up", "down", "pm154", "idaho", "x9", "n2", "MNS", "WHO"}
 NAMES |= {"CC", "BY"}  # the licence's name, "CC BY 4.0"
 # `[web] attribution` is the operator's own text, shown as written: a Mongolian site writes it so.
 ATTRIBUTION = {"en": "Tsagaan community monitoring network", "mn": "Цагаан багийн иргэдийн хяналтын сүлжээ"}
@@ -59,7 +59,7 @@ ATTRIBUTION = {"en": "Tsagaan community monitoring network", "mn": "Цагаан
 def _lines() -> list[str]:
     """The test site's week, its alert stored with a message id (so it renders in each language),
     and a new site's first reading at 154.6 µg/m³."""
-    first = reading("first", 1, NOW - timedelta(seconds=20), {"pm2_5": {"value": 154.6, "n": 300}})
+    first = reading("pm154", 1, NOW - timedelta(seconds=20), {"pm2_5": {"value": 154.6, "n": 300}})
     return [*site_lines(), _offline_alert(), first]
 
 
@@ -194,7 +194,7 @@ def test_the_worst_moment_is_not_grey(site: tuple[Site, Texts], phone: webdriver
     """A new site's one reading at 154.6 µg/m³: purple, labelled as the latest reading's category."""
     s, t = site
     _open(phone, s, "/")
-    card = phone.find_element(By.ID, f"node-{SITE}-first")
+    card = phone.find_element(By.ID, f"node-{SITE}-pm154")
     level = card.find_element(By.CSS_SELECTOR, ".level")
     assert level.get_attribute("data-basis") == "reading"
     assert phone.execute_script("return getComputedStyle(arguments[0]).backgroundColor", level) == (
@@ -285,14 +285,14 @@ def test_pages_refresh_their_data_without_a_reload_and_stop_when_hidden(
     phone.execute_script("window.notReloaded = true")
     search = phone.find_element(By.CSS_SELECTOR, "#node-search input[name=q]")
     search.send_keys("hau")  # being typed: a refresh leaves the form alone
-    assert phone.find_elements(By.ID, f"node-{SITE}-later") == []
-    _write(s, reading("later", 1, NOW - timedelta(minutes=1), {"turbidity": {"value": 35.0, "n": 300}}))
+    assert phone.find_elements(By.ID, f"node-{SITE}-n2") == []
+    _write(s, reading("n2", 1, NOW - timedelta(minutes=1), {"turbidity": {"value": 35.0, "n": 300}}))
     phone.execute_script("return window.minewatch.refresh()")
-    WebDriverWait(phone, 10).until(lambda d: d.find_elements(By.ID, f"node-{SITE}-later"))
+    WebDriverWait(phone, 10).until(lambda d: d.find_elements(By.ID, f"node-{SITE}-n2"))
     assert phone.execute_script("return window.notReloaded") is True
     assert html.get_attribute("data-refreshed") == "1"
     assert search.get_attribute("value") == "hau"
-    card = phone.find_element(By.ID, f"node-{SITE}-later")
+    card = phone.find_element(By.ID, f"node-{SITE}-n2")
     assert t("turbidity.very-cloudy") in card.text
     # a hidden tab stops asking; shown again, it goes on
     hide = (
@@ -313,7 +313,7 @@ def test_pages_refresh_their_data_without_a_reload_and_stop_when_hidden(
         phone.execute_script("return window.minewatch.refresh()")
         WebDriverWait(phone, 10).until(lambda d: stale.is_displayed())
         assert t("live.stale") in stale.text
-        assert phone.find_elements(By.ID, f"node-{SITE}-later")  # still shown
+        assert phone.find_elements(By.ID, f"node-{SITE}-n2")  # still shown
     finally:
         phone.execute_cdp_cmd("Network.emulateNetworkConditions", {"offline": False, **conditions})
     phone.execute_script("return window.minewatch.refresh()")
@@ -324,10 +324,10 @@ def test_the_node_page_refreshes_its_charts_in_place(
     site: tuple[Site, Texts], phone: webdriver.Chrome
 ) -> None:
     s, _ = site
-    _open(phone, s, PAGES["node-first"])
+    _open(phone, s, PAGES["node-pm154"])
     fig = _charts_drawn(phone)[0]
     before = phone.execute_script("return arguments[0]._chart.u", fig)
-    _write(s, reading("first", 2, NOW - timedelta(minutes=10), {"pm2_5": {"value": 20.0, "n": 300}}))
+    _write(s, reading("pm154", 2, NOW - timedelta(minutes=10), {"pm2_5": {"value": 20.0, "n": 300}}))
     phone.execute_script("window.firstChart = arguments[0]._chart.u", fig)
     phone.execute_script("return window.minewatch.refresh()")
     WebDriverWait(phone, 10).until(
