@@ -24,6 +24,7 @@ from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.subscriber import Message
 from gateway.web.app import create_app
+from gateway.web.context import Upstream
 from gateway.web.server import BackgroundServer
 from gateway.web.status import StatusBoard
 from tests.helpers import Influx
@@ -199,6 +200,7 @@ def served_site(
     lines: list[str] | None = None,
     status: StatusBoard | None = None,
     observations: ObservationStore | None = None,
+    upstreams: tuple[Upstream, ...] = (),
 ) -> Iterator[Site]:
     """The dashboard over `lines` (default: the test site's readings and alerts) and `status`."""
     db = Influx(f"http://127.0.0.1:{influx_port}", f"w_{uuid.uuid4().hex[:12]}")
@@ -214,7 +216,12 @@ def served_site(
     web = (web or WebConfig()).model_copy(update={"port": free_port()})
     store = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
     app = create_app(
-        web, InfluxReader(store), status or board(), clock=lambda: NOW, observations=observations
+        web,
+        InfluxReader(store),
+        status or board(),
+        clock=lambda: NOW,
+        observations=observations,
+        upstreams=upstreams,
     )
     server = BackgroundServer(app, web)
     server.start()

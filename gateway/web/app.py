@@ -30,7 +30,7 @@ from gateway.observations.store import ObservationStore
 from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
 from gateway.web import api, feed, observe, openapi, pages
-from gateway.web.context import Context
+from gateway.web.context import Context, Upstream
 from gateway.web.kept import KeptLatest
 from gateway.web.params import BadRequest
 from gateway.web.sta.routes import error as sta_error
@@ -126,6 +126,7 @@ def create_app(
     keys_dir: Path | None = None,
     kept: KeptLatest | None = None,
     observations: ObservationStore | None = None,
+    upstreams: tuple[Upstream, ...] = (),
 ) -> Starlette:
     texts = Texts(web.language)
     ctx = Context(
@@ -137,6 +138,7 @@ def create_app(
         keys_dir=keys_dir,
         kept=kept,
         observations=observations,
+        upstreams=upstreams,
     )
 
     async def bad_request(request: Request, exc: Exception) -> Response:

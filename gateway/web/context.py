@@ -16,6 +16,21 @@ from gateway.web.levels import LimitLine, limit_lines
 from gateway.web.status import StatusBoard
 
 
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """A difference rule's pair: `node`'s `metric` is judged against `reference`, upstream (at the
+    rule's `sites`, None: any). The node's chart overlays the reference's series."""
+
+    rule: str
+    node: str
+    reference: str
+    metric: str
+    sites: tuple[str, ...] | None = None
+
+    def pairs(self, site: str, node: str, metric: str) -> bool:
+        return (node, metric) == (self.node, self.metric) and (self.sites is None or site in self.sites)
+
+
 @dataclass(frozen=True)
 class Context:
     web: WebConfig
@@ -27,6 +42,11 @@ class Context:
     kept: KeptLatest | None = None  # inside the gateway: the latest readings kept as stored
     hourly: HourlyMeans = field(default_factory=HourlyMeans)  # the NowCast's closed hours
     observations: ObservationStore | None = None  # residents' observations; None: not kept here
+    upstreams: tuple[Upstream, ...] = ()  # the difference rules' pairs, for the charts
+
+    def upstream(self, site: str, node: str, metric: str) -> Upstream | None:
+        """The first difference rule that judges this chart against an upstream node."""
+        return next((u for u in self.upstreams if u.pairs(site, node, metric)), None)
 
     def latest(self, now: datetime, site: str | None = None, node: str | None = None) -> list[Latest]:
         source = self.kept or self.reader

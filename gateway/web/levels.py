@@ -1,11 +1,20 @@
 """How a value is judged in colour on the overview: the AQI category for PM2.5 (from the NowCast of
-hourly means, gateway/aqi.py) and a plain turbidity band for water.
+hourly means, gateway/aqi.py) and a turbidity band for water.
 
-The turbidity bands are for reading the page, not limits: 5 NTU is where the WHO says turbidity
-becomes visible and objectionable in drinking water (Guidelines for drinking-water quality, 4th ed.,
-chapter 10), and 50 and 250 NTU are the background tiers of the Idaho rule the alerts use
-(IDAPA 58.01.02.252.01.b). Legal limits on rivers are differences from upstream, which the alerts
-check; the limit lines on the node charts come from gateway/standards.py.
+The turbidity bands are for reading the page, not limits; each edge has a source (docs/api.md,
+"Turbidity bands"):
+- 1 NTU: below it, as the WHO asks of water about to be disinfected (WHO, "Water quality and health:
+  review of turbidity", technical brief WHO/FWC/WSH/17.01, 2017; Guidelines for drinking-water
+  quality, 4th ed.);
+- 4 NTU: from here turbidity is visible to the eye (the same brief: "turbidities of 4 NTU and above
+  being visible");
+- 25 NTU: the increase over background the Idaho aquatic-life criterion allows for at most ten days
+  (IDAPA 58.01.02.250.02.e; 50 NTU at any moment);
+- 50 and 250 NTU: the background tiers of the Idaho domestic-supply rule the alerts use
+  (IDAPA 58.01.02.252.01.b).
+So 5 NTU (visible) and 35 NTU (past the ten-day allowance) are in different bands. Legal limits on
+rivers are differences from upstream, which the alerts check; the limit lines on the node charts
+come from gateway/standards.py.
 """
 
 from __future__ import annotations
@@ -24,8 +33,10 @@ class Level:
 
 
 TURBIDITY_BANDS: tuple[tuple[float, Level], ...] = (
-    (5.0, Level("clear", "#2e9e44", "#fff")),
-    (50.0, Level("cloudy", "#e0c000", "#000")),
+    (1.0, Level("clear", "#2e9e44", "#fff")),
+    (4.0, Level("slightly-cloudy", "#9bc53d", "#000")),
+    (25.0, Level("cloudy", "#e0c000", "#000")),
+    (50.0, Level("very-cloudy", "#f0a000", "#000")),
     (250.0, Level("muddy", "#d46a00", "#fff")),
     (float("inf"), Level("very-muddy", "#7e0023", "#fff")),
 )

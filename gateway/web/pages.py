@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from contract.i18n import Texts
 from contract.wire import format_ts
 from gateway import maintenance
 from gateway.web.context import Context
@@ -26,8 +27,12 @@ from gateway.web.params import (
     OverviewQuery,
     validate,
 )
-from gateway.web.views import NodeSummary, charts, half_open, paged, site_summaries, summaries
+from gateway.web.views import Chart, NodeSummary, charts, half_open, overlay, paged, site_summaries, summaries
 
+REFRESH_S = 60
+"""How often the overview, node and alerts pages fetch their data again: readings come every few
+minutes and the gateway's copy of the latest is at most seconds old, so a minute is current enough
+without a thousand phones asking every few seconds."""
 VISIT_KIND = "report.field.kind_"
 """The words of a maintenance visit's kind, shared with the report."""
 OBSERVED_KIND = "observe.kind_"
@@ -39,14 +44,39 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
     page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         name,
-        {"t": ctx.texts, "web": ctx.web, "now": now, "ts": format_ts, "age": ctx.texts.ago, **values},
+        {
+            "t": ctx.texts,
+            "web": ctx.web,
+            "now": now,
+            "ts": format_ts,
+            "age": ctx.texts.ago,
+            "std_name": lambda key: standard_name(ctx.texts, key),
+            "avg": lambda a: average_text(ctx.texts, a),
+            **values,
+        },
         status_code=status,
     )
     return page
 
 
+def standard_name(t: Texts, key: str, fallback: str = "") -> str:
+    """A standard's name in the reader's language (gateway/standards.py keeps the English one)."""
+    return t(f"standard_name.{key}") if t.has(f"standard_name.{key}") else fallback or key
+
+
+def average_text(t: Texts, average: str) -> str:
+    """'24h' as people read it: "24-hour", "24 цагийн"."""
+    unit = average[-1]
+    period = t(f"alert.period.{unit}") if t.has(f"alert.period.{unit}") else unit
+    return t("chart.average", n=average[:-1], period=period)
+
+
+def limit_label(t: Texts, standard: str, average: str) -> str:
+    return t("chart.limit_label", title=standard_name(t, standard), average=average_text(t, average))
+
+
 def _colour(s: NodeSummary) -> str:
-    level = s.aqi_level or s.turbidity_level
+    level = s.aqi_level or (s.known.level if s.known else None) or s.turbidity_level
     return level.colour if level else "#666"
 
 
@@ -101,6 +131,7 @@ def overview(request: Request) -> HTMLResponse:
         active=active[:ALERTS_SHOWN],
         more_alerts=max(len(active) - ALERTS_SHOWN, 0),
         map_json=json.dumps(points),
+        refresh_s=REFRESH_S,
     )
 
 
@@ -146,7 +177,18 @@ def node_page(request: Request) -> HTMLResponse:
         {"t": int(o.at.timestamp()), "label": ctx.texts(OBSERVED_KIND + o.kind)} for o in observed
     ]
 
-    def chart_data(items: list[Any]) -> str:
+    def upstream(c: Chart, span: timedelta) -> dict[str, Any] | None:
+        pair = ctx.upstream(ref.site, ref.node, c.metric)
+        if pair is None:
+            return None
+        return {
+            "node": pair.reference,
+            "rule": pair.rule,
+            "label": ctx.texts("chart.upstream", node=pair.reference),
+            "values": overlay(ctx.reader, ref.site, pair.reference, c, now, span),
+        }
+
+    def chart_data(items: list[Chart], span: timedelta) -> str:
         return json.dumps(
             [
                 {
@@ -158,7 +200,11 @@ def node_page(request: Request) -> HTMLResponse:
                     "flagged": c.flagged,
                     "visits": visit_marks,
                     "observed": observed_marks,
-                    "limits": [{"value": x.value, "label": f"{x.title} {x.average}"} for x in c.limits],
+                    "limits": [
+                        {"value": x.value, "label": limit_label(ctx.texts, x.standard, x.average)}
+                        for x in c.limits
+                    ],
+                    "upstream": upstream(c, span),
                 }
                 for c in items
             ]
@@ -170,12 +216,14 @@ def node_page(request: Request) -> HTMLResponse:
         s=found[0],
         day=day,
         week=week,
-        day_json=chart_data(day),
-        week_json=chart_data(week),
+        day_json=chart_data(day, timedelta(hours=24)),
+        week_json=chart_data(week, timedelta(days=7)),
+        upstreams={c.metric: ctx.upstream(ref.site, ref.node, c.metric) for c in day + week},
         flag_counts=counts,
         history=history,
         visits=list(reversed(visits)),
         observed=list(reversed(observed)),
+        refresh_s=REFRESH_S,
     )
 
 
@@ -184,7 +232,9 @@ def alerts_page(request: Request) -> HTMLResponse:
     q: AlertsQuery = validate(AlertsQuery, request.query_params)
     start, end = q.bounds(ctx.clock(), timedelta(days=30), 366)
     found = ctx.reader.alerts(*half_open(start, end), site=q.site, node=q.node, limit=q.limit)
-    return render(request, "alerts.html", alerts=found, start=start, end=end)
+    return render(
+        request, "alerts.html", alerts=found, start=start, end=end, refresh_s=REFRESH_S, live_main=True
+    )
 
 
 def download_page(request: Request) -> HTMLResponse:

@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from contract.wire import TopicKind, subscription
+from gateway.alerts.rules.difference import DifferenceRule
 from gateway.config import GatewayConfig, WebConfig
 from gateway.fdlimit import open_files_limit
 from gateway.observations.store import STORE_FILE as OBSERVATIONS_FILE
@@ -24,6 +25,7 @@ from gateway.observations.store import ObservationStore
 from gateway.stores.backends import dashboard_reader
 from gateway.subscriber import Subscriber
 from gateway.web.app import create_app
+from gateway.web.context import Upstream
 from gateway.web.guard import Gate, protocol_for
 from gateway.web.kept import KeptLatest
 from gateway.web.status import StatusBoard
@@ -52,7 +54,22 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
             "residents' observations are off: cannot open %s (%s)", cfg.data_dir / OBSERVATIONS_FILE, exc
         )
     return create_app(
-        cfg.web or WebConfig(), reader, board, keys_dir=cfg.keys_dir, kept=kept, observations=observations
+        cfg.web or WebConfig(),
+        reader,
+        board,
+        keys_dir=cfg.keys_dir,
+        kept=kept,
+        observations=observations,
+        upstreams=upstreams_of(cfg),
+    )
+
+
+def upstreams_of(cfg: GatewayConfig) -> tuple[Upstream, ...]:
+    """The pairs of the difference rules, so a downstream node's chart overlays its reference."""
+    return tuple(
+        Upstream(r.name, r.node, r.reference, r.metric.value, tuple(r.sites) if r.sites else None)
+        for r in cfg.alerts.all_rules()
+        if isinstance(r, DifferenceRule)
     )
 
 

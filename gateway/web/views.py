@@ -30,6 +30,28 @@ class NodeSummary:
     aqi: int | None = None
     aqi_level: Level | None = None
     turbidity_level: Level | None = None
+    known: Known | None = None  # without a NowCast: the category of what is known
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """The AQI category of the last full hour's mean, or of the latest reading, when there is no
+    NowCast yet (a new site, after an outage): at 154.6 µg/m³ a card must not stay grey. `basis` is
+    "hour" or "reading" (the card says which); no AQI number, which the EPA defines on the NowCast."""
+
+    level: Level
+    basis: str
+    pm2_5: float
+
+
+def known_category(hourly: list[float | None] | None, latest_pm2_5: float | None) -> Known | None:
+    """What the card shows without a NowCast: the latest full hour's mean if that hour has data,
+    else the latest reading's value; None only with neither."""
+    if hourly and hourly[0] is not None:
+        return Known(aqi_level(hourly[0])[0], "hour", hourly[0])
+    if latest_pm2_5 is not None:
+        return Known(aqi_level(latest_pm2_5)[0], "reading", latest_pm2_5)
+    return None
 
 
 def is_offline(r: Latest, board: StatusBoard, now: datetime, offline_after_s: int) -> bool:
@@ -86,8 +108,10 @@ def summaries(
         status = board.get(r.site, r.node)
         age = (now - r.time).total_seconds()
         offline = is_offline(r, board, now, offline_after_s)
-        nc = aqi.nowcast(hourly[(r.site, r.node)]) if (r.site, r.node) in hourly else None
+        hours = hourly.get((r.site, r.node))
+        nc = aqi.nowcast(hours) if hours is not None else None
         aqi_lv, aqi_n = aqi_level(nc) if nc is not None else (None, None)
+        known = known_category(hours, r.values.get("pm2_5")) if nc is None and nowcast else None
         turb = r.values.get("turbidity")
         out.append(
             NodeSummary(
@@ -103,6 +127,7 @@ def summaries(
                 aqi_n,
                 aqi_lv,
                 turbidity_level(turb) if turb is not None else None,
+                known,
             )
         )
     return out
@@ -209,3 +234,12 @@ def charts(
         for m, vals in series.values.items()
         if any(v is not None for v in vals)
     ]
+
+
+def overlay(
+    reader: Reader, site: str, reference: str, chart: Chart, now: datetime, span: timedelta
+) -> list[float | None]:
+    """The reference node's means in `chart`'s buckets (None where it has none), to draw over it."""
+    s = bucketed(reader, site, reference, [chart.metric], now - span, now, chart.every_s)
+    by_t = dict(zip((int(t.timestamp()) for t in s.times), s.values.get(chart.metric, []), strict=True))
+    return [by_t.get(t) for t in chart.times]

@@ -23,6 +23,8 @@ KEPT = {
     # names the report cites as they are written everywhere: the program, the coordinate system,
     # the signature and hash algorithms, the US EPA and its regulation (40 CFR 50, Appendix N)
     "minewatch", "WGS", "Ed25519", "SHA", "US", "EPA", "CFR", "N",
+    # the Mongolian standard's designation, as printed on it (MNS 4585:2016)
+    "MNS",
 
     # what a reader types as it is written: node.toml's keys ([mqtt] host, port, username), the
     # commands and the files `minewatch-node check` points to

@@ -109,7 +109,7 @@ def test_node_page_draws_its_charts_with_limit_lines(site: Site, browser: webdri
     )
     assert painted > 500
     legend = first.text
-    assert "MNS 4585:2016 24h" in legend and "WHO 2021" in legend
+    assert "MNS 4585:2016, 24-hour mean" in legend and "WHO 2021" in legend
     assert "sensor warming up" in browser.find_element(By.ID, "flags").text
     _shot(browser, "node-haul-road")
 

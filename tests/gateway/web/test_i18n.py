@@ -15,6 +15,7 @@ from contract.metrics import METRICS, Metric
 from gateway import aqi
 from gateway.maintenance import KINDS as visit_kinds
 from gateway.observations.store import KINDS as observation_kinds
+from gateway.standards import STANDARDS
 from gateway.web.levels import TURBIDITY_BANDS
 from tests.helpers import ROOT
 
@@ -50,6 +51,8 @@ def test_every_key_the_pages_use_is_in_english() -> None:
     used |= {s.unit_key for s in METRICS.values() if s.unit_key}
     used |= {f"flag.{f.value}" for f in Flag} | {f"aqi.{c.key}" for c in aqi.CATEGORIES}
     used |= {f"turbidity.{lv.key}" for _, lv in TURBIDITY_BANDS}
+    used |= {f"aqi_advice.{c.key}" for c in aqi.CATEGORIES} | {f"aqi_known.{b}" for b in ("hour", "reading")}
+    used |= {f"standard_name.{key}" for key in STANDARDS}
     used |= {f"alerts.{state}" for state in ("raised", "reminder", "cleared")}
     used |= {f"observe.kind_{k}" for k in observation_kinds} | {f"report.field.kind_{k}" for k in visit_kinds}
     assert len(used) > 60

@@ -8,10 +8,14 @@ from datetime import UTC, datetime
 
 import pytest
 
+from gateway.config import load
 from gateway.subscriber import Message
+from gateway.web.context import Upstream
 from gateway.web.levels import limit_lines, turbidity_level
 from gateway.web.params import BadRequest, SeriesQuery, auto_every, parse_time
+from gateway.web.server import upstreams_of
 from gateway.web.status import StatusBoard
+from tests.helpers import ROOT
 
 TOPIC = "mw/v1/tsagaan/haul-road/status"
 
@@ -37,10 +41,28 @@ def test_status_board_keeps_the_position_through_the_last_will_and_ignores_garba
 
 
 @pytest.mark.parametrize(
-    ("ntu", "key"), [(0.0, "clear"), (4.99, "clear"), (5.0, "cloudy"), (50.0, "muddy"), (250.0, "very-muddy")]
+    ("ntu", "key"),
+    [
+        (0.0, "clear"),
+        (0.99, "clear"),
+        (1.0, "slightly-cloudy"),
+        (3.99, "slightly-cloudy"),
+        (4.0, "cloudy"),  # visible (WHO)
+        (5.0, "cloudy"),
+        (24.9, "cloudy"),
+        (25.0, "very-cloudy"),  # past Idaho's ten-day allowance over background
+        (35.0, "very-cloudy"),
+        (50.0, "muddy"),
+        (250.0, "very-muddy"),
+    ],
 )
 def test_turbidity_bands(ntu: float, key: str) -> None:
     assert turbidity_level(ntu).key == key
+
+
+def test_5_and_35_ntu_are_not_in_one_band() -> None:
+    """Issue 18: both were "Cloudy"."""
+    assert turbidity_level(5.0) != turbidity_level(35.0)
 
 
 def test_limit_lines_are_the_short_term_limits_of_the_chosen_standards() -> None:
@@ -66,3 +88,14 @@ def test_every_defaults_to_about_600_points_or_fewer() -> None:
     assert auto_every(start, datetime(2026, 11, 8, tzinfo=UTC)) == 1800
     with pytest.raises(BadRequest):
         SeriesQuery(start=start, end=start).bounds(start, start - start, 1)
+
+
+def test_the_dashboard_takes_the_difference_rules_pairs_from_the_config() -> None:
+    """The example's river rule pairs river-down with river-up: the chart of river-down's turbidity
+    overlays river-up (tests/gateway/web/test_phone.py draws it)."""
+    pairs = upstreams_of(load(ROOT / "examples" / "gateway.toml"))
+    assert pairs == (Upstream("river-over-background", "river-down", "river-up", "turbidity"),)
+    assert pairs[0].pairs("tsagaan", "river-down", "turbidity")
+    assert not pairs[0].pairs("tsagaan", "river-down", "water_temp")
+    assert not pairs[0].pairs("tsagaan", "river-up", "turbidity")
+    assert not Upstream("r", "a", "b", "turbidity", ("pit",)).pairs("tsagaan", "a", "turbidity")
