@@ -103,6 +103,7 @@ class Worker:
     stop_event: threading.Event
     sleep: Callable[[float], None] | None = None
     stats: ChannelStats = field(default_factory=ChannelStats)
+    site_texts: Texts | None = None  # the site's time zone and names (gateway.toml [site])
 
     def __post_init__(self) -> None:
         self.queue: queue.Queue[Item] = queue.Queue(maxsize=self.opts.queue_size)
@@ -111,7 +112,7 @@ class Worker:
         self._held_why = ""
         self._thread: threading.Thread | None = None
         self.label = self.opts.label
-        self.texts = Texts(self.opts.language)
+        self.texts = (self.site_texts or Texts()).speaking(self.opts.language)
 
     def submit(self, item: Item) -> None:
         try:

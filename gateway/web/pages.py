@@ -73,7 +73,7 @@ def overview(request: Request) -> HTMLResponse:
     )
     points = [
         {
-            "label": f"{s.node}",
+            "label": ctx.texts.node_name(s.site, s.node),
             "lat": s.lat,
             "lon": s.lon,
             "colour": _colour(s),

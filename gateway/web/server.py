@@ -52,7 +52,13 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
             "residents' observations are off: cannot open %s (%s)", cfg.data_dir / OBSERVATIONS_FILE, exc
         )
     return create_app(
-        cfg.web or WebConfig(), reader, board, keys_dir=cfg.keys_dir, kept=kept, observations=observations
+        cfg.web or WebConfig(),
+        reader,
+        board,
+        keys_dir=cfg.keys_dir,
+        kept=kept,
+        observations=observations,
+        site=cfg.site,
     )
 
 
