@@ -44,6 +44,7 @@ def _doc(e: AlertEvent) -> dict[str, object]:
         "severity": e.severity or "",
         "state": e.state,
         "rule": e.rule,
+        "site": e.site,  # the subject names the node by its friendly name, which needs its site
         "node": e.node,
     }
 
