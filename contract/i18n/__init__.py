@@ -51,7 +51,7 @@ class Texts:
         """`zone`: an IANA name (validated where the config is read); `names`: friendly names."""
         self.language = language
         self.zone = ZoneInfo(zone)
-        self._zone_name = zone
+        self.zone_name = zone
         self._names: Names = names or {}
         self._texts = {**_load("en"), **_load(language)}
 
@@ -59,7 +59,7 @@ class Texts:
         """The same zone and names in another language (a recipient who reads another one)."""
         if language == self.language:
             return self
-        return Texts(language, self._zone_name, self._names)
+        return Texts(language, self.zone_name, self._names)
 
     def local(self, ts: datetime) -> datetime:
         """`ts` (aware; a naive one is taken as UTC, as the database returns them) in the site's zone."""

@@ -159,6 +159,7 @@ def node_page(request: Request) -> HTMLResponse:
                     "visits": visit_marks,
                     "observed": observed_marks,
                     "limits": [{"value": x.value, "label": f"{x.title} {x.average}"} for x in c.limits],
+                    "zone": ctx.texts.zone_name,  # the time axis in the site's zone, as the page's text
                 }
                 for c in items
             ]

@@ -21,7 +21,8 @@
       width: width, height: 220, series: series,
       axes: [{}, {label: c.unit}],
       scales: {x: {time: true}},
-      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },  // the site speaks UTC
+      // the time axis in the site's zone ([site] timezone), as every time the page writes
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), c.zone || "Etc/UTC"); },
       legend: {show: true},
       hooks: {draw: [drawVisits(visits), drawObserved(observed), function (u) {
         if (!flagged.length) return;

@@ -4,6 +4,8 @@ Against the app served by uvicorn over a real influxd, in Mongolian (`[site]` of
 
 from __future__ import annotations
 
+import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
@@ -43,6 +45,9 @@ def test_a_page_shows_local_time_with_its_zone_and_the_nodes_name(site: Site) ->
     assert "(2026-11-22 20:00 UTC+08)" in page  # the latest reading, stamped 12:00 UTC
     assert " UTC)" not in page and "UTC-ээр" not in page
     assert f'href="/download/readings.csv?site={SITE}&amp;node=haul-road"' in page  # ids in links
+    # the charts draw their time axis in the same zone (uPlot's tzDate, gateway/web/static/site.js)
+    day = re.search(r'<script type="application/json" id="day-data">(.*?)</script>', page, re.S)
+    assert day is not None and {c["zone"] for c in json.loads(day.group(1))} == {"Asia/Ulaanbaatar"}
 
 
 def test_the_alert_history_is_in_local_time(site: Site) -> None:
