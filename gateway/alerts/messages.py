@@ -112,6 +112,8 @@ def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
             else t("alert.nowcast.level_unknown")
         ),
         "ago": t.ago(float(value) * 60) if value is not None else "",  # offline: value is minutes
+        # a difference rule's upstream node, by its name as the node itself is
+        "reference": t.node_name(str(p["site"]), str(p["reference"])) if p.get("reference") else "",
         "sensor": (
             t("alert.sensor_fault.any_sensor")
             if metric == "any"

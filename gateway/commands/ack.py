@@ -97,7 +97,8 @@ def _list(store: AlertStore, status_file: Path, cfg: GatewayConfig, language: st
             print(f"    {text_of(events[-1], t)}")
     for m in machines:
         if not m.evaluable:
-            print(t("ack.not_evaluated", rule=m.rule, node=m.node, site=m.site, reason=m.reason))
+            node, site = t.node_name(m.site, m.node), t.site_name(m.site)
+            print(t("ack.not_evaluated", rule=m.rule, node=node, site=site, reason=m.reason))
     try:
         status = json.loads(status_file.read_text())
         for label, stats in status.get("channels", {}).items():
