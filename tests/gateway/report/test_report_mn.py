@@ -15,7 +15,7 @@ from contract import i18n
 from gateway.cli import main
 from tests import regdata
 from tests.contract.test_i18n_mn import english_words
-from tests.gateway.report.test_report import END, START, site_db, tables  # noqa: F401 (a fixture)
+from tests.gateway.report.test_report import END, START, full_report, site_db, tables  # noqa: F401 (fixtures)
 from tests.gateway.web.test_i18n import _flat
 from tests.helpers import Influx
 
@@ -115,3 +115,8 @@ def test_the_english_report_names_the_places_and_zone_too(site_db: Influx, tmp_p
     assert "Air and water monitoring report: site Tsagaan bag" in page
     assert "(times in UTC+08)" in page
     assert "Node haul road: data completeness" in page
+    assert "In local time, a day begins at 08:00 UTC+08." in page
+
+
+def test_a_report_in_utc_does_not_say_when_a_day_begins_twice(full_report: str) -> None:  # noqa: F811
+    assert "(times in UTC)" in full_report and "In local time" not in full_report
