@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
 from contract.configfile import load_model, read_secret
+from contract.i18n import Names, Texts
 from contract.metrics import Metric
 from contract.wire import ID_PATTERN
 from gateway.alerts.config import RULE_TYPES, AlertsConfig
@@ -193,10 +194,69 @@ class ForwardConfig(_Section):
     backfill: bool = Field(default=True, description="Send what was stored before forwarding began.")
 
 
+class FriendlyName(_Section):
+    """What people call a site, or a node (with `node`), in each language: "Tsagaan bag", "haul road"."""
+
+    site: str = Field(pattern=ID_PATTERN)
+    node: str | None = Field(default=None, pattern=ID_PATTERN)
+    name: dict[str, str] = Field(min_length=1, description="language -> name, e.g. {en = ..., mn = ...}")
+
+    @field_validator("name")
+    @classmethod
+    def _languages(cls, value: dict[str, str]) -> dict[str, str]:
+        for language, text in value.items():
+            if not Texts.exists(language):
+                known = ", ".join(Texts.languages())
+                raise ValueError(f"name.{language}: no translation {language}.toml (have: {known})")
+            if not 1 <= len(text.strip()) <= 100:
+                raise ValueError(f"name.{language}: 1 to 100 characters, not {len(text.strip())}")
+        return {language: text.strip() for language, text in value.items()}
+
+
+class SiteConfig(_Section):
+    """How people read the site: its time zone and the friendly names of its sites and nodes.
+    Only what people read changes; data, the JSON API, exports and MQTT stay UTC and ids."""
+
+    timezone: str = Field(default="UTC", description="IANA zone, e.g. 'Asia/Ulaanbaatar'.")
+    names: list[FriendlyName] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like 'Asia/Ulaanbaatar'"
+            ) from None
+        return value
+
+    @field_validator("names")
+    @classmethod
+    def _once(cls, value: list[FriendlyName]) -> list[FriendlyName]:
+        seen: set[str] = set()
+        for entry in value:
+            key = entry.site if entry.node is None else f"{entry.site}/{entry.node}"
+            if key in seen:
+                raise ValueError(f"{key} is named twice")
+            seen.add(key)
+        return value
+
+    def name_table(self) -> Names:
+        return {(n.site if n.node is None else f"{n.site}/{n.node}"): n.name for n in self.names}
+
+    def texts(self, language: str = "en") -> Texts:
+        """The words, times and names for a reader of `language`."""
+        return Texts(language, self.timezone, self.name_table())
+
+
 class GatewayConfig(_Section):
     data_dir: Path = Path("/var/lib/minewatch/gateway")
     topic_prefix: str = Field(default="minewatch", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
     gateway_id: str = Field(default="main", pattern=ID_PATTERN)
+    site: SiteConfig = SiteConfig()  # the time zone and friendly names people read
     mqtt: MqttConfig = MqttConfig()
     influxdb: InfluxConfig = InfluxConfig()
     batch: BatchConfig = BatchConfig()

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from contract.wire import ReadingPayload
-from gateway.config import InfluxConfig, WebConfig
+from gateway.config import InfluxConfig, SiteConfig, WebConfig
 from gateway.devservices import free_port
 from gateway.observations.store import ObservationStore
 from gateway.points import to_line
@@ -201,8 +201,10 @@ def served_site(
     status: StatusBoard | None = None,
     observations: ObservationStore | None = None,
     upstreams: tuple[Upstream, ...] = (),
+    site_config: SiteConfig | None = None,
 ) -> Iterator[Site]:
-    """The dashboard over `lines` (default: the test site's readings and alerts) and `status`."""
+    """The dashboard over `lines` (default: the test site's readings and alerts) and `status`;
+    `site_config`: the time zone and names the pages write (gateway.toml `[site]`)."""
     db = Influx(f"http://127.0.0.1:{influx_port}", f"w_{uuid.uuid4().hex[:12]}")
     db.create()
     lines = site_lines() + alert_lines() if lines is None else lines
@@ -222,6 +224,7 @@ def served_site(
         clock=lambda: NOW,
         observations=observations,
         upstreams=upstreams,
+        site=site_config,
     )
     server = BackgroundServer(app, web)
     server.start()

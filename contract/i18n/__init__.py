@@ -2,13 +2,20 @@
 
 One file per language for every program (the dashboard, alert messages, the report, `check`), so a
 translator and a reviewer work in one place. Numbers, units and ranges are not words: they come
-from the metric table (contract/metrics.py)."""
+from the metric table (contract/metrics.py).
+
+Times and places are written here too, once for every reader: a time in the site's zone with the
+zone shown (`Texts.time`), a site or node by its friendly name in the reader's language
+(`Texts.site_name`, `Texts.node_name`). Data, the JSON API, exports and MQTT stay UTC and ids."""
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from contract.configfile import ConfigError
 from contract.metrics import spec
@@ -35,10 +42,66 @@ def _load(language: str) -> dict[str, str]:
         raise ConfigError(f"web.language: no translation {path.name} (have: {known})") from None
 
 
+Names = Mapping[str, Mapping[str, str]]
+"""Friendly names: `"<site>"` or `"<site>/<node>"` -> {language: name} (gateway.toml `[[site.names]]`)."""
+
+
 class Texts:
-    def __init__(self, language: str = "en") -> None:
+    def __init__(self, language: str = "en", zone: str = "UTC", names: Names | None = None) -> None:
+        """`zone`: an IANA name (validated where the config is read); `names`: friendly names."""
         self.language = language
+        self.zone = ZoneInfo(zone)
+        self.zone_name = zone
+        self._names: Names = names or {}
         self._texts = {**_load("en"), **_load(language)}
+
+    def speaking(self, language: str) -> Texts:
+        """The same zone and names in another language (a recipient who reads another one)."""
+        if language == self.language:
+            return self
+        return Texts(language, self.zone_name, self._names)
+
+    def local(self, ts: datetime) -> datetime:
+        """`ts` (aware; a naive one is taken as UTC, as the database returns them) in the site's zone."""
+        return (ts if ts.tzinfo else ts.replace(tzinfo=UTC)).astimezone(self.zone)
+
+    def zone_of(self, ts: datetime) -> str:
+        """The zone as a resident reads it, whatever the language: "UTC+08", "UTC+05:30", "UTC"."""
+        offset = self.local(ts).utcoffset()
+        minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+        if minutes == 0:
+            return self("time.zone", offset="")
+        sign, minutes = ("+" if minutes > 0 else "-"), abs(minutes)
+        text = f"{sign}{minutes // 60:02d}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+        return self("time.zone", offset=text)
+
+    def time(self, ts: datetime | None, *, dated: bool = True, seconds: bool = False) -> str:
+        """The one way every person-facing time is written: local, with the zone shown,
+        "2026-12-06 14:10 UTC+08", or "14:10 UTC+08" when the day goes without saying."""
+        if ts is None:
+            return "—"
+        at = self.local(ts)
+        clock = f"{at:%H:%M:%S}" if seconds else f"{at:%H:%M}"
+        zone = self.zone_of(ts)
+        if not dated:
+            return self("time.clock", time=clock, zone=zone)
+        return self("time.at", date=f"{at:%Y-%m-%d}", time=clock, zone=zone)
+
+    def date(self, ts: datetime) -> str:
+        """The local date of `ts`."""
+        return f"{self.local(ts):%Y-%m-%d}"
+
+    def site_name(self, site: str) -> str:
+        """A site's friendly name in this language; its id when none is configured."""
+        return self._names.get(site, {}).get(self.language) or site
+
+    def node_name(self, site: str, node: str) -> str:
+        """A node's friendly name in this language; its id when none is configured."""
+        return self._names.get(f"{site}/{node}", {}).get(self.language) or node
+
+    def place(self, site: str, node: str) -> str:
+        """Site and node for a heading: "Tsagaan bag — haul road"."""
+        return self("place.node", site=self.site_name(site), node=self.node_name(site, node))
 
     def __call__(self, key: str, **values: Any) -> str:
         """The text for `key` with `{placeholders}` filled; the key itself when it is missing, so a

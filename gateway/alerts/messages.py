@@ -76,11 +76,13 @@ def _what(t: Texts, metric: str, average: str) -> str:
     return t("alert.what.mean", metric=t.short(metric), n=average.rstrip("smhdwy"), period=period)
 
 
+def _instant(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
 def _since(t: Texts, started: str, dated: bool) -> str:
-    at = datetime.fromisoformat(started.replace("Z", "+00:00"))
-    if dated:
-        return t("alert.time.date_time", date=f"{at:%Y-%m-%d}", time=f"{at:%H:%M}")
-    return t("alert.time.time", time=f"{at:%H:%M}")
+    """A parameter's RFC 3339 UTC time as the reader reads it: local, with the zone (`Texts.time`)."""
+    return t.time(_instant(started), dated=dated)
 
 
 def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
@@ -94,7 +96,7 @@ def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
     is_level = category is not None and t.has(f"alert.category.{category}") and value is not None
     return {
         **p,
-        "where": t("alert.where", node=p["node"], site=p["site"]),
+        "where": t("alert.where", node=t.node_name(p["site"], p["node"]), site=t.site_name(p["site"])),
         "since": _since(t, str(p["started"]), bool(p.get("late")) or p.get("state") != "raised"),
         # when the exceedance ended (the first reading back within), as the report and the API say
         "until": _since(t, str(p["ended"]), True) if p.get("ended") else "—",
@@ -110,6 +112,8 @@ def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
             else t("alert.nowcast.level_unknown")
         ),
         "ago": t.ago(float(value) * 60) if value is not None else "",  # offline: value is minutes
+        # a difference rule's upstream node, by its name as the node itself is
+        "reference": t.node_name(str(p["site"]), str(p["reference"])) if p.get("reference") else "",
         "sensor": (
             t("alert.sensor_fault.any_sensor")
             if metric == "any"
@@ -134,8 +138,9 @@ def render(msg_id: str, params: Mapping[str, Any], t: Texts) -> str:
         text = t("alert.acknowledged", by=params.get("acked_by"), text=text)
     if params.get("late"):
         text = t("alert.late", text=text)
-    if text.startswith((str(params.get("node")), str(params.get("site")))):
-        return text  # an id is written as it is: "haul-road (tsagaan) is offline"
+    site, node = str(params.get("site")), str(params.get("node"))
+    if text.startswith((node, site, t.node_name(site, node), t.site_name(site))):
+        return text  # an id or a name is written as it is: "haul-road (tsagaan) is offline"
     return text[0].upper() + text[1:]
 
 
@@ -160,14 +165,22 @@ def subject(doc: Mapping[str, Any], t: Texts) -> str:
         else str(severity).upper(),
         state=t(f"alert.state.{state}") if t.has(f"alert.state.{state}") else state,
         rule=doc.get("rule"),
-        node=doc.get("node"),
+        node=t.node_name(str(doc.get("site")), str(doc.get("node"))) if doc.get("site") else doc.get("node"),
     )
+
+
+def _when(t: Texts, stamp: object) -> str:
+    """An event's `ts` (RFC 3339 UTC in the JSON) as the reader reads it; as it is when it is not one."""
+    try:
+        return t.time(_instant(str(stamp)))
+    except ValueError:
+        return str(stamp)
 
 
 def digest(docs: Sequence[Mapping[str, Any]], why: str, t: Texts) -> tuple[str, str]:
     """(subject, text) of events held back by quiet hours or a rate limit, sent as one."""
     key = f"alert.held.{why.replace(' ', '_')}"
     held = t(key) if t.has(key) else why
-    lines = [t("alert.digest_line", ts=d["ts"], text=text_of(d, t)) for d in docs]
+    lines = [t("alert.digest_line", ts=_when(t, d.get("ts")), text=text_of(d, t)) for d in docs]
     text = "\n".join([t("alert.digest_text", n=len(docs), why=held), *lines])
     return t("alert.digest_subject", n=len(docs), why=held), text

@@ -107,7 +107,9 @@ class Alerts:
             while label in labels:
                 label, n = f"{opts.label}-{n}", n + 1
             labels.add(label)
-            worker = Worker(opts, self._channel(opts), self.store, self._clock, stop)
+            worker = Worker(
+                opts, self._channel(opts), self.store, self._clock, stop, site_texts=self.cfg.site.texts()
+            )
             worker.label = label
             workers.append(worker)
         self.dispatcher = Dispatcher(workers)

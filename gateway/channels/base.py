@@ -76,6 +76,10 @@ class ChannelOptions(BaseModel):
     def label(self) -> str:
         return self.name or str(getattr(self, "type", "channel"))
 
+    def other_languages(self) -> set[str]:
+        """Languages some recipient reads besides the channel's `language` (email's `to`)."""
+        return set()
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -88,6 +92,12 @@ class Notification:
     severity: str
     events: list[dict[str, Any]] = field(default_factory=list)
     is_digest: bool = False
+    translations: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """(subject, text) in each language a recipient reads besides the channel's own."""
+
+    def words(self, language: str | None) -> tuple[str, str]:
+        """(subject, text) for a recipient reading `language`; the channel's own for None."""
+        return self.translations.get(language or "", (self.subject, self.text))
 
 
 class Channel(Protocol):

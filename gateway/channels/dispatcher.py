@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any, Protocol
@@ -67,18 +67,28 @@ def in_quiet_hours(opts: ChannelOptions, now: datetime) -> bool:
     return local >= start or local < end  # across midnight, e.g. 22:00-07:00
 
 
-def single(event: dict[str, Any], texts: Texts = messages.EN) -> Notification:
-    """One event, in the channel's language; the body keeps the stored English `message`."""
+def single(event: dict[str, Any], texts: Texts = messages.EN, also: Iterable[str] = ()) -> Notification:
+    """One event, in the channel's language (and in `also`, for recipients who read another); the
+    body keeps the stored English `message`."""
     return Notification(
         subject=messages.subject(event, texts),
         text=messages.text_of(event, texts),
         body=event,
         severity=str(event.get("severity")),
         events=[],
+        translations={
+            lang: (
+                messages.subject(event, texts.speaking(lang)),
+                messages.text_of(event, texts.speaking(lang)),
+            )
+            for lang in also
+        },
     )
 
 
-def digest(events: list[dict[str, Any]], why: str, texts: Texts = messages.EN) -> Notification:
+def digest(
+    events: list[dict[str, Any]], why: str, texts: Texts = messages.EN, also: Iterable[str] = ()
+) -> Notification:
     worst = max(events, key=lambda e: ("info", "warning", "critical").index(e.get("severity", "info")))
     subject, text = messages.digest(events, why, texts)
     body = {"digest": True, "reason": why, "count": len(events), "events": events, "message": text}
@@ -89,6 +99,7 @@ def digest(events: list[dict[str, Any]], why: str, texts: Texts = messages.EN) -
         severity=str(worst.get("severity")),
         events=list(events),
         is_digest=True,
+        translations={lang: messages.digest(events, why, texts.speaking(lang)) for lang in also},
     )
 
 
@@ -103,6 +114,7 @@ class Worker:
     stop_event: threading.Event
     sleep: Callable[[float], None] | None = None
     stats: ChannelStats = field(default_factory=ChannelStats)
+    site_texts: Texts | None = None  # the site's time zone and names (gateway.toml [site])
 
     def __post_init__(self) -> None:
         self.queue: queue.Queue[Item] = queue.Queue(maxsize=self.opts.queue_size)
@@ -111,7 +123,8 @@ class Worker:
         self._held_why = ""
         self._thread: threading.Thread | None = None
         self.label = self.opts.label
-        self.texts = Texts(self.opts.language)
+        self.texts = (self.site_texts or Texts()).speaking(self.opts.language)
+        self.also = sorted(self.opts.other_languages() - {self.opts.language})
 
     def submit(self, item: Item) -> None:
         try:
@@ -165,11 +178,12 @@ class Worker:
         if not critical and in_quiet_hours(self.opts, self.clock()):
             self._hold(item, "quiet hours")
         elif critical and self._room():
-            self._deliver([item], single(event, self.texts))  # quiet hours never hold back a critical alert
+            # quiet hours never hold back a critical alert
+            self._deliver([item], single(event, self.texts, self.also))
         elif self._held or not self._room():
             self._hold(item, self._held_why or "rate limit")
         else:
-            self._deliver([item], single(event, self.texts))
+            self._deliver([item], single(event, self.texts, self.also))
 
     def _hold(self, item: Item, why: str) -> None:
         if not self._held:
@@ -186,9 +200,9 @@ class Worker:
         items, self._held = self._held, []
         self.stats.held = 0
         if len(items) == 1:
-            self._deliver(items, single(items[0][1], self.texts))
+            self._deliver(items, single(items[0][1], self.texts, self.also))
         else:
-            self._deliver(items, digest([e for _, e in items], self._held_why, self.texts))
+            self._deliver(items, digest([e for _, e in items], self._held_why, self.texts, self.also))
             self.stats.digests += 1
 
     def _deliver(self, items: list[Item], note: Notification) -> None:

@@ -12,10 +12,27 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from contract.configfile import read_secret
+from contract.i18n import Texts
 from gateway.channels.base import ChannelError, ChannelOptions, Notification, register_channel
+
+
+class Recipient(BaseModel):
+    """A recipient who reads another language than the channel's: `{address = "...", language = "en"}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    address: str = Field(min_length=3)
+    language: str
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if not Texts.exists(value):
+            raise ValueError(f"no translation {value}.toml; have: {', '.join(Texts.languages())}")
+        return value
 
 
 class EmailOptions(ChannelOptions):
@@ -27,9 +44,22 @@ class EmailOptions(ChannelOptions):
     username: str | None = None
     password_file: Path | None = Field(default=None, description="Or MINEWATCH_SMTP_PASSWORD.")
     sender: str = Field(alias="from", min_length=3)
-    to: list[str] = Field(min_length=1)
+    to: list[str | Recipient] = Field(
+        min_length=1, description="Addresses; {address, language} for one who reads another language."
+    )
     timeout_s: float = Field(default=20.0, gt=0)
     subject_prefix: str = "[minewatch]"
+
+    def other_languages(self) -> set[str]:
+        return {r.language for r in self.to if isinstance(r, Recipient)}
+
+    def by_language(self) -> dict[str | None, list[str]]:
+        """Addresses per language (None: the channel's `language`), in the order they are listed."""
+        out: dict[str | None, list[str]] = {}
+        for r in self.to:
+            language, address = (None, r) if isinstance(r, str) else (r.language, r.address)
+            out.setdefault(None if language == self.language else language, []).append(address)
+        return out
 
 
 @register_channel(EmailOptions)
@@ -39,20 +69,27 @@ class Email:
         self._password = read_secret(opts.password_file, "MINEWATCH_SMTP_PASSWORD")
         self._tls = ssl.create_default_context(cafile=str(opts.ca_file) if opts.ca_file else None)
 
-    def send(self, note: Notification) -> None:
-        opts = self._opts
+    def _message(self, to: list[str], subject: str, text: str) -> EmailMessage:
         msg = EmailMessage()
-        msg["From"] = opts.sender
-        msg["To"] = ", ".join(opts.to)
-        msg["Subject"] = f"{opts.subject_prefix} {note.subject}".strip()
-        msg.set_content(note.text)
+        msg["From"] = self._opts.sender
+        msg["To"] = ", ".join(to)
+        msg["Subject"] = f"{self._opts.subject_prefix} {subject}".strip()
+        msg.set_content(text)
+        return msg
+
+    def send(self, note: Notification) -> None:
+        """One message per language its recipients read, over one SMTP session. A failure part way
+        is retried whole, so a recipient may get a message twice, never none."""
+        opts = self._opts
+        msgs = [self._message(to, *note.words(language)) for language, to in opts.by_language().items()]
         try:
             with smtplib.SMTP(opts.host, opts.port, timeout=opts.timeout_s) as smtp:
                 if opts.starttls:
                     smtp.starttls(context=self._tls)
                 if opts.username:
                     smtp.login(opts.username, self._password or "")
-                smtp.send_message(msg)
+                for msg in msgs:
+                    smtp.send_message(msg)
         except (smtplib.SMTPAuthenticationError, smtplib.SMTPRecipientsRefused) as exc:
             raise ChannelError(f"SMTP {opts.host}:{opts.port} refused: {exc}", retryable=False) from exc
         except smtplib.SMTPResponseException as exc:

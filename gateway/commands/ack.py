@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 def _list(store: AlertStore, status_file: Path, cfg: GatewayConfig, language: str) -> int:
     """Each active alert with its severity, value and peak in their unit, and its message, in the
     gateway's language (`[web] language`, or `--lang`)."""
-    t = Texts(language)
+    t = cfg.site.texts(language)
     rules = {r.name: r for r in cfg.alerts.all_rules()}
     machines = store.machines()
     active = [m for m in machines if m.alert_id]
@@ -87,7 +88,7 @@ def _list(store: AlertStore, status_file: Path, cfg: GatewayConfig, language: st
             "ack.line",
             id=m.alert_id,
             severity=t(f"alert.severity.{severity}") if t.has(f"alert.severity.{severity}") else severity,
-            since=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(m.started_ms / 1000)),
+            since=t.time(datetime.fromtimestamp(m.started_ms / 1000, UTC)),
             value=_amount(t, metric, m.value),
             peak=_amount(t, metric, m.peak),
         )
@@ -96,7 +97,8 @@ def _list(store: AlertStore, status_file: Path, cfg: GatewayConfig, language: st
             print(f"    {text_of(events[-1], t)}")
     for m in machines:
         if not m.evaluable:
-            print(t("ack.not_evaluated", rule=m.rule, node=m.node, site=m.site, reason=m.reason))
+            node, site = t.node_name(m.site, m.node), t.site_name(m.site)
+            print(t("ack.not_evaluated", rule=m.rule, node=node, site=site, reason=m.reason))
     try:
         status = json.loads(status_file.read_text())
         for label, stats in status.get("channels", {}).items():

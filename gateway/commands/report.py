@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.clock import Clock, utc_now
+from contract.i18n import Texts
 from gateway import timerange as q
 from gateway.commands.export import parse_metrics
 from gateway.config import GatewayConfig, load
@@ -52,6 +53,9 @@ def add(sub: Any) -> None:
         help="directory of the network's calibration files (*.toml): their fit statistics go in the report",
     )
     parser.add_argument("--interval-s", type=int, help="readings' interval (default: inferred per node)")
+    parser.add_argument(
+        "--lang", help="language of the report (contract/i18n/<lang>.toml); default: [web] language, or en"
+    )
     parser.set_defaults(func=run)
 
 
@@ -92,6 +96,11 @@ def run(args: argparse.Namespace, clock: Clock = utc_now) -> int:
         raise q.QueryArgumentError(f"--calibrations {args.calibrations}: not a directory")
     if args.interval_s is not None and args.interval_s < 1:
         raise q.QueryArgumentError("--interval-s must be at least 1")
+    language = getattr(args, "lang", None) or (cfg.web.language if cfg.web else "en")
+    if not Texts.exists(language):
+        raise q.QueryArgumentError(
+            f"--lang: no translation {language}.toml; have: {', '.join(Texts.languages())}"
+        )
     _check_extra(["matplotlib", "jinja2"] + (["weasyprint"] if args.pdf else []))
     from gateway.report import data, render  # only now: matplotlib and jinja2 are optional extras
 
@@ -110,7 +119,7 @@ def run(args: argparse.Namespace, clock: Clock = utc_now) -> int:
         calibrations_dir=args.calibrations,
     )
     reader.close()
-    text = render.html(report)
+    text = render.html(report, cfg.site.texts(language))
     args.out.write_text(text, encoding="utf-8")
     print(f"report written to {args.out}", file=sys.stderr)
     if args.pdf:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contract.i18n import Texts
 from contract.status import NodeStatus, parse_status
 from contract.wire import TopicKind, gateway_status_topic, parse_topic
 from gateway.config import GatewayConfig, load
@@ -39,16 +40,28 @@ def _age(ts: str | None) -> str:
     return f" ({seconds:.0f} s ago)"
 
 
-def render(st: GatewayStatus, source: str) -> str:
+def _at(t: Texts, ts: str | None) -> str:
+    """An RFC 3339 time of the status payload as a person reads it: local, with the zone."""
+    if not ts:
+        return ""
+    try:
+        return t.time(datetime.fromisoformat(ts.replace("Z", "+00:00")), seconds=True)
+    except ValueError:
+        return ts
+
+
+def render(st: GatewayStatus, source: str, t: Texts | None = None) -> str:
+    """The status for a person: times in the site's zone (`[site] timezone`), `--json` keeps UTC."""
+    t = t or Texts()
     lines = [f"gateway {st.gateway_id}: {st.state.upper()}   (from {source})"]
     if st.state == "down":
         return "\n".join(lines)
     reach = {True: "yes", False: "NO", None: "not tried yet"}[st.influxdb_reachable]
     lines += [
-        f"  reported          {st.ts}{_age(st.ts)}",
-        f"  version, started  {st.version}, {st.started}",
+        f"  reported          {_at(t, st.ts)}{_age(st.ts)}",
+        f"  version, started  {st.version}, {_at(t, st.started)}",
         f"  InfluxDB reachable {reach}",
-        f"  last write        {st.last_write or 'none yet'}{_age(st.last_write)}",
+        f"  last write        {_at(t, st.last_write) or 'none yet'}{_age(st.last_write)}",
         f"  since start       {st.received} received, {st.stored} stored",
     ]
     if st.spool is not None:
@@ -134,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(st.model_dump_json(exclude_unset=True))
     else:
-        print(render(st, source))
+        print(render(st, source, cfg.site.texts()))
         nodes = node_statuses(cfg, args.timeout) if raw is not None else None
         if nodes:
             print("\n".join(render_nodes(nodes)))

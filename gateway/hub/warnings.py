@@ -61,7 +61,7 @@ class WarningDesk:
 
     def _deliver(self, item: WarningDue) -> None:
         opts = channel_options(item.channel)
-        t = Texts(opts.language)
+        t = Texts(opts.language, opts.timezone)  # the hub has no site: the contact's own zone
         alert = item.alert
         words = {"id": item.warning, "site": alert["site"], "node": alert["node"],
                  "neighbour": item.neighbour, "message": text_of(alert, t),

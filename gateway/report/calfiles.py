@@ -50,4 +50,12 @@ def _info(cal: Calibration, where: str) -> CalibrationFile:
         n=p.after.n if p.after else p.n,
         r2_after=p.after.r2 if p.after else None,
         rmse_after=p.after.rmse if p.after else None,
+        publication=p.source or "",
+        reference=p.reference or "",
+        at_site=p.site or "",
+        colocated=(f"{p.colocated_from:%Y-%m-%d}", f"{p.colocated_to:%Y-%m-%d}")
+        if p.colocated_from and p.colocated_to
+        else None,
+        valid_from=f"{cal.valid_from:%Y-%m-%d}",
+        valid_to=f"{cal.valid_to:%Y-%m-%d}" if cal.valid_to else "",
     )

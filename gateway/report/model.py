@@ -261,3 +261,10 @@ class CalibrationFile:
     n: int | None
     r2_after: float | None
     rmse_after: float | None
+    # the same, as parts the report writes in its reader's language (the file's own words stay)
+    publication: str = ""
+    reference: str = ""
+    at_site: str = ""
+    colocated: tuple[str, str] | None = None
+    valid_from: str = ""
+    valid_to: str = ""

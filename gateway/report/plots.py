@@ -17,22 +17,29 @@ from typing import TYPE_CHECKING
 from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS
 from gateway.report.model import DAY, MetricSection
+from gateway.standards import Standard
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _LIMIT_STYLES = ("--", "-.", ":")
 EN = Texts("en")
-"""The report is in English for now; its metric names are the table's short labels (contract/i18n)."""
+"""The words of a report nobody asked in another language: English, times in UTC."""
 
 
-def metric_png(section: MetricSection, start: datetime, end: datetime) -> bytes:
+def metric_png(
+    section: MetricSection, start: datetime, end: datetime, t: Texts = EN, site: str = ""
+) -> bytes:
     buf = io.BytesIO()
-    metric_figure(section, start, end).savefig(buf, format="png")
+    metric_figure(section, start, end, t, site).savefig(buf, format="png")
     return buf.getvalue()
 
 
-def metric_figure(section: MetricSection, start: datetime, end: datetime) -> Figure:
+def metric_figure(
+    section: MetricSection, start: datetime, end: datetime, t: Texts = EN, site: str = ""
+) -> Figure:
+    """The plot in `t`'s language, its time axis in `t`'s zone (matplotlib's default DejaVu Sans
+    has Cyrillic)."""
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
     from matplotlib.figure import Figure
 
@@ -47,7 +54,7 @@ def metric_figure(section: MetricSection, start: datetime, end: datetime) -> Fig
             [v for _, v in section.hourly],
             color="#4a6fa5",
             linewidth=0.8,
-            label="1-hour mean",
+            label=t("report.plot.hourly"),
         )
     # Only a judged day's mean is drawn: a line from a day with too few readings would claim a
     # 24-hour mean there is none of. The other days with data are marked as insufficient.
@@ -59,7 +66,7 @@ def metric_figure(section: MetricSection, start: datetime, end: datetime) -> Fig
             [x(d.start + DAY) for d in judged],
             color="black",
             linewidth=1.6,
-            label="24-hour mean (judged days)",
+            label=t("report.plot.daily"),
         )
     untold = _runs((max(d.start, start), min(d.start + DAY, end)) for d in section.daily if not d.is_complete)
     for i, (lo, hi) in enumerate(untold):
@@ -70,7 +77,7 @@ def metric_figure(section: MetricSection, start: datetime, end: datetime) -> Fig
             edgecolor="#888888",
             hatch="//",
             linewidth=0,
-            label="day not judged (insufficient data)" if i == 0 else None,
+            label=t("report.plot.insufficient") if i == 0 else None,
         )
     for i, (standard, limit) in enumerate(section.limits):
         ax.axhline(
@@ -78,7 +85,12 @@ def metric_figure(section: MetricSection, start: datetime, end: datetime) -> Fig
             color="#b22222",
             linestyle=_LIMIT_STYLES[i % len(_LIMIT_STYLES)],
             linewidth=1.1,
-            label=f"{standard.title}: {limit.value:g} {METRIC_UNITS[limit.metric]} (24 h)",
+            label=t(
+                "report.plot.limit",
+                standard=_title(t, standard),
+                value=f"{limit.value:g}",
+                unit=METRIC_UNITS[limit.metric],
+            ),
         )
     if section.limits:
         lowest_std, lowest = min(section.limits, key=lambda sl: sl[1].value)
@@ -90,7 +102,7 @@ def metric_figure(section: MetricSection, start: datetime, end: datetime) -> Fig
                 color="#ff0000",
                 alpha=0.12,
                 linewidth=0,
-                label=f"day over the {lowest_std.title} limit" if i == 0 else None,
+                label=t("report.plot.over", standard=_title(t, lowest_std)) if i == 0 else None,
             )
     for i, ep in enumerate(e for e in section.episodes if e.is_exceedance):
         ax.axvspan(
@@ -99,21 +111,37 @@ def metric_figure(section: MetricSection, start: datetime, end: datetime) -> Fig
             color="#ff8c00",
             alpha=0.3,
             linewidth=0,
-            label="alert (exceedance period)" if i == 0 else None,
+            label=t("report.plot.alert") if i == 0 else None,
         )
     ax.set_xlim(x(start), x(max(end, start + timedelta(hours=1))))
     ax.set_ylim(bottom=0)
-    name = EN.short(section.metric.value)
+    name = t.short(section.metric.value)
     ax.set_ylabel(f"{name} ({METRIC_UNITS[section.metric]})")
-    ax.set_title(f"{name} at {section.node}", loc="left", fontsize=10)
-    locator = AutoDateLocator()
+    heading = t("report.metric.heading", metric=name, node=t.node_name(site, section.node))
+    ax.set_title(f"{heading} ({t.zone_of(start)})", loc="left", fontsize=10)
+    locator = AutoDateLocator(tz=t.zone)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    # numbers only: a month's abbreviation ("Nov") would be English on a Mongolian plot
+    ax.xaxis.set_major_formatter(
+        ConciseDateFormatter(
+            locator,
+            tz=t.zone,
+            formats=["%Y", "%Y-%m", "%m-%d", "%H:%M", "%H:%M", "%S.%f"],
+            zero_formats=["", "%Y", "%Y-%m", "%m-%d", "%H:%M", "%H:%M"],
+            offset_formats=["", "%Y", "%Y-%m", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"],
+        )
+    )
     ax.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     if handles:  # below the axes, so it never hides the data
-        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7, frameon=False)
+        # two columns: three of the longer (Mongolian) labels ran off the page
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     return fig
+
+
+def _title(t: Texts, standard: Standard) -> str:
+    key = f"standard.{standard.key}.title"
+    return t(key) if t.has(key) else standard.title
 
 
 def _runs(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:

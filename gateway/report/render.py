@@ -10,35 +10,21 @@ from pathlib import Path
 
 from contract import __version__
 from contract.figures import Comparison, decimals_of, figure, limit_text, mean_decimals
+from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS, Metric
 from gateway.report.model import COMPLETE, ReportData
 from gateway.report.plots import EN, metric_png
 from gateway.standards import Limit, Standard
 
-FLAG_MEANINGS = {
-    "warming_up": "a sensor had just been switched on or woken; values may read low",
-    "sensor_fault": "a sensor gave no valid data (no bytes, bad frames, port gone); its value is missing",
-    "out_of_range": "a value was outside what the sensor can measure; impossible values are left out",
-    "high_humidity": "humidity was high enough to bias optical dust sensors upward",
-    "clock_unsynced": "the node's clock was not synchronised; the reading's time may be wrong",
-    "cal_expired": "the calibration applied had passed its validity date; the value may have drifted",
-    "cal_fallback": "the calibration needed humidity or water temperature the node did not measure; "
-    "the fallback its file documents was used",
-    "ts_shared": "flagged by the gateway, not the node: another reading of the node (another seq) has the "
-    "same time, and both are kept (the node's clock was set back)",
-}
 
-
-def _label(metric: Metric | str) -> str:
+def _label(t: Texts, metric: Metric | str) -> str:
     """How people write the metric; an unknown name (from an alert rule) is shown as stored."""
-    return EN.short(str(metric))
-
-
-def _time(ts: datetime | None) -> str:
-    return "—" if ts is None else ts.strftime("%Y-%m-%d %H:%M UTC")
+    return t.short(str(metric))
 
 
 def _day(ts: datetime) -> str:
+    """A day of the daily tables: the report's days are UTC days, as the database's roll-ups are
+    (the "how to read" section says when they begin in local time)."""
     return ts.strftime("%Y-%m-%d")
 
 
@@ -85,13 +71,38 @@ def _unit(metric: Metric | str) -> str:
     return METRIC_UNITS[Metric(metric)]
 
 
-def html(data: ReportData) -> str:
+def _title(t: Texts, standard: Standard) -> str:
+    """A standard's name in the reader's language (`standard.<key>.title`), else as it is written."""
+    key = f"standard.{standard.key}.title"
+    return t(key) if t.has(key) else standard.title
+
+
+def _source(t: Texts, standard: Standard) -> str:
+    key = f"standard.{standard.key}.source"
+    return t(key) if t.has(key) else standard.source
+
+
+def _average(t: Texts, average: str) -> str:
+    """A rule's averaging as the reader writes it: "instant", "NowCast", "24 h", "15 min"."""
+    if t.has(f"report.average.{average}"):
+        return t(f"report.average.{average}")
+    unit, n = average[-1:], average[:-1]
+    key = f"report.average.{unit}"
+    return t(key, n=n) if n.isdigit() and t.has(key) else average
+
+
+def html(data: ReportData, texts: Texts = EN) -> str:
+    """The report in `texts`' language, its times in `texts`' zone and its nodes by their names."""
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
+    t = texts
     env.filters.update(
-        label=_label,
-        time=_time,
+        label=lambda metric: _label(t, metric),
+        time=t.time,
+        title=lambda standard: _title(t, standard),
+        source=lambda standard: _source(t, standard),
+        average=lambda average: _average(t, average),
         day=_day,
         num=_num,
         pct=_pct,
@@ -103,16 +114,17 @@ def html(data: ReportData) -> str:
     )
     template = env.from_string(resources.files("gateway.report").joinpath("template.html").read_text("utf-8"))
     plots = {
-        (s.node, s.metric.value): base64.b64encode(metric_png(s, data.start, data.end)).decode("ascii")
+        (s.node, s.metric.value): base64.b64encode(metric_png(s, data.start, data.end, t, data.site)).decode(
+            "ascii"
+        )
         for s in data.metrics
     }
     return template.render(
         d=data,
         plots=plots,
-        flag_meanings=FLAG_MEANINGS,
         complete=COMPLETE,
         version=__version__,
-        t=EN,
+        t=t,
     )
 
 

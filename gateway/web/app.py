@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.i18n import Texts
 from gateway.alerts import messages
-from gateway.config import WebConfig
+from gateway.config import SiteConfig, WebConfig
 from gateway.observations.store import ObservationStore
 from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
@@ -127,8 +127,10 @@ def create_app(
     kept: KeptLatest | None = None,
     observations: ObservationStore | None = None,
     upstreams: tuple[Upstream, ...] = (),
+    site: SiteConfig | None = None,
 ) -> Starlette:
-    texts = Texts(web.language)
+    """`site`: the time zone and friendly names the pages write (gateway.toml `[site]`)."""
+    texts = (site or SiteConfig()).texts(web.language)
     ctx = Context(
         web,
         reader,

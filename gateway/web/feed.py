@@ -44,6 +44,7 @@ def _doc(e: AlertEvent) -> dict[str, object]:
         "severity": e.severity or "",
         "state": e.state,
         "rule": e.rule,
+        "site": e.site,  # the subject names the node by its friendly name, which needs its site
         "node": e.node,
     }
 
@@ -53,7 +54,7 @@ def atom(site: str, events: list[AlertEvent], now: datetime, ctx: Context) -> by
     t = ctx.texts
     feed = ET.Element(f"{{{ATOM}}}feed", {"{http://www.w3.org/XML/1998/namespace}lang": t("lang")})
     _add(feed, "id", f"{TAG}site/{site}/alerts")
-    _add(feed, "title", t("dash.feed_title", site=site))
+    _add(feed, "title", t("dash.feed_title", site=t.site_name(site)))
     _add(feed, "subtitle", t("dash.feed_subtitle", days=FEED_DAYS))
     _add(feed, "updated", format_ts(events[0].time if events else now))
     _add(feed, "link", rel="self", type="application/atom+xml", href=f"/sites/{site}/alerts.atom")

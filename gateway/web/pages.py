@@ -103,7 +103,7 @@ def overview(request: Request) -> HTMLResponse:
     )
     points = [
         {
-            "label": f"{s.node}",
+            "label": ctx.texts.node_name(s.site, s.node),
             "lat": s.lat,
             "lon": s.lon,
             "colour": _colour(s),
@@ -205,6 +205,7 @@ def node_page(request: Request) -> HTMLResponse:
                         for x in c.limits
                     ],
                     "upstream": upstream(c, span),
+                    "zone": ctx.texts.zone_name,  # the time axis in the site's zone, as the page's text
                 }
                 for c in items
             ]

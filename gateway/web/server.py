@@ -61,6 +61,7 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
         kept=kept,
         observations=observations,
         upstreams=upstreams_of(cfg),
+        site=cfg.site,
     )
 
 

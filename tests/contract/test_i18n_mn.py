@@ -38,6 +38,9 @@ KEPT = {
     # gateway.toml's tables and keys ([exports], [[report.nodes]] lat, lon) and the options
     "AQDx", "AQCSV", "OpenAQ", "exports", "nodes", "report", "lat", "lon", "average", "format", "csv",
     "metrics", "TsagaanCommunity",
+    # the report's names as they are written everywhere: the query language, the standard, the
+    # book number, and the fit statistics' symbols (R², RMSE)
+    "InfluxQL", "MNS", "ISBN", "R", "RMSE",
 }  # fmt: skip
 _LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
 

@@ -91,6 +91,12 @@ def test_status_falls_back_to_the_data_dir_when_the_broker_is_away(
     assert main(["status", "--config", str(cfg_path), "--timeout", "1"]) == 0
     out = capsys.readouterr().out
     assert "status.json" in out and "120 readings waiting" in out and "WARNING" in out
+    # a person reads the time in the site's zone, with the zone; --json keeps the payload's UTC
+    cfg_path.write_text(cfg_path.read_text() + '\n[site]\ntimezone = "Asia/Ulaanbaatar"\n')
+    assert main(["status", "--config", str(cfg_path), "--timeout", "1"]) == 0
+    assert "reported          2026-11-22 18:00:00 UTC+08 (" in capsys.readouterr().out
+    assert main(["status", "--config", str(cfg_path), "--timeout", "1", "--json"]) == 0
+    assert '"ts":"2026-11-22T10:00:00.000Z"' in capsys.readouterr().out
 
 
 def test_rejects_since_must_be_a_time_or_a_duration(

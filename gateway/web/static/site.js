@@ -14,7 +14,10 @@
   // under a cursor that never comes.
   var TOUCH = (window.matchMedia && window.matchMedia("(pointer: coarse)").matches) || "ontouchstart" in window;
 
-  function tz(ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }  // the site speaks UTC
+  // The time axis in the site's zone ([site] timezone, sent with each chart), as every time the
+  // page writes; a page holds one site, so one zone.
+  var ZONE = "Etc/UTC";
+  function tz(ts) { return uPlot.tzDate(new Date(ts * 1e3), ZONE); }
   var PLOTS = typeof uPlot !== "undefined";  // the overview and alerts pages load no uPlot
   var fmtTime = PLOTS ? uPlot.fmtDate("{HH}:{mm}") : null;
   var fmtDay = PLOTS ? uPlot.fmtDate("{MM}-{DD}") : null;
@@ -42,6 +45,7 @@
   }
 
   function drawChart(fig, c) {
+    if (c.zone) ZONE = c.zone;
     var series = [
       {value: function (u, v) { return v == null ? "--" : fmtFull(tz(v)); }},
       {label: c.label + " (" + c.unit + ")", stroke: "#23395d", width: 2, spanGaps: false}

@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -104,6 +105,13 @@ def test_events_acks_offline_and_a_restart(
         in_mn = capsys.readouterr().out
         assert f"{raised['id']}  АНХААРУУЛГА  эхэлсэн " in in_mn and "хүлцэх хэмжээ" in in_mn
         assert "not evaluated: pm25-1h at haul-road (tsagaan): window 67% complete" in listing
+        # in the site's zone (`[site] timezone`), with the zone shown
+        local = tmp_path / "gateway-local.toml"
+        local.write_text(path.read_text() + '\n[site]\ntimezone = "Asia/Ulaanbaatar"\n')
+        assert main(["ack", "--list", "--config", str(local)]) == 0
+        began = datetime.fromisoformat(str(raised["started"]).replace("Z", "+00:00"))
+        local_time = f"{began.astimezone(ZoneInfo('Asia/Ulaanbaatar')):%Y-%m-%d %H:%M} UTC+08"
+        assert f"{raised['id']}  WARNING  since {local_time}  value" in capsys.readouterr().out
         # acknowledged from the CLI (applied by the gateway's next tick)
         assert main(["ack", str(raised["id"]), "--by", "oyuna", "--config", str(path), "--wait", "0"]) == 0
         alerts.tick()
