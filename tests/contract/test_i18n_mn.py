@@ -40,7 +40,7 @@ KEPT = {
     "metrics", "TsagaanCommunity",
     # the report's names as they are written everywhere: the query language, the standard, the
     # book number, and the fit statistics' symbols (R², RMSE)
-    "InfluxQL", "MNS", "ISBN", "R", "RMSE",
+    "InfluxQL", "ISBN", "R", "RMSE",
 }  # fmt: skip
 _LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
 
