@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from contract.wire import format_ts
 from gateway import maintenance
+from gateway.observations import records
 from gateway.web.context import Context
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import (
@@ -26,6 +27,7 @@ from gateway.web.params import (
     OverviewQuery,
     validate,
 )
+from gateway.web.session import monitor_of
 from gateway.web.views import NodeSummary, charts, half_open, paged, site_summaries, summaries
 
 VISIT_KIND = "report.field.kind_"
@@ -39,7 +41,15 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
     page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         name,
-        {"t": ctx.texts, "web": ctx.web, "now": now, "ts": format_ts, "age": ctx.texts.ago, **values},
+        {
+            "t": ctx.texts,
+            "web": ctx.web,
+            "now": now,
+            "ts": format_ts,
+            "age": ctx.texts.ago,
+            "signed_in": monitor_of(request),  # the nav's log in / log out
+            **values,
+        },
         status_code=status,
     )
     return page
@@ -137,11 +147,7 @@ def node_page(request: Request) -> HTMLResponse:
         for v in visits
     ]
     month = now - timedelta(days=30)
-    observed = [
-        o
-        for o in (ctx.observations.listed("accepted", month, now) if ctx.observations else [])
-        if (o.site, o.node) == (ref.site, ref.node)
-    ]
+    observed = records.listed(ctx.reader, "accepted", month, now, site=ref.site, nodes=[ref.node])
     observed_marks = [
         {"t": int(o.at.timestamp()), "label": ctx.texts(OBSERVED_KIND + o.kind)} for o in observed
     ]
