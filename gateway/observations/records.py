@@ -73,6 +73,28 @@ class Observation:
         }
         return format_line(MEASUREMENT, tags, fields, self.at)
 
+    def to_json(self) -> dict[str, str | float | None]:
+        """As the export's side file and the evidence bundle carry it: everything but who the
+        observer is (a code's number or an account is not for the public)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "text": self.text,
+            "at": format_ts(self.at),
+            "site": self.site,
+            "node": self.node,
+            "place": self.place,
+            "lat": self.lat,
+            "lon": self.lon,
+            "received": format_ts(self.received),
+            "photo_received_sha256": self.photo_received_sha256,
+            "photo_sha256": self.photo_sha256,
+            "state": self.state,
+            "decided_by": self.decided_by,
+            "decided_at": format_ts(self.decided_at) if self.decided_at else None,
+            "why": self.why,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class DecisionRecord:

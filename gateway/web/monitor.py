@@ -293,7 +293,7 @@ async def add_visit(request: Request) -> Response:
         if exc.status == 401:
             return render(request, "error.html", 401, message=ctx.texts(exc.key))
         return visit_page(request, status=exc.status, error=ctx.texts(exc.key, **exc.params))
-    return RedirectResponse(f"/node/{visit.site}/{visit.node}#visits", 303)
+    return RedirectResponse(f"/node/{visit.site}/{visit.node}#maintenance", 303)
 
 
 _VISIT_RULES = (
