@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from contract.wire import ReadingPayload
 from gateway.config import InfluxConfig, WebConfig
 from gateway.devservices import free_port
-from gateway.observations.store import ObservationStore
+from gateway.observations.accounts import ACCOUNTS_FILE, Accounts
+from gateway.observations.records import PHOTOS_DIR, FieldRecords
+from gateway.observations.store import STORE_FILE, ObservationStore
 from gateway.points import to_line
 from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
@@ -169,6 +172,9 @@ def board() -> StatusBoard:
 class Site:
     url: str  # the dashboard's base URL
     db: Influx
+    field: FieldRecords | None = None  # with `data_dir`: observations and decisions, in `db`
+    codes: ObservationStore | None = None  # observer codes
+    accounts: Accounts | None = None  # monitor accounts
 
     def get(self, path: str, **params: str) -> tuple[int, Any, dict[str, str]]:
         """(status, parsed JSON or text, headers) for a GET; errors are returned, not raised."""
@@ -198,9 +204,10 @@ def served_site(
     web: WebConfig | None = None,
     lines: list[str] | None = None,
     status: StatusBoard | None = None,
-    observations: ObservationStore | None = None,
+    data_dir: Path | None = None,
 ) -> Iterator[Site]:
-    """The dashboard over `lines` (default: the test site's readings and alerts) and `status`."""
+    """The dashboard over `lines` (default: the test site's readings and alerts) and `status`;
+    with `data_dir`, taking observations (codes and accounts in SQLite there, records in `db`)."""
     db = Influx(f"http://127.0.0.1:{influx_port}", f"w_{uuid.uuid4().hex[:12]}")
     db.create()
     lines = site_lines() + alert_lines() if lines is None else lines
@@ -213,12 +220,24 @@ def served_site(
             assert resp.status == 204
     web = (web or WebConfig()).model_copy(update={"port": free_port()})
     store = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
+    codes = accounts = field = None
+    if data_dir is not None:
+        codes = ObservationStore(data_dir / STORE_FILE)
+        accounts = Accounts(data_dir / ACCOUNTS_FILE)
+        writer = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
+        field = FieldRecords(writer, InfluxReader(writer, owned=False), data_dir / PHOTOS_DIR)
     app = create_app(
-        web, InfluxReader(store), status or board(), clock=lambda: NOW, observations=observations
+        web,
+        InfluxReader(store),
+        status or board(),
+        clock=lambda: NOW,
+        observations=codes,
+        records=field,
+        accounts=accounts,
     )
     server = BackgroundServer(app, web)
     server.start()
-    site = Site(f"http://127.0.0.1:{web.port}", db)
+    site = Site(f"http://127.0.0.1:{web.port}", db, field, codes, accounts)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -233,4 +252,7 @@ def served_site(
     finally:
         server.stop()
         store.close()
+        for part in (field, codes, accounts):
+            if part is not None:
+                part.close()
         db.drop()

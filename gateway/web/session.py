@@ -22,10 +22,14 @@ SESSION_COOKIE = "mw_session"
 
 def same_origin(request: Request) -> bool:
     """The request comes from this dashboard's own pages: a browser says so in Sec-Fetch-Site and
-    Origin, which a page elsewhere cannot forge."""
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+    Origin, which a page elsewhere cannot forge. Our `Referrer-Policy: no-referrer` makes a browser
+    send `Origin: null` with a form it posts, so "null" passes only with Sec-Fetch-Site same-origin."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site not in (None, "same-origin", "none"):
         return False
     origin = request.headers.get("origin")
+    if origin == "null":
+        return fetch_site == "same-origin"
     return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 

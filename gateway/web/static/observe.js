@@ -109,7 +109,7 @@
     navigator.geolocation.getCurrentPosition(function (p) {
       document.getElementById("lat").value = p.coords.latitude.toFixed(5);
       document.getElementById("lon").value = p.coords.longitude.toFixed(5);
-      document.getElementById("place").value = "position";
+      document.getElementById("place-kind").value = "position";
       pos.textContent = words.located;
     }, function () { pos.textContent = words.no_position; }, {timeout: 15000, maximumAge: 60000});
   });
@@ -159,7 +159,7 @@
       chosen = [lat, lon];
       document.getElementById("lat").value = lat.toFixed(5);
       document.getElementById("lon").value = lon.toFixed(5);
-      document.getElementById("place").value = "map";
+      document.getElementById("place-kind").value = "map";
       form.elements.place.value = "";  // a point on the map, not a sensor
       document.getElementById("map-point").textContent = words.map_point.replace("{lat}", lat.toFixed(5)).replace("{lon}", lon.toFixed(5));
       drawObserveMap();
