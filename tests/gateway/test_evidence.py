@@ -30,9 +30,9 @@ from gateway.cli import main
 from gateway.config import InfluxConfig
 from gateway.maintenance import Visit
 from gateway.observations.records import PHOTOS_DIR, FieldRecords, Observation
+from gateway.points import to_line
 from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
-from gateway.points import to_line
 from gateway.trust.provision import register
 from tests import regdata
 from tests.helpers import Influx
