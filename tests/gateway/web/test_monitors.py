@@ -186,8 +186,8 @@ def test_a_monitor_submits_an_observation_without_a_code(monitors: Monitors) -> 
     b.login()
     assert "no observer code needed" in b.get("/observe").data.decode()
     token = b.cookies["mw_csrf"]  # the observation form's token is its cookie's (double submit)
-    fields = {"csrf": token, "id": str(uuid.uuid4()), "kind": "blasting", "text": "", "at": "2026-11-22T11:00:00Z",
-              "lat": "43.11", "lon": "106.86", "place": "map"}  # fmt: skip
+    fields = {"csrf": token, "id": str(uuid.uuid4()), "kind": "blasting", "text": "",
+              "at": "2026-11-22T11:00:00Z", "lat": "43.11", "lon": "106.86", "place": "map"}  # fmt: skip
     data, ctype = urllib3.encode_multipart_formdata(fields)
     resp = b.http.request(
         "POST", b.url + "/api/v1/observations", body=data, headers={"Content-Type": ctype, **b._cookie()}
@@ -246,8 +246,9 @@ def test_bad_visits_are_refused_and_nothing_is_written(monitors: Monitors, name:
     b = monitors.browser()
     b.login()
     token = b.csrf_of("/maintenance")
-    visit = {"csrf": token, "node": "tsagaan/haul-road", "kind": "cleaned", "at": "2026-11-22T09:00", "by": "Bold",
-             "note": "", "flag_from": "2026-11-22T08:50", "flag_to": "2026-11-22T09:10", **changes}  # fmt: skip
+    visit = {"csrf": token, "node": "tsagaan/haul-road", "kind": "cleaned", "at": "2026-11-22T09:00",
+             "by": "Bold", "note": "", "flag_from": "2026-11-22T08:50", "flag_to": "2026-11-22T09:10",
+             **changes}  # fmt: skip
     resp = b.post("/maintenance/new", visit)
     assert resp.status == status and message in _error(resp), _error(resp)
     assert monitors.visits() == []
