@@ -203,7 +203,7 @@ async def decide(request: Request) -> Response:
             raise Refused(400, "monitor.error_decision")
         if not why or len(why) > WHY_MAX or not why.replace("\n", " ").replace("\r", " ").isprintable():
             raise Refused(400, "monitor.error_why", max=WHY_MAX)
-        if not _ID.match(obs_id) or records.find(ctx.records.reader, obs_id) is None:
+        if not _ID.match(obs_id) or await run_in_threadpool(records.find, ctx.records.reader, obs_id) is None:
             raise Refused(404, "monitor.error_no_observation")
         try:
             await run_in_threadpool(

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -187,3 +188,31 @@ def test_two_observations_one_offline_arrive_once_each(
         assert main(["report", "--config", str(config), *args]) == 0
         rows = tables(out.read_text(encoding="utf-8"))["observations-table"]
         assert [(r[1], r[3]) for r in rows] == [("Dust plume", "plume from the pit")]
+
+
+def test_a_point_tapped_on_the_sites_map_is_where_the_observation_was(
+    influxd: devservices.Service, phone: webdriver.Chrome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "gateway-data"
+    with served_site(influxd.port, data_dir=data) as site:
+        assert site.field is not None
+        config = gateway_config(tmp_path / "gateway.toml", data, influxd.port, site)
+        assert main(["observers", "add", "--config", str(config), "--name", "Dorj"]) == 0
+        found = re.search(r"code (\S+)", capsys.readouterr().out)
+        assert found is not None
+        phone.get(site.url + "/observe")
+        canvas = phone.find_element(By.ID, "observe-map")
+        WebDriverWait(phone, 10).until(lambda d: canvas.get_attribute("data-drawn") == "1")
+        phone.execute_script("arguments[0].scrollIntoView({block: 'center'});", canvas)
+        ActionChains(phone).move_to_element(canvas).click().perform()  # the middle of the map
+        assert phone.find_element(By.ID, "place-kind").get_attribute("value") == "map"
+        phone.find_element(By.ID, "code").send_keys(found.group(1))
+        Select(phone.find_element(By.ID, "kind")).select_by_value("smell")
+        phone.execute_script("document.getElementById('at').value = arguments[0];", "2026-11-22T11:40")
+        phone.find_element(By.ID, "send").click()
+        WebDriverWait(phone, 20).until(lambda d: records.listed(site.field.reader))  # type: ignore[union-attr]
+        (got,) = records.listed(site.field.reader)
+        # the map's middle is the middle of the two nodes with a position (webdata.board)
+        assert got.place == "map" and got.node is None and got.site == "tsagaan"
+        assert got.lat == pytest.approx((43.1105 + 43.0921) / 2, abs=2e-4)
+        assert got.lon == pytest.approx((106.8503 + 106.8712) / 2, abs=2e-4)
