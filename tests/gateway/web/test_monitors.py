@@ -6,6 +6,7 @@ hostile fields) fails with a clear error and nothing stored."""
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -19,11 +20,14 @@ from urllib.parse import urlencode
 import pytest
 import urllib3
 
+from contract.i18n import Texts
 from gateway import devservices, maintenance
 from gateway.cli import main
+from gateway.config import WebConfig
 from gateway.observations import records
 from gateway.observations.accounts import MAX_FAILURES
 from gateway.observations.records import FieldRecords, Observation
+from tests.contract.test_i18n_mn import english_words
 from tests.gateway.web.test_observations import gateway_config
 from tests.webdata import NOW, Site, served_site
 
@@ -353,3 +357,31 @@ def test_a_pending_photo_is_shown_to_monitors_only(monitors: Monitors, tmp_path:
     b.login()
     shown = b.get(path)
     assert shown.status == 200 and shown.headers["cache-control"] == "no-store"
+
+
+def test_the_monitors_pages_have_no_english_in_mongolian(
+    influxd: devservices.Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "gateway-data"
+    with served_site(influxd.port, web=WebConfig(language="mn"), data_dir=data) as site:
+        assert site.field is not None and site.accounts is not None
+        site.accounts.add("saraa", PASSWORD, NOW)
+        monitors = Monitors(site, tmp_path / "unused.toml", site.field)
+        seen = monitors.pending("тоос")
+        b = monitors.browser()
+        refused = b.post("/login", {**_login_fields(b), "password": "wrong guess 123"})
+        assert refused.status == 401 and _error(refused) == Texts("mn")("monitor.error_login")
+        b.login()
+        token = b.csrf_of("/moderate")
+        b.post(f"/moderate/{seen.id}", {"csrf": token, "decision": "accepted", "why": "тийм"})
+        b.post("/maintenance/new", {"csrf": token, "node": "tsagaan/haul-road", "kind": "cleaned",
+                                    "at": "2026-11-22T09:00", "by": "Болд"})  # fmt: skip
+        for path in ("/login", "/moderate", "/maintenance", "/sites/tsagaan/timeline", "/observe"):
+            page = b.get(path).data.decode()
+            main = re.sub(
+                r"<script.*?</script>", " ", page.split("<main>")[1].split("</main>")[0], flags=re.S
+            )
+            main_text = re.sub(r"<[^>]+>", " ", main)
+            data_words = {"tsagaan", "haul", "road", "river", "down", "up", "saraa", "N"}
+            leaks = [w for w in english_words(html.unescape(main_text)) if w not in data_words]
+            assert leaks == [], (path, leaks)
