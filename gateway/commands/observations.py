@@ -16,6 +16,7 @@ from contract.clock import Clock, utc_now
 from contract.configfile import ConfigError
 from gateway.config import GatewayConfig, load
 from gateway.observations import records
+from gateway.observations.migrate import migrate
 from gateway.observations.records import PHOTOS_DIR, AlreadyDecided, FieldRecords, Observation
 from gateway.observations.store import STORE_FILE, ObservationStore
 from gateway.stores import open_store, reader_for
@@ -120,24 +121,14 @@ def run_migrate(args: argparse.Namespace) -> int:
         print(f"nothing to migrate: no {path}")
         return 0
     old = ObservationStore(path)
-    try:
-        kept = old.legacy()
-    finally:
-        old.close()
     field = _records(cfg)
-    written = decisions = 0
     try:
-        have = records.decisions_of(field.reader, [o.id for o, _ in kept]) if kept else {}
-        for obs, decided in kept:
-            written += field.add(obs, None)
-            stored = {(d.decision, d.at) for d in have.get(obs.id, [])}
-            lines = [d.to_line() for d in decided if (d.decision, d.at) not in stored]
-            field.store.write(lines)
-            decisions += len(lines)
+        done = migrate(old, field)
     finally:
         field.close()
+        old.close()
     print(
-        f"migrated {written} observations and {decisions} decisions from {path} into InfluxDB; "
-        f"{len(kept) - written} were there already. {path} is left as it was."
+        f"migrated {done.observations} observations and {done.decisions} decisions from {path} into "
+        f"InfluxDB; {done.kept - done.observations} were there already. {path} is left as it was."
     )
     return 0

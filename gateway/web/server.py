@@ -20,6 +20,7 @@ from contract.wire import TopicKind, subscription
 from gateway.config import GatewayConfig, WebConfig
 from gateway.fdlimit import open_files_limit
 from gateway.observations.accounts import ACCOUNTS_FILE, Accounts
+from gateway.observations.migrate import migrate_once
 from gateway.observations.records import PHOTOS_DIR, FieldRecords
 from gateway.observations.store import STORE_FILE as OBSERVATIONS_FILE
 from gateway.observations.store import ObservationStore
@@ -56,6 +57,9 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
         # written through the write seam, connected at the first write (the pages start without it)
         store = LazyStore(cfg.influxdb, remember=cfg.data_dir / API_FILE)
         field = FieldRecords(store, dashboard_reader(cfg.influxdb), cfg.data_dir / PHOTOS_DIR)
+        # observations kept in SQLite before they moved to InfluxDB: copied once, off the start path
+        args = (observations, field, cfg.data_dir)
+        threading.Thread(target=migrate_once, args=args, name="migrate", daemon=True).start()
     except (OSError, sqlite3.Error) as exc:  # a `serve` whose user may not write the data directory
         log.warning("residents' observations and monitor logins are off: %s (%s)", cfg.data_dir, exc)
         observations = accounts = field = None

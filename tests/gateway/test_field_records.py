@@ -6,14 +6,16 @@ migrated without losing any (and run twice, nothing doubled), and monitor accoun
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway.cli import main
-from gateway.config import InfluxConfig
+from gateway.config import InfluxConfig, load
 from gateway.observations import records
 from gateway.observations.accounts import (
     LOCK_WINDOW,
@@ -23,10 +25,13 @@ from gateway.observations.accounts import (
     BadLogin,
     LockedOut,
 )
+from gateway.observations.migrate import MARKER_FILE
 from gateway.observations.records import AlreadyDecided, FieldRecords, Observation
 from gateway.observations.store import STORE_FILE, ObservationStore
 from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
+from gateway.web.server import app_for
+from gateway.web.status import StatusBoard
 from tests import regdata
 from tests.helpers import Influx
 
@@ -188,3 +193,22 @@ def test_monitors_cli_refuses_a_bad_password_and_lists(
     assert main(["monitors", "add", "--config", str(config), "--name", "saraa", "--password-stdin"]) == 0
     assert main(["monitors", "list", "--config", str(config)]) == 0
     assert "saraa  since" in capsys.readouterr().out
+
+
+def test_the_dashboard_migrates_once_when_it_starts(influx: Influx, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    db = sqlite3.connect(data / STORE_FILE)
+    db.executescript(LEGACY_SCHEMA)
+    db.close()
+    config = tmp_path / "gateway.toml"
+    config.write_text(
+        f'data_dir = "{data}"\n' + regdata.gateway_config(tmp_path / "x.toml", influx).read_text()
+    )
+    app_for(load(config), StatusBoard())
+    deadline = time.monotonic() + 30
+    while not (data / MARKER_FILE).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert json.loads((data / MARKER_FILE).read_text())["observations"] == 3
+    assert len(influx.rows('SELECT * FROM "observation"')) == 3
+    assert len(influx.rows('SELECT * FROM "observation_decision"')) == 3
