@@ -1,7 +1,8 @@
 """The evidence bundle: one zip a regulator carries away and checks alone (docs/regulators.md).
 
 It holds the readings exactly as `export` writes them with their columns description, the nodes'
-public keys with their validity, the calibration files in force, the alert events, the report
+public keys with their validity, the calibration files in force, the alert events, the field
+records (maintenance visits, accepted observations with their decisions and photos), the report
 (HTML and PDF, made by the `report` command itself), the one-file checker `verify_offline.py`, and
 `manifest.json`: the SHA-256 of every file, and per node the row count and the `seq` jumps that
 were already in the data (gaps, restarts), so a row deleted or inserted later shows as a jump the
@@ -26,7 +27,8 @@ from calibration import presets
 from calibration.files import load as load_calibration
 from contract import __version__, verify_offline
 from contract.configfile import ConfigError
-from gateway import export
+from gateway import export, maintenance
+from gateway.observations import records
 from gateway.stores.reader import Reader
 from gateway.timerange import format_time, from_ms
 from gateway.trust.registry import KeyRecord
@@ -52,6 +54,7 @@ class BundleRequest:
     calibrations_dir: Path | None
     generated: datetime
     tsa: str | None = None
+    photos: Path | None = None  # the gateway's photos of observations (named by their SHA-256)
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,26 @@ def _calibration_files(ids: set[str], directory: Path | None) -> tuple[dict[str,
         if cal.id in ids:
             found[cal.id] = path
     return found, sorted(ids - set(found))
+
+
+def _field_records(reader: Reader, req: BundleRequest, work: Path) -> None:
+    """What people on the ground recorded in the period: `maintenance.jsonl` (the visits) and
+    `observations.jsonl` (the observations monitors accepted, each with every decision on it),
+    with the photos of those in `photos/<sha256>.jpg`, each hashed in the manifest like every file."""
+    ex = req.export
+    with (work / "maintenance.jsonl").open("w", encoding="utf-8") as fh:
+        for v in maintenance.visits(reader, ex.site, ex.start, ex.end, ex.nodes):
+            fh.write(json.dumps(v.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
+    seen = records.listed(reader, "accepted", ex.start, ex.end, site=ex.site, nodes=ex.nodes)
+    decided = records.decisions_of(reader, [o.id for o in seen]) if seen else {}
+    with (work / "observations.jsonl").open("w", encoding="utf-8") as fh:
+        for o in seen:
+            doc = {**o.to_json(), "decisions": [d.to_json() for d in decided.get(o.id, [])]}
+            fh.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
+            photo = req.photos / f"{o.photo_sha256}.jpg" if req.photos and o.photo_sha256 else None
+            if photo is not None and photo.exists():
+                (work / "photos").mkdir(exist_ok=True)
+                shutil.copyfile(photo, work / "photos" / photo.name)
 
 
 def write(reader: Reader, req: BundleRequest, work: Path, report: Report, stamp: Stamp | None) -> Written:
@@ -117,6 +140,7 @@ def write(reader: Reader, req: BundleRequest, work: Path, report: Report, stamp:
         for a in alerts:
             doc = {**a, "time": format_time(from_ms(int(a["time"]))), "site": ex.site}
             fh.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
+    _field_records(reader, req, work)
     report(work / "report.html", work / "report.pdf")
     shutil.copyfile(Path(verify_offline.__file__), work / "verify_offline.py")
     (work / "README.txt").write_text(README)

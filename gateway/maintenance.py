@@ -18,6 +18,7 @@ from typing import Literal, get_args
 
 from contract.wire import format_ts
 from gateway.points import format_line
+from gateway.stores.base import Store
 from gateway.stores.reader import Reader, Row, Trace
 from gateway.timerange import QueryArgumentError, format_time, from_ms
 
@@ -30,6 +31,7 @@ period needs only the visits up to this much either side of it."""
 NOTE_MAX = 500
 BY_MAX = 64
 FUTURE_SLACK = timedelta(minutes=5)
+_MS = timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Visit:
     flag_from: datetime | None  # the marked window (flag_from, flag_to]: None, nothing is marked
     flag_to: datetime | None
     recorded: datetime  # when the gateway was told, by its clock
+    entered_by: str | None = None  # the monitor account that recorded it from the dashboard
 
     def marks(self, ts: datetime) -> bool:
         """The one range rule (docs/protocol.md): readings stamped in (flag_from, flag_to]."""
@@ -55,11 +58,13 @@ class Visit:
             "flag_from": format_ts(self.flag_from) if self.flag_from else None,
             "flag_to": format_ts(self.flag_to) if self.flag_to else None,
             "recorded": format_ts(self.recorded),
+            "entered_by": self.entered_by,
         }
         tags = {"site": self.site, "node": self.node, "kind": self.kind}
         return format_line(MEASUREMENT, tags, fields, self.at)
 
     def to_json(self) -> dict[str, str | None]:
+        extra = {} if self.entered_by is None else {"entered_by": self.entered_by}
         return {
             "site": self.site,
             "node": self.node,
@@ -70,6 +75,7 @@ class Visit:
             "flag_from": format_time(self.flag_from) if self.flag_from else None,
             "flag_to": format_time(self.flag_to) if self.flag_to else None,
             "recorded": format_time(self.recorded),
+            **extra,
         }
 
 
@@ -94,6 +100,22 @@ def check(visit: Visit, now: datetime) -> None:
             )
 
 
+class AlreadyRecorded(QueryArgumentError):
+    """A visit of this kind at this node and millisecond is stored: it would be replaced."""
+
+
+def record(store: Store, reader: Reader, visit: Visit) -> None:
+    """Write a checked visit unless the same (kind, node, millisecond) is stored: the CLI's and the
+    dashboard's one way in, so both refuse the same things."""
+    same = visits(reader, visit.site, visit.at - _MS, visit.at, [visit.node])
+    if any(v.kind == visit.kind and v.at == visit.at for v in same):
+        raise AlreadyRecorded(
+            f"a visit {visit.kind} at {visit.node} at {format_time(visit.at)} is already recorded; "
+            "nothing stored is replaced (give another time, or add a note in a new visit)"
+        )
+    store.write([visit.to_line()])
+
+
 def _ts(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
@@ -112,6 +134,7 @@ def from_row(row: Row) -> Visit:
         flag_from=_ts(row.get("flag_from")),
         flag_to=_ts(row.get("flag_to")),
         recorded=_ts(row.get("recorded")) or at,
+        entered_by=str(row["entered_by"]) if row.get("entered_by") else None,
     )
 
 

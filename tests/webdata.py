@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from contract.wire import ReadingPayload
 from gateway.config import InfluxConfig, SiteConfig, WebConfig
 from gateway.devservices import free_port
-from gateway.observations.store import ObservationStore
+from gateway.observations.accounts import ACCOUNTS_FILE, Accounts
+from gateway.observations.records import PHOTOS_DIR, FieldRecords
+from gateway.observations.store import STORE_FILE, ObservationStore
 from gateway.points import to_line
 from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
@@ -170,6 +173,9 @@ def board() -> StatusBoard:
 class Site:
     url: str  # the dashboard's base URL
     db: Influx
+    field: FieldRecords | None = None  # with `data_dir`: observations and decisions, in `db`
+    codes: ObservationStore | None = None  # observer codes
+    accounts: Accounts | None = None  # monitor accounts
 
     def get(self, path: str, **params: str) -> tuple[int, Any, dict[str, str]]:
         """(status, parsed JSON or text, headers) for a GET; errors are returned, not raised."""
@@ -199,11 +205,12 @@ def served_site(
     web: WebConfig | None = None,
     lines: list[str] | None = None,
     status: StatusBoard | None = None,
-    observations: ObservationStore | None = None,
+    data_dir: Path | None = None,
     upstreams: tuple[Upstream, ...] = (),
     site_config: SiteConfig | None = None,
 ) -> Iterator[Site]:
     """The dashboard over `lines` (default: the test site's readings and alerts) and `status`;
+    with `data_dir`, taking observations (codes and accounts in SQLite there, records in `db`);
     `site_config`: the time zone and names the pages write (gateway.toml `[site]`)."""
     db = Influx(f"http://127.0.0.1:{influx_port}", f"w_{uuid.uuid4().hex[:12]}")
     db.create()
@@ -217,18 +224,26 @@ def served_site(
             assert resp.status == 204
     web = (web or WebConfig()).model_copy(update={"port": free_port()})
     store = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
+    codes = accounts = field = None
+    if data_dir is not None:
+        codes = ObservationStore(data_dir / STORE_FILE)
+        accounts = Accounts(data_dir / ACCOUNTS_FILE)
+        writer = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
+        field = FieldRecords(writer, InfluxReader(writer, owned=False), data_dir / PHOTOS_DIR)
     app = create_app(
         web,
         InfluxReader(store),
         status or board(),
         clock=lambda: NOW,
-        observations=observations,
+        observations=codes,
+        records=field,
+        accounts=accounts,
         upstreams=upstreams,
         site=site_config,
     )
     server = BackgroundServer(app, web)
     server.start()
-    site = Site(f"http://127.0.0.1:{web.port}", db)
+    site = Site(f"http://127.0.0.1:{web.port}", db, field, codes, accounts)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -243,4 +258,7 @@ def served_site(
     finally:
         server.stop()
         store.close()
+        for part in (field, codes, accounts):
+            if part is not None:
+                part.close()
         db.drop()

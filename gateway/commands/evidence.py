@@ -23,6 +23,7 @@ from gateway import commands, dataset, evidence, export
 from gateway import timerange as q
 from gateway.commands.export import check_known
 from gateway.config import load
+from gateway.observations.records import PHOTOS_DIR
 from gateway.stores import open_reader
 from gateway.trust import tsa
 from gateway.trust.registry import load_dir
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         calibrations_dir=args.calibrations,
         generated=datetime.now(UTC),
         tsa=args.tsa,
+        photos=cfg.data_dir / PHOTOS_DIR,
     )
     with tempfile.TemporaryDirectory(prefix="minewatch-evidence-") as work:
         written = evidence.write(reader, bundle, Path(work), report, tsa.stamp)

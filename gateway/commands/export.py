@@ -18,6 +18,7 @@ from gateway import timerange as q
 from gateway.config import load
 from gateway.exports import write as exchange
 from gateway.exports.registry import FORMATS
+from gateway.observations import records
 from gateway.stores import open_reader
 from gateway.stores.reader import Reader
 
@@ -98,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         # the visits themselves, beside the `maintenance` column that marks their readings
         visits = maintenance.visits(reader, req.site, req.start, req.end, req.nodes)
         meta["maintenance_visits"] = [v.to_json() for v in visits]
+        # and what residents saw, as monitors accepted it (docs/protocol.md, "Exports")
+        seen = records.listed(reader, "accepted", req.start, req.end, site=req.site, nodes=req.nodes)
+        meta["observations"] = [o.to_json() for o in seen]
         side = args.out.with_name(args.out.name + ".columns.json")
         side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         key = "export_cli.written_one" if rows == 1 else "export_cli.written_other"

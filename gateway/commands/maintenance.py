@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from contract.clock import Clock, utc_now
@@ -19,8 +19,6 @@ from gateway.config import load
 from gateway.stores import open_reader, open_store
 from gateway.stores.backends import reader_for
 from gateway.stores.base import API_FILE
-
-_MS = timedelta(milliseconds=1)
 
 
 def add(sub: Any) -> None:
@@ -83,13 +81,7 @@ def run_add(args: argparse.Namespace, clock: Clock = utc_now) -> int:
                 found = f"it is at {', '.join(sorted(sites))}" if sites else "it has no readings"
                 raise q.QueryArgumentError(f"give --site for node {visit.node!r}: {found}")
             visit = maintenance.Visit(**{**_fields(visit), "site": sites.pop()})
-        same = maintenance.visits(reader, visit.site, at - _MS, at, [visit.node])
-        if any(v.kind == visit.kind and v.at == visit.at for v in same):
-            raise q.QueryArgumentError(
-                f"a visit {visit.kind} at {visit.node} at {q.format_time(at)} is already recorded; "
-                "nothing stored is replaced (give another time, or add a note in a new visit)"
-            )
-        store.write([visit.to_line()])
+        maintenance.record(store, reader, visit)
     finally:
         reader.close()
         store.close()

@@ -1,6 +1,9 @@
-"""`minewatch-gateway observations list|accept|reject`: a monitor's moderation of what residents
-submitted. Nothing is public until accepted; every decision is a new record (who, when, why), and a
-later decision replaces an earlier one only as the current state, never in the record.
+"""`minewatch-gateway observations list|accept|reject|migrate`: a monitor's moderation of what
+residents submitted, from a shell. Nothing is public until accepted; every decision is a new point
+in InfluxDB (who, when, why), and a later decision replaces an earlier one only as the current
+state, never in the record. `migrate` copies the observations a gateway kept in SQLite before they
+moved to InfluxDB (gateway/observations/store.py); it may be run again: what is there is not
+written twice, and the SQLite file is left as it was.
 """
 
 from __future__ import annotations
@@ -11,8 +14,13 @@ from typing import Any
 
 from contract.clock import Clock, utc_now
 from contract.configfile import ConfigError
-from gateway.config import load
+from gateway.config import GatewayConfig, load
+from gateway.observations import records
+from gateway.observations.migrate import migrate
+from gateway.observations.records import PHOTOS_DIR, AlreadyDecided, FieldRecords, Observation
 from gateway.observations.store import STORE_FILE, ObservationStore
+from gateway.stores import open_store, reader_for
+from gateway.stores.base import API_FILE
 from gateway.timerange import format_time
 
 
@@ -33,42 +41,55 @@ def add(sub: Any) -> None:
         one.add_argument("--by", required=True, help="the monitor deciding")
         one.add_argument("--why", required=True, help="the reason, kept with the decision")
         one.set_defaults(func=run_decide, decision=decision)
+    move = verbs.add_parser(
+        "migrate", help="copy the observations and decisions kept in SQLite before into InfluxDB"
+    )
+    move.add_argument("--config", required=True, help="path to gateway.toml")
+    move.set_defaults(func=run_migrate)
+
+
+def _records(cfg: GatewayConfig) -> FieldRecords:
+    store = open_store(cfg.influxdb, remember=cfg.data_dir / API_FILE)
+    return FieldRecords(store, reader_for(store, cfg.influxdb), cfg.data_dir / PHOTOS_DIR)
+
+
+def doc_of(o: Observation, decided: list[records.DecisionRecord]) -> dict[str, Any]:
+    return {
+        "id": o.id,
+        "observer": o.observer,
+        "kind": o.kind,
+        "text": o.text,
+        "at": format_time(o.at),
+        "site": o.site,
+        "node": o.node,
+        "place": o.place,
+        "lat": o.lat,
+        "lon": o.lon,
+        "received": format_time(o.received),
+        "photo_received_sha256": o.photo_received_sha256,
+        "photo_sha256": o.photo_sha256,
+        "state": o.state,
+        "decisions": [
+            {"decision": d.decision, "by": d.by, "at": format_time(d.at), "why": d.why} for d in decided
+        ],
+    }
 
 
 def run_list(args: argparse.Namespace) -> int:
     cfg = load(args.config)
-    store = ObservationStore(cfg.data_dir / STORE_FILE)
+    field = _records(cfg)
     try:
-        for o in store.listed(args.state):
-            if args.json:
-                doc = {
-                    "id": o.id,
-                    "observer": o.observer,
-                    "kind": o.kind,
-                    "text": o.text,
-                    "at": format_time(o.at),
-                    "site": o.site,
-                    "node": o.node,
-                    "lat": o.lat,
-                    "lon": o.lon,
-                    "received": format_time(o.received),
-                    "photo_received_sha256": o.photo_received_sha256,
-                    "photo_sha256": o.photo_sha256,
-                    "state": o.state,
-                    "decisions": [
-                        {"decision": d.decision, "by": d.by, "at": format_time(d.at), "why": d.why}
-                        for d in store.decisions(o.id)
-                    ],
-                }
-                print(json.dumps(doc, ensure_ascii=False))
-            else:
-                where = o.node or (
-                    f"{o.lat:.5f},{o.lon:.5f}" if o.lat is not None and o.lon is not None else "—"
-                )
-                photo = "  photo" if o.photo_sha256 else ""
-                print(f"{o.id}  {format_time(o.at)}  {o.kind}  at {where}  {o.state}{photo}  {o.text!r}")
+        found = records.listed(field.reader, args.state)
+        decided = records.decisions_of(field.reader, [o.id for o in found]) if args.json and found else {}
     finally:
-        store.close()
+        field.close()
+    for o in found:
+        if args.json:
+            print(json.dumps(doc_of(o, decided.get(o.id, [])), ensure_ascii=False))
+            continue
+        where = o.node or (f"{o.lat:.5f},{o.lon:.5f}" if o.lat is not None and o.lon is not None else "—")
+        photo = "  photo" if o.photo_sha256 else ""
+        print(f"{o.id}  {format_time(o.at)}  {o.kind}  at {where}  {o.state}{photo}  {o.text!r}")
     return 0
 
 
@@ -77,13 +98,37 @@ def run_decide(args: argparse.Namespace, clock: Clock = utc_now) -> int:
     for what, text in (("--by", args.by), ("--why", args.why)):
         if not text.strip() or len(text) > 500 or not text.isprintable():
             raise ConfigError(f"{what} must be 1 to 500 printable characters")
-    store = ObservationStore(cfg.data_dir / STORE_FILE)
+    field = _records(cfg)
     try:
-        try:
-            record = store.decide(args.id, args.decision, args.by.strip(), args.why.strip(), clock())
-        except KeyError:
-            raise ConfigError(f"no observation {args.id!r}; see `observations list`") from None
+        record = field.decide(args.id, args.decision, args.by.strip(), args.why.strip(), clock())
+    except KeyError:
+        raise ConfigError(f"no observation {args.id!r}; see `observations list`") from None
+    except AlreadyDecided as exc:
+        raise ConfigError(str(exc)) from None
     finally:
-        store.close()
+        field.close()
     print(f"{record.observation}: {record.decision} by {record.by} at {format_time(record.at)}")
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    """Each observation not yet in InfluxDB is written, then each of its decisions not yet there;
+    the photos are already files named by hash in the same directory. Counted and printed, so an
+    operator can compare with `observations list`."""
+    cfg = load(args.config)
+    path = cfg.data_dir / STORE_FILE
+    if not path.exists():
+        print(f"nothing to migrate: no {path}")
+        return 0
+    old = ObservationStore(path)
+    field = _records(cfg)
+    try:
+        done = migrate(old, field)
+    finally:
+        field.close()
+        old.close()
+    print(
+        f"migrated {done.observations} observations and {done.decisions} decisions from {path} into "
+        f"InfluxDB; {done.kept - done.observations} were there already. {path} is left as it was."
+    )
     return 0

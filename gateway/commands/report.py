@@ -13,8 +13,6 @@ from contract.i18n import Texts
 from gateway import timerange as q
 from gateway.commands.export import parse_metrics
 from gateway.config import GatewayConfig, load
-from gateway.observations.store import STORE_FILE as OBSERVATIONS_FILE
-from gateway.observations.store import Observation, ObservationStore
 from gateway.report.model import About, KeyInfo
 from gateway.standards import STANDARDS
 from gateway.stores import open_reader
@@ -76,14 +74,7 @@ def _about(cfg: GatewayConfig) -> About:
         KeyInfo(r.kid, r.site, r.node, str(r.status), r.created, r.since)
         for r in sorted(registry.load_dir(cfg.keys_dir).values(), key=lambda r: (r.node, r.created))
     )
-    accepted: tuple[Observation, ...] = ()
-    if (cfg.data_dir / OBSERVATIONS_FILE).exists():  # no file: no resident has ever submitted
-        store = ObservationStore(cfg.data_dir / OBSERVATIONS_FILE)
-        try:
-            accepted = tuple(store.listed("accepted"))
-        finally:
-            store.close()
-    return About(cfg.report.operator, cfg.gateway_id, tuple(cfg.report.nodes), keys, accepted)
+    return About(cfg.report.operator, cfg.gateway_id, tuple(cfg.report.nodes), keys)
 
 
 def run(args: argparse.Namespace, clock: Clock = utc_now) -> int:

@@ -1,2 +1,4 @@
-"""Observations from residents (what the sensors cannot see), their observers' codes and the
-monitors' decisions on them: gateway-local state in `<data_dir>/observations.sqlite`, photos beside it."""
+"""Residents' observations (what the sensors cannot see) and the monitors' decisions on them, in
+InfluxDB beside the readings (records.py), photos as files named by hash; the observers' codes and
+the monitors' accounts, which are secrets rather than records, in SQLite in the data directory
+(store.py, accounts.py)."""

@@ -1,10 +1,10 @@
-"""Observer codes, submitted observations and every moderation decision, in one SQLite file.
+"""Observer codes, and what is left of the observations kept here before they moved to InfluxDB.
 
-Kept on the gateway like the alert state (gateway/alerts/store.py), not in InfluxDB: a queue that
-holds photos, secrets (the codes' hashes) and decisions that must be appended in one transaction
-with the state they change is not a time series. Nothing is deleted or overwritten: a revoked code
-keeps its row, a decision is a new row, and an observation submitted twice (the phone's queue sent
-it again) is the first one, answered as already received.
+The codes stay on the gateway in SQLite: they are secrets (only their hashes are kept), not a time
+series. Each accepted submission is logged by its code and time (`submitted`) for the rate limit.
+The observations and decisions themselves are in InfluxDB (gateway/observations/records.py); the
+`observations` and `decisions` tables of a gateway that kept them here are only read, by
+`observations migrate`, and never written or deleted, so a migration can be checked against them.
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
-KINDS = ("dust", "blasting", "trucks", "water_colour", "dead_fish", "smell", "noise", "other")
-"""What a resident can report; `other` with the free text."""
-Decision = Literal["accepted", "rejected"]
+from gateway.observations.records import KINDS, DecisionRecord, Observation
+
+__all__ = ["KINDS", "DecisionRecord", "Observation", "ObservationStore", "RateLimited", "UnknownCode"]
 STORE_FILE = "observations.sqlite"
 """In the gateway's data directory; photos in `photos/` beside it."""
 RATE_PER_HOUR = 20
@@ -29,14 +28,11 @@ RATE_PER_HOUR = 20
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS observers (id INTEGER PRIMARY KEY, name TEXT NOT NULL,
   code_sha256 TEXT NOT NULL UNIQUE, created TEXT NOT NULL, revoked TEXT, revoked_by TEXT);
-CREATE TABLE IF NOT EXISTS observations (id TEXT PRIMARY KEY, observer INTEGER NOT NULL,
-  kind TEXT NOT NULL, text TEXT NOT NULL, at TEXT NOT NULL, site TEXT, node TEXT, lat REAL, lon REAL,
-  received TEXT NOT NULL, photo_received_sha256 TEXT, photo_sha256 TEXT,
+CREATE TABLE IF NOT EXISTS submitted (observer INTEGER NOT NULL, received TEXT NOT NULL,
   FOREIGN KEY (observer) REFERENCES observers (id));
-CREATE TABLE IF NOT EXISTS decisions (id INTEGER PRIMARY KEY, observation TEXT NOT NULL,
-  decision TEXT NOT NULL, by TEXT NOT NULL, at TEXT NOT NULL, why TEXT NOT NULL,
-  FOREIGN KEY (observation) REFERENCES observations (id));
 """
+LEGACY = ("observations", "decisions")
+"""The tables of observations and decisions kept here before 0.x (read by `observations migrate`)."""
 
 
 def _iso(ts: datetime) -> str:
@@ -59,35 +55,6 @@ class Observer:
     revoked: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    id: str
-    observer: int
-    kind: str
-    text: str
-    at: datetime
-    site: str | None
-    node: str | None
-    lat: float | None
-    lon: float | None
-    received: datetime
-    photo_received_sha256: str | None  # of the bytes the phone sent
-    photo_sha256: str | None  # of the re-encoded photo kept and served
-    state: str  # "pending", or the last decision
-    decided_by: str | None = None
-    decided_at: datetime | None = None
-    why: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    observation: str
-    decision: str
-    by: str
-    at: datetime
-    why: str
-
-
 class RateLimited(Exception):
     """The code made RATE_PER_HOUR submissions in the last hour."""
 
@@ -99,7 +66,6 @@ class UnknownCode(Exception):
 class ObservationStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.photos = path.parent / "photos"
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")  # the CLI decides while the dashboard serves
         self._db.execute("PRAGMA synchronous=FULL")
@@ -145,124 +111,53 @@ class ObservationStore:
             raise UnknownCode("unknown or revoked observer code")
         return int(row[0])
 
-    # observations
-
-    def find(self, obs_id: str) -> Observation | None:
-        found = self._select("WHERE o.id = ?", (obs_id,))
-        return found[0] if found else None
+    # the rate limit
 
     def check_rate(self, observer: int, now: datetime) -> None:
         since = _iso(now - timedelta(hours=1))
         with self._lock:
             (n,) = self._db.execute(
-                "SELECT count(*) FROM observations WHERE observer = ? AND received > ?", (observer, since)
+                "SELECT count(*) FROM submitted WHERE observer = ? AND received > ?", (observer, since)
             ).fetchone()
         if int(n) >= RATE_PER_HOUR:
             raise RateLimited(f"at most {RATE_PER_HOUR} observations an hour from one code; try later")
 
-    def add(self, obs: Observation, photo: bytes | None) -> bool:
-        """Store a new observation (and its re-encoded photo, first, so a row never names a missing
-        file); False when its id was already received."""
-        if photo is not None and obs.photo_sha256 is not None:
-            self.photos.mkdir(parents=True, exist_ok=True)
-            target = self.photos / f"{obs.photo_sha256}.jpg"
-            if not target.exists():
-                tmp = target.with_suffix(".tmp")
-                tmp.write_bytes(photo)
-                tmp.replace(target)
+    def count_submission(self, observer: int, now: datetime) -> None:
         with self._lock:
-            cur = self._db.execute(
-                "INSERT OR IGNORE INTO observations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    obs.id,
-                    obs.observer,
-                    obs.kind,
-                    obs.text,
-                    _iso(obs.at),
-                    obs.site,
-                    obs.node,
-                    obs.lat,
-                    obs.lon,
-                    _iso(obs.received),
-                    obs.photo_received_sha256,
-                    obs.photo_sha256,
-                ),
-            )
-        return cur.rowcount == 1
+            self._db.execute("INSERT INTO submitted VALUES (?, ?)", (observer, _iso(now)))
 
-    def photo(self, obs: Observation) -> Path | None:
-        return None if obs.photo_sha256 is None else self.photos / f"{obs.photo_sha256}.jpg"
+    # what was kept here before InfluxDB (read only)
 
-    def decide(self, obs_id: str, decision: Decision, by: str, why: str, now: datetime) -> DecisionRecord:
+    def legacy(self) -> list[tuple[Observation, list[DecisionRecord]]]:
+        """The observations (and their decisions, oldest first) this file held before they were
+        kept in InfluxDB; empty for a gateway that never kept them here."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if self._db.execute("SELECT 1 FROM observations WHERE id = ?", (obs_id,)).fetchone() is None:
-                    raise KeyError(obs_id)
-                self._db.execute(
-                    "INSERT INTO decisions (observation, decision, by, at, why) VALUES (?, ?, ?, ?, ?)",
-                    (obs_id, decision, by, _iso(now), why),
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return DecisionRecord(obs_id, decision, by, now, why)
-
-    def decisions(self, obs_id: str) -> list[DecisionRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT observation, decision, by, at, why FROM decisions WHERE observation = ? ORDER BY id",
-                (obs_id,),
+            names = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not set(LEGACY) <= names:
+                return []
+            rows = self._db.execute("SELECT * FROM observations ORDER BY at, id").fetchall()
+            decided = self._db.execute(
+                "SELECT observation, decision, by, at, why FROM decisions ORDER BY id"
             ).fetchall()
-        return [DecisionRecord(str(o), str(d), str(b), _dt(a), str(w)) for o, d, b, a, w in rows]
-
-    def listed(
-        self, state: str | None = None, start: datetime | None = None, end: datetime | None = None
-    ) -> list[Observation]:
-        """Observations by the time they were made, oldest first; `state` keeps only those whose last
-        decision is it ("pending": none yet); `start`/`end` bound `at` as (start, end]."""
-        where, params = [], []
-        if start is not None:
-            where.append("o.at > ?")
-            params.append(_iso(start))
-        if end is not None:
-            where.append("o.at <= ?")
-            params.append(_iso(end))
-        found = self._select(("WHERE " + " AND ".join(where)) if where else "", tuple(params))
-        return [o for o in found if state is None or o.state == state]
-
-    def _select(self, where: str, params: tuple[object, ...]) -> list[Observation]:
-        last = (
-            "SELECT d.observation, d.decision, d.by, d.at, d.why FROM decisions d WHERE d.id = "
-            "(SELECT max(id) FROM decisions WHERE observation = d.observation)"
-        )
-        q = (
-            "SELECT o.*, l.decision, l.by, l.at, l.why FROM observations o "
-            f"LEFT JOIN ({last}) l ON l.observation = o.id {where} ORDER BY o.at, o.id"
-        )
-        with self._lock:
-            rows = self._db.execute(q, params).fetchall()
+        by_obs: dict[str, list[DecisionRecord]] = {}
+        for o, d, b, a, w in decided:
+            by_obs.setdefault(str(o), []).append(DecisionRecord(str(o), str(d), str(b), _dt(a), str(w)))
         out = []
         for r in rows:
-            out.append(
-                Observation(
-                    id=str(r[0]),
-                    observer=int(r[1]),
-                    kind=str(r[2]),
-                    text=str(r[3]),
-                    at=_dt(r[4]),
-                    site=r[5],
-                    node=r[6],
-                    lat=r[7],
-                    lon=r[8],
-                    received=_dt(r[9]),
-                    photo_received_sha256=r[10],
-                    photo_sha256=r[11],
-                    state=str(r[12]) if r[12] else "pending",
-                    decided_by=r[13],
-                    decided_at=_dt(r[14]) if r[14] else None,
-                    why=r[15],
-                )
+            obs = Observation(
+                id=str(r[0]),
+                observer=f"code:{int(r[1])}",
+                kind=str(r[2]),
+                text=str(r[3]),
+                at=_dt(r[4]),
+                site=r[5],
+                node=r[6],
+                lat=r[7],
+                lon=r[8],
+                received=_dt(r[9]),
+                photo_received_sha256=r[10],
+                photo_sha256=r[11],
+                place="node" if r[6] else "position",
             )
+            out.append((obs, by_obs.get(obs.id, [])))
         return out

@@ -87,5 +87,5 @@ def collect(
         node_info=[n for n in about.nodes if n.site == site and (not nodes or n.node in nodes)],
         keys=[k for k in about.keys if k.site == site and (not nodes or k.node in nodes)],
         field_visits=field.visits(log) if "maintenance" in present else [],
-        observations=field.observations(about.observations, site, start, end, nodes or []),
+        observations=field.observations(log) if "observation" in present else [],
     )

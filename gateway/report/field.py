@@ -1,13 +1,14 @@
 """The report's field records: the maintenance visits of the period, each with the readings its
-marked window holds, so a regulator judging a step in a series sees the visit that explains it."""
+marked window holds, so a regulator judging a step in a series sees the visit that explains it, and
+the residents' observations a monitor accepted (both read from InfluxDB, their queries printed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 
 from gateway import maintenance
-from gateway.observations.store import Observation
+from gateway.observations import records
+from gateway.observations.records import Observation
 from gateway.report.model import FieldVisit
 from gateway.report.querylog import QueryLog
 from gateway.stores.reader import Span
@@ -25,18 +26,18 @@ def visits(log: QueryLog) -> list[FieldVisit]:
     return out
 
 
-def observations(
-    accepted: Iterable[Observation], site: str, start: datetime, end: datetime, nodes: list[str]
-) -> list[Observation]:
-    """The accepted observations made in (start, end] at the site's nodes, and those given only as
-    a position (a gateway serves one site's residents); with `nodes`, only those at the nodes."""
-    return [
-        o
-        for o in accepted
-        if start < o.at <= end
-        and (o.site == site if nodes else o.site in (site, None))
-        and (not nodes or o.node in nodes)
-    ]
+def observations(log: QueryLog) -> list[Observation]:
+    """The accepted observations made in the period at the site's nodes, and those given only as
+    a position (a gateway serves one site's residents); with nodes asked for, only theirs."""
+    return records.listed(
+        log.reader,
+        "accepted",
+        log.start,
+        log.end,
+        site=log.site,
+        nodes=log.node_filter,
+        trace=log.trace("field"),
+    )
 
 
 def _count(log: QueryLog, node: str, start: datetime, end: datetime) -> int:

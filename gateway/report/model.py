@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from contract.figures import Comparison, exceeds
 from contract.metrics import Metric
 from gateway.config import NodeInfo
-from gateway.observations.store import Observation
+from gateway.observations.records import Observation
 from gateway.standards import Limit, Standard
 
 if TYPE_CHECKING:
@@ -151,7 +151,6 @@ class About:
     gateway_id: str = ""
     nodes: tuple[NodeInfo, ...] = ()
     keys: tuple[KeyInfo, ...] = ()
-    observations: tuple[Observation, ...] = ()  # residents' observations a monitor accepted
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,3 +89,28 @@ def rollups_for(store: Store, cfg: InfluxConfig) -> RollupBackend:
     if isinstance(store, InfluxV1):
         return InfluxRollups(store, store)
     return InfluxRollups(compat_v1(cfg), store)
+
+
+class LazyStore:
+    """`open_store` on the first write, not before: the dashboard starts (and its pages answer
+    503) while InfluxDB is down, and connects when a form first writes (an observation, a
+    decision, a maintenance visit). A failed open is tried again at the next write."""
+
+    def __init__(self, cfg: InfluxConfig, remember: Path | None = None) -> None:
+        self._cfg, self._remember = cfg, remember
+        self._store: Store | None = None
+
+    def _open(self) -> Store:
+        if self._store is None:
+            self._store = open_store(self._cfg, self._remember)
+        return self._store
+
+    def prepare(self) -> None:
+        self._open().prepare()
+
+    def write(self, lines: list[str]) -> None:
+        self._open().write(lines)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()

@@ -137,3 +137,33 @@ class ReportQueries:
         trace: Trace | None = None,
     ) -> list[Row]:
         return self._run(f'SELECT * FROM "maintenance" WHERE {where(site, nodes, start, end)}', trace)
+
+    def observation_rows(
+        self,
+        site: str | None,
+        start: datetime,
+        end: datetime,
+        *,
+        ids: list[str] | None = None,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        # an observation given only as a position has no `site` tag, which InfluxQL compares as ''
+        parts = [] if site is None else [f'("site" = {string(site)} OR "site" = \'\')']
+        parts += [_any_of("id", ids)] if ids else []
+        parts.append(where(None, [], start, end))
+        return self._run(f'SELECT * FROM "observation" WHERE {" AND ".join(parts)}', trace)
+
+    def decision_rows(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        ids: list[str] | None = None,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        parts = ([_any_of("id", ids)] if ids else []) + [where(None, [], start, end)]
+        return self._run(f'SELECT * FROM "observation_decision" WHERE {" AND ".join(parts)}', trace)
+
+
+def _any_of(tag: str, values: list[str]) -> str:
+    return "(" + " OR ".join(f"{ident(tag)} = {string(v)}" for v in values) + ")"

@@ -235,6 +235,30 @@ class Reader(Protocol):
         `nodes` is empty), every
         field with `site`, `node` and `kind` (gateway.maintenance reads them)."""
 
+    def observation_rows(
+        self,
+        site: str | None,
+        start: datetime,
+        end: datetime,
+        *,
+        ids: list[str] | None = None,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        """Residents' `observation` points seen in (start, end]: at the site's nodes and those
+        with no site (a position only) when `site` is given, only `ids` when given; every field
+        with the tags `id`, `kind`, `site`, `node` (gateway.observations.records reads them)."""
+
+    def decision_rows(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        ids: list[str] | None = None,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        """The monitors' `observation_decision` points made in (start, end] (on `ids` only when
+        given): tags `id`, `decision`, fields `by`, `why`."""
+
     # the dashboard
     def nodes(self, site: str | None = None) -> list[tuple[str, str]]:
         """(site, node) of every node with stored readings, sorted, without reading any of them."""

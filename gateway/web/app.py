@@ -1,4 +1,5 @@
-"""The dashboard's ASGI app: pages, JSON API, vendored static files. Read-only: GET and HEAD only.
+"""The dashboard's ASGI app: pages, JSON API, vendored static files. Read-only but for the forms of
+residents' observations and of monitors (gateway/web/observe.py, gateway/web/monitor.py).
 
 Errors are answered, never leaked: a bad parameter is a 400 with its message, an unreachable
 database a 503, an unknown address a 404, each as JSON under /api/ and as a page elsewhere.
@@ -26,10 +27,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contract.i18n import Texts
 from gateway.alerts import messages
 from gateway.config import SiteConfig, WebConfig
+from gateway.observations.accounts import Accounts
+from gateway.observations.records import FieldRecords
 from gateway.observations.store import ObservationStore
 from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
-from gateway.web import api, feed, observe, openapi, pages
+from gateway.web import api, feed, monitor, observe, openapi, pages, timeline
 from gateway.web.context import Context, Upstream
 from gateway.web.kept import KeptLatest
 from gateway.web.params import BadRequest
@@ -128,6 +131,8 @@ def create_app(
     observations: ObservationStore | None = None,
     upstreams: tuple[Upstream, ...] = (),
     site: SiteConfig | None = None,
+    records: FieldRecords | None = None,
+    accounts: Accounts | None = None,
 ) -> Starlette:
     """`site`: the time zone and friendly names the pages write (gateway.toml `[site]`)."""
     texts = (site or SiteConfig()).texts(web.language)
@@ -141,6 +146,8 @@ def create_app(
         kept=kept,
         observations=observations,
         upstreams=upstreams,
+        records=records,
+        accounts=accounts,
     )
 
     async def bad_request(request: Request, exc: Exception) -> Response:
@@ -168,7 +175,9 @@ def create_app(
         routes=[
             *pages.ROUTES,
             *feed.ROUTES,  # an Atom feed of a site's alerts, for residents without an account
-            *observe.ROUTES,  # residents' observations: the one form that writes (docs/api.md)
+            *observe.ROUTES,  # residents' observations (docs/api.md)
+            *monitor.ROUTES,  # monitors: log in, moderate, record visits (the other forms that write)
+            *timeline.ROUTES,  # a site's field records by time
             *api.ROUTES,
             *openapi.ROUTES,
             *sta_routes(),  # OGC SensorThings API 1.1, read-only

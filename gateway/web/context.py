@@ -9,6 +9,8 @@ from pathlib import Path
 
 from contract.i18n import Texts
 from gateway.config import WebConfig
+from gateway.observations.accounts import Accounts
+from gateway.observations.records import FieldRecords
 from gateway.observations.store import ObservationStore
 from gateway.stores.reader import Latest, Reader
 from gateway.web.kept import HourlyMeans, KeptLatest
@@ -41,7 +43,9 @@ class Context:
     keys_dir: Path | None = None  # the gateway's key registry, published at /api/v1/keys
     kept: KeptLatest | None = None  # inside the gateway: the latest readings kept as stored
     hourly: HourlyMeans = field(default_factory=HourlyMeans)  # the NowCast's closed hours
-    observations: ObservationStore | None = None  # residents' observations; None: not kept here
+    observations: ObservationStore | None = None  # observers' codes; None: observations not taken here
+    records: FieldRecords | None = None  # the write side of observations, decisions and visits
+    accounts: Accounts | None = None  # monitor accounts; None: no login on this dashboard
     upstreams: tuple[Upstream, ...] = ()  # the difference rules' pairs, for the charts
 
     def upstream(self, site: str, node: str, metric: str) -> Upstream | None:

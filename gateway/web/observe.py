@@ -1,20 +1,24 @@
 """Residents' observations through the dashboard (docs/api.md, "Observations"): the form, the
 submission, and what is public once a monitor accepted it.
 
-Viewing needs no account; submitting needs an observer code (`minewatch-gateway observers add`).
+Viewing needs no account; submitting needs an observer code (`minewatch-gateway observers add`)
+or a monitor's session (gateway/web/monitor.py).
 The submission is guarded in the order a cheap attack is cheapest to refuse: the body's size from
 its Content-Length (uvicorn never reads past it), a cross-site origin, the CSRF token (a cookie and
 the same value in the form: another site can make a browser send the cookie but cannot read it to
 put it in the form), the code, its rate, then the fields and the photo, which Pillow must read as a
 picture and which is re-encoded without its metadata. The text is stored as typed and escaped
-wherever it is shown. Nothing is public until a monitor accepts it (`observations accept`).
+wherever it is shown. Nothing is public until a monitor accepts it (`observations accept`, or the
+dashboard's /moderate). The observation is a point in InfluxDB (gateway/observations/records.py).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any, Literal
@@ -28,13 +32,14 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from contract.wire import ID_PATTERN
-from gateway.observations import photos
-from gateway.observations.store import KINDS, Observation, ObservationStore, RateLimited, UnknownCode
+from gateway.observations import photos, records
+from gateway.observations.records import KINDS, PLACES, FieldRecords, Observation
+from gateway.observations.store import ObservationStore, RateLimited, UnknownCode
 from gateway.timerange import format_time
 from gateway.web.context import Context
 from gateway.web.pages import render
+from gateway.web.session import CSRF_COOKIE, monitor_of, same_origin
 
-CSRF_COOKIE = "mw_csrf"
 MAX_BODY = photos.MAX_BYTES + 64 * 1024  # a photo and the form's text fields
 TEXT_MAX = 1000
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -53,6 +58,7 @@ class Submission(BaseModel):
     node: str | None = Field(default=None, pattern=ID_PATTERN)
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
+    place: str | None = None  # with a position: "position" (the phone's) or "map" (a point chosen)
 
     @field_validator("kind")
     @classmethod
@@ -73,7 +79,7 @@ class Submission(BaseModel):
     def _empty_at(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("site", "node", "lat", "lon", mode="before")
+    @field_validator("site", "node", "lat", "lon", "place", mode="before")
     @classmethod
     def _empty(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -88,14 +94,28 @@ class Submission(BaseModel):
             raise ValueError("site and node go together")
         if self.node is None and self.lat is None:
             raise ValueError("say where: a node, or a position")
+        if self.place is not None and self.place not in PLACES:
+            raise ValueError(f"place: one of {', '.join(PLACES)}")
+        if self.place is not None and (self.node is None if self.place == "node" else self.lat is None):
+            raise ValueError("place: it must name what is given (a node, or a position)")
         return self
+
+    def where(self) -> str:
+        return self.place or ("node" if self.node is not None else "position")
 
 
 def _store(request: Request) -> ObservationStore:
     ctx: Context = request.app.state.ctx
-    if ctx.observations is None:
+    if ctx.observations is None or ctx.records is None:
         raise HTTPException(404, "observations are not kept by this dashboard")
     return ctx.observations
+
+
+def _records(request: Request) -> FieldRecords:
+    ctx: Context = request.app.state.ctx
+    _store(request)
+    assert ctx.records is not None
+    return ctx.records
 
 
 def _token(request: Request) -> str:
@@ -110,7 +130,21 @@ def form_page(request: Request) -> HTMLResponse:
     _store(request)
     token = _token(request)
     nodes = sorted(ctx.nodes(ctx.clock()))
-    page = render(request, "observe.html", kinds=KINDS, nodes=nodes, csrf=token)
+    placed = [
+        {"site": site, "node": node, "lat": st.lat, "lon": st.lon}
+        for site, node in nodes
+        if (st := ctx.board.get(site, node)) is not None and st.lat is not None and st.lon is not None
+    ]
+    monitor = monitor_of(request)
+    page = render(
+        request,
+        "observe.html",
+        kinds=KINDS,
+        nodes=nodes,
+        csrf=token,
+        map_json=json.dumps(placed).replace("</", "<\\/"),
+        monitor=monitor.monitor if monitor else None,
+    )
     page.set_cookie(CSRF_COOKIE, token, max_age=90 * 86400, httponly=True, samesite="strict", path="/")
     page.headers["cache-control"] = "no-store"
     return page
@@ -120,22 +154,16 @@ def _refuse(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status)
 
 
-def _same_origin(request: Request) -> bool:
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("origin")
-    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
-
-
 async def submit(request: Request) -> Response:
     store = _store(request)
+    field = _records(request)
     ctx: Context = request.app.state.ctx
     length = request.headers.get("content-length")
     if length is None or not length.isdigit():
         return _refuse(411, "send the form with its length")
     if int(length) > MAX_BODY:
         return _refuse(413, f"at most {MAX_BODY // 1024} KB: the page makes photos smaller")
-    if not _same_origin(request):
+    if not same_origin(request):
         return _refuse(403, "only this dashboard's own form may submit")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return _refuse(415, "send multipart/form-data, as the form does")
@@ -146,13 +174,19 @@ async def submit(request: Request) -> Response:
             return _refuse(403, "the form has expired: open it again")
         code = form.get("code")
         now = ctx.clock()
-        try:
-            observer = store.observer_of(code if isinstance(code, str) else "")
-            store.check_rate(observer, now)
-        except UnknownCode as exc:
-            return _refuse(401, str(exc))
-        except RateLimited as exc:
-            return _refuse(429, str(exc))
+        monitor = monitor_of(request)
+        code_id: int | None = None
+        if monitor is not None and not code:  # a monitor logged in needs no code, and has no rate
+            observer = f"monitor:{monitor.monitor}"
+        else:
+            try:
+                code_id = store.observer_of(code if isinstance(code, str) else "")
+                store.check_rate(code_id, now)
+            except UnknownCode as exc:
+                return _refuse(401, str(exc))
+            except RateLimited as exc:
+                return _refuse(429, str(exc))
+            observer = f"code:{code_id}"
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         try:
             sub = Submission.model_validate(fields)
@@ -185,13 +219,20 @@ async def submit(request: Request) -> Response:
         node=sub.node,
         lat=sub.lat,
         lon=sub.lon,
+        place=sub.where(),
         received=now,
         photo_received_sha256=photos.sha256(received) if received else None,
         photo_sha256=photos.sha256(clean) if clean else None,
         state="pending",
     )
-    if not store.add(obs, clean):
+    if sub.site is None:  # a position: the gateway's site when it serves one
+        sites = {s for s, _ in ctx.nodes(now)}
+        if len(sites) == 1:
+            obs = replace(obs, site=sites.pop())
+    if not await run_in_threadpool(field.add, obs, clean):
         return JSONResponse(SubmittedOut(id=obs.id, state="already received").model_dump(), 200)
+    if code_id is not None:
+        store.count_submission(code_id, now)
     done = SubmittedOut(id=obs.id, state="pending", photo_received_sha256=obs.photo_received_sha256)
     return JSONResponse(done.model_dump(), 201)
 
@@ -207,6 +248,7 @@ class ObservationOut(BaseModel):
     node: str | None
     lat: float | None
     lon: float | None
+    place: str  # "node", "position" (the phone's) or "map" (a point chosen on the site's map)
     photo: str | None  # the photo's path on this server, re-encoded without metadata
     photo_sha256: str | None  # of the photo served
     accepted_by: str | None
@@ -229,6 +271,7 @@ def public_doc(o: Observation) -> dict[str, Any]:
         node=o.node,
         lat=o.lat,
         lon=o.lon,
+        place=o.place,
         photo=f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
         photo_sha256=o.photo_sha256,
         accepted_by=o.decided_by,
@@ -239,21 +282,25 @@ def public_doc(o: Observation) -> dict[str, Any]:
 async def observations_api(request: Request) -> Response:
     if request.method == "POST":
         return await submit(request)
-    return JSONResponse([public_doc(o) for o in _store(request).listed("accepted")])
+    field = _records(request)
+    return JSONResponse([public_doc(o) for o in records.listed(field.reader, "accepted")])
 
 
 def observations_page(request: Request) -> HTMLResponse:
-    accepted = list(reversed(_store(request).listed("accepted")))
+    accepted = list(reversed(records.listed(_records(request).reader, "accepted")))
     return render(request, "observations.html", observations=accepted)
 
 
 def photo(request: Request) -> Response:
-    store = _store(request)
-    found = store.find(str(request.path_params["id"]))
-    path = store.photo(found) if found is not None and found.state == "accepted" else None
+    field = _records(request)
+    found = records.find(field.reader, str(request.path_params["id"]))
+    # a monitor sees a pending one's photo to decide on it; anyone else only an accepted one's
+    shown = found is not None and (found.state == "accepted" or monitor_of(request) is not None)
+    path = field.photo(found) if found is not None and shown else None
     if path is None or not path.exists():
         return _refuse(404, "no such photo")
-    return FileResponse(path, media_type="image/jpeg", headers={"cache-control": "public, max-age=86400"})
+    cache = "public, max-age=86400" if found is not None and found.state == "accepted" else "no-store"
+    return FileResponse(path, media_type="image/jpeg", headers={"cache-control": cache})
 
 
 def service_worker(request: Request) -> Response:

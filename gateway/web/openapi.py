@@ -155,10 +155,13 @@ def openapi_document() -> dict[str, Any]:
                         "multipart/form-data": {
                             "schema": {
                                 "type": "object",
-                                "required": ["csrf", "code", "id", "kind"],
+                                "required": ["csrf", "id", "kind"],
                                 "properties": {
                                     "csrf": {"type": "string", "description": "as the form page gives it"},
-                                    "code": {"type": "string", "description": "the observer code"},
+                                    "code": {
+                                        "type": "string",
+                                        "description": "the observer code (none with a monitor session)",
+                                    },
                                     **Submission.model_json_schema()["properties"],
                                     "photo": {"type": "string", "format": "binary"},
                                 },

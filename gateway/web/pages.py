@@ -15,6 +15,7 @@ from starlette.routing import Route
 from contract.i18n import Texts
 from contract.wire import format_ts
 from gateway import maintenance
+from gateway.observations import records
 from gateway.web.context import Context
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import (
@@ -27,6 +28,7 @@ from gateway.web.params import (
     OverviewQuery,
     validate,
 )
+from gateway.web.session import monitor_of
 from gateway.web.views import Chart, NodeSummary, charts, half_open, overlay, paged, site_summaries, summaries
 
 REFRESH_S = 60
@@ -52,6 +54,7 @@ def render(request: Request, name: str, status: int = 200, **values: Any) -> HTM
             "age": ctx.texts.ago,
             "std_name": lambda key: standard_name(ctx.texts, key),
             "avg": lambda a: average_text(ctx.texts, a),
+            "signed_in": monitor_of(request),  # the nav's log in / log out
             **values,
         },
         status_code=status,
@@ -168,11 +171,7 @@ def node_page(request: Request) -> HTMLResponse:
         for v in visits
     ]
     month = now - timedelta(days=30)
-    observed = [
-        o
-        for o in (ctx.observations.listed("accepted", month, now) if ctx.observations else [])
-        if (o.site, o.node) == (ref.site, ref.node)
-    ]
+    observed = records.listed(ctx.reader, "accepted", month, now, site=ref.site, nodes=[ref.node])
     observed_marks = [
         {"t": int(o.at.timestamp()), "label": ctx.texts(OBSERVED_KIND + o.kind)} for o in observed
     ]

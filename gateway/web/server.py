@@ -20,9 +20,13 @@ from contract.wire import TopicKind, subscription
 from gateway.alerts.rules.difference import DifferenceRule
 from gateway.config import GatewayConfig, WebConfig
 from gateway.fdlimit import open_files_limit
+from gateway.observations.accounts import ACCOUNTS_FILE, Accounts
+from gateway.observations.migrate import migrate_once
+from gateway.observations.records import PHOTOS_DIR, FieldRecords
 from gateway.observations.store import STORE_FILE as OBSERVATIONS_FILE
 from gateway.observations.store import ObservationStore
-from gateway.stores.backends import dashboard_reader
+from gateway.stores.backends import LazyStore, dashboard_reader
+from gateway.stores.base import API_FILE
 from gateway.subscriber import Subscriber
 from gateway.web.app import create_app
 from gateway.web.context import Upstream
@@ -47,12 +51,20 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
     kept = KeptLatest(reader, refresh_s=KEPT_REFRESH_S)
     kept.refresh_in_background(lambda: datetime.now(UTC))  # no page waits for the refresh
     observations: ObservationStore | None = None
+    accounts: Accounts | None = None
+    field: FieldRecords | None = None
     try:
         observations = ObservationStore(cfg.data_dir / OBSERVATIONS_FILE)
+        accounts = Accounts(cfg.data_dir / ACCOUNTS_FILE)
+        # written through the write seam, connected at the first write (the pages start without it)
+        store = LazyStore(cfg.influxdb, remember=cfg.data_dir / API_FILE)
+        field = FieldRecords(store, dashboard_reader(cfg.influxdb), cfg.data_dir / PHOTOS_DIR)
+        # observations kept in SQLite before they moved to InfluxDB: copied once, off the start path
+        args = (observations, field, cfg.data_dir)
+        threading.Thread(target=migrate_once, args=args, name="migrate", daemon=True).start()
     except (OSError, sqlite3.Error) as exc:  # a `serve` whose user may not write the data directory
-        log.warning(
-            "residents' observations are off: cannot open %s (%s)", cfg.data_dir / OBSERVATIONS_FILE, exc
-        )
+        log.warning("residents' observations and monitor logins are off: %s (%s)", cfg.data_dir, exc)
+        observations = accounts = field = None
     return create_app(
         cfg.web or WebConfig(),
         reader,
@@ -62,6 +74,8 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
         observations=observations,
         upstreams=upstreams_of(cfg),
         site=cfg.site,
+        records=field,
+        accounts=accounts,
     )
 
 

@@ -27,7 +27,12 @@ from contract.signing import Signer, public_b64
 from contract.wire import ReadingPayload
 from gateway import devservices
 from gateway.cli import main
+from gateway.config import InfluxConfig
+from gateway.maintenance import Visit
+from gateway.observations.records import PHOTOS_DIR, FieldRecords, Observation
 from gateway.points import to_line
+from gateway.stores.influx_read import InfluxReader
+from gateway.stores.influx_v1 import InfluxV1
 from gateway.trust.provision import register
 from tests import regdata
 from tests.helpers import Influx
@@ -140,6 +145,7 @@ def made(
         )
     )
     db.write(lines)
+    _field_records(db, d / "data")
     keys = d / "data" / "keys"
     register(keys, regdata.SITE, "haul-road", SIGNER, now=regdata.DAY0 - timedelta(days=30))
     config = d / "gateway.toml"
@@ -151,6 +157,32 @@ def made(
     assert main([*args, "--out", str(out), "--tsa", tsa[0]]) == 0
     yield {"bundle": out, "tsa_cert": tsa[1], "config": config, "dir": d}
     db.drop()
+
+
+PHOTO = b"\xff\xd8 a re-encoded photo \xff\xd9"
+
+
+def _field_records(db: Influx, data: Path) -> None:
+    """A maintenance visit, an accepted observation with its photo and a rejected one, through
+    the same write seam the dashboard uses."""
+    db.write([
+        Visit(regdata.SITE, "haul-road", "cleaned", regdata.DAY0 + timedelta(hours=2), "Bold", "inlet",
+              None, None, regdata.DAY0 + timedelta(hours=2)).to_line()
+    ])  # fmt: skip
+    store = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
+    field = FieldRecords(store, InfluxReader(store, owned=False), data / PHOTOS_DIR)
+    for i, kind in enumerate(("dust", "trucks")):
+        obs = Observation(
+            id=f"00000000-0000-4000-8000-00000000000{i}", observer="code:1", kind=kind, text=f"seen {i}",
+            at=regdata.DAY0 + timedelta(hours=1, minutes=i), site=regdata.SITE, node="haul-road",
+            lat=None, lon=None, received=regdata.DAY0 + timedelta(hours=4),
+            photo_received_sha256="cd" * 32 if i == 0 else None,
+            photo_sha256=hashlib.sha256(PHOTO).hexdigest() if i == 0 else None,
+        )  # fmt: skip
+        assert field.add(obs, PHOTO if i == 0 else None)
+        decision = "accepted" if i == 0 else "rejected"
+        field.decide(obs.id, decision, "Saraa", "checked", regdata.DAY0 + timedelta(hours=5))
+    field.close()
 
 
 def _members(bundle: Path) -> dict[str, bytes]:
@@ -214,6 +246,25 @@ def test_the_bundle_holds_everything_and_verifies_offline(
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert alone.returncode == 0 and "bundle verified" in alone.stdout, alone.stdout + alone.stderr
+
+
+def test_the_bundle_holds_the_field_records_with_the_photos(made: dict[str, Any]) -> None:
+    members = _members(made["bundle"])
+    (visit,) = [json.loads(x) for x in members["maintenance.jsonl"].decode().splitlines()]
+    assert (visit["node"], visit["kind"], visit["by"]) == ("haul-road", "cleaned", "Bold")
+    (seen,) = [json.loads(x) for x in members["observations.jsonl"].decode().splitlines()]  # the accepted
+    assert (seen["kind"], seen["state"], seen["decided_by"], seen["why"]) == (
+        "dust",
+        "accepted",
+        "Saraa",
+        "checked",
+    )
+    assert [d["decision"] for d in seen["decisions"]] == ["accepted"] and "observer" not in seen
+    photo = f"photos/{seen['photo_sha256']}.jpg"
+    assert members[photo] == PHOTO
+    hashed = {f["path"]: f["sha256"] for f in json.loads(members["manifest.json"])["files"]}
+    assert hashed[photo] == hashlib.sha256(PHOTO).hexdigest()
+    assert "observations.jsonl" in hashed and "maintenance.jsonl" in hashed
 
 
 Tamper = Callable[[dict[str, bytes]], None]

@@ -194,8 +194,8 @@ class _V2Query(http.server.BaseHTTPRequestHandler):
                     }
                 ]
             }
-        elif 'FROM "maintenance"' in form["q"][0]:
-            doc = {"results": [{"statement_id": 0}]}  # none recorded
+        elif any(f'FROM "{m}' in form["q"][0] for m in ("maintenance", "observation")):
+            doc = {"results": [{"statement_id": 0}]}  # no visits, no observations recorded
         else:
             doc = {"results": [{"statement_id": 0, "series": [{"name": "reading",
                 "columns": ["time", "site", "node", "seq", "flags", "pm2_5", "pm2_5_n"],

@@ -12,6 +12,10 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
+from gateway.config import InfluxConfig
+from gateway.observations.records import FieldRecords, Observation
+from gateway.stores.influx_read import InfluxReader
+from gateway.stores.influx_v1 import InfluxV1
 from tests import regdata
 from tests.helpers import Influx
 
@@ -127,3 +131,37 @@ def test_an_unknown_kind_is_refused_by_the_parser(river: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         _add(river, "--kind", "painted", "--at", "2026-11-01", "--by", "Bold")
     assert exc.value.code == 2
+
+
+def test_the_export_side_file_lists_the_observations_accepted(
+    river: Path, influx: Influx, tmp_path: Path
+) -> None:
+    store = InfluxV1(InfluxConfig(url=influx.url, database=influx.db))  # type: ignore[arg-type]
+    field = FieldRecords(store, InfluxReader(store, owned=False), tmp_path / "photos")
+    for i, decision in enumerate(("accepted", "rejected", None)):
+        obs = Observation(
+            id=f"00000000-0000-4000-8000-00000000000{i}",
+            observer="code:1",
+            kind="water_colour",
+            text=f"orange {i}",
+            at=regdata.DAY0 + timedelta(minutes=30 + i),
+            site=regdata.SITE,
+            node=NODE,
+            lat=None,
+            lon=None,
+            received=regdata.DAY0 + timedelta(hours=3),
+            photo_received_sha256=None,
+            photo_sha256=None,
+        )
+        assert field.add(obs, None)
+        if decision is not None:
+            field.decide(obs.id, decision, "Saraa", "checked", regdata.DAY0 + timedelta(hours=4))  # type: ignore[arg-type]
+    field.close()
+    out = tmp_path / "x.csv"
+    args = ["--site", regdata.SITE, "--start", "2026-11-01", "--end", "2026-11-02", "--out", str(out)]
+    assert main(["export", "--config", str(river), *args]) == 0
+    meta = json.loads((tmp_path / "x.csv.columns.json").read_text())
+    assert [(o["text"], o["state"], o["decided_by"]) for o in meta["observations"]] == [
+        ("orange 0", "accepted", "Saraa")
+    ]
+    assert "observer" not in meta["observations"][0]

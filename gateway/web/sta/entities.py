@@ -24,6 +24,7 @@ from contract.metrics import Metric, spec
 from contract.wire import format_ts
 from gateway.config import WebConfig
 from gateway.maintenance import Visit
+from gateway.observations.records import Observation
 from gateway.stores.reader import Row, StreamInfo
 from gateway.web.status import NodeStatus
 
@@ -64,6 +65,7 @@ class Thing:
     status: NodeStatus | None
     streams: tuple[StreamInfo, ...]
     visits: tuple[Visit, ...] = ()  # maintenance visits, oldest first: the Thing's history
+    observed: tuple[Observation, ...] = ()  # residents' observations a monitor accepted, oldest first
 
     @property
     def id(self) -> str:
@@ -87,6 +89,7 @@ class Catalogue:
         streams: list[StreamInfo],
         statuses: dict[tuple[str, str], NodeStatus],
         visits: list[Visit] | None = None,
+        observed: list[Observation] | None = None,
     ) -> Catalogue:
         by_node: dict[tuple[str, str], list[StreamInfo]] = {}
         for s in streams:
@@ -94,8 +97,19 @@ class Catalogue:
         done: dict[tuple[str, str], list[Visit]] = {}
         for v in visits or []:
             done.setdefault((v.site, v.node), []).append(v)
+        seen: dict[tuple[str, str], list[Observation]] = {}
+        for o in observed or []:
+            if o.site is not None and o.node is not None:
+                seen.setdefault((o.site, o.node), []).append(o)
         things = {
-            thing_id(*key): Thing(key[0], key[1], statuses.get(key), tuple(group), tuple(done.get(key, ())))
+            thing_id(*key): Thing(
+                key[0],
+                key[1],
+                statuses.get(key),
+                tuple(group),
+                tuple(done.get(key, ())),
+                tuple(seen.get(key, ())),
+            )
             for key, group in sorted(by_node.items())
         }
         return cls(things, {stream_id(s): s for s in streams})
@@ -142,6 +156,22 @@ class Documents:
                 "maintenance": [
                     {k: val for k, val in v.to_json().items() if k not in ("site", "node")}
                     for v in thing.visits
+                ],
+                # what residents saw there, as a monitor accepted it (docs/api.md): the Thing's
+                # history too, not Observations, which are a Datastream's measured results
+                "observations": [
+                    {
+                        "id": o.id,
+                        "kind": o.kind,
+                        "text": o.text,
+                        "phenomenonTime": format_ts(o.at),
+                        "photo": f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
+                        "photo_sha256": o.photo_sha256,
+                        "accepted_by": o.decided_by,
+                        "accepted_at": format_ts(o.decided_at) if o.decided_at else None,
+                        "why": o.why,
+                    }
+                    for o in thing.observed
                 ],
             },
         }

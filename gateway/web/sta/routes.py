@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gateway import maintenance
+from gateway.observations import records
 from gateway.stores import StoreError
 from gateway.web.context import Context
 from gateway.web.sta.entities import Catalogue, Documents
@@ -55,7 +56,8 @@ class CatalogueCache:
             if self._built is None or now - self._built[0] > self._ttl_s:
                 at = ctx.clock()
                 visits = maintenance.visits(ctx.reader, None, EPOCH, at)
-                cat = Catalogue.build(ctx.reader.streams(at), ctx.board.all(), visits)
+                observed = records.listed(ctx.reader, "accepted", EPOCH, at)
+                cat = Catalogue.build(ctx.reader.streams(at), ctx.board.all(), visits, observed)
                 self._built = (now, cat)
             return self._built[1]
 

@@ -109,9 +109,62 @@
     navigator.geolocation.getCurrentPosition(function (p) {
       document.getElementById("lat").value = p.coords.latitude.toFixed(5);
       document.getElementById("lon").value = p.coords.longitude.toFixed(5);
+      document.getElementById("place-kind").value = "position";
       pos.textContent = words.located;
     }, function () { pos.textContent = words.no_position; }, {timeout: 15000, maximumAge: 60000});
   });
+
+  /* The site's map: the nodes where their status puts them (as the overview draws them, no tiles:
+     the site may have no internet); a tap chooses the point the observation is about. */
+  var mapEl = document.getElementById("observe-map");
+  var mapPoints = mapEl ? JSON.parse(document.getElementById("observe-map-data").textContent) : [];
+  var view = null, chosen = null;
+  function project() {
+    var w = mapEl.width, h = mapEl.height, pad = 30;
+    var lats = mapPoints.map(function (p) { return p.lat; }), lons = mapPoints.map(function (p) { return p.lon; });
+    var minLat = Math.min.apply(null, lats), maxLat = Math.max.apply(null, lats);
+    var minLon = Math.min.apply(null, lons), maxLon = Math.max.apply(null, lons);
+    var k = Math.cos((minLat + maxLat) / 2 * Math.PI / 180);
+    // at least ~1 km across, so a single node still leaves room to tap around it
+    var spanX = Math.max((maxLon - minLon) * k, 0.01), spanY = Math.max(maxLat - minLat, 0.01);
+    return {k: k, scale: Math.min((w - 2 * pad) / spanX, (h - 2 * pad) / spanY), cx: w / 2, cy: h / 2,
+            lon: (minLon + maxLon) / 2, lat: (minLat + maxLat) / 2};
+  }
+  function xy(lat, lon) { return [view.cx + (lon - view.lon) * view.k * view.scale, view.cy - (lat - view.lat) * view.scale]; }
+  function drawObserveMap() {
+    var ctx = mapEl.getContext("2d");
+    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, mapEl.width, mapEl.height);
+    ctx.font = "14px sans-serif"; ctx.textBaseline = "middle";
+    mapPoints.forEach(function (p) {
+      var at = xy(p.lat, p.lon);
+      ctx.beginPath(); ctx.arc(at[0], at[1], 7, 0, 2 * Math.PI); ctx.fillStyle = "#23395d"; ctx.fill();
+      ctx.fillStyle = "#111"; ctx.fillText(p.node, at[0] + 10, at[1]);
+    });
+    if (chosen) {
+      var c = xy(chosen[0], chosen[1]);
+      ctx.strokeStyle = "#8e24aa"; ctx.lineWidth = 3;
+      ctx.beginPath(); ctx.moveTo(c[0] - 9, c[1] - 9); ctx.lineTo(c[0] + 9, c[1] + 9);
+      ctx.moveTo(c[0] + 9, c[1] - 9); ctx.lineTo(c[0] - 9, c[1] + 9); ctx.stroke();
+    }
+    ctx.fillStyle = "#111"; ctx.fillText("N \u2191", mapEl.width - 40, 16);
+    mapEl.setAttribute("data-drawn", "1");
+  }
+  if (mapEl && mapPoints.length) {
+    view = project();
+    drawObserveMap();
+    mapEl.addEventListener("click", function (ev) {
+      var r = mapEl.getBoundingClientRect();
+      var x = (ev.clientX - r.left) * mapEl.width / r.width, y = (ev.clientY - r.top) * mapEl.height / r.height;
+      var lat = view.lat - (y - view.cy) / view.scale, lon = view.lon + (x - view.cx) / (view.k * view.scale);
+      chosen = [lat, lon];
+      document.getElementById("lat").value = lat.toFixed(5);
+      document.getElementById("lon").value = lon.toFixed(5);
+      document.getElementById("place-kind").value = "map";
+      form.elements.place.value = "";  // a point on the map, not a sensor
+      document.getElementById("map-point").textContent = words.map_point.replace("{lat}", lat.toFixed(5)).replace("{lon}", lon.toFixed(5));
+      drawObserveMap();
+    });
+  }
 
   var codeEl = document.getElementById("code");
   try { codeEl.value = localStorage.getItem("minewatch-observer-code") || ""; } catch (e) { /* private mode */ }
@@ -125,7 +178,8 @@
       csrf: form.elements.csrf.value, code: codeEl.value.trim(), kind: form.elements.kind.value,
       text: form.elements.text.value, at: local ? new Date(local).toISOString() : new Date().toISOString(),
       site: place.length === 2 ? place[0] : "", node: place.length === 2 ? place[1] : "",
-      lat: place.length === 2 ? "" : lat, lon: place.length === 2 ? "" : form.elements.lon.value
+      lat: place.length === 2 ? "" : lat, lon: place.length === 2 ? "" : form.elements.lon.value,
+      place: place.length === 2 ? "node" : (form.elements.place_kind.value || "position")
     };
     try { localStorage.setItem("minewatch-observer-code", fields.code); } catch (e) { /* private mode */ }
     var file = form.elements.photo.files[0];

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import main
-from gateway.observations.store import STORE_FILE, Observation, ObservationStore
+from gateway.config import InfluxConfig
+from gateway.observations.records import FieldRecords, Observation
+from gateway.stores.influx_read import InfluxReader
+from gateway.stores.influx_v1 import InfluxV1
 from tests import regdata
 from tests.gateway.report.test_report import tables
 from tests.helpers import Influx
@@ -80,18 +83,18 @@ def test_a_period_without_visits_says_so(config: Path, tmp_path: Path) -> None:
     assert "observation was accepted for this period." in text
 
 
-def test_observations_accepted_are_listed_and_others_are_not(config: Path, tmp_path: Path) -> None:
-    data = tmp_path / "gateway-data"
-    config.write_text(f'data_dir = "{data}"\n' + config.read_text())  # a top-level key: before [influxdb]
-    store = ObservationStore(data / STORE_FILE)
-    observer, _ = store.add_observer("Dorj", regdata.DAY0)
+def test_observations_accepted_are_listed_and_others_are_not(
+    config: Path, influx: Influx, tmp_path: Path
+) -> None:
+    store = InfluxV1(InfluxConfig(url=influx.url, database=influx.db))  # type: ignore[arg-type]
+    field = FieldRecords(store, InfluxReader(store, owned=False), tmp_path / "photos")
     made = []
     for i, (kind, text) in enumerate(
         [("dust", "<b>plume</b> at the pit"), ("trucks", "at night"), ("smell", "x")]
     ):
         obs = Observation(
             id=f"00000000-0000-4000-8000-00000000000{i}",
-            observer=observer.id,
+            observer="code:1",
             kind=kind,
             text=text,
             at=regdata.DAY0 + timedelta(hours=10 + i),
@@ -102,13 +105,12 @@ def test_observations_accepted_are_listed_and_others_are_not(config: Path, tmp_p
             received=regdata.DAY0 + timedelta(hours=12),
             photo_received_sha256="ab" * 32 if i == 0 else None,
             photo_sha256=None,
-            state="pending",
         )
-        assert store.add(obs, None)
+        assert field.add(obs, None)
         made.append(obs)
-    store.decide(made[0].id, "accepted", "Saraa", "seen on the chart", regdata.DAY0 + timedelta(hours=13))
-    store.decide(made[1].id, "rejected", "Saraa", "no trucks that night", regdata.DAY0 + timedelta(hours=13))
-    store.close()  # the third stays pending
+    field.decide(made[0].id, "accepted", "Saraa", "seen on the chart", regdata.DAY0 + timedelta(hours=13))
+    field.decide(made[1].id, "rejected", "Saraa", "no trucks that night", regdata.DAY0 + timedelta(hours=13))
+    field.close()  # the third stays pending
     text = _report(config, tmp_path / "r.html")
     rows = tables(text)["observations-table"]
     assert rows == [

@@ -14,7 +14,8 @@ from contract.i18n import Texts
 from contract.metrics import METRICS, Metric
 from gateway import aqi
 from gateway.maintenance import KINDS as visit_kinds
-from gateway.observations.store import KINDS as observation_kinds
+from gateway.observations.records import DECIDED, PLACES
+from gateway.observations.records import KINDS as observation_kinds
 from gateway.standards import STANDARDS
 from gateway.web.levels import TURBIDITY_BANDS
 from tests.helpers import ROOT
@@ -55,6 +56,7 @@ def test_every_key_the_pages_use_is_in_english() -> None:
     used |= {f"standard_name.{key}" for key in STANDARDS}
     used |= {f"alerts.{state}" for state in ("raised", "reminder", "cleared")}
     used |= {f"observe.kind_{k}" for k in observation_kinds} | {f"report.field.kind_{k}" for k in visit_kinds}
+    used |= {f"monitor.place_{p}" for p in PLACES} | {f"monitor.decision_{d}" for d in DECIDED}
     assert len(used) > 60
     assert sorted(used - set(en)) == []
 

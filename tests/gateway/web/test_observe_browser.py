@@ -1,7 +1,8 @@
 """The observation form in a real headless Chromium at a phone's 360 px: one observation with a
 photo sent online, one made with the link cut (kept by the page, the form kept by its service
-worker), both arriving once when the link is back; a monitor accepts one and rejects the other, and
-the photo served back carries no EXIF position."""
+worker), both arriving once (in InfluxDB) when the link is back; a monitor logged in through the
+page accepts one and rejects the other, the accepted one shows on the node's chart and in the
+report, and the photo served back carries no EXIF position."""
 
 from __future__ import annotations
 
@@ -16,15 +17,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from selenium import webdriver
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from gateway import devservices
 from gateway.cli import main
-from gateway.observations.store import STORE_FILE, ObservationStore
+from gateway.observations import records
+from gateway.observations.records import Observation
 from tests.gateway.report.test_report import tables
 from tests.gateway.web.chromium import chromium
-from tests.gateway.web.test_observations import GPS_TAG, gps_jpeg
+from tests.gateway.web.test_observations import GPS_TAG, gateway_config, gps_jpeg
 from tests.helpers import ROOT
 from tests.webdata import Site, served_site
 
@@ -61,21 +64,38 @@ def _fill(driver: webdriver.Chrome, code: str, kind: str, text: str, photo: Path
     driver.find_element(By.ID, "send").click()
 
 
+def _moderate(phone: webdriver.Chrome, obs_id: str, button: str, why: str) -> None:
+    item = phone.find_element(By.ID, f"pending-{obs_id}")
+    item.find_element(By.TAG_NAME, "textarea").send_keys(why)
+    item.find_element(By.CSS_SELECTOR, f"button.{button}").click()
+    WebDriverWait(phone, 10).until(lambda d: d.find_elements(By.ID, "done"))
+
+
 def test_two_observations_one_offline_arrive_once_each(
-    influxd: devservices.Service, phone: webdriver.Chrome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    influxd: devservices.Service,
+    phone: webdriver.Chrome,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = tmp_path / "gateway-data"
-    config = tmp_path / "gateway.toml"
-    config.write_text(f'data_dir = "{data}"\n[influxdb]\nurl = "http://127.0.0.1:{influxd.port}"\n')
-    store = ObservationStore(data / STORE_FILE)
     picture = tmp_path / "camera.jpg"
     picture.write_bytes(gps_jpeg())
-    assert main(["observers", "add", "--config", str(config), "--name", "Dorj"]) == 0
-    found = re.search(r"code (\S+)", capsys.readouterr().out)
-    assert found is not None
-    code = found.group(1)
     site: Site
-    with served_site(influxd.port, observations=store) as site:
+    with served_site(influxd.port, data_dir=data) as site:
+        assert site.field is not None
+        field = site.field
+        config = gateway_config(tmp_path / "gateway.toml", data, influxd.port, site)
+        assert main(["observers", "add", "--config", str(config), "--name", "Dorj"]) == 0
+        found = re.search(r"code (\S+)", capsys.readouterr().out)
+        assert found is not None
+        code = found.group(1)
+        monkeypatch.setattr("sys.stdin", io.StringIO("a long pass phrase\n"))
+        assert main(["monitors", "add", "--config", str(config), "--name", "saraa", "--password-stdin"]) == 0
+
+        def stored() -> list[Observation]:
+            return records.listed(field.reader)
+
         phone.get(site.url + "/observe")
         overflow = phone.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
@@ -90,7 +110,7 @@ def test_two_observations_one_offline_arrive_once_each(
         )
         assert kept is True
         _fill(phone, code, "dust", "plume from the pit", picture)
-        WebDriverWait(phone, 20).until(lambda d: len(store.listed()) == 1)
+        WebDriverWait(phone, 20).until(lambda d: len(stored()) == 1)
 
         _network(phone, offline=True)
         WebDriverWait(phone, 5).until(lambda d: d.execute_script("return navigator.onLine") is False)
@@ -98,11 +118,11 @@ def test_two_observations_one_offline_arrive_once_each(
         WebDriverWait(phone, 10).until(
             lambda d: d.find_element(By.ID, "queued").get_attribute("data-count") == "1"
         )
-        assert len(store.listed()) == 1  # the second is on the phone only
+        assert len(stored()) == 1  # the second is on the phone only
         phone.save_screenshot(str(ARTIFACTS / "observe-offline-phone.png"))
 
         _network(phone, offline=False)
-        WebDriverWait(phone, 20).until(lambda d: len(store.listed()) == 2)
+        WebDriverWait(phone, 20).until(lambda d: len(stored()) == 2)
         WebDriverWait(phone, 10).until(
             lambda d: d.find_element(By.ID, "queued").get_attribute("data-count") == "0"
         )
@@ -110,7 +130,7 @@ def test_two_observations_one_offline_arrive_once_each(
         WebDriverWait(phone, 10).until(
             lambda d: d.find_element(By.ID, "queued").get_attribute("data-count") == "0"
         )
-        got = store.listed()
+        got = stored()
         assert sorted(o.kind for o in got) == ["dust", "water_colour"]
         assert len({o.id for o in got}) == 2
         dust, water = sorted(got, key=lambda o: o.kind)
@@ -118,9 +138,26 @@ def test_two_observations_one_offline_arrive_once_each(
         # 11:40 on the phone's clock in Ulaanbaatar (UTC+8) is 03:40 UTC
         assert dust.at == datetime(2026, 11, 22, 3, 40, tzinfo=UTC)
 
-        for verb, obs, why in (("accept", dust, "matches the PM10 peak"), ("reject", water, "duplicate")):
-            args = ["observations", verb, obs.id, "--config", str(config), "--by", "Saraa", "--why", why]
-            assert main(args) == 0
+        # a monitor logs in through the page, and decides on each with a reason
+        phone.get(site.url + "/moderate")  # not logged in: sent to the login form
+        WebDriverWait(phone, 10).until(lambda d: d.find_elements(By.ID, "login"))
+        phone.find_element(By.ID, "name").send_keys("saraa")
+        phone.find_element(By.ID, "password").send_keys("a long pass phrase")
+        phone.find_element(By.ID, "sign-in").click()
+        WebDriverWait(phone, 10).until(lambda d: d.find_elements(By.ID, "pending"))
+        overflow = phone.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the moderation page is {overflow} px wider than a phone screen"
+        phone.save_screenshot(str(ARTIFACTS / "moderate-phone.png"))
+        _moderate(phone, dust.id, "accept", "matches the PM10 peak")
+        _moderate(phone, water.id, "reject", "duplicate")
+        decided = records.decisions_of(field.reader)
+        assert [(d.decision, d.by, d.why) for d in decided[dust.id]] == [
+            ("accepted", "saraa", "matches the PM10 peak")
+        ]
+        assert [(d.decision, d.by, d.why) for d in decided[water.id]] == [("rejected", "saraa", "duplicate")]
+        assert not phone.find_elements(By.CSS_SELECTOR, "#pending li")
         with urllib.request.urlopen(site.url + "/api/v1/observations") as resp:
             public = json.loads(resp.read())
         assert [o["id"] for o in public] == [dust.id]
@@ -146,13 +183,36 @@ def test_two_observations_one_offline_arrive_once_each(
         listed = phone.find_element(By.ID, "observed").text
         assert "plume from the pit" in listed and "orange" not in listed
         # and it is in the report of that day, the rejected one is not
-        text = config.read_text().replace(
-            "[influxdb]\n", f'[influxdb]\ndatabase = "{site.db.db}"\napi = "v1"\n'
-        )
-        config.write_text(text)
         out = tmp_path / "report.html"
         args = ["--site", "tsagaan", "--start", "2026-11-22", "--end", "2026-11-23", "--out", str(out)]
         assert main(["report", "--config", str(config), *args]) == 0
         rows = tables(out.read_text(encoding="utf-8"))["observations-table"]
         assert [(r[1], r[3]) for r in rows] == [("Dust plume", "plume from the pit")]
-    store.close()
+
+
+def test_a_point_tapped_on_the_sites_map_is_where_the_observation_was(
+    influxd: devservices.Service, phone: webdriver.Chrome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "gateway-data"
+    with served_site(influxd.port, data_dir=data) as site:
+        assert site.field is not None
+        config = gateway_config(tmp_path / "gateway.toml", data, influxd.port, site)
+        assert main(["observers", "add", "--config", str(config), "--name", "Dorj"]) == 0
+        found = re.search(r"code (\S+)", capsys.readouterr().out)
+        assert found is not None
+        phone.get(site.url + "/observe")
+        canvas = phone.find_element(By.ID, "observe-map")
+        WebDriverWait(phone, 10).until(lambda d: canvas.get_attribute("data-drawn") == "1")
+        phone.execute_script("arguments[0].scrollIntoView({block: 'center'});", canvas)
+        ActionChains(phone).move_to_element(canvas).click().perform()  # the middle of the map
+        assert phone.find_element(By.ID, "place-kind").get_attribute("value") == "map"
+        phone.find_element(By.ID, "code").send_keys(found.group(1))
+        Select(phone.find_element(By.ID, "kind")).select_by_value("smell")
+        phone.execute_script("document.getElementById('at').value = arguments[0];", "2026-11-22T11:40")
+        phone.find_element(By.ID, "send").click()
+        WebDriverWait(phone, 20).until(lambda d: records.listed(site.field.reader))  # type: ignore[union-attr]
+        (got,) = records.listed(site.field.reader)
+        # the map's middle is the middle of the two nodes with a position (webdata.board)
+        assert got.place == "map" and got.node is None and got.site == "tsagaan"
+        assert got.lat == pytest.approx((43.1105 + 43.0921) / 2, abs=2e-4)
+        assert got.lon == pytest.approx((106.8503 + 106.8712) / 2, abs=2e-4)

@@ -26,7 +26,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 from contract.i18n import Texts
 from gateway import devservices
 from gateway.config import WebConfig
-from gateway.observations.store import STORE_FILE, ObservationStore
 from gateway.web.context import Upstream
 from tests.contract.test_i18n_mn import english_words
 from tests.gateway.web.chromium import chromium
@@ -68,12 +67,11 @@ def site(
     request: pytest.FixtureRequest, influxd: devservices.Service, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Site, Texts]]:
     lang: str = request.param
-    store = ObservationStore(tmp_path_factory.mktemp("observations") / STORE_FILE)
     with served_site(
         influxd.port,
         web=WebConfig(language=lang, attribution=ATTRIBUTION[lang]),
         lines=_lines(),
-        observations=store,
+        data_dir=tmp_path_factory.mktemp("observations"),
         upstreams=(RIVER_RULE,),
     ) as s:
         yield s, Texts(lang)

@@ -1,0 +1,273 @@
+"""Residents' observations and the monitors' decisions on them, in InfluxDB beside the readings
+(measurements `observation` and `observation_decision`, docs/protocol.md), written through the
+write seam and read through the read seam like the maintenance visits.
+
+Nothing is overwritten. An observation's point is keyed by its id (a tag the phone made), so a
+submission its queue sends twice lands on the same series and time: it is looked up first and
+answered as already received, never written again. A decision is a new point (who, when, why); the
+state shown is the latest, and every earlier one stays. Photos stay files on disk, named by the
+SHA-256 of the re-encoded picture, and the point keeps both hashes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from contract.wire import format_ts
+from gateway.points import format_line
+from gateway.stores.base import Store
+from gateway.stores.reader import Reader, Row, Trace
+from gateway.timerange import from_ms
+
+MEASUREMENT = "observation"
+DECISIONS = "observation_decision"
+KINDS = ("dust", "blasting", "trucks", "water_colour", "dead_fish", "smell", "noise", "other")
+"""What a resident can report; `other` with the free text."""
+PLACES = ("node", "position", "map")
+"""Where an observation was made: near a node, the phone's position, or a point chosen on the map."""
+Decision = Literal["accepted", "rejected"]
+DECIDED = ("accepted", "rejected")
+PHOTOS_DIR = "photos"
+"""In the gateway's data directory: `<sha256>.jpg`, the re-encoded photos."""
+ALL_FROM = datetime(2000, 1, 1, tzinfo=UTC)
+ALL_TO = datetime(2100, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    id: str
+    observer: str  # "code:<n>" (an observer code's number) or "monitor:<name>" (a monitor account)
+    kind: str
+    text: str
+    at: datetime  # when it was seen: the point's time
+    site: str | None
+    node: str | None
+    lat: float | None
+    lon: float | None
+    received: datetime
+    photo_received_sha256: str | None  # of the bytes the phone sent
+    photo_sha256: str | None  # of the re-encoded photo kept and served
+    state: str = "pending"  # "pending", or the latest decision
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    why: str | None = None
+    place: str = "node"  # one of PLACES
+
+    def to_line(self) -> str:
+        tags = {"id": self.id, "kind": self.kind, "site": self.site or "", "node": self.node or ""}
+        fields: dict[str, str | float | None] = {
+            "observer": self.observer,
+            "text": self.text,
+            "place": self.place,
+            "lat": self.lat,
+            "lon": self.lon,
+            "received": format_ts(self.received),
+            "photo_received_sha256": self.photo_received_sha256,
+            "photo_sha256": self.photo_sha256,
+        }
+        return format_line(MEASUREMENT, tags, fields, self.at)
+
+    def to_json(self) -> dict[str, str | float | None]:
+        """As the export's side file and the evidence bundle carry it: everything but who the
+        observer is (a code's number or an account is not for the public)."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "text": self.text,
+            "at": format_ts(self.at),
+            "site": self.site,
+            "node": self.node,
+            "place": self.place,
+            "lat": self.lat,
+            "lon": self.lon,
+            "received": format_ts(self.received),
+            "photo_received_sha256": self.photo_received_sha256,
+            "photo_sha256": self.photo_sha256,
+            "state": self.state,
+            "decided_by": self.decided_by,
+            "decided_at": format_ts(self.decided_at) if self.decided_at else None,
+            "why": self.why,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    observation: str
+    decision: str
+    by: str
+    at: datetime
+    why: str
+
+    def to_line(self) -> str:
+        tags = {"id": self.observation, "decision": self.decision}
+        return format_line(DECISIONS, tags, {"by": self.by, "why": self.why}, self.at)
+
+    def to_json(self) -> dict[str, str]:
+        return {"decision": self.decision, "by": self.by, "at": format_ts(self.at), "why": self.why}
+
+
+class AlreadyDecided(ValueError):
+    """A decision on this observation is already stored at this millisecond: not replaced."""
+
+
+def _ts(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _text(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _observation(row: Row) -> Observation:
+    at = from_ms(int(row["time"]))
+    return Observation(
+        id=str(row["id"]),
+        observer=str(row.get("observer") or ""),
+        kind=str(row.get("kind") or ""),
+        text=str(row.get("text") or ""),
+        at=at,
+        site=_text(row.get("site")),
+        node=_text(row.get("node")),
+        lat=_float(row.get("lat")),
+        lon=_float(row.get("lon")),
+        received=_ts(row.get("received")) or at,
+        photo_received_sha256=_text(row.get("photo_received_sha256")),
+        photo_sha256=_text(row.get("photo_sha256")),
+        place=str(row.get("place") or ("node" if row.get("node") else "position")),
+    )
+
+
+def _decision(row: Row) -> DecisionRecord:
+    return DecisionRecord(
+        str(row["id"]),
+        str(row.get("decision") or ""),
+        str(row.get("by") or ""),
+        from_ms(int(row["time"])),
+        str(row.get("why") or ""),
+    )
+
+
+IDS_BY_NAME = 100
+"""Up to this many observations, their decisions are asked for by id; more, all are read."""
+
+
+def decisions_of(
+    reader: Reader, ids: Iterable[str] | None = None, *, trace: Trace | None = None
+) -> dict[str, list[DecisionRecord]]:
+    """Every decision (or those on `ids`), oldest first per observation."""
+    out: dict[str, list[DecisionRecord]] = {}
+    wanted = None if ids is None else sorted(set(ids))
+    named = wanted if wanted is not None and len(wanted) <= IDS_BY_NAME else None
+    rows = reader.decision_rows(ALL_FROM, ALL_TO, ids=named, trace=trace)
+    if wanted is not None and named is None:
+        keep = set(wanted)
+        rows = [r for r in rows if r.get("id") in keep]
+    for d in sorted((_decision(r) for r in rows), key=lambda d: (d.at, d.decision)):
+        out.setdefault(d.observation, []).append(d)
+    return out
+
+
+def listed(
+    reader: Reader,
+    state: str | None = None,
+    start: datetime = ALL_FROM,
+    end: datetime = ALL_TO,
+    *,
+    site: str | None = None,
+    nodes: Iterable[str] = (),
+    trace: Trace | None = None,
+) -> list[Observation]:
+    """Observations made in (start, end], oldest first, each with its latest decision; `state`
+    keeps only those in it ("pending": none yet). With `site`, those at its nodes and those given
+    only as a position (a gateway serves one site's residents); with `nodes`, only theirs."""
+    wanted = list(nodes)
+    rows = reader.observation_rows(site, start, end, trace=trace)
+    found = [_observation(r) for r in rows]
+    if wanted:
+        found = [o for o in found if o.node in wanted]
+    decided = decisions_of(reader, [o.id for o in found], trace=trace) if found else {}
+    out = []
+    for o in sorted(found, key=lambda o: (o.at, o.id)):
+        last = decided.get(o.id, [])
+        if last:
+            d = last[-1]
+            o = replace(o, state=d.decision, decided_by=d.by, decided_at=d.at, why=d.why)
+        if state is None or o.state == state:
+            out.append(o)
+    return out
+
+
+def find(reader: Reader, obs_id: str) -> Observation | None:
+    rows = reader.observation_rows(None, ALL_FROM, ALL_TO, ids=[obs_id])
+    if not rows:
+        return None
+    o = _observation(rows[0])
+    last = decisions_of(reader, [o.id]).get(o.id, [])
+    if last:
+        d = last[-1]
+        o = replace(o, state=d.decision, decided_by=d.by, decided_at=d.at, why=d.why)
+    return o
+
+
+class FieldRecords:
+    """The write side: observations and decisions through `store`, photos in `photos`; `reader`
+    reads back what `store` wrote (the lookups that keep a point from being written twice)."""
+
+    def __init__(self, store: Store, reader: Reader, photos: Path) -> None:
+        self.store = store
+        self.reader = reader
+        self.photos = photos
+        self._lock = threading.Lock()  # one lookup-then-write at a time in this process
+
+    def photo(self, obs: Observation) -> Path | None:
+        return None if obs.photo_sha256 is None else self.photos / f"{obs.photo_sha256}.jpg"
+
+    def keep_photo(self, sha256: str, data: bytes) -> None:
+        self.photos.mkdir(parents=True, exist_ok=True)
+        target = self.photos / f"{sha256}.jpg"
+        if not target.exists():  # named by its hash: the same bytes, whoever sent them
+            tmp = target.with_suffix(f".{threading.get_ident()}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+
+    def add(self, obs: Observation, photo: bytes | None) -> bool:
+        """Store a new observation (its photo first, so a point never names a missing file);
+        False when its id was already received (nothing is written then)."""
+        with self._lock:
+            if self.reader.observation_rows(None, ALL_FROM, ALL_TO, ids=[obs.id]):
+                return False
+            if photo is not None and obs.photo_sha256 is not None:
+                self.keep_photo(obs.photo_sha256, photo)
+            self.store.write([obs.to_line()])
+        return True
+
+    def decide(self, obs_id: str, decision: Decision, by: str, why: str, now: datetime) -> DecisionRecord:
+        """A new decision point; KeyError when there is no such observation, AlreadyDecided when a
+        decision on it is stored at this very millisecond (it would be replaced)."""
+        if decision not in DECIDED:
+            raise ValueError(f"a decision is one of {', '.join(DECIDED)}")
+        record = DecisionRecord(obs_id, decision, by, now, why)
+        with self._lock:
+            if not self.reader.observation_rows(None, ALL_FROM, ALL_TO, ids=[obs_id]):
+                raise KeyError(obs_id)
+            same = self.reader.decision_rows(now - _MS, now, ids=[obs_id])
+            if any(from_ms(int(r["time"])) == now and r.get("decision") == decision for r in same):
+                raise AlreadyDecided(f"a decision on {obs_id} is already stored at {format_ts(now)}")
+            self.store.write([record.to_line()])
+        return record
+
+    def close(self) -> None:
+        self.reader.close()
+        self.store.close()
