@@ -16,7 +16,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from contract.clock import Clock
 from contract.i18n import Texts
 from gateway.alerts import messages
-from gateway.channels.base import Channel, ChannelError, ChannelOptions, Notification
+from gateway.channels.base import Channel, ChannelError, ChannelOptions, Links, Notification, recipients_of
 
 log = logging.getLogger(__name__)
 Item = tuple[int, dict[str, Any]]  # (outbox row id, event JSON)
@@ -67,20 +67,38 @@ def in_quiet_hours(opts: ChannelOptions, now: datetime) -> bool:
     return local >= start or local < end  # across midnight, e.g. 22:00-07:00
 
 
-def single(event: dict[str, Any], texts: Texts = messages.EN) -> Notification:
-    """One event, in the channel's language; the body keeps the stored English `message`."""
+UrlOf = Callable[[dict[str, Any]], "str | None"]
+
+
+def _no_links(event: dict[str, Any]) -> str | None:
+    return None
+
+
+def _with_url(event: dict[str, Any], url: str | None) -> dict[str, Any]:
+    return {**event, "ack_url": url} if url else event
+
+
+def single(event: dict[str, Any], texts: Texts = messages.EN, url_of: UrlOf = _no_links) -> Notification:
+    """One event, in the channel's language, with what a monitor needs to act (its id, value and
+    limit, place, since when, how to acknowledge: `url_of` gives its link, if any); the body keeps
+    the stored English `message`, and a link as `ack_url`."""
+    url = url_of(event) if messages.is_actionable(event) else None
     return Notification(
         subject=messages.subject(event, texts),
-        text=messages.text_of(event, texts),
-        body=event,
+        text=messages.full_text(event, texts, url),
+        body=_with_url(event, url),
         severity=str(event.get("severity")),
         events=[],
     )
 
 
-def digest(events: list[dict[str, Any]], why: str, texts: Texts = messages.EN) -> Notification:
+def digest(
+    events: list[dict[str, Any]], why: str, texts: Texts = messages.EN, url_of: UrlOf = _no_links
+) -> Notification:
     worst = max(events, key=lambda e: ("info", "warning", "critical").index(e.get("severity", "info")))
-    subject, text = messages.digest(events, why, texts)
+    urls = {str(e["id"]): u for e in events if messages.is_actionable(e) and (u := url_of(e))}
+    subject, text = messages.digest(events, why, texts, urls)
+    events = [_with_url(e, urls.get(str(e.get("id")))) for e in events]
     body = {"digest": True, "reason": why, "count": len(events), "events": events, "message": text}
     return Notification(
         subject=subject,
@@ -103,6 +121,7 @@ class Worker:
     stop_event: threading.Event
     sleep: Callable[[float], None] | None = None
     stats: ChannelStats = field(default_factory=ChannelStats)
+    links: Links | None = None  # acknowledgement links, when the gateway makes them
 
     def __post_init__(self) -> None:
         self.queue: queue.Queue[Item] = queue.Queue(maxsize=self.opts.queue_size)
@@ -165,11 +184,11 @@ class Worker:
         if not critical and in_quiet_hours(self.opts, self.clock()):
             self._hold(item, "quiet hours")
         elif critical and self._room():
-            self._deliver([item], single(event, self.texts))  # quiet hours never hold back a critical alert
+            self._deliver([item], self._single(event))  # quiet hours never hold back a critical alert
         elif self._held or not self._room():
             self._hold(item, self._held_why or "rate limit")
         else:
-            self._deliver([item], single(event, self.texts))
+            self._deliver([item], self._single(event))
 
     def _hold(self, item: Item, why: str) -> None:
         if not self._held:
@@ -186,10 +205,30 @@ class Worker:
         items, self._held = self._held, []
         self.stats.held = 0
         if len(items) == 1:
-            self._deliver(items, single(items[0][1], self.texts))
+            self._deliver(items, self._single(items[0][1]))
         else:
-            self._deliver(items, digest([e for _, e in items], self._held_why, self.texts))
+            events = [e for _, e in items]
+            self._deliver(
+                items, self._personal(lambda url_of: digest(events, self._held_why, self.texts, url_of))
+            )
             self.stats.digests += 1
+
+    def _single(self, event: dict[str, Any]) -> Notification:
+        return self._personal(lambda url_of: single(event, self.texts, url_of))
+
+    def _personal(self, build: Callable[[UrlOf], Notification]) -> Notification:
+        """The message, and for each of the channel's recipients its copy with their own links
+        (made once per message: the retries of a delivery send the same links)."""
+        shared = build(_no_links)
+        people = recipients_of(self.channel)
+        links = self.links
+        if links is None or not people:
+            return shared
+        personal = {
+            key: build(lambda e, name=name: links.url(str(e["id"]), name, self.label))  # type: ignore[misc]
+            for key, name in people.items()
+        }
+        return replace(shared, personal=personal)
 
     def _deliver(self, items: list[Item], note: Notification) -> None:
         rows = [row for row, _ in items]

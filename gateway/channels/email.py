@@ -1,6 +1,8 @@
 """Plain-text email over SMTP with STARTTLS and login (smtplib from the standard library).
 
-A refused recipient or a refused login will not get better by retrying and is given up at once;
+With acknowledgement links on ([web] public_url), each address of `to` gets a message of its own,
+with links only it was sent: a link's use records the name of the address it went to (the display
+name of `"S. Saraa <saraa@example.org>"`, else the address). A refused recipient or a refused login will not get better by retrying and is given up at once;
 an unreachable server, a timeout or a 4xx reply is retried by the dispatcher.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 
@@ -38,21 +41,30 @@ class Email:
         self._opts = opts
         self._password = read_secret(opts.password_file, "MINEWATCH_SMTP_PASSWORD")
         self._tls = ssl.create_default_context(cafile=str(opts.ca_file) if opts.ca_file else None)
+        self.recipients = {to: (parseaddr(to)[0] or parseaddr(to)[1] or to) for to in opts.to}
+
+    def _message(self, note: Notification, to: list[str]) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"] = self._opts.sender
+        msg["To"] = ", ".join(to)
+        msg["Subject"] = f"{self._opts.subject_prefix} {note.subject}".strip()
+        msg.set_content(note.text)
+        return msg
 
     def send(self, note: Notification) -> None:
         opts = self._opts
-        msg = EmailMessage()
-        msg["From"] = opts.sender
-        msg["To"] = ", ".join(opts.to)
-        msg["Subject"] = f"{opts.subject_prefix} {note.subject}".strip()
-        msg.set_content(note.text)
+        if note.personal:  # each their own links: one message per address
+            messages = [self._message(note.to(to), [to]) for to in opts.to]
+        else:
+            messages = [self._message(note, opts.to)]
         try:
             with smtplib.SMTP(opts.host, opts.port, timeout=opts.timeout_s) as smtp:
                 if opts.starttls:
                     smtp.starttls(context=self._tls)
                 if opts.username:
                     smtp.login(opts.username, self._password or "")
-                smtp.send_message(msg)
+                for msg in messages:
+                    smtp.send_message(msg)
         except (smtplib.SMTPAuthenticationError, smtplib.SMTPRecipientsRefused) as exc:
             raise ChannelError(f"SMTP {opts.host}:{opts.port} refused: {exc}", retryable=False) from exc
         except smtplib.SMTPResponseException as exc:
