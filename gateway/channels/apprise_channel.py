@@ -20,7 +20,8 @@ class AppriseOptions(ChannelOptions):
     recipient: str | None = Field(
         default=None,
         max_length=64,
-        description="Who reads these URLs: the name an acknowledgement link's use records; default the channel's name.",
+        description="Who reads these URLs: the name an acknowledgement link's use records "
+        "(default: the channel's name).",
     )
 
 

@@ -2,8 +2,10 @@
 
 With acknowledgement links on ([web] public_url), each address of `to` gets a message of its own,
 with links only it was sent: a link's use records the name of the address it went to (the display
-name of `"S. Saraa <saraa@example.org>"`, else the address). A refused recipient or a refused login will not get better by retrying and is given up at once;
-an unreachable server, a timeout or a 4xx reply is retried by the dispatcher.
+name of `"S. Saraa <saraa@example.org>"`, else the address).
+
+A refused recipient or a refused login will not get better by retrying and is given up at once; an
+unreachable server, a timeout or a 4xx reply is retried by the dispatcher.
 """
 
 from __future__ import annotations
