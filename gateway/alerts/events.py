@@ -119,6 +119,7 @@ class AlertEvent:
             "acked_by": self.acked_by or None,
             "msg_id": self.msg_id or None,
             "msg_params": params_json(self.msg_params) if self.msg_params else None,
+            "unit": self.unit or None,
         }
         for name, number in (("value", self.value), ("limit", self.limit), ("peak", self.peak)):
             fields[name] = None if number is None else float(number)

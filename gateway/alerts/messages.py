@@ -191,14 +191,16 @@ def is_actionable(doc: Mapping[str, Any]) -> bool:
     return doc.get("state") in ACTIONABLE and not doc.get("acked_by") and bool(doc.get("id"))
 
 
-def _measure(t: Texts, doc: Mapping[str, Any], value: Any) -> str:
+def _measure(t: Texts, doc: Mapping[str, Any], value: Any, *, is_limit: bool = False) -> str:
     """A value with the unit the event states: minutes for how long something lasted, else the
-    metric's decimals and unit as the sentences write them."""
+    metric's decimals and unit, compared with the limit, as the sentences write them."""
     if value is None:
         return t("alert.no_value")
     if doc.get("unit") == "min":
         return t("ack.minutes", n=f"{float(value):.0f}")
-    return _amount(t, float(value), str(doc.get("metric") or ""))
+    limit = None if is_limit or doc.get("limit") is None else float(doc["limit"])
+    comparison: Comparison = "below" if str(doc.get("msg_id") or "").endswith(".below") else "above"
+    return _amount(t, float(value), str(doc.get("metric") or ""), limit, comparison)
 
 
 def details(doc: Mapping[str, Any], t: Texts, ack_url: str | None = None) -> list[str]:
@@ -218,7 +220,7 @@ def details(doc: Mapping[str, Any], t: Texts, ack_url: str | None = None) -> lis
         t(
             "alert.detail.value",
             value=_measure(t, doc, doc.get("value")),
-            limit=_measure(t, doc, doc.get("limit")),
+            limit=_measure(t, doc, doc.get("limit"), is_limit=True),
             source=source,
         ),
         t("alert.detail.place", where=where),

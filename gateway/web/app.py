@@ -25,11 +25,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.i18n import Texts
 from gateway.alerts import messages
+from gateway.alerts.store import AlertStore
 from gateway.config import WebConfig
 from gateway.observations.store import ObservationStore
 from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
-from gateway.web import api, feed, observe, openapi, pages
+from gateway.web import ack, api, feed, observe, openapi, pages
 from gateway.web.context import Context
 from gateway.web.kept import KeptLatest
 from gateway.web.params import BadRequest
@@ -126,6 +127,7 @@ def create_app(
     keys_dir: Path | None = None,
     kept: KeptLatest | None = None,
     observations: ObservationStore | None = None,
+    alert_store: AlertStore | None = None,
 ) -> Starlette:
     texts = Texts(web.language)
     ctx = Context(
@@ -137,6 +139,7 @@ def create_app(
         keys_dir=keys_dir,
         kept=kept,
         observations=observations,
+        alerts=alert_store,
     )
 
     async def bad_request(request: Request, exc: Exception) -> Response:
@@ -165,6 +168,7 @@ def create_app(
             *pages.ROUTES,
             *feed.ROUTES,  # an Atom feed of a site's alerts, for residents without an account
             *observe.ROUTES,  # residents' observations: the one form that writes (docs/api.md)
+            *ack.ROUTES,  # acknowledgement links: a confirmation page, and its POST (gateway/web/ack.py)
             *api.ROUTES,
             *openapi.ROUTES,
             *sta_routes(),  # OGC SensorThings API 1.1, read-only

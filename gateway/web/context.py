@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from contract.i18n import Texts
+from gateway.alerts.store import AlertStore
 from gateway.config import WebConfig
 from gateway.observations.store import ObservationStore
 from gateway.stores.reader import Latest, Reader
@@ -27,6 +28,7 @@ class Context:
     kept: KeptLatest | None = None  # inside the gateway: the latest readings kept as stored
     hourly: HourlyMeans = field(default_factory=HourlyMeans)  # the NowCast's closed hours
     observations: ObservationStore | None = None  # residents' observations; None: not kept here
+    alerts: AlertStore | None = None  # the gateway's alert store: acknowledgement links; None: none here
 
     def latest(self, now: datetime, site: str | None = None, node: str | None = None) -> list[Latest]:
         source = self.kept or self.reader

@@ -15,6 +15,7 @@ from starlette.routing import Route
 from contract.wire import format_ts
 from gateway import maintenance
 from gateway.web.context import Context
+from gateway.web.episodes import episodes
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import (
     MAX_CSV_DAYS,
@@ -184,7 +185,7 @@ def alerts_page(request: Request) -> HTMLResponse:
     q: AlertsQuery = validate(AlertsQuery, request.query_params)
     start, end = q.bounds(ctx.clock(), timedelta(days=30), 366)
     found = ctx.reader.alerts(*half_open(start, end), site=q.site, node=q.node, limit=q.limit)
-    return render(request, "alerts.html", alerts=found, start=start, end=end)
+    return render(request, "alerts.html", alerts=found, episodes=episodes(found), start=start, end=end)
 
 
 def download_page(request: Request) -> HTMLResponse:

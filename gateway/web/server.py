@@ -17,6 +17,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from contract.wire import TopicKind, subscription
+from gateway.alerts.store import AlertStore
 from gateway.config import GatewayConfig, WebConfig
 from gateway.fdlimit import open_files_limit
 from gateway.observations.store import STORE_FILE as OBSERVATIONS_FILE
@@ -29,6 +30,7 @@ from gateway.web.kept import KeptLatest
 from gateway.web.status import StatusBoard
 
 log = logging.getLogger(__name__)
+ALERTS_FILE = "alerts.sqlite"  # as gateway/alerts/service.py keeps it
 RESERVED_FILES = 64  # what the dashboard keeps for itself beyond its connections: the database, templates
 MAX_BACKLOG = 2048  # uvicorn's default
 KEPT_REFRESH_S = 5.0  # how stale a node's latest reading may be on the pages
@@ -51,8 +53,19 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
         log.warning(
             "residents' observations are off: cannot open %s (%s)", cfg.data_dir / OBSERVATIONS_FILE, exc
         )
+    alert_store: AlertStore | None = None
+    try:  # the gateway's alert state, for acknowledgement links (gateway/web/ack.py)
+        alert_store = AlertStore(cfg.data_dir / ALERTS_FILE)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("acknowledgement links are off: cannot open %s (%s)", cfg.data_dir / ALERTS_FILE, exc)
     return create_app(
-        cfg.web or WebConfig(), reader, board, keys_dir=cfg.keys_dir, kept=kept, observations=observations
+        cfg.web or WebConfig(),
+        reader,
+        board,
+        keys_dir=cfg.keys_dir,
+        kept=kept,
+        observations=observations,
+        alert_store=alert_store,
     )
 
 
