@@ -179,7 +179,8 @@ def test_a_monitor_acknowledges_from_the_link_in_the_email_and_a_preview_does_no
         # 2. a late subscriber gets the node's latest alert, retained
         late.append(Listener(mosquitto.port, topic))
         wait_for(lambda: late[0].messages, 10, "the retained alert")
-        t, payload, retained = late[0].messages[0]
+        got_topic, payload, retained = late[0].messages[0]
+        assert got_topic == topic
         assert retained and json.loads(payload)["id"] == alert_id and json.loads(payload)["state"] == "raised"
 
         # 3. a preview: GET and HEAD of Oyuna's link acknowledge nothing; nor does a POST from
