@@ -41,12 +41,23 @@ class Episode:
         return self.end is None
 
 
-def _key(e: AlertEvent) -> str:
-    """The alert id; for events stored before ids, what the id is made of."""
-    if e.alert_id:
-        return e.alert_id
-    started = e.started or e.time
-    return f"{e.site}.{e.node}.{e.rule}.{started:%Y%m%dT%H%M%SZ}"
+def _keys(events: list[AlertEvent]) -> list[str]:
+    """Each event's episode: its alert id; for events stored before ids, the id made the same way
+    from the `raised` (or first) event of its rule and node that it follows, oldest first."""
+    open_by: dict[tuple[str, str, str], str] = {}
+    keys: dict[int, str] = {}
+    for i, e in sorted(enumerate(events), key=lambda pair: pair[1].time):
+        if e.alert_id:
+            keys[i] = e.alert_id
+            continue
+        who = (e.site, e.node, e.rule)
+        if e.state == "raised" or who not in open_by:
+            started = e.started or e.time
+            open_by[who] = f"{e.site}.{e.node}.{e.rule}.{started:%Y%m%dT%H%M%SZ}"
+        keys[i] = open_by[who]
+        if e.state == "cleared":
+            del open_by[who]
+    return [keys[i] for i in range(len(events))]
 
 
 def _unit(e: AlertEvent) -> str:
@@ -58,8 +69,8 @@ def _unit(e: AlertEvent) -> str:
 def episodes(events: list[AlertEvent]) -> list[Episode]:
     """Events (any order) grouped into episodes, newest start first."""
     groups: dict[str, list[AlertEvent]] = {}
-    for e in events:
-        groups.setdefault(_key(e), []).append(e)
+    for e, key in zip(events, _keys(events), strict=True):
+        groups.setdefault(key, []).append(e)
     out = []
     for key, group in groups.items():
         group.sort(key=lambda e: e.time)
