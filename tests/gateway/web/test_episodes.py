@@ -66,7 +66,10 @@ def _event(
 def engine_events() -> list[AlertEvent]:
     """An ongoing dust alert acknowledged by S. Saraa, and a river alert that ended."""
     return [
-        _event(DUST, "haul-road", "mns-pm25-24h", "pm2_5", "raised", DUST_START, DUST_START, value=61.2, limit=50.0, peak=61.2),
+        _event(
+            DUST, "haul-road", "mns-pm25-24h", "pm2_5", "raised", DUST_START, DUST_START,
+            value=61.2, limit=50.0, peak=61.2,
+        ),
         _event(
             DUST, "haul-road", "mns-pm25-24h", "pm2_5", "acknowledged", DUST_START + timedelta(minutes=20),
             DUST_START, value=64.0, limit=50.0, peak=66.5, acked_by="S. Saraa",
@@ -90,7 +93,8 @@ def engine_events() -> list[AlertEvent]:
 def _stored(e: AlertEvent) -> StoredEvent:
     return StoredEvent(
         e.at, e.site, e.node, e.rule, e.metric, e.state, e.severity, e.value, e.limit, e.average, e.late,
-        e.message, peak=e.peak, started=e.started, ended=e.ended, alert_id=e.id, acked_by=e.acked_by, unit=e.unit,
+        e.message, peak=e.peak, started=e.started, ended=e.ended, alert_id=e.id, acked_by=e.acked_by,
+        unit=e.unit,
     )  # fmt: skip
 
 
