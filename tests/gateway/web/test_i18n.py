@@ -51,6 +51,7 @@ def test_every_key_the_pages_use_is_in_english() -> None:
     used |= {f"flag.{f.value}" for f in Flag} | {f"aqi.{c.key}" for c in aqi.CATEGORIES}
     used |= {f"turbidity.{lv.key}" for _, lv in TURBIDITY_BANDS}
     used |= {f"alerts.{state}" for state in ("raised", "reminder", "cleared")}
+    used |= {f"alert.severity.{s}" for s in ("info", "warning", "critical")}  # the episodes' (/alerts)
     used |= {f"observe.kind_{k}" for k in observation_kinds} | {f"report.field.kind_{k}" for k in visit_kinds}
     assert len(used) > 60
     assert sorted(used - set(en)) == []
