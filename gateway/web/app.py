@@ -1,4 +1,5 @@
-"""The dashboard's ASGI app: pages, JSON API, vendored static files. Read-only: GET and HEAD only.
+"""The dashboard's ASGI app: pages, JSON API, vendored static files. Read-only (GET and HEAD) but for
+two forms: residents' observations and an acknowledgement link's confirmation (docs/api.md).
 
 Errors are answered, never leaked: a bad parameter is a 400 with its message, an unreachable
 database a 503, an unknown address a 404, each as JSON under /api/ and as a page elsewhere.
