@@ -64,7 +64,8 @@ def test_without_links_a_message_says_how_to_acknowledge_with_the_cli_and_mqtt()
     assert "Place: haul-road (tsagaan)" in text and "Since: 2026-11-22 10:15 UTC" in text
     assert "minewatch-gateway ack tsagaan.haul-road.pm25-instant.20261122T101500Z --by YOUR-NAME" in text
     assert (
-        f'{{"id": "tsagaan.haul-road.pm25-instant.20261122T101500Z", "by": "YOUR-NAME"}} to the MQTT topic {TOPIC}' in text
+        '{"id": "tsagaan.haul-road.pm25-instant.20261122T101500Z", "by": "YOUR-NAME"}'
+        f" to the MQTT topic {TOPIC}" in text
     )
 
 
