@@ -203,11 +203,14 @@ def _measure(t: Texts, doc: Mapping[str, Any], value: Any, *, is_limit: bool = F
     return _amount(t, float(value), str(doc.get("metric") or ""), limit, comparison)
 
 
-def details(doc: Mapping[str, Any], t: Texts, ack_url: str | None = None) -> list[str]:
+def details(
+    doc: Mapping[str, Any], t: Texts, ack_url: str | None = None, *, how_to_ack: bool = True
+) -> list[str]:
     """What a monitor needs to act on an event, under its sentence, one line each: the alert id,
     the value with its unit against the limit and its source (the rule's standard, else the rule),
     the place, since when, and one way to acknowledge it (the link when there is one; else the CLI
-    and the MQTT topic). An event nobody can acknowledge any more says so instead."""
+    and the MQTT topic; not with `how_to_ack` False: the acknowledgement page is that way). An event
+    acknowledged says by whom instead."""
     where = t("alert.where", node=doc.get("node"), site=doc.get("site"))
     standard = doc.get("standard")
     source = (
@@ -229,7 +232,7 @@ def details(doc: Mapping[str, Any], t: Texts, ack_url: str | None = None) -> lis
         lines.append(t("alert.detail.since", since=_since(t, str(doc["started"]), True)))
     if doc.get("state") == "cleared" and doc.get("ended"):
         lines.append(t("alert.detail.ended", until=_since(t, str(doc["ended"]), True)))
-    if is_actionable(doc):
+    if is_actionable(doc) and how_to_ack:
         if ack_url:
             lines.append(t("alert.detail.ack_link", url=ack_url))
         else:

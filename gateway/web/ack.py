@@ -58,13 +58,12 @@ def _alert(store: AlertStore, alert_id: str, t: Texts) -> dict[str, Any] | None:
     events = store.events(alert_id)
     if not events:
         return None
-    doc = {**events[-1], "acked_by": events[-1].get("acked_by") or "-"}
-    lines = [line for line in messages.details(doc, t) if line != t("alert.detail.acked", by="-")]
+    doc = events[-1]
     return {
         "id": alert_id,
         "severity": doc.get("severity"),
         "sentence": messages.text_of(doc, t),
-        "lines": lines,
+        "lines": messages.details(doc, t, how_to_ack=False),
     }
 
 
