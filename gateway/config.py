@@ -154,6 +154,11 @@ class WebConfig(_Section):
     licence: str = Field(default="CC BY 4.0", min_length=1)
     licence_url: str = "https://creativecommons.org/licenses/by/4.0/"
     attribution: str = Field(default="minewatch community monitoring network", min_length=1)
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="The address people reach the dashboard by ('https://air.tsagaan.mn'): alert "
+        "messages then carry acknowledgement links under it. None: no links.",
+    )
     # What a hostile client may hold (gateway/web/guard.py, docs/operations.md "The dashboard's limits").
     max_connections: int = Field(
         default=512, ge=1, le=100_000, description="Connections open at once; more are refused at once."

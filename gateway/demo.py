@@ -212,7 +212,9 @@ def _run(work: Path, seconds: int, keep: bool, progress: Progress) -> int:
     ]
     parts = open_parts(cfg)
     hooks = Hooks(on_stored=[progress.on_stored])
-    alerts = Alerts(cfg, publish=through(parts.subscriber))
+    alerts = Alerts(
+        cfg, publish=through(parts.subscriber), publish_retained=through(parts.subscriber, retain=True)
+    )
     alerts.on_event.append(progress.on_alert)
     alerts.install(hooks)
     board = StatusBoard(cfg.topic_prefix)

@@ -35,8 +35,13 @@ class AlertsConfig(Model):
     channels: list[ChannelConfig] = Field(default_factory=list)
     late_after: str = Field(default="15m", description="A reading older than this when it arrives is late.")
     preset_severity: Severity = "warning"
+    ack_link_valid: str = Field(
+        default="3d",
+        description="How long an acknowledgement link works (it also ends with its alert).",
+    )
 
     _check_late = field_validator("late_after", mode="before")(lambda v: duration(v))
+    _check_link = field_validator("ack_link_valid", mode="before")(lambda v: duration(v))
 
     @model_validator(mode="after")
     def _unique_names(self) -> AlertsConfig:
@@ -60,6 +65,10 @@ class AlertsConfig(Model):
     @property
     def late_after_s(self) -> float:
         return duration_s(self.late_after)
+
+    @property
+    def ack_link_valid_s(self) -> float:
+        return duration_s(self.ack_link_valid)
 
 
 __all__ = [

@@ -398,6 +398,8 @@ class Engine:
             acked_by=m.acked_by,
             category=self._categories.get(m.key) if rule.has_category else None,
             msg_params={"reason": m.detail} if m.detail else {},
+            unit=rule.value_unit(metric),
+            standard=rule.standard,
         )
         msg_id, extra = rule.message(event)
         params = {**params_of(event), **event.msg_params, **extra}

@@ -41,6 +41,8 @@ class AlertEvent:
     category: str | None = None  # AQI category key for nowcast rules
     msg_id: str = ""  # the message's key in contract/i18n/<language>.toml (gateway/alerts/messages.py)
     msg_params: dict[str, Any] = field(default_factory=dict)  # its parameters: values, not words
+    unit: str = ""  # of `value`, `limit` and `peak`: the metric's, or "min" for offline and faults
+    standard: str | None = None  # the source of `limit`, as the rule names it ("MNS 4585:2016")
 
     def with_state(self, state: State, **changes: Any) -> AlertEvent:
         return replace(self, state=state, **changes)
@@ -69,6 +71,8 @@ class AlertEvent:
             "message": self.message,
             "msg_id": self.msg_id or None,
             "msg_params": self.msg_params or None,
+            "unit": self.unit or None,
+            "standard": self.standard,
         }
 
     @classmethod
@@ -98,6 +102,8 @@ class AlertEvent:
             category=doc.get("category"),
             msg_id=doc.get("msg_id") or "",
             msg_params=doc.get("msg_params") or {},
+            unit=doc.get("unit") or "",
+            standard=doc.get("standard"),
         )
 
     def to_line(self) -> str:
@@ -113,6 +119,7 @@ class AlertEvent:
             "acked_by": self.acked_by or None,
             "msg_id": self.msg_id or None,
             "msg_params": params_json(self.msg_params) if self.msg_params else None,
+            "unit": self.unit or None,
         }
         for name, number in (("value", self.value), ("limit", self.limit), ("peak", self.peak)):
             fields[name] = None if number is None else float(number)

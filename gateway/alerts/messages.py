@@ -177,10 +177,90 @@ def _when(t: Texts, stamp: object) -> str:
         return str(stamp)
 
 
-def digest(docs: Sequence[Mapping[str, Any]], why: str, t: Texts) -> tuple[str, str]:
-    """(subject, text) of events held back by quiet hours or a rate limit, sent as one."""
+def digest(
+    docs: Sequence[Mapping[str, Any]],
+    why: str,
+    t: Texts,
+    ack_urls: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """(subject, text) of events held back by quiet hours or a rate limit, sent as one; each event
+    with its details (`details`), its link from `ack_urls` (by alert id) when there is one."""
     key = f"alert.held.{why.replace(' ', '_')}"
     held = t(key) if t.has(key) else why
-    lines = [t("alert.digest_line", ts=_when(t, d.get("ts")), text=text_of(d, t)) for d in docs]
+    urls = ack_urls or {}
+    lines: list[str] = []
+    for d in docs:
+        lines.append(t("alert.digest_line", ts=_when(t, d.get("ts")), text=text_of(d, t)))
+        lines.extend("    " + x for x in details(d, t, urls.get(str(d.get("id")))))
     text = "\n".join([t("alert.digest_text", n=len(docs), why=held), *lines])
     return t("alert.digest_subject", n=len(docs), why=held), text
+
+
+ACTIONABLE = ("raised", "reminder")
+"""The states of an alert someone can still acknowledge (unless it already was)."""
+
+
+def is_actionable(doc: Mapping[str, Any]) -> bool:
+    return doc.get("state") in ACTIONABLE and not doc.get("acked_by") and bool(doc.get("id"))
+
+
+def _measure(t: Texts, doc: Mapping[str, Any], value: Any, *, is_limit: bool = False) -> str:
+    """A value with the unit the event states: minutes for how long something lasted, else the
+    metric's decimals and unit, compared with the limit, as the sentences write them."""
+    if value is None:
+        return t("alert.no_value")
+    if doc.get("unit") == "min":
+        return t("ack.minutes", n=f"{float(value):.0f}")
+    limit = None if is_limit or doc.get("limit") is None else float(doc["limit"])
+    comparison: Comparison = "below" if str(doc.get("msg_id") or "").endswith(".below") else "above"
+    return _amount(t, float(value), str(doc.get("metric") or ""), limit, comparison)
+
+
+def details(
+    doc: Mapping[str, Any], t: Texts, ack_url: str | None = None, *, how_to_ack: bool = True
+) -> list[str]:
+    """What a monitor needs to act on an event, under its sentence, one line each: the alert id,
+    the value with its unit against the limit and its source (the rule's standard, else the rule),
+    the place, since when, and one way to acknowledge it (the link when there is one; else the CLI
+    and the MQTT topic; not with `how_to_ack` False: the acknowledgement page is that way). An event
+    acknowledged says by whom instead."""
+    site, node = str(doc.get("site")), str(doc.get("node"))
+    where = t("alert.where", node=t.node_name(site, node), site=t.site_name(site))
+    standard = doc.get("standard")
+    source = (
+        t("alert.detail.standard", standard=standard)
+        if standard
+        else t("alert.detail.rule", rule=doc.get("rule"))
+    )
+    lines = [
+        t("alert.detail.id", id=doc.get("id")),
+        t(
+            "alert.detail.value",
+            value=_measure(t, doc, doc.get("value")),
+            limit=_measure(t, doc, doc.get("limit"), is_limit=True),
+            source=source,
+        ),
+        t("alert.detail.place", where=where),
+    ]
+    if doc.get("started"):
+        lines.append(t("alert.detail.since", since=_since(t, str(doc["started"]), True)))
+    if doc.get("state") == "cleared" and doc.get("ended"):
+        lines.append(t("alert.detail.ended", until=_since(t, str(doc["ended"]), True)))
+    if is_actionable(doc) and how_to_ack:
+        if ack_url:
+            lines.append(t("alert.detail.ack_link", url=ack_url))
+        else:
+            name = t("alert.detail.your_name")
+            command = f"minewatch-gateway ack {doc.get('id')} --by {name}"
+            lines.append(t("alert.detail.ack_cli", command=command))
+            if doc.get("ack_topic"):
+                payload = json.dumps({"id": doc.get("id"), "by": name}, ensure_ascii=False)
+                lines.append(t("alert.detail.ack_mqtt", payload=payload, topic=doc["ack_topic"]))
+    elif doc.get("acked_by"):
+        lines.append(t("alert.detail.acked", by=doc["acked_by"]))
+    return lines
+
+
+def full_text(doc: Mapping[str, Any], t: Texts, ack_url: str | None = None) -> str:
+    """A single event's message: the sentence, then its details (`details`)."""
+    return "\n".join([text_of(doc, t), "", *details(doc, t, ack_url)])

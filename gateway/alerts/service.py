@@ -22,6 +22,7 @@ from contract.wire import CONTRACT_VERSION, is_identifier
 from gateway.alerts import snapshot
 from gateway.alerts.engine import Engine
 from gateway.alerts.events import AlertEvent
+from gateway.alerts.links import AckLinks
 from gateway.alerts.record import InfluxRecord, RecordOptions
 from gateway.alerts.store import AlertStore
 from gateway.channels import ChannelContext, ChannelOptions, open_channel
@@ -39,16 +40,18 @@ ACK_KIND = "alert/ack"
 STATUS_FILE = "alerts-status.json"
 CONNECT_WAIT_S = 2.0
 SNAPSHOT_MARGIN_S = 300
+TOKENS_KEPT_S = 30 * 86400
 
 
-def through(sub: Subscriber) -> Publish:
-    """The gateway's own connection as the alerts' MQTT publisher. A broker away for a moment (a
-    reconnection) is waited for briefly; a longer absence is a failed send the dispatcher retries."""
+def through(sub: Subscriber, *, retain: bool = False) -> Publish:
+    """The gateway's own connection as the alerts' MQTT publisher (`retain`: the broker keeps the
+    message for later subscribers). A broker away for a moment (a reconnection) is waited for
+    briefly; a longer absence is a failed send the dispatcher retries."""
 
     def publish(topic: str, payload: bytes) -> bool:
         if not sub.connected.wait(CONNECT_WAIT_S):
             return False
-        return sub.publish(topic, payload, qos=1)
+        return sub.publish(topic, payload, qos=1, retain=retain)
 
     return publish
 
@@ -60,11 +63,13 @@ class Alerts:
         *,
         clock: Clock = utc_now,
         publish: Publish,
+        publish_retained: Publish | None = None,
         record_store: Store | None = None,
     ) -> None:
         self.cfg = cfg
         self._clock = clock
         self._publish = publish
+        self._publish_retained = publish_retained
         self._record_store = record_store
         self.engine = Engine(cfg.alerts.all_rules(), clock=clock, late_after_s=cfg.alerts.late_after_s)
         self.store: AlertStore | None = None
@@ -84,7 +89,15 @@ class Alerts:
         return self._publish(topic, payload)
 
     def _channel(self, opts: ChannelOptions) -> Channel:
-        return open_channel(opts, ChannelContext(self._publish_via_gateway, self.cfg.topic_prefix))
+        ctx = ChannelContext(self._publish_via_gateway, self.cfg.topic_prefix, self._publish_retained)
+        return open_channel(opts, ctx)
+
+    def _links(self, store: AlertStore) -> AckLinks | None:
+        """Acknowledgement links, when the dashboard has a public address to put in them."""
+        web = self.cfg.web
+        if web is None or web.public_url is None:
+            return None
+        return AckLinks(store, str(web.public_url), self.cfg.alerts.ack_link_valid_s, self._clock)
 
     def start(self) -> None:
         self.store = AlertStore(self.cfg.data_dir / "alerts.sqlite")
@@ -101,6 +114,7 @@ class Alerts:
             Worker(RecordOptions(name="influxdb"), InfluxRecord(record_store), self.store, self._clock, stop)
         ]
         labels: set[str] = {"influxdb"}
+        links = self._links(self.store)
         for opts in configured:
             label = opts.label
             n = 2
@@ -108,7 +122,13 @@ class Alerts:
                 label, n = f"{opts.label}-{n}", n + 1
             labels.add(label)
             worker = Worker(
-                opts, self._channel(opts), self.store, self._clock, stop, site_texts=self.cfg.site.texts()
+                opts,
+                self._channel(opts),
+                self.store,
+                self._clock,
+                stop,
+                site_texts=self.cfg.site.texts(),
+                links=links,
             )
             worker.label = label
             workers.append(worker)
@@ -291,7 +311,8 @@ class Alerts:
         dirty = self.engine.take_dirty()
         if not events and not dirty:
             return
-        docs = [e.to_json() for e in events]
+        # Each event names the topic its node's alerts are acknowledged on (docs/protocol.md).
+        docs = [{**e.to_json(), "ack_topic": self._ack_topic(e)} for e in events]
         # `route` includes the InfluxDB record and the MQTT topic, which take every event
         rows = self.store.commit(dirty, [(d, self.dispatcher.route(d)) for d in docs])
         for row, label, doc in rows:
@@ -300,6 +321,9 @@ class Alerts:
             log.info("alert %s %s: %s", e.state, e.id, e.message)
             for hook in self.on_event:
                 hook(e)
+
+    def _ack_topic(self, e: AlertEvent) -> str:
+        return f"{self.cfg.topic_prefix}/{CONTRACT_VERSION}/{e.site}/{e.node}/{ACK_KIND}"
 
     def status(self) -> dict[str, Any]:
         machines = self.engine.machines.values()
@@ -316,9 +340,11 @@ class Alerts:
         }
 
     def _write_status(self) -> None:
-        """`<data_dir>/alerts-status.json`: what `ack --list` and an operator read."""
+        """`<data_dir>/alerts-status.json`: what `ack --list` and an operator read. Links expired
+        for a month are forgotten here too (until then a late tap is told "expired")."""
         if self.store is None:
             return
+        self.store.forget_tokens(self._clock().timestamp() - TOKENS_KEPT_S)
         path = Path(self.cfg.data_dir) / STATUS_FILE
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         try:

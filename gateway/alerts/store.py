@@ -1,5 +1,6 @@
 """Durable alert state in `<data_dir>/alerts.sqlite`: the machines, every event, the delivery outbox,
-and acknowledgements requested by `minewatch-gateway ack`.
+acknowledgements requested by `minewatch-gateway ack` (and by an acknowledgement link, which the
+dashboard's process puts here the same way), and the links' tokens, kept as their SHA-256 only.
 
 An event and the machine state that produced it are committed in one transaction together with one
 outbox row per channel that should get it; a row is deleted only once its channel delivered it. So
@@ -14,6 +15,7 @@ import json
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,24 @@ CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY, event INTEGER NOT NUL
   failed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS acks (id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, by TEXT NOT NULL,
   requested REAL NOT NULL, result TEXT);
+CREATE TABLE IF NOT EXISTS ack_tokens (hash TEXT PRIMARY KEY, alert_id TEXT NOT NULL,
+  recipient TEXT NOT NULL, channel TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
+  used REAL, ack INTEGER);
 """
+
+
+@dataclass(frozen=True, slots=True)
+class AckToken:
+    """An acknowledgement link's record: for which alert, for whom (the name its use records), sent
+    through which channel, valid until when, and whether (and by which ack request) it was used."""
+
+    alert_id: str
+    recipient: str
+    channel: str
+    created: float  # epoch seconds
+    expires: float
+    used: float | None
+    ack: int | None  # the row in `acks` its use made
 
 
 class AlertStore:
@@ -134,3 +153,60 @@ class AlertStore:
                 return result
             row = self._db.execute("SELECT result FROM acks WHERE id = ?", (ack_id,)).fetchone()
         return None if row is None or row[0] is None else str(row[0])
+
+    def machine_of(self, alert_id: str) -> MachineState | None:
+        """The machine whose active alert this is; None once it ended (or never was)."""
+        return next((m for m in self.machines() if m.alert_id == alert_id), None)
+
+    # -- acknowledgement links ------------------------------------------------------------------
+
+    def add_token(
+        self, digest: str, alert_id: str, recipient: str, channel: str, created: float, expires: float
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO ack_tokens (hash, alert_id, recipient, channel, created, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (digest, alert_id, recipient, channel, created, expires),
+            )
+
+    def token(self, digest: str) -> AckToken | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT alert_id, recipient, channel, created, expires, used, ack FROM ack_tokens"
+                " WHERE hash = ?",
+                (digest,),
+            ).fetchone()
+        return None if row is None else AckToken(*row)
+
+    def use_token(self, digest: str, now: float) -> int | None:
+        """Spend a token on an acknowledgement request, in one transaction: the ack row (the same
+        the CLI writes, `by` its recipient) or None when it was already used (a second tap, a
+        second tab), so two confirmations make one request."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT alert_id, recipient FROM ack_tokens WHERE hash = ? AND used IS NULL", (digest,)
+                ).fetchone()
+                if row is None:
+                    self._db.execute("COMMIT")
+                    return None
+                cur = self._db.execute(
+                    "INSERT INTO acks (alert_id, by, requested) VALUES (?, ?, ?)", (row[0], row[1], now)
+                )
+                self._db.execute(
+                    "UPDATE ack_tokens SET used = ?, ack = ? WHERE hash = ?", (now, cur.lastrowid, digest)
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def forget_tokens(self, before: float) -> int:
+        """Drop tokens that expired before `before` (kept a while, so a late tap is told "expired"
+        rather than "unknown")."""
+        with self._lock:
+            return self._db.execute("DELETE FROM ack_tokens WHERE expires < ?", (before,)).rowcount

@@ -17,6 +17,12 @@ from gateway.channels.base import ChannelError, ChannelOptions, Notification, re
 class AppriseOptions(ChannelOptions):
     type: Literal["apprise"]
     urls: list[str] = Field(min_length=1, description="Apprise URLs: 'tgram://token/chat', 'ntfy://topic'.")
+    recipient: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Who reads these URLs: the name an acknowledgement link's use records "
+        "(default: the channel's name).",
+    )
 
 
 @register_channel(AppriseOptions)
@@ -38,8 +44,12 @@ class Apprise:
         for url in opts.urls:
             if not self._apprise.add(url):
                 raise ChannelError(f"apprise does not understand the URL {url[:40]!r}", retryable=False)
+        # One recipient for all the URLs (a chat, a topic): a channel per person tells them apart.
+        self.recipients = {opts.label: opts.recipient or opts.label}
+        self._key = opts.label
 
     def send(self, note: Notification) -> None:
+        note = note.to(self._key)
         ok = self._apprise.notify(
             body=note.text, title=note.subject, notify_type=self._types.get(note.severity)
         )

@@ -8,7 +8,7 @@ the dispatcher (gateway/channels/dispatcher.py), so a channel file is only the d
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -99,12 +99,35 @@ class Notification:
         """(subject, text) for a recipient reading `language`; the channel's own for None."""
         return self.translations.get(language or "", (self.subject, self.text))
 
+    personal: Mapping[str, Notification] = field(default_factory=dict)
+    """Per recipient (a channel's `recipients` key), the same message with that recipient's own
+    acknowledgement links, when the gateway makes links ([web] public_url)."""
+
+    def to(self, recipient: str) -> Notification:
+        """The message for one recipient: its own links if it has them, else the shared one (which
+        says how to acknowledge with the CLI or MQTT)."""
+        return self.personal.get(recipient, self)
+
 
 class Channel(Protocol):
     def send(self, note: Notification) -> None:
         """Deliver once, or raise ChannelError. Called on the channel's own worker thread."""
 
     def close(self) -> None: ...
+
+
+class Links(Protocol):
+    """Makes an acknowledgement link (gateway/alerts/links.py) for one alert and recipient."""
+
+    def url(self, alert_id: str, recipient: str, channel: str) -> str: ...
+
+
+def recipients_of(channel: object) -> Mapping[str, str]:
+    """A channel's people, each key (how the channel picks its message, `Notification.to`) with the
+    name an acknowledgement through their link records. A channel without the attribute (the MQTT
+    topic, read by anyone subscribed) gets no links: its messages say how to acknowledge instead."""
+    found = getattr(channel, "recipients", None)
+    return found if isinstance(found, Mapping) else {}
 
 
 Publish = Callable[[str, bytes], bool]
@@ -114,10 +137,12 @@ Publish = Callable[[str, bytes], bool]
 @dataclass(frozen=True)
 class ChannelContext:
     """What the gateway lends a channel that cannot work from its options alone: the alert topic
-    goes out through the gateway's own MQTT connection, under its topic prefix."""
+    goes out through the gateway's own MQTT connection, under its topic prefix (retained, with
+    `publish_retained`, when the gateway gives it)."""
 
     publish: Publish
     prefix: str
+    publish_retained: Publish | None = None
 
 
 Build = Callable[[Any, ChannelContext], Channel]

@@ -16,7 +16,7 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from contract.clock import Clock
 from contract.i18n import Texts
 from gateway.alerts import messages
-from gateway.channels.base import Channel, ChannelError, ChannelOptions, Notification
+from gateway.channels.base import Channel, ChannelError, ChannelOptions, Links, Notification, recipients_of
 
 log = logging.getLogger(__name__)
 Item = tuple[int, dict[str, Any]]  # (outbox row id, event JSON)
@@ -67,19 +67,35 @@ def in_quiet_hours(opts: ChannelOptions, now: datetime) -> bool:
     return local >= start or local < end  # across midnight, e.g. 22:00-07:00
 
 
-def single(event: dict[str, Any], texts: Texts = messages.EN, also: Iterable[str] = ()) -> Notification:
-    """One event, in the channel's language (and in `also`, for recipients who read another); the
-    body keeps the stored English `message`."""
+UrlOf = Callable[[dict[str, Any]], "str | None"]
+
+
+def _no_links(event: dict[str, Any]) -> str | None:
+    return None
+
+
+def _with_url(event: dict[str, Any], url: str | None) -> dict[str, Any]:
+    return {**event, "ack_url": url} if url else event
+
+
+def single(
+    event: dict[str, Any], texts: Texts = messages.EN, url_of: UrlOf = _no_links, also: Iterable[str] = ()
+) -> Notification:
+    """One event, in the channel's language, with what a monitor needs to act (its id, value and
+    limit, place, since when, how to acknowledge: `url_of` gives its link, if any); the body keeps
+    the stored English `message`, and a link as `ack_url`. `also`: the languages some of its
+    recipients read besides the channel's."""
+    url = url_of(event) if messages.is_actionable(event) else None
     return Notification(
         subject=messages.subject(event, texts),
-        text=messages.text_of(event, texts),
-        body=event,
+        text=messages.full_text(event, texts, url),
+        body=_with_url(event, url),
         severity=str(event.get("severity")),
         events=[],
         translations={
             lang: (
                 messages.subject(event, texts.speaking(lang)),
-                messages.text_of(event, texts.speaking(lang)),
+                messages.full_text(event, texts.speaking(lang), url),
             )
             for lang in also
         },
@@ -87,10 +103,16 @@ def single(event: dict[str, Any], texts: Texts = messages.EN, also: Iterable[str
 
 
 def digest(
-    events: list[dict[str, Any]], why: str, texts: Texts = messages.EN, also: Iterable[str] = ()
+    events: list[dict[str, Any]],
+    why: str,
+    texts: Texts = messages.EN,
+    url_of: UrlOf = _no_links,
+    also: Iterable[str] = (),
 ) -> Notification:
     worst = max(events, key=lambda e: ("info", "warning", "critical").index(e.get("severity", "info")))
-    subject, text = messages.digest(events, why, texts)
+    urls = {str(e["id"]): u for e in events if messages.is_actionable(e) and (u := url_of(e))}
+    subject, text = messages.digest(events, why, texts, urls)
+    events = [_with_url(e, urls.get(str(e.get("id")))) for e in events]
     body = {"digest": True, "reason": why, "count": len(events), "events": events, "message": text}
     return Notification(
         subject=subject,
@@ -99,7 +121,7 @@ def digest(
         severity=str(worst.get("severity")),
         events=list(events),
         is_digest=True,
-        translations={lang: messages.digest(events, why, texts.speaking(lang)) for lang in also},
+        translations={lang: messages.digest(events, why, texts.speaking(lang), urls) for lang in also},
     )
 
 
@@ -115,6 +137,7 @@ class Worker:
     sleep: Callable[[float], None] | None = None
     stats: ChannelStats = field(default_factory=ChannelStats)
     site_texts: Texts | None = None  # the site's time zone and names (gateway.toml [site])
+    links: Links | None = None  # acknowledgement links, when the gateway makes them
 
     def __post_init__(self) -> None:
         self.queue: queue.Queue[Item] = queue.Queue(maxsize=self.opts.queue_size)
@@ -178,12 +201,11 @@ class Worker:
         if not critical and in_quiet_hours(self.opts, self.clock()):
             self._hold(item, "quiet hours")
         elif critical and self._room():
-            # quiet hours never hold back a critical alert
-            self._deliver([item], single(event, self.texts, self.also))
+            self._deliver([item], self._single(event))  # quiet hours never hold back a critical alert
         elif self._held or not self._room():
             self._hold(item, self._held_why or "rate limit")
         else:
-            self._deliver([item], single(event, self.texts, self.also))
+            self._deliver([item], self._single(event))
 
     def _hold(self, item: Item, why: str) -> None:
         if not self._held:
@@ -200,10 +222,31 @@ class Worker:
         items, self._held = self._held, []
         self.stats.held = 0
         if len(items) == 1:
-            self._deliver(items, single(items[0][1], self.texts, self.also))
+            self._deliver(items, self._single(items[0][1]))
         else:
-            self._deliver(items, digest([e for _, e in items], self._held_why, self.texts, self.also))
+            events = [e for _, e in items]
+            self._deliver(
+                items,
+                self._personal(lambda url_of: digest(events, self._held_why, self.texts, url_of, self.also)),
+            )
             self.stats.digests += 1
+
+    def _single(self, event: dict[str, Any]) -> Notification:
+        return self._personal(lambda url_of: single(event, self.texts, url_of, self.also))
+
+    def _personal(self, build: Callable[[UrlOf], Notification]) -> Notification:
+        """The message, and for each of the channel's recipients its copy with their own links
+        (made once per message: the retries of a delivery send the same links)."""
+        shared = build(_no_links)
+        people = recipients_of(self.channel)
+        links = self.links
+        if links is None or not people:
+            return shared
+        personal = {
+            key: build(lambda e, name=name: links.url(str(e["id"]), name, self.label))  # type: ignore[misc]
+            for key, name in people.items()
+        }
+        return replace(shared, personal=personal)
 
     def _deliver(self, items: list[Item], note: Notification) -> None:
         rows = [row for row, _ in items]

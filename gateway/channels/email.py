@@ -1,7 +1,11 @@
 """Plain-text email over SMTP with STARTTLS and login (smtplib from the standard library).
 
-A refused recipient or a refused login will not get better by retrying and is given up at once;
-an unreachable server, a timeout or a 4xx reply is retried by the dispatcher.
+With acknowledgement links on ([web] public_url), each address of `to` gets a message of its own,
+with links only it was sent: a link's use records the name of the address it went to (the display
+name of `"S. Saraa <saraa@example.org>"`, else the address).
+
+A refused recipient or a refused login will not get better by retrying and is given up at once; an
+unreachable server, a timeout or a 4xx reply is retried by the dispatcher.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +55,10 @@ class EmailOptions(ChannelOptions):
     timeout_s: float = Field(default=20.0, gt=0)
     subject_prefix: str = "[minewatch]"
 
+    def addresses(self) -> list[str]:
+        """Every address in `to`, as listed: each is a recipient with links of their own."""
+        return [r if isinstance(r, str) else r.address for r in self.to]
+
     def other_languages(self) -> set[str]:
         return {r.language for r in self.to if isinstance(r, Recipient)}
 
@@ -68,6 +77,7 @@ class Email:
         self._opts = opts
         self._password = read_secret(opts.password_file, "MINEWATCH_SMTP_PASSWORD")
         self._tls = ssl.create_default_context(cafile=str(opts.ca_file) if opts.ca_file else None)
+        self.recipients = {to: (parseaddr(to)[0] or parseaddr(to)[1] or to) for to in opts.addresses()}
 
     def _message(self, to: list[str], subject: str, text: str) -> EmailMessage:
         msg = EmailMessage()
@@ -78,10 +88,18 @@ class Email:
         return msg
 
     def send(self, note: Notification) -> None:
-        """One message per language its recipients read, over one SMTP session. A failure part way
-        is retried whole, so a recipient may get a message twice, never none."""
+        """One message per language its recipients read, over one SMTP session; with
+        acknowledgement links (each recipient their own), one per address. A failure part way is
+        retried whole, so a recipient may get a message twice, never none."""
         opts = self._opts
-        msgs = [self._message(to, *note.words(language)) for language, to in opts.by_language().items()]
+        if note.personal:
+            msgs = [
+                self._message([to], *note.to(to).words(language))
+                for language, addresses in opts.by_language().items()
+                for to in addresses
+            ]
+        else:
+            msgs = [self._message(to, *note.words(language)) for language, to in opts.by_language().items()]
         try:
             with smtplib.SMTP(opts.host, opts.port, timeout=opts.timeout_s) as smtp:
                 if opts.starttls:

@@ -1,8 +1,11 @@
 """The alert topic `<prefix>/v1/<site>/<node>/alert` (docs/protocol.md), always on.
 
 Publishes through the gateway's own MQTT connection (gateway/subscriber.py, the only paho import on
-the gateway), at QoS 1, not retained: an alert is an event, not a state. Gets every event, so its rate
-limit is off unless configured.
+the gateway), at QoS 1 and **retained**: the broker keeps each node's latest alert event for a
+subscriber that comes later (a monitor's phone that was off, a resident's app opened in the
+morning), and the next event of that node (an acknowledgement, the all-clear) replaces it. Gets
+every event, so its rate limit is off unless configured. It has no recipients: whoever may read the
+topic reads the same message, so it carries no acknowledgement link, only the topic to ack on.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class MqttOptions(ChannelOptions):
 
 
 def _build(opts: MqttOptions, ctx: ChannelContext) -> Mqtt:
-    return Mqtt(opts, ctx.publish, ctx.prefix)
+    return Mqtt(opts, ctx.publish_retained or ctx.publish, ctx.prefix)
 
 
 @register_channel(MqttOptions, _build)

@@ -30,6 +30,11 @@ class WebhookOptions(ChannelOptions):
         default=None, description="Shared HMAC secret; or MINEWATCH_WEBHOOK_SECRET."
     )
     headers: dict[str, str] = Field(default_factory=dict)
+    recipient: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Who the receiver passes alerts to: the name the `ack_url` of its events records.",
+    )
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -42,12 +47,15 @@ class Webhook:
         self._url = str(opts.url)
         self._secret = read_secret(opts.secret_file, "MINEWATCH_WEBHOOK_SECRET")
         self._headers = dict(opts.headers)
+        self.recipients = {opts.label: opts.recipient or opts.label}
+        self._key = opts.label
         # Retries are the dispatcher's: one attempt here, so a failure is counted where it happens.
         self._http = urllib3.PoolManager(
             timeout=urllib3.Timeout(total=opts.timeout_s), retries=False, maxsize=1
         )
 
     def send(self, note: Notification) -> None:
+        note = note.to(self._key)  # its events carry `ack_url` when the gateway makes links
         body = json.dumps(note.body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json; charset=utf-8", **self._headers}
         if self._secret:

@@ -82,6 +82,8 @@ def _list(store: AlertStore, status_file: Path, cfg: GatewayConfig, language: st
     for m in sorted(active, key=lambda m: m.started_ms):
         rule = rules.get(m.rule)
         metric = rule.labels()[0] if rule is not None else ""
+        if rule is not None and rule.value_unit(metric) == "min":
+            metric = "status"  # a sensor fault's value is how long it has lasted, as an offline one's
         events = store.events(m.alert_id)
         severity = str(events[-1].get("severity") if events else rule.severity if rule else "")
         line = t(

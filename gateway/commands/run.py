@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
     rollup.attach(hooks, rollups)
     notifier = Notifier()  # READY=1 on the loop's first tick, then WATCHDOG=1 (systemd)
     hooks.tickers.append(notifier.tick)
-    alerts = Alerts(cfg, publish=through(parts.subscriber))
+    alerts = Alerts(
+        cfg, publish=through(parts.subscriber), publish_retained=through(parts.subscriber, retain=True)
+    )
     alerts.install(hooks)
     maps = community_maps.attach(hooks, cfg.community_maps)  # off unless [[community_maps]] lists a node
     web = _web(args.config, hooks) if cfg.web is not None else None

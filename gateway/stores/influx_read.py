@@ -46,6 +46,9 @@ ALERT_FIELDS = (
     "peak",
     "started",
     "ended",
+    "id",
+    "acked_by",
+    "unit",
 )
 EPOCH_START = datetime(2000, 1, 1, tzinfo=UTC)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -474,6 +477,9 @@ def _alert(row: Row) -> AlertEvent:
         peak=_float(row.get("peak")),
         started=_iso(row.get("started")),
         ended=_iso(row.get("ended")),
+        alert_id=str(row["id"]) if row.get("id") is not None else None,
+        acked_by=str(row["acked_by"]) if row.get("acked_by") is not None else None,
+        unit=str(row["unit"]) if row.get("unit") is not None else None,
     )
 
 

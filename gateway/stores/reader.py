@@ -69,6 +69,9 @@ class AlertEvent:
     peak: float | None = None  # the worst value of the alert so far
     started: datetime | None = None  # when the condition began
     ended: datetime | None = None  # when it ended: the first evaluation back within (`cleared` only)
+    alert_id: str | None = None  # shared by every event of one alert; what `ack` takes (absent before ids)
+    acked_by: str | None = None  # who acknowledged it (from the `acknowledged` event on)
+    unit: str | None = None  # of value, limit and peak ("min" for offline and faults); absent before
 
 
 Comparison = Literal["eq", "ne", "gt", "ge", "lt", "le"]

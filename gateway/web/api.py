@@ -87,6 +87,7 @@ class SeriesOut(_Out):
 
 
 class AlertOut(_Out):
+    id: str | None  # the alert's id, shared by all its events: what `ack` and the ack topic take
     time: datetime
     site: str
     node: str
@@ -102,6 +103,7 @@ class AlertOut(_Out):
     peak: float | None = None
     started: datetime | None = None
     ended: datetime | None = None
+    acked_by: str | None = None
 
 
 class KeyOut(_Out):
@@ -132,6 +134,7 @@ def _json(model: BaseModel | list[Any], status: int = 200) -> JSONResponse:
 
 def _alert_out(a: AlertEvent) -> AlertOut:
     return AlertOut(
+        id=a.alert_id,
         time=a.time,
         site=a.site,
         node=a.node,
@@ -147,6 +150,7 @@ def _alert_out(a: AlertEvent) -> AlertOut:
         peak=a.peak,
         started=a.started,
         ended=a.ended,
+        acked_by=a.acked_by,
     )
 
 

@@ -1,5 +1,6 @@
-"""The dashboard's ASGI app: pages, JSON API, vendored static files. Read-only but for the forms of
-residents' observations and of monitors (gateway/web/observe.py, gateway/web/monitor.py).
+"""The dashboard's ASGI app: pages, JSON API, vendored static files. Read-only (GET and HEAD) but for
+the forms of residents' observations, of monitors, and of an acknowledgement link's confirmation
+(gateway/web/observe.py, gateway/web/monitor.py, gateway/web/ack.py; docs/api.md).
 
 Errors are answered, never leaked: a bad parameter is a 400 with its message, an unreachable
 database a 503, an unknown address a 404, each as JSON under /api/ and as a page elsewhere.
@@ -26,13 +27,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contract.i18n import Texts
 from gateway.alerts import messages
+from gateway.alerts.store import AlertStore
 from gateway.config import SiteConfig, WebConfig
 from gateway.observations.accounts import Accounts
 from gateway.observations.records import FieldRecords
 from gateway.observations.store import ObservationStore
 from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
-from gateway.web import api, feed, monitor, observe, openapi, pages, timeline
+from gateway.web import ack, api, feed, monitor, observe, openapi, pages, timeline
 from gateway.web.context import Context, Upstream
 from gateway.web.kept import KeptLatest
 from gateway.web.params import BadRequest
@@ -133,6 +135,7 @@ def create_app(
     site: SiteConfig | None = None,
     records: FieldRecords | None = None,
     accounts: Accounts | None = None,
+    alert_store: AlertStore | None = None,
 ) -> Starlette:
     """`site`: the time zone and friendly names the pages write (gateway.toml `[site]`)."""
     texts = (site or SiteConfig()).texts(web.language)
@@ -148,6 +151,7 @@ def create_app(
         upstreams=upstreams,
         records=records,
         accounts=accounts,
+        alerts=alert_store,
     )
 
     async def bad_request(request: Request, exc: Exception) -> Response:
@@ -178,6 +182,7 @@ def create_app(
             *observe.ROUTES,  # residents' observations (docs/api.md)
             *monitor.ROUTES,  # monitors: log in, moderate, record visits (the other forms that write)
             *timeline.ROUTES,  # a site's field records by time
+            *ack.ROUTES,  # acknowledgement links: a confirmation page, and its POST (gateway/web/ack.py)
             *api.ROUTES,
             *openapi.ROUTES,
             *sta_routes(),  # OGC SensorThings API 1.1, read-only

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from contract.i18n import Texts
+from gateway.alerts.store import AlertStore
 from gateway.config import WebConfig
 from gateway.observations.accounts import Accounts
 from gateway.observations.records import FieldRecords
@@ -46,6 +47,7 @@ class Context:
     observations: ObservationStore | None = None  # observers' codes; None: observations not taken here
     records: FieldRecords | None = None  # the write side of observations, decisions and visits
     accounts: Accounts | None = None  # monitor accounts; None: no login on this dashboard
+    alerts: AlertStore | None = None  # the gateway's alert store: acknowledgement links; None: none here
     upstreams: tuple[Upstream, ...] = ()  # the difference rules' pairs, for the charts
 
     def upstream(self, site: str, node: str, metric: str) -> Upstream | None:

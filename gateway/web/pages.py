@@ -17,6 +17,7 @@ from contract.wire import format_ts
 from gateway import maintenance
 from gateway.observations import records
 from gateway.web.context import Context
+from gateway.web.episodes import episodes
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import (
     MAX_CSV_DAYS,
@@ -233,7 +234,14 @@ def alerts_page(request: Request) -> HTMLResponse:
     start, end = q.bounds(ctx.clock(), timedelta(days=30), 366)
     found = ctx.reader.alerts(*half_open(start, end), site=q.site, node=q.node, limit=q.limit)
     return render(
-        request, "alerts.html", alerts=found, start=start, end=end, refresh_s=REFRESH_S, live_main=True
+        request,
+        "alerts.html",
+        alerts=found,
+        episodes=episodes(found),
+        start=start,
+        end=end,
+        refresh_s=REFRESH_S,
+        live_main=True,
     )
 
 

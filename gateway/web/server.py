@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 
 from contract.wire import TopicKind, subscription
 from gateway.alerts.rules.difference import DifferenceRule
+from gateway.alerts.store import AlertStore
 from gateway.config import GatewayConfig, WebConfig
 from gateway.fdlimit import open_files_limit
 from gateway.observations.accounts import ACCOUNTS_FILE, Accounts
@@ -35,6 +36,7 @@ from gateway.web.kept import KeptLatest
 from gateway.web.status import StatusBoard
 
 log = logging.getLogger(__name__)
+ALERTS_FILE = "alerts.sqlite"  # as gateway/alerts/service.py keeps it
 RESERVED_FILES = 64  # what the dashboard keeps for itself beyond its connections: the database, templates
 MAX_BACKLOG = 2048  # uvicorn's default
 KEPT_REFRESH_S = 5.0  # how stale a node's latest reading may be on the pages
@@ -65,6 +67,11 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
     except (OSError, sqlite3.Error) as exc:  # a `serve` whose user may not write the data directory
         log.warning("residents' observations and monitor logins are off: %s (%s)", cfg.data_dir, exc)
         observations = accounts = field = None
+    alert_store: AlertStore | None = None
+    try:  # the gateway's alert state, for acknowledgement links (gateway/web/ack.py)
+        alert_store = AlertStore(cfg.data_dir / ALERTS_FILE)
+    except (OSError, sqlite3.Error) as exc:
+        log.warning("acknowledgement links are off: cannot open %s (%s)", cfg.data_dir / ALERTS_FILE, exc)
     return create_app(
         cfg.web or WebConfig(),
         reader,
@@ -76,6 +83,7 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
         site=cfg.site,
         records=field,
         accounts=accounts,
+        alert_store=alert_store,
     )
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contract.metrics import unit as metric_unit
 from contract.wire import ID_PATTERN, ReadingPayload
 from gateway.alerts.machine import Evaluation, MachineState
 from gateway.alerts.windows import Series
@@ -111,6 +112,11 @@ class RuleBase(Model):
     def labels(self) -> tuple[str, str]:
         """(metric, average) as events carry them."""
         return "status", "instant"
+
+    def value_unit(self, metric: str) -> str:
+        """The unit of this rule's values, limit and peak: the metric table's by default; a rule that
+        measures how long something has lasted says "min"."""
+        return metric_unit(metric)
 
     def plan(self, site: str, node: str, plan: Plan) -> None:
         """Add this rule to the plan of readings from (site, node), if they step it."""

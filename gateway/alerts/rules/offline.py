@@ -52,6 +52,9 @@ class OfflineRule(RuleBase):
     def is_notice(self, detail: str) -> bool:
         return detail == STOPPED
 
+    def value_unit(self, metric: str) -> str:
+        return "min"  # the value is how long it has lasted, the limit `after`
+
     def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
         if e.msg_params.get("reason") == STOPPED:
             return ("alert.stop.back" if e.state == "cleared" else "alert.stop.stopped"), {}

@@ -55,5 +55,8 @@ class SensorFaultRule(RuleBase):
         exceeds = holds and lasted_s >= self.after_s
         return Evaluation("exceeds" if exceeds else "ok", lasted_s / 60, self.after_s / 60, not holds)
 
+    def value_unit(self, metric: str) -> str:
+        return "min"  # the value is how long it has lasted, the limit `after`
+
     def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
         return f"alert.sensor_fault.{'cleared' if e.state == 'cleared' else 'raised'}", {}

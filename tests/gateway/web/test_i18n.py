@@ -55,6 +55,7 @@ def test_every_key_the_pages_use_is_in_english() -> None:
     used |= {f"aqi_advice.{c.key}" for c in aqi.CATEGORIES} | {f"aqi_known.{b}" for b in ("hour", "reading")}
     used |= {f"standard_name.{key}" for key in STANDARDS}
     used |= {f"alerts.{state}" for state in ("raised", "reminder", "cleared")}
+    used |= {f"alert.severity.{s}" for s in ("info", "warning", "critical")}  # the episodes' (/alerts)
     used |= {f"observe.kind_{k}" for k in observation_kinds} | {f"report.field.kind_{k}" for k in visit_kinds}
     used |= {f"monitor.place_{p}" for p in PLACES} | {f"monitor.decision_{d}" for d in DECIDED}
     assert len(used) > 60
