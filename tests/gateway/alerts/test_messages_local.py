@@ -52,7 +52,7 @@ def test_a_digest_lists_its_events_in_local_time(language: str) -> None:
     t = PLACES.texts(language)
     docs = [e.to_json() for _, e in list(_every_event())[:3]]
     subject, text = messages.digest(docs, "quiet hours", t)
-    lines = text.splitlines()[1:]
+    lines = [x for x in text.splitlines()[1:] if x.startswith("- ")]  # each event's line, then its details
     assert len(lines) == 3
     assert all("2026-11-22 15:00 UTC+08" in line for line in lines), lines  # `ts` 07:00 UTC
     assert UTC_TIME.search(text) is None and "3" in subject
