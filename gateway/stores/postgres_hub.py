@@ -109,10 +109,12 @@ class HubStore:
 
     @_guarded
     def prepare(self) -> None:
-        """Create or update the schema (every statement may run again)."""
-        text = resources.files("gateway.stores").joinpath("postgres_schema.sql").read_text()
+        """Create or update the schema (every statement may run again): the tables and policies,
+        then the read side's tokens and index (postgres_access.sql)."""
         with self._conn.transaction():
-            self._conn.execute(text.encode())
+            for name in ("postgres_schema.sql", "postgres_access.sql"):
+                text = resources.files("gateway.stores").joinpath(name).read_text()
+                self._conn.execute(text.encode())
 
     # --- registration (the hub's operator, `minewatch-gateway hub ...`) ---
 
