@@ -17,7 +17,7 @@ from typing import Any
 
 from contract.configfile import ConfigError
 from contract.signing import Signer, public_b64
-from gateway.commands import hub_read
+from gateway.hub import read_cli
 from gateway.timerange import parse_time
 
 log = logging.getLogger("minewatch.hub")
@@ -109,7 +109,7 @@ def add(sub: Any) -> None:
     p.add_argument("--config", required=True)
     p.set_defaults(func=_run)
 
-    hub_read.add(hub)  # serve, token, tokens, revoke-token, export, report, evidence
+    read_cli.add(hub)  # serve, token, tokens, revoke-token, export, report, evidence
 
 
 def _broker_config(args: argparse.Namespace) -> int:

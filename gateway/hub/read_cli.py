@@ -1,4 +1,5 @@
-"""The hub's read side on the command line (docs/region.md, "What a jurisdiction sees").
+"""The hub's read side on the command line, under `minewatch-gateway hub` (docs/region.md, "What a
+jurisdiction sees"; gateway/commands/hub.py adds these to its subcommands).
 
 `hub serve` runs the web server (gateway/hub/web.py); `hub token` makes a jurisdiction's API token
 (printed once, stored hashed), `hub tokens` lists them, `hub revoke-token` revokes one; `hub export`,
