@@ -71,3 +71,43 @@ def test_an_export_of_a_shared_site_verifies_with_the_hubs_keys(hub: Hub, tmp_pa
     report = vo.check_rows(vo.read_rows_file(path), keys)
     assert not problems and report.rows == 24 and report.exit_status() == 0, report.problems
     reader.close()
+
+
+def test_in_sql_each_role_sees_its_own_alerts_and_keys_and_no_token(hub: Hub) -> None:
+    import psycopg
+
+    def as_role(role: str, query: str) -> list[tuple[object, ...]]:
+        with psycopg.connect(hub.dsn) as conn:
+            conn.execute(f'SET ROLE "{role}"')
+            return conn.execute(query).fetchall()
+
+    keys = "SELECT site, node FROM node_key ORDER BY 1"
+    assert as_role(hub.roles["soum"], keys) == [("tsagaan", "a")]
+    assert as_role(hub.roles["aimag"], keys) == [("tsagaan", "a"), ("ulaan", "b")]
+    assert as_role(hub.roles["other"], keys) == []
+    alerts = "SELECT site, id FROM alert_event"
+    assert as_role(hub.roles["aimag"], alerts) == [("tsagaan", "al-1")]
+    assert as_role(hub.roles["other"], alerts) == []
+    for role in hub.roles.values():  # the tokens' hashes are the hub's alone
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            as_role(role, "SELECT * FROM api_token")
+
+
+def test_a_login_that_may_not_take_the_role_reads_nothing(hub: Hub) -> None:
+    import uuid
+
+    import psycopg
+
+    login = f"web_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(hub.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{login}" LOGIN')
+    dsn = hub.dsn.replace("user=minewatch", f"user={login}")
+    reader = PostgresReader(dsn, hub.roles["aimag"])
+    with pytest.raises(HubReadError, match="cannot read as"):
+        reader.nodes()
+    reader.close()
+    with psycopg.connect(hub.dsn, autocommit=True) as conn:  # granted the role, it reads as the role
+        conn.execute(f'GRANT "{hub.roles["soum"]}" TO "{login}"')
+    reader = PostgresReader(dsn, hub.roles["soum"])
+    assert reader.nodes() == [("tsagaan", "a")]
+    reader.close()

@@ -174,6 +174,11 @@ def test_a_report_and_an_evidence_bundle_of_a_shared_site(served: Served, tmp_pa
               "end": (NOW + timedelta(days=1)).strftime("%Y-%m-%d")}  # fmt: skip
     status, html, _ = served.get("/api/v1/report.html", token, **period)
     assert status == 200 and "tsagaan" in html and "<table" in html
+    # the query behind each table is the hub's SQL, which a regulator of the aimag can run in psql
+    assert (
+        "FROM reading r WHERE r.site = &#39;tsagaan&#39;" in html
+        or "FROM reading r WHERE r.site = 'tsagaan'" in html
+    )
     status, _, raw = served.get("/api/v1/evidence.zip", token, **period)
     assert status == 200
     bundle = tmp_path / "bundle.zip"
@@ -203,3 +208,19 @@ def test_a_public_jurisdiction_shows_what_agreements_make_public(pg: str) -> Non
     finally:
         server.stop()
         close()
+
+
+def test_the_dashboards_pages_and_apis_answer_on_the_hub(served: Served) -> None:
+    token = served.tokens["aimag"]
+    for path in ("/node/tsagaan/a", "/node/ulaan/b", "/alerts", "/download", "/api/v1/nodes",
+                 "/api/v1/alerts/active", "/sta/v1.1/Things", "/sta/v1.1/Datastreams",
+                 "/sta/v1.1/Observations", "/api/v1/openapi.json"):  # fmt: skip
+        status, body, _ = served.get(path, token)
+        assert status == 200, (path, body)
+    status, alerts, _ = served.get("/api/v1/alerts", token)
+    assert status == 200 and [(a["site"], a["rule"]) for a in alerts] == [("tsagaan", "pm-high")]
+    assert served.get("/api/v1/alerts", served.tokens["other"])[1] == []
+    status, csv, _ = served.get("/download/readings.csv", token, site="tsagaan")
+    assert status == 200 and len(csv.strip().splitlines()) == 1 + 24
+    status, things, _ = served.get("/sta/v1.1/Datastreams", served.tokens["soum"])
+    assert status == 200 and things["value"] and all("tsagaan" in json.dumps(d) for d in things["value"])
