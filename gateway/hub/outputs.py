@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from contract.metrics import Metric
-from gateway import dataset, export
+from gateway import export
 from gateway.standards import STANDARDS
 from gateway.stores.postgres_reader import PostgresReader
 from gateway.timerange import QueryArgumentError
@@ -62,7 +62,8 @@ def _with_metrics(reader: PostgresReader, req: export.ExportRequest) -> export.E
     """Every stored metric when none is named: a signature covers them all, so each row verifies."""
     if req.metrics:
         return req
-    return dataclasses.replace(req, metrics=dataset.metrics_stored(reader) or [Metric.PM2_5])
+    stored = [Metric(m) for m in reader.stored_metrics()]
+    return dataclasses.replace(req, metrics=stored or [Metric.PM2_5])
 
 
 def _keys(reader: PostgresReader, req: export.ExportRequest) -> list[KeyRecord]:

@@ -24,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -36,10 +37,11 @@ from gateway.config import WebConfig
 from gateway.hub import outputs
 from gateway.stores.postgres_access import HubAccess
 from gateway.stores.postgres_access import Reader as TokenReader
+from gateway.stores.postgres_hub import HubStoreError
 from gateway.stores.postgres_reader import PostgresReader
 from gateway.timerange import QueryArgumentError
 from gateway.trust.registry import KeyRecord
-from gateway.web.app import create_app
+from gateway.web.app import SECURITY_HEADERS, SecurityHeaders, create_app
 
 _HERE = Path(__file__).parent
 _WEB = _HERE.parent / "web"
@@ -155,60 +157,67 @@ def _jurisdiction_app(
 
 
 class _Dispatch:
-    """Token -> jurisdiction -> its dashboard; no token: the public jurisdiction, or nothing."""
+    """The public pages; else token -> jurisdiction -> its dashboard; no token: the public
+    jurisdiction's, or a refusal."""
 
-    def __init__(self, access: HubAccess, apps: Jurisdictions, public: str | None, texts: Texts) -> None:
+    def __init__(
+        self, access: HubAccess, apps: Jurisdictions, public: str | None, texts: Texts, pages: ASGIApp
+    ) -> None:
         self._access, self._apps, self._public, self._texts = access, apps, public, texts
+        self._pages = pages
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        path = str(scope.get("path", ""))
+        if path in PUBLIC_PATHS or path.startswith("/static/"):
+            await self._pages(scope, receive, send)
+            return
+        try:
+            app, refusal = await self._app_for(scope)
+        except HubStoreError:
+            app, refusal = None, (503, "the hub database does not answer; try again later")
+        if app is not None:
+            await app(scope, receive, send)
+        elif refusal is not None:
+            await _answer(scope, receive, send, *refusal)
+        else:
+            await RedirectResponse("/agreements", 303)(scope, receive, send)
+
+    async def _app_for(self, scope: Scope) -> tuple[ASGIApp | None, tuple[int, str] | None]:
+        """The app that answers the request, or why not (status, message); neither: the public
+        front page, which is the list of agreements."""
         token = presented_token(scope)
-        who: TokenReader | None = None
         if token is not None:
-            who = await run_in_threadpool(self._access.reader_of, token)
+            who: TokenReader | None = await run_in_threadpool(self._access.reader_of, token)
             if who is None:
-                await _refuse(scope, receive, send, self._texts("hub_web.bad_token"))
-                return
-            app = self._apps.app(who.jurisdiction, who.role)
-        elif self._public is not None:
+                return None, (401, self._texts("hub_web.bad_token"))
+            return self._apps.app(who.jurisdiction, who.role), None
+        if self._public is not None:
             role = await run_in_threadpool(self._access.role_of, self._public)
             if role is None:
-                await _refuse(
-                    scope, receive, send, self._texts("hub_web.no_public", file="hub.toml [public]")
-                )
-                return
-            app = self._apps.app(self._public, role)
-        else:
-            path = str(scope.get("path", ""))
-            if path == "/":
-                await RedirectResponse("/agreements", 303)(scope, receive, send)
-                return
-            await _refuse(
-                scope,
-                receive,
-                send,
-                self._texts(
-                    "hub_web.token_needed",
-                    header="Authorization: Bearer",
-                    login="/login",
-                    agreements="/agreements",
-                ),
-            )
-            return
-        await app(scope, receive, send)
+                return None, (503, self._texts("hub_web.no_public", file="hub.toml [public]"))
+            return self._apps.app(self._public, role), None
+        if scope.get("path") == "/":
+            return None, None
+        message = self._texts(
+            "hub_web.token_needed", header="Authorization: Bearer", login="/login", agreements="/agreements"
+        )
+        return None, (401, message)
 
 
-async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:
+async def _answer(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    """A refusal, as JSON under /api/ and /sta/, else as a short page pointing to /login."""
     path = str(scope.get("path", ""))
-    headers = {"WWW-Authenticate": 'Bearer realm="minewatch-hub"'}
+    headers = {"WWW-Authenticate": 'Bearer realm="minewatch-hub"'} if status == 401 else {}
+    headers.update({k.decode(): v.decode() for k, v in SECURITY_HEADERS})
     if path.startswith(("/api/", "/sta/")):
-        response: Response = JSONResponse({"error": message}, 401, headers=headers)
+        response: Response = JSONResponse({"error": message}, status, headers=headers)
     else:
         response = HTMLResponse(
-            f"<!doctype html><meta charset=utf-8><title>401</title><p>{_escape(message)}</p>"
-            f'<p><a href="/login">/login</a></p>',
-            401,
+            f"<!doctype html><meta charset=utf-8><title>{status}</title><p>{_escape(message)}</p>"
+            f'<p><a href="/login">/login</a> · <a href="/agreements">/agreements</a></p>',
+            status,
             headers=headers,
         )
     await response(scope, receive, send)
@@ -261,7 +270,10 @@ def create_hub_app(
     async def favicon(request: Request) -> Response:
         return FileResponse(_WEB / "static" / "favicon.svg", media_type="image/svg+xml")
 
-    app = Starlette(
+    async def store_down(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "the hub database does not answer; try again later"}, 503)
+
+    public_pages = Starlette(
         routes=[
             Route("/agreements", agreements_page),
             Route("/agreements.json", agreements_json),
@@ -269,9 +281,11 @@ def create_hub_app(
             Route("/logout", logout),
             Route("/favicon.ico", favicon),
             Mount("/static", app=StaticFiles(directory=_WEB / "static"), name="static"),
-            Mount("", app=_Dispatch(access, apps, public, texts)),
-        ]
+        ],
+        exception_handlers={HubStoreError: store_down},
+        middleware=[Middleware(SecurityHeaders)],  # a jurisdiction's dashboard adds its own
     )
+    app = Starlette(routes=[Mount("", app=_Dispatch(access, apps, public, texts, public_pages))])
 
     def close() -> None:
         apps.close()

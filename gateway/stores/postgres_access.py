@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -50,9 +51,18 @@ def _digest(secret: str) -> str:
 
 
 class HubAccess:
+    """One connection, shared by the web server's threads (psycopg serialises its use; every query
+    here is one statement, its rows fetched at once). A lost connection is made again on the next
+    query, so the server outlives a database restart."""
+
     def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._lock = threading.Lock()
+        self._conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
         try:
-            self._conn = psycopg.connect(dsn, autocommit=True)
+            return psycopg.connect(self._dsn, autocommit=True)
         except psycopg.OperationalError as exc:
             raise HubStoreError(f"cannot connect to the hub database: {exc}") from exc
 
@@ -60,8 +70,12 @@ class HubAccess:
         self._conn.close()
 
     def _run(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            if self._conn.closed or self._conn.broken:
+                self._conn = self._connect()
+            conn = self._conn
         try:
-            cur = self._conn.execute(query, params)
+            cur = conn.execute(query, params)
             return cur.fetchall() if cur.description else []
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise HubStoreError(f"the hub database: {exc}") from exc

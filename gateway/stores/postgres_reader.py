@@ -8,7 +8,8 @@ visits (they stay at the site), so `measurements` names neither and the callers 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,8 +53,18 @@ def _project(row: Row, fields: list[str]) -> Row:
     return out
 
 
+FIELDS_TTL_S = 60.0
+"""How long the list of stored metrics is kept: the dashboard asks it for every chart, and it is
+a DISTINCT over every reading the role may see."""
+
+
 class PostgresReader(HubReportQueries):
     """Every read as `role`; close it to close its connections."""
+
+    def __init__(self, dsn: str, role: str, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(dsn, role)
+        self._monotonic = monotonic
+        self._fields: tuple[float, set[str]] | None = None
 
     # what is stored
 
@@ -69,10 +80,21 @@ class PostgresReader(HubReportQueries):
     def fields(self, measurement: str) -> set[str]:
         if measurement != "reading":
             return set()
+        now = self._monotonic()
+        if self._fields is not None and now - self._fields[0] < FIELDS_TTL_S:
+            return set(self._fields[1])
+        keys = self.stored_metrics()
+        fields = {f"{m}{suffix}" for m in keys for suffix in ("", "_raw", "_n", "_cal")}
+        fields |= set(READING_FIELDS) if keys else set()
+        self._fields = (now, fields)
+        return set(fields)
+
+    def stored_metrics(self) -> list[str]:
+        """The metrics of the readings the role may see, in the contract's order, asked now (not
+        kept): an export's columns must hold every metric a signature covers."""
         keys = {str(r[0]) for r in self.rows(sql.SQL(
             "SELECT DISTINCT k FROM reading r, jsonb_object_keys(r.metrics) k"))}  # fmt: skip
-        out = {f"{m}{suffix}" for m in keys for suffix in ("", "_raw", "_n", "_cal")}
-        return out | set(READING_FIELDS) if keys else out
+        return [m for m in METRICS if m in keys]
 
     def metric_fields(self) -> list[str]:
         keys = self.fields("reading")

@@ -47,8 +47,8 @@ class Served:
         return status, body.decode("utf-8", "replace"), body
 
 
-def serve(hub: Hub, public: str | None = None) -> tuple[BackgroundServer, Any, str]:
-    web = WebConfig(port=free_port())
+def serve(hub: Hub, public: str | None = None, language: str = "en") -> tuple[BackgroundServer, Any, str]:
+    web = WebConfig(port=free_port(), language=language)
     app, close = create_hub_app(hub.dsn, web, public, clock=lambda: datetime.now(UTC))
     server = BackgroundServer(app, web)
     server.start()
@@ -224,3 +224,28 @@ def test_the_dashboards_pages_and_apis_answer_on_the_hub(served: Served) -> None
     assert status == 200 and len(csv.strip().splitlines()) == 1 + 24
     status, things, _ = served.get("/sta/v1.1/Datastreams", served.tokens["soum"])
     assert status == 200 and things["value"] and all("tsagaan" in json.dumps(d) for d in things["value"])
+
+
+def test_the_agreements_page_in_mongolian_and_refusals_carry_the_security_headers(pg: str) -> None:
+    hub = build(pg)
+    server, close, url = serve(hub, language="mn")
+    try:
+        anonymous = Served(url, hub, {})
+        status, page, _ = anonymous.get("/agreements")
+        assert (
+            status == 200
+            and "Хүчин төгөлдөр мэдээлэл хуваалцах гэрээнүүд" in page
+            and "tsagaan-to-aimag" in page
+        )
+        assert "хэмжилтээс хойш 7200 секунд" in page and "Shared" not in page
+        req = urllib.request.Request(url + "/api/v1/latest", headers={"Authorization": "Bearer mwh_nope"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=30)
+        assert (
+            refused.value.code == 401
+            and "frame-ancestors 'none'" in refused.value.headers["content-security-policy"]
+        )
+        assert "цуцлагдсан" in json.loads(refused.value.read())["error"]
+    finally:
+        server.stop()
+        close()
