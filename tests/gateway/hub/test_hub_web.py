@@ -249,3 +249,25 @@ def test_the_agreements_page_in_mongolian_and_refusals_carry_the_security_header
     finally:
         server.stop()
         close()
+
+
+def test_a_person_signs_in_with_the_token_and_reads_through_the_cookie(served: Served) -> None:
+    import http.client
+
+    host, port = served.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    body = urllib.parse.urlencode({"token": served.tokens["soum"]})
+    conn.request("POST", "/login", body, {"Content-Type": "application/x-www-form-urlencoded"})
+    answer = conn.getresponse()
+    answer.read()
+    cookie = answer.getheader("set-cookie") or ""
+    assert answer.status == 303 and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    conn.request("GET", "/api/v1/whoami", headers={"Cookie": cookie.split(";")[0]})
+    who = conn.getresponse()
+    assert who.status == 200 and json.loads(who.read())["jurisdiction"] == "soum"
+    conn.request("POST", "/login", urllib.parse.urlencode({"token": "mwh_x"}),
+                 {"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    refused = conn.getresponse()
+    assert refused.status == 401 and not refused.getheader("set-cookie")
+    refused.read()
+    conn.close()
