@@ -35,6 +35,7 @@ from contract.i18n import Texts
 from gateway import export
 from gateway.config import WebConfig
 from gateway.hub import outputs
+from gateway.stores.base import StoreError
 from gateway.stores.postgres_access import HubAccess
 from gateway.stores.postgres_access import Reader as TokenReader
 from gateway.stores.postgres_hub import HubStoreError
@@ -144,16 +145,27 @@ def _jurisdiction_app(
             headers={"X-Jurisdiction": jurisdiction},
         )  # fmt: skip
 
-    return Starlette(
+    async def store_down(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "the hub database does not answer; try again later"}, 503)
+
+    own = Starlette(
         routes=[
             Route("/api/v1/whoami", whoami),
             Route("/api/v1/keys", keys),
             Route("/api/v1/export.csv", export_csv),
             Route("/api/v1/report.html", report_html),
             Route("/api/v1/evidence.zip", evidence_zip),
-            Mount("", app=dashboard),
-        ]
+        ],
+        exception_handlers={StoreError: store_down},
+        middleware=[Middleware(SecurityHeaders)],
     )
+    paths = {str(getattr(r, "path", "")) for r in own.routes}
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # the hub's own endpoints, else the dashboard (which adds its own headers and handlers)
+        await (own if scope.get("path") in paths else dashboard)(scope, receive, send)
+
+    return app
 
 
 class _Dispatch:
