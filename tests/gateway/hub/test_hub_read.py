@@ -111,3 +111,22 @@ def test_a_login_that_may_not_take_the_role_reads_nothing(hub: Hub) -> None:
     reader = PostgresReader(dsn, hub.roles["soum"])
     assert reader.nodes() == [("tsagaan", "a")]
     reader.close()
+
+
+def test_a_noinherit_login_for_the_web_server_reads_nothing_until_it_takes_a_role(hub: Hub) -> None:
+    import uuid
+
+    import psycopg
+
+    login = f"web_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(hub.dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{login}" LOGIN NOINHERIT')
+        for role in hub.roles.values():
+            conn.execute(f'GRANT "{role}" TO "{login}"')
+    dsn = hub.dsn.replace("user=minewatch", f"user={login}")
+    with psycopg.connect(dsn) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("SELECT count(*) FROM reading")
+    for jid, sites in (("soum", [("tsagaan", "a")]), ("other", [])):
+        reader = PostgresReader(dsn, hub.roles[jid])
+        assert reader.nodes() == sites
+        reader.close()
