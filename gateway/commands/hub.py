@@ -17,6 +17,7 @@ from typing import Any
 
 from contract.configfile import ConfigError
 from contract.signing import Signer, public_b64
+from gateway.hub import read_cli
 from gateway.timerange import parse_time
 
 log = logging.getLogger("minewatch.hub")
@@ -107,6 +108,8 @@ def add(sub: Any) -> None:
     p = hub.add_parser("run", help="take forwarded batches until stopped")
     p.add_argument("--config", required=True)
     p.set_defaults(func=_run)
+
+    read_cli.add(hub)  # serve, token, tokens, revoke-token, export, report, evidence
 
 
 def _broker_config(args: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract.configfile import load_model, read_secret
-from gateway.config import MqttConfig
+from contract.wire import ID_PATTERN
+from gateway.config import MqttConfig, WebConfig
 
 
 class _Section(BaseModel):
@@ -28,10 +29,20 @@ class DatabaseConfig(_Section):
         return f"{self.dsn} password='{escaped}'"
 
 
+class PublicConfig(_Section):
+    jurisdiction: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="whose view a reader without a token gets: what agreements share with it is public",
+    )
+
+
 class HubConfig(_Section):
     topic_prefix: str = Field(default="minewatch-hub", pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
     mqtt: MqttConfig = MqttConfig(client_id="minewatch-hub")
     database: DatabaseConfig = DatabaseConfig()
+    web: WebConfig = WebConfig(port=8090)  # `hub serve`: as gateway.toml's [web]
+    public: PublicConfig = PublicConfig()
 
 
 def load(path: Path | str) -> HubConfig:

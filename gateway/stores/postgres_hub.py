@@ -1,5 +1,6 @@
-"""The regional hub's store: PostgreSQL with PostGIS (docs/region.md). The only module of the hub
-that speaks SQL; psycopg is imported here alone.
+"""The regional hub's store: PostgreSQL with PostGIS (docs/region.md). Its write side and its
+registration; the read side, as a jurisdiction's role, is postgres_reader.py, and the API tokens
+and the public agreements postgres_access.py. The hub's SQL lives in gateway/stores/ alone.
 
 Readings are partitioned by month; a partition is created the first time a reading of its month
 arrives (a site back after a year offline, or a backfill, brings old months). Each part of a batch
@@ -109,10 +110,12 @@ class HubStore:
 
     @_guarded
     def prepare(self) -> None:
-        """Create or update the schema (every statement may run again)."""
-        text = resources.files("gateway.stores").joinpath("postgres_schema.sql").read_text()
+        """Create or update the schema (every statement may run again): the tables and policies,
+        then the read side's tokens and index (postgres_access.sql)."""
         with self._conn.transaction():
-            self._conn.execute(text.encode())
+            for name in ("postgres_schema.sql", "postgres_access.sql"):
+                text = resources.files("gateway.stores").joinpath(name).read_text()
+                self._conn.execute(text.encode())
 
     # --- registration (the hub's operator, `minewatch-gateway hub ...`) ---
 

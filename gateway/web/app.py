@@ -43,7 +43,7 @@ from gateway.web.sta.routes import make_routes as sta_routes
 from gateway.web.status import StatusBoard
 
 _HERE = Path(__file__).parent
-_HEADERS = [
+SECURITY_HEADERS = [
     # Everything is served from here: no CDN, no inline script, no framing by other sites.
     (
         b"content-security-policy",
@@ -89,7 +89,7 @@ def relative_location(location: bytes) -> bytes:
     return urlunsplit(("", "", path, parts.query, parts.fragment)).encode("latin-1")
 
 
-class _SecurityHeaders:
+class SecurityHeaders:
     """Our headers on every response, and every redirect relative (never to the `Host:` sent)."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -106,7 +106,7 @@ class _SecurityHeaders:
                     (name, relative_location(value) if name.lower() == b"location" else value)
                     for name, value in message.get("headers", [])
                 ]
-                message["headers"] = [*headers, *_HEADERS]
+                message["headers"] = [*headers, *SECURITY_HEADERS]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -195,7 +195,7 @@ def create_app(
             HTTPException: http_error,
         },
         # gzip for a slow phone link: a node page goes from ~80 KB to ~28 KB on the wire
-        middleware=[Middleware(_SecurityHeaders), Middleware(GZipMiddleware, minimum_size=1000)],
+        middleware=[Middleware(SecurityHeaders), Middleware(GZipMiddleware, minimum_size=1000)],
     )
     app.state.ctx = ctx
     app.state.templates = Jinja2Templates(env=env)

@@ -1,0 +1,295 @@
+"""The hub's read seam, its common part: connections switched to a jurisdiction's role, and a
+stored reading turned back into the seam's row (docs/region.md, "What a jurisdiction sees").
+
+A `PostgresReader` reads **as one jurisdiction's role**: every connection it makes runs
+`SET ROLE <role>` before its first query and checks `current_user` afterwards, so row-level security
+(`hub_may_see`, gateway/stores/postgres_schema.sql) decides which readings, nodes, statuses and
+alert events it sees. Nothing here filters by jurisdiction in Python: a bug here can show less, never
+more, than the database allows that role. The connection that logs in may be the hub's own role or
+any role granted the jurisdiction's; it is never used unswitched.
+
+Rows come back in the shapes the InfluxQL reader gives (gateway/stores/influx_read.py): a reading as
+`time` (epoch ms), `site`, `node`, `seq`, `flags`, per metric `<m>`, `<m>_raw`, `<m>_n`, `<m>_cal`,
+`period_s`, `signed`, `sig`, `kid`, `received` — rebuilt from the row's `payload`, the reading exactly
+as the node signed it, so an export from the hub verifies as one from the site. Buckets and ranges
+follow the seam's rule, `start < time <= end`. The report's aggregates are in postgres_report.py,
+the rest of the reader in postgres_reader.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from contract.metrics import Metric
+from gateway.stores.base import StoreError
+from gateway.stores.reader import (
+    AlertEvent,
+    AllOf,
+    AnyOf,
+    Compare,
+    Condition,
+    Latest,
+    Negation,
+    Row,
+    Span,
+)
+
+METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MS = timedelta(milliseconds=1)
+_ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+READING_COLUMNS = "r.site, r.node, r.ts, r.received, r.payload"
+Query = sql.SQL | sql.Composed
+
+
+class HubReadError(StoreError):
+    """The hub's database could not be read (down, or the role cannot be taken): a 503, or exit 1."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=True)
+
+
+def epoch_ms(ts: datetime) -> int:
+    return (ts - EPOCH) // MS
+
+
+def from_ms(ms: int) -> datetime:
+    return EPOCH + ms * MS
+
+
+def cell(value: Any) -> str:
+    """A value as the database's own text would be: a float in its shortest form, 12.0 as "12"."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    return str(value)
+
+
+def reading_row(
+    site: str, node: str, ts: datetime, received: datetime | None, payload: dict[str, Any]
+) -> Row:
+    """A stored reading in the seam's shape, from the document the node signed."""
+    row: Row = {
+        "time": epoch_ms(ts),
+        "site": site,
+        "node": node,
+        "seq": payload.get("seq"),
+        "flags": ",".join(payload.get("flags") or []),
+        "period_s": payload.get("period_s"),
+    }
+    for name, entry in (payload.get("metrics") or {}).items():
+        if entry.get("value") is not None:
+            row[name] = float(entry["value"])
+        if entry.get("raw") is not None:
+            row[f"{name}_raw"] = float(entry["raw"])
+        row[f"{name}_n"] = entry.get("n")
+        if entry.get("cal") is not None:
+            row[f"{name}_cal"] = entry["cal"]
+    if payload.get("sig") is not None:
+        row.update(signed=True, sig=payload["sig"], kid=payload.get("kid"))
+    if received is not None:
+        row["received"] = epoch_ms(received)
+    return row
+
+
+def metric_expr(column: str) -> Query:
+    """The SQL of one of a reading's fields, as the seam names it (`pm2_5`, `pm2_5_n`, `seq`, ...)."""
+    if column == "seq":
+        return sql.SQL("r.seq")
+    if column == "kid":
+        return sql.SQL("r.kid")
+    if column == "period_s":
+        return sql.SQL("(r.payload->>'period_s')::int")
+    if column == "flags":
+        return sql.SQL("array_to_string(ARRAY(SELECT jsonb_array_elements_text(r.payload->'flags')), ',')")
+    for m in METRICS:
+        entry = sql.SQL("r.payload->'metrics'->{}").format(sql.Literal(m))
+        if column == m:
+            return sql.SQL("({}->>'value')::float8").format(entry)
+        if column == f"{m}_raw":
+            return sql.SQL("({}->>'raw')::float8").format(entry)
+        if column == f"{m}_n":
+            return sql.SQL("({}->>'n')::int").format(entry)
+        if column == f"{m}_cal":
+            return sql.SQL("({}->>'cal')").format(entry)
+    raise ValueError(f"no field {column!r} in the hub's readings")
+
+
+def span_where(span: Span) -> Query:
+    parts = [sql.SQL("r.site = {}").format(sql.Literal(span.site))]
+    if span.nodes:
+        parts.append(sql.SQL("r.node = ANY({})").format(sql.Literal(list(span.nodes))))
+    parts.append(sql.SQL("r.ts > {} AND r.ts <= {}").format(sql.Literal(span.start), sql.Literal(span.end)))
+    return sql.SQL(" AND ").join(parts)
+
+
+class Connections:
+    """A few connections, each switched to the role before it is handed out. psycopg's
+    connections serialise their own use, but a streamed result holds its connection until the
+    caller stops reading, so concurrent requests (the dashboard's threads) each take their own."""
+
+    def __init__(self, dsn: str, role: str, *, keep: int = 4) -> None:
+        if not _ROLE.match(role):
+            raise HubReadError(f"{role!r} is not a jurisdiction role name")
+        self.dsn, self.role, self._keep = dsn, role, keep
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self.dsn, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise HubReadError(f"cannot connect to the hub database: {exc}") from exc
+        try:
+            conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.role)))
+            conn.execute("SET default_transaction_read_only = on")
+            row = conn.execute("SELECT current_user").fetchone()
+        except psycopg.Error as exc:
+            conn.close()
+            raise HubReadError(f"cannot read as {self.role}: {exc}") from exc
+        if row is None or row[0] != self.role:  # fail closed: never read as the login role
+            conn.close()
+            raise HubReadError(f"the connection is {row!r}, not {self.role}")
+        return conn
+
+    @contextmanager
+    def take(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None or conn.closed:
+            conn = self._open()
+        try:
+            yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            conn.close()
+            raise HubReadError(f"the hub database: {exc}") from exc
+        except BaseException:
+            conn.close()  # mid-stream or mid-transaction: do not hand it to the next caller
+            raise
+        with self._lock:
+            if len(self._idle) < self._keep and not conn.closed:
+                self._idle.append(conn)
+                conn = None
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class PostgresBase:
+    def __init__(self, dsn: str, role: str) -> None:
+        self._conns = Connections(dsn, role)
+
+    @property
+    def role(self) -> str:
+        return self._conns.role
+
+    def close(self) -> None:
+        self._conns.close()
+
+    def text(self, query: Query) -> str:
+        """The query as it runs, for the report's "the query behind this table" (psql, as the role)."""
+        with self._conns.take() as conn:
+            return query.as_string(conn)
+
+    def rows(self, query: Query, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        with self._conns.take() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(query, params).fetchall()
+            return rows
+
+    def stream(self, query: Query, params: list[Any] | None = None) -> Iterator[tuple[Any, ...]]:
+        """Rows through a server-side cursor: a year of readings is never in memory at once."""
+        with self._conns.take() as conn, conn.transaction(), conn.cursor(name="hub_read") as cur:
+            cur.itersize = 5000
+            cur.execute(query, params)
+            yield from cur
+
+    def readings_query(self, where: Query, order: str = "r.ts, r.node, r.seq") -> Query:
+        return sql.SQL("SELECT {} FROM reading r WHERE {} ORDER BY {}").format(
+            sql.SQL(READING_COLUMNS), where, sql.SQL(order)
+        )
+
+    def stream_readings(self, where: Query, order: str = "r.ts, r.node, r.seq") -> Iterator[Row]:
+        for site, node, ts, received, payload in self.stream(self.readings_query(where, order)):
+            yield reading_row(site, node, ts, received, payload)
+
+
+def condition_sql(condition: Condition, value: Query) -> Query:
+    """A SensorThings filter in SQL: a null value matches no value comparison, NOT included."""
+    if isinstance(condition, Compare):
+        op = sql.SQL({"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}[condition.op])
+        subject = sql.SQL("r.ts") if condition.subject == "time" else value
+        test = sql.SQL("{} {} {}").format(subject, op, sql.Literal(condition.operand))
+        return sql.SQL("coalesce({}, false)").format(test)
+    if isinstance(condition, Negation):
+        return sql.SQL("NOT {}").format(condition_sql(condition.part, value))
+    assert isinstance(condition, AllOf | AnyOf)
+    joiner = sql.SQL(" OR " if isinstance(condition, AnyOf) else " AND ")
+    return sql.SQL("({})").format(joiner.join(condition_sql(p, value) for p in condition.parts))
+
+
+def alert_of(site: str, node: str, at: datetime, doc: dict[str, Any]) -> AlertEvent:
+    known = {"schema", "id", "state", "site", "node", "rule", "type", "metric", "severity", "ts", "started",
+             "ended", "value", "limit", "average", "peak", "late", "acked_by", "category", "message",
+             "msg_id", "msg_params"}  # fmt: skip
+    return AlertEvent(
+        time=at,
+        site=site,
+        node=node,
+        rule=str(doc.get("rule") or ""),
+        metric=str(doc.get("metric") or ""),
+        state=str(doc.get("state") or ""),
+        severity=None if doc.get("severity") is None else str(doc["severity"]),
+        value=_float(doc.get("value")),
+        limit=_float(doc.get("limit")),
+        average=None if doc.get("average") is None else str(doc["average"]),
+        late=doc.get("late") is True,
+        message=None if doc.get("message") is None else str(doc["message"]),
+        msg_id=None if not doc.get("msg_id") else str(doc["msg_id"]),
+        msg_params=_params(doc.get("msg_params")),
+        tags={k: str(v) for k, v in doc.items() if k not in known and isinstance(v, str)},
+        peak=_float(doc.get("peak")),
+        started=_iso(doc.get("started")),
+        ended=_iso(doc.get("ended")),
+    )
+
+
+def _params(value: Any) -> str | None:
+    if not value:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _iso(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def latest_of(row: Row) -> Latest:
+    values = {m: float(row[m]) for m in METRICS if isinstance(row.get(m), int | float)}
+    flags = [f for f in str(row.get("flags") or "").split(",") if f]
+    seq = row.get("seq")
+    return Latest(str(row["site"]), str(row["node"]), from_ms(int(row["time"])),
+                  None if seq is None else int(seq), values, flags)  # fmt: skip
