@@ -219,3 +219,26 @@ class HubReportQueries(PostgresBase):
     ) -> list[Row]:
         """Maintenance visits stay at the site (they are not forwarded): none on the hub."""
         return []
+
+    def observation_rows(
+        self,
+        site: str | None,
+        start: datetime,
+        end: datetime,
+        *,
+        ids: list[str] | None = None,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        """Residents' observations stay at the site too (they are not forwarded): none on the hub."""
+        return []
+
+    def decision_rows(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        ids: list[str] | None = None,
+        trace: Trace | None = None,
+    ) -> list[Row]:
+        """No observations on the hub, so no monitors' decisions on them either."""
+        return []
