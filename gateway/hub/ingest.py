@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -29,6 +30,9 @@ from gateway.stores.postgres_hub import HubStore, StoredKey, Verdicted
 from gateway.subscriber import Message
 from gateway.trust.registry import KeyRecord
 
+if TYPE_CHECKING:
+    from gateway.hub.rules import HubRules
+
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +42,7 @@ class HubStats:
     stored: int = 0
     duplicate: int = 0
     refused: Counter[str] = field(default_factory=Counter)
+    hub_alerts: int = 0
 
 
 class HubIngest:
@@ -47,9 +52,11 @@ class HubIngest:
         prefix: str,
         stats: HubStats | None = None,
         clock: Callable[[], datetime] = utc_now,
+        rules: HubRules | None = None,
     ) -> None:
         self._store, self._prefix, self._clock = store, prefix, clock
         self.stats = stats or HubStats()
+        self._rules = rules
 
     def close(self) -> None:
         self._store.close()
@@ -97,6 +104,8 @@ class HubIngest:
         self._store.write_statuses(site, batch.statuses)
         self._store.write_alerts(site, alerts)
         self._store.open_warnings(site, alerts, self._clock())
+        if self._rules is not None:  # the hub's own rules, over every site's readings (rules.py)
+            self._record(self._rules.on_readings(v.reading for v in checked))
         self.stats.batches += 1
         self.stats.stored += result.stored
         self.stats.duplicate += result.duplicate
@@ -104,6 +113,17 @@ class HubIngest:
             site=site, batch=batch.batch, stored=result.stored, duplicate=result.duplicate, refused=refused
         )
         return ack_topic(self._prefix, site), ack.model_dump_json().encode()
+
+    def tick(self) -> None:
+        """The hub's time-based rules (offline), about once a second."""
+        if self._rules is not None:
+            self._record(self._rules.tick())
+
+    def _record(self, events: dict[str, list[dict[str, Any]]]) -> None:
+        for at, docs in events.items():
+            self.stats.hub_alerts += len(docs)
+            self._store.write_alerts(at, docs)
+            self._store.open_warnings(at, docs, self._clock())
 
     def _take_keys(self, site: str, identity_b64: str, keys: list[ForwardedKey]) -> int:
         identity = public_from_b64(identity_b64)

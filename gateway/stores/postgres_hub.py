@@ -250,6 +250,17 @@ class HubStore:
         return BatchResult(stored, len(readings) - stored)
 
     @_guarded
+    def recent_values(
+        self, since: datetime, metrics: Sequence[str]
+    ) -> list[tuple[str, str, datetime, dict[str, float | None]]]:
+        """The values of `metrics` stored since `since`, oldest first: what the hub's rules reload."""
+        rows = self._conn.execute(
+            "SELECT site, node, ts, metrics FROM reading WHERE ts >= %s AND metrics ?| %s ORDER BY ts",
+            [since, list(metrics)],
+        ).fetchall()
+        return [(r[0], r[1], r[2], {m: r[3][m] for m in metrics if m in r[3]}) for r in rows]
+
+    @_guarded
     def write_statuses(self, site: str, statuses: Sequence[ForwardedStatus]) -> int:
         """Store status messages once each; a status with a position moves its node there."""
         if not statuses:
