@@ -29,6 +29,7 @@ from contract.wire import ReadingPayload
 from gateway.stores.postgres_hub import HubStore, StoredKey, Verdicted
 from gateway.subscriber import Message
 from gateway.trust.registry import KeyRecord
+from gateway.trust.reverify import offline_key
 
 if TYPE_CHECKING:
     from gateway.hub.rules import HubRules
@@ -81,10 +82,12 @@ class HubIngest:
         keys = self._store.keys(site)
         records: dict[str, KeyRecord] = {}  # validated once per batch, not per reading
         checked: list[Verdicted] = []
-        for reading in batch.readings:
-            reason = self._check(site, reading, keys, records)
+        received = batch.received or [None] * len(batch.readings)
+        for reading, stored_at in zip(batch.readings, received, strict=True):
+            reason = self._check(site, reading, stored_at, keys, records)
             if reason is None:
-                checked.append(Verdicted(reading, "unsigned" if reading.sig is None else "verified"))
+                verdict = "unsigned" if reading.sig is None else "verified"
+                checked.append(Verdicted(reading, verdict, stored_at))
             else:
                 refused += 1
                 self._refuse(
@@ -152,9 +155,15 @@ class HubIngest:
 
     @staticmethod
     def _check(
-        site: str, reading: ReadingPayload, keys: dict[str, StoredKey], records: dict[str, KeyRecord]
+        site: str,
+        reading: ReadingPayload,
+        stored_at: datetime | None,
+        keys: dict[str, StoredKey],
+        records: dict[str, KeyRecord],
     ) -> str | None:
-        """Why a reading is refused, or None."""
+        """Why a reading is refused, or None. A key the site revoked vouches for what the site
+        stored before the revocation (`stored_at`, the site's `received`), as at the site and in
+        contract/verify_offline.py; without that time, for nothing."""
         if reading.site != site:
             return "wrong_site"
         if reading.sig is None or reading.kid is None:
@@ -165,7 +174,9 @@ class HubIngest:
         record = records.get(reading.kid)
         if record is None:
             record = records[reading.kid] = KeyRecord.model_validate(stored.record)
-        if not record.accepts(reading.ts):
+        if not record.accepts(reading.ts) and (
+            stored_at is None or not offline_key(record).trusts(reading.ts, stored_at)
+        ):
             return "key_not_accepted"
         if not verify_signature(record.public(), reading):
             return "bad_signature"

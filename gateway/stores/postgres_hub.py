@@ -49,6 +49,7 @@ class Verdicted:
 
     reading: ReadingPayload
     verdict: str
+    site_received: datetime | None = None  # when the site stored it, as the site says
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +221,11 @@ class HubStore:
             # The hourly aggregates grow from the rows this statement inserted, in its transaction:
             # a redelivered reading inserts nothing and so adds nothing to them.
             row = self._conn.execute(
-                "WITH ins AS (INSERT INTO reading (site, node, seq, ts, verdict, kid, metrics, payload)"
+                "WITH ins AS (INSERT INTO reading (site, node, seq, ts, verdict, kid, metrics, payload,"
+                " site_received)"
                 " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::timestamptz[],"
-                " %s::text[], %s::text[], %s::jsonb[], %s::jsonb[]) ON CONFLICT DO NOTHING"
+                " %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::timestamptz[])"
+                " ON CONFLICT DO NOTHING"
                 " RETURNING site, node, ts, metrics),"
                 " agg AS (INSERT INTO reading_hourly (site, node, metric, hour, n, total, min, max)"
                 " SELECT ins.site, ins.node, m.key, date_trunc('hour', ins.ts), count(*),"
@@ -244,6 +247,7 @@ class HubStore:
                     [r.reading.kid for r in readings],
                     [json.dumps(_values(r.reading)) for r in readings],
                     [json.dumps(_payload(r.reading)) for r in readings],
+                    [r.site_received for r in readings],
                 ],
             ).fetchone()
             stored = int(row[0]) if row else 0

@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS reading (
     PRIMARY KEY (site, node, seq, ts)
 ) PARTITION BY RANGE (ts);
 
+-- When the site stored the reading (its `received`), as the site says: a key the site revoked
+-- later vouches for what it stored before (docs/trust.md). NULL when the site did not say.
+ALTER TABLE reading ADD COLUMN IF NOT EXISTS site_received timestamptz;
+
 -- A node's status messages as its site received them; the latest position moves `node.location`.
 CREATE TABLE IF NOT EXISTS node_status (
     site text NOT NULL,

@@ -111,7 +111,7 @@ def _in_flight(data_dir: Path) -> int:
     import sqlite3
 
     with sqlite3.connect(data_dir / "forward.sqlite") as conn:
-        query = "SELECT count(*) FROM item WHERE batch IS NOT NULL AND kind = 'reading'"
+        query = "SELECT count(*) FROM item WHERE batch IS NOT NULL AND kind = 'stored'"
         return int(conn.execute(query).fetchone()[0])
 
 
