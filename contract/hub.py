@@ -14,7 +14,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contract.status import NodeStatus
 from contract.wire import ID_PATTERN, ReadingPayload
@@ -86,6 +86,15 @@ class ForwardedStatus(BaseModel):
     status: NodeStatus
 
 
+class StoredReading(BaseModel):
+    """A reading in a site's outbox with the time the site stored it (`received` at the site)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    received: datetime | None
+    reading: ReadingPayload
+
+
 class ForwardBatch(BaseModel):
     """One site's batch: its id is the site's own (increasing), so the ack names what to drop."""
 
@@ -100,6 +109,18 @@ class ForwardBatch(BaseModel):
     alerts: list[dict[str, Any]] = Field(
         default_factory=list, max_length=MAX_BATCH, description="alert payloads (docs/protocol.md)"
     )
+    received: list[datetime | None] = Field(
+        default_factory=list,
+        max_length=MAX_BATCH,
+        description="when the site stored each reading, in the order of `readings` (or empty): a key "
+        "the site revoked later is judged by it, as at the site (docs/trust.md)",
+    )
+
+    @model_validator(mode="after")
+    def _one_received_per_reading(self) -> ForwardBatch:
+        if self.received and len(self.received) != len(self.readings):
+            raise ValueError(f"{len(self.received)} received times for {len(self.readings)} readings")
+        return self
 
 
 class HubAck(BaseModel):

@@ -207,7 +207,7 @@ class Engine:
                     continue
                 if needs not in metrics:
                     continue
-                m = machines.get(key) or self._machine(rule, site, key[2])
+                m = machines.get(key) or self._machine(rule, key[1], key[2])
                 # A reading behind what this machine has judged is judged too, the long way
                 # (`advance`): skipping it, one reading stamped minutes ahead by a fast clock hid
                 # every exceedance at that node until reading time caught up (issue 22).
@@ -240,8 +240,10 @@ class Engine:
                         if value is not None and (value <= limit if above else value >= limit):
                             m.last_t_ms, m.value, m.limit = t_ms, value, limit
                             continue
-                e = evaluate(rule, self.series, site, key[2], t_ms)
-                events += self._step(rule, site, key[2], t_ms, e, now_ms)
+                # The machine's own (site, node), which is not the reading's when a difference
+                # rule's reference is at another site (on the hub).
+                e = evaluate(rule, self.series, key[1], key[2], t_ms)
+                events += self._step(rule, key[1], key[2], t_ms, e, now_ms)
         return events
 
     def _plan(self, site: str, node: str) -> Plan:

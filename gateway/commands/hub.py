@@ -60,6 +60,11 @@ def add(sub: Any) -> None:
     p.add_argument("--from", dest="valid_from", required=True, help="ISO 8601 time (UTC if bare)")
     p.add_argument("--to", dest="valid_to", help="ISO 8601 time; open-ended if absent")
     p.add_argument("--delay", type=int, default=0, help="seconds before a reading becomes visible")
+    p.add_argument("--metrics", help="comma-separated metrics shared (default: every metric)")
+    p.add_argument(
+        "--form", choices=["raw", "hourly"], default="raw",
+        help="raw: the readings; hourly: only hourly means, counts, minima and maxima (default raw)",
+    )  # fmt: skip
     p.add_argument("--by", required=True, help="who records it")
     p.set_defaults(func=_agreement)
 
@@ -211,13 +216,22 @@ def _site(args: argparse.Namespace) -> int:
 
 
 def _agreement(args: argparse.Namespace) -> int:
+    from contract.metrics import Metric
+
+    metrics = None
+    if args.metrics is not None:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        unknown = [m for m in metrics if m not in {x.value for x in Metric}]
+        if unknown or not metrics:
+            known = ", ".join(x.value for x in Metric)
+            raise ConfigError(f"--metrics: {', '.join(unknown) or 'none given'} (metrics: {known})")
     store = _store(args)
     version = store.add_agreement(
         name=args.name, grantor=args.grantor, grantee=args.grantee,
         sites=[s.strip() for s in args.sites.split(",") if s.strip()], licence=args.licence,
         valid_from=parse_time(args.valid_from, "--from"),
         valid_to=parse_time(args.valid_to, "--to") if args.valid_to else None,
-        delay_s=args.delay, recorded_by=args.by,
+        delay_s=args.delay, recorded_by=args.by, metrics=metrics, form=args.form,
     )  # fmt: skip
     store.close()
     print(f"agreement {args.name} version {version} recorded")

@@ -28,6 +28,7 @@ from contract.hub import (
     ForwardedKey,
     ForwardedStatus,
     HubAck,
+    StoredReading,
     ack_topic,
     canonical_json,
     forward_topic,
@@ -99,9 +100,17 @@ class Forwarder:
         self._outbox.close()
 
     def on_stored(self, readings: list[ReadingPayload]) -> None:
-        site = self._cfg.site
+        # The gateway stored them a moment ago (its `received` column): the hub judges a key the
+        # site revokes later by this time, as the site does (docs/trust.md).
+        site, now = self._cfg.site, datetime.fromtimestamp(self._clock(), UTC)
         self._outbox.add(
-            (r.model_dump_json(by_alias=True).encode() for r in readings if r.site == site), live=True
+            (
+                StoredReading(received=now, reading=r).model_dump_json(by_alias=True).encode()
+                for r in readings
+                if r.site == site
+            ),
+            live=True,
+            kind="stored",
         )
 
     def on_status(self, msg: Message) -> None:
@@ -152,17 +161,23 @@ class Forwarder:
                 break
 
     def _batch(self, taken: Batch) -> ForwardBatch:
-        readings, statuses, alerts = [], [], []
+        readings, received, statuses, alerts = [], [], [], []
         for kind, body in taken.bodies:
             if kind == "status":
                 statuses.append(ForwardedStatus.model_validate_json(body))
             elif kind == "alert":
                 alerts.append(json.loads(body))
-            else:
+            elif kind == "stored":
+                stored = StoredReading.model_validate_json(body)
+                readings.append(stored.reading)
+                received.append(stored.received)
+            else:  # a bare reading, queued by an earlier version: no stored time
                 readings.append(ReadingPayload.model_validate_json(body))
+                received.append(None)
         return ForwardBatch(
-            site=self._cfg.site, batch=taken.id, readings=readings, statuses=statuses, alerts=alerts
-        )
+            site=self._cfg.site, batch=taken.id, readings=readings, statuses=statuses, alerts=alerts,
+            received=received if any(t is not None for t in received) else [],
+        )  # fmt: skip
 
     def _send(self, batch: ForwardBatch) -> bool:
         topic = forward_topic(self._cfg.topic_prefix, self._cfg.site)
@@ -208,15 +223,27 @@ class Forwarder:
             bodies = []
             for row in self._reader.stored_readings(Span(self._cfg.site, [], cursor, end)):
                 try:
-                    bodies.append(reading_of_row(row).model_dump_json(by_alias=True).encode())
+                    stored = StoredReading(received=_received(row), reading=reading_of_row(row))
                 except ValueError as exc:
                     log.warning("backfill: a stored row is not a reading (%s); not forwarded", exc)
-            self._outbox.add(bodies, live=False, state={"backfill_cursor": format_ts(end)})
+                    continue
+                bodies.append(stored.model_dump_json(by_alias=True).encode())
+            self._outbox.add(bodies, live=False, kind="stored", state={"backfill_cursor": format_ts(end)})
             cursor = end
             if bodies or cursor >= until:
                 break
         if cursor >= until:
             log.info("backfill to the hub complete up to %s", format_ts(until))
+
+
+def _received(row: Any) -> datetime | None:
+    """The time the gateway stored a row (field `received`), as the stores give it back."""
+    value = row.get("received")
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value / 1000, UTC)
+    return parse_time(str(value))
 
 
 def describe(outbox: Outbox) -> dict[str, object]:

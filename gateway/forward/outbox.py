@@ -18,7 +18,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS item (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     live INTEGER NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'reading',  -- reading | status | alert
+    kind TEXT NOT NULL DEFAULT 'reading',  -- stored (a reading and its stored time) | status | alert;
+                                           -- reading: a bare reading, from an earlier version
     body BLOB NOT NULL,
     batch INTEGER,
     sent_at REAL

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contract.configfile import load_model, read_secret
 from contract.wire import ID_PATTERN
+from gateway.alerts.rules import Rule
+from gateway.alerts.rules.base import duration, duration_s
 from gateway.config import MqttConfig, WebConfig
 
 
@@ -43,6 +45,25 @@ class HubConfig(_Section):
     database: DatabaseConfig = DatabaseConfig()
     web: WebConfig = WebConfig(port=8090)  # `hub serve`: as gateway.toml's [web]
     public: PublicConfig = PublicConfig()
+    rules: list[Rule] = Field(
+        default_factory=list,
+        description="[[rules]] as in a site's [[alerts.rules]], run over every site's readings "
+        "(a difference rule may take its reference from another site: `reference_site`)",
+    )
+    late_after: str = Field(default="15m", description="A reading older than this when it arrives is late.")
+
+    _check_late = field_validator("late_after", mode="before")(lambda v: duration(v))
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> HubConfig:
+        names = [r.name for r in self.rules]
+        if len(names) != len(set(names)):
+            raise ValueError("two [[rules]] have the same name; rule names must be unique")
+        return self
+
+    @property
+    def late_after_s(self) -> float:
+        return duration_s(self.late_after)
 
 
 def load(path: Path | str) -> HubConfig:

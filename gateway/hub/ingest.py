@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -28,6 +29,10 @@ from contract.wire import ReadingPayload
 from gateway.stores.postgres_hub import HubStore, StoredKey, Verdicted
 from gateway.subscriber import Message
 from gateway.trust.registry import KeyRecord
+from gateway.trust.reverify import offline_key
+
+if TYPE_CHECKING:
+    from gateway.hub.rules import HubRules
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,7 @@ class HubStats:
     stored: int = 0
     duplicate: int = 0
     refused: Counter[str] = field(default_factory=Counter)
+    hub_alerts: int = 0
 
 
 class HubIngest:
@@ -47,9 +53,11 @@ class HubIngest:
         prefix: str,
         stats: HubStats | None = None,
         clock: Callable[[], datetime] = utc_now,
+        rules: HubRules | None = None,
     ) -> None:
         self._store, self._prefix, self._clock = store, prefix, clock
         self.stats = stats or HubStats()
+        self._rules = rules
 
     def close(self) -> None:
         self._store.close()
@@ -74,10 +82,12 @@ class HubIngest:
         keys = self._store.keys(site)
         records: dict[str, KeyRecord] = {}  # validated once per batch, not per reading
         checked: list[Verdicted] = []
-        for reading in batch.readings:
-            reason = self._check(site, reading, keys, records)
+        received = batch.received or [None] * len(batch.readings)
+        for reading, stored_at in zip(batch.readings, received, strict=True):
+            reason = self._check(site, reading, stored_at, keys, records)
             if reason is None:
-                checked.append(Verdicted(reading, "unsigned" if reading.sig is None else "verified"))
+                verdict = "unsigned" if reading.sig is None else "verified"
+                checked.append(Verdicted(reading, verdict, stored_at))
             else:
                 refused += 1
                 self._refuse(
@@ -97,6 +107,8 @@ class HubIngest:
         self._store.write_statuses(site, batch.statuses)
         self._store.write_alerts(site, alerts)
         self._store.open_warnings(site, alerts, self._clock())
+        if self._rules is not None:  # the hub's own rules, over every site's readings (rules.py)
+            self._record(self._rules.on_readings(v.reading for v in checked))
         self.stats.batches += 1
         self.stats.stored += result.stored
         self.stats.duplicate += result.duplicate
@@ -104,6 +116,17 @@ class HubIngest:
             site=site, batch=batch.batch, stored=result.stored, duplicate=result.duplicate, refused=refused
         )
         return ack_topic(self._prefix, site), ack.model_dump_json().encode()
+
+    def tick(self) -> None:
+        """The hub's time-based rules (offline), about once a second."""
+        if self._rules is not None:
+            self._record(self._rules.tick())
+
+    def _record(self, events: dict[str, list[dict[str, Any]]]) -> None:
+        for at, docs in events.items():
+            self.stats.hub_alerts += len(docs)
+            self._store.write_alerts(at, docs)
+            self._store.open_warnings(at, docs, self._clock())
 
     def _take_keys(self, site: str, identity_b64: str, keys: list[ForwardedKey]) -> int:
         identity = public_from_b64(identity_b64)
@@ -132,9 +155,15 @@ class HubIngest:
 
     @staticmethod
     def _check(
-        site: str, reading: ReadingPayload, keys: dict[str, StoredKey], records: dict[str, KeyRecord]
+        site: str,
+        reading: ReadingPayload,
+        stored_at: datetime | None,
+        keys: dict[str, StoredKey],
+        records: dict[str, KeyRecord],
     ) -> str | None:
-        """Why a reading is refused, or None."""
+        """Why a reading is refused, or None. A key the site revoked vouches for what the site
+        stored before the revocation (`stored_at`, the site's `received`), as at the site and in
+        contract/verify_offline.py; without that time, for nothing."""
         if reading.site != site:
             return "wrong_site"
         if reading.sig is None or reading.kid is None:
@@ -145,7 +174,9 @@ class HubIngest:
         record = records.get(reading.kid)
         if record is None:
             record = records[reading.kid] = KeyRecord.model_validate(stored.record)
-        if not record.accepts(reading.ts):
+        if not record.accepts(reading.ts) and (
+            stored_at is None or not offline_key(record).trusts(reading.ts, stored_at)
+        ):
             return "key_not_accepted"
         if not verify_signature(record.public(), reading):
             return "bad_signature"

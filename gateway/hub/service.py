@@ -16,6 +16,7 @@ from contract.hub import forward_subscription
 from gateway.forward.link import link_for
 from gateway.hub.config import HubConfig
 from gateway.hub.ingest import HubIngest
+from gateway.hub.rules import HubRules
 from gateway.hub.warnings import WarningDesk
 from gateway.stores.postgres_hub import HubStore, HubStoreError
 from gateway.subscriber import Message
@@ -34,12 +35,14 @@ class HubService:
         self.link = link_for(cfg.mqtt)
         self.ingest: HubIngest | None = None
         self.desk: WarningDesk | None = None
+        self.rules = HubRules(cfg.rules, clock=utc_now, late_after_s=cfg.late_after_s)
 
     def run(self) -> None:
         store = self._connect()
         if store is None:
             return
-        self.ingest = HubIngest(store, self._cfg.topic_prefix)
+        self.rules.preload(store)
+        self.ingest = HubIngest(store, self._cfg.topic_prefix, rules=self.rules)
         self.desk = WarningDesk(store, utc_now)
         self.link.start([forward_subscription(self._cfg.topic_prefix)])
         log.info("hub taking batches on %s", forward_subscription(self._cfg.topic_prefix))
@@ -68,7 +71,7 @@ class HubService:
                 store = self._connect()
                 if store is None:
                     return
-                self.ingest = HubIngest(store, self._cfg.topic_prefix, self.ingest.stats)
+                self.ingest = HubIngest(store, self._cfg.topic_prefix, self.ingest.stats, rules=self.rules)
                 self.desk = WarningDesk(store, utc_now)
                 continue
             if answer is not None:
@@ -77,9 +80,10 @@ class HubService:
             return
 
     def _desk(self) -> None:
-        if self.desk is None:
+        if self.desk is None or self.ingest is None:
             return
         try:
+            self.ingest.tick()
             self.desk.tick()
         except HubStoreError as exc:  # the next batch reconnects; warnings wait for it
             log.error("warning desk: %s", exc)

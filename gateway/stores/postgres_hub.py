@@ -31,6 +31,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ID = re.compile(ID_PATTERN)
+FORMS = ("raw", "hourly")
+"""What an agreement shares of its metrics: the readings themselves, or only hourly aggregates."""
 
 
 class HubStoreError(OSError):
@@ -48,6 +50,7 @@ class Verdicted:
 
     reading: ReadingPayload
     verdict: str
+    site_received: datetime | None = None  # when the site stored it, as the site says
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +160,23 @@ class HubStore:
         valid_to: datetime | None,
         delay_s: int,
         recorded_by: str,
+        metrics: Sequence[str] | None = None,
+        form: str = "raw",
     ) -> int:
-        """Record a new version of an agreement (the latest version of a name is the one in force)."""
+        """Record a new version of an agreement (the latest version of a name is the one in force).
+
+        `metrics` None shares every metric; `form` is `raw` (the readings) or `hourly` (only the
+        hourly aggregates). The database enforces both (row-level security, docs/region.md)."""
+        if form not in FORMS:
+            raise HubInputError(f"form {form!r}: one of {', '.join(FORMS)}")
         with self._conn.transaction():
             row = self._conn.execute(
                 "INSERT INTO agreement (name, version, grantor, grantee, sites, delay, licence,"
-                " valid_from, valid_to, recorded_by)"
+                " valid_from, valid_to, recorded_by, metrics, form)"
                 " SELECT %s, coalesce(max(version), 0) + 1, %s, %s, %s, make_interval(secs => %s),"
-                " %s, %s, %s, %s FROM agreement WHERE name = %s RETURNING version",
+                " %s, %s, %s, %s, %s, %s FROM agreement WHERE name = %s RETURNING version",
                 [name, grantor, grantee, list(sites), delay_s, licence, valid_from, valid_to,
-                 recorded_by, name],
+                 recorded_by, None if metrics is None else list(metrics), form, name],
             ).fetchone()  # fmt: skip
         assert row is not None
         return int(row[0])
@@ -211,10 +221,26 @@ class HubStore:
                 " AS t(s, n) ON CONFLICT DO NOTHING",
                 [[r.reading.site for r in readings], [r.reading.node for r in readings]],
             )
-            cur = self._conn.execute(
-                "INSERT INTO reading (site, node, seq, ts, verdict, kid, metrics, payload)"
+            # The hourly aggregates grow from the rows this statement inserted, in its transaction:
+            # a redelivered reading inserts nothing and so adds nothing to them.
+            row = self._conn.execute(
+                "WITH ins AS (INSERT INTO reading (site, node, seq, ts, verdict, kid, metrics, payload,"
+                " site_received)"
                 " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::timestamptz[],"
-                " %s::text[], %s::text[], %s::jsonb[], %s::jsonb[]) ON CONFLICT DO NOTHING",
+                " %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::timestamptz[])"
+                " ON CONFLICT DO NOTHING"
+                " RETURNING site, node, ts, metrics),"
+                " agg AS (INSERT INTO reading_hourly (site, node, metric, hour, n, total, min, max)"
+                " SELECT ins.site, ins.node, m.key, date_trunc('hour', ins.ts), count(*),"
+                " sum((m.value #>> '{}')::float8), min((m.value #>> '{}')::float8),"
+                " max((m.value #>> '{}')::float8)"
+                " FROM ins CROSS JOIN LATERAL jsonb_each(ins.metrics) m"
+                " WHERE jsonb_typeof(m.value) = 'number' GROUP BY 1, 2, 3, 4"
+                " ON CONFLICT (site, node, metric, hour) DO UPDATE SET n = reading_hourly.n + excluded.n,"
+                " total = reading_hourly.total + excluded.total,"
+                " min = least(reading_hourly.min, excluded.min),"
+                " max = greatest(reading_hourly.max, excluded.max))"
+                " SELECT count(*) FROM ins",
                 [
                     [r.reading.site for r in readings],
                     [r.reading.node for r in readings],
@@ -224,10 +250,22 @@ class HubStore:
                     [r.reading.kid for r in readings],
                     [json.dumps(_values(r.reading)) for r in readings],
                     [json.dumps(_payload(r.reading)) for r in readings],
+                    [r.site_received for r in readings],
                 ],
-            )
-            stored = cur.rowcount
+            ).fetchone()
+            stored = int(row[0]) if row else 0
         return BatchResult(stored, len(readings) - stored)
+
+    @_guarded
+    def recent_values(
+        self, since: datetime, metrics: Sequence[str]
+    ) -> list[tuple[str, str, datetime, dict[str, float | None]]]:
+        """The values of `metrics` stored since `since`, oldest first: what the hub's rules reload."""
+        rows = self._conn.execute(
+            "SELECT site, node, ts, metrics FROM reading WHERE ts >= %s AND metrics ?| %s ORDER BY ts",
+            [since, list(metrics)],
+        ).fetchall()
+        return [(r[0], r[1], r[2], {m: r[3][m] for m in metrics if m in r[3]}) for r in rows]
 
     @_guarded
     def write_statuses(self, site: str, statuses: Sequence[ForwardedStatus]) -> int:

@@ -52,6 +52,10 @@ CREATE TABLE IF NOT EXISTS reading (
     PRIMARY KEY (site, node, seq, ts)
 ) PARTITION BY RANGE (ts);
 
+-- When the site stored the reading (its `received`), as the site says: a key the site revoked
+-- later vouches for what it stored before (docs/trust.md). NULL when the site did not say.
+ALTER TABLE reading ADD COLUMN IF NOT EXISTS site_received timestamptz;
+
 -- A node's status messages as its site received them; the latest position moves `node.location`.
 CREATE TABLE IF NOT EXISTS node_status (
     site text NOT NULL,
@@ -97,6 +101,30 @@ CREATE TABLE IF NOT EXISTS agreement (
     recorded timestamptz NOT NULL DEFAULT now(),
     recorded_by text NOT NULL,
     UNIQUE (name, version)
+);
+-- Which metrics an agreement shares (NULL: every metric) and in what form: `raw` (the readings
+-- themselves) or `hourly` (only the hourly means of `reading_hourly`). Added after the first
+-- release of the schema, so a hub made before them gains them here.
+ALTER TABLE agreement ADD COLUMN IF NOT EXISTS metrics text[];
+ALTER TABLE agreement ADD COLUMN IF NOT EXISTS form text NOT NULL DEFAULT 'raw';
+DO $$ BEGIN
+    ALTER TABLE agreement ADD CONSTRAINT agreement_form CHECK (form IN ('raw', 'hourly'));
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+
+-- Hourly aggregates of every metric, kept at ingest in the same transaction as the readings they
+-- come from (only rows newly stored count, so a redelivered batch adds nothing): what an agreement
+-- of form `hourly` shares. The mean is total / n.
+CREATE TABLE IF NOT EXISTS reading_hourly (
+    site text NOT NULL,
+    node text NOT NULL,
+    metric text NOT NULL,
+    hour timestamptz NOT NULL,
+    n int NOT NULL,
+    total double precision NOT NULL,
+    min double precision NOT NULL,
+    max double precision NOT NULL,
+    PRIMARY KEY (site, node, metric, hour)
 );
 
 -- Warnings to neighbours (docs/region.md): a site's rule that concerns another jurisdiction, the
@@ -144,10 +172,11 @@ CREATE TABLE IF NOT EXISTS warning_log (
     detail text NOT NULL DEFAULT ''
 );
 
--- Whether the connected role may see a reading of `site` taken at `ts`: its own jurisdiction's
--- sites, or a site an agreement in force shares with it, once the agreement's delay has passed.
--- SECURITY DEFINER so the policy can read the jurisdiction and agreement tables on its behalf;
--- the policies pass `current_user`, so `SET ROLE` (the hub's API) is judged like a login.
+-- Whether the connected role may see all of `site` at `ts` — whole readings, as signed, and what
+-- goes with them (statuses, alert events, keys): its own jurisdiction's sites, or a site an
+-- agreement in force shares with it raw and with every metric, once the agreement's delay has
+-- passed. SECURITY DEFINER so the policy can read the jurisdiction and agreement tables on its
+-- behalf; the policies pass `current_user`, so `SET ROLE` (the hub's API) is judged like a login.
 CREATE OR REPLACE FUNCTION hub_may_see(p_role name, p_site text, p_ts timestamptz) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT EXISTS (
@@ -157,18 +186,55 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
         SELECT 1 FROM agreement a JOIN jurisdiction g ON g.id = a.grantee
         JOIN site s ON s.id = p_site AND s.jurisdiction = a.grantor
         WHERE pg_has_role(p_role, g.db_role, 'MEMBER')
-          AND p_site = ANY (a.sites)
+          AND p_site = ANY (a.sites) AND a.form = 'raw' AND a.metrics IS NULL
           AND p_ts >= a.valid_from AND (a.valid_to IS NULL OR p_ts < a.valid_to)
           AND p_ts <= now() - a.delay
           AND a.version = (SELECT max(b.version) FROM agreement b WHERE b.name = a.name)
     )
 $$;
 
+-- Whether the connected role may see one metric of `site` at `ts` in `p_form` (`raw`: the value of
+-- a reading; `hourly`: an hourly aggregate, judged at the hour's end). Its own sites; an agreement
+-- in force naming the site and the metric (or every metric), raw for raw values, raw or hourly for
+-- hourly aggregates.
+CREATE OR REPLACE FUNCTION hub_may_see_metric(
+    p_role name, p_site text, p_ts timestamptz, p_metric text, p_form text
+) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM site s JOIN jurisdiction j ON j.id = s.jurisdiction
+        WHERE s.id = p_site AND pg_has_role(p_role, j.db_role, 'MEMBER')
+    ) OR EXISTS (
+        SELECT 1 FROM agreement a JOIN jurisdiction g ON g.id = a.grantee
+        JOIN site s ON s.id = p_site AND s.jurisdiction = a.grantor
+        WHERE pg_has_role(p_role, g.db_role, 'MEMBER')
+          AND p_site = ANY (a.sites) AND (a.metrics IS NULL OR p_metric = ANY (a.metrics))
+          AND (a.form = 'raw' OR a.form = p_form)
+          AND p_ts >= a.valid_from AND (a.valid_to IS NULL OR p_ts < a.valid_to)
+          AND p_ts <= now() - a.delay
+          AND a.version = (SELECT max(b.version) FROM agreement b WHERE b.name = a.name)
+    )
+$$;
+
+-- A role that may see only some metrics of a site raw reads them here, one row per value (the
+-- signed payload is not shown: a part of a signed reading does not verify). The view runs as the
+-- hub's role and filters by `current_user`, the reader; security_barrier keeps a reader's own
+-- functions in WHERE from seeing the rows it filters out.
+CREATE OR REPLACE VIEW reading_value WITH (security_barrier) AS
+    SELECT r.site, r.node, r.seq, r.ts, r.verdict, m.key AS metric, (m.value #>> '{}')::double precision AS value
+      FROM reading r CROSS JOIN LATERAL jsonb_each(r.metrics) m
+     WHERE jsonb_typeof(m.value) = 'number'
+       AND hub_may_see_metric(current_user, r.site, r.ts, m.key, 'raw');
+
 ALTER TABLE reading ENABLE ROW LEVEL SECURITY;
 ALTER TABLE node ENABLE ROW LEVEL SECURITY;
 ALTER TABLE node_key ENABLE ROW LEVEL SECURITY;
 ALTER TABLE node_status ENABLE ROW LEVEL SECURITY;
 ALTER TABLE alert_event ENABLE ROW LEVEL SECURITY;
+ALTER TABLE reading_hourly ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS hourly_visible ON reading_hourly;
+CREATE POLICY hourly_visible ON reading_hourly FOR SELECT
+    USING (hub_may_see_metric(current_user, site, hour + interval '1 hour', metric, 'hourly'));
 DROP POLICY IF EXISTS status_visible ON node_status;
 CREATE POLICY status_visible ON node_status FOR SELECT USING (hub_may_see(current_user, site, received));
 DROP POLICY IF EXISTS alert_visible ON alert_event;
@@ -177,7 +243,8 @@ DROP POLICY IF EXISTS reading_visible ON reading;
 CREATE POLICY reading_visible ON reading FOR SELECT USING (hub_may_see(current_user, site, ts));
 DROP POLICY IF EXISTS node_visible ON node;
 CREATE POLICY node_visible ON node FOR SELECT USING (hub_may_see(current_user, site, '-infinity'::timestamptz)
-    OR EXISTS (SELECT 1 FROM reading r WHERE r.site = node.site AND r.node = node.id));
+    OR EXISTS (SELECT 1 FROM reading r WHERE r.site = node.site AND r.node = node.id)
+    OR EXISTS (SELECT 1 FROM reading_hourly h WHERE h.site = node.site AND h.node = node.id));
 DROP POLICY IF EXISTS key_visible ON node_key;
 CREATE POLICY key_visible ON node_key FOR SELECT USING (hub_may_see(current_user, site, '-infinity'::timestamptz)
     OR EXISTS (SELECT 1 FROM reading r WHERE r.site = node_key.site AND r.kid = node_key.kid));
@@ -200,4 +267,5 @@ DO $$ BEGIN
     END IF;
 END $$;
 GRANT SELECT ON jurisdiction, site, node, node_key, reading, node_status, alert_event, agreement TO hub_reader;
+GRANT SELECT ON reading_hourly, reading_value TO hub_reader;
 GRANT SELECT ON warning_rule, warning, warning_log TO hub_reader;

@@ -59,6 +59,12 @@ class DifferenceRule(RuleBase, Averaged):
     metric: Metric
     node: str = Field(pattern=ID_PATTERN)
     reference: str = Field(pattern=ID_PATTERN)
+    reference_site: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="The reference's site when it is not the node's: only on a hub, which has both "
+        "(docs/region.md); `sites` then names the downstream node's site.",
+    )
     limit: float | None = Field(default=None, ge=0, description="Absolute increase over the reference.")
     limit_pct: float | None = Field(default=None, ge=0, description="Relative increase, % of the reference.")
     tiers: list[Tier] | None = None
@@ -67,7 +73,11 @@ class DifferenceRule(RuleBase, Averaged):
 
     @model_validator(mode="after")
     def _one_way_to_limit(self) -> DifferenceRule:
-        if self.node == self.reference:
+        if self.reference_site is not None and not self.sites:
+            raise ValueError("a reference at another site needs `sites`: the downstream node's site")
+        if self.node == self.reference and (
+            self.reference_site is None or self.reference_site in (self.sites or [])
+        ):
             raise ValueError("node and reference are the same node")
         if self.limit is None and self.limit_pct is None and not self.tiers and self.preset is None:
             raise ValueError("a difference rule needs limit, limit_pct, tiers or preset")
@@ -96,16 +106,27 @@ class DifferenceRule(RuleBase, Averaged):
         return self.metric.value, self.average
 
     def plan(self, site: str, node: str, plan: Plan) -> None:
-        # A reading from either node steps the one machine, the downstream node's.
-        if node in (self.node, self.reference) and (self.sites is None or site in self.sites):
-            key = (self.name, site, self.node)
+        # A reading from either node steps the one machine, the downstream node's; with the
+        # reference at another site, a reference reading steps the machine of each downstream site.
+        machines: list[str] = []
+        if node == self.node and (self.sites is None or site in self.sites):
+            machines.append(site)
+        if node == self.reference:
+            if self.reference_site is None:
+                if self.sites is None or site in self.sites:
+                    machines.append(site)
+            elif site == self.reference_site:
+                machines += self.sites or []
+        for at in dict.fromkeys(machines):
+            key = (self.name, at, self.node)
             plan.evaluated.append(
                 (OTHER, self, DifferenceRule.evaluate, self.metric.value, key, 0, 0, 0.0, True)
             )
 
     def evaluate(self, series_of: SeriesOf, site: str, node: str, t_ms: int) -> Evaluation:
         metric = self.metric.value
-        down, up = series_of(site, self.node, metric), series_of(site, self.reference, metric)
+        up_site = self.reference_site or site
+        down, up = series_of(site, self.node, metric), series_of(up_site, self.reference, metric)
         if down is None or up is None:
             missing = self.reference if up is None else self.node
             return Evaluation("unknown", reason=f"no {metric} from {missing} yet")
@@ -136,4 +157,5 @@ class DifferenceRule(RuleBase, Averaged):
 
     def message(self, e: AlertEvent) -> tuple[str, dict[str, Any]]:
         state = "cleared" if e.state == "cleared" else "raised"
-        return f"alert.difference.{state}", {"reference": self.reference}
+        where = self.reference if self.reference_site is None else f"{self.reference_site}/{self.reference}"
+        return f"alert.difference.{state}", {"reference": where}

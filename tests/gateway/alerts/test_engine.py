@@ -176,6 +176,51 @@ def test_difference_with_a_relative_limit() -> None:
     assert feed.events[0].value == 16.0 and feed.events[0].limit == 15.0
 
 
+def test_difference_with_its_reference_at_another_site() -> None:
+    """On the hub: the upstream reference is at another site (of another jurisdiction); a reading
+    from either steps the downstream node's machine, whose alert is the downstream site's."""
+    rule = {
+        "name": "border", "type": "difference", "metric": "turbidity", "node": "w-down",
+        "sites": ["downriver"], "reference": "w-up", "reference_site": "upriver", "limit": 5.0,
+        "average": "15m", "clear_after": "0",
+    }  # fmt: skip
+    _, feed = engine(rule)
+    ts = T0
+    for down in [14.0] * 20 + [17.0] * 20 + [12.0] * 15:
+        ts += M
+        feed.one(reading("w-up", ts, 10.0, metric="turbidity", site="upriver"))
+        feed.one(reading("w-down", ts, down, metric="turbidity", site="downriver"))
+        # the same node names at the wrong sites are neither reference nor downstream
+        feed.one(reading("w-up", ts, 99.0, metric="turbidity", site="downriver"))
+        feed.one(reading("w-down", ts, 99.0, metric="turbidity", site="upriver"))
+    assert feed.states() == ["raised", "cleared"]
+    raised = feed.events[0]
+    assert (raised.site, raised.node) == ("downriver", "w-down") and raised.id.startswith("downriver.w-down.")
+    assert "above upriver/w-up" in raised.message
+    # without the reference's readings nothing is judged; with them, the downstream node is
+    _, feed = engine(rule)
+    feed.one(reading("w-down", T0 + M, 30.0, metric="turbidity", site="downriver"))
+    assert feed.states() == []
+    for i in range(2, 20):
+        feed.one(reading("w-up", T0 + i * M, 10.0, metric="turbidity", site="upriver"))
+        feed.one(reading("w-down", T0 + i * M, 30.0, metric="turbidity", site="downriver"))
+    assert feed.states() == ["raised"]
+
+
+@pytest.mark.parametrize(
+    "table, error",
+    [
+        ({"reference_site": "upriver"}, "needs `sites`"),
+        ({"reference_site": "upriver", "sites": ["upriver"], "reference": "w-down"}, "same node"),
+    ],
+)
+def test_a_reference_at_another_site_names_the_downstream_site(table: dict[str, object], error: str) -> None:
+    base = {"name": "b", "type": "difference", "metric": "turbidity", "node": "w-down", "reference": "w-up",
+            "limit": 5.0}  # fmt: skip
+    with pytest.raises(ValueError, match=error):
+        rules({**base, **table})
+
+
 @pytest.mark.parametrize(
     ("background", "allowed"),
     [(10.0, 5.0), (50.0, 5.0), (100.0, 10.0), (249.0, 24.9), (250.0, 25.0), (900.0, 25.0)],

@@ -2,8 +2,10 @@
 gateway (`run` with `[forward]`), the hub's own persistent Mosquitto, `hub run` and PostgreSQL.
 
 What was stored before forwarding began is backfilled; live readings follow; the hub's broker is
-stopped for a while (the link cut) and the hub is killed with SIGKILL mid-stream; at the end every
-reading stored at the site is at the hub exactly once, verified with the key the site vouched for.
+stopped for a while (the link cut) and started again (restarted), the hub is killed with SIGKILL
+mid-stream, and the site gateway is killed with SIGKILL while it forwards; at the end every reading
+stored at the site is at the hub exactly once, verified with the key the site vouched for, and the
+counts at the site and the hub are the same.
 """
 
 from __future__ import annotations
@@ -104,6 +106,15 @@ def _site_count(influx: Influx) -> int:
     return int(rows[0]["count"]) if rows else 0
 
 
+def _in_flight(data_dir: Path) -> int:
+    """Readings the forwarder has sent in a batch whose ack has not come (docs/region.md)."""
+    import sqlite3
+
+    with sqlite3.connect(data_dir / "forward.sqlite") as conn:
+        query = "SELECT count(*) FROM item WHERE batch IS NOT NULL AND kind = 'stored'"
+        return int(conn.execute(query).fetchone()[0])
+
+
 def _hub_rows(dsn: str, site: str) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(
@@ -140,14 +151,16 @@ def test_every_stored_reading_reaches_the_hub_once(
         f'[forward.mqtt]\nhost = "127.0.0.1"\nport = {hub_broker.tls_port}\nclient_id = "site-{prefix}"\n'
         f'username = "tsagaan"\npassword_file = "{hub_broker.password("tsagaan")}"\n'
         f'tls = true\nca_file = "{hub_broker.dir / "ca" / "ca.crt"}"\n'
-        '[[alerts.rules]]\nname = "pm25-instant"\ntype = "threshold"\nmetric = "pm2_5"\nlimit = 50.0\n',
+        # raised by live[26], long before the gateway is killed: an alert raised in the instant of a
+        # SIGKILL may not reach the forwarder's outbox (docs/region.md, known limits)
+        '[[alerts.rules]]\nname = "pm25-instant"\ntype = "threshold"\nmetric = "pm2_5"\nlimit = 25.0\n',
     )  # fmt: skip
     hub_log, gw_log = tmp_path / "hub.log", tmp_path / "gateway.log"
     hub = spawn(["gateway.cli", "hub", "run", "--config", str(hub_cfg)], hub_log)
     gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], gw_log)
     try:
         wait_gateway_ready(mosquitto.port, prefix, influx)
-        live = [signer.sign(reading("a", NOW - timedelta(minutes=60 - i), float(i))) for i in range(60)]
+        live = [signer.sign(reading("a", NOW - timedelta(minutes=80 - i), float(i))) for i in range(80)]
 
         def send(batch: list[object]) -> None:
             publish_many(mosquitto.port, [
@@ -167,14 +180,23 @@ def test_every_stored_reading_reaches_the_hub_once(
         wait_for(lambda: _site_count(influx) >= 100, 30, "readings stored at the site meanwhile")
         hub_broker.service.start()
 
-        send(live[40:])
+        send(live[40:60])
         hub.send_signal(signal.SIGKILL)  # mid-stream
         hub.wait(10)
+        # the site gateway killed while forwarding: the hub is down, so what it forwarded since is
+        # unacknowledged in its outbox (and some of it waits at the hub's broker, to be stored once)
+        wait_for(lambda: _site_count(influx) >= 120, 30, "those readings stored at the site")
+        wait_for(lambda: _in_flight(tmp_path / "gateway-data") > 0, 30, "batches sent, not acknowledged")
+        gateway.send_signal(signal.SIGKILL)
+        gateway.wait(10)
+        send(live[60:])  # the site's broker keeps them for the gateway's session
+        gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], gw_log)
         hub = spawn(["gateway.cli", "hub", "run", "--config", str(hub_cfg)], hub_log)
 
         expected = sorted(("a", r.seq, "verified") for r in old + live)
         wait_for(lambda: len(_hub_rows(pg, "tsagaan")) >= len(expected), 90, "every reading at the hub")
         assert _hub_rows(pg, "tsagaan") == expected  # each once, each verified
+        assert _site_count(influx) == len(_hub_rows(pg, "tsagaan")) == 140  # the counts compared
         assert _hub_rows(pg, "probe") == []  # another site's readings stay at the site
         # the node's status (and its position) and the alert raised at the site came along
         with psycopg.connect(pg) as conn:
@@ -184,7 +206,7 @@ def test_every_stored_reading_reaches_the_hub_once(
             where = conn.execute(at).fetchone()
             states = conn.execute("SELECT state FROM node_status WHERE node = 'a'").fetchall()
         assert alert is not None and alert[0].startswith("tsagaan.a.pm25-instant.") and alert[1] == "raised"
-        assert float(alert[2]) == 51.0
+        assert float(alert[2]) == 26.0
         assert where == pytest.approx((43.1105, 106.8503)) and states == [("online",)]
     finally:
         for proc in (gateway, hub):
