@@ -24,6 +24,8 @@ from tests.receivers import HttpReceiver
 
 FD_LIMIT = 256
 FLOOD_S = 14.0
+MAX_CONNECTIONS = 100
+HEADER_TIMEOUT_S = 2.0
 
 
 # `minewatch-gateway` with soft and hard RLIMIT_NOFILE lowered first (as a unit's LimitNOFILE would),
@@ -71,7 +73,8 @@ def test_a_flood_on_the_dashboard_never_stops_ingest_or_alerts(
         'clear_after = "0"\nremind_every = "0"\n'
         f'[[alerts.channels]]\ntype = "webhook"\nurl = "{hook.url}/hook"\n'
         "retry_backoff_s = 0.2\nrate_limit = 0\n"
-        f"[web]\nport = {web_port}\nmax_connections = 100\nheader_timeout_s = 2\nidle_timeout_s = 5\n"
+        f"[web]\nport = {web_port}\nmax_connections = {MAX_CONNECTIONS}\n"
+        f"header_timeout_s = {HEADER_TIMEOUT_S:g}\nidle_timeout_s = 5\n"
     )
     cfg = gateway_toml(
         workdir / "gateway.toml",
@@ -123,9 +126,20 @@ def test_a_flood_on_the_dashboard_never_stops_ingest_or_alerts(
     assert len(_raised(hook)) == (seq + 1) // 2  # one per reading over the limit, none lost or doubled
     # The flood held fewer connections than it wanted: beyond max_connections they are refused.
     assert held < 500, held
-    # Slow headers and silent connections were closed by the server after header_timeout_s.
-    lifetimes = flood.stats.lifetimes_s
-    assert lifetimes["slow"] and lifetimes["idle"]
-    assert max(lifetimes["slow"]) < 2.0 + 2.0 and max(lifetimes["idle"]) < 2.0 + 2.0, lifetimes
+    # Slow headers and silent connections were dropped by the server on its header deadline, over
+    # and over (a slot held for ever would leave only the cap's refusals). The cap resets a
+    # connection as soon as it is accepted; the deadline drops it HEADER_TIMEOUT_S after, and a
+    # lifetime counts from the handshake (tests/flood.py), so what lived about that long or more was
+    # the deadline's (give or take the flood noticing the handshake late, itself loaded). On a busy
+    # machine a few are late by whole seconds of TCP retries (a refusal after the kernel dropped a
+    # SYN or ACK while the backlog was full) or by the niced dashboard's loop: the median and nine in
+    # ten are bounded, not the slowest one.
+    for kind, lifetimes in flood.stats.lifetimes_s.items():
+        dropped = sorted(t for t in lifetimes if t >= HEADER_TIMEOUT_S - 0.5)
+        assert len(dropped) >= 10, (kind, sorted(lifetimes))
+        assert dropped[len(dropped) // 2] < HEADER_TIMEOUT_S + 1.0, (kind, dropped)
+        assert dropped[len(dropped) * 9 // 10] < HEADER_TIMEOUT_S + 2.0, (kind, dropped)
+    dropped_total = sum(t >= HEADER_TIMEOUT_S - 0.5 for ts in flood.stats.lifetimes_s.values() for t in ts)
+    assert dropped_total >= MAX_CONNECTIONS, flood.stats  # the slots turned over, at least once
     # The log tells of it without exploding (the unguarded gateway wrote 377 MB in 75 s).
     assert log.stat().st_size < 200_000, log.stat().st_size
