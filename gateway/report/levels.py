@@ -10,7 +10,7 @@ from contract.metrics import Metric
 from gateway.report.model import DAY, DailyMean, Episode, MetricSection, NodeSection
 from gateway.report.querylog import QueryLog
 from gateway.standards import Standard
-from gateway.stores.reader import Aggregate, Row
+from gateway.stores.reader import Aggregate, Row, Span
 from gateway.stores.rollups import Period
 from gateway.timerange import from_ms
 
@@ -42,11 +42,7 @@ def metric_sections(
                     None if row["max"] is None else float(row["max"]),
                 )
             )
-        peaks = {
-            str(r["node"]): (float(r["max"]), from_ms(int(r["time"])))
-            for r in log.reader.aggregate(log.span, m, ["max"], trace=log.trace("max"))
-            if r["max"] is not None
-        }
+        peaks = _peaks(log, m)
         hourly: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
         for row in _buckets(log, m, ["mean"], "1h", f"hourly:{m}"):
             if row["mean"] is not None:
@@ -67,6 +63,34 @@ def metric_sections(
                 )
             )
     return out
+
+
+def _peaks(log: QueryLog, m: str) -> dict[str, tuple[float, datetime]]:
+    """Each node's highest reading and its time (the first, when it recurs). Over the rolled days
+    in two steps: the hour from the hourly maxima, then the reading from that hour's raw readings;
+    so a year costs a query per node, not a pass over the year."""
+    best: dict[str, tuple[float, int]] = {}
+
+    def offer(node: str, value: float, at: int) -> None:
+        held = best.get(node)
+        if held is None or value > held[0] or (value == held[0] and at < held[1]):
+            best[node] = (value, at)
+
+    trace = log.trace("max")
+    for edge in log.edges:
+        for r in log.reader.aggregate(edge, m, ["max"], trace=trace):
+            if r["max"] is not None:
+                offer(str(r["node"]), float(r["max"]), int(r["time"]))
+    if log.rolled is not None:
+        for r in log.reader.rollup_totals(log.rolled, "1h", [("max", f"{m}_max")], trace=trace):
+            if r.get(f"max_{m}_max") is None:
+                continue
+            node, end = str(r["node"]), from_ms(int(r["time"]))
+            hour = Span(log.site, [node], end - HOUR, end)
+            for top in log.reader.aggregate(hour, m, ["max"], per_node=False, trace=trace):
+                if top["max"] is not None:
+                    offer(node, float(top["max"]), int(top["time"]))
+    return {node: (value, from_ms(at)) for node, (value, at) in best.items()}
 
 
 def _buckets(log: QueryLog, m: str, functions: list[Aggregate], period: Period, key: str) -> list[Row]:

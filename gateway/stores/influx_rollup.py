@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 from contract.flags import Flag, GatewayFlag
 from contract.metrics import Metric
 from gateway.stores.base import Store
-from gateway.stores.influxql import bucket_start, every, ident, where
+from gateway.stores.influxql import bucket_start, every, ident, string, where
 from gateway.stores.reader import Row, Trace
-from gateway.stores.rollups import BUCKETS, MEASUREMENTS, Period, Recompute
+from gateway.stores.rollups import BUCKETS, MEASUREMENTS, MIXED, Period, Recompute
 from gateway.timerange import from_ms
 
 if TYPE_CHECKING:  # influx_report's reader serves the roll-ups with rollup_rows below
@@ -45,12 +45,6 @@ CHUNK: dict[Period, timedelta] = {"1h": timedelta(days=7), "1d": timedelta(days=
 HOUR_MS = 3_600_000
 FLAGS = tuple(f.value for f in Flag)
 GATEWAY_FLAGS = tuple(f.value for f in GatewayFlag)
-MIXED = "*"
-"""`<metric>_cal` of an hour whose readings carry more than one calibration id (the report reads
-that hour's raw readings for them)."""
-FACT = "time_first"
-"""A field every hourly point with readings has since the facts exist: its absence means roll-ups
-computed before them (`rollup --rebuild` adds them), and the report reads raw readings instead."""
 
 
 @dataclass(slots=True)
@@ -253,16 +247,38 @@ def rollup_rows(
     period: Period,
     fields: list[str],
     trace: Trace | None = None,
+    equals: tuple[str, str] | None = None,
 ) -> Iterator[Row]:
     """The stored roll-ups of buckets within (start, end], per node in time order: `node`, `start`
-    (the bucket's start), `time` (epoch ms of its end) and `fields`."""
+    (the bucket's start), `time` (epoch ms of its end) and `fields`; with `equals` (a string
+    field, a value) only the buckets where the field has the value."""
     select = ", ".join(ident(f) for f in fields)
-    text = (
-        f"SELECT {select} FROM {ident(MEASUREMENTS[period])} WHERE {where(site, nodes, start, end)} "
-        'GROUP BY "node"'
-    )
+    cond = where(site, nodes, start, end)
+    if equals is not None:
+        cond += f" AND {ident(equals[0])} = {string(equals[1])}"
+    text = f'SELECT {select} FROM {ident(MEASUREMENTS[period])} WHERE {cond} GROUP BY "node"'
     if trace is not None:
         trace(text)
     width = BUCKETS[period]
     for row in client.stream(text):
         yield {**row, "start": from_ms(int(row["time"])) - width}
+
+
+def rollup_totals(
+    client: Client,
+    span_where: str,
+    period: Period,
+    selects: list[tuple[str, str]],
+    per_node: bool,
+    trace: Trace | None,
+) -> Iterator[Row]:
+    """`fn(column)` over the stored roll-ups of a span, per node or not: rows with `node` (per
+    node), `time` (a selector's bucket end, epoch ms) and a key `fn_column` per select."""
+    parts = ", ".join(
+        f"{'DISTINCT' if fn == 'distinct' else fn}({ident(c)}) AS {ident(f'{fn}_{c}')}" for fn, c in selects
+    )
+    text = f"SELECT {parts} FROM {ident(MEASUREMENTS[period])} WHERE {span_where}"
+    text += ' GROUP BY "node"' if per_node else ""
+    if trace is not None:
+        trace(text)
+    return client.stream(text)

@@ -239,7 +239,8 @@ def test_report_and_series_from_rollups_equal_those_from_raw(influx: Influx, tmp
     the dashboard's long series read from the roll-ups show what the raw readings show."""
     outage = range(1500, 1800)
     lines = [to_line(r) for r in readings("a", T0, range(1, 4321))]
-    lost = {*range(2000, 2005), *range(3000, 3031)}  # five readings lost; half an hour inside hours
+    # readings lost: five (no gap); 21 minutes inside an hour; half an hour across an hour's end
+    lost = {*range(2000, 2005), *range(2405, 2426), *range(2500, 2531)}
     lines += [
         to_line(r) for r in readings("b", T0, range(1, 4321)) if int(r.seq) - 1 not in {*outage, *lost}
     ]
@@ -272,8 +273,18 @@ def test_report_and_series_from_rollups_equal_those_from_raw(influx: Influx, tmp
     rolled_report, rolled_series = report(), series()
     assert any("reading_1d" in q for qs in rolled_report.queries.values() for q in qs)
     assert not any("reading_1d" in q for qs in raw_report.queries.values() for q in qs)
-    assert rolled_report.nodes == raw_report.nodes
-    assert rolled_report.metrics == raw_report.metrics
+    assert rolled_report.nodes == raw_report.nodes  # completeness, flags, gaps, seq lost
+    assert rolled_report.metrics == raw_report.metrics  # daily means, the highest reading and its time
+    assert rolled_report.calibrations == raw_report.calibrations
+    assert rolled_report.uncalibrated == raw_report.uncalibrated
+    assert rolled_report.signatures == raw_report.signatures
+    b = next(n for n in rolled_report.nodes if n.node == "b")
+    # before its first reading, the outage, the two lost stretches; and the seq lost in them
+    assert len(b.gaps) == 4 and b.missing_seq == 5 + 21 + 31 + 300
+    assert b.flags["sensor_fault"] > 0 and b.flags["high_humidity"] > 0
+    assert {c.cal for c in rolled_report.calibrations} == {"pms-a@2026-01-01", "pms-b@2026-03-01"}
+    # the gaps read the hours' facts, and raw readings only for the edges and hours with a gap
+    assert any("reading_1h" in q for q in rolled_report.queries["gaps:b"])
     assert any(d.readings < d.expected for n in raw_report.nodes if n.node == "b" for d in n.days)
     for raw_s, rolled_s in zip(raw_series, rolled_series, strict=True):
         assert rolled_s.times == raw_s.times
