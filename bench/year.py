@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,17 @@ def fill(url: str, db: str, nodes: int, start: datetime, end: datetime) -> int:
     minutes = int((end - start).total_seconds() // 60)
     cal = [f"pms5003-{n:02d}@2025-01-01" for n in range(nodes)]
     heads = [f"reading,node=node-{n:02d},site=bench " for n in range(nodes)]
+
+    def post(body: bytes) -> None:
+        for attempt in range(20):  # influxd's cache can be full while it snapshots: wait
+            resp = http.request("POST", write, body=body)
+            if resp.status == 204:
+                return
+            time.sleep(1 + attempt)
+        raise SystemExit(f"/write answered {resp.status}: {resp.data[:200]!r}")
+
+    pool = ThreadPoolExecutor(2)  # two writes at once: influxd parses one while it stores the other
+    pending: list[Future[None]] = []
     total = 0
     for day0 in range(1, minutes + 1, 1440):
         lines: list[str] = []
@@ -80,15 +92,13 @@ def fill(url: str, db: str, nodes: int, start: datetime, end: datetime) -> int:
                     f"period_s=60i {t0 + m * 60_000}"
                 )
         for i in range(0, len(lines), 40_000):
-            body = "\n".join(lines[i : i + 40_000]).encode()
-            for attempt in range(20):  # influxd's cache can be full while it snapshots: wait
-                resp = http.request("POST", write, body=body)
-                if resp.status == 204:
-                    break
-                time.sleep(1 + attempt)
-            else:
-                raise SystemExit(f"/write answered {resp.status}: {resp.data[:200]!r}")
+            pending.append(pool.submit(post, "\n".join(lines[i : i + 40_000]).encode()))
+        while len(pending) > 4:  # two days in flight while the next is made
+            pending.pop(0).result()
         total += len(lines)
+    for f in pending:
+        f.result()
+    pool.shutdown()
     return total
 
 
@@ -167,7 +177,7 @@ def _web(url: str, db: str, start: datetime, end: datetime, whole: bool) -> dict
     from gateway.web.app import create_app
     from gateway.web.server import BackgroundServer
 
-    web = WebConfig(port=free_port())  # type: ignore[call-arg]
+    web = WebConfig(port=free_port())
     store = InfluxV1(InfluxConfig(url=url, database=db, api="v1"))  # type: ignore[arg-type]
     server = BackgroundServer(create_app(web, InfluxReader(store), clock=lambda: end), web)
     server.start()
@@ -225,8 +235,10 @@ def cli_csv(port: int, queries: list[str]) -> tuple[float, float]:
         t = time.perf_counter()
         with open(os.devnull, "wb") as out:
             proc = subprocess.Popen(
-                ["influx", "-host", "127.0.0.1", "-port", str(port), "-database", YEAR_DB, "-format", "csv"]
-                + ["-precision", "rfc3339", "-execute", query],
+                [
+                    *("influx", "-host", "127.0.0.1", "-port", str(port), "-database", YEAR_DB),
+                    *("-format", "csv", "-precision", "rfc3339", "-execute", query),
+                ],
                 stdout=out,
             )
             _, status, usage = os.wait4(proc.pid, 0)
@@ -280,6 +292,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--skip-pdf", action="store_true")
     parser.add_argument("--cli-nodes", type=int, help="run the influx CLI on the first N nodes only")
+    parser.add_argument(
+        "--data", type=Path, help="keep the loaded influxd here; a later run with the same DIR reuses it"
+    )
+    parser.add_argument(
+        "--only", help="comma-separated: export,cli,report,web,start (default: all)", default=""
+    )
     parser.add_argument("--child")
     parser.add_argument("--url")
     parser.add_argument("--end")
@@ -291,26 +309,44 @@ def main() -> None:
         return
     from gateway import devservices
 
-    end = _end()
-    start = end - timedelta(days=args.days)
+    only = set(args.only.split(",")) if args.only else {"export", "cli", "report", "web", "start"}
     with tempfile.TemporaryDirectory(prefix="minewatch-year-") as tmp:
         work = Path(tmp)
-        influxd, broker = devservices.influxd(work / "influxd"), devservices.mosquitto(work / "mqtt")
+        store_dir = args.data or work / "influxd"
+        loaded = store_dir / "loaded.json"
+        influxd = devservices.influxd(store_dir, port=devservices.free_port())
+        broker = devservices.mosquitto(work / "mqtt")
         influxd.start()
         broker.start()
         try:
             url = f"http://127.0.0.1:{influxd.port}"
-            t = time.perf_counter()
-            written = fill(url, YEAR_DB, args.nodes, start, end)
-            fill_s = time.perf_counter() - t
-            print(
-                f"{written} readings ({args.nodes} nodes x {args.days} days) written in {fill_s:.0f} s",
-                flush=True,
-            )
-            fill(url, DAY_DB, args.nodes, end - DAY, end)
-            t = time.perf_counter()
-            points = rebuild(url, start, end)
-            print(f"rollup --rebuild: {points} roll-up points in {time.perf_counter() - t:.0f} s", flush=True)
+            if loaded.exists():  # a set loaded by an earlier run: its end is the period's end
+                doc = json.loads(loaded.read_text())
+                if (doc["nodes"], doc["days"]) != (args.nodes, args.days):
+                    raise SystemExit(f"{store_dir} holds {doc['nodes']} nodes x {doc['days']} days")
+                end, written = datetime.fromisoformat(doc["end"]), int(doc["written"])
+                start = end - timedelta(days=args.days)
+                print(f"reusing {written} readings in {store_dir} (loaded {doc['end']})", flush=True)
+            else:
+                end = _end()
+                start = end - timedelta(days=args.days)
+                t = time.perf_counter()
+                written = fill(url, YEAR_DB, args.nodes, start, end)
+                fill_s = time.perf_counter() - t
+                print(
+                    f"{written} readings ({args.nodes} nodes x {args.days} days) written in {fill_s:.0f} s "
+                    f"({written / fill_s:,.0f}/s)",
+                    flush=True,
+                )
+                fill(url, DAY_DB, args.nodes, end - DAY, end)
+                t = time.perf_counter()
+                points = rebuild(url, start, end)
+                print(
+                    f"rollup --rebuild: {points} roll-up points in {time.perf_counter() - t:.0f} s",
+                    flush=True,
+                )
+                doc = {"nodes": args.nodes, "days": args.days, "end": end.isoformat(), "written": written}
+                loaded.write_text(json.dumps(doc))
             base = [
                 sys.executable,
                 __file__,
@@ -323,17 +359,27 @@ def main() -> None:
             ]
             base += ["--skip-pdf"] if args.skip_pdf else []
             results: dict[str, tuple[dict[str, Any], float]] = {}
-            for name in ("export", "report-all", "report-day", "web-year", "web-day"):
+            names = ["export"] if only & {"export", "cli"} else []
+            names += ["report-all", "report-day"] if "report" in only else []
+            names += ["web-year", "web-day"] if "web" in only else []
+            for name in names:
                 results[name] = run_child([*base, "--child", name])
                 print(f"{name}: {results[name]}", flush=True)
-            query = results["export"][0]["query"]
-            nodes = [f"node-{n:02d}" for n in range(args.nodes)][: args.cli_nodes]
-            per_node = [
-                query.replace(' WHERE "site"', f' WHERE "node" = \'{n}\' AND "site"', 1) for n in nodes
-            ]
-            cli_s, cli_mb = cli_csv(influxd.port, per_node)
-            starts = {db: gateway_start(work, influxd.port, broker.port, db) for db in (YEAR_DB, DAY_DB)}
-            report(args, results, (cli_s, cli_mb, len(nodes)), starts, written)
+            cli = None
+            if "cli" in only:
+                query = results["export"][0]["query"]
+                nodes = [f"node-{n:02d}" for n in range(args.nodes)][: args.cli_nodes]
+                per_node = [
+                    query.replace(' WHERE "site"', f' WHERE "node" = \'{n}\' AND "site"', 1) for n in nodes
+                ]
+                cli_s, cli_mb = cli_csv(influxd.port, per_node)
+                cli = (cli_s, cli_mb, len(nodes))
+                print(f"influx CLI: {cli}", flush=True)
+            starts = {}
+            if "start" in only:
+                starts = {db: gateway_start(work, influxd.port, broker.port, db) for db in (YEAR_DB, DAY_DB)}
+                print(f"start: {starts}", flush=True)
+            report(args, results, cli, starts, written)
         finally:
             broker.stop()
             influxd.stop()
@@ -342,45 +388,59 @@ def main() -> None:
 def report(
     args: argparse.Namespace,
     results: dict[str, tuple[dict[str, Any], float]],
-    cli: tuple[float, float, int],
+    cli: tuple[float, float, int] | None,
     starts: dict[str, tuple[float, float]],
     written: int,
 ) -> None:
-    exp, exp_mb = results["export"]
-    rows, (cli_s, cli_mb, cli_nodes) = exp["rows"], cli
-    cli_rows = rows * cli_nodes / args.nodes  # the nodes have the same readings
-    exp_rate, cli_rate = rows / exp["seconds"], cli_rows / cli_s
     print(
-        f"\n| what | {args.nodes} nodes, {args.days} days | reference in the same run | ratio | peak RSS (MiB) |"
+        f"\n| what | {args.nodes} nodes, {args.days} days | reference in the same run | ratio "
+        "| peak RSS (MiB) |"
     )
     print("| --- | --- | --- | --- | --- |")
-    print(
-        f"| export CSV, {rows:,} rows | {exp_rate:,.0f} rows/s ({exp['seconds']:.0f} s) | `influx -format csv`, "
-        f"same query node by node ({cli_nodes} nodes): {cli_rate:,.0f} rows/s ({cli_s:.0f} s) | "
-        f"{exp_rate / cli_rate:.2f}x | {exp_mb:.0f} (CLI {cli_mb:.0f} per node) |"
-    )
-    (ra, ra_mb), (rd, rd_mb) = results["report-all"], results["report-day"]
-    what = "HTML" if args.skip_pdf else "HTML + PDF"
-    print(
-        f"| report {what} | {ra['seconds']:.1f} s (data {ra['collect_s']:.1f} s, HTML {ra['queried_s'] - ra['collect_s']:.1f} s; "
-        f"{ra['html_mb']:.1f} MB HTML, {ra['pdf_mb']:.1f} MB PDF) | one day: {rd['seconds']:.1f} s | "
-        f"{ra['seconds'] / rd['seconds']:.1f}x | {ra_mb:.0f} / {rd_mb:.0f} |"
-    )
-    (wy, wy_mb), (wd, wd_mb) = results["web-year"], results["web-day"]
-    for key, label in (("page", "node page"), ("series", "/api/v1 series")):
-        y, d = wy[key], wd[key]
-        extra = f" ({y['buckets']} buckets)" if key == "series" else ""
-        ref = "a day stored" if key == "page" else f"one day ({d['buckets']} buckets)"
+    if "export" in results:
+        exp, exp_mb = results["export"]
+        rows = exp["rows"]
+        exp_rate = rows / exp["seconds"]
+        ref, ratio, cli_mem = "—", "—", ""
+        if cli is not None:
+            cli_s, cli_mb, cli_nodes = cli
+            cli_rate = rows * cli_nodes / args.nodes / cli_s  # the nodes have the same readings
+            ref = (
+                f"`influx -format csv`, same query node by node ({cli_nodes} nodes): "
+                f"{cli_rate:,.0f} rows/s ({cli_s:.0f} s)"
+            )
+            ratio, cli_mem = f"{exp_rate / cli_rate:.2f}x", f" (CLI {cli_mb:.0f} per node)"
         print(
-            f"| {label}, a year{extra} | median {y['median'] * 1000:.0f} ms, p95 {y['p95'] * 1000:.0f} ms | "
-            f"{ref}: median {d['median'] * 1000:.0f} ms, p95 {d['p95'] * 1000:.0f} ms | "
-            f"{y['median'] / d['median']:.1f}x | {wy_mb:.0f} / {wd_mb:.0f} |"
+            f"| export CSV, {rows:,} rows | {exp_rate:,.0f} rows/s ({exp['seconds']:.0f} s) | {ref} | "
+            f"{ratio} | {exp_mb:.0f}{cli_mem} |"
         )
-    (sy, sy_mb), (sd, sd_mb) = starts[YEAR_DB], starts[DAY_DB]
-    print(
-        f"| gateway start to READY=1, a year stored ({written:,} readings) | {sy:.1f} s | a day stored: "
-        f"{sd:.1f} s | {sy / sd:.2f}x | {sy_mb:.0f} / {sd_mb:.0f} |"
-    )
+    if "report-all" in results:
+        (ra, ra_mb), (rd, rd_mb) = results["report-all"], results["report-day"]
+        what = "HTML" if args.skip_pdf else "HTML + PDF"
+        print(
+            f"| report {what} | {ra['seconds']:.1f} s (data {ra['collect_s']:.1f} s, "
+            f"HTML {ra['queried_s'] - ra['collect_s']:.1f} s; "
+            f"{ra['html_mb']:.1f} MB HTML, {ra['pdf_mb']:.1f} MB PDF) | one day: {rd['seconds']:.1f} s | "
+            f"{ra['seconds'] / rd['seconds']:.1f}x | {ra_mb:.0f} / {rd_mb:.0f} |"
+        )
+    if "web-year" in results:
+        (wy, wy_mb), (wd, wd_mb) = results["web-year"], results["web-day"]
+        for key, label in (("page", "node page"), ("series", "/api/v1 series")):
+            y, d = wy[key], wd[key]
+            extra = f" ({y['buckets']} buckets)" if key == "series" else ""
+            ref = "a day stored" if key == "page" else f"one day ({d['buckets']} buckets)"
+            print(
+                f"| {label}, a year{extra} | median {y['median'] * 1000:.0f} ms, "
+                f"p95 {y['p95'] * 1000:.0f} ms | "
+                f"{ref}: median {d['median'] * 1000:.0f} ms, p95 {d['p95'] * 1000:.0f} ms | "
+                f"{y['median'] / d['median']:.1f}x | {wy_mb:.0f} / {wd_mb:.0f} |"
+            )
+    if starts:
+        (sy, sy_mb), (sd, sd_mb) = starts[YEAR_DB], starts[DAY_DB]
+        print(
+            f"| gateway start to READY=1, a year stored ({written:,} readings) | {sy:.1f} s | a day stored: "
+            f"{sd:.1f} s | {sy / sd:.2f}x | {sy_mb:.0f} / {sd_mb:.0f} |"
+        )
 
 
 if __name__ == "__main__":
