@@ -102,17 +102,22 @@ def fill(url: str, db: str, nodes: int, start: datetime, end: datetime) -> int:
     return total
 
 
+def _cfg(url: str, db: str) -> Any:
+    """A year's queries take longer than a live gateway's 10 s: the bench waits for them."""
+    from gateway.config import InfluxConfig
+
+    return InfluxConfig(url=url, database=db, api="v1", timeout_s=900)  # type: ignore[arg-type]
+
+
 def rebuild(url: str, start: datetime, end: datetime) -> int:
     from gateway import dataset
-    from gateway.config import InfluxConfig
-    from gateway.stores import Span, open_reader, open_store, rollups_for
+    from gateway.stores import open_reader, open_store, rollups_for
     from gateway.stores.rollups import BUCKETS, Recompute
 
-    cfg = InfluxConfig(url=url, database=YEAR_DB, api="v1")  # type: ignore[arg-type]
+    cfg = _cfg(url, YEAR_DB)
     reader, store = open_reader(cfg), open_store(cfg)
     backend = rollups_for(store, cfg)
-    span = Span("bench", [], start, end)
-    nodes = sorted({str(x["node"]) for x in reader.aggregate(span, "seq", ["count"])})
+    nodes = [node for _, node in reader.nodes("bench")]
     intervals = {n: dataset.interval_s(reader, "bench", n, start, end) for n in nodes}
     metrics = backend.metric_fields()
     lo, hi = _floor_day(start), _floor_day(end) + DAY
@@ -128,12 +133,11 @@ def rebuild(url: str, start: datetime, end: datetime) -> int:
 def child(name: str, url: str, start: datetime, end: datetime, skip_pdf: bool) -> dict[str, Any]:
     from contract.metrics import Metric
     from gateway import export
-    from gateway.config import InfluxConfig
     from gateway.stores import open_reader
 
     last_day = end - DAY
     if name == "export":
-        reader = open_reader(InfluxConfig(url=url, database=YEAR_DB, api="v1"))  # type: ignore[arg-type]
+        reader = open_reader(_cfg(url, YEAR_DB))
         req = export.ExportRequest("bench", [], start, end, [Metric.PM2_5, Metric.PM10])
         queries: list[str] = []
         t = time.perf_counter()
@@ -143,7 +147,7 @@ def child(name: str, url: str, start: datetime, end: datetime, skip_pdf: bool) -
     if name.startswith("report"):
         from gateway.report import data, render
 
-        reader = open_reader(InfluxConfig(url=url, database=YEAR_DB, api="v1"))  # type: ignore[arg-type]
+        reader = open_reader(_cfg(url, YEAR_DB))
         lo = start if name == "report-all" else last_day
         t = time.perf_counter()
         report = data.collect(reader, site="bench", start=lo, end=end, generated=end, standards=["who-2021"])
@@ -170,7 +174,7 @@ def child(name: str, url: str, start: datetime, end: datetime, skip_pdf: bool) -
 
 def _web(url: str, db: str, start: datetime, end: datetime, whole: bool) -> dict[str, Any]:
     """The node page and the series API over HTTP, 20 requests each, after one to warm up."""
-    from gateway.config import InfluxConfig, WebConfig
+    from gateway.config import WebConfig
     from gateway.devservices import free_port
     from gateway.stores.influx_read import InfluxReader
     from gateway.stores.influx_v1 import InfluxV1
@@ -178,7 +182,7 @@ def _web(url: str, db: str, start: datetime, end: datetime, whole: bool) -> dict
     from gateway.web.server import BackgroundServer
 
     web = WebConfig(port=free_port())
-    store = InfluxV1(InfluxConfig(url=url, database=db, api="v1"))  # type: ignore[arg-type]
+    store = InfluxV1(_cfg(url, db))
     server = BackgroundServer(create_app(web, InfluxReader(store), clock=lambda: end), web)
     server.start()
     base = f"http://127.0.0.1:{web.port}"
@@ -320,14 +324,22 @@ def main() -> None:
         broker.start()
         try:
             url = f"http://127.0.0.1:{influxd.port}"
-            if loaded.exists():  # a set loaded by an earlier run: its end is the period's end
-                doc = json.loads(loaded.read_text())
+            doc = json.loads(loaded.read_text()) if loaded.exists() else None
+            if doc is not None:  # a set loaded by an earlier run: its end is the period's end
                 if (doc["nodes"], doc["days"]) != (args.nodes, args.days):
                     raise SystemExit(f"{store_dir} holds {doc['nodes']} nodes x {doc['days']} days")
                 end, written = datetime.fromisoformat(doc["end"]), int(doc["written"])
                 start = end - timedelta(days=args.days)
                 print(f"reusing {written} readings in {store_dir} (loaded {doc['end']})", flush=True)
-            else:
+            if doc is not None and not doc.get("rolled"):
+                t = time.perf_counter()
+                points = rebuild(url, start, end)
+                print(
+                    f"rollup --rebuild: {points} roll-up points in {time.perf_counter() - t:.0f} s",
+                    flush=True,
+                )
+                loaded.write_text(json.dumps({**doc, "rolled": True}))
+            if doc is None:
                 end = _end()
                 start = end - timedelta(days=args.days)
                 t = time.perf_counter()
@@ -339,14 +351,15 @@ def main() -> None:
                     flush=True,
                 )
                 fill(url, DAY_DB, args.nodes, end - DAY, end)
+                doc = {"nodes": args.nodes, "days": args.days, "end": end.isoformat(), "written": written}
+                loaded.write_text(json.dumps(doc))
                 t = time.perf_counter()
                 points = rebuild(url, start, end)
                 print(
                     f"rollup --rebuild: {points} roll-up points in {time.perf_counter() - t:.0f} s",
                     flush=True,
                 )
-                doc = {"nodes": args.nodes, "days": args.days, "end": end.isoformat(), "written": written}
-                loaded.write_text(json.dumps(doc))
+                loaded.write_text(json.dumps({**doc, "rolled": True}))
             base = [
                 sys.executable,
                 __file__,

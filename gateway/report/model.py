@@ -4,6 +4,7 @@ gateway.report.plots and written by gateway.report.render."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,10 @@ class Day:
     @property
     def completeness(self) -> float:
         return min(1.0, self.readings / self.expected) if self.expected else 0.0
+
+    @property
+    def month(self) -> str:
+        return self.start.strftime("%Y-%m")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,10 @@ class DailyMean:
     def is_complete(self) -> bool:
         return self.completeness >= COMPLETE
 
+    @property
+    def month(self) -> str:
+        return self.start.strftime("%Y-%m")
+
 
 @dataclass
 class MetricSection:
@@ -86,6 +95,19 @@ class MetricSection:
             for d in self.daily
             if d.is_complete and d.mean is not None and exceeds(d.mean, limit.value, comparison)
         ]
+
+    def over_on(self, day: DailyMean) -> list[str]:
+        """The titles of the standards whose limit the day's mean exceeds (a table row's "Over"):
+        looked up, since asking days_over for each of a year's days took the report a minute."""
+        return self._over_by_day.get(day.start, [])
+
+    @cached_property
+    def _over_by_day(self) -> dict[datetime, list[str]]:
+        out: dict[datetime, list[str]] = {}
+        for standard, limit in self.limits:
+            for d in self.days_over(limit, standard.comparison):
+                out.setdefault(d.start, []).append(standard.title)
+        return out
 
     @property
     def incomplete_days(self) -> int:

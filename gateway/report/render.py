@@ -58,6 +58,9 @@ def _fig(
     return "—" if value is None else figure(value, decimals_of(metric), limit, comparison)
 
 
+LONG_TABLE = 62
+"""Days beyond which a node's or a metric's table of days is cut into one table a month."""
+
 MEAN = mean_decimals("pm2_5")
 """A mean's digits: every metric with a limit has one decimal, so its means have two, as
 `export --average` writes them (contract/figures.py)."""
@@ -111,6 +114,7 @@ def html(data: ReportData) -> str:
         plots=plots,
         flag_meanings=FLAG_MEANINGS,
         complete=COMPLETE,
+        long_table=LONG_TABLE,
         version=__version__,
         t=EN,
     )
