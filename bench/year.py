@@ -106,7 +106,7 @@ def _cfg(url: str, db: str) -> Any:
     """A year's queries take longer than a live gateway's 10 s: the bench waits for them."""
     from gateway.config import InfluxConfig
 
-    return InfluxConfig(url=url, database=db, api="v1", timeout_s=900)  # type: ignore[arg-type]
+    return InfluxConfig(url=url, database=db, api="v1", timeout_s=300)  # type: ignore[arg-type]
 
 
 def rebuild(url: str, start: datetime, end: datetime) -> int:
@@ -156,7 +156,7 @@ def child(name: str, url: str, start: datetime, end: datetime, skip_pdf: bool) -
         queried = time.perf_counter() - t
         if not skip_pdf:
             with tempfile.TemporaryDirectory() as tmp:
-                render.pdf(html, Path(tmp) / "r.pdf")
+                render.pdf(report, Path(tmp) / "r.pdf")
                 pdf_mb = (Path(tmp) / "r.pdf").stat().st_size / 2**20
         else:
             pdf_mb = 0.0

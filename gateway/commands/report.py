@@ -115,6 +115,6 @@ def run(args: argparse.Namespace, clock: Clock = utc_now) -> int:
     print(f"report written to {args.out}", file=sys.stderr)
     if args.pdf:
         pdf_path = args.out.with_suffix(".pdf") if args.pdf is True else args.pdf
-        render.pdf(text, pdf_path)
+        render.pdf(report, pdf_path)
         print(f"PDF written to {pdf_path}", file=sys.stderr)
     return 0

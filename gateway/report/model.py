@@ -4,8 +4,8 @@ gateway.report.plots and written by gateway.report.render."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from contract.figures import Comparison, exceeds
@@ -45,6 +45,21 @@ class Gap:
     offline: bool  # the node reported itself offline during the gap
 
 
+@dataclass(frozen=True, slots=True)
+class MonthOfDays:
+    """A month of a node's days, for the printed report of a long period (its days are attached)."""
+
+    month: str  # YYYY-MM
+    days: int
+    readings: int
+    expected: int
+    incomplete: int  # days under COMPLETE
+
+    @property
+    def completeness(self) -> float:
+        return min(1.0, self.readings / self.expected) if self.expected else 0.0
+
+
 @dataclass
 class NodeSection:
     node: str
@@ -54,6 +69,21 @@ class NodeSection:
     gaps: list[Gap] = field(default_factory=list)
     missing_seq: int = 0
     offline: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+
+    def months(self) -> list[MonthOfDays]:
+        by: dict[str, list[Day]] = {}
+        for d in self.days:
+            by.setdefault(d.month, []).append(d)
+        return [
+            MonthOfDays(
+                m,
+                len(ds),
+                sum(d.readings for d in ds),
+                sum(d.expected for d in ds),
+                sum(1 for d in ds if d.completeness < COMPLETE),
+            )
+            for m, ds in by.items()
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +105,18 @@ class DailyMean:
     @property
     def month(self) -> str:
         return self.start.strftime("%Y-%m")
+
+
+@dataclass(frozen=True, slots=True)
+class MonthOfMeans:
+    """A month of a metric's daily means, for the printed report of a long period."""
+
+    month: str  # YYYY-MM
+    days: int  # days with data
+    complete: int  # days judged
+    top: DailyMean | None  # the highest judged daily mean
+    max_reading: float | None  # the highest reading of the month's days
+    over: list[int]  # judged days over each of the section's limits, in their order
 
 
 @dataclass
@@ -107,6 +149,23 @@ class MetricSection:
         for standard, limit in self.limits:
             for d in self.days_over(limit, standard.comparison):
                 out.setdefault(d.start, []).append(standard.title)
+        return out
+
+    def months(self) -> list[MonthOfMeans]:
+        by: dict[str, list[DailyMean]] = {}
+        for d in self.daily:
+            by.setdefault(d.month, []).append(d)
+        out = []
+        for m, ds in by.items():
+            judged = [d for d in ds if d.is_complete and d.mean is not None]
+            highs = [d.max for d in ds if d.max is not None]
+            starts = {d.start for d in ds}
+            over = [
+                sum(1 for d in self.days_over(lim, standard.comparison) if d.start in starts)
+                for standard, lim in self.limits
+            ]
+            top = max(judged, key=lambda d: d.mean or 0.0) if judged else None
+            out.append(MonthOfMeans(m, len(ds), len(judged), top, max(highs) if highs else None, over))
         return out
 
     @property

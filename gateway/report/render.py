@@ -4,6 +4,8 @@ base64), and optionally to PDF with WeasyPrint (no browser; Debian's Pango does 
 from __future__ import annotations
 
 import base64
+import csv
+import io
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -88,7 +90,14 @@ def _unit(metric: Metric | str) -> str:
     return METRIC_UNITS[Metric(metric)]
 
 
-def html(data: ReportData) -> str:
+ATTACHMENTS = {"completeness": "completeness-by-day.csv", "daily": "daily-means-by-day.csv"}
+"""The files a printed report of a long period carries its days in (render.pdf)."""
+
+
+def html(data: ReportData, *, printed: bool = False) -> str:
+    """The report as HTML. `printed`: the page WeasyPrint lays out for the PDF, where a period
+    longer than LONG_TABLE days shows its days a month per row, and the days themselves travel as
+    CSV files attached to the PDF (a year of fifty nodes is 55,000 table rows: hours of layout)."""
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
@@ -115,17 +124,77 @@ def html(data: ReportData) -> str:
         flag_meanings=FLAG_MEANINGS,
         complete=COMPLETE,
         long_table=LONG_TABLE,
+        printed=printed,
+        attachments=ATTACHMENTS,
         version=__version__,
         t=EN,
     )
 
 
-def pdf(html_text: str, out: Path) -> None:
-    """Print the same HTML to PDF with WeasyPrint (extra `report`; needs libpango on Debian)."""
+def pdf(data: ReportData, out: Path) -> None:
+    """Print the report to PDF with WeasyPrint (extra `report`; needs libpango on Debian): the
+    printed HTML (html(printed=True)), with each day's completeness and means attached as CSV."""
     import logging
 
-    from weasyprint import HTML
+    from weasyprint import HTML, Attachment
 
     for name in ("weasyprint", "fontTools"):  # they log every layout step at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
-    HTML(string=html_text).write_pdf(out)
+    attachments = [
+        Attachment(string=_days_csv(data), name=ATTACHMENTS["completeness"]),
+        Attachment(string=_means_csv(data), name=ATTACHMENTS["daily"]),
+    ]
+    HTML(string=html(data, printed=True)).write_pdf(out, attachments=attachments)
+
+
+def _csv(header: list[str], rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _days_csv(data: ReportData) -> str:
+    """Each node's days as its completeness table shows them."""
+    rows = [
+        [n.node, _day(d.start), str(d.readings), str(d.expected), f"{d.completeness:.4f}"]
+        for n in data.nodes
+        for d in n.days
+    ]
+    return _csv(["node", "day", "readings", "expected", "completeness"], rows)
+
+
+def _means_csv(data: ReportData) -> str:
+    """Each metric's days as its daily table shows them (mean and highest reading as stored)."""
+    rows = []
+    for m in data.metrics:
+        for d in m.daily:
+            over = "; ".join(m.over_on(d))
+            rows.append(
+                [
+                    m.node,
+                    m.metric.value,
+                    _day(d.start),
+                    "" if d.mean is None else repr(d.mean),
+                    str(d.count),
+                    str(d.expected),
+                    f"{d.completeness:.4f}",
+                    "" if d.max is None else repr(d.max),
+                    "true" if d.is_complete else "false",
+                    over,
+                ]
+            )
+    header = [
+        "node",
+        "metric",
+        "day",
+        "mean",
+        "readings",
+        "expected",
+        "completeness",
+        "max",
+        "judged",
+        "over",
+    ]
+    return _csv(header, rows)
