@@ -110,11 +110,12 @@ def run(args: argparse.Namespace, clock: Clock = utc_now) -> int:
         calibrations_dir=args.calibrations,
     )
     reader.close()
-    text = render.html(report)
+    drawn = render.plots(report)
+    text = render.html(report, drawn=drawn)
     args.out.write_text(text, encoding="utf-8")
     print(f"report written to {args.out}", file=sys.stderr)
     if args.pdf:
         pdf_path = args.out.with_suffix(".pdf") if args.pdf is True else args.pdf
-        render.pdf(report, pdf_path)
+        render.pdf(report, pdf_path, drawn)
         print(f"PDF written to {pdf_path}", file=sys.stderr)
     return 0

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 _LIMIT_STYLES = ("--", "-.", ":")
+DENSE = 1000
+"""Hourly means beyond which the plot (990 px wide) draws their band rather than their line."""
 EN = Texts("en")
 """The report is in English for now; its metric names are the table's short labels (contract/i18n)."""
 
@@ -39,11 +41,21 @@ def metric_figure(section: MetricSection, start: datetime, end: datetime) -> Fig
     def x(ts: datetime) -> float:  # matplotlib's stubs want numbers, not datetimes
         return float(date2num(ts))
 
-    fig = Figure(figsize=(9.0, 3.8), dpi=110, layout="constrained")
+    # fixed margins, not layout="constrained": its solver drew each figure twice, and a year of
+    # fifty nodes is a hundred figures
+    fig = Figure(figsize=(9.0, 3.8), dpi=110)
+    fig.subplots_adjust(left=0.075, right=0.985, top=0.92, bottom=0.25)
     ax = fig.add_subplot()
-    if section.hourly:
+    if len(section.hourly) > DENSE:
+        # More hours than the plot has pixels: drawn as the band each pixel's hours span, which is
+        # what the line looked like, at a tenth of the cost (a year's 8760-point line took 0.9 s)
+        xs, lows, highs = _envelope(section.hourly, len(section.hourly) // DENSE + 1)
+        ax.fill_between(
+            [float(v) for v in date2num(xs)], lows, highs, color="#4a6fa5", linewidth=0.8, label="1-hour mean"
+        )
+    elif section.hourly:
         ax.plot(
-            [float(v) for v in date2num([t for t, _ in section.hourly])],  # a year: 8760 at once
+            [float(v) for v in date2num([t for t, _ in section.hourly])],
             [v for _, v in section.hourly],
             color="#4a6fa5",
             linewidth=0.8,
@@ -112,8 +124,22 @@ def metric_figure(section: MetricSection, start: datetime, end: datetime) -> Fig
     ax.grid(True, alpha=0.3)
     handles, labels = ax.get_legend_handles_labels()
     if handles:  # below the axes, so it never hides the data
-        fig.legend(handles, labels, loc="outside lower center", ncols=3, fontsize=7, frameon=False)
+        fig.legend(handles, labels, loc="lower center", ncols=3, fontsize=7, frameon=False)
     return fig
+
+
+def _envelope(
+    hourly: list[tuple[datetime, float]], per: int
+) -> tuple[list[datetime], list[float], list[float]]:
+    """Runs of `per` consecutive hourly means as (middle time, lowest, highest)."""
+    xs, lows, highs = [], [], []
+    for i in range(0, len(hourly), per):
+        run = hourly[i : i + per]
+        values = [v for _, v in run]
+        xs.append(run[len(run) // 2][0])
+        lows.append(min(values))
+        highs.append(max(values))
+    return xs, lows, highs
 
 
 def _runs(spans: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:

@@ -4,13 +4,12 @@ base64), and optionally to PDF with WeasyPrint (no browser; Debian's Pango does 
 from __future__ import annotations
 
 import base64
-import csv
 import io
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
-from contract import __version__
+from contract import __version__, csvcell
 from contract.figures import Comparison, decimals_of, figure, limit_text, mean_decimals
 from contract.metrics import METRIC_UNITS, Metric
 from gateway.report.model import COMPLETE, ReportData
@@ -94,7 +93,15 @@ ATTACHMENTS = {"completeness": "completeness-by-day.csv", "daily": "daily-means-
 """The files a printed report of a long period carries its days in (render.pdf)."""
 
 
-def html(data: ReportData, *, printed: bool = False) -> str:
+def plots(data: ReportData) -> dict[tuple[str, str], str]:
+    """Each metric section's plot as base64 PNG: drawn once for the HTML and the PDF both."""
+    return {
+        (s.node, s.metric.value): base64.b64encode(metric_png(s, data.start, data.end)).decode("ascii")
+        for s in data.metrics
+    }
+
+
+def html(data: ReportData, *, printed: bool = False, drawn: dict[tuple[str, str], str] | None = None) -> str:
     """The report as HTML. `printed`: the page WeasyPrint lays out for the PDF, where a period
     longer than LONG_TABLE days shows its days a month per row, and the days themselves travel as
     CSV files attached to the PDF (a year of fifty nodes is 55,000 table rows: hours of layout)."""
@@ -114,13 +121,9 @@ def html(data: ReportData, *, printed: bool = False) -> str:
         limit=_limit,
     )
     template = env.from_string(resources.files("gateway.report").joinpath("template.html").read_text("utf-8"))
-    plots = {
-        (s.node, s.metric.value): base64.b64encode(metric_png(s, data.start, data.end)).decode("ascii")
-        for s in data.metrics
-    }
     return template.render(
         d=data,
-        plots=plots,
+        plots=plots(data) if drawn is None else drawn,
         flag_meanings=FLAG_MEANINGS,
         complete=COMPLETE,
         long_table=LONG_TABLE,
@@ -131,7 +134,7 @@ def html(data: ReportData, *, printed: bool = False) -> str:
     )
 
 
-def pdf(data: ReportData, out: Path) -> None:
+def pdf(data: ReportData, out: Path, drawn: dict[tuple[str, str], str] | None = None) -> None:
     """Print the report to PDF with WeasyPrint (extra `report`; needs libpango on Debian): the
     printed HTML (html(printed=True)), with each day's completeness and means attached as CSV."""
     import logging
@@ -144,14 +147,15 @@ def pdf(data: ReportData, out: Path) -> None:
         Attachment(string=_days_csv(data), name=ATTACHMENTS["completeness"]),
         Attachment(string=_means_csv(data), name=ATTACHMENTS["daily"]),
     ]
-    HTML(string=html(data, printed=True)).write_pdf(out, attachments=attachments)
+    HTML(string=html(data, printed=True, drawn=drawn)).write_pdf(out, attachments=attachments)
 
 
 def _csv(header: list[str], rows: list[list[str]]) -> str:
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csvcell.Writer(buf)  # the one writer: no cell is run as a spreadsheet formula
     writer.writerow(header)
-    writer.writerows(rows)
+    for row in rows:
+        writer.writerow(row)
     return buf.getvalue()
 
 

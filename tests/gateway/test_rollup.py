@@ -4,6 +4,7 @@ already rolled up, across a restart, and from `minewatch-gateway rollup --rebuil
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -96,8 +97,8 @@ def _facts(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "time_last": times[-1],
         "seq_first": seqs[0],
         "seq_last": seqs[-1],
-        "seq_missing": sum(b - a - 1 for a, b in zip(seqs, seqs[1:], strict=False) if b > a + 1),
-        "gap_ms": max((b - a for a, b in zip(times, times[1:], strict=False)), default=0),
+        "seq_missing": sum(b - a - 1 for a, b in itertools.pairwise(seqs) if b > a + 1),
+        "gap_ms": max((b - a for a, b in itertools.pairwise(times)), default=0),
     }
     for r in rows:
         for flag in set(str(r.get("flags") or "").split(",")) - {""}:
@@ -241,9 +242,7 @@ def test_report_and_series_from_rollups_equal_those_from_raw(influx: Influx, tmp
     lines = [to_line(r) for r in readings("a", T0, range(1, 4321))]
     # readings lost: five (no gap); 21 minutes inside an hour; half an hour across an hour's end
     lost = {*range(2000, 2005), *range(2405, 2426), *range(2500, 2531)}
-    lines += [
-        to_line(r) for r in readings("b", T0, range(1, 4321)) if int(r.seq) - 1 not in {*outage, *lost}
-    ]
+    lines += [to_line(r) for r in readings("b", T0, range(1, 4321)) if int(r.seq) - 1 not in {*outage, *lost}]
     influx.write(lines)
     reader = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
     start, end = T0 - timedelta(hours=2), T0 + timedelta(days=3, hours=-1, minutes=30)
