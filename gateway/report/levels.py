@@ -3,11 +3,13 @@ and the hourly means the plot draws."""
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from contract.metrics import Metric
-from gateway.report.model import DAY, DailyMean, Episode, MetricSection, NodeSection
+from gateway.report.model import DAY, DailyMean, Episode, HourlyMeans, MetricSection, NodeSection
 from gateway.report.querylog import QueryLog
 from gateway.standards import Standard
 from gateway.stores.reader import Aggregate, Row, Span
@@ -44,9 +46,12 @@ def metric_sections(
             )
         peaks = _peaks(log, m)
         hourly: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
-        for row in _buckets(log, m, ["mean"], "1h", f"hourly:{m}"):
+        for row in _buckets(log, m, ["mean"], "1h", f"hourly:{m}", ordered=False):
             if row["mean"] is not None:
                 hourly[str(row["node"])].append((row["start"] + HOUR, float(row["mean"])))
+        # kept as two arrays: a year of fifty nodes is 438,000 hours a metric (120 MB as tuples)
+        compact = {node: HourlyMeans.of(sorted(hours)) for node, hours in hourly.items()}
+        hourly.clear()
         limits = [
             (s, lim) for s in standards for lim in s.limits if lim.metric is metric and lim.average == "24h"
         ]
@@ -58,7 +63,7 @@ def metric_sections(
                     daily[node],
                     limits,
                     peaks.get(node),
-                    hourly[node],
+                    compact.get(node) or HourlyMeans(),
                     [e for e in episodes if e.node == node and e.metric == metric.value],
                 )
             )
@@ -93,17 +98,26 @@ def _peaks(log: QueryLog, m: str) -> dict[str, tuple[float, datetime]]:
     return {node: (value, from_ms(at)) for node, (value, at) in best.items()}
 
 
-def _buckets(log: QueryLog, m: str, functions: list[Aggregate], period: Period, key: str) -> list[Row]:
+def _buckets(
+    log: QueryLog, m: str, functions: list[Aggregate], period: Period, key: str, *, ordered: bool = True
+) -> Iterator[Row]:
     """Per node and hour or day: `node`, `start` and one key per function; from the roll-ups for
     whole days when the log says so (QueryLog.use_rollups), from the raw readings for the rest.
-    Sorted by node and time, as the raw query alone gave them."""
-    rows: list[Row] = []
+    Sorted by node and time, as the raw query alone gave them, unless not `ordered` (streamed:
+    the caller sorts what it keeps)."""
+    rows: Iterator[Row] = iter(())
     if log.rolled is not None:
         fields = [f"{m}_{f}" for f in functions]
-        for r in log.reader.rollups(log.rolled, period, fields, trace=log.trace(key)):
-            rows.append({"node": r["node"], "start": r["start"], **{f: r.get(f"{m}_{f}") for f in functions}})
+        rolled = log.reader.rollups(log.rolled, period, fields, trace=log.trace(key))
+        rows = (
+            {"node": r["node"], "start": r["start"], **{f: r.get(f"{m}_{f}") for f in functions}}
+            for r in rolled
+        )
     bucket = DAY if period == "1d" else HOUR
     for edge in log.edges:
-        rows += log.reader.aggregate(edge, m, functions, bucket=bucket, fill="none", trace=log.trace(key))
-    rows.sort(key=lambda r: (str(r["node"]), r["start"]))
-    return rows
+        rows = itertools.chain(
+            rows, log.reader.aggregate(edge, m, functions, bucket=bucket, fill="none", trace=log.trace(key))
+        )
+    if not ordered:
+        return rows
+    return iter(sorted(rows, key=lambda r: (str(r["node"]), r["start"])))

@@ -3,8 +3,10 @@ gateway.report.plots and written by gateway.report.render."""
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -119,6 +121,30 @@ class MonthOfMeans:
     over: list[int]  # judged days over each of the section's limits, in their order
 
 
+@dataclass(frozen=True, slots=True)
+class HourlyMeans:
+    """A section's hourly means, oldest first, as two arrays: epoch seconds of each hour's end and
+    its mean. Iterates as (time, mean) pairs."""
+
+    times_s: array[float] = field(default_factory=lambda: array("d"))
+    values: array[float] = field(default_factory=lambda: array("d"))
+
+    @classmethod
+    def of(cls, hours: Iterable[tuple[datetime, float]]) -> HourlyMeans:
+        out = cls()
+        for at, value in hours:
+            out.times_s.append(at.timestamp())
+            out.values.append(value)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __iter__(self) -> Iterator[tuple[datetime, float]]:
+        for at, value in zip(self.times_s, self.values, strict=True):
+            yield datetime.fromtimestamp(at, UTC), value
+
+
 @dataclass
 class MetricSection:
     node: str
@@ -126,7 +152,7 @@ class MetricSection:
     daily: list[DailyMean]
     limits: list[tuple[Standard, Limit]]
     max_reading: tuple[float, datetime] | None
-    hourly: list[tuple[datetime, float]]
+    hourly: HourlyMeans
     episodes: list[Episode]
 
     def days_over(self, limit: Limit, comparison: Comparison = "above") -> list[DailyMean]:
