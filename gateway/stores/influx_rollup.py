@@ -105,6 +105,8 @@ class InfluxRollups:
 
     def facts_text(self, job: Recompute, metrics: list[str]) -> tuple[str, list[str]]:
         """The pass over the readings behind an hour's facts: its text and its columns."""
+        if not self._keys:  # recompute before metric_fields: ask, rather than miss flags and ids
+            self.metric_fields()
         keys = self._keys
         columns = ["node", "seq"] + [c for c in ("flags", "gateway_flags", "signed") if c in keys]
         columns += [c for m in metrics for c in (f"{m}_n", f"{m}_cal") if c in keys]
