@@ -110,11 +110,13 @@ def run(args: argparse.Namespace, clock: Clock = utc_now) -> int:
         calibrations_dir=args.calibrations,
     )
     reader.close()
-    text = render.html(report, cfg.site.texts(language))
+    t = cfg.site.texts(language)
+    drawn = render.plots(report, t)
+    text = render.html(report, t, drawn=drawn)
     args.out.write_text(text, encoding="utf-8")
     print(f"report written to {args.out}", file=sys.stderr)
     if args.pdf:
         pdf_path = args.out.with_suffix(".pdf") if args.pdf is True else args.pdf
-        render.pdf(text, pdf_path)
+        render.pdf(report, pdf_path, drawn, t)
         print(f"PDF written to {pdf_path}", file=sys.stderr)
     return 0

@@ -10,7 +10,6 @@ by `hub export|report|evidence --as JURISDICTION`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import shutil
 import tempfile
@@ -81,8 +80,16 @@ def export_file(reader: PostgresReader, req: export.ExportRequest, out: Path, fm
 
 
 def report_file(
-    reader: PostgresReader, req: export.ExportRequest, out: Path, now: datetime, pdf: Path | None = None
+    reader: PostgresReader,
+    req: export.ExportRequest,
+    out: Path,
+    now: datetime,
+    pdf: Path | None = None,
+    *,
+    pdf_optional: bool = False,
 ) -> None:
+    """The report at `out` (and its PDF at `pdf`); `pdf_optional`: a PDF WeasyPrint cannot make
+    (no `report` extra, no Pango) is left out rather than failing the bundle it goes into."""
     from gateway.report import data, render
     from gateway.report.model import About, KeyInfo
 
@@ -93,10 +100,14 @@ def report_file(
         reader, site=req.site, start=req.start, end=req.end, generated=now, standards=list(STANDARDS),
         metrics=req.metrics or None, nodes=req.nodes, about=About(gateway_id="hub", keys=keys),
     )  # fmt: skip
-    text = render.html(report)
-    out.write_text(text, encoding="utf-8")
+    drawn = render.plots(report)  # drawn once for the HTML and the PDF
+    out.write_text(render.html(report, drawn=drawn), encoding="utf-8")
     if pdf is not None:
-        render.pdf(text, pdf)
+        try:
+            render.pdf(report, pdf, drawn)
+        except (ImportError, OSError):
+            if not pdf_optional:
+                raise
 
 
 def evidence_file(reader: PostgresReader, req: export.ExportRequest, out: Path, now: datetime) -> int:
@@ -106,11 +117,7 @@ def evidence_file(reader: PostgresReader, req: export.ExportRequest, out: Path, 
     req = _with_metrics(reader, req)
 
     def report(html: Path, pdf: Path) -> None:
-        report_file(reader, req, html, now)
-        with contextlib.suppress(ImportError, OSError):
-            from gateway.report import render
-
-            render.pdf(html.read_text(encoding="utf-8"), pdf)
+        report_file(reader, req, html, now, pdf, pdf_optional=True)
 
     bundle = evidence.BundleRequest(
         export=req, out=out, keys=_keys(reader, req), calibrations_dir=None, generated=now

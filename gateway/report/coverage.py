@@ -8,13 +8,14 @@ measuring, and one with readings lost means they never reached the database.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from contract.flags import Flag, GatewayFlag
 from gateway import dataset
 from gateway.report.model import DAY, Day, Gap, NodeSection
 from gateway.report.querylog import QueryLog, days
-from gateway.stores.reader import Span
+from gateway.stores.reader import Span, Total
 from gateway.timerange import from_ms
 
 
@@ -46,19 +47,31 @@ def node_sections(log: QueryLog, has_status: bool) -> list[NodeSection]:
 
 
 def _flags(log: QueryLog, sections: list[NodeSection]) -> None:
+    """The node's flags and those the gateway found on storing (ts_shared): summed from the hours'
+    facts over the rolled days, one query; matched in the raw readings of the rest."""
     by_node = {s.node: s for s in sections}
-    for flag in Flag:
-        rows = log.reader.aggregate(log.span, "seq", ["count"], flag=flag.value, trace=log.trace("flags"))
-        for row in rows:
-            if str(row["node"]) in by_node and row["count"]:
-                by_node[str(row["node"])].flags[flag.value] = int(row["count"])
-    for gflag in GatewayFlag:  # what the gateway found on storing (ts_shared), beside the node's own
-        rows = log.reader.aggregate(
-            log.span, "seq", ["count"], gateway_flag=gflag.value, trace=log.trace("flags")
-        )
-        for row in rows:
-            if str(row["node"]) in by_node and row["count"]:
-                by_node[str(row["node"])].flags[gflag.value] = int(row["count"])
+    rolled, raw = log.facts()
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    if rolled is not None:
+        names = [f.value for f in Flag] + [g.value for g in GatewayFlag]
+        selects: list[tuple[Total, str]] = [("sum", f"flag_{f}") for f in names]
+        for row in log.reader.rollup_totals(rolled, "1h", selects, trace=log.trace("flags")):
+            for f in names:
+                totals[str(row["node"])][f] += int(row.get(f"sum_flag_{f}") or 0)
+    for span in raw:
+        for flag in Flag:
+            rows = log.reader.aggregate(span, "seq", ["count"], flag=flag.value, trace=log.trace("flags"))
+            for row in rows:
+                totals[str(row["node"])][flag.value] += int(row["count"] or 0)
+        for gflag in GatewayFlag:  # what the gateway found on storing (ts_shared), beside the node's own
+            rows = log.reader.aggregate(
+                span, "seq", ["count"], gateway_flag=gflag.value, trace=log.trace("flags")
+            )
+            for row in rows:
+                totals[str(row["node"])][gflag.value] += int(row["count"] or 0)
+    for node, counts in totals.items():
+        if node in by_node:
+            by_node[node].flags.update({f: n for f, n in counts.items() if n})
 
 
 DOWN = ("offline", "stopped")  # a node's last will, and its own word on a planned stop
@@ -87,23 +100,54 @@ def _offline(log: QueryLog, sections: list[NodeSection]) -> None:
 
 
 def _gaps(log: QueryLog, sections: list[NodeSection]) -> None:
-    """No reading for longer than max(3 intervals, 10 min). Streams one column of every reading,
-    node by node as the database's own text (a year of minute data is 525,600 rows per node), so
-    the loop stays in integer milliseconds."""
-    start_ms, end_ms = _ms(log.start), _ms(log.end)
+    """No reading for longer than max(3 intervals, 10 min). Over the rolled days from the hours'
+    facts (first and last reading, `seq` lost and the longest step inside the hour), reading the
+    raw readings only of an hour whose longest step is itself a gap; elsewhere one column of every
+    reading, node by node as the database's own text, so the loop stays in integer milliseconds."""
+    rolled, raw = log.facts()
+    pieces = sorted([(s.start, s) for s in raw] + ([(rolled.start, rolled)] if rolled else []))
     for section in sections:
-        threshold = max(3 * section.interval_s, 600) * 1000
-        prev_at, prev_seq = start_ms, None
-        one = Span(log.site, [section.node], log.start, log.end)
-        for at_text, seq_text in log.reader.reading_cells(one, ["seq"], trace=log.trace("gaps")):
-            at, seq = int(at_text), int(seq_text)
-            missing = seq - prev_seq - 1 if prev_seq is not None and seq > prev_seq + 1 else 0
-            section.missing_seq += missing
-            if at - prev_at > threshold:
-                _add_gap(section, from_ms(prev_at), from_ms(at), missing)
-            prev_at, prev_seq = at, seq
-        if end_ms - prev_at > threshold:
-            _add_gap(section, from_ms(prev_at), log.end, 0)
+        scan = _Scan(section, max(3 * section.interval_s, 600) * 1000, _ms(log.start))
+        trace = log.trace(f"gaps:{section.node}")
+        for _, piece in pieces:
+            one = Span(log.site, [section.node], piece.start, piece.end)
+            if piece is not rolled:
+                scan.cells(log.reader.reading_cells(one, ["seq"], trace=trace))
+                continue
+            for hour in log.reader.rollups(one, "1h", list(HOUR_FACTS), trace=trace):
+                if int(hour["gap_ms"]) > scan.threshold:  # a gap inside the hour: its readings say where
+                    inside = Span(log.site, [section.node], hour["start"], hour["start"] + HOUR)
+                    scan.cells(log.reader.reading_cells(inside, ["seq"], trace=trace))
+                    continue
+                scan.step(int(hour["time_first"]), int(hour["seq_first"]))
+                section.missing_seq += int(hour["seq_missing"])
+                scan.prev_at, scan.prev_seq = int(hour["time_last"]), int(hour["seq_last"])
+        if _ms(log.end) - scan.prev_at > scan.threshold:
+            _add_gap(section, from_ms(scan.prev_at), log.end, 0)
+
+
+HOUR_FACTS = ("time_first", "time_last", "seq_first", "seq_last", "seq_missing", "gap_ms")
+HOUR = timedelta(hours=1)
+
+
+class _Scan:
+    """The readings of one node in time order, one step at a time."""
+
+    def __init__(self, section: NodeSection, threshold_ms: int, start_ms: int) -> None:
+        self.section, self.threshold = section, threshold_ms
+        self.prev_at, self.prev_seq = start_ms, None  # type: int, int | None
+
+    def step(self, at: int, seq: int) -> None:
+        prev_seq = self.prev_seq
+        missing = seq - prev_seq - 1 if prev_seq is not None and seq > prev_seq + 1 else 0
+        self.section.missing_seq += missing
+        if at - self.prev_at > self.threshold:
+            _add_gap(self.section, from_ms(self.prev_at), from_ms(at), missing)
+        self.prev_at, self.prev_seq = at, seq
+
+    def cells(self, rows: Iterable[list[str]]) -> None:
+        for at_text, seq_text in rows:
+            self.step(int(at_text), int(seq_text))
 
 
 def _ms(ts: datetime) -> int:

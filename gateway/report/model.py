@@ -3,8 +3,11 @@ gateway.report.plots and written by gateway.report.render."""
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from contract.figures import Comparison, exceeds
@@ -31,6 +34,10 @@ class Day:
     def completeness(self) -> float:
         return min(1.0, self.readings / self.expected) if self.expected else 0.0
 
+    @property
+    def month(self) -> str:
+        return self.start.strftime("%Y-%m")
+
 
 @dataclass(frozen=True, slots=True)
 class Gap:
@@ -38,6 +45,21 @@ class Gap:
     end: datetime  # first reading after (or the period end)
     missing_seq: int  # readings the node made but the database lacks (lost, not offline)
     offline: bool  # the node reported itself offline during the gap
+
+
+@dataclass(frozen=True, slots=True)
+class MonthOfDays:
+    """A month of a node's days, for the printed report of a long period (its days are attached)."""
+
+    month: str  # YYYY-MM
+    days: int
+    readings: int
+    expected: int
+    incomplete: int  # days under COMPLETE
+
+    @property
+    def completeness(self) -> float:
+        return min(1.0, self.readings / self.expected) if self.expected else 0.0
 
 
 @dataclass
@@ -49,6 +71,21 @@ class NodeSection:
     gaps: list[Gap] = field(default_factory=list)
     missing_seq: int = 0
     offline: list[tuple[datetime, datetime | None]] = field(default_factory=list)
+
+    def months(self) -> list[MonthOfDays]:
+        by: dict[str, list[Day]] = {}
+        for d in self.days:
+            by.setdefault(d.month, []).append(d)
+        return [
+            MonthOfDays(
+                m,
+                len(ds),
+                sum(d.readings for d in ds),
+                sum(d.expected for d in ds),
+                sum(1 for d in ds if d.completeness < COMPLETE),
+            )
+            for m, ds in by.items()
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +104,46 @@ class DailyMean:
     def is_complete(self) -> bool:
         return self.completeness >= COMPLETE
 
+    @property
+    def month(self) -> str:
+        return self.start.strftime("%Y-%m")
+
+
+@dataclass(frozen=True, slots=True)
+class MonthOfMeans:
+    """A month of a metric's daily means, for the printed report of a long period."""
+
+    month: str  # YYYY-MM
+    days: int  # days with data
+    complete: int  # days judged
+    top: DailyMean | None  # the highest judged daily mean
+    max_reading: float | None  # the highest reading of the month's days
+    over: list[int]  # judged days over each of the section's limits, in their order
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyMeans:
+    """A section's hourly means, oldest first, as two arrays: epoch seconds of each hour's end and
+    its mean. Iterates as (time, mean) pairs."""
+
+    times_s: array[float] = field(default_factory=lambda: array("d"))
+    values: array[float] = field(default_factory=lambda: array("d"))
+
+    @classmethod
+    def of(cls, hours: Iterable[tuple[datetime, float]]) -> HourlyMeans:
+        out = cls()
+        for at, value in hours:
+            out.times_s.append(at.timestamp())
+            out.values.append(value)
+        return out
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __iter__(self) -> Iterator[tuple[datetime, float]]:
+        for at, value in zip(self.times_s, self.values, strict=True):
+            yield datetime.fromtimestamp(at, UTC), value
+
 
 @dataclass
 class MetricSection:
@@ -75,7 +152,7 @@ class MetricSection:
     daily: list[DailyMean]
     limits: list[tuple[Standard, Limit]]
     max_reading: tuple[float, datetime] | None
-    hourly: list[tuple[datetime, float]]
+    hourly: HourlyMeans
     episodes: list[Episode]
 
     def days_over(self, limit: Limit, comparison: Comparison = "above") -> list[DailyMean]:
@@ -86,6 +163,36 @@ class MetricSection:
             for d in self.daily
             if d.is_complete and d.mean is not None and exceeds(d.mean, limit.value, comparison)
         ]
+
+    def over_on(self, day: DailyMean) -> list[Standard]:
+        """The standards whose limit the day's mean exceeds (a table row's "Over"):
+        looked up, since asking days_over for each of a year's days took the report a minute."""
+        return self._over_by_day.get(day.start, [])
+
+    @cached_property
+    def _over_by_day(self) -> dict[datetime, list[Standard]]:
+        out: dict[datetime, list[Standard]] = {}
+        for standard, limit in self.limits:
+            for d in self.days_over(limit, standard.comparison):
+                out.setdefault(d.start, []).append(standard)
+        return out
+
+    def months(self) -> list[MonthOfMeans]:
+        by: dict[str, list[DailyMean]] = {}
+        for d in self.daily:
+            by.setdefault(d.month, []).append(d)
+        out = []
+        for m, ds in by.items():
+            judged = [d for d in ds if d.is_complete and d.mean is not None]
+            highs = [d.max for d in ds if d.max is not None]
+            starts = {d.start for d in ds}
+            over = [
+                sum(1 for d in self.days_over(lim, standard.comparison) if d.start in starts)
+                for standard, lim in self.limits
+            ]
+            top = max(judged, key=lambda d: d.mean or 0.0) if judged else None
+            out.append(MonthOfMeans(m, len(ds), len(judged), top, max(highs) if highs else None, over))
+        return out
 
     @property
     def incomplete_days(self) -> int:

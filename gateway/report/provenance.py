@@ -13,8 +13,11 @@ from contract.metrics import Metric
 from gateway.report.model import Calibration, Episode
 from gateway.report.querylog import QueryLog
 from gateway.standards import STANDARDS
-from gateway.stores.reader import Span
+from gateway.stores.reader import Span, Total
+from gateway.stores.rollups import MIXED
 from gateway.timerange import from_ms
+
+HOUR = timedelta(hours=1)
 
 
 def episodes(log: QueryLog) -> list[Episode]:
@@ -79,39 +82,72 @@ def _ts(text: Any) -> datetime | None:
 def calibrations(
     log: QueryLog, metrics: list[Metric]
 ) -> tuple[list[Calibration], dict[tuple[str, str], int]]:
+    """Each calibration id in force per node and metric, its first and last use and its readings,
+    and the readings without one. Over the rolled days from the hours' facts (an hour carries its
+    one id, or MIXED when it had several: those hours are read raw); elsewhere from raw readings."""
+    rolled, raw = log.facts()
+    trace = log.trace("calibrations")
     cals: list[Calibration] = []
     uncalibrated: dict[tuple[str, str], int] = {}
     for metric in metrics:
         col = f"{metric.value}_cal"
-        trace = log.trace("calibrations")
-        ids = list(log.reader.aggregate(log.span, col, ["distinct"], trace=trace))
-        totals = {
-            str(r["node"]): int(r["count"])
-            for r in log.reader.aggregate(log.span, metric.value + "_n", ["count"], trace=trace)
-        }
-        calibrated: dict[str, int] = defaultdict(int)
-        for row in ids:
-            node, cal = str(row["node"]), str(row["distinct"])
-            one = Span(log.site, [node], log.start, log.end)
-            first, last, count = (
-                list(log.reader.aggregate(one, col, [fn], per_node=False, equals=cal, trace=trace))
-                for fn in ("first", "last", "count")
-            )
-            n = int(count[0]["count"])
-            cals.append(
-                Calibration(
-                    node,
-                    metric.value,
-                    cal,
-                    from_ms(int(first[0]["time"])),
-                    from_ms(int(last[0]["time"])),
-                    n,
+        used: dict[tuple[str, str], tuple[int, int, int]] = {}  # (node, id) -> first, last, count
+        totals: dict[str, int] = defaultdict(int)
+
+        spans = list(raw)
+        if rolled is not None:
+            selects: list[tuple[Total, str]] = [("sum", f"{metric.value}_n_count")]
+            for r in log.reader.rollup_totals(rolled, "1h", selects, trace=trace):
+                totals[str(r["node"])] += int(r.get(f"sum_{metric.value}_n_count") or 0)
+            ids = list(log.reader.rollup_totals(rolled, "1h", [("distinct", col)], trace=trace))
+            for row in ids:
+                node, cal = str(row["node"]), str(row[f"distinct_{col}"])
+                one = Span(log.site, [node], rolled.start, rolled.end)
+                if cal == MIXED:
+                    for hour in log.reader.rollups(one, "1h", [col], equals=(col, MIXED), trace=trace):
+                        spans.append(Span(log.site, [node], hour["start"], hour["start"] + HOUR))
+                    continue
+                selects = [("min", f"{col}_first"), ("max", f"{col}_last"), ("sum", f"{col}_count")]
+                for r in log.reader.rollup_totals(
+                    one, "1h", selects, per_node=False, equals=(col, cal), trace=trace
+                ):
+                    _use(
+                        used,
+                        node,
+                        cal,
+                        int(r[f"min_{col}_first"]),
+                        int(r[f"max_{col}_last"]),
+                        int(r[f"sum_{col}_count"]),
+                    )
+        for span in spans:
+            mixed_hour = rolled is not None and span not in raw  # its readings are in `totals` already
+            if not mixed_hour:
+                for r in log.reader.aggregate(span, metric.value + "_n", ["count"], trace=trace):
+                    totals[str(r["node"])] += int(r["count"])
+            for row in list(log.reader.aggregate(span, col, ["distinct"], trace=trace)):
+                node, cal = str(row["node"]), str(row["distinct"])
+                one = Span(log.site, [node], span.start, span.end)
+                first, last, count = (
+                    list(log.reader.aggregate(one, col, [fn], per_node=False, equals=cal, trace=trace))
+                    for fn in ("first", "last", "count")
                 )
-            )
+                _use(used, node, cal, int(first[0]["time"]), int(last[0]["time"]), int(count[0]["count"]))
+        calibrated: dict[str, int] = defaultdict(int)
+        for (node, cal), (first_ms, last_ms, n) in sorted(used.items()):
+            cals.append(Calibration(node, metric.value, cal, from_ms(first_ms), from_ms(last_ms), n))
             calibrated[node] += n
         for node, total in totals.items():
             uncalibrated[(node, metric.value)] = total - calibrated[node]
     return cals, uncalibrated
+
+
+def _use(
+    used: dict[tuple[str, str], tuple[int, int, int]], node: str, cal: str, first: int, last: int, n: int
+) -> None:
+    held = used.get((node, cal))
+    used[(node, cal)] = (
+        (first, last, n) if held is None else (min(held[0], first), max(held[1], last), held[2] + n)
+    )
 
 
 def firmware(log: QueryLog) -> list[tuple[str, str, datetime]]:
@@ -124,11 +160,22 @@ def firmware(log: QueryLog) -> list[tuple[str, str, datetime]]:
 
 
 def signatures(log: QueryLog) -> dict[str, tuple[int, int]]:
+    """node -> (signed readings, readings): summed from the hours' facts over the rolled days."""
+    rolled, raw = log.facts()
     trace = log.trace("signatures")
-    totals = list(log.reader.aggregate(log.span, "seq", ["count"], trace=trace))
-    signed = list(log.reader.aggregate(log.span, "seq", ["count"], signed=True, trace=trace))
-    s = {str(r["node"]): int(r["count"]) for r in signed}
-    return {str(r["node"]): (s.get(str(r["node"]), 0), int(r["count"])) for r in totals}
+    signed: dict[str, int] = defaultdict(int)
+    totals: dict[str, int] = defaultdict(int)
+    if rolled is not None:
+        selects: list[tuple[Total, str]] = [("sum", "readings"), ("sum", "signed_count")]
+        for r in log.reader.rollup_totals(rolled, "1h", selects, trace=trace):
+            totals[str(r["node"])] += int(r.get("sum_readings") or 0)
+            signed[str(r["node"])] += int(r.get("sum_signed_count") or 0)
+    for span in raw:
+        for r in log.reader.aggregate(span, "seq", ["count"], trace=trace):
+            totals[str(r["node"])] += int(r["count"])
+        for r in log.reader.aggregate(span, "seq", ["count"], signed=True, trace=trace):
+            signed[str(r["node"])] += int(r["count"])
+    return {node: (signed.get(node, 0), total) for node, total in totals.items()}
 
 
 def _episode(

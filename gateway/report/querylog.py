@@ -6,7 +6,8 @@ from collections import defaultdict
 from datetime import datetime
 
 from gateway.report.model import DAY
-from gateway.stores.reader import Reader, Span, Trace
+from gateway.stores.reader import Reader, Span, Total, Trace
+from gateway.stores.rollups import FACT
 
 
 class QueryLog:
@@ -28,6 +29,7 @@ class QueryLog:
         self.queries: dict[str, list[str]] = defaultdict(list)
         self.rolled: Span | None = None  # the whole days read from the roll-ups, when set
         self.edges: list[Span] = [self.span]  # the rest, read from the raw readings
+        self._facts: tuple[Span | None, list[Span]] | None = None
 
     def use_rollups(self) -> None:
         """Read the whole UTC days of a period longer than a day from the roll-ups (reading_1d,
@@ -39,6 +41,20 @@ class QueryLog:
         self.rolled = Span(self.site, self.node_filter, first, last)
         pieces = [(self.start, first), (last, self.end)]
         self.edges = [Span(self.site, self.node_filter, lo, hi) for lo, hi in pieces if hi > lo]
+
+    def facts(self) -> tuple[Span | None, list[Span]]:
+        """Where the gaps, flags, calibrations and signatures come from: the hours of the rolled
+        days (their facts, gateway/stores/influx_rollup.py) and the raw readings of the rest; or
+        the raw readings of the whole period when some rolled hour lacks its facts (roll-ups from
+        before them: `rollup --rebuild` adds them), so that no count is taken from what is not there."""
+        if self._facts is None:
+            self._facts = None, [self.span]
+            if self.rolled is not None:
+                selects: list[tuple[Total, str]] = [("count", "readings"), ("count", FACT)]
+                rows = list(self.reader.rollup_totals(self.rolled, "1h", selects, per_node=False))
+                if rows and rows[0].get("count_readings") == rows[0].get(f"count_{FACT}"):
+                    self._facts = self.rolled, self.edges
+        return self._facts
 
     def trace(self, key: str) -> Trace:
         return self.queries[key].append

@@ -4,11 +4,12 @@ base64), and optionally to PDF with WeasyPrint (no browser; Debian's Pango does 
 from __future__ import annotations
 
 import base64
+import io
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 
-from contract import __version__
+from contract import __version__, csvcell
 from contract.figures import Comparison, decimals_of, figure, limit_text, mean_decimals
 from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS, Metric
@@ -43,6 +44,9 @@ def _fig(
     fewer would hide which side of the limit it is on."""
     return "—" if value is None else figure(value, decimals_of(metric), limit, comparison)
 
+
+LONG_TABLE = 62
+"""Days beyond which a node's or a metric's table of days is cut into one table a month."""
 
 MEAN = mean_decimals("pm2_5")
 """A mean's digits: every metric with a limit has one decimal, so its means have two, as
@@ -91,8 +95,32 @@ def _average(t: Texts, average: str) -> str:
     return t(key, n=n) if n.isdigit() and t.has(key) else average
 
 
-def html(data: ReportData, texts: Texts = EN) -> str:
-    """The report in `texts`' language, its times in `texts`' zone and its nodes by their names."""
+ATTACHMENTS = {"completeness": "completeness-by-day.csv", "daily": "daily-means-by-day.csv"}
+"""The files a printed report of a long period carries its days in (render.pdf)."""
+
+
+def plots(data: ReportData, texts: Texts = EN) -> dict[tuple[str, str], str]:
+    """Each metric section's plot as base64 PNG, in `texts`' language and zone: drawn once for the
+    HTML and the PDF both."""
+    return {
+        (s.node, s.metric.value): base64.b64encode(
+            metric_png(s, data.start, data.end, texts, data.site)
+        ).decode("ascii")
+        for s in data.metrics
+    }
+
+
+def html(
+    data: ReportData,
+    texts: Texts = EN,
+    *,
+    printed: bool = False,
+    drawn: dict[tuple[str, str], str] | None = None,
+) -> str:
+    """The report in `texts`' language, its times in `texts`' zone and its nodes by their names.
+    `printed`: the page WeasyPrint lays out for the PDF, where a period longer than LONG_TABLE days
+    shows its days a month per row, and the days themselves travel as CSV files attached to the
+    PDF (a year of fifty nodes is 55,000 table rows: hours of layout)."""
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
@@ -113,27 +141,88 @@ def html(data: ReportData, texts: Texts = EN) -> str:
         limit=_limit,
     )
     template = env.from_string(resources.files("gateway.report").joinpath("template.html").read_text("utf-8"))
-    plots = {
-        (s.node, s.metric.value): base64.b64encode(metric_png(s, data.start, data.end, t, data.site)).decode(
-            "ascii"
-        )
-        for s in data.metrics
-    }
     return template.render(
         d=data,
-        plots=plots,
+        plots=plots(data, t) if drawn is None else drawn,
         complete=COMPLETE,
+        long_table=LONG_TABLE,
+        printed=printed,
+        attachments=ATTACHMENTS,
         version=__version__,
         t=t,
     )
 
 
-def pdf(html_text: str, out: Path) -> None:
-    """Print the same HTML to PDF with WeasyPrint (extra `report`; needs libpango on Debian)."""
+def pdf(
+    data: ReportData,
+    out: Path,
+    drawn: dict[tuple[str, str], str] | None = None,
+    texts: Texts = EN,
+) -> None:
+    """Print the report to PDF with WeasyPrint (extra `report`; needs libpango on Debian): the
+    printed HTML (html(printed=True)), with each day's completeness and means attached as CSV."""
     import logging
 
-    from weasyprint import HTML
+    from weasyprint import HTML, Attachment
 
     for name in ("weasyprint", "fontTools"):  # they log every layout step at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
-    HTML(string=html_text).write_pdf(out)
+    attachments = [
+        Attachment(string=_days_csv(data), name=ATTACHMENTS["completeness"]),
+        Attachment(string=_means_csv(data), name=ATTACHMENTS["daily"]),
+    ]
+    HTML(string=html(data, texts, printed=True, drawn=drawn)).write_pdf(out, attachments=attachments)
+
+
+def _csv(header: list[str], rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    writer = csvcell.Writer(buf)  # the one writer: no cell is run as a spreadsheet formula
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def _days_csv(data: ReportData) -> str:
+    """Each node's days as its completeness table shows them."""
+    rows = [
+        [n.node, _day(d.start), str(d.readings), str(d.expected), f"{d.completeness:.4f}"]
+        for n in data.nodes
+        for d in n.days
+    ]
+    return _csv(["node", "day", "readings", "expected", "completeness"], rows)
+
+
+def _means_csv(data: ReportData) -> str:
+    """Each metric's days as its daily table shows them (mean and highest reading as stored)."""
+    rows = []
+    for m in data.metrics:
+        for d in m.daily:
+            over = "; ".join(s.key for s in m.over_on(d))
+            rows.append(
+                [
+                    m.node,
+                    m.metric.value,
+                    _day(d.start),
+                    "" if d.mean is None else repr(d.mean),
+                    str(d.count),
+                    str(d.expected),
+                    f"{d.completeness:.4f}",
+                    "" if d.max is None else repr(d.max),
+                    "true" if d.is_complete else "false",
+                    over,
+                ]
+            )
+    header = [
+        "node",
+        "metric",
+        "day",
+        "mean",
+        "readings",
+        "expected",
+        "completeness",
+        "max",
+        "judged",
+        "over",
+    ]
+    return _csv(header, rows)

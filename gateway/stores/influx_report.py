@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from gateway.stores.influx_rollup import rollup_rows
+from gateway.stores.influx_rollup import rollup_rows, rollup_totals
 from gateway.stores.influxql import bucket_start, every, ident, string, time_literal, where
-from gateway.stores.reader import Aggregate, Fill, Row, Span, Trace
+from gateway.stores.reader import Aggregate, Fill, Row, Span, Total, Trace
 from gateway.stores.rollups import Period
 from gateway.timerange import from_ms
 
@@ -87,9 +87,32 @@ class ReportQueries:
         return ({**r, "start": bucket_start(int(r["time"]))} for r in rows)
 
     def rollups(
-        self, span: Span, period: Period, fields: list[str], *, trace: Trace | None = None
+        self,
+        span: Span,
+        period: Period,
+        fields: list[str],
+        *,
+        equals: tuple[str, str] | None = None,
+        trace: Trace | None = None,
     ) -> Iterator[Row]:
-        return rollup_rows(self._db, span.site, span.nodes, span.start, span.end, period, fields, trace)
+        return rollup_rows(
+            self._db, span.site, span.nodes, span.start, span.end, period, fields, trace, equals
+        )
+
+    def rollup_totals(
+        self,
+        span: Span,
+        period: Period,
+        selects: list[tuple[Total, str]],
+        *,
+        per_node: bool = True,
+        equals: tuple[str, str] | None = None,
+        trace: Trace | None = None,
+    ) -> Iterator[Row]:
+        cond = where(span.site, span.nodes, span.start, span.end)
+        if equals is not None:
+            cond += f" AND {ident(equals[0])} = {string(equals[1])}"
+        return rollup_totals(self._db, cond, period, list(selects), per_node, trace)
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         rows = self._run(

@@ -25,7 +25,7 @@ from gateway.stores.postgres_base import (
     metric_expr,
     span_where,
 )
-from gateway.stores.reader import Aggregate, Fill, Row, Span, Trace
+from gateway.stores.reader import Aggregate, Fill, Row, Span, Total, Trace
 from gateway.stores.rollups import Period
 
 _SQL_OF: dict[str, str] = {"mean": "avg({x})", "count": "count({x})", "max": "max({x})"}
@@ -154,10 +154,29 @@ class HubReportQueries(PostgresBase):
             yield {"node": r[0], "distinct": r[1], "time": 0} if per_node else {"distinct": r[0], "time": 0}
 
     def rollups(
-        self, span: Span, period: Period, fields: list[str], *, trace: Trace | None = None
+        self,
+        span: Span,
+        period: Period,
+        fields: list[str],
+        *,
+        equals: tuple[str, str] | None = None,
+        trace: Trace | None = None,
     ) -> Iterator[Row]:
         """The hub keeps no roll-ups (`measurements` does not name them, so the report and the
         dashboard ask the readings themselves)."""
+        return iter(())
+
+    def rollup_totals(
+        self,
+        span: Span,
+        period: Period,
+        selects: list[tuple[Total, str]],
+        *,
+        per_node: bool = True,
+        equals: tuple[str, str] | None = None,
+        trace: Trace | None = None,
+    ) -> Iterator[Row]:
+        """No roll-ups on the hub, so no totals over them either (the callers read the readings)."""
         return iter(())
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:

@@ -20,6 +20,7 @@ Row = dict[str, Any]
 Trace = Callable[[str], None]
 Aggregate = Literal["mean", "count", "max", "first", "last", "distinct"]
 Fill = Literal["zero", "none"]
+Total = Literal["sum", "min", "max", "count", "distinct"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,11 +202,33 @@ class Reader(Protocol):
         signed ones, or those whose `column` equals `equals`, when given."""
 
     def rollups(
-        self, span: Span, period: Literal["1h", "1d"], fields: list[str], *, trace: Trace | None = None
+        self,
+        span: Span,
+        period: Literal["1h", "1d"],
+        fields: list[str],
+        *,
+        equals: tuple[str, str] | None = None,
+        trace: Trace | None = None,
     ) -> Iterator[Row]:
         """The stored roll-ups (gateway/stores/rollups.py) of the buckets that lie in the span, per
         node in time order: `node`, `start` (the bucket's start, datetime), `time` (epoch ms of its
-        end) and `fields` (`pm2_5_mean`, `readings`, ...). Buckets without readings are absent."""
+        end) and `fields` (`pm2_5_mean`, `readings`, ...). Buckets without readings are absent.
+        With `equals` (a string field, a value), only the buckets where the field has the value."""
+
+    def rollup_totals(
+        self,
+        span: Span,
+        period: Literal["1h", "1d"],
+        selects: list[tuple[Total, str]],
+        *,
+        per_node: bool = True,
+        equals: tuple[str, str] | None = None,
+        trace: Trace | None = None,
+    ) -> Iterator[Row]:
+        """`function(field)` over the stored roll-ups of the buckets in the span, by the database
+        (a year of fifty nodes' hours is 438,000 points): per node (or not) a row with `node`,
+        `time` (epoch ms: the bucket's end for a lone `max`/`min`, the one it was found in) and a
+        key `<function>_<field>` per select. With `equals`, only the buckets where it holds."""
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         """Each node's last state (`online`/`offline`) at or before `at`."""

@@ -18,6 +18,13 @@ MEASUREMENTS: dict[Period, str] = {"1h": "reading_1h", "1d": "reading_1d"}
 STATS = ("mean", "min", "max", "count", "completeness")
 """Per metric `m`: `m_mean`, `m_min`, `m_max`, `m_count`, `m_completeness`; per point `readings`
 (readings in the bucket, any metric) and `interval_s` (the completeness's reading interval)."""
+FACT = "time_first"
+"""A field every hourly point with readings has since hours carry the report's facts (gaps, flags,
+calibrations; docs/protocol.md): where it is absent the roll-ups predate them (`rollup --rebuild`
+adds them), and the report reads the raw readings instead."""
+MIXED = "*"
+"""`<metric>_cal` of an hour whose readings carry more than one calibration id: the report reads
+that hour's raw readings for them."""
 
 
 @dataclass(frozen=True, slots=True)

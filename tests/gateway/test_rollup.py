@@ -4,8 +4,10 @@ already rolled up, across a restart, and from `minewatch-gateway rollup --rebuil
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,13 +31,17 @@ T0 = datetime(2026, 3, 1, 22, 0, tzinfo=UTC)
 METRICS = ("pm2_5", "pm10")
 
 
-def readings(node: str, start: datetime, minutes: range, seq0: int = 1) -> list[ReadingPayload]:
+def readings(node: str, start: datetime, minutes: Iterable[int], seq0: int = 1) -> list[ReadingPayload]:
     out = []
     for i in minutes:
         # a value that varies within each hour, a pm10 missing every 7th reading (a failed sensor)
         pm25 = round(5 + (i * 37 % 101) / 3, 3)
-        metrics: dict[str, Any] = {"pm2_5": {"value": pm25, "n": 60}}
+        # the calibration changes at minute 100 (inside an hour), and minute 50 has none
+        cal = None if i == 50 else ("pms-a@2026-01-01" if i < 100 else "pms-b@2026-03-01")
+        metrics: dict[str, Any] = {"pm2_5": {"value": pm25, "n": 60, "cal": cal}}
         metrics["pm10"] = {"value": None if i % 7 == 0 else pm25 * 1.5, "n": 60}
+        flags = [] if metrics["pm10"]["value"] is not None else ["sensor_fault"]
+        flags += ["high_humidity", "warming_up"] if i % 11 == 0 else []
         doc = {
             "schema": 1,
             "site": "tsagaan",
@@ -44,7 +50,7 @@ def readings(node: str, start: datetime, minutes: range, seq0: int = 1) -> list[
             "ts": (start + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
             "period_s": 60,
             "metrics": metrics,
-            "flags": [] if metrics["pm10"]["value"] is not None else ["sensor_fault"],
+            "flags": flags,
         }
         out.append(ReadingPayload.model_validate(doc))
     return out
@@ -57,12 +63,15 @@ def store_them(store: Store, rollups: Rollups, batch: list[ReadingPayload]) -> N
 
 
 def expected(influx: Influx, period: str) -> dict[tuple[str, int], dict[str, float]]:
-    """Each statistic computed here from the raw readings (not by InfluxDB's GROUP BY)."""
+    """Each statistic computed here from the raw readings (not by InfluxDB's GROUP BY), and for an
+    hour the facts the report reads instead of the raw readings (gaps, flags, calibrations)."""
     values: dict[tuple[str, int, str], list[float]] = defaultdict(list)
     readings_in: dict[tuple[str, int], int] = defaultdict(int)
-    for row in influx.rows('SELECT "seq", "pm2_5", "pm10" FROM "reading" GROUP BY "node"'):
+    hours: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for row in influx.rows('SELECT * FROM "reading" GROUP BY "node"'):
         key = (str(row["node"]), bucket_of(int(row["time"]), period))  # type: ignore[arg-type]
         readings_in[key] += 1
+        hours[key].append(row)
         for m in METRICS:
             if row.get(m) is not None:
                 values[(*key, m)].append(float(row[m]))
@@ -74,7 +83,35 @@ def expected(influx: Influx, period: str) -> dict[tuple[str, int], dict[str, flo
         stats[f"{m}_min"], stats[f"{m}_max"] = min(vals), max(vals)
         stats[f"{m}_count"] = len(vals)
         stats[f"{m}_completeness"] = round(min(1.0, len(vals) / (width / 60)), 4)
+    if period == "1h":
+        for key, rows in hours.items():
+            out.setdefault(key, {"readings": len(rows)}).update(_facts(rows))
     return out
+
+
+def _facts(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """An hour's readings (in time order) as the facts docs/protocol.md describes."""
+    times, seqs = [int(r["time"]) for r in rows], [int(r["seq"]) for r in rows]
+    facts: dict[str, Any] = {
+        "time_first": times[0],
+        "time_last": times[-1],
+        "seq_first": seqs[0],
+        "seq_last": seqs[-1],
+        "seq_missing": sum(b - a - 1 for a, b in itertools.pairwise(seqs) if b > a + 1),
+        "gap_ms": max((b - a for a, b in itertools.pairwise(times)), default=0),
+    }
+    for r in rows:
+        for flag in set(str(r.get("flags") or "").split(",")) - {""}:
+            facts[f"flag_{flag}"] = facts.get(f"flag_{flag}", 0) + 1
+    for m in METRICS:
+        facts[f"{m}_n_count"] = sum(1 for r in rows if r.get(f"{m}_n") is not None)
+        cals = [(int(r["time"]), str(r[f"{m}_cal"])) for r in rows if r.get(f"{m}_cal") is not None]
+        if cals:
+            ids = {c for _, c in cals}
+            facts[f"{m}_cal"] = ids.pop() if len(ids) == 1 else "*"
+            facts[f"{m}_cal_count"], facts[f"{m}_cal_first"] = len(cals), cals[0][0]
+            facts[f"{m}_cal_last"] = cals[-1][0]
+    return facts
 
 
 def stored(influx: Influx, period: str) -> dict[tuple[str, int], dict[str, float]]:
@@ -95,7 +132,10 @@ def assert_rollups_match(influx: Influx) -> None:
         for key, stats in want.items():
             assert set(got[key]) == set(stats), (period, key)
             for name, value in stats.items():
-                assert math.isclose(got[key][name], value, rel_tol=1e-9), (period, key, name)
+                if isinstance(value, str):
+                    assert got[key][name] == value, (period, key, name)
+                else:
+                    assert math.isclose(got[key][name], value, rel_tol=1e-9), (period, key, name)
 
 
 @pytest.fixture
@@ -127,7 +167,9 @@ def test_rollups_equal_the_raw_statistics_also_after_a_late_backlog(
     # the backlog of b arrives: the rest of the hour b's roll-up already covers, and the next day's;
     # while it waits in the spool nothing is recomputed
     spool_depth[0] = 1
-    store_them(store, rollups, readings("b", T0, range(91, 181)))
+    # with readings lost on the way: six minutes (seq missing, no gap) and 21 (a gap inside an hour)
+    backlog = [m for m in range(91, 181) if not (120 <= m <= 125 or 140 <= m <= 160)]
+    store_them(store, rollups, readings("b", T0, backlog))
     clock.advance(MAX_WAIT.total_seconds())
     rollups.tick()
     assert (
@@ -139,7 +181,8 @@ def test_rollups_equal_the_raw_statistics_also_after_a_late_backlog(
     rollups.tick()
     assert_rollups_match(influx)
     march_2 = int(datetime(2026, 3, 2, tzinfo=UTC).timestamp() * 1000)
-    assert stored(influx, "1d")[("b", march_2)]["pm2_5_count"] == 60  # a day b had no reading of before
+    # a day b had no reading of before: minutes 121-180 but the 26 lost
+    assert stored(influx, "1d")[("b", march_2)]["pm2_5_count"] == 34
 
 
 def test_the_current_hour_is_refreshed_while_it_fills_and_marks_survive_a_restart(
@@ -197,7 +240,9 @@ def test_report_and_series_from_rollups_equal_those_from_raw(influx: Influx, tmp
     the dashboard's long series read from the roll-ups show what the raw readings show."""
     outage = range(1500, 1800)
     lines = [to_line(r) for r in readings("a", T0, range(1, 4321))]
-    lines += [to_line(r) for r in readings("b", T0, range(1, 4321)) if int(r.seq) - 1 not in outage]
+    # readings lost: five (no gap); 21 minutes inside an hour; half an hour across an hour's end
+    lost = {*range(2000, 2005), *range(2405, 2426), *range(2500, 2531)}
+    lines += [to_line(r) for r in readings("b", T0, range(1, 4321)) if int(r.seq) - 1 not in {*outage, *lost}]
     influx.write(lines)
     reader = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
     start, end = T0 - timedelta(hours=2), T0 + timedelta(days=3, hours=-1, minutes=30)
@@ -227,8 +272,18 @@ def test_report_and_series_from_rollups_equal_those_from_raw(influx: Influx, tmp
     rolled_report, rolled_series = report(), series()
     assert any("reading_1d" in q for qs in rolled_report.queries.values() for q in qs)
     assert not any("reading_1d" in q for qs in raw_report.queries.values() for q in qs)
-    assert rolled_report.nodes == raw_report.nodes
-    assert rolled_report.metrics == raw_report.metrics
+    assert rolled_report.nodes == raw_report.nodes  # completeness, flags, gaps, seq lost
+    assert rolled_report.metrics == raw_report.metrics  # daily means, the highest reading and its time
+    assert rolled_report.calibrations == raw_report.calibrations
+    assert rolled_report.uncalibrated == raw_report.uncalibrated
+    assert rolled_report.signatures == raw_report.signatures
+    b = next(n for n in rolled_report.nodes if n.node == "b")
+    # before its first reading, the outage, the two lost stretches; and the seq lost in them
+    assert len(b.gaps) == 4 and b.missing_seq == 5 + 21 + 31 + 300
+    assert b.flags["sensor_fault"] > 0 and b.flags["high_humidity"] > 0
+    assert {c.cal for c in rolled_report.calibrations} == {"pms-a@2026-01-01", "pms-b@2026-03-01"}
+    # the gaps read the hours' facts, and raw readings only for the edges and hours with a gap
+    assert any("reading_1h" in q for q in rolled_report.queries["gaps:b"])
     assert any(d.readings < d.expected for n in raw_report.nodes if n.node == "b" for d in n.days)
     for raw_s, rolled_s in zip(raw_series, rolled_series, strict=True):
         assert rolled_s.times == raw_s.times
