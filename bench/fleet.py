@@ -34,6 +34,7 @@ The machine is shared with other work: read the ratios, not the absolute numbers
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -200,14 +201,27 @@ def _run_case(work: Path, broker: int, influx: str, nodes: int, span: str, round
         result.restart_rss_mb = _proc_kb(proc.pid, "VmRSS") / 1024
         # killed once the save at that start is on disk: the next start uses it and its late log
         result.windows_mb = _wait_saved(work / db, started) / 1e6
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        _kill(proc)
         proc, result.killed_s = _start(cfg, base, log, work / f"{db}.log")
     finally:
         _stop(proc)
         log.close()
         _post(f"{influx}/query", urllib.parse.urlencode({"q": f'DROP DATABASE "{db}"'}).encode())
     return result
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the gateway and its dashboard child at once, as systemd kills a unit's processes
+    (an orphaned dashboard would go on answering, and the next start would seem instant)."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    proc.send_signal(signal.SIGKILL)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    proc.wait()
+    for pid in children:
+        while Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text():
+            time.sleep(0.05)
 
 
 def _wait_saved(data_dir: Path, since: float) -> int:
