@@ -28,6 +28,7 @@ from gateway.stores.reader import Latest, Reader
 log = logging.getLogger(__name__)
 REFRESH_S = 600.0
 RECONCILE_S = 600.0
+FALLBACK_S = 5.0  # without the file, the reader is asked at most this often (its cost is per node)
 
 
 class KeptLatest:
@@ -40,12 +41,14 @@ class KeptLatest:
         follow: LatestFollower | None = None,
         refresh_s: float = REFRESH_S,
         reconcile_s: float = RECONCILE_S,
+        fallback_s: float = FALLBACK_S,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reader = reader
         self._follow = follow
         self._refresh_s = refresh_s
         self._reconcile_s = reconcile_s
+        self._fallback_s = fallback_s
         self._monotonic = monotonic
         self._lock = threading.Lock()  # the refreshing thread writes, the web server's threads read
         self._kept: dict[tuple[str, str], Latest] = {}
@@ -58,7 +61,7 @@ class KeptLatest:
 
     def refresh(self, now: datetime) -> None:
         """The rows of the file changed since the last refresh; every node's latest reading from
-        the reader when there is no file, or every `reconcile_s`."""
+        the reader every `reconcile_s` too, or every `fallback_s` when there is no file."""
         changes = None
         if self._follow is not None:
             try:
@@ -67,11 +70,13 @@ class KeptLatest:
                 log.warning("the dashboard cannot read %s (%s); asking the database", self._follow.path, exc)
         at = self._monotonic()
         stored: list[Latest] = [] if changes is None else changes.rows
-        if changes is None or (self._asked_at is not None and at - self._asked_at > self._reconcile_s):
+        every = self._fallback_s if changes is None else self._reconcile_s
+        due = self._asked_at is None or at - self._asked_at >= every
+        if changes is not None and self._asked_at is None:
+            self._asked_at = at  # following from the start: the first reconciliation is one period on
+        elif due:
             stored = [*stored, *self._reader.latest(now)]  # outside the lock: pages go on meanwhile
             self._asked_at = at
-        elif self._asked_at is None:
-            self._asked_at = at  # following from the start: the first reconciliation is one period on
         with self._lock:
             for x in stored:
                 self._keep(x)
