@@ -82,13 +82,13 @@ def test_the_gateway_keeps_the_latest_readings_and_the_dashboard_follows_only_th
     try:
         follower = LatestFollower(path)
         kept = KeptLatest(reader, follow=follower, refresh_s=3600)
-        wait_for(lambda: path.exists(), 10, "latest.sqlite")
+        wait_for(lambda: path.exists(), 30, "latest.sqlite")
 
         def nodes() -> list[str]:
             kept.refresh(now)
             return [x.node for x in kept.latest(now + timedelta(minutes=5))]
 
-        wait_for(lambda: nodes() == ["probe", "quiet"], 20, "the silent node from the database")
+        wait_for(lambda: nodes() == ["probe", "quiet"], 30, "the silent node from the database")
         publish_many(
             mosquitto.port,
             [
@@ -102,7 +102,7 @@ def test_the_gateway_keeps_the_latest_readings_and_the_dashboard_follows_only_th
             kept.refresh(now)
             return kept.latest(now, site="tsagaan", node="busy")[0].seq
 
-        wait_for(lambda: busy_seq() == 2, 10, "busy's newest reading")
+        wait_for(lambda: busy_seq() == 2, 30, "busy's newest reading")
         # a late reading (a backlog) is stored but does not hide the newer one
         publish_many(mosquitto.port, [_doc("busy", 3, now - timedelta(minutes=30), 1.0)])
         count = 'SELECT count("seq") FROM "reading" WHERE "node" = \'busy\''
@@ -128,7 +128,7 @@ def test_the_gateway_keeps_the_latest_readings_and_the_dashboard_follows_only_th
         # a restart of the gateway: the table and its change numbers go on
         gateway = _start(cfg, workdir, mosquitto, influx)
         publish_many(mosquitto.port, [_doc("busy", 4, now + timedelta(seconds=30), 11.0)])
-        latest = wait_for(lambda: LatestFollower(path).read(), 5, "the file")
+        latest = wait_for(lambda: LatestFollower(path).read(), 30, "the file")
         wait_for(
             lambda: any(x.seq == 4 for x in (LatestFollower(path).read() or latest).rows), 20, "busy again"
         )
