@@ -66,7 +66,7 @@ class KeptLatest:
         if self._follow is not None:
             try:
                 changes = self._follow.read()
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:  # (a `serve` whose user may not read data_dir)
                 log.warning("the dashboard cannot read %s (%s); asking the database", self._follow.path, exc)
         at = self._monotonic()
         stored: list[Latest] = [] if changes is None else changes.rows
