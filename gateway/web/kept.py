@@ -58,6 +58,7 @@ class KeptLatest:
         self._filled_at: float | None = None
         self._asked_at: float | None = None  # when the reader was last asked
         self._background = False
+        self._follow_error = ""
 
     def refresh(self, now: datetime) -> None:
         """The rows of the file changed since the last refresh; every node's latest reading from
@@ -67,7 +68,9 @@ class KeptLatest:
             try:
                 changes = self._follow.read()
             except (sqlite3.Error, OSError) as exc:  # (a `serve` whose user may not read data_dir)
-                log.warning("the dashboard cannot read %s (%s); asking the database", self._follow.path, exc)
+                if str(exc) != self._follow_error:  # once per problem, not every second
+                    log.warning("the dashboard cannot read %s (%s); asking the database", self._follow.path, exc)
+                self._follow_error = str(exc)
         at = self._monotonic()
         stored: list[Latest] = [] if changes is None else changes.rows
         every = self._fallback_s if changes is None else self._reconcile_s
