@@ -69,7 +69,9 @@ class KeptLatest:
                 changes = self._follow.read()
             except (sqlite3.Error, OSError) as exc:  # (a `serve` whose user may not read data_dir)
                 if str(exc) != self._follow_error:  # once per problem, not every second
-                    log.warning("the dashboard cannot read %s (%s); asking the database", self._follow.path, exc)
+                    log.warning(
+                        "the dashboard cannot read %s (%s); asking the database", self._follow.path, exc
+                    )
                 self._follow_error = str(exc)
         at = self._monotonic()
         stored: list[Latest] = [] if changes is None else changes.rows
