@@ -8,7 +8,11 @@ protocol over HTTP in batches of 50,000 lines, then `minewatch-gateway run` with
 alert preset (WHO 2021, US EPA, MNS 4585:2016), as a hub would run it. Measured per case:
 
   start   from starting the process until the dashboard answers: the web server starts after the
-          alert engine has reloaded its windows (gateway/commands/run.py), so this includes it
+          alert engine has reloaded its windows (gateway/commands/run.py), so this includes it.
+          The first start has no saved windows and reloads a day of readings from InfluxDB;
+  restart the same after a clean stop (the windows saved at the stop), and
+  killed  after a SIGKILL, once the windows saved at that start are on disk (the periodic save;
+          gateway/alerts/snapshot.py): what a crash or a power cut costs
   RSS     resident memory once started and after the requests (VmRSS), and the peak (VmHWM)
   routes  median and p95 of `--rounds` requests to each route, after one to warm up; the API's
           pages hold 100 nodes, so `latest limit=20` also asks for the 20-node case's page size
@@ -30,6 +34,7 @@ The machine is shared with other work: read the ratios, not the absolute numbers
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -128,6 +133,8 @@ class Result:
     load_s: float
     start_s: float = 0.0
     restart_s: float = 0.0
+    killed_s: float = 0.0
+    windows_mb: float = 0.0
     restart_rss_mb: float = 0.0
     rss_mb: float = 0.0
     rss_after_mb: float = 0.0
@@ -188,14 +195,44 @@ def _run_case(work: Path, broker: int, influx: str, nodes: int, span: str, round
         result.peak_mb = _proc_kb(proc.pid, "VmHWM") / 1024
         _stop(proc)
         # a restart after a clean stop: the windows come from the file that stop wrote
+        started = time.time()
         proc, result.restart_s = _start(cfg, base, log, work / f"{db}.log")
         time.sleep(1.0)
         result.restart_rss_mb = _proc_kb(proc.pid, "VmRSS") / 1024
+        # killed once the save at that start is on disk: the next start uses it and its late log
+        result.windows_mb = _wait_saved(work / db, started) / 1e6
+        _kill(proc)
+        proc, result.killed_s = _start(cfg, base, log, work / f"{db}.log")
     finally:
         _stop(proc)
         log.close()
         _post(f"{influx}/query", urllib.parse.urlencode({"q": f'DROP DATABASE "{db}"'}).encode())
     return result
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the gateway and its dashboard child at once, as systemd kills a unit's processes
+    (an orphaned dashboard would go on answering, and the next start would seem instant)."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    proc.send_signal(signal.SIGKILL)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
+    proc.wait()
+    for pid in children:
+        while Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text():
+            time.sleep(0.05)
+
+
+def _wait_saved(data_dir: Path, since: float) -> int:
+    """Wait until the windows saved at the start after `since` are on disk; their size."""
+    windows = data_dir / "alert-windows.bin"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if windows.exists() and windows.stat().st_mtime >= since and len(list(data_dir.glob("*.late"))) == 1:
+            return windows.stat().st_size
+        time.sleep(0.1)
+    raise RuntimeError(f"no windows saved in {data_dir}")
 
 
 def _start(cfg: Path, base: str, log: BinaryIO, log_path: Path) -> tuple[subprocess.Popen[bytes], float]:
@@ -237,15 +274,17 @@ def _print(results: list[Result]) -> None:
 
     print(
         f"\n{'case':<13} {'rows':>9} {'load s':>7} {'start s':>8} {'x':>5} {'restart':>8} {'x':>5} "
-        f"{'RSS MB':>7} {'x':>5} {'after':>6} {'peak':>6} {'restart':>7} {'/ KB':>6}"
+        f"{'killed':>7} {'x':>5} {'RSS MB':>7} {'x':>5} {'after':>6} {'peak':>6} {'restart':>7} "
+        f"{'/ KB':>6} {'file MB':>7}"
     )
     for r in results:
         print(
             f"{r.case:<13} {r.rows:>9} {r.load_s:>7.1f} {r.start_s:>8.2f} "
             f"{ratio(r.start_s, first.start_s):>5} {r.restart_s:>8.2f} "
             f"{ratio(r.restart_s, first.start_s):>5} "
+            f"{r.killed_s:>7.2f} {ratio(r.killed_s, first.start_s):>5} "
             f"{r.rss_mb:>7.1f} {ratio(r.rss_mb, first.rss_mb):>5} {r.rss_after_mb:>6.1f} "
-            f"{r.peak_mb:>6.1f} {r.restart_rss_mb:>7.1f} {r.overview_kb:>6.1f}"
+            f"{r.peak_mb:>6.1f} {r.restart_rss_mb:>7.1f} {r.overview_kb:>6.1f} {r.windows_mb:>7.1f}"
         )
     for col, title in ((0, "median"), (1, "p95")):
         names = list(first.routes)

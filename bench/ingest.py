@@ -1,6 +1,7 @@
 """Ingest benchmark: the gateway against a minimal MQTT -> InfluxDB pipe, side by side, in one run.
 
     .venv/bin/python bench/ingest.py [--n 100000] [--nodes 20] [--rounds 1] [--no-alerts] [--kit pms5003]
+                                     [--signed]
 
 Starts a private Mosquitto (queue limits raised, as everywhere in this project) and a private influxd,
 then for each consumer in turn: starts it as its own process, publishes N readings from `--nodes`
@@ -12,6 +13,9 @@ InfluxDB answers a count of N. Consumers:
            practical limit on this machine.
   gateway  `minewatch-gateway run`: strict validation, dead-letter store, spool, seq dedup, manual
            acks after durable write, gateway status, and the alert engine with every preset's rules.
+  signed   (with --signed) the same gateway as deployed: every reading signed with its node's
+           Ed25519 key (contract/signing.py), each node's key in the registry, and
+           `require_signatures = "always"`; the pipe, the limit, reads the unsigned readings as before.
 
 Prints readings/s, the gateway/pipe ratio, each consumer's CPU time per reading (from /proc, so only
 the consumer's own process) and its peak RSS (VmHWM), and whether every reading arrived.
@@ -34,6 +38,7 @@ import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -161,6 +166,41 @@ def _metrics(seq: int, kit: str) -> dict[str, dict[str, object]]:
     return out
 
 
+def _signer(k: int) -> Any:
+    from contract.signing import Signer
+
+    return Signer.from_seed(bytes([k + 1]) * 32)
+
+
+def _keys(path: Path, nodes: int) -> None:
+    """Each bench node's public key in a key registry (what `provision` writes)."""
+    from contract.signing import public_b64
+    from gateway.trust.registry import KeyRecord, save
+
+    for k in range(nodes):
+        signer = _signer(k)
+        record = KeyRecord(
+            kid=signer.kid,
+            site="bench",
+            node=f"node-{k:02d}",
+            public_key=public_b64(signer.private.public_key()),
+            created=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        save(path, record)
+
+
+def _signed(messages: list[tuple[str, bytes]], nodes: int) -> list[tuple[str, bytes]]:
+    """The same readings, each signed by its node, as a node sends them (to_wire of the signed)."""
+    from contract.wire import ReadingPayload
+
+    signers = {f"node-{k:02d}": _signer(k) for k in range(nodes)}
+    out = []
+    for topic, payload in messages:
+        reading = ReadingPayload.model_validate_json(payload)
+        out.append((topic, signers[reading.node].sign(reading).to_wire()))
+    return out
+
+
 def _payloads(n: int, nodes: int, kit: str = "two") -> list[tuple[str, bytes]]:
     per_node = n // nodes
     # one reading a minute per node, as period_s says, ending now: windows hold what a real site's do
@@ -277,12 +317,16 @@ def main() -> int:
         default="two",
         help="payload: PM2.5 and PM10 (two), or all twelve metrics a PMS5003 kit sends",
     )
+    parser.add_argument(
+        "--signed", action="store_true", help="also run the gateway on signed readings, keys registered"
+    )
     parser.add_argument("--pipe", nargs=4, metavar=("PORT", "INFLUX", "DB", "READY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pipe:
         port, influx_url, db, ready_file = args.pipe
         return pipe_main(int(port), influx_url, db, Path(ready_file))
     messages = _payloads(args.n, args.nodes, args.kit)
+    signed = _signed(messages, args.nodes) if args.signed else []
     with tempfile.TemporaryDirectory(prefix="minewatch-bench-") as tmp:
         work = Path(tmp)
         broker = devservices.mosquitto(work / "mosquitto")
@@ -291,6 +335,8 @@ def main() -> int:
         influxd.start()
         influx = f"http://127.0.0.1:{influxd.port}"
         results: dict[str, list[dict[str, float]]] = {"pipe": [], "gateway": []}
+        if args.signed:
+            results["signed"] = []
         try:
             for r in range(args.rounds):
                 ready = work / f"pipe-ready-{r}"
@@ -315,32 +361,43 @@ def main() -> int:
                         work,
                     )
                 )
-                cfg = work / f"gateway-{r}.toml"
-                data = work / f"gateway-data-{r}"
-                cfg.write_text(
-                    f'data_dir = "{data}"\ntopic_prefix = "{PREFIX}"\n'
-                    f'[mqtt]\nport = {broker.port}\nclient_id = "bench-gateway-{r}"\n'
-                    f'[influxdb]\nurl = "{influx}"\napi = "v1"\ndatabase = "gateway{r}"\n'
-                    # every preset's rules on (WHO 2021, US EPA, MNS 4585:2016): the alert engine sees
-                    # each stored reading, as on a real site
-                    + ('[alerts]\npresets = ["who-2021", "us-epa", "mns-4585-2016"]\n' if args.alerts else "")
-                )
-                results["gateway"].append(
-                    _run_one(
-                        "gateway",
-                        [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)],
-                        # subscribed, not merely started: a reading published before the gateway's
-                        # first subscription is not queued for it (a first connection can fail and
-                        # be retried a second later, long after status.json is written)
-                        functools.partial(_connected, work / "gateway.log", len(_read(work / "gateway.log"))),
-                        broker.port,
-                        influx,
-                        f"gateway{r}",
-                        messages,
-                        args.nodes,
-                        work,
+                for name in [n for n in results if n != "pipe"]:
+                    cfg = work / f"{name}-{r}.toml"
+                    data = work / f"{name}-data-{r}"
+                    trust = ""
+                    if name == "signed":
+                        _keys(data / "keys", args.nodes)
+                        trust = '[trust]\nrequire_signatures = "always"\n'
+                    cfg.write_text(
+                        f'data_dir = "{data}"\ntopic_prefix = "{PREFIX}"\n'
+                        f'[mqtt]\nport = {broker.port}\nclient_id = "bench-{name}-{r}"\n'
+                        f'[influxdb]\nurl = "{influx}"\napi = "v1"\ndatabase = "{name}{r}"\n'
+                        + trust
+                        # every preset's rules on (WHO 2021, US EPA, MNS 4585:2016): the alert engine
+                        # sees each stored reading, as on a real site
+                        + (
+                            '[alerts]\npresets = ["who-2021", "us-epa", "mns-4585-2016"]\n'
+                            if args.alerts
+                            else ""
+                        )
                     )
-                )
+                    log_file = work / f"{name}.log"
+                    results[name].append(
+                        _run_one(
+                            name,
+                            [sys.executable, "-m", "gateway.cli", "run", "--config", str(cfg)],
+                            # subscribed, not merely started: a reading published before the
+                            # gateway's first subscription is not queued for it (a first connection
+                            # can fail and be retried a second later, long after status.json is written)
+                            functools.partial(_connected, log_file, len(_read(log_file))),
+                            broker.port,
+                            influx,
+                            f"{name}{r}",
+                            signed if name == "signed" else messages,
+                            args.nodes,
+                            work,
+                        )
+                    )
         finally:
             broker.stop()
             influxd.stop()
@@ -360,28 +417,35 @@ def main() -> int:
                 f"{row['cpu_us']:>15.1f} {row['rss_mb']:>12.1f} {row['lost']:>6.0f}"
             )
     for r in range(args.rounds):
-        p, g = results["pipe"][r], results["gateway"][r]
-        print(
-            f"round {r + 1}: gateway/pipe rate {g['rate'] / p['rate']:.2f}, "
-            f"CPU per reading {g['cpu_us'] / p['cpu_us']:.2f}x the pipe's"
-        )
+        p = results["pipe"][r]
+        for name in [n for n in results if n != "pipe"]:
+            g = results[name][r]
+            print(
+                f"round {r + 1}: {name}/pipe rate {g['rate'] / p['rate']:.2f}, "
+                f"CPU per reading {g['cpu_us'] / p['cpu_us']:.2f}x the pipe's"
+            )
     if args.rounds > 1:  # other processes share the machine: medians are steadier than any one round
         med = {
             name: {k: statistics.median(row[k] for row in rows) for k in rows[0]}
             for name, rows in results.items()
         }
-        p, g = med["pipe"], med["gateway"]
-        print(
-            f"medians of {args.rounds} rounds: pipe {p['rate']:.0f}/s {p['cpu_us']:.1f} µs, "
-            f"gateway {g['rate']:.0f}/s {g['cpu_us']:.1f} µs {g['rss_mb']:.1f} MB; "
-            f"gateway/pipe rate {g['rate'] / p['rate']:.2f}, CPU per reading {g['cpu_us'] / p['cpu_us']:.2f}x"
-        )
-        # Each round measures the two back to back, so its ratios are paired against the machine's
-        # speed of the moment; the median of those is the steadier comparison of the two.
-        pairs = list(zip(results["pipe"], results["gateway"], strict=True))
-        rate = statistics.median(gw["rate"] / pp["rate"] for pp, gw in pairs)
-        cpu = statistics.median(gw["cpu_us"] / pp["cpu_us"] for pp, gw in pairs)
-        print(f"median of the rounds' own ratios: gateway/pipe rate {rate:.2f}, CPU per reading {cpu:.2f}x")
+        p = med["pipe"]
+        for name in [n for n in results if n != "pipe"]:
+            g = med[name]
+            print(
+                f"medians of {args.rounds} rounds: pipe {p['rate']:.0f}/s {p['cpu_us']:.1f} µs, "
+                f"{name} {g['rate']:.0f}/s {g['cpu_us']:.1f} µs {g['rss_mb']:.1f} MB; "
+                f"{name}/pipe rate {g['rate'] / p['rate']:.2f}, "
+                f"CPU per reading {g['cpu_us'] / p['cpu_us']:.2f}x"
+            )
+            # Each round measures them back to back, so its ratios are paired against the
+            # machine's speed of the moment; the median of those is the steadier comparison.
+            pairs = list(zip(results["pipe"], results[name], strict=True))
+            rate = statistics.median(gw["rate"] / pp["rate"] for pp, gw in pairs)
+            cpu = statistics.median(gw["cpu_us"] / pp["cpu_us"] for pp, gw in pairs)
+            print(
+                f"median of the rounds' own ratios: {name}/pipe rate {rate:.2f}, CPU per reading {cpu:.2f}x"
+            )
     return 0 if all(row["lost"] == 0 for rows in results.values() for row in rows) else 1
 
 

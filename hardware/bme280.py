@@ -9,9 +9,8 @@ humidity and is refused with a hint.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-from adafruit_bme280.basic import Adafruit_BME280_I2C
 from pydantic import Field
 
 from contract.clock import Clock
@@ -19,6 +18,9 @@ from contract.metrics import Metric
 from hardware._i2c import I2CPart, open_bus
 from hardware.base import DeviceOptions, FrameError, RawRange, Sample, i2c_address, register
 from hardware.ports import I2CBus
+
+if TYPE_CHECKING:
+    from adafruit_bme280.basic import Adafruit_BME280_I2C
 
 
 class Bme280Options(DeviceOptions):
@@ -30,6 +32,10 @@ class Bme280Options(DeviceOptions):
 
 
 def _make(bus: I2CBus, address: int) -> Adafruit_BME280_I2C:
+    from adafruit_bme280.basic import (
+        Adafruit_BME280_I2C,  # imported where a driver opens: the CircuitPython stack costs every node ~1 MB
+    )
+
     try:
         return Adafruit_BME280_I2C(bus, address)
     except RuntimeError as exc:  # wrong chip id

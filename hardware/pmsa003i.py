@@ -8,10 +8,8 @@ are handled as for the PMS5003.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from adafruit_bus_device.i2c_device import I2CDevice
-from adafruit_pm25.i2c import PM25_I2C
 from pydantic import Field
 
 from contract.clock import Clock
@@ -19,6 +17,9 @@ from hardware._i2c import I2CPart, open_bus
 from hardware.base import DeviceOptions, FrameError, Sample, WarmUp, i2c_address, register
 from hardware.pms5003 import FIELDS, Pms5003
 from hardware.ports import I2CBus
+
+if TYPE_CHECKING:
+    from adafruit_pm25.i2c import PM25_I2C
 
 
 class Pmsa003iOptions(DeviceOptions):
@@ -30,6 +31,11 @@ class Pmsa003iOptions(DeviceOptions):
 
 
 def _make(bus: I2CBus, address: int) -> PM25_I2C:
+    from adafruit_bus_device.i2c_device import (
+        I2CDevice,  # imported where a driver opens: the CircuitPython stack costs every node ~1 MB
+    )
+    from adafruit_pm25.i2c import PM25_I2C
+
     I2CDevice(bus, address)  # probe once: PM25_I2C itself retries five times, a second apart
     return PM25_I2C(bus, None, address)
 

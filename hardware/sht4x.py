@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from adafruit_sht4x import SHT4x
 from pydantic import Field
 
 from contract.clock import Clock
@@ -35,6 +34,10 @@ class Sht4x:
     }
 
     def __init__(self, opts: Sht4xOptions, bus: I2CBus | None, clock: Clock) -> None:
+        from adafruit_sht4x import (
+            SHT4x,  # imported where a driver opens: the CircuitPython stack costs every node ~1 MB
+        )
+
         self._part = I2CPart(opts.bus, opts.address, bus, SHT4x)
         self._clock = clock
         self.stuck_after_s = opts.stuck_after_s

@@ -17,10 +17,8 @@ calibrate.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-from adafruit_ads1x15.ads1115 import ADS1115
-from adafruit_ads1x15.analog_in import AnalogIn
 from pydantic import Field, field_validator
 
 from calibration.presets import load_preset
@@ -29,6 +27,9 @@ from contract.metrics import Metric
 from hardware._i2c import I2CPart, open_bus
 from hardware.base import DefaultCurve, DeviceOptions, Sample, i2c_address, register
 from hardware.ports import I2CBus
+
+if TYPE_CHECKING:
+    from adafruit_ads1x15.analog_in import AnalogIn
 
 GAINS = {2 / 3: 6.144, 1: 4.096, 2: 2.048, 4: 1.024, 8: 0.512, 16: 0.256}  # PGA gain -> full scale, volts
 
@@ -71,6 +72,11 @@ class TurbidityAds1115:
         self._opts, self._clock = opts, clock
 
         def make(i2c: I2CBus, address: int) -> AnalogIn:
+            from adafruit_ads1x15.ads1115 import (
+                ADS1115,  # imported where a driver opens: the CircuitPython stack costs every node ~1 MB
+            )
+            from adafruit_ads1x15.analog_in import AnalogIn
+
             # single-shot, the library's default: in 3.0.x its continuous mode never selects the
             # input (it keeps the power-on AIN0-AIN1 pair), which the register-map fake shows
             return AnalogIn(ADS1115(i2c, gain=opts.gain, address=address), opts.channel)

@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 ACK_KIND = "alert/ack"
 STATUS_FILE = "alerts-status.json"
 CONNECT_WAIT_S = 2.0
-SNAPSHOT_MARGIN_S = 300
 TOKENS_KEPT_S = 30 * 86400
 
 
@@ -76,6 +75,11 @@ class Alerts:
         self.dispatcher: Dispatcher | None = None
         self._ticks = 0
         self.on_event: list[Callable[[AlertEvent], None]] = []
+        # The late logs of the saved windows (gateway/alerts/snapshot.py): the one beside the file
+        # on disk, and while a save is being synced, the one of the save to come.
+        self._late: list[snapshot.LateLog] = []
+        self._saving: tuple[threading.Thread, snapshot.LateLog, list[BaseException]] | None = None
+        self._next_save_ms = 0
 
     # -- wiring ---------------------------------------------------------------------------------
 
@@ -106,6 +110,8 @@ class Alerts:
             self.cfg.influxdb, remember=self.cfg.data_dir / API_FILE
         )
         self._rebuild(record_store)
+        if self.engine.rules:
+            self._save_windows()  # at once: a gateway killed from now on starts from this
         stop = threading.Event()
         configured: list[ChannelOptions] = list(self.cfg.alerts.channels)
         if not any(getattr(c, "type", "") == "mqtt" for c in configured):
@@ -155,9 +161,11 @@ class Alerts:
         now_ms = int(self._clock().timestamp() * 1000)
         saved_ms = snapshot.load(self.engine, self._windows_file, now_ms)
         if saved_ms is not None:
-            # The windows as the last clean stop left them: only what came since is reloaded (with
-            # a margin for readings stored while that gateway stopped).
-            seconds = min(seconds, (now_ms - saved_ms) // 1000 + SNAPSHOT_MARGIN_S)
+            # The windows as the last save left them (a stop, or the last periodic save before a
+            # kill), with the late readings stored since: only what is stamped since is reloaded.
+            seconds = min(seconds, (now_ms - saved_ms) // 1000 + snapshot.SNAPSHOT_MARGIN_S + 1)
+            late = snapshot.late_path(self._windows_file, saved_ms)
+            self._late = [snapshot.LateLog(late, saved_ms)]  # goes on until the next save
         windowed = self.engine.windowed_metrics
         # Only the columns the windows read, streamed: a day of a hundred PMS5003 nodes' readings
         # as whole rows would hold hundreds of MB on a Pi. `seq` is in every row, so every reading
@@ -220,14 +228,92 @@ class Alerts:
     def _windows_file(self) -> Path:
         return Path(self.cfg.data_dir) / snapshot.FILE
 
+    def _save_windows(self, *, wait: bool = False) -> None:
+        """Write the windows now and sync them on a thread (or here, with `wait`); the save's late
+        log is made first and kept from now on, so a reading stored meanwhile is in one or the
+        other. The last save's log is removed once this one is on disk."""
+        now_ms = int(self._clock().timestamp() * 1000)
+        self._next_save_ms = now_ms + snapshot.SAVE_EVERY_S * 1000
+        path = self._windows_file
+        try:
+            late = snapshot.LateLog(snapshot.late_path(path, now_ms), now_ms)
+        except OSError as exc:
+            log.warning("alerts: cannot save the windows to %s (%s)", path, exc)
+            return
+        self._late.append(late)
+        errors: list[BaseException] = []
+
+        def sync(tmp: Path) -> None:
+            try:
+                snapshot.commit(tmp, path)
+            except OSError as exc:
+                errors.append(exc)
+                tmp.unlink(missing_ok=True)
+
+        try:
+            tmp = snapshot.write(self.engine, path, now_ms)
+        except OSError as exc:
+            errors.append(exc)
+            thread = threading.Thread(target=lambda: None)
+        else:
+            thread = threading.Thread(target=sync, args=(tmp,), name="alert-windows", daemon=True)
+        self._saving = (thread, late, errors)
+        thread.start()
+        if wait:
+            thread.join()
+            self._saved()
+
+    def _saved(self) -> None:
+        """A save that has finished: its log replaces the last, or, if it failed, it is dropped."""
+        if self._saving is None or self._saving[0].is_alive():
+            return
+        _, late, errors = self._saving
+        self._saving = None
+        if errors:
+            log.warning("alerts: cannot save the windows to %s (%s)", self._windows_file, errors[0])
+            late.remove()
+            self._late = [x for x in self._late if x is not late]
+            return
+        for old in self._late:
+            if old is not late:
+                old.remove()
+        self._late = [late]
+
+    def _keep_late(self, readings: list[Any]) -> None:
+        """Readings stamped before what the next start reloads from InfluxDB go to the late logs."""
+        before_ms = max(x.before_ms for x in self._late)
+        windowed = self.engine.windowed_metrics
+        late: list[tuple[int, str]] = []
+        for r in readings:
+            t_ms = int(r.ts.timestamp() * 1000)
+            if t_ms <= before_ms:
+                values = {m: mv.value for m in windowed if (mv := r.metrics.get(m)) is not None}
+                late.append((t_ms, snapshot.late_line(r.site, r.node, t_ms, values)))
+        if not late:
+            return
+        try:
+            for x in self._late:
+                if lines := [line for t_ms, line in late if t_ms <= x.before_ms]:
+                    x.add(lines)
+        except OSError as exc:
+            # Without its late readings the saved windows would be wrong: the next start reloads
+            # the whole history instead, until a save succeeds.
+            log.warning("alerts: cannot keep late readings (%s); the saved windows are dropped", exc)
+            for x in self._late:
+                x.remove()
+            self._late = []
+            self._windows_file.unlink(missing_ok=True)
+
     def stop(self) -> None:
         if self.dispatcher is not None:
             self.dispatcher.stop()
+        if self._saving is not None:
+            self._saving[0].join()
+            self._saved()
         if self.store is not None and self.engine.rules:  # started: the windows are whole
-            try:
-                snapshot.save(self.engine, self._windows_file, int(self._clock().timestamp() * 1000))
-            except OSError as exc:
-                log.warning("alerts: cannot save the windows to %s (%s)", self._windows_file, exc)
+            self._save_windows(wait=True)
+        for x in self._late:
+            x.close()
         self._write_status()
         if self.store is not None:
             self.store.close()
@@ -235,6 +321,8 @@ class Alerts:
     # -- inputs ---------------------------------------------------------------------------------
 
     def engine_hook(self, readings: list[Any]) -> None:
+        if self._late:
+            self._keep_late(readings)
         self._commit(self.engine.on_readings(readings))
 
     def on_status(self, msg: Message) -> None:
@@ -280,6 +368,9 @@ class Alerts:
         self._commit([event] if event else [])
 
     def tick(self) -> None:
+        self._saved()
+        if self._saving is None and 0 < self._next_save_ms <= self._clock().timestamp() * 1000:
+            self._save_windows()
         events = self.engine.tick()
         if self.store is not None:
             for ack_id, alert_id, by in self.store.open_acks():

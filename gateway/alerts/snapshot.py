@@ -1,13 +1,21 @@
-"""The alert windows written at a clean stop and read back at the next start, so a restart of a
-thousand-node gateway reloads minutes of readings from InfluxDB instead of a day.
+"""The alert windows written at a clean stop and every `SAVE_EVERY_S` while running, and read back
+at the next start, so a start of a thousand-node gateway reloads minutes of readings from InfluxDB
+instead of a day, after a clean stop or a kill alike.
 
 A day of one-minute readings for 1,000 nodes is 1.5 million rows: InfluxDB took half a minute to
 send them and the engine seconds of CPU to refill its windows from them. The windows themselves are
 typed arrays, so they are written as they are (a JSON header, then the arrays' bytes) and read back
-with `frombytes`. The file is deleted as soon as it is read: a gateway that is killed later leaves
-none behind, and its next start reloads the whole history as before, so an old file can never stand
-in for readings it does not hold. It is refused (and the history reloaded) when the rules' windows
-changed, when it comes from another byte order, or when it is older than the longest window.
+with `frombytes`.
+
+A file saved at S holds every reading the engine had at S. The next start reloads from InfluxDB
+what is stamped after S - SNAPSHOT_MARGIN_S; what was stored after S with an older stamp (a node's
+backlog after an outage, a late reading) that reload would miss, so each save has a *late log*
+beside it, `alert-windows.<S>.late`, made before the file is replaced: every reading stored after
+S and stamped before S - LATE_S is appended to it (flushed and synced before the broker is
+acknowledged; rare: backlogs only) and replayed at the next start. A reading in both the file, the
+reload or the log counts once (the windows drop a repeated timestamp). A file without its log, made
+for other rules, from another byte order, damaged, or older than the longest window is not used:
+the whole history is reloaded instead.
 """
 
 from __future__ import annotations
@@ -25,10 +33,46 @@ from gateway.alerts.windows import Series
 log = logging.getLogger(__name__)
 MAGIC = b"minewatch-alert-windows 1\n"
 FILE = "alert-windows.bin"
+SNAPSHOT_MARGIN_S = 300  # a start reloads from InfluxDB what is stamped after the save less this
+LATE_S = 240  # ...and a late log keeps what is stamped before the save less this (they overlap)
+SAVE_EVERY_S = 1800
 
 
-def save(engine: Engine, path: Path, saved_ms: int) -> None:
-    """Write every window and each node's last arrival; atomically (a temporary file, then rename)."""
+def late_path(path: Path, saved_ms: int) -> Path:
+    return path.with_name(f"{path.stem}.{saved_ms}.late")
+
+
+class LateLog:
+    """The readings stored after the save at `saved_ms` that the next start's reload would not reach."""
+
+    def __init__(self, path: Path, saved_ms: int) -> None:
+        self.path = path
+        self.saved_ms = saved_ms
+        self.before_ms = saved_ms - LATE_S * 1000  # a reading stamped at or before this is late
+        self._file = path.open("a", encoding="utf-8")
+
+    def add(self, lines: list[str]) -> None:
+        """Appended and synced: the hook runs before the readings are acknowledged to the broker."""
+        self._file.write("".join(lines))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def late_line(site: str, node: str, ts_ms: int, values: dict[str, float | None]) -> str:
+    return json.dumps([site, node, ts_ms, values]) + "\n"
+
+
+def write(engine: Engine, path: Path, saved_ms: int) -> Path:
+    """Every window and each node's last arrival, into a temporary file beside `path`, from the
+    arrays' own buffers (no copy, so memory does not double while saving); not yet synced: then
+    `commit`, on another thread if need be, while the engine goes on."""
     header: dict[str, Any] = {
         "saved_ms": saved_ms,
         "byteorder": sys.byteorder,
@@ -36,34 +80,68 @@ def save(engine: Engine, path: Path, saved_ms: int) -> None:
         "arrivals": [[s, n, ms] for (s, n), ms in engine.arrivals.items()],
         "series": [],
     }
-    blobs: list[bytes] = []
+    views: list[memoryview] = []
     for (site, node, metric), series in engine.all_series():
         meta, parts = series.to_parts()
         header["series"].append({"site": site, "node": node, "metric": metric, **meta})
-        blobs += parts
+        views += parts
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        f.write(MAGIC)
-        f.write(json.dumps(header).encode() + b"\n")
-        for blob in blobs:
-            f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with tmp.open("wb") as f:
+            f.write(MAGIC)
+            f.write(json.dumps(header).encode() + b"\n")
+            for view in views:
+                f.write(view)
+    finally:
+        for view in views:
+            view.release()  # the arrays may grow again
+    return tmp
+
+
+def commit(tmp: Path, path: Path) -> None:
+    """Sync the temporary file and rename it over the last: atomically."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 
+def save(engine: Engine, path: Path, saved_ms: int) -> LateLog:
+    """`write` and `commit` at once, with the save's (empty) late log made first."""
+    late = LateLog(late_path(path, saved_ms), saved_ms)
+    commit(write(engine, path, saved_ms), path)
+    return late
+
+
+def remove(path: Path) -> None:
+    """The file and every late log beside it."""
+    path.unlink(missing_ok=True)
+    for old in path.parent.glob(f"{path.stem}.*.late"):
+        old.unlink(missing_ok=True)
+
+
 def load(engine: Engine, path: Path, now_ms: int) -> int | None:
-    """Fill the engine's windows from `path` and delete it; the time it was saved (epoch ms), or
-    None when there is none or it cannot be used (then nothing was filled)."""
+    """Fill the engine's windows from `path` and its late log; the time it was saved (epoch ms),
+    or None when there is none or it cannot be used (then nothing was filled, and the file and
+    its logs are removed)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        remove(path)
         return None
     except OSError as exc:
         log.warning("alerts: cannot read %s (%s); reloading the whole history", path, exc)
+        remove(path)
         return None
-    finally:
-        path.unlink(missing_ok=True)
+    saved_ms = _load(engine, path, data, now_ms)
+    if saved_ms is None:
+        remove(path)
+    return saved_ms
+
+
+def _load(engine: Engine, path: Path, data: bytes, now_ms: int) -> int | None:
     try:
         if not data.startswith(MAGIC):
             raise ValueError("not a windows file")
@@ -82,11 +160,34 @@ def load(engine: Engine, path: Path, now_ms: int) -> int | None:
             restored.append((meta["site"], meta["node"], meta["metric"], series))
         if offset != len(data):
             raise ValueError("trailing bytes")
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        late = _late_entries(late_path(path, saved_ms).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        log.warning("alerts: %s has no late log beside it; reloading the whole history", path)
+        return None
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         log.warning("alerts: %s is damaged (%s); reloading the whole history", path, exc)
         return None
     for site, node, metric, series in restored:
         engine.adopt(site, node, metric, series)
     for site, node, ms in header["arrivals"]:
         engine.preload(site, node, None, int(ms), None)
+    for site, node, ts_ms, values in late:
+        for metric, value in values.items():
+            engine.preload(site, node, metric, ts_ms, value)
+    if late:
+        log.info("alerts: %d late readings stored after the windows were saved", len(late))
     return saved_ms
+
+
+def _late_entries(text: str) -> list[tuple[str, str, int, dict[str, float | None]]]:
+    lines = text.splitlines()
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            site, node, ts_ms, values = json.loads(line)
+        except ValueError:
+            if i == len(lines) - 1:
+                continue  # cut short by a power cut: those readings were not acknowledged either
+            raise
+        out.append((str(site), str(node), int(ts_ms), {str(m): v for m, v in values.items()}))
+    return out

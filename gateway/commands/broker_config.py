@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import DEFAULT_MQTT_USER, load
-from gateway.trust import ca
 from gateway.trust.broker import (
     BrokerError,
     BrokerLayout,
@@ -73,6 +72,8 @@ def _run(args: argparse.Namespace) -> int:
     ensure_passwd(layout)
     if not args.no_ca:
         hosts = args.hostname or [socket.getfqdn(), "localhost", "127.0.0.1"]
+        from gateway.trust import ca  # here: cryptography's X.509 costs every gateway process ~7 MB
+
         if ca.ensure_ca(layout.ca_dir, cfg.gateway_id):
             print(f"created the site CA {layout.ca_dir / 'ca.crt'} (give it to every node and monitor)")
         if ca.issue(

@@ -19,13 +19,11 @@ from typing import Any
 from contract.configfile import build_cli
 from contract.i18n import Texts
 from contract.metrics import Metric
-from gateway import commands, dataset, evidence, export
+from gateway import commands
 from gateway import timerange as q
-from gateway.commands.export import check_known
 from gateway.config import load
 from gateway.observations.records import PHOTOS_DIR
 from gateway.stores import open_reader
-from gateway.trust import tsa
 from gateway.trust.registry import load_dir
 
 
@@ -50,6 +48,12 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # here, not at the top: every `minewatch-gateway` process builds this command's parser, and
+    # these (zip files, calibration, time-stamping) would cost each, `run` too, about 3 MB
+    from gateway import dataset, evidence, export
+    from gateway.commands.export import check_known
+    from gateway.trust import tsa
+
     cfg = load(args.config)
     start, end = q.parse_time(args.start, "--start"), q.parse_time(args.end, "--end")
     q.check_range(start, end)

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 from contract.clock import utc_now
 from contract.sdnotify import Notifier
 from contract.wire import ReadingPayload
-from gateway import node_status, rollup
+from gateway import latest, node_status, rollup
 from gateway.alerts.service import Alerts, through
 from gateway.commands.serve import web_extra
 from gateway.community import forwarder as community_maps
 from gateway.config import GatewayConfig, load
 from gateway.hooks import Hooks
 from gateway.shutdown import shut_down
-from gateway.stores import rollups_for
+from gateway.stores import reader_for, rollups_for
 from gateway.web.process import WebProcess
 from gateway.wiring import assemble, open_parts
 
@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.verbose:
         hooks.on_stored.append(_log_stored)
     node_status.attach(hooks, parts.store, cfg.topic_prefix)
+    kept = latest.attach(hooks, cfg.data_dir / latest.FILE)  # what the dashboard's table follows
     spool = parts.spool
     rollups = rollup.Rollups(
         rollups_for(parts.store, cfg.influxdb),
@@ -83,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         parts.registry.request_reload()
 
     signal.signal(signal.SIGHUP, reload_keys)
+    if kept is not None:  # beside the alerts' reload: readings stored before the file, or elsewhere
+        kept.seed_in_background(reader_for(parts.store, cfg.influxdb), utc_now)
     alerts.start()
     maps.start()
     if web is not None:
@@ -100,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         steps = [("stopping the forwarder", forwarder.stop)] if forwarder is not None else []
         steps += [("stopping the dashboard", web.stop)] if web is not None else []
         steps += [("stopping the community maps", maps.stop)]
+        steps += [("closing the latest readings", kept.close)] if kept is not None else []
         shut_down([*steps, ("stopping the alerts", alerts.stop)], cause)
     return 0
 

@@ -19,15 +19,17 @@ import argparse
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from contract import verify_offline as vo
 from contract.configfile import ConfigError
 from contract.i18n import Texts
 from gateway.config import InfluxConfig
 from gateway.stores import CONDITION_EXAMPLE, StoreError, open_reader
 from gateway.trust.registry import KeyRegistry
-from gateway.trust.reverify import offline_key
+
+if TYPE_CHECKING:  # imported where used: every `minewatch-gateway` process, `run` too, builds
+    # this command's parser, and the offline checker costs each about 2 MB
+    from contract import verify_offline as vo
 
 
 def add(sub: Any) -> None:
@@ -55,6 +57,8 @@ def add(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from contract import verify_offline as vo
+
     texts = Texts(args.language)
     try:
         if args.bundle is not None:
@@ -78,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _keys(path: Path) -> tuple[dict[str, vo.Key], list[vo.Problem]]:
+    from contract import verify_offline as vo
+    from gateway.trust.reverify import offline_key
+
     """The gateway's keys/ directory, read as the gateway reads it (each bad file named, exit 2), or
     a file of key records such as the dashboard's /api/v1/keys, read as a third party would."""
     if path.is_dir():
@@ -93,6 +100,8 @@ def _line(problem: vo.Problem, texts: Texts) -> str:
 
 
 def _bundle(args: argparse.Namespace, texts: Texts) -> int:
+    from contract import verify_offline as vo
+
     trusted = vo.load_certificates(args.tsa_cert) if args.tsa_cert else None
     report = vo.check_bundle(args.bundle, trusted)
     for note in report.notes:

@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from contract.signing import Signer, public_b64, write_secret
-from gateway.trust import ca
 from gateway.trust.broker import BrokerLayout, delete_user, node_username, set_password, usernames
 from gateway.trust.registry import KeyRecord, KeyStatus, load_dir, save
 
@@ -121,6 +120,8 @@ def provision_node(
         if not ca_copy.exists() or ca_copy.read_bytes() != ca_text:
             ca_copy.write_bytes(ca_text)
             outcome.note(f"wrote {ca_copy}")
+        from gateway.trust import ca  # here: cryptography's X.509 costs every gateway process ~7 MB
+
         if ca.issue(layout.ca_dir, out / "client.crt", out / "client.key", username):
             outcome.note(f"issued client certificate {out / 'client.crt'}")
         tls_files = 'tls = true\nca_file = "ca.crt"\ncert_file = "client.crt"\ncert_key_file = "client.key"\n'

@@ -1,66 +1,96 @@
-"""The latest reading of every node, kept in memory for the dashboard and refreshed from the
-reader every `refresh_s`.
+"""The latest reading of every node, kept in memory for the dashboard.
 
-InfluxDB answers "the last reading of each of a thousand series" in 120-190 ms however short the
-window (its cost is per series), so the overview and the API would cost ten times more at 1,000
-nodes than at 20 if every page asked. The dashboard runs in a process of its own (issue 22: the
-public pages must never take ingest's files or CPU), so it does not see readings as they are
-stored: it refreshes the table instead (every 5 s, gateway/web/server.py). `on_stored` keeps a
-table current from readings handed over directly, for a process that stores them.
+The dashboard runs in a process of its own (issue 22), so it does not see readings as they are
+stored. The gateway keeps them in `<data_dir>/latest.sqlite` (gateway/latest.py) and this table
+follows that file by change number every `refresh_s`: each refresh reads the few rows that changed,
+each page reads memory, and neither costs more at a thousand nodes than at twenty. Where there is
+no such file (a `serve` on another machine than the gateway) it refreshes from the reader's bounded
+lookup instead, as before, whose cost is per node: InfluxDB answers "the last reading of each of a
+thousand series" in 120-190 ms however short the window, and parsing them held the interpreter lock
+for about 50 ms (bench/fleet.py). Even when following the file it asks the reader every
+`reconcile_s`, for readings another program stored. `on_stored` keeps a table current from
+readings handed over directly, for a process that stores them.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 
-from contract.metrics import Metric
 from contract.wire import ReadingPayload
+from gateway.latest import LatestFollower, latest_of
 from gateway.stores.reader import Latest, Reader
 
 log = logging.getLogger(__name__)
-METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
 REFRESH_S = 600.0
-
-
-def latest_of(r: ReadingPayload) -> Latest:
-    """What the reader would give for this reading once stored: metrics in the contract's order,
-    a failed (null) metric left out."""
-    sent = {str(m): mv.value for m, mv in r.metrics.items() if mv.value is not None}
-    values = {m: float(sent[m]) for m in METRICS if m in sent}
-    return Latest(r.site, r.node, r.ts, r.seq, values, [f.value for f in r.flags])
+RECONCILE_S = 600.0
+FALLBACK_S = 5.0  # without the file, the reader is asked at most this often (its cost is per node)
 
 
 class KeptLatest:
     """`latest` as the reader answers it, from memory; `on_stored` is the gateway's hook."""
 
     def __init__(
-        self, reader: Reader, *, refresh_s: float = REFRESH_S, monotonic: Callable[[], float] = time.monotonic
+        self,
+        reader: Reader,
+        *,
+        follow: LatestFollower | None = None,
+        refresh_s: float = REFRESH_S,
+        reconcile_s: float = RECONCILE_S,
+        fallback_s: float = FALLBACK_S,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reader = reader
+        self._follow = follow
         self._refresh_s = refresh_s
+        self._reconcile_s = reconcile_s
+        self._fallback_s = fallback_s
         self._monotonic = monotonic
-        self._lock = threading.Lock()  # the loop's thread writes, the web server's thread reads
+        self._lock = threading.Lock()  # the refreshing thread writes, the web server's threads read
         self._kept: dict[tuple[str, str], Latest] = {}
+        self._sorted: list[Latest] | None = None  # made again only after a change, not per page
+        self._by_site: dict[str, list[Latest]] = {}
+        self._newest: datetime | None = None
         self._filled_at: float | None = None
+        self._asked_at: float | None = None  # when the reader was last asked
         self._background = False
+        self._follow_error = ""
 
     def refresh(self, now: datetime) -> None:
-        """Read every node's latest reading from the database into the table."""
-        stored = self._reader.latest(now)  # outside the lock: pages go on meanwhile
+        """The rows of the file changed since the last refresh; every node's latest reading from
+        the reader every `reconcile_s` too, or every `fallback_s` when there is no file."""
+        changes = None
+        if self._follow is not None:
+            try:
+                changes = self._follow.read()
+            except (sqlite3.Error, OSError) as exc:  # (a `serve` whose user may not read data_dir)
+                if str(exc) != self._follow_error:  # once per problem, not every second
+                    log.warning(
+                        "the dashboard cannot read %s (%s); asking the database", self._follow.path, exc
+                    )
+                self._follow_error = str(exc)
+        at = self._monotonic()
+        stored: list[Latest] = [] if changes is None else changes.rows
+        every = self._fallback_s if changes is None else self._reconcile_s
+        due = self._asked_at is None or at - self._asked_at >= every
+        if changes is not None and self._asked_at is None:
+            self._asked_at = at  # following from the start: the first reconciliation is one period on
+        elif due:
+            stored = [*stored, *self._reader.latest(now)]  # outside the lock: pages go on meanwhile
+            self._asked_at = at
         with self._lock:
             for x in stored:
                 self._keep(x)
-            self._filled_at = self._monotonic()
+            self._filled_at = at
 
     def refresh_in_background(self, clock: Callable[[], datetime]) -> threading.Thread:
-        """Refresh every `refresh_s` on a daemon thread of its own, so that no page waits for the
-        database's per-series cost (bench/fleet.py: a page that refreshed the table for 1,000 nodes
-        took 45 ms at p95 against 4 ms). A page refreshes it itself only when the thread has not
-        done so for three periods (it died, or the database is slow)."""
+        """Refresh every `refresh_s` on a daemon thread of its own, so that no page waits for it.
+        A page refreshes the table itself only when the thread has not done so for three periods
+        (it died, or the database is slow)."""
 
         def loop() -> None:
             while True:
@@ -84,6 +114,18 @@ class KeptLatest:
         was = self._kept.get((x.site, x.node))
         if was is None or x.time >= was.time:
             self._kept[(x.site, x.node)] = x
+            self._sorted = None
+            if self._newest is None or x.time > self._newest:
+                self._newest = x.time
+
+    def _all(self) -> list[Latest]:
+        """Sorted by (site, node), made again only after a change (call with the lock held)."""
+        if self._sorted is None:
+            self._sorted = sorted(self._kept.values(), key=lambda x: (x.site, x.node))
+            self._by_site = {}
+            for x in self._sorted:
+                self._by_site.setdefault(x.site, []).append(x)
+        return self._sorted
 
     def latest(self, now: datetime, *, site: str | None = None, node: str | None = None) -> list[Latest]:
         at = self._monotonic()
@@ -91,16 +133,22 @@ class KeptLatest:
         if self._filled_at is None or at - self._filled_at > stale_after:
             self.refresh(now)
         with self._lock:
-            found = [
-                x
-                for x in self._kept.values()
-                if (site is None or x.site == site) and (node is None or x.node == node)
-            ]
-        if any(now < x.time for x in found):
+            everything = self._all()
+            if site is not None and node is not None:
+                one = self._kept.get((site, node))
+                found = [] if one is None else [one]
+            elif site is not None:
+                found = list(self._by_site.get(site, ()))
+            elif node is not None:
+                found = [x for x in everything if x.node == node]
+            else:
+                found = list(everything)
+            newest = self._newest
+        if newest is not None and now < newest and any(now < x.time for x in found):
             # A reading stamped after `now` (a node's clock ahead, a page for a past moment): what
             # was last at `now` is only in the database.
             return self._reader.latest(now, site=site, node=node)
-        return sorted(found, key=lambda x: (x.site, x.node))
+        return found
 
 
 class HourlyMeans:

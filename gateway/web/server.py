@@ -21,6 +21,8 @@ from gateway.alerts.rules.difference import DifferenceRule
 from gateway.alerts.store import AlertStore
 from gateway.config import GatewayConfig, WebConfig
 from gateway.fdlimit import open_files_limit
+from gateway.latest import FILE as LATEST_FILE
+from gateway.latest import LatestFollower
 from gateway.observations.accounts import ACCOUNTS_FILE, Accounts
 from gateway.observations.migrate import migrate_once
 from gateway.observations.records import PHOTOS_DIR, FieldRecords
@@ -39,18 +41,20 @@ log = logging.getLogger(__name__)
 ALERTS_FILE = "alerts.sqlite"  # as gateway/alerts/service.py keeps it
 RESERVED_FILES = 64  # what the dashboard keeps for itself beyond its connections: the database, templates
 MAX_BACKLOG = 2048  # uvicorn's default
-KEPT_REFRESH_S = 5.0  # how stale a node's latest reading may be on the pages
+KEPT_REFRESH_S = 1.0  # how stale a node's latest reading may be on the pages
 
 
 def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
     """The app reading the gateway's database over InfluxQL (the v1 HTTP API, see docs/api.md).
 
-    The latest reading of every node is kept in memory and refreshed from the database every
-    `KEPT_REFRESH_S` (gateway/web/kept.py): the dashboard runs in its own process (issue 22), so it
-    no longer sees each reading as it is stored, and "the last point of each of 1,000 series" costs
-    InfluxDB 120-190 ms however short the window: once per refresh rather than once per page."""
+    The latest reading of every node is kept in memory and follows, every `KEPT_REFRESH_S`, the
+    file the gateway keeps as it stores readings (gateway/latest.py, gateway/web/kept.py): the
+    dashboard runs in its own process (issue 22), so it does not see each reading as it is stored,
+    and "the last point of each of 1,000 series" costs InfluxDB 120-190 ms however short the
+    window. Without that file (no gateway here) the table is refreshed from the database."""
     reader = dashboard_reader(cfg.influxdb)
-    kept = KeptLatest(reader, refresh_s=KEPT_REFRESH_S)
+    follow = LatestFollower(cfg.data_dir / LATEST_FILE)
+    kept = KeptLatest(reader, follow=follow, refresh_s=KEPT_REFRESH_S)
     kept.refresh_in_background(lambda: datetime.now(UTC))  # no page waits for the refresh
     observations: ObservationStore | None = None
     accounts: Accounts | None = None

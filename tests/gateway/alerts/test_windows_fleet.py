@@ -81,15 +81,22 @@ def _fed(tables: list[dict[str, object]]) -> Engine:
     return engine
 
 
-def test_windows_saved_at_a_stop_come_back_whole_and_only_once(tmp_path: Path) -> None:
+def test_windows_saved_come_back_whole_with_the_late_readings_stored_since(tmp_path: Path) -> None:
     before = _fed([DAY_MEAN])
     path = tmp_path / snapshot.FILE
     saved = int((T0 + 5 * H).timestamp() * 1000)
-    snapshot.save(before, path, saved)
+    late = snapshot.save(before, path, saved)
+    # stored after the save, stamped before what the next start reloads from InfluxDB
+    old = int((T0 + 30 * timedelta(seconds=30)).timestamp() * 1000)
+    late.add([snapshot.late_line("tsagaan", "c", old, {"pm2_5": 7.0})])
+    late.add(['["tsagaan", "c", 12'])  # a line cut short by a power cut: not acknowledged, ignored
+    late.close()
     after = Engine(rules(DAY_MEAN), clock=FakeClock(T0 + 5 * H))
     assert snapshot.load(after, path, saved + 60_000) == saved
-    assert not path.exists()  # read once: a later crash cannot bring these windows back
-    assert after.arrivals == before.arrivals
+    assert path.exists() and late.path.exists()  # kept until the next save replaces them
+    assert after.arrivals == {**before.arrivals, ("tsagaan", "c"): old}
+    c = after.series("tsagaan", "c", "pm2_5")
+    assert c is not None and c.value_at(old) == 7.0 and len(c) == 1
     end = int((T0 + 4 * H).timestamp() * 1000)
     for node in ("a", "b"):
         was, now = before.series("tsagaan", node, "pm2_5"), after.series("tsagaan", node, "pm2_5")
@@ -108,11 +115,16 @@ def test_saved_windows_for_other_rules_or_too_old_or_damaged_are_not_used(tmp_pa
         (Engine(rules(DAY_MEAN), clock=FakeClock(T0)), saved + 26 * 3_600_000, False),  # too old
         (Engine(rules(DAY_MEAN), clock=FakeClock(T0)), saved, True),  # cut short
     ):
-        snapshot.save(_fed([DAY_MEAN]), path, saved)
+        snapshot.save(_fed([DAY_MEAN]), path, saved).close()
         if damage:
             path.write_bytes(path.read_bytes()[:-9])
         assert snapshot.load(engine, path, now_ms) is None
         assert engine.all_series() == [] and not path.exists()
+        assert list(tmp_path.glob("*.late")) == []
+    # a file without its late log: readings stored since may be missing from it
+    snapshot.save(_fed([DAY_MEAN]), path, saved).remove()
+    engine = Engine(rules(DAY_MEAN), clock=FakeClock(T0))
+    assert snapshot.load(engine, path, saved) is None and engine.all_series() == []
 
 
 @settings(max_examples=100)
