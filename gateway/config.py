@@ -228,15 +228,7 @@ class SiteConfig(_Section):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name like 'Asia/Ulaanbaatar'"
-            ) from None
-        return value
+        return Texts.known_zone(value)
 
     @field_validator("names")
     @classmethod

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from contract.configfile import ConfigError
 from contract.metrics import spec
@@ -117,6 +117,24 @@ class Texts:
     @staticmethod
     def exists(language: str) -> bool:
         return language in Texts.languages()
+
+    @staticmethod
+    def known_language(value: str) -> str:
+        """`value` if there is a file for it; the error a config key's validator gives otherwise."""
+        if not Texts.exists(value):
+            raise ValueError(f"no translation {value}.toml; have: {', '.join(Texts.languages())}")
+        return value
+
+    @staticmethod
+    def known_zone(value: str) -> str:
+        """`value` if it is an IANA time zone; the error a config key's validator gives otherwise."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name like 'Asia/Ulaanbaatar'"
+            ) from None
+        return value
 
     def has(self, key: str) -> bool:
         return key in self._texts

@@ -55,22 +55,12 @@ class ChannelOptions(BaseModel):
     @field_validator("language")
     @classmethod
     def _language(cls, value: str) -> str:
-        if not Texts.exists(value):
-            raise ValueError(f"no translation {value}.toml; have: {', '.join(Texts.languages())}")
-        return value
+        return Texts.known_language(value)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name like 'Asia/Ulaanbaatar'"
-            ) from None
-        return value
+        return Texts.known_zone(value)
 
     @property
     def label(self) -> str:

@@ -35,9 +35,7 @@ class Recipient(BaseModel):
     @field_validator("language")
     @classmethod
     def _language(cls, value: str) -> str:
-        if not Texts.exists(value):
-            raise ValueError(f"no translation {value}.toml; have: {', '.join(Texts.languages())}")
-        return value
+        return Texts.known_language(value)
 
 
 class EmailOptions(ChannelOptions):
