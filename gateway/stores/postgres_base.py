@@ -66,7 +66,10 @@ _PARTIAL = """
    jsonb_object_agg(v.metric, v.value),
    jsonb_build_object('seq', v.seq, 'flags', '[]'::jsonb, 'share', 'partial', 'metrics',
      jsonb_object_agg(v.metric, jsonb_build_object('value', v.value, 'n', v.n)))
-   FROM reading_value v WHERE v.site = ANY({}) AND NOT hub_may_see(current_user, v.site, v.ts)
+   FROM reading_value v WHERE v.site = ANY({}) AND NOT EXISTS (
+     SELECT 1 FROM unnest((SELECT hub_windows(current_user))) w
+      WHERE w.site = v.site AND w.metrics IS NULL AND w.form = 'raw'
+        AND v.ts >= w.lo AND v.ts < w.hi AND v.ts <= now() - w.lag)
   GROUP BY v.site, v.node, v.seq, v.ts"""
 _HOURLY = """
  UNION ALL SELECT h.site, h.node, NULL::bigint, h.hour + interval '30 minutes', NULL::timestamptz, NULL::text,
@@ -74,7 +77,10 @@ _HOURLY = """
    jsonb_build_object('flags', '[]'::jsonb, 'share', 'hourly', 'metrics',
      jsonb_object_agg(h.metric, jsonb_build_object('value', h.total / h.n, 'n', h.n)))
    FROM reading_hourly h WHERE h.site = ANY({})
-    AND NOT hub_may_see_metric(current_user, h.site, h.hour + interval '1 hour', h.metric, 'raw')
+    AND NOT EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) w
+      WHERE w.site = h.site AND (w.metrics IS NULL OR h.metric = ANY (w.metrics)) AND w.form = 'raw'
+        AND h.hour + interval '1 hour' >= w.lo AND h.hour + interval '1 hour' < w.hi
+        AND h.hour + interval '1 hour' <= now() - w.lag)
   GROUP BY h.site, h.node, h.hour"""
 _SHARES = """
 SELECT DISTINCT a.form, s FROM agreement a JOIN jurisdiction g ON g.id = a.grantee, unnest(a.sites) s
