@@ -56,21 +56,16 @@ list only decides which tables a query reads; row-level security decides the row
 can show less (for ten seconds), never more."""
 
 # The parts of a reading a role may see without seeing the whole of it (docs/region.md): the values
-# of the metrics an agreement shares raw, from `reading_value`, as readings without a signature;
+# of the metrics an agreement shares raw, from `reading_part` (the view of `reading_value`'s values
+# one row per reading), as readings without a signature;
 # and the hourly means an agreement shares, from `reading_hourly`, as one reading per node and hour
 # stamped at the middle of its hour [h, h + 1 h): so it falls in that hour, and that day, whether
 # buckets are taken (b, b + d] (the seam, the report) or [t, t + d) (the dashboard). Each carries
 # `share` in its document so it can never pass for a signed reading.
 _PARTIAL = """
- UNION ALL SELECT v.site, v.node, v.seq, v.ts, NULL::timestamptz, NULL::text,
-   jsonb_object_agg(v.metric, v.value),
-   jsonb_build_object('seq', v.seq, 'flags', '[]'::jsonb, 'share', 'partial', 'metrics',
-     jsonb_object_agg(v.metric, jsonb_build_object('value', v.value, 'n', v.n)))
-   FROM reading_value v WHERE v.site = ANY({}) AND NOT EXISTS (
-     SELECT 1 FROM unnest((SELECT hub_windows(current_user))) w
-      WHERE w.site = v.site AND w.metrics IS NULL AND w.form = 'raw'
-        AND v.ts >= w.lo AND v.ts < w.hi AND v.ts <= now() - w.lag)
-  GROUP BY v.site, v.node, v.seq, v.ts"""
+ UNION ALL SELECT v.site, v.node, v.seq, v.ts, NULL::timestamptz, NULL::text, v.metrics,
+   jsonb_build_object('seq', v.seq, 'flags', '[]'::jsonb, 'share', 'partial', 'metrics', v.parts)
+   FROM reading_part v WHERE v.site = ANY({})"""
 _HOURLY = """
  UNION ALL SELECT h.site, h.node, NULL::bigint, h.hour + interval '30 minutes', NULL::timestamptz, NULL::text,
    jsonb_object_agg(h.metric, h.total / h.n),
@@ -86,7 +81,9 @@ _SHARES = """
 SELECT DISTINCT a.form, s FROM agreement a JOIN jurisdiction g ON g.id = a.grantee, unnest(a.sites) s
  WHERE pg_has_role(current_user, g.db_role, 'MEMBER') AND (a.form = 'hourly' OR a.metrics IS NOT NULL)
    AND a.version = (SELECT max(b.version) FROM agreement b WHERE b.name = a.name)
-   AND (a.valid_to IS NULL OR a.valid_to > now())"""
+   AND (a.valid_to IS NULL OR a.valid_to > now())
+   AND NOT EXISTS (SELECT 1 FROM site o JOIN jurisdiction j ON j.id = o.jurisdiction
+                    WHERE o.id = s AND pg_has_role(current_user, j.db_role, 'MEMBER'))"""
 SHARE_FLAGS = {"partial": "hub_partial", "hourly": "hub_hourly_mean"}
 """The `gateway_flags` a row of a part of a reading carries in the seam (and so in an export)."""
 

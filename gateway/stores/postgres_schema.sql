@@ -244,6 +244,26 @@ CREATE OR REPLACE VIEW reading_value WITH (security_barrier) AS
             WHERE v.site = r.site AND (v.metrics IS NULL OR m.key = ANY (v.metrics))
               AND r.ts >= v.lo AND r.ts < v.hi AND r.ts <= now() - v.lag AND v.form = 'raw');
 
+-- The same values one row per reading, for the hub's read side (gateway/stores/postgres_base.py):
+-- of each reading the role may not see whole, the metrics it may see raw (`metrics`: name → value;
+-- `parts`: name → {value, n}). One row per reading lets a query keep its index order and its limit
+-- (the latest reading of a node is one probe, not every value grouped).
+CREATE OR REPLACE VIEW reading_part WITH (security_barrier) AS
+    SELECT r.site, r.node, r.seq, r.ts, r.verdict, p.metrics, p.parts
+      FROM reading r CROSS JOIN LATERAL (
+        SELECT jsonb_object_agg(m.key, m.value) AS metrics,
+               jsonb_object_agg(m.key, jsonb_build_object('value', m.value, 'n', r.payload->'metrics'->m.key->'n')) AS parts
+          FROM jsonb_each(r.metrics) m
+         WHERE jsonb_typeof(m.value) = 'number'
+           AND EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+                WHERE v.site = r.site AND (v.metrics IS NULL OR m.key = ANY (v.metrics))
+                  AND r.ts >= v.lo AND r.ts < v.hi AND r.ts <= now() - v.lag AND v.form = 'raw')
+      ) p
+     WHERE p.metrics IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+            WHERE v.site = r.site AND v.metrics IS NULL AND v.form = 'raw'
+              AND r.ts >= v.lo AND r.ts < v.hi AND r.ts <= now() - v.lag);
+
 ALTER TABLE reading ENABLE ROW LEVEL SECURITY;
 ALTER TABLE node ENABLE ROW LEVEL SECURITY;
 ALTER TABLE node_key ENABLE ROW LEVEL SECURITY;
@@ -304,5 +324,5 @@ DO $$ BEGIN
     END IF;
 END $$;
 GRANT SELECT ON jurisdiction, site, node, node_key, reading, node_status, alert_event, agreement TO hub_reader;
-GRANT SELECT ON reading_hourly, reading_value TO hub_reader;
+GRANT SELECT ON reading_hourly, reading_value, reading_part TO hub_reader;
 GRANT SELECT ON warning_rule, warning, warning_log TO hub_reader;

@@ -209,4 +209,4 @@ def test_the_reports_means_come_from_what_the_role_may_see(shared: Shared) -> No
     status, html, _ = shared.get("/api/v1/report.html", "basin", site="gol",
                                  start=f"{HOUR0 - timedelta(days=1):%Y-%m-%d}",
                                  end=f"{HOUR0 + timedelta(days=1):%Y-%m-%d}")  # fmt: skip
-    assert status == 200 and "<table" in html and "reading_value" in html
+    assert status == 200 and "<table" in html and "reading_part" in html
