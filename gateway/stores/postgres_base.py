@@ -196,6 +196,9 @@ class Connections:
         try:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.role)))
             conn.execute("SET default_transaction_read_only = on")
+            # JIT compiles a query the planner thinks big (a share's readings rebuilt per row) in
+            # about a second, far more than these queries take to run (bench/hub_read.py)
+            conn.execute("SET jit = off")
             row = conn.execute("SELECT current_user").fetchone()
         except psycopg.Error as exc:
             conn.close()
