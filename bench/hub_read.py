@@ -9,13 +9,16 @@ and times the read seam (gateway/stores/postgres_reader.py) three ways on the sa
   owner    the hub's own role (the tables' owner: row-level security does not apply) — the baseline
   own      the site's jurisdiction's role (policy: its own site)
   shared   the other jurisdiction's role (policy: an agreement in force, with a delay)
+  partial  a third jurisdiction's role granted only PM2.5, raw (reading_value: values, unsigned)
 
 for: the latest reading of every node (a dashboard page), a week's hourly chart of one node, the
 daily means of the whole period (the report's main query), the CSV export of the whole period
 (readings/s), and the whole regulators' report (data.collect). Medians of `--rounds`.
 
 `--policy FILE` loads a second database the same way with FILE's SQL run after `hub init` (another
-row-level security policy, e.g. bench/hub_policy_initplan.sql) and measures it in the same run.
+row-level security policy, e.g. bench/hub_policy_perrow.sql, the policies before the InitPlan form)
+and measures it in the same run. Before the times, it prints how many readings (and PM2.5 values)
+each role sees, so two policies can be checked to show the same rows.
 """
 
 from __future__ import annotations
@@ -78,10 +81,16 @@ def _load(pg: devservices.Service, name: str, args: argparse.Namespace, policy: 
             conn.execute(policy.read_text().encode())
     store.add_jurisdiction("owner", "Owner", f"j_{name}_own")
     store.add_jurisdiction("neighbour", "Neighbour", f"j_{name}_shared")
+    store.add_jurisdiction("basin", "Basin", f"j_{name}_partial")
     store.add_site("big", "owner", public_b64(Signer.generate().private.public_key()))
     store.add_agreement(
         name="big-to-neighbour", grantor="owner", grantee="neighbour", sites=["big"], licence="CC-BY-4.0",
         valid_from=start - timedelta(days=1), valid_to=None, delay_s=3600, recorded_by="bench",
+    )  # fmt: skip
+    store.add_agreement(
+        name="big-pm-to-basin", grantor="owner", grantee="basin", sites=["big"], licence="CC-BY-4.0",
+        valid_from=start - timedelta(days=1), valid_to=None, delay_s=3600, recorded_by="bench",
+        metrics=["pm2_5"],
     )  # fmt: skip
     t = time.monotonic()
     batch: list[Verdicted] = []
@@ -110,9 +119,18 @@ def _measure(dsn: str, name: str, args: argparse.Namespace) -> None:
     req = export.ExportRequest(
         site="big", nodes=[], start=start, end=END, metrics=[Metric.PM2_5, Metric.PM10]
     )
-    print(f"\n{name:28s} {'owner (no RLS)':>16s} {'own role':>12s} {'shared role':>12s}")
+    roles = (owner, f"j_{name}_own", f"j_{name}_shared", f"j_{name}_partial")
+    readers = [PostgresReader(dsn, r) for r in roles]
+    seen = [
+        (
+            sum(1 for _ in r.readings(span, ["pm2_5"])),
+            sum(1 for x in r.readings(span, ["pm2_5"]) if "pm2_5" in x),
+        )
+        for r in readers
+    ]
+    print(f"\n{name}: readings (with PM2.5) each role sees: " + ", ".join(f"{a:,} ({b:,})" for a, b in seen))
+    print(f"{name:28s} {'owner (no RLS)':>16s} {'own role':>12s} {'shared role':>12s} {'partial role':>12s}")
     results: dict[str, list[float]] = {}
-    readers = [PostgresReader(dsn, r) for r in (owner, f"j_{name}_own", f"j_{name}_shared")]
     tests: list[tuple[str, Callable[[PostgresReader], object]]] = [
         ("latest, every node (ms)", lambda r: r.latest(END)),
         ("a week's hourly chart (ms)", lambda r: r.series("big", "n00", ["pm2_5"], *week, 3600)),
@@ -132,7 +150,7 @@ def _measure(dsn: str, name: str, args: argparse.Namespace) -> None:
     exp = results["CSV export (s)"]
     shared_rows = rows - 60 * args.nodes  # the last hour is delayed for the shared role
     print(f"export rate: owner {rows / exp[0]:,.0f}, own {rows / exp[1]:,.0f}, "
-          f"shared {shared_rows / exp[2]:,.0f} readings/s")  # fmt: skip
+          f"shared {shared_rows / exp[2]:,.0f}, partial {shared_rows / exp[3]:,.0f} readings/s")  # fmt: skip
     for r in readers:
         r.close()
 

@@ -86,7 +86,9 @@ def reading_columns(metrics: list[Metric]) -> list[Column]:
             "string",
             "",
             "flags the gateway found on storing it, not signed by the node: ts_shared = another "
-            "reading (another seq) of the node has the same time, and both are kept; empty: none",
+            "reading (another seq) of the node has the same time, and both are kept; from a hub, "
+            "hub_partial = only some metrics of the reading are shared, hub_hourly_mean = an hourly "
+            "mean (neither carries a signature, docs/region.md); empty: none",
         ),
         Column(
             "maintenance",

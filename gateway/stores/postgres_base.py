@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +50,42 @@ MS = timedelta(milliseconds=1)
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 READING_COLUMNS = "r.site, r.node, r.ts, r.received, r.payload"
 Query = sql.SQL | sql.Composed
+SHARES_TTL_S = 10.0
+"""How long a reader keeps the list of sites it holds a metric-limited or hourly agreement for. The
+list only decides which tables a query reads; row-level security decides the rows, so a stale list
+can show less (for ten seconds), never more."""
+
+# The parts of a reading a role may see without seeing the whole of it (docs/region.md): the values
+# of the metrics an agreement shares raw, from `reading_part` (the view of `reading_value`'s values
+# one row per reading), as readings without a signature;
+# and the hourly means an agreement shares, from `reading_hourly`, as one reading per node and hour
+# stamped at the middle of its hour [h, h + 1 h): so it falls in that hour, and that day, whether
+# buckets are taken (b, b + d] (the seam, the report) or [t, t + d) (the dashboard). Each carries
+# `share` in its document so it can never pass for a signed reading.
+_PARTIAL = """
+ UNION ALL SELECT v.site, v.node, v.seq, v.ts, NULL::timestamptz, NULL::text, v.metrics,
+   jsonb_build_object('seq', v.seq, 'flags', '[]'::jsonb, 'share', 'partial', 'metrics', v.parts)
+   FROM reading_part v WHERE v.site = ANY({})"""
+_HOURLY = """
+ UNION ALL SELECT h.site, h.node, NULL::bigint, h.hour + interval '30 minutes', NULL::timestamptz, NULL::text,
+   jsonb_object_agg(h.metric, h.total / h.n),
+   jsonb_build_object('flags', '[]'::jsonb, 'share', 'hourly', 'metrics',
+     jsonb_object_agg(h.metric, jsonb_build_object('value', h.total / h.n, 'n', h.n)))
+   FROM reading_hourly h WHERE h.site = ANY({})
+    AND NOT EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) w
+      WHERE w.site = h.site AND (w.metrics IS NULL OR h.metric = ANY (w.metrics)) AND w.form = 'raw'
+        AND h.hour + interval '1 hour' >= w.lo AND h.hour + interval '1 hour' < w.hi
+        AND h.hour + interval '1 hour' <= now() - w.lag)
+  GROUP BY h.site, h.node, h.hour"""
+_SHARES = """
+SELECT DISTINCT a.form, s FROM agreement a JOIN jurisdiction g ON g.id = a.grantee, unnest(a.sites) s
+ WHERE pg_has_role(current_user, g.db_role, 'MEMBER') AND (a.form = 'hourly' OR a.metrics IS NOT NULL)
+   AND a.version = (SELECT max(b.version) FROM agreement b WHERE b.name = a.name)
+   AND (a.valid_to IS NULL OR a.valid_to > now())
+   AND NOT EXISTS (SELECT 1 FROM site o JOIN jurisdiction j ON j.id = o.jurisdiction
+                    WHERE o.id = s AND pg_has_role(current_user, j.db_role, 'MEMBER'))"""
+SHARE_FLAGS = {"partial": "hub_partial", "hourly": "hub_hourly_mean"}
+"""The `gateway_flags` a row of a part of a reading carries in the seam (and so in an export)."""
 
 
 class HubReadError(StoreError):
@@ -100,6 +137,9 @@ def reading_row(
             row[f"{name}_cal"] = entry["cal"]
     if payload.get("sig") is not None:
         row.update(signed=True, sig=payload["sig"], kid=payload.get("kid"))
+    share = payload.get("share")
+    if share is not None:  # a part of a reading: never signed, and says so
+        row.update(signed=False, share=share, gateway_flags=SHARE_FLAGS[str(share)])
     if received is not None:
         row["received"] = epoch_ms(received)
     return row
@@ -156,6 +196,9 @@ class Connections:
         try:
             conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.role)))
             conn.execute("SET default_transaction_read_only = on")
+            # JIT compiles a query the planner thinks big (a share's readings rebuilt per row) in
+            # about a second, far more than these queries take to run (bench/hub_read.py)
+            conn.execute("SET jit = off")
             row = conn.execute("SELECT current_user").fetchone()
         except psycopg.Error as exc:
             conn.close()
@@ -194,8 +237,37 @@ class Connections:
 
 
 class PostgresBase:
-    def __init__(self, dsn: str, role: str) -> None:
+    def __init__(self, dsn: str, role: str, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._conns = Connections(dsn, role)
+        self._monotonic = monotonic
+        self._shares: tuple[float, Query] | None = None
+
+    def source(self) -> Query:
+        """What `r` is in every query: the readings the role may see whole (`reading`, row-level
+        security deciding), and, only for the sites an agreement shares part of with it, the values
+        and hourly means the role may see of readings it may not see whole. For a role with no such
+        agreement it is `reading` itself, so the owner's queries are as they were."""
+        now = self._monotonic()
+        if self._shares is not None and now - self._shares[0] < SHARES_TTL_S:
+            return self._shares[1]
+        partial: list[str] = []
+        hourly: list[str] = []
+        for form, site in self.rows(sql.SQL(_SHARES)):
+            (hourly if form == "hourly" else partial).append(str(site))
+        if not partial and not hourly:
+            source: Query = sql.SQL("reading")
+        else:
+            parts: list[Query] = [
+                sql.SQL("(SELECT site, node, seq, ts, received, kid, metrics, payload FROM reading")
+            ]
+            if partial:
+                parts.append(sql.SQL(_PARTIAL).format(sql.Literal(sorted(partial))))
+            if hourly:
+                parts.append(sql.SQL(_HOURLY).format(sql.Literal(sorted(hourly))))
+            parts.append(sql.SQL(")"))
+            source = sql.Composed(parts)
+        self._shares = (now, source)
+        return source
 
     @property
     def role(self) -> str:
@@ -222,8 +294,8 @@ class PostgresBase:
             yield from cur
 
     def readings_query(self, where: Query, order: str = "r.ts, r.node, r.seq") -> Query:
-        return sql.SQL("SELECT {} FROM reading r WHERE {} ORDER BY {}").format(
-            sql.SQL(READING_COLUMNS), where, sql.SQL(order)
+        return sql.SQL("SELECT {} FROM {} r WHERE {} ORDER BY {}").format(
+            sql.SQL(READING_COLUMNS), self.source(), where, sql.SQL(order)
         )
 
     def stream_readings(self, where: Query, order: str = "r.ts, r.node, r.seq") -> Iterator[Row]:

@@ -62,17 +62,16 @@ class PostgresReader(HubReportQueries):
     """Every read as `role`; close it to close its connections."""
 
     def __init__(self, dsn: str, role: str, *, monotonic: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(dsn, role)
-        self._monotonic = monotonic
+        super().__init__(dsn, role, monotonic=monotonic)
         self._fields: tuple[float, set[str]] | None = None
 
     # what is stored
 
     def measurements(self) -> set[str]:
         row = self.rows(sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM reading), EXISTS (SELECT 1 FROM node_status),"
+            "SELECT EXISTS (SELECT 1 FROM {} r), EXISTS (SELECT 1 FROM node_status),"
             " EXISTS (SELECT 1 FROM alert_event)"
-        ))[0]  # fmt: skip
+        ).format(self.source()))[0]  # fmt: skip
         return {
             name for name, present in zip(("reading", "node_status", "alert"), row, strict=True) if present
         }
@@ -92,8 +91,8 @@ class PostgresReader(HubReportQueries):
     def stored_metrics(self) -> list[str]:
         """The metrics of the readings the role may see, in the contract's order, asked now (not
         kept): an export's columns must hold every metric a signature covers."""
-        keys = {str(r[0]) for r in self.rows(sql.SQL(
-            "SELECT DISTINCT k FROM reading r, jsonb_object_keys(r.metrics) k"))}  # fmt: skip
+        query = sql.SQL("SELECT DISTINCT k FROM {} r, jsonb_object_keys(r.metrics) k").format(self.source())
+        keys = {str(r[0]) for r in self.rows(query)}
         return [m for m in METRICS if m in keys]
 
     def metric_fields(self) -> list[str]:
@@ -102,9 +101,8 @@ class PostgresReader(HubReportQueries):
 
     def reading_clock(self, site: str, node: str, start: datetime, end: datetime) -> list[Row]:
         query = sql.SQL(
-            "SELECT r.ts, r.seq, (r.payload->>'period_s')::int FROM reading r WHERE {}"
-            " ORDER BY r.ts LIMIT 2000"
-        ).format(span_where(Span(site, [node], start, end)))
+            "SELECT r.ts, r.seq, (r.payload->>'period_s')::int FROM {src} r WHERE {} ORDER BY r.ts LIMIT 2000"
+        ).format(span_where(Span(site, [node], start, end)), src=self.source())
         return [{"time": epoch_ms(t), "seq": s, "period_s": p} for t, s, p in self.rows(query)]
 
     # rows, streamed
@@ -133,8 +131,8 @@ class PostgresReader(HubReportQueries):
             parts += [sql.SQL("avg({})").format(x), sql.SQL("count({})").format(x)]
         query = sql.SQL(
             "SELECT r.node, floor((extract(epoch FROM r.ts) * 1000 - 1) / {})::bigint AS k, {}"
-            " FROM reading r WHERE {} GROUP BY r.node, k ORDER BY r.node, k"
-        ).format(sql.Literal(d), sql.SQL(", ").join(parts), span_where(span))
+            " FROM {src} r WHERE {} GROUP BY r.node, k ORDER BY r.node, k"
+        ).format(sql.Literal(d), sql.SQL(", ").join(parts), span_where(span), src=self.source())
         if trace is not None:
             trace(self.text(query))
         for r in self.rows(query):
@@ -155,7 +153,10 @@ class PostgresReader(HubReportQueries):
         return self.stream_readings(span_where(span))
 
     def first_reading_time(self, site: str) -> datetime | None:
-        row = self.rows(sql.SQL("SELECT min(ts) FROM reading WHERE site = {}").format(sql.Literal(site)))
+        query = sql.SQL("SELECT min(r.ts) FROM {} r WHERE r.site = {}").format(
+            self.source(), sql.Literal(site)
+        )
+        row = self.rows(query)
         return row[0][0] if row else None
 
     def signed_rows(self, condition: str = "") -> Iterator[Row]:
@@ -171,8 +172,8 @@ class PostgresReader(HubReportQueries):
         cond = sql.SQL("") if site is None else sql.SQL(" AND n.site = {}").format(sql.Literal(site))
         query = sql.SQL(
             "SELECT n.site, n.id FROM node n WHERE EXISTS"
-            " (SELECT 1 FROM reading r WHERE r.site = n.site AND r.node = n.id){} ORDER BY 1, 2"
-        ).format(cond)
+            " (SELECT 1 FROM {src} r WHERE r.site = n.site AND r.node = n.id){} ORDER BY 1, 2"
+        ).format(cond, src=self.source())
         return [(str(a), str(b)) for a, b in self.rows(query)]
 
     def latest(self, now: datetime, *, site: str | None = None, node: str | None = None) -> list[Latest]:
@@ -183,9 +184,11 @@ class PostgresReader(HubReportQueries):
             cond.append(sql.SQL("n.id = {}").format(sql.Literal(node)))
         # one index probe per node (reading_site_node_ts), whatever the history stored
         query = sql.SQL(
-            "SELECT {} FROM node n CROSS JOIN LATERAL (SELECT * FROM reading r WHERE r.site = n.site"
+            "SELECT {} FROM node n CROSS JOIN LATERAL (SELECT * FROM {src} r WHERE r.site = n.site"
             " AND r.node = n.id AND r.ts <= {} ORDER BY r.ts DESC LIMIT 1) r WHERE {} ORDER BY 1, 2"
-        ).format(sql.SQL(READING_COLUMNS_ALIASED), sql.Literal(now), sql.SQL(" AND ").join(cond))
+        ).format(
+            sql.SQL(READING_COLUMNS_ALIASED), sql.Literal(now), sql.SQL(" AND ").join(cond), src=self.source()
+        )
         return [latest_of(reading_row(*r)) for r in self.rows(query)]
 
     def series(
@@ -206,8 +209,14 @@ class PostgresReader(HubReportQueries):
         means = sql.SQL(", ").join(sql.SQL("avg({})").format(metric_expr(m)) for m in metrics)
         query = sql.SQL(
             "SELECT floor((extract(epoch FROM r.ts) * 1000 - {} - 1) / {})::bigint AS k, {}"
-            " FROM reading r WHERE {} GROUP BY k"
-        ).format(sql.Literal(a), sql.Literal(d), means, span_where(Span(site, [node], start, end)))
+            " FROM {src} r WHERE {} GROUP BY k"
+        ).format(
+            sql.Literal(a),
+            sql.Literal(d),
+            means,
+            span_where(Span(site, [node], start, end)),
+            src=self.source(),
+        )
         found = {int(r[0]): r[1:] for r in self.rows(query)}
         first, last = (epoch_ms(start) - a) // d, (epoch_ms(end) - a - 1) // d
         ks = list(range(first, last + 1))
@@ -239,8 +248,8 @@ class PostgresReader(HubReportQueries):
             cond.append(sql.SQL("r.node = ANY({})").format(sql.Literal(list(nodes))))
         query = sql.SQL(
             "SELECT r.site, r.node, floor((extract(epoch FROM r.ts) * 1000 - {} - 1) / 3600000)::bigint AS k,"
-            " avg({}) FROM reading r WHERE {} GROUP BY 1, 2, 3"
-        ).format(sql.Literal(a), metric_expr(metric), sql.SQL(" AND ").join(cond))
+            " avg({}) FROM {src} r WHERE {} GROUP BY 1, 2, 3"
+        ).format(sql.Literal(a), metric_expr(metric), sql.SQL(" AND ").join(cond), src=self.source())
         out: dict[tuple[str, str], list[float | None]] = {}
         for s, n, k, v in self.rows(query):
             hour = out.setdefault((str(s), str(n)), [None] * hours)
@@ -253,9 +262,9 @@ class PostgresReader(HubReportQueries):
         self, site: str, node: str, start: datetime, end: datetime
     ) -> list[tuple[datetime, list[str]]]:
         query = sql.SQL(
-            "SELECT r.ts, ARRAY(SELECT jsonb_array_elements_text(r.payload->'flags')) FROM reading r"
+            "SELECT r.ts, ARRAY(SELECT jsonb_array_elements_text(r.payload->'flags')) FROM {src} r"
             " WHERE {} AND jsonb_array_length(r.payload->'flags') > 0 ORDER BY r.ts LIMIT 5000"
-        ).format(span_where(Span(site, [node], start, end)))
+        ).format(span_where(Span(site, [node], start, end)), src=self.source())
         return [(t, list(f)) for t, f in self.rows(query)]
 
     def alerts(
@@ -299,18 +308,18 @@ class PostgresReader(HubReportQueries):
     def streams(self, now: datetime) -> list[StreamInfo]:
         at = sql.Literal(now)
         spans = self.rows(sql.SQL(
-            "SELECT r.site, r.node, k, min(r.ts), max(r.ts) FROM reading r, jsonb_object_keys(r.metrics) k"
+            "SELECT r.site, r.node, k, min(r.ts), max(r.ts) FROM {src} r, jsonb_object_keys(r.metrics) k"
             " WHERE r.ts <= {} GROUP BY 1, 2, 3"
-        ).format(at))  # fmt: skip
+        ).format(at, src=self.source()))  # fmt: skip
         cals = {
             (s, n, k): c
             for s, n, k, c in self.rows(
                 sql.SQL(
                     "SELECT DISTINCT ON (r.site, r.node, k) r.site, r.node, k,"
                     " r.payload->'metrics'->k->>'cal'"
-                    " FROM reading r, jsonb_object_keys(r.metrics) k WHERE r.ts <= {}"
+                    " FROM {src} r, jsonb_object_keys(r.metrics) k WHERE r.ts <= {}"
                     " ORDER BY r.site, r.node, k, r.ts DESC"
-                ).format(at)
+                ).format(at, src=self.source())
             )
         }
         order = {m: i for i, m in enumerate(METRICS)}
@@ -332,14 +341,16 @@ class PostgresReader(HubReportQueries):
 
     def observations(self, query: ObservationQuery) -> list[Row]:
         order = "DESC" if query.newest_first else "ASC"
-        text = sql.SQL("SELECT {} FROM reading r WHERE {} ORDER BY r.ts {} LIMIT {} OFFSET {}").format(
+        text = sql.SQL("SELECT {} FROM {src} r WHERE {} ORDER BY r.ts {} LIMIT {} OFFSET {}").format(
             sql.SQL(READING_COLUMNS_ALIASED), self._observation_where(query), sql.SQL(order),
-            sql.Literal(int(query.limit)), sql.Literal(int(query.offset)),
+            sql.Literal(int(query.limit)), sql.Literal(int(query.offset)), src=self.source(),
         )  # fmt: skip
         return [reading_row(*r) for r in self.rows(text)]
 
     def count_observations(self, query: ObservationQuery) -> int:
-        text = sql.SQL("SELECT count(*) FROM reading r WHERE {}").format(self._observation_where(query))
+        text = sql.SQL("SELECT count(*) FROM {} r WHERE {}").format(
+            self.source(), self._observation_where(query)
+        )
         return int(self.rows(text)[0][0])
 
     # the hub's own: the keys a jurisdiction may see, for /api/v1/keys and the evidence bundle

@@ -97,7 +97,9 @@ class HubReportQueries(PostgresBase):
         one_selector = len(functions) == 1 and functions[0] in _SELECTORS and bucket is None
         if one_selector:  # InfluxQL gives a lone selector the time of the point it selected
             selects.append(sql.SQL(_SELECTORS[functions[0]].format(x="{x}")).format(x=x) + sql.SQL(" AS at"))
-        query = sql.SQL("SELECT {} FROM reading r WHERE {}").format(sql.SQL(", ").join(selects), where)
+        query = sql.SQL("SELECT {} FROM {} r WHERE {}").format(
+            sql.SQL(", ").join(selects), self.source(), where
+        )
         if group:
             query += sql.SQL(" GROUP BY {} ORDER BY {}").format(sql.SQL(", ").join(group),
                                                                sql.SQL(", ").join(group))  # fmt: skip
@@ -147,8 +149,8 @@ class HubReportQueries(PostgresBase):
 
     def _distinct(self, x: Query, where: Query, per_node: bool, trace: Trace | None) -> Iterator[Row]:
         node = sql.SQL("r.node, ") if per_node else sql.SQL("")
-        query = sql.SQL("SELECT DISTINCT {}{} FROM reading r WHERE {} AND {} IS NOT NULL ORDER BY 1").format(
-            node, x, where, x
+        query = sql.SQL("SELECT DISTINCT {}{} FROM {} r WHERE {} AND {} IS NOT NULL ORDER BY 1").format(
+            node, x, self.source(), where, x
         )
         for r in self.rows(self._traced(query, trace)):
             yield {"node": r[0], "distinct": r[1], "time": 0} if per_node else {"distinct": r[0], "time": 0}

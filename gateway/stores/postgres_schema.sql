@@ -172,48 +172,63 @@ CREATE TABLE IF NOT EXISTS warning_log (
     detail text NOT NULL DEFAULT ''
 );
 
--- Whether the connected role may see all of `site` at `ts` — whole readings, as signed, and what
--- goes with them (statuses, alert events, keys): its own jurisdiction's sites, or a site an
--- agreement in force shares with it raw and with every metric, once the agreement's delay has
--- passed. SECURITY DEFINER so the policy can read the jurisdiction and agreement tables on its
--- behalf; the policies pass `current_user`, so `SET ROLE` (the hub's API) is judged like a login.
-CREATE OR REPLACE FUNCTION hub_may_see(p_role name, p_site text, p_ts timestamptz) RETURNS boolean
+-- What the connected role may see, as windows: one per site it owns (every metric, raw, all time)
+-- and one per site of each agreement in force with it (the agreement's latest version: its
+-- validity, delay, metrics — NULL: all — and form). SECURITY DEFINER so it can read the
+-- jurisdiction and agreement tables on the role's behalf; callers pass `current_user`, so
+-- `SET ROLE` (the hub's API) is judged like a login.
+--
+-- The policies below call it as `(SELECT hub_windows(current_user))`: an uncorrelated scalar
+-- subquery, which PostgreSQL runs ONCE per query (an InitPlan), and each row is only compared with
+-- that small array. A SECURITY DEFINER function called per row (as the first policies did) is never
+-- inlined and ran its own queries for every row: 7–11 times the owner's time for a report
+-- (docs/operations.md, "The hub's read side"). The comparisons are written out in each policy
+-- for the same reason; `hub_may_see` and `hub_may_see_metric` say the same for one row.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'hub_share_window') THEN
+        CREATE TYPE hub_share_window AS (
+            site text, lo timestamptz, hi timestamptz, lag interval, metrics text[], form text
+        );
+    END IF;
+END $$;
+CREATE OR REPLACE FUNCTION hub_windows(p_role name) RETURNS hub_share_window[]
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM site s JOIN jurisdiction j ON j.id = s.jurisdiction
-        WHERE s.id = p_site AND pg_has_role(p_role, j.db_role, 'MEMBER')
-    ) OR EXISTS (
-        SELECT 1 FROM agreement a JOIN jurisdiction g ON g.id = a.grantee
-        JOIN site s ON s.id = p_site AND s.jurisdiction = a.grantor
-        WHERE pg_has_role(p_role, g.db_role, 'MEMBER')
-          AND p_site = ANY (a.sites) AND a.form = 'raw' AND a.metrics IS NULL
-          AND p_ts >= a.valid_from AND (a.valid_to IS NULL OR p_ts < a.valid_to)
-          AND p_ts <= now() - a.delay
-          AND a.version = (SELECT max(b.version) FROM agreement b WHERE b.name = a.name)
-    )
+    SELECT coalesce(array_agg(w), '{}') FROM (
+        SELECT ROW(s.id, '-infinity'::timestamptz, 'infinity'::timestamptz, '0'::interval,
+                   NULL::text[], 'raw')::hub_share_window AS w
+          FROM site s JOIN jurisdiction j ON j.id = s.jurisdiction
+         WHERE pg_has_role(p_role, j.db_role, 'MEMBER')
+        UNION ALL
+        SELECT ROW(x, a.valid_from, coalesce(a.valid_to, 'infinity'), a.delay, a.metrics, a.form)::hub_share_window
+          FROM agreement a JOIN jurisdiction g ON g.id = a.grantee, unnest(a.sites) x
+          JOIN site s ON s.id = x
+         WHERE pg_has_role(p_role, g.db_role, 'MEMBER') AND s.jurisdiction = a.grantor
+           AND a.version = (SELECT max(b.version) FROM agreement b WHERE b.name = a.name)
+    ) t
 $$;
 
--- Whether the connected role may see one metric of `site` at `ts` in `p_form` (`raw`: the value of
--- a reading; `hourly`: an hourly aggregate, judged at the hour's end). Its own sites; an agreement
--- in force naming the site and the metric (or every metric), raw for raw values, raw or hourly for
--- hourly aggregates.
+-- Whether `p_role` may see all of `site` at `ts` — whole readings, as signed, and what goes with
+-- them (statuses, alert events, keys): its own jurisdiction's sites, or a site an agreement in force
+-- shares with it raw and with every metric, once the agreement's delay has passed.
+CREATE OR REPLACE FUNCTION hub_may_see(p_role name, p_site text, p_ts timestamptz) RETURNS boolean
+LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM unnest(hub_windows(p_role)) v
+     WHERE v.site = p_site AND v.metrics IS NULL AND v.form = 'raw'
+       AND p_ts >= v.lo AND p_ts < v.hi AND p_ts <= now() - v.lag)
+$$;
+
+-- Whether `p_role` may see one metric of `site` at `ts` in `p_form` (`raw`: the value of a reading;
+-- `hourly`: an hourly aggregate, judged at the hour's end). Its own sites; an agreement in force
+-- naming the site and the metric (or every metric), raw for raw values, raw or hourly for hourly
+-- aggregates.
 CREATE OR REPLACE FUNCTION hub_may_see_metric(
     p_role name, p_site text, p_ts timestamptz, p_metric text, p_form text
 ) RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-    SELECT EXISTS (
-        SELECT 1 FROM site s JOIN jurisdiction j ON j.id = s.jurisdiction
-        WHERE s.id = p_site AND pg_has_role(p_role, j.db_role, 'MEMBER')
-    ) OR EXISTS (
-        SELECT 1 FROM agreement a JOIN jurisdiction g ON g.id = a.grantee
-        JOIN site s ON s.id = p_site AND s.jurisdiction = a.grantor
-        WHERE pg_has_role(p_role, g.db_role, 'MEMBER')
-          AND p_site = ANY (a.sites) AND (a.metrics IS NULL OR p_metric = ANY (a.metrics))
-          AND (a.form = 'raw' OR a.form = p_form)
-          AND p_ts >= a.valid_from AND (a.valid_to IS NULL OR p_ts < a.valid_to)
-          AND p_ts <= now() - a.delay
-          AND a.version = (SELECT max(b.version) FROM agreement b WHERE b.name = a.name)
-    )
+LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+    SELECT EXISTS (SELECT 1 FROM unnest(hub_windows(p_role)) v
+     WHERE v.site = p_site AND (v.metrics IS NULL OR p_metric = ANY (v.metrics))
+       AND (v.form = 'raw' OR v.form = p_form)
+       AND p_ts >= v.lo AND p_ts < v.hi AND p_ts <= now() - v.lag)
 $$;
 
 -- A role that may see only some metrics of a site raw reads them here, one row per value (the
@@ -221,10 +236,34 @@ $$;
 -- hub's role and filters by `current_user`, the reader; security_barrier keeps a reader's own
 -- functions in WHERE from seeing the rows it filters out.
 CREATE OR REPLACE VIEW reading_value WITH (security_barrier) AS
-    SELECT r.site, r.node, r.seq, r.ts, r.verdict, m.key AS metric, (m.value #>> '{}')::double precision AS value
+    SELECT r.site, r.node, r.seq, r.ts, r.verdict, m.key AS metric, (m.value #>> '{}')::double precision AS value,
+           (r.payload->'metrics'->m.key->>'n')::int AS n  -- samples averaged (added later: last)
       FROM reading r CROSS JOIN LATERAL jsonb_each(r.metrics) m
      WHERE jsonb_typeof(m.value) = 'number'
-       AND hub_may_see_metric(current_user, r.site, r.ts, m.key, 'raw');
+       AND EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+            WHERE v.site = r.site AND (v.metrics IS NULL OR m.key = ANY (v.metrics))
+              AND r.ts >= v.lo AND r.ts < v.hi AND r.ts <= now() - v.lag AND v.form = 'raw');
+
+-- The same values one row per reading, for the hub's read side (gateway/stores/postgres_base.py):
+-- of each reading the role may not see whole, the metrics it may see raw (`metrics`: name → value;
+-- `parts`: name → {value, n}). One row per reading lets a query keep its index order and its limit
+-- (the latest reading of a node is one probe, not every value grouped).
+CREATE OR REPLACE VIEW reading_part WITH (security_barrier) AS
+    SELECT r.site, r.node, r.seq, r.ts, r.verdict, p.metrics, p.parts
+      FROM reading r CROSS JOIN LATERAL (
+        SELECT jsonb_object_agg(m.key, m.value) AS metrics,
+               jsonb_object_agg(m.key, jsonb_build_object('value', m.value, 'n', r.payload->'metrics'->m.key->'n')) AS parts
+          FROM jsonb_each(r.metrics) m
+         WHERE jsonb_typeof(m.value) = 'number'
+           AND EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+                WHERE v.site = r.site AND (v.metrics IS NULL OR m.key = ANY (v.metrics))
+                  AND r.ts >= v.lo AND r.ts < v.hi AND r.ts <= now() - v.lag AND v.form = 'raw')
+           -- inside the per-reading part, so the readings keep their index order (no anti-join)
+           AND NOT EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) w
+                WHERE w.site = r.site AND w.metrics IS NULL AND w.form = 'raw'
+                  AND r.ts >= w.lo AND r.ts < w.hi AND r.ts <= now() - w.lag)
+      ) p
+     WHERE p.metrics IS NOT NULL;
 
 ALTER TABLE reading ENABLE ROW LEVEL SECURITY;
 ALTER TABLE node ENABLE ROW LEVEL SECURITY;
@@ -233,20 +272,39 @@ ALTER TABLE node_status ENABLE ROW LEVEL SECURITY;
 ALTER TABLE alert_event ENABLE ROW LEVEL SECURITY;
 ALTER TABLE reading_hourly ENABLE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS hourly_visible ON reading_hourly;
-CREATE POLICY hourly_visible ON reading_hourly FOR SELECT
-    USING (hub_may_see_metric(current_user, site, hour + interval '1 hour', metric, 'hourly'));
+CREATE POLICY hourly_visible ON reading_hourly FOR SELECT USING (EXISTS (
+    SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+     WHERE v.site = reading_hourly.site AND (v.metrics IS NULL OR reading_hourly.metric = ANY (v.metrics))
+       AND reading_hourly.hour + interval '1 hour' >= v.lo AND reading_hourly.hour + interval '1 hour' < v.hi
+       AND reading_hourly.hour + interval '1 hour' <= now() - v.lag));
 DROP POLICY IF EXISTS status_visible ON node_status;
-CREATE POLICY status_visible ON node_status FOR SELECT USING (hub_may_see(current_user, site, received));
+CREATE POLICY status_visible ON node_status FOR SELECT USING (EXISTS (
+    SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+     WHERE v.site = node_status.site AND v.metrics IS NULL AND v.form = 'raw'
+       AND node_status.received >= v.lo AND node_status.received < v.hi
+       AND node_status.received <= now() - v.lag));
 DROP POLICY IF EXISTS alert_visible ON alert_event;
-CREATE POLICY alert_visible ON alert_event FOR SELECT USING (hub_may_see(current_user, site, at));
+CREATE POLICY alert_visible ON alert_event FOR SELECT USING (EXISTS (
+    SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+     WHERE v.site = alert_event.site AND v.metrics IS NULL AND v.form = 'raw'
+       AND alert_event.at >= v.lo AND alert_event.at < v.hi AND alert_event.at <= now() - v.lag));
 DROP POLICY IF EXISTS reading_visible ON reading;
-CREATE POLICY reading_visible ON reading FOR SELECT USING (hub_may_see(current_user, site, ts));
+CREATE POLICY reading_visible ON reading FOR SELECT USING (EXISTS (
+    SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+     WHERE v.site = reading.site AND v.metrics IS NULL AND v.form = 'raw'
+       AND reading.ts >= v.lo AND reading.ts < v.hi AND reading.ts <= now() - v.lag));
+-- A node and a key: those of its own sites (the window from -infinity), and those of a reading or
+-- an hourly aggregate it may see.
 DROP POLICY IF EXISTS node_visible ON node;
-CREATE POLICY node_visible ON node FOR SELECT USING (hub_may_see(current_user, site, '-infinity'::timestamptz)
+CREATE POLICY node_visible ON node FOR SELECT USING (
+    EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+             WHERE v.site = node.site AND v.lo = '-infinity' AND v.metrics IS NULL AND v.form = 'raw')
     OR EXISTS (SELECT 1 FROM reading r WHERE r.site = node.site AND r.node = node.id)
     OR EXISTS (SELECT 1 FROM reading_hourly h WHERE h.site = node.site AND h.node = node.id));
 DROP POLICY IF EXISTS key_visible ON node_key;
-CREATE POLICY key_visible ON node_key FOR SELECT USING (hub_may_see(current_user, site, '-infinity'::timestamptz)
+CREATE POLICY key_visible ON node_key FOR SELECT USING (
+    EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+             WHERE v.site = node_key.site AND v.lo = '-infinity' AND v.metrics IS NULL AND v.form = 'raw')
     OR EXISTS (SELECT 1 FROM reading r WHERE r.site = node_key.site AND r.kid = node_key.kid));
 
 -- A warning is seen by the neighbour it warns and by whoever may see the site it comes from.
@@ -267,5 +325,5 @@ DO $$ BEGIN
     END IF;
 END $$;
 GRANT SELECT ON jurisdiction, site, node, node_key, reading, node_status, alert_event, agreement TO hub_reader;
-GRANT SELECT ON reading_hourly, reading_value TO hub_reader;
+GRANT SELECT ON reading_hourly, reading_value, reading_part TO hub_reader;
 GRANT SELECT ON warning_rule, warning, warning_log TO hub_reader;
