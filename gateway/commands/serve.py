@@ -30,6 +30,29 @@ def web_extra() -> None:
         raise ConfigError(f"the dashboard needs {exc.name}: pip install 'minewatch[web]'") from None
 
 
+def listen_config(web: WebConfig, args: argparse.Namespace) -> WebConfig:
+    """`web` with the command line's `--host` and `--port`, checked as the file's keys are."""
+    update = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if not update:
+        return web
+    try:
+        return WebConfig.model_validate({**web.model_dump(), **update})
+    except ValidationError as exc:
+        raise ConfigError(describe("command line", exc)) from None
+
+
+def stop_on_signals() -> threading.Event:
+    """Set on SIGTERM or SIGINT: a server loop that waits on it stops cleanly either way."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
 def add(sub: Any) -> None:
     parser: argparse.ArgumentParser = sub.add_parser(
         "serve", help="serve the read-only public dashboard and JSON API ([web] in gateway.toml)"
@@ -47,20 +70,8 @@ def run(args: argparse.Namespace) -> int:
     web_extra()
     from gateway.web.server import serve  # only now: the `web` extra is optional (web_extra() checks)
 
-    web = cfg.web or WebConfig()
-    update = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    if update:
-        try:
-            web = WebConfig.model_validate({**web.model_dump(), **update})
-        except ValidationError as exc:
-            raise ConfigError(describe("command line", exc)) from None
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    web = listen_config(cfg.web or WebConfig(), args)
+    stop = stop_on_signals()
     if args.supervised_fd is None:
         serve(cfg.model_copy(update={"web": web}), stop)
         return 0

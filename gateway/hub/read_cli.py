@@ -12,11 +12,8 @@ role granted it).
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from contract.clock import utc_now
@@ -146,11 +143,7 @@ def _output(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from contract.configfile import describe
-    from gateway.commands.serve import web_extra
-    from gateway.config import WebConfig
+    from gateway.commands.serve import listen_config, stop_on_signals, web_extra
     from gateway.hub.config import load
 
     cfg = load(args.config)
@@ -158,20 +151,8 @@ def _serve(args: argparse.Namespace) -> int:
     from gateway.hub.web import create_hub_app
     from gateway.web.server import BackgroundServer
 
-    web = cfg.web
-    update = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    if update:
-        try:
-            web = WebConfig.model_validate({**web.model_dump(), **update})
-        except ValidationError as exc:
-            raise ConfigError(describe("command line", exc)) from None
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    web = listen_config(cfg.web, args)
+    stop = stop_on_signals()
     app, close = create_hub_app(cfg.database.conninfo(), web, cfg.public.jurisdiction)
     server = BackgroundServer(app, web)
     server.start()
