@@ -19,6 +19,7 @@ from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from gateway import devservices
@@ -68,6 +69,9 @@ def _moderate(phone: webdriver.Chrome, obs_id: str, button: str, why: str) -> No
     item = phone.find_element(By.ID, f"pending-{obs_id}")
     item.find_element(By.TAG_NAME, "textarea").send_keys(why)
     item.find_element(By.CSS_SELECTOR, f"button.{button}").click()
+    # the page this one replaces may show the last decision's `done` too: wait for the new page
+    # (the clicked item gone stale), then for its `done`, so the decision is stored before we read
+    WebDriverWait(phone, 10).until(staleness_of(item))
     WebDriverWait(phone, 10).until(lambda d: d.find_elements(By.ID, "done"))
 
 
