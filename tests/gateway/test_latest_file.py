@@ -130,7 +130,9 @@ def test_the_gateway_keeps_the_latest_readings_and_the_dashboard_follows_only_th
         publish_many(mosquitto.port, [_doc("busy", 4, now + timedelta(seconds=30), 11.0)])
         latest = wait_for(lambda: LatestFollower(path).read(), 30, "the file")
         wait_for(
-            lambda: any(x.seq == 4 for x in (LatestFollower(path).read() or latest).rows), 20, "busy again"
+            lambda: any((x.node, x.seq) == ("busy", 4) for x in (LatestFollower(path).read() or latest).rows),
+            20,
+            "busy again",
         )
         got.clear()
         changed()

@@ -60,7 +60,7 @@ def test_the_dashboard_process_is_restarted_and_never_outlives_the_gateway(
         wait_for(lambda: "data in" in log.read_text(), 60, "the gateway's loop running, the dashboard up")
         (first,) = _children(gateway.pid)
         nice = int(Path(f"/proc/{first}/stat").read_text().rsplit(")", 1)[1].split()[16])  # field 19
-        assert nice == 10  # the pages get the CPU ingest leaves
+        assert nice == min(19, os.nice(0) + 10)  # the pages get the CPU ingest leaves (10 below us)
         os.kill(first, signal.SIGKILL)
         wait_for(lambda: "dashboard process exited with status -9" in log.read_text(), 10, "the exit seen")
         second = wait_for(lambda: [c for c in _children(gateway.pid) if c != first], 10, "a new dashboard")[0]
