@@ -6,8 +6,9 @@ in `warning_log` with its time and the people involved (docs/region.md).
 The hub opens a warning when a site forwards a raised alert of a rule registered as concerning a
 neighbour (`hub warn-rule`), and marks it ended when the site's all-clear arrives. A warning
 whose alert ended before the desk first sent it is sent all the same, marked as already ended,
-and its end after it. The desk runs on the hub's loop, with its clock as a parameter; it delivers through the same channels as a site's alerts (webhook, email,
-Apprise, ...), one contact at a time, each in the contact's own language.
+and its end after it. The desk runs on the hub's loop, with its clock as a parameter; it delivers
+through the same channels as a site's alerts (webhook, email, Apprise, ...), one contact at a
+time, each in the contact's own language.
 """
 
 from __future__ import annotations
