@@ -51,6 +51,7 @@ class Verdicted:
     reading: ReadingPayload
     verdict: str
     site_received: datetime | None = None  # when the site stored it, as the site says
+    period_known: bool = True  # False: stored at the site without `period_s`; kept without it here
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +251,7 @@ class HubStore:
                     [r.verdict for r in readings],
                     [r.reading.kid for r in readings],
                     [json.dumps(_values(r.reading)) for r in readings],
-                    [json.dumps(_payload(r.reading)) for r in readings],
+                    [json.dumps(_payload(r.reading, r.period_known)) for r in readings],
                     [r.site_received for r in readings],
                 ],
             ).fetchone()
@@ -479,9 +480,13 @@ def _values(reading: ReadingPayload) -> dict[str, float | None]:
     return {m.value: mv.value for m, mv in reading.metrics.items()}
 
 
-def _payload(reading: ReadingPayload) -> dict[str, Any]:
-    """The reading as signed: the canonical document plus its signature, so a row alone verifies."""
+def _payload(reading: ReadingPayload, period_known: bool = True) -> dict[str, Any]:
+    """The reading as signed: the canonical document plus its signature, so a row alone verifies.
+    An unsigned reading whose period the site did not know is kept without `period_s`, as the
+    site's own row is (docs/protocol.md, `period_unknown`)."""
     doc = canonical_doc(reading)
+    if not period_known:
+        del doc["period_s"]
     if reading.sig is not None:
         doc["sig"] = reading.sig
     return doc
