@@ -38,9 +38,9 @@ from tests.helpers import Influx, gateway_toml, publish_many, spawn, wait_for, w
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
-def _join(tmp_path: Path, hub_broker: HubBroker, pg: str, prefix: str) -> Path:
+def _join(tmp_path: Path, broker: HubBroker, pg: str, prefix: str) -> Path:
     """A hub with one jurisdiction and the site tsagaan joined; returns hub.toml."""
-    hub_cfg = _hub_toml(tmp_path / "hub.toml", hub_broker.port, pg)
+    hub_cfg = _hub_toml(tmp_path / "hub.toml", broker.port, pg)
     _cli("hub", "init", "--config", str(hub_cfg))
     _cli("hub", "jurisdiction", "--config", str(hub_cfg), "--id", "soum", "--name", "Soum",
          "--role", f"j_{prefix}")  # fmt: skip
@@ -50,16 +50,16 @@ def _join(tmp_path: Path, hub_broker: HubBroker, pg: str, prefix: str) -> Path:
     return hub_cfg
 
 
-def _gateway(tmp_path: Path, hub_broker: HubBroker, mqtt_port: int, influx: Influx, prefix: str,
+def _gateway(tmp_path: Path, broker: HubBroker, mqtt_port: int, influx: Influx, prefix: str,
              extra: str = "") -> Path:  # fmt: skip
     return gateway_toml(
         tmp_path / "gateway.toml", mqtt_port=mqtt_port, influx_url=influx.url, db=influx.db,
         prefix=prefix,
         extra=f'[forward]\nsite = "tsagaan"\ntopic_prefix = "{HUB_PREFIX}"\n'
         f'identity_file = "{tmp_path / "site-identity.pem"}"\nbatch_size = 25\nack_timeout_s = 5\n'
-        f'[forward.mqtt]\nhost = "127.0.0.1"\nport = {hub_broker.tls_port}\nclient_id = "site-{prefix}"\n'
-        f'username = "tsagaan"\npassword_file = "{hub_broker.password("tsagaan")}"\n'
-        f'tls = true\nca_file = "{hub_broker.dir / "ca" / "ca.crt"}"\n{extra}',
+        f'[forward.mqtt]\nhost = "127.0.0.1"\nport = {broker.tls_port}\nclient_id = "site-{prefix}"\n'
+        f'username = "tsagaan"\npassword_file = "{broker.password("tsagaan")}"\n'
+        f'tls = true\nca_file = "{broker.dir / "ca" / "ca.crt"}"\n{extra}',
     )  # fmt: skip
 
 
