@@ -4,7 +4,10 @@ Installed by `run` when `[forward]` is present. Live readings come from the `on_
 (which runs before the node's message is acknowledged, so a gateway killed in between is handed
 them again); what was stored before forwarding began is read back from InfluxDB, oldest first, a
 window at a time, and only while the outbox holds little backfill, so the disk holds a bounded
-amount of it. Everything waits in the durable outbox until the hub's ack for its batch arrives.
+amount of it; an unsigned row an earlier version stored without `period_s` goes marked
+(`ForwardBatch.period_unknown`). The site's alert events come as a delivery route of the alert
+store (`AlertsToOutbox`), whose row is committed with the event, so none is lost to a kill.
+Everything waits in the durable outbox until the hub's ack for its batch arrives.
 
 Keys go first: when the site's registry has changed since the hub last acknowledged it, a batch
 with the keys alone is sent, and readings wait for its ack, so the hub never sees a reading
