@@ -93,6 +93,11 @@ class StoredReading(BaseModel):
 
     received: datetime | None
     reading: ReadingPayload
+    period_known: bool = Field(
+        default=True,
+        description="False for an unsigned reading stored before the site kept `period_s` for every "
+        "reading: its `period_s` is the site's estimate, and the hub stores it without one",
+    )
 
 
 class ForwardBatch(BaseModel):
@@ -116,10 +121,25 @@ class ForwardBatch(BaseModel):
         "the site revoked later is judged by it, as at the site (docs/trust.md)",
     )
 
+    period_unknown: list[int] = Field(
+        default_factory=list,
+        max_length=MAX_BATCH,
+        description="indices into `readings` of unsigned readings whose `period_s` the site does not "
+        "know (stored by a version that kept it for signed readings only): their `period_s` is the "
+        "site's estimate from the node's times and seq, and the hub stores them without it",
+    )
+
     @model_validator(mode="after")
     def _one_received_per_reading(self) -> ForwardBatch:
         if self.received and len(self.received) != len(self.readings):
             raise ValueError(f"{len(self.received)} received times for {len(self.readings)} readings")
+        for i in self.period_unknown:
+            if not 0 <= i < len(self.readings):
+                raise ValueError(f"period_unknown: no reading {i} in a batch of {len(self.readings)}")
+            if self.readings[i].sig is not None:
+                raise ValueError(
+                    f"period_unknown: reading {i} is signed, and its signature covers its period"
+                )
         return self
 
 

@@ -1,15 +1,17 @@
 """What is in the database for a site: the metrics stored, each node's reading interval.
 
-Shared by `export` and `report`. The reading interval is stored only with signed readings (`period_s`);
-otherwise it is inferred from the readings themselves: `seq` goes up by one per reading the node
-made, so the time between two stored readings divided by their `seq` difference is the interval,
-even when readings in between are missing.
+Shared by `export` and `report`. The reading interval is stored with each reading (`period_s`;
+by earlier versions only with signed ones); otherwise it is inferred from the readings
+themselves: `seq` goes up by one per reading the node made, so the time between two stored
+readings divided by their `seq` difference is the interval, even when readings in between are
+missing.
 """
 
 from __future__ import annotations
 
 import itertools
 import statistics
+from collections.abc import Iterable
 from datetime import datetime
 
 from contract.metrics import Metric
@@ -31,13 +33,18 @@ def interval_s(reader: Reader, site: str, node: str, start: datetime, end: datet
     it has fewer than two."""
     rows = reader.reading_clock(site, node, start, end)
     periods = [int(r["period_s"]) for r in rows if r.get("period_s")]
-    if periods:  # signed readings keep their window length: no need to infer it
+    if periods:  # stored readings keep their window length: no need to infer it
         return statistics.mode(periods)
+    return inferred_interval_s((int(r["time"]), int(r["seq"])) for r in rows)
+
+
+def inferred_interval_s(clock: Iterable[tuple[int, int]]) -> int:
+    """A node's reading interval from its readings' (time in epoch ms, seq), oldest first: the
+    median of Δtime / Δseq over consecutive readings; DEFAULT_INTERVAL_S for fewer than two."""
     steps = []
-    for before, after in itertools.pairwise(rows):
-        dseq = int(after["seq"]) - int(before["seq"])
-        if dseq > 0:
-            steps.append((int(after["time"]) - int(before["time"])) / 1000 / dseq)
+    for (t0, seq0), (t1, seq1) in itertools.pairwise(clock):
+        if seq1 > seq0:
+            steps.append((t1 - t0) / 1000 / (seq1 - seq0))
     if not steps:
         return DEFAULT_INTERVAL_S
     return max(1, round(statistics.median(steps)))

@@ -70,7 +70,9 @@ def reading_columns(metrics: list[Metric]) -> list[Column]:
             ),
         ]
     cols += [
-        Column("period_s", "integer", "s", "length of the averaging window (stored with signed readings)"),
+        Column(
+            "period_s", "integer", "s", "length of the averaging window (empty: stored by an earlier version)"
+        ),
         Column("signed", "boolean", "", "the gateway verified the node's Ed25519 signature at ingest"),
         Column("sig", "string", "", "the node's signature (base64), to re-verify"),
         Column("kid", "string", "", "id of the node key that signed"),

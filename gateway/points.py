@@ -46,9 +46,11 @@ def reading_point(reading: ReadingPayload, received: datetime | None = None) -> 
     point.field("seq", int(reading.seq))
     point.field("flags", ",".join(f.value for f in reading.flags))
     if reading.sig is not None and reading.kid is not None:
-        # Everything the signature covers is kept (period_s too), so the row alone can be re-verified.
+        # Everything the signature covers is kept, so the row alone can be re-verified.
         point.field("signed", True).field("sig", reading.sig).field("kid", reading.kid)
-        point.field("period_s", int(reading.period_s))
+    # Of every reading, signed or not: the row alone is then the whole reading (the hub's backfill
+    # forwards it as sent). Earlier versions kept it for signed readings only.
+    point.field("period_s", int(reading.period_s))
     if received is not None:
         point.field("received", epoch_ms(received))
     return point.time(reading.ts, WritePrecision.MS)
@@ -100,7 +102,7 @@ def to_line(reading: ReadingPayload, received: datetime | None = None) -> str:
         add("signed=true")
         add('sig="' + reading.sig.translate(_ESCAPE_STRING) + '"')
         add('kid="' + reading.kid.translate(_ESCAPE_STRING) + '"')
-        add(f"period_s={reading.period_s}i")
+    add(f"period_s={reading.period_s}i")  # as reading_point: every reading
     if received is not None:
         add(f"received={epoch_ms(received)}i")
     return f"{MEASUREMENT},node={reading.node},site={reading.site} {','.join(fields)} {epoch_ms(reading.ts)}"

@@ -75,6 +75,11 @@ class Alerts:
         self.dispatcher: Dispatcher | None = None
         self._ticks = 0
         self.on_event: list[Callable[[AlertEvent], None]] = []
+        self.routes: list[tuple[ChannelOptions, Channel]] = []
+        """Deliveries every event gets, as durable as the record: each event's outbox row for them
+        is committed with the event and the machine state that raised it, and deleted once the
+        route took it, so an event is never lost to a kill in between (the hub forwarder's
+        outbox, gateway/forward/forwarder.py). Added before `start()`."""
         # The late logs of the saved windows (gateway/alerts/snapshot.py): the one beside the file
         # on disk, and while a save is being synced, the one of the save to come.
         self._late: list[snapshot.LateLog] = []
@@ -120,6 +125,9 @@ class Alerts:
             Worker(RecordOptions(name="influxdb"), InfluxRecord(record_store), self.store, self._clock, stop)
         ]
         labels: set[str] = {"influxdb"}
+        for opts, channel in self.routes:
+            workers.append(Worker(opts, channel, self.store, self._clock, stop))
+            labels.add(opts.label)
         links = self._links(self.store)
         for opts in configured:
             label = opts.label

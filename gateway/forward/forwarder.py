@@ -4,7 +4,10 @@ Installed by `run` when `[forward]` is present. Live readings come from the `on_
 (which runs before the node's message is acknowledged, so a gateway killed in between is handed
 them again); what was stored before forwarding began is read back from InfluxDB, oldest first, a
 window at a time, and only while the outbox holds little backfill, so the disk holds a bounded
-amount of it. Everything waits in the durable outbox until the hub's ack for its batch arrives.
+amount of it; an unsigned row an earlier version stored without `period_s` goes marked
+(`ForwardBatch.period_unknown`). The site's alert events come as a delivery route of the alert
+store (`AlertsToOutbox`), whose row is committed with the event, so none is lost to a kill.
+Everything waits in the durable outbox until the hub's ack for its batch arrives.
 
 Keys go first: when the site's registry has changed since the hub last acknowledged it, a batch
 with the keys alone is sent, and readings wait for its ack, so the hub never sees a reading
@@ -13,12 +16,15 @@ signed by a key it has not been given.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -38,10 +44,14 @@ from contract.status import parse_status
 from contract.verify_offline import parse_time
 from contract.wire import ReadingPayload, format_ts, parse_topic
 from gateway.alerts.events import AlertEvent
+from gateway.alerts.record import RecordOptions
+from gateway.channels.base import ChannelError, Notification
 from gateway.config import ForwardConfig
+from gateway.dataset import DEFAULT_INTERVAL_S, inferred_interval_s
 from gateway.forward.link import link_for
 from gateway.forward.outbox import Batch, Outbox
 from gateway.hooks import Hooks
+from gateway.points import epoch_ms
 from gateway.stores.reader import Reader, Span
 from gateway.subscriber import Message, Subscriber
 from gateway.trust.registry import KeyRegistry
@@ -84,7 +94,12 @@ class Forwarder:
         hooks.handlers.append(("status", self.on_status))
         hooks.tickers.append(self.tick)
         if alerts is not None:
-            alerts.on_event.append(self.on_alert)
+            # A delivery route of the alert store, not an `on_event` hook: the route's row is
+            # committed with the event, so an event raised in the instant of a kill still reaches
+            # the outbox after the restart (which raises nothing again: the machine is stored).
+            alerts.routes.append(
+                (RecordOptions(name="forward"), AlertsToOutbox(self._outbox.path, self._cfg.site))
+            )
 
     def start(self) -> None:
         if self._cfg.backfill and self._outbox.get("backfill_until") is None:
@@ -126,10 +141,6 @@ class Forwarder:
         body = ForwardedStatus(node=node, received=received, status=status)
         self._outbox.add([body.model_dump_json().encode()], live=True, kind="status")
 
-    def on_alert(self, event: AlertEvent) -> None:
-        if event.site == self._cfg.site:
-            self._outbox.add([json.dumps(event.to_json()).encode()], live=True, kind="alert")
-
     def tick(self) -> None:
         now = self._clock()
         self._take_acks()
@@ -161,7 +172,11 @@ class Forwarder:
                 break
 
     def _batch(self, taken: Batch) -> ForwardBatch:
-        readings, received, statuses, alerts = [], [], [], []
+        readings: list[ReadingPayload] = []
+        received: list[datetime | None] = []
+        statuses: list[ForwardedStatus] = []
+        alerts: list[dict[str, Any]] = []
+        period_unknown: list[int] = []
         for kind, body in taken.bodies:
             if kind == "status":
                 statuses.append(ForwardedStatus.model_validate_json(body))
@@ -169,6 +184,8 @@ class Forwarder:
                 alerts.append(json.loads(body))
             elif kind == "stored":
                 stored = StoredReading.model_validate_json(body)
+                if not stored.period_known:
+                    period_unknown.append(len(readings))
                 readings.append(stored.reading)
                 received.append(stored.received)
             else:  # a bare reading, queued by an earlier version: no stored time
@@ -177,11 +194,14 @@ class Forwarder:
         return ForwardBatch(
             site=self._cfg.site, batch=taken.id, readings=readings, statuses=statuses, alerts=alerts,
             received=received if any(t is not None for t in received) else [],
+            period_unknown=period_unknown,
         )  # fmt: skip
 
     def _send(self, batch: ForwardBatch) -> bool:
         topic = forward_topic(self._cfg.topic_prefix, self._cfg.site)
-        return self.link.publish(topic, batch.model_dump_json(by_alias=True).encode(), qos=1)
+        # `period_unknown` only when used: a hub that predates it refuses it as malformed
+        omit = None if batch.period_unknown else {"period_unknown"}
+        return self.link.publish(topic, batch.model_dump_json(by_alias=True, exclude=omit).encode(), qos=1)
 
     def _take_acks(self) -> None:
         while (msg := self.link.inbox.get_nowait()) is not None:
@@ -221,9 +241,11 @@ class Forwarder:
         for window in WINDOWS:  # an empty window widens the next: a year of silence is quick to cross
             end = min(cursor + window, until)
             bodies = []
-            for row in self._reader.stored_readings(Span(self._cfg.site, [], cursor, end)):
+            rows = list(self._reader.stored_readings(Span(self._cfg.site, [], cursor, end)))
+            guesses = _periods(rows)
+            for row in rows:
                 try:
-                    stored = StoredReading(received=_received(row), reading=reading_of_row(row))
+                    stored = _stored(row, guesses)
                 except ValueError as exc:
                     log.warning("backfill: a stored row is not a reading (%s); not forwarded", exc)
                     continue
@@ -234,6 +256,53 @@ class Forwarder:
                 break
         if cursor >= until:
             log.info("backfill to the hub complete up to %s", format_ts(until))
+
+
+class AlertsToOutbox:
+    """The site's alert events into the forwarder's outbox, as a route of the alert dispatcher
+    (`Alerts.routes`): on the route's own worker thread, so with a connection of its own."""
+
+    def __init__(self, path: Path, site: str) -> None:
+        self._outbox, self._site = Outbox(path), site
+
+    def send(self, note: Notification) -> None:
+        docs = [d for d in (note.events or [note.body]) if d.get("site") == self._site]
+        if not docs:
+            return  # another site's event (a gateway may store several): not forwarded
+        # as the site recorded it, without the site's own acknowledgement topic
+        bodies = [json.dumps(AlertEvent.from_json(d).to_json()).encode() for d in docs]
+        try:
+            self._outbox.add(bodies, live=True, kind="alert")
+        except sqlite3.Error as exc:
+            raise ChannelError(f"cannot keep the alert event in {self._outbox.path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._outbox.close()
+
+
+def _stored(row: Any, guesses: dict[str, int]) -> StoredReading:
+    """A stored row as the reading it holds. An unsigned row an earlier version stored without
+    `period_s` goes with the node's estimated interval, marked (`period_known`): the hub keeps it
+    without one. A signed row without it is not a whole reading (ValueError, as any such row)."""
+    known = not _empty(row.get("period_s"))
+    if not known and _empty(row.get("sig")) and _empty(row.get("kid")):
+        row = {**row, "period_s": guesses.get(str(row.get("node")), DEFAULT_INTERVAL_S)}
+    return StoredReading(received=_received(row), reading=reading_of_row(row), period_known=known)
+
+
+def _periods(rows: list[Any]) -> dict[str, int]:
+    """Per node, its interval inferred from the rows (oldest first) of those without `period_s`."""
+    clocks: dict[str, list[tuple[int, int]]] = {}
+    for row in rows:
+        if _empty(row.get("period_s")):
+            with contextlib.suppress(ValueError, TypeError):
+                at = parse_time(row.get("time"))
+                clocks.setdefault(str(row.get("node")), []).append((epoch_ms(at), int(float(row["seq"]))))
+    return {node: inferred_interval_s(clock) for node, clock in clocks.items()}
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == ""
 
 
 def _received(row: Any) -> datetime | None:

@@ -38,7 +38,10 @@ class Batch:
 class Outbox:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.path = path
+        # One connection per thread that writes (the loop; the alert route's worker): a writer
+        # waits for the other's transaction rather than failing at once.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # an outbox that forgets on power loss is none
         self._db.executescript(_SCHEMA)
@@ -65,6 +68,10 @@ class Outbox:
 
     def take(self, max_items: int, now: float) -> Batch | None:
         """The next batch to send: unsent items, live first, oldest first."""
+        # A read first: the forwarder asks every tick, and an idle tick is then no write
+        # transaction (no fsync with synchronous=FULL, no wait for the alert route's writes).
+        if self._db.execute("SELECT 1 FROM item WHERE batch IS NULL LIMIT 1").fetchone() is None:
+            return None
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             rows = self._db.execute(
@@ -85,6 +92,9 @@ class Outbox:
 
     def expire(self, older_than: float) -> int:
         """Batches sent before `older_than` and never acknowledged go back to be sent again."""
+        due = "SELECT 1 FROM item WHERE batch IS NOT NULL AND sent_at < ? LIMIT 1"
+        if self._db.execute(due, (older_than,)).fetchone() is None:
+            return 0  # as in `take`: nothing to do is a read, not a write
         with self._db:
             return self._db.execute(
                 "UPDATE item SET batch = NULL, sent_at = NULL WHERE batch IS NOT NULL AND sent_at < ?",

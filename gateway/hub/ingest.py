@@ -83,11 +83,12 @@ class HubIngest:
         records: dict[str, KeyRecord] = {}  # validated once per batch, not per reading
         checked: list[Verdicted] = []
         received = batch.received or [None] * len(batch.readings)
-        for reading, stored_at in zip(batch.readings, received, strict=True):
+        period_unknown = set(batch.period_unknown)  # unsigned, stored without their period at the site
+        for i, (reading, stored_at) in enumerate(zip(batch.readings, received, strict=True)):
             reason = self._check(site, reading, stored_at, keys, records)
             if reason is None:
                 verdict = "unsigned" if reading.sig is None else "verified"
-                checked.append(Verdicted(reading, verdict, stored_at))
+                checked.append(Verdicted(reading, verdict, stored_at, i not in period_unknown))
             else:
                 refused += 1
                 self._refuse(

@@ -4,9 +4,11 @@ confirms goes on to the next contact after the rule's escalation time. Every ste
 in `warning_log` with its time and the people involved (docs/region.md).
 
 The hub opens a warning when a site forwards a raised alert of a rule registered as concerning a
-neighbour (`hub warn-rule`), and marks it ended when the site's all-clear arrives. The desk runs
-on the hub's loop; it delivers through the same channels as a site's alerts (webhook, email,
-Apprise, ...), one contact at a time, each in the contact's own language.
+neighbour (`hub warn-rule`), and marks it ended when the site's all-clear arrives. A warning
+whose alert ended before the desk first sent it is sent all the same, marked as already ended,
+and its end after it. The desk runs on the hub's loop, with its clock as a parameter; it delivers
+through the same channels as a site's alerts (webhook, email, Apprise, ...), one contact at a
+time, each in the contact's own language.
 """
 
 from __future__ import annotations
@@ -63,13 +65,19 @@ class WarningDesk:
         opts = channel_options(item.channel)
         t = Texts(opts.language, opts.timezone)  # the hub has no site: the contact's own zone
         alert = item.alert
-        words = {"id": item.warning, "site": alert["site"], "node": alert["node"],
+        words: dict[str, object] = {"id": item.warning, "site": alert["site"], "node": alert["node"],
                  "neighbour": item.neighbour, "message": text_of(alert, t),
                  "confirm": f"minewatch-gateway hub warning confirm --id {item.warning} --by …"}  # fmt: skip
-        subject = t(f"warning.{item.action}.subject", **words)
-        text = t(f"warning.{item.action}.text", **words)
+        # A warning whose alert ended before it was first sent is still a warning (the neighbour
+        # should know it happened), marked as already ended; its end follows at the next tick.
+        key = "ended_warning" if item.action == "warning" and item.ended is not None else item.action
+        if item.ended is not None:
+            words["ended"] = t.time(item.ended)
+        subject = t(f"warning.{key}.subject", **words)
+        text = t(f"warning.{key}.text", **words)
         body = {"warning": item.warning, "action": item.action, "neighbour": item.neighbour,
-                "contact": item.contact, "subject": subject, "text": text, "alert": alert}  # fmt: skip
+                "contact": item.contact, "subject": subject, "text": text, "alert": alert,
+                "ended": None if item.ended is None else item.ended.isoformat()}  # fmt: skip
         channel = open_channel(opts, ChannelContext(_no_mqtt, "minewatch-hub"))
         try:
             channel.send(Notification(subject, text, body, "critical", [alert]))

@@ -25,7 +25,7 @@ from psycopg import sql
 from contract.configfile import ConfigError
 from contract.hub import ForwardedStatus
 from contract.signing import canonical_doc
-from contract.wire import ID_PATTERN, ReadingPayload
+from contract.wire import ID_PATTERN, ReadingPayload, format_ts
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,6 +51,7 @@ class Verdicted:
     reading: ReadingPayload
     verdict: str
     site_received: datetime | None = None  # when the site stored it, as the site says
+    period_known: bool = True  # False: stored at the site without `period_s`; kept without it here
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ class WarningDue:
     rank: int
     contact: str
     channel: dict[str, Any]
+    ended: datetime | None = None  # when the site's all-clear arrived, if it has
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +251,7 @@ class HubStore:
                     [r.verdict for r in readings],
                     [r.reading.kid for r in readings],
                     [json.dumps(_values(r.reading)) for r in readings],
-                    [json.dumps(_payload(r.reading)) for r in readings],
+                    [json.dumps(_payload(r.reading, r.period_known)) for r in readings],
                     [r.site_received for r in readings],
                 ],
             ).fetchone()
@@ -354,17 +356,18 @@ class HubStore:
 
     @_guarded
     def warnings_due(self, now: datetime) -> list[WarningDue]:
-        """What the warning desk must send now: a new warning to the first contact; an unconfirmed
-        one, past its rule's escalation time, to the next contact; an ended one's end to everyone
-        warned."""
+        """What the warning desk must send now: a new warning to the first contact (also one whose
+        alert ended before it was first sent: the neighbour is still told, then told its end); an
+        unconfirmed one, past its rule's escalation time, to the next contact; an ended one's end to
+        everyone warned."""
         rows = self._conn.execute(
             """
-            SELECT w.id, w.alert, w.neighbour, 'warning', c.rank, c.name, c.channel
+            SELECT w.id, w.alert, w.neighbour, 'warning', c.rank, c.name, c.channel, w.ended
               FROM warning w JOIN contact c ON c.jurisdiction = w.neighbour AND c.rank =
                    (SELECT min(rank) FROM contact WHERE jurisdiction = w.neighbour)
-             WHERE w.contact_rank = 0 AND w.ended IS NULL
+             WHERE w.contact_rank = 0
             UNION ALL
-            SELECT w.id, w.alert, w.neighbour, 'escalated', c.rank, c.name, c.channel
+            SELECT w.id, w.alert, w.neighbour, 'escalated', c.rank, c.name, c.channel, w.ended
               FROM warning w JOIN warning_rule r
                    ON (r.site, r.rule, r.neighbour) = (w.site, w.rule, w.neighbour)
               JOIN contact c ON c.jurisdiction = w.neighbour AND c.rank =
@@ -372,14 +375,14 @@ class HubStore:
              WHERE w.contact_rank > 0 AND w.confirmed IS NULL AND w.ended IS NULL
                AND w.last_sent + r.escalate_after <= %s
             UNION ALL
-            SELECT w.id, w.alert, w.neighbour, 'end', c.rank, c.name, c.channel
+            SELECT w.id, w.alert, w.neighbour, 'end', c.rank, c.name, c.channel, w.ended
               FROM warning w JOIN contact c ON c.jurisdiction = w.neighbour AND c.rank <= w.contact_rank
              WHERE w.ended IS NOT NULL AND w.end_sent IS NULL
              ORDER BY 1, 5
             """,
             [now],
         ).fetchall()
-        return [WarningDue(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
+        return [WarningDue(*r) for r in rows]
 
     @_guarded
     def warning_sent(self, due: WarningDue, now: datetime, *, last_of_end: bool) -> None:
@@ -392,7 +395,9 @@ class HubStore:
                     "UPDATE warning SET contact_rank = %s, last_sent = %s WHERE id = %s",
                     [due.rank, now, due.warning],
                 )
-            self._log(due.warning, now, due.action, due.contact, None, "")
+            late = due.ended if due.action == "warning" else None  # its alert ended before it was sent
+            detail = "" if late is None else f"already ended at {format_ts(late.astimezone(UTC))}"
+            self._log(due.warning, now, due.action, due.contact, None, detail)
 
     @_guarded
     def warning_failed(self, due: WarningDue, now: datetime, detail: str) -> None:
@@ -475,9 +480,13 @@ def _values(reading: ReadingPayload) -> dict[str, float | None]:
     return {m.value: mv.value for m, mv in reading.metrics.items()}
 
 
-def _payload(reading: ReadingPayload) -> dict[str, Any]:
-    """The reading as signed: the canonical document plus its signature, so a row alone verifies."""
+def _payload(reading: ReadingPayload, period_known: bool = True) -> dict[str, Any]:
+    """The reading as signed: the canonical document plus its signature, so a row alone verifies.
+    An unsigned reading whose period the site did not know is kept without `period_s`, as the
+    site's own row is (docs/protocol.md, `period_unknown`)."""
     doc = canonical_doc(reading)
+    if not period_known:
+        del doc["period_s"]
     if reading.sig is not None:
         doc["sig"] = reading.sig
     return doc

@@ -151,8 +151,7 @@ def test_every_stored_reading_reaches_the_hub_once(
         f'[forward.mqtt]\nhost = "127.0.0.1"\nport = {hub_broker.tls_port}\nclient_id = "site-{prefix}"\n'
         f'username = "tsagaan"\npassword_file = "{hub_broker.password("tsagaan")}"\n'
         f'tls = true\nca_file = "{hub_broker.dir / "ca" / "ca.crt"}"\n'
-        # raised by live[26], long before the gateway is killed: an alert raised in the instant of a
-        # SIGKILL may not reach the forwarder's outbox (docs/region.md, known limits)
+        # raised by live[26]; one raised in the very instant of a SIGKILL: test_forward_gaps.py
         '[[alerts.rules]]\nname = "pm25-instant"\ntype = "threshold"\nmetric = "pm2_5"\nlimit = 25.0\n',
     )  # fmt: skip
     hub_log, gw_log = tmp_path / "hub.log", tmp_path / "gateway.log"

@@ -94,7 +94,7 @@ def reading() -> ReadingPayload:
 
 EXPECTED_LINE = (
     "reading,node=haul-road,site=tsagaan "
-    'flags="",seq=7i,pm2_5=10.9,pm2_5_raw=12.0,pm2_5_n=60i,pm2_5_cal="pms5003-a12@2026-10-01" '
+    'flags="",seq=7i,pm2_5=10.9,pm2_5_raw=12.0,pm2_5_n=60i,pm2_5_cal="pms5003-a12@2026-10-01",period_s=60i '
     "1795341660000"  # 2026-11-22T10:01:00Z; "12.0" without "i" is a float
 )
 

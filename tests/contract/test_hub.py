@@ -1,0 +1,44 @@
+"""`ForwardBatch.period_unknown` (docs/protocol.md, "Site to hub"): the indices of unsigned readings
+whose period the site does not know; anything else is a malformed batch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import ValidationError
+
+from contract.hub import ForwardBatch
+from contract.signing import Signer
+from tests.alert_helpers import reading
+
+NOW = datetime(2026, 12, 7, tzinfo=UTC)
+
+
+def _batch(period_unknown: list[int], *, signed: bool = False) -> ForwardBatch:
+    readings = [reading("a", NOW + timedelta(minutes=i), float(i)) for i in range(3)]
+    if signed:
+        readings[1] = Signer.generate().sign(readings[1])
+    return ForwardBatch(site="tsagaan", batch=1, readings=readings, period_unknown=period_unknown)
+
+
+def test_unsigned_readings_may_be_marked_without_a_known_period() -> None:
+    assert _batch([0, 2]).period_unknown == [0, 2]
+    assert ForwardBatch.model_validate_json(_batch([]).model_dump_json()).period_unknown == []
+    # a batch from a site that predates the field (or has none to mark) has no mark at all
+    assert ForwardBatch.model_validate_json(b'{"site": "tsagaan", "batch": 1}').period_unknown == []
+
+
+@pytest.mark.parametrize(
+    ("marked", "signed", "says"),
+    [
+        ([3], False, "no reading 3 in a batch of 3"),
+        ([-1], False, "no reading -1"),
+        ([1], True, "reading 1 is signed"),
+    ],
+)
+def test_a_mark_on_no_reading_or_on_a_signed_one_is_malformed(
+    marked: list[int], signed: bool, says: str
+) -> None:
+    with pytest.raises(ValidationError, match=says):
+        _batch(marked, signed=signed)
