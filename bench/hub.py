@@ -260,7 +260,8 @@ def main() -> int:
     args = ap.parse_args()
 
     print(f"load average at the start: {Path('/proc/loadavg').read_text().strip()}")
-    minutes = int(args.hours * 60)
+    step = hub_cache.BATCH // args.nodes  # minutes a batch holds: runs are whole batches
+    minutes = -(-int(args.hours * 60) // step) * step
     t = time.monotonic()
     hub_cache.ensure(args.cache, hub_cache.Meta(args.sites, args.nodes, minutes))  # a no-op once made
     sites = [hub_cache.site_name(i) for i in range(args.sites)]
