@@ -482,6 +482,11 @@ class HubStore:
             name = f"reading_{start:%Y_%m}"
             if name in self._partitions:
                 continue
+            # CREATE ... IF NOT EXISTS is not safe against another connection making the same
+            # table at the same moment (two hub processes, the first reading of a month): it
+            # fails with "already exists". The lock makes the second wait for the first's commit,
+            # and then see its table.
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"minewatch partition {name}"])
             self._conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} PARTITION OF reading FOR VALUES FROM ({}) TO ({})"
