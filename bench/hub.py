@@ -221,16 +221,19 @@ class _Acks:
         self.client.loop_stop()
 
 
-def _round_robin(cache: Path, sites: list[str], batches: int) -> Iterator[tuple[str, bytes]]:
-    """Batch 1 of every site, then batch 2 of every site, ...: read from disk as published."""
+def _round_robin(cache: Path, sites: list[str], batches: int) -> Iterator[tuple[int, str, bytes]]:
+    """Batch 1 of every site, then batch 2 of every site, ...: read from disk as published, each
+    with the number of rounds completed before it."""
     readers = [(forward_topic(PREFIX, site), hub_cache.read_batches(cache, site, batches)) for site in sites]
+    rnd = 0
     while readers:
         for entry in list(readers):
             body = next(entry[1], None)
             if body is None:
                 readers.remove(entry)
             else:
-                yield entry[0], body
+                yield rnd, entry[0], body
+        rnd += 1
 
 
 def _keys_batch(site: str, nodes: int) -> bytes:
@@ -257,6 +260,9 @@ def main() -> int:
     ap.add_argument("--no-query", action="store_true")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "minewatch-bench-hub-cache")
     ap.add_argument("--window", type=int, default=100, help="batches published and not yet acknowledged")
+    ap.add_argument("--hub-minutes", type=float, default=None,
+                    help="stop publishing after this long (at the end of a round of every site's next batch);"
+                    " the run then measures what was sent, and the COPY takes the same rows")  # fmt: skip
     args = ap.parse_args()
 
     print(f"load average at the start: {Path('/proc/loadavg').read_text().strip()}")
@@ -279,10 +285,6 @@ def main() -> int:
     pg.start()
     broker.start()
     try:
-        copy_rate, copy_pg_cpu = bench_copy(pg, args.cache, sites, per_site, minutes)
-        print(f"copy     {copy_rate:10,.0f} readings/s  (COPY into the partitioned table; "
-              f"PostgreSQL CPU {copy_pg_cpu * 1e6:.0f} us/reading)", flush=True)  # fmt: skip
-
         # ---- the hub
         dsn = _createdb(pg, "hub_bench")
         _register(dsn, {site: hub_cache.signer_for(site) for site in sites})
@@ -304,7 +306,12 @@ def main() -> int:
             pub.publish(forward_topic(PREFIX, site), _keys_batch(site, args.nodes), qos=1)
             sent += 1
         report = start + 60
-        for topic, body in _round_robin(args.cache, sites, per_site):
+        rounds = 0
+        for rnd, topic, body in _round_robin(args.cache, sites, per_site):
+            if rnd != rounds:  # a round of every site's next batch is out
+                rounds = rnd
+                if args.hub_minutes is not None and time.monotonic() - start >= args.hub_minutes * 60:
+                    break
             acks.window.acquire()
             pub.publish(topic, body, qos=1)
             sent += 1
@@ -312,6 +319,8 @@ def main() -> int:
                 print(f"  ... {acks.count:,} of {len(sites) * (per_site + 1):,} batches acknowledged, "
                       f"{acks.stored:,} readings, {time.monotonic() - start:.0f} s", flush=True)  # fmt: skip
                 report += 60
+        else:
+            rounds = per_site
         deadline = time.monotonic() + 600
         while acks.count < sent and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -323,11 +332,20 @@ def main() -> int:
         pub.disconnect()
         pub.loop_stop()
         stored = _count(dsn)
+        if rounds < per_site:
+            minutes, per_site = rounds * step, rounds
+            total = args.sites * args.nodes * minutes
+            print(f"  stopped after {args.hub_minutes:g} min: {rounds} batches of every site were sent, "
+                  f"{minutes} minutes of {args.sites} x {args.nodes} nodes = {total:,} readings, "
+                  f"{minutes / (7 * 1440):.1%} of the week")  # fmt: skip
         if acks.count < sent or stored != total:
             raise SystemExit(
                 f"{acks.count} of {sent} batches acknowledged, {stored:,} of {total:,} readings stored"
             )
         hub_rate = total / (end - start)
+        copy_rate, copy_pg_cpu = bench_copy(pg, args.cache, sites, per_site, minutes)
+        print(f"copy     {copy_rate:10,.0f} readings/s  (COPY of the same rows into the partitioned table; "
+              f"PostgreSQL CPU {copy_pg_cpu * 1e6:.0f} us/reading)", flush=True)  # fmt: skip
         print(f"hub      {hub_rate:10,.0f} readings/s  ratio to copy {hub_rate / copy_rate:.2f}x, "
               f"{end - start:.0f} s; hub CPU {hub_cpu / total * 1e6:.0f} us/reading, PostgreSQL CPU "
               f"{pg_cpu / total * 1e6:.0f} us/reading, hub peak RSS {hub_rss:.0f} MB")  # fmt: skip
