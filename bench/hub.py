@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -363,7 +364,8 @@ def main() -> int:
         for service in (influxd, broker, pg):
             service.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"load average at the end: {Path('/proc/loadavg').read_text().strip()}")
+    print(f"the bench's own peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+          f"load average at the end: {Path('/proc/loadavg').read_text().strip()}")  # fmt: skip
     return 0
 
 
