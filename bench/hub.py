@@ -285,6 +285,7 @@ def main() -> int:
     influxd = devservices.influxd(tmp / "influxd")
     pg.start()
     broker.start()
+    hub: subprocess.Popen[bytes] | None = None
     try:
         # ---- the hub
         dsn = _createdb(pg, "hub_bench")
@@ -361,6 +362,9 @@ def main() -> int:
         if not args.no_query:
             query(pg, dsn)
     finally:
+        if hub is not None and hub.poll() is None:  # a run that failed leaves no hub behind
+            hub.terminate()
+            hub.wait(30)
         for service in (influxd, broker, pg):
             service.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -408,12 +412,14 @@ def backfill(
         time.sleep(0.1)
     start = time.monotonic()
     gw = _spawn(["gateway.cli", "run", "--config", str(cfg)], tmp / "site" / "gateway.log")
-    end = _wait_count(dsn, len(lines), 3600)
+    try:
+        end = _wait_count(dsn, len(lines), 3600)
+    finally:
+        for proc in (gw, hub):
+            proc.terminate()
+            proc.wait(30)
     print(f"backfill {len(lines) / (end - start):10,.0f} readings/s  {nodes} nodes x {days:g} days "
           f"({len(lines):,} readings) drained in {end - start:.0f} s, gateway start included")  # fmt: skip
-    for proc in (gw, hub):
-        proc.terminate()
-        proc.wait(30)
 
 
 def query(pg: devservices.Service, dsn: str) -> None:
