@@ -151,17 +151,21 @@ def write_secret(path: Path, data: bytes) -> None:
 
 def verify_signature(public: Ed25519PublicKey, reading: ReadingPayload) -> bool:
     """True when `reading.sig` is a valid signature of its canonical form under `public`."""
+    return reading.sig is not None and verify_canonical(public, reading.sig, canonical_bytes(reading))
+
+
+def verify_canonical(public: Ed25519PublicKey, sig_b64: str, canonical: bytes) -> bool:
+    """True when `sig_b64` is a valid signature of `canonical` (a reading's `canonical_bytes`,
+    built once by a caller that also stores them) under `public`."""
     from cryptography.exceptions import InvalidSignature
 
-    if reading.sig is None:
-        return False
     try:
-        sig = base64.b64decode(reading.sig, validate=True)
+        sig = base64.b64decode(sig_b64, validate=True)
         # Only the canonical base64 spelling: otherwise the padding bits of the last character
         # could change and the "same" signature would verify under another text.
-        if base64.b64encode(sig).decode("ascii") != reading.sig:
+        if base64.b64encode(sig).decode("ascii") != sig_b64:
             return False
-        public.verify(sig, canonical_bytes(reading))
+        public.verify(sig, canonical)
     except (InvalidSignature, binascii.Error, ValueError):
         return False
     return True

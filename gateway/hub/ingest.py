@@ -16,7 +16,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from contract.clock import utc_now
 from contract.hub import ForwardBatch, ForwardedKey, HubAck, ack_topic, site_of_forward_topic
-from contract.signing import public_from_b64, verify_signature
+from contract.signing import canonical_bytes, public_from_b64, verify_canonical
 from contract.wire import ReadingPayload
 from gateway.stores.postgres_hub import HubStore, StoredKey, Verdicted
 from gateway.subscriber import Message
@@ -32,6 +32,8 @@ from gateway.trust.registry import KeyRecord
 from gateway.trust.reverify import offline_key
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     from gateway.hub.rules import HubRules
 
 log = logging.getLogger(__name__)
@@ -80,16 +82,18 @@ class HubIngest:
             return None
         refused = self._take_keys(site, identity_b64, batch.keys)
         keys = self._store.keys(site)
-        records: dict[str, KeyRecord] = {}  # validated once per batch, not per reading
+        records: dict[str, tuple[KeyRecord, Ed25519PublicKey]] = {}  # once per batch, not per reading
         checked: list[Verdicted] = []
         received = batch.received or [None] * len(batch.readings)
         period_unknown = set(batch.period_unknown)  # unsigned, stored without their period at the site
         for i, (reading, stored_at) in enumerate(zip(batch.readings, received, strict=True)):
-            reason = self._check(site, reading, stored_at, keys, records)
-            if reason is None:
-                verdict = "unsigned" if reading.sig is None else "verified"
-                checked.append(Verdicted(reading, verdict, stored_at, i not in period_unknown))
+            checked_or_reason = self._check(site, reading, stored_at, keys, records)
+            if isinstance(checked_or_reason, Verdicted):
+                if i in period_unknown:
+                    checked_or_reason = replace(checked_or_reason, period_known=False)
+                checked.append(checked_or_reason)
             else:
+                reason = checked_or_reason
                 refused += 1
                 self._refuse(
                     site, reason, f"{reading.node} seq {reading.seq}", reading.model_dump_json().encode()
@@ -130,6 +134,8 @@ class HubIngest:
             self._store.open_warnings(at, docs, self._clock())
 
     def _take_keys(self, site: str, identity_b64: str, keys: list[ForwardedKey]) -> int:
+        if not keys:
+            return 0
         identity = public_from_b64(identity_b64)
         known = self._store.keys(site)
         refused = 0
@@ -160,28 +166,35 @@ class HubIngest:
         reading: ReadingPayload,
         stored_at: datetime | None,
         keys: dict[str, StoredKey],
-        records: dict[str, KeyRecord],
-    ) -> str | None:
-        """Why a reading is refused, or None. A key the site revoked vouches for what the site
-        stored before the revocation (`stored_at`, the site's `received`), as at the site and in
-        contract/verify_offline.py; without that time, for nothing."""
+        records: dict[str, tuple[KeyRecord, Ed25519PublicKey]],
+    ) -> Verdicted | str:
+        """The reading checked, or why it is refused. A key the site revoked vouches for what the
+        site stored before the revocation (`stored_at`, the site's `received`), as at the site and
+        in contract/verify_offline.py; without that time, for nothing. The canonical bytes built
+        to verify the signature are kept with it, to be stored as they are."""
         if reading.site != site:
             return "wrong_site"
         if reading.sig is None or reading.kid is None:
-            return None  # an unprovisioned node: stored as unsigned, as at the site
+            return Verdicted(reading, "unsigned", stored_at)  # an unprovisioned node, as at the site
         stored = keys.get(reading.kid)
         if stored is None or stored.node != reading.node:
             return "unknown_key"
-        record = records.get(reading.kid)
-        if record is None:
-            record = records[reading.kid] = KeyRecord.model_validate(stored.record)
+        known = records.get(reading.kid)
+        if known is None:
+            record = KeyRecord.model_validate(stored.record)
+            known = records[reading.kid] = (record, record.public())
+        record, public = known
         if not record.accepts(reading.ts) and (
             stored_at is None or not offline_key(record).trusts(reading.ts, stored_at)
         ):
             return "key_not_accepted"
-        if not verify_signature(record.public(), reading):
+        canonical = canonical_bytes(reading)
+        if not verify_canonical(public, reading.sig, canonical):
             return "bad_signature"
-        return None
+        # The stored document is the canonical one with its signature (`_payload`): the same JSON
+        # with one key more, appended (a canonical object never holds `sig`).
+        signed = canonical[:-1] + b',"sig":"' + reading.sig.encode("ascii") + b'"}'
+        return Verdicted(reading, "verified", stored_at, signed=signed)
 
     def _refuse(self, site: str | None, reason: str, detail: str, payload: bytes) -> None:
         self.stats.refused[reason] += 1

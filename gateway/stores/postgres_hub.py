@@ -52,6 +52,9 @@ class Verdicted:
     verdict: str
     site_received: datetime | None = None  # when the site stored it, as the site says
     period_known: bool = True  # False: stored at the site without `period_s`; kept without it here
+    # The reading as signed (canonical JSON with `sig`), when the caller built it to verify the
+    # signature: stored as it is instead of being built again (`_payload`).
+    signed: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,8 @@ class HubStore:
         except psycopg.OperationalError as exc:
             raise HubStoreError(f"cannot connect to the hub database: {exc}") from exc
         self._partitions: set[str] = set()
+        self._nodes: set[tuple[str, str]] = set()  # (site, node) rows known to exist
+        self._staging = False
 
     @_guarded
     def close(self) -> None:
@@ -213,49 +218,61 @@ class HubStore:
 
     @_guarded
     def write_readings(self, readings: Sequence[Verdicted]) -> BatchResult:
-        """Store readings once each, in one transaction."""
+        """Store readings once each, in one transaction: the rows go by `COPY` into a temporary
+        table of this connection, then into `reading` with one `INSERT ... SELECT ... ON CONFLICT
+        DO NOTHING`, which also grows the hourly aggregates from the rows it inserted."""
         if not readings:
             return BatchResult(0, 0)
+        if not self._staging:
+            # ON COMMIT DELETE ROWS: the table is empty at the start of every transaction, also
+            # after a rollback; one per connection, so several hub processes never share it.
+            self._conn.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS reading_in (site text, node text, seq bigint,"
+                " ts timestamptz, verdict text, kid text, metrics text, payload text,"
+                " site_received timestamptz) ON COMMIT DELETE ROWS"
+            )
+            self._staging = True
+        nodes = {(r.reading.site, r.reading.node) for r in readings} - self._nodes
         with self._conn.transaction():
             self._ensure_partitions(r.reading.ts for r in readings)
-            self._conn.execute(
-                "INSERT INTO node (site, id) SELECT DISTINCT s, n FROM unnest(%s::text[], %s::text[])"
-                " AS t(s, n) ON CONFLICT DO NOTHING",
-                [[r.reading.site for r in readings], [r.reading.node for r in readings]],
-            )
-            # The hourly aggregates grow from the rows this statement inserted, in its transaction:
-            # a redelivered reading inserts nothing and so adds nothing to them.
-            row = self._conn.execute(
-                "WITH ins AS (INSERT INTO reading (site, node, seq, ts, verdict, kid, metrics, payload,"
-                " site_received)"
-                " SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::timestamptz[],"
-                " %s::text[], %s::text[], %s::jsonb[], %s::jsonb[], %s::timestamptz[])"
-                " ON CONFLICT DO NOTHING"
-                " RETURNING site, node, ts, metrics),"
-                " agg AS (INSERT INTO reading_hourly (site, node, metric, hour, n, total, min, max)"
-                " SELECT ins.site, ins.node, m.key, date_trunc('hour', ins.ts), count(*),"
-                " sum((m.value #>> '{}')::float8), min((m.value #>> '{}')::float8),"
-                " max((m.value #>> '{}')::float8)"
-                " FROM ins CROSS JOIN LATERAL jsonb_each(ins.metrics) m"
-                " WHERE jsonb_typeof(m.value) = 'number' GROUP BY 1, 2, 3, 4"
-                " ON CONFLICT (site, node, metric, hour) DO UPDATE SET n = reading_hourly.n + excluded.n,"
-                " total = reading_hourly.total + excluded.total,"
-                " min = least(reading_hourly.min, excluded.min),"
-                " max = greatest(reading_hourly.max, excluded.max))"
-                " SELECT count(*) FROM ins",
-                [
-                    [r.reading.site for r in readings],
-                    [r.reading.node for r in readings],
-                    [r.reading.seq for r in readings],
-                    [r.reading.ts for r in readings],
-                    [r.verdict for r in readings],
-                    [r.reading.kid for r in readings],
-                    [json.dumps(_values(r.reading)) for r in readings],
-                    [json.dumps(_payload(r.reading, r.period_known)) for r in readings],
-                    [r.site_received for r in readings],
-                ],
-            ).fetchone()
+            with self._conn.cursor() as cur:
+                with cur.copy("COPY reading_in FROM STDIN") as copy:
+                    for r in readings:
+                        reading = r.reading
+                        copy.write_row((reading.site, reading.node, reading.seq, reading.ts, r.verdict,
+                                        reading.kid, _values_json(reading), _payload_json(r),
+                                        r.site_received))  # fmt: skip
+                if nodes:
+                    cur.execute(
+                        "INSERT INTO node (site, id) SELECT DISTINCT site, node FROM reading_in"
+                        " ORDER BY site, node ON CONFLICT DO NOTHING"
+                    )
+                # The hourly aggregates grow from the rows this statement inserted, in its
+                # transaction: a redelivered reading inserts nothing and so adds nothing to them.
+                # Both inserts go in key order, so that two hub processes writing overlapping
+                # batches (a shared subscription, docs/operations.md) take their row locks in the
+                # same order and cannot deadlock.
+                row = cur.execute(
+                    "WITH ins AS (INSERT INTO reading (site, node, seq, ts, verdict, kid, metrics, payload,"
+                    " site_received)"
+                    " SELECT site, node, seq, ts, verdict, kid, metrics::jsonb, payload::jsonb, site_received"
+                    " FROM reading_in ORDER BY site, node, seq, ts"
+                    " ON CONFLICT DO NOTHING"
+                    " RETURNING site, node, ts, metrics),"
+                    " agg AS (INSERT INTO reading_hourly (site, node, metric, hour, n, total, min, max)"
+                    " SELECT ins.site, ins.node, m.key, date_trunc('hour', ins.ts), count(*),"
+                    " sum((m.value #>> '{}')::float8), min((m.value #>> '{}')::float8),"
+                    " max((m.value #>> '{}')::float8)"
+                    " FROM ins CROSS JOIN LATERAL jsonb_each(ins.metrics) m"
+                    " WHERE jsonb_typeof(m.value) = 'number' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+                    " ON CONFLICT (site, node, metric, hour) DO UPDATE SET n = reading_hourly.n + excluded.n,"
+                    " total = reading_hourly.total + excluded.total,"
+                    " min = least(reading_hourly.min, excluded.min),"
+                    " max = greatest(reading_hourly.max, excluded.max))"
+                    " SELECT count(*) FROM ins",
+                ).fetchone()
             stored = int(row[0]) if row else 0
+        self._nodes |= nodes  # only once committed: a rolled-back node row is made again
         return BatchResult(stored, len(readings) - stored)
 
     @_guarded
@@ -338,6 +355,8 @@ class HubStore:
         """A raised alert of a rule that concerns a neighbour opens a warning there (once); the
         site's all-clear marks it ended, so its end is told."""
         opened = 0
+        if not events:
+            return opened
         with self._conn.transaction():
             for e in events:
                 if e.get("state") == "raised":
@@ -468,12 +487,36 @@ class HubStore:
             name = f"reading_{start:%Y_%m}"
             if name in self._partitions:
                 continue
+            # CREATE ... IF NOT EXISTS is not safe against another connection making the same
+            # table at the same moment (two hub processes, the first reading of a month): it
+            # fails with "already exists". The lock makes the second wait for the first's commit,
+            # and then see its table.
+            self._conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"minewatch partition {name}"])
             self._conn.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {} PARTITION OF reading FOR VALUES FROM ({}) TO ({})"
                 ).format(sql.Identifier(name), sql.Literal(start), sql.Literal(end))
             )
             self._partitions.add(name)
+
+
+def _values_json(reading: ReadingPayload) -> str:
+    """`_values` as JSON text, written out directly (a value is a finite float or None)."""
+    return (
+        "{"
+        + ", ".join(
+            f'"{m.value}": {"null" if mv.value is None else repr(float(mv.value))}'
+            for m, mv in reading.metrics.items()
+        )
+        + "}"
+    )
+
+
+def _payload_json(verdicted: Verdicted) -> str:
+    """`_payload` as JSON text: the signed bytes the ingest already verified, when it has them."""
+    if verdicted.signed is not None:
+        return verdicted.signed.decode("utf-8")
+    return json.dumps(_payload(verdicted.reading, verdicted.period_known))
 
 
 def _values(reading: ReadingPayload) -> dict[str, float | None]:
