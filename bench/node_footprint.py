@@ -25,7 +25,8 @@ CASES = [
     ("adafruit_sht4x", "import adafruit_sht4x"),
     ("minimalmodbus", "import minimalmodbus"),
     ("Blinka I2C by bus number", "import adafruit_extended_bus"),
-    ("hardware (every driver registered)", "import hardware"),
+    ("hardware (every driver registered)", "import hardware; hardware.load_all()"),
+    ("hardware.pms5003 (a PMS5003 kit's driver)", "import hardware.pms5003"),
     ("node.service (the whole node)", "import node.service"),
 ]
 
