@@ -125,7 +125,7 @@ def test_status_falls_back_to_the_data_dir_when_the_broker_is_away(
     cfg_path.write_text(cfg_path.read_text() + '\n[web]\nlanguage = "mn"\n')
     assert main(["status", "--config", str(cfg_path), "--timeout", "1"]) == 0
     mn = capsys.readouterr().out
-    assert "брокер хариу өгсөнгүй" in mn and "120 хэмжилт хүлээгдэж байна, 0.5 / 1 MB" in mn
+    assert "брокер хариу өгсөнгүй" in mn and "120 хэмжилт хүлээгдэж байна, 0.5 / 1 МБ" in mn
     assert "АНХААРУУЛГА: түр сан дүүрч байна" in mn and "2026-11-22 18:00:00 UTC+08" in mn
     _values_line_up(mn, MN_LABELS)
     assert main(["status", "--config", str(cfg_path), "--timeout", "1", "--lang", "en"]) == 0
