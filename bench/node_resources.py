@@ -49,10 +49,8 @@ def _stream(master: int, stop: threading.Event) -> None:
 def _register_bench_driver() -> str:
     """The sensor type to use: the project's own `pms5003`, or a bench-only one over PM25_UART."""
     import hardware
-    from hardware.base import REGISTRY
 
-    del hardware
-    if "pms5003" in REGISTRY:
+    if "pms5003" in hardware.known_types():
         return "pms5003"
     from typing import Literal
 

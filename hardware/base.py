@@ -116,6 +116,14 @@ class SensorOptions(BaseModel):
         "sensor of the node can then report the others.",
     )
 
+    path_keys: ClassVar[tuple[str, ...]] = ()
+    """Keys holding a file path, taken relative to the config file's folder (node.config)."""
+
+    def fit_to_window(self, interval_s: int) -> dict[str, Any]:
+        """Keys to set once the node's averaging window is known (none here); ValueError starting
+        with the key's name when these options cannot fit the window."""
+        return {}
+
 
 class DeviceOptions(SensorOptions):
     """Keys every driver of a real device takes, with defaults each driver sets for its part."""
@@ -211,7 +219,8 @@ class DriverFactory(Protocol):
 
 
 REGISTRY: dict[str, type[Any]] = {}
-"""Sensor `type` -> driver class. Filled by `@register` as `hardware/__init__.py` imports each module."""
+"""Sensor `type` -> driver class. Filled by `@register` as each driver's module is imported, which
+`hardware.driver_class` does for the types a node.toml names (`hardware.DRIVERS` lists them all)."""
 
 
 def register(options: type[SensorOptions]) -> Callable[[type[Any]], type[Any]]:

@@ -14,11 +14,12 @@ import csv
 import math
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from contract.clock import Clock
+from contract.configfile import ConfigError
 from contract.metrics import Metric
 from hardware.base import Sample, SensorOptions, register
 
@@ -28,9 +29,19 @@ class ReplayCsvOptions(SensorOptions):
     path: Path
     chunk_s: int | None = Field(default=None, gt=0)
 
+    path_keys: ClassVar[tuple[str, ...]] = ("path",)
 
-class ReplayFileError(ValueError):
-    """The CSV cannot be replayed; the message names the file, the row and the column."""
+    def fit_to_window(self, interval_s: int) -> dict[str, Any]:
+        """Chunks of recorded time as long as the node's window, or whole multiples of it."""
+        chunk = self.chunk_s or interval_s
+        if chunk % interval_s:
+            raise ValueError(f"chunk_s: {chunk} must be a multiple of interval_s")
+        return {"chunk_s": chunk}
+
+
+class ReplayFileError(ConfigError, ValueError):
+    """The CSV cannot be replayed; the message names the file, the row and the column. A ConfigError:
+    the node refuses to start (exit 2), as for any other file its config names and it cannot use."""
 
 
 def _parse_time(text: str, where: str) -> datetime:

@@ -14,14 +14,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from calibration import presets
-from calibration.files import Calibration, load
 from contract.clock import Clock
 from contract.configfile import ConfigError
 from contract.flags import Flag
 from contract.metrics import Metric
 from hardware.base import SensorOptions, reported_metrics
+
+if TYPE_CHECKING:
+    from calibration.files import Calibration
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ def _as_stored(mean: float | None) -> float | None:
 def _load_sensor_calibrations(sensors: Sequence[SensorOptions]) -> dict[Metric, tuple[str, Calibration]]:
     """Metric -> (its config key, e.g. `sensors[0].calibration[1]`, and the calibration)."""
     by_metric: dict[Metric, tuple[str, Calibration]] = {}
+    if not any(opts.calibration for opts in sensors):
+        return by_metric  # the calibration package (its file models) stays unloaded: a Pi's memory
+    from calibration import presets
+    from calibration.files import load
+
     for i, opts in enumerate(sensors):
         reported = reported_metrics(opts)
         for j, ref in enumerate(opts.calibration):

@@ -9,13 +9,12 @@ import sys
 
 from contract import __version__
 from contract.configfile import ConfigError, build_cli, run_cli
-from hardware.replay_csv import ReplayFileError
 from node import commands
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_cli("minewatch-node", __doc__ or "", __version__, commands)
-    return run_cli(parser, argv, expected=(ConfigError, ReplayFileError), runtime=(OSError,))
+    return run_cli(parser, argv, expected=(ConfigError,), runtime=(OSError,))
 
 
 if __name__ == "__main__":

@@ -1,33 +1,57 @@
 """node.toml (docs/configuration.md). Keys named in docs/protocol.md are part of the contract.
 
 Each `[[sensors]]` table is validated by its driver's options model, chosen by `type`, so a driver
-brings its own keys and errors keep their place: `node.toml: sensors[1].port: Field required`.
+brings its own keys and errors keep their place: `node.toml: sensors[1].port: Field required`. Only
+the drivers a file names are imported (hardware.driver_class).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SerializeAsAny,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticKnownError
 
 import hardware
-from calibration import presets
 from contract.configfile import ConfigError, load_model, read_secret
 from contract.metrics import Metric
 from contract.wire import ID_PATTERN
 from hardware.base import reported_metrics
-from hardware.replay_csv import ReplayCsvOptions
 from node.calibration import check as check_calibrations
 
-if TYPE_CHECKING:
-    SensorConfig = hardware.SensorOptions
-else:
-    SensorConfig = Annotated[
-        Union[tuple(cls.options for cls in hardware.REGISTRY.values())],  # noqa: UP007
-        Field(discriminator="type"),
-    ]
+
+def _sensor_options(value: Any, info: ValidationInfo) -> hardware.SensorOptions:
+    """One `[[sensors]]` table, validated by the options model of its `type`'s driver, the one
+    driver imported for it. Errors are pydantic's own for a tagged union (a missing or unknown
+    `type`, with every known type listed) and the driver model's, in place (`sensors[1].port`)."""
+    if isinstance(value, hardware.SensorOptions):  # built in code, already validated
+        return value
+    if not isinstance(value, dict):
+        return hardware.SensorOptions.model_validate(value)  # raises: not a table
+    if "type" not in value:
+        raise PydanticKnownError("union_tag_not_found", {"discriminator": "'type'"})
+    try:
+        driver = hardware.driver_class(str(value["type"]))
+    except KeyError:
+        known = ", ".join(repr(name) for name in hardware.known_types())
+        context = {"discriminator": "'type'", "tag": str(value["type"]), "expected_tags": known}
+        raise PydanticKnownError("union_tag_invalid", context) from None
+    opts: hardware.SensorOptions = driver.options.model_validate(value, context=info.context)
+    return opts
+
+
+SensorConfig = Annotated[SerializeAsAny[hardware.SensorOptions], PlainValidator(_sensor_options)]
+"""A `[[sensors]]` table: the options model of its driver (a subclass of SensorOptions)."""
 
 
 class _Section(BaseModel):
@@ -100,8 +124,8 @@ class NodeConfig(_Section):
 
     @model_validator(mode="after")
     def _name_sensors(self) -> NodeConfig:
-        """Give each sensor a unique name (its type, numbered when repeated) and fit replay chunks
-        to the averaging window."""
+        """Give each sensor a unique name (its type, numbered when repeated) and fit its driver's
+        keys to the averaging window (replay chunks)."""
         seen: set[str] = set()
         named: list[Any] = []
         for index, opts in enumerate(self.sensors):
@@ -115,11 +139,10 @@ class NodeConfig(_Section):
             if name in seen:
                 raise ValueError(f"sensors[{index}].name: {name!r} is used twice")
             seen.add(name)
-            if isinstance(opts, ReplayCsvOptions):
-                chunk = opts.chunk_s or self.interval_s
-                if chunk % self.interval_s:
-                    raise ValueError(f"sensors[{index}].chunk_s: {chunk} must be a multiple of interval_s")
-                update["chunk_s"] = chunk
+            try:
+                update.update(opts.fit_to_window(self.interval_s))
+            except ValueError as exc:
+                raise ValueError(f"sensors[{index}].{exc}") from None
             named.append(opts.model_copy(update=update) if update else opts)
         object.__setattr__(self, "sensors", named)
         return self
@@ -136,7 +159,7 @@ class NodeConfig(_Section):
 
 
 def load(path: Path | str) -> NodeConfig:
-    cfg = load_model(path, NodeConfig, hide=tuple(hardware.REGISTRY))
+    cfg = load_model(path, NodeConfig)
     base = Path(path).parent
     if not cfg.buffer.path.is_absolute():  # relative to the config file
         buffer = cfg.buffer.model_copy(update={"path": (base / cfg.buffer.path).resolve()})
@@ -148,7 +171,7 @@ def load(path: Path | str) -> NodeConfig:
         mqtt = _relative_to(base, mqtt, key)
     cfg = cfg.model_copy(update={"identity": identity, "mqtt": mqtt})
     cfg = _resolve_calibrations(cfg, base)
-    cfg = _resolve_replays(cfg, base)
+    cfg = _resolve_sensor_paths(cfg, base)
     try:
         check_one_sensor_per_metric(cfg.sensors)
         check_calibrations(cfg.sensors)
@@ -213,14 +236,18 @@ def _resolve_calibrations(cfg: NodeConfig, base: Path) -> NodeConfig:
     return cfg.model_copy(update={"sensors": sensors})
 
 
-def _resolve_replays(cfg: NodeConfig, base: Path) -> NodeConfig:
-    """A `replay-csv` path is relative to the config file, as every other path in it is."""
-    sensors = [
-        _relative_to(base, opts, "path") if isinstance(opts, ReplayCsvOptions) else opts
-        for opts in cfg.sensors
-    ]
+def _resolve_sensor_paths(cfg: NodeConfig, base: Path) -> NodeConfig:
+    """A driver's file paths (a `replay-csv` file) are relative to the config file, as every other
+    path in it is."""
+    sensors = []
+    for opts in cfg.sensors:
+        for key in opts.path_keys:
+            opts = _relative_to(base, opts, key)
+        sensors.append(opts)
     return cfg.model_copy(update={"sensors": sensors})
 
 
 def _resolve(ref: str, base: Path) -> str:
+    from calibration import presets  # only for a sensor with a calibration: a Pi's memory
+
     return ref if presets.path(ref) else str(presets.resolve(ref, base).resolve())

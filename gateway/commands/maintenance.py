@@ -47,7 +47,7 @@ def add(sub: Any) -> None:
     many.add_argument("--node", action="append", default=[], help="only this node (repeatable)")
     many.add_argument("--start", default="2000-01-01", help="UTC date or time (default: all)")
     many.add_argument("--end", help="UTC date or time (default: now)")
-    many.add_argument("--json", action="store_true", help="one JSON object a line")
+    many.add_argument("--json", action="store_true", help="one JSON object a line, times in UTC")
     many.set_defaults(func=run_list)
 
 
@@ -85,7 +85,8 @@ def run_add(args: argparse.Namespace, clock: Clock = utc_now) -> int:
     finally:
         reader.close()
         store.close()
-    print(f"recorded: {visit.kind} at {visit.site}/{visit.node}, {q.format_time(visit.at)}, by {visit.by}")
+    when = cfg.site.texts().time(visit.at, seconds=True)  # as `list` shows it: in the site's zone
+    print(f"recorded: {visit.kind} at {visit.site}/{visit.node}, {when}, by {visit.by}")
     return 0
 
 
@@ -104,15 +105,16 @@ def run_list(args: argparse.Namespace, clock: Clock = utc_now) -> int:
         found = maintenance.visits(reader, args.site, start, end, args.node)
     finally:
         reader.close()
+    t = cfg.site.texts()  # times in the site's zone (`[site] timezone`); --json keeps UTC
     for v in found:
         if args.json:
             print(json.dumps(v.to_json(), ensure_ascii=False))
             continue
         marked = ""
         if v.flag_from and v.flag_to:
-            marked = f"  marks ({q.format_time(v.flag_from)}, {q.format_time(v.flag_to)}]"
+            marked = f"  marks ({t.time(v.flag_from, seconds=True)}, {t.time(v.flag_to, seconds=True)}]"
         note = f"  {v.note}" if v.note else ""
-        print(f"{q.format_time(v.at)}  {v.node}  {v.kind}  by {v.by}{marked}{note}")
+        print(f"{t.time(v.at, seconds=True)}  {v.node}  {v.kind}  by {v.by}{marked}{note}")
     if not found and not args.json:
         print("no maintenance visits recorded")
     return 0

@@ -32,7 +32,9 @@ def add(sub: Any) -> None:
     show = verbs.add_parser("list", help="list observations (all, or one state)")
     show.add_argument("--config", required=True, help="path to gateway.toml")
     show.add_argument("--state", choices=["pending", "accepted", "rejected"])
-    show.add_argument("--json", action="store_true", help="one JSON object a line, with its decisions")
+    show.add_argument(
+        "--json", action="store_true", help="one JSON object a line, with its decisions, times in UTC"
+    )
     show.set_defaults(func=run_list)
     for verb, decision in (("accept", "accepted"), ("reject", "rejected")):
         one = verbs.add_parser(verb, help=f"{verb} one observation (recorded with who and why)")
@@ -83,13 +85,14 @@ def run_list(args: argparse.Namespace) -> int:
         decided = records.decisions_of(field.reader, [o.id for o in found]) if args.json and found else {}
     finally:
         field.close()
+    t = cfg.site.texts()  # times in the site's zone (`[site] timezone`); --json keeps UTC
     for o in found:
         if args.json:
             print(json.dumps(doc_of(o, decided.get(o.id, [])), ensure_ascii=False))
             continue
         where = o.node or (f"{o.lat:.5f},{o.lon:.5f}" if o.lat is not None and o.lon is not None else "—")
         photo = "  photo" if o.photo_sha256 else ""
-        print(f"{o.id}  {format_time(o.at)}  {o.kind}  at {where}  {o.state}{photo}  {o.text!r}")
+        print(f"{o.id}  {t.time(o.at)}  {o.kind}  at {where}  {o.state}{photo}  {o.text!r}")
     return 0
 
 
@@ -107,7 +110,8 @@ def run_decide(args: argparse.Namespace, clock: Clock = utc_now) -> int:
         raise ConfigError(str(exc)) from None
     finally:
         field.close()
-    print(f"{record.observation}: {record.decision} by {record.by} at {format_time(record.at)}")
+    at = cfg.site.texts().time(record.at)
+    print(f"{record.observation}: {record.decision} by {record.by} at {at}")
     return 0
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contract.configfile import ConfigError
 from contract.i18n import Texts
 from contract.status import NodeStatus, parse_status
 from contract.wire import TopicKind, gateway_status_topic, parse_topic
@@ -30,14 +31,17 @@ def add(sub: Any) -> None:
     parser.add_argument("--config", required=True, help="path to gateway.toml")
     parser.add_argument("--json", action="store_true", help="print the status payload as it is")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the broker")
+    parser.add_argument(
+        "--lang", help="language of the lines (contract/i18n/<lang>.toml); default: [web] language, or en"
+    )
     parser.set_defaults(func=run)
 
 
-def _age(ts: str | None) -> str:
+def _age(t: Texts, ts: str | None) -> str:
     if not ts:
         return ""
     seconds = (datetime.now(UTC) - datetime.fromisoformat(ts.replace("Z", "+00:00"))).total_seconds()
-    return f" ({seconds:.0f} s ago)"
+    return " " + t("status_cli.ago", seconds=f"{seconds:.0f}")
 
 
 def _at(t: Texts, ts: str | None) -> str:
@@ -50,44 +54,58 @@ def _at(t: Texts, ts: str | None) -> str:
         return ts
 
 
+LABELS = ("reported", "version", "influxdb", "last_write", "since_start", "spool", "rejects", "nodes")
+"""The `[status_cli]` labels of the lines, in order; their values start in one column."""
+
+
+def _aligned(t: Texts, rows: list[tuple[str, str]]) -> list[str]:
+    """`  label  value` lines, the values in one column whatever the length of the language's labels."""
+    width = max(len(t(f"status_cli.{key}")) for key in LABELS)
+    return [f"  {t(f'status_cli.{key}'):<{width}} {value}" for key, value in rows]
+
+
 def render(st: GatewayStatus, source: str, t: Texts | None = None) -> str:
-    """The status for a person: times in the site's zone (`[site] timezone`), `--json` keeps UTC."""
+    """The status for a person, in `t`'s language, times in the site's zone (`[site] timezone`);
+    `--json` keeps the payload's UTC and ids."""
     t = t or Texts()
-    lines = [f"gateway {st.gateway_id}: {st.state.upper()}   (from {source})"]
+    lines = [t("status_cli.head", id=st.gateway_id, state=t(f"status_cli.state.{st.state}"), source=source)]
     if st.state == "down":
         return "\n".join(lines)
-    reach = {True: "yes", False: "NO", None: "not tried yet"}[st.influxdb_reachable]
-    lines += [
-        f"  reported          {_at(t, st.ts)}{_age(st.ts)}",
-        f"  version, started  {st.version}, {_at(t, st.started)}",
-        f"  InfluxDB reachable {reach}",
-        f"  last write        {_at(t, st.last_write) or 'none yet'}{_age(st.last_write)}",
-        f"  since start       {st.received} received, {st.stored} stored",
+    reach = {True: "yes", False: "no", None: "not_tried"}[st.influxdb_reachable]
+    rejects = st.rejects or {}
+    rows = [
+        ("reported", f"{_at(t, st.ts)}{_age(t, st.ts)}"),
+        ("version", t("status_cli.version_value", version=st.version, started=_at(t, st.started))),
+        ("influxdb", t(f"status_cli.{reach}")),
+        ("last_write", f"{_at(t, st.last_write) or t('status_cli.none_yet')}{_age(t, st.last_write)}"),
+        ("since_start", t("status_cli.counts", received=st.received, stored=st.stored)),
     ]
     if st.spool is not None:
-        warn = "   WARNING: spool filling, check InfluxDB" if st.spool.warning else ""
-        lines.append(
-            f"  spool             {st.spool.depth} readings waiting, "
-            f"{st.spool.bytes / 1e6:.1f} of {st.spool.max_bytes / 1e6:.0f} MB{warn}"
+        spool = t(
+            "status_cli.spool_value",
+            depth=st.spool.depth,
+            mb=f"{st.spool.bytes / 1e6:.1f}",
+            max_mb=f"{st.spool.max_bytes / 1e6:.0f}",
         )
-    rejects = st.rejects or {}
-    lines.append(f"  rejects           {sum(rejects.values())} in all")
+        rows.append(("spool", spool + ("   " + t("status_cli.spool_warning") if st.spool.warning else "")))
+    rows.append(("rejects", t("status_cli.rejects_value", n=sum(rejects.values()))))
+    lines += _aligned(t, rows)
     lines += [f"    {reason:<20} {n}" for reason, n in rejects.items()]
     return "\n".join(lines)
 
 
-def render_nodes(statuses: dict[tuple[str, str], NodeStatus]) -> list[str]:
+def render_nodes(statuses: dict[tuple[str, str], NodeStatus], t: Texts | None = None) -> list[str]:
+    """Each node's retained status, below the gateway's: the label in the same column as `render`'s."""
+    t = t or Texts()
     online = sum(1 for st in statuses.values() if st.state == "online")
-    lines = [f"  nodes             {online} online, {len(statuses) - online} offline (their retained status)"]
+    summary = t("status_cli.nodes_value", online=online, offline=len(statuses) - online)
+    lines = _aligned(t, [("nodes", summary)])
     for (site, node), st in sorted(statuses.items()):
-        line = f"    {site + '/' + node:<32} {st.state}"
+        line = f"    {site + '/' + node:<32} {t(f'status_cli.node_state.{st.state}')}"
         if st.outbox is not None:
-            line += f", {st.outbox.depth} readings waiting, {st.outbox.dropped} dropped"
+            line += ", " + t("status_cli.node_waiting", depth=st.outbox.depth, dropped=st.outbox.dropped)
             if st.outbox.recovered_from:
-                line += (
-                    f"\n      WARNING: its outbox was damaged; it started a fresh one and kept the old one "
-                    f"as {st.outbox.recovered_from!r} on the node, to recover"
-                )
+                line += "\n      " + t("status_cli.node_damaged", path=repr(st.outbox.recovered_from))
         lines.append(line)
     return lines
 
@@ -120,6 +138,10 @@ def node_statuses(cfg: GatewayConfig, timeout_s: float) -> dict[tuple[str, str],
 
 def run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
+    language = args.lang or (cfg.web.language if cfg.web else "en")
+    if not Texts.exists(language):
+        raise ConfigError(f"--lang: no translation {language}.toml; have: {', '.join(Texts.languages())}")
+    t = cfg.site.texts(language)
     topic = gateway_status_topic(cfg.topic_prefix, cfg.gateway_id)
     raw = read_retained(
         cfg.mqtt.host,
@@ -132,23 +154,24 @@ def run(args: argparse.Namespace) -> int:
         ca_file=str(cfg.mqtt.ca_file) if cfg.mqtt.ca_file else None,
     )
     st: GatewayStatus | None = None
-    source = f"broker, {topic}"
+    source = t("status_cli.from_broker", topic=topic)
     if raw is not None:
         try:
             st = GatewayStatus.model_validate_json(raw)
         except ValidationError:
-            print(f"the retained status on {topic} is not a gateway status: {raw[:200]!r}")
+            print(t("status_cli.not_a_status", topic=topic, payload=repr(raw[:200])))
+    status_file = cfg.data_dir / "status.json"
     if st is None:
         st = read_file(cfg.data_dir)
-        source = f"{cfg.data_dir / 'status.json'}; the broker did not answer"
+        source = t("status_cli.from_file", path=status_file)
     if st is None:
-        print(f"no status: nothing retained on {topic} and no {cfg.data_dir / 'status.json'}")
+        print(t("status_cli.no_status", topic=topic, path=status_file))
         return 1
     if args.json:
         print(st.model_dump_json(exclude_unset=True))
     else:
-        print(render(st, source, cfg.site.texts()))
+        print(render(st, source, t))
         nodes = node_statuses(cfg, args.timeout) if raw is not None else None
         if nodes:
-            print("\n".join(render_nodes(nodes)))
+            print("\n".join(render_nodes(nodes, t)))
     return 0 if st.state == "up" else 1

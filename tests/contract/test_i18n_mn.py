@@ -41,6 +41,8 @@ KEPT = {
     # the report's names as they are written everywhere: the query language, the standard, the
     # book number, and the fit statistics' symbols (R², RMSE)
     "InfluxQL", "ISBN", "R", "RMSE",
+    # the database the gateway writes to, by its name (`minewatch-gateway status`)
+    "InfluxDB",
 }  # fmt: skip
 _LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
 

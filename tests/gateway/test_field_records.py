@@ -62,6 +62,30 @@ def _obs(i: int, **changes: object) -> Observation:
     return Observation(**doc)  # type: ignore[arg-type]
 
 
+def test_the_list_shows_times_in_the_sites_zone_and_json_keeps_utc(
+    influx: Influx, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    field = _field(influx, tmp_path)
+    seen = _obs(1, text="dust over the road")
+    assert field.add(seen, None)
+    config = regdata.gateway_config(tmp_path / "gateway.toml", influx)
+    config.write_text(
+        f'data_dir = "{tmp_path}"\n' + config.read_text() + '[site]\ntimezone = "Asia/Ulaanbaatar"\n'
+    )
+    capsys.readouterr()
+    assert main(["observations", "list", "--config", str(config)]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line == f"{seen.id}  2026-11-01 09:00 UTC+08  dust  at river-down  pending  'dust over the road'"
+    assert main(["observations", "list", "--config", str(config), "--json"]) == 0
+    (doc,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (doc["at"], doc["received"]) == ("2026-11-01T01:00:00Z", "2026-11-01T02:00:00Z")
+    assert (
+        main(["observations", "accept", seen.id, "--config", str(config), "--by", "Saraa", "--why", "seen"])
+        == 0
+    )
+    assert f"{seen.id}: accepted by Saraa at " in (out := capsys.readouterr().out) and "UTC+08" in out
+
+
 def test_observations_at_the_same_time_and_decisions_are_all_kept(influx: Influx, tmp_path: Path) -> None:
     field = _field(influx, tmp_path)
     a, b = _obs(1), _obs(2, kind="dust")  # the same kind, node and millisecond: two points all the same

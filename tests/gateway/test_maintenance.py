@@ -65,7 +65,34 @@ def test_a_visit_is_stored_beside_the_readings_and_listed(
         ("cleaned", "2026-11-01T00:40:00Z", "2026-11-01T00:30:00Z")
     ]
     assert main(["maintenance", "list", "--config", str(river), "--site", regdata.SITE]) == 0
-    assert "cleaned  by Bold  marks (2026-11-01T00:30:00Z, 2026-11-01T00:50:00Z]" in capsys.readouterr().out
+    assert (
+        "cleaned  by Bold  marks (2026-11-01 00:30:00 UTC, 2026-11-01 00:50:00 UTC]"
+        in capsys.readouterr().out
+    )
+
+
+def test_a_person_reads_the_visits_in_the_sites_zone(
+    river: Path, influx: Influx, capsys: pytest.CaptureFixture[str]
+) -> None:
+    river.write_text(river.read_text() + '[site]\ntimezone = "Asia/Ulaanbaatar"\n')
+    assert _add(river, *CLEANED, *WINDOW) == 0
+    assert "recorded: cleaned at tsagaan/river-down, 2026-11-01 08:40:00 UTC+08, by Bold" in (
+        capsys.readouterr().out
+    )
+    assert main(["maintenance", "list", "--config", str(river), "--site", regdata.SITE]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line == (
+        "2026-11-01 08:40:00 UTC+08  river-down  cleaned  by Bold  "
+        "marks (2026-11-01 08:30:00 UTC+08, 2026-11-01 08:50:00 UTC+08]"
+    )
+    # the machine-readable form stays UTC
+    assert main(["maintenance", "list", "--config", str(river), "--site", regdata.SITE, "--json"]) == 0
+    (doc,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (doc["at"], doc["flag_from"], doc["flag_to"]) == (
+        "2026-11-01T00:40:00Z",
+        "2026-11-01T00:30:00Z",
+        "2026-11-01T00:50:00Z",
+    )
 
 
 def test_the_export_marks_the_window_in_its_own_column(river: Path, influx: Influx, tmp_path: Path) -> None:

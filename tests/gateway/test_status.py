@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from contract.status import STOPPED, NodeStatus, OutboxStatus
 from contract.wire import gateway_status_topic
 from gateway.cli import main
 from gateway.config import load
@@ -52,10 +53,32 @@ def test_status_is_retained_and_the_commands_show_it(
         assert doc["spool"]["depth"] == 0 and doc["spool"]["warning"] is False  # type: ignore[index]
         assert doc["influxdb_reachable"] is None and doc["last_write"] is None  # nothing written yet
 
+        damaged = NodeStatus(
+            state="online",
+            version="0.1.0",
+            started="2026-11-22T10:00:00Z",
+            uptime_s=60,
+            outbox=OutboxStatus(depth=7, oldest_ts=None, dropped=2, recovered_from="outbox.sqlite.corrupt-1"),
+            sensors={},
+            clock_synced=True,
+        )
+        publish(mosquitto.port, f"{prefix}/v1/site-a/node-1/status", damaged.to_wire(), retain=True)
+        publish(mosquitto.port, f"{prefix}/v1/site-a/node-2/status", STOPPED.to_wire(), retain=True)
         capsys.readouterr()
         assert main(["status", "--config", str(cfg_path)]) == 0
         out = capsys.readouterr().out
         assert "gateway north: UP" in out and "from broker" in out and "not_utf8" in out
+        assert "1 online, 1 offline" in out and "site-a/node-2" in out and "stopped as planned" in out
+        assert "7 readings waiting, 2 dropped" in out and "'outbox.sqlite.corrupt-1' on the node" in out
+        # the same lines in Mongolian, from the language file: --lang, or [web] language
+        assert main(["status", "--config", str(cfg_path), "--lang", "mn"]) == 0
+        mn = capsys.readouterr().out
+        assert "шлюз north: АЖИЛЛАЖ БАЙНА" in mn and "нийт 2" in mn and "not_utf8" in mn
+        assert "1 холбоотой, 1 холбоо тасарсан" in mn and "төлөвлөсний дагуу зогсоосон" in mn
+        assert "7 хэмжилт илгээгдэхийг хүлээж байна, 2 хаягдсан" in mn
+        assert "'outbox.sqlite.corrupt-1' нэрээр хадгалсан" in mn
+        assert not {"waiting", "received", "online", "WARNING"} & set(_words(mn))
+        _values_line_up(mn, (*MN_LABELS, "мэдрэгчүүд"))
 
         assert main(["rejects", "--config", str(cfg_path), "--since", "1h"]) == 0
         out = capsys.readouterr().out
@@ -91,24 +114,47 @@ def test_status_falls_back_to_the_data_dir_when_the_broker_is_away(
     assert main(["status", "--config", str(cfg_path), "--timeout", "1"]) == 0
     out = capsys.readouterr().out
     assert "status.json" in out and "120 readings waiting" in out and "WARNING" in out
+    _values_line_up(out)
     # a person reads the time in the site's zone, with the zone; --json keeps the payload's UTC
     cfg_path.write_text(cfg_path.read_text() + '\n[site]\ntimezone = "Asia/Ulaanbaatar"\n')
     assert main(["status", "--config", str(cfg_path), "--timeout", "1"]) == 0
-    assert "reported          2026-11-22 18:00:00 UTC+08 (" in capsys.readouterr().out
+    assert "  reported           2026-11-22 18:00:00 UTC+08 (" in capsys.readouterr().out
     assert main(["status", "--config", str(cfg_path), "--timeout", "1", "--json"]) == 0
     assert '"ts":"2026-11-22T10:00:00.000Z"' in capsys.readouterr().out
+    # in the gateway's language ([web] language) unless --lang says otherwise
+    cfg_path.write_text(cfg_path.read_text() + '\n[web]\nlanguage = "mn"\n')
+    assert main(["status", "--config", str(cfg_path), "--timeout", "1"]) == 0
+    mn = capsys.readouterr().out
+    assert "брокер хариу өгсөнгүй" in mn and "120 хэмжилт хүлээгдэж байна, 0.5 / 1 МБ" in mn
+    assert "АНХААРУУЛГА: түр сан дүүрч байна" in mn and "2026-11-22 18:00:00 UTC+08" in mn
+    _values_line_up(mn, MN_LABELS)
+    assert main(["status", "--config", str(cfg_path), "--timeout", "1", "--lang", "en"]) == 0
+    assert "120 readings waiting" in capsys.readouterr().out
+    assert main(["status", "--config", str(cfg_path), "--timeout", "1", "--lang", "xx"]) == 2
+    assert "--lang: no translation xx.toml" in capsys.readouterr().err
 
 
-def test_rejects_since_must_be_a_time_or_a_duration(
-    influx: Influx, workdir: Path, prefix: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from gateway.commands.rejects import parse_since
+def _words(text: str) -> list[str]:
+    return text.replace(",", " ").split()
 
-    assert parse_since("2h", 10_000.0) == 10_000.0 - 7200
-    assert parse_since("2026-11-22T10:00:00Z", 0) == 1795341600.0
-    assert parse_since("2026-11-22T10:00", 0) == 1795341600.0
-    cfg_path = gateway_toml(
-        workdir / "gateway.toml", mqtt_port=1, influx_url=influx.url, db=influx.db, prefix=prefix
-    )
-    assert main(["rejects", "--config", str(cfg_path), "--since", "yesterday"]) == 2
-    assert "--since 'yesterday'" in capsys.readouterr().err
+
+EN_LABELS = ("reported", "version, started", "InfluxDB reachable", "last write", "since start", "rejects")
+MN_LABELS = (
+    "мэдээлсэн",
+    "хувилбар, эхэлсэн",
+    "InfluxDB-тэй холбогдох",
+    "сүүлд бичсэн",
+    "эхэлснээс хойш",
+    "татгалзсан",
+)
+
+
+def _values_line_up(out: str, labels: tuple[str, ...] = EN_LABELS) -> None:
+    """Each `  label  value` line of the status starts its value in the same column, whatever the
+    length of the language's labels."""
+    columns = []
+    for label in labels:
+        (line,) = [x for x in out.splitlines() if x.startswith(f"  {label} ")]
+        rest = line[len(label) + 2 :]
+        columns.append(len(label) + 2 + len(rest) - len(rest.lstrip(" ")))
+    assert len(set(columns)) == 1, out
