@@ -213,9 +213,10 @@ class Alerts:
         elif not missing:  # (a new install with no database yet: nothing to reload)
             log.warning("alerts: could not reload history (%s); windows start with %d readings", exc, count)
 
-    def _take_fill(self) -> None:
+    def _take_fill(self, *, save: bool = True) -> None:
         """The history read so far into the engine; once all of it is, the readings that waited
-        are judged and the windows saved (a gateway killed from then on starts from them)."""
+        are judged and the windows saved (a gateway killed from then on starts from them; not
+        with `save` False: a stop, which saves them itself)."""
         fill = self._fill
         if fill is None or not fill.take():
             return
@@ -231,7 +232,8 @@ class Alerts:
             len(events),
         )
         self._commit(events)
-        self._save_windows()
+        if save:
+            self._save_windows()
 
     @property
     def _windows_file(self) -> Path:
@@ -319,7 +321,7 @@ class Alerts:
             # The readings that waited are stored, but not judged: a stop within the fill waits
             # for it (what they raise goes to the outbox, sent at the next start if not now).
             if fill.wait(FILL_WAIT_S):
-                self._take_fill()
+                self._take_fill(save=False)
             else:
                 fill.cancel()
                 log.warning(

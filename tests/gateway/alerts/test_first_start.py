@@ -13,6 +13,7 @@ from contract.wire import ReadingPayload
 from gateway.alerts import snapshot
 from gateway.alerts.engine import Engine
 from gateway.alerts.service import Alerts
+from gateway.alerts.store import AlertStore
 from gateway.config import GatewayConfig, load
 from gateway.points import to_line
 from gateway.stores import open_store
@@ -105,3 +106,30 @@ def test_a_first_start_fills_its_windows_meanwhile_and_judges_what_came_as_a_ful
         store.close()
         first.stop()
         full.stop()
+
+
+def test_a_stop_while_the_windows_fill_waits_for_them_and_judges_what_came(
+    tmp_path: Path, influx: Influx
+) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    influx.write([to_line(reading("a", now - timedelta(minutes=m), 14.0)) for m in range(20 * 60, 0, -1)])
+    clock = FakeClock(now + timedelta(seconds=1))
+    cfg = _config(tmp_path / "gateway.toml", influx, "data")
+    alerts = Alerts(cfg, clock=clock, publish=lambda t, p: True, background_fill=True)
+    alerts.start()
+    came = [reading("a", now + timedelta(minutes=m), 400.0) for m in range(1, 31)]
+    for r in came:
+        clock.now = r.ts + timedelta(seconds=1)
+        alerts.engine_hook([r])
+    assert alerts.engine.is_filling  # (no tick has taken the windows in)
+    alerts.stop()  # at once: the fill is waited for, then the readings judged and the windows saved
+    assert not alerts.engine.is_filling
+    stored = AlertStore(cfg.data_dir / "alerts.sqlite")
+    assert ("raised", "who-2021-pm25-24h", "a") in {
+        (e["state"], e["rule"], e["node"]) for e in stored.events()
+    }
+    stored.close()
+    again = Engine(cfg.alerts.all_rules(), clock=clock)
+    assert snapshot.load(again, cfg.data_dir / snapshot.FILE, int(clock().timestamp() * 1000)) is not None
+    series = again.series("tsagaan", "a", "pm2_5")
+    assert series is not None and len(series) == 20 * 60 + len(came)
