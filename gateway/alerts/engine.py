@@ -12,8 +12,10 @@ judged too (gateway/alerts/machine.py, `advance`): it may raise, never clear or 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from contract.clock import Clock
@@ -70,6 +72,10 @@ class Engine:
         # Both are fixed by the rules, so they are worked out once rather than on every reading.
         self._consts = {r.name: _constants(r) for r in rules}
         self._plans: dict[tuple[str, str], Plan] = {}
+        # While windows are filled from history (`begin_fill`): the readings that wait, with the
+        # clock time each came at, and per node their (time, seq).
+        self._pending: list[tuple[ReadingPayload, int]] | None = None
+        self._held: dict[tuple[str, str], set[tuple[int, Any]]] | None = None
 
     # -- state in and out ---------------------------------------------------------------------
 
@@ -118,6 +124,72 @@ class Engine:
                 series.extend(ts, values)
         self._arrivals[(site, node)] = max(self._arrivals.get((site, node), 0), last_ms)
 
+    # -- a first start: windows filled from history while readings come --------------------
+
+    def begin_fill(self) -> None:
+        """From now until `end_fill`, readings count as arrived (the offline rules see them) but
+        wait for their windows: `fill` hands in each node's, built from stored history elsewhere
+        (gateway/alerts/service.py, on a thread), and `end_fill` then judges the waiting readings
+        in the order they came, each with the clock time it came at. So every rule sees what it
+        would have seen had the whole history been reloaded before the first reading, only later."""
+        self._pending, self._held = [], {}
+
+    @property
+    def is_filling(self) -> bool:
+        return self._pending is not None
+
+    @property
+    def pending_count(self) -> int:
+        """Readings waiting for the fill to end."""
+        return len(self._pending or ())
+
+    def blank_series(self, metric: str) -> Series:
+        """An empty window of `metric`, as long as this engine keeps it (nothing is registered)."""
+        return Series(self._keep_for.get(metric, self._keep_ms))
+
+    def fill(
+        self,
+        site: str,
+        node: str,
+        last_ms: int,
+        windows: dict[str, Series],
+        times: Sequence[int] = (),
+        seqs: Sequence[Any] = (),
+    ) -> None:
+        """One node's windows from its stored readings (`times` and `seqs`: those readings, which
+        `windows` were built from), during a fill. A reading that waits (it came during the fill)
+        and was stored before the history was read is in both: it is taken out of the windows, as
+        it was not there when the fill began, and goes in again when it is judged. One that shares
+        its time with an older reading of another seq stays: then it finds that reading, as it
+        would have (gateway/alerts/windows.py replaces the value and judges nothing)."""
+        held = self._held.get((site, node)) if self._held is not None else None
+        if held:
+            times_held = {t for t, _ in held}
+            found: dict[int, list[Any]] = {}
+            for t, seq in zip(times, seqs, strict=True):
+                if t in times_held:
+                    found.setdefault(t, []).append(seq)
+            changed: set[int] = set()
+            for t, stored in found.items():
+                if all((t, q) in held for q in stored):
+                    for series in windows.values():
+                        if series.discard(t):
+                            changed.add(id(series))
+            for series in windows.values():
+                if id(series) in changed:
+                    series.infer_period()
+        for metric, series in windows.items():
+            self.adopt(site, node, metric, series)
+        self._arrivals[(site, node)] = max(self._arrivals.get((site, node), 0), last_ms)
+
+    def end_fill(self) -> list[AlertEvent]:
+        """The windows are full: judge the readings that waited, in order. The events they make."""
+        pending, self._pending, self._held = self._pending or [], None, None
+        events: list[AlertEvent] = []
+        for now_ms, group in groupby(pending, key=itemgetter(1)):
+            events += self._readings([r for r, _ in group], now_ms, arrive=False)
+        return events
+
     def finish_preload(self) -> None:
         for series in self._series.values():
             series.infer_period()
@@ -164,8 +236,28 @@ class Engine:
     # -- inputs -------------------------------------------------------------------------------
 
     def on_readings(self, readings: Iterable[ReadingPayload]) -> list[AlertEvent]:
-        events: list[AlertEvent] = []
         now_ms = _ms(self._clock())
+        pending, held = self._pending, self._held
+        if pending is None or held is None:
+            return self._readings(readings, now_ms, arrive=True)
+        # Filling (see `begin_fill`): the node has arrived now (the offline rules), its windows and
+        # the rules on them wait for the history.
+        events: list[AlertEvent] = []
+        for r in readings:
+            site, node = r.site, r.node
+            plan = self._plans.get((site, node)) or self._plan(site, node)
+            self._arrivals[(site, node)] = now_ms
+            if (site, node) not in self._down:
+                for rule in plan.on_arrival:
+                    events += self._step(rule, site, node, now_ms, Evaluation("ok"), now_ms)
+            pending.append((r, now_ms))
+            held.setdefault((site, node), set()).add((_ms(r.ts), r.seq))
+        return events
+
+    def _readings(self, readings: Iterable[ReadingPayload], now_ms: int, *, arrive: bool) -> list[AlertEvent]:
+        """Readings into their windows and the rules on them; with `arrive`, they arrived just now
+        (else they did at `now_ms` and that is already noted: a fill's replay)."""
+        events: list[AlertEvent] = []
         machines = self.machines
         for r in readings:
             site, node = r.site, r.node
@@ -184,10 +276,11 @@ class Engine:
                 # No window of these metrics is kept (sensor-fault rules read the reading itself):
                 # a series of timestamps alone tells a repeat.
                 is_new = (plan.seen or plan.add_seen(Series(self._keep_ms))).add(t_ms, None)
-            self._arrivals[(site, node)] = now_ms
-            if (site, node) not in self._down:
-                for rule in plan.on_arrival:
-                    events += self._step(rule, site, node, now_ms, Evaluation("ok"), now_ms)
+            if arrive:
+                self._arrivals[(site, node)] = now_ms
+                if (site, node) not in self._down:
+                    for rule in plan.on_arrival:
+                        events += self._step(rule, site, node, now_ms, Evaluation("ok"), now_ms)
             if not is_new:
                 continue  # the same reading again: counted once, evaluated once
             # Each window several rules share (three standards' 24-hour PM2.5 means), once.

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from contract.wire import CONTRACT_VERSION, is_identifier
 from gateway.alerts import snapshot
 from gateway.alerts.engine import Engine
 from gateway.alerts.events import AlertEvent
+from gateway.alerts.history import Fill, node_history
 from gateway.alerts.links import AckLinks
 from gateway.alerts.record import InfluxRecord, RecordOptions
 from gateway.alerts.store import AlertStore
@@ -40,6 +42,8 @@ ACK_KIND = "alert/ack"
 STATUS_FILE = "alerts-status.json"
 CONNECT_WAIT_S = 2.0
 TOKENS_KEPT_S = 30 * 86400
+FILL_WAIT_S = 60.0
+"""How long a stop waits for a first start's windows to fill (systemd's default stop timeout is 90 s)."""
 
 
 def through(sub: Subscriber, *, retain: bool = False) -> Publish:
@@ -64,8 +68,11 @@ class Alerts:
         publish: Publish,
         publish_retained: Publish | None = None,
         record_store: Store | None = None,
+        background_fill: bool = False,
     ) -> None:
         self.cfg = cfg
+        self._background_fill = background_fill
+        self._fill: Fill | None = None  # a first start's history, while it is read
         self._clock = clock
         self._publish = publish
         self._publish_retained = publish_retained
@@ -115,7 +122,7 @@ class Alerts:
             self.cfg.influxdb, remember=self.cfg.data_dir / API_FILE
         )
         self._rebuild(record_store)
-        if self.engine.rules:
+        if self.engine.rules and self._fill is None:
             self._save_windows()  # at once: a gateway killed from now on starts from this
         stop = threading.Event()
         configured: list[ChannelOptions] = list(self.cfg.alerts.channels)
@@ -161,7 +168,9 @@ class Alerts:
     def _rebuild(self, store: Store) -> None:
         """Refill the windows with the readings of the last `history_s`, read where the store writes
         (on InfluxDB 2.x through its v1-compatible `/query`: the bucket's DBRP mapping, as for
-        `export`)."""
+        `export`). Onto saved windows, only what came since is read, at once; without them (a
+        first start), with `background_fill`, the whole history is read on a thread while the
+        gateway runs (gateway/alerts/history.py), else here."""
         if not self.engine.rules:
             return
         reader = reader_for(store, self.cfg.influxdb)
@@ -174,54 +183,23 @@ class Alerts:
             seconds = min(seconds, (now_ms - saved_ms) // 1000 + snapshot.SNAPSHOT_MARGIN_S + 1)
             late = snapshot.late_path(self._windows_file, saved_ms)
             self._late = [snapshot.LateLog(late, saved_ms)]  # goes on until the next save
-        windowed = self.engine.windowed_metrics
-        # Only the columns the windows read, streamed: a day of a hundred PMS5003 nodes' readings
-        # as whole rows would hold hundreds of MB on a Pi. `seq` is in every row, so every reading
-        # comes back and restarts its node's offline clock.
-        fields = ["seq", *(f for m in windowed for f in (m, f"{m}_n"))]
+        elif self._background_fill:
+            log.info("alerts: no saved windows; reading %d s of history from InfluxDB meanwhile", seconds)
+            self._fill = Fill(self.engine, reader, seconds, self._clock)
+            self._fill.start()
+            return
         count = 0
         try:
-            # One node after another (`per_node`), so each node's windows fill in one pass of C loops
-            # (Series.extend) rather than a call per reading and metric: a day of 1,000 nodes is
-            # 1.5 million readings.
-            key: tuple[str, str] | None = None
-            last = 0
-            windows: dict[str, tuple[list[int], list[float | None]]] = {}
-            for row in reader.recent(fields, seconds, per_node=True):
-                site, node, ts = row.get("site"), row.get("node"), row.get("time")
-                if not isinstance(site, str) or not isinstance(node, str) or not isinstance(ts, int):
-                    continue
-                if (site, node) != key:
-                    if key is not None:
-                        self.engine.preload_node(*key, last, windows)
-                    key, windows = (site, node), {m: ([], []) for m in windowed}
-                count += 1
-                last = ts
-                for metric in windowed:
-                    value = row.get(metric)
-                    if value is not None or row.get(f"{metric}_n") is not None:
-                        times, values = windows[metric]
-                        times.append(ts)
-                        values.append(value)
-            if key is not None:
-                self.engine.preload_node(*key, last, windows)
+            for h in node_history(reader, self.engine.windowed_metrics, seconds):
+                count += len(h.times)
+                self.engine.preload_node(h.site, h.node, h.last_ms, h.windows)
             # A node quiet for longer than the windows reach still has its last reading: the offline
             # rule counts from it, as the dashboard's card does ("47 h ago" in both), not from the
             # moment this gateway started.
             for latest in reader.latest(self._clock()):
                 self.engine.preload_node(latest.site, latest.node, int(latest.time.timestamp() * 1000), {})
         except StoreError as exc:
-            missing = "database not found" in str(exc) or exc.status == 404
-            if exc.hint is not None:  # not set up to be read (a 2.x bucket without its DBRP mapping)
-                log.warning(
-                    "alerts: could not reload history from bucket %r (%s); windows start empty",
-                    self.cfg.influxdb.bucket,
-                    exc,
-                )
-            elif not missing:  # (a new install with no database yet: nothing to reload)
-                log.warning(
-                    "alerts: could not reload history (%s); windows start with %d readings", exc, count
-                )
+            self._cannot_reload(exc, count)
         finally:
             reader.close()
         self.engine.finish_preload()
@@ -231,6 +209,39 @@ class Alerts:
             seconds,
             "" if saved_ms is None else f", onto the windows saved at the last stop ({self._windows_file})",
         )
+
+    def _cannot_reload(self, exc: StoreError, count: int) -> None:
+        missing = "database not found" in str(exc) or exc.status == 404
+        if exc.hint is not None:  # not set up to be read (a 2.x bucket without its DBRP mapping)
+            log.warning(
+                "alerts: could not reload history from bucket %r (%s); windows start empty",
+                self.cfg.influxdb.bucket,
+                exc,
+            )
+        elif not missing:  # (a new install with no database yet: nothing to reload)
+            log.warning("alerts: could not reload history (%s); windows start with %d readings", exc, count)
+
+    def _take_fill(self, *, save: bool = True) -> None:
+        """The history read so far into the engine; once all of it is, the readings that waited
+        are judged and the windows saved (a gateway killed from then on starts from them; not
+        with `save` False: a stop, which saves them itself)."""
+        fill = self._fill
+        if fill is None or not fill.take():
+            return
+        self._fill = None
+        if fill.error is not None:
+            self._cannot_reload(fill.error, fill.readings)
+        events = self.engine.end_fill()
+        log.info(
+            "alerts: windows filled: %d readings from InfluxDB in %.1f s, %d alert events from the"
+            " readings that came meanwhile",
+            fill.readings,
+            time.monotonic() - fill.started,
+            len(events),
+        )
+        self._commit(events)
+        if save:
+            self._save_windows()
 
     @property
     def _windows_file(self) -> Path:
@@ -313,12 +324,26 @@ class Alerts:
             self._windows_file.unlink(missing_ok=True)
 
     def stop(self) -> None:
+        fill = self._fill
+        if fill is not None and self.dispatcher is not None:
+            # The readings that waited are stored, but not judged: a stop within the fill waits
+            # for it (what they raise goes to the outbox, sent at the next start if not now).
+            if fill.wait(FILL_WAIT_S):
+                self._take_fill(save=False)
+            else:
+                fill.cancel()
+                log.warning(
+                    "alerts: stopped before the windows were filled; %d readings of the last %.0f s"
+                    " were stored but not judged by the rules on windows",
+                    self.engine.pending_count,
+                    time.monotonic() - fill.started,
+                )
         if self.dispatcher is not None:
             self.dispatcher.stop()
         if self._saving is not None:
             self._saving[0].join()
             self._saved()
-        if self.store is not None and self.engine.rules:  # started: the windows are whole
+        if self.store is not None and self.engine.rules and self._fill is None:  # the windows are whole
             self._save_windows(wait=True)
         for x in self._late:
             x.close()
@@ -376,6 +401,8 @@ class Alerts:
         self._commit([event] if event else [])
 
     def tick(self) -> None:
+        if self._fill is not None:
+            self._take_fill()
         self._saved()
         if self._saving is None and 0 < self._next_save_ms <= self._clock().timestamp() * 1000:
             self._save_windows()
@@ -436,6 +463,7 @@ class Alerts:
             ],
             "channels": self.dispatcher.stats() if self.dispatcher else {},
             "failed_deliveries": self.store.failed_count() if self.store else 0,
+            "windows_filling": self.engine.is_filling,  # a first start reading its history
         }
 
     def _write_status(self) -> None:

@@ -64,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
     notifier = Notifier()  # READY=1 on the loop's first tick, then WATCHDOG=1 (systemd)
     hooks.tickers.append(notifier.tick)
     alerts = Alerts(
-        cfg, publish=through(parts.subscriber), publish_retained=through(parts.subscriber, retain=True)
+        cfg,
+        publish=through(parts.subscriber),
+        publish_retained=through(parts.subscriber, retain=True),
+        background_fill=True,  # a first start reads its windows' history while it runs
     )
     alerts.install(hooks)
     maps = community_maps.attach(hooks, cfg.community_maps)  # off unless [[community_maps]] lists a node

@@ -22,6 +22,7 @@ from gateway.stores.reader import (
     Condition,
     Latest,
     Negation,
+    NodeColumns,
     ObservationQuery,
     Row,
     Series,
@@ -59,6 +60,14 @@ LATEST_WINDOWS = (timedelta(hours=1), timedelta(days=3), timedelta(days=40), tim
 
 def _time(row: Row) -> datetime:
     return datetime.fromtimestamp(int(row["time"]) / 1000, tz=UTC)
+
+
+def _node_columns(
+    key: tuple[str, str], names: list[str], pieces: list[list[list[Any]]], fields: list[str]
+) -> NodeColumns:
+    values = pieces[0] if len(pieces) == 1 else [v for p in pieces for v in p]
+    columns = dict(zip(names, (list(c) for c in zip(*values, strict=True)), strict=True))
+    return NodeColumns(*key, columns["time"], {f: columns.get(f) or [None] * len(values) for f in fields})
 
 
 def _nodes(node: str | None) -> list[str]:
@@ -127,6 +136,25 @@ class InfluxReader(ReportQueries):
             return self._db.stream(f'SELECT {columns} FROM "reading" WHERE {cond} GROUP BY "site", "node"')
         columns = ", ".join([*(ident(f) for f in fields), '"site"', '"node"'])
         return self._db.stream(f'SELECT {columns} FROM "reading" WHERE {cond}')
+
+    def recent_nodes(self, fields: list[str], seconds: int) -> Iterator[NodeColumns]:
+        # Columns straight from the JSON's `values` lists (zip in C), no dict per row: 1.4 s of CPU
+        # for a day of 1,000 nodes where rows took about 5. CSV is no cheaper here: its reader
+        # splits as fast, but then every cell is text to convert in Python (7 s).
+        columns = ", ".join(ident(f) for f in fields)
+        text = f'SELECT {columns} FROM "reading" WHERE time > now() - {int(seconds)}s GROUP BY "site", "node"'
+        key: tuple[str, str] | None = None
+        pieces: list[list[list[Any]]] = []
+        names: list[str] = []
+        for tags, piece_names, values in self._db.stream_series(text):
+            here = (str(tags.get("site")), str(tags.get("node")))
+            if here != key or piece_names != names:
+                if key is not None:
+                    yield _node_columns(key, names, pieces, fields)
+                key, names, pieces = here, piece_names, []
+            pieces.append(values)  # a series cut by the chunk size goes on in the next piece
+        if key is not None:
+            yield _node_columns(key, names, pieces, fields)
 
     def stored_readings(self, span: Span) -> Iterator[Row]:
         cond = where(span.site, span.nodes, span.start, span.end)

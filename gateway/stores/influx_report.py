@@ -22,6 +22,10 @@ class Client(Protocol):
 
     def stream(self, influxql: str, chunk_size: int = 10_000) -> Iterator[dict[str, Any]]: ...
 
+    def stream_series(
+        self, influxql: str, chunk_size: int = 10_000
+    ) -> Iterator[tuple[dict[str, str], list[str], list[list[Any]]]]: ...
+
     def stream_cells(
         self, influxql: str, columns: list[str], chunk_size: int = 10_000
     ) -> Iterator[list[str]]: ...

@@ -127,6 +127,23 @@ class InfluxV1:
         except StoreError as exc:
             raise self._explained(exc) from None
 
+    def stream_series(
+        self, influxql: str, chunk_size: int = 10_000
+    ) -> Iterator[tuple[dict[str, str], list[str], list[list[Any]]]]:
+        """Like `stream`, but a series (or the part of one a chunk holds) at a time, as InfluxDB
+        sends it: its tags, its column names (`time` first) and its rows of values, so a caller
+        can take the columns in C (`zip(*values)`) rather than build a dict per row."""
+        try:
+            resp = self._post_query({"q": influxql, "chunked": "true", "chunk_size": str(chunk_size)})
+            try:
+                for line in resp:
+                    if line.strip():
+                        yield from _series(_json(line))
+            finally:
+                resp.release_conn()
+        except StoreError as exc:
+            raise self._explained(exc) from None
+
     def stream_cells(
         self, influxql: str, columns: list[str], chunk_size: int = 10_000
     ) -> Iterator[list[str]]:
@@ -214,6 +231,15 @@ def _json(data: bytes) -> Any:
         return json.loads(data)
     except ValueError as exc:  # a proxy's HTML page, a cut answer: not InfluxDB speaking
         raise StoreError(f"InfluxDB /query answered with no JSON: {exc}", retryable=True) from exc
+
+
+def _series(doc: dict[str, Any]) -> Iterator[tuple[dict[str, str], list[str], list[list[Any]]]]:
+    for result in doc.get("results", []):
+        if "error" in result:
+            raise StoreError(f"InfluxQL error: {result['error']}", retryable=False, status=400)
+        for series in result.get("series", []):
+            if series.get("values"):
+                yield series.get("tags", {}), series["columns"], series["values"]
 
 
 def _rows(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -33,12 +33,14 @@ from gateway.stores.postgres_report import HubReportQueries
 from gateway.stores.reader import (
     AlertEvent,
     Latest,
+    NodeColumns,
     ObservationQuery,
     Row,
     Series,
     Span,
     StreamInfo,
     Trace,
+    node_columns,
 )
 
 READING_FIELDS = ("seq", "flags", "period_s", "signed", "sig", "kid", "received")
@@ -148,6 +150,9 @@ class PostgresReader(HubReportQueries):
         where = sql.SQL("r.ts > now() - make_interval(secs => {})").format(sql.Literal(int(seconds)))
         order = "r.site, r.node, r.ts" if per_node else "r.ts, r.site, r.node"
         return (_project(r, fields) for r in self.stream_readings(where, order))
+
+    def recent_nodes(self, fields: list[str], seconds: int) -> Iterator[NodeColumns]:
+        return node_columns(self.recent(fields, seconds, per_node=True), fields)
 
     def stored_readings(self, span: Span) -> Iterator[Row]:
         return self.stream_readings(span_where(span))

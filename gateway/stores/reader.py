@@ -121,6 +121,35 @@ class StreamInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeColumns:
+    """One node's recent readings as columns: `time` (epoch ms, oldest first) and, per field asked
+    for, the values in the same order (None where a reading has none)."""
+
+    site: str
+    node: str
+    time: list[int]
+    columns: dict[str, list[Any]]
+
+
+def node_columns(rows: Iterator[Row], fields: list[str]) -> Iterator[NodeColumns]:
+    """`NodeColumns` from rows that come one node after another, each in time order."""
+    key: tuple[str, str] | None = None
+    times: list[int] = []
+    columns: dict[str, list[Any]] = {}
+    for row in rows:
+        site, node = str(row.get("site")), str(row.get("node"))
+        if (site, node) != key:
+            if key is not None:
+                yield NodeColumns(*key, times, columns)
+            key, times, columns = (site, node), [], {f: [] for f in fields}
+        times.append(int(row["time"]))
+        for f in fields:
+            columns[f].append(row.get(f))
+    if key is not None:
+        yield NodeColumns(*key, times, columns)
+
+
+@dataclass(frozen=True, slots=True)
 class ObservationQuery:
     """One page of one node's readings of one metric in (start, end] that meet `condition`."""
 
@@ -169,6 +198,11 @@ class Reader(Protocol):
     def recent(self, fields: list[str], seconds: int, *, per_node: bool = False) -> Iterator[Row]:
         """Every site's readings of the last `seconds` by the database's clock (the alert restart);
         with `per_node`, one node's after another, each in time order."""
+
+    def recent_nodes(self, fields: list[str], seconds: int) -> Iterator[NodeColumns]:
+        """`recent(fields, seconds, per_node=True)` as columns, one node at a time: what the alerts'
+        first start reads (a day of 1,000 nodes is 1.5 million readings; a dict per row was most
+        of its time in Python)."""
 
     def stored_readings(self, span: Span) -> Iterator[Row]:
         """Whole readings (every field) in the span, oldest first: the hub forwarder's backfill."""
