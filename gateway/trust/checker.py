@@ -76,7 +76,8 @@ class WorkerChecks:
             return
         frame = [COUNT.pack(len(checks))]
         for c in checks:
-            frame += (HEAD.pack(c.public, c.sig, len(c.message)), c.message)
+            message = c.message
+            frame += (HEAD.pack(c.public, c.sig, len(message)), message)
         try:
             proc = self._started()
             assert proc.stdin is not None

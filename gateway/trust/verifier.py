@@ -31,12 +31,18 @@ class RequireSignatures(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SignatureCheck:
-    """One Ed25519 check left to do: the node's raw public key, the raw signature, the signed bytes."""
+    """One Ed25519 check left to do: the node's raw public key, the raw signature, and the reading
+    whose canonical bytes it signs (built when the check runs, so a batch waiting for its checks
+    does not hold them twice)."""
 
     public: bytes
     sig: bytes
-    message: bytes
+    reading: ReadingPayload
     kid: str
+
+    @property
+    def message(self) -> bytes:
+        return canonical_bytes(self.reading)
 
     def passes(self) -> bool:
         return _sodium_verify(self.public, self.sig, self.message)
@@ -108,7 +114,7 @@ class Verifier:
         public = self._raw.get(record.public_key)
         if public is None:
             public = self._raw[record.public_key] = raw_public_from_b64(record.public_key)
-        return SignatureCheck(public, sig, canonical_bytes(reading), reading.kid)
+        return SignatureCheck(public, sig, reading, reading.kid)
 
     def _required(self, reading: ReadingPayload) -> bool:
         if self.policy is RequireSignatures.ALWAYS:

@@ -193,4 +193,5 @@ def test_a_check_covers_the_canonical_bytes_and_the_raw_signature(verifier: Veri
     assert isinstance(check, SignatureCheck)
     assert reading.sig is not None
     assert check.message == canonical_bytes(reading) and check.sig == signature_from_b64(reading.sig)
-    assert not SignatureCheck(check.public, check.sig, check.message + b" ", check.kid).passes()
+    changed = reading.model_copy(update={"seq": reading.seq + 1})
+    assert not SignatureCheck(check.public, check.sig, changed, check.kid).passes()
