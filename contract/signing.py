@@ -55,9 +55,11 @@ def canonical_doc(reading: ReadingPayload) -> dict[str, Any]:
     return doc
 
 
-# Built once: `json.dumps` with options builds a new encoder on every call (a third of the time it
-# takes to encode a two-metric reading, measured on the gateway's signed path).
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# Built once, and without the check for cycles (the document is ours, and has none): both save a
+# little of the gateway's time on each signed reading.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+)
 
 
 def canonical_bytes(reading: ReadingPayload) -> bytes:
