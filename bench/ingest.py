@@ -1,7 +1,7 @@
 """Ingest benchmark: the gateway against a minimal MQTT -> InfluxDB pipe, side by side, in one run.
 
     .venv/bin/python bench/ingest.py [--n 100000] [--nodes 20] [--rounds 1] [--no-alerts] [--kit pms5003]
-                                     [--signed]
+                                     [--signed] [--worker]
 
 Starts a private Mosquitto (queue limits raised, as everywhere in this project) and a private influxd,
 then for each consumer in turn: starts it as its own process, publishes N readings from `--nodes`
@@ -16,9 +16,12 @@ InfluxDB answers a count of N. Consumers:
   signed   (with --signed) the same gateway as deployed: every reading signed with its node's
            Ed25519 key (contract/signing.py), each node's key in the registry, and
            `require_signatures = "always"`; the pipe, the limit, reads the unsigned readings as before.
+  worker   (with --signed --worker) the same, with `[trust] check_signatures_in = "worker"`: the
+           signatures are checked in a worker process (gateway/trust/checker.py).
 
-Prints readings/s, the gateway/pipe ratio, each consumer's CPU time per reading (from /proc, so only
-the consumer's own process) and its peak RSS (VmHWM), and whether every reading arrived.
+Prints readings/s, the gateway/pipe ratio, each consumer's CPU time per reading (from /proc: the
+consumer's process and its children, i.e. the signature worker) and its peak RSS (VmHWM; with a
+worker, the sum of both processes' peaks), and whether every reading arrived.
 """
 
 from __future__ import annotations
@@ -126,16 +129,37 @@ def _count(influx: str, db: str) -> int:
         return 0
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its live children (the gateway's signature worker)."""
+    out = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [c for k in (task / "children").read_text().split() for c in _tree(int(k))]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
+
+
 def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    return total
 
 
 def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    total = 0.0
+    for p in _tree(pid):
+        try:
+            lines = Path(f"/proc/{p}/status").read_text().splitlines()
+        except FileNotFoundError:
+            continue
+        total += sum(int(line.split()[1]) / 1024 for line in lines if line.startswith("VmHWM:"))
+    return total
 
 
 PMS5003_METRICS = [
@@ -320,6 +344,9 @@ def main() -> int:
     parser.add_argument(
         "--signed", action="store_true", help="also run the gateway on signed readings, keys registered"
     )
+    parser.add_argument(
+        "--worker", action="store_true", help="with --signed: also the signed gateway with a signature worker"
+    )
     parser.add_argument("--pipe", nargs=4, metavar=("PORT", "INFLUX", "DB", "READY"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pipe:
@@ -337,6 +364,8 @@ def main() -> int:
         results: dict[str, list[dict[str, float]]] = {"pipe": [], "gateway": []}
         if args.signed:
             results["signed"] = []
+            if args.worker:
+                results["worker"] = []
         try:
             for r in range(args.rounds):
                 ready = work / f"pipe-ready-{r}"
@@ -365,9 +394,11 @@ def main() -> int:
                     cfg = work / f"{name}-{r}.toml"
                     data = work / f"{name}-data-{r}"
                     trust = ""
-                    if name == "signed":
+                    if name in ("signed", "worker"):
                         _keys(data / "keys", args.nodes)
                         trust = '[trust]\nrequire_signatures = "always"\n'
+                        if name == "worker":
+                            trust += 'check_signatures_in = "worker"\n'
                     cfg.write_text(
                         f'data_dir = "{data}"\ntopic_prefix = "{PREFIX}"\n'
                         f'[mqtt]\nport = {broker.port}\nclient_id = "bench-{name}-{r}"\n'
@@ -393,7 +424,7 @@ def main() -> int:
                             broker.port,
                             influx,
                             f"{name}{r}",
-                            signed if name == "signed" else messages,
+                            signed if name in ("signed", "worker") else messages,
                             args.nodes,
                             work,
                         )

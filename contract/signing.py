@@ -55,19 +55,27 @@ def canonical_doc(reading: ReadingPayload) -> dict[str, Any]:
     return doc
 
 
+# Built once, and without the check for cycles (the document is ours, and has none): both save a
+# little of the gateway's time on each signed reading.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
+)
+
+
 def canonical_bytes(reading: ReadingPayload) -> bytes:
     """Sorted keys, no whitespace, UTF-8 (non-ASCII not escaped), Python's shortest float repr."""
-    text = json.dumps(
-        canonical_doc(reading), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return text.encode("utf-8")
+    return _CANONICAL.encode(canonical_doc(reading)).encode("utf-8")
 
 
 def key_id(public: Ed25519PublicKey) -> str:
     """First 8 bytes of SHA-256 of the raw 32-byte public key, as 16 lowercase hex digits."""
     from cryptography.hazmat.primitives import serialization
 
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key_id_of_raw(public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+
+
+def key_id_of_raw(raw: bytes) -> str:
+    """`key_id` of a raw 32-byte public key, without loading cryptography."""
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
@@ -81,7 +89,30 @@ def public_b64(public: Ed25519PublicKey) -> str:
 def public_from_b64(text: str) -> Ed25519PublicKey:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+    return Ed25519PublicKey.from_public_bytes(raw_public_from_b64(text))
+
+
+def raw_public_from_b64(text: str) -> bytes:
+    """The raw 32-byte public key a registry record holds in base64; ValueError if it is not one.
+
+    The checks `Ed25519PublicKey.from_public_bytes` makes (valid base64, 32 bytes), without loading
+    cryptography: a gateway verifies with libsodium (gateway/trust/verifier.py)."""
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) != 32:
+        raise ValueError(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
+    return raw
+
+
+def signature_from_b64(text: str) -> bytes | None:
+    """The raw signature of `sig`, or None unless `text` is its canonical base64 spelling.
+
+    Only the canonical spelling: otherwise the padding bits of the last character could change and
+    the "same" signature would verify under another text."""
+    try:
+        sig = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return sig if base64.b64encode(sig).decode("ascii") == text else None
 
 
 @dataclass(frozen=True)
@@ -159,13 +190,11 @@ def verify_canonical(public: Ed25519PublicKey, sig_b64: str, canonical: bytes) -
     built once by a caller that also stores them) under `public`."""
     from cryptography.exceptions import InvalidSignature
 
+    sig = signature_from_b64(sig_b64)
+    if sig is None:
+        return False
     try:
-        sig = base64.b64decode(sig_b64, validate=True)
-        # Only the canonical base64 spelling: otherwise the padding bits of the last character
-        # could change and the "same" signature would verify under another text.
-        if base64.b64encode(sig).decode("ascii") != sig_b64:
-            return False
         public.verify(sig, canonical)
-    except (InvalidSignature, binascii.Error, ValueError):
+    except (InvalidSignature, ValueError):
         return False
     return True

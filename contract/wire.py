@@ -102,7 +102,10 @@ def parse_topic(prefix: str, text: str) -> tuple[str, str, TopicKind]:
 
 def format_ts(ts: datetime) -> str:
     """RFC 3339 UTC with millisecond precision, as the contract writes `ts`."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    utc = ts if ts.tzinfo is UTC else ts.astimezone(UTC)
+    if utc.year >= 1000:  # isoformat pads the year to four digits, as strftime's %Y does from 1000
+        return utc.isoformat(timespec="milliseconds")[:-6] + "Z"  # it truncates, as [:-3] below does
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class MetricValue(NamedTuple):

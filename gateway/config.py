@@ -140,6 +140,10 @@ class ReportConfig(_Section):
 
 class TrustConfig(_Section):
     require_signatures: Literal["auto", "always", "never"] = "auto"
+    check_signatures_in: Literal["inline", "worker"] = Field(
+        default="inline",
+        description="inline: in the main thread; worker: in a process of its own (another core)",
+    )
     keys_dir: Path | None = Field(default=None, description="Key registry; default <data_dir>/keys.")
 
 

@@ -6,6 +6,11 @@ dead-letter store (gateway/deadletter.py). A crash at any instant therefore lose
 redelivers what was not acknowledged. A batch is flushed when it is full or when its oldest message
 has waited `max_delay_s`, whichever comes first.
 
+A signed reading's signature is checked before its batch is written, not as it arrives: the checks
+of a batch are handed to `checks` (gateway/trust/checker.py) as it fills, so a worker process can
+do the arithmetic while this thread parses the next messages, and the verdicts are taken when the
+batch is flushed. One that fails is refused as `bad_signature` and kept as a dead letter, as before.
+
 The `on_stored` hooks see each durable reading once: repeats of a (site, node, seq) already shown
 to them, such as a node resending after a reconnection, are filtered out (gateway/dedup.py).
 """
@@ -27,14 +32,18 @@ from gateway.points import to_line
 from gateway.spool import Entry, Spool
 from gateway.stores.base import Store, StoreError, write_sifting
 from gateway.subscriber import Message
+from gateway.trust.checker import Checks, InlineChecks
+from gateway.trust.verifier import SignatureCheck
 from gateway.validate import parse_reading
 
 log = logging.getLogger(__name__)
 
 Ack = Callable[[list[Message]], None]
 OnStored = Callable[[list[ReadingPayload]], None]
-Verify = Callable[[ReadingPayload], None]
-"""Raises PayloadError for a reading that must not be stored (e.g. gateway.trust.verifier)."""
+Verify = Callable[[ReadingPayload], SignatureCheck | None]
+"""Raises PayloadError for a reading that must not be stored; returns the signature check still to
+make, or None (gateway.trust.verifier.Verifier.prepare)."""
+SUBMIT_EVERY = 100  # signature checks handed over at a time: a write to the worker per 100 readings
 
 
 @dataclass
@@ -66,6 +75,7 @@ class Ingest:
         recent: RecentSeqs | None = None,
         clock_tolerance_s: float = DEFAULT_CLOCK_TOLERANCE_S,
         verify: Verify | None = None,
+        checks: Checks | None = None,
     ) -> None:
         self._store = store
         self._ack = ack
@@ -80,6 +90,11 @@ class Ingest:
         self._recent = recent if recent is not None else RecentSeqs()
         self._tolerance_s = clock_tolerance_s
         self._verify = verify
+        self._checks = checks if checks is not None else InlineChecks()
+        # readings whose signature check is under way, in arrival order, and how many of them were
+        # handed to the checks (an unsigned one among them waits too, to keep the order)
+        self._unchecked: list[tuple[Message, ReadingPayload, datetime, SignatureCheck | None]] = []
+        self._submitted = 0
         self._lines: list[str] = []
         self._readings: list[ReadingPayload] = []
         self._messages: list[Message] = []
@@ -99,11 +114,34 @@ class Ingest:
             reading = parse_reading(
                 msg.topic, msg.payload, self._prefix, now=now, clock_tolerance_s=self._tolerance_s
             )
-            if self._verify is not None:
-                self._verify(reading)
+            check = self._verify(reading) if self._verify is not None else None
         except PayloadError as exc:
             self._reject(msg, exc.reason, exc.detail)
             return
+        if check is not None or self._unchecked:
+            self._unchecked.append((msg, reading, now, check))
+            if len(self._unchecked) - self._submitted >= SUBMIT_EVERY:
+                self._submit()
+            return
+        self._accept(msg, reading, now)
+
+    def _submit(self) -> None:
+        todo = self._unchecked[self._submitted :]
+        self._checks.submit([c for _, _, _, c in todo if c is not None])
+        self._submitted = len(self._unchecked)
+
+    def _settle(self) -> None:
+        """Take the verdicts of the checks under way: a reading that passed joins the batch."""
+        self._submit()
+        verdicts = iter(self._checks.collect())
+        unchecked, self._unchecked, self._submitted = self._unchecked, [], 0
+        for msg, reading, now, check in unchecked:
+            if check is None or next(verdicts):
+                self._accept(msg, reading, now)
+            else:
+                self._reject(msg, "bad_signature", f"signature does not match key {check.kid}")
+
+    def _accept(self, msg: Message, reading: ReadingPayload, now: datetime) -> None:
         if self._recent.has(reading.site, reading.node, reading.seq, int(reading.ts.timestamp() * 1000)):
             # already stored: writing it again would only replace its `received` time with a later
             # one, and nothing stored is replaced. It is acknowledged with the next batch.
@@ -129,12 +167,14 @@ class Ingest:
 
     @property
     def pending(self) -> int:
-        return len(self._lines) + len(self._rejects) + len(self._repeats)
+        return len(self._lines) + len(self._rejects) + len(self._repeats) + len(self._unchecked)
 
     def flush(self) -> None:
         """Make the batch durable, then acknowledge it. A retryable StoreError (InfluxDB down and no
         spool, the spool full, a disk error) leaves what is not durable in place and unacknowledged,
         so the caller can retry after a pause."""
+        if self._unchecked:
+            self._settle()
         if self._rejects:
             self._keep_rejects()
         if self._lines:

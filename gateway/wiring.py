@@ -26,6 +26,7 @@ from gateway.spool import Spool, SpoolDrain
 from gateway.stores import Store, StoreError, open_store
 from gateway.stores.base import API_FILE
 from gateway.subscriber import Subscriber
+from gateway.trust.checker import CheckIn, Checks, checks_for
 from gateway.trust.registry import KeyRegistry
 from gateway.trust.verifier import RequireSignatures, Verifier
 
@@ -42,6 +43,7 @@ class Parts:
     cfg: GatewayConfig
     registry: KeyRegistry  # SIGHUP reloads it
     verify: Verifier
+    checks: Checks  # where signatures are checked: inline, or in a worker process
     dead: DeadLetters
     spool: Spool
     recent: RecentSeqs
@@ -50,6 +52,7 @@ class Parts:
     subscriber: Subscriber
 
     def close(self) -> None:
+        self.checks.close()
         self.store.close()
         self.drain_store.close()
         self.spool.close()
@@ -101,7 +104,8 @@ def open_parts(cfg: GatewayConfig) -> Parts:
         queue_size=max(2 * cfg.batch.max_size, 1000),
         will=(gateway_status_topic(cfg.topic_prefix, cfg.gateway_id), status.down(cfg.gateway_id)),
     )
-    return Parts(cfg, registry, verify, dead, spool, recent, store, drain_store, subscriber)
+    checks = checks_for(CheckIn(cfg.trust.check_signatures_in))
+    return Parts(cfg, registry, verify, checks, dead, spool, recent, store, drain_store, subscriber)
 
 
 def assemble(parts: Parts, hooks: Hooks) -> GatewayService:
@@ -118,7 +122,8 @@ def assemble(parts: Parts, hooks: Hooks) -> GatewayService:
         spool=spool,
         recent=recent,
         clock_tolerance_s=cfg.validation.clock_tolerance_s,
-        verify=parts.verify,
+        verify=parts.verify.prepare,
+        checks=parts.checks,
     )
     stats = ingest.stats
 
