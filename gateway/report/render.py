@@ -13,6 +13,7 @@ from contract import __version__, csvcell
 from contract.figures import Comparison, decimals_of, figure, limit_text, mean_decimals
 from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS, Metric
+from gateway.report import printing
 from gateway.report.model import COMPLETE, ReportData
 from gateway.report.plots import EN, metric_png
 from gateway.standards import Limit, Standard
@@ -116,11 +117,13 @@ def html(
     *,
     printed: bool = False,
     drawn: dict[tuple[str, str], str] | None = None,
+    pages: printing.Pages | None = None,
 ) -> str:
     """The report in `texts`' language, its times in `texts`' zone and its nodes by their names.
     `printed`: the page WeasyPrint lays out for the PDF, where a period longer than LONG_TABLE days
     shows its days a month per row, and the days themselves travel as CSV files attached to the
-    PDF (a year of fifty nodes is 55,000 table rows: hours of layout)."""
+    PDF (a year of fifty nodes is 55,000 table rows: hours of layout); `pages` numbers its
+    contents list (printed: the PDF's parts are numbered by render.pdf, not by WeasyPrint)."""
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
@@ -147,6 +150,7 @@ def html(
         complete=COMPLETE,
         long_table=LONG_TABLE,
         printed=printed,
+        pages=pages,
         attachments=ATTACHMENTS,
         version=__version__,
         t=t,
@@ -160,18 +164,11 @@ def pdf(
     texts: Texts = EN,
 ) -> None:
     """Print the report to PDF with WeasyPrint (extra `report`; needs libpango on Debian): the
-    printed HTML (html(printed=True)), with each day's completeness and means attached as CSV."""
-    import logging
-
-    from weasyprint import HTML, Attachment
-
-    for name in ("weasyprint", "fontTools"):  # they log every layout step at INFO
-        logging.getLogger(name).setLevel(logging.WARNING)
-    attachments = [
-        Attachment(string=_days_csv(data), name=ATTACHMENTS["completeness"]),
-        Attachment(string=_means_csv(data), name=ATTACHMENTS["daily"]),
-    ]
-    HTML(string=html(data, texts, printed=True, drawn=drawn)).write_pdf(out, attachments=attachments)
+    printed HTML (html(printed=True)) laid out in parts and joined (gateway/report/printing.py),
+    with each day's completeness and means attached as CSV."""
+    drawn = plots(data, texts) if drawn is None else drawn
+    attachments = {ATTACHMENTS["completeness"]: _days_csv(data), ATTACHMENTS["daily"]: _means_csv(data)}
+    printing.write(lambda pages: html(data, texts, printed=True, drawn=drawn, pages=pages), out, attachments)
 
 
 def _csv(header: list[str], rows: list[list[str]]) -> str:
