@@ -93,7 +93,9 @@ class Plot:
         return [m for m in self.marks if m.kind == kind]
 
 
-def metric_png(section: MetricSection, start: datetime, end: datetime, t: Texts = EN, site: str = "") -> bytes:
+def metric_png(
+    section: MetricSection, start: datetime, end: datetime, t: Texts = EN, site: str = ""
+) -> bytes:
     return png(layout(section, start, end, t, site))
 
 
@@ -138,7 +140,10 @@ def layout(section: MetricSection, start: datetime, end: datetime, t: Texts = EN
         marks.append(Marks("daily", t("report.plot.daily"), levels=levels))
     for i, (standard, limit) in enumerate(section.limits):
         words = t(
-            "report.plot.limit", standard=_title(t, standard), value=f"{limit.value:g}", unit=METRIC_UNITS[limit.metric]
+            "report.plot.limit",
+            standard=_title(t, standard),
+            value=f"{limit.value:g}",
+            unit=METRIC_UNITS[limit.metric],
         )
         marks.append(Marks("limit", words, levels=[(t0, t1, limit.value)], dash=_DASHES[i % len(_DASHES)]))
     top = max([*values, *(d.mean or 0.0 for d in judged), *(lim.value for _, lim in section.limits), 1.0])
@@ -232,7 +237,11 @@ def png(plot: Plot) -> bytes:
 
 
 def _hatch(
-    img: Image.Image, spans: list[tuple[float, float]], top: float, bottom: float, colour: tuple[int, int, int]
+    img: Image.Image,
+    spans: list[tuple[float, float]],
+    top: float,
+    bottom: float,
+    colour: tuple[int, int, int],
 ) -> None:
     """Diagonal lines, 6 px apart, over each span."""
     from PIL import Image, ImageDraw

@@ -14,10 +14,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pypdf import PdfWriter
 
 PART = "<!-- part -->"
 """Where the template lets a new part begin (render.html(printed=True))."""
-PART_WEIGHT = 500
+PART_WEIGHT = 400
 """A part's size, in table rows (a plot counts as 15): small enough that its layout stays well
 under a hundred MB, large enough that each part's own cost (fonts, styles) stays small."""
 PLACEHOLDER = 888
@@ -139,14 +143,12 @@ def _lay(head: str, body: str, first_page: int, path: Path) -> _Laid:
 
 
 def _link(
-    writer: object, page: int, rect: tuple[float, float, float, float], target: tuple[int, float, float]
+    writer: PdfWriter, page: int, rect: tuple[float, float, float, float], target: tuple[int, float, float]
 ) -> None:
     """A link on `page` over `rect` (CSS px from the top left) to a point of another page."""
-    from pypdf import PdfWriter
     from pypdf.annotations import Link
     from pypdf.generic import Fit
 
-    assert isinstance(writer, PdfWriter)
     pt = 0.75  # CSS px to PDF points
     height = float(writer.pages[page].mediabox.height)
     x, y, w, h = rect

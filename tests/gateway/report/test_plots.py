@@ -22,7 +22,8 @@ def _section(days: int) -> MetricSection:
     who = STANDARDS["who-2021"]
     limits = [(who, lim) for lim in who.limits if lim.metric is Metric.PM2_5 and lim.average == "24h"]
     daily = [
-        DailyMean(START + timedelta(days=i), 10.0 + i % 4 * 3, 1440 if i % 7 else 100, 1440, 40.0) for i in range(days)
+        DailyMean(START + timedelta(days=i), 10.0 + i % 4 * 3, 1440 if i % 7 else 100, 1440, 40.0)
+        for i in range(days)
     ]
     hours = HourlyMeans.of((START + timedelta(hours=h + 1), 10.0 + h % 30) for h in range(24 * days))
     return MetricSection("haul-road", Metric.PM2_5, daily, limits, (40.0, START), hours, [])
@@ -37,7 +38,9 @@ def _section(days: int) -> MetricSection:
         (365, "Asia/Ulaanbaatar", "2026-03", ""),  # every other month (local 01-01 is before the start)
     ],
 )
-def test_the_time_axis_has_at_most_ten_round_local_ticks(days: int, zone: str, words: str, under: str) -> None:
+def test_the_time_axis_has_at_most_ten_round_local_ticks(
+    days: int, zone: str, words: str, under: str
+) -> None:
     t = Texts("en", zone)
     plot = plots.layout(_section(days), START, START + timedelta(days=days), t)
     assert 3 <= len(plot.x_ticks) <= 10

@@ -280,7 +280,9 @@ def test_pdf_of_a_full_report(site_db: Influx, tmp_path: Path) -> None:
     # and links there, though the contents and the sections were laid out apart
     index = {p.indirect_reference.idnum: i for i, p in enumerate(pdf.pages) if p.indirect_reference}
     links = [a.get_object() for a in pdf.pages[0].get("/Annots", [])]
-    assert int(listed.group(1)) - 1 in {index[a["/Dest"][0].idnum] for a in links if isinstance(a.get("/Dest"), list)}
+    assert int(listed.group(1)) - 1 in {
+        index[a["/Dest"][0].idnum] for a in links if isinstance(a.get("/Dest"), list)
+    }
     assert "/work/" not in text and "docs/" not in text and "INFO" not in text
     assert (
         len({img.data for page in pdf.pages for img in page.images}) == 2
