@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from pypdf import PdfWriter
@@ -24,6 +24,8 @@ PART = "<!-- part -->"
 PART_WEIGHT = 400
 """A part's size, in table rows (a plot counts as 15): small enough that its layout stays well
 under a hundred MB, large enough that each part's own cost (fonts, styles) stays small."""
+PLOT = "minewatch-plot:"
+"""The URL scheme of the printed page's plots, served from memory while it is laid out."""
 PLACEHOLDER = 888
 """The page number the contents list shows before the pages are counted: three digits, as wide as
 the real ones, so the list takes the same pages both times."""
@@ -52,32 +54,40 @@ class _Laid:
     links: list[tuple[int, str, tuple[float, float, float, float]]]  # page, anchor, x, y, w, h
 
 
-def write(page_of: Callable[[Pages | None], str], out: Path, attachments: dict[str, str]) -> None:
-    """`page_of(pages)`: the printed HTML, its contents list numbered by `pages` (a placeholder
-    when None). Writes the joined PDF to `out` with `attachments` (file name: text)."""
+def write(
+    page_of: Callable[[Pages | None, bool], str],
+    out: Path,
+    attachments: dict[str, str],
+    images: dict[str, bytes],
+) -> None:
+    """`page_of(pages, front_only)`: the printed HTML, its contents list numbered by `pages` (a
+    placeholder when None), only up to the contents when `front_only`. Writes the joined PDF to
+    `out` with `attachments` (file name: text); `images` are the PNGs of the page's PLOT URLs."""
     from pypdf import PdfWriter
 
     for name in ("weasyprint", "fontTools"):  # they log every layout step at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
     if not any(isinstance(f, _OtherParts) for f in logging.getLogger("weasyprint").filters):
         logging.getLogger("weasyprint").addFilter(_OtherParts())
-    head, front, parts = _split(page_of(None))
+
+    fetch = _fetcher(images)
+    head, front, parts = _split(page_of(None, False))
     with tempfile.TemporaryDirectory(prefix="minewatch-report-") as tmp:
         work = Path(tmp)
-        placeheld = _lay(head, front, 1, work / "front.pdf")
+        placeheld = _lay(head, front, 1, work / "front.pdf", fetch)
         front_pages = placeheld.pages
         for _ in range(3):  # again only if the numbered contents took other pages than the placeholder
             laid, first = [], front_pages + 1
             for i, part in enumerate(parts):
-                laid.append(_lay(head, part, first, work / f"part-{i}.pdf"))
+                laid.append(_lay(head, part, first, work / f"part-{i}.pdf", fetch))
                 first += laid[-1].pages
             numbers = {name: at[0] + 1 for name, at in placeheld.anchors.items()}
             start = front_pages
             for part_laid in laid:
                 numbers.update({name: start + at[0] + 1 for name, at in part_laid.anchors.items()})
                 start += part_laid.pages
-            head_n, front_n, _ = _split(page_of(Pages(numbers, first - 1)))
-            front_laid = _lay(head_n, front_n, 1, work / "front.pdf")
+            head_n, front_n, _ = _split(page_of(Pages(numbers, first - 1), True))
+            front_laid = _lay(head_n, front_n, 1, work / "front.pdf", fetch)
             if front_laid.pages == front_pages:
                 break
             front_pages = front_laid.pages
@@ -103,6 +113,33 @@ def write(page_of: Callable[[Pages | None], str], out: Path, attachments: dict[s
             writer.write(f)
 
 
+def _fetcher(images: dict[str, bytes]) -> Any:
+    """WeasyPrint's URL fetcher for the plots: a URLFetcher (WeasyPrint 68 and later) or a
+    function returning a dict (before)."""
+
+    def refuse(url: str) -> NoReturn:
+        raise ValueError(f"the printed report fetches nothing but its plots, not {url}")
+
+    try:
+        from weasyprint.urls import URLFetcher, URLFetcherResponse
+    except ImportError:
+
+        def fetch(url: str) -> dict[str, object]:
+            if url.startswith(PLOT):
+                return {"string": images[url], "mime_type": "image/png"}
+            refuse(url)
+
+        return fetch
+
+    class Plots(URLFetcher):  # type: ignore[misc]
+        def fetch(self, url: str, headers: object = None) -> Any:
+            if url.startswith(PLOT):
+                return URLFetcherResponse(url, images[url], {"Content-Type": "image/png"})
+            refuse(url)
+
+    return Plots()
+
+
 def _split(page: str) -> tuple[str, str, list[str]]:
     """The page's head (up to its body), its front (before the first part mark) and the rest in
     parts of about PART_WEIGHT rows each."""
@@ -122,12 +159,15 @@ def _split(page: str) -> tuple[str, str, list[str]]:
     return head, front, parts
 
 
-def _lay(head: str, body: str, first_page: int, path: Path) -> _Laid:
+def _lay(
+    head: str, body: str, first_page: int, path: Path, fetch: Callable[[str], dict[str, object]]
+) -> _Laid:
     """Lay out one part, its pages numbered from `first_page`, and write it to `path`."""
     from weasyprint import HTML
 
     counter = f"<style>@page :first {{ counter-set: page {first_page}; }}</style></head>"
-    doc = HTML(string=f"{head.replace('</head>', counter, 1)}<body>{body}</body></html>").render()
+    page = f"{head.replace('</head>', counter, 1)}<body>{body}</body></html>"
+    doc = HTML(string=page, url_fetcher=fetch).render()
     anchors: dict[str, tuple[int, float, float]] = {}
     for i, page in enumerate(doc.pages):
         for name, (x, y, *_) in page.anchors.items():
