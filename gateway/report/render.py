@@ -6,16 +6,22 @@ from __future__ import annotations
 import base64
 import io
 from datetime import datetime
+from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contract import __version__, csvcell
 from contract.figures import Comparison, decimals_of, figure, limit_text, mean_decimals
 from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS, Metric
+from gateway.report import printing
 from gateway.report.model import COMPLETE, ReportData
 from gateway.report.plots import EN, metric_png
 from gateway.standards import Limit, Standard
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 def _label(t: Texts, metric: Metric | str) -> str:
@@ -116,15 +122,38 @@ def html(
     *,
     printed: bool = False,
     drawn: dict[tuple[str, str], str] | None = None,
+    pages: printing.Pages | None = None,
+    front_only: bool = False,
 ) -> str:
     """The report in `texts`' language, its times in `texts`' zone and its nodes by their names.
     `printed`: the page WeasyPrint lays out for the PDF, where a period longer than LONG_TABLE days
     shows its days a month per row, and the days themselves travel as CSV files attached to the
-    PDF (a year of fifty nodes is 55,000 table rows: hours of layout)."""
+    PDF (a year of fifty nodes is 55,000 table rows: hours of layout); `pages` numbers its
+    contents list (printed: the PDF's parts are numbered by render.pdf, not by WeasyPrint), and
+    `front_only` stops after it. The printed page's plots are `printing.PLOT` URLs, fetched from
+    memory while the PDF is laid out (3 MB of base64 is slow for WeasyPrint's HTML parser)."""
+    template = _template(texts)
+    return template.render(
+        d=data,
+        plots={} if printed else plots(data, texts) if drawn is None else drawn,
+        plot_url=printing.PLOT,
+        front_only=front_only,
+        complete=COMPLETE,
+        long_table=LONG_TABLE,
+        printed=printed,
+        pages=pages,
+        attachments=ATTACHMENTS,
+        version=__version__,
+        t=texts,
+    )
+
+
+@cache
+def _template(t: Texts) -> jinja2.Template:
+    """The template with `t`'s filters, compiled once a language and zone (it takes a second)."""
     import jinja2
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
-    t = texts
     env.filters.update(
         label=lambda metric: _label(t, metric),
         time=t.time,
@@ -140,17 +169,7 @@ def html(
         mean=_mean,
         limit=_limit,
     )
-    template = env.from_string(resources.files("gateway.report").joinpath("template.html").read_text("utf-8"))
-    return template.render(
-        d=data,
-        plots=plots(data, t) if drawn is None else drawn,
-        complete=COMPLETE,
-        long_table=LONG_TABLE,
-        printed=printed,
-        attachments=ATTACHMENTS,
-        version=__version__,
-        t=t,
-    )
+    return env.from_string(resources.files("gateway.report").joinpath("template.html").read_text("utf-8"))
 
 
 def pdf(
@@ -160,18 +179,20 @@ def pdf(
     texts: Texts = EN,
 ) -> None:
     """Print the report to PDF with WeasyPrint (extra `report`; needs libpango on Debian): the
-    printed HTML (html(printed=True)), with each day's completeness and means attached as CSV."""
-    import logging
-
-    from weasyprint import HTML, Attachment
-
-    for name in ("weasyprint", "fontTools"):  # they log every layout step at INFO
-        logging.getLogger(name).setLevel(logging.WARNING)
-    attachments = [
-        Attachment(string=_days_csv(data), name=ATTACHMENTS["completeness"]),
-        Attachment(string=_means_csv(data), name=ATTACHMENTS["daily"]),
-    ]
-    HTML(string=html(data, texts, printed=True, drawn=drawn)).write_pdf(out, attachments=attachments)
+    printed HTML (html(printed=True)) laid out in parts and joined (gateway/report/printing.py),
+    with each day's completeness and means attached as CSV."""
+    drawn = plots(data, texts) if drawn is None else drawn
+    images = {
+        f"{printing.PLOT}{i}": base64.b64decode(drawn[(m.node, m.metric.value)])
+        for i, m in enumerate(data.metrics)
+    }
+    attachments = {ATTACHMENTS["completeness"]: _days_csv(data), ATTACHMENTS["daily"]: _means_csv(data)}
+    printing.write(
+        lambda pages, front_only: html(data, texts, printed=True, pages=pages, front_only=front_only),
+        out,
+        attachments,
+        images,
+    )
 
 
 def _csv(header: list[str], rows: list[list[str]]) -> str:

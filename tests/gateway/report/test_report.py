@@ -214,8 +214,11 @@ def test_exceedances_and_provenance(full_report: str, site_db: Influx) -> None:
 
 
 def test_queries_shown_run_and_give_the_same_numbers(full_report: str, site_db: Influx) -> None:
-    pre = re.search(r'id="completeness-haul-road".*?<pre>(.*?)</pre>', full_report, re.S)
-    assert pre is not None
+    # the nodes' tables share their queries, printed once (not once a node) and linked from each
+    node = re.search(r'<section class="node" id="node-haul-road">.*?</section>', full_report, re.S)
+    assert node is not None and 'href="#node-queries"' in node.group(0)
+    pre = re.search(r'id="query-completeness">.*?<pre>(.*?)</pre>', full_report, re.S)
+    assert pre is not None and full_report.count(pre.group(1)) == 1
     query = html.unescape(pre.group(1)).strip().rstrip(";")
     rows = [r for r in site_db.rows(query) if r["node"] == "haul-road" and r["count"]]
     assert [str(r["count"]) for r in rows] == [r[1] for r in tables(full_report)["completeness-haul-road"]]
@@ -266,12 +269,20 @@ def test_pdf_of_a_full_report(site_db: Influx, tmp_path: Path) -> None:
     assert "Air and water monitoring report: site tsagaan" in text
     assert "178.2" in text  # the exceedance table's peak
     pages = [page.extract_text() for page in pdf.pages]
-    for i, page in enumerate(pages, 1):  # every page numbered, out of the whole
-        assert f"Page {i} / {len(pages)}" in page
+    # every page numbered, across the parts the PDF is laid out in, and the whole counted
+    assert f"This report has {len(pages)} pages." in pages[0]
+    for i, page in enumerate(pages, 1):
+        assert re.search(rf"Page {i}\b", page), (i, page[-200:])
     # the contents list gives each section's page: Provenance is on the page it says
     listed = re.search(r"Provenance\W*(\d+)", pages[0])
     assert listed is not None
     assert "Calibrations in force" in pages[int(listed.group(1)) - 1]
+    # and links there, though the contents and the sections were laid out apart
+    index = {p.indirect_reference.idnum: i for i, p in enumerate(pdf.pages) if p.indirect_reference}
+    links = [a.get_object() for a in pdf.pages[0].get("/Annots", [])]
+    assert int(listed.group(1)) - 1 in {
+        index[a["/Dest"][0].idnum] for a in links if isinstance(a.get("/Dest"), list)
+    }
     assert "/work/" not in text and "docs/" not in text and "INFO" not in text
     assert (
         len({img.data for page in pdf.pages for img in page.images}) == 2
@@ -393,15 +404,17 @@ def test_a_day_not_judged_is_not_drawn_as_a_mean(site_db: Influx, tmp_path: Path
         section = next(m for m in report.metrics if m.node == "haul-road" and m.metric.value == "pm2_5")
         (day,) = section.daily
         assert day.is_complete is judged
-        ax = plots.metric_figure(section, report.start, report.end).axes[0]
-        labels = {c.get_label(): c for c in ax.collections} | {p.get_label(): p for p in ax.patches}
+        plot = plots.layout(section, report.start, report.end)
+        labels = {m.label: m for m in plot.marks}
         if judged:
-            (segment,) = labels["24-hour mean (judged days)"].get_segments()
-            assert segment[0][1] == segment[1][1] == pytest.approx(day.mean)
+            (level,) = labels["24-hour mean (judged days)"].levels
+            assert level == (day.start.timestamp(), (day.start + timedelta(days=1)).timestamp(), day.mean)
             assert "day not judged (insufficient data)" not in labels
         else:
             assert "24-hour mean (judged days)" not in labels  # no line claims a mean that is not one
-            assert labels["day not judged (insufficient data)"].get_hatch() == "//"
+            hatched = labels["day not judged (insufficient data)"]
+            assert hatched.kind == "insufficient" and hatched.spans == [(plot.start_s, plot.end_s)]
+        assert Image.open(io.BytesIO(plots.png(plot))).size == (plots.WIDTH, plots.HEIGHT)
 
 
 def test_site_metadata_keys_producer_and_flag_shares(site_db: Influx, tmp_path: Path) -> None:
