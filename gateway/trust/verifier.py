@@ -45,12 +45,13 @@ class SignatureCheck:
         return canonical_bytes(self.reading)
 
     def passes(self) -> bool:
-        return _sodium_verify(self.public, self.sig, self.message)
+        return sodium_verify(self.public, self.sig, self.message)
 
 
-def _sodium_verify(public: bytes, sig: bytes, message: bytes) -> bool:
-    """libsodium's check. Imported at the first call, as cryptography was: a gateway that takes
-    only unsigned readings never loads it (about 1 MB); after that, one dict lookup, not an import."""
+def sodium_verify(public: bytes, sig: bytes, message: bytes) -> bool:
+    """libsodium's check, for the site's ingest and the hub's. Imported at the first call, as
+    cryptography was: a gateway that takes only unsigned readings never loads it (about 1 MB);
+    after that, one dict lookup, not an import."""
     sodium = _SODIUM or _load_sodium()
     try:
         sodium["open"](sig + message, public)
