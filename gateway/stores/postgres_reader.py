@@ -17,8 +17,10 @@ from psycopg import sql
 
 from gateway.stores.postgres_base import (
     EPOCH,
+    HOURLY_SELECT,
     METRICS,
     MS,
+    PART_PAYLOAD,
     Query,
     alert_of,
     cell,
@@ -182,13 +184,27 @@ class PostgresReader(HubReportQueries):
             cond.append(sql.SQL("n.site = {}").format(sql.Literal(site)))
         if node is not None:
             cond.append(sql.SQL("n.id = {}").format(sql.Literal(node)))
-        # one index probe per node (reading_site_node_ts), whatever the history stored
+        partial, hourly = self.shares()
+        if not partial and not hourly:
+            # one index probe per node (reading_site_node_ts), whatever the history stored
+            newest = (
+                "SELECT * FROM reading r WHERE r.site = n.site AND r.node = n.id AND r.ts <= {at}"
+                " ORDER BY r.ts DESC LIMIT 1"
+            )
+        else:
+            branches = [_LATEST_WHOLE] + ([_LATEST_PART] if partial else [])
+            branches += [_LATEST_HOURLY.replace("{hourly}", HOURLY_SELECT)] if hourly else []
+            newest = "SELECT * FROM (" + " UNION ALL ".join(branches) + ") r ORDER BY r.ts DESC LIMIT 1"
         query = sql.SQL(
-            "SELECT {} FROM node n CROSS JOIN LATERAL (SELECT * FROM {src} r WHERE r.site = n.site"
-            " AND r.node = n.id AND r.ts <= {} ORDER BY r.ts DESC LIMIT 1) r WHERE {} ORDER BY 1, 2"
+            "SELECT {} FROM node n CROSS JOIN LATERAL ({newest}) r WHERE {} ORDER BY 1, 2"
         ).format(
-            sql.SQL(READING_COLUMNS_ALIASED), sql.Literal(now), sql.SQL(" AND ").join(cond), src=self.source()
-        )
+            sql.SQL(READING_COLUMNS_ALIASED),
+            sql.SQL(" AND ").join(cond),
+            newest=sql.SQL(newest).format(
+                at=sql.Literal(now), partial=sql.Literal(partial), sites=sql.Literal(hourly),
+                extra=sql.SQL(" AND h.site = n.site AND h.node = n.id"),
+            ),
+        )  # fmt: skip
         return [latest_of(reading_row(*r)) for r in self.rows(query)]
 
     def series(
@@ -364,6 +380,31 @@ class PostgresReader(HubReportQueries):
 
 
 READING_COLUMNS_ALIASED = "r.site, r.node, r.ts, r.received, r.payload"
+
+# A node's latest reading for a role an agreement shares part of a site with: the newest of what it
+# may see whole, of the parts of readings it may see, and of the hourly means — each looked for
+# inside one of the role's windows (hub_windows: its times are index bounds), so each is an index
+# probe per node and window rather than every reading of the node judged by the policy and sorted.
+# `reading_part_newest` is in the order (site, node, ts DESC) itself and takes only a LIMIT: with an
+# ORDER BY outside it PostgreSQL would build and sort every part of the node (postgres_schema.sql).
+_LATEST_WHOLE = """SELECT x.* FROM unnest((SELECT hub_windows(current_user))) w CROSS JOIN LATERAL (
+   SELECT r.site, r.node, r.ts, r.received, r.payload FROM reading r
+    WHERE r.site = n.site AND r.node = n.id AND r.ts <= {at}
+      AND r.ts >= w.lo AND r.ts < w.hi AND r.ts <= now() - w.lag ORDER BY r.ts DESC LIMIT 1) x
+  WHERE w.site = n.site AND w.metrics IS NULL AND w.form = 'raw'"""
+_LATEST_PART = (
+    """SELECT x.* FROM unnest((SELECT hub_windows(current_user))) w CROSS JOIN LATERAL (
+   SELECT v.site, v.node, v.ts, v.received, """
+    + PART_PAYLOAD
+    + """ FROM reading_part_newest v
+    WHERE v.site = n.site AND v.node = n.id AND v.ts <= {at}
+      AND v.ts >= w.lo AND v.ts < w.hi AND v.ts <= now() - w.lag LIMIT 1) x
+  WHERE w.site = n.site AND w.site = ANY({partial}) AND w.metrics IS NOT NULL AND w.form = 'raw'"""
+)
+# The hourly means of a node are grouped by hour and sorted: a share of hourly means still reads
+# every hour of the node it may see (an hour is 60 readings, so this grows 60 times slower).
+_LATEST_HOURLY = """(SELECT h.site, h.node, h.ts, h.received, h.payload FROM ({hourly}) h
+   WHERE h.ts <= {at} ORDER BY h.ts DESC LIMIT 1)"""
 
 
 def _where(site: str | None, node: str | None, prefix: str = "") -> list[Query]:
