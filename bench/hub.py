@@ -18,6 +18,9 @@ Starts a private PostgreSQL, Mosquitto and influxd, then measures:
             as a neighbour's role whose agreement shares hourly PM2.5 (row-level security judging
             every row).
 
+`--only-query` runs the query part alone (`--policy FILE` also measures it, side by side, with the
+row-level security of FILE run after `hub init`, e.g. bench/hub_policy_perrow.sql).
+
 The issue asks for 100 sites x 10 nodes x a week (10 M readings); the default here is 6 hours
 (360,000 readings), which a shared 2-core machine measures in minutes; the rates do not depend on it.
 """
@@ -164,7 +167,12 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=6.0)
     ap.add_argument("--backfill-days", type=float, default=7.0)
     ap.add_argument("--no-backfill", action="store_true")
+    ap.add_argument("--only-query", action="store_true", help="measure only one site's year (query)")
+    ap.add_argument("--policy", type=Path, help="with --only-query: the year also with this SQL's policies "
+                    "run after `hub init` (bench/hub_policy_perrow.sql), side by side")  # fmt: skip
     args = ap.parse_args()
+    if args.only_query:
+        return only_query(args.policy)
 
     tmp = Path(tempfile.mkdtemp(prefix="minewatch-bench-hub-"))
     tmp.chmod(0o755)  # as root, PostgreSQL runs as `postgres`, which must reach its directory
@@ -291,6 +299,28 @@ def backfill(
     for proc in (gw, hub):
         proc.terminate()
         proc.wait(30)
+
+
+def only_query(policy: Path | None) -> int:
+    """The query part alone, in a fresh database (and, with `policy`, in a second one whose policies
+    that SQL replaced): one site's year, stored through the hub's store, then timed."""
+    tmp = Path(tempfile.mkdtemp(prefix="minewatch-bench-hubyear-"))
+    tmp.chmod(0o755)  # as root, PostgreSQL runs as `postgres`, which must reach its directory
+    pg = devservices.postgres(tmp / "pg")
+    pg.start()
+    try:
+        for name, sql_file in [("hub_year", None), *([("hub_year_alt", policy)] if policy else [])]:
+            dsn = _createdb(pg, name)
+            _register(dsn, {})
+            if sql_file is not None:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(sql_file.read_text().encode())
+            print(f"{name}: policies of {sql_file or 'gateway/stores/postgres_schema.sql'}", flush=True)
+            query(pg, dsn)
+    finally:
+        pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
 
 
 def query(pg: devservices.Service, dsn: str) -> None:
