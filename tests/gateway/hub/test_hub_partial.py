@@ -247,5 +247,15 @@ def test_a_metric_limited_roles_latest_is_the_newest_part_at_the_time_asked(shar
             assert got.values == {"turbidity": 100.0 + i} and got.flags == list(_flags(i))
         assert reader.latest(HOUR0 - timedelta(minutes=1)) == []
         assert reader.latest(HOUR0 + timedelta(hours=1), site="tsagaan") == []
+        assert reader.nodes() == [("gol", "g")] and reader.nodes("tsagaan") == []
     finally:
         reader.close()
+    hourly = PostgresReader(shared.hub.dsn, shared.roles["neighbour"])
+    try:
+        assert hourly.nodes() == [("gol", "g")]
+        # a mean is stamped at the middle of its hour: at 2:15 the latest is hour 1's, at 2:45 hour 2's
+        for at, stamp, mean in ((135, 90, 8.5), (165, 150, 14.5)):
+            (got,) = hourly.latest(HOUR0 + timedelta(minutes=at))
+            assert (got.time, got.values) == (HOUR0 + timedelta(minutes=stamp), {"pm2_5": mean})
+    finally:
+        hourly.close()
