@@ -199,7 +199,8 @@ class PostgresReader(HubReportQueries):
             )
         else:
             branches = [_LATEST_WHOLE] + ([_LATEST_PART] if partial else [])
-            branches += [_LATEST_HOURLY.replace("{hourly}", HOURLY_SELECT)] if hourly else []
+            one_hour = HOURLY_SELECT.replace("{extra}", _NEWEST_HOUR)
+            branches += [_LATEST_HOURLY.replace("{hourly}", one_hour)] if hourly else []
             newest = "SELECT * FROM (" + " UNION ALL ".join(branches) + ") r ORDER BY r.ts DESC LIMIT 1"
         query = sql.SQL(
             "SELECT {} FROM node n CROSS JOIN LATERAL ({newest}) r WHERE {} ORDER BY 1, 2"
@@ -208,7 +209,7 @@ class PostgresReader(HubReportQueries):
             sql.SQL(" AND ").join(cond),
             newest=sql.SQL(newest).format(
                 at=sql.Literal(now), partial=sql.Literal(partial), sites=sql.Literal(hourly),
-                extra=sql.SQL(" AND h.site = n.site AND h.node = n.id"),
+                metrics=sql.Literal(list(METRICS)),
             ),
         )  # fmt: skip
         return [latest_of(reading_row(*r)) for r in self.rows(query)]
@@ -407,8 +408,21 @@ _LATEST_PART = (
       AND v.ts >= w.lo AND v.ts < w.hi AND v.ts <= now() - w.lag LIMIT 1) x
   WHERE w.site = n.site AND w.site = ANY({partial}) AND w.metrics IS NOT NULL AND w.form = 'raw'"""
 )
-# The hourly means of a node are grouped by hour and sorted: a share of hourly means still reads
-# every hour of the node it may see (an hour is 60 readings, so this grows 60 times slower).
+# The hourly means: the newest hour the role may see a mean of, found per window and metric in the
+# key (site, node, metric, hour) backwards, and that hour's means alone grouped (the key's entries
+# of the node are read to find the hour's, in the index alone: no row of another hour). If every mean of
+# that hour is hidden because the role sees those metrics raw (a raw and an hourly agreement of the
+# same metric), this branch gives nothing for the node and its readings of those metrics answer.
+_NEWEST_HOUR = """ AND h.site = n.site AND h.node = n.id AND h.hour = (
+   SELECT max(t.hour) FROM unnest((SELECT hub_windows(current_user))) w
+    CROSS JOIN LATERAL unnest(coalesce(w.metrics, {metrics})) m (metric)
+    CROSS JOIN LATERAL (SELECT k.hour FROM reading_hourly k
+      WHERE k.site = n.site AND k.node = n.id AND k.metric = m.metric
+        AND k.hour <= {at}::timestamptz - interval '30 minutes'
+        AND k.hour >= w.lo - interval '1 hour' AND k.hour < w.hi - interval '1 hour'
+        AND k.hour <= now() - w.lag - interval '1 hour'
+      ORDER BY k.hour DESC LIMIT 1) t
+   WHERE w.site = n.site AND w.form = 'hourly')"""
 _LATEST_HOURLY = """(SELECT h.site, h.node, h.ts, h.received, h.payload FROM ({hourly}) h
    WHERE h.ts <= {at} ORDER BY h.ts DESC LIMIT 1)"""
 
