@@ -25,6 +25,9 @@ The readings are made and signed once, niced, into `--cache` (bench/hub_cache.py
 sites x 10 nodes is about 7 GB there) and streamed from it: nothing of the week is held in memory.
 The issue asks for 100 sites x 10 nodes x a week (10,080,000 readings), the default; a smaller
 `--hours` runs the first hours of the same cache.
+
+`--only-query` runs the query part alone (`--policy FILE` also measures it, side by side, with the
+row-level security of FILE run after `hub init`, e.g. bench/hub_policy_perrow.sql).
 """
 
 from __future__ import annotations
@@ -264,7 +267,12 @@ def main() -> int:
     ap.add_argument("--hub-minutes", type=float, default=None,
                     help="stop publishing after this long (at the end of a round of every site's next batch);"
                     " the run then measures what was sent, and the COPY takes the same rows")  # fmt: skip
+    ap.add_argument("--only-query", action="store_true", help="measure only one site's year (query)")
+    ap.add_argument("--policy", type=Path, help="with --only-query: the year also with this SQL's policies "
+                    "run after `hub init` (bench/hub_policy_perrow.sql), side by side")  # fmt: skip
     args = ap.parse_args()
+    if args.only_query:
+        return only_query(args.policy)
 
     print(f"load average at the start: {Path('/proc/loadavg').read_text().strip()}")
     step = hub_cache.BATCH // args.nodes  # minutes a batch holds: runs are whole batches
@@ -420,6 +428,28 @@ def backfill(
             proc.wait(30)
     print(f"backfill {len(lines) / (end - start):10,.0f} readings/s  {nodes} nodes x {days:g} days "
           f"({len(lines):,} readings) drained in {end - start:.0f} s, gateway start included")  # fmt: skip
+
+
+def only_query(policy: Path | None) -> int:
+    """The query part alone, in a fresh database (and, with `policy`, in a second one whose policies
+    that SQL replaced): one site's year, stored through the hub's store, then timed."""
+    tmp = Path(tempfile.mkdtemp(prefix="minewatch-bench-hubyear-"))
+    tmp.chmod(0o755)  # as root, PostgreSQL runs as `postgres`, which must reach its directory
+    pg = devservices.postgres(tmp / "pg")
+    pg.start()
+    try:
+        for name, sql_file in [("hub_year", None), *([("hub_year_alt", policy)] if policy else [])]:
+            dsn = _createdb(pg, name)
+            _register(dsn, {})
+            if sql_file is not None:
+                with psycopg.connect(dsn, autocommit=True) as conn:
+                    conn.execute(sql_file.read_text().encode())
+            print(f"{name}: policies of {sql_file or 'gateway/stores/postgres_schema.sql'}", flush=True)
+            query(pg, dsn)
+    finally:
+        pg.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
 
 
 def query(pg: devservices.Service, dsn: str) -> None:

@@ -53,7 +53,9 @@ $$;
 -- functions in WHERE from seeing the rows it filters out.
 CREATE OR REPLACE VIEW reading_value WITH (security_barrier) AS
     SELECT r.site, r.node, r.seq, r.ts, r.verdict, m.key AS metric, (m.value #>> '{}')::double precision AS value,
-           (r.payload->'metrics'->m.key->>'n')::int AS n  -- samples averaged (added later: last)
+           (r.payload->'metrics'->m.key->>'n')::int AS n,  -- samples averaged (added later: last)
+           (r.payload->'metrics'->m.key->>'raw')::double precision AS raw,  -- as the schema's view
+           r.payload->'metrics'->m.key->>'cal' AS cal
       FROM reading r CROSS JOIN LATERAL jsonb_each(r.metrics) m
      WHERE jsonb_typeof(m.value) = 'number'
        AND hub_may_see_metric(current_user, r.site, r.ts, m.key, 'raw');

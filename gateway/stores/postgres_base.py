@@ -55,28 +55,33 @@ SHARES_TTL_S = 10.0
 list only decides which tables a query reads; row-level security decides the rows, so a stale list
 can show less (for ten seconds), never more."""
 
-# The parts of a reading a role may see without seeing the whole of it (docs/region.md): the values
-# of the metrics an agreement shares raw, from `reading_part` (the view of `reading_value`'s values
-# one row per reading), as readings without a signature;
-# and the hourly means an agreement shares, from `reading_hourly`, as one reading per node and hour
-# stamped at the middle of its hour [h, h + 1 h): so it falls in that hour, and that day, whether
-# buckets are taken (b, b + d] (the seam, the report) or [t, t + d) (the dashboard). Each carries
-# `share` in its document so it can never pass for a signed reading.
-_PARTIAL = """
- UNION ALL SELECT v.site, v.node, v.seq, v.ts, NULL::timestamptz, NULL::text, v.metrics,
-   jsonb_build_object('seq', v.seq, 'flags', '[]'::jsonb, 'share', 'partial', 'metrics', v.parts)
-   FROM reading_part v WHERE v.site = ANY({})"""
-_HOURLY = """
- UNION ALL SELECT h.site, h.node, NULL::bigint, h.hour + interval '30 minutes', NULL::timestamptz, NULL::text,
-   jsonb_object_agg(h.metric, h.total / h.n),
+# The parts of a reading a role may see without seeing the whole of it (docs/region.md): of the
+# metrics an agreement shares raw, from `reading_part` (one row per reading), their entries as
+# signed (value, raw, n, cal) with the reading's seq, flags and period_s, as readings without a
+# signature; and the hourly means an agreement shares, from `reading_hourly`, as one reading per node
+# and hour stamped at the middle of its hour [h, h + 1 h): so it falls in that hour, and that day,
+# whether buckets are taken (b, b + d] (the seam, the report) or [t, t + d) (the dashboard). Each
+# carries `share` in its document so it can never pass for a signed reading.
+PART_PAYLOAD = (
+    "jsonb_build_object('seq', v.seq, 'flags', v.flags, 'period_s', v.period_s, 'share', 'partial',"
+    " 'metrics', v.parts)"
+)
+_PARTIAL = (
+    " UNION ALL SELECT v.site, v.node, v.seq, v.ts, v.received, NULL::text, v.metrics, "
+    + PART_PAYLOAD
+    + " FROM reading_part v WHERE v.site = ANY({})"
+)
+HOURLY_SELECT = """SELECT h.site, h.node, NULL::bigint AS seq, h.hour + interval '30 minutes' AS ts,
+   NULL::timestamptz AS received, NULL::text AS kid, jsonb_object_agg(h.metric, h.total / h.n) AS metrics,
    jsonb_build_object('flags', '[]'::jsonb, 'share', 'hourly', 'metrics',
-     jsonb_object_agg(h.metric, jsonb_build_object('value', h.total / h.n, 'n', h.n)))
-   FROM reading_hourly h WHERE h.site = ANY({})
+     jsonb_object_agg(h.metric, jsonb_build_object('value', h.total / h.n, 'n', h.n))) AS payload
+   FROM reading_hourly h WHERE h.site = ANY({sites}){extra}
     AND NOT EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) w
       WHERE w.site = h.site AND (w.metrics IS NULL OR h.metric = ANY (w.metrics)) AND w.form = 'raw'
         AND h.hour + interval '1 hour' >= w.lo AND h.hour + interval '1 hour' < w.hi
         AND h.hour + interval '1 hour' <= now() - w.lag)
   GROUP BY h.site, h.node, h.hour"""
+_HOURLY = " UNION ALL " + HOURLY_SELECT.replace("{extra}", "")
 _SHARES = """
 SELECT DISTINCT a.form, s FROM agreement a JOIN jurisdiction g ON g.id = a.grantee, unnest(a.sites) s
  WHERE pg_has_role(current_user, g.db_role, 'MEMBER') AND (a.form = 'hourly' OR a.metrics IS NOT NULL)
@@ -240,13 +245,11 @@ class PostgresBase:
     def __init__(self, dsn: str, role: str, *, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._conns = Connections(dsn, role)
         self._monotonic = monotonic
-        self._shares: tuple[float, Query] | None = None
+        self._shares: tuple[float, tuple[list[str], list[str]]] | None = None
 
-    def source(self) -> Query:
-        """What `r` is in every query: the readings the role may see whole (`reading`, row-level
-        security deciding), and, only for the sites an agreement shares part of with it, the values
-        and hourly means the role may see of readings it may not see whole. For a role with no such
-        agreement it is `reading` itself, so the owner's queries are as they were."""
+    def shares(self) -> tuple[list[str], list[str]]:
+        """The sites an agreement shares only part of with the role: (some metrics raw, hourly
+        means), its own sites left out; asked again after SHARES_TTL_S."""
         now = self._monotonic()
         if self._shares is not None and now - self._shares[0] < SHARES_TTL_S:
             return self._shares[1]
@@ -254,20 +257,27 @@ class PostgresBase:
         hourly: list[str] = []
         for form, site in self.rows(sql.SQL(_SHARES)):
             (hourly if form == "hourly" else partial).append(str(site))
+        found = (sorted(partial), sorted(hourly))
+        self._shares = (now, found)
+        return found
+
+    def source(self) -> Query:
+        """What `r` is in every query: the readings the role may see whole (`reading`, row-level
+        security deciding), and, only for the sites an agreement shares part of with it, the values
+        and hourly means the role may see of readings it may not see whole. For a role with no such
+        agreement it is `reading` itself, so the owner's queries are as they were."""
+        partial, hourly = self.shares()
         if not partial and not hourly:
-            source: Query = sql.SQL("reading")
-        else:
-            parts: list[Query] = [
-                sql.SQL("(SELECT site, node, seq, ts, received, kid, metrics, payload FROM reading")
-            ]
-            if partial:
-                parts.append(sql.SQL(_PARTIAL).format(sql.Literal(sorted(partial))))
-            if hourly:
-                parts.append(sql.SQL(_HOURLY).format(sql.Literal(sorted(hourly))))
-            parts.append(sql.SQL(")"))
-            source = sql.Composed(parts)
-        self._shares = (now, source)
-        return source
+            return sql.SQL("reading")
+        parts: list[Query] = [
+            sql.SQL("(SELECT site, node, seq, ts, received, kid, metrics, payload FROM reading")
+        ]
+        if partial:
+            parts.append(sql.SQL(_PARTIAL).format(sql.Literal(partial)))
+        if hourly:
+            parts.append(sql.SQL(_HOURLY).format(sites=sql.Literal(hourly)))
+        parts.append(sql.SQL(")"))
+        return sql.Composed(parts)
 
     @property
     def role(self) -> str:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import sql
 
 from gateway.stores.postgres_base import (
     EPOCH,
+    HOURLY_SELECT,
     METRICS,
     MS,
+    PART_PAYLOAD,
     Query,
     alert_of,
     cell,
@@ -43,6 +45,7 @@ from gateway.stores.reader import (
     node_columns,
 )
 
+_END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 READING_FIELDS = ("seq", "flags", "period_s", "signed", "sig", "kid", "received")
 HOUR = timedelta(hours=1)
 
@@ -174,6 +177,11 @@ class PostgresReader(HubReportQueries):
     # the dashboard
 
     def nodes(self, site: str | None = None) -> list[tuple[str, str]]:
+        if self.shares() != ([], []):
+            # the nodes with a row the role may see: asked as each node's latest at the end of time,
+            # a probe per node and window, where EXISTS over the source would have the policy judge
+            # (and refuse) every reading of a node the role sees only part of
+            return [(x.site, x.node) for x in self.latest(_END_OF_TIME, site=site)]
         cond = sql.SQL("") if site is None else sql.SQL(" AND n.site = {}").format(sql.Literal(site))
         query = sql.SQL(
             "SELECT n.site, n.id FROM node n WHERE EXISTS"
@@ -187,13 +195,28 @@ class PostgresReader(HubReportQueries):
             cond.append(sql.SQL("n.site = {}").format(sql.Literal(site)))
         if node is not None:
             cond.append(sql.SQL("n.id = {}").format(sql.Literal(node)))
-        # one index probe per node (reading_site_node_ts), whatever the history stored
+        partial, hourly = self.shares()
+        if not partial and not hourly:
+            # one index probe per node (reading_site_node_ts), whatever the history stored
+            newest = (
+                "SELECT * FROM reading r WHERE r.site = n.site AND r.node = n.id AND r.ts <= {at}"
+                " ORDER BY r.ts DESC LIMIT 1"
+            )
+        else:
+            branches = [_LATEST_WHOLE] + ([_LATEST_PART] if partial else [])
+            one_hour = HOURLY_SELECT.replace("{extra}", _NEWEST_HOUR)
+            branches += [_LATEST_HOURLY.replace("{hourly}", one_hour)] if hourly else []
+            newest = "SELECT * FROM (" + " UNION ALL ".join(branches) + ") r ORDER BY r.ts DESC LIMIT 1"
         query = sql.SQL(
-            "SELECT {} FROM node n CROSS JOIN LATERAL (SELECT * FROM {src} r WHERE r.site = n.site"
-            " AND r.node = n.id AND r.ts <= {} ORDER BY r.ts DESC LIMIT 1) r WHERE {} ORDER BY 1, 2"
+            "SELECT {} FROM node n CROSS JOIN LATERAL ({newest}) r WHERE {} ORDER BY 1, 2"
         ).format(
-            sql.SQL(READING_COLUMNS_ALIASED), sql.Literal(now), sql.SQL(" AND ").join(cond), src=self.source()
-        )
+            sql.SQL(READING_COLUMNS_ALIASED),
+            sql.SQL(" AND ").join(cond),
+            newest=sql.SQL(newest).format(
+                at=sql.Literal(now), partial=sql.Literal(partial), sites=sql.Literal(hourly),
+                metrics=sql.Literal(list(METRICS)),
+            ),
+        )  # fmt: skip
         return [latest_of(reading_row(*r)) for r in self.rows(query)]
 
     def series(
@@ -369,6 +392,44 @@ class PostgresReader(HubReportQueries):
 
 
 READING_COLUMNS_ALIASED = "r.site, r.node, r.ts, r.received, r.payload"
+
+# A node's latest reading for a role an agreement shares part of a site with: the newest of what it
+# may see whole, of the parts of readings it may see, and of the hourly means — each looked for
+# inside one of the role's windows (hub_windows: its times are index bounds), so each is an index
+# probe per node and window rather than every reading of the node judged by the policy and sorted.
+# `reading_part_newest` is in the order (site, node, ts DESC) itself and takes only a LIMIT: with an
+# ORDER BY outside it PostgreSQL would build and sort every part of the node (postgres_schema.sql).
+_LATEST_WHOLE = """SELECT x.* FROM unnest((SELECT hub_windows(current_user))) w CROSS JOIN LATERAL (
+   SELECT r.site, r.node, r.ts, r.received, r.payload FROM reading r
+    WHERE r.site = n.site AND r.node = n.id AND r.ts <= {at}
+      AND r.ts >= w.lo AND r.ts < w.hi AND r.ts <= now() - w.lag ORDER BY r.ts DESC LIMIT 1) x
+  WHERE w.site = n.site AND w.metrics IS NULL AND w.form = 'raw'"""
+_LATEST_PART = (
+    """SELECT x.* FROM unnest((SELECT hub_windows(current_user))) w CROSS JOIN LATERAL (
+   SELECT v.site, v.node, v.ts, v.received, """
+    + PART_PAYLOAD
+    + """ FROM reading_part_newest v
+    WHERE v.site = n.site AND v.node = n.id AND v.ts <= {at}
+      AND v.ts >= w.lo AND v.ts < w.hi AND v.ts <= now() - w.lag LIMIT 1) x
+  WHERE w.site = n.site AND w.site = ANY({partial}) AND w.metrics IS NOT NULL AND w.form = 'raw'"""
+)
+# The hourly means: the newest hour the role may see a mean of, found per window and metric in the
+# key (site, node, metric, hour) backwards, and that hour's means alone grouped (the key's entries
+# of the node are read to find the hour's, in the index alone: no row of another hour). If every mean of
+# that hour is hidden because the role sees those metrics raw (a raw and an hourly agreement of the
+# same metric), this branch gives nothing for the node and its readings of those metrics answer.
+_NEWEST_HOUR = """ AND h.site = n.site AND h.node = n.id AND h.hour = (
+   SELECT max(t.hour) FROM unnest((SELECT hub_windows(current_user))) w
+    CROSS JOIN LATERAL unnest(coalesce(w.metrics, {metrics})) m (metric)
+    CROSS JOIN LATERAL (SELECT k.hour FROM reading_hourly k
+      WHERE k.site = n.site AND k.node = n.id AND k.metric = m.metric
+        AND k.hour <= {at}::timestamptz - interval '30 minutes'
+        AND k.hour >= w.lo - interval '1 hour' AND k.hour < w.hi - interval '1 hour'
+        AND k.hour <= now() - w.lag - interval '1 hour'
+      ORDER BY k.hour DESC LIMIT 1) t
+   WHERE w.site = n.site AND w.form = 'hourly')"""
+_LATEST_HOURLY = """(SELECT h.site, h.node, h.ts, h.received, h.payload FROM ({hourly}) h
+   WHERE h.ts <= {at} ORDER BY h.ts DESC LIMIT 1)"""
 
 
 def _where(site: str | None, node: str | None, prefix: str = "") -> list[Query]:

@@ -237,7 +237,11 @@ $$;
 -- functions in WHERE from seeing the rows it filters out.
 CREATE OR REPLACE VIEW reading_value WITH (security_barrier) AS
     SELECT r.site, r.node, r.seq, r.ts, r.verdict, m.key AS metric, (m.value #>> '{}')::double precision AS value,
-           (r.payload->'metrics'->m.key->>'n')::int AS n  -- samples averaged (added later: last)
+           (r.payload->'metrics'->m.key->>'n')::int AS n,  -- samples averaged (added later: last)
+           -- added later still (a view gains columns only at its end): the raw value and the
+           -- calibration id of that metric, as the node signed them
+           (r.payload->'metrics'->m.key->>'raw')::double precision AS raw,
+           r.payload->'metrics'->m.key->>'cal' AS cal
       FROM reading r CROSS JOIN LATERAL jsonb_each(r.metrics) m
      WHERE jsonb_typeof(m.value) = 'number'
        AND EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
@@ -245,14 +249,18 @@ CREATE OR REPLACE VIEW reading_value WITH (security_barrier) AS
               AND r.ts >= v.lo AND r.ts < v.hi AND r.ts <= now() - v.lag AND v.form = 'raw');
 
 -- The same values one row per reading, for the hub's read side (gateway/stores/postgres_base.py):
--- of each reading the role may not see whole, the metrics it may see raw (`metrics`: name → value;
--- `parts`: name → {value, n}). One row per reading lets a query keep its index order and its limit
--- (the latest reading of a node is one probe, not every value grouped).
+-- of each reading the role may not see whole, what it may see of it — the metrics it may see raw
+-- (`metrics`: name → value; `parts`: name → the metric's entry as the node signed it, {value, raw,
+-- n, cal}) and what belongs to the whole reading rather than to a metric: `seq`, `flags` (the
+-- quality flags, as signed), `period_s`, `verdict` and `received` (when the hub stored it). Never
+-- a value, raw value or calibration id of a metric the role is not shared. One row per reading
+-- lets a query keep its index order and its limit.
 CREATE OR REPLACE VIEW reading_part WITH (security_barrier) AS
-    SELECT r.site, r.node, r.seq, r.ts, r.verdict, p.metrics, p.parts
+    SELECT r.site, r.node, r.seq, r.ts, r.verdict, p.metrics, p.parts,
+           r.payload->'flags' AS flags, (r.payload->>'period_s')::int AS period_s, r.received
       FROM reading r CROSS JOIN LATERAL (
         SELECT jsonb_object_agg(m.key, m.value) AS metrics,
-               jsonb_object_agg(m.key, jsonb_build_object('value', m.value, 'n', r.payload->'metrics'->m.key->'n')) AS parts
+               jsonb_object_agg(m.key, r.payload->'metrics'->m.key) AS parts
           FROM jsonb_each(r.metrics) m
          WHERE jsonb_typeof(m.value) = 'number'
            AND EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
@@ -264,6 +272,32 @@ CREATE OR REPLACE VIEW reading_part WITH (security_barrier) AS
                   AND r.ts >= w.lo AND r.ts < w.hi AND r.ts <= now() - w.lag)
       ) p
      WHERE p.metrics IS NOT NULL;
+
+-- The same rows, each node's newest first, for a node's latest part (the dashboard's latest value):
+-- `WHERE site = … AND node = … AND ts <= … LIMIT 1` with no ORDER BY of its own. A security_barrier
+-- view is planned as a subquery of its own, so an ORDER BY outside it makes PostgreSQL build every
+-- part of the node and sort them (148 ms at 2,880 readings a node, growing with history); with the
+-- order inside and only a LIMIT outside, the planner is told the LIMIT and scans the index
+-- `reading (site, node, ts)` backwards, building parts until the first it may see: one probe. The
+-- body is reading_part's, repeated (a view over reading_part would be planned apart again).
+CREATE OR REPLACE VIEW reading_part_newest WITH (security_barrier) AS
+    SELECT r.site, r.node, r.seq, r.ts, r.verdict, p.metrics, p.parts,
+           r.payload->'flags' AS flags, (r.payload->>'period_s')::int AS period_s, r.received
+      FROM reading r CROSS JOIN LATERAL (
+        SELECT jsonb_object_agg(m.key, m.value) AS metrics,
+               jsonb_object_agg(m.key, r.payload->'metrics'->m.key) AS parts
+          FROM jsonb_each(r.metrics) m
+         WHERE jsonb_typeof(m.value) = 'number'
+           AND EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+                WHERE v.site = r.site AND (v.metrics IS NULL OR m.key = ANY (v.metrics))
+                  AND r.ts >= v.lo AND r.ts < v.hi AND r.ts <= now() - v.lag AND v.form = 'raw')
+           -- inside the per-reading part, so the readings keep their index order (no anti-join)
+           AND NOT EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) w
+                WHERE w.site = r.site AND w.metrics IS NULL AND w.form = 'raw'
+                  AND r.ts >= w.lo AND r.ts < w.hi AND r.ts <= now() - w.lag)
+      ) p
+     WHERE p.metrics IS NOT NULL
+     ORDER BY r.site, r.node, r.ts DESC;
 
 ALTER TABLE reading ENABLE ROW LEVEL SECURITY;
 ALTER TABLE node ENABLE ROW LEVEL SECURITY;
@@ -294,13 +328,27 @@ CREATE POLICY reading_visible ON reading FOR SELECT USING (EXISTS (
      WHERE v.site = reading.site AND v.metrics IS NULL AND v.form = 'raw'
        AND reading.ts >= v.lo AND reading.ts < v.hi AND reading.ts <= now() - v.lag));
 -- A node and a key: those of its own sites (the window from -infinity), and those of a reading or
--- an hourly aggregate it may see.
+-- an hourly aggregate it may see. Each EXISTS is bounded by a window's times (and metrics), so the
+-- index finds its first row at once: written as "a row of the node, row-level security deciding",
+-- a role that may see none of a node's readings whole (a share of some metrics) had every reading
+-- of the node checked and refused, for every query naming a node (bench/hub_read.py).
 DROP POLICY IF EXISTS node_visible ON node;
-CREATE POLICY node_visible ON node FOR SELECT USING (
-    EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
-             WHERE v.site = node.site AND v.lo = '-infinity' AND v.metrics IS NULL AND v.form = 'raw')
-    OR EXISTS (SELECT 1 FROM reading r WHERE r.site = node.site AND r.node = node.id)
-    OR EXISTS (SELECT 1 FROM reading_hourly h WHERE h.site = node.site AND h.node = node.id));
+CREATE POLICY node_visible ON node FOR SELECT USING (EXISTS (
+    SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+     WHERE v.site = node.site AND (
+           (v.lo = '-infinity' AND v.metrics IS NULL AND v.form = 'raw')
+        OR (v.metrics IS NULL AND v.form = 'raw' AND EXISTS (SELECT 1 FROM reading r
+             WHERE r.site = node.site AND r.node = node.id
+               AND r.ts >= v.lo AND r.ts < v.hi AND r.ts <= now() - v.lag))
+        OR (v.metrics IS NOT NULL AND EXISTS (SELECT 1 FROM unnest(v.metrics) x (metric) CROSS JOIN LATERAL (
+             SELECT 1 FROM reading_hourly h  -- a probe per metric: (site, node, metric, hour) is the key
+              WHERE h.site = node.site AND h.node = node.id AND h.metric = x.metric
+                AND h.hour >= v.lo - interval '1 hour' AND h.hour < v.hi - interval '1 hour'
+                AND h.hour <= now() - v.lag - interval '1 hour' LIMIT 1) y))
+        OR (v.metrics IS NULL AND EXISTS (SELECT 1 FROM reading_hourly h
+             WHERE h.site = node.site AND h.node = node.id
+               AND h.hour >= v.lo - interval '1 hour' AND h.hour < v.hi - interval '1 hour'
+               AND h.hour <= now() - v.lag - interval '1 hour')))));
 DROP POLICY IF EXISTS key_visible ON node_key;
 CREATE POLICY key_visible ON node_key FOR SELECT USING (
     EXISTS (SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
@@ -325,5 +373,5 @@ DO $$ BEGIN
     END IF;
 END $$;
 GRANT SELECT ON jurisdiction, site, node, node_key, reading, node_status, alert_event, agreement TO hub_reader;
-GRANT SELECT ON reading_hourly, reading_value, reading_part TO hub_reader;
+GRANT SELECT ON reading_hourly, reading_value, reading_part, reading_part_newest TO hub_reader;
 GRANT SELECT ON warning_rule, warning, warning_log TO hub_reader;

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from contract import verify_offline as vo
+from contract.flags import Flag
 from contract.metrics import Metric
 from contract.signing import Signer, public_b64
 from contract.wire import MetricValue
@@ -62,8 +63,13 @@ class Shared:
         return status, body.decode("utf-8", "replace"), body
 
 
+def _flags(i: int) -> tuple[Flag, ...]:
+    return (Flag.HIGH_HUMIDITY,) if i % 4 == 3 else ()
+
+
 def _gol(pg: str, hub: Hub) -> dict[str, str]:
-    """Site gol of the soum, node g measuring PM2.5 (i) and turbidity (100 + i), signed; the basin
+    """Site gol of the soum, node g measuring PM2.5 (i, raw 500 + i) and turbidity (100 + i, raw
+    i / 4), each with its calibration id, every fourth reading flagged high_humidity, signed; the basin
     authority is granted its turbidity raw, the neighbour its PM2.5 hourly means."""
     store = HubStore(pg)
     tag = hub.roles["soum"][-8:]
@@ -75,8 +81,11 @@ def _gol(pg: str, hub: Hub) -> dict[str, str]:
     store.put_key(key_record(key, "gol", "g"), "vouch")
     rows = []
     for i in range(READINGS):
-        r = reading("g", HOUR0 + timedelta(minutes=10 * i), float(i), site="gol")
-        metrics = {**r.metrics, Metric.TURBIDITY: MetricValue(value=100.0 + i, n=60)}
+        r = reading("g", HOUR0 + timedelta(minutes=10 * i), float(i), site="gol", flags=_flags(i))
+        metrics = {
+            Metric.PM2_5: MetricValue(value=float(i), n=60, raw=500.0 + i, cal="pms-a12"),
+            Metric.TURBIDITY: MetricValue(value=100.0 + i, n=60, raw=0.25 * i, cal="turb-b7"),
+        }
         rows.append(Verdicted(key.sign(r.model_copy(update={"metrics": metrics})), "verified"))
     assert store.write_readings(rows).stored == READINGS
     for name, grantee, metric, form in (("gol-turbidity", "basin", "turbidity", "raw"),
@@ -134,6 +143,7 @@ def test_a_turbidity_only_grantee_sees_the_turbidity_values_unsigned_and_nothing
     assert status == 200 and [(x["site"], x["node"]) for x in latest] == [("gol", "g")]
     assert set(latest[0]["values"]) == {"turbidity"}
     assert latest[0]["values"]["turbidity"]["value"] == 100.0 + READINGS - 1
+    assert latest[0]["flags"] == ["high_humidity"]  # the last reading's, as the node signed them
     start = (HOUR0 - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     status, series, _ = shared.get("/api/v1/nodes/gol/g/series", "basin", start=start)
     assert status == 200 and set(series["series"]) == {"turbidity"}
@@ -145,6 +155,19 @@ def test_a_turbidity_only_grantee_sees_the_turbidity_values_unsigned_and_nothing
     rows = _csv(text)
     assert len(rows) == READINGS and not any(k.startswith("pm") for k in rows[0])
     assert sorted(float(r["turbidity"]) for r in rows) == [100.0 + i for i in range(READINGS)]
+    # of the metric shared, all that the node signed of it; of the reading, what is not a metric's
+    by_time = sorted(rows, key=lambda r: r["time"])
+    assert [(r["turbidity_raw"], r["turbidity_n"], r["turbidity_cal"]) for r in by_time] == [
+        (str(0.25 * i).removesuffix(".0"), "60", "turb-b7") for i in range(READINGS)
+    ]
+    assert [(r["flags"], r["period_s"]) for r in by_time] == [
+        (",".join(_flags(i)), "60") for i in range(READINGS)
+    ]
+    seqs = [int(r["seq"]) for r in by_time]
+    assert seqs == sorted(seqs) and len(set(seqs)) == READINGS and all(r["received"] for r in rows)
+    # and nothing of PM2.5: no column, no raw value, no calibration id anywhere in the file
+    assert "pms-a12" not in text and "pm2_5" not in text
+    assert not any(c.startswith("50") for r in rows for c in r.values())
     # a part of a signed reading does not verify, and the row says so: never passed off as verified
     assert {(r["signed"], r["sig"], r["kid"], r["gateway_flags"]) for r in rows} == {
         ("false", "", "", "hub_partial")
@@ -210,3 +233,29 @@ def test_the_reports_means_come_from_what_the_role_may_see(shared: Shared) -> No
                                  start=f"{HOUR0 - timedelta(days=1):%Y-%m-%d}",
                                  end=f"{HOUR0 + timedelta(days=1):%Y-%m-%d}")  # fmt: skip
     assert status == 200 and "<table" in html and "reading_part" in html
+
+
+def test_a_metric_limited_roles_latest_is_the_newest_part_at_the_time_asked(shared: Shared) -> None:
+    """The latest for a role granted turbidity alone, at several times, as the role (SQL through the
+    read seam): the newest reading at or before that time, its turbidity and flags only."""
+    reader = PostgresReader(shared.hub.dsn, shared.roles["basin"])
+    try:
+        for i in (0, 6, 11, READINGS - 1):
+            at = HOUR0 + timedelta(minutes=10 * i, seconds=30)
+            (got,) = reader.latest(at)
+            assert (got.site, got.node, got.time) == ("gol", "g", HOUR0 + timedelta(minutes=10 * i))
+            assert got.values == {"turbidity": 100.0 + i} and got.flags == list(_flags(i))
+        assert reader.latest(HOUR0 - timedelta(minutes=1)) == []
+        assert reader.latest(HOUR0 + timedelta(hours=1), site="tsagaan") == []
+        assert reader.nodes() == [("gol", "g")] and reader.nodes("tsagaan") == []
+    finally:
+        reader.close()
+    hourly = PostgresReader(shared.hub.dsn, shared.roles["neighbour"])
+    try:
+        assert hourly.nodes() == [("gol", "g")]
+        # a mean is stamped at the middle of its hour: at 2:15 the latest is hour 1's, at 2:45 hour 2's
+        for at, stamp, mean in ((135, 90, 8.5), (165, 150, 14.5)):
+            (got,) = hourly.latest(HOUR0 + timedelta(minutes=at))
+            assert (got.time, got.values) == (HOUR0 + timedelta(minutes=stamp), {"pm2_5": mean})
+    finally:
+        hourly.close()

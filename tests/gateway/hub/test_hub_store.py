@@ -145,6 +145,55 @@ def test_an_agreement_may_share_only_some_metrics_raw_or_only_their_hourly_means
         _as(pg, other, "INSERT INTO reading_hourly VALUES ('tsagaan', 'a', 'pm2_5', now(), 1, 1, 1, 1)")
 
 
+def test_a_share_of_some_metrics_shows_their_raw_values_calibration_and_the_readings_flags(
+    hub: HubStore, pg: str
+) -> None:
+    """What a role granted turbidity alone reads through SQL: turbidity's value, raw value, samples
+    and calibration id, and the reading's seq, flags and period — never a field of PM2.5."""
+    from contract.flags import Flag
+    from contract.metrics import Metric
+    from contract.wire import MetricValue
+
+    soum, aimag, _ = _roles(hub)
+    hub.add_site("tsagaan", "soum", _identity())
+    start = NOW.replace(second=0) - timedelta(hours=2)
+    rows = []
+    for i in range(6):
+        r = reading("a", start + timedelta(minutes=10 * i), None, site="tsagaan",
+                    flags=(Flag.HIGH_HUMIDITY,) if i % 2 else ())  # fmt: skip
+        metrics = {
+            Metric.PM2_5: MetricValue(value=10.0 + i, n=60, raw=90.0 + i, cal="pms-secret"),
+            Metric.TURBIDITY: MetricValue(value=100.0 + i, n=30, raw=0.5 + i, cal="turb-7"),
+        }
+        rows.append(Verdicted(r.model_copy(update={"metrics": metrics}), "unsigned"))
+    assert hub.write_readings(rows).stored == 6
+    hub.add_agreement(name="turb", grantor="soum", grantee="aimag", sites=["tsagaan"], licence="CC-BY-4.0",
+                      valid_from=NOW - timedelta(days=1), valid_to=None, delay_s=0, recorded_by="test",
+                      metrics=["turbidity"])  # fmt: skip
+    seqs = [r.reading.seq for r in rows]
+
+    values = _as(pg, aimag, "SELECT seq, metric, value, raw, n, cal FROM reading_value ORDER BY seq")
+    assert values == [(q, "turbidity", 100.0 + i, 0.5 + i, 30, "turb-7") for i, q in enumerate(seqs)]
+    part = _as(pg, aimag, "SELECT seq, metrics, parts, flags, period_s, verdict, received IS NOT NULL"
+                          " FROM reading_part ORDER BY ts")  # fmt: skip
+    entry = [{"value": 100.0 + i, "raw": 0.5 + i, "n": 30, "cal": "turb-7"} for i in range(6)]
+    assert part == [
+        (q, {"turbidity": 100.0 + i}, {"turbidity": entry[i]}, ["high_humidity"] if i % 2 else [], 60,
+         "unsigned", True)
+        for i, q in enumerate(seqs)
+    ]  # fmt: skip
+    views = ("reading_part", "reading_value", "reading_part_newest")
+    everything = _as(pg, aimag, " UNION ALL ".join(f"SELECT v::text FROM {v} v" for v in views))
+    assert len(everything) == 18 and not any("pm" in t or "90." in t for (t,) in everything)
+    # the same rows, each node's newest first: a LIMIT alone takes the node's latest
+    newest = "SELECT seq FROM reading_part_newest WHERE site = 'tsagaan' AND node = 'a' AND ts <= {} LIMIT 1"
+    assert _as(pg, aimag, newest.format("now()")) == [(seqs[-1],)]
+    assert _as(pg, aimag, newest.format(f"'{start + timedelta(minutes=25)}'")) == [(seqs[2],)]
+    # the owner reads whole readings; no part of them is offered as a part
+    assert _as(pg, soum, "SELECT count(*) FROM reading_part") == [(0,)]
+    assert _as(pg, soum, "SELECT count(*) FROM reading") == [(6,)]
+
+
 def test_an_hour_is_shared_as_a_mean_only_once_it_is_over_and_the_delay_has_passed(
     hub: HubStore, pg: str
 ) -> None:
