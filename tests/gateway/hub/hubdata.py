@@ -7,12 +7,15 @@ them, so exports from the hub can be verified. Roles are cluster-wide: each hub 
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from contract.hub import ForwardBatch, forward_topic
 from contract.signing import Signer, public_b64
 from gateway.stores.postgres_hub import HubStore, Verdicted
+from gateway.subscriber import Message
 from tests.alert_helpers import reading
 
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
@@ -64,3 +67,9 @@ def build(dsn: str, hours: int = 6) -> Hub:
     )  # fmt: skip
     store.close()
     return Hub(dsn, roles, keys)
+
+
+def as_message(batch: ForwardBatch) -> Message:
+    """The batch as the hub's subscriber delivers it (QoS 1, its site's forward topic)."""
+    topic = forward_topic("hub", batch.site)
+    return Message(topic, batch.model_dump_json(by_alias=True).encode(), 1, 1, False, time.monotonic())

@@ -6,36 +6,20 @@ subscription) writing overlapping batches at the same time."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-import pytest
 
-from contract.hub import ForwardBatch, ForwardedKey, HubAck, forward_topic
+from contract.hub import ForwardBatch, ForwardedKey, HubAck
 from contract.signing import Signer, public_b64, verify_signature
 from contract.wire import ReadingPayload
 from gateway.hub.ingest import HubIngest
 from gateway.stores.postgres_hub import HubStore, Verdicted, _payload
-from gateway.subscriber import Message
 from tests.alert_helpers import reading
+from tests.gateway.hub.hubdata import as_message
 
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-
-
-@pytest.fixture
-def hub(pg: str) -> Iterator[HubStore]:
-    store = HubStore(pg)
-    store.prepare()
-    yield store
-    store.close()
-
-
-def _message(batch: ForwardBatch) -> Message:
-    topic = forward_topic("hub", batch.site)
-    return Message(topic, batch.model_dump_json(by_alias=True).encode(), 1, 1, False, time.monotonic())
 
 
 def _join(hub: HubStore, site: str) -> tuple[Signer, Signer]:
@@ -63,17 +47,17 @@ def _hourly(pg: str, site: str) -> tuple[int, float]:
 def test_a_batch_is_stored_once_as_signed_and_its_refusals_are_kept(hub: HubStore, pg: str) -> None:
     identity, node = _join(hub, "tsagaan")
     ingest = HubIngest(hub, "hub")
-    ingest.handle(_message(ForwardBatch(site="tsagaan", batch=1, keys=[_key("tsagaan", node, identity)])))
+    ingest.handle(as_message(ForwardBatch(site="tsagaan", batch=1, keys=[_key("tsagaan", node, identity)])))
     signed = [node.sign(reading("a", HOUR + timedelta(minutes=m), float(m))) for m in range(5)]
     unsigned = reading("b", HOUR, 7.0)  # an unprovisioned node: stored as unsigned
     forged = signed[0].model_copy(update={"seq": 999_999})  # the signature no longer matches
     # the batch holds one reading twice: it is stored (and counted in the hourly means) once
     batch = ForwardBatch(site="tsagaan", batch=2, readings=[*signed, signed[2], unsigned, forged])
-    answer = ingest.handle(_message(batch))
+    answer = ingest.handle(as_message(batch))
     assert answer is not None
     ack = HubAck.model_validate_json(answer[1])
     assert (ack.stored, ack.duplicate, ack.refused) == (6, 1, 1)
-    again = ingest.handle(_message(batch))  # delivered again (the hub died before its ack)
+    again = ingest.handle(as_message(batch))  # delivered again (the hub died before its ack)
     assert again is not None
     ack = HubAck.model_validate_json(again[1])
     assert (ack.stored, ack.duplicate, ack.refused) == (0, 7, 1)

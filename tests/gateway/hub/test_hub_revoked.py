@@ -5,36 +5,21 @@ The hub's own ingest over a real PostgreSQL, fed real batches as the broker woul
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from contract.hub import ForwardBatch, ForwardedKey, forward_topic
+from contract.hub import ForwardBatch, ForwardedKey
 from contract.signing import Signer, public_b64
 from gateway.hub.ingest import HubIngest
 from gateway.stores.postgres_hub import HubStore
-from gateway.subscriber import Message
 from tests.alert_helpers import reading
+from tests.gateway.hub.hubdata import as_message
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 REVOKED = NOW - timedelta(hours=1)  # the key is untrusted from then on
-
-
-@pytest.fixture
-def hub(pg: str) -> Iterator[HubStore]:
-    store = HubStore(pg)
-    store.prepare()
-    yield store
-    store.close()
-
-
-def _message(batch: ForwardBatch) -> Message:
-    topic = forward_topic("hub", batch.site)
-    return Message(topic, batch.model_dump_json(by_alias=True).encode(), 1, 1, False, time.monotonic())
 
 
 def test_a_revoked_key_vouches_for_what_the_site_stored_before_the_revocation(hub: HubStore, pg: str) -> None:
@@ -47,24 +32,23 @@ def test_a_revoked_key_vouches_for_what_the_site_stored_before_the_revocation(hu
         "since": REVOKED.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }  # fmt: skip
     ingest = HubIngest(hub, "hub")
-    ingest.handle(
-        _message(ForwardBatch(site="tsagaan", batch=1, keys=[ForwardedKey.vouched(record, identity.private)]))
-    )
+    vouched = ForwardedKey.vouched(record, identity.private)
+    ingest.handle(as_message(ForwardBatch(site="tsagaan", batch=1, keys=[vouched])))
     before = [node.sign(reading("a", REVOKED - timedelta(minutes=m), 1.0)) for m in (30, 20)]
     after_ts = node.sign(reading("a", REVOKED + timedelta(minutes=5), 2.0))
     # stored at the site before the revocation (received), and a thief's reading stamped early but
     # stored after it, and one the site sent without its stored time (an earlier version's outbox)
-    ingest.handle(_message(ForwardBatch(
+    ingest.handle(as_message(ForwardBatch(
         site="tsagaan", batch=2, readings=[*before, after_ts],
         received=[REVOKED - timedelta(minutes=m) for m in (29, 19, -6)],
     )))  # fmt: skip
     late = node.sign(reading("a", REVOKED - timedelta(minutes=10), 3.0))
     stolen = node.sign(reading("a", REVOKED - timedelta(minutes=40), 4.0))
-    ingest.handle(_message(ForwardBatch(
+    ingest.handle(as_message(ForwardBatch(
         site="tsagaan", batch=3, readings=[late, stolen], received=[REVOKED + timedelta(minutes=1), None],
     )))  # fmt: skip
     ingest.handle(
-        _message(ForwardBatch(site="tsagaan", batch=4, readings=[node.sign(reading("a", NOW, 5.0))]))
+        as_message(ForwardBatch(site="tsagaan", batch=4, readings=[node.sign(reading("a", NOW, 5.0))]))
     )
     with psycopg.connect(pg) as conn:
         rows = conn.execute("SELECT seq, verdict, site_received FROM reading ORDER BY seq").fetchall()

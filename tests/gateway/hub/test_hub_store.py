@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,14 +19,6 @@ from tests.alert_helpers import reading
 from tests.helpers import ROOT
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-@pytest.fixture
-def hub(pg: str) -> Iterator[HubStore]:
-    store = HubStore(pg)
-    store.prepare()
-    yield store
-    store.close()
 
 
 def _roles(store: HubStore) -> tuple[str, str, str]:
