@@ -155,7 +155,7 @@ def _routes(nodes: int) -> dict[str, str]:
         "/download": "/download",
         "/api/v1/nodes": "/api/v1/nodes",
         "/api/v1/latest": "/api/v1/latest",
-        "latest limit=20": "/api/v1/latest?limit=20&offset=20",  # the first case's page size
+        "latest limit=20": "/api/v1/latest?limit=20",  # the first case's page size, a full page in both
         "series 24h": f"/api/v1/nodes/{site}/{node}/series",
         "/alerts": "/alerts",
     }
