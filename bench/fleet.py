@@ -18,6 +18,9 @@ alert preset (WHO 2021, US EPA, MNS 4585:2016), as a hub would run it. Measured 
   RSS     resident memory once started and after the requests (VmRSS), and the peak (VmHWM)
   routes  median and p95 of `--rounds` requests to each route, after one to warm up; the API's
           pages hold 100 nodes, so `latest limit=20` also asks for the 20-node case's page size
+          (from offset 0: a full page in both); `alerts/active` is the API's list of active alerts,
+          which the overview reads whole too (its table of sites counts them)
+  alerts  how many alerts were active then
 
 The history, per node (what is loaded is honest about being sparse: a year of one-minute readings
 for 1,000 nodes is 525 M rows, more than this machine loads in a bench run):
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import statistics
@@ -144,6 +148,7 @@ class Result:
     rss_after_mb: float = 0.0
     peak_mb: float = 0.0
     overview_kb: float = 0.0
+    active: int = 0  # active alerts when the routes were asked (the overview reads them all)
     routes: dict[str, tuple[float, float]] = field(default_factory=dict)  # median, p95 ms
 
 
@@ -155,9 +160,10 @@ def _routes(nodes: int) -> dict[str, str]:
         "/download": "/download",
         "/api/v1/nodes": "/api/v1/nodes",
         "/api/v1/latest": "/api/v1/latest",
-        "latest limit=20": "/api/v1/latest?limit=20&offset=20",  # the first case's page size
+        "latest limit=20": "/api/v1/latest?limit=20",  # the first case's page size, a full page in both
         "series 24h": f"/api/v1/nodes/{site}/{node}/series",
         "/alerts": "/alerts",
+        "alerts/active": "/api/v1/alerts/active",
     }
 
 
@@ -188,6 +194,7 @@ def _run_case(work: Path, broker: int, influx: str, nodes: int, span: str, round
         time.sleep(1.0)  # let the first ticks run
         result.rss_mb = _proc_kb(proc.pid, "VmRSS") / 1024
         result.overview_kb = len(_get(base + "/")) / 1000
+        result.active = len(json.loads(_get(base + "/api/v1/alerts/active")))
         for name, path in _routes(nodes).items():
             _get(base + path)  # warm up
             samples = []
@@ -295,7 +302,7 @@ def _print(results: list[Result]) -> None:
         f"\n{'case':<13} {'rows':>9} {'load s':>7} {'start s':>8} {'x':>5} {'filled':>7} {'x':>5} "
         f"{'restart':>8} {'x':>5} "
         f"{'killed':>7} {'x':>5} {'RSS MB':>7} {'x':>5} {'after':>6} {'peak':>6} {'restart':>7} "
-        f"{'/ KB':>6} {'file MB':>7}"
+        f"{'/ KB':>6} {'file MB':>7} {'alerts':>6}"
     )
     for r in results:
         print(
@@ -305,7 +312,8 @@ def _print(results: list[Result]) -> None:
             f"{ratio(r.restart_s, first.start_s):>5} "
             f"{r.killed_s:>7.2f} {ratio(r.killed_s, first.start_s):>5} "
             f"{r.rss_mb:>7.1f} {ratio(r.rss_mb, first.rss_mb):>5} {r.rss_after_mb:>6.1f} "
-            f"{r.peak_mb:>6.1f} {r.restart_rss_mb:>7.1f} {r.overview_kb:>6.1f} {r.windows_mb:>7.1f}"
+            f"{r.peak_mb:>6.1f} {r.restart_rss_mb:>7.1f} {r.overview_kb:>6.1f} {r.windows_mb:>7.1f} "
+            f"{r.active:>6}"
         )
     for col, title in ((0, "median"), (1, "p95")):
         names = list(first.routes)

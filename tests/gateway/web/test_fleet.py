@@ -65,11 +65,12 @@ def test_the_overview_of_a_thousand_nodes_stays_under_the_page_budget(fleet: Sit
     assert status == 200
     assert _weight(fleet, html) < BUDGET
     assert html.count('<article class="card') == OVERVIEW_PAGE
-    row = r'<tr data-site="([a-z]+)"><td><a href="/\?site=\1">\1</a></td><td>(\d+)</td>'
-    assert re.findall(row, html) == [
-        ("north", "334"),
-        ("pit", "333"),
-        ("river", "333"),
+    cells = r"<td>(\d+)</td><td>(\d+)</td><td>(\d+)</td>"
+    row = rf'<tr data-site="([a-z]+)"><td><a href="/\?site=\1">\1</a></td>{cells}'
+    assert re.findall(row, html) == [  # nodes, offline (n0007, silent 90 days, is pit's), alerts
+        ("north", "334", "0", "0"),
+        ("pit", "333", "1", "0"),
+        ("river", "333", "0", "0"),
     ]
     assert f"1–{OVERVIEW_PAGE} of {NODES}" in html
     (points,) = re.findall(r'<script type="application/json" id="map-data">(.*?)</script>', html)
