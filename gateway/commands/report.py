@@ -92,8 +92,8 @@ def run(args: argparse.Namespace, clock: Clock = utc_now) -> int:
         raise q.QueryArgumentError(
             f"--lang: no translation {language}.toml; have: {', '.join(Texts.languages())}"
         )
-    _check_extra(["PIL", "jinja2"] + (["weasyprint", "pypdf"] if args.pdf else []))
-    from gateway.report import data, render  # only now: Pillow and jinja2 are optional extras
+    _check_extra(["matplotlib", "PIL", "jinja2"] + (["weasyprint", "pypdf"] if args.pdf else []))
+    from gateway.report import data, render  # only now: matplotlib, Pillow and jinja2 are optional extras
 
     reader = open_reader(cfg.influxdb)
     report = data.collect(

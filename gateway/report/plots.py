@@ -1,4 +1,4 @@
-"""Time-series plots for the report, as PNG bytes, drawn with Pillow (no plotting library).
+"""Time-series plots for the report, as PNG bytes, drawn by matplotlib (Agg, no pyplot state).
 
 One plot per node and metric: hourly means, the judged days' means as level lines, each standard's
 24-hour limit as a line, days whose complete mean is over the lowest limit shaded red, days with
@@ -6,23 +6,24 @@ too few readings to be judged hatched (and no mean drawn for them), and the exce
 `alert` measurement (start to end) shaded orange.
 
 `layout` says what is drawn (marks in data units, with their legend's words: what a test reads
-back); `png` rasterises it. Why not matplotlib: a hundred figures (fifty nodes, two metrics) took
-70-135 s on a shared core, the figure's machinery rather than its pixels; these take some 20 ms.
-Why not SVG: WeasyPrint lays out an SVG's text one letter at a time (about 0.3 s a plot). Drawn
-at twice the size and reduced, so lines and text are smooth; RGB, no alpha channel, as WeasyPrint
-copies such a PNG's pixels into the PDF without splitting out a mask.
+back); `figure` draws them; `png` encodes the drawing. matplotlib is imported here only, so the
+node and the gateway's ingest never need it (extra `report`). A hundred figures built afresh took
+70-135 s on a shared core, the figure's machinery rather than its pixels, so each thread keeps one
+figure and axes at a fixed position (no layout solver) and a plot only swaps the artists of its
+marks: one collection a kind (`broken_barh`, `hlines`, `fill`), none a day. A year's hours are
+drawn as the band each pixel's hours span, not as a line of 8,760 points. Why not SVG: WeasyPrint
+lays out an SVG's text one letter at a time (about 0.3 s a plot). RGB, no alpha channel, as
+WeasyPrint copies such a PNG's pixels into the PDF without splitting out a mask.
 """
 
 from __future__ import annotations
 
 import io
-import math
-import subprocess
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from functools import cache
-from typing import TYPE_CHECKING, Literal
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
 
 from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS
@@ -30,39 +31,34 @@ from gateway.report.model import DAY, MetricSection
 from gateway.standards import Standard
 
 if TYPE_CHECKING:
-    from PIL import Image, ImageDraw, ImageFont
+    from matplotlib.figure import Figure
 
 WIDTH, HEIGHT = 990, 418
 """The plot's size in pixels (the img is scaled to the page's width)."""
+DPI = 110
+"""Pixels an inch: 9 x 3.8 inches, at which matplotlib's 10-point text reads well on the page."""
 LEFT, RIGHT, TOP, BOTTOM = 74, 974, 34, 312
-"""The axes' box inside it; the legend sits below."""
+"""The axes' box inside it, in pixels from the top left; the legend sits below."""
+UNDER = 6
+"""Pixels below the axes from which only the time axis's words and the legend are drawn (the
+lowest value's number, centred on the axes' bottom, reaches 5 pixels down)."""
 DENSE = 900
 """Hourly means beyond which the plot draws the band each pixel's hours span rather than their line."""
 EN = Texts("en")
 """The words of a report nobody asked in another language: English, times in UTC."""
-SCALE = 2
-"""Drawn at twice the size, then reduced: Pillow's lines are not anti-aliased."""
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-"""Debian's fonts-dejavu-core (`make deps`), which has Cyrillic; else what fontconfig finds."""
 
 Kind = Literal["insufficient", "over", "alert", "hourly", "band", "daily", "limit"]
-_COLOURS: dict[Kind, tuple[int, int, int]] = {
-    "insufficient": (136, 136, 136),
-    "over": (255, 0, 0),
-    "alert": (255, 140, 0),
-    "hourly": (74, 111, 165),
-    "band": (74, 111, 165),
-    "daily": (0, 0, 0),
-    "limit": (178, 34, 34),
+_COLOURS: dict[Kind, str] = {
+    "insufficient": "#888888",
+    "over": "#ff0000",
+    "alert": "#ff8c00",
+    "hourly": "#4a6fa5",
+    "band": "#4a6fa5",
+    "daily": "#000000",
+    "limit": "#b22222",
 }
-_SHADE = {"over": 0.12, "alert": 0.3}
-_DASHES = ((8, 4), (8, 3, 2, 3), (2, 3))
-_STEPS = (
-    [timedelta(hours=h) for h in (1, 2, 3, 6, 12)]
-    + [timedelta(days=d) for d in (1, 2, 7, 14)]
-    + [timedelta(days=30 * m) for m in (1, 2, 3, 6)]
-    + [timedelta(days=365)]
-)
+_SHADE: dict[Kind, float] = {"over": 0.12, "alert": 0.3}
+_DASHES = ("--", "-.", ":")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +71,7 @@ class Marks:
     spans: list[tuple[float, float]] = field(default_factory=list)
     points: list[tuple[float, float]] = field(default_factory=list)
     levels: list[tuple[float, float, float]] = field(default_factory=list)
-    dash: tuple[int, ...] = ()
+    dash: str = "-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +81,7 @@ class Plot:
     start_s: float
     end_s: float
     y_max: float
-    y_ticks: list[float]
-    x_ticks: list[tuple[float, str, str]]  # seconds, words, the date under it (or "")
+    zone: Any  # the tzinfo of the time axis's ticks
     marks: list[Marks]  # drawn in this order; the legend in this order too
 
     def of(self, kind: Kind) -> list[Marks]:
@@ -147,8 +142,6 @@ def layout(section: MetricSection, start: datetime, end: datetime, t: Texts = EN
         )
         marks.append(Marks("limit", words, levels=[(t0, t1, limit.value)], dash=_DASHES[i % len(_DASHES)]))
     top = max([*values, *(d.mean or 0.0 for d in judged), *(lim.value for _, lim in section.limits), 1.0])
-    step = _nice_step(top / 5)
-    y_max = step * math.ceil(top * 1.05 / step)
     name = t.short(section.metric.value)
     heading = t("report.metric.heading", metric=name, node=t.node_name(site, section.node))
     return Plot(
@@ -156,195 +149,197 @@ def layout(section: MetricSection, start: datetime, end: datetime, t: Texts = EN
         y_label=f"{name} ({METRIC_UNITS[section.metric]})",
         start_s=t0,
         end_s=t1,
-        y_max=y_max,
-        y_ticks=[i * step for i in range(round(y_max / step) + 1)],
-        x_ticks=_x_ticks(start, end, t),
+        y_max=1.05 * top,
+        zone=t.zone,
         marks=marks,
     )
 
 
 def png(plot: Plot) -> bytes:
-    from PIL import Image, ImageDraw
+    """The plot drawn, as an RGB PNG of WIDTH x HEIGHT pixels."""
+    import numpy as np
+    from PIL import Image
 
-    s = SCALE
-    img = Image.new("RGB", (WIDTH * s, HEIGHT * s), "white")
-    draw = ImageDraw.Draw(img)
-    small, normal, big = _font(10 * s), _font(11 * s), _font(13 * s)
-    span_s = plot.end_s - plot.start_s
-
-    def x(ts: float) -> float:
-        return s * (LEFT + (RIGHT - LEFT) * (min(max(ts, plot.start_s), plot.end_s) - plot.start_s) / span_s)
-
-    def y(v: float) -> float:
-        return s * (BOTTOM - (BOTTOM - TOP) * min(max(v, 0.0), plot.y_max) / plot.y_max)
-
-    top, bottom = TOP * s, BOTTOM * s
-    for m in plot.marks:  # the shaded days first: the grid and the data over them
-        colour = _COLOURS[m.kind]
-        if m.kind == "insufficient":
-            _hatch(img, [(x(a), x(b)) for a, b in m.spans], top, bottom, colour)
-        elif m.spans:
-            a = _SHADE[m.kind]
-            tint = (*(round(255 * (1 - a) + c * a) for c in colour),)
-            for lo, hi in m.spans:  # a tint over white, not a translucent layer: cheaper, same look
-                draw.rectangle([x(lo), top, max(x(hi), x(lo) + 1), bottom], fill=tint)
-    grid = (221, 221, 221)
-    for v in plot.y_ticks:
-        draw.line([(LEFT * s, y(v)), (RIGHT * s, y(v))], fill=grid, width=s)
-        draw.text(((LEFT - 5) * s, y(v)), f"{v:g}", fill="black", font=normal, anchor="rm")
-    for ts, words, under in plot.x_ticks:
-        draw.line([(x(ts), top), (x(ts), bottom + 4 * s)], fill=grid, width=s)
-        draw.text((x(ts), bottom + 8 * s), words, fill="black", font=normal, anchor="mt")
-        if under:
-            draw.text((x(ts), bottom + 21 * s), under, fill="black", font=normal, anchor="mt")
-    for m in plot.marks:
-        colour = _COLOURS[m.kind]
-        if m.kind == "band":
-            draw.polygon([(x(a), y(v)) for a, v in m.points], fill=colour, outline=colour)
-        elif m.kind == "hourly":
-            draw.line([(x(a), y(v)) for a, v in m.points], fill=colour, width=2)
-        for lo, hi, v in m.levels:
-            if m.dash:
-                _dashed(draw, x(lo), x(hi), y(v), [d * s for d in m.dash], colour, round(1.3 * s))
-            else:
-                draw.line([(x(lo), y(v)), (x(hi), y(v))], fill=colour, width=2 * s)
-    draw.rectangle([LEFT * s, top, RIGHT * s, bottom], outline=(51, 51, 51), width=s)
-    draw.text((LEFT * s, (TOP - 8) * s), plot.title, fill="black", font=big, anchor="ls")
-    label = Image.new("RGB", (round(draw.textlength(plot.y_label, font=normal)) + 4, 16 * s), "white")
-    ImageDraw.Draw(label).text((2, 8 * s), plot.y_label, fill="black", font=normal, anchor="lm")
-    rotated = label.rotate(90, expand=True)
-    img.paste(rotated, (8 * s, round((top + bottom - rotated.height) / 2)))
-    # the legend: two columns below the axes, so it never hides the data (three of the longer
-    # Mongolian labels in a row ran off the page)
-    for i, m in enumerate(plot.marks):
-        lx, ly = (LEFT + 20 + (i % 2) * 450) * s, (BOTTOM + 40 + (i // 2) * 16) * s
-        colour = _COLOURS[m.kind]
-        box = [lx, ly, lx + 14 * s, ly + 9 * s]
-        if m.kind == "insufficient":
-            _hatch(img, [(box[0], box[2])], box[1], box[3], colour)
-            draw.rectangle(box, outline=colour, width=1)
-        elif m.kind in _SHADE:
-            a = _SHADE[m.kind]
-            draw.rectangle(box, fill=tuple(round(255 * (1 - a) + c * a) for c in colour))
-        elif m.dash:
-            _dashed(draw, box[0], box[2], ly + 4.5 * s, [d * s for d in m.dash], colour, round(1.3 * s))
-        else:
-            draw.line([(box[0], ly + 4.5 * s), (box[2], ly + 4.5 * s)], fill=colour, width=2 * s)
-        draw.text((lx + 20 * s, ly + 4.5 * s), m.label, fill="black", font=small, anchor="lm")
+    rgba = np.asarray(_canvas().pixels(plot))
     out = io.BytesIO()
-    img.reduce(s).save(out, format="PNG", compress_level=6)
+    Image.fromarray(rgba).convert("RGB").save(out, "PNG")
     return out.getvalue()
 
 
-def _hatch(
-    img: Image.Image,
-    spans: list[tuple[float, float]],
-    top: float,
-    bottom: float,
-    colour: tuple[int, int, int],
-) -> None:
-    """Diagonal lines, 6 px apart, over each span."""
-    from PIL import Image, ImageDraw
-
-    gap = 6 * SCALE
-    height = bottom - top
-    for lo, hi in spans:
-        tile = Image.new("RGB", (max(1, round(hi - lo)), max(1, round(height))), "white")
-        tile_draw = ImageDraw.Draw(tile)
-        for k in range(-round(height), tile.width + gap, gap):
-            tile_draw.line([(k, tile.height), (k + tile.height, 0)], fill=colour, width=max(1, SCALE - 1))
-        img.paste(tile, (round(lo), round(top)))
+def figure(plot: Plot) -> Figure:
+    """The plot on this thread's figure, legend and all (what `png` draws): valid until the
+    thread's next plot."""
+    canvas = _canvas()
+    canvas.set(plot)
+    canvas.make_legend(plot)
+    return canvas.fig
 
 
-def _dashed(
-    draw: ImageDraw.ImageDraw,
-    x0: float,
-    x1: float,
-    y: float,
-    pattern: list[int],
-    colour: tuple[int, int, int],
-    width: int,
-) -> None:
-    """A horizontal line in dashes of `pattern` (on, off, ...): Pillow draws none."""
-    pos, i = x0, 0
-    while pos < x1:
-        length = pattern[i % len(pattern)]
-        if i % 2 == 0:
-            draw.line([(pos, y), (min(pos + length, x1), y)], fill=colour, width=width)
-        pos += length
-        i += 1
+_LOCAL = threading.local()
+"""Each thread's _Canvas (the hub draws reports in a thread pool)."""
 
 
-@cache
-def _font(size: int) -> ImageFont.FreeTypeFont:
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.truetype(FONT, size)
-    except OSError:
-        found = subprocess.run(
-            ["fc-match", "--format=%{file}", "DejaVu Sans"], capture_output=True, text=True, check=False
-        ).stdout
-        if not found:
-            raise RuntimeError(
-                f"no DejaVu Sans for the report's plots at {FONT}: install fonts-dejavu-core (make deps)"
-            ) from None
-        return ImageFont.truetype(found, size)
+def _canvas() -> _Canvas:
+    canvas: _Canvas | None = getattr(_LOCAL, "canvas", None)
+    if canvas is None:
+        canvas = _LOCAL.canvas = _Canvas()
+    return canvas
 
 
-def _nice_step(raw: float) -> float:
-    """1, 2, 2.5 or 5 times a power of ten, the smallest at least `raw`."""
-    power = 10.0 ** math.floor(math.log10(raw)) if raw > 0 else 1.0
-    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+class _Canvas:
+    """A figure and its axes, made once a thread, with an artist for each kind of mark (one
+    collection for all its spans or levels): a plot sets their data, shows those it has and
+    makes only its legend anew."""
 
+    def __init__(self) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.collections import LineCollection, PolyCollection
+        from matplotlib.figure import Figure
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Polygon
 
-def _x_ticks(start: datetime, end: datetime, t: Texts) -> list[tuple[float, str, str]]:
-    """At most ten ticks at round local times: hours, days, months or years; numbers only (a
-    month's abbreviation would be English on a Mongolian plot), with the date under the first
-    tick and under each midnight when the ticks are hours, the year under each new year's day."""
-    step = next((s for s in _STEPS if (end - start) / s <= 10), _STEPS[-1])
-    out: list[tuple[float, str, str]] = []
-    for tick in _ticks(t.local(start), t.local(end), step):
-        if step < DAY:
-            words = f"{tick:%H:%M}"
-            under = f"{tick:%Y-%m-%d}" if not out or (tick.hour, tick.minute) == (0, 0) else ""
-        elif step < timedelta(days=28):
-            words = f"{tick:%m-%d}"
-            under = f"{tick:%Y}" if not out or (tick.month, tick.day) == (1, 1) else ""
-        elif step < timedelta(days=365):
-            words, under = f"{tick:%Y-%m}", ""
+        self.fig = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI, facecolor="white")
+        FigureCanvasAgg(self.fig)
+        box = (LEFT / WIDTH, 1 - BOTTOM / HEIGHT, (RIGHT - LEFT) / WIDTH, (BOTTOM - TOP) / HEIGHT)
+        ax = self.ax = self.fig.add_axes(box)
+        ax.set_autoscale_on(False)
+        ax.grid(True, color="#dddddd", linewidth=0.8)
+        ax.set_axisbelow(True)
+        ax.tick_params(labelsize=9)
+        ax.yaxis.set_major_locator(_y_locator())
+        over_time = ax.get_xaxis_transform()  # x in data, y from the axes' bottom (0) to top (1)
+        hatched: dict[str, Any] = {"facecolor": "none", "edgecolor": _COLOURS["insufficient"], "hatch": "//"}
+        self.artists: dict[Kind, Any] = {
+            "insufficient": PolyCollection([], transform=over_time, linewidth=0, zorder=0.5, **hatched),
+            **{
+                kind: PolyCollection(
+                    [], transform=over_time, facecolor=_COLOURS[kind], alpha=a, linewidth=0, zorder=0.5
+                )
+                for kind, a in _SHADE.items()
+            },
+            "hourly": Line2D([], [], color=_COLOURS["hourly"], linewidth=1.0),
+            "band": Polygon([(0, 0)], color=_COLOURS["band"], linewidth=0.8),
+            "daily": LineCollection([], color=_COLOURS["daily"], linewidth=1.6),
+        }
+        for artist in self.artists.values():
+            ax.add_artist(artist)  # not add_line, add_patch: the limits are set, not found
+        self.limits: list[Any] = []  # one a standard's limit, made when a plot first has that many
+        self.legend: Any = None
+        self.handles: list[Any] = []
+        self.under: dict[tuple[object, ...], Any] = {}  # the pixels under the axes, by what they show
+
+    def pixels(self, plot: Plot) -> memoryview:
+        """The plot's RGBA pixels. What lies under the axes (the time axis's words and the legend,
+        nine tenths of a plot's text, which matplotlib lays out and rasterises anew each draw) is
+        the same for every plot of a report: drawn once and copied into the others."""
+        from matplotlib.transforms import Bbox
+
+        canvas = self.fig.canvas
+        self.set(plot)
+        key = (plot.start_s, plot.end_s, str(plot.zone), *((m.kind, m.label, m.dash) for m in plot.marks))
+        under = self.under.get(key)
+        if under is None:
+            self.make_legend(plot)
+            canvas.draw()
+            if len(self.under) >= 8:  # a report has a few: a legend a metric
+                self.under.clear()
+            region = Bbox(((0, 0), (WIDTH, HEIGHT - BOTTOM - UNDER)))  # from the bottom up
+            self.under[key] = canvas.copy_from_bbox(region)  # type: ignore[attr-defined]
         else:
-            words, under = f"{tick:%Y}", ""
-        out.append((tick.timestamp(), words, under))
-    return out
+            self.ax.xaxis.set_tick_params(labelbottom=False)
+            self.ax.xaxis.get_offset_text().set_visible(False)
+            canvas.draw()
+            canvas.restore_region(under)  # type: ignore[attr-defined]
+            self.ax.xaxis.set_tick_params(labelbottom=True)
+            self.ax.xaxis.get_offset_text().set_visible(True)
+        return canvas.buffer_rgba()  # type: ignore[attr-defined]
+
+    def make_legend(self, plot: Plot) -> None:
+        """Two columns below the axes, so the legend never hides the data (three of the longer
+        Mongolian labels in a row ran off the page)."""
+        if self.handles:
+            self.legend = self.fig.legend(
+                self.handles,
+                [m.label for m in plot.marks],
+                loc="upper center",
+                bbox_to_anchor=(0.5, 1 - (BOTTOM + 38) / HEIGHT),
+                ncols=2,
+                fontsize=7,
+                frameon=False,
+                handlelength=2.5,
+            )
+
+    def set(self, plot: Plot) -> None:
+        """The plot's data, limits, ticks and words, without its legend."""
+        import numpy as np
+        from matplotlib.collections import LineCollection
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
+
+        ax = self.ax
+        epoch = float(date2num(datetime.fromtimestamp(0, UTC)))  # 0.0 unless rcParams say otherwise
+
+        def x(seconds: Any) -> Any:  # matplotlib's dates: days since its epoch
+            return epoch + np.asarray(seconds, dtype=float) / 86400
+
+        for artist in (*self.artists.values(), *self.limits):
+            artist.set_visible(False)
+        handles = []
+        n_limits = 0
+        for m in plot.marks:
+            if m.kind == "limit":
+                if n_limits == len(self.limits):
+                    limit = LineCollection([], color=_COLOURS["limit"], linewidth=1.2)
+                    self.limits.append(ax.add_artist(limit))
+                artist = self.limits[n_limits]
+                artist.set_linestyle(m.dash)
+                n_limits += 1
+            else:
+                artist = self.artists[m.kind]
+            if m.spans:
+                lo, hi = x([s[0] for s in m.spans]), x([s[1] for s in m.spans])
+                zero, one = np.zeros_like(lo), np.ones_like(lo)
+                # each span a rectangle: (lo, 0), (lo, 1), (hi, 1), (hi, 0)
+                artist.set_verts(np.stack([np.stack([lo, zero], 1), np.stack([lo, one], 1),
+                                           np.stack([hi, one], 1), np.stack([hi, zero], 1)], 1))  # fmt: skip
+            elif m.kind == "hourly":
+                artist.set_data(x([p[0] for p in m.points]), [p[1] for p in m.points])
+            elif m.kind == "band":
+                artist.set_xy(np.column_stack([x([p[0] for p in m.points]), [p[1] for p in m.points]]))
+            else:
+                lv = np.asarray(m.levels, dtype=float)
+                ends = np.stack(
+                    [np.column_stack([x(lv[:, 0]), lv[:, 2]]), np.column_stack([x(lv[:, 1]), lv[:, 2]])], 1
+                )
+                artist.set_segments(ends)
+            artist.set_visible(True)
+            handles.append(artist)
+        ax.set_xlim(x(plot.start_s), x(plot.end_s))
+        ax.set_ylim(0, plot.y_max)
+        # few ticks, at round times of the site's zone; numbers only: a month's abbreviation
+        # ("Nov") would be English on a Mongolian plot. The date or year beside the axis's end.
+        locator = AutoDateLocator(tz=plot.zone, minticks=3, maxticks=8)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(
+            ConciseDateFormatter(
+                locator,
+                tz=plot.zone,
+                formats=["%Y", "%Y-%m", "%m-%d", "%H:%M", "%H:%M", "%S.%f"],
+                zero_formats=["", "%Y", "%Y-%m", "%m-%d", "%H:%M", "%H:%M"],
+                offset_formats=["", "%Y", "%Y", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"],
+            )
+        )
+        ax.set_title(plot.title, loc="left", fontsize=10)
+        ax.set_ylabel(plot.y_label, fontsize=9)
+        if self.legend is not None:
+            self.legend.remove()
+            self.legend = None
+        self.handles = handles
 
 
-def _ticks(lo: datetime, hi: datetime, step: timedelta) -> list[datetime]:
-    """Round local times in [lo, hi]: whole hours, midnights, Mondays, first days of months."""
-    out = []
-    if step < DAY:
-        every = int(step.total_seconds() // 3600)
-        tick = lo.replace(minute=0, second=0, microsecond=0)
-        while tick <= hi:
-            if tick >= lo and tick.hour % every == 0:
-                out.append(tick)
-            tick = (tick + timedelta(hours=1)).astimezone(lo.tzinfo)
-        return out
-    day = lo.replace(hour=0, minute=0, second=0, microsecond=0)
-    while day <= hi:
-        n = day.toordinal()
-        if step < timedelta(days=7):
-            keep = n % step.days == 0
-        elif step < timedelta(days=28):
-            keep = day.weekday() == 0 and (n // 7) % (step.days // 7) == 0
-        else:
-            months = 12 if step.days >= 365 else step.days // 30
-            keep = day.day == 1 and (day.month - 1) % months == 0
-        if keep and day >= lo:
-            out.append(day)
-        # the next local midnight (a day is not always 24 hours long where clocks change)
-        day = (day + timedelta(hours=25)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return out
+def _y_locator() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10])
 
 
 def _title(t: Texts, standard: Standard) -> str:

@@ -1,5 +1,6 @@
-"""The report's plots: what `plots.layout` marks (the same marks `plots.png` draws) and the time
-axis's ticks, in the site's zone, for a day, a month and a year."""
+"""The report's plots: what `plots.layout` marks, the matplotlib artists `plots.figure` draws them
+with (read back from the figure), and the time axis's ticks, in the site's zone, for a day, a
+month and a year."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import io
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.dates import date2num, num2date
+from matplotlib.patches import Polygon
 from PIL import Image
 
 from contract.i18n import Texts
@@ -30,24 +34,29 @@ def _section(days: int) -> MetricSection:
 
 
 @pytest.mark.parametrize(
-    ("days", "zone", "words", "under"),
+    ("days", "zone", "first", "then"),
     [
-        (1, "UTC", "00:00", "2026-01-01"),  # hours, the date under the first
-        (1, "Asia/Ulaanbaatar", "09:00", "2026-01-01"),  # the site's hours, not UTC's
-        (31, "UTC", "01-05", "2026"),  # Mondays
-        (365, "Asia/Ulaanbaatar", "2026-03", ""),  # every other month (local 01-01 is before the start)
+        (1, "UTC", "01-01", "04:00"),  # hours, the date at midnight
+        (1, "Asia/Ulaanbaatar", "08:00", "12:00"),  # the site's hours, not UTC's
+        (31, "UTC", "2026-01", "01-08"),  # weeks: the month on its first day
+        (
+            365,
+            "Asia/Ulaanbaatar",
+            "2026-03",
+            "2026-05",
+        ),  # every other month (local 01-01 is before the start)
     ],
 )
-def test_the_time_axis_has_at_most_ten_round_local_ticks(
-    days: int, zone: str, words: str, under: str
-) -> None:
+def test_the_time_axis_has_a_few_round_local_ticks(days: int, zone: str, first: str, then: str) -> None:
     t = Texts("en", zone)
-    plot = plots.layout(_section(days), START, START + timedelta(days=days), t)
-    assert 3 <= len(plot.x_ticks) <= 10
-    assert all(plot.start_s <= s <= plot.end_s for s, _, _ in plot.x_ticks)
-    first_s, first, first_under = plot.x_ticks[0]
-    assert (first, first_under) == (words, under)
-    local = datetime.fromtimestamp(first_s, t.zone)
+    fig = plots.figure(plots.layout(_section(days), START, START + timedelta(days=days), t))
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    assert ax.get_xlim() == (date2num(START), date2num(START + timedelta(days=days)))
+    ticks = [s for s in ax.get_xticks() if ax.get_xlim()[0] <= s <= ax.get_xlim()[1]]
+    assert 3 <= len(ticks) <= 8
+    assert [label.get_text() for label in ax.get_xticklabels()[:2]] == [first, then]
+    local = num2date(ticks[0], t.zone)
     assert local.minute == 0 and (days == 1 or local.hour == 0)
 
 
@@ -65,8 +74,53 @@ def test_a_year_is_drawn_as_a_band_and_every_judged_day_as_its_mean() -> None:
     assert len(hatched.spans) == 365 - len(judged)  # the days of 100 readings, each its own span
     (limit,) = plot.of("limit")
     assert limit.levels == [(plot.start_s, plot.end_s, 15.0)] and plot.y_max >= 39.0
+    # what the figure draws: an artist a kind, holding every mark of it
+    fig = plots.figure(plot)
+    (ax,) = fig.axes
+    drawn = [a for a in ax.get_children() if a.get_visible()]
+    (polygon,) = (a for a in drawn if isinstance(a, Polygon))
+    assert len(polygon.get_xy()) >= len(band.points)
+    assert ax.get_ylim() == (0, plot.y_max)
+    spans = {len(a.get_paths()) for a in drawn if isinstance(a, PolyCollection)}
+    assert len(hatched.spans) in spans  # the hatched days, one rectangle each, in one collection
+    levels = [a for a in drawn if isinstance(a, LineCollection)]
+    assert sorted(len(a.get_segments()) for a in levels) == [1, len(judged)]
+    (limit_line,) = (a for a in levels if len(a.get_segments()) == 1)
+    assert [tuple(p[1] for p in limit_line.get_segments()[0])] == [(15.0, 15.0)]
+    assert limit_line.get_linestyle() != [(None, None)]  # dashed
     with Image.open(io.BytesIO(plots.png(plot))) as img:
         assert img.size == (plots.WIDTH, plots.HEIGHT) and img.mode == "RGB"
+        # the hatched days' grey strokes reach the pixels, the first day's white is not all white
+        assert (
+            len(
+                img.crop((plots.LEFT + 2, plots.TOP + 2, plots.RIGHT - 2, plots.BOTTOM - 2)).getcolors(2**16)
+                or []
+            )
+            > 10
+        )
+
+
+def test_a_plot_copies_the_words_under_its_axes_only_from_a_plot_that_showed_the_same() -> None:
+    """`png` draws the time axis's words and the legend once and copies them into the next plot
+    with the same ones: the copy is the same pixels a plot drawn alone has, and a plot with
+    another legend gets its own."""
+    day = START + timedelta(days=31)
+    plots._LOCAL.__dict__.clear()
+    alone = plots.png(plots.layout(_section(31), START, day))
+    plots.png(plots.layout(_section(31), START, day))  # the same words under the axes
+    copied = plots.png(plots.layout(_section(31), START, day))
+    assert _pixels(copied) == _pixels(alone)
+    other = _section(31)
+    other.limits.clear()  # no limit: no "over" or limit in the legend
+    with Image.open(io.BytesIO(plots.png(plots.layout(other, START, day)))) as img:
+        under = img.crop((0, plots.BOTTOM + 40, plots.WIDTH, plots.HEIGHT))
+    with Image.open(io.BytesIO(alone)) as img:
+        assert under.tobytes() != img.crop((0, plots.BOTTOM + 40, plots.WIDTH, plots.HEIGHT)).tobytes()
+
+
+def _pixels(png: bytes) -> bytes:
+    with Image.open(io.BytesIO(png)) as img:
+        return img.tobytes()
 
 
 def test_the_words_are_the_readers() -> None:
@@ -80,3 +134,8 @@ def test_the_words_are_the_readers() -> None:
         t("report.plot.limit", standard=t("standard.who-2021.title"), value="15", unit="µg/m³"),
     ]
     assert plot.title == t("report.metric.heading", metric="PM2.5", node="haul-road") + " (UTC+08)"
+    fig = plots.figure(plot)
+    (legend,) = fig.legends
+    assert [text.get_text() for text in legend.get_texts()] == [m.label for m in plot.marks]
+    assert fig.axes[0].get_title(loc="left") == plot.title
+    assert fig.axes[0].get_ylabel() == "PM2.5 (µg/m³)"
