@@ -249,9 +249,9 @@ class KeptAlerts:
             if not self._following or (self._newest is not None and now < self._newest):
                 return None  # no store here, or an event after `now`: only the database knows `now`
             if self._active is None:
-                by_series = sorted(self._last.items())  # ties in time keep InfluxDB's series order
-                active = [e for _, e in by_series if e.state != "cleared"]
-                self._active = sorted(active, key=lambda e: e.time, reverse=True)
+                # newest first; at the same time the series in InfluxDB's order under ORDER BY time DESC
+                newest = sorted(self._last.items(), key=lambda kv: (kv[1].time, kv[0]), reverse=True)
+                self._active = [e for _, e in newest if e.state != "cleared"]
                 self._counts = {}
                 for e in self._active:
                     self._counts[e.site] = self._counts.get(e.site, 0) + 1
