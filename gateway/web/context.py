@@ -14,7 +14,7 @@ from gateway.observations.accounts import Accounts
 from gateway.observations.records import FieldRecords
 from gateway.observations.store import ObservationStore
 from gateway.stores.reader import AlertEvent, Latest, Reader
-from gateway.web.kept import HourlyMeans, KeptAlerts, KeptLatest
+from gateway.web.kept import HourlyMeans, KeptAlerts, KeptLatest, per_site
 from gateway.web.levels import LimitLine, limit_lines
 from gateway.web.status import StatusBoard
 
@@ -69,7 +69,8 @@ class Context:
     def alert_counts(self, now: datetime) -> tuple[list[AlertEvent], dict[str, int]]:
         """Every active alert, newest first, and how many each site has."""
         if self.kept_alerts is None:
-            return KeptAlerts(self.reader).with_counts(now)  # no store followed: the reader's answer
+            active = self.reader.active_alerts(now)
+            return active, per_site(active)
         return self.kept_alerts.with_counts(now)
 
     def nodes(self, now: datetime) -> list[tuple[str, str]]:

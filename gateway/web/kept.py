@@ -179,7 +179,8 @@ class KeptAlerts:
         self._follow = follow
         self._refresh_s = refresh_s
         self._monotonic = monotonic
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the refreshing thread writes, the web server's threads read
+        self._reading = threading.Lock()
         self._last: dict[Series, AlertEvent] = {}  # each series' newest event, cleared ones too
         self._active: list[AlertEvent] | None = None  # newest first, made again only after a change
         self._counts: dict[str, int] = {}
@@ -191,6 +192,10 @@ class KeptAlerts:
 
     def refresh(self) -> int:
         """Apply the events committed since the last refresh; how many there were."""
+        with self._reading:  # the thread, or a page that found it stale: one reader of the file at once
+            return self._refresh()
+
+    def _refresh(self) -> int:
         found = None
         if self._follow is not None:
             try:
@@ -252,9 +257,7 @@ class KeptAlerts:
                 # newest first; at the same time the series in InfluxDB's order under ORDER BY time DESC
                 newest = sorted(self._last.items(), key=lambda kv: (kv[1].time, kv[0]), reverse=True)
                 self._active = [e for _, e in newest if e.state != "cleared"]
-                self._counts = {}
-                for e in self._active:
-                    self._counts[e.site] = self._counts.get(e.site, 0) + 1
+                self._counts = per_site(self._active)
             return self._active, self._counts
 
     def active(self, now: datetime, *, site: str | None = None, node: str | None = None) -> list[AlertEvent]:
@@ -269,10 +272,15 @@ class KeptAlerts:
         if kept is not None:
             return list(kept[0]), dict(kept[1])
         active = self._reader.active_alerts(now)
-        counts: dict[str, int] = {}
-        for e in active:
-            counts[e.site] = counts.get(e.site, 0) + 1
-        return active, counts
+        return active, per_site(active)
+
+
+def per_site(alerts: list[AlertEvent]) -> dict[str, int]:
+    """How many of these alerts each site has."""
+    counts: dict[str, int] = {}
+    for e in alerts:
+        counts[e.site] = counts.get(e.site, 0) + 1
+    return counts
 
 
 class HourlyMeans:
