@@ -210,3 +210,37 @@ class AlertStore:
         rather than "unknown")."""
         with self._lock:
             return self._db.execute("DELETE FROM ack_tokens WHERE expires < ?", (before,)).rowcount
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvents:
+    docs: list[dict[str, Any]]  # oldest first
+    whole: bool  # every event (a first read, or a new file): what is not in it is gone
+
+
+class EventFollower:
+    """The dashboard's side of `events` (issue 24): the events committed since the last `read`, by
+    id, over a read-only connection per read (the file is the gateway's; a replaced file is then the
+    new file, never the old inode). Events are never deleted, so their ids only grow; a file whose
+    first event is another one is a new file, read whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._first: str | None = None
+        self._cursor = 0
+
+    def read(self) -> NewEvents | None:
+        """None when there is no file (no gateway keeps its alerts here)."""
+        if not self.path.exists():
+            return None
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
+        try:
+            first = db.execute("SELECT id, alert_id FROM events ORDER BY id LIMIT 1").fetchone()
+            mark = None if first is None else f"{first[0]}:{first[1]}"
+            whole = mark != self._first
+            since = 0 if whole else self._cursor
+            rows = db.execute("SELECT id, doc FROM events WHERE id > ? ORDER BY id", (since,)).fetchall()
+        finally:
+            db.close()
+        self._first, self._cursor = mark, max([since, *(int(r[0]) for r in rows)])
+        return NewEvents([json.loads(d) for _, d in rows], whole)

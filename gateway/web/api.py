@@ -269,7 +269,7 @@ def alerts(request: Request) -> JSONResponse:
 def active_alerts(request: Request) -> JSONResponse:
     ctx: Context = request.app.state.ctx
     q: SiteFilter = validate(SiteFilter, request.query_params)
-    return _json([_alert_out(a) for a in ctx.reader.active_alerts(ctx.clock(), site=q.site)])
+    return _json([_alert_out(a) for a in ctx.active_alerts(ctx.clock(), site=q.site)])
 
 
 def keys(request: Request) -> JSONResponse:

@@ -36,7 +36,7 @@ from gateway.stores import StoreError
 from gateway.stores.reader import AlertEvent, Reader
 from gateway.web import ack, api, feed, monitor, observe, openapi, pages, timeline
 from gateway.web.context import Context, Upstream
-from gateway.web.kept import KeptLatest
+from gateway.web.kept import KeptAlerts, KeptLatest
 from gateway.web.params import BadRequest
 from gateway.web.sta.routes import error as sta_error
 from gateway.web.sta.routes import make_routes as sta_routes
@@ -136,6 +136,7 @@ def create_app(
     records: FieldRecords | None = None,
     accounts: Accounts | None = None,
     alert_store: AlertStore | None = None,
+    kept_alerts: KeptAlerts | None = None,
 ) -> Starlette:
     """`site`: the time zone and friendly names the pages write (gateway.toml `[site]`)."""
     texts = (site or SiteConfig()).texts(web.language)
@@ -152,6 +153,7 @@ def create_app(
         records=records,
         accounts=accounts,
         alerts=alert_store,
+        kept_alerts=kept_alerts,
     )
 
     async def bad_request(request: Request, exc: Exception) -> Response:

@@ -13,8 +13,8 @@ from gateway.config import WebConfig
 from gateway.observations.accounts import Accounts
 from gateway.observations.records import FieldRecords
 from gateway.observations.store import ObservationStore
-from gateway.stores.reader import Latest, Reader
-from gateway.web.kept import HourlyMeans, KeptLatest
+from gateway.stores.reader import AlertEvent, Latest, Reader
+from gateway.web.kept import HourlyMeans, KeptAlerts, KeptLatest, per_site
 from gateway.web.levels import LimitLine, limit_lines
 from gateway.web.status import StatusBoard
 
@@ -49,6 +49,7 @@ class Context:
     accounts: Accounts | None = None  # monitor accounts; None: no login on this dashboard
     alerts: AlertStore | None = None  # the gateway's alert store: acknowledgement links; None: none here
     upstreams: tuple[Upstream, ...] = ()  # the difference rules' pairs, for the charts
+    kept_alerts: KeptAlerts | None = None  # the active alerts, following the gateway's alert store
 
     def upstream(self, site: str, node: str, metric: str) -> Upstream | None:
         """The first difference rule that judges this chart against an upstream node."""
@@ -57,6 +58,20 @@ class Context:
     def latest(self, now: datetime, site: str | None = None, node: str | None = None) -> list[Latest]:
         source = self.kept or self.reader
         return source.latest(now, site=site, node=node)
+
+    def active_alerts(
+        self, now: datetime, site: str | None = None, node: str | None = None
+    ) -> list[AlertEvent]:
+        if self.kept_alerts is None:
+            return self.reader.active_alerts(now, site=site, node=node)
+        return self.kept_alerts.active(now, site=site, node=node)
+
+    def alert_counts(self, now: datetime) -> tuple[list[AlertEvent], dict[str, int]]:
+        """Every active alert, newest first, and how many each site has."""
+        if self.kept_alerts is None:
+            active = self.reader.active_alerts(now)
+            return active, per_site(active)
+        return self.kept_alerts.with_counts(now)
 
     def nodes(self, now: datetime) -> list[tuple[str, str]]:
         """(site, node) of every node: from memory inside the gateway, else the database's index."""

@@ -98,8 +98,8 @@ def overview(request: Request) -> HTMLResponse:
     q: OverviewQuery = validate(OverviewQuery, request.query_params)
     now = ctx.clock()
     latest = ctx.latest(now)
-    active = ctx.reader.active_alerts(now)
-    sites = site_summaries(latest, ctx.board, now, ctx.web.offline_after_s, [a.site for a in active])
+    active, alerting = ctx.alert_counts(now)
+    sites = site_summaries(latest, ctx.board, now, ctx.web.offline_after_s, alerting)
     shown = [r for r in latest if q.site is None or r.site == q.site]
     page = paged(shown, (q.page - 1) * OVERVIEW_PAGE, OVERVIEW_PAGE, q.q)
     nodes = summaries(

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 
 from contract.wire import TopicKind, subscription
 from gateway.alerts.rules.difference import DifferenceRule
-from gateway.alerts.store import AlertStore
+from gateway.alerts.store import AlertStore, EventFollower
 from gateway.config import GatewayConfig, WebConfig
 from gateway.fdlimit import open_files_limit
 from gateway.latest import FILE as LATEST_FILE
@@ -34,7 +34,7 @@ from gateway.subscriber import Subscriber
 from gateway.web.app import create_app
 from gateway.web.context import Upstream
 from gateway.web.guard import Gate, protocol_for
-from gateway.web.kept import KeptLatest
+from gateway.web.kept import KeptAlerts, KeptLatest
 from gateway.web.status import StatusBoard
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,15 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
     file the gateway keeps as it stores readings (gateway/latest.py, gateway/web/kept.py): the
     dashboard runs in its own process (issue 22), so it does not see each reading as it is stored,
     and "the last point of each of 1,000 series" costs InfluxDB 120-190 ms however short the
-    window. Without that file (no gateway here) the table is refreshed from the database."""
+    window. Without that file (no gateway here) the table is refreshed from the database. The active
+    alerts follow the gateway's alert store (`alerts.sqlite`) the same way, by event id."""
     reader = dashboard_reader(cfg.influxdb)
     follow = LatestFollower(cfg.data_dir / LATEST_FILE)
     kept = KeptLatest(reader, follow=follow, refresh_s=KEPT_REFRESH_S)
     kept.refresh_in_background(lambda: datetime.now(UTC))  # no page waits for the refresh
+    # the active alerts likewise, following the events of the gateway's alert store by id
+    alerts = KeptAlerts(reader, follow=EventFollower(cfg.data_dir / ALERTS_FILE), refresh_s=KEPT_REFRESH_S)
+    alerts.refresh_in_background()
     observations: ObservationStore | None = None
     accounts: Accounts | None = None
     field: FieldRecords | None = None
@@ -88,6 +92,7 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
         records=field,
         accounts=accounts,
         alert_store=alert_store,
+        kept_alerts=alerts,
     )
 
 

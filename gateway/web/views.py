@@ -7,6 +7,7 @@ simulated moment.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -146,13 +147,12 @@ class SiteSummary:
 
 
 def site_summaries(
-    latest: list[Latest], board: StatusBoard, now: datetime, offline_after_s: int, alerting: list[str]
+    latest: list[Latest], board: StatusBoard, now: datetime, offline_after_s: int, alerting: Mapping[str, int]
 ) -> list[SiteSummary]:
-    """Per site: its nodes, how many are offline, its active alerts (`alerting`: one site per
-    alert), its newest reading. One pass of plain counters over the fleet, the overview's one part
+    """Per site: its nodes, how many are offline, its active alerts (`alerting`: how many per
+    site), its newest reading. One pass of plain counters over the fleet, the overview's one part
     whose work grows with it: 0.34 ms at 1,000 nodes, where a dataclass and a status lock per
     node took 1.6 ms."""
-    alerts = Counter(alerting)
     status = board.all()  # one lock, not one per node
     stale = now - timedelta(seconds=offline_after_s)
     nodes: Counter[str] = Counter()
@@ -165,7 +165,7 @@ def site_summaries(
             offline[r.site] += 1
         if r.site not in last or r.time > last[r.site]:
             last[r.site] = r.time
-    return [SiteSummary(k, nodes[k], offline[k], alerts[k], last[k]) for k in sorted(nodes)]
+    return [SiteSummary(k, nodes[k], offline[k], alerting.get(k, 0), last[k]) for k in sorted(nodes)]
 
 
 @dataclass(frozen=True, slots=True)
