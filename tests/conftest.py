@@ -13,6 +13,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from gateway import devservices
+from gateway.config import InfluxConfig
+from gateway.stores.backends import open_reader
+from gateway.stores.reader import Reader
 from tests.fakes.clock import FakeClock
 from tests.fakes.pty import PtySensor
 from tests.helpers import Influx
@@ -98,3 +101,11 @@ def pg(postgres: devservices.Service) -> Iterator[str]:
     yield devservices.pg_dsn(postgres, name)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def reader(influx: Influx) -> Iterator[Reader]:
+    """A reader of the test's own InfluxDB database (a test file may define its own, with data)."""
+    r = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
+    yield r
+    r.close()

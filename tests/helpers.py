@@ -12,6 +12,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -244,3 +245,18 @@ def fill(card: Path) -> None:
     finally:
         os.close(fd)
     assert os.statvfs(card).f_bavail == 0
+
+
+def pm25_message(node: str, seq: int, ts: datetime, pm: float, site: str = "tsagaan") -> tuple[str, bytes]:
+    """A node's reading of PM2.5 alone, as (topic, payload) for `publish_many`."""
+    doc = {
+        "schema": 1,
+        "site": site,
+        "node": node,
+        "seq": seq,
+        "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "period_s": 60,
+        "metrics": {"pm2_5": {"value": pm, "n": 60}},
+        "flags": [],
+    }
+    return f"{site}/v1/{site}/{node}/reading", json.dumps(doc).encode()

@@ -5,45 +5,28 @@ a restart of either side."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from gateway import devservices
-from gateway.config import InfluxConfig
 from gateway.latest import FILE, LatestFile, LatestFollower
 from gateway.points import to_line
-from gateway.stores.backends import open_reader
 from gateway.stores.reader import Reader
 from gateway.web.kept import KeptLatest
 from tests.alert_helpers import reading
-from tests.helpers import Influx, gateway_toml, publish_many, spawn, wait_for, wait_gateway_ready
-
-
-def _doc(node: str, seq: int, ts: datetime, pm: float) -> tuple[str, bytes]:
-    doc = {
-        "schema": 1,
-        "site": "tsagaan",
-        "node": node,
-        "seq": seq,
-        "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        "period_s": 60,
-        "metrics": {"pm2_5": {"value": pm, "n": 60}},
-        "flags": [],
-    }
-    return f"tsagaan/v1/tsagaan/{node}/reading", json.dumps(doc).encode()
-
-
-@pytest.fixture
-def reader(influx: Influx) -> Iterator[Reader]:
-    r = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
-    yield r
-    r.close()
+from tests.helpers import (
+    Influx,
+    gateway_toml,
+    pm25_message,
+    publish_many,
+    spawn,
+    wait_for,
+    wait_gateway_ready,
+)
 
 
 def _start(
@@ -92,8 +75,8 @@ def test_the_gateway_keeps_the_latest_readings_and_the_dashboard_follows_only_th
         publish_many(
             mosquitto.port,
             [
-                _doc("busy", 1, now - timedelta(minutes=2), 7.0),
-                _doc("busy", 2, now - timedelta(minutes=1), 9.0),
+                pm25_message("busy", 1, now - timedelta(minutes=2), 7.0),
+                pm25_message("busy", 2, now - timedelta(minutes=1), 9.0),
             ],
         )
         wait_for(lambda: "busy" in nodes(), 20, "busy listed")
@@ -104,7 +87,7 @@ def test_the_gateway_keeps_the_latest_readings_and_the_dashboard_follows_only_th
 
         wait_for(lambda: busy_seq() == 2, 30, "busy's newest reading")
         # a late reading (a backlog) is stored but does not hide the newer one
-        publish_many(mosquitto.port, [_doc("busy", 3, now - timedelta(minutes=30), 1.0)])
+        publish_many(mosquitto.port, [pm25_message("busy", 3, now - timedelta(minutes=30), 1.0)])
         count = 'SELECT count("seq") FROM "reading" WHERE "node" = \'busy\''
         wait_for(lambda: (influx.rows(count) or [{"count": 0}])[0]["count"] == 3, 20, "the late one stored")
         kept.refresh(now)
@@ -114,7 +97,7 @@ def test_the_gateway_keeps_the_latest_readings_and_the_dashboard_follows_only_th
         # a refresh reads the rows that changed, not the fleet
         changes = follower.read()
         assert changes is not None and (changes.rows, changes.whole) == ([], False)
-        publish_many(mosquitto.port, [_doc("other", 1, now, 2.0)])
+        publish_many(mosquitto.port, [pm25_message("other", 1, now, 2.0)])
         got: list[str] = []
 
         def changed() -> bool:
@@ -127,7 +110,7 @@ def test_the_gateway_keeps_the_latest_readings_and_the_dashboard_follows_only_th
         _stop(gateway)
         # a restart of the gateway: the table and its change numbers go on
         gateway = _start(cfg, workdir, mosquitto, influx)
-        publish_many(mosquitto.port, [_doc("busy", 4, now + timedelta(seconds=30), 11.0)])
+        publish_many(mosquitto.port, [pm25_message("busy", 4, now + timedelta(seconds=30), 11.0)])
         latest = wait_for(lambda: LatestFollower(path).read(), 30, "the file")
         wait_for(
             lambda: any((x.node, x.seq) == ("busy", 4) for x in (LatestFollower(path).read() or latest).rows),

@@ -3,28 +3,16 @@ without asking the database on every page, and still right for a node silent for
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
-
 from contract.flags import Flag
-from gateway.config import InfluxConfig
 from gateway.points import to_line
-from gateway.stores.backends import open_reader
 from gateway.stores.reader import Reader
 from gateway.web.kept import HourlyMeans, KeptLatest
 from tests.alert_helpers import T0, reading
 from tests.helpers import Influx
 
 NOW = T0 + timedelta(days=1)
-
-
-@pytest.fixture
-def reader(influx: Influx) -> Iterator[Reader]:
-    r = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
-    yield r
-    r.close()
 
 
 def test_kept_latest_answers_as_the_database_does_and_sees_each_stored_reading(

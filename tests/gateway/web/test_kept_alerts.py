@@ -9,22 +9,26 @@ import json
 import signal
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from gateway import devservices
 from gateway.alerts.store import AlertStore, EventFollower
-from gateway.config import InfluxConfig, WebConfig
+from gateway.config import WebConfig
 from gateway.devservices import free_port
-from gateway.stores.backends import open_reader
 from gateway.stores.reader import Reader
 from gateway.web.app import create_app
 from gateway.web.kept import KeptAlerts
 from gateway.web.server import BackgroundServer
-from tests.helpers import Influx, gateway_toml, publish_many, spawn, wait_for, wait_gateway_ready
+from tests.helpers import (
+    Influx,
+    gateway_toml,
+    pm25_message,
+    publish_many,
+    spawn,
+    wait_for,
+    wait_gateway_ready,
+)
 
 RULE = """
 [[alerts.rules]]
@@ -37,27 +41,6 @@ clear_after = "1m"
 remind_every = "0"
 severity = "warning"
 """
-
-
-def _doc(node: str, seq: int, ts: datetime, pm: float) -> tuple[str, bytes]:
-    doc = {
-        "schema": 1,
-        "site": "tsagaan",
-        "node": node,
-        "seq": seq,
-        "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        "period_s": 60,
-        "metrics": {"pm2_5": {"value": pm, "n": 60}},
-        "flags": [],
-    }
-    return f"tsagaan/v1/tsagaan/{node}/reading", json.dumps(doc).encode()
-
-
-@pytest.fixture
-def reader(influx: Influx) -> Iterator[Reader]:
-    r = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
-    yield r
-    r.close()
 
 
 def _get(url: str) -> str:
@@ -84,7 +67,8 @@ def test_the_dashboard_lists_the_gateways_active_alerts_from_its_store(
     try:
         wait_gateway_ready(mosquitto.port, "tsagaan", influx)
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
-        publish_many(mosquitto.port, [_doc(n, 1, start, 200.0) for n in ("crusher", "haul-road", "pit")])
+        nodes = ("crusher", "haul-road", "pit")
+        publish_many(mosquitto.port, [pm25_message(n, 1, start, 200.0) for n in nodes])
         later = datetime.now(UTC) + timedelta(minutes=5)  # after every event, acknowledgements too
 
         def nodes(source: str) -> list[str]:
@@ -125,7 +109,7 @@ def test_the_dashboard_lists_the_gateways_active_alerts_from_its_store(
         # a clear: haul-road back under 60 for a minute
         publish_many(
             mosquitto.port,
-            [_doc("haul-road", i, start + timedelta(minutes=i - 1), 20.0) for i in (2, 3, 4)],
+            [pm25_message("haul-road", i, start + timedelta(minutes=i - 1), 20.0) for i in (2, 3, 4)],
         )
         wait_for(lambda: nodes("kept") == ["crusher", "pit"], 30, "haul-road cleared")
         assert "haul-road" not in {a["node"] for a in json.loads(_get(f"{base}/api/v1/alerts/active"))}
