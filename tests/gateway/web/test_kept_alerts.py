@@ -67,8 +67,8 @@ def test_the_dashboard_lists_the_gateways_active_alerts_from_its_store(
     try:
         wait_gateway_ready(mosquitto.port, "tsagaan", influx)
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
-        nodes = ("crusher", "haul-road", "pit")
-        publish_many(mosquitto.port, [pm25_message(n, 1, start, 200.0) for n in nodes])
+        sources = ("crusher", "haul-road", "pit")
+        publish_many(mosquitto.port, [pm25_message(n, 1, start, 200.0) for n in sources])
         later = datetime.now(UTC) + timedelta(minutes=5)  # after every event, acknowledgements too
 
         def nodes(source: str) -> list[str]:
