@@ -28,6 +28,25 @@ from gateway.latest import LatestFollower, latest_of
 from gateway.stores.reader import AlertEvent, Latest, Reader
 
 log = logging.getLogger(__name__)
+
+
+def _every(period_s: float, step: Callable[[], object], name: str, what: str) -> threading.Thread:
+    """`step` every `period_s` on a daemon thread, for ever: a failure is logged and the next
+    period tries again (the pages meanwhile refresh themselves once the table is stale)."""
+
+    def loop() -> None:
+        while True:
+            try:
+                step()
+            except Exception as exc:
+                log.warning("the dashboard could not refresh %s: %s", what, exc)
+            time.sleep(period_s)
+
+    thread = threading.Thread(target=loop, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 REFRESH_S = 600.0
 RECONCILE_S = 600.0
 FALLBACK_S = 5.0  # without the file, the reader is asked at most this often (its cost is per node)
@@ -94,18 +113,8 @@ class KeptLatest:
         A page refreshes the table itself only when the thread has not done so for three periods
         (it died, or the database is slow)."""
 
-        def loop() -> None:
-            while True:
-                try:
-                    self.refresh(clock())
-                except Exception as exc:
-                    log.warning("the dashboard could not refresh the latest readings: %s", exc)
-                time.sleep(self._refresh_s)
-
         self._background = True
-        thread = threading.Thread(target=loop, name="kept-latest", daemon=True)
-        thread.start()
-        return thread
+        return _every(self._refresh_s, lambda: self.refresh(clock()), "kept-latest", "the latest readings")
 
     def on_stored(self, readings: list[ReadingPayload]) -> None:
         with self._lock:
@@ -232,18 +241,8 @@ class KeptAlerts:
             self._newest = e.time
 
     def refresh_in_background(self) -> threading.Thread:
-        def loop() -> None:
-            while True:
-                try:
-                    self.refresh()
-                except Exception as exc:
-                    log.warning("the dashboard could not refresh the active alerts: %s", exc)
-                time.sleep(self._refresh_s)
-
         self._background = True
-        thread = threading.Thread(target=loop, name="kept-alerts", daemon=True)
-        thread.start()
-        return thread
+        return _every(self._refresh_s, self.refresh, "kept-alerts", "the active alerts")
 
     def _kept(self, now: datetime) -> tuple[list[AlertEvent], dict[str, int]] | None:
         """Every active alert, newest first, and their count per site; None: ask the reader."""

@@ -122,17 +122,23 @@ def _hub_rows(dsn: str, site: str) -> list[tuple[object, ...]]:
         ).fetchall()
 
 
-def test_every_stored_reading_reaches_the_hub_once(
-    tmp_path: Path, mosquitto: devservices.Service, hub_broker: HubBroker, influx: Influx,
-    pg: str, prefix: str,
-) -> None:  # fmt: skip
-    hub_cfg = _hub_toml(tmp_path / "hub.toml", hub_broker.port, pg)
+def _join(tmp_path: Path, broker: HubBroker, pg: str, prefix: str) -> Path:
+    """A hub with one jurisdiction and the site tsagaan joined; returns hub.toml."""
+    hub_cfg = _hub_toml(tmp_path / "hub.toml", broker.port, pg)
     _cli("hub", "init", "--config", str(hub_cfg))
     _cli("hub", "jurisdiction", "--config", str(hub_cfg), "--id", "soum", "--name", "Soum",
          "--role", f"j_{prefix}")  # fmt: skip
     identity = _cli("hub", "identity", "--out", str(tmp_path / "site-identity.pem")).strip()
     _cli("hub", "site", "--config", str(hub_cfg), "--id", "tsagaan", "--jurisdiction", "soum",
          "--identity-key", identity)  # fmt: skip
+    return hub_cfg
+
+
+def test_every_stored_reading_reaches_the_hub_once(
+    tmp_path: Path, mosquitto: devservices.Service, hub_broker: HubBroker, influx: Influx,
+    pg: str, prefix: str,
+) -> None:  # fmt: skip
+    hub_cfg = _join(tmp_path, hub_broker, pg, prefix)
 
     signer = Signer.generate()
     keys = tmp_path / "keys"

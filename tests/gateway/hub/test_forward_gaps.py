@@ -27,27 +27,14 @@ from tests.alert_helpers import reading
 from tests.gateway.hub.test_forward_e2e import (
     HUB_PREFIX,
     HubBroker,
-    _cli,
     _hub_rows,
-    _hub_toml,
+    _join,
     _site_count,
     hub_broker,  # noqa: F401  (the fixture)
 )
 from tests.helpers import Influx, gateway_toml, publish_many, spawn, wait_for, wait_gateway_ready
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-def _join(tmp_path: Path, broker: HubBroker, pg: str, prefix: str) -> Path:
-    """A hub with one jurisdiction and the site tsagaan joined; returns hub.toml."""
-    hub_cfg = _hub_toml(tmp_path / "hub.toml", broker.port, pg)
-    _cli("hub", "init", "--config", str(hub_cfg))
-    _cli("hub", "jurisdiction", "--config", str(hub_cfg), "--id", "soum", "--name", "Soum",
-         "--role", f"j_{prefix}")  # fmt: skip
-    identity = _cli("hub", "identity", "--out", str(tmp_path / "site-identity.pem")).strip()
-    _cli("hub", "site", "--config", str(hub_cfg), "--id", "tsagaan", "--jurisdiction", "soum",
-         "--identity-key", identity)  # fmt: skip
-    return hub_cfg
 
 
 def _gateway(tmp_path: Path, broker: HubBroker, mqtt_port: int, influx: Influx, prefix: str,
