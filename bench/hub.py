@@ -275,8 +275,11 @@ def main() -> int:
         return only_query(args.policy)
 
     print(f"load average at the start: {Path('/proc/loadavg').read_text().strip()}")
-    step = hub_cache.BATCH // args.nodes  # minutes a batch holds: runs are whole batches
-    minutes = -(-int(args.hours * 60) // step) * step
+    step = hub_cache.BATCH // args.nodes  # minutes a batch holds
+    # exactly the minutes asked for (a week is 10,080): each site's last batch may be partial, as
+    # the cache made for the same --hours holds it (a cache made for more would hold it whole, and
+    # the count stored would then differ from `total`: the run refuses that at its end)
+    minutes = int(args.hours * 60)
     t = time.monotonic()
     hub_cache.ensure(args.cache, hub_cache.Meta(args.sites, args.nodes, minutes))  # a no-op once made
     sites = [hub_cache.site_name(i) for i in range(args.sites)]
