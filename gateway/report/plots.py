@@ -119,12 +119,19 @@ def layout(section: MetricSection, start: datetime, end: datetime, t: Texts = EN
     alerts = [(ep.start or start, ep.end or end) for ep in section.episodes if ep.is_exceedance]
     if alerts:
         marks.append(Marks("alert", t("report.plot.alert"), spans=spans(alerts)))
-    if len(values) > DENSE:
-        # More hours than the plot has pixels: the band each pixel's hours span, which is what
-        # their line looks like (a year is 8,760 hours for 900 pixels)
+    # More hours than the plot has pixels: the band each pixel's hours span, which is what their
+    # line looks like (a year is 8,760 hours for 900 pixels). The report asks the database for it
+    # (levels.py); a section that holds every hour is folded here.
+    if section.band is not None:
+        mids, lows, highs = list(section.band.times_s), list(section.band.lows), list(section.band.highs)
+    elif len(values) > DENSE:
         mids, lows, highs = _envelope(list(hours.times_s), values, len(values) // DENSE + 1)
+    else:
+        mids, lows, highs = [], [], []
+    if highs:
         ring = [*zip(mids, highs, strict=True), *reversed(list(zip(mids, lows, strict=True)))]
         marks.append(Marks("band", t("report.plot.hourly"), points=ring))
+        values = highs
     elif values:
         points = list(zip(hours.times_s, values, strict=True))
         marks.append(Marks("hourly", t("report.plot.hourly"), points=points))

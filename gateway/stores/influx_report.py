@@ -111,12 +111,13 @@ class ReportQueries:
         *,
         per_node: bool = True,
         equals: tuple[str, str] | None = None,
+        every: timedelta | None = None,
         trace: Trace | None = None,
     ) -> Iterator[Row]:
         cond = where(span.site, span.nodes, span.start, span.end)
         if equals is not None:
             cond += f" AND {ident(equals[0])} = {string(equals[1])}"
-        return rollup_totals(self._db, cond, period, list(selects), per_node, trace)
+        return rollup_totals(self._db, cond, period, list(selects), per_node, trace, every)
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         rows = self._run(

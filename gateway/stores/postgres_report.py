@@ -176,6 +176,7 @@ class HubReportQueries(PostgresBase):
         *,
         per_node: bool = True,
         equals: tuple[str, str] | None = None,
+        every: timedelta | None = None,
         trace: Trace | None = None,
     ) -> Iterator[Row]:
         """No roll-ups on the hub, so no totals over them either (the callers read the readings)."""

@@ -257,12 +257,16 @@ class Reader(Protocol):
         *,
         per_node: bool = True,
         equals: tuple[str, str] | None = None,
+        every: timedelta | None = None,
         trace: Trace | None = None,
     ) -> Iterator[Row]:
         """`function(field)` over the stored roll-ups of the buckets in the span, by the database
         (a year of fifty nodes' hours is 438,000 points): per node (or not) a row with `node`,
         `time` (epoch ms: the bucket's end for a lone `max`/`min`, the one it was found in) and a
-        key `<function>_<field>` per select. With `equals`, only the buckets where it holds."""
+        key `<function>_<field>` per select. With `equals`, only the buckets where it holds. With
+        `every`, a row per group of buckets whose ends lie in (k * every, (k + 1) * every] from
+        the epoch, `start` its k * every (groups without buckets are absent): what the report's
+        plot draws of a year's hours, a ninth of the rows."""
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         """Each node's last state (`online`/`offline`) at or before `at`."""

@@ -5,6 +5,7 @@ month and a year."""
 from __future__ import annotations
 
 import io
+from array import array
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from PIL import Image
 from contract.i18n import Texts
 from contract.metrics import Metric
 from gateway.report import plots
-from gateway.report.model import DailyMean, HourlyMeans, MetricSection
+from gateway.report.model import Band, DailyMean, HourlyMeans, MetricSection
 from gateway.standards import STANDARDS
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -98,6 +99,23 @@ def test_a_year_is_drawn_as_a_band_and_every_judged_day_as_its_mean() -> None:
             )
             > 10
         )
+
+
+def test_a_band_from_the_database_is_drawn_as_it_came() -> None:
+    """A long period's section holds the band (levels.py asks the database for it), not its hours:
+    the plot draws its groups' lowest and highest means as they are, and scales to the highest."""
+    section = _section(365)
+    section.hourly = HourlyMeans()
+    mids = [(START + timedelta(hours=10 * k + 5)).timestamp() for k in range(876)]
+    section.band = Band(
+        10, array("d", mids), array("d", [5.0] * 876), array("d", [50.0 + k % 3 for k in range(876)])
+    )
+    plot = plots.layout(section, START, START + timedelta(days=365))
+    (band,) = plot.of("band")
+    assert band.points[0] == (mids[0], 50.0) and band.points[-1] == (mids[0], 5.0)
+    assert len(band.points) == 2 * 876 and plot.y_max == 1.05 * 52.0
+    section.band = Band(10)  # a node with no hours: nothing drawn for them
+    assert not plots.layout(section, START, START + timedelta(days=365)).of("band")
 
 
 def test_a_plot_copies_the_words_under_its_axes_only_from_a_plot_that_showed_the_same() -> None:
