@@ -15,9 +15,9 @@ from contract import __version__, csvcell
 from contract.figures import Comparison, decimals_of, figure, limit_text, mean_decimals
 from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS, Metric
-from gateway.report import printing
+from gateway.report import drawing, printing
 from gateway.report.model import COMPLETE, ReportData
-from gateway.report.plots import EN, metric_png
+from gateway.report.plots import EN, layout
 from gateway.standards import Limit, Standard
 
 if TYPE_CHECKING:
@@ -105,14 +105,15 @@ ATTACHMENTS = {"completeness": "completeness-by-day.csv", "daily": "daily-means-
 """The files a printed report of a long period carries its days in (render.pdf)."""
 
 
-def plots(data: ReportData, texts: Texts = EN) -> dict[tuple[str, str], str]:
+def plots(data: ReportData, texts: Texts = EN, *, apart: bool = False) -> dict[tuple[str, str], str]:
     """Each metric section's plot as base64 PNG, in `texts`' language and zone: drawn once for the
-    HTML and the PDF both."""
+    HTML and the PDF both. `apart`: drawn in a short-lived child process (drawing.pngs_apart), so
+    matplotlib's memory is not added to a process that goes on to lay out a PDF."""
+    layouts = [layout(s, data.start, data.end, texts, data.site) for s in data.metrics]
+    pngs = drawing.pngs_apart(layouts) if apart else [drawing.png(p) for p in layouts]
     return {
-        (s.node, s.metric.value): base64.b64encode(
-            metric_png(s, data.start, data.end, texts, data.site)
-        ).decode("ascii")
-        for s in data.metrics
+        (s.node, s.metric.value): base64.b64encode(png).decode("ascii")
+        for s, png in zip(data.metrics, pngs, strict=True)
     }
 
 
