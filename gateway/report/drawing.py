@@ -18,13 +18,16 @@ small.
 from __future__ import annotations
 
 import io
+import itertools
 import pickle
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -268,36 +271,76 @@ def _y_locator() -> Any:
 
 CHILD_PEAKS_MIB: list[float] = []
 """The peak resident memory (VmHWM) of each drawing child, in order: what a bench adds to its own."""
+_SERVE = "import sys; sys.path[:0] = sys.argv[1:]; from gateway.report.drawing import serve; serve()"
 
 
-def pngs_apart(plots: list[Plot]) -> list[bytes]:
-    """`png` of each plot, drawn in a child process that exits before this returns."""
-    if not plots:
+def pngs_apart(plots: Iterable[Plot]) -> list[bytes]:
+    """`png` of each plot, drawn in a child process that exits before this returns. One plot at
+    a time each way (a thread here hands them in as `plots` yields them), so neither process
+    holds them all: a year's hundred plots pickled at once were 30 MB in each."""
+    plots = iter(plots)
+    first = next(plots, None)
+    if first is None:
         return []
-    code = "import sys; sys.path[:0] = sys.argv[1:]; from gateway.report.drawing import serve; serve()"
-    paths = [p for p in sys.path if p]
-    proc = subprocess.run(
-        [sys.executable, "-c", code, *paths],
-        input=pickle.dumps(plots, protocol=pickle.HIGHEST_PROTOCOL),
-        capture_output=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"drawing the plots failed: {proc.stderr.decode(errors='replace')[-2000:]}")
-    pngs, peak = pickle.loads(proc.stdout)
-    CHILD_PEAKS_MIB.append(peak)
-    return list(pngs)
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SERVE, *(p for p in sys.path if p)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        sent: list[int] = [0]
+        failed: list[BaseException] = []
+
+        def hand_in(pipe: IO[bytes]) -> None:
+            try:
+                with pipe:
+                    for plot in itertools.chain([first], plots):
+                        pickle.dump(plot, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                        sent[0] += 1
+                    pickle.dump(None, pipe)
+            except BrokenPipeError:  # the child failed: its stderr says why
+                pass
+            except BaseException as exc:  # a plot's layout failed: raised below, not the child's EOF
+                failed.append(exc)
+
+        writer = threading.Thread(target=hand_in, args=(proc.stdin,), daemon=True)
+        writer.start()
+        pngs: list[bytes] = []
+        try:
+            while True:
+                answer = pickle.load(proc.stdout)
+                if isinstance(answer, float):  # after the last PNG, the child's peak memory
+                    CHILD_PEAKS_MIB.append(answer)
+                    break
+                pngs.append(answer)
+        except EOFError:
+            pass
+        finally:
+            writer.join()
+            proc.stdout.close()
+            code = proc.wait()
+        if failed:
+            raise failed[0]
+        if code != 0 or len(pngs) != sent[0]:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"drawing the plots failed ({code}): {message}")
+    return pngs
 
 
 def serve() -> None:
-    """The child's side of `pngs_apart`: pickled plots on stdin, their PNGs and this process's
-    peak memory (MiB) on stdout."""
-    plots = pickle.load(sys.stdin.buffer)
-    pngs = [png(plot) for plot in plots]
+    """The child's side of `pngs_apart`: pickled plots on stdin up to a None, each one's PNG on
+    stdout as it is drawn, then this process's peak memory (MiB, a float)."""
+    source, out = sys.stdin.buffer, sys.stdout.buffer
+    while (plot := pickle.load(source)) is not None:
+        pickle.dump(png(plot), out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
     peak = 0.0
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("VmHWM:"):
                 peak = int(line.split()[1]) / 1024
-    sys.stdout.buffer.write(pickle.dumps((pngs, peak), protocol=pickle.HIGHEST_PROTOCOL))
-    sys.stdout.buffer.flush()
+    pickle.dump(peak, out)
+    out.flush()

@@ -105,16 +105,17 @@ ATTACHMENTS = {"completeness": "completeness-by-day.csv", "daily": "daily-means-
 """The files a printed report of a long period carries its days in (render.pdf)."""
 
 
-def plots(data: ReportData, texts: Texts = EN, *, apart: bool = False) -> dict[tuple[str, str], str]:
-    """Each metric section's plot as base64 PNG, in `texts`' language and zone: drawn once for the
-    HTML and the PDF both. `apart`: drawn in a short-lived child process (drawing.pngs_apart), so
+Drawn = dict[tuple[str, str], bytes]
+"""Each metric section's plot, PNG bytes by (node, metric)."""
+
+
+def plots(data: ReportData, texts: Texts = EN, *, apart: bool = False) -> Drawn:
+    """Each metric section's plot as PNG, in `texts`' language and zone: drawn once for the HTML
+    and the PDF both. `apart`: drawn in a short-lived child process (drawing.pngs_apart), so
     matplotlib's memory is not added to a process that goes on to lay out a PDF."""
-    layouts = [layout(s, data.start, data.end, texts, data.site) for s in data.metrics]
+    layouts = (layout(s, data.start, data.end, texts, data.site) for s in data.metrics)
     pngs = drawing.pngs_apart(layouts) if apart else [drawing.png(p) for p in layouts]
-    return {
-        (s.node, s.metric.value): base64.b64encode(png).decode("ascii")
-        for s, png in zip(data.metrics, pngs, strict=True)
-    }
+    return {(s.node, s.metric.value): png for s, png in zip(data.metrics, pngs, strict=True)}
 
 
 def html(
@@ -122,7 +123,7 @@ def html(
     texts: Texts = EN,
     *,
     printed: bool = False,
-    drawn: dict[tuple[str, str], str] | None = None,
+    drawn: Drawn | None = None,
     pages: printing.Pages | None = None,
     front_only: bool = False,
 ) -> str:
@@ -133,20 +134,42 @@ def html(
     contents list (printed: the PDF's parts are numbered by render.pdf, not by WeasyPrint), and
     `front_only` stops after it. The printed page's plots are `printing.PLOT` URLs, fetched from
     memory while the PDF is laid out (3 MB of base64 is slow for WeasyPrint's HTML parser)."""
-    template = _template(texts)
-    return template.render(
-        d=data,
-        plots={} if printed else plots(data, texts) if drawn is None else drawn,
-        plot_url=printing.PLOT,
-        front_only=front_only,
-        complete=COMPLETE,
-        long_table=LONG_TABLE,
-        printed=printed,
-        pages=pages,
-        attachments=ATTACHMENTS,
-        version=__version__,
-        t=texts,
-    )
+    return _template(texts).render(_context(data, texts, printed, drawn, pages, front_only))
+
+
+def write_html(out: Path, data: ReportData, texts: Texts = EN, *, drawn: Drawn | None = None) -> int:
+    """`html(data, texts, drawn=drawn)` written to `out` piece by piece as it is rendered, never
+    whole in memory (a year of fifty nodes is 16 MB of text, and the pieces it is joined from
+    several times that, which a PDF laid out next would find still held). Returns its length."""
+    written = 0
+    with out.open("w", encoding="utf-8") as f:
+        for piece in _template(texts).generate(_context(data, texts, False, drawn, None, False)):
+            f.write(piece)
+            written += len(piece)
+    return written
+
+
+def _context(
+    data: ReportData,
+    texts: Texts,
+    printed: bool,
+    drawn: Drawn | None,
+    pages: printing.Pages | None,
+    front_only: bool,
+) -> dict[str, object]:
+    return {
+        "d": data,
+        "plots": {} if printed else plots(data, texts) if drawn is None else drawn,
+        "plot_url": printing.PLOT,
+        "front_only": front_only,
+        "complete": COMPLETE,
+        "long_table": LONG_TABLE,
+        "printed": printed,
+        "pages": pages,
+        "attachments": ATTACHMENTS,
+        "version": __version__,
+        "t": texts,
+    }
 
 
 @cache
@@ -169,6 +192,7 @@ def _template(t: Texts) -> jinja2.Template:
         fig2=_fig2,
         mean=_mean,
         limit=_limit,
+        b64=lambda png: base64.b64encode(png).decode("ascii"),
     )
     return env.from_string(resources.files("gateway.report").joinpath("template.html").read_text("utf-8"))
 
@@ -176,17 +200,14 @@ def _template(t: Texts) -> jinja2.Template:
 def pdf(
     data: ReportData,
     out: Path,
-    drawn: dict[tuple[str, str], str] | None = None,
+    drawn: Drawn | None = None,
     texts: Texts = EN,
 ) -> None:
     """Print the report to PDF with WeasyPrint (extra `report`; needs libpango on Debian): the
     printed HTML (html(printed=True)) laid out in parts and joined (gateway/report/printing.py),
     with each day's completeness and means attached as CSV."""
     drawn = plots(data, texts) if drawn is None else drawn
-    images = {
-        f"{printing.PLOT}{i}": base64.b64decode(drawn[(m.node, m.metric.value)])
-        for i, m in enumerate(data.metrics)
-    }
+    images = {f"{printing.PLOT}{i}": drawn[(m.node, m.metric.value)] for i, m in enumerate(data.metrics)}
     attachments = {ATTACHMENTS["completeness"]: _days_csv(data), ATTACHMENTS["daily"]: _means_csv(data)}
     printing.write(
         lambda pages, front_only: html(data, texts, printed=True, pages=pages, front_only=front_only),
