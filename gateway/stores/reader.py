@@ -23,6 +23,10 @@ Fill = Literal["zero", "none"]
 Total = Literal["sum", "min", "max", "count", "distinct"]
 
 
+CLOCK_READINGS = 2000
+"""How many of a node's first readings `Reader.reading_clock` answers with."""
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A site's readings in (start, end]; `nodes` empty: every node."""
@@ -174,7 +178,8 @@ class Reader(Protocol):
         """Metrics stored at all, in the contract's order, so requests name only existing fields."""
 
     def reading_clock(self, site: str, node: str, start: datetime, end: datetime) -> list[Row]:
-        """The node's first readings in the range, oldest first: `time`, `seq`, `period_s`."""
+        """The node's first CLOCK_READINGS readings in the range, oldest first: `time`, `seq`,
+        `period_s`."""
 
     # rows, streamed
     def readings(
