@@ -168,6 +168,12 @@ class HubReportQueries(PostgresBase):
         dashboard ask the readings themselves)."""
         return iter(())
 
+    def rollup_cells(
+        self, span: Span, period: Period, fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[list[str]]:
+        """No roll-ups on the hub (see `rollups`)."""
+        return iter(())
+
     def rollup_totals(
         self,
         span: Span,

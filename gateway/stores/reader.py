@@ -254,6 +254,13 @@ class Reader(Protocol):
         end) and `fields` (`pm2_5_mean`, `readings`, ...). Buckets without readings are absent.
         With `equals` (a string field, a value), only the buckets where the field has the value."""
 
+    def rollup_cells(
+        self, span: Span, period: Literal["1h", "1d"], fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[list[str]]:
+        """`rollups` of one node (the span's only node) as the database's own text: per bucket a
+        list of cells, `time` (epoch ms of its end) then `fields`, an absent value empty, in time
+        order. The report's gaps read a year of a node's hours (8,760) this way, not a dict each."""
+
     def rollup_totals(
         self,
         span: Span,
