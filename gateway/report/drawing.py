@@ -18,16 +18,15 @@ small.
 from __future__ import annotations
 
 import io
-import itertools
 import pickle
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -275,59 +274,104 @@ _SERVE = "import sys; sys.path[:0] = sys.argv[1:]; from gateway.report.drawing i
 
 
 def pngs_apart(plots: Iterable[Plot]) -> list[bytes]:
-    """`png` of each plot, drawn in a child process that exits before this returns. One plot at
-    a time each way (a thread here hands them in as `plots` yields them), so neither process
-    holds them all: a year's hundred plots pickled at once were 30 MB in each."""
-    plots = iter(plots)
-    first = next(plots, None)
-    if first is None:
-        return []
-    with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVE, *(p for p in sys.path if p)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=errors,
+    """`png` of each plot, drawn in a child process that exits before this returns."""
+    plots = list(plots)
+    return list(Apart(list(range(len(plots))), plots).wait().values())
+
+
+K = TypeVar("K")
+
+
+class Apart(Mapping[K, bytes]):
+    """The PNGs of `plots` (one a key of `keys`, in order), drawn in a child process that starts at
+    once and exits when the last is drawn, while this process goes on: looking a plot up waits
+    for it, `wait` for the child's end. One plot at a time each way (a thread here hands them in
+    as `plots` yields them, another takes the PNGs out), so neither process holds them all: a
+    year's hundred plots pickled at once were 30 MB in each. The child runs `python -c`,
+    importing this module alone."""
+
+    def __init__(self, keys: list[K], plots: Iterable[Plot]) -> None:
+        self._index = {k: i for i, k in enumerate(keys)}
+        self._pngs: list[bytes] = []
+        self._changed = threading.Condition()
+        self._failed: list[BaseException] = []
+        self._sent = 0
+        self._finished = False
+        self._code: int | None = None
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by `wait`, after this returns)
+        self._proc = (
+            None
+            if not keys
+            else subprocess.Popen(
+                [sys.executable, "-c", _SERVE, *(p for p in sys.path if p)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._errors,
+            )
         )
-        assert proc.stdin is not None and proc.stdout is not None
-        sent: list[int] = [0]
-        failed: list[BaseException] = []
+        self._threads = [] if self._proc is None else [
+            threading.Thread(target=self._hand_in, args=(plots,), daemon=True),
+            threading.Thread(target=self._take_out, daemon=True),
+        ]  # fmt: skip
+        for thread in self._threads:
+            thread.start()
 
-        def hand_in(pipe: IO[bytes]) -> None:
-            try:
-                with pipe:
-                    for plot in itertools.chain([first], plots):
-                        pickle.dump(plot, pipe, protocol=pickle.HIGHEST_PROTOCOL)
-                        sent[0] += 1
-                    pickle.dump(None, pipe)
-            except BrokenPipeError:  # the child failed: its stderr says why
-                pass
-            except BaseException as exc:  # a plot's layout failed: raised below, not the child's EOF
-                failed.append(exc)
-
-        writer = threading.Thread(target=hand_in, args=(proc.stdin,), daemon=True)
-        writer.start()
-        pngs: list[bytes] = []
+    def _hand_in(self, plots: Iterable[Plot]) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
         try:
-            while True:
-                answer = pickle.load(proc.stdout)
-                if isinstance(answer, float):  # after the last PNG, the child's peak memory
-                    CHILD_PEAKS_MIB.append(answer)
-                    break
-                pngs.append(answer)
-        except EOFError:
+            with self._proc.stdin as pipe:
+                for plot in plots:
+                    pickle.dump(plot, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+                    self._sent += 1
+                pickle.dump(None, pipe)
+        except BrokenPipeError:  # the child failed: its stderr says why
             pass
-        finally:
-            writer.join()
-            proc.stdout.close()
-            code = proc.wait()
-        if failed:
-            raise failed[0]
-        if code != 0 or len(pngs) != sent[0]:
-            errors.seek(0)
-            message = errors.read().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"drawing the plots failed ({code}): {message}")
-    return pngs
+        except BaseException as exc:  # a plot's layout failed: raised by `wait`, not the child's EOF
+            self._failed.append(exc)
+
+    def _take_out(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        with self._proc.stdout as pipe:
+            try:
+                while not isinstance(answer := pickle.load(pipe), float):
+                    with self._changed:
+                        self._pngs.append(answer)
+                        self._changed.notify_all()
+                CHILD_PEAKS_MIB.append(answer)  # after the last PNG, the child's peak memory
+            except EOFError:
+                pass
+        self._code = self._proc.wait()
+        with self._changed:
+            self._finished = True
+            self._changed.notify_all()
+
+    def __getitem__(self, key: K) -> bytes:
+        i = self._index[key]
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._pngs) > i or self._finished)
+        if i >= len(self._pngs):
+            self.wait()  # raises why
+        return self._pngs[i]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def wait(self) -> Apart[K]:
+        """Wait for the child to exit; raise if a plot was not drawn."""
+        for thread in self._threads:
+            thread.join()
+        if not self._errors.closed:
+            if self._proc is not None and (self._code != 0 or len(self._pngs) != len(self._index)):
+                self._errors.seek(0)
+                message = self._errors.read().decode(errors="replace")[-2000:]
+                self._failed.append(RuntimeError(f"drawing the plots failed ({self._code}): {message}"))
+            self._errors.close()
+        if self._failed:
+            raise self._failed[0]
+        return self
 
 
 def serve() -> None:

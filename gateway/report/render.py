@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -105,17 +106,20 @@ ATTACHMENTS = {"completeness": "completeness-by-day.csv", "daily": "daily-means-
 """The files a printed report of a long period carries its days in (render.pdf)."""
 
 
-Drawn = dict[tuple[str, str], bytes]
+Drawn = Mapping[tuple[str, str], bytes]
 """Each metric section's plot, PNG bytes by (node, metric)."""
 
 
 def plots(data: ReportData, texts: Texts = EN, *, apart: bool = False) -> Drawn:
     """Each metric section's plot as PNG, in `texts`' language and zone: drawn once for the HTML
-    and the PDF both. `apart`: drawn in a short-lived child process (drawing.pngs_apart), so
-    matplotlib's memory is not added to a process that goes on to lay out a PDF."""
+    and the PDF both. `apart`: drawn in a child process (drawing.Apart) while this one goes on to
+    write the HTML (a plot looked up waits for it), and gone before the PDF is laid out, so
+    matplotlib's memory is not added to WeasyPrint's."""
+    keys = [(s.node, s.metric.value) for s in data.metrics]
     layouts = (layout(s, data.start, data.end, texts, data.site) for s in data.metrics)
-    pngs = drawing.pngs_apart(layouts) if apart else [drawing.png(p) for p in layouts]
-    return {(s.node, s.metric.value): png for s, png in zip(data.metrics, pngs, strict=True)}
+    if apart:
+        return drawing.Apart(keys, layouts)
+    return {k: drawing.png(p) for k, p in zip(keys, layouts, strict=True)}
 
 
 def html(
@@ -207,7 +211,12 @@ def pdf(
     printed HTML (html(printed=True)) laid out in parts and joined (gateway/report/printing.py),
     with each day's completeness and means attached as CSV."""
     drawn = plots(data, texts) if drawn is None else drawn
-    images = {f"{printing.PLOT}{i}": drawn[(m.node, m.metric.value)] for i, m in enumerate(data.metrics)}
+
+    def images() -> dict[str, bytes]:
+        if isinstance(drawn, drawing.Apart):
+            drawn.wait()  # the drawing child gone before WeasyPrint's memory grows
+        return {f"{printing.PLOT}{i}": drawn[(m.node, m.metric.value)] for i, m in enumerate(data.metrics)}
+
     attachments = {ATTACHMENTS["completeness"]: _days_csv(data), ATTACHMENTS["daily"]: _means_csv(data)}
     printing.write(
         lambda pages, front_only: html(data, texts, printed=True, pages=pages, front_only=front_only),

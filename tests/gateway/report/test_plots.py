@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from array import array
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -174,3 +175,19 @@ def test_plots_drawn_apart_are_the_same_pixels() -> None:
     assert [_pixels(p) for p in apart] == [_pixels(drawing.png(p)) for p in layouts]
     assert len(drawing.CHILD_PEAKS_MIB) == peaks + 1 and drawing.CHILD_PEAKS_MIB[-1] > 0
     assert drawing.pngs_apart([]) == []
+
+
+def test_plots_drawn_apart_while_this_process_goes_on() -> None:
+    """render.plots(apart=True) hands back at once a mapping whose plots arrive as the child draws
+    them (a lookup waits); a layout that fails raises its own error, not the child's."""
+    day = START + timedelta(days=31)
+    apart = drawing.Apart(["a", "b"], (plots.layout(_section(31), START, day) for _ in range(2)))
+    assert list(apart) == ["a", "b"] and _pixels(apart["b"]) == _pixels(apart["a"])
+    assert apart.wait() is apart
+
+    def failing() -> Iterator[drawing.Plot]:
+        yield plots.layout(_section(31), START, day)
+        raise ValueError("no layout")
+
+    with pytest.raises(ValueError, match="no layout"):
+        drawing.Apart(["a", "b"], failing()).wait()
