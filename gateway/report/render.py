@@ -144,12 +144,15 @@ def html(
 def write_html(out: Path, data: ReportData, texts: Texts = EN, *, drawn: Drawn | None = None) -> int:
     """`html(data, texts, drawn=drawn)` written to `out` piece by piece as it is rendered, never
     whole in memory (a year of fifty nodes is 16 MB of text, and the pieces it is joined from
-    several times that, which a PDF laid out next would find still held). Returns its length."""
+    several times that, which a PDF laid out next would find still held). Returns its length;
+    plots drawn apart (`plots(apart=True)`), once their child has exited."""
     written = 0
     with out.open("w", encoding="utf-8") as f:
         for piece in _template(texts).generate(_context(data, texts, False, drawn, None, False)):
             f.write(piece)
             written += len(piece)
+    if isinstance(drawn, drawing.Apart):
+        drawn.wait()
     return written
 
 
