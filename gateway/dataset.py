@@ -12,13 +12,15 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from contract.metrics import Metric
-from gateway.stores.reader import Reader
+from gateway.stores.reader import CLOCK_READINGS, Reader
 
 DEFAULT_INTERVAL_S = 60
 """The node's default `interval_s`, used when a node has too few readings to infer its own."""
+CLOCK_FIRST = timedelta(days=2)
+"""How far into a period `interval_s` looks first (2,880 readings of a node reading every minute)."""
 
 
 def metrics_stored(reader: Reader) -> list[Metric]:
@@ -30,8 +32,12 @@ def metrics_stored(reader: Reader) -> list[Metric]:
 def interval_s(reader: Reader, site: str, node: str, start: datetime, end: datetime) -> int:
     """The node's reading interval in seconds, from its first readings in the range: their stored
     `period_s`, else the median of Δtime / Δseq over consecutive readings; DEFAULT_INTERVAL_S when
-    it has fewer than two."""
-    rows = reader.reading_clock(site, node, start, end)
+    it has fewer than two. The first two days are asked first: over a year the database plans the
+    query across every shard of it (0.13 s a node, 6 s for fifty), and when those days hold
+    CLOCK_READINGS readings they are the same first ones."""
+    rows = reader.reading_clock(site, node, start, min(end, start + CLOCK_FIRST))
+    if len(rows) < CLOCK_READINGS and end > start + CLOCK_FIRST:
+        rows = reader.reading_clock(site, node, start, end)
     periods = [int(r["period_s"]) for r in rows if r.get("period_s")]
     if periods:  # stored readings keep their window length: no need to infer it
         return statistics.mode(periods)

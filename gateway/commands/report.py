@@ -111,9 +111,10 @@ def run(args: argparse.Namespace, clock: Clock = utc_now) -> int:
     )
     reader.close()
     t = cfg.site.texts(language)
-    drawn = render.plots(report, t)
-    text = render.html(report, t, drawn=drawn)
-    args.out.write_text(text, encoding="utf-8")
+    # the plots drawn in a child process, which exits before the PDF is laid out: matplotlib's
+    # memory and WeasyPrint's are not added together (docs/operations.md, a year of data)
+    drawn = render.plots(report, t, apart=True)
+    render.write_html(args.out, report, t, drawn=drawn)
     print(f"report written to {args.out}", file=sys.stderr)
     if args.pdf:
         pdf_path = args.out.with_suffix(".pdf") if args.pdf is True else args.pdf

@@ -101,7 +101,7 @@ def report_file(
         metrics=req.metrics or None, nodes=req.nodes, about=About(gateway_id="hub", keys=keys),
     )  # fmt: skip
     drawn = render.plots(report)  # drawn once for the HTML and the PDF
-    out.write_text(render.html(report, drawn=drawn), encoding="utf-8")
+    render.write_html(out, report, drawn=drawn)
     if pdf is not None:
         try:
             render.pdf(report, pdf, drawn)

@@ -114,14 +114,16 @@ def _gaps(log: QueryLog, sections: list[NodeSection]) -> None:
             if piece is not rolled:
                 scan.cells(log.reader.reading_cells(one, ["seq"], trace=trace))
                 continue
-            for hour in log.reader.rollups(one, "1h", list(HOUR_FACTS), trace=trace):
-                if int(hour["gap_ms"]) > scan.threshold:  # a gap inside the hour: its readings say where
-                    inside = Span(log.site, [section.node], hour["start"], hour["start"] + HOUR)
+            for end, *facts in log.reader.rollup_cells(one, "1h", list(HOUR_FACTS), trace=trace):
+                time_first, time_last, seq_first, seq_last, seq_missing, gap_ms = map(int, facts)
+                if gap_ms > scan.threshold:  # a gap inside the hour: its readings say where
+                    hour_end = from_ms(int(end))
+                    inside = Span(log.site, [section.node], hour_end - HOUR, hour_end)
                     scan.cells(log.reader.reading_cells(inside, ["seq"], trace=trace))
                     continue
-                scan.step(int(hour["time_first"]), int(hour["seq_first"]))
-                section.missing_seq += int(hour["seq_missing"])
-                scan.prev_at, scan.prev_seq = int(hour["time_last"]), int(hour["seq_last"])
+                scan.step(time_first, seq_first)
+                section.missing_seq += seq_missing
+                scan.prev_at, scan.prev_seq = time_last, seq_last
         if _ms(log.end) - scan.prev_at > scan.threshold:
             _add_gap(section, from_ms(scan.prev_at), log.end, 0)
 

@@ -1,5 +1,5 @@
 """Per metric and node: daily means against the standards' 24-hour limits, the highest reading,
-and the hourly means the plot draws."""
+and the hourly means the plot draws (over a long period, the band of them it draws)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from contract.metrics import Metric
-from gateway.report.model import DAY, DailyMean, Episode, HourlyMeans, MetricSection, NodeSection
+from gateway.report.model import DAY, Band, DailyMean, Episode, HourlyMeans, MetricSection, NodeSection
+from gateway.report.plots import DENSE
 from gateway.report.querylog import QueryLog
 from gateway.standards import Standard
-from gateway.stores.reader import Aggregate, Row, Span
+from gateway.stores.reader import Aggregate, Row, Span, Total
 from gateway.stores.rollups import Period
 from gateway.timerange import from_ms
 
 HOUR = timedelta(hours=1)
+HOUR_MS = 3_600_000
 
 
 def metric_sections(
@@ -27,6 +29,8 @@ def metric_sections(
     episodes: list[Episode],
 ) -> list[MetricSection]:
     intervals = {n.node: n.interval_s for n in nodes}
+    hours = -(-(log.end - log.start) // HOUR)
+    per = hours // DENSE + 1 if hours > DENSE else 0  # hours a pixel of the plot spans
     out = []
     for metric in metrics:
         m = metric.value
@@ -46,10 +50,11 @@ def metric_sections(
             )
         peaks = _peaks(log, m)
         hourly: dict[str, list[tuple[datetime, float]]] = defaultdict(list)
-        for row in _buckets(log, m, ["mean"], "1h", f"hourly:{m}", ordered=False):
+        bands = _bands(log, m, per, f"hourly:{m}") if per else {}
+        for row in () if per else _buckets(log, m, ["mean"], "1h", f"hourly:{m}", ordered=False):
             if row["mean"] is not None:
                 hourly[str(row["node"])].append((row["start"] + HOUR, float(row["mean"])))
-        # kept as two arrays: a year of fifty nodes is 438,000 hours a metric (120 MB as tuples)
+        # kept as two arrays: a month of fifty nodes is 36,000 hours a metric
         compact = {node: HourlyMeans.of(sorted(hours)) for node, hours in hourly.items()}
         hourly.clear()
         limits = [
@@ -65,8 +70,44 @@ def metric_sections(
                     peaks.get(node),
                     compact.get(node) or HourlyMeans(),
                     [e for e in episodes if e.node == node and e.metric == metric.value],
+                    bands.get(node, Band(per)) if per else None,
                 )
             )
+    return out
+
+
+def _bands(log: QueryLog, m: str, per: int, key: str) -> dict[str, Band]:
+    """Per node, the lowest and highest hourly mean of each group of `per` hours whose ends lie
+    in (k * per h, (k + 1) * per h] from the epoch: asked of the database over the rolled days
+    (a year of fifty nodes is 43,800 rows a metric, not 438,000), folded from the raw readings'
+    hourly means over the rest (the edges; the whole period without roll-ups), on the same grid."""
+    width_ms = per * HOUR_MS
+    groups: dict[str, dict[int, tuple[float, float]]] = defaultdict(dict)
+
+    def offer(node: str, k: int, low: float, high: float) -> None:
+        held = groups[node].get(k)
+        groups[node][k] = (low, high) if held is None else (min(held[0], low), max(held[1], high))
+
+    if log.rolled is not None:
+        selects: list[tuple[Total, str]] = [("min", f"{m}_mean"), ("max", f"{m}_mean")]
+        for r in log.reader.rollup_totals(log.rolled, "1h", selects, every=per * HOUR, trace=log.trace(key)):
+            low, high = r.get(f"min_{m}_mean"), r.get(f"max_{m}_mean")
+            if low is not None and high is not None:
+                offer(str(r["node"]), (int(r["time"]) - 1) // width_ms, float(low), float(high))
+    for edge in log.edges:
+        for r in log.reader.aggregate(edge, m, ["mean"], bucket=HOUR, fill="none", trace=log.trace(key)):
+            if r["mean"] is not None:
+                hour_end = int(r["time"]) - 1 + HOUR_MS  # the label is the hour's start + 1 ms
+                offer(str(r["node"]), (hour_end - 1) // width_ms, float(r["mean"]), float(r["mean"]))
+    out = {}
+    for node, by_k in groups.items():
+        band = Band(per)
+        for k in sorted(by_k):
+            low, high = by_k[k]
+            band.times_s.append((k * width_ms + width_ms / 2) / 1000)
+            band.lows.append(low)
+            band.highs.append(high)
+        out[node] = band
     return out
 
 

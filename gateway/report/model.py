@@ -145,6 +145,22 @@ class HourlyMeans:
             yield datetime.fromtimestamp(at, UTC), value
 
 
+@dataclass(frozen=True, slots=True)
+class Band:
+    """A long period's hourly means as its plot draws them: per group of `hours` hours (the hours
+    a pixel of the plot spans), the epoch seconds of the group's middle and its lowest and highest
+    hourly mean, oldest first. A year is 876 groups a node and metric, not 8,760 hours, asked of
+    the database's roll-ups (levels.py)."""
+
+    hours: int
+    times_s: array[float] = field(default_factory=lambda: array("d"))
+    lows: array[float] = field(default_factory=lambda: array("d"))
+    highs: array[float] = field(default_factory=lambda: array("d"))
+
+    def __len__(self) -> int:
+        return len(self.lows)
+
+
 @dataclass
 class MetricSection:
     node: str
@@ -152,8 +168,9 @@ class MetricSection:
     daily: list[DailyMean]
     limits: list[tuple[Standard, Limit]]
     max_reading: tuple[float, datetime] | None
-    hourly: HourlyMeans
+    hourly: HourlyMeans  # empty when `band` holds them
     episodes: list[Episode]
+    band: Band | None = None  # a period of more hours than the plot has pixels
 
     def days_over(self, limit: Limit, comparison: Comparison = "above") -> list[DailyMean]:
         """Complete days whose mean exceeds the limit by the standard's rule (an incomplete day is

@@ -1,4 +1,4 @@
-"""Time-series plots for the report, as PNG bytes, drawn by matplotlib (Agg, no pyplot state).
+"""Time-series plots for the report: what each shows (`layout`), drawn by gateway.report.drawing.
 
 One plot per node and metric: hourly means, the judged days' means as level lines, each standard's
 24-hour limit as a line, days whose complete mean is over the lowest limit shaded red, days with
@@ -6,92 +6,27 @@ too few readings to be judged hatched (and no mean drawn for them), and the exce
 `alert` measurement (start to end) shaded orange.
 
 `layout` says what is drawn (marks in data units, with their legend's words: what a test reads
-back); `figure` draws them; `png` encodes the drawing. matplotlib is imported here only, so the
-node and the gateway's ingest never need it (extra `report`). A hundred figures built afresh took
-70-135 s on a shared core, the figure's machinery rather than its pixels, so each thread keeps one
-figure and axes at a fixed position (no layout solver) and a plot only swaps the artists of its
-marks: one collection a kind (`broken_barh`, `hlines`, `fill`), none a day. A year's hours are
-drawn as the band each pixel's hours span, not as a line of 8,760 points. Why not SVG: WeasyPrint
-lays out an SVG's text one letter at a time (about 0.3 s a plot). RGB, no alpha channel, as
-WeasyPrint copies such a PNG's pixels into the PDF without splitting out a mask.
+back); drawing.figure draws them and drawing.png encodes the drawing. A year's hours are drawn
+as the band each pixel's hours span, not as a line of 8,760 points.
 """
 
 from __future__ import annotations
 
-import io
-import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import datetime, timedelta
 
 from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS
+from gateway.report.drawing import Marks, Plot
 from gateway.report.model import DAY, MetricSection
 from gateway.standards import Standard
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-WIDTH, HEIGHT = 990, 418
-"""The plot's size in pixels (the img is scaled to the page's width)."""
-DPI = 110
-"""Pixels an inch: 9 x 3.8 inches, at which matplotlib's 10-point text reads well on the page."""
-LEFT, RIGHT, TOP, BOTTOM = 74, 974, 34, 312
-"""The axes' box inside it, in pixels from the top left; the legend sits below."""
-UNDER = 6
-"""Pixels below the axes from which only the time axis's words and the legend are drawn (the
-lowest value's number, centred on the axes' bottom, reaches 5 pixels down)."""
 DENSE = 900
 """Hourly means beyond which the plot draws the band each pixel's hours span rather than their line."""
 EN = Texts("en")
 """The words of a report nobody asked in another language: English, times in UTC."""
 
-Kind = Literal["insufficient", "over", "alert", "hourly", "band", "daily", "limit"]
-_COLOURS: dict[Kind, str] = {
-    "insufficient": "#888888",
-    "over": "#ff0000",
-    "alert": "#ff8c00",
-    "hourly": "#4a6fa5",
-    "band": "#4a6fa5",
-    "daily": "#000000",
-    "limit": "#b22222",
-}
-_SHADE: dict[Kind, float] = {"over": 0.12, "alert": 0.3}
 _DASHES = ("--", "-.", ":")
-
-
-@dataclass(frozen=True, slots=True)
-class Marks:
-    """One legend entry's marks, in data units: spans of time (`spans`, epoch seconds), a line or
-    the band's outline (`points`: seconds, value), level segments (`levels`: from, to, value)."""
-
-    kind: Kind
-    label: str
-    spans: list[tuple[float, float]] = field(default_factory=list)
-    points: list[tuple[float, float]] = field(default_factory=list)
-    levels: list[tuple[float, float, float]] = field(default_factory=list)
-    dash: str = "-"
-
-
-@dataclass(frozen=True, slots=True)
-class Plot:
-    title: str
-    y_label: str
-    start_s: float
-    end_s: float
-    y_max: float
-    zone: Any  # the tzinfo of the time axis's ticks
-    marks: list[Marks]  # drawn in this order; the legend in this order too
-
-    def of(self, kind: Kind) -> list[Marks]:
-        return [m for m in self.marks if m.kind == kind]
-
-
-def metric_png(
-    section: MetricSection, start: datetime, end: datetime, t: Texts = EN, site: str = ""
-) -> bytes:
-    return png(layout(section, start, end, t, site))
 
 
 def layout(section: MetricSection, start: datetime, end: datetime, t: Texts = EN, site: str = "") -> Plot:
@@ -119,12 +54,19 @@ def layout(section: MetricSection, start: datetime, end: datetime, t: Texts = EN
     alerts = [(ep.start or start, ep.end or end) for ep in section.episodes if ep.is_exceedance]
     if alerts:
         marks.append(Marks("alert", t("report.plot.alert"), spans=spans(alerts)))
-    if len(values) > DENSE:
-        # More hours than the plot has pixels: the band each pixel's hours span, which is what
-        # their line looks like (a year is 8,760 hours for 900 pixels)
+    # More hours than the plot has pixels: the band each pixel's hours span, which is what their
+    # line looks like (a year is 8,760 hours for 900 pixels). The report asks the database for it
+    # (levels.py); a section that holds every hour is folded here.
+    if section.band is not None:
+        mids, lows, highs = list(section.band.times_s), list(section.band.lows), list(section.band.highs)
+    elif len(values) > DENSE:
         mids, lows, highs = _envelope(list(hours.times_s), values, len(values) // DENSE + 1)
+    else:
+        mids, lows, highs = [], [], []
+    if highs:
         ring = [*zip(mids, highs, strict=True), *reversed(list(zip(mids, lows, strict=True)))]
         marks.append(Marks("band", t("report.plot.hourly"), points=ring))
+        values = highs
     elif values:
         points = list(zip(hours.times_s, values, strict=True))
         marks.append(Marks("hourly", t("report.plot.hourly"), points=points))
@@ -153,193 +95,6 @@ def layout(section: MetricSection, start: datetime, end: datetime, t: Texts = EN
         zone=t.zone,
         marks=marks,
     )
-
-
-def png(plot: Plot) -> bytes:
-    """The plot drawn, as an RGB PNG of WIDTH x HEIGHT pixels."""
-    import numpy as np
-    from PIL import Image
-
-    rgba = np.asarray(_canvas().pixels(plot))
-    out = io.BytesIO()
-    Image.fromarray(rgba).convert("RGB").save(out, "PNG")
-    return out.getvalue()
-
-
-def figure(plot: Plot) -> Figure:
-    """The plot on this thread's figure, legend and all (what `png` draws): valid until the
-    thread's next plot."""
-    canvas = _canvas()
-    canvas.set(plot)
-    canvas.make_legend(plot)
-    return canvas.fig
-
-
-_LOCAL = threading.local()
-"""Each thread's _Canvas (the hub draws reports in a thread pool)."""
-
-
-def _canvas() -> _Canvas:
-    canvas: _Canvas | None = getattr(_LOCAL, "canvas", None)
-    if canvas is None:
-        canvas = _LOCAL.canvas = _Canvas()
-    return canvas
-
-
-class _Canvas:
-    """A figure and its axes, made once a thread, with an artist for each kind of mark (one
-    collection for all its spans or levels): a plot sets their data, shows those it has and
-    makes only its legend anew."""
-
-    def __init__(self) -> None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.collections import LineCollection, PolyCollection
-        from matplotlib.figure import Figure
-        from matplotlib.lines import Line2D
-        from matplotlib.patches import Polygon
-
-        self.fig = Figure(figsize=(WIDTH / DPI, HEIGHT / DPI), dpi=DPI, facecolor="white")
-        FigureCanvasAgg(self.fig)
-        box = (LEFT / WIDTH, 1 - BOTTOM / HEIGHT, (RIGHT - LEFT) / WIDTH, (BOTTOM - TOP) / HEIGHT)
-        ax = self.ax = self.fig.add_axes(box)
-        ax.set_autoscale_on(False)
-        ax.grid(True, color="#dddddd", linewidth=0.8)
-        ax.set_axisbelow(True)
-        ax.tick_params(labelsize=9)
-        ax.yaxis.set_major_locator(_y_locator())
-        over_time = ax.get_xaxis_transform()  # x in data, y from the axes' bottom (0) to top (1)
-        hatched: dict[str, Any] = {"facecolor": "none", "edgecolor": _COLOURS["insufficient"], "hatch": "//"}
-        self.artists: dict[Kind, Any] = {
-            "insufficient": PolyCollection([], transform=over_time, linewidth=0, zorder=0.5, **hatched),
-            **{
-                kind: PolyCollection(
-                    [], transform=over_time, facecolor=_COLOURS[kind], alpha=a, linewidth=0, zorder=0.5
-                )
-                for kind, a in _SHADE.items()
-            },
-            "hourly": Line2D([], [], color=_COLOURS["hourly"], linewidth=1.0),
-            "band": Polygon([(0, 0)], color=_COLOURS["band"], linewidth=0.8),
-            "daily": LineCollection([], color=_COLOURS["daily"], linewidth=1.6),
-        }
-        for artist in self.artists.values():
-            ax.add_artist(artist)  # not add_line, add_patch: the limits are set, not found
-        self.limits: list[Any] = []  # one a standard's limit, made when a plot first has that many
-        self.legend: Any = None
-        self.handles: list[Any] = []
-        self.under: dict[tuple[object, ...], Any] = {}  # the pixels under the axes, by what they show
-
-    def pixels(self, plot: Plot) -> memoryview:
-        """The plot's RGBA pixels. What lies under the axes (the time axis's words and the legend,
-        nine tenths of a plot's text, which matplotlib lays out and rasterises anew each draw) is
-        the same for every plot of a report: drawn once and copied into the others."""
-        from matplotlib.transforms import Bbox
-
-        canvas = self.fig.canvas
-        self.set(plot)
-        key = (plot.start_s, plot.end_s, str(plot.zone), *((m.kind, m.label, m.dash) for m in plot.marks))
-        under = self.under.get(key)
-        if under is None:
-            self.make_legend(plot)
-            canvas.draw()
-            if len(self.under) >= 8:  # a report has a few: a legend a metric
-                self.under.clear()
-            region = Bbox(((0, 0), (WIDTH, HEIGHT - BOTTOM - UNDER)))  # from the bottom up
-            self.under[key] = canvas.copy_from_bbox(region)  # type: ignore[attr-defined]
-        else:
-            self.ax.xaxis.set_tick_params(labelbottom=False)
-            self.ax.xaxis.get_offset_text().set_visible(False)
-            canvas.draw()
-            canvas.restore_region(under)  # type: ignore[attr-defined]
-            self.ax.xaxis.set_tick_params(labelbottom=True)
-            self.ax.xaxis.get_offset_text().set_visible(True)
-        return canvas.buffer_rgba()  # type: ignore[attr-defined]
-
-    def make_legend(self, plot: Plot) -> None:
-        """Two columns below the axes, so the legend never hides the data (three of the longer
-        Mongolian labels in a row ran off the page)."""
-        if self.handles:
-            self.legend = self.fig.legend(
-                self.handles,
-                [m.label for m in plot.marks],
-                loc="upper center",
-                bbox_to_anchor=(0.5, 1 - (BOTTOM + 38) / HEIGHT),
-                ncols=2,
-                fontsize=7,
-                frameon=False,
-                handlelength=2.5,
-            )
-
-    def set(self, plot: Plot) -> None:
-        """The plot's data, limits, ticks and words, without its legend."""
-        import numpy as np
-        from matplotlib.collections import LineCollection
-        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
-
-        ax = self.ax
-        epoch = float(date2num(datetime.fromtimestamp(0, UTC)))  # 0.0 unless rcParams say otherwise
-
-        def x(seconds: Any) -> Any:  # matplotlib's dates: days since its epoch
-            return epoch + np.asarray(seconds, dtype=float) / 86400
-
-        for artist in (*self.artists.values(), *self.limits):
-            artist.set_visible(False)
-        handles = []
-        n_limits = 0
-        for m in plot.marks:
-            if m.kind == "limit":
-                if n_limits == len(self.limits):
-                    limit = LineCollection([], color=_COLOURS["limit"], linewidth=1.2)
-                    self.limits.append(ax.add_artist(limit))
-                artist = self.limits[n_limits]
-                artist.set_linestyle(m.dash)
-                n_limits += 1
-            else:
-                artist = self.artists[m.kind]
-            if m.spans:
-                lo, hi = x([s[0] for s in m.spans]), x([s[1] for s in m.spans])
-                zero, one = np.zeros_like(lo), np.ones_like(lo)
-                # each span a rectangle: (lo, 0), (lo, 1), (hi, 1), (hi, 0)
-                artist.set_verts(np.stack([np.stack([lo, zero], 1), np.stack([lo, one], 1),
-                                           np.stack([hi, one], 1), np.stack([hi, zero], 1)], 1))  # fmt: skip
-            elif m.kind == "hourly":
-                artist.set_data(x([p[0] for p in m.points]), [p[1] for p in m.points])
-            elif m.kind == "band":
-                artist.set_xy(np.column_stack([x([p[0] for p in m.points]), [p[1] for p in m.points]]))
-            else:
-                lv = np.asarray(m.levels, dtype=float)
-                ends = np.stack(
-                    [np.column_stack([x(lv[:, 0]), lv[:, 2]]), np.column_stack([x(lv[:, 1]), lv[:, 2]])], 1
-                )
-                artist.set_segments(ends)
-            artist.set_visible(True)
-            handles.append(artist)
-        ax.set_xlim(x(plot.start_s), x(plot.end_s))
-        ax.set_ylim(0, plot.y_max)
-        # few ticks, at round times of the site's zone; numbers only: a month's abbreviation
-        # ("Nov") would be English on a Mongolian plot. The date or year beside the axis's end.
-        locator = AutoDateLocator(tz=plot.zone, minticks=3, maxticks=8)
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(
-            ConciseDateFormatter(
-                locator,
-                tz=plot.zone,
-                formats=["%Y", "%Y-%m", "%m-%d", "%H:%M", "%H:%M", "%S.%f"],
-                zero_formats=["", "%Y", "%Y-%m", "%m-%d", "%H:%M", "%H:%M"],
-                offset_formats=["", "%Y", "%Y", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"],
-            )
-        )
-        ax.set_title(plot.title, loc="left", fontsize=10)
-        ax.set_ylabel(plot.y_label, fontsize=9)
-        if self.legend is not None:
-            self.legend.remove()
-            self.legend = None
-        self.handles = handles
-
-
-def _y_locator() -> Any:
-    from matplotlib.ticker import MaxNLocator
-
-    return MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10])
 
 
 def _title(t: Texts, standard: Standard) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from importlib import resources
@@ -15,9 +16,9 @@ from contract import __version__, csvcell
 from contract.figures import Comparison, decimals_of, figure, limit_text, mean_decimals
 from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS, Metric
-from gateway.report import printing
+from gateway.report import drawing, printing
 from gateway.report.model import COMPLETE, ReportData
-from gateway.report.plots import EN, metric_png
+from gateway.report.plots import EN, layout
 from gateway.standards import Limit, Standard
 
 if TYPE_CHECKING:
@@ -105,15 +106,20 @@ ATTACHMENTS = {"completeness": "completeness-by-day.csv", "daily": "daily-means-
 """The files a printed report of a long period carries its days in (render.pdf)."""
 
 
-def plots(data: ReportData, texts: Texts = EN) -> dict[tuple[str, str], str]:
-    """Each metric section's plot as base64 PNG, in `texts`' language and zone: drawn once for the
-    HTML and the PDF both."""
-    return {
-        (s.node, s.metric.value): base64.b64encode(
-            metric_png(s, data.start, data.end, texts, data.site)
-        ).decode("ascii")
-        for s in data.metrics
-    }
+Drawn = Mapping[tuple[str, str], bytes]
+"""Each metric section's plot, PNG bytes by (node, metric)."""
+
+
+def plots(data: ReportData, texts: Texts = EN, *, apart: bool = False) -> Drawn:
+    """Each metric section's plot as PNG, in `texts`' language and zone: drawn once for the HTML
+    and the PDF both. `apart`: drawn in a child process (drawing.Apart) while this one goes on to
+    write the HTML (a plot looked up waits for it), and gone before the PDF is laid out, so
+    matplotlib's memory is not added to WeasyPrint's."""
+    keys = [(s.node, s.metric.value) for s in data.metrics]
+    layouts = (layout(s, data.start, data.end, texts, data.site) for s in data.metrics)
+    if apart:
+        return drawing.Apart(keys, layouts)
+    return {k: drawing.png(p) for k, p in zip(keys, layouts, strict=True)}
 
 
 def html(
@@ -121,7 +127,7 @@ def html(
     texts: Texts = EN,
     *,
     printed: bool = False,
-    drawn: dict[tuple[str, str], str] | None = None,
+    drawn: Drawn | None = None,
     pages: printing.Pages | None = None,
     front_only: bool = False,
 ) -> str:
@@ -132,20 +138,45 @@ def html(
     contents list (printed: the PDF's parts are numbered by render.pdf, not by WeasyPrint), and
     `front_only` stops after it. The printed page's plots are `printing.PLOT` URLs, fetched from
     memory while the PDF is laid out (3 MB of base64 is slow for WeasyPrint's HTML parser)."""
-    template = _template(texts)
-    return template.render(
-        d=data,
-        plots={} if printed else plots(data, texts) if drawn is None else drawn,
-        plot_url=printing.PLOT,
-        front_only=front_only,
-        complete=COMPLETE,
-        long_table=LONG_TABLE,
-        printed=printed,
-        pages=pages,
-        attachments=ATTACHMENTS,
-        version=__version__,
-        t=texts,
-    )
+    return _template(texts).render(_context(data, texts, printed, drawn, pages, front_only))
+
+
+def write_html(out: Path, data: ReportData, texts: Texts = EN, *, drawn: Drawn | None = None) -> int:
+    """`html(data, texts, drawn=drawn)` written to `out` piece by piece as it is rendered, never
+    whole in memory (a year of fifty nodes is 16 MB of text, and the pieces it is joined from
+    several times that, which a PDF laid out next would find still held). Returns its length;
+    plots drawn apart (`plots(apart=True)`), once their child has exited."""
+    written = 0
+    with out.open("w", encoding="utf-8") as f:
+        for piece in _template(texts).generate(_context(data, texts, False, drawn, None, False)):
+            f.write(piece)
+            written += len(piece)
+    if isinstance(drawn, drawing.Apart):
+        drawn.wait()
+    return written
+
+
+def _context(
+    data: ReportData,
+    texts: Texts,
+    printed: bool,
+    drawn: Drawn | None,
+    pages: printing.Pages | None,
+    front_only: bool,
+) -> dict[str, object]:
+    return {
+        "d": data,
+        "plots": {} if printed else plots(data, texts) if drawn is None else drawn,
+        "plot_url": printing.PLOT,
+        "front_only": front_only,
+        "complete": COMPLETE,
+        "long_table": LONG_TABLE,
+        "printed": printed,
+        "pages": pages,
+        "attachments": ATTACHMENTS,
+        "version": __version__,
+        "t": texts,
+    }
 
 
 @cache
@@ -168,6 +199,7 @@ def _template(t: Texts) -> jinja2.Template:
         fig2=_fig2,
         mean=_mean,
         limit=_limit,
+        b64=lambda png: base64.b64encode(png).decode("ascii"),
     )
     return env.from_string(resources.files("gateway.report").joinpath("template.html").read_text("utf-8"))
 
@@ -175,17 +207,19 @@ def _template(t: Texts) -> jinja2.Template:
 def pdf(
     data: ReportData,
     out: Path,
-    drawn: dict[tuple[str, str], str] | None = None,
+    drawn: Drawn | None = None,
     texts: Texts = EN,
 ) -> None:
     """Print the report to PDF with WeasyPrint (extra `report`; needs libpango on Debian): the
     printed HTML (html(printed=True)) laid out in parts and joined (gateway/report/printing.py),
     with each day's completeness and means attached as CSV."""
     drawn = plots(data, texts) if drawn is None else drawn
-    images = {
-        f"{printing.PLOT}{i}": base64.b64decode(drawn[(m.node, m.metric.value)])
-        for i, m in enumerate(data.metrics)
-    }
+
+    def images() -> dict[str, bytes]:
+        if isinstance(drawn, drawing.Apart):
+            drawn.wait()  # the drawing child gone before WeasyPrint's memory grows
+        return {f"{printing.PLOT}{i}": drawn[(m.node, m.metric.value)] for i, m in enumerate(data.metrics)}
+
     attachments = {ATTACHMENTS["completeness"]: _days_csv(data), ATTACHMENTS["daily"]: _means_csv(data)}
     printing.write(
         lambda pages, front_only: html(data, texts, printed=True, pages=pages, front_only=front_only),

@@ -15,6 +15,7 @@ from contract.metrics import Metric
 from gateway.stores.influx_report import ReportQueries
 from gateway.stores.influxql import BUCKET_OFFSET, bucket_start, every, ident, string, where
 from gateway.stores.reader import (
+    CLOCK_READINGS,
     AlertEvent,
     AllOf,
     AnyOf,
@@ -90,7 +91,7 @@ class InfluxReader(ReportQueries):
     def reading_clock(self, site: str, node: str, start: datetime, end: datetime) -> list[Row]:
         return self._db.query(
             f'SELECT "seq", "period_s" FROM "reading" WHERE {where(site, [node], start, end)} '
-            "ORDER BY time LIMIT 2000"
+            f"ORDER BY time LIMIT {CLOCK_READINGS}"
         )
 
     # rows, streamed

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from gateway.stores.influx_rollup import rollup_rows, rollup_totals
 from gateway.stores.influxql import bucket_start, every, ident, string, time_literal, where
 from gateway.stores.reader import Aggregate, Fill, Row, Span, Total, Trace
-from gateway.stores.rollups import Period
+from gateway.stores.rollups import MEASUREMENTS, Period
 from gateway.timerange import from_ms
 
 
@@ -103,6 +103,16 @@ class ReportQueries:
             self._db, span.site, span.nodes, span.start, span.end, period, fields, trace, equals
         )
 
+    def rollup_cells(
+        self, span: Span, period: Period, fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[list[str]]:
+        select = ", ".join(ident(f) for f in fields)
+        cond = where(span.site, span.nodes, span.start, span.end)
+        text = f"SELECT {select} FROM {ident(MEASUREMENTS[period])} WHERE {cond}"
+        if trace is not None:
+            trace(text)
+        return self._db.stream_cells(text, fields)
+
     def rollup_totals(
         self,
         span: Span,
@@ -111,12 +121,13 @@ class ReportQueries:
         *,
         per_node: bool = True,
         equals: tuple[str, str] | None = None,
+        every: timedelta | None = None,
         trace: Trace | None = None,
     ) -> Iterator[Row]:
         cond = where(span.site, span.nodes, span.start, span.end)
         if equals is not None:
             cond += f" AND {ident(equals[0])} = {string(equals[1])}"
-        return rollup_totals(self._db, cond, period, list(selects), per_node, trace)
+        return rollup_totals(self._db, cond, period, list(selects), per_node, trace, every)
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         rows = self._run(

@@ -273,14 +273,22 @@ def rollup_totals(
     selects: list[tuple[str, str]],
     per_node: bool,
     trace: Trace | None,
+    every_: timedelta | None = None,
 ) -> Iterator[Row]:
     """`fn(column)` over the stored roll-ups of a span, per node or not: rows with `node` (per
-    node), `time` (a selector's bucket end, epoch ms) and a key `fn_column` per select."""
+    node), `time` (a selector's bucket end, epoch ms) and a key `fn_column` per select; with
+    `every_`, per group of buckets too (`GROUP BY time(every_, 1ms)`: a bucket stamped at its end
+    falls in the group (t, t + every_], labelled t + 1 ms), with the group's `start`."""
     parts = ", ".join(
         f"{'DISTINCT' if fn == 'distinct' else fn}({ident(c)}) AS {ident(f'{fn}_{c}')}" for fn, c in selects
     )
     text = f"SELECT {parts} FROM {ident(MEASUREMENTS[period])} WHERE {span_where}"
-    text += ' GROUP BY "node"' if per_node else ""
+    groups = [f"time({every(every_)}, 1ms)"] if every_ is not None else []
+    groups += ['"node"'] if per_node else []
+    text += f" GROUP BY {', '.join(groups)}" if groups else ""
+    text += " fill(none)" if every_ is not None else ""
     if trace is not None:
         trace(text)
-    return client.stream(text)
+    if every_ is None:
+        return client.stream(text)
+    return ({**r, "start": bucket_start(int(r["time"]))} for r in client.stream(text))

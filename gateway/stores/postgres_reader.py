@@ -33,6 +33,7 @@ from gateway.stores.postgres_base import (
 )
 from gateway.stores.postgres_report import HubReportQueries
 from gateway.stores.reader import (
+    CLOCK_READINGS,
     AlertEvent,
     Latest,
     NodeColumns,
@@ -106,8 +107,11 @@ class PostgresReader(HubReportQueries):
 
     def reading_clock(self, site: str, node: str, start: datetime, end: datetime) -> list[Row]:
         query = sql.SQL(
-            "SELECT r.ts, r.seq, (r.payload->>'period_s')::int FROM {src} r WHERE {} ORDER BY r.ts LIMIT 2000"
-        ).format(span_where(Span(site, [node], start, end)), src=self.source())
+            "SELECT r.ts, r.seq, (r.payload->>'period_s')::int FROM {src} r"
+            " WHERE {} ORDER BY r.ts LIMIT {lim}"
+        ).format(
+            span_where(Span(site, [node], start, end)), src=self.source(), lim=sql.Literal(CLOCK_READINGS)
+        )
         return [{"time": epoch_ms(t), "seq": s, "period_s": p} for t, s, p in self.rows(query)]
 
     # rows, streamed

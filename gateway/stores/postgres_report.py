@@ -168,6 +168,12 @@ class HubReportQueries(PostgresBase):
         dashboard ask the readings themselves)."""
         return iter(())
 
+    def rollup_cells(
+        self, span: Span, period: Period, fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[list[str]]:
+        """No roll-ups on the hub (see `rollups`)."""
+        return iter(())
+
     def rollup_totals(
         self,
         span: Span,
@@ -176,6 +182,7 @@ class HubReportQueries(PostgresBase):
         *,
         per_node: bool = True,
         equals: tuple[str, str] | None = None,
+        every: timedelta | None = None,
         trace: Trace | None = None,
     ) -> Iterator[Row]:
         """No roll-ups on the hub, so no totals over them either (the callers read the readings)."""

@@ -23,6 +23,10 @@ Fill = Literal["zero", "none"]
 Total = Literal["sum", "min", "max", "count", "distinct"]
 
 
+CLOCK_READINGS = 2000
+"""How many of a node's first readings `Reader.reading_clock` answers with."""
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A site's readings in (start, end]; `nodes` empty: every node."""
@@ -174,7 +178,8 @@ class Reader(Protocol):
         """Metrics stored at all, in the contract's order, so requests name only existing fields."""
 
     def reading_clock(self, site: str, node: str, start: datetime, end: datetime) -> list[Row]:
-        """The node's first readings in the range, oldest first: `time`, `seq`, `period_s`."""
+        """The node's first CLOCK_READINGS readings in the range, oldest first: `time`, `seq`,
+        `period_s`."""
 
     # rows, streamed
     def readings(
@@ -249,6 +254,13 @@ class Reader(Protocol):
         end) and `fields` (`pm2_5_mean`, `readings`, ...). Buckets without readings are absent.
         With `equals` (a string field, a value), only the buckets where the field has the value."""
 
+    def rollup_cells(
+        self, span: Span, period: Literal["1h", "1d"], fields: list[str], *, trace: Trace | None = None
+    ) -> Iterator[list[str]]:
+        """`rollups` of one node (the span's only node) as the database's own text: per bucket a
+        list of cells, `time` (epoch ms of its end) then `fields`, an absent value empty, in time
+        order. The report's gaps read a year of a node's hours (8,760) this way, not a dict each."""
+
     def rollup_totals(
         self,
         span: Span,
@@ -257,12 +269,16 @@ class Reader(Protocol):
         *,
         per_node: bool = True,
         equals: tuple[str, str] | None = None,
+        every: timedelta | None = None,
         trace: Trace | None = None,
     ) -> Iterator[Row]:
         """`function(field)` over the stored roll-ups of the buckets in the span, by the database
         (a year of fifty nodes' hours is 438,000 points): per node (or not) a row with `node`,
         `time` (epoch ms: the bucket's end for a lone `max`/`min`, the one it was found in) and a
-        key `<function>_<field>` per select. With `equals`, only the buckets where it holds."""
+        key `<function>_<field>` per select. With `equals`, only the buckets where it holds. With
+        `every`, a row per group of buckets whose ends lie in (k * every, (k + 1) * every] from
+        the epoch, `start` its k * every (groups without buckets are absent): what the report's
+        plot draws of a year's hours, a ninth of the rows."""
 
     def status_before(self, site: str, at: datetime, *, trace: Trace | None = None) -> dict[str, str]:
         """Each node's last state (`online`/`offline`) at or before `at`."""

@@ -4,9 +4,15 @@ earlier version stored without it (docs/protocol.md, `period_unknown`)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
-from gateway.dataset import DEFAULT_INTERVAL_S, inferred_interval_s
+from gateway.config import InfluxConfig
+from gateway.dataset import CLOCK_FIRST, DEFAULT_INTERVAL_S, inferred_interval_s, interval_s
+from gateway.stores import open_reader
+from gateway.stores.reader import CLOCK_READINGS
+from tests.helpers import Influx
 
 
 @pytest.mark.parametrize(
@@ -22,3 +28,29 @@ from gateway.dataset import DEFAULT_INTERVAL_S, inferred_interval_s
 )
 def test_a_nodes_interval_is_inferred_from_times_and_seq(clock: list[tuple[int, int]], expected: int) -> None:
     assert inferred_interval_s(clock) == expected
+
+
+def test_the_interval_from_the_first_days_or_the_whole_period(influx: Influx) -> None:
+    """`interval_s` asks the period's first two days first (over a year the database's plan of the
+    whole is slow) and the whole period only when those hold too few readings: either way the
+    node's first readings, as one query over the whole period finds them."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    lines = []
+    for i in range(1, 3001):  # node "a" reads every minute, without `period_s`: inferred
+        lines.append(
+            f"reading,node=a,site=s pm2_5=1,seq={i}i {int((start + timedelta(minutes=i)).timestamp() * 1000)}"
+        )
+    for i in range(1, 200):  # node "b" every hour, with `period_s`, a stretch at 600 s after day 3
+        period = 600 if 80 < i < 120 else 3600
+        ts = int((start + timedelta(hours=i)).timestamp() * 1000)
+        lines.append(f"reading,node=b,site=s pm2_5=1,seq={i}i,period_s={period}i {ts}")
+    influx.write(lines)
+    reader = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
+    end = start + timedelta(days=30)
+    for node, expected in (("a", 60), ("b", 3600)):
+        whole = reader.reading_clock("s", node, start, end)
+        assert interval_s(reader, "s", node, start, end) == expected
+        assert len(whole) == min(CLOCK_READINGS, 3000 if node == "a" else 199)
+        first = reader.reading_clock("s", node, start, start + CLOCK_FIRST)
+        assert whole[: len(first)] == first and (node == "a") == (len(first) == CLOCK_READINGS)
+    reader.close()

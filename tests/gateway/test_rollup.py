@@ -18,7 +18,7 @@ from contract.wire import ReadingPayload
 from gateway import cli
 from gateway.config import InfluxConfig
 from gateway.points import to_line
-from gateway.report import data
+from gateway.report import data, plots
 from gateway.report.model import ReportData
 from gateway.rollup import DIRTY_FILE, MAX_WAIT, SETTLE, Rollups, bucket_of, jobs
 from gateway.stores import open_reader, open_store, rollups_for
@@ -292,6 +292,50 @@ def test_report_and_series_from_rollups_equal_those_from_raw(influx: Influx, tmp
             for x, y in zip(rolled_s.values[m], raw_s.values[m], strict=True):
                 assert (x is None and y is None) or math.isclose(x, y, rel_tol=1e-12)  # type: ignore[arg-type]
     assert None in rolled_series[0].values["pm2_5"]  # b's silent hours stay gaps
+
+
+def test_a_long_periods_plot_band_from_rollups_equals_the_one_from_raw(
+    influx: Influx, tmp_path: Path
+) -> None:
+    """Forty days and a bit, more hours than the plot has pixels: the band the plot draws (the
+    lowest and highest hourly mean of each group of hours) is grouped by the database over the
+    hourly roll-ups, the partial first day's hours folded into the same groups, and equals both
+    the band from the raw readings and the one computed here from the readings themselves."""
+    minutes = range(1, 40 * 1440, 20)
+    influx.write([to_line(r) for node in ("a", "b") for r in readings(node, T0, minutes)])
+    reader = open_reader(InfluxConfig(url=influx.url, database=influx.db, api="v1"))  # type: ignore[arg-type]
+    start, end = T0 - timedelta(hours=5), T0 + timedelta(days=40)
+
+    def report() -> ReportData:
+        return data.collect(
+            reader, site="tsagaan", start=start, end=end, generated=end, standards=["who-2021"]
+        )
+
+    raw_report = report()
+    _rebuild(influx, tmp_path, "2026-03-01", "2026-04-12")
+    rolled_report = report()
+    assert rolled_report.metrics == raw_report.metrics
+    per = 2  # 965 hours for 900 pixels
+    hours: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for row in influx.rows('SELECT "pm2_5" FROM "reading" GROUP BY "node"'):
+        hours[(str(row["node"]), bucket_of(int(row["time"]), "1h") + 3600_000)].append(float(row["pm2_5"]))
+    groups: dict[tuple[str, int], list[float]] = defaultdict(list)
+    for (node, hour_end), values in hours.items():
+        groups[(node, (hour_end - 1) // (per * 3600_000))].append(sum(values) / len(values))
+    for section in rolled_report.metrics:
+        band = section.band
+        assert band is not None and band.hours == per and not section.hourly
+        assert 0 < len(band) <= plots.DENSE
+        if section.metric.value != "pm2_5":
+            continue
+        want = sorted((k, min(v), max(v)) for (node, k), v in groups.items() if node == section.node)
+        got = zip(band.times_s, band.lows, band.highs, strict=True)
+        for (k, low, high), (mid_s, b_low, b_high) in zip(want, got, strict=True):
+            assert mid_s == (k + 0.5) * per * 3600
+            assert math.isclose(low, b_low, rel_tol=1e-12) and math.isclose(high, b_high, rel_tol=1e-12)
+    queries = rolled_report.queries["hourly:pm2_5"]
+    assert any('FROM "reading_1h"' in q and "GROUP BY time(2h, 1ms)" in q for q in queries)
+    assert not any('FROM "reading_1h"' in q for q in raw_report.queries["hourly:pm2_5"])
 
 
 def test_in_the_background_the_hook_never_waits_for_a_recompute(

@@ -23,7 +23,7 @@ from contract.signing import key_id, public_b64
 from gateway import devservices
 from gateway.cli import main
 from gateway.config import load as load_config
-from gateway.report import plots, render
+from gateway.report import drawing, plots, render
 from gateway.report.model import ReportData
 from gateway.stores import open_reader
 from gateway.trust.registry import KeyRecord, save
@@ -414,7 +414,7 @@ def test_a_day_not_judged_is_not_drawn_as_a_mean(site_db: Influx, tmp_path: Path
             assert "24-hour mean (judged days)" not in labels  # no line claims a mean that is not one
             hatched = labels["day not judged (insufficient data)"]
             assert hatched.kind == "insufficient" and hatched.spans == [(plot.start_s, plot.end_s)]
-        assert Image.open(io.BytesIO(plots.png(plot))).size == (plots.WIDTH, plots.HEIGHT)
+        assert Image.open(io.BytesIO(drawing.png(plot))).size == (drawing.WIDTH, drawing.HEIGHT)
 
 
 def test_site_metadata_keys_producer_and_flag_shares(site_db: Influx, tmp_path: Path) -> None:
