@@ -90,7 +90,8 @@ def parse_reading(
     if kind is not TopicKind.READING:
         raise PayloadError("bad_topic", f"{topic_text!r} is not a reading topic")
     try:
-        payload.decode("utf-8")
+        if not payload.isascii():  # ASCII is UTF-8, and the test is a scan without a copy
+            payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PayloadError("not_utf8", str(exc)) from None
     doc = _decode(payload)
