@@ -67,40 +67,19 @@ def canonical_bytes(reading: ReadingPayload) -> bytes:
     return _CANONICAL.encode(canonical_doc(reading)).encode("utf-8")
 
 
-# `"sig"` as the last member of what a node sends: `signed_wire` writes it, `sent_canonical` finds it.
+# `"sig"` as the last member of what a node sends (`signed_wire`)
 _SIG_OPEN = b',"sig":"'
 _SIG_CLOSE = b'"}'
-_CANONICAL_OPEN = b'{"flags":'  # the first key of every canonical form, sorted
 
 
 def signed_wire(canonical: bytes, sig_b64: str) -> bytes:
     """What a node sends for a signed reading: its canonical bytes with `"sig"` appended as the
-    last member. Any JSON with the same values is as valid (docs/protocol.md, "Signed readings");
-    this spelling lets a gateway check the signature over the bytes as they came, without
-    rebuilding the canonical form (`sent_canonical`)."""
+    last member. Any JSON with the same values is as valid (docs/protocol.md, "Signed readings"):
+    the gateway always checks the canonical form rebuilt from the values it parsed, because a
+    check over the bytes as they came would also pass bytes a key holder signed that are not the
+    canonical form, which no later verifier could reproduce from the stored values. This spelling
+    only lets a reader of the message see the signed bytes verbatim."""
     return canonical[:-1] + _SIG_OPEN + sig_b64.encode("ascii") + _SIG_CLOSE
-
-
-def sent_canonical(payload: bytes, sig_b64: str) -> bytes | None:
-    """The bytes `sig_b64` signs if `payload` was written by `signed_wire`, else None.
-
-    `payload` must be the JSON object a reading was parsed from, without duplicate keys, and
-    `sig_b64` its `sig` (base64 holds no `"` or `\\`). Then a payload ending in `,"sig":"<sig>"}`
-    has `sig` as the last member of its top-level object, and cutting that member out leaves the
-    same object without it: the quote before `<sig>` follows a `:` and the one before `sig`
-    follows a `,`, so neither is inside a string, and the last `}` closes the top level. Whether
-    those bytes are the canonical form is for the signature to tell: a node signs only its
-    readings' canonical bytes, so a signature that verifies over them says they are; when it does
-    not, the caller checks the canonical form rebuilt from the values, as for any other spelling."""
-    if not payload.startswith(_CANONICAL_OPEN):
-        return None
-    tail = len(_SIG_OPEN) + len(sig_b64) + len(_SIG_CLOSE)
-    if (
-        len(payload) <= tail + len(_CANONICAL_OPEN)
-        or payload[-tail:] != _SIG_OPEN + sig_b64.encode() + _SIG_CLOSE
-    ):
-        return None
-    return payload[:-tail] + b"}"
 
 
 def key_id(public: Ed25519PublicKey) -> str:

@@ -40,9 +40,9 @@ log = logging.getLogger(__name__)
 
 Ack = Callable[[list[Message]], None]
 OnStored = Callable[[list[ReadingPayload]], None]
-Verify = Callable[[ReadingPayload, bytes], SignatureCheck | None]
+Verify = Callable[[ReadingPayload], SignatureCheck | None]
 """Raises PayloadError for a reading that must not be stored; returns the signature check still to
-make, or None (gateway.trust.verifier.Verifier.prepare). The bytes are the message's payload."""
+make, or None (gateway.trust.verifier.Verifier.prepare)."""
 SUBMIT_EVERY = 100  # signature checks handed over at a time: a write to the worker per 100 readings
 
 
@@ -114,7 +114,7 @@ class Ingest:
             reading = parse_reading(
                 msg.topic, msg.payload, self._prefix, now=now, clock_tolerance_s=self._tolerance_s
             )
-            check = self._verify(reading, msg.payload) if self._verify is not None else None
+            check = self._verify(reading) if self._verify is not None else None
         except PayloadError as exc:
             self._reject(msg, exc.reason, exc.detail)
             return
