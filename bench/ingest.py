@@ -214,14 +214,14 @@ def _keys(path: Path, nodes: int) -> None:
 
 
 def _signed(messages: list[tuple[str, bytes]], nodes: int) -> list[tuple[str, bytes]]:
-    """The same readings, each signed by its node, as a node sends them (to_wire of the signed)."""
+    """The same readings, each signed by its node, as a node sends them (`Signer.sign_wire`)."""
     from contract.wire import ReadingPayload
 
     signers = {f"node-{k:02d}": _signer(k) for k in range(nodes)}
     out = []
     for topic, payload in messages:
         reading = ReadingPayload.model_validate_json(payload)
-        out.append((topic, signers[reading.node].sign(reading).to_wire()))
+        out.append((topic, signers[reading.node].sign_wire(reading)))
     return out
 
 

@@ -67,6 +67,21 @@ def canonical_bytes(reading: ReadingPayload) -> bytes:
     return _CANONICAL.encode(canonical_doc(reading)).encode("utf-8")
 
 
+# `"sig"` as the last member of what a node sends (`signed_wire`)
+_SIG_OPEN = b',"sig":"'
+_SIG_CLOSE = b'"}'
+
+
+def signed_wire(canonical: bytes, sig_b64: str) -> bytes:
+    """What a node sends for a signed reading: its canonical bytes with `"sig"` appended as the
+    last member. Any JSON with the same values is as valid (docs/protocol.md, "Signed readings"):
+    the gateway always checks the canonical form rebuilt from the values it parsed, because a
+    check over the bytes as they came would also pass bytes a key holder signed that are not the
+    canonical form, which no later verifier could reproduce from the stored values. This spelling
+    only lets a reader of the message see the signed bytes verbatim."""
+    return canonical[:-1] + _SIG_OPEN + sig_b64.encode("ascii") + _SIG_CLOSE
+
+
 def key_id(public: Ed25519PublicKey) -> str:
     """First 8 bytes of SHA-256 of the raw 32-byte public key, as 16 lowercase hex digits."""
     from cryptography.hazmat.primitives import serialization
@@ -129,6 +144,12 @@ class Signer:
         unsigned = reading.model_copy(update={"kid": self.kid, "sig": None})
         sig = base64.b64encode(self.private.sign(canonical_bytes(unsigned))).decode("ascii")
         return unsigned.model_copy(update={"sig": sig})
+
+    def sign_wire(self, reading: ReadingPayload) -> bytes:
+        """The reading signed, as a node sends it (`signed_wire`): the same `kid` and `sig` as
+        `sign`, with the canonical bytes built once."""
+        canonical = canonical_bytes(reading.model_copy(update={"kid": self.kid, "sig": None}))
+        return signed_wire(canonical, base64.b64encode(self.private.sign(canonical)).decode("ascii"))
 
     @classmethod
     def from_seed(cls, seed: bytes) -> Signer:

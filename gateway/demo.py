@@ -104,7 +104,7 @@ def _signing(node: NodeService, keys_dir: Path) -> NodeService:
     """Give a demo node a key of its own and register it, as `minewatch-gateway provision` would."""
     signer = Signer.generate()
     register(keys_dir, node.cfg.site, node.cfg.node, signer)
-    node.sign = signer.sign
+    node.sign = signer.sign_wire
     return node
 
 

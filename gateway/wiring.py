@@ -100,8 +100,11 @@ def open_parts(cfg: GatewayConfig) -> Parts:
         keepalive_s=cfg.mqtt.keepalive_s,
         session_expiry_s=cfg.mqtt.session_expiry_s,
         receive_maximum=max(2 * cfg.batch.max_size, 100),
-        # two batches waiting, not four: each held PMS5003 reading is about 0.6 KB of the peak
-        queue_size=max(2 * cfg.batch.max_size, 1000),
+        # a batch and a half waiting, not four batches: each held PMS5003 reading is about 0.6 KB
+        # of the peak (0.7 KB signed). With receive_maximum at two batches, what is not acked is
+        # in the batch, this inbox or the socket's buffer; after each ack the broker sends a
+        # batch at once, and what does not fit waits in the socket (docs/operations.md)
+        queue_size=max(cfg.batch.max_size + cfg.batch.max_size // 2, 1000),
         will=(gateway_status_topic(cfg.topic_prefix, cfg.gateway_id), status.down(cfg.gateway_id)),
     )
     checks = checks_for(CheckIn(cfg.trust.check_signatures_in))

@@ -83,8 +83,10 @@ class NodeService:
     clock: Clock = utc_now
     on_reading: Callable[[int, Reading], None] | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
-    # Signs each payload as it is built (gateway.trust.signing.Signer.sign); from [identity] when None.
-    sign: Callable[[ReadingPayload], ReadingPayload] | None = None
+    # Signs each payload as it is built, into the bytes to send (contract.signing.Signer.sign_wire:
+    # the canonical form with `sig` appended, which a gateway checks as it came); from [identity]
+    # when None.
+    sign: Callable[[ReadingPayload], bytes] | None = None
     clock_probe: ClockProbe | None = None  # None: chosen by cfg.clock_sync
     notifier: Notifier = field(default_factory=Notifier)
     monotonic: Callable[[], float] = time.monotonic
@@ -99,7 +101,7 @@ class NodeService:
         reading_topic = topic(cfg.topic_prefix, cfg.site, cfg.node, TopicKind.READING)
         calibrate = NodeCalibration.start(cfg.sensors, self.clock)  # refuses bad files before ports open
         if self.sign is None and cfg.identity.key_file is not None:
-            self.sign = Signer.from_file(cfg.identity.key_file).sign
+            self.sign = Signer.from_file(cfg.identity.key_file).sign_wire
         outbox = Outbox(
             cfg.buffer.path,
             max_readings=cfg.buffer.max_readings,
@@ -235,7 +237,7 @@ class NodeService:
 
             def build(seq: int, reading: Reading = reading) -> bytes:
                 payload = to_payload(self.cfg, seq, reading)
-                return (self.sign(payload) if self.sign else payload).to_wire()
+                return self.sign(payload) if self.sign else payload.to_wire()
 
             try:
                 seq = outbox.append(ts, build)

@@ -14,6 +14,7 @@ are refused, even with the right password, until the window has passed.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -113,8 +114,14 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, base64.b64decode(key))
 
 
-_DUMMY = hash_password("not a password of anyone", b"0" * 16)
-"""Checked against when the name is unknown, so an unknown name costs what a wrong password does."""
+@functools.cache
+def _dummy() -> str:
+    """Checked against when the name is unknown, so an unknown name costs what a wrong password does.
+
+    Made at the first login, not at import: every `minewatch-gateway` process imports this module
+    (the `monitors` command's parser), and scrypt's 16 MB at import set `run`'s peak memory, about
+    12 MB above what ingest itself ever used (docs/operations.md, "Ingest benchmark")."""
+    return hash_password("not a password of anyone", b"0" * 16)
 
 
 def token_hash(token: str) -> str:
@@ -197,7 +204,7 @@ class Accounts:
             row = self._db.execute(
                 "SELECT password FROM monitors WHERE name = ? AND disabled IS NULL", (name,)
             ).fetchone()
-        ok = check_password(password[:PASSWORD_MAX], str(row[0]) if row else _DUMMY) and row is not None
+        ok = check_password(password[:PASSWORD_MAX], str(row[0]) if row else _dummy()) and row is not None
         if not ok:
             with self._lock:
                 self._db.execute("INSERT INTO failures VALUES (?, ?, ?)", (name[:64], address, _iso(now)))

@@ -82,12 +82,11 @@ class InfluxV1:
         fields = {"db": self._db, "precision": "ms", **self._auth}
         if self._rp:
             fields["rp"] = self._rp
-        body = "\n".join(lines).encode()
         try:
             resp = self._http.request(
                 "POST",
                 f"{self._base}/write?{urlencode(fields)}",
-                body=body,
+                body=_body(lines),
                 headers={"Content-Type": "text/plain; charset=utf-8"},
             )
         except urllib3.exceptions.HTTPError as exc:
@@ -240,6 +239,19 @@ def _series(doc: dict[str, Any]) -> Iterator[tuple[dict[str, str], list[str], li
         for series in result.get("series", []):
             if series.get("values"):
                 yield series.get("tags", {}), series["columns"], series["values"]
+
+
+BODY_LINES = 200
+
+
+def _body(lines: list[str]) -> Iterator[bytes]:
+    """The lines of a write, sent chunked (`Transfer-Encoding: chunked`) BODY_LINES at a time.
+
+    Joined into one text and encoded, a batch of 1,000 PMS5003 readings was two copies of 0.6 MB
+    alive at once, on top of the batch itself; that raised the gateway's peak memory at every
+    write (docs/operations.md, "Ingest benchmark"). InfluxDB reads a chunked body as it reads any."""
+    for i in range(0, len(lines), BODY_LINES):
+        yield ("\n".join(lines[i : i + BODY_LINES]) + "\n").encode()
 
 
 def _rows(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:

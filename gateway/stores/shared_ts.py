@@ -6,7 +6,7 @@ whose clock stepped back sends *different* readings (other `seq`s) with the `ts`
 and written as they are they would silently replace them.
 
 So before `reading` lines are written, the points already stored at their times are looked up (one
-request: a statement per site and run of close times, naming the batch's nodes). A line whose
+request: a statement per node and run of close times, or per site when a run names many nodes). A line whose
 (site, node, time) holds nothing is written as it is, and so is one that finds its own `seq` there
 (a redelivery lands on the same point, as before). One that finds another `seq` is written with the
 tag `ts_rank` = 2 (3 for a third reading at that time, ...), a series of its own, and it and every
@@ -38,6 +38,12 @@ FLAGS_FIELD = "gateway_flags"
 RUN_GAP_MS = 3_600_000
 """Times of a batch further apart than this are looked up in separate statements, so a batch
 holding an old backlog and live readings does not scan everything stored between them."""
+NODE_STATEMENTS_MAX = 64
+"""Up to this many nodes in a run, each is looked up between its own first and last time. One
+statement for the site's span returned every other node's points in it too: with 20 nodes sending
+in order, about 2,100 rows a batch of 1,000 that matched nothing, parsed for nothing, a sixth of
+the gateway's CPU with the PMS5003 payload (docs/operations.md, "Ingest benchmark"). Past this,
+one statement per site and run, as InfluxDB plans each statement on its own."""
 
 Lookup = Callable[[str], list[Row]]
 """Runs InfluxQL, one row per point with its series tags merged in (InfluxV1.query)."""
@@ -153,6 +159,16 @@ def _flag_line(key: _Key, point: _Point) -> str:
     return f'{_PREFIX}node={key.node},site={key.site}{rank} {FLAGS_FIELD}="{flags}" {key.ms}'
 
 
+def _select(site: str, nodes: list[str], first_ms: int, last_ms: int) -> str:
+    names = " OR ".join(f'"node" = {string(n)}' for n in nodes)
+    return (
+        f'SELECT "seq", {ident(FLAGS_FIELD)} FROM {ident(MEASUREMENT)} '
+        f'WHERE "site" = {string(site)} AND ({names}) '
+        f"AND time >= {first_ms}ms AND time <= {last_ms}ms "
+        f'GROUP BY "site", "node", {ident(RANK_TAG)}'
+    )
+
+
 def _stored(wanted: set[_Key], lookup: Lookup) -> dict[_Key, list[_Point]]:
     per_site: dict[str, list[_Key]] = {}
     for key in wanted:
@@ -165,13 +181,14 @@ def _stored(wanted: set[_Key], lookup: Lookup) -> dict[_Key, list[_Point]]:
             if item is not None and (not run or item.ms - run[-1].ms <= RUN_GAP_MS):
                 run.append(item)
                 continue
-            nodes = " OR ".join(f'"node" = {string(n)}' for n in sorted({k.node for k in run}))
-            statements.append(
-                f'SELECT "seq", {ident(FLAGS_FIELD)} FROM {ident(MEASUREMENT)} '
-                f'WHERE "site" = {string(site)} AND ({nodes}) '
-                f"AND time >= {run[0].ms}ms AND time <= {run[-1].ms}ms "
-                f'GROUP BY "site", "node", {ident(RANK_TAG)}'
-            )
+            spans: dict[str, tuple[int, int]] = {}  # per node, its first and last time in the run
+            for k in run:
+                first, _ = spans.get(k.node, (k.ms, k.ms))
+                spans[k.node] = (first, k.ms)
+            if len(spans) <= NODE_STATEMENTS_MAX:
+                statements += [_select(site, [node], *spans[node]) for node in sorted(spans)]
+            else:
+                statements.append(_select(site, sorted(spans), run[0].ms, run[-1].ms))
             run = [] if item is None else [item]
     try:
         rows = lookup("; ".join(statements))

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract.flags import Flag
-from contract.signing import Signer, canonical_bytes, public_b64, verify_signature
+from contract.signing import Signer, canonical_bytes, public_b64, signed_wire, verify_signature
 from contract.wire import PayloadError, ReadingPayload
 from gateway.trust.registry import KeyRecord, KeyRegistry, KeyStatus, save
 from gateway.trust.reverify import reverify
@@ -48,6 +48,85 @@ def test_the_documented_vector_is_reproduced_exactly() -> None:
     assert verify_signature(SIGNER.private.public_key(), reading)
 
 
+def test_a_node_sends_the_canonical_form_with_sig_last(tmp_path: Path) -> None:
+    sent = VEC["vector-signed-wire"].encode("utf-8")
+    unsigned = parse_reading(TOPIC, VEC["vector-payload"].encode()).model_copy(
+        update={"sig": None, "kid": None}
+    )
+    assert SIGNER.sign_wire(unsigned) == sent
+    reading = parse_reading(TOPIC, sent)
+    assert reading == parse_reading(TOPIC, VEC["vector-payload"].encode())  # the same values
+    verifier = Verifier(_registry(tmp_path, _record(SIGNER)))
+    check = verifier.prepare(reading)
+    assert check is not None and check.message == VEC["vector-canonical"].encode("utf-8")
+    assert check.passes()
+
+
+def _respelt(kind: str) -> bytes:
+    """The vector reading in another spelling than the node's: each is valid and verifies."""
+    sent = VEC["vector-signed-wire"]
+    sig = VEC["vector-sig"]
+    if kind == "published":  # the contract's field order (earlier nodes, other clients)
+        return VEC["vector-payload"].encode()
+    if kind == "spaced":  # canonical order, json.dumps' default separators
+        return json.dumps(json.loads(sent), ensure_ascii=False).encode()
+    if kind == "one-space":  # the node's bytes but one space: starts and ends as the node's do
+        return sent.replace('"seq":7', '"seq": 7').encode()
+    if kind == "whole-int":  # 12.0 sent as 12: the same float
+        return sent.replace('"raw":12.0', '"raw":12').encode()
+    if kind == "escaped":  # non-ASCII escaped: the same string
+        return sent.replace("ö", "\\u00f6").encode()
+    if kind == "sig-first":  # sig anywhere but last
+        return sent.replace(f',"sig":"{sig}"', "").replace('{"flags"', f'{{"sig":"{sig}","flags"', 1).encode()
+    if kind == "newline":  # a trailing newline
+        return (sent + "\n").encode()
+    raise AssertionError(kind)
+
+
+RESPELT = ["published", "spaced", "one-space", "whole-int", "escaped", "sig-first", "newline"]
+
+
+@pytest.mark.parametrize("kind", RESPELT)
+def test_any_other_spelling_falls_back_to_the_rebuilt_canonical_form(tmp_path: Path, kind: str) -> None:
+    payload = _respelt(kind)
+    assert payload != VEC["vector-signed-wire"].encode()
+    reading = parse_reading(TOPIC, payload)
+    verifier = Verifier(_registry(tmp_path, _record(SIGNER)))
+    check = verifier.prepare(reading)
+    assert check is not None and check.passes()
+    verifier(reading)  # accepted
+    assert check.message == VEC["vector-canonical"].encode()  # always the form rebuilt from the values
+
+
+@pytest.mark.parametrize("kind", RESPELT)
+def test_a_value_changed_in_any_spelling_is_refused(tmp_path: Path, kind: str) -> None:
+    """Tampered in the node's form or in another: refused, whichever bytes were tried first."""
+    verifier = Verifier(_registry(tmp_path, _record(SIGNER)))
+    for payload in (_respelt(kind), VEC["vector-signed-wire"].encode()):
+        forged = payload.replace(b'"seq":7', b'"seq":8').replace(b'"seq": 7', b'"seq": 8')
+        assert forged != payload
+        with pytest.raises(PayloadError) as info:
+            verifier(parse_reading(TOPIC, forged))
+        assert info.value.reason == "bad_signature"
+
+
+def test_bytes_signed_that_are_not_the_canonical_form_are_refused(tmp_path: Path) -> None:
+    """A key holder that signs another spelling (one space, an escaped letter) and sends it with
+    its `sig` last: the signature is good over the bytes that came, but no verifier could
+    reproduce them from the stored values, so the gateway refuses it (it checks the rebuilt form)."""
+    verifier = Verifier(_registry(tmp_path, _record(SIGNER)))
+    canonical = VEC["vector-canonical"]
+    for other in (canonical.replace('"seq":7', '"seq": 7'), canonical.replace("ö", "\\u00f6")):
+        signed = other.encode()
+        sig = base64.b64encode(SIGNER.private.sign(signed)).decode("ascii")
+        sent = signed_wire(signed, sig)
+        reading = parse_reading(TOPIC, sent)
+        assert canonical_bytes(reading) == canonical.encode()  # the same values
+        with pytest.raises(PayloadError) as info:
+            verifier(reading)
+        assert info.value.reason == "bad_signature"
+
+
 def _registry(tmp: Path, *records: KeyRecord) -> KeyRegistry:
     for record in records:
         save(tmp, record)
@@ -70,11 +149,13 @@ def _check(verifier: Verifier, payload: bytes, topic: str = TOPIC) -> None:
     verifier(parse_reading(topic, payload))
 
 
-def test_one_flipped_bit_anywhere_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("vector", ["vector-payload", "vector-signed-wire"])
+def test_one_flipped_bit_anywhere_is_refused(tmp_path: Path, vector: str) -> None:
     """Every single-bit change (low bit and case bit of each byte) is refused, unless it only
-    respells the same value (`1e-05` as `1E-05`): the signature covers values, not spelling."""
+    respells the same value (`1e-05` as `1E-05`): the signature covers values, not spelling. In
+    the node's own form too, where the check is first made over the bytes as they came."""
     verifier = Verifier(_registry(tmp_path, _record(SIGNER)))
-    payload = VEC["vector-payload"].encode("utf-8")
+    payload = VEC[vector].encode("utf-8")
     original = canonical_bytes(parse_reading(TOPIC, payload))
     _check(verifier, payload)  # the original is accepted
     respelt = 0
@@ -236,6 +317,12 @@ def test_any_signed_reading_verifies_from_the_wire_and_from_a_stored_row(
     verifier = Verifier(registry)
     wire = parse_reading(TOPIC, signed.to_wire())
     verifier(wire)
+    # As a node sends it: the canonical form with `sig` last, the same values and signature
+    sent = SIGNER.sign_wire(ReadingPayload.model_validate(doc))
+    parsed = parse_reading(TOPIC, sent)
+    assert parsed == wire and parsed.sig is not None
+    assert sent == signed_wire(canonical_bytes(parsed), parsed.sig)
+    verifier(parsed)
     # whole floats sent as integers (another implementation's JSON) sign the same canonical bytes
     respelt = json.loads(
         signed.to_wire(), parse_float=lambda t: int(float(t)) if float(t).is_integer() else float(t)

@@ -317,3 +317,19 @@ def test_a_lone_surrogate_escape_is_refused() -> None:
     with pytest.raises(PayloadError) as caught:
         parse_reading(TOPIC, json.dumps(doc).encode())
     assert caught.value.reason == "not_json"
+
+
+def test_readings_of_one_shape_share_their_set_of_fields_and_a_copy_does_not() -> None:
+    """The gateway shares pydantic's per-instance set of field names among readings of one shape
+    (gateway/validate.py): what each reports as set is still its own, and a copy with an update
+    changes neither the shared set nor any other reading."""
+    a = parse_reading(TOPIC, json.dumps(example()).encode())
+    b = parse_reading(TOPIC, json.dumps({**example(), "seq": 1043}).encode())
+    bare = {k: v for k, v in example().items() if k != "flags"}
+    c = parse_reading(TOPIC, json.dumps(bare).encode())
+    assert a.model_fields_set is b.model_fields_set
+    assert "flags" not in c.model_fields_set and "flags" in a.model_fields_set
+    copied = a.model_copy(update={"kid": "0123456789abcdef"})
+    assert "kid" in copied.model_fields_set and "kid" not in b.model_fields_set
+    assert a.model_dump(exclude_unset=True).keys() == {*example()} - {"schema"} | {"schema_"}
+    assert a == parse_reading(TOPIC, json.dumps(example()).encode())

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from contract.wire import MetricValue, ReadingPayload
 from gateway.config import InfluxConfig
 from gateway.points import to_line
 from gateway.stores.backends import open_reader
 from gateway.stores.influx_v1 import InfluxV1
-from gateway.stores.reader import Span
+from gateway.stores.reader import Row, Span
+from gateway.stores.shared_ts import NODE_STATEMENTS_MAX, keep_both
 from tests.helpers import Influx
 
 TS = datetime(2026, 11, 22, 10, 1, tzinfo=UTC)
@@ -95,4 +98,37 @@ def test_into_a_database_not_yet_created(influx: Influx) -> None:
     store = _store(influx)
     store.write([to_line(_reading(1, 1.0))])
     assert sorted(_by_seq(influx)) == [1]
+    store.close()
+
+
+def _at(node: str, seq: int, minute: int) -> str:
+    reading = _reading(seq, float(seq), ts=TS + timedelta(minutes=minute))
+    return to_line(reading.model_copy(update={"node": node}))
+
+
+@pytest.mark.parametrize("nodes", [2, NODE_STATEMENTS_MAX + 1])
+def test_each_node_is_looked_up_over_its_own_times(influx: Influx, nodes: int) -> None:
+    """Nodes whose readings interleave (as 20 nodes sending at once do): another node's points
+    within the batch's span are not fetched, and a point at one of this batch's times still is.
+    Past NODE_STATEMENTS_MAX nodes, one statement for the site's span: the same lines out."""
+    store = _store(influx)
+    others = [f"m{i:03d}" for i in range(nodes - 1)]
+    store.write(
+        [_at("n1", 100 + m, m) for m in range(10)] + [_at(o, 1 + m, m) for o in others for m in range(5)]
+    )
+    fetched: list[int] = []
+
+    def lookup(influxql: str) -> list[Row]:
+        rows = store.query(influxql)
+        fetched.append(len(rows))
+        return rows
+
+    # the others go on in order; n1's clock went back to minute 3 (seq 200 at seq 103's time)
+    batch = [_at(o, 1 + m, m) for o in others for m in range(5, 10)] + [_at("n1", 200, 3)]
+    out = keep_both(batch, lookup)
+    # n1's seq 103 alone; over the site's span, n1's minutes 3-9 and the others' 3 and 4 too
+    assert fetched == [1 if nodes <= NODE_STATEMENTS_MAX else 7 + 2 * len(others)]
+    assert out[: len(batch) - 1] == batch[:-1]  # nothing stored at their times: as they were
+    assert out[-2].startswith('reading,node=n1,site=s1 gateway_flags="ts_shared" ')  # seq 103 flagged
+    assert ",ts_rank=2 " in out[-1] and "seq=200i" in out[-1]  # and seq 200 kept beside it
     store.close()

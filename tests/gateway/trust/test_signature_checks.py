@@ -52,8 +52,16 @@ def _reading(seq: int) -> ReadingPayload:
     )
 
 
-def _signed(seq: int, signer: Signer = SIGNER) -> bytes:
-    return signer.sign(_reading(seq)).to_wire()
+FORMS = ["sent", "published", "one-space"]
+
+
+def _signed(seq: int, signer: Signer = SIGNER, form: str = "sent") -> bytes:
+    """As a node sends it (the canonical form, `sig` last), in the contract's field order (earlier
+    nodes), or the node's bytes with one space: each checked over the canonical form rebuilt."""
+    if form == "published":
+        return signer.sign(_reading(seq)).to_wire()
+    sent = signer.sign_wire(_reading(seq))
+    return sent.replace(b'"n":60', b'"n": 60') if form == "one-space" else sent
 
 
 def _forged(seq: int) -> bytes:
@@ -61,6 +69,13 @@ def _forged(seq: int) -> bytes:
     doc = json.loads(_signed(seq))
     doc["metrics"]["pm2_5"]["value"] = 99.0
     return json.dumps(doc).encode()
+
+
+def _forged_as_sent(seq: int) -> bytes:
+    """The same in the node's own form: only the value's bytes differ."""
+    forged = _signed(seq).replace(b'"raw":11.0', b'"raw":12.0')
+    assert forged != _signed(seq)
+    return forged
 
 
 def _msg(payload: bytes, mid: int) -> Message:
@@ -114,8 +129,9 @@ def test_good_signatures_are_stored_then_acked_and_a_bad_one_is_a_dead_letter(
     acked: list[Message] = []
     ingest, dead = _ingest(influx.url, influx.db, tmp_path, verifier, checks, acked)
     try:
-        messages = [_msg(_signed(seq), seq) for seq in range(1, 251)]
+        messages = [_msg(_signed(seq, form=FORMS[seq % 3]), seq) for seq in range(1, 251)]
         messages[17] = _msg(_forged(18), 18)  # among the first hundred, handed over in one frame
+        messages[120] = _msg(_forged_as_sent(121), 121)
         messages[230] = _msg(_signed(231, OTHER), 231)  # a key not registered: refused at once
         for m in messages:
             ingest.handle(m)
@@ -126,13 +142,13 @@ def test_good_signatures_are_stored_then_acked_and_a_bad_one_is_a_dead_letter(
         checks.close()
     assert sorted(m.mid for m in acked) == list(range(1, 251))  # refused ones too, once kept
     (row,) = influx.rows('SELECT count("seq") FROM "reading"')
-    assert row["count"] == 248
+    assert row["count"] == 247
     stored = {r["seq"] for r in influx.rows('SELECT "seq" FROM "reading"')}
-    assert 18 not in stored and 231 not in stored
-    assert ingest.stats.rejected == {"bad_signature": 1, "unknown_key": 1}
-    kept = {r.reason: r for r in dead.list()}
-    assert kept["bad_signature"].payload == messages[17].payload
-    assert "does not match key" in kept["bad_signature"].detail
+    assert 18 not in stored and 121 not in stored and 231 not in stored
+    assert ingest.stats.rejected == {"bad_signature": 2, "unknown_key": 1}
+    bad = [r for r in dead.list() if r.reason == "bad_signature"]
+    assert sorted(r.payload for r in bad) == sorted([messages[17].payload, messages[120].payload])
+    assert all("does not match key" in r.detail for r in bad)
 
 
 def test_nothing_is_acked_while_the_store_is_down(
@@ -187,11 +203,13 @@ def test_the_worker_answers_each_check_as_libsodium_does(verifier: Verifier) -> 
     assert [c.passes() for c in checks] == [True, False, True, True]
 
 
-def test_a_check_covers_the_canonical_bytes_and_the_raw_signature(verifier: Verifier) -> None:
-    reading = parse_reading(TOPIC, _signed(5))
+@pytest.mark.parametrize("form", FORMS)
+def test_a_check_covers_the_canonical_bytes_and_the_raw_signature(verifier: Verifier, form: str) -> None:
+    reading = parse_reading(TOPIC, _signed(5, form=form))
     check = verifier.prepare(reading)
     assert isinstance(check, SignatureCheck)
     assert reading.sig is not None
     assert check.message == canonical_bytes(reading) and check.sig == signature_from_b64(reading.sig)
+    assert check.passes()
     changed = reading.model_copy(update={"seq": reading.seq + 1})
     assert not SignatureCheck(check.public, check.sig, changed, check.kid).passes()
