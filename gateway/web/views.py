@@ -10,12 +10,15 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from gateway import aqi
 from gateway.stores.reader import Latest, Reader, Series
 from gateway.web.kept import HourlyMeans
 from gateway.web.levels import Level, LimitLine, aqi_level, limit_lines, turbidity_level
 from gateway.web.status import NodeStatus, StatusBoard
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +189,10 @@ def site_summaries(
 
 
 @dataclass(frozen=True, slots=True)
-class Paged:
+class Paged(Generic[T]):
     """A slice of a sorted list and where it sits in the whole."""
 
-    items: list[Latest]
+    items: list[T]
     total: int
     offset: int
     limit: int
@@ -203,10 +206,14 @@ class Paged:
         return max(self.offset - self.limit, 0) if self.offset > 0 else None
 
 
-def paged(latest: list[Latest], offset: int, limit: int, search: str = "") -> Paged:
+def page_of(items: list[T], offset: int, limit: int) -> Paged[T]:
+    """`limit` items from `offset`."""
+    return Paged(items[offset : offset + limit], len(items), offset, limit)
+
+
+def paged(latest: list[Latest], offset: int, limit: int, search: str = "") -> Paged[Latest]:
     """The nodes whose id contains `search`, from `offset`, at most `limit`."""
-    found = [r for r in latest if search in r.node] if search else latest
-    return Paged(found[offset : offset + limit], len(found), offset, limit)
+    return page_of([r for r in latest if search in r.node] if search else latest, offset, limit)
 
 
 @dataclass(frozen=True, slots=True)
