@@ -314,5 +314,6 @@ class HourlyMeans:
             if missing and self._hour is not None and self._hour[0] == end_hour:
                 self._means.update(found)
                 self._asked.update(missing)
-            means = {**self._means, **found}
-        return {k: means[k] for k in keys if k in means}
+            kept = self._means  # read key by key: a copy of every node's means costs per fleet
+            out = {k: found[k] if k in found else kept[k] for k in keys if k in found or k in kept}
+        return out

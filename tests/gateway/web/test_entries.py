@@ -1,7 +1,7 @@
-"""The JSON API's node pages keep each node's entry serialised (gateway/web/entries.py, issue 24):
-whatever the clock, a node's status, a new reading or the hour does, a dashboard over the kept
-latest table answers byte for byte what a dashboard reading InfluxDB afresh on every request does,
-against a real influxd holding the test site's week."""
+"""The JSON API's node pages keep each node's entry serialised, and the overview each node's card
+(gateway/web/entries.py, issue 24): whatever the clock, a node's status, a new reading or the hour
+does, a dashboard over the kept latest table answers byte for byte what a dashboard reading
+InfluxDB afresh on every request does, against a real influxd holding the test site's week."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from gateway import devservices
 from gateway.config import InfluxConfig, WebConfig
@@ -26,12 +27,19 @@ from gateway.web.status import StatusBoard
 from tests.helpers import Influx
 from tests.webdata import NOW, SITE, board, reading, site_lines
 
-ROUTES = ("/api/v1/latest", "/api/v1/nodes", "/api/v1/latest?limit=2", "/api/v1/nodes?site=tsagaan&offset=1")
+ROUTES = (
+    "/api/v1/latest",
+    "/api/v1/nodes",
+    "/api/v1/latest?limit=2",
+    "/api/v1/nodes?site=tsagaan&offset=1",
+    "/",  # the overview's cards
+    "/?q=river",
+)
 
 
 def _raw(base: str, path: str) -> bytes:
     with urllib.request.urlopen(base + path, timeout=30) as resp:
-        assert resp.status == 200 and resp.headers["content-type"] == "application/json"
+        assert resp.status == 200
         data: bytes = resp.read()
     return data
 
@@ -72,12 +80,14 @@ def test_kept_entries_answer_what_a_fresh_answer_gives_as_things_change(influxd:
     try:
         with _served(reader, status, clock, kept) as cached, _served(reader, status, clock, None) as fresh:
 
-            def same() -> list[list[dict[str, object]]]:
-                pages = []
+            def same() -> list[Any]:
+                """Each route's answer, checked the same from both dashboards (and twice from the
+                kept one); JSON parsed, the overview as text."""
+                pages: list[Any] = []
                 for path in ROUTES:
                     first, again, truth = _raw(cached, path), _raw(cached, path), _raw(fresh, path)
                     assert first == again == truth, path
-                    pages.append(json.loads(truth))
+                    pages.append(json.loads(truth) if path.startswith("/api/") else truth.decode())
                 return pages
 
             latest, nodes, *_ = same()
@@ -85,9 +95,11 @@ def test_kept_entries_answer_what_a_fresh_answer_gives_as_things_change(influxd:
             assert latest[0]["aqi"] is not None and latest[1]["turbidity_level"] == "cloudy"
             # the clock moves: ages grow, and haul-road and river-down go offline after 15 minutes
             clock[0] = NOW + timedelta(minutes=16)
-            latest, nodes, *_ = same()
+            latest, nodes, _, _, overview, _ = same()
             assert [n["offline"] for n in nodes] == [True, True, True]
             assert nodes[0]["age_s"] == 16 * 60.0
+            assert overview.count('<span class="badge off">') == 3
+            assert "Latest reading: 16 min ago" in overview
             # a new reading from haul-road, kept by the table's next refresh from the database
             metrics = {"pm2_5": {"value": 150.5, "n": 300}, "pm10": {"value": 200.25, "n": 300}}
             db.write([reading("haul-road", 99_999, NOW + timedelta(minutes=15), metrics, ["warming_up"])])
