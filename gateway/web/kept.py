@@ -122,8 +122,10 @@ class KeptLatest:
                 self._keep(latest_of(r))
 
     def _keep(self, x: Latest) -> None:
+        """`x` unless a newer reading is kept; the same reading again (a reconciliation asks the
+        reader for every node) keeps the object it was, so what the pages made of it stays."""
         was = self._kept.get((x.site, x.node))
-        if was is None or x.time >= was.time:
+        if was is None or (x.time >= was.time and x != was):
             self._kept[(x.site, x.node)] = x
             self._sorted = None
             if self._newest is None or x.time > self._newest:
