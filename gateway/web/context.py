@@ -14,6 +14,7 @@ from gateway.observations.accounts import Accounts
 from gateway.observations.records import FieldRecords
 from gateway.observations.store import ObservationStore
 from gateway.stores.reader import AlertEvent, Latest, Reader
+from gateway.web.entries import Cards, Entries
 from gateway.web.kept import HourlyMeans, KeptAlerts, KeptLatest, per_site
 from gateway.web.levels import LimitLine, limit_lines
 from gateway.web.status import StatusBoard
@@ -44,6 +45,8 @@ class Context:
     keys_dir: Path | None = None  # the gateway's key registry, published at /api/v1/keys
     kept: KeptLatest | None = None  # inside the gateway: the latest readings kept as stored
     hourly: HourlyMeans = field(default_factory=HourlyMeans)  # the NowCast's closed hours
+    entries: Entries = field(default_factory=Entries)  # the JSON API's node entries, kept serialised
+    cards: Cards = field(default_factory=Cards)  # the overview's sensor cards, kept rendered
     observations: ObservationStore | None = None  # observers' codes; None: observations not taken here
     records: FieldRecords | None = None  # the write side of observations, decisions and visits
     accounts: Accounts | None = None  # monitor accounts; None: no login on this dashboard

@@ -122,8 +122,10 @@ class KeptLatest:
                 self._keep(latest_of(r))
 
     def _keep(self, x: Latest) -> None:
+        """`x` unless a newer reading is kept; the same reading again (a reconciliation asks the
+        reader for every node) keeps the object it was, so what the pages made of it stays."""
         was = self._kept.get((x.site, x.node))
-        if was is None or x.time >= was.time:
+        if was is None or (x.time >= was.time and x != was):
             self._kept[(x.site, x.node)] = x
             self._sorted = None
             if self._newest is None or x.time > self._newest:
@@ -314,5 +316,6 @@ class HourlyMeans:
             if missing and self._hour is not None and self._hour[0] == end_hour:
                 self._means.update(found)
                 self._asked.update(missing)
-            means = {**self._means, **found}
-        return {k: means[k] for k in keys if k in means}
+            kept = self._means  # read key by key: a copy of every node's means costs per fleet
+            out = {k: found[k] if k in found else kept[k] for k in keys if k in found or k in kept}
+        return out

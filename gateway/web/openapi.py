@@ -27,17 +27,23 @@ def openapi_document() -> dict[str, Any]:
     ident = {"type": "string", "pattern": ID_PATTERN}
     time = {"type": "string", "description": "2026-11-22 (UTC midnight) or RFC 3339 with Z or an offset"}
     site_q = _param("site", "query", "only this site", ident)
-    paging = [
-        _param(
-            "limit",
-            "query",
-            "at most this many nodes (1–1000, default 100)",
-            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-        ),
-        _param(
-            "offset", "query", "skip this many nodes first", {"type": "integer", "minimum": 0, "default": 0}
-        ),
-    ]
+
+    def paging(what: str) -> list[dict[str, Any]]:
+        return [
+            _param(
+                "limit",
+                "query",
+                f"at most this many {what} (1–1000, default 100)",
+                {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+            ),
+            _param(
+                "offset",
+                "query",
+                f"skip this many {what} first",
+                {"type": "integer", "minimum": 0, "default": 0},
+            ),
+        ]
+
     models: dict[str, type[BaseModel]] = {
         "Node": NodeOut,
         "Latest": LatestOut,
@@ -71,9 +77,9 @@ def openapi_document() -> dict[str, Any]:
             },
         }
 
-    def paged(responses: dict[str, Any]) -> dict[str, Any]:
+    def paged(responses: dict[str, Any], what: str) -> dict[str, Any]:
         responses["200"]["headers"] = {
-            "X-Total-Count": {"description": "nodes in all", "schema": {"type": "integer"}},
+            "X-Total-Count": {"description": f"{what} in all", "schema": {"type": "integer"}},
             "Link": {
                 "description": 'the next page, `<...>; rel="next"`, while more follow (RFC 8288)',
                 "schema": {"type": "string"},
@@ -85,15 +91,15 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/nodes": {
             "get": {
                 "summary": "Every node with a stored reading: position, status, freshness (a page)",
-                "parameters": [site_q, *paging],
-                "responses": paged(ok("Node", True)),
+                "parameters": [site_q, *paging("nodes")],
+                "responses": paged(ok("Node", True), "nodes"),
             }
         },
         "/api/v1/latest": {
             "get": {
                 "summary": "The latest reading of every node, with AQI and turbidity level (a page)",
-                "parameters": [site_q, *paging],
-                "responses": paged(ok("Latest", True)),
+                "parameters": [site_q, *paging("nodes")],
+                "responses": paged(ok("Latest", True), "nodes"),
             }
         },
         "/api/v1/nodes/{site}/{node}/series": {
@@ -199,9 +205,9 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/alerts/active": {
             "get": {
-                "summary": "The latest event of every alert not cleared",
-                "parameters": [site_q],
-                "responses": ok("Alert", True),
+                "summary": "The latest event of every alert not cleared, newest first (a page)",
+                "parameters": [site_q, *paging("alerts")],
+                "responses": paged(ok("Alert", True), "alerts"),
             }
         },
     }

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -30,7 +31,17 @@ from gateway.web.params import (
     validate,
 )
 from gateway.web.session import monitor_of
-from gateway.web.views import Chart, NodeSummary, charts, half_open, overlay, paged, site_summaries, summaries
+from gateway.web.views import (
+    Chart,
+    NodeSummary,
+    charts,
+    half_open,
+    hourly_for,
+    overlay,
+    paged,
+    site_summaries,
+    summaries,
+)
 
 REFRESH_S = 60
 """How often the overview, node and alerts pages fetch their data again: readings come every few
@@ -102,9 +113,17 @@ def overview(request: Request) -> HTMLResponse:
     sites = site_summaries(latest, ctx.board, now, ctx.web.offline_after_s, alerting)
     shown = [r for r in latest if q.site is None or r.site == q.site]
     page = paged(shown, (q.page - 1) * OVERVIEW_PAGE, OVERVIEW_PAGE, q.q)
-    nodes = summaries(
-        ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=page.items, hourly_cache=ctx.hourly
+    card = request.app.state.templates.env.get_template("_macros.html").module.card
+    kept = ctx.cards.page(
+        page.items,
+        hourly_for(ctx.reader, page.items, now, ctx.hourly),
+        ctx.board,
+        now,
+        ctx.web.offline_after_s,
+        ctx.texts.ago,
+        lambda s, ago: str(card(ctx.texts, s, ago)),
     )
+    nodes = [s for s, _ in kept]
     points = [
         {
             "label": ctx.texts.node_name(s.site, s.node),
@@ -127,6 +146,7 @@ def overview(request: Request) -> HTMLResponse:
         request,
         "overview.html",
         nodes=nodes,
+        cards=[Markup(html) for _, html in kept],  # rendered by _macros.html's card, escaped there
         sites=sites,
         query=q,
         page=page,

@@ -108,7 +108,8 @@ class SiteFilter(_Query):
 
 
 API_PAGE = 100
-"""Nodes per answer of /api/v1/nodes and /api/v1/latest unless `limit` says otherwise."""
+"""Nodes per answer of /api/v1/nodes and /api/v1/latest, and alerts per answer of
+/api/v1/alerts/active, unless `limit` says otherwise."""
 OVERVIEW_PAGE = 50
 """Sensor cards per overview page: 50 cards and their map stay well under the 200 KB page budget."""
 
@@ -118,6 +119,10 @@ class NodesQuery(SiteFilter):
 
     limit: int = Field(default=API_PAGE, ge=1, le=1000)
     offset: int = Field(default=0, ge=0)
+
+
+class ActiveAlertsQuery(NodesQuery):
+    """A page of the active alerts: `offset` alerts skipped, then at most `limit`, newest first."""
 
 
 class OverviewQuery(_Query):

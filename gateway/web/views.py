@@ -10,12 +10,15 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Generic, TypeVar
 
 from gateway import aqi
 from gateway.stores.reader import Latest, Reader, Series
 from gateway.web.kept import HourlyMeans
 from gateway.web.levels import Level, LimitLine, aqi_level, limit_lines, turbidity_level
-from gateway.web.status import StatusBoard
+from gateway.web.status import NodeStatus, StatusBoard
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +59,74 @@ def known_category(hourly: list[float | None] | None, latest_pm2_5: float | None
     return None
 
 
-def is_offline(r: Latest, board: StatusBoard, now: datetime, offline_after_s: int) -> bool:
-    status = board.get(r.site, r.node)
-    return (now - r.time).total_seconds() > offline_after_s or (
-        status is not None and status.state != "online"  # offline, or stopped as planned
-    )
+def is_offline(age_s: float, status: NodeStatus | None, offline_after_s: int) -> bool:
+    """Silent for longer than `offline_after_s`, or its retained status says offline (or stopped
+    as planned)."""
+    return age_s > offline_after_s or (status is not None and status.state != "online")
 
 
 HOURLY_BY_NAME = 200
 """Up to this many nodes, the NowCast's hourly means are asked for by name; more, for every node."""
+
+
+def hourly_for(
+    reader: Reader, latest: list[Latest], now: datetime, hourly_cache: HourlyMeans | None = None
+) -> dict[tuple[str, str], list[float | None]]:
+    """The NowCast's hourly PM2.5 means (the 12 full hours before the current hour) of the nodes
+    in `latest` that measure PM2.5, from `hourly_cache` where it has them: read for these nodes
+    only, so a page of a thousand-node fleet costs what a page costs."""
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    keys = [(r.site, r.node) for r in latest if "pm2_5" in r.values]
+
+    def fetch(keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[float | None]]:
+        sites = {s for s, _ in keys}
+        return reader.hourly_means(
+            "pm2_5",
+            hour - TICK,
+            align=-TICK,
+            site=next(iter(sites)) if len(sites) == 1 else None,
+            nodes=sorted({n for _, n in keys}) if len(keys) <= HOURLY_BY_NAME else None,
+        )
+
+    if not keys:
+        return {}
+    if hourly_cache is None:
+        return fetch(keys)
+    return hourly_cache.get(fetch, hour, keys)
+
+
+def summarise(
+    r: Latest,
+    hours: list[float | None] | None,
+    status: NodeStatus | None,
+    now: datetime,
+    offline_after_s: int,
+    *,
+    nowcast: bool = True,
+) -> NodeSummary:
+    """One node's summary from its latest reading, its NowCast's hourly means (None: none, or not
+    asked) and its retained status."""
+    age = (now - r.time).total_seconds()
+    offline = is_offline(age, status, offline_after_s)
+    nc = aqi.nowcast(hours) if hours is not None else None
+    aqi_lv, aqi_n = aqi_level(nc) if nc is not None else (None, None)
+    known = known_category(hours, r.values.get("pm2_5")) if nc is None and nowcast else None
+    turb = r.values.get("turbidity")
+    return NodeSummary(
+        r.site,
+        r.node,
+        r,
+        age,
+        offline,
+        status.state if status else None,
+        status.lat if status else None,
+        status.lon if status else None,
+        nc,
+        aqi_n,
+        aqi_lv,
+        turbidity_level(turb) if turb is not None else None,
+        known,
+    )
 
 
 def summaries(
@@ -81,58 +143,16 @@ def summaries(
 ) -> list[NodeSummary]:
     """Every node with a stored reading (or just `node`, or the `latest` given: a page of them),
     with its freshness, status, NowCast category and turbidity band. NowCast uses the 12 full hours
-    before the current hour; the hourly means are read for these nodes only, so a page of a
-    thousand-node fleet costs what a page costs; `nowcast` False skips them (the node list)."""
+    before the current hour (`hourly_for`); `nowcast` False skips them (the node list)."""
     if latest is None:
         latest = reader.latest(now, site=site, node=node)
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    dusty = [r for r in latest if "pm2_5" in r.values] if nowcast else []
-
-    def fetch(keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[float | None]]:
-        sites = {s for s, _ in keys}
-        return reader.hourly_means(
-            "pm2_5",
-            hour - TICK,
-            align=-TICK,
-            site=next(iter(sites)) if len(sites) == 1 else None,
-            nodes=sorted({n for _, n in keys}) if len(keys) <= HOURLY_BY_NAME else None,
+    hourly = hourly_for(reader, latest, now, hourly_cache) if nowcast else {}
+    return [
+        summarise(
+            r, hourly.get((r.site, r.node)), board.get(r.site, r.node), now, offline_after_s, nowcast=nowcast
         )
-
-    keys = [(r.site, r.node) for r in dusty]
-    if not keys:
-        hourly = {}
-    elif hourly_cache is None:
-        hourly = fetch(keys)
-    else:
-        hourly = hourly_cache.get(fetch, hour, keys)
-    out = []
-    for r in latest:
-        status = board.get(r.site, r.node)
-        age = (now - r.time).total_seconds()
-        offline = is_offline(r, board, now, offline_after_s)
-        hours = hourly.get((r.site, r.node))
-        nc = aqi.nowcast(hours) if hours is not None else None
-        aqi_lv, aqi_n = aqi_level(nc) if nc is not None else (None, None)
-        known = known_category(hours, r.values.get("pm2_5")) if nc is None and nowcast else None
-        turb = r.values.get("turbidity")
-        out.append(
-            NodeSummary(
-                r.site,
-                r.node,
-                r,
-                age,
-                offline,
-                status.state if status else None,
-                status.lat if status else None,
-                status.lon if status else None,
-                nc,
-                aqi_n,
-                aqi_lv,
-                turbidity_level(turb) if turb is not None else None,
-                known,
-            )
-        )
-    return out
+        for r in latest
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,10 +189,10 @@ def site_summaries(
 
 
 @dataclass(frozen=True, slots=True)
-class Paged:
+class Paged(Generic[T]):
     """A slice of a sorted list and where it sits in the whole."""
 
-    items: list[Latest]
+    items: list[T]
     total: int
     offset: int
     limit: int
@@ -186,10 +206,14 @@ class Paged:
         return max(self.offset - self.limit, 0) if self.offset > 0 else None
 
 
-def paged(latest: list[Latest], offset: int, limit: int, search: str = "") -> Paged:
+def page_of(items: list[T], offset: int, limit: int) -> Paged[T]:
+    """`limit` items from `offset`."""
+    return Paged(items[offset : offset + limit], len(items), offset, limit)
+
+
+def paged(latest: list[Latest], offset: int, limit: int, search: str = "") -> Paged[Latest]:
     """The nodes whose id contains `search`, from `offset`, at most `limit`."""
-    found = [r for r in latest if search in r.node] if search else latest
-    return Paged(found[offset : offset + limit], len(found), offset, limit)
+    return page_of([r for r in latest if search in r.node] if search else latest, offset, limit)
 
 
 @dataclass(frozen=True, slots=True)

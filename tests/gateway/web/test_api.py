@@ -118,8 +118,13 @@ def test_alerts_history_and_active(site: Site) -> None:
     assert site.get("/api/v1/alerts", site="elsewhere")[1] == []
     assert site.get("/api/v1/alerts/active", site="elsewhere")[1] == []
     assert site.get("/api/v1/latest", site="elsewhere")[1] == []
-    status, active, _ = site.get("/api/v1/alerts/active")
+    status, active, headers = site.get("/api/v1/alerts/active")
     assert [(a["node"], a["rule"], a["state"]) for a in active] == [("haul-road", "pm25-1h", "reminder")]
+    assert headers["x-total-count"] == "1" and "link" not in headers  # one page (docs/api.md)
+    _, beyond, headers = site.get("/api/v1/alerts/active", offset="1")
+    assert beyond == [] and headers["x-total-count"] == "1" and "link" not in headers
+    assert site.get("/api/v1/alerts/active", limit="0")[0] == 400
+    assert site.get("/api/v1/alerts/active", limit="1001")[0] == 400
 
 
 def test_openapi_describes_every_route(site: Site) -> None:
@@ -141,6 +146,10 @@ def test_openapi_describes_every_route(site: Site) -> None:
         if p["name"] == "every"
     )
     assert "1h" in every["schema"]["enum"]
+    for paged in ("/api/v1/nodes", "/api/v1/latest", "/api/v1/alerts/active"):
+        get = doc["paths"][paged]["get"]
+        assert {"limit", "offset"} <= {p["name"] for p in get["parameters"]}
+        assert {"X-Total-Count", "Link"} <= set(get["responses"]["200"]["headers"])
 
 
 def test_csv_download_has_the_documented_columns_and_licence(site: Site) -> None:

@@ -6,11 +6,13 @@ refresh reads no event, and without the file the dashboard asks the database."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from gateway import devservices
 from gateway.alerts.store import AlertStore, EventFollower
@@ -46,6 +48,19 @@ severity = "warning"
 def _get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=30) as resp:
         return str(resp.read().decode())
+
+
+def _pages(base: str, path: str) -> list[tuple[list[dict[str, Any]], str, str | None]]:
+    """Every page of a paged route, following `Link: <...>; rel="next"`: (items, total, link)."""
+    out = []
+    url: str | None = base + path
+    while url is not None:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            link = resp.headers.get("Link")
+            out.append((json.loads(resp.read()), resp.headers["X-Total-Count"], link))
+        found = re.fullmatch(r'<([^>]+)>; rel="next"', link or "")
+        url = base + found.group(1) if found else None
+    return out
 
 
 def test_the_dashboard_lists_the_gateways_active_alerts_from_its_store(
@@ -106,6 +121,14 @@ def test_the_dashboard_lists_the_gateways_active_alerts_from_its_store(
         listed = json.loads(_get(f"{base}/api/v1/alerts/active"))
         acks = {a["node"]: a["acked_by"] for a in listed}
         assert acks == {"crusher": None, "haul-road": None, "pit": "oyuna"}
+        # in pages, as the node list: two, then the third by the link, the same list in the same order
+        pages = _pages(base, "/api/v1/alerts/active?limit=2")
+        assert [(len(items), total) for items, total, _ in pages] == [(2, "3"), (1, "3")]
+        assert pages[0][2] == '</api/v1/alerts/active?limit=2&offset=2>; rel="next"' and pages[1][2] is None
+        assert [a for items, _, _ in pages for a in items] == listed
+        ((one, total, link),) = _pages(base, "/api/v1/alerts/active?site=tsagaan&offset=1&limit=5")
+        assert one == listed[1:] and total == "3" and link is None
+        assert _pages(base, "/api/v1/alerts/active?offset=3") == [([], "3", None)]
         # a clear: haul-road back under 60 for a minute
         publish_many(
             mosquitto.port,
