@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 from gateway import cli
@@ -35,8 +34,9 @@ def test_the_documented_queries_run_and_agree_with_the_data(influx: Influx, tmp_
     assert cli.main([*rebuild, "--start", "2026-11-01", "--end", "2026-11-05"]) == 0
     got = [r for r in influx.rows(band) if r["node"] == "haul-road"]
     means = influx.rows(
-        "SELECT mean(\"pm2_5\") AS m FROM \"reading\" WHERE \"site\" = 'tsagaan' AND \"node\" = 'haul-road' "
-        "AND time > '2026-11-01T00:00:00Z' AND time <= '2026-11-05T00:00:00Z' GROUP BY time(1h, 1ms) fill(none)"
+        'SELECT mean("pm2_5") AS m FROM "reading" WHERE "site" = \'tsagaan\' AND "node" = \'haul-road\' '
+        "AND time > '2026-11-01T00:00:00Z' AND time <= '2026-11-05T00:00:00Z' "
+        "GROUP BY time(1h, 1ms) fill(none)"
     )
     want: dict[int, list[float]] = {}
     for r in means:
