@@ -9,7 +9,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -244,15 +244,7 @@ def served_site(
     server = BackgroundServer(app, web)
     server.start()
     site = Site(f"http://127.0.0.1:{web.port}", db, field, codes, accounts)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            site.get("/api/v1/openapi.json")
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    wait_answering(site.get)
     try:
         yield site
     finally:
@@ -262,3 +254,16 @@ def served_site(
             if part is not None:
                 part.close()
         db.drop()
+
+
+def wait_answering(get: Callable[[str], object], timeout_s: float = 30.0) -> None:
+    """Until a dashboard started on a thread answers (its OpenAPI document), at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            get("/api/v1/openapi.json")
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

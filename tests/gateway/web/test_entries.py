@@ -6,7 +6,6 @@ InfluxDB afresh on every request does, against a real influxd holding the test s
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from gateway.web.kept import KeptLatest
 from gateway.web.server import BackgroundServer
 from gateway.web.status import StatusBoard
 from tests.helpers import Influx
-from tests.webdata import NOW, SITE, board, reading, site_lines
+from tests.webdata import NOW, SITE, board, reading, site_lines, wait_answering
 
 ROUTES = (
     "/api/v1/latest",
@@ -52,15 +51,7 @@ def _served(
     server = BackgroundServer(create_app(web, reader, status, clock=lambda: clock[0], kept=kept), web)
     server.start()
     base = f"http://127.0.0.1:{web.port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            _raw(base, "/api/v1/openapi.json")
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    wait_answering(lambda path: _raw(base, path))
     try:
         yield base
     finally:
