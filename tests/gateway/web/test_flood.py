@@ -120,7 +120,14 @@ def test_a_flood_on_the_dashboard_never_stops_ingest_or_alerts(
 
         wait_for(answers, 20, "the pages back once the flood is gone")
         gateway.send_signal(signal.SIGTERM)
-        assert gateway.wait(20) == 0, log.read_text()[-3000:]
+        # a clean stop closes the dashboard child's pipe and waits up to web.process.STOP_WAIT_S
+        # (10 s) for it before a SIGTERM (10 s more): 20 s was that budget exactly, and missed once
+        # on a loaded CI machine; the log says what the stop waited for if it is ever slower
+        try:
+            code = gateway.wait(45)
+        except subprocess.TimeoutExpired:
+            code = None
+        assert code == 0, log.read_text()[-3000:]
     finally:
         flood.stop()
         if gateway.poll() is None:
