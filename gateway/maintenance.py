@@ -153,9 +153,9 @@ def visits(
 
 
 def marking(
-    reader: Reader, site: str, start: datetime, end: datetime, nodes: Iterable[str] = ()
+    reader: Reader, site: str | None, start: datetime, end: datetime, nodes: Iterable[str] = ()
 ) -> list[Visit]:
-    """The visits whose marked window may touch readings in (start, end]."""
+    """The visits whose marked window may touch readings in (start, end] (every site's when None)."""
     found = visits(reader, site, start - REACH, end + REACH, nodes)
     return [
         v
@@ -164,6 +164,13 @@ def marking(
     ]
 
 
-def marks_of(marking_visits: list[Visit], node: str, ts: datetime) -> list[str]:
-    """The kinds of the visits that mark this node's reading stamped `ts`."""
-    return sorted({v.kind for v in marking_visits if v.node == node and v.marks(ts)})
+def marks_of(marking_visits: list[Visit], node: str, ts: datetime, site: str | None = None) -> list[str]:
+    """The kinds of the visits that mark this node's reading stamped `ts` (`site`: when the visits
+    are of several sites, whose node names may repeat)."""
+    return sorted(
+        {
+            v.kind
+            for v in marking_visits
+            if v.node == node and (site is None or v.site == site) and v.marks(ts)
+        }
+    )

@@ -84,7 +84,15 @@ def run(args: argparse.Namespace) -> int:
     reader = open_reader(cfg.influxdb)
     check_known(reader, req)
     if args.format in FORMATS:  # an exchange format (gateway/exports/): its own rows and checks
-        return exchange.run(args.format, cfg, Path(args.config), reader, req, args.out)
+        return exchange.run(
+            args.format,
+            cfg,
+            Path(args.config),
+            reader,
+            req,
+            args.out,
+            field_records(reader, req) if args.out is not None else None,
+        )
     if not req.metrics:  # every metric stored: what a signature covers, so `verify` can re-check rows
         req = dataclasses.replace(req, metrics=dataset.metrics_stored(reader) or [Metric.PM2_5])
     with ExitStack() as stack:
@@ -96,18 +104,25 @@ def run(args: argparse.Namespace) -> int:
         rows = export.write(reader, req, out, args.format, progress, queries.append)
     if args.out is not None:
         meta = export.sidecar(req, args.format, rows, datetime.now(UTC), queries[0])
-        # the visits themselves, beside the `maintenance` column that marks their readings
-        visits = maintenance.visits(reader, req.site, req.start, req.end, req.nodes)
-        meta["maintenance_visits"] = [v.to_json() for v in visits]
-        # and what residents saw, as monitors accepted it (docs/protocol.md, "Exports")
-        seen = records.listed(reader, "accepted", req.start, req.end, site=req.site, nodes=req.nodes)
-        meta["observations"] = [o.to_json() for o in seen]
+        meta.update(field_records(reader, req))
         side = args.out.with_name(args.out.name + ".columns.json")
         side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         key = "export_cli.written_one" if rows == 1 else "export_cli.written_other"
         print(Texts()(key, n=rows, out=args.out, side=side), file=sys.stderr)
     reader.close()
     return 0
+
+
+def field_records(reader: Reader, req: export.ExportRequest) -> dict[str, Any]:
+    """What a side file lists beside the rows, in every format: the visits themselves (the
+    `maintenance` column marks their readings) and what residents saw, as monitors accepted it
+    (docs/protocol.md, "Exports")."""
+    visits = maintenance.visits(reader, req.site, req.start, req.end, req.nodes)
+    seen = records.listed(reader, "accepted", req.start, req.end, site=req.site, nodes=req.nodes)
+    return {
+        "maintenance_visits": [v.to_json() for v in visits],
+        "observations": [o.to_json() for o in seen],
+    }
 
 
 def check_known(reader: Reader, req: export.ExportRequest) -> None:

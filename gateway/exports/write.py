@@ -86,11 +86,18 @@ def write(
 
 
 def run(
-    name: str, cfg: GatewayConfig, config: Path, reader: Reader, req: export.ExportRequest, out: Path | None
+    name: str,
+    cfg: GatewayConfig,
+    config: Path,
+    reader: Reader,
+    req: export.ExportRequest,
+    out: Path | None,
+    field: dict[str, Any] | None = None,
 ) -> int:
-    """The command's part for a registered format; every check before the first row is read."""
+    """The command's part for a registered format; every check before the first row is read.
+    `field`: the field records the side file lists, as the raw export's does."""
     try:
-        return _run(FORMATS[name], cfg, config, reader, req, out)
+        return _run(FORMATS[name], cfg, config, reader, req, out, field or {})
     finally:
         reader.close()
 
@@ -102,6 +109,7 @@ def _run(
     reader: Reader,
     req: export.ExportRequest,
     out: Path | None,
+    field: dict[str, Any],
 ) -> int:
     name = fmt.name
     ctx = context(cfg, config, req.site, req.start)
@@ -120,7 +128,8 @@ def _run(
         rows = write(fmt, reader, req, fh, ctx, queries.append)
     side = out.with_name(out.name + ".columns.json")
     side.write_text(
-        json.dumps(sidecar(fmt, req, rows, queries[0]), indent=2, ensure_ascii=False) + "\n", "utf-8"
+        json.dumps({**sidecar(fmt, req, rows, queries[0]), **field}, indent=2, ensure_ascii=False) + "\n",
+        "utf-8",
     )
     print(ctx.texts("exchange_cli.written", n=rows, format=fmt.title, out=out, side=side), file=sys.stderr)
     return 0

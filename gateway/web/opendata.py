@@ -10,7 +10,7 @@ with a leading `'` (contract.csvcell).
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,10 +34,12 @@ COLUMNS: tuple[str, ...] = (
     "kid",
     "received",
     "gateway_flags",  # what the gateway found on storing it (ts_shared), not signed by the node
+    "maintenance",  # the kinds of the maintenance visits that mark the reading (gateway.maintenance)
 )
 """`period_s`, `sig`, `kid` complete what a signature covers, so a download verifies as it is
 (`minewatch-gateway verify --keys keys.json --input download.csv`, keys from /api/v1/keys);
-`received` is when the gateway stored the reading, by which a revoked key's readings are judged."""
+`received` is when the gateway stored the reading, by which a revoked key's readings are judged;
+`maintenance` marks a reading a visit flagged (the window out of the water), never removes it."""
 
 
 # Stored as floats; InfluxDB's JSON writes a whole float as an integer (80.0 comes back as 80)
@@ -62,12 +64,17 @@ def _cell(column: str, value: Any) -> Any:
     return value
 
 
-def csv_chunks(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """The header, then the rows in chunks of about 500 (one chunk per write on the socket)."""
+def csv_chunks(
+    rows: Iterable[dict[str, Any]], marks: Callable[[dict[str, Any]], str] | None = None
+) -> Iterator[str]:
+    """The header, then the rows in chunks of about 500 (one chunk per write on the socket);
+    `marks` gives a row's `maintenance` cell (None: no visit marks the period)."""
     buf = io.StringIO()
     writer = csvcell.Writer(buf)  # a text cell is never a formula (CSV injection)
     writer.writerow(COLUMNS)
     for i, row in enumerate(rows, 1):
+        if marks is not None:
+            row["maintenance"] = marks(row)
         writer.writerow([_time(row["time"]), *(_cell(c, row.get(c)) for c in COLUMNS[1:])])
         if i % 500 == 0:
             yield buf.getvalue()

@@ -17,6 +17,7 @@ from contract.i18n import Texts
 from contract.wire import format_ts
 from gateway import maintenance
 from gateway.observations import records
+from gateway.timerange import from_ms
 from gateway.web.context import Context
 from gateway.web.episodes import episodes
 from gateway.web.opendata import csv_chunks
@@ -286,10 +287,17 @@ def download_csv(request: Request) -> Response:
     q: CsvQuery = validate(CsvQuery, _Params(data))
     start, end = q.bounds(ctx.clock(), timedelta(days=7), MAX_CSV_DAYS)
     rows = ctx.reader.csv_rows(*half_open(start, end), site=q.site, node=q.node)
+    # one query for the visits that may mark the period; none, and every `maintenance` cell is empty
+    visits = maintenance.marking(ctx.reader, q.site, start, end, [q.node] if q.node else [])
+
+    def marks(row: dict[str, Any]) -> str:
+        at = from_ms(int(row["time"]))
+        return ",".join(maintenance.marks_of(visits, str(row["node"]), at, str(row["site"])))
+
     name = "minewatch-" + "-".join(x for x in (q.site, q.node) if x) + f"-{start:%Y%m%d}-{end:%Y%m%d}.csv"
     name = name.replace("--", "-")
     return StreamingResponse(
-        csv_chunks(rows),
+        csv_chunks(rows, marks if visits else None),
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',

@@ -228,3 +228,24 @@ def test_openaq_without_a_country_names_the_key(
     config.write_text(config.read_text().replace('country = "MN"\n', ""))
     assert _export(config, tmp_path / "x.csv", "openaq") == 2
     assert f"{config}: exports.country is not set; OpenAQ upload CSV requires it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", sorted(PUBLISHED))
+def test_the_side_file_lists_the_field_records_as_the_raw_exports_does(
+    site: Path, tmp_path: Path, fmt: str
+) -> None:
+    """A file in an exchange format has no column for a visit; its side file lists the visits and
+    the accepted observations of the period, as `--format csv`'s does (docs/protocol.md, "Exports")."""
+    visit = ["--node", "haul-road", "--kind", "cleaned", "--at", "2026-11-01T08:05Z", "--by", "Bold"]
+    assert main(["maintenance", "add", "--config", str(site), *visit]) == 0
+    out = tmp_path / f"{fmt}.csv"
+    assert _export(site, out, fmt) == 0
+    side = json.loads((tmp_path / f"{fmt}.csv.columns.json").read_text())
+    raw = tmp_path / "raw.csv"
+    assert _export(site, raw, "csv") == 0
+    beside = json.loads((tmp_path / "raw.csv.columns.json").read_text())
+    assert [(v["node"], v["kind"], v["at"], v["by"]) for v in side["maintenance_visits"]] == [
+        ("haul-road", "cleaned", "2026-11-01T08:05:00Z", "Bold")
+    ]
+    assert side["maintenance_visits"] == beside["maintenance_visits"]
+    assert side["observations"] == beside["observations"] == []

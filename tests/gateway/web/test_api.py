@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from gateway import aqi, devservices
 from gateway.config import InfluxConfig, WebConfig
 from gateway.devservices import free_port
+from gateway.maintenance import Visit
 from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
 from gateway.stores.influxql import ident
@@ -25,7 +26,7 @@ from gateway.stores.influxql import string as literal
 from gateway.web.app import create_app, relative_location
 from gateway.web.opendata import COLUMNS
 from gateway.web.server import BackgroundServer
-from tests.webdata import ACTIVE_MESSAGE, NOW, Site, served_site
+from tests.webdata import ACTIVE_MESSAGE, NOW, Site, alert_lines, served_site, site_lines
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +171,43 @@ def test_csv_download_has_the_documented_columns_and_licence(site: Site) -> None
     assert first["time"] == "2026-11-22T11:00:30.000Z" and first["seq"] == "2293"
     assert first["pm2_5"] == "80.0" and first["pm2_5_raw"] == "88.0"  # floats, as stored
     assert first["pm2_5_n"] == "300" and first["pm2_5_cal"] == "pms-a@2026-10-01" and first["flags"] == ""
+
+
+def test_the_download_marks_the_readings_a_visit_flagged_and_keeps_them(
+    influxd: devservices.Service,
+) -> None:
+    """A visit's marked window (the turbidity window out of the water) shows in the download's
+    `maintenance` column; the readings are all there, unchanged; a node of the same name at another
+    site marks nothing here."""
+    at = NOW - timedelta(minutes=45)  # 11:15:30
+
+    def visit(site: str, kind: str) -> str:
+        return Visit(
+            site=site,
+            node="haul-road",
+            kind=kind,
+            at=at,
+            by="Bold",
+            note="",
+            flag_from=at - timedelta(minutes=5),  # (11:10:30, 11:20:30]: two readings, 11:15:30 and 11:20:30
+            flag_to=at + timedelta(minutes=5),
+            recorded=at,
+        ).to_line()
+
+    lines = site_lines() + alert_lines() + [visit("tsagaan", "cleaned"), visit("elsewhere", "moved")]
+    with served_site(influxd.port, lines=lines) as fresh:
+        window = {"start": "2026-11-22T11:00:00Z", "end": "2026-11-22T12:00:00Z"}
+        status, text, _ = fresh.get("/download/readings.csv", **window)
+        assert status == 200
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert tuple(rows[0]) == COLUMNS and COLUMNS[-1] == "maintenance"
+        haul = [r for r in rows if r["node"] == "haul-road"]
+        assert len(haul) == 12  # marked, never removed
+        marked = {r["time"]: r["maintenance"] for r in rows if r["maintenance"]}
+        assert marked == {"2026-11-22T11:15:30.000Z": "cleaned", "2026-11-22T11:20:30.000Z": "cleaned"}
+        assert all(r["flags"] == "" for r in haul if r["maintenance"])  # the signed flags untouched
+        status, text, _ = fresh.get("/download/readings.csv", site="tsagaan", node="river-down", **window)
+        assert {r["maintenance"] for r in csv.DictReader(io.StringIO(text))} == {""}
 
 
 def test_a_formula_in_old_data_is_downloaded_as_text_and_numbers_stay_numbers(
