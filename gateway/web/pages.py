@@ -204,7 +204,7 @@ def node_page(request: Request) -> HTMLResponse:
         return {
             "node": pair.reference,
             "rule": pair.rule,
-            "label": ctx.texts("chart.upstream", node=pair.reference),
+            "label": ctx.texts("chart.upstream", node=ctx.texts.node_name(ref.site, pair.reference)),
             "values": overlay(ctx.reader, ref.site, pair.reference, c, now, span),
         }
 
