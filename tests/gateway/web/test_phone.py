@@ -10,7 +10,6 @@ one per page and language: <lang>-<page>.png."""
 from __future__ import annotations
 
 import base64
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -35,10 +34,10 @@ from gateway.web.context import Upstream
 from tests.contract.test_i18n_mn import english_words
 from tests.gateway.web.chromium import chromium
 from tests.gateway.web.test_dash import _offline_alert
-from tests.helpers import ROOT
+from tests.helpers import artifacts_root
 from tests.webdata import NOW, SITE, Site, reading, served_site, site_lines
 
-ARTIFACTS = Path(os.environ.get("MINEWATCH_ARTIFACTS") or ROOT / "test-artifacts") / "phone"
+ARTIFACTS = artifacts_root() / "phone"
 WIDTH, HEIGHT = 360, 740
 RIVER_RULE = Upstream("river-idaho", "river-down", "river-up", "turbidity")
 # An acknowledgement link's token, fixed so that its page has a fixed address (a real link's is
