@@ -19,6 +19,7 @@ from gateway import maintenance
 from gateway.observations import records
 from gateway.web.context import Context
 from gateway.web.episodes import episodes
+from gateway.web.levels import ADVICE_SOURCE_URL
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import (
     MAX_CSV_DAYS,
@@ -156,6 +157,8 @@ def overview(request: Request) -> HTMLResponse:
         more_alerts=max(len(active) - ALERTS_SHOWN, 0),
         map_json=json.dumps(points),
         refresh_s=REFRESH_S,
+        advised=any(s.aqi_level or s.known for s in nodes),  # a card shows health advice
+        advice_url=ADVICE_SOURCE_URL,
     )
 
 
