@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,9 @@ from gateway.stores.backends import open_reader
 from gateway.stores.reader import Reader
 from tests.fakes.clock import FakeClock
 from tests.fakes.pty import PtySensor
-from tests.helpers import Influx
+from tests.helpers import Influx, artifacts_root, screenshots_note
+
+_STARTED = time.time()  # the controller's start: screenshots newer than this are this run's
 
 # A 2-core machine shared with a broker and a database: time limits in property tests only make
 # them flaky, they test nothing we care about.
@@ -26,6 +29,15 @@ settings.register_profile(
     "minewatch", deadline=None, suppress_health_check=[HealthCheck.too_slow], max_examples=200
 )
 settings.load_profile("minewatch")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the run (`make test`, `.ci/run`) by saying where the screenshots are, pass or fail; on
+    the controller only, not on each xdist worker."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    note = screenshots_note(artifacts_root(), _STARTED)
+    if reporter is not None and note is not None and not hasattr(config, "workerinput"):
+        reporter.write_line(note)
 
 
 @pytest.fixture(scope="session")

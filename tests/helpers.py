@@ -22,6 +22,24 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def artifacts_root() -> Path:
+    """Where the browser tests keep their screenshots: `$MINEWATCH_ARTIFACTS`, default
+    `test-artifacts/` (gitignored); `web/` and `phone/` in it, each named `<lang>-<page>.png`."""
+    return Path(os.environ.get("MINEWATCH_ARTIFACTS") or ROOT / "test-artifacts")
+
+
+def screenshots_note(root: Path, since: float) -> str | None:
+    """The line the suite ends with when it took screenshots: how many since `since` (a
+    timestamp), and where; None when it took none. Never raises: it must not fail a run."""
+    try:
+        count = sum(1 for p in root.rglob("*.png") if p.stat().st_mtime >= since)
+    except OSError:
+        return None
+    if count == 0:
+        return None
+    return f"screenshots: {count} from this run in {root}/ (web/, phone/; <lang>-<page>.png)"
+
+
 class Influx:
     """InfluxQL over plain urllib, so the tests check the database with code the gateway does not use."""
 

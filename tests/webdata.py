@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.wire import ReadingPayload
+from gateway.alerts.store import AlertStore
 from gateway.config import InfluxConfig, SiteConfig, WebConfig
 from gateway.devservices import free_port
 from gateway.observations.accounts import ACCOUNTS_FILE, Accounts
@@ -208,10 +209,12 @@ def served_site(
     data_dir: Path | None = None,
     upstreams: tuple[Upstream, ...] = (),
     site_config: SiteConfig | None = None,
+    alert_store: AlertStore | None = None,
 ) -> Iterator[Site]:
     """The dashboard over `lines` (default: the test site's readings and alerts) and `status`;
     with `data_dir`, taking observations (codes and accounts in SQLite there, records in `db`);
-    `site_config`: the time zone and names the pages write (gateway.toml `[site]`)."""
+    `site_config`: the time zone and names the pages write (gateway.toml `[site]`); `alert_store`:
+    the gateway's alert store, for the acknowledgement links' page."""
     db = Influx(f"http://127.0.0.1:{influx_port}", f"w_{uuid.uuid4().hex[:12]}")
     db.create()
     lines = site_lines() + alert_lines() if lines is None else lines
@@ -240,6 +243,7 @@ def served_site(
         accounts=accounts,
         upstreams=upstreams,
         site=site_config,
+        alert_store=alert_store,
     )
     server = BackgroundServer(app, web)
     server.start()

@@ -41,8 +41,8 @@ _CSRF_PATTERN = TOKEN_PATTERN
 
 
 def _when(t: Texts, at: float) -> str:
-    moment = datetime.fromtimestamp(at, UTC)
-    return t("alert.time.date_time", date=f"{moment:%Y-%m-%d}", time=f"{moment:%H:%M}")
+    """A token's moment as every page writes a time: in the site's zone, with the zone shown."""
+    return t.time(datetime.fromtimestamp(at, UTC))
 
 
 def _page(request: Request, status: int, outcome: str, message: str, **values: Any) -> HTMLResponse:

@@ -41,6 +41,11 @@ TURBIDITY_BANDS: tuple[tuple[float, Level], ...] = (
     (float("inf"), Level("very-muddy", "#7e0023", "#fff")),
 )
 _DARK_TEXT = {"good", "moderate", "usg"}
+ADVICE_SOURCE_URL = (  # the spelling "quailty" is the EPA's own address
+    "https://document.airnow.gov/technical-assistance-document-for-the-reporting-of-daily-air-quailty.pdf"
+)
+"""The US EPA's AQI Technical Assistance Document (EPA-454/B-24-002, 2024), whose PM2.5 cautionary
+statements the health advice ([aqi_advice]) follows: linked wherever the advice is shown."""
 
 
 def turbidity_level(ntu: float) -> Level:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from contract.i18n import Texts
 from gateway import maintenance
 from gateway.observations import records
 from gateway.observations.accounts import BadLogin, LockedOut, Session
@@ -226,15 +227,16 @@ async def decide(request: Request) -> Response:
 # maintenance visits
 
 
-def _utc(text: str) -> datetime | None:
-    """A form's `datetime-local` value, read as UTC (the form says so)."""
+def _at(text: str, t: Texts) -> datetime | None:
+    """A form's `datetime-local` value, read in the site's zone (`[site] timezone`, which the form
+    names), as UTC: a monitor types the time on the clock on the wall."""
     if not text:
         return None
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise Refused(400, "monitor.error_time") from None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return (at.replace(tzinfo=t.zone) if at.tzinfo is None else at).astimezone(UTC)
 
 
 def visit_page(request: Request, *, status: int = 200, error: str | None = None) -> Response:
@@ -251,7 +253,8 @@ def visit_page(request: Request, *, status: int = 200, error: str | None = None)
         nodes=sorted(ctx.nodes(now)),
         kinds=maintenance.KINDS,
         error=error,
-        default_at=now.strftime("%Y-%m-%dT%H:%M"),
+        default_at=f"{ctx.texts.local(now):%Y-%m-%dT%H:%M}",
+        zone=ctx.texts.zone_of(now),
     )
     page.headers["cache-control"] = "no-store"
     return page
@@ -267,7 +270,7 @@ async def add_visit(request: Request) -> Response:
         place = _field(form, "node").split("/")
         if len(place) != 2 or tuple(place) not in set(ctx.nodes(now)):
             raise Refused(400, "monitor.error_node")
-        at = _utc(_field(form, "at"))
+        at = _at(_field(form, "at"), ctx.texts)
         if at is None:
             raise Refused(400, "monitor.error_time")
         visit = maintenance.Visit(
@@ -277,8 +280,8 @@ async def add_visit(request: Request) -> Response:
             at=at,
             by=_field(form, "by") or session.monitor,
             note=_field(form, "note"),
-            flag_from=_utc(_field(form, "flag_from")),
-            flag_to=_utc(_field(form, "flag_to")),
+            flag_from=_at(_field(form, "flag_from"), ctx.texts),
+            flag_to=_at(_field(form, "flag_to"), ctx.texts),
             recorded=now,
             entered_by=session.monitor,
         )

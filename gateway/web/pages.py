@@ -20,6 +20,7 @@ from gateway.observations import records
 from gateway.timerange import from_ms
 from gateway.web.context import Context
 from gateway.web.episodes import episodes
+from gateway.web.levels import ADVICE_SOURCE_URL
 from gateway.web.opendata import csv_chunks
 from gateway.web.params import (
     MAX_CSV_DAYS,
@@ -157,6 +158,8 @@ def overview(request: Request) -> HTMLResponse:
         more_alerts=max(len(active) - ALERTS_SHOWN, 0),
         map_json=json.dumps(points),
         refresh_s=REFRESH_S,
+        advised=any(s.aqi_level or s.known for s in nodes),  # a card shows health advice
+        advice_url=ADVICE_SOURCE_URL,
     )
 
 
@@ -205,7 +208,7 @@ def node_page(request: Request) -> HTMLResponse:
         return {
             "node": pair.reference,
             "rule": pair.rule,
-            "label": ctx.texts("chart.upstream", node=pair.reference),
+            "label": ctx.texts("chart.upstream", node=ctx.texts.node_name(ref.site, pair.reference)),
             "values": overlay(ctx.reader, ref.site, pair.reference, c, now, span),
         }
 

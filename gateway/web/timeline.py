@@ -55,7 +55,8 @@ def timeline_page(request: Request) -> HTMLResponse:
     now = ctx.clock()
     start, end = half_open(now - timedelta(days=q.days), now)
     found = entries(ctx, q.site, start, end)
-    return render(request, "timeline.html", site=q.site, days=q.days, entries=found)
+    zone = ctx.texts.zone_of(now)
+    return render(request, "timeline.html", site=q.site, days=q.days, entries=found, zone=zone)
 
 
 ROUTES = [Route("/sites/{site}/timeline", timeline_page)]

@@ -31,10 +31,10 @@ from gateway.alerts.links import digest
 from gateway.alerts.store import AlertStore
 from gateway.devservices import Service, free_port
 from tests.gateway.web.chromium import chromium
-from tests.helpers import ROOT, Influx, Listener, gateway_toml, node_toml, spawn, wait_for
+from tests.helpers import Influx, Listener, artifacts_root, gateway_toml, node_toml, spawn, wait_for
 from tests.receivers import HttpReceiver, SmtpServer
 
-ARTIFACTS = ROOT / "test-artifacts" / "web"
+ARTIFACTS = artifacts_root() / "web"
 LINK = re.compile(r"https?://\S+/ack/[A-Za-z0-9_-]{32}")
 SARAA, OYUNA = "S. Saraa <saraa@tsagaan.example>", "oyuna@tsagaan.example"
 SARAA_ADDRESS = "saraa@tsagaan.example"
@@ -209,13 +209,13 @@ def test_a_monitor_acknowledges_from_the_link_in_the_email_and_a_preview_does_no
         assert alert_id in phone.find_element(By.ID, "ack-alert").text
         assert "S. Saraa" in phone.find_element(By.ID, "ack-as").text
         assert _overflow(phone) <= 0, "the confirmation page is wider than a 360 px phone"
-        phone.save_screenshot(str(ARTIFACTS / "ack-confirm-phone.png"))
+        phone.save_screenshot(str(ARTIFACTS / "en-ack-confirm-phone.png"))
         phone.find_element(By.ID, "ack-confirm").click()
         result = WebDriverWait(phone, 20).until(lambda d: d.find_element(By.ID, "ack-result"))
         assert result.get_attribute("data-outcome") == "done", result.text
         assert "Acknowledged by S. Saraa" in result.text
         assert _overflow(phone) <= 0
-        phone.save_screenshot(str(ARTIFACTS / "ack-done-phone.png"))
+        phone.save_screenshot(str(ARTIFACTS / "en-ack-done-phone.png"))
 
         wait_for(
             lambda: "acknowledged" in [p["state"] for p in early.payloads("/alert")], 20, "the ack event"
@@ -252,7 +252,7 @@ def test_a_monitor_acknowledges_from_the_link_in_the_email_and_a_preview_does_no
         assert episode.get_attribute("data-state") == "ongoing"
         assert "S. Saraa" in episode.find_element(By.CSS_SELECTOR, "dd.acked").text
         assert _overflow(phone) <= 0
-        phone.save_screenshot(str(ARTIFACTS / "alerts-episodes-phone.png"))
+        phone.save_screenshot(str(ARTIFACTS / "en-ack-alerts-episodes-phone.png"))
         store.close()
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)

@@ -6,6 +6,7 @@ and the export and the bundle verify with the keys the hub publishes."""
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -146,6 +147,8 @@ def test_the_agreements_in_force_are_public(served: Served) -> None:
     assert a["recorded_by"] == "B. Bat" and a["grantee_name"] == "Aimag"
     status, page, _ = served.get("/agreements")
     assert status == 200 and "tsagaan-to-aimag" in page and "CC-BY-4.0" in page and "7200" in page
+    made = re.search(r'<p id="generated">(.*?)</p>', page)  # the hub has no site: UTC, and it says so
+    assert made is not None and re.fullmatch(r"Page made at \d{4}-\d\d-\d\d \d\d:\d\d UTC\.", made.group(1))
 
 
 def test_an_export_of_a_shared_site_verifies_with_the_keys_the_hub_publishes(

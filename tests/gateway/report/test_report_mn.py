@@ -8,6 +8,7 @@ import html
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pypdf import PdfReader
 
@@ -53,6 +54,21 @@ def _report(db: Influx, tmp_path: Path, *extra: str) -> tuple[str, str]:
     return out.read_text(encoding="utf-8"), "\n".join(page.extract_text() for page in pdf.pages)
 
 
+def _embedded_fonts(pdf: PdfReader) -> dict[str, bool]:
+    """Each font the PDF's pages use, by its name without the subset tag ("ABCDEF+DejaVuSans" ->
+    "DejaVuSans"), and whether its glyphs are embedded (a FontFile in its descriptor)."""
+    found: dict[str, bool] = {}
+    for page in pdf.pages:
+        fonts: Any = page["/Resources"].get_object().get("/Font")
+        for ref in fonts.get_object().values() if fonts is not None else ():
+            font = ref.get_object()
+            shape = font["/DescendantFonts"][0].get_object() if "/DescendantFonts" in font else font
+            descriptor = shape["/FontDescriptor"].get_object()
+            name = str(font["/BaseFont"]).lstrip("/").split("+")[-1]
+            found[name] = any(f"/FontFile{n}" in descriptor for n in ("", "2", "3"))
+    return found
+
+
 def _machine_text(page: str) -> list[str]:
     """What the report prints for machines and for checking: its queries and code (commands, key
     fingerprints), rule, node and calibration ids, as the database has them."""
@@ -95,6 +111,12 @@ def test_the_report_in_mongolian_has_no_english_word_in_html_or_pdf(site_db: Inf
     ):
         assert heading in page
         assert re.sub(r"\s+", "", heading) in re.sub(r"\s+", "", pdf), heading
+    # and the words are drawn in DejaVu Sans (the template's font), embedded; every font in it is
+    # DejaVu, which has Cyrillic: text read back from a PDF drawn in a font without Cyrillic (boxes
+    # for missing glyphs) would still pass the lines above
+    fonts = _embedded_fonts(PdfReader(tmp_path / "report.pdf"))
+    assert "DejaVu-Sans" in fonts and all(name.startswith("DejaVu") for name in fonts), fonts
+    assert all(fonts.values()), fonts
 
 
 def test_the_reports_times_are_local_with_the_zone_and_its_ids_stay(site_db: Influx, tmp_path: Path) -> None:  # noqa: F811

@@ -1,5 +1,7 @@
 """Headless Debian Chromium for the browser tests, started as the machine allows (no sandbox as
-root, no background networking on a closed network), with a profile of the test's own."""
+root, no background networking on a closed network), with a profile of the test's own. Their
+screenshots go under `tests.helpers.artifacts_root()`, named `<lang>-<page>.png` so that one
+language's never replaces the other's."""
 
 from __future__ import annotations
 

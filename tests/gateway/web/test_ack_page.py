@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from contract.i18n import Texts
-from gateway.alerts.links import AckLinks
+from gateway.alerts.links import AckLinks, digest
 from gateway.alerts.machine import MachineState
 from gateway.alerts.store import AlertStore
-from gateway.config import InfluxConfig, WebConfig
+from gateway.config import InfluxConfig, SiteConfig, WebConfig
 from gateway.devservices import free_port
 from gateway.stores.influx_read import InfluxReader
 from gateway.stores.influx_v1 import InfluxV1
@@ -84,7 +84,7 @@ class Page:
         return self.links.url(ALERT, recipient, "email")
 
 
-def _serve(tmp_path: Path, language: str) -> Iterator[Page]:
+def _serve(tmp_path: Path, language: str, site: SiteConfig | None = None) -> Iterator[Page]:
     store = AlertStore(tmp_path / "alerts.sqlite")
     store.commit(
         [MachineState("pm25-instant", "tsagaan", "haul-road", alert_id=ALERT, started_ms=1)], [(RAISED, [])]
@@ -94,7 +94,7 @@ def _serve(tmp_path: Path, language: str) -> Iterator[Page]:
     links = AckLinks(store, f"http://127.0.0.1:{web.port}", 3600, lambda: now[0])
     dead = InfluxV1(InfluxConfig(url=f"http://127.0.0.1:{free_port()}", database="none"))  # type: ignore[arg-type]
     web_store = AlertStore(tmp_path / "alerts.sqlite")  # the dashboard's own connection, as in `serve`
-    app = create_app(web, InfluxReader(dead), clock=lambda: now[0], alert_store=web_store)
+    app = create_app(web, InfluxReader(dead), clock=lambda: now[0], alert_store=web_store, site=site)
     server = BackgroundServer(app, web)
     server.start()
     try:
@@ -171,6 +171,23 @@ def test_an_expired_link_and_one_whose_alert_ended_say_so(page: Page) -> None:
     status, text = Browser().open(fresh)
     assert status == 410 and _outcome(text) == "ended"
     assert 'id="ack-form"' not in text and page.store.open_acks() == []
+
+
+def test_the_pages_times_are_in_the_sites_zone_with_the_zone_shown(tmp_path: Path) -> None:
+    for served in _serve(tmp_path, "en", SiteConfig(timezone="Asia/Ulaanbaatar")):
+        expiring, used = served.link("oyuna"), served.link("S. Saraa")  # made at 10:05Z, valid 1 h
+        ack = served.store.use_token(digest(used.rsplit("/", 1)[1]), START.timestamp() + 600)  # 10:10Z
+        assert ack is not None
+        served.store.ack_result(ack, "acknowledged")
+        status, text = Browser().open(used)
+        assert status == 200 and _outcome(text) == "used"
+        assert "already used (2026-12-06 18:10 UTC+08)" in text, text
+        served.now[0] += timedelta(hours=2)
+        status, text = Browser().open(expiring)
+        assert status == 410 and _outcome(text) == "expired"
+        assert "expired (2026-12-06 19:05 UTC+08)" in text, text
+        main = text.split("<main>", 1)[1].split("</main>", 1)[0]
+        assert not re.search(r"UTC(?!\+)", main), main  # no time left in UTC
 
 
 def test_a_confirmation_is_the_clis_ack_request_with_the_recipients_name(page: Page) -> None:

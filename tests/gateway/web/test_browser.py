@@ -1,5 +1,6 @@
 """The dashboard's pages in a real headless Chromium (Debian's chromium + chromium-driver, driven by
-Selenium) against the app served by uvicorn over a real influxd. Screenshots go to test-artifacts/."""
+Selenium) against the app served by uvicorn over a real influxd. Screenshots go to
+$MINEWATCH_ARTIFACTS/web/ (default test-artifacts/web/), named en-<page>.png."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ from gateway import devservices
 from gateway.cli import main
 from tests import regdata
 from tests.gateway.web.chromium import chromium
-from tests.helpers import ROOT
+from tests.helpers import artifacts_root
 from tests.webdata import ACTIVE_MESSAGE, NOW, Site, served_site
 
-ARTIFACTS = ROOT / "test-artifacts" / "web"
+ARTIFACTS = artifacts_root() / "web"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def _shot(driver: webdriver.Chrome, name: str) -> None:
     height = driver.execute_script("return document.documentElement.scrollHeight")
     width = driver.execute_script("return window.innerWidth")
     driver.set_window_size(max(width, 360), min(max(height + 120, 600), 6000))
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    driver.save_screenshot(str(ARTIFACTS / f"en-{name}.png"))  # the pages here are in English
 
 
 def test_overview_lists_nodes_latest_values_and_the_active_alert(
@@ -159,7 +160,7 @@ def test_phone_screen_needs_no_sideways_scrolling(site: Site, browser: webdriver
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"{path} is {overflow} px wider than a phone screen"
-        browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+        browser.save_screenshot(str(ARTIFACTS / f"en-{name}.png"))
 
 
 def test_download_form_gives_the_csv(site: Site, browser: webdriver.Chrome, downloads: Path) -> None:
@@ -198,7 +199,7 @@ def test_download_fits_a_360px_phone(site: Site, browser: webdriver.Chrome) -> N
             ".filter(e => e.getBoundingClientRect().right > 360 || e.scrollWidth > e.clientWidth + 1)"
             ".map(e => e.tagName + ' ' + (e.name || e.id || '') + ' ' + e.scrollWidth)"
         )
-        browser.save_screenshot(str(ARTIFACTS / "download-phone.png"))
+        browser.save_screenshot(str(ARTIFACTS / "en-download-phone.png"))
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert width <= 360, f"/download is {width} px wide on a 360 px phone: {wide}"

@@ -20,10 +20,10 @@ from gateway.config import WebConfig
 from gateway.stores.reader import AlertEvent as StoredEvent
 from gateway.web.episodes import episodes
 from tests.gateway.web.chromium import chromium
-from tests.helpers import ROOT
+from tests.helpers import artifacts_root
 from tests.webdata import NOW, SITE, alert_lines, served_site, site_lines
 
-ARTIFACTS = ROOT / "test-artifacts" / "web"
+ARTIFACTS = artifacts_root() / "web"
 DUST_START = NOW - timedelta(hours=3)
 RIVER_START = NOW - timedelta(days=2)
 DUST = alert_id(SITE, "haul-road", "mns-pm25-24h", DUST_START)
@@ -156,5 +156,5 @@ def test_ongoing_and_ended_episodes_differ_in_words_and_shape_on_a_phone(
         width = phone.execute_script("return document.documentElement.scrollWidth")
         height = phone.execute_script("return document.documentElement.scrollHeight")
         phone.set_window_size(360, min(height + 120, 6000))
-        phone.save_screenshot(str(ARTIFACTS / f"alerts-episodes-{language}-phone.png"))
+        phone.save_screenshot(str(ARTIFACTS / f"{language}-alerts-episodes-phone.png"))
         assert width <= 360, f"/alerts is {width} px wide on a 360 px phone"

@@ -99,6 +99,16 @@ def test_one_reading_at_154_6_is_very_unhealthy_from_the_latest_reading(site: tu
     assert latest["first"]["aqi_category"] is None and latest["first"]["nowcast_pm2_5"] is None
 
 
+def test_the_overview_cites_the_advice_it_shows_with_a_link(site: tuple[Site, Texts]) -> None:
+    s, t = site
+    page = s.get("/")[1]
+    note = re.search(r'<p class="note" id="advice-source">(.*?)</p>', page, re.S)
+    assert note is not None, "the overview shows advice without its source"
+    link = re.search(r'<a href="([^"]+)"[^>]*>(.*?)</a>', note.group(1))
+    assert link is not None and link.group(1).startswith("https://document.airnow.gov/")
+    assert _text(note.group(1)).strip() == f"{t('aqi_advice.source_short')} {t('aqi_advice.source_link')}"
+
+
 def test_after_an_outage_the_last_hours_mean_gives_the_category(site: tuple[Site, Texts]) -> None:
     s, t = site
     card = _card(s.get("/")[1], "back")

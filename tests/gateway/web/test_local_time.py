@@ -13,6 +13,7 @@ import pytest
 
 from gateway import devservices
 from gateway.config import SiteConfig, WebConfig
+from gateway.web.context import Upstream
 from tests.gateway.web.test_dash import _offline_alert
 from tests.webdata import SITE, Site, alert_lines, served_site, site_lines
 
@@ -32,7 +33,9 @@ PLACES = SiteConfig.model_validate(
 @pytest.fixture(scope="module")
 def site(influxd: devservices.Service) -> Iterator[Site]:
     lines = [*site_lines(), *alert_lines(), _offline_alert()]
-    with served_site(influxd.port, web=WebConfig(language="mn"), lines=lines, site_config=PLACES) as s:
+    river = (Upstream("river-idaho", "river-down", "river-up", "turbidity"),)
+    web = WebConfig(language="mn")
+    with served_site(influxd.port, web=web, lines=lines, site_config=PLACES, upstreams=river) as s:
         yield s
 
 
@@ -48,6 +51,18 @@ def test_a_page_shows_local_time_with_its_zone_and_the_nodes_name(site: Site) ->
     # the charts draw their time axis in the same zone (uPlot's tzDate, gateway/web/static/site.js)
     day = re.search(r'<script type="application/json" id="day-data">(.*?)</script>', page, re.S)
     assert day is not None and {c["zone"] for c in json.loads(day.group(1))} == {"Asia/Ulaanbaatar"}
+
+
+def test_the_upstream_reference_is_named_as_people_call_it(site: Site) -> None:
+    status, page, _ = site.get(f"/node/{SITE}/river-down")
+    assert status == 200
+    note = re.search(r'<p class="note upstream-note">(.*?)</p>', page)
+    assert note is not None and "голын дээд хэсэг" in note.group(1) and "river-up" not in note.group(1)
+    day = re.search(r'<script type="application/json" id="day-data">(.*?)</script>', page, re.S)
+    assert day is not None
+    (up,) = [c["upstream"] for c in json.loads(day.group(1)) if c["upstream"]]
+    assert up["label"] == "голын дээд хэсэг, дээд урсгалын жишиг"  # the legend people read
+    assert up["node"] == "river-up"  # the id, for machines
 
 
 def test_the_alert_history_is_in_local_time(site: Site) -> None:

@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -23,7 +23,7 @@ import urllib3
 from contract.i18n import Texts
 from gateway import devservices, maintenance
 from gateway.cli import main
-from gateway.config import WebConfig
+from gateway.config import SiteConfig, WebConfig
 from gateway.observations import records
 from gateway.observations.accounts import MAX_FAILURES
 from gateway.observations.records import FieldRecords, Observation
@@ -225,6 +225,49 @@ def test_a_monitor_records_a_visit_checked_as_the_cli_checks_it(monitors: Monito
     # and SensorThings carries it in the Thing's history
     thing = json.loads(b.get("/sta/v1.1/Things('tsagaan.haul-road')").data)
     assert [o["text"] for o in thing["properties"]["observations"]] == ["dust over the road"]
+
+
+def test_a_visit_is_entered_in_the_sites_zone_and_stored_in_utc(
+    influxd: devservices.Service, tmp_path: Path
+) -> None:
+    places = SiteConfig.model_validate(
+        {
+            "timezone": "Asia/Ulaanbaatar",
+            "names": [
+                {"site": "tsagaan", "name": {"en": "Tsagaan bag"}},
+                {"site": "tsagaan", "node": "haul-road", "name": {"en": "haul road"}},
+            ],
+        }
+    )
+    with served_site(influxd.port, data_dir=tmp_path / "data", site_config=places) as site:
+        assert site.field is not None and site.accounts is not None
+        site.accounts.add("saraa", PASSWORD, NOW)
+        monitors = Monitors(site, tmp_path / "unused.toml", site.field)
+        seen = monitors.pending("dust over the road")
+        b = monitors.browser()
+        b.login()
+        form = html.unescape(b.get("/maintenance").data.decode())
+        # the clock stands at 12:00:30 UTC: 20:00 in Ulaanbaatar, and the form says which zone
+        assert 'value="2026-11-22T20:00"' in form and "When (UTC+08)" in form and "(UTC)" not in form
+        assert "site's time zone (UTC+08)" in form and "From (UTC+08)" in form and "To (UTC+08)" in form
+        assert '<option value="tsagaan/haul-road">haul road (Tsagaan bag)</option>' in form
+        moderate = b.get("/moderate").data.decode()
+        assert "haul road (Tsagaan bag)" in moderate and "haul-road (tsagaan)" not in moderate
+        token = b.csrf_of("/maintenance")
+        visit = {"csrf": token, "node": "tsagaan/haul-road", "kind": "cleaned", "at": "2026-11-22T14:10",
+                 "by": "Bold", "flag_from": "2026-11-22T14:00", "flag_to": "2026-11-22T14:20"}  # fmt: skip
+        resp = b.post("/maintenance/new", visit)
+        assert resp.status == 303, _error(resp)
+        (v,) = monitors.visits()
+        assert v.at == datetime(2026, 11, 22, 6, 10, tzinfo=UTC)
+        assert (v.flag_from, v.flag_to) == (
+            datetime(2026, 11, 22, 6, 0, tzinfo=UTC),
+            datetime(2026, 11, 22, 6, 20, tzinfo=UTC),
+        )
+        b.post(f"/moderate/{seen.id}", {"csrf": token, "decision": "accepted", "why": "ok"})
+        timeline = b.get("/sites/tsagaan/timeline").data.decode()
+        assert "Field records at Tsagaan bag" in timeline and "Times are local (UTC+08)" in timeline
+        assert "2026-11-22 14:10 UTC+08" in timeline and "haul road" in timeline
 
 
 VISIT_ATTACKS = {

@@ -29,10 +29,10 @@ from gateway.observations.records import Observation
 from tests.gateway.report.test_report import tables
 from tests.gateway.web.chromium import chromium
 from tests.gateway.web.test_observations import GPS_TAG, gateway_config, gps_jpeg
-from tests.helpers import ROOT
+from tests.helpers import artifacts_root
 from tests.webdata import Site, served_site
 
-ARTIFACTS = ROOT / "test-artifacts" / "web"
+ARTIFACTS = artifacts_root() / "web"
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_two_observations_one_offline_arrive_once_each(
             lambda d: d.find_element(By.ID, "queued").get_attribute("data-count") == "1"
         )
         assert len(stored()) == 1  # the second is on the phone only
-        phone.save_screenshot(str(ARTIFACTS / "observe-offline-phone.png"))
+        phone.save_screenshot(str(ARTIFACTS / "en-observe-offline-phone.png"))
 
         _network(phone, offline=False)
         WebDriverWait(phone, 20).until(lambda d: len(stored()) == 2)
@@ -153,7 +153,7 @@ def test_two_observations_one_offline_arrive_once_each(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"the moderation page is {overflow} px wider than a phone screen"
-        phone.save_screenshot(str(ARTIFACTS / "moderate-phone.png"))
+        phone.save_screenshot(str(ARTIFACTS / "en-moderate-phone.png"))
         _moderate(phone, dust.id, "accept", "matches the PM10 peak")
         _moderate(phone, water.id, "reject", "duplicate")
         decided = records.decisions_of(field.reader)
@@ -171,7 +171,7 @@ def test_two_observations_one_offline_arrive_once_each(
         assert max(img.size) <= 1280  # made smaller on the phone
         phone.get(site.url + "/observations")
         assert "plume from the pit" in phone.find_element(By.ID, "observations").text
-        phone.save_screenshot(str(ARTIFACTS / "observations-phone.png"))
+        phone.save_screenshot(str(ARTIFACTS / "en-observations-phone.png"))
         # the accepted one is marked on its node's charts (24 h and 7 d) and listed under them
         phone.get(site.url + "/node/tsagaan/haul-road")
         WebDriverWait(phone, 10).until(

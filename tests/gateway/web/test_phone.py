@@ -10,8 +10,8 @@ one per page and language: <lang>-<page>.png."""
 from __future__ import annotations
 
 import base64
-import os
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -24,18 +24,27 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from contract.i18n import Texts
-from gateway import devservices
+from gateway import devservices, maintenance
+from gateway.alerts.links import digest
+from gateway.alerts.machine import MachineState
+from gateway.alerts.store import AlertStore
 from gateway.config import WebConfig
+from gateway.observations.records import Observation
 from gateway.web.context import Upstream
 from tests.contract.test_i18n_mn import english_words
 from tests.gateway.web.chromium import chromium
 from tests.gateway.web.test_dash import _offline_alert
-from tests.helpers import ROOT
+from tests.helpers import artifacts_root
 from tests.webdata import NOW, SITE, Site, reading, served_site, site_lines
 
-ARTIFACTS = Path(os.environ.get("MINEWATCH_ARTIFACTS") or ROOT / "test-artifacts") / "phone"
+ARTIFACTS = artifacts_root() / "phone"
 WIDTH, HEIGHT = 360, 740
 RIVER_RULE = Upstream("river-idaho", "river-down", "river-up", "turbidity")
+# An acknowledgement link's token, fixed so that its page has a fixed address (a real link's is
+# `secrets.token_urlsafe(24)`, gateway/alerts/links.py); the alert it acknowledges is haul-road's.
+ACK_TOKEN = "phone-test-token-0123456789abcde"
+ALERT = f"{SITE}.haul-road.pm25-instant.20261122T110000Z"
+PASSWORD = "a long pass phrase"
 
 PAGES = {
     "overview": "/",
@@ -47,10 +56,20 @@ PAGES = {
     "observe": "/observe",
     "observations": "/observations",
     "not-found": f"/node/{SITE}/x9",
+    "timeline": f"/sites/{SITE}/timeline",
+    "login": "/login",
+    "maintenance": "/maintenance",
+    "moderate": "/moderate",
+    "ack": f"/ack/{ACK_TOKEN}",
 }
+SIGNED_IN = {"maintenance", "moderate"}  # a monitor's pages: the phone logs in through the form
+# What each page must show, so a redirect or an empty page cannot pass for it.
+SHOWS = {"timeline": "timeline", "login": "login", "maintenance": "visit", "moderate": "pending",
+         "ack": "ack-form"}  # fmt: skip
 # Site, node and rule ids and the standards' names are data, the same in every language.
 NAMES = {"tsagaan", "haul", "road", "river", "up", "down", "pm154", "idaho", "x9", "n2", "MNS", "WHO"}
 NAMES |= {"CC", "BY"}  # the licence's name, "CC BY 4.0"
+NAMES |= {"saraa"}  # the monitor's account name
 # `[web] attribution` is the operator's own text, shown as written: a Mongolian site writes it so.
 ATTRIBUTION = {"en": "Tsagaan community monitoring network", "mn": "Цагаан багийн иргэдийн хяналтын сүлжээ"}
 
@@ -62,19 +81,74 @@ def _lines() -> list[str]:
     return [*site_lines(), _offline_alert(), first]
 
 
+# What residents and monitors write is theirs, in their language: the field records' texts.
+WRITTEN = {
+    "en": ("Grey dust over the road after the trucks passed", "Water brown below the washing plant"),
+    "mn": ("Машин өнгөрсний дараа замын дээгүүр саарал тоос босов", "Угаах үйлдвэрийн доор ус хүрэн"),
+}
+
+
+def _alert_store(path: Path) -> AlertStore:
+    """haul-road's alert, active, and the link to acknowledge it (as the dispatcher would make it)."""
+    params = {"node": "haul-road", "site": SITE, "metric": "pm2_5", "average": "instant",
+              "state": "raised", "late": False, "started": "2026-11-22T11:00:00.000Z", "ended": None,
+              "value": 154.6, "limit": 50.0, "peak": 154.6, "acked_by": None,
+              "standard": "MNS 4585:2016"}  # fmt: skip
+    raised = {"schema": 1, "id": ALERT, "state": "raised", "site": SITE, "node": "haul-road",
+              "rule": "pm25-instant", "type": "threshold", "metric": "pm2_5", "severity": "warning",
+              "ts": params["started"], "started": params["started"], "ended": None, "value": 154.6,
+              "limit": 50.0, "average": "instant", "peak": 154.6, "late": False, "acked_by": None,
+              "message": "PM2.5 154.6 µg/m³ at haul-road (tsagaan) exceeds the MNS 4585:2016 limit",
+              "msg_id": "alert.threshold.above", "msg_params": params, "unit": "µg/m³",
+              "standard": "MNS 4585:2016"}  # fmt: skip
+    store = AlertStore(path)
+    machine = MachineState("pm25-instant", SITE, "haul-road", alert_id=ALERT, started_ms=1)
+    store.commit([machine], [(raised, [])])
+    now = NOW.timestamp()
+    store.add_token(digest(ACK_TOKEN), ALERT, "Saraa", "email", now, now + 3600)
+    return store
+
+
+def _field_records(s: Site, lang: str) -> None:
+    """A monitor's account, an observation waiting for a decision, an accepted one and a visit."""
+    assert s.field is not None and s.accounts is not None
+    s.accounts.add("saraa", PASSWORD, NOW)
+    for text, accept in zip(WRITTEN[lang], (True, False), strict=True):
+        obs = Observation(id=str(uuid.uuid4()), observer="code:1", kind="dust", text=text,
+                          at=NOW - timedelta(hours=2), site=SITE, node="river-up", lat=None, lon=None,
+                          received=NOW - timedelta(hours=1), photo_received_sha256=None,
+                          photo_sha256=None)  # fmt: skip
+        assert s.field.add(obs, None)
+        if accept:
+            s.field.decide(obs.id, "accepted", "saraa", WRITTEN[lang][0], NOW - timedelta(minutes=30))
+    start = NOW - timedelta(hours=3)
+    visit = maintenance.Visit(site=SITE, node="river-up", kind="cleaned", at=start, by="saraa",
+                              note=WRITTEN[lang][1], flag_from=start - timedelta(minutes=10),
+                              flag_to=start + timedelta(minutes=10), recorded=NOW,
+                              entered_by="saraa")  # fmt: skip
+    maintenance.record(s.field.store, s.field.reader, visit)
+
+
 @pytest.fixture(scope="module", params=["en", "mn"])
 def site(
     request: pytest.FixtureRequest, influxd: devservices.Service, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Site, Texts]]:
     lang: str = request.param
-    with served_site(
-        influxd.port,
-        web=WebConfig(language=lang, attribution=ATTRIBUTION[lang]),
-        lines=_lines(),
-        data_dir=tmp_path_factory.mktemp("observations"),
-        upstreams=(RIVER_RULE,),
-    ) as s:
-        yield s, Texts(lang)
+    data = tmp_path_factory.mktemp("observations")
+    alerts = _alert_store(data / "alerts.sqlite")
+    try:
+        with served_site(
+            influxd.port,
+            web=WebConfig(language=lang, attribution=ATTRIBUTION[lang]),
+            lines=_lines(),
+            data_dir=data,
+            upstreams=(RIVER_RULE,),
+            alert_store=alerts,
+        ) as s:
+            _field_records(s, lang)
+            yield s, Texts(lang)
+    finally:
+        alerts.close()
 
 
 def _portrait(driver: webdriver.Chrome) -> None:
@@ -132,6 +206,17 @@ def _open(driver: webdriver.Chrome, site: Site, path: str) -> None:
     _charts_drawn(driver)
 
 
+def _log_in(driver: webdriver.Chrome, site: Site, path: str) -> None:
+    """Open a monitor's page as a monitor does: sent to the login form, then back to the page."""
+    _portrait(driver)
+    driver.get(site.url + path)
+    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.ID, "login"))
+    driver.find_element(By.ID, "name").send_keys("saraa")
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    driver.find_element(By.ID, "sign-in").click()
+    WebDriverWait(driver, 10).until(lambda d: d.current_url == site.url + path)
+
+
 WIDE = """
 return [...document.querySelectorAll('body *')]
   .filter(e => e.getClientRects().length && !e.closest('[hidden]'))
@@ -157,7 +242,18 @@ def test_every_page_fits_a_360px_phone_and_speaks_its_language(
     site: tuple[Site, Texts], phone: webdriver.Chrome, name: str
 ) -> None:
     s, t = site
+    if name in SIGNED_IN:
+        _log_in(phone, s, PAGES[name])
+    try:
+        _fits_and_speaks(phone, s, t, name)
+    finally:
+        phone.delete_all_cookies()  # the next page is a resident's, not signed in
+
+
+def _fits_and_speaks(phone: webdriver.Chrome, s: Site, t: Texts, name: str) -> None:
     _open(phone, s, PAGES[name])
+    if name in SHOWS:
+        assert phone.find_elements(By.ID, SHOWS[name]), f"{t.language} {name}: no #{SHOWS[name]}"
     assert phone.execute_script("return innerWidth") == WIDTH
     assert phone.find_element(By.TAG_NAME, "html").get_attribute("lang") == t.language
     width = phone.execute_script("return document.documentElement.scrollWidth")
@@ -167,6 +263,7 @@ def test_every_page_fits_a_360px_phone_and_speaks_its_language(
     if t.language == "mn":
         # addresses (the licence's, the API's) are not words
         text: str = re.sub(r"https?://\S+|(?<!\w)/[\w./{}-]+", " ", phone.execute_script(TEXT))
+        text = text.replace(ALERT, " ")  # an alert's id is data, shown to be quoted
         leaks = sorted({w for w in english_words(text) if w.lower() not in NAMES and w not in NAMES})
         assert leaks == [], f"English on the Mongolian {name} page: {leaks}"
 
