@@ -100,6 +100,70 @@ class StoredReading(BaseModel):
     )
 
 
+Sha256 = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9a-f]{64}$")]
+FIELD_TEXT_MAX = 2000
+"""Longer than any note, reason or observation text the site accepts: a bound, not a rule of its own."""
+
+
+class ForwardedVisit(BaseModel):
+    """A maintenance visit as the site stored it (measurement `maintenance`, docs/protocol.md), of
+    the batch's site. `(node, kind, at)` names it, as at the site: the hub stores it once and
+    refuses (and keeps) a visit of the same name that differs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    node: SiteName
+    kind: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
+    at: datetime
+    by: str = Field(min_length=1, max_length=FIELD_TEXT_MAX)
+    note: str = Field(default="", max_length=FIELD_TEXT_MAX)
+    flag_from: datetime | None = None  # the marked window (flag_from, flag_to]
+    flag_to: datetime | None = None
+    recorded: datetime
+    entered_by: str | None = Field(default=None, max_length=FIELD_TEXT_MAX)
+
+    @model_validator(mode="after")
+    def _window(self) -> ForwardedVisit:
+        if (self.flag_from is None) != (self.flag_to is None):
+            raise ValueError("flag_from and flag_to go together")
+        if self.flag_from is not None and self.flag_to is not None and self.flag_to <= self.flag_from:
+            raise ValueError("flag_to must be after flag_from")
+        return self
+
+
+class ForwardedDecision(BaseModel):
+    """A monitor's decision on an observation: who, when, why (measurement `observation_decision`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision: Literal["accepted", "rejected"]
+    by: str = Field(min_length=1, max_length=FIELD_TEXT_MAX)
+    at: datetime
+    why: str = Field(default="", max_length=FIELD_TEXT_MAX)
+
+
+class ForwardedObservation(BaseModel):
+    """A resident's observation that a monitor accepted, with every decision on it, oldest first
+    (measurement `observation`). Who observed (an observer code's number, a monitor account) stays
+    at the site, as in the site's export; the photo travels as its hashes only. An observation
+    given as a position alone belongs to the batch's site at the hub."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+    kind: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,32}$")]
+    text: str = Field(default="", max_length=FIELD_TEXT_MAX)
+    at: datetime
+    node: SiteName | None = None
+    place: Literal["node", "position", "map"] = "node"
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    received: datetime
+    photo_received_sha256: Sha256 | None = None
+    photo_sha256: Sha256 | None = None
+    decisions: list[ForwardedDecision] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 class ForwardBatch(BaseModel):
     """One site's batch: its id is the site's own (increasing), so the ack names what to drop."""
 
@@ -127,6 +191,18 @@ class ForwardBatch(BaseModel):
         description="indices into `readings` of unsigned readings whose `period_s` the site does not "
         "know (stored by a version that kept it for signed readings only): their `period_s` is the "
         "site's estimate from the node's times and seq, and the hub stores them without it",
+    )
+
+    visits: list[ForwardedVisit] = Field(
+        default_factory=list,
+        max_length=MAX_BATCH,
+        description="maintenance visits of the site (sent only when there are some: a hub that "
+        "predates them refuses the field as malformed, so the hub is upgraded first)",
+    )
+    observations: list[ForwardedObservation] = Field(
+        default_factory=list,
+        max_length=MAX_BATCH,
+        description="accepted observations with their decisions (sent only when there are some, as `visits`)",
     )
 
     @model_validator(mode="after")

@@ -201,6 +201,11 @@ class ForwardConfig(_Section):
     max_in_flight: int = Field(default=4, ge=1, le=64)
     ack_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     backfill: bool = Field(default=True, description="Send what was stored before forwarding began.")
+    field_scan_s: float = Field(
+        default=60.0, ge=1, le=3600,
+        description="How often the site's maintenance visits and accepted observations are read "
+        "for what the hub has not been sent (gateway/forward/field.py).",
+    )  # fmt: skip
 
 
 class FriendlyName(_Section):

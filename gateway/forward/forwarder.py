@@ -7,6 +7,8 @@ window at a time, and only while the outbox holds little backfill, so the disk h
 amount of it; an unsigned row an earlier version stored without `period_s` goes marked
 (`ForwardBatch.period_unknown`). The site's alert events come as a delivery route of the alert
 store (`AlertsToOutbox`), whose row is committed with the event, so none is lost to a kill.
+The site's field records (maintenance visits; accepted observations with their decisions) are
+read every `field_scan_s` and queued when new or changed (gateway/forward/field.py).
 Everything waits in the durable outbox until the hub's ack for its batch arrives.
 
 Keys go first: when the site's registry has changed since the hub last acknowledged it, a batch
@@ -32,7 +34,9 @@ from pydantic import ValidationError
 from contract.hub import (
     ForwardBatch,
     ForwardedKey,
+    ForwardedObservation,
     ForwardedStatus,
+    ForwardedVisit,
     HubAck,
     StoredReading,
     ack_topic,
@@ -48,6 +52,7 @@ from gateway.alerts.record import RecordOptions
 from gateway.channels.base import ChannelError, Notification
 from gateway.config import ForwardConfig
 from gateway.dataset import DEFAULT_INTERVAL_S, inferred_interval_s
+from gateway.forward import field
 from gateway.forward.link import link_for
 from gateway.forward.outbox import Batch, Outbox
 from gateway.hooks import Hooks
@@ -87,6 +92,7 @@ class Forwarder:
         self._prefix_site = prefix
         self._keys_batch: tuple[int, str] | None = None  # (batch id, keys hash) awaiting its ack
         self._keys_sent_at = 0.0
+        self._field_scanned_at: float | None = None
         self.acked = 0
 
     def install(self, hooks: Hooks, alerts: Alerts | None = None) -> None:
@@ -148,6 +154,9 @@ class Forwarder:
         if self._keys_batch is not None and now - self._keys_sent_at > self._cfg.ack_timeout_s:
             self._keys_batch = None  # never acknowledged: send them again
         self._backfill()
+        if self._field_scanned_at is None or now - self._field_scanned_at >= self._cfg.field_scan_s:
+            self._field_scanned_at = now
+            self._scan_fields()
         if not self.link.connected.is_set():
             return
         keys_hash, records = self._keys()
@@ -177,8 +186,14 @@ class Forwarder:
         statuses: list[ForwardedStatus] = []
         alerts: list[dict[str, Any]] = []
         period_unknown: list[int] = []
+        visits: list[ForwardedVisit] = []
+        observations: list[ForwardedObservation] = []
         for kind, body in taken.bodies:
-            if kind == "status":
+            if kind == "visit":
+                visits.append(ForwardedVisit.model_validate_json(body))
+            elif kind == "observation":
+                observations.append(ForwardedObservation.model_validate_json(body))
+            elif kind == "status":
                 statuses.append(ForwardedStatus.model_validate_json(body))
             elif kind == "alert":
                 alerts.append(json.loads(body))
@@ -194,13 +209,13 @@ class Forwarder:
         return ForwardBatch(
             site=self._cfg.site, batch=taken.id, readings=readings, statuses=statuses, alerts=alerts,
             received=received if any(t is not None for t in received) else [],
-            period_unknown=period_unknown,
+            period_unknown=period_unknown, visits=visits, observations=observations,
         )  # fmt: skip
 
     def _send(self, batch: ForwardBatch) -> bool:
         topic = forward_topic(self._cfg.topic_prefix, self._cfg.site)
-        # `period_unknown` only when used: a hub that predates it refuses it as malformed
-        omit = None if batch.period_unknown else {"period_unknown"}
+        # the fields added later only when used: a hub that predates one refuses it as malformed
+        omit = {f for f in ("period_unknown", "visits", "observations") if not getattr(batch, f)}
         return self.link.publish(topic, batch.model_dump_json(by_alias=True, exclude=omit).encode(), qos=1)
 
     def _take_acks(self) -> None:
@@ -256,6 +271,21 @@ class Forwarder:
                 break
         if cursor >= until:
             log.info("backfill to the hub complete up to %s", format_ts(until))
+
+    def _scan_fields(self) -> None:
+        """Queue the field records not queued before, or changed since (docs/region.md). With
+        `backfill` off, those there at the first scan are taken as sent, as readings are."""
+        # a reader that fails raises into the loop, which logs it: the next scan is field_scan_s on
+        found = field.scan(self._reader, self._cfg.site, self._outbox.field_seen())
+        first = self._outbox.get("field_scanned") is None
+        send = self._cfg.backfill or not first
+        for kind in ("visit", "observation"):
+            mine = [q for q in found if q.kind == kind]
+            if mine or first:
+                self._outbox.add(
+                    [q.body for q in mine] if send else [], live=True, kind=kind,
+                    seen={q.key: q.digest for q in mine}, state={"field_scanned": "1"},
+                )  # fmt: skip
 
 
 class AlertsToOutbox:

@@ -18,7 +18,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS item (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     live INTEGER NOT NULL,
-    kind TEXT NOT NULL DEFAULT 'reading',  -- stored (a reading and its stored time) | status | alert;
+    kind TEXT NOT NULL DEFAULT 'reading',  -- stored (a reading and its stored time) | status | alert
+                                           -- | visit | observation (field records);
                                            -- reading: a bare reading, from an earlier version
     body BLOB NOT NULL,
     batch INTEGER,
@@ -26,6 +27,10 @@ CREATE TABLE IF NOT EXISTS item (
 );
 CREATE INDEX IF NOT EXISTS item_unsent ON item (batch, live, id);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- The field records queued for the hub, by name (a visit's node, kind and time; an observation's
+-- id) with the digest of what was queued: a record is queued again only when it changed (a new
+-- decision on an observation).
+CREATE TABLE IF NOT EXISTS field_seen (key TEXT PRIMARY KEY, digest TEXT NOT NULL);
 """
 
 
@@ -56,8 +61,10 @@ class Outbox:
         live: bool,
         kind: str = "reading",
         state: dict[str, str] | None = None,
+        seen: dict[str, str] | None = None,
     ) -> None:
-        """Keep bodies (and, in the same transaction, state such as the backfill cursor)."""
+        """Keep bodies (and, in the same transaction, state such as the backfill cursor, and the
+        digests of the field records they hold)."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
@@ -65,6 +72,13 @@ class Outbox:
             )
             for key, value in (state or {}).items():
                 self._db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO field_seen (key, digest) VALUES (?, ?)", (seen or {}).items()
+            )
+
+    def field_seen(self) -> dict[str, str]:
+        """The digest of each field record queued so far, by name."""
+        return {str(k): str(d) for k, d in self._db.execute("SELECT key, digest FROM field_seen")}
 
     def take(self, max_items: int, now: float) -> Batch | None:
         """The next batch to send: unsent items, live first, oldest first."""

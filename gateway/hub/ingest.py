@@ -7,7 +7,9 @@ ack it never saw, with the same result.
 
 What is refused — a batch on another site's topic, a reading of another site, a key the site's
 identity did not vouch for, a signature that does not verify — is kept in `reject` with its reason
-and counted, and acknowledged as refused: sending it again cannot make it right.
+and counted, and acknowledged as refused: sending it again cannot make it right. Field records (maintenance
+visits, accepted observations and their decisions) are stored once under the site's names for
+them; one that differs from what is stored under its name is refused the same way (field_conflict).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class HubStats:
     duplicate: int = 0
     refused: Counter[str] = field(default_factory=Counter)
     hub_alerts: int = 0
+    field_stored: int = 0  # rows of field records: visits, observations, decisions
+    field_duplicate: int = 0
 
 
 class HubIngest:
@@ -108,6 +112,10 @@ class HubIngest:
             else:
                 alerts.append(doc)
         result = self._store.write_readings(checked)
+        fields = self._store.write_field(site, batch.visits, batch.observations)
+        for detail, payload in fields.conflicts:  # never replaced: kept for review, and final
+            refused += 1
+            self._refuse(site, "field_conflict", detail, payload)
         self._store.write_statuses(site, batch.statuses)
         self._store.write_alerts(site, alerts)
         self._store.open_warnings(site, alerts, self._clock())
@@ -116,9 +124,12 @@ class HubIngest:
         self.stats.batches += 1
         self.stats.stored += result.stored
         self.stats.duplicate += result.duplicate
+        self.stats.field_stored += fields.stored
+        self.stats.field_duplicate += fields.duplicate
         ack = HubAck(
-            site=site, batch=batch.batch, stored=result.stored, duplicate=result.duplicate, refused=refused
-        )
+            site=site, batch=batch.batch, stored=result.stored + fields.stored,
+            duplicate=result.duplicate + fields.duplicate, refused=refused,
+        )  # fmt: skip
         return ack_topic(self._prefix, site), ack.model_dump_json().encode()
 
     def tick(self) -> None:

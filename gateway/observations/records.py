@@ -271,3 +271,23 @@ class FieldRecords:
     def close(self) -> None:
         self.reader.close()
         self.store.close()
+
+
+def ever_accepted(
+    reader: Reader, site: str | None = None, *, trace: Trace | None = None
+) -> list[tuple[Observation, list[DecisionRecord]]]:
+    """The observations (of `site`, as `listed` reads them) a monitor has accepted at some time,
+    each with every decision on it, oldest first: what a site forwards to its hub (a later
+    rejection goes too, so the hub shows the latest decision as the site does)."""
+    decided = decisions_of(reader, trace=trace)
+    wanted = {i for i, ds in decided.items() if any(d.decision == "accepted" for d in ds)}
+    if not wanted:
+        return []
+    rows = reader.observation_rows(site, ALL_FROM, ALL_TO, trace=trace)
+    found = sorted((_observation(r) for r in rows if r.get("id") in wanted), key=lambda o: (o.at, o.id))
+    out = []
+    for o in found:
+        ds = decided[o.id]
+        d = ds[-1]
+        out.append((replace(o, state=d.decision, decided_by=d.by, decided_at=d.at, why=d.why), ds))
+    return out

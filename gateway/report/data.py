@@ -61,6 +61,9 @@ def collect(
     signatures = (
         provenance.signatures(log) if "reading" in present and "signed" in reader.fields("reading") else None
     )
+    # before `queries` is copied below, so the field records' queries are printed with their tables
+    field_visits = field.visits(log) if "maintenance" in present else []
+    observations = field.observations(log) if "observation" in present else []
     about = about or About()
     return ReportData(
         site=site,
@@ -86,6 +89,6 @@ def collect(
         about=about,
         node_info=[n for n in about.nodes if n.site == site and (not nodes or n.node in nodes)],
         keys=[k for k in about.keys if k.site == site and (not nodes or k.node in nodes)],
-        field_visits=field.visits(log) if "maintenance" in present else [],
-        observations=field.observations(log) if "observation" in present else [],
+        field_visits=field_visits,
+        observations=observations,
     )

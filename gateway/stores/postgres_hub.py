@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from contract.configfile import ConfigError
-from contract.hub import ForwardedStatus
+from contract.hub import ForwardedObservation, ForwardedStatus, ForwardedVisit
 from contract.signing import canonical_doc
 from contract.wire import ID_PATTERN, ReadingPayload, format_ts
 
@@ -81,6 +81,31 @@ class WarningDue:
 class BatchResult:
     stored: int
     duplicate: int
+
+
+@dataclass(frozen=True, slots=True)
+class FieldResult:
+    """What a batch's field records did: rows stored, rows already there the same, and those
+    refused because a record of the same name differs (detail, the record as it came)."""
+
+    stored: int
+    duplicate: int
+    conflicts: list[tuple[str, bytes]]
+
+
+_VISIT_COLUMNS = "done_by, note, flag_from, flag_to, recorded, entered_by"
+_OBSERVATION_COLUMNS = (
+    "kind, text, at, node, place, lat, lon, site_received, photo_received_sha256, photo_sha256"
+)
+
+
+def _visit_values(v: ForwardedVisit) -> tuple[Any, ...]:
+    return (v.by, v.note, v.flag_from, v.flag_to, v.recorded, v.entered_by)
+
+
+def _observation_values(o: ForwardedObservation) -> tuple[Any, ...]:
+    return (o.kind, o.text, o.at, o.node, o.place, o.lat, o.lon, o.received, o.photo_received_sha256,
+            o.photo_sha256)  # fmt: skip
 
 
 def _month(ts: datetime) -> tuple[datetime, datetime]:
@@ -327,6 +352,80 @@ class HubStore:
                  [e["ts"] for e in events], [json.dumps(e) for e in events]],
             )  # fmt: skip
         return cur.rowcount
+
+    @_guarded
+    def write_field(
+        self, site: str, visits: Sequence[ForwardedVisit], observations: Sequence[ForwardedObservation]
+    ) -> FieldResult:
+        """Store field records once each, in one transaction, under the names the site gives them
+        (a visit: node, kind, time; an observation: its id; a decision: its observation, decision
+        and time). What is there already is compared, never replaced: the same is a duplicate, a
+        difference a conflict (the record is not stored; the caller keeps it in `reject`)."""
+        stored = duplicate = 0
+        conflicts: list[tuple[str, bytes]] = []
+        if not visits and not observations:
+            return FieldResult(0, 0, conflicts)
+        with self._conn.transaction():
+            for v in visits:
+                key = (site, v.node, v.kind, v.at)
+                new = self._conn.execute(
+                    f"INSERT INTO maintenance_visit (site, node, kind, at, {_VISIT_COLUMNS})"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                    [*key, *_visit_values(v)],
+                ).fetchone()
+                if new is not None:
+                    stored += 1
+                    continue
+                there = self._conn.execute(
+                    f"SELECT {_VISIT_COLUMNS} FROM maintenance_visit"
+                    " WHERE site = %s AND node = %s AND kind = %s AND at = %s",
+                    list(key),
+                ).fetchone()
+                if there is not None and tuple(there) == _visit_values(v):
+                    duplicate += 1
+                else:
+                    detail = f"visit {v.kind} at {v.node} {format_ts(v.at)} differs from the one stored"
+                    conflicts.append((detail, v.model_dump_json().encode()))
+            for o in observations:
+                new = self._conn.execute(
+                    f"INSERT INTO observation (site, id, {_OBSERVATION_COLUMNS})"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT DO NOTHING RETURNING 1",
+                    [site, o.id, *_observation_values(o)],
+                ).fetchone()
+                if new is not None:
+                    stored += 1
+                else:
+                    there = self._conn.execute(
+                        f"SELECT {_OBSERVATION_COLUMNS} FROM observation WHERE site = %s AND id = %s",
+                        [site, o.id],
+                    ).fetchone()
+                    if there is None or tuple(there) != _observation_values(o):
+                        conflicts.append((f"observation {o.id} differs from the one stored",
+                                          o.model_dump_json().encode()))  # fmt: skip
+                        continue  # nor its decisions: they are on another observation
+                    duplicate += 1
+                for d in o.decisions:
+                    key2 = (site, o.id, d.decision, d.at)
+                    new = self._conn.execute(
+                        "INSERT INTO observation_decision (site, observation, decision, at, decided_by, why)"
+                        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                        [*key2, d.by, d.why],
+                    ).fetchone()
+                    if new is not None:
+                        stored += 1
+                        continue
+                    there = self._conn.execute(
+                        "SELECT decided_by, why FROM observation_decision"
+                        " WHERE site = %s AND observation = %s AND decision = %s AND at = %s",
+                        list(key2),
+                    ).fetchone()
+                    if there is not None and tuple(there) == (d.by, d.why):
+                        duplicate += 1
+                    else:
+                        detail = f"decision {d.decision} on {o.id} at {format_ts(d.at)} differs"
+                        conflicts.append((detail, d.model_dump_json().encode()))
+        return FieldResult(stored, duplicate, conflicts)
 
     # --- warnings to neighbours ---
 

@@ -2,8 +2,9 @@
 
 What the dashboard, `export`, `report`, the evidence bundle and the SensorThings API ask, answered
 from the hub's tables through connections switched to the jurisdiction's role (postgres_base.py):
-row-level security decides every row, delays included. The hub keeps no roll-ups and no maintenance
-visits (they stay at the site), so `measurements` names neither and the callers read the readings.
+row-level security decides every row, delays included. The hub keeps no roll-ups, so `measurements`
+does not name them and the callers read the readings; it names `maintenance` and `observation` when
+the role may see field records the sites forwarded (postgres_report.py answers them).
 """
 
 from __future__ import annotations
@@ -76,11 +77,11 @@ class PostgresReader(HubReportQueries):
     def measurements(self) -> set[str]:
         row = self.rows(sql.SQL(
             "SELECT EXISTS (SELECT 1 FROM {} r), EXISTS (SELECT 1 FROM node_status),"
-            " EXISTS (SELECT 1 FROM alert_event)"
+            " EXISTS (SELECT 1 FROM alert_event), EXISTS (SELECT 1 FROM maintenance_visit),"
+            " EXISTS (SELECT 1 FROM observation)"
         ).format(self.source()))[0]  # fmt: skip
-        return {
-            name for name, present in zip(("reading", "node_status", "alert"), row, strict=True) if present
-        }
+        names = ("reading", "node_status", "alert", "maintenance", "observation")
+        return {name for name, present in zip(names, row, strict=True) if present}
 
     def fields(self, measurement: str) -> set[str]:
         if measurement != "reading":

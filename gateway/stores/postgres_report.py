@@ -16,6 +16,7 @@ from typing import Any
 
 from psycopg import sql
 
+from contract.wire import format_ts
 from gateway.stores.postgres_base import (
     MS,
     PostgresBase,
@@ -245,8 +246,27 @@ class HubReportQueries(PostgresBase):
         *,
         trace: Trace | None = None,
     ) -> list[Row]:
-        """Maintenance visits stay at the site (they are not forwarded): none on the hub."""
-        return []
+        """The visits the sites forwarded, as the InfluxQL reader gives them (row-level security
+        decides which the role sees: those of a site it may see whole at the visit's time)."""
+        cond = [sql.SQL("at > {} AND at <= {}").format(sql.Literal(start), sql.Literal(end))]
+        if site is not None:
+            cond.append(sql.SQL("site = {}").format(sql.Literal(site)))
+        if nodes:
+            cond.append(sql.SQL("node = ANY ({})").format(sql.Literal(list(nodes))))
+        query = sql.SQL(
+            "SELECT at, site, node, kind, done_by, note, flag_from, flag_to, recorded, entered_by"
+            " FROM maintenance_visit WHERE {} ORDER BY at, node, kind"
+        ).format(sql.SQL(" AND ").join(cond))
+        out = []
+        for at, s, node, kind, by, note, flag_from, flag_to, recorded, entered_by in self.rows(
+            self._traced(query, trace)
+        ):
+            out.append({
+                "time": epoch_ms(at), "site": s, "node": node, "kind": kind, "by": by, "note": note,
+                "flag_from": _ts(flag_from), "flag_to": _ts(flag_to), "recorded": _ts(recorded),
+                "entered_by": entered_by,
+            })  # fmt: skip
+        return out
 
     def observation_rows(
         self,
@@ -257,8 +277,27 @@ class HubReportQueries(PostgresBase):
         ids: list[str] | None = None,
         trace: Trace | None = None,
     ) -> list[Row]:
-        """Residents' observations stay at the site too (they are not forwarded): none on the hub."""
-        return []
+        """The accepted observations the sites forwarded (who observed stays at the site: `observer`
+        is empty), as the InfluxQL reader gives them; row-level security decides which."""
+        cond = [sql.SQL("at > {} AND at <= {}").format(sql.Literal(start), sql.Literal(end))]
+        if site is not None:
+            cond.append(sql.SQL("site = {}").format(sql.Literal(site)))
+        if ids:
+            cond.append(sql.SQL("id = ANY ({})").format(sql.Literal(list(ids))))
+        query = sql.SQL(
+            "SELECT at, id, kind, site, node, text, place, lat, lon, site_received,"
+            " photo_received_sha256, photo_sha256 FROM observation WHERE {} ORDER BY at, id"
+        ).format(sql.SQL(" AND ").join(cond))
+        out = []
+        for at, oid, kind, s, node, text, place, lat, lon, received, photo_in, photo in self.rows(
+            self._traced(query, trace)
+        ):
+            out.append({
+                "time": epoch_ms(at), "id": oid, "kind": kind, "site": s, "node": node or "",
+                "observer": "", "text": text, "place": place, "lat": lat, "lon": lon,
+                "received": _ts(received), "photo_received_sha256": photo_in, "photo_sha256": photo,
+            })  # fmt: skip
+        return out
 
     def decision_rows(
         self,
@@ -268,5 +307,19 @@ class HubReportQueries(PostgresBase):
         ids: list[str] | None = None,
         trace: Trace | None = None,
     ) -> list[Row]:
-        """No observations on the hub, so no monitors' decisions on them either."""
-        return []
+        """The monitors' decisions on the forwarded observations (tags `id`, `decision`)."""
+        cond = [sql.SQL("at > {} AND at <= {}").format(sql.Literal(start), sql.Literal(end))]
+        if ids:
+            cond.append(sql.SQL("observation = ANY ({})").format(sql.Literal(list(ids))))
+        query = sql.SQL(
+            "SELECT at, observation, decision, decided_by, why FROM observation_decision WHERE {}"
+            " ORDER BY at, decision"
+        ).format(sql.SQL(" AND ").join(cond))
+        return [
+            {"time": epoch_ms(at), "id": oid, "decision": d, "by": by, "why": why}
+            for at, oid, d, by, why in self.rows(self._traced(query, trace))
+        ]
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else format_ts(value)

@@ -77,6 +77,54 @@ CREATE TABLE IF NOT EXISTS alert_event (
     PRIMARY KEY (id, state, at)
 );
 
+-- Field records of the sites (docs/region.md, "Field records"): their maintenance visits, and the
+-- residents' observations a site's monitor accepted, with every decision on them (who, when, why).
+-- Each is stored once under the name the site gives it, never replaced: one of the same name that
+-- differs is refused and kept in `reject` (reason field_conflict). Who observed stays at the site;
+-- a photo is known here by its hashes only.
+CREATE TABLE IF NOT EXISTS maintenance_visit (
+    site text NOT NULL REFERENCES site (id),
+    node text NOT NULL,
+    kind text NOT NULL,             -- cleaned | moved | replaced | calibrated | inspected
+    at timestamptz NOT NULL,
+    done_by text NOT NULL,          -- the site's `by`
+    note text NOT NULL DEFAULT '',
+    flag_from timestamptz,          -- the readings it marks: ts in (flag_from, flag_to]
+    flag_to timestamptz,
+    recorded timestamptz NOT NULL,  -- when the site was told
+    entered_by text,                -- the monitor account that entered it at the site's dashboard
+    received timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site, node, kind, at)
+);
+
+CREATE TABLE IF NOT EXISTS observation (
+    site text NOT NULL REFERENCES site (id),
+    id text NOT NULL,               -- made by the phone
+    kind text NOT NULL,
+    text text NOT NULL DEFAULT '',
+    at timestamptz NOT NULL,        -- when it was seen
+    node text,                      -- NULL: a position only
+    place text NOT NULL,            -- node | position | map
+    lat double precision,
+    lon double precision,
+    site_received timestamptz NOT NULL,
+    photo_received_sha256 text,     -- of the bytes the phone sent
+    photo_sha256 text,              -- of the re-encoded photo the site serves
+    received timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site, id)
+);
+
+CREATE TABLE IF NOT EXISTS observation_decision (
+    site text NOT NULL,
+    observation text NOT NULL,
+    decision text NOT NULL,         -- accepted | rejected
+    at timestamptz NOT NULL,
+    decided_by text NOT NULL,
+    why text NOT NULL DEFAULT '',
+    PRIMARY KEY (site, observation, decision, at),
+    FOREIGN KEY (site, observation) REFERENCES observation (site, id)
+);
+
 CREATE TABLE IF NOT EXISTS reject (
     id bigserial PRIMARY KEY,
     received timestamptz NOT NULL DEFAULT now(),
@@ -327,6 +375,33 @@ CREATE POLICY reading_visible ON reading FOR SELECT USING (EXISTS (
     SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
      WHERE v.site = reading.site AND v.metrics IS NULL AND v.form = 'raw'
        AND reading.ts >= v.lo AND reading.ts < v.hi AND reading.ts <= now() - v.lag));
+-- Field records: as statuses and alert events, for a role that may see the site whole at the
+-- record's time (a visit's, a decision's, an observation's `at`); an observation only while the
+-- latest decision the role may see on it is `accepted` (a retraction at the site hides it here).
+-- The decisions' policy does not look at `observation`, whose policy looks at them.
+ALTER TABLE maintenance_visit ENABLE ROW LEVEL SECURITY;
+ALTER TABLE observation ENABLE ROW LEVEL SECURITY;
+ALTER TABLE observation_decision ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS visit_visible ON maintenance_visit;
+CREATE POLICY visit_visible ON maintenance_visit FOR SELECT USING (EXISTS (
+    SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+     WHERE v.site = maintenance_visit.site AND v.metrics IS NULL AND v.form = 'raw'
+       AND maintenance_visit.at >= v.lo AND maintenance_visit.at < v.hi
+       AND maintenance_visit.at <= now() - v.lag));
+DROP POLICY IF EXISTS decision_visible ON observation_decision;
+CREATE POLICY decision_visible ON observation_decision FOR SELECT USING (EXISTS (
+    SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+     WHERE v.site = observation_decision.site AND v.metrics IS NULL AND v.form = 'raw'
+       AND observation_decision.at >= v.lo AND observation_decision.at < v.hi
+       AND observation_decision.at <= now() - v.lag));
+DROP POLICY IF EXISTS observation_visible ON observation;
+CREATE POLICY observation_visible ON observation FOR SELECT USING (EXISTS (
+    SELECT 1 FROM unnest((SELECT hub_windows(current_user))) v
+     WHERE v.site = observation.site AND v.metrics IS NULL AND v.form = 'raw'
+       AND observation.at >= v.lo AND observation.at < v.hi AND observation.at <= now() - v.lag)
+    AND (SELECT d.decision FROM observation_decision d  -- the site's order: time, then decision
+          WHERE d.site = observation.site AND d.observation = observation.id
+          ORDER BY d.at DESC, d.decision DESC LIMIT 1) = 'accepted');
 -- A node and a key: those of its own sites (the window from -infinity), and those of a reading or
 -- an hourly aggregate it may see. Each EXISTS is bounded by a window's times (and metrics), so the
 -- index finds its first row at once: written as "a row of the node, row-level security deciding",
@@ -375,3 +450,4 @@ END $$;
 GRANT SELECT ON jurisdiction, site, node, node_key, reading, node_status, alert_event, agreement TO hub_reader;
 GRANT SELECT ON reading_hourly, reading_value, reading_part, reading_part_newest TO hub_reader;
 GRANT SELECT ON warning_rule, warning, warning_log TO hub_reader;
+GRANT SELECT ON maintenance_visit, observation, observation_decision TO hub_reader;
