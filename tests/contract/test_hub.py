@@ -42,3 +42,36 @@ def test_a_mark_on_no_reading_or_on_a_signed_one_is_malformed(
 ) -> None:
     with pytest.raises(ValidationError, match=says):
         _batch(marked, signed=signed)
+
+
+def test_a_visits_marked_window_goes_whole_and_forwards() -> None:
+    from contract.hub import ForwardedVisit
+
+    at = NOW - timedelta(hours=1)
+    visit = {
+        "node": "a",
+        "kind": "cleaned",
+        "at": at.isoformat(),
+        "by": "D. Dorj",
+        "recorded": NOW.isoformat(),
+    }
+    assert ForwardedVisit.model_validate(visit).flag_from is None
+    with pytest.raises(ValidationError, match="go together"):
+        ForwardedVisit.model_validate({**visit, "flag_from": at.isoformat()})
+    with pytest.raises(ValidationError, match="after flag_from"):
+        ForwardedVisit.model_validate({**visit, "flag_from": at.isoformat(), "flag_to": at.isoformat()})
+
+
+def test_an_observation_goes_with_a_decision_and_without_its_observer() -> None:
+    from contract.hub import ForwardedObservation
+
+    doc = {"id": "3f6c2b1e-0000-4000-8000-000000000001", "kind": "dust", "at": NOW.isoformat(),
+           "received": NOW.isoformat(), "decisions": []}  # fmt: skip
+    with pytest.raises(ValidationError, match="at least 1"):
+        ForwardedObservation.model_validate(doc)
+    decided = [{"decision": "accepted", "by": "monitor B", "at": NOW.isoformat(), "why": "seen"}]
+    with pytest.raises(ValidationError, match="observer"):  # who observed stays at the site
+        ForwardedObservation.model_validate({**doc, "decisions": decided, "observer": "code:1"})
+    with pytest.raises(ValidationError, match="photo_sha256"):
+        ForwardedObservation.model_validate({**doc, "decisions": decided, "photo_sha256": "not a hash"})
+    assert ForwardedObservation.model_validate({**doc, "decisions": decided}).decisions[0].by == "monitor B"

@@ -1,0 +1,179 @@
+"""A site's field records reach its hub, every part real: the site's Mosquitto and influxd, the
+gateway (`run` with `[forward]`), the hub's Mosquitto, `hub run` and PostgreSQL.
+
+A visit recorded with `maintenance add` and observations accepted with `observations accept` before
+forwarding began are backfilled; a visit and a decision made while it runs follow; the outbox is
+then lost (the site sends everything again) and each record is still at the hub once. A jurisdiction
+without an agreement for the site sees none of them, and the hub's export (`hub export --as`) marks
+the readings in the visit's window in its `maintenance` column.
+"""
+
+from __future__ import annotations
+
+import csv
+import signal
+import sqlite3
+import subprocess
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+from contract.signing import Signer
+from gateway import devservices, maintenance
+from gateway.config import load
+from gateway.observations.records import PHOTOS_DIR, FieldRecords, Observation
+from gateway.points import to_line
+from gateway.stores import open_store, reader_for
+from gateway.stores.base import API_FILE
+from gateway.stores.postgres_reader import PostgresReader
+from gateway.trust.provision import register
+from tests.alert_helpers import reading
+from tests.gateway.hub.test_forward_e2e import HUB_PREFIX, HubBroker, _cli, _join, hub_broker
+from tests.helpers import Influx, gateway_toml, spawn, wait_for, wait_gateway_ready
+
+__all__ = ["hub_broker"]  # the fixture, used by name
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+CLEANED = NOW - timedelta(hours=2, minutes=-30)
+
+
+def _z(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _observe(cfg_path: Path, kind: str, at: datetime, *, node: str | None) -> str:
+    """A resident's observation as the dashboard's form stores it (FieldRecords.add)."""
+    cfg = load(cfg_path)
+    store = open_store(cfg.influxdb, remember=cfg.data_dir / API_FILE)
+    field = FieldRecords(store, reader_for(store, cfg.influxdb), cfg.data_dir / PHOTOS_DIR)
+    oid = str(uuid.uuid4())
+    obs = Observation(
+        id=oid, observer="code:1", kind=kind, text=f"{kind} seen", at=at, site="tsagaan" if node else None,
+        node=node, lat=None if node else 43.11, lon=None if node else 106.85, received=at,
+        photo_received_sha256="ab" * 32, photo_sha256=None, place="node" if node else "position",
+    )  # fmt: skip
+    assert field.add(obs, None)
+    field.close()
+    return oid
+
+
+def _hub_field(dsn: str) -> dict[str, list[tuple[object, ...]]]:
+    with psycopg.connect(dsn) as conn:  # the owner: every row
+        return {
+            "visits": conn.execute(
+                "SELECT node, kind, at, done_by FROM maintenance_visit ORDER BY at"
+            ).fetchall(),
+            "observations": conn.execute("SELECT id, node, text FROM observation ORDER BY at").fetchall(),
+            "decisions": conn.execute(
+                "SELECT observation, decision, decided_by FROM observation_decision ORDER BY at"
+            ).fetchall(),
+            "conflicts": conn.execute("SELECT detail FROM reject WHERE reason = 'field_conflict'").fetchall(),
+        }
+
+
+def _outbox(data_dir: Path) -> tuple[int, int]:
+    """(field records queued so far, items not acknowledged yet); (0, -1) before the gateway made it."""
+    path = data_dir / "forward.sqlite"
+    if not path.exists():
+        return 0, -1
+    with sqlite3.connect(path) as conn:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'field_seen'").fetchone() is None:
+            return 0, -1
+        seen = int(conn.execute("SELECT count(*) FROM field_seen").fetchone()[0])
+        waiting = int(conn.execute("SELECT count(*) FROM item").fetchone()[0])
+    return seen, waiting
+
+
+def test_visits_and_accepted_observations_reach_the_hub_once(
+    tmp_path: Path, mosquitto: devservices.Service, hub_broker: HubBroker, influx: Influx,
+    pg: str, prefix: str,
+) -> None:  # fmt: skip
+    hub_cfg = _join(tmp_path, hub_broker, pg, prefix)
+    _cli("hub", "jurisdiction", "--config", str(hub_cfg), "--id", "other", "--name", "Other",
+         "--role", f"j_other_{prefix}")  # fmt: skip
+    signer = Signer.generate()
+    keys = tmp_path / "keys"
+    register(keys, "tsagaan", "a", signer, now=NOW - timedelta(days=30))
+    # readings every minute for an hour, two hours ago; the window was cleaned half-way through
+    old = [signer.sign(reading("a", NOW - timedelta(hours=2, minutes=-i), float(i))) for i in range(60)]
+    influx.write([to_line(r) for r in old])
+    gw_cfg = gateway_toml(
+        tmp_path / "gateway.toml", mqtt_port=mosquitto.port, influx_url=influx.url, db=influx.db,
+        prefix=prefix,
+        extra=f'[trust]\nkeys_dir = "{keys}"\n'
+        f'[forward]\nsite = "tsagaan"\ntopic_prefix = "{HUB_PREFIX}"\n'
+        f'identity_file = "{tmp_path / "site-identity.pem"}"\nack_timeout_s = 5\nfield_scan_s = 1\n'
+        f'[forward.mqtt]\nhost = "127.0.0.1"\nport = {hub_broker.tls_port}\nclient_id = "site-{prefix}"\n'
+        f'username = "tsagaan"\npassword_file = "{hub_broker.password("tsagaan")}"\n'
+        f'tls = true\nca_file = "{hub_broker.dir / "ca" / "ca.crt"}"\n',
+    )  # fmt: skip
+    # before forwarding begins: a visit marking ten minutes, two observations accepted, one rejected
+    window = (
+        "--flag-from",
+        _z(CLEANED - timedelta(minutes=5)),
+        "--flag-to",
+        _z(CLEANED + timedelta(minutes=5)),
+    )
+    _cli("maintenance", "add", "--config", str(gw_cfg), "--node", "a", "--site", "tsagaan", "--kind",
+         "cleaned", "--at", _z(CLEANED), "--by", "D. Dorj", "--note", "window wiped", *window)  # fmt: skip
+    dust = _observe(gw_cfg, "dust", NOW - timedelta(hours=1), node="a")
+    fish = _observe(gw_cfg, "dead_fish", NOW - timedelta(minutes=50), node=None)  # a position only
+    noise = _observe(gw_cfg, "noise", NOW - timedelta(minutes=40), node="a")
+    for oid, verb in ((dust, "accept"), (fish, "accept"), (noise, "reject")):
+        _cli("observations", verb, oid, "--config", str(gw_cfg), "--by", "monitor B", "--why", "checked")
+
+    hub_log, gw_log = tmp_path / "hub.log", tmp_path / "gateway.log"
+    hub = spawn(["gateway.cli", "hub", "run", "--config", str(hub_cfg)], hub_log)
+    gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], gw_log)
+    try:
+        wait_gateway_ready(mosquitto.port, prefix, influx)
+        wait_for(lambda: len(_hub_field(pg)["observations"]) == 2, 60, "the backfilled field records")
+        # while it runs: another visit, and a second decision on the dust (a retraction)
+        _cli("maintenance", "add", "--config", str(gw_cfg), "--node", "a", "--site", "tsagaan",
+             "--kind", "inspected", "--at", _z(NOW - timedelta(minutes=10)), "--by", "D. Dorj")  # fmt: skip
+        _cli("observations", "reject", dust, "--config", str(gw_cfg), "--by", "monitor C", "--why", "a cloud")
+        wait_for(lambda: len(_hub_field(pg)["decisions"]) == 3, 60, "the live field records")
+        wait_for(lambda: _outbox(tmp_path / "gateway-data") == (4, 0), 60, "every field record acknowledged")
+
+        # the outbox is lost: the site sends all it has again (readings and field records)
+        gateway.send_signal(signal.SIGTERM)
+        gateway.wait(30)
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / "gateway-data" / f"forward.sqlite{suffix}").unlink(missing_ok=True)
+        gateway = spawn(["gateway.cli", "run", "--config", str(gw_cfg)], gw_log)
+        wait_for(lambda: _outbox(tmp_path / "gateway-data") == (4, 0), 60, "everything sent again and acked")
+
+        got = _hub_field(pg)
+        assert got["visits"] == [
+            ("a", "cleaned", CLEANED, "D. Dorj"), ("a", "inspected", NOW - timedelta(minutes=10), "D. Dorj"),
+        ]  # fmt: skip
+        assert got["observations"] == [(dust, "a", "dust seen"), (fish, None, "dead_fish seen")]  # not noise
+        assert sorted(got["decisions"], key=str) == sorted([
+            (dust, "accepted", "monitor B"), (fish, "accepted", "monitor B"), (dust, "rejected", "monitor C"),
+        ], key=str)  # fmt: skip
+        assert got["conflicts"] == []  # the resend was the same, so nothing was refused
+
+        # the site's owner sees them, through the hub's reader; a jurisdiction with no agreement does not
+        for role, expected in ((f"j_{prefix}", 2), (f"j_other_{prefix}", 0)):
+            reader = PostgresReader(pg, role)
+            found = maintenance.visits(reader, "tsagaan", NOW - timedelta(days=1), NOW)
+            reader.close()
+            assert len(found) == expected, role
+        # the hub's export marks the readings stamped in the cleaning's window
+        out = tmp_path / "hub-export.csv"
+        _cli("hub", "export", "--config", str(hub_cfg), "--as", "soum", "--site", "tsagaan",
+             "--start", _z(NOW - timedelta(hours=3)), "--end", _z(NOW), "--out", str(out))  # fmt: skip
+        rows = list(csv.DictReader(out.open()))
+        marked = [r["time"] for r in rows if r["maintenance"]]
+        assert len(rows) == 60
+        assert marked == [_z(CLEANED + timedelta(minutes=m)) for m in range(-4, 6)]  # (at-5, at+5]
+        assert {r["maintenance"] for r in rows if r["maintenance"]} == {"cleaned"}
+    finally:
+        for proc in (gateway, hub):
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print(gw_log.read_text()[-3000:], hub_log.read_text()[-3000:])
