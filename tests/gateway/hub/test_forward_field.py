@@ -11,6 +11,7 @@ the readings in the visit's window in its `maintenance` column.
 from __future__ import annotations
 
 import csv
+import json
 import signal
 import sqlite3
 import subprocess
@@ -23,12 +24,15 @@ import psycopg
 from contract.signing import Signer
 from gateway import devservices, maintenance
 from gateway.config import load
+from gateway.forward.forwarder import Forwarder
+from gateway.forward.outbox import Outbox
 from gateway.observations.records import PHOTOS_DIR, FieldRecords, Observation
 from gateway.points import to_line
 from gateway.stores import open_store, reader_for
 from gateway.stores.base import API_FILE
 from gateway.stores.postgres_reader import PostgresReader
 from gateway.trust.provision import register
+from gateway.trust.registry import KeyRegistry
 from tests.alert_helpers import reading
 from tests.gateway.hub.test_forward_e2e import HUB_PREFIX, HubBroker, _cli, _join, hub_broker
 from tests.helpers import Influx, gateway_toml, spawn, wait_for, wait_gateway_ready
@@ -177,3 +181,67 @@ def test_visits_and_accepted_observations_reach_the_hub_once(
             except subprocess.TimeoutExpired:
                 proc.kill()
     print(gw_log.read_text()[-3000:], hub_log.read_text()[-3000:])
+
+
+def _forwarder(tmp_path: Path, influx: Influx, *, backfill: bool) -> tuple[Forwarder, Path, list[float]]:
+    """The site's forwarder over its real InfluxDB, never started: its ticks scan and queue."""
+    Signer.generate().write(tmp_path / "site-identity.pem")
+    gw_cfg = gateway_toml(
+        tmp_path / "gateway.toml", mqtt_port=1, influx_url=influx.url, db=influx.db, prefix="scan",
+        extra=f'[forward]\nsite = "tsagaan"\nidentity_file = "{tmp_path / "site-identity.pem"}"\n'
+        f"backfill = {str(backfill).lower()}\nfield_scan_s = 60\n[forward.mqtt]\nport = 1\n",
+    )  # fmt: skip
+    cfg = load(gw_cfg)
+    assert cfg.forward is not None
+    store = open_store(cfg.influxdb, remember=cfg.data_dir / API_FILE)
+    now = [1_000_000.0]
+    fwd = Forwarder(cfg.forward, Outbox(tmp_path / "forward.sqlite"), reader_for(store, cfg.influxdb),
+                    KeyRegistry(tmp_path / "keys"), clock=lambda: now[0])  # fmt: skip
+    return fwd, gw_cfg, now
+
+
+def _queued(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT kind, body FROM item ORDER BY id").fetchall()
+    return [(str(k), json.loads(b).get("id") or json.loads(b)["kind"]) for k, b in rows]
+
+
+def test_the_scan_queues_each_field_record_once_and_again_when_it_changes(
+    tmp_path: Path, influx: Influx
+) -> None:
+    fwd, gw_cfg, now = _forwarder(tmp_path, influx, backfill=True)
+    _cli("maintenance", "add", "--config", str(gw_cfg), "--node", "a", "--site", "tsagaan", "--kind",
+         "moved", "--at", _z(NOW - timedelta(days=40)), "--by", "D. Dorj")  # fmt: skip  # long ago
+    dust = _observe(gw_cfg, "dust", NOW - timedelta(hours=1), node="a")
+    pending = _observe(gw_cfg, "smell", NOW - timedelta(hours=1), node="a")  # nobody decided: stays
+    _cli("observations", "accept", dust, "--config", str(gw_cfg), "--by", "monitor B", "--why", "seen")
+    fwd.tick()  # the first scan: the backfill
+    assert _queued(tmp_path / "forward.sqlite") == [("visit", "moved"), ("observation", dust)]
+    now[0] += 30
+    fwd.tick()  # not due yet
+    now[0] += 30
+    fwd.tick()  # due, and nothing new
+    assert len(_queued(tmp_path / "forward.sqlite")) == 2
+    _cli("observations", "reject", dust, "--config", str(gw_cfg), "--by", "monitor C", "--why", "a cloud")
+    now[0] += 60
+    fwd.tick()
+    queued = _queued(tmp_path / "forward.sqlite")
+    assert queued[2:] == [("observation", dust)] and pending not in {q[1] for q in queued}
+    with sqlite3.connect(tmp_path / "forward.sqlite") as conn:
+        body = json.loads(conn.execute("SELECT body FROM item ORDER BY id DESC LIMIT 1").fetchone()[0])
+    assert [d["decision"] for d in body["decisions"]] == ["accepted", "rejected"] and "observer" not in body
+    fwd.stop()
+
+
+def test_without_backfill_the_field_records_there_at_first_stay(tmp_path: Path, influx: Influx) -> None:
+    fwd, gw_cfg, now = _forwarder(tmp_path, influx, backfill=False)
+    _cli("maintenance", "add", "--config", str(gw_cfg), "--node", "a", "--site", "tsagaan", "--kind",
+         "moved", "--at", _z(NOW - timedelta(days=2)), "--by", "D. Dorj")  # fmt: skip
+    fwd.tick()
+    assert _queued(tmp_path / "forward.sqlite") == []
+    _cli("maintenance", "add", "--config", str(gw_cfg), "--node", "a", "--site", "tsagaan", "--kind",
+         "cleaned", "--at", _z(NOW - timedelta(days=2)), "--by", "D. Dorj")  # fmt: skip
+    now[0] += 60
+    fwd.tick()
+    assert _queued(tmp_path / "forward.sqlite") == [("visit", "cleaned")]
+    fwd.stop()
