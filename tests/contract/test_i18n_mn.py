@@ -17,9 +17,9 @@ I18N = Path(i18n.__file__).parent
 # language (units, PM2.5, AQI, NowCast, file formats, UTC), and the CSV's column names, which are
 # data, not words.
 KEPT = {
-    "PM", "PM1", "PM2", "PM10", "NTU", "AQI", "NowCast", "CSV", "API", "JSON", "OpenAPI", "UTC",
+    "PM", "PM1", "PM2", "PM10", "NTU", "AQI", "NowCast", "CSV", "API", "JSON", "Atom", "OpenAPI", "UTC",
     "RFC", "µg", "µm", "°C", "hPa",
-    "time", "site", "node", "seq", "flags",
+    "time", "site", "node", "seq", "flags", "kid",
     # names the report cites as they are written everywhere: the program, the coordinate system,
     # the signature and hash algorithms, the US EPA and its regulation (40 CFR 50, Appendix N)
     "minewatch", "WGS", "Ed25519", "SHA", "US", "EPA", "CFR", "N",
@@ -30,6 +30,8 @@ KEPT = {
     # commands and the files `minewatch-node check` points to
     "MQTT", "mqtt", "host", "port", "username", "chmod", "sudo", "hardware", "README", "md",
     "setup", "pi", "sh", "dev", "i2c", "i2cdetect", "y", "dialout",
+    # the document the download page points to for checking signatures (docs/trust.md)
+    "docs", "trust",
     # the parts' own names: buses and pins
     "UART", "USB", "I2C", "SDA", "SCL", "TX", "RX",
     # the broker's encryption, its config key and the certificate authority, as written everywhere

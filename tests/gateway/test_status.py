@@ -142,7 +142,7 @@ EN_LABELS = ("reported", "version, started", "InfluxDB reachable", "last write",
 MN_LABELS = (
     "мэдээлсэн",
     "хувилбар, эхэлсэн",
-    "InfluxDB-тэй холбогдох",
+    "InfluxDB-тэй холбогдсон",
     "сүүлд бичсэн",
     "эхэлснээс хойш",
     "татгалзсан",
