@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import time
 import tomllib
@@ -30,6 +31,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from gateway import devservices
 from gateway.cli import main
+from gateway.config import WebConfig
 from gateway.observations import records
 from gateway.observations.records import Observation
 from tests.gateway.report.test_report import tables
@@ -385,3 +387,29 @@ def test_the_phones_position_and_now_arrive_as_the_observations(
         # now is the gateway's clock (stopped at NOW), not the phone's, which runs weeks ahead of it
         assert datetime.now(UTC) - NOW > timedelta(days=1)
         assert NOW - timedelta(seconds=5) <= got.at <= NOW
+
+
+def test_a_photo_over_a_slow_link_arrives_once(
+    influxd: devservices.Service, phone: webdriver.Chrome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    picture = tmp_path / "noisy.jpg"  # noise: a JPEG that stays large once the phone has shrunk it
+    Image.frombytes("RGB", (1280, 960), os.urandom(1280 * 960 * 3)).save(picture, "JPEG", quality=95)
+    data = tmp_path / "gateway-data"
+    web = WebConfig(header_timeout_s=1.0)  # the upload takes several header deadlines
+    with served_site(influxd.port, web=web, data_dir=data) as site:
+        assert site.field is not None
+        field = site.field
+        code = _code(gateway_config(tmp_path / "gateway.toml", data, influxd.port, site), capsys)
+        phone.get(site.url + "/observe")
+        phone.execute_cdp_cmd("Network.enable", {})
+        phone.execute_cdp_cmd(
+            "Network.emulateNetworkConditions",
+            {"offline": False, "latency": 300, "downloadThroughput": 64_000, "uploadThroughput": 64_000},
+        )
+        start = time.monotonic()
+        _fill(phone, code, "dust", "over 2G", picture)
+        WebDriverWait(phone, 60).until(lambda d: records.listed(field.reader))
+        took_s = time.monotonic() - start
+        WebDriverWait(phone, 10).until(lambda d: _count(d, "queued") == "0")
+        (got,) = records.listed(field.reader)
+        assert got.photo_sha256 is not None and took_s > 3 * web.header_timeout_s, took_s
