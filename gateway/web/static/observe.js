@@ -77,8 +77,11 @@
           put(rec).then(function () { retryMs = RETRY_FIRST_MS; return flush(); });
         });
         discard.addEventListener("click", function () { drop(rec.id).then(showQueue); });
-        [what, document.createElement("br"), why, document.createTextNode(" "), resend,
-          document.createTextNode(" "), discard].forEach(function (n) { li.appendChild(n); });
+        // sent again as it is, a bad time or photo is refused again: those can only be discarded
+        var mendable = ["refused_code", "refused_expired", "refused_other"].indexOf(rec.refused.key) >= 0;
+        [what, document.createElement("br"), why, document.createTextNode(" ")].concat(
+          mendable ? [resend, document.createTextNode(" ")] : []
+        ).concat([discard]).forEach(function (n) { li.appendChild(n); });
         refusedList.appendChild(li);
       });
     });

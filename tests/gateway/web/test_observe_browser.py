@@ -337,11 +337,14 @@ def test_an_expired_form_is_renewed_and_a_refusal_is_shown_until_discarded(
         revoked = items["Noise: with a revoked code"]
         assert revoked.find_element(By.CLASS_NAME, "why").text == WORDS["en"]["refused_code"]
         assert phone.find_element(By.ID, "refused").is_displayed()
+        wrong_time = items["Smell: a time typed wrong"]
+        assert not wrong_time.find_elements(By.CLASS_NAME, "send-again")  # the same time is refused again
         assert _count(phone, "queued") == "0"
         overflow = phone.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"the refused list is {overflow} px wider than a phone screen"
+        phone.execute_script("document.getElementById('refused').scrollIntoView();")
         phone.save_screenshot(str(ARTIFACTS / "en-observe-refused-phone.png"))
         assert len(records.listed(field.reader)) == 1  # neither stored
 
