@@ -173,11 +173,17 @@ class WebConfig(_Section):
         le=300,
         description="From connecting, or a request's first byte, to its headers' end.",
     )
+    body_timeout_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="From a request's headers' end to its body's end (a photo over a slow link).",
+    )
     idle_timeout_s: int = Field(
         default=30,
         ge=1,
         le=3600,
-        description="A connection with no request, or a client not reading, is closed.",
+        description="A connection with no request, a body pausing, or a client not reading, is closed.",
     )
 
     @field_validator("standards")

@@ -54,6 +54,9 @@ class Submission(BaseModel):
     kind: str
     text: str = Field(default="", max_length=TEXT_MAX)
     at: datetime | None = None
+    # with no `at`: seen this many seconds before it arrived, counted on the phone, so a queued
+    # observation keeps its moment however wrong the phone's clock is (the gateway's clock is used)
+    age_s: float | None = Field(default=None, ge=0, le=30 * 86400)
     site: str | None = Field(default=None, pattern=ID_PATTERN)
     node: str | None = Field(default=None, pattern=ID_PATTERN)
     lat: float | None = Field(default=None, ge=-90, le=90)
@@ -79,7 +82,7 @@ class Submission(BaseModel):
     def _empty_at(cls, value: Any) -> Any:
         return None if value == "" else value
 
-    @field_validator("site", "node", "lat", "lon", "place", mode="before")
+    @field_validator("site", "node", "lat", "lon", "place", "age_s", mode="before")
     @classmethod
     def _empty(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -194,7 +197,7 @@ async def submit(request: Request) -> Response:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "form"
             return _refuse(400, f"{where}: {first['msg']}")
-        at = sub.at or now
+        at = sub.at or now - timedelta(seconds=sub.age_s or 0)
         if at > now + timedelta(minutes=5) or at < now - timedelta(days=30):
             return _refuse(400, "at: within the last 30 days, not in the future")
         received: bytes | None = None

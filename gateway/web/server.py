@@ -122,7 +122,7 @@ def limits_for(web: WebConfig) -> tuple[Gate, int]:
             budget - backlog,
         )
         cap = budget - backlog
-    return Gate(cap, web.header_timeout_s, web.idle_timeout_s), backlog
+    return Gate(cap, web.header_timeout_s, web.idle_timeout_s, web.body_timeout_s), backlog
 
 
 def _uvicorn(app: Starlette, web: WebConfig) -> uvicorn.Server:

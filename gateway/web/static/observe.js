@@ -1,14 +1,21 @@
 /* The observation form: a phone without signal keeps each observation in IndexedDB and sends it
    when the link is back; a photo is redrawn on a canvas (smaller, and without the EXIF position a
-   camera writes) before it is kept. Each observation has its own id, so one sent twice is stored once. */
+   camera writes) before it is kept. Each observation has its own id, so one sent twice is stored once.
+   The queue is tried again on a timer that waits longer each time (a phone on a weak link often
+   believes it is online, so the `online` event never comes), and when the page is shown again.
+   A refusal a fresh form can mend (403: its token expired, or its cookie was cleared) is sent
+   again with a fresh token; any other refusal stays on the phone, shown with its reason, until the
+   person sends it again or discards it. */
 (function () {
   "use strict";
   var form = document.getElementById("observe");
   if (!form) return;
   var words = JSON.parse(document.getElementById("observe-words").textContent);
   var statusEl = document.getElementById("status"), queuedEl = document.getElementById("queued");
+  var refusedEl = document.getElementById("refused"), refusedList = document.getElementById("refused-list");
   var MAX_SIDE = 1280, DB = "minewatch-observe", STORE = "queue";
-  var flushing = false;
+  var RETRY_FIRST_MS = 5000, RETRY_MAX_MS = 300000;
+  var flushing = false, again = false, retryMs = RETRY_FIRST_MS, retryTimer = null;
 
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/observe-sw.js").catch(function () {});
 
@@ -35,10 +42,48 @@
   function put(rec) { return tx("readwrite", function (s) { s.put(rec); }); }
   function drop(id) { return tx("readwrite", function (s) { s.delete(id); }); }
 
+  function kindName(kind) {
+    var opt = form.elements.kind.querySelector('option[value="' + kind + '"]');
+    return opt ? opt.textContent : kind;
+  }
+
+  /* What waits to be sent, and what was refused: each refused one with its reason, to send again
+     (with the code and form now on the page) or to discard. Text only: nothing here is HTML. */
   function showQueue() {
     return all().then(function (items) {
-      queuedEl.setAttribute("data-count", String(items.length));
-      queuedEl.textContent = items.length ? words.queued.replace("{n}", items.length) : "";
+      var waiting = items.filter(function (r) { return !r.refused; });
+      var refused = items.filter(function (r) { return r.refused; });
+      queuedEl.setAttribute("data-count", String(waiting.length));
+      queuedEl.textContent = waiting.length ? words.queued.replace("{n}", waiting.length) : "";
+      refusedEl.setAttribute("data-count", String(refused.length));
+      refusedEl.hidden = !refused.length;
+      refusedList.textContent = "";
+      refused.forEach(function (rec) {
+        var li = document.createElement("li"), what = document.createElement("span");
+        var why = document.createElement("span"), resend = document.createElement("button");
+        var discard = document.createElement("button");
+        li.id = "refused-" + rec.id;
+        what.className = "what";
+        what.textContent = kindName(rec.fields.kind) + (rec.fields.text ? ": " + rec.fields.text : "");
+        why.className = "why";
+        why.textContent = words[rec.refused.key].replace("{status}", rec.refused.status);
+        resend.type = discard.type = "button";
+        resend.className = "send-again"; resend.textContent = words.send_again;
+        discard.className = "discard"; discard.textContent = words.discard;
+        resend.addEventListener("click", function () {
+          rec.fields.code = codeEl.value.trim();
+          rec.fields.csrf = form.elements.csrf.value;
+          delete rec.refused;
+          put(rec).then(function () { retryMs = RETRY_FIRST_MS; return flush(); });
+        });
+        discard.addEventListener("click", function () { drop(rec.id).then(showQueue); });
+        // sent again as it is, a bad time or photo is refused again: those can only be discarded
+        var mendable = ["refused_code", "refused_expired", "refused_other"].indexOf(rec.refused.key) >= 0;
+        [what, document.createElement("br"), why, document.createTextNode(" ")].concat(
+          mendable ? [resend, document.createTextNode(" ")] : []
+        ).concat([discard]).forEach(function (n) { li.appendChild(n); });
+        refusedList.appendChild(li);
+      });
     });
   }
 
@@ -75,30 +120,76 @@
     var fd = new FormData();
     Object.keys(rec.fields).forEach(function (k) { fd.append(k, rec.fields[k]); });
     fd.append("id", rec.id);
+    // "now": how long ago on the phone's own clock, so the gateway's clock dates it, not the phone's
+    if (!rec.fields.at && rec.made) fd.append("age_s", String(Math.max(0, Math.round((Date.now() - rec.made) / 1000))));
     if (rec.photo) fd.append("photo", rec.photo, "photo.jpg");
     return fetch("/api/v1/observations", {method: "POST", body: fd, credentials: "same-origin"});
   }
 
+  /* A fresh form from the gateway: its token, and the cookie holding the same (set by the answer). */
+  function freshToken() {
+    return fetch("/observe", {credentials: "same-origin", cache: "no-store"}).then(function (resp) {
+      if (!resp.ok) throw new Error("later");
+      return resp.text();
+    }).then(function (html) {
+      var found = /name="csrf" value="([^"]+)"/.exec(html);
+      if (!found) throw new Error("later");
+      form.elements.csrf.value = found[1];
+      return found[1];
+    });
+  }
+
+  function refusal(status, error) {
+    if (status === 401) return "refused_code";
+    if (status === 403) return "refused_expired";
+    if (status === 413 || status === 415) return "refused_photo";
+    if (status === 400 && /^at:/.test(error)) return "refused_time";
+    if (status === 400) return "refused_form";
+    return "refused_other";
+  }
+
+  function deliver(rec, renewed) {
+    return send(rec).then(function (resp) {
+      if (resp.ok) { say(words.sent); return drop(rec.id); }
+      if (resp.status === 429 || resp.status >= 500) throw new Error("later");
+      return resp.json().catch(function () { return {}; }).then(function (doc) {
+        if (resp.status === 403 && !renewed) {
+          return freshToken().then(function (token) {
+            rec.fields.csrf = token;
+            return put(rec).then(function () { return deliver(rec, true); });
+          });
+        }
+        rec.refused = {key: refusal(resp.status, String(doc.error || "")), status: resp.status};
+        say(words.refused + " " + words[rec.refused.key].replace("{status}", resp.status));
+        return put(rec);  // kept and shown: sending it as it is cannot help, the person decides
+      });
+    });
+  }
+
+  /* Try again later, waiting twice as long each time up to RETRY_MAX_MS. */
+  function later() {
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(flush, retryMs);
+    retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+  }
+
   function flush() {
-    if (flushing) return Promise.resolve();
-    flushing = true;
+    if (flushing) { again = true; return Promise.resolve(); }
+    flushing = true; again = false;
+    clearTimeout(retryTimer); retryTimer = null;
     return all().then(function (items) {
       var chain = Promise.resolve();
-      items.forEach(function (rec) {
-        chain = chain.then(function () {
-          return send(rec).then(function (resp) {
-            if (resp.ok) { say(words.sent); return drop(rec.id); }
-            if (resp.status === 429 || resp.status >= 500) throw new Error("later");
-            return resp.json().catch(function () { return {}; }).then(function (doc) {
-              say(words.refused + " " + (doc.error || resp.status));
-              return drop(rec.id);  // refused for good: sending it again cannot help
-            });
-          });
-        });
+      items.filter(function (r) { return !r.refused; }).forEach(function (rec) {
+        chain = chain.then(function () { return deliver(rec, false); });
       });
       return chain;
-    }).catch(function () { /* no link: kept for later */ }).then(function () {
+    }).then(function () {
+      retryMs = RETRY_FIRST_MS;
+    }, function () {
+      later();  // no link, or the gateway busy: kept for later
+    }).then(function () {
       flushing = false;
+      if (again) return flush();
       return showQueue();
     });
   }
@@ -173,10 +264,10 @@
     ev.preventDefault();
     var place = form.elements.place.value.split("/"), lat = form.elements.lat.value;
     if (place.length !== 2 && !lat) { say(words.need_where); return; }
-    var local = form.elements.at_local.value;
+    var local = form.elements.at_local.value, made = Date.now();
     var fields = {
       csrf: form.elements.csrf.value, code: codeEl.value.trim(), kind: form.elements.kind.value,
-      text: form.elements.text.value, at: local ? new Date(local).toISOString() : new Date().toISOString(),
+      text: form.elements.text.value, at: local ? new Date(local).toISOString() : "",
       site: place.length === 2 ? place[0] : "", node: place.length === 2 ? place[1] : "",
       lat: place.length === 2 ? "" : lat, lon: place.length === 2 ? "" : form.elements.lon.value,
       place: place.length === 2 ? "node" : (form.elements.place_kind.value || "position")
@@ -184,15 +275,17 @@
     try { localStorage.setItem("minewatch-observer-code", fields.code); } catch (e) { /* private mode */ }
     var file = form.elements.photo.files[0];
     shrink(file).then(function (photo) {
-      return put({id: newId(), fields: fields, photo: photo});
-    }).then(function () {
-      say(words.saved);
-      form.elements.text.value = "";
-      form.elements.photo.value = "";
-      return flush();
-    }).catch(function (e) { say(words.refused + " " + e.message); });
+      return put({id: newId(), fields: fields, photo: photo, made: made}).then(function () {
+        say(words.saved);
+        form.elements.text.value = "";
+        form.elements.photo.value = "";
+        return flush();
+      });
+    }, function () { say(words.photo_unreadable); });
   });
 
-  window.addEventListener("online", flush);
+  window.addEventListener("online", function () { retryMs = RETRY_FIRST_MS; flush(); });
+  window.addEventListener("focus", flush);
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) flush(); });
   flush();
 })();

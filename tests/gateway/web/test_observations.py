@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from gateway.observations.records import Observation
 from gateway.observations.store import RATE_PER_HOUR
 from gateway.web.server import app_for
 from gateway.web.status import StatusBoard
-from tests.webdata import Site, served_site
+from tests.webdata import NOW, Site, served_site
 
 GPS_TAG = 0x8825
 
@@ -225,6 +226,7 @@ ATTACKS = {
     "no place": (400, "say where", {"site": "", "node": ""}, None, {}),
     "a time in the future": (400, "future", {"at": "2027-01-01T00:00:00Z"}, None, {}),
     "a bad id": (400, "id", {"id": "../../etc/passwd"}, None, {}),
+    "a negative age": (400, "age_s", {"at": "", "age_s": "-60"}, None, {}),
 }
 
 
@@ -252,6 +254,55 @@ def test_an_oversized_upload_is_refused_before_it_is_read(
     status, doc = field.post(field.submission(code, token), photo=big, headers={"Cookie": cookie})
     assert status == 413 and "KB" in doc["error"]
     assert field.stored() == []
+    assert not field.photos.exists() or not any(field.photos.iterdir())
+
+
+def test_a_body_without_its_length_or_with_two_files_is_refused(
+    field: Field, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    parts = {**field.submission(code, token), "photo": ("photo.jpg", gps_jpeg((64, 48)), "image/jpeg")}
+    data, ctype = urllib3.encode_multipart_formdata(parts)
+    # chunked: no Content-Length to refuse an oversized body by before reading it
+    resp = field.http.request(
+        "POST",
+        field.site.url + "/api/v1/observations",
+        body=iter([data[:1000], data[1000:]]),
+        headers={"Content-Type": ctype, "Cookie": cookie},
+        chunked=True,
+    )
+    assert resp.status == 411 and "length" in json.loads(resp.data)["error"]
+    two = urllib3.encode_multipart_formdata(
+        [*field.submission(code, token).items(), ("photo", ("a.jpg", gps_jpeg((64, 48)), "image/jpeg")),
+         ("photo", ("b.jpg", gps_jpeg((48, 64)), "image/jpeg"))]
+    )  # fmt: skip
+    resp = field.http.request(
+        "POST",
+        field.site.url + "/api/v1/observations",
+        body=two[0],
+        headers={"Content-Type": two[1], "Cookie": cookie},
+    )
+    assert resp.status == 400 and "files" in json.loads(resp.data)["error"]
+    assert field.stored() == []
+    assert not field.photos.exists() or not any(field.photos.iterdir())
+
+
+def test_the_phones_position_and_a_time_left_empty_are_kept(
+    field: Field, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    here = {"site": "", "node": "", "lat": "43.10123", "lon": "106.86045", "place": "position"}
+    now = field.submission(code, token, at="", **here)
+    kept = field.submission(code, token, at="", age_s="5400", **here)  # queued 90 min on the phone
+    for sub in (now, kept):
+        assert field.post(sub, headers={"Cookie": cookie})[0] == 201
+    got = {o.id: o for o in field.stored()}
+    assert got[now["id"]].at == NOW and got[kept["id"]].at == NOW - timedelta(minutes=90)
+    assert {(o.place, o.lat, o.lon, o.node, o.site) for o in got.values()} == {
+        ("position", 43.10123, 106.86045, None, "tsagaan")
+    }
 
 
 def test_scripts_in_the_text_are_shown_as_text(field: Field, capsys: pytest.CaptureFixture[str]) -> None:

@@ -105,6 +105,7 @@ def test_run_serves_the_dashboard_and_serve_shows_the_same(
         ("max_connections = 0", "web.max_connections: Input should be greater than or equal to 1"),
         ("header_timeout_s = 0", "web.header_timeout_s: Input should be greater than 0"),
         ('idle_timeout_s = "long"', "web.idle_timeout_s: Input should be a valid integer"),
+        ("body_timeout_s = 7200", "web.body_timeout_s: Input should be less than or equal to 3600"),
     ],
 )
 def test_bad_web_config_exits_2_naming_the_key(
