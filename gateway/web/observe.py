@@ -7,9 +7,10 @@ The submission is guarded in the order a cheap attack is cheapest to refuse: the
 its Content-Length (uvicorn never reads past it), a cross-site origin, the CSRF token (a cookie and
 the same value in the form: another site can make a browser send the cookie but cannot read it to
 put it in the form), the code, its rate, then the fields and the photo, which Pillow must read as a
-picture and which is re-encoded without its metadata. The text is stored as typed and escaped
-wherever it is shown. Nothing is public until a monitor accepts it (`observations accept`, or the
-dashboard's /moderate). The observation is a point in InfluxDB (gateway/observations/records.py).
+picture and which is re-encoded without its metadata. Text holding markup (a tag) is refused; the
+text is stored as typed and escaped wherever it is shown. Nothing is public until a monitor accepts
+it (`observations accept`, or the dashboard's /moderate). The observation is a point in InfluxDB
+(gateway/observations/records.py).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ from gateway.web.session import CSRF_COOKIE, monitor_of, same_origin
 
 MAX_BODY = photos.MAX_BYTES + 64 * 1024  # a photo and the form's text fields
 TEXT_MAX = 1000
+MARKUP = re.compile(r"<\s*[A-Za-z/!?]")
+"""A tag, a comment or a declaration begins so. A resident describing what they saw writes none;
+"PM2.5 < 35" and "<5 m" stay words. Refused at the form, and escaped wherever a text is shown
+all the same (a record written before this check, or by hand)."""
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
@@ -75,6 +80,8 @@ class Submission(BaseModel):
     def _text(cls, value: str) -> str:
         if not value.replace("\n", " ").replace("\r", " ").replace("\t", " ").isprintable():
             raise ValueError("control characters are not allowed")
+        if MARKUP.search(value):
+            raise ValueError("markup such as <script> or <img> is not taken: write the text without tags")
         return value
 
     @field_validator("at", mode="before")

@@ -144,6 +144,7 @@
     if (status === 403) return "refused_expired";
     if (status === 413 || status === 415) return "refused_photo";
     if (status === 400 && /^at:/.test(error)) return "refused_time";
+    if (status === 400 && /^text:/.test(error)) return "refused_text";
     if (status === 400) return "refused_form";
     return "refused_other";
   }
