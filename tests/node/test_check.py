@@ -244,3 +244,38 @@ def test_check_words_a_wrong_config_in_its_language(
     )
     prose = " ".join(re.sub(typed, " ", line.split(": ", 2)[-1]) for line in mn)
     assert english_words(prose) == [], prose
+
+
+@pytest.mark.parametrize(
+    ("sensors", "english", "mongolian"),
+    [
+        (
+            '[[sensors]]\ntype = "sht4x"\n[[sensors]]\ntype = "bme280"\n',
+            "sensors[1] (bme280, bme280): reports air_temp, and so does sensors[0] (sht4x, sht4x);",
+            "sensors[1] (bme280, bme280): air_temp үзүүлэлтийг хэмждэг, sensors[0] (sht4x, sht4x) мэдрэгч"
+            " ч мөн адил хэмждэг;",
+        ),
+        (
+            '[[sensors]]\ntype = "bme280"\nmetrics = ["pressure", "pm2_5"]\n',
+            "sensors[0].metrics: pm2_5: a bme280 does not report it (it reports air_temp, rh, pressure)",
+            "sensors[0].metrics: pm2_5: bme280 мэдрэгч үүнийг хэмждэггүй"
+            " (хэмждэг нь: air_temp, rh, pressure)",
+        ),
+    ],
+)
+def test_check_words_sensors_that_cannot_go_together_in_its_language(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sensors: str, english: str, mongolian: str
+) -> None:
+    """Two sensors giving one metric, or a `metrics` key naming what a part cannot measure: said
+    after the sensors are each valid, in `[config]`'s words too."""
+    cfg = node_toml(tmp_path / "node.toml", site="s", node="n", port=1, prefix="mw", sensors=sensors)
+    said = {}
+    for lang in ("en", "mn"):
+        assert main(["check", "--config", str(cfg), "--lang", lang]) == 2
+        said[lang] = capsys.readouterr().err
+    assert f"minewatch-node: {cfg}: {english}" in said["en"]
+    assert f"minewatch-node: {cfg}: {mongolian}" in said["mn"]
+    # what is left in Latin letters is what the reader wrote: the file, keys, types and metrics
+    typed = r"minewatch-node|sensors\[\d\]|`[^`]*`|node\.toml|\b(?:bme280|sht4x|rh|pressure|air_temp|pm2_5)\b"
+    prose = re.sub(typed, " ", said["mn"].replace(str(cfg), " "))
+    assert english_words(prose) == [], prose
