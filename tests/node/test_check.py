@@ -252,13 +252,13 @@ def test_check_words_a_wrong_config_in_its_language(
         (
             '[[sensors]]\ntype = "sht4x"\n[[sensors]]\ntype = "bme280"\n',
             "sensors[1] (bme280, bme280): reports air_temp, and so does sensors[0] (sht4x, sht4x);",
-            "sensors[1] (bme280, bme280): air_temp үзүүлэлтийг хэмждэг, sensors[0] (sht4x, sht4x) мэдрэгч"
+            "sensors[1] (bme280, bme280): air_temp үзүүлэлтийг хэмждэг, sensors[0] (sht4x, sht4x) төхөөрөмж"
             " ч мөн адил хэмждэг;",
         ),
         (
             '[[sensors]]\ntype = "bme280"\nmetrics = ["pressure", "pm2_5"]\n',
             "sensors[0].metrics: pm2_5: a bme280 does not report it (it reports air_temp, rh, pressure)",
-            "sensors[0].metrics: pm2_5: bme280 мэдрэгч үүнийг хэмждэггүй"
+            "sensors[0].metrics: pm2_5: bme280 төхөөрөмж үүнийг хэмждэггүй"
             " (хэмждэг нь: air_temp, rh, pressure)",
         ),
     ],
