@@ -21,13 +21,28 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from contract.errors import ConfigError, Issue
+from contract.i18n import Texts
 from contract.logrepeat import RepeatFilter
+
+__all__ = [
+    "ConfigError",
+    "Issue",
+    "describe",
+    "invalid",
+    "load_model",
+    "read_secret",
+    "read_toml",
+    "worded",
+    "words_of",
+]
 
 M = TypeVar("M", bound=BaseModel)
 
-
-class ConfigError(Exception):
-    """A config that cannot be used. The message names the file and the key; the CLIs exit 2."""
+WORDED = ("i2c_address", "i2c_address_here", "missing")
+"""pydantic error types (ours, raised with `PydanticCustomError`, and its own) worded by
+`[config]` in contract/i18n, the rest in pydantic's English: `config.<type>` takes the error's
+`ctx` as its parameters."""
 
 
 def _loc(parts: tuple[int | str, ...]) -> str:
@@ -40,29 +55,75 @@ def _loc(parts: tuple[int | str, ...]) -> str:
     return out
 
 
-def describe(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ()) -> str:
-    """`node.toml: sensors[2].port: Field required` lines, one per error. Union branch names that
-    pydantic inserts for tagged unions (e.g. `simulated-pm`) are dropped from the location."""
-    lines = []
+def issues_of(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ()) -> tuple[Issue, ...]:
+    """What is wrong, one `Issue` per error, in words of our own for the common mistakes. Union
+    branch names that pydantic inserts for tagged unions (e.g. `simulated-pm`) are dropped from
+    the location."""
+    found = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if p not in hide)
-        msg = err["msg"]
-        ctx = err.get("ctx") or {}
+        ctx = dict(err.get("ctx") or {})
+        key: str | None = None
+        params: dict[str, Any] = {}
         if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
-            msg = "unknown key (misspelt? see docs/configuration.md)"
+            key, params = "unknown_key", {"doc": "docs/configuration.md"}
         elif err["type"] == "union_tag_invalid":  # pydantic: "Input tag 'x' found using 'type' does not..."
-            key = str(ctx.get("discriminator", "type")).strip("'")
+            name = str(ctx.get("discriminator", "type")).strip("'")
             known = str(ctx.get("expected_tags", "")).replace("'", "")
             tag = str(ctx.get("tag"))
             close = difflib.get_close_matches(tag, known.split(", "), n=1)
-            guess = f" (did you mean {close[0]!r}?)" if close else ""
-            loc, msg = (*loc, key), f"{tag!r} is not a {key} we know{guess}; use one of: {known}"
+            loc, key = (*loc, name), "unknown_type"
+            params = {
+                "tag": repr(tag),
+                "field": name,
+                "known": known,
+                "close": repr(close[0]) if close else "",
+            }
         elif err["type"] == "union_tag_not_found":
-            key = str(ctx.get("discriminator", "type")).strip("'")
-            loc, msg = (*loc, key), f"missing: every table here says which kind it is with `{key} = ...`"
-        where = _loc(loc) or "(top level)"
-        lines.append(f"{path}: {where}: {msg}")
+            name = str(ctx.get("discriminator", "type")).strip("'")
+            loc, key, params = (*loc, name), "no_type", {"field": name}
+        elif err["type"] in WORDED:
+            key, params = str(err["type"]), ctx
+        found.append(Issue(str(path), _loc(loc), key, params, "" if key else err["msg"]))
+    return tuple(found)
+
+
+def words_of(key: str, params: dict[str, Any], t: Texts | None = None) -> str:
+    """One `[config]` message in `t`'s language (default English); a list parameter (the addresses
+    a part answers on) joined with the language's "or"."""
+    t = t or Texts("en")
+    joined = {k: t("config.or").join(map(str, v)) if isinstance(v, list) else v for k, v in params.items()}
+    return t(f"config.{key}", **joined)
+
+
+def worded(issues: tuple[Issue, ...], t: Texts | None = None) -> str:
+    """`node.toml: sensors[2].port: Field required` lines, one per issue, in `t`'s language
+    (default English): our words from `[config]`, pydantic's own for the rest."""
+    t = t or Texts("en")
+    lines = []
+    for issue in issues:
+        if issue.key is None:
+            msg = issue.text
+        elif issue.key == "unknown_type":
+            p = issue.params
+            guess = t("config.did_you_mean", name=p["close"]) if p["close"] else ""
+            msg = t("config.unknown_type", tag=p["tag"], field=p["field"], guess=guess, known=p["known"])
+        else:
+            msg = words_of(issue.key, issue.params, t)
+        lines.append(f"{issue.path}: {issue.where or t('config.top_level')}: {msg}")
     return "\n".join(lines)
+
+
+def describe(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ()) -> str:
+    """`node.toml: sensors[2].port: Field required` lines, one per error, in English."""
+    return worded(issues_of(path, exc, hide))
+
+
+def invalid(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ()) -> ConfigError:
+    """The ConfigError for a config that does not validate: English, and its issues for a command
+    that words them in its reader's language (`worded`)."""
+    issues = issues_of(path, exc, hide)
+    return ConfigError(worded(issues), issues)
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> ConfigError:
@@ -94,7 +155,7 @@ def load_model(path: Path | str, model: type[M], hide: tuple[str, ...] = ()) -> 
     try:
         return model.model_validate(data, context={"config_path": path})
     except ValidationError as exc:
-        raise ConfigError(describe(path, exc, hide)) from exc
+        raise invalid(path, exc, hide) from exc
 
 
 def read_secret(file: Path | None, env: str) -> str | None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from contract.clock import Clock
+from contract.configfile import words_of
 from contract.i18n import Texts
 from contract.metrics import Metric
 
@@ -71,6 +72,12 @@ class PortGone(SensorError, OSError):
     """The device vanished (USB adapter pulled): reopen with backoff."""
 
 
+def _refused(kind: str, params: dict[str, Any]) -> PydanticCustomError:
+    """A value refused in words of `[config]` (contract/i18n): pydantic's message is the English;
+    `minewatch-node check --lang` words it again from the type and the parameters."""
+    return PydanticCustomError(kind, "{text}", {**params, "text": words_of(kind, params)})
+
+
 def i2c_address(*allowed: int) -> BeforeValidator:
     """An I2C address as TOML writes it (`0x76`) or as a datasheet and `i2cdetect` do, in quotes
     (`"0x76"`, `"76"` is not taken: hex needs its 0x); refused in plain words, in hex, when it is
@@ -82,12 +89,10 @@ def i2c_address(*allowed: int) -> BeforeValidator:
             try:
                 number = int(value.strip(), 0)
             except ValueError:
-                text = f"{value!r} is not an I2C address: write it in hex, like 0x76"
-                raise PydanticCustomError("i2c_address", "{text}", {"text": text}) from None
+                raise _refused("i2c_address", {"value": repr(value), "example": "0x76"}) from None
         if isinstance(number, int) and not isinstance(number, bool) and allowed and number not in allowed:
-            choices = " or ".join(f"0x{a:02x}" for a in allowed)
-            text = f"0x{number:02x} is not an address this part answers on: use {choices}"
-            raise PydanticCustomError("i2c_address", "{text}", {"text": text})
+            choices = [f"0x{a:02x}" for a in allowed]
+            raise _refused("i2c_address_here", {"address": f"0x{number:02x}", "choices": choices})
         return number
 
     return BeforeValidator(parse)

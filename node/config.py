@@ -7,6 +7,7 @@ the drivers a file names are imported (hardware.driver_class).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -23,7 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticKnownError
 
 import hardware
-from contract.configfile import ConfigError, load_model, read_secret
+from contract.configfile import ConfigError, Issue, load_model, read_secret, worded, words_of
 from contract.metrics import Metric
 from contract.wire import ID_PATTERN
 from hardware.base import reported_metrics
@@ -176,8 +177,15 @@ def load(path: Path | str) -> NodeConfig:
         check_one_sensor_per_metric(cfg.sensors)
         check_calibrations(cfg.sensors)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        issues = tuple(dataclasses.replace(i, path=str(path)) for i in exc.issues)
+        raise ConfigError(worded(issues) if issues else f"{path}: {exc}", issues) from exc
     return cfg
+
+
+def _refuse(where: str, key: str, **params: Any) -> ConfigError:
+    """A sensors mistake in `[config]`'s words (English here; `check --lang` words it again)."""
+    issue = Issue("", where, key, params)
+    return ConfigError(f"{where}: {words_of(key, params)}", (issue,))
 
 
 def check_one_sensor_per_metric(sensors: list[SensorConfig]) -> None:
@@ -191,9 +199,12 @@ def check_one_sensor_per_metric(sensors: list[SensorConfig]) -> None:
             every = reported_metrics(opts.model_copy(update={"metrics": None}))
             unknown = [m.value for m in opts.metrics if every is not None and m not in every]
             if unknown:
-                raise ConfigError(
-                    f"sensors[{j}].metrics: {', '.join(unknown)}: a {opts.type} does not report it "
-                    f"(it reports {', '.join(m.value for m in every or ())})"
+                raise _refuse(
+                    f"sensors[{j}].metrics",
+                    "not_reported",
+                    metrics=", ".join(unknown),
+                    type=opts.type,
+                    reported=", ".join(m.value for m in every or ()),
                 )
         reported = reported_metrics(opts) or ()
         for metric in reported:
@@ -201,16 +212,16 @@ def check_one_sensor_per_metric(sensors: list[SensorConfig]) -> None:
                 continue
             i, other = first[metric]
             rest = [m.value for m in reported if m not in first]
-            keep = (
-                f"give sensors[{j}] the key metrics = {json.dumps(rest)}, or "
-                if rest
-                else f"give sensors[{i}] or sensors[{j}] a `metrics` key without {metric.value}, or "
-            )
-            raise ConfigError(
-                f"sensors[{j}] ({opts.name}, {opts.type}): reports {metric.value}, and so does "
-                f"sensors[{i}] ({other.name}, {other.type}); a reading has one value per metric and "
-                f"the node would average the two sensors into it. Keep one: {keep}run the other "
-                "sensor as a node of its own (its own node.toml with another `node` id)"
+            raise _refuse(
+                f"sensors[{j}] ({opts.name}, {opts.type})",
+                "same_metric_rest" if rest else "same_metric",
+                metric=metric.value,
+                this=f"sensors[{j}]",
+                other=f"sensors[{i}]",
+                name=other.name,
+                type=other.type,
+                rest=json.dumps(rest),
+                file="node.toml",
             )
         first.update({m: (j, opts) for m in reported})
 

@@ -108,12 +108,14 @@ def _alert(
     limit: float,
     message: str,
     severity: str = "warning",
+    alert_id: str | None = None,
 ) -> str:
     esc = message.replace("\\", "\\\\").replace('"', '\\"')
+    with_id = f'id="{alert_id}",' if alert_id else ""
     return (
         f"alert,metric={metric},node={node},rule={rule},site={SITE} "
         f'state="{state}",value={value},limit={limit},average="1h",severity="{severity}",late=false,'
-        f'message="{esc}" {int(ts.timestamp() * 1000)}'
+        f'{with_id}message="{esc}" {int(ts.timestamp() * 1000)}'
     )
 
 
@@ -122,15 +124,37 @@ ACTIVE_MESSAGE = (
 )
 
 
-def alert_lines() -> list[str]:
+ACTIVE_ID = f"{SITE}.haul-road.pm25-1h.{NOW - timedelta(hours=2):%Y%m%dT%H%M%SZ}"
+"""The active dust alert's id, as the engine makes it (site, node, rule, start)."""
+
+
+def alert_lines(ids: bool = False) -> list[str]:
     """Issue 6's `alert` schema: one active dust alert (raised, then a reminder) and one cleared
-    turbidity alert."""
+    turbidity alert. With `ids`, the dust alert's events carry its id (`ACTIVE_ID`), as the engine
+    writes every event; the turbidity alert's stay without, as events stored before there were ids."""
+    dust = ACTIVE_ID if ids else None
     return [
         _alert(
-            NOW - timedelta(hours=2), "haul-road", "pm25-1h", "pm2_5", "raised", 80.0, 50.0, ACTIVE_MESSAGE
+            NOW - timedelta(hours=2),
+            "haul-road",
+            "pm25-1h",
+            "pm2_5",
+            "raised",
+            80.0,
+            50.0,
+            ACTIVE_MESSAGE,
+            alert_id=dust,
         ),
         _alert(
-            NOW - timedelta(hours=1), "haul-road", "pm25-1h", "pm2_5", "reminder", 80.0, 50.0, ACTIVE_MESSAGE
+            NOW - timedelta(hours=1),
+            "haul-road",
+            "pm25-1h",
+            "pm2_5",
+            "reminder",
+            80.0,
+            50.0,
+            ACTIVE_MESSAGE,
+            alert_id=dust,
         ),
         _alert(
             NOW - timedelta(days=1, hours=3),

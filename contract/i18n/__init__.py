@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from contract.configfile import ConfigError
+from contract.errors import ConfigError
 from contract.metrics import spec
 
 _DIR = Path(__file__).parent

@@ -15,9 +15,11 @@ from typing import Any
 
 from contract.figures import Comparison, decimals_of, figure, limit_text
 from contract.i18n import Texts
+from contract.metrics import spec
 from contract.metrics import unit as metric_unit
 from contract.wire import format_ts
 from gateway.alerts.events import AlertEvent
+from gateway.standards import STANDARDS
 
 EN = Texts("en")
 COMMON = (
@@ -64,8 +66,10 @@ def _amount(
         return t("alert.no_value")
     decimals = decimals_of(metric)
     number = limit_text(value, decimals) if limit is None else figure(value, decimals, limit, comparison)
-    # The unit is the metric table's symbol in every language, as the stored English always had it.
-    return t("alert.value", number=number, unit=metric_unit(metric)).strip()
+    # The unit as the pages write it (`Texts.unit`): the metric table's symbol, or the reader's
+    # words for a unit made of words (particle counts), which the symbol would leave in English.
+    symbol = t.unit(metric) if spec(metric) else metric_unit(metric)
+    return t("alert.value", number=number, unit=symbol).strip()
 
 
 def _what(t: Texts, metric: str, average: str) -> str:
@@ -83,6 +87,47 @@ def _instant(stamp: str) -> datetime:
 def _since(t: Texts, started: str, dated: bool) -> str:
     """A parameter's RFC 3339 UTC time as the reader reads it: local, with the zone (`Texts.time`)."""
     return t.time(_instant(started), dated=dated)
+
+
+KNOWN_STANDARDS = (*STANDARDS, "us-epa-aqi")
+"""The standards a message names in the reader's language: the presets' (gateway/standards.py) and
+the US EPA AQI the NowCast rules cite."""
+
+
+def _by_name() -> dict[str, str]:
+    """Every name a rule may give a known standard (its key, its English name in a sentence or on
+    the pages: what presets write and events store, "US EPA NAAQS"), casefolded, to its key."""
+    names: dict[str, str] = {}
+    for key in KNOWN_STANDARDS:
+        for name in (key, EN(f"alert.standard.{key}"), EN(f"standard_name.{key}")):
+            names[name.casefold()] = key
+    return names
+
+
+_STANDARD_KEYS = _by_name()
+
+
+def standard_key(standard: str) -> str | None:
+    """The key of a standard a rule (or a stored event) names, if it is one we translate."""
+    return _STANDARD_KEYS.get(standard.strip().casefold())
+
+
+def _source(t: Texts, standard: object) -> str:
+    """The limit's source inside a sentence: a known standard by the reader's name for it; a rule's
+    own words ("site action level") as written; none: the plain limit."""
+    if not standard:
+        return t("alert.source.none")
+    key = standard_key(str(standard))
+    if key is None:
+        return t("alert.source.standard", standard=standard)
+    return t("alert.source.known", standard=t(f"alert.standard.{key}"))
+
+
+def standard_name(t: Texts, standard: str) -> str:
+    """A standard's full name in the reader's language (`[standard_name]`, as the pages write it),
+    or as the rule wrote it when it is not one we know."""
+    key = standard_key(standard)
+    return t(f"standard_name.{key}") if key is not None else standard
 
 
 def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
@@ -104,7 +149,7 @@ def _words(t: Texts, p: Mapping[str, Any], msg_id: str = "") -> dict[str, Any]:
         "value": _amount(t, value, metric, limit, comparison),
         "limit": _amount(t, limit, metric),
         "peak": _amount(t, p.get("peak"), metric, limit, comparison),
-        "source": t("alert.source.standard", standard=standard) if standard else t("alert.source.none"),
+        "source": _source(t, standard),
         "threshold": t(f"alert.category.{threshold}") if threshold else "",
         "level": (
             t("alert.nowcast.level", category=t(f"alert.category.{category}"), aqi=p.get("aqi"))
@@ -228,7 +273,7 @@ def details(
     where = t("alert.where", node=t.node_name(site, node), site=t.site_name(site))
     standard = doc.get("standard")
     source = (
-        t("alert.detail.standard", standard=standard)
+        t("alert.detail.standard", standard=standard_name(t, str(standard)))
         if standard
         else t("alert.detail.rule", rule=doc.get("rule"))
     )

@@ -4,11 +4,18 @@ NowCast for `us-epa`); annual means belong in the regulators' report, not in a n
 
 from __future__ import annotations
 
+from contract.i18n import Texts
 from gateway.alerts.rules import AnyRule, NowcastRule, ThresholdRule
 from gateway.standards import STANDARDS
 
 ALERTABLE_AVERAGES = ("24h",)
-SHORT_TITLES = {"who-2021": "WHO 2021 guideline", "us-epa": "US EPA NAAQS", "mns-4585-2016": "MNS 4585:2016"}
+_EN = Texts("en")
+
+
+def _named(key: str) -> str:
+    """How a preset's rules name their standard (`standard`, stored with each event): the English
+    of `[alert.standard]`; messages find the key again and write each reader's words for it."""
+    return _EN(f"alert.standard.{key}")
 
 
 def expand(preset: str, severity: str = "warning") -> list[AnyRule]:
@@ -28,7 +35,7 @@ def expand(preset: str, severity: str = "warning") -> list[AnyRule]:
                     "severity": severity,
                     "clear_after": "1h",
                     "remind_every": "12h",
-                    "standard": SHORT_TITLES.get(preset, standard.title),
+                    "standard": _named(preset) if _EN.has(f"alert.standard.{preset}") else standard.title,
                 }
             )
         )
@@ -41,7 +48,7 @@ def expand(preset: str, severity: str = "warning") -> list[AnyRule]:
                         "type": "nowcast",
                         "category": category,
                         "severity": sev,
-                        "standard": "US EPA AQI",
+                        "standard": _named("us-epa-aqi"),
                     }
                 )
             )

@@ -78,18 +78,29 @@ def _with_url(event: dict[str, Any], url: str | None) -> dict[str, Any]:
     return {**event, "ack_url": url} if url else event
 
 
+def in_words(event: dict[str, Any], texts: Texts, url: str | None = None) -> dict[str, Any]:
+    """The event's JSON as a machine gets it (the webhook's body, the alert topic's payload), with
+    what a person reads added: `subject` and `text` (the sentence and its details, as an email
+    has them) in the channel's `language`. Additive: `message` stays the stored English, every
+    other field as it was, so a receiver written for the old body reads this one."""
+    subject = messages.subject(event, texts)
+    text = messages.full_text(event, texts, url)
+    return {**_with_url(event, url), "language": texts.language, "subject": subject, "text": text}
+
+
 def single(
     event: dict[str, Any], texts: Texts = messages.EN, url_of: UrlOf = _no_links, also: Iterable[str] = ()
 ) -> Notification:
     """One event, in the channel's language, with what a monitor needs to act (its id, value and
     limit, place, since when, how to acknowledge: `url_of` gives its link, if any); the body keeps
-    the stored English `message`, and a link as `ack_url`. `also`: the languages some of its
-    recipients read besides the channel's."""
+    the stored English `message`, and a link as `ack_url`, and adds the words (`in_words`).
+    `also`: the languages some of its recipients read besides the channel's."""
     url = url_of(event) if messages.is_actionable(event) else None
+    body = in_words(event, texts, url)
     return Notification(
-        subject=messages.subject(event, texts),
-        text=messages.full_text(event, texts, url),
-        body=_with_url(event, url),
+        subject=body["subject"],
+        text=body["text"],
+        body=body,
         severity=str(event.get("severity")),
         events=[],
         translations={
@@ -112,8 +123,17 @@ def digest(
     worst = max(events, key=lambda e: ("info", "warning", "critical").index(e.get("severity", "info")))
     urls = {str(e["id"]): u for e in events if messages.is_actionable(e) and (u := url_of(e))}
     subject, text = messages.digest(events, why, texts, urls)
-    events = [_with_url(e, urls.get(str(e.get("id")))) for e in events]
-    body = {"digest": True, "reason": why, "count": len(events), "events": events, "message": text}
+    # each event as `single` has it: the alert topic publishes them one by one
+    events = [in_words(e, texts, urls.get(str(e.get("id")))) for e in events]
+    body = {
+        "digest": True,
+        "reason": why,
+        "count": len(events),
+        "events": events,
+        "message": text,
+        "language": texts.language,
+        "subject": subject,
+    }
     return Notification(
         subject=subject,
         text=text,

@@ -1,5 +1,6 @@
 """`minewatch-gateway ack <alert-id> --by NAME`: acknowledge an active alert; `--list` shows them
-(severity, value and peak with their unit, the message), in the gateway's language.
+(severity, value and peak with their unit, the message). Everything it prints is in the gateway's
+language (`[web] language`, or `--lang`).
 
 The request goes into the gateway's alert store (`<data_dir>/alerts.sqlite`); the running gateway
 applies it within about a second (reminders stop, the acknowledgement is recorded in InfluxDB and
@@ -35,36 +36,38 @@ def add(sub: Any) -> None:
     parser.add_argument("--list", action="store_true", help="list active alerts and rules not evaluated")
     parser.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the gateway (10)")
     parser.add_argument(
-        "--lang", help="language of --list (contract/i18n/<lang>.toml); default: [web] language"
+        "--lang",
+        help="language of what it prints (contract/i18n/<lang>.toml); default: [web] language, or en",
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load(args.config)
+    language = args.lang or (cfg.web.language if cfg.web else "en")
+    if not Texts.exists(language):
+        raise ConfigError(f"--lang: no translation {language}.toml; have: {', '.join(Texts.languages())}")
+    t = cfg.site.texts(language)
     store = AlertStore(cfg.data_dir / "alerts.sqlite")
     try:
         if args.list:
-            language = args.lang or (cfg.web.language if cfg.web else "en")
-            if not Texts.exists(language):
-                raise ConfigError(
-                    f"--lang: no translation {language}.toml; have: {', '.join(Texts.languages())}"
-                )
             return _list(store, cfg.data_dir / STATUS_FILE, cfg, language)
         if not args.alert_id or not args.by:
-            raise ConfigError("ack needs an alert id and --by NAME (or --list)")
+            raise ConfigError(t("ack.needs_id", command="ack", by="--by", list="--list"))
         active = {m.alert_id for m in store.machines() if m.alert_id}
         if args.alert_id not in active:
-            raise ConfigError(f"no active alert {args.alert_id!r}; see `minewatch-gateway ack --list`")
+            raise ConfigError(t("ack.no_such", id=args.alert_id, command="minewatch-gateway ack --list"))
         request = store.request_ack(args.alert_id, args.by[:64])
         deadline = time.monotonic() + args.wait
         while time.monotonic() < deadline:
             result = store.ack_result(request)
             if result is not None:
-                print(f"{args.alert_id}: {result}")
-                return 0 if result == "acknowledged" else 1
+                # the store keeps the gateway's answer as a word of its own, not in a language
+                done = result == "acknowledged"
+                print(t("ack.done" if done else "ack.not_applied", id=args.alert_id))
+                return 0 if done else 1
             time.sleep(0.1)
-        print(f"{args.alert_id}: recorded; the gateway applies it when it runs")
+        print(t("ack.recorded", id=args.alert_id))
         return 0
     finally:
         store.close()

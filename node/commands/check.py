@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from contract.configfile import ConfigError
+from contract.configfile import ConfigError, worded
 from contract.i18n import Texts
 from contract.metrics import spec
 from hardware.base import (
@@ -198,7 +198,12 @@ def run(args: argparse.Namespace) -> int:
     if not Texts.exists(language):
         raise ConfigError(f"--lang: no translation {language}.toml; have: {', '.join(Texts.languages())}")
     t = Texts(language)
-    cfg = load(args.config)
+    try:
+        cfg = load(args.config)
+    except ConfigError as exc:
+        if not exc.issues:
+            raise
+        raise ConfigError(worded(exc.issues, t), exc.issues) from exc  # in the reader's language
     reports = []
     for opts in cfg.sensors:  # each line as soon as it is known: a slow sensor shows the others
         reports.append(report := check_sensor(opts, args.seconds))

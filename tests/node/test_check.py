@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -198,3 +199,83 @@ def test_check_in_mongolian_has_no_english_word_of_the_english_file(
 def _words_of(texts: dict[str, str], prefix: str) -> set[str]:
     """The Latin words of the English file's messages under `prefix`, in lower case."""
     return {w.lower() for key, text in texts.items() if key.startswith(prefix) for w in english_words(text)}
+
+
+WRONG = (
+    '[[sensors]]\ntype = "pms5004"\n'  # misspelt: the known types, and a guess
+    '[[sensors]]\nport = "/dev/ttyUSB0"\n'  # no type at all
+    '[[sensors]]\ntype = "bme280"\naddress = "0x7g"\n'  # not an address
+    '[[sensors]]\ntype = "bme280"\naddress = 0x50\nsample_interval = 5\n'  # not its address; a misspelt key
+    '[[sensors]]\ntype = "replay-csv"\n'  # a key it needs
+)
+
+
+def test_check_words_a_wrong_config_in_its_language(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The common config mistakes are said in `[config]`'s words: under `--lang mn` in Mongolian, the
+    file, the keys and the values as written; in English as before. Nothing is read or connected."""
+    cfg = node_toml(tmp_path / "node.toml", site="s", node="n", port=1, prefix="mw", sensors=WRONG)
+    said = {}
+    for lang in ("en", "mn"):
+        assert main(["check", "--config", str(cfg), "--lang", lang]) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        said[lang] = err.replace(str(cfg), "node.toml")
+    en = said["en"].splitlines()
+    assert en == [
+        "minewatch-node: node.toml: sensors[0].type: 'pms5004' is not a type we know"
+        " (did you mean 'pms5003'?); use one of: bme280, ds18b20, pms5003, pmsa003i, replay-csv,"
+        " sds011, sht4x, simulated-pm, simulated-turbidity, turbidity-ads1115, turbidity-modbus",
+        "node.toml: sensors[1].type: missing: every table here says which kind it is with `type = ...`",
+        "node.toml: sensors[2].address: '0x7g' is not an I2C address: write it in hex, like 0x76",
+        "node.toml: sensors[3].address: 0x50 is not an address this part answers on: use 0x76 or 0x77",
+        "node.toml: sensors[3].sample_interval: unknown key (misspelt? see docs/configuration.md)",
+        "node.toml: sensors[4].path: Field required",
+    ]
+    mn = said["mn"].splitlines()
+    assert [line.split(": ")[:2] for line in mn] == [line.split(": ")[:2] for line in en]  # the same places
+    assert "`type = 'pms5004'` гэсэн төрлийг бид мэдэхгүй ('pms5003' гэж бичих гэсэн үү?)" in mn[0]
+    assert mn[3].endswith("0x76 эсвэл 0x77 хаягийг бичнэ үү") and mn[5].endswith("заавал бичих утга дутуу")
+    # what is left in Latin letters is what the reader wrote or types: the file, keys, types, values
+    typed = (
+        r"minewatch-node|node\.toml|docs/configuration\.md|sensors\[\d\]\.\w+|`[^`]*`|'[^']*'|0x[0-9a-f]+"
+        r"|(?:[a-z0-9-]+, )+[a-z0-9-]+$"  # the known types
+    )
+    prose = " ".join(re.sub(typed, " ", line.split(": ", 2)[-1]) for line in mn)
+    assert english_words(prose) == [], prose
+
+
+@pytest.mark.parametrize(
+    ("sensors", "english", "mongolian"),
+    [
+        (
+            '[[sensors]]\ntype = "sht4x"\n[[sensors]]\ntype = "bme280"\n',
+            "sensors[1] (bme280, bme280): reports air_temp, and so does sensors[0] (sht4x, sht4x);",
+            "sensors[1] (bme280, bme280): air_temp үзүүлэлтийг хэмждэг, sensors[0] (sht4x, sht4x) төхөөрөмж"
+            " ч мөн адил хэмждэг;",
+        ),
+        (
+            '[[sensors]]\ntype = "bme280"\nmetrics = ["pressure", "pm2_5"]\n',
+            "sensors[0].metrics: pm2_5: a bme280 does not report it (it reports air_temp, rh, pressure)",
+            "sensors[0].metrics: pm2_5: bme280 төхөөрөмж үүнийг хэмждэггүй"
+            " (хэмждэг нь: air_temp, rh, pressure)",
+        ),
+    ],
+)
+def test_check_words_sensors_that_cannot_go_together_in_its_language(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sensors: str, english: str, mongolian: str
+) -> None:
+    """Two sensors giving one metric, or a `metrics` key naming what a part cannot measure: said
+    after the sensors are each valid, in `[config]`'s words too."""
+    cfg = node_toml(tmp_path / "node.toml", site="s", node="n", port=1, prefix="mw", sensors=sensors)
+    said = {}
+    for lang in ("en", "mn"):
+        assert main(["check", "--config", str(cfg), "--lang", lang]) == 2
+        said[lang] = capsys.readouterr().err
+    assert f"minewatch-node: {cfg}: {english}" in said["en"]
+    assert f"minewatch-node: {cfg}: {mongolian}" in said["mn"]
+    # what is left in Latin letters is what the reader wrote: the file, keys, types and metrics
+    typed = r"minewatch-node|sensors\[\d\]|`[^`]*`|node\.toml|\b(?:bme280|sht4x|rh|pressure|air_temp|pm2_5)\b"
+    prose = re.sub(typed, " ", said["mn"].replace(str(cfg), " "))
+    assert english_words(prose) == [], prose

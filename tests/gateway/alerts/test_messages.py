@@ -52,14 +52,20 @@ def _fields(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name}
 
 
+PRESETS = ["us-epa", "who-2021", "mns-4585-2016"]
+
+
 def _every_event() -> Iterator[tuple[AnyRule, AlertEvent]]:
-    """Each kind's events in every state, late or not, with and without values: every id it emits."""
-    cfg = AlertsConfig.model_validate({"presets": ["us-epa"], "rules": EVERY_KIND})
+    """Each kind's events in every state, late or not, with and without values, of every preset's
+    rules and of an offline rule's planned stop too: every id it emits, with the event's fields as
+    the engine fills them (`Engine._event`: the stop's reason, the unit, the rule's standard)."""
+    cfg = AlertsConfig.model_validate({"presets": PRESETS, "rules": EVERY_KIND})
     for rule in cfg.all_rules():
         metric, average = rule.labels()
         states = ("raised", "reminder", "cleared", "acknowledged")
-        for state, late, value, category in itertools.product(
-            states, (False, True), (None, 61.25), ("usg", None)
+        reasons = (None, "stopped") if rule.type == "offline" else (None,)
+        for state, late, value, category, reason in itertools.product(
+            states, (False, True), (None, 61.25), ("usg", None), reasons
         ):
             event = AlertEvent(
                 id="tsagaan.haul-road.x.20261122T000000Z",
@@ -81,9 +87,12 @@ def _every_event() -> Iterator[tuple[AnyRule, AlertEvent]]:
                 message="",
                 acked_by="oyuna" if state == "acknowledged" else None,
                 category=category if rule.has_category else None,
+                msg_params={"reason": reason} if reason else {},
+                unit=rule.value_unit(metric),
+                standard=rule.standard,
             )
             msg_id, extra = rule.message(event)
-            params = {**params_of(event), **extra}
+            params = {**params_of(event), **event.msg_params, **extra}
             yield rule, event.with_state(event.state, msg_id=msg_id, msg_params=params)
 
 
@@ -99,6 +108,7 @@ def test_en_toml_has_every_message_id_the_engine_emits_with_the_placeholders_it_
         "nowcast",
         "difference",
         "offline",
+        "stop",
         "sensor_fault",
     }
     for key in (*WRAPPERS, "alert.subject", "alert.digest_subject", "alert.digest_text", "alert.digest_line"):

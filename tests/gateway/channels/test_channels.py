@@ -92,7 +92,10 @@ def test_webhook_posts_the_json_signed_with_hmac_sha256(receiver: HttpReceiver, 
     assert path == "/hook" and headers["Content-Type"].startswith("application/json")
     expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers[SIGNATURE_HEADER], expected)
-    assert receiver.json_bodies()[0] == event()
+    body_doc = receiver.json_bodies()[0]
+    assert {k: body_doc[k] for k in event()} == event()  # the old body, unchanged
+    assert set(body_doc) - set(event()) == {"language", "subject", "text"}  # the words, added
+    assert body_doc["language"] == "en" and body_doc["subject"] == single(event()).subject
 
 
 def test_webhook_500s_are_retried_with_backoff_and_counted(receiver: HttpReceiver) -> None:

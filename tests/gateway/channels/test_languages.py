@@ -1,6 +1,8 @@
 """One alert, two readers: a monitor who reads Mongolian and a partner who reads English get it
 from one email channel (`to = ["…", {address = "…", language = "en"}]`) over the real SMTP test
-server, each in their language, in the site's time zone and with the node's friendly name."""
+server, each in their language, in the site's time zone and with the node's friendly name; and
+the alert topic (real Mosquitto) and a webhook (a real HTTP receiver) carry the words in their
+channel's language beside the stored English."""
 
 from __future__ import annotations
 
@@ -11,15 +13,21 @@ import threading
 from email.message import Message
 from pathlib import Path
 
+from gateway.channels.base import ChannelContext, open_channel
 from gateway.channels.dispatcher import Worker
 from gateway.channels.email import Email, EmailOptions
+from gateway.channels.mqtt import MqttOptions
+from gateway.channels.webhook import WebhookOptions
 from gateway.config import load
+from gateway.devservices import Service
+from gateway.subscriber import Subscriber
 from tests.alert_helpers import T0
 from tests.contract.test_i18n_mn import english_words
 from tests.fakes.clock import FakeClock
 from tests.gateway.alerts.test_messages import _engine_events
 from tests.gateway.channels.test_channels import Outbox
-from tests.receivers import SmtpServer
+from tests.helpers import Listener, wait_for
+from tests.receivers import HttpReceiver, SmtpServer
 
 
 def _config(tmp_path: Path, smtp: SmtpServer) -> Path:
@@ -117,3 +125,79 @@ def test_a_recipients_unknown_language_is_refused_naming_the_key(tmp_path: Path)
         assert "to" in str(err.value) and "fr.toml" in str(err.value)
     finally:
         smtp.close()
+
+
+def test_the_alert_topic_and_a_webhook_carry_the_message_in_their_channels_language(
+    tmp_path: Path, mosquitto: Service, prefix: str
+) -> None:
+    """One alert to four channels over a real Mosquitto and a real HTTP receiver: the alert topic
+    and a webhook configured `language = "mn"` carry its subject and text in Mongolian, the same
+    two configured `en` in English; every field a receiver had before is there unchanged."""
+    path = tmp_path / "gateway.toml"
+    path.write_text(
+        """
+[site]
+timezone = "Asia/Ulaanbaatar"
+[[site.names]]
+site = "tsagaan"
+name = { en = "Tsagaan bag", mn = "Цагаан баг" }
+[[site.names]]
+site = "tsagaan"
+node = "haul-road"
+name = { en = "haul road", mn = "тээврийн зам" }
+"""
+    )
+    site_texts = load(path).site.texts()
+    raised = next(e for e in _engine_events() if e.state == "raised" and e.rule == "inst")
+    event = {**raised.to_json(), "ack_topic": f"{prefix}/v1/tsagaan/haul-road/alert/ack"}
+    hook = HttpReceiver()
+    sub = Subscriber("127.0.0.1", mosquitto.port, f"test-lang-{prefix}")
+    sub.start([f"{prefix}/v1/+/+/alert/ack"])  # as the gateway's connection, which takes acks
+    listener = Listener(mosquitto.port, "+/v1/+/+/alert")
+    try:
+        assert sub.connected.wait(10)
+        for language in ("mn", "en"):
+            topic_prefix = f"{prefix}{language}"  # the two topics' own prefixes, as two gateways'
+            ctx = ChannelContext(
+                publish=sub.publish,
+                prefix=topic_prefix,
+                publish_retained=lambda t, p: sub.publish(t, p, retain=True, wait_s=5),
+            )
+            for opts in (
+                MqttOptions(type="mqtt", language=language),
+                WebhookOptions(type="webhook", url=f"{hook.url}/{language}", language=language),  # type: ignore[arg-type]
+            ):
+                w = Worker(
+                    opts, open_channel(opts, ctx), outbox := Outbox(), FakeClock(T0), threading.Event(),
+                    site_texts=site_texts,
+                )  # fmt: skip
+                w.process((1, event))
+                assert outbox.done == [1], w.stats
+        on_topic = {
+            lang: wait_for(
+                lambda lang=lang: listener.payloads(f"{prefix}{lang}/v1/tsagaan/haul-road/alert"), 10
+            )
+            for lang in ("mn", "en")
+        }
+        local = f"{raised.started.astimezone(site_texts.zone):%Y-%m-%d %H:%M} UTC+08"
+        for lang in ("mn", "en"):
+            (topic_doc,), (hook_doc,) = on_topic[lang], hook.json_bodies(f"/{lang}")
+            for doc in (topic_doc, hook_doc):
+                # additive: every field the old body had, unchanged, `message` the stored English
+                assert {k: doc[k] for k in event} == event
+                assert doc["message"] == raised.message and "haul-road (tsagaan)" in doc["message"]
+                assert doc["language"] == lang and local in doc["text"] and "90.0 µg/m³" in doc["text"]
+                assert raised.id in doc["text"] and event["ack_topic"] in doc["text"]
+            assert topic_doc["text"] == hook_doc["text"] and topic_doc["subject"] == hook_doc["subject"]
+        mn, en = on_topic["mn"][0], on_topic["en"][0]
+        assert "тээврийн зам" in mn["subject"] and "тээврийн зам (Цагаан баг)" in mn["text"]
+        typed = rf"{re.escape(raised.id)}|minewatch-gateway ack|--by|{prefix}\S+|\{{[^}}]*\}}"
+        assert [w for w in english_words(re.sub(typed, " ", mn["text"] + mn["subject"])) if w != "inst"] == []
+        assert en["subject"] == "WARNING raised: inst at haul road"
+        assert en["text"].startswith("PM2.5 90.0 µg/m³ at haul road (Tsagaan bag) exceeds the limit of")
+    finally:
+        listener.close()
+        for lang in ("mn", "en"):  # the broker keeps nothing of this test
+            sub.publish(f"{prefix}{lang}/v1/tsagaan/haul-road/alert", b"", retain=True, wait_s=5)
+        sub.stop()
+        hook.close()

@@ -26,12 +26,12 @@ from gateway.stores.influxql import string as literal
 from gateway.web.app import create_app, relative_location
 from gateway.web.opendata import COLUMNS
 from gateway.web.server import BackgroundServer
-from tests.webdata import ACTIVE_MESSAGE, NOW, Site, alert_lines, served_site, site_lines
+from tests.webdata import ACTIVE_ID, ACTIVE_MESSAGE, NOW, Site, alert_lines, served_site, site_lines
 
 
 @pytest.fixture(scope="module")
 def site(influxd: devservices.Service) -> Iterator[Site]:
-    with served_site(influxd.port) as s:
+    with served_site(influxd.port, lines=[*site_lines(), *alert_lines(ids=True)]) as s:
         yield s
 
 
@@ -113,6 +113,8 @@ def test_alerts_history_and_active(site: Site) -> None:
         ("river-down", "raised"),
     ]
     assert body[0]["message"] == ACTIVE_MESSAGE and body[0]["limit"] == 50.0 and body[0]["late"] is False
+    # each event's alert id, what `ack` and the ack topic take; null for an event stored before ids
+    assert [a["id"] for a in body] == [ACTIVE_ID, ACTIVE_ID, None, None]
     assert len(site.get("/api/v1/alerts", node="river-down", limit="1")[1]) == 1
     river = site.get("/api/v1/alerts", node="river-down")[1]
     assert [(a["node"], a["state"]) for a in river] == [("river-down", "cleared"), ("river-down", "raised")]
@@ -121,6 +123,7 @@ def test_alerts_history_and_active(site: Site) -> None:
     assert site.get("/api/v1/latest", site="elsewhere")[1] == []
     status, active, headers = site.get("/api/v1/alerts/active")
     assert [(a["node"], a["rule"], a["state"]) for a in active] == [("haul-road", "pm25-1h", "reminder")]
+    assert active[0]["id"] == ACTIVE_ID
     assert headers["x-total-count"] == "1" and "link" not in headers  # one page (docs/api.md)
     _, beyond, headers = site.get("/api/v1/alerts/active", offset="1")
     assert beyond == [] and headers["x-total-count"] == "1" and "link" not in headers
