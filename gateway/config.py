@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from contract.configfile import load_model, read_secret
 from contract.i18n import Names, Texts
@@ -287,6 +287,26 @@ class GatewayConfig(_Section):
     @property
     def keys_dir(self) -> Path:
         return self.trust.keys_dir or self.data_dir / "keys"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _channels_speak_the_gateways_language(cls, data: Any) -> Any:
+        """A channel that names no `language` speaks the gateway's (`[web] language`): a Mongolian
+        site's alert topic and messages are Mongolian unless a channel says otherwise."""
+        if not isinstance(data, dict):
+            return data
+        web, alerts = data.get("web"), data.get("alerts")
+        language = web.get("language") if isinstance(web, dict) else getattr(web, "language", None)
+        if not isinstance(language, str) or not Texts.exists(language) or not isinstance(alerts, dict):
+            return data
+        channels = alerts.get("channels")
+        if not isinstance(channels, list):
+            return data
+        spoken = [
+            {**c, "language": language} if isinstance(c, dict) and "language" not in c else c
+            for c in channels
+        ]
+        return {**data, "alerts": {**alerts, "channels": spoken}}
 
 
 def load(path: Path | str) -> GatewayConfig:

@@ -201,3 +201,19 @@ name = { en = "haul road", mn = "тээврийн зам" }
             sub.publish(f"{prefix}{lang}/v1/tsagaan/haul-road/alert", b"", retain=True, wait_s=5)
         sub.stop()
         hook.close()
+
+
+def test_a_channel_that_names_no_language_speaks_the_gateways(tmp_path: Path) -> None:
+    """`[web] language = "mn"`: the alert topic (and any channel without `language`) is Mongolian;
+    one that names its language keeps it; a gateway without [web] speaks English as before."""
+    path = tmp_path / "gateway.toml"
+    channels = (
+        '[[alerts.channels]]\ntype = "mqtt"\nname = "residents"\n'
+        '[[alerts.channels]]\ntype = "webhook"\nname = "partner"\nurl = "http://127.0.0.1:9/hook"\n'
+        'language = "en"\n'
+    )
+    path.write_text('[web]\nlanguage = "mn"\n' + channels)
+    spoken = {c.label: c.language for c in load(path).alerts.channels}
+    assert spoken == {"residents": "mn", "partner": "en"}
+    path.write_text(channels)
+    assert {c.label: c.language for c in load(path).alerts.channels} == {"residents": "en", "partner": "en"}
