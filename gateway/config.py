@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -290,23 +291,39 @@ class GatewayConfig(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _channels_speak_the_gateways_language(cls, data: Any) -> Any:
-        """A channel that names no `language` speaks the gateway's (`[web] language`): a Mongolian
-        site's alert topic and messages are Mongolian unless a channel says otherwise."""
-        if not isinstance(data, dict):
+    def _channels_take_the_sites_language_and_zone(cls, data: Any) -> Any:
+        """A channel that names no `language` speaks the gateway's (`[web] language`), and one that
+        names no `timezone` keeps its quiet hours on the site's clock (`[site] timezone`): a
+        Mongolian site's alerts are Mongolian, and "22:00-07:00" means night in Ulaanbaatar,
+        unless a channel says otherwise."""
+        if not isinstance(data, dict) or not isinstance(alerts := data.get("alerts"), dict):
             return data
-        web, alerts = data.get("web"), data.get("alerts")
-        language = web.get("language") if isinstance(web, dict) else getattr(web, "language", None)
-        if not isinstance(language, str) or not Texts.exists(language) or not isinstance(alerts, dict):
+        if not isinstance(channels := alerts.get("channels"), list):
             return data
-        channels = alerts.get("channels")
-        if not isinstance(channels, list):
+        defaults = {
+            "language": _given(data.get("web"), "language", Texts.exists),
+            "timezone": _given(data.get("site"), "timezone", _known_zone),
+        }
+        fill = {key: value for key, value in defaults.items() if value is not None}
+        if not fill:
             return data
-        spoken = [
-            {**c, "language": language} if isinstance(c, dict) and "language" not in c else c
-            for c in channels
-        ]
-        return {**data, "alerts": {**alerts, "channels": spoken}}
+        given = [{**fill, **c} if isinstance(c, dict) else c for c in channels]
+        return {**data, "alerts": {**alerts, "channels": given}}
+
+
+def _given(section: Any, key: str, valid: Callable[[str], bool]) -> str | None:
+    """A section's `key` as written (a dict from the file, or a model), when it is a valid one: an
+    invalid one is refused at its own key, not again at every channel."""
+    value = section.get(key) if isinstance(section, dict) else getattr(section, key, None)
+    return value if isinstance(value, str) and valid(value) else None
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        Texts.known_zone(name)
+    except ValueError:
+        return False
+    return True
 
 
 def load(path: Path | str) -> GatewayConfig:

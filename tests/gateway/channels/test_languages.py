@@ -217,3 +217,27 @@ def test_a_channel_that_names_no_language_speaks_the_gateways(tmp_path: Path) ->
     assert spoken == {"residents": "mn", "partner": "en"}
     path.write_text(channels)
     assert {c.label: c.language for c in load(path).alerts.channels} == {"residents": "en", "partner": "en"}
+
+
+def test_a_channel_that_names_no_timezone_keeps_quiet_hours_on_the_sites_clock(tmp_path: Path) -> None:
+    """`[site] timezone = "Asia/Ulaanbaatar"` and quiet hours 22:00-07:00: night in Ulaanbaatar
+    (14:00-23:00 UTC), not in Greenwich; a channel's own `timezone` still wins."""
+    from datetime import UTC, datetime
+
+    from gateway.channels.dispatcher import in_quiet_hours
+
+    path = tmp_path / "gateway.toml"
+    channels = (
+        '[[alerts.channels]]\ntype = "mqtt"\nname = "residents"\nquiet_hours = "22:00-07:00"\n'
+        '[[alerts.channels]]\ntype = "mqtt"\nname = "abroad"\nquiet_hours = "22:00-07:00"\n'
+        'timezone = "Europe/Berlin"\n'
+    )
+    path.write_text('[site]\ntimezone = "Asia/Ulaanbaatar"\n' + channels)
+    by = {c.label: c for c in load(path).alerts.channels}
+    assert by["residents"].timezone == "Asia/Ulaanbaatar" and by["abroad"].timezone == "Europe/Berlin"
+    night_here = datetime(2026, 12, 7, 15, 0, tzinfo=UTC)  # 23:00 in Ulaanbaatar, 16:00 in Berlin
+    assert in_quiet_hours(by["residents"], night_here) and not in_quiet_hours(by["abroad"], night_here)
+    morning_here = datetime(2026, 12, 7, 0, 30, tzinfo=UTC)  # 08:30 in Ulaanbaatar, 01:30 in Berlin
+    assert not in_quiet_hours(by["residents"], morning_here) and in_quiet_hours(by["abroad"], morning_here)
+    path.write_text(channels)  # no [site] zone: UTC, as before
+    assert load(path).alerts.channels[0].timezone == "UTC"
