@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from contract.errors import ConfigError, Issue
 from contract.i18n import Texts
 from contract.logrepeat import RepeatFilter
+from contract.wire import ID_PATTERN
 
 __all__ = [
     "ConfigError",
@@ -43,6 +44,38 @@ WORDED = ("i2c_address", "i2c_address_here", "missing")
 """pydantic error types (ours, raised with `PydanticCustomError`, and its own) worded by
 `[config]` in contract/i18n, the rest in pydantic's English: `config.<type>` takes the error's
 `ctx` as its parameters."""
+
+
+_PLAIN = {
+    "int_parsing": "not_whole",
+    "int_from_float": "not_whole",
+    "float_parsing": "not_number",
+    "bool_parsing": "not_bool",
+    "greater_than": "above",
+    "greater_than_equal": "at_least",
+    "less_than": "below",
+    "less_than_equal": "at_most",
+    "string_too_long": "too_long",
+    "string_too_short": "too_short",
+    "literal_error": "one_of",
+    "enum": "one_of",
+    "string_type": "not_text",
+}
+"""pydantic's own error types a config file meets most, worded by `[config]` (`value` is what
+was written, the rest the error's `ctx`); an id is said as an id, not as its pattern."""
+
+
+def _plain(kind: str, ctx: dict[str, Any], value: Any) -> tuple[str, dict[str, Any]] | None:
+    if kind == "string_pattern_mismatch":
+        if ctx.get("pattern") == ID_PATTERN:
+            return "not_id", {"value": repr(value)}
+        return "pattern", {"value": repr(value), "pattern": ctx.get("pattern")}
+    if kind not in _PLAIN:
+        return None
+    limit = next((ctx[k] for k in ("gt", "ge", "lt", "le", "max_length", "min_length") if k in ctx), "")
+    if isinstance(limit, float) and limit.is_integer():
+        limit = int(limit)  # "90 or less", as the reader wrote the key's range, not "90.0"
+    return _PLAIN[kind], {"value": repr(value), "limit": limit, "expected": ctx.get("expected", "")}
 
 
 def _loc(parts: tuple[int | str, ...]) -> str:
@@ -84,6 +117,8 @@ def issues_of(path: Path | str, exc: ValidationError, hide: tuple[str, ...] = ()
             loc, key, params = (*loc, name), "no_type", {"field": name}
         elif err["type"] in WORDED:
             key, params = str(err["type"]), ctx
+        elif (plain := _plain(str(err["type"]), ctx, err.get("input"))) is not None:
+            key, params = plain
         found.append(Issue(str(path), _loc(loc), key, params, "" if key else err["msg"]))
     return tuple(found)
 

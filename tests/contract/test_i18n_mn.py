@@ -45,6 +45,8 @@ KEPT = {
     "InfluxQL", "ISBN", "R", "RMSE",
     # the database the gateway writes to, by its name (`minewatch-gateway status`)
     "InfluxDB",
+    # a config file's own values, as a reader types them (TOML's booleans)
+    "true", "false",
 }  # fmt: skip
 _LATIN = re.compile(r"[µ°]?[A-Za-z][A-Za-z0-9_]*")
 

@@ -17,14 +17,14 @@ HEAD = 'site = "s"\nnode = "n"\n[[sensors]]\n'
     [
         (
             'type = "sds011"\nwork_period_min = 31',
-            "sensors[0].work_period_min: Input should be less than or equal to 30",
+            "sensors[0].work_period_min: 31 is too large: it must be 30 or less",
         ),
         ('type = "pms5003"\nbaud = 9600', "sensors[0].baud: unknown key"),
-        ('type = "turbidity-ads1115"\nchannel = 4', "sensors[0].channel: Input should be 0, 1, 2 or 3"),
+        ('type = "turbidity-ads1115"\nchannel = 4', "sensors[0].channel: 4 is not one of 0, 1, 2 or 3"),
         ('type = "turbidity-ads1115"\ngain = 3', "sensors[0].gain: Value error, gain must be one of"),
         (
             'type = "turbidity-ads1115"\ndivider = 0.5',
-            "sensors[0].divider: Input should be greater than or equal to 1",
+            "sensors[0].divider: 0.5 is too small: it must be 1 or more",
         ),
         (
             'type = "bme280"\naddress = 0x50',
@@ -36,14 +36,17 @@ HEAD = 'site = "s"\nnode = "n"\n[[sensors]]\n'
         ('port = "/dev/serial0"', "sensors[0].type: missing: every table here says which kind"),
         (
             'type = "turbidity-modbus"\npreset = "acme"',
-            "sensors[0].preset: Input should be 'dfrobot-sen0710'",
+            "sensors[0].preset: 'acme' is not one of 'dfrobot-sen0710'",
         ),
         (
             'type = "turbidity-modbus"\nregister = 1\ndata_type = "float64"',
-            "sensors[0].data_type: Input should be",
+            "sensors[0].data_type: 'float64' is not one of",
         ),
-        ('type = "ds18b20"\ndevice = "10-abc"', "sensors[0].device: String should match pattern"),
-        ('type = "sht4x"\nstuck_after_s = 0', "sensors[0].stuck_after_s: Input should be greater than 0"),
+        ('type = "ds18b20"\ndevice = "10-abc"', "sensors[0].device: '10-abc' does not fit this key's form"),
+        (
+            'type = "sht4x"\nstuck_after_s = 0',
+            "sensors[0].stuck_after_s: 0 is too small: it must be more than 0",
+        ),
     ],
 )
 def test_driver_keys_are_checked_with_their_place(tmp_path: Path, sensor: str, expected: str) -> None:

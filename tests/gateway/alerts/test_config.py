@@ -18,7 +18,7 @@ BASE = '[influxdb]\nurl = "http://127.0.0.1:1"\n[mqtt]\nport = 1\n'
         (
             '[[alerts.rules]]\nname = "x"\ntype = "threshold"\nmetric = "pm25"\nlimit = 5.0\n',
             "alerts.rules[0].metric",
-            "Input should be 'pm1_0'",
+            "'pm25' is not one of 'pm1_0'",
         ),
         (
             '[[alerts.rules]]\nname = "x"\ntype = "threshold"\nmetric = "pm2_5"\n'
@@ -54,7 +54,7 @@ BASE = '[influxdb]\nurl = "http://127.0.0.1:1"\n[mqtt]\nport = 1\n'
             "alerts.channels[0].quiet_hours",
             "HH:MM-HH:MM",
         ),
-        ('[alerts]\npresets = ["who-2022"]\n', "alerts.presets[0]", "Input should be"),
+        ('[alerts]\npresets = ["who-2022"]\n', "alerts.presets[0]", "'who-2022' is not one of"),
     ],
 )
 def test_bad_alert_config_exits_2_naming_file_and_key(

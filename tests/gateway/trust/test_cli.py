@@ -107,7 +107,7 @@ def test_trust_config_keys(tmp_path: Path) -> None:
     assert load_gateway(_gateway_toml(tmp_path)).keys_dir == tmp_path / "gw" / "keys"
     cfg_path.write_text('[trust]\nrequire_signatures = "sometimes"\n')
     with pytest.raises(
-        ConfigError, match=r"gateway\.toml: trust\.require_signatures: Input should be 'auto'"
+        ConfigError, match=r"gateway\.toml: trust\.require_signatures: 'sometimes' is not one of 'auto'"
     ):
         load_gateway(cfg_path)
 
