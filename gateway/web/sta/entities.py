@@ -101,8 +101,9 @@ class Catalogue:
             done.setdefault((v.site, v.node), []).append(v)
         seen: dict[tuple[str, str], list[Observation]] = {}
         for o in observed or []:
-            if o.site is not None and o.node is not None:
-                seen.setdefault((o.site, o.node), []).append(o)
+            at = o.node or o.near_node  # a position: listed on its nearest node (records.near_node)
+            if o.site is not None and at is not None:
+                seen.setdefault((o.site, at), []).append(o)
         things = {
             thing_id(*key): Thing(
                 key[0],
@@ -166,6 +167,9 @@ class Documents:
                         "id": o.id,
                         "kind": o.kind,
                         "text": o.text,
+                        "place": o.place,  # node, or a position near it: position | map
+                        "lat": o.lat,
+                        "lon": o.lon,
                         "phenomenonTime": format_ts(o.at),
                         "photo": f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
                         "photo_sha256": o.photo_sha256,
