@@ -87,12 +87,13 @@ def _calibration_files(ids: set[str], directory: Path | None) -> tuple[dict[str,
 
 
 def _field_records(reader: Reader, req: BundleRequest, work: Path) -> None:
-    """What people on the ground recorded in the period: `maintenance.jsonl` (the visits) and
+    """What people on the ground recorded in the period: `maintenance.jsonl` (the visits made in it
+    or marking readings in it) and
     `observations.jsonl` (the observations monitors accepted, each with every decision on it),
     with the photos of those in `photos/<sha256>.jpg`, each hashed in the manifest like every file."""
     ex = req.export
     with (work / "maintenance.jsonl").open("w", encoding="utf-8") as fh:
-        for v in maintenance.visits(reader, ex.site, ex.start, ex.end, ex.nodes):
+        for v in maintenance.of_period(reader, ex.site, ex.start, ex.end, ex.nodes):
             fh.write(json.dumps(v.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
     seen = records.listed(reader, "accepted", ex.start, ex.end, site=ex.site, nodes=ex.nodes)
     decided = records.decisions_of(reader, [o.id for o in seen]) if seen else {}

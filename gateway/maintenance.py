@@ -152,16 +152,36 @@ def visits(
     return sorted((from_row(r) for r in rows), key=lambda v: (v.at, v.node, v.kind))
 
 
+def _touches(v: Visit, start: datetime, end: datetime) -> bool:
+    """The visit's marked window holds some time in (start, end]."""
+    return v.flag_from is not None and v.flag_to is not None and v.flag_from < end and v.flag_to > start
+
+
 def marking(
     reader: Reader, site: str | None, start: datetime, end: datetime, nodes: Iterable[str] = ()
 ) -> list[Visit]:
     """The visits whose marked window may touch readings in (start, end] (every site's when None)."""
-    found = visits(reader, site, start - REACH, end + REACH, nodes)
-    return [
-        v
-        for v in found
-        if v.flag_from is not None and v.flag_to is not None and v.flag_from < end and v.flag_to > start
-    ]
+    return [v for v in visits(reader, site, start - REACH, end + REACH, nodes) if _touches(v, start, end)]
+
+
+def of_period(
+    reader: Reader,
+    site: str | None,
+    start: datetime,
+    end: datetime,
+    nodes: Iterable[str] = (),
+    *,
+    trace: Trace | None = None,
+) -> list[Visit]:
+    """The visits a period's lists name (the report's field records, an export's side file, the
+    evidence bundle): those made in (start, end] and those whose marked window holds some of its
+    readings, though made just outside it (a cleaning at 00:10 on the 1st marking from 23:50 on
+    the 30th belongs to both months), oldest first. Two queries, so the first one printed (a
+    report prints its queries) gives exactly the visits made in the period."""
+    made = visits(reader, site, start, end, nodes, trace=trace)
+    near = visits(reader, site, start - REACH, end + REACH, nodes, trace=trace)
+    around = [v for v in near if not start < v.at <= end and _touches(v, start, end)]
+    return sorted(made + around, key=lambda v: (v.at, v.node, v.kind))
 
 
 def marks_of(marking_visits: list[Visit], node: str, ts: datetime, site: str | None = None) -> list[str]:

@@ -114,10 +114,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def field_records(reader: Reader, req: export.ExportRequest) -> dict[str, Any]:
-    """What a side file lists beside the rows, in every format: the visits themselves (the
-    `maintenance` column marks their readings) and what residents saw, as monitors accepted it
-    (docs/protocol.md, "Exports")."""
-    visits = maintenance.visits(reader, req.site, req.start, req.end, req.nodes)
+    """What a side file lists beside the rows, in every format: the visits made in the period or
+    marking readings in it (the `maintenance` column marks their readings) and what residents saw,
+    as monitors accepted it (docs/protocol.md, "Exports")."""
+    visits = maintenance.of_period(reader, req.site, req.start, req.end, req.nodes)
     seen = records.listed(reader, "accepted", req.start, req.end, site=req.site, nodes=req.nodes)
     return {
         "maintenance_visits": [v.to_json() for v in visits],

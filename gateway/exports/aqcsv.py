@@ -75,7 +75,7 @@ class Aqcsv:
             return  # a node without a site code (export of a whole site): `check` has said so
         param = PARAMETERS[metric]
         value = reading[metric.value]
-        q = quality.assess(metric, value, quality.parse_flags(reading["flags"]))
+        q = quality.assess(metric, value, quality.parse_flags(reading["flags"]), bool(reading["maintenance"]))
         start, _ = window(reading, duration_s)
         yield [
             place.agency.aqs_site,

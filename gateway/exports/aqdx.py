@@ -97,7 +97,7 @@ class Aqdx:
         param = PARAMETERS[metric]
         value = reading[metric.value]
         flags = quality.parse_flags(reading["flags"])
-        q = quality.assess(metric, value, flags)
+        q = quality.assess(metric, value, flags, bool(reading["maintenance"]))
         qualifiers = list(q.qualifiers)
         calibrated = bool(reading[f"{metric.value}_cal"])
         if calibrated and value is not None:

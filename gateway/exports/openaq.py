@@ -93,8 +93,9 @@ class OpenAq:
         if ("openaq", reading["site"], reading["node"]) not in ctx.consented:
             return
         value = reading[metric.value]
-        if quality.assess(metric, value, quality.parse_flags(reading["flags"])).validity not in PUBLISHABLE:
-            return
+        q = quality.assess(metric, value, quality.parse_flags(reading["flags"]), bool(reading["maintenance"]))
+        if q.validity not in PUBLISHABLE:
+            return  # suspect or invalid, a visit's marked reading too: OpenAQ would show it as good
         _, end = window(reading, duration_s)
         place = ctx.place(reading["site"], reading["node"])
         yield [

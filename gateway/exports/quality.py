@@ -3,8 +3,11 @@
 Both formats carry one validity code per value plus AQS qualifier codes (space-separated). A flag
 marks the whole reading, so its code applies to every metric of it, except `high_humidity`, which
 biases only optical particle sensors. Several flags: the worst validity wins and the qualifiers are
-joined in flag order. The AQS qualifier codes are those of EPA's qualifier list as AQDx publishes it
-(aqdx-documentation `docs/assets/qualifiers.csv`); `CD` is AQDx's supplemental "corrected data".
+joined in flag order. A reading a maintenance visit marks (gateway/maintenance.py: the minutes a
+window was out of the water, a sensor being moved) is kept, as suspect with the QA qualifier `3`
+(field issue), after the flags' qualifiers. The AQS qualifier codes are those of EPA's qualifier
+list as AQDx publishes it (aqdx-documentation `docs/assets/qualifiers.csv`); `CD` is AQDx's
+supplemental "corrected data".
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ FLAG_CODES: dict[Flag, FlagCode] = {
     Flag.CAL_FALLBACK: FlagCode(ESTIMATED, "LJ"),  # "reported value is an estimate"
 }
 MISSING_QUALIFIER = "AM"  # miscellaneous void: no value and no flag saying why
+# A visit's mark, whatever its kind: AQS's qualifiers for maintenance (BA) and calibration (AT, BC)
+# are null-data codes, which stand in for a value; a marked value is kept, so it takes the QA
+# qualifier for a field issue, and the kinds are in the export's `maintenance` column and side file
+MAINTENANCE_CODE = FlagCode(SUSPECT, "3")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +57,13 @@ class Quality:
     qualifiers: tuple[str, ...]  # AQS qualifier codes, in flag order
 
 
-def assess(metric: Metric, value: float | None, flags: list[Flag]) -> Quality:
-    """The codes for one metric's value of a reading carrying `flags`."""
+def assess(metric: Metric, value: float | None, flags: list[Flag], marked: bool = False) -> Quality:
+    """The codes for one metric's value of a reading carrying `flags`; `marked`: a maintenance
+    visit's window holds the reading (the export row's `maintenance` column is not empty)."""
     validity = VALID
     qualifiers: list[str] = []
-    for flag in flags:
-        code = FLAG_CODES[flag]
+    codes = [FLAG_CODES[flag] for flag in flags] + ([MAINTENANCE_CODE] if marked else [])
+    for code in codes:
         if code.particles_only and metric not in PARTICLES:
             continue
         validity = max(validity, code.validity)

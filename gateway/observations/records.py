@@ -58,6 +58,7 @@ class Observation:
     decided_at: datetime | None = None
     why: str | None = None
     place: str = "node"  # one of PLACES
+    near_node: str | None = None  # a position's nearest node of `site` within near.NEAR_M
 
     def to_line(self) -> str:
         tags = {"id": self.id, "kind": self.kind, "site": self.site or "", "node": self.node or ""}
@@ -67,6 +68,7 @@ class Observation:
             "place": self.place,
             "lat": self.lat,
             "lon": self.lon,
+            "near_node": self.near_node,
             "received": format_ts(self.received),
             "photo_received_sha256": self.photo_received_sha256,
             "photo_sha256": self.photo_sha256,
@@ -86,6 +88,7 @@ class Observation:
             "place": self.place,
             "lat": self.lat,
             "lon": self.lon,
+            "near_node": self.near_node,
             "received": format_ts(self.received),
             "photo_received_sha256": self.photo_received_sha256,
             "photo_sha256": self.photo_sha256,
@@ -146,6 +149,7 @@ def _observation(row: Row) -> Observation:
         photo_received_sha256=_text(row.get("photo_received_sha256")),
         photo_sha256=_text(row.get("photo_sha256")),
         place=str(row.get("place") or ("node" if row.get("node") else "position")),
+        near_node=_text(row.get("near_node")),
     )
 
 
@@ -190,13 +194,14 @@ def listed(
     trace: Trace | None = None,
 ) -> list[Observation]:
     """Observations made in (start, end], oldest first, each with its latest decision; `state`
-    keeps only those in it ("pending": none yet). With `site`, those at its nodes and those given
-    only as a position (a gateway serves one site's residents); with `nodes`, only theirs."""
+    keeps only those in it ("pending": none yet). With `site`, those of the site (at its nodes, or
+    given as a position near them) and those of no site; with `nodes`, only those at them or given
+    as a position nearest to them (`near_node`)."""
     wanted = list(nodes)
     rows = reader.observation_rows(site, start, end, trace=trace)
     found = [_observation(r) for r in rows]
     if wanted:
-        found = [o for o in found if o.node in wanted]
+        found = [o for o in found if (o.node or o.near_node) in wanted]
     decided = decisions_of(reader, [o.id for o in found], trace=trace) if found else {}
     out = []
     for o in sorted(found, key=lambda o: (o.at, o.id)):

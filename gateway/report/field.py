@@ -1,6 +1,7 @@
-"""The report's field records: the maintenance visits of the period, each with the readings its
-marked window holds, so a regulator judging a step in a series sees the visit that explains it, and
-the residents' observations a monitor accepted (both read from InfluxDB, their queries printed)."""
+"""The report's field records: the maintenance visits of the period (made in it, or marking readings
+in it), each with the readings of the period its marked window holds, so a regulator judging a
+step in a series sees the visit that explains it, and the residents' observations a monitor
+accepted (both read from InfluxDB, their queries printed)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ from gateway.stores.reader import Span
 
 
 def visits(log: QueryLog) -> list[FieldVisit]:
+    """The visits made in the period and those marking readings in it (maintenance.of_period), each
+    with the number of its marked readings that lie in the period."""
     out = []
-    for v in maintenance.visits(
+    for v in maintenance.of_period(
         log.reader, log.site, log.start, log.end, log.node_filter, trace=log.trace("field")
     ):
         marked = 0
         if v.flag_from is not None and v.flag_to is not None:
-            marked = _count(log, v.node, v.flag_from, v.flag_to)
+            marked = _count(log, v.node, max(v.flag_from, log.start), min(v.flag_to, log.end))
         out.append(FieldVisit(v.node, v.kind, v.at, v.by, v.note, v.flag_from, v.flag_to, marked))
     return out
 

@@ -177,6 +177,7 @@ def create_app(
 
     env = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"]))
     env.globals["alert_text"] = alert_text
+    env.globals["readings_link"] = timeline.readings_link  # a field record's hour of readings
     app = Starlette(
         routes=[
             *pages.ROUTES,

@@ -19,7 +19,6 @@ import json
 import re
 import secrets
 import uuid
-from dataclasses import replace
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any, Literal
@@ -33,7 +32,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from contract.wire import ID_PATTERN
-from gateway.observations import photos, records
+from gateway.observations import near, photos, records
 from gateway.observations.records import KINDS, PLACES, FieldRecords, Observation
 from gateway.observations.store import ObservationStore, RateLimited, UnknownCode
 from gateway.timerange import format_time
@@ -235,10 +234,8 @@ async def submit(request: Request) -> Response:
         photo_sha256=photos.sha256(clean) if clean else None,
         state="pending",
     )
-    if sub.site is None:  # a position: the gateway's site when it serves one
-        sites = {s for s, _ in ctx.nodes(now)}
-        if len(sites) == 1:
-            obs = replace(obs, site=sites.pop())
+    if sub.site is None:  # a position: the nearest node's site (and node), else the only site
+        obs = near.attach(obs, ctx.board, ctx.nodes(now))
     if not await run_in_threadpool(field.add, obs, clean):
         return JSONResponse(SubmittedOut(id=obs.id, state="already received").model_dump(), 200)
     if code_id is not None:

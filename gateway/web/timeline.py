@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
@@ -17,12 +18,15 @@ from gateway import maintenance
 from gateway.maintenance import Visit
 from gateway.observations import records
 from gateway.observations.records import Observation
+from gateway.timerange import format_time
 from gateway.web.context import Context
 from gateway.web.pages import render
 from gateway.web.params import validate
 from gateway.web.views import half_open
 
 MAX_DAYS = 366
+AROUND = timedelta(minutes=30)
+"""A field record's link opens the readings this long either side of it: the hour it belongs to."""
 
 
 class TimelineQuery(BaseModel):
@@ -47,6 +51,30 @@ def entries(ctx: Context, site: str, start: datetime, end: datetime) -> list[Ent
     out = [Entry(o.at, o.node, observation=o) for o in seen]
     out += [Entry(v.at, v.node, visit=v) for v in done]
     return sorted(out, key=lambda e: (e.at, e.node or ""), reverse=True)
+
+
+def readings_link(
+    site: str | None,
+    node: str | None,
+    at: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> str | None:
+    """The dashboard's CSV download of the readings of the hour around `at` (and of a visit's
+    marked window, `start` to `end`), at `node`, or at every node of `site` for a position near
+    none: the node page charts only the last 24 h and 7 d, a download any hour of the last years.
+    None without a site (nothing to narrow the readings to)."""
+    if not site:
+        return None
+    lo = min(at - AROUND, start) if start else at - AROUND
+    hi = max(at + AROUND, end) if end else at + AROUND
+    query = {
+        "site": site,
+        **({"node": node} if node else {}),
+        "start": format_time(lo),
+        "end": format_time(hi),
+    }
+    return "/download/readings.csv?" + urlencode(query)
 
 
 def timeline_page(request: Request) -> HTMLResponse:

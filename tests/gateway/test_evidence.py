@@ -163,11 +163,17 @@ PHOTO = b"\xff\xd8 a re-encoded photo \xff\xd9"
 
 
 def _field_records(db: Influx, data: Path) -> None:
-    """A maintenance visit, an accepted observation with its photo and a rejected one, through
-    the same write seam the dashboard uses."""
+    """A maintenance visit, two made after the period (END, 03:00), one of them marking readings
+    in it, an accepted observation with its photo and a rejected one, through the same write seam
+    the dashboard uses."""
+    at = regdata.DAY0 + timedelta(hours=3, minutes=10)
     db.write([
         Visit(regdata.SITE, "haul-road", "cleaned", regdata.DAY0 + timedelta(hours=2), "Bold", "inlet",
-              None, None, regdata.DAY0 + timedelta(hours=2)).to_line()
+              None, None, regdata.DAY0 + timedelta(hours=2)).to_line(),
+        Visit(regdata.SITE, "haul-road", "moved", at, "Bold", "marks 02:58-03:05",
+              at - timedelta(minutes=12), at - timedelta(minutes=5), at).to_line(),
+        Visit(regdata.SITE, "haul-road", "inspected", at, "Bold", "marks 03:01-03:05",
+              at - timedelta(minutes=9), at - timedelta(minutes=5), at).to_line(),
     ])  # fmt: skip
     store = InfluxV1(InfluxConfig(url=db.url, database=db.db))  # type: ignore[arg-type]
     field = FieldRecords(store, InfluxReader(store, owned=False), data / PHOTOS_DIR)
@@ -250,8 +256,17 @@ def test_the_bundle_holds_everything_and_verifies_offline(
 
 def test_the_bundle_holds_the_field_records_with_the_photos(made: dict[str, Any]) -> None:
     members = _members(made["bundle"])
-    (visit,) = [json.loads(x) for x in members["maintenance.jsonl"].decode().splitlines()]
-    assert (visit["node"], visit["kind"], visit["by"]) == ("haul-road", "cleaned", "Bold")
+    visits = [json.loads(x) for x in members["maintenance.jsonl"].decode().splitlines()]
+    # the one made in the period, and the one made after it whose window marks readings in it (those
+    # stamped 02:59 and 03:00, marked `moved` in readings.csv); not the one marking only after it
+    assert [(v["node"], v["kind"], v["at"]) for v in visits] == [
+        ("haul-road", "cleaned", "2026-11-01T02:00:00Z"),
+        ("haul-road", "moved", "2026-11-01T03:10:00Z"),
+    ]
+    marked = [
+        r["time"] for r in csv.DictReader(io.StringIO(members["readings.csv"].decode())) if r["maintenance"]
+    ]
+    assert marked == ["2026-11-01T02:59:00Z", "2026-11-01T03:00:00Z"]
     (seen,) = [json.loads(x) for x in members["observations.jsonl"].decode().splitlines()]  # the accepted
     assert (seen["kind"], seen["state"], seen["decided_by"], seen["why"]) == (
         "dust",

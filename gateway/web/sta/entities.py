@@ -5,7 +5,8 @@ A Datastream is one node's record of one metric (`<site>.<node>.<metric>`), and 
 FeatureOfInterest share its id: the sensor behind that metric with the calibration of the last
 reading, and the air or water sampled there. ObservedProperties are the metric table's rows. An
 Observation is one stored reading of one metric (`<datastream id>.<epoch ms>`); its parameters
-carry everything the signature covers, so a third party can check it with the node's public key.
+carry everything the signature covers, so a third party can check it with the node's public key,
+and its resultQuality the node's flags and the kinds of the maintenance visits marking it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from contract import verify_offline
 from contract.i18n import Texts
 from contract.metrics import Metric, spec
 from contract.wire import format_ts
+from gateway import maintenance
 from gateway.config import WebConfig
 from gateway.maintenance import Visit
 from gateway.observations.records import Observation
@@ -99,8 +101,9 @@ class Catalogue:
             done.setdefault((v.site, v.node), []).append(v)
         seen: dict[tuple[str, str], list[Observation]] = {}
         for o in observed or []:
-            if o.site is not None and o.node is not None:
-                seen.setdefault((o.site, o.node), []).append(o)
+            at = o.node or o.near_node  # a position: listed on its nearest node (records.near_node)
+            if o.site is not None and at is not None:
+                seen.setdefault((o.site, at), []).append(o)
         things = {
             thing_id(*key): Thing(
                 key[0],
@@ -164,6 +167,9 @@ class Documents:
                         "id": o.id,
                         "kind": o.kind,
                         "text": o.text,
+                        "place": o.place,  # node, or a position near it: position | map
+                        "lat": o.lat,
+                        "lon": o.lon,
                         "phenomenonTime": format_ts(o.at),
                         "photo": f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
                         "photo_sha256": o.photo_sha256,
@@ -272,9 +278,12 @@ class Documents:
             "feature": self.point(thing),
         }
 
-    def observation(self, s: StreamInfo, row: Row) -> Doc:
+    def observation(self, s: StreamInfo, row: Row, visits: tuple[Visit, ...] = ()) -> Doc:
+        """`visits`: the node's maintenance visits (its Thing's); those whose marked window holds the
+        reading name their kinds in `resultQuality.maintenance`, as the export's column does."""
         ident = f"{stream_id(s)}.{int(row['time'])}"
-        at = format_ts(datetime.fromtimestamp(int(row["time"]) / 1000, tz=UTC))
+        stamped = datetime.fromtimestamp(int(row["time"]) / 1000, tz=UTC)
+        at = format_ts(stamped)
         value = row.get(s.metric)
         return {
             **self._head("Observations", ident, ("Datastream", "FeatureOfInterest")),
@@ -283,7 +292,10 @@ class Documents:
             "result": float(value)
             if isinstance(value, int | float) and not isinstance(value, bool)
             else None,
-            "resultQuality": {"flags": [f for f in str(row.get("flags") or "").split(",") if f]},
+            "resultQuality": {
+                "flags": [f for f in str(row.get("flags") or "").split(",") if f],
+                "maintenance": maintenance.marks_of(list(visits), s.node, stamped, s.site),
+            },
             "parameters": parameters(s.metric, row),
         }
 

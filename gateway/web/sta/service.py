@@ -220,7 +220,8 @@ class Request:
         if name == "FeaturesOfInterest":
             return d.feature(self.cat, key)
         if name == "Observations":
-            return d.observation(*key)
+            s, row = key
+            return d.observation(s, row, self.cat.thing_of(s).visits)
         raise NotFound(f"no {name}")
 
     def entity(self, name: str, key: Key, options: Options) -> Doc:

@@ -1,5 +1,6 @@
-"""Readings for the exchange-format tests: one of each flag, written to influxd through the
-gateway's own line-protocol writer (gateway.points.to_line), and the gateway.toml describing them."""
+"""Readings for the exchange-format tests: one of each flag, and two a maintenance visit marks,
+written to influxd through the gateway's own line-protocol writers (gateway.points.to_line,
+gateway.maintenance.Visit.to_line), and the gateway.toml describing them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from contract.flags import Flag
 from contract.metrics import Metric
 from contract.wire import MetricValue, ReadingPayload
+from gateway.maintenance import Visit
 from gateway.points import to_line
 from tests.helpers import Influx
 
@@ -44,13 +46,30 @@ READINGS = [
     _reading("haul-road", 5, _air(16.0, 32.0), [Flag.CAL_FALLBACK]),
     _reading("haul-road", 6, _air(17.5, 33.0), [Flag.CLOCK_UNSYNCED, Flag.OUT_OF_RANGE]),
     _reading("haul-road", 7, _air(18.0, 34.0), [Flag.CAL_EXPIRED]),
+    # no flag, but the window was being cleaned: the visit below marks these two
+    _reading("haul-road", 8, _air(19.0, 35.0), []),
+    _reading("haul-road", 9, _air(19.5, 36.0), []),
     # a water node: no AQS code for turbidity, so it is in none of these files
     _reading("river-down", 1, {Metric.TURBIDITY: MetricValue(12.5, 30, 0.61)}, []),
 ]
 
 
+CLEANING = Visit(
+    site=SITE,
+    node="haul-road",
+    kind="cleaned",
+    at=T0 + timedelta(minutes=10),
+    by="Bold",
+    note="inlet cleaned",
+    flag_from=T0 + timedelta(minutes=7, seconds=30),  # (flag_from, flag_to]: seq 8 and seq 9
+    flag_to=T0 + timedelta(minutes=9),
+    recorded=T0 + timedelta(minutes=11),
+)
+MARKED_SEQS = (8, 9)
+
+
 def store(influx: Influx) -> None:
-    influx.write([to_line(r) for r in READINGS])
+    influx.write([to_line(r) for r in READINGS] + [CLEANING.to_line()])
 
 
 def config(path: Path, influx: Influx, extra: str = "") -> Path:

@@ -10,6 +10,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -158,7 +159,7 @@ def test_aqdx_codes_follow_the_flags(site: Path, tmp_path: Path) -> None:
     out = tmp_path / "aqdx.csv"
     assert _export(site, out, "aqdx") == 0
     rows = _rows(out)
-    assert len(rows) == 7 * 5  # seven air readings, five metrics with AQS codes; turbidity has none
+    assert len(rows) == 9 * 5  # nine air readings, five metrics with AQS codes; turbidity has none
     by = {(r["datetime"], r["parameter_code"]): r for r in rows}
     # seq 3, the sensor fault: the reading ended 08:03Z, so its window began 08:02Z = 16:02 at +08:00
     fault = by[("2026-11-01T16:02:00+08:00", "88502")]
@@ -178,16 +179,55 @@ def test_aqdx_codes_follow_the_flags(site: Path, tmp_path: Path) -> None:
     assert by[("2026-11-01T16:05:00+08:00", "88502")]["qualifier_codes"] == "2 QX CD"
 
 
+def _window_start(seq: int) -> datetime:
+    return data.T0 + timedelta(minutes=seq - 1)  # a reading's `ts` ends its 60 s window
+
+
+@pytest.mark.parametrize("fmt", sorted(PUBLISHED))
+def test_each_format_codes_exactly_the_readings_a_visit_marks(site: Path, tmp_path: Path, fmt: str) -> None:
+    """The visit marks seq 8 and 9, which carry no flag: kept, as suspect with qualifier 3 (field
+    issue) in AQDx and AQCSV; left out of OpenAQ, which has no quality column, as every suspect value
+    is. The unflagged seq 2 beside them stays valid."""
+    out = tmp_path / f"{fmt}.csv"
+    assert _export(site, out, fmt) == 0
+    rows = _rows(out)
+    tz = timezone(timedelta(hours=8))
+    if fmt == "aqdx":
+        starts = {seq: _window_start(seq).astimezone(tz).isoformat() for seq in (2, *data.MARKED_SEQS)}
+        codes = {
+            (r["datetime"], r["parameter_code"]): (r["validity_code"], r["qualifier_codes"]) for r in rows
+        }
+        marked = {k: v for k, v in codes.items() if v[0] == "5" and "3" in v[1].split()}
+        assert sorted({d for d, _ in marked}) == [starts[8], starts[9]]
+        assert len(marked) == 2 * 5  # every metric of the two readings
+        assert codes[(starts[8], "88502")] == ("5", "3 CD") and codes[(starts[9], "62201")] == ("5", "3")
+        assert codes[(starts[2], "88502")] == ("1", "CD")
+    elif fmt == "aqcsv":
+        starts = {seq: _window_start(seq).astimezone(tz).strftime("%Y%m%dT%H%M%z") for seq in (2, 8, 9)}
+        codes = {(r["datetime"], r["parameter"]): (r["qc"], r["qualifiers"]) for r in rows}
+        marked = {k for k, v in codes.items() if v[1].split().count("3")}
+        assert sorted({d for d, _ in marked}) == [starts[8], starts[9]] and len(marked) == 2 * 5
+        assert {codes[k] for k in marked} == {("7", "3")}
+        assert codes[(starts[2], "88502")] == ("0", "")
+    else:
+        ends = {r["date_utc"] for r in rows}
+        for seq in data.MARKED_SEQS:
+            assert (data.T0 + timedelta(minutes=seq)).strftime("%Y-%m-%dT%H:%M:%S.000Z") not in ends
+        assert "2026-11-01T08:02:00.000Z" in ends  # seq 2, unflagged and unmarked, is published
+
+
 def test_the_flag_table_in_the_docs_is_the_one_the_code_uses() -> None:
+    """Every flag's row, and the row of a maintenance visit's mark (first cell `maintenance`)."""
     text = (REPO / "docs" / "regulators.md").read_text(encoding="utf-8")
-    table = {}
+    table: dict[str, tuple[int, int, str]] = {}
     for line in text.splitlines():
         cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 4 and cells[0] in {f.value for f in Flag}:
-            table[Flag(cells[0])] = (int(cells[1].split()[0]), int(cells[2].split()[0]), cells[3].split()[0])
+        if len(cells) >= 4 and cells[0] in {f.value for f in Flag} | {"maintenance"}:
+            table[cells[0]] = (int(cells[1].split()[0]), int(cells[2].split()[0]), cells[3].split()[0])
+    codes = {flag.value: code for flag, code in quality.FLAG_CODES.items()}
+    codes["maintenance"] = quality.MAINTENANCE_CODE
     assert table == {
-        flag: (code.validity, quality.AQCSV_QC[code.validity], code.qualifier)
-        for flag, code in quality.FLAG_CODES.items()
+        name: (code.validity, quality.AQCSV_QC[code.validity], code.qualifier) for name, code in codes.items()
     }
 
 
@@ -245,7 +285,8 @@ def test_the_side_file_lists_the_field_records_as_the_raw_exports_does(
     assert _export(site, raw, "csv") == 0
     beside = json.loads((tmp_path / "raw.csv.columns.json").read_text())
     assert [(v["node"], v["kind"], v["at"], v["by"]) for v in side["maintenance_visits"]] == [
-        ("haul-road", "cleaned", "2026-11-01T08:05:00Z", "Bold")
+        ("haul-road", "cleaned", "2026-11-01T08:05:00Z", "Bold"),
+        ("haul-road", "cleaned", "2026-11-01T08:10:00Z", "Bold"),  # exchange_data.CLEANING
     ]
     assert side["maintenance_visits"] == beside["maintenance_visits"]
     assert side["observations"] == beside["observations"] == []

@@ -3,7 +3,9 @@ CLI, with the readings each marks counted as an independent query counts them.""
 
 from __future__ import annotations
 
+import csv
 import html
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -74,6 +76,38 @@ def test_maintenance_done_is_listed_with_the_readings_it_marks(
     assert pre is not None
     first = html.unescape(pre.group(1)).split(";")[0].strip()
     assert len(influx.rows(first)) == 2
+
+
+def test_a_visit_just_after_the_period_that_marks_readings_in_it_is_listed(
+    config: Path, influx: Influx, tmp_path: Path
+) -> None:
+    """November's marks and November's lists agree: a cleaning recorded at 00:10 on the 2nd whose
+    window starts at 23:50 on the 1st is listed, counting only the period's marked readings (23:55
+    and 00:00); one marking only the 2nd's readings, and one before the period marking nothing, are
+    not; the export's side file lists the same visits (maintenance.of_period)."""
+    add = ["maintenance", "add", "--config", str(config), "--node", "river-down", "--by", "Bold"]
+    window = ["--flag-from", "2026-11-01T23:50Z", "--flag-to", "2026-11-02T00:20Z"]
+    assert main([*add, "--kind", "cleaned", "--at", "2026-11-02T00:10Z", *window]) == 0
+    later = ["--flag-from", "2026-11-02T00:00Z", "--flag-to", "2026-11-02T00:20Z"]
+    assert main([*add, "--kind", "moved", "--at", "2026-11-02T00:10Z", *later]) == 0
+    assert main([*add, "--kind", "inspected", "--at", "2026-10-31T23:00Z"]) == 0
+    text = _report(config, tmp_path / "r.html")
+    rows = tables(text)["maintenance-table"]
+    assert [r[:4] for r in rows] == [["river-down", "cleaned", "2026-11-02 00:10 UTC", "Bold"]]
+    assert rows[0][5] == "2026-11-01 23:50 UTC – 2026-11-02 00:20 UTC"
+    counted = influx.rows(
+        "SELECT count(seq) FROM reading WHERE node = 'river-down' AND "
+        "time > '2026-11-01T23:50:00Z' AND time <= '2026-11-02T00:00:00Z'"
+    )[0]["count"]
+    assert rows[0][6] == str(counted) == "2"
+    out = tmp_path / "x.csv"
+    args = ["--site", regdata.SITE, "--start", "2026-11-01", "--end", "2026-11-02", "--out", str(out)]
+    assert main(["export", "--config", str(config), *args]) == 0
+    side = json.loads((tmp_path / "x.csv.columns.json").read_text())
+    assert [(v["kind"], v["at"]) for v in side["maintenance_visits"]] == [("cleaned", "2026-11-02T00:10:00Z")]
+    with out.open(encoding="utf-8", newline="") as fh:
+        marked = [r["time"] for r in csv.DictReader(fh) if r["maintenance"]]
+    assert marked == ["2026-11-01T23:55:00Z", "2026-11-02T00:00:00Z"]  # each mark's visit is listed
 
 
 def test_a_period_without_visits_says_so(config: Path, tmp_path: Path) -> None:

@@ -48,11 +48,12 @@ VISIT = Visit(
     NOW - timedelta(hours=6),
     "Bold",
     "window wiped",
-    NOW - timedelta(hours=6, minutes=10),
-    NOW - timedelta(hours=5, minutes=50),
+    NOW - timedelta(hours=6, minutes=5),
+    NOW - timedelta(hours=5, minutes=55),
     NOW - timedelta(hours=5),
 )
-"""A maintenance visit to river-down: the Thing's history."""
+"""A maintenance visit to river-down: the Thing's history. Its window (05:55, 06:05] marks two
+readings, 06:00 and 06:05 (not 05:55: the range is open at its start)."""
 
 
 def pm25(i: int) -> float:

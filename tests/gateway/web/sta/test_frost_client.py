@@ -91,8 +91,9 @@ def test_flags_raw_and_a_signature_anyone_can_check(sta_site: StaSite) -> None:
     service = fsc.SensorThingsService(sta_site.url)
     ds = service.datastreams().find("tsagaan.haul-road.pm2_5")
     first = ds.get_observations().query().top(18).list().entities
-    assert first[0].result_quality == {"flags": ["warming_up"]}
-    assert first[17].result is None and first[17].result_quality == {"flags": ["sensor_fault"]}
+    assert first[0].result_quality == {"flags": ["warming_up"], "maintenance": []}
+    assert first[17].result is None
+    assert first[17].result_quality == {"flags": ["sensor_fault"], "maintenance": []}
     assert first[3].parameters["raw"] == 4.0 and first[3].parameters["seq"] == 4
     assert first[3].parameters["cal"] == "epa-us-2021" and first[3].parameters["signed"] is False
     (one,) = ds.get_observations().query().expand("FeatureOfInterest,Datastream").top(1).list().entities
@@ -137,8 +138,32 @@ def test_a_things_maintenance_visits_are_its_history(sta_site: StaSite) -> None:
             "at": "2026-11-22T06:00:00Z",
             "by": "Bold",
             "note": "window wiped",
-            "flag_from": "2026-11-22T05:50:00Z",
-            "flag_to": "2026-11-22T06:10:00Z",
+            "flag_from": "2026-11-22T05:55:00Z",
+            "flag_to": "2026-11-22T06:05:00Z",
             "recorded": "2026-11-22T07:00:00Z",
         }
     ]
+
+
+def test_the_readings_a_visit_marks_carry_its_kind_in_their_result_quality(sta_site: StaSite) -> None:
+    """The visit's window (05:55, 06:05] holds two of river-down's readings: their Observations say
+    `cleaned`, every other one (and haul-road's at the same times) says nothing; the values stand."""
+    service = fsc.SensorThingsService(sta_site.url)
+    river = service.datastreams().find("tsagaan.river-down.turbidity")
+    every = river.get_observations().query().top(1000).list().entities
+    assert len(every) == 144
+    six, five_past = _ms("2026-11-22T06:00:00Z"), _ms("2026-11-22T06:05:00Z")
+    marked = {_ms(o.phenomenon_time): o for o in every if o.result_quality["maintenance"]}
+    assert sorted(marked) == [six, five_past]
+    assert all(o.result_quality == {"flags": [], "maintenance": ["cleaned"]} for o in marked.values())
+    assert all(o.result_quality["maintenance"] == [] for o in every if _ms(o.phenomenon_time) not in marked)
+    stored = sta_site.db.rows(
+        'SELECT "turbidity" FROM "reading" WHERE "node" = \'river-down\' AND time = \'2026-11-22T06:00:00Z\''
+    )
+    assert marked[six].result == float(stored[0]["turbidity"])  # flagged, not changed
+    one = service.observations().find(f"tsagaan.river-down.turbidity.{five_past}")
+    assert one.result_quality["maintenance"] == ["cleaned"]
+    haul = service.datastreams().find("tsagaan.haul-road.pm2_5")
+    text = "phenomenonTime ge 2026-11-22T05:55:00Z and phenomenonTime le 2026-11-22T06:05:00Z"
+    beside = haul.get_observations().query().filter(text).list().entities
+    assert len(beside) == 3 and all(o.result_quality["maintenance"] == [] for o in beside)
