@@ -113,6 +113,10 @@ CREATE TABLE IF NOT EXISTS observation (
     received timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (site, id)
 );
+-- every photo's hashes in order, when an observation has two or more (added with several photos
+-- per observation; NULL: the photo_* columns say all there is, as they did before)
+ALTER TABLE observation ADD COLUMN IF NOT EXISTS photos_received_sha256 text[];
+ALTER TABLE observation ADD COLUMN IF NOT EXISTS photos_sha256 text[];
 
 CREATE TABLE IF NOT EXISTS observation_decision (
     site text NOT NULL,
