@@ -16,7 +16,7 @@
   var MAX_SIDE = 1280, MAX_PHOTOS = words.max_photos, DB = "minewatch-observe", STORE = "queue";
   var RETRY_FIRST_MS = 5000, RETRY_MAX_MS = 300000;
   var flushing = false, again = false, retryMs = RETRY_FIRST_MS, retryTimer = null;
-  var chosen = [];  // the photos chosen for the next observation, in order
+  var picked = [];  // the photos chosen for the next observation, in order
   var photoEl = form.elements.photo, countEl = document.getElementById("photo-count");
   var clearEl = document.getElementById("clear-photos");
 
@@ -267,18 +267,18 @@
   /* Photos add up: those chosen now join those chosen before (a phone's camera gives one at a time),
      up to MAX_PHOTOS; the count says how many go with the observation. */
   function showPhotos(extra) {
-    countEl.setAttribute("data-count", String(chosen.length));
-    countEl.textContent = (chosen.length ? words.photo_count.replace("{n}", chosen.length).replace("{max}", MAX_PHOTOS) : "") +
-      (extra ? (chosen.length ? " " : "") + extra : "");
-    clearEl.hidden = !chosen.length;
+    countEl.setAttribute("data-count", String(picked.length));
+    countEl.textContent = (picked.length ? words.photo_count.replace("{n}", picked.length).replace("{max}", MAX_PHOTOS) : "") +
+      (extra ? (picked.length ? " " : "") + extra : "");
+    clearEl.hidden = !picked.length;
   }
   photoEl.addEventListener("change", function () {
     var files = Array.prototype.slice.call(photoEl.files || []), over = false;
-    files.forEach(function (f) { if (chosen.length < MAX_PHOTOS) chosen.push(f); else over = true; });
+    files.forEach(function (f) { if (picked.length < MAX_PHOTOS) picked.push(f); else over = true; });
     photoEl.value = "";  // chosen again, the same file is added again
     showPhotos(over ? words.photo_too_many.replace(/\{max\}/g, MAX_PHOTOS) : "");
   });
-  clearEl.addEventListener("click", function () { chosen = []; showPhotos(""); });
+  clearEl.addEventListener("click", function () { picked = []; showPhotos(""); });
 
   var codeEl = document.getElementById("code");
   try { codeEl.value = localStorage.getItem("minewatch-observer-code") || ""; } catch (e) { /* private mode */ }
@@ -297,7 +297,7 @@
     };
     try { localStorage.setItem("minewatch-observer-code", fields.code); } catch (e) { /* private mode */ }
     // one after another: a cheap phone holds one full-size picture in memory at a time
-    var taken = chosen.slice(0, MAX_PHOTOS), shrunk = [], chain = Promise.resolve();
+    var taken = picked.slice(0, MAX_PHOTOS), shrunk = [], chain = Promise.resolve();
     taken.forEach(function (file) {
       chain = chain.then(function () { return shrink(file); }).then(function (blob) { shrunk.push(blob); });
     });
@@ -305,7 +305,7 @@
       return put({id: newId(), fields: fields, photos: shrunk, made: made}).then(function () {
         say(words.saved);
         form.elements.text.value = "";
-        chosen = []; showPhotos("");
+        picked = []; showPhotos("");
         return flush();
       });
     }, function () { say(words.photo_unreadable); });
