@@ -14,7 +14,6 @@ all, so a record of one photo is the line an earlier version writes (docs/protoc
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -280,17 +279,17 @@ class FieldRecords:
             tmp.write_bytes(data)
             tmp.replace(target)
 
-    def add(self, obs: Observation, photos: Sequence[bytes] | None = None) -> bool:
-        """Store a new observation (its photos first, so a point never names a missing file);
-        False when its id was already received (nothing is written then)."""
-        kept = list(photos or ())
-        named = tuple(hashlib.sha256(p).hexdigest() for p in kept)
-        if kept and named != obs.photos_sha256:
-            raise ValueError("the photos given are not the ones the observation names")
+    def add(self, obs: Observation, photos: Sequence[bytes] | bytes | None = None) -> bool:
+        """Store a new observation (its photos first, each under its name in `obs.photos_sha256`,
+        so a point never names a missing file); False when its id was already received (nothing
+        is written then). One photo may be given as its bytes alone."""
+        kept = [photos] if isinstance(photos, bytes) else list(photos or ())
+        if kept and len(kept) != len(obs.photos_sha256):
+            raise ValueError(f"{len(kept)} photos given for an observation naming {len(obs.photos_sha256)}")
         with self._lock:
             if self.reader.observation_rows(None, ALL_FROM, ALL_TO, ids=[obs.id]):
                 return False
-            for sha, data in zip(named, kept, strict=True):
+            for sha, data in zip(obs.photos_sha256, kept, strict=False):
                 self.keep_photo(sha, data)
             self.store.write([obs.to_line()])
         return True

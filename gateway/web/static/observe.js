@@ -13,7 +13,7 @@
   var words = JSON.parse(document.getElementById("observe-words").textContent);
   var statusEl = document.getElementById("status"), queuedEl = document.getElementById("queued");
   var refusedEl = document.getElementById("refused"), refusedList = document.getElementById("refused-list");
-  var MAX_SIDE = 1280, MAX_PHOTOS = words.max_photos, DB = "minewatch-observe", STORE = "queue";
+  var MAX_SIDE = 1280, MAX_PHOTOS = words.max_photos || 4, DB = "minewatch-observe", STORE = "queue";
   var RETRY_FIRST_MS = 5000, RETRY_MAX_MS = 300000;
   var flushing = false, again = false, retryMs = RETRY_FIRST_MS, retryTimer = null;
   var picked = [];  // the photos chosen for the next observation, in order
@@ -267,6 +267,7 @@
   /* Photos add up: those chosen now join those chosen before (a phone's camera gives one at a time),
      up to MAX_PHOTOS; the count says how many go with the observation. */
   function showPhotos(extra) {
+    if (!countEl) return;  // a form kept by the service worker from before several photos
     countEl.setAttribute("data-count", String(picked.length));
     countEl.textContent = (picked.length ? words.photo_count.replace("{n}", picked.length).replace("{max}", MAX_PHOTOS) : "") +
       (extra ? (picked.length ? " " : "") + extra : "");
@@ -276,9 +277,9 @@
     var files = Array.prototype.slice.call(photoEl.files || []), over = false;
     files.forEach(function (f) { if (picked.length < MAX_PHOTOS) picked.push(f); else over = true; });
     photoEl.value = "";  // chosen again, the same file is added again
-    showPhotos(over ? words.photo_too_many.replace(/\{max\}/g, MAX_PHOTOS) : "");
+    showPhotos(over && words.photo_too_many ? words.photo_too_many.replace(/\{max\}/g, MAX_PHOTOS) : "");
   });
-  clearEl.addEventListener("click", function () { picked = []; showPhotos(""); });
+  if (clearEl) clearEl.addEventListener("click", function () { picked = []; showPhotos(""); });
 
   var codeEl = document.getElementById("code");
   try { codeEl.value = localStorage.getItem("minewatch-observer-code") || ""; } catch (e) { /* private mode */ }
