@@ -51,7 +51,7 @@ def observation_of(o: Observation, decided: list[DecisionRecord]) -> ForwardedOb
         "lat": o.lat, "lon": o.lon, "received": o.received,
         "photo_received_sha256": o.photo_received_sha256, "photo_sha256": o.photo_sha256,
         **({"photos_received_sha256": list(o.photos_received_sha256),
-            "photos_sha256": list(o.photos_sha256)} if len(o.photos_sha256) > 1 else {}),
+            "photos_sha256": list(o.photos_sha256)} if o.has_several_photos else {}),
         "decisions": decisions,
     })  # fmt: skip
 

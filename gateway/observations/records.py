@@ -82,6 +82,10 @@ class Observation:
                 raise ValueError(f"{one} must be the first of {many}")
             object.__setattr__(self, many, every)
 
+    @property
+    def has_several_photos(self) -> bool:
+        return max(len(self.photos_received_sha256), len(self.photos_sha256)) > 1
+
     def to_line(self) -> str:
         tags = {"id": self.id, "kind": self.kind, "site": self.site or "", "node": self.node or ""}
         fields: dict[str, str | float | None] = {
@@ -94,7 +98,7 @@ class Observation:
             "photo_received_sha256": self.photo_received_sha256,
             "photo_sha256": self.photo_sha256,
         }
-        if len(self.photos_sha256) > 1:  # one photo: the line earlier versions write, byte for byte
+        if self.has_several_photos:  # one photo: the line earlier versions write, byte for byte
             fields["photos_received_sha256"] = ",".join(self.photos_received_sha256)
             fields["photos_sha256"] = ",".join(self.photos_sha256)
         return format_line(MEASUREMENT, tags, fields, self.at)

@@ -24,10 +24,11 @@ import psycopg
 from contract.signing import Signer
 from gateway import devservices, maintenance
 from gateway.config import load
+from gateway.forward import field as forward_field
 from gateway.forward.forwarder import Forwarder
 from gateway.forward.outbox import Outbox
 from gateway.observations import records
-from gateway.observations.records import PHOTOS_DIR, FieldRecords, Observation
+from gateway.observations.records import PHOTOS_DIR, DecisionRecord, FieldRecords, Observation
 from gateway.points import to_line
 from gateway.stores import open_store, reader_for
 from gateway.stores.base import API_FILE
@@ -271,3 +272,19 @@ def test_without_backfill_the_field_records_there_at_first_stay(tmp_path: Path, 
     fwd.tick()
     assert _queued(tmp_path / "forward.sqlite") == [("visit", "cleaned")]
     fwd.stop()
+
+
+def test_an_observation_of_one_photo_is_queued_as_earlier_sites_send_it() -> None:
+    """Its document (and digest) has no photos_* keys, so an earlier hub takes it and a site that
+    upgrades queues nothing again."""
+    one = Observation(id="3f6c2b1e-0000-4000-8000-000000000001", observer="code:1", kind="dust", text="",
+                      at=NOW, site="tsagaan", node="a", lat=None, lon=None, received=NOW,
+                      photo_received_sha256="a1" * 32, photo_sha256="b1" * 32)  # fmt: skip
+    decided = [DecisionRecord(one.id, "accepted", "monitor B", NOW, "seen")]
+    queued = forward_field._queued("observation", one.id, forward_field.observation_of(one, decided))
+    assert b"photos_" not in queued.body and b'"photo_sha256":"' + b"b1" * 32 + b'"' in queued.body
+    several = Observation(**{**{k: getattr(one, k) for k in one.__slots__}, "photo_received_sha256": None,
+                             "photo_sha256": None, "photos_received_sha256": ("a1" * 32, "a2" * 32),
+                             "photos_sha256": ("b1" * 32, "b2" * 32)})  # fmt: skip
+    body = forward_field._queued("observation", one.id, forward_field.observation_of(several, decided)).body
+    assert b'"photos_sha256":["' + b"b1" * 32 + b'","' + b"b2" * 32 + b'"]' in body

@@ -314,6 +314,17 @@ def test_three_photos_are_stored_once_with_their_hashes_and_each_served_without_
     page = field.http.request("GET", field.site.url + "/observations").data.decode()
     assert all(f"/observations/{sub['id']}/photos/{n}.jpg" in page for n in (1, 2, 3))
     assert "Photo sent with the observation: 3 / 3" in page
+    # and every photo where the observation shows or travels: its node's page, the site's timeline,
+    # SensorThings' Thing history
+    for where in ("/node/tsagaan/haul-road", "/sites/tsagaan/timeline"):
+        shown = field.http.request("GET", field.site.url + where).data.decode()
+        assert all(f"/observations/{sub['id']}/photos/{n}.jpg" in shown for n in (1, 2, 3)), where
+    thing = json.loads(
+        field.http.request("GET", field.site.url + "/sta/v1.1/Things('tsagaan.haul-road')").data
+    )
+    (told,) = thing["properties"]["observations"]
+    assert (told["photos"], told["photos_sha256"]) == (public["photos"], public["photos_sha256"])
+    assert told["photo_sha256"] == public["photos_sha256"][0]
 
 
 def test_a_body_without_its_length_or_with_too_many_files_is_refused(
