@@ -102,6 +102,8 @@ class StoredReading(BaseModel):
 
 Sha256 = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9a-f]{64}$")]
 FIELD_TEXT_MAX = 2000
+MAX_PHOTOS = 4
+"""Photos one observation may carry (the site's form takes no more)."""
 """Longer than any note, reason or observation text the site accepts: a bound, not a rule of its own."""
 
 
@@ -145,8 +147,10 @@ class ForwardedDecision(BaseModel):
 class ForwardedObservation(BaseModel):
     """A resident's observation that a monitor accepted, with every decision on it, oldest first
     (measurement `observation`). Who observed (an observer code's number, a monitor account) stays
-    at the site, as in the site's export; the photo travels as its hashes only. An observation
-    given as a position alone belongs to the batch's site at the hub."""
+    at the site, as in the site's export; the photos travel as their hashes only: `photo_*` of the
+    first, and `photos_*` of every one in order, sent only for two or more (so an observation of
+    one photo or none is the document earlier sites send, and an earlier hub takes it). An
+    observation given as a position alone belongs to the batch's site at the hub."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -161,7 +165,22 @@ class ForwardedObservation(BaseModel):
     received: datetime
     photo_received_sha256: Sha256 | None = None
     photo_sha256: Sha256 | None = None
+    photos_received_sha256: list[Sha256] | None = Field(default=None, min_length=2, max_length=MAX_PHOTOS)
+    photos_sha256: list[Sha256] | None = Field(default=None, min_length=2, max_length=MAX_PHOTOS)
     decisions: list[ForwardedDecision] = Field(min_length=1, max_length=MAX_BATCH)
+
+    @model_validator(mode="after")
+    def _photos(self) -> ForwardedObservation:
+        many = (self.photos_received_sha256, self.photos_sha256)
+        if (many[0] is None) != (many[1] is None) or (many[0] and len(many[0]) != len(many[1] or ())):
+            raise ValueError("photos_received_sha256 and photos_sha256 go together, one hash per photo")
+        if (
+            many[0] is not None
+            and many[1] is not None
+            and (many[0][0] != self.photo_received_sha256 or many[1][0] != self.photo_sha256)
+        ):
+            raise ValueError("photo_received_sha256 and photo_sha256 are those of the first photo")
+        return self
 
 
 class ForwardBatch(BaseModel):

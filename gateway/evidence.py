@@ -101,10 +101,11 @@ def _field_records(reader: Reader, req: BundleRequest, work: Path) -> None:
         for o in seen:
             doc = {**o.to_json(), "decisions": [d.to_json() for d in decided.get(o.id, [])]}
             fh.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
-            photo = req.photos / f"{o.photo_sha256}.jpg" if req.photos and o.photo_sha256 else None
-            if photo is not None and photo.exists():
-                (work / "photos").mkdir(exist_ok=True)
-                shutil.copyfile(photo, work / "photos" / photo.name)
+            for sha in o.photos_sha256:  # the first and the rest
+                photo = None if req.photos is None else req.photos / f"{sha}.jpg"
+                if photo is not None and photo.exists():
+                    (work / "photos").mkdir(exist_ok=True)
+                    shutil.copyfile(photo, work / "photos" / photo.name)
 
 
 def write(reader: Reader, req: BundleRequest, work: Path, report: Report, stamp: Stamp | None) -> Written:

@@ -70,6 +70,8 @@ def doc_of(o: Observation, decided: list[records.DecisionRecord]) -> dict[str, A
         "received": format_time(o.received),
         "photo_received_sha256": o.photo_received_sha256,
         "photo_sha256": o.photo_sha256,
+        "photos_received_sha256": list(o.photos_received_sha256),
+        "photos_sha256": list(o.photos_sha256),
         "state": o.state,
         "decisions": [
             {"decision": d.decision, "by": d.by, "at": format_time(d.at), "why": d.why} for d in decided
@@ -91,7 +93,8 @@ def run_list(args: argparse.Namespace) -> int:
             print(json.dumps(doc_of(o, decided.get(o.id, [])), ensure_ascii=False))
             continue
         where = o.node or (f"{o.lat:.5f},{o.lon:.5f}" if o.lat is not None and o.lon is not None else "—")
-        photo = "  photo" if o.photo_sha256 else ""
+        count = len(o.photos_sha256)
+        photo = "" if not count else "  photo" if count == 1 else f"  {count} photos"
         print(f"{o.id}  {t.time(o.at)}  {o.kind}  at {where}  {o.state}{photo}  {o.text!r}")
     return 0
 

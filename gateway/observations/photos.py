@@ -10,6 +10,9 @@ import warnings
 
 MAX_BYTES = 3 * 1024 * 1024
 """A photo the phone resized is ~200 KB; three megabytes leaves room and stops a flood."""
+MAX_TOTAL_BYTES = 6 * 1024 * 1024
+"""All the photos of one observation (up to records.MAX_PHOTOS): four resized ones are under 1 MB,
+and one large photo from a phone whose script did not run still fits beside a small one."""
 MAX_PIXELS = 40_000_000
 """More than a phone camera makes: a larger image is a decompression bomb, not a photo."""
 MAX_SIDE = 1600

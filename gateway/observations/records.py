@@ -6,13 +6,16 @@ Nothing is overwritten. An observation's point is keyed by its id (a tag the pho
 submission its queue sends twice lands on the same series and time: it is looked up first and
 answered as already received, never written again. A decision is a new point (who, when, why); the
 state shown is the latest, and every earlier one stays. Photos stay files on disk, named by the
-SHA-256 of the re-encoded picture, and the point keeps both hashes.
+SHA-256 of the re-encoded picture, and the point keeps both hashes of each (up to MAX_PHOTOS):
+`photo_received_sha256` / `photo_sha256` name the first photo, as every version writes them, and
+`photos_received_sha256` / `photos_sha256` (comma-joined, written only for two or more) name them
+all, so a record of one photo is the line an earlier version writes (docs/protocol.md).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +35,8 @@ PLACES = ("node", "position", "map")
 """Where an observation was made: near a node, the phone's position, or a point chosen on the map."""
 Decision = Literal["accepted", "rejected"]
 DECIDED = ("accepted", "rejected")
+MAX_PHOTOS = 4
+"""Photos one observation may carry: enough for a plume and the pit, or a dead fish and the bank."""
 PHOTOS_DIR = "photos"
 """In the gateway's data directory: `<sha256>.jpg`, the re-encoded photos."""
 ALL_FROM = datetime(2000, 1, 1, tzinfo=UTC)
@@ -59,6 +64,28 @@ class Observation:
     why: str | None = None
     place: str = "node"  # one of PLACES
     near_node: str | None = None  # a position's nearest node of `site` within near.NEAR_M
+    # every photo's hashes in order (the first is also `photo_*`): filled from the singular fields
+    # for a record of one, and the singular ones from these, so either may be given
+    photos_received_sha256: tuple[str, ...] = ()
+    photos_sha256: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for one, many in (
+            ("photo_received_sha256", "photos_received_sha256"),
+            ("photo_sha256", "photos_sha256"),
+        ):
+            first, every = getattr(self, one), tuple(getattr(self, many))
+            if not every and first is not None:
+                every = (first,)
+            if every and first is None:
+                object.__setattr__(self, one, every[0])
+            elif every and first != every[0]:
+                raise ValueError(f"{one} must be the first of {many}")
+            object.__setattr__(self, many, every)
+
+    @property
+    def has_several_photos(self) -> bool:
+        return max(len(self.photos_received_sha256), len(self.photos_sha256)) > 1
 
     def to_line(self) -> str:
         tags = {"id": self.id, "kind": self.kind, "site": self.site or "", "node": self.node or ""}
@@ -73,9 +100,12 @@ class Observation:
             "photo_received_sha256": self.photo_received_sha256,
             "photo_sha256": self.photo_sha256,
         }
+        if self.has_several_photos:  # one photo: the line earlier versions write, byte for byte
+            fields["photos_received_sha256"] = ",".join(self.photos_received_sha256)
+            fields["photos_sha256"] = ",".join(self.photos_sha256)
         return format_line(MEASUREMENT, tags, fields, self.at)
 
-    def to_json(self) -> dict[str, str | float | None]:
+    def to_json(self) -> dict[str, str | float | list[str] | None]:
         """As the export's side file and the evidence bundle carry it: everything but who the
         observer is (a code's number or an account is not for the public)."""
         return {
@@ -92,6 +122,8 @@ class Observation:
             "received": format_ts(self.received),
             "photo_received_sha256": self.photo_received_sha256,
             "photo_sha256": self.photo_sha256,
+            "photos_received_sha256": list(self.photos_received_sha256),
+            "photos_sha256": list(self.photos_sha256),
             "state": self.state,
             "decided_by": self.decided_by,
             "decided_at": format_ts(self.decided_at) if self.decided_at else None,
@@ -133,6 +165,10 @@ def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _hashes(value: object) -> tuple[str, ...]:
+    return tuple(h for h in value.split(",") if h) if isinstance(value, str) else ()
+
+
 def _observation(row: Row) -> Observation:
     at = from_ms(int(row["time"]))
     return Observation(
@@ -148,6 +184,8 @@ def _observation(row: Row) -> Observation:
         received=_ts(row.get("received")) or at,
         photo_received_sha256=_text(row.get("photo_received_sha256")),
         photo_sha256=_text(row.get("photo_sha256")),
+        photos_received_sha256=_hashes(row.get("photos_received_sha256")),
+        photos_sha256=_hashes(row.get("photos_sha256")),
         place=str(row.get("place") or ("node" if row.get("node") else "position")),
         near_node=_text(row.get("near_node")),
     )
@@ -236,8 +274,11 @@ class FieldRecords:
         self.photos = photos
         self._lock = threading.Lock()  # one lookup-then-write at a time in this process
 
-    def photo(self, obs: Observation) -> Path | None:
-        return None if obs.photo_sha256 is None else self.photos / f"{obs.photo_sha256}.jpg"
+    def photo(self, obs: Observation, n: int = 1) -> Path | None:
+        """The file of the observation's `n`th photo (from 1), None when it has fewer."""
+        if not 1 <= n <= len(obs.photos_sha256):
+            return None
+        return self.photos / f"{obs.photos_sha256[n - 1]}.jpg"
 
     def keep_photo(self, sha256: str, data: bytes) -> None:
         self.photos.mkdir(parents=True, exist_ok=True)
@@ -247,14 +288,18 @@ class FieldRecords:
             tmp.write_bytes(data)
             tmp.replace(target)
 
-    def add(self, obs: Observation, photo: bytes | None) -> bool:
-        """Store a new observation (its photo first, so a point never names a missing file);
-        False when its id was already received (nothing is written then)."""
+    def add(self, obs: Observation, photos: Sequence[bytes] | bytes | None = None) -> bool:
+        """Store a new observation (its photos first, each under its name in `obs.photos_sha256`,
+        so a point never names a missing file); False when its id was already received (nothing
+        is written then). One photo may be given as its bytes alone."""
+        kept = [photos] if isinstance(photos, bytes) else list(photos or ())
+        if kept and len(kept) != len(obs.photos_sha256):
+            raise ValueError(f"{len(kept)} photos given for an observation naming {len(obs.photos_sha256)}")
         with self._lock:
             if self.reader.observation_rows(None, ALL_FROM, ALL_TO, ids=[obs.id]):
                 return False
-            if photo is not None and obs.photo_sha256 is not None:
-                self.keep_photo(obs.photo_sha256, photo)
+            for sha, data in zip(obs.photos_sha256, kept, strict=False):
+                self.keep_photo(sha, data)
             self.store.write([obs.to_line()])
         return True
 

@@ -95,7 +95,8 @@ class FieldResult:
 
 _VISIT_COLUMNS = "done_by, note, flag_from, flag_to, recorded, entered_by"
 _OBSERVATION_COLUMNS = (
-    "kind, text, at, node, place, lat, lon, site_received, photo_received_sha256, photo_sha256"
+    "kind, text, at, node, place, lat, lon, site_received, photo_received_sha256, photo_sha256,"
+    " photos_received_sha256, photos_sha256"
 )
 
 
@@ -105,7 +106,7 @@ def _visit_values(v: ForwardedVisit) -> tuple[Any, ...]:
 
 def _observation_values(o: ForwardedObservation) -> tuple[Any, ...]:
     return (o.kind, o.text, o.at, o.node, o.place, o.lat, o.lon, o.received, o.photo_received_sha256,
-            o.photo_sha256)  # fmt: skip
+            o.photo_sha256, o.photos_received_sha256, o.photos_sha256)  # fmt: skip
 
 
 def _month(ts: datetime) -> tuple[datetime, datetime]:
@@ -389,7 +390,7 @@ class HubStore:
             for o in observations:
                 new = self._conn.execute(
                     f"INSERT INTO observation (site, id, {_OBSERVATION_COLUMNS})"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT DO NOTHING RETURNING 1",
                     [site, o.id, *_observation_values(o)],
                 ).fetchone()

@@ -110,9 +110,23 @@ CREATE TABLE IF NOT EXISTS observation (
     site_received timestamptz NOT NULL,
     photo_received_sha256 text,     -- of the bytes the phone sent
     photo_sha256 text,              -- of the re-encoded photo the site serves
+    -- with two or more photos, every one's hashes in order (the first is photo_*); NULL with one
+    -- or none, as a site sends them (docs/region.md, "Field records")
+    photos_received_sha256 text[],
+    photos_sha256 text[],
     received timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (site, id)
 );
+-- A hub made before several photos per observation gains their columns here. Only when missing:
+-- ALTER TABLE takes the table's exclusive lock even when IF NOT EXISTS finds the column, and a
+-- reader holding a lock on another table of this script while waiting for this one deadlocks it.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'observation'::regclass
+                   AND attname = 'photos_sha256' AND NOT attisdropped) THEN
+        ALTER TABLE observation ADD COLUMN IF NOT EXISTS photos_received_sha256 text[],
+            ADD COLUMN IF NOT EXISTS photos_sha256 text[];
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS observation_decision (
     site text NOT NULL,

@@ -6,10 +6,12 @@ or a monitor's session (gateway/web/monitor.py).
 The submission is guarded in the order a cheap attack is cheapest to refuse: the body's size from
 its Content-Length (uvicorn never reads past it), a cross-site origin, the CSRF token (a cookie and
 the same value in the form: another site can make a browser send the cookie but cannot read it to
-put it in the form), the code, its rate, then the fields and the photo, which Pillow must read as a
-picture and which is re-encoded without its metadata. Text holding markup (a tag) is refused; the
-text is stored as typed and escaped wherever it is shown. Nothing is public until a monitor accepts
-it (`observations accept`, or the dashboard's /moderate). The observation is a point in InfluxDB
+put it in the form), the number of photos, the code, its rate, then the fields and the photos (up
+to MAX_PHOTOS, each at most photos.MAX_BYTES and all at most photos.MAX_TOTAL_BYTES), each of which
+Pillow must read as a picture and which is re-encoded without its metadata; one refused refuses
+the observation, and nothing is stored. Text holding markup (a tag) is refused; the text is stored
+as typed and escaped wherever it is shown. Nothing is public until a monitor accepts it
+(`observations accept`, or the dashboard's /moderate). The observation is a point in InfluxDB
 (gateway/observations/records.py).
 """
 
@@ -33,14 +35,14 @@ from starlette.routing import Route
 
 from contract.wire import ID_PATTERN
 from gateway.observations import near, photos, records
-from gateway.observations.records import KINDS, PLACES, FieldRecords, Observation
+from gateway.observations.records import KINDS, MAX_PHOTOS, PLACES, FieldRecords, Observation
 from gateway.observations.store import ObservationStore, RateLimited, UnknownCode
 from gateway.timerange import format_time
 from gateway.web.context import Context
 from gateway.web.pages import render
 from gateway.web.session import CSRF_COOKIE, monitor_of, same_origin
 
-MAX_BODY = photos.MAX_BYTES + 64 * 1024  # a photo and the form's text fields
+MAX_BODY = photos.MAX_TOTAL_BYTES + 64 * 1024  # the photos and the form's text fields
 TEXT_MAX = 1000
 MARKUP = re.compile(r"<\s*[A-Za-z/!?]")
 """A tag, a comment or a declaration begins so. A resident describing what they saw writes none;
@@ -50,7 +52,7 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 
 
 class Submission(BaseModel):
-    """The form's fields; a photo comes apart."""
+    """The form's fields; the photos come apart."""
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
@@ -149,6 +151,7 @@ def form_page(request: Request) -> HTMLResponse:
         request,
         "observe.html",
         kinds=KINDS,
+        max_photos=MAX_PHOTOS,
         nodes=nodes,
         csrf=token,
         map_json=json.dumps(placed).replace("</", "<\\/"),
@@ -176,11 +179,20 @@ async def submit(request: Request) -> Response:
         return _refuse(403, "only this dashboard's own form may submit")
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return _refuse(415, "send multipart/form-data, as the form does")
-    async with request.form(max_files=1, max_fields=20, max_part_size=64 * 1024) as form:
+    try:
+        # one file more than allowed is parsed, so that too many are refused with our own words
+        # (Starlette's limit answers in its own) before anything is read into memory whole
+        form = await request.form(max_files=MAX_PHOTOS + 1, max_fields=20, max_part_size=64 * 1024)
+    except HTTPException as exc:
+        return _refuse(400, f"the form could not be read: {exc.detail}")
+    try:
         token = request.cookies.get(CSRF_COOKIE, "")
         sent = form.get("csrf")
         if not token or not isinstance(sent, str) or not secrets.compare_digest(token, sent):
             return _refuse(403, "the form has expired: open it again")
+        uploads = [u for u in form.getlist("photo") if isinstance(u, UploadFile) and u.filename]
+        if len(uploads) > MAX_PHOTOS:
+            return _refuse(400, f"photo: at most {MAX_PHOTOS} photos in one observation")
         code = form.get("code")
         now = ctx.clock()
         monitor = monitor_of(request)
@@ -206,18 +218,24 @@ async def submit(request: Request) -> Response:
         at = sub.at or now - timedelta(seconds=sub.age_s or 0)
         if at > now + timedelta(minutes=5) or at < now - timedelta(days=30):
             return _refuse(400, "at: within the last 30 days, not in the future")
-        received: bytes | None = None
-        upload = form.get("photo")
-        if isinstance(upload, UploadFile) and upload.filename:
-            received = await upload.read(photos.MAX_BYTES + 1)
-            if len(received) > photos.MAX_BYTES:
-                return _refuse(413, "the photo is too large")
-    clean: bytes | None = None
-    if received:
+        received: list[bytes] = []
+        for n, upload in enumerate(uploads, 1):
+            data = await upload.read(photos.MAX_BYTES + 1)
+            if len(data) > photos.MAX_BYTES:
+                return _refuse(413, f"photo {n}: the photo is too large")
+            received.append(data)
+        if sum(map(len, received)) > photos.MAX_TOTAL_BYTES:
+            return _refuse(
+                413, f"the photos are too large together: at most {photos.MAX_TOTAL_BYTES // 1024} KB"
+            )
+    finally:
+        await form.close()
+    clean: list[bytes] = []
+    for n, data in enumerate(received, 1):
         try:
-            clean = await run_in_threadpool(photos.clean, received)  # seconds of CPU: not on the loop
+            clean.append(await run_in_threadpool(photos.clean, data))  # seconds of CPU: not on the loop
         except photos.NotAnImage as exc:
-            return _refuse(415, str(exc))
+            return _refuse(415, f"photo {n}: {exc}" if len(received) > 1 else str(exc))
     obs = Observation(
         id=str(sub.id),
         observer=observer,
@@ -230,8 +248,10 @@ async def submit(request: Request) -> Response:
         lon=sub.lon,
         place=sub.where(),
         received=now,
-        photo_received_sha256=photos.sha256(received) if received else None,
-        photo_sha256=photos.sha256(clean) if clean else None,
+        photo_received_sha256=None,
+        photo_sha256=None,
+        photos_received_sha256=tuple(photos.sha256(d) for d in received),
+        photos_sha256=tuple(photos.sha256(d) for d in clean),
         state="pending",
     )
     if sub.site is None:  # a position: the nearest node's site (and node), else the only site
@@ -240,7 +260,12 @@ async def submit(request: Request) -> Response:
         return JSONResponse(SubmittedOut(id=obs.id, state="already received").model_dump(), 200)
     if code_id is not None:
         store.count_submission(code_id, now)
-    done = SubmittedOut(id=obs.id, state="pending", photo_received_sha256=obs.photo_received_sha256)
+    done = SubmittedOut(
+        id=obs.id,
+        state="pending",
+        photo_received_sha256=obs.photo_received_sha256,
+        photos_received_sha256=list(obs.photos_received_sha256),
+    )
     return JSONResponse(done.model_dump(), 201)
 
 
@@ -256,8 +281,10 @@ class ObservationOut(BaseModel):
     lat: float | None
     lon: float | None
     place: str  # "node", "position" (the phone's) or "map" (a point chosen on the site's map)
-    photo: str | None  # the photo's path on this server, re-encoded without metadata
-    photo_sha256: str | None  # of the photo served
+    photo: str | None  # the first photo's path on this server, re-encoded without metadata
+    photo_sha256: str | None  # of the first photo served
+    photos: list[str]  # every photo's path, in the order sent (the first is `photo`)
+    photos_sha256: list[str]  # of each photo served, in the same order
     accepted_by: str | None
     accepted_at: str | None
 
@@ -265,7 +292,13 @@ class ObservationOut(BaseModel):
 class SubmittedOut(BaseModel):
     id: str
     state: Literal["pending", "already received"]
-    photo_received_sha256: str | None = None  # of the bytes the gateway received
+    photo_received_sha256: str | None = None  # of the bytes the gateway received (the first photo)
+    photos_received_sha256: list[str] = []  # of each photo's bytes, in the order sent
+
+
+def photo_paths(o: Observation) -> list[str]:
+    """Where this server serves each of the observation's photos (the first also as photo.jpg)."""
+    return [f"/observations/{o.id}/photos/{n}.jpg" for n in range(1, len(o.photos_sha256) + 1)]
 
 
 def public_doc(o: Observation) -> dict[str, Any]:
@@ -281,6 +314,8 @@ def public_doc(o: Observation) -> dict[str, Any]:
         place=o.place,
         photo=f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
         photo_sha256=o.photo_sha256,
+        photos=photo_paths(o),
+        photos_sha256=list(o.photos_sha256),
         accepted_by=o.decided_by,
         accepted_at=format_time(o.decided_at) if o.decided_at else None,
     ).model_dump()
@@ -303,7 +338,8 @@ def photo(request: Request) -> Response:
     found = records.find(field.reader, str(request.path_params["id"]))
     # a monitor sees a pending one's photo to decide on it; anyone else only an accepted one's
     shown = found is not None and (found.state == "accepted" or monitor_of(request) is not None)
-    path = field.photo(found) if found is not None and shown else None
+    n = int(request.path_params.get("n", 1))
+    path = field.photo(found, n) if found is not None and shown else None
     if path is None or not path.exists():
         return _refuse(404, "no such photo")
     cache = "public, max-age=86400" if found is not None and found.state == "accepted" else "no-store"
@@ -319,7 +355,8 @@ def service_worker(request: Request) -> Response:
 ROUTES = [
     Route("/observe", form_page),
     Route("/observations", observations_page),
-    Route("/observations/{id}/photo.jpg", photo),
+    Route("/observations/{id}/photo.jpg", photo),  # the first, as before several were taken
+    Route("/observations/{id}/photos/{n:int}.jpg", photo),
     Route("/api/v1/observations", observations_api, methods=["GET", "POST"]),
     Route("/observe-sw.js", service_worker),
 ]

@@ -153,8 +153,8 @@ def openapi_document() -> dict[str, Any]:
             },
             "post": {
                 "summary": "Submit an observation (as the /observe form does: an observer code, the "
-                "form's CSRF token and its cookie; at most 3 MB; a photo is re-encoded without its "
-                "metadata); public only once a monitor accepts it",
+                "form's CSRF token and its cookie; up to 4 photos, each at most 3 MB and 6 MB in all, "
+                "each re-encoded without its metadata); public only once a monitor accepts it",
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -169,7 +169,12 @@ def openapi_document() -> dict[str, Any]:
                                         "description": "the observer code (none with a monitor session)",
                                     },
                                     **Submission.model_json_schema()["properties"],
-                                    "photo": {"type": "string", "format": "binary"},
+                                    "photo": {
+                                        "type": "array",
+                                        "maxItems": 4,
+                                        "items": {"type": "string", "format": "binary"},
+                                        "description": "up to 4 parts of this name, one per photo",
+                                    },
                                 },
                             }
                         }
@@ -191,12 +196,12 @@ def openapi_document() -> dict[str, Any]:
                             },
                         }
                         for code, why in (
-                            (400, "a field we cannot use"),
+                            (400, "a field we cannot use, or more than 4 photos"),
                             (401, "unknown or revoked observer code"),
                             (403, "not this dashboard's own form (origin or CSRF token)"),
                             (411, "no Content-Length"),
                             (413, "too large"),
-                            (415, "not multipart/form-data, or the photo is not a picture"),
+                            (415, "not multipart/form-data, or a photo is not a picture"),
                             (429, "too many observations from this code in the last hour"),
                         )
                     },

@@ -75,3 +75,37 @@ def test_an_observation_goes_with_a_decision_and_without_its_observer() -> None:
     with pytest.raises(ValidationError, match="photo_sha256"):
         ForwardedObservation.model_validate({**doc, "decisions": decided, "photo_sha256": "not a hash"})
     assert ForwardedObservation.model_validate({**doc, "decisions": decided}).decisions[0].by == "monitor B"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"photos_received_sha256": ["a1" * 32], "photos_sha256": ["b1" * 32]}, "at least 2"),
+        ({"photos_received_sha256": ["a1" * 32] * 5, "photos_sha256": ["b1" * 32] * 5}, "at most 4"),
+        ({"photos_received_sha256": ["a1" * 32, "a2" * 32]}, "go together"),
+        (
+            {"photos_received_sha256": ["a1" * 32, "a2" * 32], "photos_sha256": ["b1" * 32] * 3},
+            "one hash per photo",
+        ),
+        (
+            {"photos_received_sha256": ["a9" * 32, "a2" * 32], "photos_sha256": ["b1" * 32, "b2" * 32]},
+            "first photo",
+        ),
+    ],
+)
+def test_several_photos_travel_as_lists_that_agree_with_the_first(
+    change: dict[str, object], message: str
+) -> None:
+    from contract.hub import ForwardedObservation
+
+    decided = [{"decision": "accepted", "by": "monitor B", "at": NOW.isoformat(), "why": "seen"}]
+    doc = {"id": "3f6c2b1e-0000-4000-8000-000000000001", "kind": "dead_fish", "at": NOW.isoformat(),
+           "received": NOW.isoformat(), "photo_received_sha256": "a1" * 32, "photo_sha256": "b1" * 32,
+           "decisions": decided}  # fmt: skip
+    with pytest.raises(ValidationError, match=message):
+        ForwardedObservation.model_validate({**doc, **change})
+    three = {
+        "photos_received_sha256": ["a1" * 32, "a2" * 32, "a3" * 32],
+        "photos_sha256": ["b1" * 32, "b2" * 32, "b3" * 32],
+    }
+    assert ForwardedObservation.model_validate({**doc, **three}).photos_sha256 == three["photos_sha256"]

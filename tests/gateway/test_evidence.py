@@ -160,12 +160,13 @@ def made(
 
 
 PHOTO = b"\xff\xd8 a re-encoded photo \xff\xd9"
+PHOTOS = [PHOTO, b"\xff\xd8 the bank \xff\xd9", b"\xff\xd8 the pit \xff\xd9"]  # one observation's three
 
 
 def _field_records(db: Influx, data: Path) -> None:
     """A maintenance visit, two made after the period (END, 03:00), one of them marking readings
-    in it, an accepted observation with its photo and a rejected one, through the same write seam
-    the dashboard uses."""
+    in it, an accepted observation with its three photos and a rejected one, through the same
+    write seam the dashboard uses."""
     at = regdata.DAY0 + timedelta(hours=3, minutes=10)
     db.write([
         Visit(regdata.SITE, "haul-road", "cleaned", regdata.DAY0 + timedelta(hours=2), "Bold", "inlet",
@@ -182,10 +183,11 @@ def _field_records(db: Influx, data: Path) -> None:
             id=f"00000000-0000-4000-8000-00000000000{i}", observer="code:1", kind=kind, text=f"seen {i}",
             at=regdata.DAY0 + timedelta(hours=1, minutes=i), site=regdata.SITE, node="haul-road",
             lat=None, lon=None, received=regdata.DAY0 + timedelta(hours=4),
-            photo_received_sha256="cd" * 32 if i == 0 else None,
-            photo_sha256=hashlib.sha256(PHOTO).hexdigest() if i == 0 else None,
+            photo_received_sha256=None, photo_sha256=None,
+            photos_received_sha256=("cd" * 32, "ce" * 32, "cf" * 32) if i == 0 else (),
+            photos_sha256=tuple(hashlib.sha256(p).hexdigest() for p in PHOTOS) if i == 0 else (),
         )  # fmt: skip
-        assert field.add(obs, PHOTO if i == 0 else None)
+        assert field.add(obs, PHOTOS if i == 0 else None)
         decision = "accepted" if i == 0 else "rejected"
         field.decide(obs.id, decision, "Saraa", "checked", regdata.DAY0 + timedelta(hours=5))
     field.close()
@@ -275,10 +277,15 @@ def test_the_bundle_holds_the_field_records_with_the_photos(made: dict[str, Any]
         "checked",
     )
     assert [d["decision"] for d in seen["decisions"]] == ["accepted"] and "observer" not in seen
-    photo = f"photos/{seen['photo_sha256']}.jpg"
-    assert members[photo] == PHOTO
+    assert seen["photo_sha256"] == seen["photos_sha256"][0] and len(seen["photos_sha256"]) == 3
+    assert seen["photos_received_sha256"] == ["cd" * 32, "ce" * 32, "cf" * 32]
     hashed = {f["path"]: f["sha256"] for f in json.loads(members["manifest.json"])["files"]}
-    assert hashed[photo] == hashlib.sha256(PHOTO).hexdigest()
+    for sha, data in zip(seen["photos_sha256"], PHOTOS, strict=True):  # every photo, each in the manifest
+        photo = f"photos/{sha}.jpg"
+        assert members[photo] == data and hashed[photo] == hashlib.sha256(data).hexdigest()
+    assert sorted(n for n in members if n.startswith("photos/")) == sorted(
+        f"photos/{sha}.jpg" for sha in seen["photos_sha256"]
+    )
     assert "observations.jsonl" in hashed and "maintenance.jsonl" in hashed
 
 

@@ -236,3 +236,31 @@ def test_the_dashboard_migrates_once_when_it_starts(influx: Influx, tmp_path: Pa
     assert json.loads((data / MARKER_FILE).read_text())["observations"] == 3
     assert len(influx.rows('SELECT * FROM "observation"')) == 3
     assert len(influx.rows('SELECT * FROM "observation_decision"')) == 3
+
+
+def test_photos_one_as_earlier_versions_wrote_it_and_several_read_back(
+    influx: Influx, tmp_path: Path
+) -> None:
+    """Additive: a point of one photo stored by an earlier version reads as one photo, a new one of
+    one photo is the very line an earlier version writes, and several come back in their order."""
+    field = _field(influx, tmp_path)
+    one_in, one = "c1" * 32, "d1" * 32
+    old = _obs(1, photo_received_sha256=one_in, photo_sha256=one)
+    line = old.to_line()
+    assert "photos_" not in line  # what every version writes for one photo
+    field.store.write([line])
+    three = _obs(
+        2,
+        photos_received_sha256=("e1" * 32, "e2" * 32, "e3" * 32),
+        photos_sha256=("f1" * 32, "f2" * 32, "f3" * 32),
+    )
+    assert three.photo_received_sha256 == "e1" * 32 and three.photo_sha256 == "f1" * 32
+    assert f'photos_sha256="{"f1" * 32},{"f2" * 32},{"f3" * 32}"' in three.to_line()
+    assert field.add(three, None)
+    a, b = records.listed(field.reader)
+    assert (a.photos_received_sha256, a.photos_sha256, a.photo_sha256) == ((one_in,), (one,), one)
+    assert b.photos_received_sha256 == three.photos_received_sha256 and b.photos_sha256 == three.photos_sha256
+    assert field.photo(a) == tmp_path / "photos" / f"{one}.jpg" and field.photo(a, 2) is None
+    assert field.photo(b, 3) == tmp_path / "photos" / f"{'f3' * 32}.jpg"
+    with pytest.raises(ValueError, match="first"):
+        _obs(3, photo_sha256="aa" * 32, photos_sha256=("bb" * 32,))

@@ -173,6 +173,11 @@ class Documents:
                         "phenomenonTime": format_ts(o.at),
                         "photo": f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
                         "photo_sha256": o.photo_sha256,
+                        # every photo, in the order sent (the first is also `photo`)
+                        "photos": [
+                            f"/observations/{o.id}/photos/{n}.jpg" for n in range(1, len(o.photos_sha256) + 1)
+                        ],
+                        "photos_sha256": list(o.photos_sha256),
                         "accepted_by": o.decided_by,
                         "accepted_at": format_ts(o.decided_at) if o.decided_at else None,
                         "why": o.why,

@@ -1,6 +1,6 @@
 /* The observation form: a phone without signal keeps each observation in IndexedDB and sends it
-   when the link is back; a photo is redrawn on a canvas (smaller, and without the EXIF position a
-   camera writes) before it is kept. Each observation has its own id, so one sent twice is stored once.
+   when the link is back; each photo (up to MAX_PHOTOS, chosen together or one after another) is
+   redrawn on a canvas (smaller, and without the EXIF position a camera writes) before it is kept. Each observation has its own id, so one sent twice is stored once.
    The queue is tried again on a timer that waits longer each time (a phone on a weak link often
    believes it is online, so the `online` event never comes), and when the page is shown again.
    A refusal a fresh form can mend (403: its token expired, or its cookie was cleared) is sent
@@ -13,9 +13,12 @@
   var words = JSON.parse(document.getElementById("observe-words").textContent);
   var statusEl = document.getElementById("status"), queuedEl = document.getElementById("queued");
   var refusedEl = document.getElementById("refused"), refusedList = document.getElementById("refused-list");
-  var MAX_SIDE = 1280, DB = "minewatch-observe", STORE = "queue";
+  var MAX_SIDE = 1280, MAX_PHOTOS = words.max_photos || 4, DB = "minewatch-observe", STORE = "queue";
   var RETRY_FIRST_MS = 5000, RETRY_MAX_MS = 300000;
   var flushing = false, again = false, retryMs = RETRY_FIRST_MS, retryTimer = null;
+  var picked = [];  // the photos chosen for the next observation, in order
+  var photoEl = form.elements.photo, countEl = document.getElementById("photo-count");
+  var clearEl = document.getElementById("clear-photos");
 
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/observe-sw.js").catch(function () {});
 
@@ -122,7 +125,9 @@
     fd.append("id", rec.id);
     // "now": how long ago on the phone's own clock, so the gateway's clock dates it, not the phone's
     if (!rec.fields.at && rec.made) fd.append("age_s", String(Math.max(0, Math.round((Date.now() - rec.made) / 1000))));
-    if (rec.photo) fd.append("photo", rec.photo, "photo.jpg");
+    // `photo`: one, as a page before several photos queued it
+    var sent = rec.photos || (rec.photo ? [rec.photo] : []);
+    sent.forEach(function (blob, i) { fd.append("photo", blob, "photo-" + (i + 1) + ".jpg"); });
     return fetch("/api/v1/observations", {method: "POST", body: fd, credentials: "same-origin"});
   }
 
@@ -143,6 +148,7 @@
     if (status === 401) return "refused_code";
     if (status === 403) return "refused_expired";
     if (status === 413 || status === 415) return "refused_photo";
+    if (status === 400 && /^photo/.test(error)) return "refused_photo";
     if (status === 400 && /^at:/.test(error)) return "refused_time";
     if (status === 400 && /^text:/.test(error)) return "refused_text";
     if (status === 400) return "refused_form";
@@ -258,6 +264,23 @@
     });
   }
 
+  /* Photos add up: those chosen now join those chosen before (a phone's camera gives one at a time),
+     up to MAX_PHOTOS; the count says how many go with the observation. */
+  function showPhotos(extra) {
+    if (!countEl) return;  // a form kept by the service worker from before several photos
+    countEl.setAttribute("data-count", String(picked.length));
+    countEl.textContent = (picked.length ? words.photo_count.replace("{n}", picked.length).replace("{max}", MAX_PHOTOS) : "") +
+      (extra ? (picked.length ? " " : "") + extra : "");
+    clearEl.hidden = !picked.length;
+  }
+  photoEl.addEventListener("change", function () {
+    var files = Array.prototype.slice.call(photoEl.files || []), over = false;
+    files.forEach(function (f) { if (picked.length < MAX_PHOTOS) picked.push(f); else over = true; });
+    photoEl.value = "";  // chosen again, the same file is added again
+    showPhotos(over && words.photo_too_many ? words.photo_too_many.replace(/\{max\}/g, MAX_PHOTOS) : "");
+  });
+  if (clearEl) clearEl.addEventListener("click", function () { picked = []; showPhotos(""); });
+
   var codeEl = document.getElementById("code");
   try { codeEl.value = localStorage.getItem("minewatch-observer-code") || ""; } catch (e) { /* private mode */ }
 
@@ -274,12 +297,16 @@
       place: place.length === 2 ? "node" : (form.elements.place_kind.value || "position")
     };
     try { localStorage.setItem("minewatch-observer-code", fields.code); } catch (e) { /* private mode */ }
-    var file = form.elements.photo.files[0];
-    shrink(file).then(function (photo) {
-      return put({id: newId(), fields: fields, photo: photo, made: made}).then(function () {
+    // one after another: a cheap phone holds one full-size picture in memory at a time
+    var taken = picked.slice(0, MAX_PHOTOS), shrunk = [], chain = Promise.resolve();
+    taken.forEach(function (file) {
+      chain = chain.then(function () { return shrink(file); }).then(function (blob) { shrunk.push(blob); });
+    });
+    chain.then(function () {
+      return put({id: newId(), fields: fields, photos: shrunk, made: made}).then(function () {
         say(words.saved);
         form.elements.text.value = "";
-        form.elements.photo.value = "";
+        picked = []; showPhotos("");
         return flush();
       });
     }, function () { say(words.photo_unreadable); });

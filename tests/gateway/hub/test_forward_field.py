@@ -24,9 +24,11 @@ import psycopg
 from contract.signing import Signer
 from gateway import devservices, maintenance
 from gateway.config import load
+from gateway.forward import field as forward_field
 from gateway.forward.forwarder import Forwarder
 from gateway.forward.outbox import Outbox
-from gateway.observations.records import PHOTOS_DIR, FieldRecords, Observation
+from gateway.observations import records
+from gateway.observations.records import PHOTOS_DIR, DecisionRecord, FieldRecords, Observation
 from gateway.points import to_line
 from gateway.stores import open_store, reader_for
 from gateway.stores.base import API_FILE
@@ -46,8 +48,16 @@ def _z(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _observe(cfg_path: Path, kind: str, at: datetime, *, node: str | None) -> str:
-    """A resident's observation as the dashboard's form stores it (FieldRecords.add)."""
+FISH_IN = ("a1" * 32, "a2" * 32, "a3" * 32)  # the dead fish's three photos as received, and kept
+FISH_KEPT = ("b1" * 32, "b2" * 32, "b3" * 32)
+
+
+def _observe(
+    cfg_path: Path, kind: str, at: datetime, *, node: str | None, photos: tuple[tuple[str, ...], ...] = ()
+) -> str:
+    """A resident's observation as the dashboard's form stores it (FieldRecords.add); `photos` the
+    hashes (received, kept) of several photos, else one photo's received hash as earlier versions
+    stored it."""
     cfg = load(cfg_path)
     store = open_store(cfg.influxdb, remember=cfg.data_dir / API_FILE)
     field = FieldRecords(store, reader_for(store, cfg.influxdb), cfg.data_dir / PHOTOS_DIR)
@@ -55,7 +65,9 @@ def _observe(cfg_path: Path, kind: str, at: datetime, *, node: str | None) -> st
     obs = Observation(
         id=oid, observer="code:1", kind=kind, text=f"{kind} seen", at=at, site="tsagaan" if node else None,
         node=node, lat=None if node else 43.11, lon=None if node else 106.85, received=at,
-        photo_received_sha256="ab" * 32, photo_sha256=None, place="node" if node else "position",
+        photo_received_sha256=None if photos else "ab" * 32, photo_sha256=None,
+        photos_received_sha256=photos[0] if photos else (), photos_sha256=photos[1] if photos else (),
+        place="node" if node else "position",
     )  # fmt: skip
     assert field.add(obs, None)
     field.close()
@@ -69,6 +81,10 @@ def _hub_field(dsn: str) -> dict[str, list[tuple[object, ...]]]:
                 "SELECT node, kind, at, done_by FROM maintenance_visit ORDER BY at"
             ).fetchall(),
             "observations": conn.execute("SELECT id, node, text FROM observation ORDER BY at").fetchall(),
+            "photos": conn.execute(
+                "SELECT id, photo_received_sha256, photo_sha256, photos_received_sha256, photos_sha256"
+                " FROM observation ORDER BY at"
+            ).fetchall(),
             "decisions": conn.execute(
                 "SELECT observation, decision, decided_by FROM observation_decision ORDER BY at"
             ).fetchall(),
@@ -122,7 +138,9 @@ def test_visits_and_accepted_observations_reach_the_hub_once(
     _cli("maintenance", "add", "--config", str(gw_cfg), "--node", "a", "--site", "tsagaan", "--kind",
          "cleaned", "--at", _z(CLEANED), "--by", "D. Dorj", "--note", "window wiped", *window)  # fmt: skip
     dust = _observe(gw_cfg, "dust", NOW - timedelta(hours=1), node="a")
-    fish = _observe(gw_cfg, "dead_fish", NOW - timedelta(minutes=50), node=None)  # a position only
+    fish = _observe(
+        gw_cfg, "dead_fish", NOW - timedelta(minutes=50), node=None, photos=(FISH_IN, FISH_KEPT)
+    )  # a position only
     noise = _observe(gw_cfg, "noise", NOW - timedelta(minutes=40), node="a")
     for oid, verb in ((dust, "accept"), (fish, "accept"), (noise, "reject")):
         _cli("observations", verb, oid, "--config", str(gw_cfg), "--by", "monitor B", "--why", "checked")
@@ -157,6 +175,15 @@ def test_visits_and_accepted_observations_reach_the_hub_once(
             (dust, "accepted", "monitor B"), (fish, "accepted", "monitor B"), (dust, "rejected", "monitor C"),
         ], key=str)  # fmt: skip
         assert got["conflicts"] == []  # the resend was the same, so nothing was refused
+        # every photo's hashes of the fish; the dust's one photo as earlier sites send it (no lists)
+        assert got["photos"] == [
+            (dust, "ab" * 32, None, None, None),
+            (fish, FISH_IN[0], FISH_KEPT[0], list(FISH_IN), list(FISH_KEPT)),
+        ]
+        owner = PostgresReader(pg, f"j_{prefix}")
+        (seen,) = records.listed(owner, site="tsagaan")  # the dust was retracted: the fish alone shows
+        owner.close()
+        assert (seen.id, seen.photos_received_sha256, seen.photos_sha256) == (fish, FISH_IN, FISH_KEPT)
 
         # the site's owner sees them, through the hub's reader; a jurisdiction with no agreement does not
         for role, expected in ((f"j_{prefix}", 2), (f"j_other_{prefix}", 0)):
@@ -245,3 +272,19 @@ def test_without_backfill_the_field_records_there_at_first_stay(tmp_path: Path, 
     fwd.tick()
     assert _queued(tmp_path / "forward.sqlite") == [("visit", "cleaned")]
     fwd.stop()
+
+
+def test_an_observation_of_one_photo_is_queued_as_earlier_sites_send_it() -> None:
+    """Its document (and digest) has no photos_* keys, so an earlier hub takes it and a site that
+    upgrades queues nothing again."""
+    one = Observation(id="3f6c2b1e-0000-4000-8000-000000000001", observer="code:1", kind="dust", text="",
+                      at=NOW, site="tsagaan", node="a", lat=None, lon=None, received=NOW,
+                      photo_received_sha256="a1" * 32, photo_sha256="b1" * 32)  # fmt: skip
+    decided = [DecisionRecord(one.id, "accepted", "monitor B", NOW, "seen")]
+    queued = forward_field._queued("observation", one.id, forward_field.observation_of(one, decided))
+    assert b"photos_" not in queued.body and b'"photo_sha256":"' + b"b1" * 32 + b'"' in queued.body
+    several = Observation(**{**{k: getattr(one, k) for k in one.__slots__}, "photo_received_sha256": None,
+                             "photo_sha256": None, "photos_received_sha256": ("a1" * 32, "a2" * 32),
+                             "photos_sha256": ("b1" * 32, "b2" * 32)})  # fmt: skip
+    body = forward_field._queued("observation", one.id, forward_field.observation_of(several, decided)).body
+    assert b'"photos_sha256":["' + b"b1" * 32 + b'","' + b"b2" * 32 + b'"]' in body

@@ -137,8 +137,9 @@ def test_observations_accepted_are_listed_and_others_are_not(
             lat=None,
             lon=None,
             received=regdata.DAY0 + timedelta(hours=12),
-            photo_received_sha256="ab" * 32 if i == 0 else None,
+            photo_received_sha256=None,
             photo_sha256=None,
+            photos_received_sha256=("ab" * 32, "cd" * 32) if i == 0 else (),  # two photos: both listed
         )
         assert field.add(obs, None)
         made.append(obs)
@@ -154,7 +155,8 @@ def test_observations_accepted_are_listed_and_others_are_not(
             "river-down",
             "<b>plume</b> at the pit",
             "by Saraa, 2026-11-01 13:00 UTC: seen on the chart",
-            "abababababababab…",
+            "abababababababab…cdcdcdcdcdcdcdcd…",
         ]
     ]
     assert "&lt;b&gt;plume" in text
+    assert "<code>abababababababab…</code><br><code>cdcdcdcdcdcdcdcd…</code>" in text  # each photo's hash

@@ -33,6 +33,15 @@ from tests.webdata import NOW, Site, served_site
 GPS_TAG = 0x8825
 
 
+def _jpeg(size: tuple[int, int], colour: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "JPEG")
+    return out.getvalue()
+
+
+SMALL = _jpeg((64, 48), (20, 90, 160))
+
+
 def gps_jpeg(size: tuple[int, int] = (2400, 1800)) -> bytes:
     """A camera-like JPEG whose EXIF holds a position (an observer's home)."""
     img = Image.new("RGB", size, (180, 120, 60))
@@ -83,13 +92,14 @@ class Field:
         self,
         fields: dict[str, Any],
         *,
-        photo: bytes | None = None,
+        photo: bytes | list[bytes] | None = None,
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        parts: dict[str, Any] = {k: str(v) for k, v in fields.items()}
-        if photo is not None:
-            parts["photo"] = ("photo.jpg", photo, "image/jpeg")
+        """Post the form; `photo` one photo, or a list sent as parts of the same name, as the page does."""
+        parts: list[tuple[str, Any]] = [(k, str(v)) for k, v in fields.items()]
+        sent = [] if photo is None else [photo] if isinstance(photo, bytes) else photo
+        parts += [("photo", (f"photo-{n}.jpg", p, "image/jpeg")) for n, p in enumerate(sent, 1)]
         data, ctype = urllib3.encode_multipart_formdata(parts)
         resp = self.http.request(
             "POST",
@@ -230,6 +240,17 @@ ATTACKS = {
     "a time in the future": (400, "future", {"at": "2027-01-01T00:00:00Z"}, None, {}),
     "a bad id": (400, "id", {"id": "../../etc/passwd"}, None, {}),
     "a negative age": (400, "age_s", {"at": "", "age_s": "-60"}, None, {}),
+    # several photos (up to records.MAX_PHOTOS): one refused refuses them all
+    "five photos": (400, "at most 4 photos", {}, [SMALL] * 5, {}),
+    "a second photo that is not a picture": (415, "photo 2:", {}, [SMALL, b"#!/bin/sh\nrm -rf /\n" * 20], {}),
+    "one photo too large": (
+        413,
+        "photo 2: the photo is too large",
+        {},
+        [SMALL, b"\xff" * (3 * 1024 * 1024 + 1)],
+        {},
+    ),
+    "photos too large together": (413, "together", {}, [b"\xff" * (2 * 1024 * 1024 + 4096)] * 3, {}),
 }
 
 
@@ -253,14 +274,60 @@ def test_an_oversized_upload_is_refused_before_it_is_read(
 ) -> None:
     code = field.code(capsys=capsys)
     cookie, token = field.form()
-    big = os.urandom(4 * 1024 * 1024)  # refused by its length: what it holds is never read
+    big = os.urandom(7 * 1024 * 1024)  # refused by its length: what it holds is never read
     status, doc = field.post(field.submission(code, token), photo=big, headers={"Cookie": cookie})
     assert status == 413 and "KB" in doc["error"]
     assert field.stored() == []
     assert not field.photos.exists() or not any(field.photos.iterdir())
 
 
-def test_a_body_without_its_length_or_with_two_files_is_refused(
+def test_three_photos_are_stored_once_with_their_hashes_and_each_served_without_metadata(
+    field: Field, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = field.code(capsys=capsys)
+    cookie, token = field.form()
+    sent = [gps_jpeg((1200, 900)), _jpeg((640, 480), (10, 200, 10)), _jpeg((480, 640), (200, 10, 10))]
+    sub = field.submission(code, token, kind="dead_fish", text="fish on the bank")
+    status, doc = field.post(sub, photo=sent, headers={"Cookie": cookie})
+    assert status == 201
+    received = [hashlib.sha256(p).hexdigest() for p in sent]
+    assert doc["photos_received_sha256"] == received and doc["photo_received_sha256"] == received[0]
+    assert field.post(sub, photo=sent, headers={"Cookie": cookie})[1]["state"] == "already received"
+    (stored,) = field.stored()
+    assert stored.photos_received_sha256 == tuple(received) and len(stored.photos_sha256) == 3
+    assert stored.photo_sha256 == stored.photos_sha256[0]
+    assert sorted(p.name for p in field.photos.iterdir()) == sorted(f"{h}.jpg" for h in stored.photos_sha256)
+    _decide(field, "accept", sub["id"], "fish seen by the monitor too")
+    (public,) = json.loads(field.http.request("GET", field.site.url + "/api/v1/observations").data)
+    assert public["photos_sha256"] == list(stored.photos_sha256)
+    assert public["photo"] == f"/observations/{sub['id']}/photo.jpg" and len(public["photos"]) == 3
+    for path, kept, size in zip(
+        public["photos"], public["photos_sha256"], [(1200, 900), (640, 480), (480, 640)], strict=True
+    ):
+        served = field.http.request("GET", field.site.url + path)
+        assert served.status == 200 and hashlib.sha256(served.data).hexdigest() == kept
+        img = Image.open(io.BytesIO(served.data))
+        assert img.size == size and not img.getexif() and "exif" not in img.info
+    first = field.http.request("GET", field.site.url + public["photo"])
+    assert hashlib.sha256(first.data).hexdigest() == public["photos_sha256"][0]
+    assert field.http.request("GET", f"{field.site.url}/observations/{sub['id']}/photos/4.jpg").status == 404
+    page = field.http.request("GET", field.site.url + "/observations").data.decode()
+    assert all(f"/observations/{sub['id']}/photos/{n}.jpg" in page for n in (1, 2, 3))
+    assert "Photo sent with the observation: 3 / 3" in page
+    # and every photo where the observation shows or travels: its node's page, the site's timeline,
+    # SensorThings' Thing history
+    for where in ("/node/tsagaan/haul-road", "/sites/tsagaan/timeline"):
+        shown = field.http.request("GET", field.site.url + where).data.decode()
+        assert all(f"/observations/{sub['id']}/photos/{n}.jpg" in shown for n in (1, 2, 3)), where
+    thing = json.loads(
+        field.http.request("GET", field.site.url + "/sta/v1.1/Things('tsagaan.haul-road')").data
+    )
+    (told,) = thing["properties"]["observations"]
+    assert (told["photos"], told["photos_sha256"]) == (public["photos"], public["photos_sha256"])
+    assert told["photo_sha256"] == public["photos_sha256"][0]
+
+
+def test_a_body_without_its_length_or_with_too_many_files_is_refused(
     field: Field, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = field.code(capsys=capsys)
@@ -276,9 +343,10 @@ def test_a_body_without_its_length_or_with_two_files_is_refused(
         chunked=True,
     )
     assert resp.status == 411 and "length" in json.loads(resp.data)["error"]
+    # more files than the parser takes (one more than records.MAX_PHOTOS, so that five get our words)
     two = urllib3.encode_multipart_formdata(
-        [*field.submission(code, token).items(), ("photo", ("a.jpg", gps_jpeg((64, 48)), "image/jpeg")),
-         ("photo", ("b.jpg", gps_jpeg((48, 64)), "image/jpeg"))]
+        [*field.submission(code, token).items(),
+         *[("photo", (f"{n}.jpg", gps_jpeg((64, 48)), "image/jpeg")) for n in range(6)]]
     )  # fmt: skip
     resp = field.http.request(
         "POST",

@@ -1,12 +1,13 @@
-"""The observation form in a real headless Chromium at a phone's 360 px: one observation with a
-photo sent online, one made with the link cut (kept by the page, the form kept by its service
-worker), both arriving once (in InfluxDB) when the link is back; a monitor logged in through the
-page accepts one and rejects the other, the accepted one shows on the node's chart and in the
-report, and the photo served back carries no EXIF position. And on a weak link: the form reloaded
-while the gateway cannot be reached (the browser still online) comes from the service worker and
-queues, and a timer sends the observation once the gateway is back; a form whose token expired is
-renewed and sent again, a refusal nothing can mend is shown on the page and kept until discarded;
-the phone's position and "now" (the gateway's clock, not the phone's) arrive as given."""
+"""The observation form in a real headless Chromium at a phone's 360 px: one observation with two
+photos (chosen one after another) sent online, one with two photos made with the link cut (kept by
+the page, the form kept by its service worker), both arriving once with both their photos (in
+InfluxDB and the photos folder) when the link is back; a monitor logged in through the page accepts
+one and rejects the other, the accepted one shows on the node's chart and in the report, and each
+photo served back carries no EXIF position. And on a weak link: the form reloaded while the gateway
+cannot be reached (the browser still online) comes from the service worker and queues, and a timer
+sends the observation once the gateway is back; a form whose token expired is renewed and sent
+again, a refusal nothing can mend is shown on the page and kept until discarded; the phone's
+position and "now" (the gateway's clock, not the phone's) arrive as given."""
 
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def _fill(
     code: str,
     kind: str,
     text: str,
-    photo: Path | None,
+    photo: Path | list[Path] | None,
     at_local: str = "2026-11-22T11:40",
 ) -> None:
     driver.find_element(By.ID, "code").clear()
@@ -80,8 +81,14 @@ def _fill(
     Select(driver.find_element(By.ID, "node")).select_by_value("tsagaan/haul-road")
     # the dashboard's clock is stopped at webdata.NOW: the observation was made just before it
     driver.execute_script("document.getElementById('at').value = arguments[0];", at_local)
-    if photo is not None:
-        driver.find_element(By.ID, "photo").send_keys(str(photo))
+    chosen = [] if photo is None else [photo] if isinstance(photo, Path) else photo
+    for n, one in enumerate(chosen, 1):  # one after another, as a phone's camera gives them
+        driver.find_element(By.ID, "photo").send_keys(str(one))
+        WebDriverWait(driver, 5).until(
+            lambda d, n=n: d.find_element(By.ID, "photo-count").get_attribute("data-count") == str(n)
+        )
+    if chosen:
+        assert f"{len(chosen)} / 4" in driver.find_element(By.ID, "photo-count").text
     driver.find_element(By.ID, "send").click()
 
 
@@ -103,8 +110,15 @@ def test_two_observations_one_offline_arrive_once_each(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = tmp_path / "gateway-data"
-    picture = tmp_path / "camera.jpg"
-    picture.write_bytes(gps_jpeg())
+    pictures = []
+    for n, colour in enumerate([(180, 120, 60), (60, 120, 180), (20, 160, 20), (160, 20, 160)]):
+        pictures.append(tmp_path / f"camera-{n}.jpg")
+        img = Image.open(io.BytesIO(gps_jpeg()))  # each with the camera's EXIF position
+        img.paste(colour, (0, 0, 1200, 900))  # and pixels of its own, so four files are kept
+        out = io.BytesIO()
+        img.save(out, "JPEG", exif=img.getexif())
+        pictures[-1].write_bytes(out.getvalue())
+    assert Image.open(pictures[1]).getexif().get_ifd(GPS_TAG)
     site: Site
     with served_site(influxd.port, data_dir=data) as site:
         assert site.field is not None
@@ -133,12 +147,12 @@ def test_two_observations_one_offline_arrive_once_each(
             ".then(function (r) { done(!!r); }, function () { done(false); });"
         )
         assert kept is True
-        _fill(phone, code, "dust", "plume from the pit", picture)
+        _fill(phone, code, "dust", "plume from the pit", pictures[:2])
         WebDriverWait(phone, 20).until(lambda d: len(stored()) == 1)
 
         _network(phone, offline=True)
         WebDriverWait(phone, 5).until(lambda d: d.execute_script("return navigator.onLine") is False)
-        _fill(phone, code, "water_colour", "river orange below the tailings", None)
+        _fill(phone, code, "water_colour", "river orange below the tailings", pictures[2:])
         WebDriverWait(phone, 10).until(
             lambda d: d.find_element(By.ID, "queued").get_attribute("data-count") == "1"
         )
@@ -158,7 +172,13 @@ def test_two_observations_one_offline_arrive_once_each(
         assert sorted(o.kind for o in got) == ["dust", "water_colour"]
         assert len({o.id for o in got}) == 2
         dust, water = sorted(got, key=lambda o: o.kind)
-        assert dust.photo_sha256 is not None and water.photo_sha256 is None
+        # both photos of each, once: the one sent online and the one kept in IndexedDB offline
+        assert len(dust.photos_sha256) == 2 and len(water.photos_sha256) == 2
+        assert len(set(dust.photos_sha256 + water.photos_sha256)) == 4
+        assert dust.photo_sha256 == dust.photos_sha256[0]
+        assert sorted(p.name for p in field.photos.iterdir()) == sorted(
+            f"{h}.jpg" for h in dust.photos_sha256 + water.photos_sha256
+        )
         # 11:40 on the phone's clock in Ulaanbaatar (UTC+8) is 03:40 UTC
         assert dust.at == datetime(2026, 11, 22, 3, 40, tzinfo=UTC)
 
@@ -174,6 +194,8 @@ def test_two_observations_one_offline_arrive_once_each(
         )
         assert overflow <= 0, f"the moderation page is {overflow} px wider than a phone screen"
         phone.save_screenshot(str(ARTIFACTS / "en-moderate-phone.png"))
+        for obs in (dust, water):  # the monitor sees every photo of each before deciding
+            assert len(phone.find_element(By.ID, f"pending-{obs.id}").find_elements(By.TAG_NAME, "img")) == 2
         _moderate(phone, dust.id, "accept", "matches the PM10 peak")
         _moderate(phone, water.id, "reject", "duplicate")
         decided = records.decisions_of(field.reader)
@@ -185,10 +207,12 @@ def test_two_observations_one_offline_arrive_once_each(
         with urllib.request.urlopen(site.url + "/api/v1/observations") as resp:
             public = json.loads(resp.read())
         assert [o["id"] for o in public] == [dust.id]
-        with urllib.request.urlopen(site.url + public[0]["photo"]) as resp:
-            img = Image.open(io.BytesIO(resp.read()))
-        assert not img.getexif() and not img.getexif().get_ifd(GPS_TAG)
-        assert max(img.size) <= 1280  # made smaller on the phone
+        assert len(public[0]["photos"]) == 2
+        for path in public[0]["photos"]:
+            with urllib.request.urlopen(site.url + path) as resp:
+                img = Image.open(io.BytesIO(resp.read()))
+            assert not img.getexif() and not img.getexif().get_ifd(GPS_TAG)
+            assert max(img.size) <= 1280  # made smaller on the phone
         phone.get(site.url + "/observations")
         assert "plume from the pit" in phone.find_element(By.ID, "observations").text
         phone.save_screenshot(str(ARTIFACTS / "en-observations-phone.png"))
@@ -212,6 +236,7 @@ def test_two_observations_one_offline_arrive_once_each(
         assert main(["report", "--config", str(config), *args]) == 0
         rows = tables(out.read_text(encoding="utf-8"))["observations-table"]
         assert [(r[1], r[3]) for r in rows] == [("Dust plume", "plume from the pit")]
+        assert rows[0][5].count("…") == 2  # both photos' hashes as received
 
 
 def test_a_point_tapped_on_the_sites_map_is_where_the_observation_was(
