@@ -54,20 +54,25 @@ VISIT_KIND = "report.field.kind_"
 OBSERVED_KIND = "observe.kind_"
 
 
-def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+def render(
+    request: Request, name: str, status: int = 200, *, texts: Texts | None = None, **values: Any
+) -> HTMLResponse:
+    """A page in `texts` (default: the dashboard's `[web] language`; an acknowledgement link's
+    page speaks its recipient's)."""
     ctx: Context = request.app.state.ctx
+    t = texts or ctx.texts
     now = ctx.clock()
     page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         name,
         {
-            "t": ctx.texts,
+            "t": t,
             "web": ctx.web,
             "now": now,
             "ts": format_ts,
-            "age": ctx.texts.ago,
-            "std_name": lambda key: standard_name(ctx.texts, key),
-            "avg": lambda a: average_text(ctx.texts, a),
+            "age": t.ago,
+            "std_name": lambda key: standard_name(t, key),
+            "avg": lambda a: average_text(t, a),
             "signed_in": monitor_of(request),  # the nav's log in / log out
             **values,
         },
