@@ -250,7 +250,7 @@ def node_page(request: Request) -> HTMLResponse:
         week_json=chart_data(week, timedelta(days=7)),
         upstreams={c.metric: ctx.upstream(ref.site, ref.node, c.metric) for c in day + week},
         flag_counts=counts,
-        history=history,
+        history=episodes(history),  # as /alerts shows them: one per alert, start to end
         visits=list(reversed(visits)),
         observed=list(reversed(observed)),
         refresh_s=REFRESH_S,
