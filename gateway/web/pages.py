@@ -46,9 +46,9 @@ from gateway.web.views import (
 )
 
 REFRESH_S = 60
-"""How often the overview, node and alerts pages fetch their data again: readings come every few
-minutes and the gateway's copy of the latest is at most seconds old, so a minute is current enough
-without a thousand phones asking every few seconds."""
+"""How often the overview, node, alerts, timeline and observations pages fetch their data again:
+readings come every few minutes and the gateway's copy of the latest is at most seconds old, so a
+minute is current enough without a thousand phones asking every few seconds."""
 VISIT_KIND = "report.field.kind_"
 """The words of a maintenance visit's kind, shared with the report."""
 OBSERVED_KIND = "observe.kind_"
