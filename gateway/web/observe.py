@@ -298,7 +298,7 @@ async def observations_api(request: Request) -> Response:
 
 def observations_page(request: Request) -> HTMLResponse:
     accepted = list(reversed(records.listed(_records(request).reader, "accepted")))
-    return render(request, "observations.html", observations=accepted, refresh_s=REFRESH_S, live_main=True)
+    return render(request, "observations.html", observations=accepted, refresh_s=REFRESH_S)
 
 
 def photo(request: Request) -> Response:

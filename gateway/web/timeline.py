@@ -64,7 +64,6 @@ def timeline_page(request: Request) -> HTMLResponse:
         entries=found,
         zone=zone,
         refresh_s=REFRESH_S,  # what people see and do comes in while the page is open
-        live_main=True,
     )
 
 
