@@ -91,13 +91,23 @@ class Texts:
         """The local date of `ts`."""
         return f"{self.local(ts):%Y-%m-%d}"
 
+    def _name(self, key: str, fallback: str) -> str:
+        """The friendly name of `key` in this language; else in English; else in any other language
+        it has (alphabetically, so it is the same one every time); else `fallback`, the id. A
+        partner who configured only English names still gives a Mongolian reader words, not ids."""
+        given = self._names.get(key, {})
+        for language in (self.language, "en", *sorted(given)):
+            if given.get(language):
+                return given[language]
+        return fallback
+
     def site_name(self, site: str) -> str:
-        """A site's friendly name in this language; its id when none is configured."""
-        return self._names.get(site, {}).get(self.language) or site
+        """A site's friendly name (`_name`): in this language, English, another, or its id."""
+        return self._name(site, site)
 
     def node_name(self, site: str, node: str) -> str:
-        """A node's friendly name in this language; its id when none is configured."""
-        return self._names.get(f"{site}/{node}", {}).get(self.language) or node
+        """A node's friendly name (`_name`): in this language, English, another, or its id."""
+        return self._name(f"{site}/{node}", node)
 
     def place(self, site: str, node: str) -> str:
         """Site and node for a heading: "Tsagaan bag — haul road"."""

@@ -28,7 +28,7 @@ from gateway.alerts.links import AckLinks
 from gateway.alerts.record import InfluxRecord, RecordOptions
 from gateway.alerts.store import AlertStore
 from gateway.channels import ChannelContext, ChannelOptions, open_channel
-from gateway.channels.base import Channel, Publish
+from gateway.channels.base import Channel, Publish, recipients_of
 from gateway.channels.dispatcher import Dispatcher, Worker
 from gateway.channels.mqtt import MqttOptions
 from gateway.config import GatewayConfig
@@ -115,6 +115,23 @@ class Alerts:
             return None
         return AckLinks(store, str(web.public_url), self.cfg.alerts.ack_link_valid_s, self._clock)
 
+    def _say_links_are_off(self, labels: list[str]) -> None:
+        """Once, at start: channels whose people would get a link of their own (email, Apprise,
+        webhooks) get none without `[web] public_url`, and their messages fall back to the CLI
+        command and the MQTT topic, which nobody can use from a phone. The MQTT topic alone is
+        never personal, so it is not worth a warning."""
+        if not labels:
+            return
+        where = "[web] public_url is not set" if self.cfg.web is not None else "there is no [web] table"
+        log.warning(
+            "alerts: %s, so the messages of %s carry no acknowledgement link, only the "
+            "`minewatch-gateway ack` command and the MQTT topic, which a monitor on a phone cannot "
+            "use: set [web] public_url to the address people open the dashboard at, as typed "
+            '(like "https://air.example.mn"; docs/configuration.md)',
+            where,
+            ", ".join(labels),
+        )
+
     def start(self) -> None:
         self.store = AlertStore(self.cfg.data_dir / "alerts.sqlite")
         self.engine.restore(self.store.machines())
@@ -153,6 +170,8 @@ class Alerts:
             )
             worker.label = label
             workers.append(worker)
+        if links is None:
+            self._say_links_are_off([w.label for w in workers if recipients_of(w.channel)])
         self.dispatcher = Dispatcher(workers)
         for row, label, doc in self.store.pending():
             self.dispatcher.submit(row, label, doc)

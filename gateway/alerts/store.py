@@ -31,8 +31,12 @@ CREATE TABLE IF NOT EXISTS acks (id INTEGER PRIMARY KEY, alert_id TEXT NOT NULL,
   requested REAL NOT NULL, result TEXT);
 CREATE TABLE IF NOT EXISTS ack_tokens (hash TEXT PRIMARY KEY, alert_id TEXT NOT NULL,
   recipient TEXT NOT NULL, channel TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL,
-  used REAL, ack INTEGER);
+  used REAL, ack INTEGER, language TEXT);
 """
+MIGRATIONS = (("ack_tokens", "language", "ALTER TABLE ack_tokens ADD COLUMN language TEXT"),)
+"""Columns added since a table was first made: (table, column, statement), applied when a store
+made before them is opened. Additive only; a NULL `ack_tokens.language` (a token made before it)
+means the gateway's `[web] language`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class AckToken:
     expires: float
     used: float | None
     ack: int | None  # the row in `acks` its use made
+    language: str | None = None  # the recipient's; None: the gateway's `[web] language`
 
 
 class AlertStore:
@@ -56,7 +61,19 @@ class AlertStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # an alert raised is an alert remembered
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._lock = threading.Lock()
+
+    def _migrate(self) -> None:
+        for table, column, statement in MIGRATIONS:
+            have = {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                try:
+                    self._db.execute(statement)
+                except sqlite3.OperationalError:  # the dashboard's connection added it meanwhile
+                    have = {str(row[1]) for row in self._db.execute(f"PRAGMA table_info({table})")}
+                    if column not in have:
+                        raise
 
     def close(self) -> None:
         with self._lock:
@@ -161,19 +178,27 @@ class AlertStore:
     # -- acknowledgement links ------------------------------------------------------------------
 
     def add_token(
-        self, digest: str, alert_id: str, recipient: str, channel: str, created: float, expires: float
+        self,
+        digest: str,
+        alert_id: str,
+        recipient: str,
+        channel: str,
+        created: float,
+        expires: float,
+        language: str | None = None,
     ) -> None:
+        """A link's token; `language`: the one its recipient reads (its pages speak it)."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO ack_tokens (hash, alert_id, recipient, channel, created, expires)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (digest, alert_id, recipient, channel, created, expires),
+                "INSERT INTO ack_tokens (hash, alert_id, recipient, channel, created, expires, language)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (digest, alert_id, recipient, channel, created, expires, language),
             )
 
     def token(self, digest: str) -> AckToken | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT alert_id, recipient, channel, created, expires, used, ack FROM ack_tokens"
+                "SELECT alert_id, recipient, channel, created, expires, used, ack, language FROM ack_tokens"
                 " WHERE hash = ?",
                 (digest,),
             ).fetchone()

@@ -70,6 +70,11 @@ class ChannelOptions(BaseModel):
         """Languages some recipient reads besides the channel's `language` (email's `to`)."""
         return set()
 
+    def language_of(self, recipient: str) -> str:
+        """The language `recipient` (a key of the channel's `recipients`) reads: its link's pages
+        speak it. The channel's `language`, unless the channel names one per recipient (email)."""
+        return self.language
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -109,7 +114,7 @@ class Channel(Protocol):
 class Links(Protocol):
     """Makes an acknowledgement link (gateway/alerts/links.py) for one alert and recipient."""
 
-    def url(self, alert_id: str, recipient: str, channel: str) -> str: ...
+    def url(self, alert_id: str, recipient: str, channel: str, language: str | None = None) -> str: ...
 
 
 def recipients_of(channel: object) -> Mapping[str, str]:

@@ -263,10 +263,14 @@ class Worker:
         if links is None or not people:
             return shared
         personal = {
-            key: build(lambda e, name=name: links.url(str(e["id"]), name, self.label))  # type: ignore[misc]
+            key: build(self._links_for(links, name, self.opts.language_of(key)))
             for key, name in people.items()
         }
         return replace(shared, personal=personal)
+
+    def _links_for(self, links: Links, name: str, language: str) -> UrlOf:
+        """One recipient's links: recorded with their name, their pages in their language."""
+        return lambda event: links.url(str(event["id"]), name, self.label, language)
 
     def _deliver(self, items: list[Item], note: Notification) -> None:
         rows = [row for row, _ in items]

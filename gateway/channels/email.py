@@ -60,6 +60,10 @@ class EmailOptions(ChannelOptions):
     def other_languages(self) -> set[str]:
         return {r.language for r in self.to if isinstance(r, Recipient)}
 
+    def language_of(self, recipient: str) -> str:
+        found = (r.language for r in self.to if isinstance(r, Recipient) and r.address == recipient)
+        return next(found, self.language)
+
     def by_language(self) -> dict[str | None, list[str]]:
         """Addresses per language (None: the channel's `language`), in the order they are listed."""
         out: dict[str | None, list[str]] = {}

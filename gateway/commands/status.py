@@ -6,7 +6,9 @@ Exit status 0 when the gateway says it is up, 1 when it is down or no status can
 
 Below it, what each node last said on its retained status topic (the broker keeps one per node):
 online or offline, its backlog, and whether it had to start a fresh outbox after keeping a damaged
-one aside (`outbox.recovered_from`), which someone should come and recover.
+one aside (`outbox.recovered_from`), which someone should come and recover. Nodes go by their
+friendly names ([[site.names]]) and reject reasons by words (`[status_cli.reject]`), in the
+reader's language; `--json` prints the payload as it is, with ids and keys.
 """
 
 from __future__ import annotations
@@ -90,8 +92,26 @@ def render(st: GatewayStatus, source: str, t: Texts | None = None) -> str:
         rows.append(("spool", spool + ("   " + t("status_cli.spool_warning") if st.spool.warning else "")))
     rows.append(("rejects", t("status_cli.rejects_value", n=sum(rejects.values()))))
     lines += _aligned(t, rows)
-    lines += [f"    {reason:<20} {n}" for reason, n in rejects.items()]
+    reasons = {reason: reason_words(t, reason) for reason in rejects}
+    width = max((len(words) for words in reasons.values()), default=0)
+    lines += [f"    {reasons[reason]:<{width}}  {n}" for reason, n in rejects.items()]
     return "\n".join(lines)
+
+
+def reason_words(t: Texts, reason: str) -> str:
+    """A reject reason as a person reads it (`[status_cli.reject]`); a reason without words there
+    (one a newer gateway counts) as its key, which `rejects --reason` takes."""
+    key = f"status_cli.reject.{reason}"
+    return t(key) if t.has(key) else reason
+
+
+def node_label(t: Texts, site: str, node: str) -> str:
+    """A node by its friendly names ([[site.names]]), with its ids when it has a name, which
+    `rejects`, `ack` and the topics use: "Tsagaan bag — haul road (tsagaan/haul-road)"."""
+    ids = f"{site}/{node}"
+    if t.site_name(site) == site and t.node_name(site, node) == node:
+        return ids
+    return t("status_cli.node_named", place=t.place(site, node), ids=ids)
 
 
 def render_nodes(statuses: dict[tuple[str, str], NodeStatus], t: Texts | None = None) -> list[str]:
@@ -100,8 +120,10 @@ def render_nodes(statuses: dict[tuple[str, str], NodeStatus], t: Texts | None = 
     online = sum(1 for st in statuses.values() if st.state == "online")
     summary = t("status_cli.nodes_value", online=online, offline=len(statuses) - online)
     lines = _aligned(t, [("nodes", summary)])
+    labels = {key: node_label(t, *key) for key in statuses}
+    width = max((len(label) for label in labels.values()), default=0)
     for (site, node), st in sorted(statuses.items()):
-        line = f"    {site + '/' + node:<32} {t(f'status_cli.node_state.{st.state}')}"
+        line = f"    {labels[(site, node)]:<{width}}  {t(f'status_cli.node_state.{st.state}')}"
         if st.outbox is not None:
             line += ", " + t("status_cli.node_waiting", depth=st.outbox.depth, dropped=st.outbox.dropped)
             if st.outbox.recovered_from:

@@ -8,7 +8,8 @@ spent in the same transaction that writes the ack request (the row `minewatch-ga
 with the token's recipient as `by`), so a second tap, a reload or a second tab finds it used and is
 told what became of the first. The running gateway applies the request within about a second, as
 for the CLI; the page waits for that a few seconds and says what happened. An unknown, expired or
-used token, or an alert that has ended, is a plain page saying so, never an error.
+used token, or an alert that has ended, is a plain page saying so, never an error. Every page of a
+token, its outcomes too, speaks the language its recipient reads, kept with the token.
 
 The dashboard runs in its own process; it reaches the gateway's alert state through the alert
 store (`<data_dir>/alerts.sqlite`, WAL), read-only but for the ack request and the token's use.
@@ -45,8 +46,8 @@ def _when(t: Texts, at: float) -> str:
     return t.time(datetime.fromtimestamp(at, UTC))
 
 
-def _page(request: Request, status: int, outcome: str, message: str, **values: Any) -> HTMLResponse:
-    page = render(request, "ack.html", status, outcome=outcome, message=message, **values)
+def _page(request: Request, t: Texts, status: int, outcome: str, message: str, **values: Any) -> HTMLResponse:
+    page = render(request, "ack.html", status, texts=t, outcome=outcome, message=message, **values)
     page.headers["cache-control"] = "no-store"  # a token's page is for its recipient only
     page.headers["x-robots-tag"] = "noindex"
     return page
@@ -74,13 +75,32 @@ def _result_page(
     alert = _alert(store, found.alert_id, t)
     result = store.ack_result(found.ack) if found.ack is not None else None
     if result is None:
-        return _page(request, 202, "recorded", t("ack_link.recorded"), alert=alert)
+        return _page(request, t, 202, "recorded", t("ack_link.recorded"), alert=alert)
     if result != "acknowledged":
-        return _page(request, 200, "not-applied", t("ack_link.not_applied"), alert=alert)
+        return _page(request, t, 200, "not-applied", t("ack_link.not_applied"), alert=alert)
     if just_now:
-        return _page(request, 200, "done", t("ack_link.done", name=found.recipient), alert=alert)
+        return _page(request, t, 200, "done", t("ack_link.done", name=found.recipient), alert=alert)
     when = _when(t, found.used or found.created)
-    return _page(request, 200, "used", t("ack_link.used", when=when, name=found.recipient), alert=alert)
+    used = t("ack_link.used", when=when, name=found.recipient)
+    return _page(request, t, 200, "used", used, alert=alert)
+
+
+def _found(request: Request) -> AckToken | None:
+    """The token's record, if the address holds one of ours."""
+    ctx: Context = request.app.state.ctx
+    token = str(request.path_params["token"])
+    if ctx.alerts is None or not TOKEN_PATTERN.match(token):
+        return None
+    return ctx.alerts.token(digest(token))
+
+
+def _texts(request: Request, found: AckToken | None) -> Texts:
+    """The words of a token's pages: its recipient's language (kept with the token), else the
+    dashboard's (a token made before tokens kept one, or no token at all)."""
+    ctx: Context = request.app.state.ctx
+    if found is None or found.language is None or not Texts.exists(found.language):
+        return ctx.texts
+    return ctx.texts.speaking(found.language)
 
 
 def _lookup(request: Request) -> tuple[AlertStore, str, AckToken] | HTMLResponse:
@@ -89,28 +109,28 @@ def _lookup(request: Request) -> tuple[AlertStore, str, AckToken] | HTMLResponse
     t = ctx.texts
     store = ctx.alerts
     if store is None:
-        return _page(request, 503, "unavailable", t("ack_link.unavailable"))
-    token = str(request.path_params["token"])
-    found = store.token(digest(token)) if TOKEN_PATTERN.match(token) else None
+        return _page(request, t, 503, "unavailable", t("ack_link.unavailable"))
+    found = _found(request)
     if found is None:
-        return _page(request, 404, "unknown", t("ack_link.unknown"))
-    return store, digest(token), found
+        return _page(request, t, 404, "unknown", t("ack_link.unknown"))
+    return store, digest(str(request.path_params["token"])), found
 
 
 def _still_open(request: Request, store: AlertStore, found: AckToken) -> HTMLResponse | None:
     """None when the token may still acknowledge; else the page saying why not."""
     ctx: Context = request.app.state.ctx
-    t = ctx.texts
+    t = _texts(request, found)
     if found.used is not None:
         return _result_page(request, store, found, t, just_now=False)
     machine = store.machine_of(found.alert_id)
     if machine is None:  # the alert ended: its links end with it
-        return _page(request, 410, "ended", t("ack_link.ended"), alert=_alert(store, found.alert_id, t))
+        ended = _alert(store, found.alert_id, t)
+        return _page(request, t, 410, "ended", t("ack_link.ended"), alert=ended)
     if ctx.clock().timestamp() > found.expires:
-        return _page(request, 410, "expired", t("ack_link.expired", when=_when(t, found.expires)))
+        return _page(request, t, 410, "expired", t("ack_link.expired", when=_when(t, found.expires)))
     if machine.acked_by:
         alert = _alert(store, found.alert_id, t)
-        return _page(request, 200, "already", t("ack_link.already", by=machine.acked_by), alert=alert)
+        return _page(request, t, 200, "already", t("ack_link.already", by=machine.acked_by), alert=alert)
     return None
 
 
@@ -127,14 +147,15 @@ def confirm_page(request: Request) -> HTMLResponse:
     closed = _still_open(request, store, found)
     if closed is not None:
         return closed
-    ctx: Context = request.app.state.ctx
+    t = _texts(request, found)
     token = _csrf(request)
     page = _page(
         request,
+        t,
         200,
         "confirm",
         "",
-        alert=_alert(store, found.alert_id, ctx.texts),
+        alert=_alert(store, found.alert_id, t),
         recipient=found.recipient,
         csrf=token,
     )
@@ -163,14 +184,13 @@ def _same_origin(request: Request) -> bool:
 
 async def confirm(request: Request) -> Response:
     ctx: Context = request.app.state.ctx
-    t = ctx.texts
+    t = _texts(request, _found(request))  # a refusal too is in the link's language
     length = request.headers.get("content-length")
     if length is None or not length.isdigit() or int(length) > MAX_BODY:
-        return _page(
-            request, 413 if length and length.isdigit() else 411, "forbidden", t("ack_link.forbidden")
-        )
+        status = 413 if length and length.isdigit() else 411
+        return _page(request, t, status, "forbidden", t("ack_link.forbidden"))
     if not _same_origin(request):
-        return _page(request, 403, "forbidden", t("ack_link.forbidden"))
+        return _page(request, t, 403, "forbidden", t("ack_link.forbidden"))
     looked = _lookup(request)
     if isinstance(looked, HTMLResponse):
         return looked
@@ -179,7 +199,7 @@ async def confirm(request: Request) -> Response:
         sent = form.get("csrf")
     held = request.cookies.get(CSRF_COOKIE, "")
     if not held or not isinstance(sent, str) or not secrets.compare_digest(held, sent):
-        return _page(request, 403, "forbidden", t("ack_link.forbidden"))
+        return _page(request, t, 403, "forbidden", t("ack_link.forbidden"))
     closed = _still_open(request, store, found)
     if closed is not None:
         return closed

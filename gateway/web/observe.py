@@ -39,7 +39,7 @@ from gateway.observations.records import KINDS, MAX_PHOTOS, PLACES, FieldRecords
 from gateway.observations.store import ObservationStore, RateLimited, UnknownCode
 from gateway.timerange import format_time
 from gateway.web.context import Context
-from gateway.web.pages import render
+from gateway.web.pages import REFRESH_S, render
 from gateway.web.session import CSRF_COOKIE, monitor_of, same_origin
 
 MAX_BODY = photos.MAX_TOTAL_BYTES + 64 * 1024  # the photos and the form's text fields
@@ -330,7 +330,7 @@ async def observations_api(request: Request) -> Response:
 
 def observations_page(request: Request) -> HTMLResponse:
     accepted = list(reversed(records.listed(_records(request).reader, "accepted")))
-    return render(request, "observations.html", observations=accepted)
+    return render(request, "observations.html", observations=accepted, refresh_s=REFRESH_S)
 
 
 def photo(request: Request) -> Response:

@@ -46,28 +46,33 @@ from gateway.web.views import (
 )
 
 REFRESH_S = 60
-"""How often the overview, node and alerts pages fetch their data again: readings come every few
-minutes and the gateway's copy of the latest is at most seconds old, so a minute is current enough
-without a thousand phones asking every few seconds."""
+"""How often the overview, node, alerts, timeline and observations pages fetch their data again:
+readings come every few minutes and the gateway's copy of the latest is at most seconds old, so a
+minute is current enough without a thousand phones asking every few seconds."""
 VISIT_KIND = "report.field.kind_"
 """The words of a maintenance visit's kind, shared with the report."""
 OBSERVED_KIND = "observe.kind_"
 
 
-def render(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
+def render(
+    request: Request, name: str, status: int = 200, *, texts: Texts | None = None, **values: Any
+) -> HTMLResponse:
+    """A page in `texts` (default: the dashboard's `[web] language`; an acknowledgement link's
+    page speaks its recipient's)."""
     ctx: Context = request.app.state.ctx
+    t = texts or ctx.texts
     now = ctx.clock()
     page: HTMLResponse = request.app.state.templates.TemplateResponse(
         request,
         name,
         {
-            "t": ctx.texts,
+            "t": t,
             "web": ctx.web,
             "now": now,
             "ts": format_ts,
-            "age": ctx.texts.ago,
-            "std_name": lambda key: standard_name(ctx.texts, key),
-            "avg": lambda a: average_text(ctx.texts, a),
+            "age": t.ago,
+            "std_name": lambda key: standard_name(t, key),
+            "avg": lambda a: average_text(t, a),
             "signed_in": monitor_of(request),  # the nav's log in / log out
             **values,
         },
@@ -245,7 +250,7 @@ def node_page(request: Request) -> HTMLResponse:
         week_json=chart_data(week, timedelta(days=7)),
         upstreams={c.metric: ctx.upstream(ref.site, ref.node, c.metric) for c in day + week},
         flag_counts=counts,
-        history=history,
+        history=episodes(history),  # as /alerts shows them: one per alert, start to end
         visits=list(reversed(visits)),
         observed=list(reversed(observed)),
         refresh_s=REFRESH_S,

@@ -20,7 +20,7 @@ from gateway.observations import records
 from gateway.observations.records import Observation
 from gateway.timerange import format_time
 from gateway.web.context import Context
-from gateway.web.pages import render
+from gateway.web.pages import REFRESH_S, render
 from gateway.web.params import validate
 from gateway.web.views import half_open
 
@@ -84,7 +84,15 @@ def timeline_page(request: Request) -> HTMLResponse:
     start, end = half_open(now - timedelta(days=q.days), now)
     found = entries(ctx, q.site, start, end)
     zone = ctx.texts.zone_of(now)
-    return render(request, "timeline.html", site=q.site, days=q.days, entries=found, zone=zone)
+    return render(
+        request,
+        "timeline.html",
+        site=q.site,
+        days=q.days,
+        entries=found,
+        zone=zone,
+        refresh_s=REFRESH_S,  # what people see and do comes in while the page is open
+    )
 
 
 ROUTES = [Route("/sites/{site}/timeline", timeline_page)]

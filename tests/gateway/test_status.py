@@ -10,12 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from contract.i18n import Texts
 from contract.status import STOPPED, NodeStatus, OutboxStatus
 from contract.wire import gateway_status_topic
 from gateway.cli import main
+from gateway.commands.status import render, render_nodes
 from gateway.config import load
 from gateway.devservices import Service
+from gateway.status import GatewayStatus
 from gateway.wiring import build
+from tests.contract.test_i18n_mn import english_words
 from tests.helpers import Influx, Listener, gateway_toml, publish, wait_for
 
 
@@ -67,13 +71,13 @@ def test_status_is_retained_and_the_commands_show_it(
         capsys.readouterr()
         assert main(["status", "--config", str(cfg_path)]) == 0
         out = capsys.readouterr().out
-        assert "gateway north: UP" in out and "from broker" in out and "not_utf8" in out
+        assert "gateway north: UP" in out and "from broker" in out and "not UTF-8 text" in out
         assert "1 online, 1 offline" in out and "site-a/node-2" in out and "stopped as planned" in out
         assert "7 readings waiting, 2 dropped" in out and "'outbox.sqlite.corrupt-1' on the node" in out
         # the same lines in Mongolian, from the language file: --lang, or [web] language
         assert main(["status", "--config", str(cfg_path), "--lang", "mn"]) == 0
         mn = capsys.readouterr().out
-        assert "шлюз north: АЖИЛЛАЖ БАЙНА" in mn and "нийт 2" in mn and "not_utf8" in mn
+        assert "шлюз north: АЖИЛЛАЖ БАЙНА" in mn and "нийт 2" in mn and "текстийн кодчилол буруу" in mn
         assert "1 холбоотой, 1 холбоо тасарсан" in mn and "төлөвлөсний дагуу зогсоосон" in mn
         assert "7 хэмжилт илгээгдэхийг хүлээж байна, 2 хаягдсан" in mn
         assert "'outbox.sqlite.corrupt-1' нэрээр хадгалсан" in mn
@@ -158,3 +162,65 @@ def _values_line_up(out: str, labels: tuple[str, ...] = EN_LABELS) -> None:
         rest = line[len(label) + 2 :]
         columns.append(len(label) + 2 + len(rest) - len(rest.lstrip(" ")))
     assert len(set(columns)) == 1, out
+
+
+REASONS = ("too_large", "bad_topic", "not_utf8", "not_json", "duplicate_key", "not_finite", "not_object",
+           "bad_schema_version", "invalid", "topic_mismatch", "store_refused", "unsigned", "unknown_key",
+           "revoked_key", "bad_signature", "ts_in_future", "ts_too_old")  # fmt: skip
+"""Every reason docs/protocol.md lists ("How the gateway refuses a message")."""
+NAMES = {
+    "tsagaan": {"en": "Tsagaan bag", "mn": "Цагаан баг"},
+    "tsagaan/haul-road": {"en": "haul road", "mn": "тээврийн зам"},
+    "tsagaan/river-up": {"en": "upper river"},  # no Mongolian name: the English one
+}
+
+
+def _nodes() -> dict[tuple[str, str], NodeStatus]:
+    online = NodeStatus(
+        state="online", version="0.1.0", started="2026-11-22T10:00:00Z", uptime_s=60,
+        outbox=OutboxStatus(depth=3, oldest_ts=None, dropped=0, recovered_from=None), sensors={},
+        clock_synced=True,
+    )  # fmt: skip
+    return {("tsagaan", "haul-road"): online, ("tsagaan", "river-up"): STOPPED, ("other", "n9"): STOPPED}
+
+
+@pytest.mark.parametrize("language", ["en", "mn"])
+def test_status_names_nodes_and_words_the_reject_reasons_in_the_readers_language(language: str) -> None:
+    """A person reads the nodes by their friendly names (with the ids, which the other commands
+    take) and the reasons in words; a node without names stays its ids, and a reason the language
+    file has no words for stays its key. `--json` is the payload as it is (the test above)."""
+    t = Texts(language, "Asia/Ulaanbaatar", NAMES)
+    rejects = {reason: n for n, reason in enumerate(REASONS, 1)} | {"from_a_newer_gateway": 99}
+    st = GatewayStatus(
+        state="up", gateway_id="north", ts="2026-11-22T10:00:00.000Z", version="0.1.0",
+        started="2026-11-22T09:00:00.000Z", received=300, stored=48, rejects=rejects,
+    )  # fmt: skip
+    out = (
+        render(st, t("status_cli.from_file", path="status.json"), t)
+        + "\n"
+        + "\n".join(render_nodes(_nodes(), t))
+    )
+    lines = out.splitlines()
+    columns = set()
+    for n, reason in enumerate(REASONS, 1):
+        if "_" in reason:
+            assert reason not in out, out  # the key, where a person reads
+        (line,) = [x for x in lines if x.strip().startswith(t(f"status_cli.reject.{reason}") + " ")]
+        assert line.endswith(f"  {n}")
+        columns.add(len(line) - len(str(n)))
+    assert len(columns) == 1, out  # the counts start in one column, whatever the words' length
+    assert next(x for x in lines if "from_a_newer_gateway" in x).endswith("  99")
+    place = t.place("tsagaan", "haul-road")
+    assert f"    {place} (tsagaan/haul-road)  " in out
+    assert f"{t.place('tsagaan', 'river-up')} (tsagaan/river-up)" in out and "upper river" in out
+    assert "    other/n9 " in out  # no name: its ids
+    if language == "mn":
+        assert "Цагаан баг" in place and "тээврийн зам" in place
+        prose = out.replace("from_a_newer_gateway", " ").replace("status.json", " ")
+        prose = prose.replace("upper river", " ")  # a name given in English only is the name
+        words = english_words(prose.replace("north", " "))
+        data = {"tsagaan", "haul", "road", "river", "up", "other", "n9"}
+        assert [w for w in words if w not in data] == [], out
+    else:
+        assert "Tsagaan bag — haul road (tsagaan/haul-road)" in out
+        assert not any("\u0400" <= c <= "\u04ff" for c in out)

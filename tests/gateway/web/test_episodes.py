@@ -158,3 +158,70 @@ def test_ongoing_and_ended_episodes_differ_in_words_and_shape_on_a_phone(
         phone.set_window_size(360, min(height + 120, 6000))
         phone.save_screenshot(str(ARTIFACTS / f"{language}-alerts-episodes-phone.png"))
         assert width <= 360, f"/alerts is {width} px wide on a 360 px phone"
+
+
+HAUL_PM10_START = NOW - timedelta(days=3)
+HAUL_PM10 = alert_id(SITE, "haul-road", "pm10-1h", HAUL_PM10_START)
+
+
+def haul_road_ended() -> list[AlertEvent]:
+    """An episode of the haul road that ended: raised, then cleared, three days ago."""
+    return [
+        _event(
+            HAUL_PM10, "haul-road", "pm10-1h", "pm10", "raised", HAUL_PM10_START, HAUL_PM10_START,
+            value=160.0, limit=150.0, peak=160.0, average="1h", unit="µg/m³",
+        ),
+        _event(
+            HAUL_PM10, "haul-road", "pm10-1h", "pm10", "cleared", HAUL_PM10_START + timedelta(hours=2),
+            HAUL_PM10_START, ended=HAUL_PM10_START + timedelta(hours=1, minutes=45), value=90.0,
+            limit=150.0, peak=212.0, average="1h", unit="µg/m³",
+        ),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("language", ["en", "mn"])
+def test_a_nodes_page_shows_its_alert_history_as_the_same_episodes(
+    influxd: devservices.Service, phone: webdriver.Chrome, language: str
+) -> None:
+    """The node page lists the node's episodes as /alerts does (one macro, one `episodes`): the
+    ongoing dust alert with who acknowledged it, the ended PM10 alert dashed with its end and peak;
+    no bare raised/cleared event rows, and no other node's alerts."""
+    t = Texts(language)
+    events = engine_events() + haul_road_ended()
+    lines = site_lines() + alert_lines() + [e.to_line() for e in events]
+    with served_site(influxd.port, web=WebConfig(language=language), lines=lines) as site:
+        status, page, _ = site.get(f"/node/{SITE}/haul-road")
+        assert status == 200
+        section = page.split('id="node-alerts"', 1)[1].split("</section>", 1)[0]
+        assert 'class="alert ' not in section  # the event rows are gone
+        assert section.count('<li class="episode ') == 3  # dust (engine), pm25-1h (issue 6), pm10
+        assert RIVER not in section and "river-down" not in section
+
+        phone.get(site.url + f"/node/{SITE}/haul-road")
+        items = phone.find_elements(By.CSS_SELECTOR, "#node-alerts li.episode")
+        by_id = {li.get_attribute("data-alert-id"): li for li in items}
+        assert {DUST, HAUL_PM10} <= set(by_id) and len(items) == 3
+        assert [li.get_attribute("data-node") for li in items] == ["haul-road"] * 3
+        dust, ended = by_id[DUST], by_id[HAUL_PM10]
+        assert dust.get_attribute("data-state") == "ongoing" and ended.get_attribute("data-state") == "ended"
+        assert t("alerts.episode.ongoing").upper() in dust.text and "●" in dust.text
+        assert t("alerts.episode.ended") in ended.text and "✓" in ended.text
+        style = "return getComputedStyle(arguments[0]).borderTopStyle"
+        assert phone.execute_script(style, dust) == "solid" and phone.execute_script(style, ended) == "dashed"
+        background = "return getComputedStyle(arguments[0]).backgroundColor"
+        assert phone.execute_script(background, dust) != phone.execute_script(background, ended)
+        assert ended.find_element(By.CSS_SELECTOR, "dd.start").text == t.time(HAUL_PM10_START)
+        assert ended.find_element(By.CSS_SELECTOR, "dd.end").text == t.time(
+            HAUL_PM10_START + timedelta(hours=1, minutes=45)
+        )
+        assert ended.find_element(By.CSS_SELECTOR, "dd.peak").text == "212.0 µg/m³"
+        assert dust.find_element(By.CSS_SELECTOR, "dd.end").text == "—"
+        assert dust.find_element(By.CSS_SELECTOR, "dd.acked").text == t(
+            "alerts.episode.acked", by="S. Saraa", when=t.time(DUST_START + timedelta(minutes=20))
+        )
+        assert ended.find_element(By.CSS_SELECTOR, "dd.acked").text == t("alerts.episode.not_acked")
+        assert t("alert.severity.warning") in dust.find_element(By.CSS_SELECTOR, "dd.severity").text
+        phone.execute_script("arguments[0].scrollIntoView()", dust)
+        phone.save_screenshot(str(ARTIFACTS / f"{language}-node-episodes-phone.png"))
+        width = phone.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 360, f"the node page is {width} px wide on a 360 px phone"

@@ -415,6 +415,67 @@ def test_pages_refresh_their_data_without_a_reload_and_stop_when_hidden(
     WebDriverWait(phone, 10).until(lambda d: not stale.is_displayed())
 
 
+HIDE = (
+    "Object.defineProperty(document, 'visibilityState', {value: arguments[0], configurable: true});"
+    "document.dispatchEvent(new Event('visibilitychange'));"
+)
+"""A tab hidden (arguments[0] "hidden") or shown again ("visible"), as the browser tells a page."""
+# An observation accepted while the timeline and the observations page are open, in each language.
+LATER = {"en": "Dust cloud over the tailings dam at dusk", "mn": "Үдэш хаягдлын далан дээгүүр тоосны үүл"}
+
+
+def test_the_timeline_and_the_observations_refresh_themselves_and_stop_when_hidden(
+    site: tuple[Site, Texts], phone: webdriver.Chrome
+) -> None:
+    """The site's timeline and the accepted observations refresh as the other pages do
+    (`data-refresh-s`, static/site.js): an observation accepted after the page opened shows up on
+    both without a reload; a hidden tab stops asking and, shown again, goes on."""
+    s, t = site
+    assert s.field is not None
+    lang = t.language
+    pages = {"timeline": ("#timeline", PAGES["timeline"]), "observations": ("#observations", "/observations")}
+    opened: dict[str, str] = {}
+    for name, (_, path) in pages.items():
+        phone.switch_to.new_window("tab")
+        _portrait(phone)
+        phone.get(s.url + path)
+        html = phone.find_element(By.TAG_NAME, "html")
+        assert html.get_attribute("data-refresh-s") == "60", name
+        assert html.get_attribute("data-refreshing") == "on", name
+        assert LATER[lang] not in phone.find_element(By.TAG_NAME, "main").text
+        phone.execute_script("window.notReloaded = true")
+        opened[name] = phone.current_window_handle
+    obs = Observation(id=str(uuid.uuid4()), observer="code:1", kind="dust", text=LATER[lang],
+                      at=NOW - timedelta(minutes=20), site=SITE, node="haul-road", lat=None, lon=None,
+                      received=NOW - timedelta(minutes=15), photo_received_sha256=None,
+                      photo_sha256=None)  # fmt: skip
+    assert s.field.add(obs, None)
+    s.field.decide(obs.id, "accepted", "saraa", "seen from the road", NOW - timedelta(minutes=5))
+    first = phone.window_handles[0]
+    try:
+        for name, (listed, _) in pages.items():
+            phone.switch_to.window(opened[name])
+            html = phone.find_element(By.TAG_NAME, "html")
+            phone.execute_script("return window.minewatch.refresh()")
+            WebDriverWait(phone, 10).until(
+                lambda d, listed=listed: LATER[lang] in d.find_element(By.CSS_SELECTOR, listed).text
+            )
+            assert phone.execute_script("return window.notReloaded") is True, name
+            assert html.get_attribute("data-refreshed") == "1", name
+            assert t("observe.kind_dust") in phone.find_element(By.CSS_SELECTOR, listed).text
+            phone.execute_script(HIDE, "hidden")
+            assert html.get_attribute("data-refreshing") == "off", name
+            phone.execute_script(HIDE, "visible")
+            assert html.get_attribute("data-refreshing") == "on", name
+            width = phone.execute_script("return document.documentElement.scrollWidth")
+            assert width <= WIDTH, f"{name} is {width} px wide after its refresh"
+    finally:
+        for handle in opened.values():
+            phone.switch_to.window(handle)
+            phone.close()
+        phone.switch_to.window(first)
+
+
 def test_the_node_page_refreshes_its_charts_in_place(
     site: tuple[Site, Texts], phone: webdriver.Chrome
 ) -> None:
