@@ -268,7 +268,7 @@ def test_check_words_wrong_values_in_its_language_not_pydantics(
         "minewatch-node: node.toml: site: 'Tsagaan' is not an id: up to 32 small Latin letters, digits,"
         " - and _, starting with a letter or digit (like haul-road)",
         "node.toml: interval_s: '60s' is not a whole number: write the number alone, without a unit"
-        ' (60, not "60s")',
+        ' (60, not "60 seconds")',
         "node.toml: mqtt.port: 99999 is too large: it must be 65535 or less",
         "node.toml: mqtt.tls: 'maybe' is neither true nor false: write true or false, without quotes",
     ]
