@@ -498,6 +498,10 @@ class Engine:
         )
         msg_id, extra = rule.message(event)
         params = {**params_of(event), **event.msg_params, **extra}
+        if rule.title:  # the operator's own words for the rule, kept with the event (`rule_name`)
+            params["title"] = dict(rule.title)
+        if rule.standard:  # the limit's source, for readers of the stored row (the feed's details)
+            params.setdefault("standard", rule.standard)
         message = render(msg_id, params, EN)
         return event.with_state(event.state, message=message, msg_id=msg_id, msg_params=params)
 
