@@ -25,6 +25,8 @@ from gateway.alerts.engine import Engine
 from gateway.alerts.events import AlertEvent
 from gateway.alerts.history import Fill, node_history
 from gateway.alerts.links import AckLinks
+from gateway.alerts.messages import EN
+from gateway.alerts.reasons import words
 from gateway.alerts.record import InfluxRecord, RecordOptions
 from gateway.alerts.store import AlertStore
 from gateway.channels import ChannelContext, ChannelOptions, open_channel
@@ -469,7 +471,14 @@ class Alerts:
             "updated": utc_now().isoformat(),
             "active": [m.to_dict() for m in machines if m.is_active],
             "not_evaluated": [
-                {"rule": m.rule, "site": m.site, "node": m.node, "reason": m.reason}
+                # the reason in English words, and as its key and parameters ([alert.reason])
+                {
+                    "rule": m.rule,
+                    "site": m.site,
+                    "node": m.node,
+                    "reason": words(m.reason, EN, m.site),
+                    "reason_key": m.reason,
+                }
                 for m in machines
                 if not m.evaluable
             ],

@@ -19,6 +19,7 @@ from contract.i18n import Texts
 from contract.metrics import unit as metric_unit
 from contract.wire import ID_PATTERN, ReadingPayload
 from gateway.alerts.machine import Evaluation, MachineState
+from gateway.alerts.reasons import percent, reason
 from gateway.alerts.windows import Series
 
 if TYPE_CHECKING:
@@ -191,16 +192,19 @@ def value_at(
 ) -> tuple[float | None, str]:
     if average_s <= 0:
         value = series.value_at(t_ms)
-        return value, "" if value is not None else "no value in this reading"
+        return value, "" if value is not None else NO_VALUE
     window = series.mean(t_ms, int(average_s * 1000), min_completeness)
     if window.value is None:
         return None, incomplete(window.completeness, min_completeness)
     return window.value, ""
 
 
+NO_VALUE = reason("no_value")
+
+
 def incomplete(completeness: float, needed: float) -> str:
-    """Why a window's mean does not count (`ack --list` shows it)."""
-    return f"window {completeness:.0%} complete, below the {needed:.0%} needed"
+    """Why a window's mean does not count (`ack --list` shows it, gateway/alerts/reasons.py)."""
+    return reason("window_incomplete", complete=percent(completeness), needed=percent(needed))
 
 
 RULES: dict[str, type[RuleBase]] = {}
