@@ -108,11 +108,11 @@ class Alerts:
 
     def _channel(self, opts: ChannelOptions) -> Channel:
         ctx = ChannelContext(
-            self._publish_via_gateway, self.cfg.topic_prefix, self._publish_retained, self._active_words
+            self._publish_via_gateway, self.cfg.topic_prefix, self._publish_retained, self.active_words
         )
         return open_channel(opts, ctx)
 
-    def _active_words(self, opts: ChannelOptions) -> list[dict[str, Any]]:
+    def active_words(self, opts: ChannelOptions) -> list[dict[str, Any]]:
         """The latest event of each active alert, oldest first, as a channel with `opts` words it
         (`in_words`): what the alert topic's retained copy falls back on after a restart."""
         if self.store is None:
