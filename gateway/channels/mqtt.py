@@ -79,25 +79,28 @@ class Mqtt:
     def _send(self, event: dict[str, Any]) -> bool:
         node = (str(event["site"]), str(event["node"]))
         topic = f"{self._prefix}/v1/{node[0]}/{node[1]}/alert"
-        ident = str(event.get("id"))
         if self._live is None or not event.get("id"):
             return self._publish(topic, _payload(event))
         alerts = self._active.setdefault(node, {})
         if event.get("state") != "cleared":
             self._remember(event)
-            self._retained[node] = ident
-            return self._publish(topic, _payload(event))
-        alerts.pop(ident, None)
+            return self._retain(node, topic, event)
+        alerts.pop(str(event["id"]), None)
         if not alerts:  # nothing left active at the node: its all-clear is what a newcomer reads
-            self._retained[node] = ident
-            return self._publish(topic, _payload(event))
+            return self._retain(node, topic, event)
         if not self._live(topic, _payload(event)):
             return False
         if self._retained.get(node) in alerts:
             return True  # the broker keeps another alert's event, still active
-        newest = next(reversed(alerts.values()))
-        self._retained[node] = str(newest.get("id"))
-        return self._publish(topic, _payload(newest))
+        return self._retain(node, topic, next(reversed(alerts.values())))
+
+    def _retain(self, node: Node, topic: str, event: dict[str, Any]) -> bool:
+        """Publish `event` retained; what the broker keeps for `node` is then that alert's."""
+        if not self._publish(topic, _payload(event)):
+            self._retained.pop(node, None)  # unknown now: the next all-clear publishes again
+            return False
+        self._retained[node] = str(event.get("id"))
+        return True
 
     def close(self) -> None:
         pass
