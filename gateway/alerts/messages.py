@@ -286,6 +286,8 @@ def rule_name(doc: Mapping[str, Any], t: Texts) -> str:
         return t(
             "alert.rule_name.difference", what=what, reference=t.node_name(site, str(params["reference"]))
         )
+    if kind == "sensor_fault" and spec(metric) is not None:  # one sensor's, not any sensor's
+        return t("alert.rule_name.sensor_fault_one", metric=t.short(metric))
     if kind in ("offline", "stop", "sensor_fault"):
         return t(f"alert.rule_name.{kind}")
     return str(doc.get("rule") or "")

@@ -88,6 +88,7 @@ def test_a_subject_names_the_rule_by_what_it_watches_not_by_its_id() -> None:
     offline = next(e.to_json() for _, e in _every_event() if e.msg_id == "alert.offline.raised")
     assert messages.rule_name(offline, MN) == "холбоо тасарсан"
     assert messages.rule_name(by_rule[("faulty", "raised")], EN) == "sensor fault"
+    assert messages.rule_name(by_rule[("pm10-fault", "raised")], MN) == "PM10 мэдрэгчийн гэмтэл"
     # the id stays where machines read it
     assert doc["rule"] == "us-epa-pm25-24h" and doc["id"].startswith("tsagaan.haul-road.")
 
