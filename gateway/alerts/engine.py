@@ -24,6 +24,7 @@ from gateway.alerts.events import AlertEvent, alert_id
 from gateway.alerts.machine import Evaluation, MachineState, Transition, advance, reset
 from gateway.alerts.messages import EN, params_of, render
 from gateway.alerts.plan import INSTANT, NOWCAST, READING, WINDOW, Key, Plan
+from gateway.alerts.reasons import words
 from gateway.alerts.rules import AnyRule
 from gateway.alerts.rules.base import incomplete
 from gateway.alerts.rules.nowcast import NO_NOWCAST, nowcast_category
@@ -420,7 +421,9 @@ class Engine:
                 if m.evaluable == (e.status == "unknown"):
                     m.evaluable = not m.evaluable
                     if not m.evaluable:
-                        log.info("%s at %s/%s not evaluated: %s", rule.name, site, node, reason)
+                        log.info(
+                            "%s at %s/%s not evaluated: %s", rule.name, site, node, words(reason, EN, site)
+                        )
             return []
         # What a restart (and `ack --list`) must find as it was.
         was = (m.alert_id, m.evaluable, m.reason, m.clear_since_ms, m.last_notice_ms, m.peak, m.late)
@@ -443,7 +446,7 @@ class Engine:
         if was != now or transitions:
             self._dirty.add(m.key)
         if not m.evaluable and was[1]:
-            log.info("%s at %s/%s not evaluated: %s", rule.name, site, node, m.reason)
+            log.info("%s at %s/%s not evaluated: %s", rule.name, site, node, words(m.reason, EN, site))
         return [self._transition(rule, m, t, t_ms, is_late) for t in transitions]
 
     def _transition(
@@ -498,6 +501,10 @@ class Engine:
         )
         msg_id, extra = rule.message(event)
         params = {**params_of(event), **event.msg_params, **extra}
+        if rule.title:  # the operator's own words for the rule, kept with the event (`rule_name`)
+            params["title"] = dict(rule.title)
+        if rule.standard:  # the limit's source, for readers of the stored row (the feed's details)
+            params.setdefault("standard", rule.standard)
         message = render(msg_id, params, EN)
         return event.with_state(event.state, message=message, msg_id=msg_id, msg_params=params)
 

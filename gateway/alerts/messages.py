@@ -9,6 +9,7 @@ stored, as `message`, for readers that know no ids (and for events stored before
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -177,16 +178,53 @@ def render(msg_id: str, params: Mapping[str, Any], t: Texts) -> str:
             "alert.reminder_no_peak" if params["metric"] == "status" else "alert.reminder",
             **{**words, "text": text},
         )
-    elif state == "cleared":
+    elif state == "cleared" and not msg_id.startswith("alert.stop."):  # a return says so itself
         text = t("alert.cleared", text=text)
     elif state == "acknowledged":
         text = t("alert.acknowledged", by=params.get("acked_by"), text=text)
     if params.get("late"):
         text = t("alert.late", text=text)
-    site, node = str(params.get("site")), str(params.get("node"))
-    if text.startswith((node, site, t.node_name(site, node), t.site_name(site))):
-        return text  # an id or a name is written as it is: "haul-road (tsagaan) is offline"
-    return text[0].upper() + text[1:]
+    layers = ["alert.late"] if params.get("late") else []
+    if state == "reminder":
+        layers.append("alert.reminder_no_peak" if params["metric"] == "status" else "alert.reminder")
+    elif state == "acknowledged" or (state == "cleared" and not msg_id.startswith("alert.stop.")):
+        layers.append(f"alert.{state}")
+    if _opens_with_data(t, [*layers, msg_id]):
+        return text  # a name, an id or an address is written as it is: "haul-road is offline"
+    return text[:1].upper() + text[1:]
+
+
+DATA = frozenset(
+    (
+        "where",
+        "node",
+        "site",
+        "by",
+        "acked_by",
+        "reference",
+        "value",
+        "limit",
+        "peak",
+        "since",
+        "until",
+        "ago",
+    )
+)
+"""Placeholders that hold data (a name, an id, an address, a number, a time): never re-cased."""
+_OPENING = re.compile(r"^\{(\w+)\}")
+
+
+def _opens_with_data(t: Texts, keys: Sequence[str]) -> bool:
+    """Whether a sentence made of the messages `keys` (outermost first, each inner one filling the
+    outer's `{text}`) begins with a value rather than a word of the language file. Only a word is
+    capitalised at the start of a sentence: "oyuna хүлээн авсан" keeps the name as it was typed."""
+    for key in keys:
+        opening = _OPENING.match(t(key))  # the template itself: `t` without values leaves it as is
+        if opening is None:
+            return False
+        if opening.group(1) != "text":
+            return opening.group(1) in DATA
+    return False
 
 
 def text_of(doc: Mapping[str, Any], t: Texts) -> str:
@@ -200,16 +238,80 @@ def text_of(doc: Mapping[str, Any], t: Texts) -> str:
     return render(str(msg_id), params, t)
 
 
+def params_of_row(params: object) -> dict[str, Any]:
+    """Message parameters from an event's JSON (a dict) or its stored row (the JSON text InfluxDB
+    keeps); {} when there are none or they do not parse."""
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError:
+            return {}
+    return dict(params) if isinstance(params, dict) else {}
+
+
+def _params(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return params_of_row(doc.get("msg_params"))
+
+
+def is_planned_stop(doc: Mapping[str, Any]) -> bool:
+    """A node's planned stop (or its return): a notice told once, with no reminders."""
+    return str(doc.get("msg_id") or "").startswith("alert.stop.")
+
+
+def rule_name(doc: Mapping[str, Any], t: Texts) -> str:
+    """The rule of an event as a person reads it, in `t`'s language: the rule's own `title` in that
+    language when its config gives one (kept in the event's parameters); else what it watches, from
+    the message's parameters: "PM2.5 24-hour mean, US EPA", "PM2.5 NowCast: Unhealthy or worse",
+    "offline". The rule's id stays where machines read (`rule` in the JSON, the alert id, the CLI);
+    an event stored before message ids is named by its id."""
+    params = _params(doc)
+    title = params.get("title")
+    if isinstance(title, dict) and title.get(t.language):
+        return str(title[t.language])
+    msg_id = str(doc.get("msg_id") or "")
+    kind = msg_id.split(".")[1] if msg_id.count(".") >= 2 else ""
+    metric = str(params.get("metric") or doc.get("metric") or "")
+    what = _what(t, metric, str(params.get("average") or doc.get("average") or "instant"))
+    if kind == "threshold":
+        standard = params.get("standard")
+        if not standard:
+            return what
+        key = standard_key(str(standard))
+        named = t(f"alert.rule_standard.{key}") if key is not None else str(standard)
+        return t("alert.rule_name.standard", what=what, standard=named)
+    if kind == "nowcast" and t.has(f"alert.category.{params.get('threshold')}"):
+        return t("alert.rule_name.nowcast", what=what, category=t(f"alert.category.{params['threshold']}"))
+    if kind == "difference" and params.get("reference"):
+        site = str(params.get("site") or doc.get("site") or "")
+        return t(
+            "alert.rule_name.difference", what=what, reference=t.node_name(site, str(params["reference"]))
+        )
+    if kind == "sensor_fault" and spec(metric) is not None:  # one sensor's, not any sensor's
+        return t("alert.rule_name.sensor_fault_one", metric=t.short(metric))
+    if kind in ("offline", "stop", "sensor_fault"):
+        return t(f"alert.rule_name.{kind}")
+    return str(doc.get("rule") or "")
+
+
+def _state_word(doc: Mapping[str, Any], t: Texts) -> str:
+    """The event's state in a subject; a planned stop is a notice, and its return ends it."""
+    state = str(doc.get("state") or "")
+    if is_planned_stop(doc) and t.has(f"alert.stop.state.{state}"):
+        return t(f"alert.stop.state.{state}")
+    return t(f"alert.state.{state}") if t.has(f"alert.state.{state}") else state
+
+
 def subject(doc: Mapping[str, Any], t: Texts) -> str:
-    """An email's subject, a push notification's title."""
-    severity, state = doc.get("severity", ""), doc.get("state", "")
+    """An email's subject, a push notification's title, a feed entry's title: the rule by its name
+    in the reader's language (`rule_name`), never by its id."""
+    severity = doc.get("severity", "")
     return t(
         "alert.subject",
         severity=t(f"alert.severity.{severity}")
         if t.has(f"alert.severity.{severity}")
         else str(severity).upper(),
-        state=t(f"alert.state.{state}") if t.has(f"alert.state.{state}") else state,
-        rule=doc.get("rule"),
+        state=_state_word(doc, t),
+        rule=rule_name(doc, t),
         node=t.node_name(str(doc.get("site")), str(doc.get("node"))) if doc.get("site") else doc.get("node"),
     )
 
@@ -275,7 +377,7 @@ def details(
     source = (
         t("alert.detail.standard", standard=standard_name(t, str(standard)))
         if standard
-        else t("alert.detail.rule", rule=doc.get("rule"))
+        else t("alert.detail.rule", rule=rule_name(doc, t))
     )
     lines = [
         t("alert.detail.id", id=doc.get("id")),
@@ -293,7 +395,9 @@ def details(
         lines.append(t("alert.detail.ended", until=_since(t, str(doc["ended"]), True)))
     if is_actionable(doc) and how_to_ack:
         if ack_url:
-            lines.append(t("alert.detail.ack_link", url=ack_url))
+            # a planned stop has no reminders to stop: it is only marked as seen
+            key = "alert.detail.ack_link_notice" if is_planned_stop(doc) else "alert.detail.ack_link"
+            lines.append(t(key, url=ack_url))
         else:
             name = t("alert.detail.your_name")
             command = f"minewatch-gateway ack {doc.get('id')} --by {name}"

@@ -25,11 +25,13 @@ from gateway.alerts.engine import Engine
 from gateway.alerts.events import AlertEvent
 from gateway.alerts.history import Fill, node_history
 from gateway.alerts.links import AckLinks
+from gateway.alerts.messages import EN
+from gateway.alerts.reasons import words
 from gateway.alerts.record import InfluxRecord, RecordOptions
 from gateway.alerts.store import AlertStore
 from gateway.channels import ChannelContext, ChannelOptions, open_channel
 from gateway.channels.base import Channel, Publish, recipients_of
-from gateway.channels.dispatcher import Dispatcher, Worker
+from gateway.channels.dispatcher import Dispatcher, Worker, in_words
 from gateway.channels.mqtt import MqttOptions
 from gateway.config import GatewayConfig
 from gateway.hooks import Hooks
@@ -105,8 +107,20 @@ class Alerts:
         return self._publish(topic, payload)
 
     def _channel(self, opts: ChannelOptions) -> Channel:
-        ctx = ChannelContext(self._publish_via_gateway, self.cfg.topic_prefix, self._publish_retained)
+        ctx = ChannelContext(
+            self._publish_via_gateway, self.cfg.topic_prefix, self._publish_retained, self.active_words
+        )
         return open_channel(opts, ctx)
+
+    def active_words(self, opts: ChannelOptions) -> list[dict[str, Any]]:
+        """The latest event of each active alert, oldest first, as a channel with `opts` words it
+        (`in_words`): what the alert topic's retained copy falls back on after a restart."""
+        if self.store is None:
+            return []
+        texts = self.cfg.site.texts(opts.language)
+        active = sorted((m for m in self.engine.machines.values() if m.is_active), key=lambda m: m.last_t_ms)
+        latest = [events[-1] for m in active if (events := self.store.events(m.alert_id))]
+        return [in_words(doc, texts) for doc in latest]
 
     def _links(self, store: AlertStore) -> AckLinks | None:
         """Acknowledgement links, when the dashboard has a public address to put in them."""
@@ -476,7 +490,14 @@ class Alerts:
             "updated": utc_now().isoformat(),
             "active": [m.to_dict() for m in machines if m.is_active],
             "not_evaluated": [
-                {"rule": m.rule, "site": m.site, "node": m.node, "reason": m.reason}
+                # the reason in English words, and as its key and parameters ([alert.reason])
+                {
+                    "rule": m.rule,
+                    "site": m.site,
+                    "node": m.node,
+                    "reason": words(m.reason, EN, m.site),
+                    "reason_key": m.reason,
+                }
                 for m in machines
                 if not m.evaluable
             ],

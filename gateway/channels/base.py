@@ -133,11 +133,14 @@ Publish = Callable[[str, bytes], bool]
 class ChannelContext:
     """What the gateway lends a channel that cannot work from its options alone: the alert topic
     goes out through the gateway's own MQTT connection, under its topic prefix (retained, with
-    `publish_retained`, when the gateway gives it)."""
+    `publish_retained`, when the gateway gives it), and knows the alerts active when it starts."""
 
     publish: Publish
     prefix: str
     publish_retained: Publish | None = None
+    active: Callable[[ChannelOptions], list[dict[str, Any]]] = lambda opts: []
+    """The latest event of each alert active now, as a channel with these options words it (its
+    body): the alert topic keeps a node's retained copy on one of them after a restart."""
 
 
 Build = Callable[[Any, ChannelContext], Channel]

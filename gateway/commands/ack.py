@@ -21,6 +21,7 @@ from contract.configfile import ConfigError
 from contract.i18n import Texts
 from contract.metrics import spec
 from gateway.alerts.messages import text_of
+from gateway.alerts.reasons import words
 from gateway.alerts.service import STATUS_FILE
 from gateway.alerts.store import AlertStore
 from gateway.config import GatewayConfig, load
@@ -103,7 +104,8 @@ def _list(store: AlertStore, status_file: Path, cfg: GatewayConfig, language: st
     for m in machines:
         if not m.evaluable:
             node, site = t.node_name(m.site, m.node), t.site_name(m.site)
-            print(t("ack.not_evaluated", rule=m.rule, node=node, site=site, reason=m.reason))
+            reason = words(m.reason, t, m.site)  # in the reader's language (gateway/alerts/reasons.py)
+            print(t("ack.not_evaluated", rule=m.rule, node=node, site=site, reason=reason))
     try:
         status = json.loads(status_file.read_text())
         for label, stats in status.get("channels", {}).items():

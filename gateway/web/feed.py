@@ -37,15 +37,27 @@ def _add(parent: ET.Element, name: str, text: str | None = None, **attrs: str) -
 
 
 def _doc(e: AlertEvent) -> dict[str, object]:
+    """A stored event as the message renderers read an event's JSON (gateway/alerts/messages.py)."""
+    params = messages.params_of_row(e.msg_params)
     return {
+        "id": e.alert_id,
         "message": e.message,
         "msg_id": e.msg_id,
-        "msg_params": e.msg_params,
+        "msg_params": params,
         "severity": e.severity or "",
         "state": e.state,
         "rule": e.rule,
         "site": e.site,  # the subject names the node by its friendly name, which needs its site
         "node": e.node,
+        "metric": e.metric,
+        "average": e.average,
+        "value": e.value,
+        "limit": e.limit,
+        "unit": e.unit,
+        "started": format_ts(e.started) if e.started else None,
+        "ended": format_ts(e.ended) if e.ended else None,
+        "acked_by": e.acked_by,
+        "standard": params.get("standard"),  # the limit's source, as the rule named it
     }
 
 
@@ -65,11 +77,18 @@ def atom(site: str, events: list[AlertEvent], now: datetime, ctx: Context) -> by
     for e in events:
         entry = _add(feed, "entry")
         stamp = int(e.time.timestamp() * 1000)
+        doc = _doc(e)
         _add(entry, "id", f"{TAG}alert/{e.site}/{e.node}/{e.rule}/{e.state}/{stamp}")
-        _add(entry, "title", messages.subject(_doc(e), t))
+        _add(entry, "title", messages.subject(doc, t))
         _add(entry, "updated", format_ts(e.time))
         _add(entry, "link", rel="alternate", type="text/html", href=f"/node/{e.site}/{e.node}")
-        _add(entry, "summary", messages.text_of(_doc(e), t))
+        sentence = messages.text_of(doc, t)
+        _add(entry, "summary", sentence)
+        # What the messages carry under the sentence (the alert id, value and limit with their
+        # source, the place, since when, who acknowledged), one line each; a feed reader cannot
+        # acknowledge, so not how to.
+        lines = messages.details(doc, t, how_to_ack=False) if e.alert_id else []
+        _add(entry, "content", "\n".join([sentence, "", *lines]) if lines else sentence, type="text")
         if e.severity and t.has(f"alert.severity.{e.severity}"):
             _add(entry, "category", term=e.severity, label=t(f"alert.severity.{e.severity}"))
     body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from contract.i18n import Texts
 from contract.metrics import unit as metric_unit
 from contract.wire import ID_PATTERN, ReadingPayload
 from gateway.alerts.machine import Evaluation, MachineState
+from gateway.alerts.reasons import percent, reason
 from gateway.alerts.windows import Series
 
 if TYPE_CHECKING:
@@ -73,6 +75,11 @@ class RuleBase(Model):
     standard: str | None = Field(
         default=None, description="How messages name the limit's source: 'MNS 4585:2016'."
     )
+    title: dict[str, str] | None = Field(
+        default=None,
+        description="The rule's name as people read it, per language: {en = 'Dust at the school', "
+        "mn = '...'}; without one (or in another language) messages name it by what it watches.",
+    )
 
     has_category: ClassVar[bool] = False
     """Events carry the AQI category the rule last saw (NowCast)."""
@@ -80,6 +87,17 @@ class RuleBase(Model):
     """`on_clock` is asked about every node on every tick (offline)."""
 
     _check_durations = field_validator("clear_after", "remind_every", mode="before")(lambda v: duration(v))
+
+    @field_validator("title")
+    @classmethod
+    def _titled_in_known_languages(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is None:
+            return None
+        for language, text in value.items():
+            Texts.known_language(language)
+            if not text.strip():
+                raise ValueError(f"title.{language} is empty: write the rule's name, or leave it out")
+        return {language: text.strip() for language, text in value.items()}
 
     @property
     def clear_after_s(self) -> float:
@@ -174,16 +192,19 @@ def value_at(
 ) -> tuple[float | None, str]:
     if average_s <= 0:
         value = series.value_at(t_ms)
-        return value, "" if value is not None else "no value in this reading"
+        return value, "" if value is not None else NO_VALUE
     window = series.mean(t_ms, int(average_s * 1000), min_completeness)
     if window.value is None:
         return None, incomplete(window.completeness, min_completeness)
     return window.value, ""
 
 
+NO_VALUE = reason("no_value")
+
+
 def incomplete(completeness: float, needed: float) -> str:
-    """Why a window's mean does not count (`ack --list` shows it)."""
-    return f"window {completeness:.0%} complete, below the {needed:.0%} needed"
+    """Why a window's mean does not count (`ack --list` shows it, gateway/alerts/reasons.py)."""
+    return reason("window_incomplete", complete=percent(completeness), needed=percent(needed))
 
 
 RULES: dict[str, type[RuleBase]] = {}

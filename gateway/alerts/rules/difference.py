@@ -12,6 +12,7 @@ from contract.wire import ID_PATTERN
 from gateway.alerts.events import AlertEvent
 from gateway.alerts.machine import Evaluation
 from gateway.alerts.plan import OTHER
+from gateway.alerts.reasons import percent, reason
 from gateway.alerts.rules.base import Averaged, Model, RuleBase, SeriesOf, register_rule
 
 if TYPE_CHECKING:
@@ -129,18 +130,20 @@ class DifferenceRule(RuleBase, Averaged):
         down, up = series_of(site, self.node, metric), series_of(up_site, self.reference, metric)
         if down is None or up is None:
             missing = self.reference if up is None else self.node
-            return Evaluation("unknown", reason=f"no {metric} from {missing} yet")
+            return Evaluation("unknown", reason=reason("no_metric_from", metric=metric, node=missing))
         if self.average_s <= 0:
             value = down.latest_before(t_ms, INSTANT_MAX_AGE_MS)
             background = up.latest_before(t_ms, INSTANT_MAX_AGE_MS)
-            why = "no recent value"
+            why = reason("no_recent")
         else:
             d = down.mean(t_ms, int(self.average_s * 1000), self.min_completeness)
             u = up.mean(t_ms, int(self.average_s * 1000), self.min_completeness)
             value, background = d.value, u.value
-            why = (
-                f"windows {d.completeness:.0%} / {u.completeness:.0%} complete "
-                f"(need {self.min_completeness:.0%})"
+            why = reason(
+                "windows_incomplete",
+                down=percent(d.completeness),
+                up=percent(u.completeness),
+                needed=percent(self.min_completeness),
             )
         if value is None or background is None:
             return Evaluation("unknown", reason=why)

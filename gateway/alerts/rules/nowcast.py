@@ -11,6 +11,7 @@ from gateway import aqi
 from gateway.alerts.events import AlertEvent
 from gateway.alerts.machine import Evaluation
 from gateway.alerts.plan import NOWCAST
+from gateway.alerts.reasons import reason
 from gateway.alerts.rules.base import RuleBase, SeriesOf, register_rule
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 _CATEGORY = {c.key: c for c in aqi.CATEGORIES}
 RANK = {key: i for i, key in enumerate(aqi.CATEGORY_KEYS)}
 """AQI categories from the best (0, "good") up: a rule raises at its category's rank or above."""
-NO_NOWCAST = "fewer than two of the last three hours complete"
+NO_NOWCAST = reason("no_nowcast")  # fewer than two of the last three hours complete
 
 
 # The same 12 hourly means give the same NowCast all hour long, for every NowCast rule.
@@ -75,7 +76,7 @@ class NowcastRule(RuleBase):
         series = series_of(site, node, self.metric)
         threshold_cat = _CATEGORY[self.category]
         if series is None:
-            return Evaluation("unknown", reason="no pm2_5 at this node")
+            return Evaluation("unknown", reason=reason("no_metric", metric=self.metric))
         value, key, rank = nowcast_category(series.hourly_means(t_ms, self.min_completeness))
         if value is None:
             return Evaluation("unknown", limit=threshold_cat.low, reason=NO_NOWCAST)

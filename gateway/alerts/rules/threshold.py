@@ -11,6 +11,7 @@ from contract.metrics import Metric
 from gateway.alerts.events import AlertEvent
 from gateway.alerts.machine import Evaluation
 from gateway.alerts.plan import INSTANT, WINDOW
+from gateway.alerts.reasons import reason
 from gateway.alerts.rules.base import Averaged, RuleBase, SeriesOf, register_rule, value_at
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class ThresholdRule(RuleBase, Averaged):
     def evaluate(self, series_of: SeriesOf, site: str, node: str, t_ms: int) -> Evaluation:
         series = series_of(site, node, self.metric.value)
         if series is None:
-            return Evaluation("unknown", reason=f"no {self.metric.value} at this node")
+            return Evaluation("unknown", reason=reason("no_metric", metric=self.metric.value))
         value, why = value_at(series, t_ms, self.average_s, self.min_completeness)
         if value is None:
             return Evaluation("unknown", limit=self.limit, reason=why)

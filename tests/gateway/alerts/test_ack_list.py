@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.alerts.engine import Engine
 from gateway.alerts.machine import MachineState
 from gateway.alerts.store import AlertStore
 from gateway.cli import main
+from tests.alert_helpers import T0, Feed, rules
 from tests.contract.test_i18n_mn import english_words
+from tests.fakes.clock import FakeClock
 
 ALERT = "tsagaan.haul-road.pm-fault.20261122T101500Z"
 
@@ -90,3 +93,50 @@ def _answer(store: AlertStore, result: str, done: threading.Event) -> None:
     while not done.wait(0.05):
         for ack_id, _, _ in store.open_acks():
             store.ack_result(ack_id, result)
+
+
+NOT_EVALUATED = [
+    {"name": "dust-24h", "type": "threshold", "metric": "pm2_5", "limit": 50, "average": "24h"},
+    {"name": "dust-aqi", "type": "nowcast"},
+    {
+        "name": "river",
+        "type": "difference",
+        "metric": "pm2_5",
+        "node": "haul-road",
+        "reference": "upwind",
+        "limit": 5,
+    },
+]
+
+
+def test_why_a_rule_is_not_evaluated_is_listed_in_the_readers_language(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real engine's reasons (an incomplete 24-hour window, no NowCast yet, no reading from a
+    difference rule's reference), kept as keys with parameters, worded by `ack --list --lang`."""
+    clock = FakeClock(T0)
+    engine = Engine(rules(*NOT_EVALUATED), clock=clock)
+    Feed(engine, clock).series("haul-road", T0, [20.0] * 6, step_s=600)
+    machines = list(engine.machines.values())
+    assert {m.rule for m in machines if not m.evaluable} >= {"dust-24h", "dust-aqi", "river"}
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n')
+    store = AlertStore(tmp_path / "data" / "alerts.sqlite")
+    store.commit(machines, [])
+    store.close()
+    said = {}
+    for lang in ("en", "mn"):
+        assert main(["ack", "--list", "--lang", lang, "--config", str(cfg)]) == 0
+        said[lang] = [
+            line for line in capsys.readouterr().out.splitlines() if "dust" in line or "river" in line
+        ]
+    en = "\n".join(said["en"])
+    assert "dust-24h at haul-road (tsagaan): window 4% complete, below the 75% needed" in en
+    assert "fewer than two of the last three hours complete" in en
+    assert "river at haul-road (tsagaan): no PM2.5 from upwind yet" in en
+    assert len(said["mn"]) == len(said["en"]) >= 3
+    mn = "\n".join(said["mn"])
+    assert "өгөгдлийн бүрэн байдал 4%, дор хаяж 75% хэрэгтэй" in mn
+    assert "upwind мэдрэгчээс PM2.5 хэмжилт хараахан ирээгүй" in mn
+    data = r"dust-24h|dust-aqi|river|haul-road|tsagaan|upwind"
+    assert english_words(re.sub(data, " ", mn)) == [], mn

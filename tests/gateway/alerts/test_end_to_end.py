@@ -133,9 +133,9 @@ def test_a_dust_event_reaches_every_channel_once_across_a_gateway_kill(
     assert [b["state"] for b in hook.json_bodies("/hook")] == ["raised", "acknowledged", "cleared"]
     subjects = [email.message_from_bytes(m.content)["Subject"] for m in smtp.messages]  # type: ignore[arg-type]
     assert subjects == [
-        "[minewatch] WARNING raised: pm25-instant at haul-road",
-        "[minewatch] WARNING acknowledged: pm25-instant at haul-road",
-        "[minewatch] WARNING cleared: pm25-instant at haul-road",
+        "[minewatch] WARNING raised: PM2.5 at haul-road",
+        "[minewatch] WARNING acknowledged: PM2.5 at haul-road",
+        "[minewatch] WARNING cleared: PM2.5 at haul-road",
     ]
     rows = influx.rows('SELECT * FROM "alert" GROUP BY "site", "node", "rule", "metric"')
     assert [r["state"] for r in rows] == ["raised", "acknowledged", "cleared"]

@@ -16,6 +16,8 @@ from contract.wire import MetricValue, ReadingPayload
 from gateway.alerts.config import IDAHO_TIERS, Tier
 from gateway.alerts.engine import Engine
 from gateway.alerts.machine import MachineState
+from gateway.alerts.messages import EN
+from gateway.alerts.reasons import words
 from gateway.alerts.rules import allowed_increase
 from gateway.alerts.windows import Series
 from gateway.aqi import nowcast
@@ -72,7 +74,8 @@ def test_a_24_hour_mean_is_evaluated_only_from_18_hours_of_data_then_raises() ->
     ts = feed.series("haul-road", T0, [60.0] * (18 * 6 - 1), step_s=600)
     assert feed.events == []
     m = e.machines[("pm25-24h", "tsagaan", "haul-road")]
-    assert not m.evaluable and "74% complete, below the 75% needed" in m.reason
+    assert not m.evaluable and m.reason == "window_incomplete complete=74 needed=75"  # a key and values
+    assert words(m.reason, EN) == "window 74% complete, below the 75% needed"
     feed.series("haul-road", ts, [60.0], step_s=600)  # the 108th reading: 18 h = 75 % of the window
     assert feed.states() == ["raised"]
     assert feed.events[0].at == T0 + 18 * H
@@ -87,7 +90,7 @@ def test_incomplete_windows_are_not_evaluated_and_say_why() -> None:
     feed.series("haul-road", T0, [500.0] * 20, step_s=180, period_s=60)  # one reading in three
     assert feed.events == []
     m = e.machines[("pm25-1h", "tsagaan", "haul-road")]
-    assert not m.evaluable and m.reason.startswith("window 33% complete")
+    assert not m.evaluable and words(m.reason, EN).startswith("window 33% complete")
 
 
 def test_redelivered_readings_count_once_in_the_window() -> None:
@@ -366,7 +369,7 @@ def test_a_reading_older_than_the_windows_keep_is_judged_as_the_evaluator_judges
     for late in (T0 + 40 * M + timedelta(seconds=30), T0 + 100 * M + timedelta(seconds=30)):
         e.on_readings([reading("a", late, 3.0, metric="turbidity")])
         m = e.machines[("t", "tsagaan", "a")]
-        assert not m.evaluable and m.reason == "no value in this reading"
+        assert not m.evaluable and words(m.reason, EN) == "no value in this reading"
 
 
 def test_a_late_good_reading_does_not_restart_a_sensor_faults_clock() -> None:

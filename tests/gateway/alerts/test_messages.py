@@ -178,7 +178,9 @@ def test_an_event_stored_before_message_ids_reads_as_it_was_stored() -> None:
 
 def test_subjects_and_digests_come_from_the_language_file() -> None:
     doc = next(e for _, e in _every_event() if e.state == "raised").to_json()
-    assert subject(doc, EN) == f"WARNING raised: {doc['rule']} at haul-road"
+    # the rule by its name in the reader's language, its id only in the JSON (`rule_name`)
+    assert subject(doc, EN) == "WARNING raised: PM2.5 24-hour mean, US EPA at haul-road"
+    assert doc["rule"] == "us-epa-pm25-24h" and doc["rule"] not in subject(doc, EN)
     note = digest([doc, doc], "quiet hours", EN)
     assert note.subject == "2 alert events (quiet hours)"
     assert note.text.splitlines()[0] == "2 alert events held back (quiet hours):"

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.alerts.service import Alerts
+from gateway.channels.mqtt import MqttOptions
 from gateway.cli import main
 from gateway.config import GatewayConfig, load
 from gateway.points import to_line
@@ -140,6 +141,15 @@ def test_events_acks_offline_and_a_restart(
         series = again.engine.series("tsagaan", "haul-road", "pm2_5")
         assert series is not None and len(series) == 40
         assert again.engine.machines[("pm25-instant", "tsagaan", "haul-road")].acked_by == "oyuna"
+        # what the alert topic keeps a node's retained copy on after the restart: each active
+        # alert's latest event, from the store, in the channel's words
+        kept = again.active_words(MqttOptions(type="mqtt", language="mn"))
+        assert [(d["rule"], d["node"], d["state"]) for d in kept] == [
+            ("pm25-instant", "haul-road", "acknowledged"),
+            ("silent", "river-up", "acknowledged"),
+        ]
+        assert all(d["language"] == "mn" and " дээр " in d["subject"] for d in kept)
+        assert kept[0]["id"] == raised["id"] and "oyuna" in kept[0]["text"]
         for i in range(41, 61):  # still high for 20 minutes: no new raise, no reminder (acked)
             clock.now = start + timedelta(minutes=i, seconds=1)
             again.engine_hook([reading("haul-road", start + timedelta(minutes=i), 90.0)])
