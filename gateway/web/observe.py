@@ -36,7 +36,7 @@ from starlette.routing import Route
 from contract.wire import ID_PATTERN
 from gateway.observations import near, photos, records
 from gateway.observations.records import KINDS, MAX_PHOTOS, PLACES, FieldRecords, Observation
-from gateway.observations.store import ObservationStore, RateLimited, UnknownCode
+from gateway.observations.store import RATE_PER_HOUR, ObservationStore, RateLimited, UnknownCode
 from gateway.timerange import format_time
 from gateway.web.context import Context
 from gateway.web.pages import REFRESH_S, render
@@ -156,6 +156,7 @@ def form_page(request: Request) -> HTMLResponse:
         csrf=token,
         map_json=json.dumps(placed).replace("</", "<\\/"),
         monitor=monitor.monitor if monitor else None,
+        rate_per_hour=RATE_PER_HOUR,
     )
     page.set_cookie(CSRF_COOKIE, token, max_age=90 * 86400, httponly=True, samesite="strict", path="/")
     page.headers["cache-control"] = "no-store"

@@ -21,6 +21,10 @@
   var clearEl = document.getElementById("clear-photos");
 
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/observe-sw.js").catch(function () {});
+  // a service worker and the position are only for a secure context (https, or localhost): on
+  // http://192.168.x.x the form cannot reopen without signal, so say why rather than fail silently
+  var insecure = window.isSecureContext === false, needsHttps = document.getElementById("needs-https");
+  if (insecure && needsHttps) needsHttps.hidden = false;
 
   function say(text) { statusEl.textContent = text; }
 
@@ -203,6 +207,7 @@
 
   document.getElementById("locate").addEventListener("click", function () {
     var pos = document.getElementById("position");
+    if (insecure && needsHttps) { pos.textContent = needsHttps.textContent; return; }
     if (!navigator.geolocation) { pos.textContent = words.no_position; return; }
     navigator.geolocation.getCurrentPosition(function (p) {
       document.getElementById("lat").value = p.coords.latitude.toFixed(5);
