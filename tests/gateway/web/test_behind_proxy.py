@@ -86,4 +86,3 @@ def test_a_form_through_a_proxy_passes_the_origin_check_as_the_proxy_is_set_up(
     assert _submit(site, code, {"Origin": "https://evil.example", "Host": direct}) == 403
     assert _submit(site, code, {"Origin": "http://air.example", "Host": direct}) == 403
     assert len(records.listed(site.field.reader)) == (3 if public else 2)
-
