@@ -53,6 +53,7 @@ class Observer:
     name: str
     created: datetime
     revoked: datetime | None
+    revoked_by: str | None = None
 
 
 class RateLimited(Exception):
@@ -99,8 +100,10 @@ class ObservationStore:
 
     def observers(self) -> list[Observer]:
         with self._lock:
-            rows = self._db.execute("SELECT id, name, created, revoked FROM observers ORDER BY id").fetchall()
-        return [Observer(int(i), str(n), _dt(c), _dt(r) if r else None) for i, n, c, r in rows]
+            rows = self._db.execute(
+                "SELECT id, name, created, revoked, revoked_by FROM observers ORDER BY id"
+            ).fetchall()
+        return [Observer(int(i), str(n), _dt(c), _dt(r) if r else None, b) for i, n, c, r, b in rows]
 
     def observer_of(self, code: str) -> int:
         with self._lock:

@@ -21,6 +21,7 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any, Literal
@@ -35,12 +36,16 @@ from starlette.routing import Route
 
 from contract.wire import ID_PATTERN
 from gateway.observations import near, photos, records
-from gateway.observations.records import KINDS, MAX_PHOTOS, PLACES, FieldRecords, Observation
+from gateway.observations.records import KINDS, MAX_PHOTOS, PLACES, DecisionRecord, FieldRecords, Observation
 from gateway.observations.store import RATE_PER_HOUR, ObservationStore, RateLimited, UnknownCode
 from gateway.timerange import format_time
+from gateway.web.api import paged_json
 from gateway.web.context import Context
+from gateway.web.entries import dumps
 from gateway.web.pages import REFRESH_S, render
+from gateway.web.params import NodesQuery, validate
 from gateway.web.session import CSRF_COOKIE, monitor_of, same_origin
+from gateway.web.views import page_of
 
 MAX_BODY = photos.MAX_TOTAL_BYTES + 64 * 1024  # the photos and the form's text fields
 TEXT_MAX = 1000
@@ -270,6 +275,15 @@ async def submit(request: Request) -> Response:
     return JSONResponse(done.model_dump(), 201)
 
 
+class DecisionOut(BaseModel):
+    """One monitor's decision, as anyone may see it: the monitor is named, the observer never."""
+
+    decision: str
+    by: str
+    at: str  # RFC 3339 UTC
+    why: str
+
+
 class ObservationOut(BaseModel):
     """An observation a monitor accepted, as anyone may see it (the observer is not named)."""
 
@@ -288,6 +302,8 @@ class ObservationOut(BaseModel):
     photos_sha256: list[str]  # of each photo served, in the same order
     accepted_by: str | None
     accepted_at: str | None
+    why: str | None  # the accepting monitor's reason
+    decisions: list[DecisionOut] = []  # every decision on it, oldest first (who, when, why)
 
 
 class SubmittedOut(BaseModel):
@@ -302,7 +318,7 @@ def photo_paths(o: Observation) -> list[str]:
     return [f"/observations/{o.id}/photos/{n}.jpg" for n in range(1, len(o.photos_sha256) + 1)]
 
 
-def public_doc(o: Observation) -> dict[str, Any]:
+def public_doc(o: Observation, decided: Sequence[DecisionRecord] = ()) -> dict[str, Any]:
     return ObservationOut(
         id=o.id,
         kind=o.kind,
@@ -319,6 +335,10 @@ def public_doc(o: Observation) -> dict[str, Any]:
         photos_sha256=list(o.photos_sha256),
         accepted_by=o.decided_by,
         accepted_at=format_time(o.decided_at) if o.decided_at else None,
+        why=o.why,
+        decisions=[
+            DecisionOut(decision=d.decision, by=d.by, at=format_time(d.at), why=d.why) for d in decided
+        ],
     ).model_dump()
 
 
@@ -326,7 +346,12 @@ async def observations_api(request: Request) -> Response:
     if request.method == "POST":
         return await submit(request)
     field = _records(request)
-    return JSONResponse([public_doc(o) for o in records.listed(field.reader, "accepted")])
+    q: NodesQuery = validate(NodesQuery, request.query_params)
+    # a page of the accepted ones, oldest first; the total and the next page in the headers
+    page = page_of(records.listed(field.reader, "accepted", site=q.site), q.offset, q.limit)
+    decided = records.decisions_of(field.reader, [o.id for o in page.items]) if page.items else {}
+    body = dumps([public_doc(o, decided.get(o.id, [])) for o in page.items]).encode()
+    return paged_json(request, page, body)
 
 
 def observations_page(request: Request) -> HTMLResponse:
