@@ -172,7 +172,31 @@ def _refuse(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status)
 
 
+async def _known(field: FieldRecords, sent: object) -> Response | None:
+    """The answer to an id already stored ("already received"), else None."""
+    try:
+        obs_id = str(uuid.UUID(sent)) if isinstance(sent, str) else ""
+    except ValueError:
+        return None
+    if not obs_id or await run_in_threadpool(records.find, field.reader, obs_id) is None:
+        return None
+    return JSONResponse(SubmittedOut(id=obs_id, state="already received").model_dump(), 200)
+
+
 async def submit(request: Request) -> Response:
+    """A submission; the rate slot its code claimed is given back unless it was stored."""
+    claimed: list[int] = []
+    stored = False
+    try:
+        answer = await _submit(request, claimed)
+        stored = answer.status_code == 201
+        return answer
+    finally:
+        if not stored and claimed and (codes := request.app.state.ctx.observations) is not None:
+            codes.release(claimed[0])
+
+
+async def _submit(request: Request, claimed: list[int]) -> Response:
     store = _store(request)
     field = _records(request)
     ctx: Context = request.app.state.ctx
@@ -199,6 +223,10 @@ async def submit(request: Request) -> Response:
         uploads = [u for u in form.getlist("photo") if isinstance(u, UploadFile) and u.filename]
         if len(uploads) > MAX_PHOTOS:
             return _refuse(400, f"photo: at most {MAX_PHOTOS} photos in one observation")
+        # an id stored already answers so whatever its code's state now (revoked, at its limit):
+        # the phone resends when a reply was lost, and must not show a stored one as refused
+        if (known := await _known(field, form.get("id"))) is not None:
+            return known
         code = form.get("code")
         now = ctx.clock()
         monitor = monitor_of(request)
@@ -208,7 +236,7 @@ async def submit(request: Request) -> Response:
         else:
             try:
                 code_id = store.observer_of(code if isinstance(code, str) else "")
-                store.check_rate(code_id, now)
+                claimed.append(store.claim(code_id, now))  # counted and taken at once
             except UnknownCode as exc:
                 return _refuse(401, str(exc))
             except RateLimited as exc:
@@ -264,8 +292,6 @@ async def submit(request: Request) -> Response:
         obs = near.attach(obs, ctx.board, ctx.nodes(now))
     if not await run_in_threadpool(field.add, obs, clean):
         return JSONResponse(SubmittedOut(id=obs.id, state="already received").model_dump(), 200)
-    if code_id is not None:
-        store.count_submission(code_id, now)
     done = SubmittedOut(
         id=obs.id,
         state="pending",

@@ -181,6 +181,9 @@
 
   function deliver(rec, renewed) {
     return send(rec).then(function (resp) {
+      // the code's hourly limit: said on the page (it stays queued), not only "waiting to be sent"
+      var rateEl = document.getElementById("rate-limited");  // absent from a form kept before it
+      if (rateEl) rateEl.hidden = resp.status !== 429;
       if (resp.ok) { say(words.sent); return drop(rec.id); }
       if (resp.status === 429 || resp.status >= 500) throw new Error("later");
       return resp.json().catch(function () { return {}; }).then(function (doc) {

@@ -3,7 +3,8 @@ phone: reached at a plain-http address that is not localhost (a village's `http:
 where a browser gives neither a service worker nor the position, the page says so and still
 queues and sends; and on a link that accepts and then carries nothing (tests/gateway/web/proxy.py
 `silent`), the form reopens from the service worker's copy within seconds and a hung upload is
-given up and sent again once the link is back, arriving once."""
+given up and sent again once the link is back, arriving once; and a code at its hourly limit is
+said so on the phone, the observation kept to send later."""
 
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from selenium.webdriver.support.ui import WebDriverWait
 from gateway import devservices
 from gateway.cli import main
 from gateway.observations import records
+from gateway.observations.store import RATE_PER_HOUR
 from tests.gateway.web.chromium import as_phone, chromium
 from tests.gateway.web.proxy import Switch
 from tests.gateway.web.test_observations import gateway_config
 from tests.gateway.web.test_observe_browser import _count, _fill, _kept_by_the_service_worker
 from tests.helpers import ROOT
-from tests.webdata import served_site
+from tests.webdata import NOW, served_site
 
 WORDS = {
     lang: tomllib.loads((ROOT / "contract" / "i18n" / f"{lang}.toml").read_text("utf-8"))["observe"]
@@ -120,3 +122,22 @@ def test_a_silent_link_reopens_the_kept_form_and_a_hung_upload_is_sent_again_onc
             assert got.at == datetime(2026, 11, 22, 3, 40, tzinfo=UTC)
         finally:
             link.close()
+
+
+def test_a_code_at_its_hourly_limit_is_said_on_the_phone_and_the_observation_kept(
+    influxd: devservices.Service, phone: webdriver.Chrome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "gateway-data"
+    with served_site(influxd.port, data_dir=data) as site:
+        assert site.field is not None and site.codes is not None
+        code = _code(gateway_config(tmp_path / "gateway.toml", data, influxd.port, site), capsys)
+        for _ in range(RATE_PER_HOUR):  # the code's hour used up (the dashboard's clock is stopped)
+            site.codes.claim(1, NOW)
+        phone.get(site.url + "/observe")
+        assert not phone.find_element(By.ID, "rate-limited").is_displayed()
+        _fill(phone, code, "dust", "one too many", None)
+        WebDriverWait(phone, 10).until(lambda d: d.find_element(By.ID, "rate-limited").is_displayed())
+        note = phone.find_element(By.ID, "rate-limited").text
+        assert note == WORDS["en"]["rate_limited"].format(n=RATE_PER_HOUR)
+        WebDriverWait(phone, 10).until(lambda d: _count(d, "queued") == "1")
+        assert _count(phone, "refused") == "0" and records.listed(site.field.reader) == []
