@@ -51,7 +51,7 @@ def test_a_resend_of_a_stored_observation_is_received_whatever_its_code_is_now(
     # the code at its limit: a new one is refused, the resend (its reply was lost) is not
     assert field.post(field.submission(code, token), headers={"Cookie": cookie})[0] == 429
     resend = field.post(first, headers={"Cookie": cookie})
-    assert resend == (200, {"id": first["id"], "state": "already received", "photo_received_sha256": None})
+    assert resend[0] == 200 and (resend[1]["id"], resend[1]["state"]) == (first["id"], "already received")
     # revoked since: a new one is refused, the resend still answered as received
     assert main(["observers", "revoke", "--config", str(field.config), "--id", "1", "--by", "operator"]) == 0
     status, doc = field.post(field.submission(code, token), headers={"Cookie": cookie})
