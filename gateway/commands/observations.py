@@ -95,7 +95,8 @@ def run_list(args: argparse.Namespace) -> int:
         where = o.node or (f"{o.lat:.5f},{o.lon:.5f}" if o.lat is not None and o.lon is not None else "—")
         count = len(o.photos_sha256)
         photo = "" if not count else "  photo" if count == 1 else f"  {count} photos"
-        print(f"{o.id}  {t.time(o.at)}  {o.kind}  at {where}  {o.state}{photo}  {o.text!r}")
+        # the sender ("code:3": `observers list`, `observers revoke --id 3`), for the operator only
+        print(f"{o.id}  {t.time(o.at)}  {o.kind}  at {where}  {o.state}{photo}  by {o.observer}  {o.text!r}")
     return 0
 
 

@@ -76,7 +76,7 @@ def run_list(args: argparse.Namespace) -> int:
     finally:
         store.close()
     for o in found:
-        state = f"revoked {o.revoked:%Y-%m-%d %H:%M} UTC" if o.revoked else "in use"
+        state = f"revoked {o.revoked:%Y-%m-%d %H:%M} UTC by {o.revoked_by or '?'}" if o.revoked else "in use"
         print(f"{o.id}  {o.name}  since {o.created:%Y-%m-%d}  {state}")
     if not found:
         print("no observers yet; make a code with `observers add --name NAME`")

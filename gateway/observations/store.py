@@ -53,6 +53,7 @@ class Observer:
     name: str
     created: datetime
     revoked: datetime | None
+    revoked_by: str | None = None
 
 
 class RateLimited(Exception):
@@ -99,8 +100,10 @@ class ObservationStore:
 
     def observers(self) -> list[Observer]:
         with self._lock:
-            rows = self._db.execute("SELECT id, name, created, revoked FROM observers ORDER BY id").fetchall()
-        return [Observer(int(i), str(n), _dt(c), _dt(r) if r else None) for i, n, c, r in rows]
+            rows = self._db.execute(
+                "SELECT id, name, created, revoked, revoked_by FROM observers ORDER BY id"
+            ).fetchall()
+        return [Observer(int(i), str(n), _dt(c), _dt(r) if r else None, b) for i, n, c, r, b in rows]
 
     def observer_of(self, code: str) -> int:
         with self._lock:
@@ -113,18 +116,34 @@ class ObservationStore:
 
     # the rate limit
 
-    def check_rate(self, observer: int, now: datetime) -> None:
+    def claim(self, observer: int, now: datetime) -> int:
+        """Take one of the code's RATE_PER_HOUR submissions of the last hour, or raise RateLimited:
+        counted and taken in one transaction (BEGIN IMMEDIATE holds the file's write lock), so
+        posts at the same moment, here or from another process, cannot pass the limit together.
+        Returns the slot, to `release` when the submission is not stored after all."""
         since = _iso(now - timedelta(hours=1))
         with self._lock:
-            (n,) = self._db.execute(
-                "SELECT count(*) FROM submitted WHERE observer = ? AND received > ?", (observer, since)
-            ).fetchone()
-        if int(n) >= RATE_PER_HOUR:
-            raise RateLimited(f"at most {RATE_PER_HOUR} observations an hour from one code; try later")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                (n,) = self._db.execute(
+                    "SELECT count(*) FROM submitted WHERE observer = ? AND received > ?", (observer, since)
+                ).fetchone()
+                if int(n) >= RATE_PER_HOUR:
+                    raise RateLimited(
+                        f"at most {RATE_PER_HOUR} observations an hour from one code; try later"
+                    )
+                cur = self._db.execute("INSERT INTO submitted VALUES (?, ?)", (observer, _iso(now)))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        assert cur.lastrowid is not None
+        return cur.lastrowid
 
-    def count_submission(self, observer: int, now: datetime) -> None:
+    def release(self, slot: int) -> None:
+        """Give a claimed submission back: it was refused, or was already received."""
         with self._lock:
-            self._db.execute("INSERT INTO submitted VALUES (?, ?)", (observer, _iso(now)))
+            self._db.execute("DELETE FROM submitted WHERE rowid = ?", (slot,))
 
     # what was kept here before InfluxDB (read only)
 

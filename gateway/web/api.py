@@ -165,7 +165,7 @@ def _page(request: Request) -> tuple[Context, Paged[Latest], datetime]:
     return ctx, paged(ctx.latest(now, q.site), q.offset, q.limit), now
 
 
-def _paged_json(request: Request, page: Paged[Any], body: bytes) -> Response:
+def paged_json(request: Request, page: Paged[Any], body: bytes) -> Response:
     """The page as a JSON array (`body`), as before paging; the total and the next page in headers
     (`X-Total-Count`, `Link: <...>; rel="next"`), so a client that wants every item follows links."""
     resp = Response(body, media_type=JSONResponse.media_type)
@@ -211,7 +211,7 @@ def nodes(request: Request) -> Response:
     body = ctx.entries.json(
         "nodes", _node_out, page.items, {}, ctx.board, now, ctx.web.offline_after_s, nowcast=False
     )
-    return _paged_json(request, page, body)
+    return paged_json(request, page, body)
 
 
 def latest(request: Request) -> Response:
@@ -220,7 +220,7 @@ def latest(request: Request) -> Response:
     body = ctx.entries.json(
         "latest", _latest_out, page.items, hourly, ctx.board, now, ctx.web.offline_after_s, nowcast=True
     )
-    return _paged_json(request, page, body)
+    return paged_json(request, page, body)
 
 
 def series(request: Request) -> JSONResponse:
@@ -272,7 +272,7 @@ def active_alerts(request: Request) -> Response:
     q: ActiveAlertsQuery = validate(ActiveAlertsQuery, request.query_params)
     page = page_of(ctx.active_alerts(ctx.clock(), site=q.site), q.offset, q.limit)
     body = dumps([_alert_out(a).model_dump(mode="json") for a in page.items]).encode("utf-8")
-    return _paged_json(request, page, body)
+    return paged_json(request, page, body)
 
 
 def keys(request: Request) -> JSONResponse:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -162,14 +162,51 @@ def _must_log_in(path: str) -> Response:
     return RedirectResponse(f"/login?next={path}", 303)
 
 
+MODERATE_DAYS = 30
+"""/moderate shows the observations made in this many days (`?days=` 1–366)."""
+MODERATE_PAGE = 50
+"""Observations on one page of /moderate: the pending first, then the accepted (to withdraw)."""
+
+
+def _moderate_args(request: Request) -> tuple[int, int]:
+    """`days` and `page` from the query, each a small positive integer (else the default)."""
+
+    def number(name: str, default: int, top: int) -> int:
+        text = request.query_params.get(name, "")
+        return min(int(text), top) if text.isdigit() and int(text) >= 1 else default
+
+    return number("days", MODERATE_DAYS, 366), number("page", 1, 10_000)
+
+
+def _observer_names(ctx: Context, found: list[records.Observation]) -> dict[str, str]:
+    """Who sent each observation, for the monitors only: the code's number and the name the
+    operator gave it (`observers list`, `observers revoke --id N`), or the monitor's account."""
+    names = {o.id: o.name for o in ctx.observations.observers()} if ctx.observations else {}
+    out = {}
+    for o in found:
+        kind, _, who = o.observer.partition(":")
+        if kind == "code" and who.isdigit():
+            out[o.id] = ctx.texts("monitor.observer_code", n=who, name=names.get(int(who), "?"))
+        elif kind == "monitor":
+            out[o.id] = ctx.texts("monitor.observer_monitor", name=who)
+    return out
+
+
 def moderate_page(request: Request, *, status: int = 200, error: str | None = None) -> Response:
     ctx = _ctx(request)
     session = monitor_of(request)
     if session is None:
         return _must_log_in("/moderate")
     assert ctx.records is not None
-    found = records.listed(ctx.records.reader)
-    pending = [o for o in reversed(found) if o.state == "pending"]
+    days, page_no = _moderate_args(request)
+    # the observations made in the last `days` (not every one ever): pending first, then the
+    # accepted ones a monitor may withdraw, newest first in each, a page at a time
+    found = records.listed(ctx.records.reader, start=ctx.clock() - timedelta(days=days))
+    shown = [o for o in reversed(found) if o.state == "pending"]
+    shown += [o for o in reversed(found) if o.state == "accepted"]
+    pages = max(1, -(-len(shown) // MODERATE_PAGE))
+    page_no = min(page_no, pages)
+    on_page = shown[(page_no - 1) * MODERATE_PAGE : page_no * MODERATE_PAGE]
     decided = records.decisions_of(ctx.records.reader, [o.id for o in found])
     by_id = {o.id: o for o in found}
     recent = sorted(
@@ -182,10 +219,15 @@ def moderate_page(request: Request, *, status: int = 200, error: str | None = No
         "moderate.html",
         status,
         session=session,
-        pending=pending,
+        pending=[o for o in on_page if o.state == "pending"],
+        accepted=[o for o in on_page if o.state == "accepted"],
+        observers=_observer_names(ctx, on_page),
         recent=recent,
         error=error,
         done=request.query_params.get("done"),
+        days=days,
+        page_no=page_no,
+        pages=pages,
     )
     page.headers["cache-control"] = "no-store"
     return page

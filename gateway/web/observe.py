@@ -21,6 +21,7 @@ import json
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any, Literal
@@ -35,12 +36,16 @@ from starlette.routing import Route
 
 from contract.wire import ID_PATTERN
 from gateway.observations import near, photos, records
-from gateway.observations.records import KINDS, MAX_PHOTOS, PLACES, FieldRecords, Observation
-from gateway.observations.store import ObservationStore, RateLimited, UnknownCode
+from gateway.observations.records import KINDS, MAX_PHOTOS, PLACES, DecisionRecord, FieldRecords, Observation
+from gateway.observations.store import RATE_PER_HOUR, ObservationStore, RateLimited, UnknownCode
 from gateway.timerange import format_time
+from gateway.web.api import paged_json
 from gateway.web.context import Context
+from gateway.web.entries import dumps
 from gateway.web.pages import REFRESH_S, render
+from gateway.web.params import NodesQuery, validate
 from gateway.web.session import CSRF_COOKIE, monitor_of, same_origin
+from gateway.web.views import page_of
 
 MAX_BODY = photos.MAX_TOTAL_BYTES + 64 * 1024  # the photos and the form's text fields
 TEXT_MAX = 1000
@@ -156,6 +161,7 @@ def form_page(request: Request) -> HTMLResponse:
         csrf=token,
         map_json=json.dumps(placed).replace("</", "<\\/"),
         monitor=monitor.monitor if monitor else None,
+        rate_per_hour=RATE_PER_HOUR,
     )
     page.set_cookie(CSRF_COOKIE, token, max_age=90 * 86400, httponly=True, samesite="strict", path="/")
     page.headers["cache-control"] = "no-store"
@@ -166,7 +172,31 @@ def _refuse(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status)
 
 
+async def _known(field: FieldRecords, sent: object) -> Response | None:
+    """The answer to an id already stored ("already received"), else None."""
+    try:
+        obs_id = str(uuid.UUID(sent)) if isinstance(sent, str) else ""
+    except ValueError:
+        return None
+    if not obs_id or await run_in_threadpool(records.find, field.reader, obs_id) is None:
+        return None
+    return JSONResponse(SubmittedOut(id=obs_id, state="already received").model_dump(), 200)
+
+
 async def submit(request: Request) -> Response:
+    """A submission; the rate slot its code claimed is given back unless it was stored."""
+    claimed: list[int] = []
+    stored = False
+    try:
+        answer = await _submit(request, claimed)
+        stored = answer.status_code == 201
+        return answer
+    finally:
+        if not stored and claimed and (codes := request.app.state.ctx.observations) is not None:
+            codes.release(claimed[0])
+
+
+async def _submit(request: Request, claimed: list[int]) -> Response:
     store = _store(request)
     field = _records(request)
     ctx: Context = request.app.state.ctx
@@ -193,6 +223,10 @@ async def submit(request: Request) -> Response:
         uploads = [u for u in form.getlist("photo") if isinstance(u, UploadFile) and u.filename]
         if len(uploads) > MAX_PHOTOS:
             return _refuse(400, f"photo: at most {MAX_PHOTOS} photos in one observation")
+        # an id stored already answers so whatever its code's state now (revoked, at its limit):
+        # the phone resends when a reply was lost, and must not show a stored one as refused
+        if (known := await _known(field, form.get("id"))) is not None:
+            return known
         code = form.get("code")
         now = ctx.clock()
         monitor = monitor_of(request)
@@ -202,7 +236,7 @@ async def submit(request: Request) -> Response:
         else:
             try:
                 code_id = store.observer_of(code if isinstance(code, str) else "")
-                store.check_rate(code_id, now)
+                claimed.append(store.claim(code_id, now))  # counted and taken at once
             except UnknownCode as exc:
                 return _refuse(401, str(exc))
             except RateLimited as exc:
@@ -258,8 +292,6 @@ async def submit(request: Request) -> Response:
         obs = near.attach(obs, ctx.board, ctx.nodes(now))
     if not await run_in_threadpool(field.add, obs, clean):
         return JSONResponse(SubmittedOut(id=obs.id, state="already received").model_dump(), 200)
-    if code_id is not None:
-        store.count_submission(code_id, now)
     done = SubmittedOut(
         id=obs.id,
         state="pending",
@@ -267,6 +299,15 @@ async def submit(request: Request) -> Response:
         photos_received_sha256=list(obs.photos_received_sha256),
     )
     return JSONResponse(done.model_dump(), 201)
+
+
+class DecisionOut(BaseModel):
+    """One monitor's decision, as anyone may see it: the monitor is named, the observer never."""
+
+    decision: str
+    by: str
+    at: str  # RFC 3339 UTC
+    why: str
 
 
 class ObservationOut(BaseModel):
@@ -287,6 +328,8 @@ class ObservationOut(BaseModel):
     photos_sha256: list[str]  # of each photo served, in the same order
     accepted_by: str | None
     accepted_at: str | None
+    why: str | None  # the accepting monitor's reason
+    decisions: list[DecisionOut] = []  # every decision on it, oldest first (who, when, why)
 
 
 class SubmittedOut(BaseModel):
@@ -301,7 +344,7 @@ def photo_paths(o: Observation) -> list[str]:
     return [f"/observations/{o.id}/photos/{n}.jpg" for n in range(1, len(o.photos_sha256) + 1)]
 
 
-def public_doc(o: Observation) -> dict[str, Any]:
+def public_doc(o: Observation, decided: Sequence[DecisionRecord] = ()) -> dict[str, Any]:
     return ObservationOut(
         id=o.id,
         kind=o.kind,
@@ -318,6 +361,10 @@ def public_doc(o: Observation) -> dict[str, Any]:
         photos_sha256=list(o.photos_sha256),
         accepted_by=o.decided_by,
         accepted_at=format_time(o.decided_at) if o.decided_at else None,
+        why=o.why,
+        decisions=[
+            DecisionOut(decision=d.decision, by=d.by, at=format_time(d.at), why=d.why) for d in decided
+        ],
     ).model_dump()
 
 
@@ -325,7 +372,12 @@ async def observations_api(request: Request) -> Response:
     if request.method == "POST":
         return await submit(request)
     field = _records(request)
-    return JSONResponse([public_doc(o) for o in records.listed(field.reader, "accepted")])
+    q: NodesQuery = validate(NodesQuery, request.query_params)
+    # a page of the accepted ones, oldest first; the total and the next page in the headers
+    page = page_of(records.listed(field.reader, "accepted", site=q.site), q.offset, q.limit)
+    decided = records.decisions_of(field.reader, [o.id for o in page.items]) if page.items else {}
+    body = dumps([public_doc(o, decided.get(o.id, [])) for o in page.items]).encode()
+    return paged_json(request, page, body)
 
 
 def observations_page(request: Request) -> HTMLResponse:

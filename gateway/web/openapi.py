@@ -148,8 +148,10 @@ def openapi_document() -> dict[str, Any]:
         },
         "/api/v1/observations": {
             "get": {
-                "summary": "Residents' observations a monitor accepted, oldest first",
-                "responses": ok("Observation", True),
+                "summary": "Residents' observations a monitor accepted, oldest first, with who "
+                "decided and why (a page)",
+                "parameters": [site_q, *paging("observations")],
+                "responses": paged(ok("Observation", True), "accepted observations"),
             },
             "post": {
                 "summary": "Submit an observation (as the /observe form does: an observer code, the "

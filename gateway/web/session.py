@@ -10,6 +10,7 @@ can use them.
 
 from __future__ import annotations
 
+from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,14 +24,29 @@ SESSION_COOKIE = "mw_session"
 def same_origin(request: Request) -> bool:
     """The request comes from this dashboard's own pages: a browser says so in Sec-Fetch-Site and
     Origin, which a page elsewhere cannot forge. Our `Referrer-Policy: no-referrer` makes a browser
-    send `Origin: null` with a form it posts, so "null" passes only with Sec-Fetch-Site same-origin."""
+    send `Origin: null` with a form it posts, so "null" passes only with Sec-Fetch-Site same-origin.
+    Behind a reverse proxy that rewrites Host (nginx's default `proxy_set_header Host $proxy_host`),
+    the scheme and Host seen here are the proxy's, not the browser's: `[web] public_url`'s origin,
+    the address people reach the dashboard by, is this dashboard's own origin too."""
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site not in (None, "same-origin", "none"):
         return False
     origin = request.headers.get("origin")
     if origin == "null":
         return fetch_site == "same-origin"
-    return origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+    if origin is None or origin == f"{request.url.scheme}://{request.headers.get('host', '')}":
+        return True
+    ctx: Context = request.app.state.ctx
+    return origin == public_origin(ctx.web.public_url)
+
+
+def public_origin(url: AnyHttpUrl | None) -> str | None:
+    """`scheme://host[:port]` of `url`, as a browser writes it in Origin (no default port)."""
+    if url is None:
+        return None
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    port = "" if url.port in (None, default) else f":{url.port}"
+    return f"{url.scheme}://{url.host}{port}"
 
 
 def monitor_of(request: Request) -> Session | None:

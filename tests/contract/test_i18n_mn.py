@@ -18,7 +18,7 @@ I18N = Path(i18n.__file__).parent
 # data, not words.
 KEPT = {
     "PM", "PM1", "PM2", "PM10", "NTU", "AQI", "NowCast", "CSV", "API", "JSON", "Atom", "OpenAPI", "UTC",
-    "RFC", "µg", "µm", "°C", "hPa",
+    "RFC", "µg", "µm", "°C", "hPa", "HTTPS",  # HTTPS: the secure address the form needs, as browsers write it
     "time", "site", "node", "seq", "flags", "kid",
     # names the report cites as they are written everywhere: the program, the coordinate system,
     # the signature and hash algorithms, the US EPA and its regulation (40 CFR 50, Appendix N)

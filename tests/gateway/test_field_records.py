@@ -75,7 +75,8 @@ def test_the_list_shows_times_in_the_sites_zone_and_json_keeps_utc(
     capsys.readouterr()
     assert main(["observations", "list", "--config", str(config)]) == 0
     (line,) = capsys.readouterr().out.splitlines()
-    assert line == f"{seen.id}  2026-11-01 09:00 UTC+08  dust  at river-down  pending  'dust over the road'"
+    shown = "2026-11-01 09:00 UTC+08  dust  at river-down  pending  by code:1  'dust over the road'"
+    assert line == f"{seen.id}  {shown}"
     assert main(["observations", "list", "--config", str(config), "--json"]) == 0
     (doc,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert (doc["at"], doc["received"]) == ("2026-11-01T01:00:00Z", "2026-11-01T02:00:00Z")

@@ -15,12 +15,19 @@
   var refusedEl = document.getElementById("refused"), refusedList = document.getElementById("refused-list");
   var MAX_SIDE = 1280, MAX_PHOTOS = words.max_photos || 4, DB = "minewatch-observe", STORE = "queue";
   var RETRY_FIRST_MS = 5000, RETRY_MAX_MS = 300000;
+  // a request the link swallows is given up after this (then tried again later): a hung one would
+  // hold the queue until the browser's own timeout, which may never come
+  var SEND_BASE_MS = 30000, SEND_BYTES_PER_S = 2000, PAGE_MS = 30000;
   var flushing = false, again = false, retryMs = RETRY_FIRST_MS, retryTimer = null;
   var picked = [];  // the photos chosen for the next observation, in order
   var photoEl = form.elements.photo, countEl = document.getElementById("photo-count");
   var clearEl = document.getElementById("clear-photos");
 
   if ("serviceWorker" in navigator) navigator.serviceWorker.register("/observe-sw.js").catch(function () {});
+  // a service worker and the position are only for a secure context (https, or localhost): on
+  // http://192.168.x.x the form cannot reopen without signal, so say why rather than fail silently
+  var insecure = window.isSecureContext === false, needsHttps = document.getElementById("needs-https");
+  if (insecure && needsHttps) needsHttps.hidden = false;
 
   function say(text) { statusEl.textContent = text; }
 
@@ -128,12 +135,29 @@
     // `photo`: one, as a page before several photos queued it
     var sent = rec.photos || (rec.photo ? [rec.photo] : []);
     sent.forEach(function (blob, i) { fd.append("photo", blob, "photo-" + (i + 1) + ".jpg"); });
-    return fetch("/api/v1/observations", {method: "POST", body: fd, credentials: "same-origin"});
+    var opts = {method: "POST", body: fd, credentials: "same-origin"};
+    return within("/api/v1/observations", opts, SEND_BASE_MS + 1000 * bytesOf(sent) / SEND_BYTES_PER_S);
+  }
+
+  /* fetch, aborted (so rejected, as with no link) unless it has answered within `ms` */
+  function within(url, opts, ms) {
+    if (!window.AbortController) return fetch(url, opts);
+    var ctl = new AbortController();
+    opts.signal = ctl.signal;
+    setTimeout(function () { ctl.abort(); }, ms);  // after the answer was read, aborting does nothing
+    return fetch(url, opts);
+  }
+
+  /* The size of what an observation uploads: its photos (a slow link needs longer for them). */
+  function bytesOf(blobs) {
+    var n = 0;
+    blobs.forEach(function (b) { n += (b && b.size) || 0; });
+    return n;
   }
 
   /* A fresh form from the gateway: its token, and the cookie holding the same (set by the answer). */
   function freshToken() {
-    return fetch("/observe", {credentials: "same-origin", cache: "no-store"}).then(function (resp) {
+    return within("/observe", {credentials: "same-origin", cache: "no-store"}, PAGE_MS).then(function (resp) {
       if (!resp.ok) throw new Error("later");
       return resp.text();
     }).then(function (html) {
@@ -157,6 +181,9 @@
 
   function deliver(rec, renewed) {
     return send(rec).then(function (resp) {
+      // the code's hourly limit: said on the page (it stays queued), not only "waiting to be sent"
+      var rateEl = document.getElementById("rate-limited");  // absent from a form kept before it
+      if (rateEl) rateEl.hidden = resp.status !== 429;
       if (resp.ok) { say(words.sent); return drop(rec.id); }
       if (resp.status === 429 || resp.status >= 500) throw new Error("later");
       return resp.json().catch(function () { return {}; }).then(function (doc) {
@@ -184,6 +211,7 @@
     if (flushing) { again = true; return Promise.resolve(); }
     flushing = true; again = false;
     clearTimeout(retryTimer); retryTimer = null;
+    showQueue();  // what waits is shown now, not once a send over a slow link has ended
     return all().then(function (items) {
       var chain = Promise.resolve();
       items.filter(function (r) { return !r.refused; }).forEach(function (rec) {
@@ -203,6 +231,7 @@
 
   document.getElementById("locate").addEventListener("click", function () {
     var pos = document.getElementById("position");
+    if (insecure && needsHttps) { pos.textContent = needsHttps.textContent; return; }
     if (!navigator.geolocation) { pos.textContent = words.no_position; return; }
     navigator.geolocation.getCurrentPosition(function (p) {
       document.getElementById("lat").value = p.coords.latitude.toFixed(5);

@@ -36,7 +36,7 @@ from gateway.config import WebConfig
 from gateway.observations import records
 from gateway.observations.records import Observation
 from tests.gateway.report.test_report import tables
-from tests.gateway.web.chromium import chromium
+from tests.gateway.web.chromium import as_phone, chromium
 from tests.gateway.web.proxy import Switch
 from tests.gateway.web.test_observations import GPS_TAG, gateway_config, gps_jpeg
 from tests.helpers import ROOT, artifacts_root
@@ -52,6 +52,7 @@ WORDS = {
 @pytest.fixture
 def phone(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     driver = chromium(tmp_path / "profile", "360,740")
+    as_phone(driver)  # a phone's 360 px screen (mobile, touch), not only a narrow window
     driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Ulaanbaatar"})
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield driver
@@ -135,6 +136,11 @@ def test_two_observations_one_offline_arrive_once_each(
             return records.listed(field.reader)
 
         phone.get(site.url + "/observe")
+        screen = phone.execute_script(
+            "return [window.innerWidth, document.documentElement.clientWidth, matchMedia('(pointer: coarse)')"
+            ".matches, navigator.maxTouchPoints, window.devicePixelRatio]"
+        )
+        assert screen == [360, 360, True, 5, 2], screen  # a 360 px phone, as the issue asks
         overflow = phone.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
