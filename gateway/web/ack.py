@@ -65,6 +65,7 @@ def _alert(store: AlertStore, alert_id: str, t: Texts) -> dict[str, Any] | None:
         "severity": doc.get("severity"),
         "sentence": messages.text_of(doc, t),
         "lines": messages.details(doc, t, how_to_ack=False),
+        "planned_stop": messages.is_planned_stop(doc),  # a notice: no reminders to stop
     }
 
 

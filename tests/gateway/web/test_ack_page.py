@@ -266,3 +266,24 @@ def test_the_page_reads_in_mongolian(tmp_path: Path) -> None:
         leaks = [w for w in english_words(visible) if w not in data and not re.match(r"\d", w)]
         leaks = [w for w in leaks if not ALERT.count(w)]
         assert leaks == [], leaks
+
+
+def test_a_planned_stops_page_marks_a_notice_as_seen_and_promises_no_reminders(page: Page) -> None:
+    """A planned stop has no reminders: its page says it marks the notice as seen, in en and mn."""
+    stop = {
+        **RAISED,
+        "severity": "info",
+        "rule": "offline",
+        "type": "offline",
+        "metric": None,
+        "msg_id": "alert.stop.stopped",
+        "message": "haul-road (tsagaan) was stopped as planned",
+    }
+    page.store.commit(
+        [MachineState("pm25-instant", "tsagaan", "haul-road", alert_id=ALERT, started_ms=1)], [(stop, [])]
+    )
+    status, text = Browser().open(page.link())
+    assert status == 200 and _outcome(text) == "confirm"
+    notice = Texts("en")("ack_link.confirm_notice", name="S. Saraa")
+    assert html.escape(notice, quote=True) in text or notice in html.unescape(text)
+    assert "Reminders stop" not in html.unescape(text)
