@@ -20,7 +20,7 @@ from typing import Any
 from contract.configfile import ConfigError
 from contract.i18n import Texts
 from contract.metrics import spec
-from gateway.alerts.messages import text_of
+from gateway.alerts.messages import rule_name, text_of
 from gateway.alerts.reasons import words
 from gateway.alerts.service import STATUS_FILE
 from gateway.alerts.store import AlertStore
@@ -105,7 +105,10 @@ def _list(store: AlertStore, status_file: Path, cfg: GatewayConfig, language: st
         if not m.evaluable:
             node, site = t.node_name(m.site, m.node), t.site_name(m.site)
             reason = words(m.reason, t, m.site)  # in the reader's language (gateway/alerts/reasons.py)
-            print(t("ack.not_evaluated", rule=m.rule, node=node, site=site, reason=reason))
+            rule = rules.get(m.rule)
+            named = rule_name(rule.naming(), t) if rule is not None else m.rule
+            said = m.rule if named == m.rule else f"{named} ({m.rule})"  # the id, to type in a command
+            print(t("ack.not_evaluated", rule=said, node=node, site=site, reason=reason))
     try:
         status = json.loads(status_file.read_text())
         for label, stats in status.get("channels", {}).items():

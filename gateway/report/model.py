@@ -4,11 +4,11 @@ gateway.report.plots and written by gateway.report.render."""
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from contract.figures import Comparison, exceeds
 from contract.metrics import Metric
@@ -244,6 +244,9 @@ class Episode:
     cleared: datetime | None = None
     highest_reading: float | None = None  # the database's highest reading from start to end
     kind: str = "threshold"  # the rule kind: threshold, nowcast, difference, offline, sensor_fault
+    # what names the rule to a person (gateway.alerts.messages.rule_name): the event's message id
+    # and parameters as stored, so the report says "PM2.5 24-hour mean, US EPA", not its id
+    named: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_exceedance(self) -> bool:

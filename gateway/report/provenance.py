@@ -27,6 +27,7 @@ def episodes(log: QueryLog) -> list[Episode]:
     Events stored before those fields existed fall back to the raise's time, the all-clear's time
     and the highest value an event carried."""
     fields = ["state", "value", "limit", "average", "severity", "late", "peak", "started", "ended", "msg_id"]
+    fields.append("msg_params")  # with msg_id, what names the rule to a person (Episode.named)
     rows = log.reader.alert_rows(log.site, log.start, log.end, fields, trace=log.trace("alerts"))
     rows.sort(key=lambda r: (r["node"], r["rule"], r["metric"], r["time"]))
     out: list[Episode] = []
@@ -178,6 +179,10 @@ def signatures(log: QueryLog) -> dict[str, tuple[int, int]]:
     return {node: (signed.get(node, 0), total) for node, total in totals.items()}
 
 
+_NAMING = ("msg_id", "msg_params", "metric", "average", "site")
+"""What of an alert row names its rule to a person (gateway.alerts.messages.rule_name)."""
+
+
 def _episode(
     key: tuple[str, str, str], episode: dict[str, Any], end: datetime | None, cleared: datetime | None
 ) -> Episode:
@@ -197,6 +202,7 @@ def _episode(
         late=bool(row.get("late")),
         kind=_kind(row, key[2]),
         standard=next((s for k, s in STANDARDS.items() if key[1].startswith(k)), None),
+        named={**{k: row.get(k) for k in _NAMING}, "rule": key[1]},
     )
 
 

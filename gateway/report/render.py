@@ -16,6 +16,7 @@ from contract import __version__, csvcell
 from contract.figures import Comparison, decimals_of, figure, limit_text, mean_decimals
 from contract.i18n import Texts
 from contract.metrics import METRIC_UNITS, Metric
+from gateway.alerts.messages import rule_name
 from gateway.report import drawing, printing
 from gateway.report.model import COMPLETE, ReportData
 from gateway.report.plots import EN, layout
@@ -187,6 +188,7 @@ def _template(t: Texts) -> jinja2.Template:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True)
     env.filters.update(
         label=lambda metric: _label(t, metric),
+        rule=lambda episode: rule_name(episode.named or {"rule": episode.rule}, t),
         time=t.time,
         title=lambda standard: _title(t, standard),
         source=lambda standard: _source(t, standard),

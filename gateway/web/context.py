@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from contract.i18n import Texts
+from gateway.alerts.messages import rule_name
 from gateway.alerts.store import AlertStore
 from gateway.config import WebConfig
 from gateway.observations.accounts import Accounts
@@ -30,6 +31,13 @@ class Upstream:
     reference: str
     metric: str
     sites: tuple[str, ...] | None = None
+    # the rule's own name in each language (`title`), if given; not part of the pair's hash
+    title: dict[str, str] | None = field(default=None, hash=False)
+
+    def name(self, site: str, t: Texts) -> str:
+        """The rule as a person reads it, as its messages name it (gateway.alerts.messages)."""
+        params = {"metric": self.metric, "reference": self.reference, "site": site, "title": self.title}
+        return rule_name({"msg_id": "alert.difference.raised", "msg_params": params, "rule": self.rule}, t)
 
     def pairs(self, site: str, node: str, metric: str) -> bool:
         return (node, metric) == (self.node, self.metric) and (self.sites is None or site in self.sites)

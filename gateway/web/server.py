@@ -99,7 +99,7 @@ def app_for(cfg: GatewayConfig, board: StatusBoard) -> Starlette:
 def upstreams_of(cfg: GatewayConfig) -> tuple[Upstream, ...]:
     """The pairs of the difference rules, so a downstream node's chart overlays its reference."""
     return tuple(
-        Upstream(r.name, r.node, r.reference, r.metric.value, tuple(r.sites) if r.sites else None)
+        Upstream(r.name, r.node, r.reference, r.metric.value, tuple(r.sites) if r.sites else None, r.title)
         for r in cfg.alerts.all_rules()
         if isinstance(r, DifferenceRule)
     )

@@ -81,6 +81,9 @@ class RuleBase(Model):
         "mn = '...'}; without one (or in another language) messages name it by what it watches.",
     )
 
+    naming_keys: ClassVar[dict[str, str]] = {}
+    """A rule's own keys that name it as its events' parameters do (`{"threshold": "category"}`:
+    NowCast's), besides those every rule may have (metric, average, standard, title, reference)."""
     has_category: ClassVar[bool] = False
     """Events carry the AQI category the rule last saw (NowCast)."""
     steps_on_clock: ClassVar[bool] = False
@@ -106,6 +109,14 @@ class RuleBase(Model):
     @property
     def remind_every_s(self) -> float:
         return duration_s(self.remind_every)
+
+    def naming(self) -> dict[str, Any]:
+        """The rule as its events name it to a person (gateway.alerts.messages.rule_name), for where
+        no event of it is at hand (`ack --list`'s rules not evaluated)."""
+        own = self.model_dump(mode="json")
+        keys = {k: k for k in ("metric", "average", "standard", "title", "reference")} | self.naming_keys
+        params = {param: own[key] for param, key in keys.items() if own.get(key) is not None}
+        return {"msg_id": f"alert.{self.type}.raised", "msg_params": params, "rule": self.name}
 
     def applies(self, site: str, node: str) -> bool:
         return (self.sites is None or site in self.sites) and (self.nodes is None or node in self.nodes)

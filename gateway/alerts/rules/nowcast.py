@@ -43,6 +43,7 @@ class NowcastRule(RuleBase):
     clear_after: str = "1h"
 
     has_category: ClassVar[bool] = True
+    naming_keys: ClassVar[dict[str, str]] = {"threshold": "category"}
 
     @field_validator("category")
     @classmethod

@@ -142,3 +142,30 @@ def test_the_english_report_names_the_places_and_zone_too(site_db: Influx, tmp_p
 
 def test_a_report_in_utc_does_not_say_when_a_day_begins_twice(full_report: str) -> None:  # noqa: F811
     assert "(times in UTC)" in full_report and "In local time" not in full_report
+
+
+def test_the_report_names_a_rule_as_its_messages_do_with_its_id_beside(
+    influx: Influx, tmp_path: Path
+) -> None:
+    """An alert stored with its message id and parameters: the exceedance table names its rule in
+    the reader's words ("PM2.5 24 цагийн дундаж, АНУ-ын EPA"), its id beside it as machine text."""
+    import json
+    from datetime import timedelta
+
+    from gateway.alerts.messages import rule_name
+
+    regdata.dust_site(influx, days=1)
+    params = {"metric": "pm2_5", "average": "24h", "standard": "US EPA NAAQS"}
+    at = regdata.DAY0 + timedelta(hours=5)
+    line = regdata.alert_line("haul-road", "us-epa-pm25-24h", "pm2_5", "raised", at, 40.0, 35.0)
+    extra = f',msg_id="alert.threshold.raised",msg_params="{regdata.esc(json.dumps(params))}"'
+    fields, stamp = line.rsplit(" ", 1)
+    influx.write([f"{fields}{extra} {stamp}"])
+    page, _ = _report(influx, tmp_path, "--lang", "mn")
+    named = rule_name(
+        {"msg_id": "alert.threshold.raised", "msg_params": params, "rule": "x"}, i18n.Texts("mn")
+    )
+    assert re.search("[А-Яа-яӨөҮү]", named) and "us-epa" not in named, named
+    (row,) = [r for r in tables(page)["exceedance-table"] if "us-epa-pm25-24h" in r[1]]
+    assert row[1].startswith(named), row[1]
+    assert "<code>us-epa-pm25-24h</code>" in page

@@ -333,7 +333,10 @@ def test_the_downstream_chart_overlays_its_upstream_reference(
     assert figures and all(f.get_attribute("data-upstream") == "river-up" for f in figures)
     day = figures[0]
     assert t("chart.upstream", node="river-up") in day.find_element(By.CSS_SELECTOR, ".u-legend").text
-    assert t("chart.upstream_note", node="river-up", rule="river-idaho") in day.text
+    # the rule named as its messages name it, not by its id
+    named = RIVER_RULE.name("tsagaan", t)
+    assert named != "river-idaho" and "river-idaho" not in day.text
+    assert t("chart.upstream_note", node="river-up", rule=named) in day.text
     # river-up's 3.0 NTU, in the buckets it reported (it stopped two hours ago)
     drawn: list[Any] = phone.execute_script("return arguments[0]._chart.u.data[2]", day)
     present = [v for v in drawn if v is not None]
