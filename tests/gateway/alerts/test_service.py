@@ -105,7 +105,10 @@ def test_events_acks_offline_and_a_restart(
         assert main(["ack", "--list", "--lang", "mn", "--config", str(path)]) == 0
         in_mn = capsys.readouterr().out
         assert f"{raised['id']}  АНХААРУУЛГА  эхэлсэн " in in_mn and "хүлцэх хэмжээ" in in_mn
-        assert "not evaluated: PM2.5 1-hour mean (pm25-1h) at haul-road (tsagaan): window 67% complete" in listing
+        assert (
+            "not evaluated: PM2.5 1-hour mean (pm25-1h) at haul-road (tsagaan): window 67% complete"
+            in listing
+        )
         # in the site's zone (`[site] timezone`), with the zone shown
         local = tmp_path / "gateway-local.toml"
         local.write_text(path.read_text() + '\n[site]\ntimezone = "Asia/Ulaanbaatar"\n')
