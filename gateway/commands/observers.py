@@ -51,7 +51,7 @@ def run_add(args: argparse.Namespace, clock: Clock = utc_now) -> int:
     print(f"observer {observer.id} ({observer.name}): code {code}")
     print(
         f"shown only now; at most {RATE_PER_HOUR} observations an hour; "
-        f"revoke it with `observers revoke --id {observer.id}`"
+        f"revoke it with `observers revoke --id {observer.id} --by NAME`"
     )
     return 0
 
