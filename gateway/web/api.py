@@ -69,8 +69,8 @@ class LatestOut(_Out):
     turbidity_level: str | None
     # issue 18: the latest reading's own category (the AQI breakpoints of its concentration; not
     # the EPA's AQI, which is the NowCast's), and whether it is a spike the NowCast lags
-    latest_aqi_category: str | None = None
-    spike: bool = False
+    latest_aqi_category: str | None
+    spike: bool
 
 
 class LimitOut(_Out):
