@@ -67,6 +67,10 @@ class LatestOut(_Out):
     aqi: int | None
     aqi_category: str | None
     turbidity_level: str | None
+    # issue 18: the latest reading's own category (the AQI breakpoints of its concentration; not
+    # the EPA's AQI, which is the NowCast's), and whether it is a spike the NowCast lags
+    latest_aqi_category: str | None
+    spike: bool
 
 
 class LimitOut(_Out):
@@ -203,6 +207,8 @@ def _latest_out(s: NodeSummary) -> LatestOut:
         aqi=s.aqi,
         aqi_category=s.aqi_level.key if s.aqi_level else None,
         turbidity_level=s.turbidity_level.key if s.turbidity_level else None,
+        latest_aqi_category=s.latest_level.key if s.latest_level else None,
+        spike=s.is_spike,
     )
 
 
@@ -218,7 +224,15 @@ def latest(request: Request) -> Response:
     ctx, page, now = _page(request)
     hourly = hourly_for(ctx.reader, page.items, now, ctx.hourly)  # the nodes of the page only
     body = ctx.entries.json(
-        "latest", _latest_out, page.items, hourly, ctx.board, now, ctx.web.offline_after_s, nowcast=True
+        "latest",
+        _latest_out,
+        page.items,
+        hourly,
+        ctx.board,
+        now,
+        ctx.web.offline_after_s,
+        nowcast=True,
+        limits=ctx.pm2_5_limits(),
     )
     return paged_json(request, page, body)
 

@@ -19,6 +19,7 @@ from gateway.web.entries import Cards, Entries
 from gateway.web.kept import HourlyMeans, KeptAlerts, KeptLatest, per_site
 from gateway.web.levels import LimitLine, limit_lines
 from gateway.web.status import StatusBoard
+from gateway.web.views import pm2_5_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +93,7 @@ class Context:
 
     def limits(self, metric: str) -> list[LimitLine]:
         return limit_lines(self.web.standards, metric)
+
+    def pm2_5_limits(self) -> tuple[float, ...]:
+        """The chosen standards' short-term PM2.5 limits, by which a card tells a spike (`is_spike`)."""
+        return pm2_5_limits(self.web.standards)

@@ -20,7 +20,7 @@ them changes.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -80,8 +80,10 @@ class Entries:
         offline_after_s: int,
         *,
         nowcast: bool,
+        limits: Sequence[float] = (),
     ) -> bytes:
-        """The JSON array of these nodes' `make` models at `now` (`nowcast`: as `summaries`)."""
+        """The JSON array of these nodes' `make` models at `now` (`nowcast`, `limits`: as
+        `summaries`; the limits are the configuration's, the same for every request)."""
         parts = []
         for r in latest:
             key = (kind, r.site, r.node)
@@ -89,7 +91,7 @@ class Entries:
             status = board.get(r.site, r.node)
             e = self._kept.get(key)
             if e is None or e.latest is not r or e.hours is not hours or e.status is not status:
-                s = summarise(r, hours, status, now, offline_after_s, nowcast=nowcast)
+                s = summarise(r, hours, status, now, offline_after_s, nowcast=nowcast, limits=limits)
                 e = _Entry(r, hours, status, *_split(make(s)))
                 self._kept[key] = e
             age = (now - r.time).total_seconds()
@@ -124,8 +126,10 @@ class Cards:
         offline_after_s: int,
         ago: Callable[[float], str],
         render: Callable[[NodeSummary, str], str],
+        limits: Sequence[float] = (),
     ) -> list[tuple[NodeSummary, str]]:
-        """Each node's summary at `now` and its card, `render(summary, ago(age_s))`."""
+        """Each node's summary at `now` and its card, `render(summary, ago(age_s))` (`limits`: as
+        `summaries`)."""
         out = []
         for r in latest:
             key = (r.site, r.node)
@@ -133,7 +137,7 @@ class Cards:
             status = board.get(r.site, r.node)
             c = self._kept.get(key)
             if c is None or c.latest is not r or c.hours is not hours or c.status is not status:
-                s = summarise(r, hours, status, now, offline_after_s)
+                s = summarise(r, hours, status, now, offline_after_s, limits=limits)
                 c = None
             else:
                 age = (now - r.time).total_seconds()

@@ -129,6 +129,7 @@ def overview(request: Request) -> HTMLResponse:
         ctx.web.offline_after_s,
         ctx.texts.ago,
         lambda s, ago: str(card(ctx.texts, s, ago)),
+        ctx.pm2_5_limits(),
     )
     nodes = [s for s, _ in kept]
     points = [
@@ -174,7 +175,13 @@ def node_page(request: Request) -> HTMLResponse:
     now = ctx.clock()
     latest = ctx.latest(now, ref.site, ref.node)
     found = summaries(
-        ctx.reader, ctx.board, now, ctx.web.offline_after_s, latest=latest, hourly_cache=ctx.hourly
+        ctx.reader,
+        ctx.board,
+        now,
+        ctx.web.offline_after_s,
+        latest=latest,
+        hourly_cache=ctx.hourly,
+        limits=ctx.pm2_5_limits(),
     )
     if not found:  # no reading stored for it: no such node, whatever the address looks like
         message = ctx.texts("dash.unknown_node", site=ref.site, node=ref.node)

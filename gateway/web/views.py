@@ -7,7 +7,7 @@ simulated moment.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
@@ -36,6 +36,8 @@ class NodeSummary:
     aqi_level: Level | None = None
     turbidity_level: Level | None = None
     known: Known | None = None  # without a NowCast: the category of what is known
+    latest_level: Level | None = None  # the latest PM2.5 reading's own category (no AQI number)
+    is_spike: bool = False  # the latest reading says much worse than the NowCast: the card says both
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,29 @@ def known_category(hourly: list[float | None] | None, latest_pm2_5: float | None
     if latest_pm2_5 is not None:
         return Known(aqi_level(latest_pm2_5)[0], "reading", latest_pm2_5)
     return None
+
+
+SPIKE_CATEGORIES = 2
+"""How many AQI categories the latest reading must be above the NowCast's for the card to show it."""
+_CALM = ("good", "moderate")
+
+
+def is_spike(nowcast: float, latest_pm2_5: float, limits: Sequence[float]) -> bool:
+    """Whether the latest PM2.5 reading tells what a NowCast lagging a sudden plume does not yet: its
+    own category is `SPIKE_CATEGORIES` or more above the NowCast's, or, while the NowCast is Good or
+    Moderate, it is over one of `limits` (µg/m³, the chosen standards' short-term PM2.5 limits) that
+    the NowCast is not over. The NowCast weighs 12 hours, so one reading at 154.6 µg/m³ after 11
+    hours at 10 leaves it at 10.0: a card saying only "Moderate" then would mislead."""
+    now_cat, latest_cat = aqi.category(nowcast), aqi.category(latest_pm2_5)
+    gap = aqi.CATEGORY_KEYS.index(latest_cat.key) - aqi.CATEGORY_KEYS.index(now_cat.key)
+    over = any(nowcast <= limit < latest_pm2_5 for limit in limits)  # "above": strictly over
+    return gap >= SPIKE_CATEGORIES or (now_cat.key in _CALM and over)
+
+
+def pm2_5_limits(standards: Sequence[str]) -> tuple[float, ...]:
+    """The short-term (24 h and shorter) PM2.5 limits of `standards`, as the charts draw them: an
+    annual mean's limit says nothing about one reading."""
+    return tuple(sorted({line.value for line in limit_lines(list(standards), "pm2_5")}))
 
 
 def is_offline(age_s: float, status: NodeStatus | None, offline_after_s: int) -> bool:
@@ -103,14 +128,18 @@ def summarise(
     offline_after_s: int,
     *,
     nowcast: bool = True,
+    limits: Sequence[float] = (),
 ) -> NodeSummary:
     """One node's summary from its latest reading, its NowCast's hourly means (None: none, or not
-    asked) and its retained status."""
+    asked) and its retained status; `limits`: the PM2.5 limits a spike is judged by (`is_spike`)."""
     age = (now - r.time).total_seconds()
     offline = is_offline(age, status, offline_after_s)
     nc = aqi.nowcast(hours) if hours is not None else None
     aqi_lv, aqi_n = aqi_level(nc) if nc is not None else (None, None)
-    known = known_category(hours, r.values.get("pm2_5")) if nc is None and nowcast else None
+    pm = r.values.get("pm2_5")
+    known = known_category(hours, pm) if nc is None and nowcast else None
+    latest_lv = aqi_level(pm)[0] if pm is not None and nowcast else None
+    spike = nc is not None and pm is not None and is_spike(nc, pm, limits)
     turb = r.values.get("turbidity")
     return NodeSummary(
         r.site,
@@ -126,6 +155,8 @@ def summarise(
         aqi_lv,
         turbidity_level(turb) if turb is not None else None,
         known,
+        latest_lv,
+        spike,
     )
 
 
@@ -140,16 +171,24 @@ def summaries(
     latest: list[Latest] | None = None,
     nowcast: bool = True,
     hourly_cache: HourlyMeans | None = None,
+    limits: Sequence[float] = (),
 ) -> list[NodeSummary]:
     """Every node with a stored reading (or just `node`, or the `latest` given: a page of them),
     with its freshness, status, NowCast category and turbidity band. NowCast uses the 12 full hours
-    before the current hour (`hourly_for`); `nowcast` False skips them (the node list)."""
+    before the current hour (`hourly_for`); `nowcast` False skips them (the node list); `limits`:
+    as `summarise`."""
     if latest is None:
         latest = reader.latest(now, site=site, node=node)
     hourly = hourly_for(reader, latest, now, hourly_cache) if nowcast else {}
     return [
         summarise(
-            r, hourly.get((r.site, r.node)), board.get(r.site, r.node), now, offline_after_s, nowcast=nowcast
+            r,
+            hourly.get((r.site, r.node)),
+            board.get(r.site, r.node),
+            now,
+            offline_after_s,
+            nowcast=nowcast,
+            limits=limits,
         )
         for r in latest
     ]

@@ -1,6 +1,7 @@
 """Issue 18, "a dashboard honest at the worst moment", against the app served by uvicorn over a real
 influxd: without a NowCast (a new site, after an outage) a card shows the category of what is known,
-labelled as such; the turbidity bands are finer; each category carries its health advice."""
+labelled as such; with a NowCast that lags a sudden plume, the latest reading's own category is
+shown beside it; the turbidity bands are finer; each category carries its health advice."""
 
 from __future__ import annotations
 
@@ -18,9 +19,20 @@ from gateway import devservices
 from gateway.config import WebConfig
 from gateway.subscriber import Message
 from gateway.web.status import StatusBoard
-from tests.webdata import NOW, Site, reading, served_site
+from gateway.web.views import is_spike, pm2_5_limits
+from tests.contract.test_i18n_mn import english_words
+from tests.webdata import NOW, STEP, Site, reading, served_site
 
 EN, MN = Texts("en"), Texts("mn")
+
+
+def plume(node: str, last: float) -> list[str]:
+    """11 full hours at 10 µg/m³ (every 5 min, 01:00 to 11:55), then one reading at `last` 20 s
+    before NOW, in the hour not yet closed: the NowCast of those hours is 10.0 µg/m³ (Moderate,
+    AQI 53) whatever `last` is, as the EPA's NowCast lags a sudden plume by design."""
+    start = NOW.replace(minute=0, second=0) - timedelta(hours=11)
+    hours = [reading(node, i + 1, start + i * STEP, {"pm2_5": {"value": 10.0, "n": 300}}) for i in range(132)]
+    return [*hours, reading(node, 133, NOW - timedelta(seconds=20), {"pm2_5": {"value": last, "n": 300}})]
 
 
 def _lines() -> list[str]:
@@ -40,16 +52,21 @@ def _lines() -> list[str]:
         # rivers at 5 NTU and 35 NTU
         reading("river-5", 1, NOW - timedelta(minutes=2), {"turbidity": {"value": 5.0, "n": 300}}),
         reading("river-35", 1, NOW - timedelta(minutes=2), {"turbidity": {"value": 35.0, "n": 300}}),
+        # a haul truck's plume after a calm morning, and the same morning without it
+        *plume("plume", 154.6),
+        *plume("steady", 10.0),
     ]
     return lines
 
 
 def _board() -> StatusBoard:
-    """The new node publishes its position, so the map shows it; another has gone offline."""
+    """The new node and the plume's publish their positions, so the map shows them; another has gone
+    offline."""
     board = StatusBoard("minewatch")
     for node, doc in (
         ("first", {"state": "online", "lat": 43.11, "lon": 106.85}),
         ("river-35", {"state": "offline", "lat": 43.09, "lon": 106.87}),
+        ("plume", {"state": "online", "lat": 43.10, "lon": 106.86}),
     ):
         topic = f"minewatch/v1/tsagaan/{node}/status"
         board.handle(Message(topic, json.dumps(doc).encode(), 0, 1, True, time.monotonic()))
@@ -125,3 +142,69 @@ def test_5_and_35_ntu_are_different_bands_on_the_cards(site: tuple[Site, Texts])
     assert 'data-band="cloudy"' in five and 'data-band="very-cloudy"' in thirty_five
     assert t("turbidity.value", category=t("turbidity.very-cloudy"), ntu="35.0") in _text(thirty_five)
     assert t("turbidity.source") in _text(s.get("/node/tsagaan/river-35")[1])
+
+
+def test_a_sudden_plume_shows_the_latest_reading_beside_the_nowcast_in_its_colour(
+    site: tuple[Site, Texts],
+) -> None:
+    s, t = site
+    page = s.get("/")[1]
+    card, said = _card(page, "plume"), _text(_card(page, "plume"))
+    nowcast = t("aqi.value", aqi=53, category=t("aqi.moderate"))
+    latest = t("aqi_latest.value", value="154.6", unit=t.unit("pm2_5"), category=t("aqi.very-unhealthy"))
+    # the NowCast (11 hours at 10 µg/m³) stays, first and yellow; the latest reading is beside it, purple
+    assert f"{t('aqi.label')}: {nowcast}" in said and latest in said
+    assert said.index(nowcast) < said.index(latest)
+    assert re.search(r'data-basis="nowcast" style="background:#ffff00', card)
+    assert re.search(r'data-basis="latest" style="background:#8f3f97;color:#fff"', card)
+    assert t("aqi_latest.note") in said and "EPA" in t("aqi_latest.note")
+    # the node page says the same; the map keeps the NowCast's colour
+    node = _text(s.get("/node/tsagaan/plume")[1])
+    assert nowcast in node and latest in node and t("aqi_latest.note") in node
+    assert {p["label"]: p for p in json.loads(_map_data(page))}["plume"]["colour"] == "#ffff00"
+    if t.language == "mn":  # the ids are data; everything else is Mongolian
+        assert english_words(said.replace("plume", " ").replace("tsagaan", " ")) == [], said
+    # the API: the NowCast's category as before, the latest reading's own beside it
+    by_node = {r["node"]: r for r in s.get("/api/v1/latest")[1]}
+    assert by_node["plume"]["nowcast_pm2_5"] == 10.0 and by_node["plume"]["aqi_category"] == "moderate"
+    assert by_node["plume"]["latest_aqi_category"] == "very-unhealthy" and by_node["plume"]["spike"] is True
+
+
+def test_a_steady_site_shows_only_the_nowcast(site: tuple[Site, Texts]) -> None:
+    s, t = site
+    card = _card(s.get("/")[1], "steady")
+    assert 'data-basis="nowcast"' in card and 'data-basis="latest"' not in card
+    assert t("aqi.value", aqi=53, category=t("aqi.moderate")) in _text(card)
+    assert t("aqi_latest.note") not in _text(card) and "latest-note" not in card
+    by_node = {r["node"]: r for r in s.get("/api/v1/latest")[1]}
+    assert by_node["steady"]["latest_aqi_category"] == "moderate" and by_node["steady"]["spike"] is False
+    # without a NowCast the card already shows the latest reading's category, and no second line
+    first = by_node["first"]
+    assert first["latest_aqi_category"] == "very-unhealthy" and first["spike"] is False
+    assert 'data-basis="latest"' not in _card(s.get("/")[1], "first")
+
+
+LIMITS = pm2_5_limits(["who-2021", "us-epa", "mns-4585-2016"])
+
+
+@pytest.mark.parametrize(
+    ("nowcast", "latest", "limits", "spike"),
+    [
+        (10.0, 154.6, LIMITS, True),  # Moderate, Very unhealthy: three categories
+        (10.0, 10.0, LIMITS, False),
+        (10.0, 154.6, (), True),  # two or more categories, whatever the standards
+        (5.0, 16.0, LIMITS, True),  # Good, Moderate: one category, but over the WHO's 15
+        (5.0, 16.0, (), False),
+        (5.0, 14.0, LIMITS, False),  # Moderate, under every limit
+        (30.0, 40.0, LIMITS, True),  # Moderate, USG: over the US EPA's 35, which the NowCast is not
+        (20.0, 30.0, LIMITS, False),  # the NowCast is over the WHO's 15 already, as the reading
+        (25.0, 10.0, LIMITS, False),  # a reading below the NowCast is no spike
+        (40.0, 60.0, LIMITS, False),  # USG, Unhealthy: one category, and the NowCast is not calm
+        (40.0, 130.0, LIMITS, True),  # USG, Very unhealthy: two categories
+    ],
+)
+def test_a_spike_is_two_categories_or_a_limit_the_calm_nowcast_is_not_over(
+    nowcast: float, latest: float, limits: tuple[float, ...], spike: bool
+) -> None:
+    assert LIMITS == (15.0, 35.0, 50.0)  # 24-hour limits only: the annual ones say nothing of a reading
+    assert is_spike(nowcast, latest, limits) is spike

@@ -34,6 +34,7 @@ from gateway.web.context import Upstream
 from tests.contract.test_i18n_mn import english_words
 from tests.gateway.web.chromium import chromium
 from tests.gateway.web.test_dash import _offline_alert
+from tests.gateway.web.test_honest import plume
 from tests.helpers import artifacts_root
 from tests.webdata import NOW, SITE, Site, reading, served_site, site_lines
 
@@ -68,6 +69,7 @@ SHOWS = {"timeline": "timeline", "login": "login", "maintenance": "visit", "mode
          "ack": "ack-form"}  # fmt: skip
 # Site, node and rule ids and the standards' names are data, the same in every language.
 NAMES = {"tsagaan", "haul", "road", "river", "up", "down", "pm154", "idaho", "x9", "n2", "MNS", "WHO"}
+NAMES |= {"plume"}  # the node whose NowCast lags a sudden plume
 NAMES |= {"CC", "BY"}  # the licence's name, "CC BY 4.0"
 NAMES |= {"saraa"}  # the monitor's account name
 # `[web] attribution` is the operator's own text, shown as written: a Mongolian site writes it so.
@@ -76,9 +78,9 @@ ATTRIBUTION = {"en": "Tsagaan community monitoring network", "mn": "Цагаан
 
 def _lines() -> list[str]:
     """The test site's week, its alert stored with a message id (so it renders in each language),
-    and a new site's first reading at 154.6 µg/m³."""
+    a new site's first reading at 154.6 µg/m³, and a plume of 154.6 µg/m³ after 11 calm hours."""
     first = reading("pm154", 1, NOW - timedelta(seconds=20), {"pm2_5": {"value": 154.6, "n": 300}})
-    return [*site_lines(), _offline_alert(), first]
+    return [*site_lines(), _offline_alert(), first, *plume("plume", 154.6)]
 
 
 # What residents and monitors write is theirs, in their language: the field records' texts.
@@ -298,6 +300,27 @@ def test_the_worst_moment_is_not_grey(site: tuple[Site, Texts], phone: webdriver
     unit = t.unit("pm2_5")
     assert t("aqi_known.reading", category=t("aqi.very-unhealthy"), value="154.6", unit=unit) in level.text
     assert t("aqi_advice.very-unhealthy") in card.text
+
+
+def test_a_sudden_plume_shows_the_nowcast_and_the_latest_reading_on_a_phone(
+    site: tuple[Site, Texts], phone: webdriver.Chrome
+) -> None:
+    """The NowCast of 11 calm hours (Moderate, yellow) first, the latest reading at 154.6 µg/m³ (Very
+    unhealthy, purple) beside it, both inside a 360 px card."""
+    s, t = site
+    _open(phone, s, "/")
+    card = phone.find_element(By.ID, f"node-{SITE}-plume")
+    levels = card.find_elements(By.CSS_SELECTOR, ".level")
+    assert [e.get_attribute("data-basis") for e in levels] == ["nowcast", "latest"]
+    style = "return getComputedStyle(arguments[0]).backgroundColor"
+    colours = [phone.execute_script(style, e) for e in levels]
+    assert colours == ["rgb(255, 255, 0)", "rgb(143, 63, 151)"]
+    unit = t.unit("pm2_5")
+    assert t("aqi.value", aqi=53, category=t("aqi.moderate")) in levels[0].text
+    assert t("aqi_latest.value", value="154.6", unit=unit, category=t("aqi.very-unhealthy")) in levels[1].text
+    assert t("aqi_latest.note") in card.text
+    rights = [phone.execute_script("return arguments[0].getBoundingClientRect().right", e) for e in levels]
+    assert max(rights) <= WIDTH, rights
 
 
 def _canvas_width(driver: webdriver.Chrome, fig: WebElement) -> int:
