@@ -322,6 +322,7 @@ class ObservationOut(BaseModel):
     lat: float | None
     lon: float | None
     place: str  # "node", "position" (the phone's) or "map" (a point chosen on the site's map)
+    near_node: str | None = None  # a position's nearest node of `site` within 2 km, else null
     photo: str | None  # the first photo's path on this server, re-encoded without metadata
     photo_sha256: str | None  # of the first photo served
     photos: list[str]  # every photo's path, in the order sent (the first is `photo`)
@@ -355,6 +356,7 @@ def public_doc(o: Observation, decided: Sequence[DecisionRecord] = ()) -> dict[s
         lat=o.lat,
         lon=o.lon,
         place=o.place,
+        near_node=o.near_node,
         photo=f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
         photo_sha256=o.photo_sha256,
         photos=photo_paths(o),
