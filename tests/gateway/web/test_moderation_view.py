@@ -176,3 +176,37 @@ def test_the_observations_api_is_paged_as_the_node_list_is(monitors: Monitors) -
     bad = b.get("/api/v1/observations?limit=0")
     assert bad.status == 400 and "limit" in json.loads(bad.data)["error"]
     assert json.loads(b.get("/api/v1/observations?site=elsewhere").data) == []
+
+
+def test_an_accepted_photo_is_revalidated_each_time_and_gone_once_withdrawn(monitors: Monitors) -> None:
+    """Served with no-cache and its hash as the ETag: a cache asks again each time, gets 304 while
+    it stands, and 404 as soon as a monitor withdraws it (with a max-age it was served for a day)."""
+    sha = "ef" * 32
+    obs = _observation(monitors, "a face in the crowd")
+    with_photo = Observation(**{**{k: getattr(obs, k) for k in obs.__slots__}, "id": str(uuid.uuid4()),
+                                "photo_sha256": sha})  # fmt: skip
+    assert monitors.field.add(with_photo, b"\xff\xd8 jpeg \xff\xd9")
+    b = monitors.browser()
+    b.login()
+    token = b.csrf_of("/moderate")
+    assert (
+        b.post(f"/moderate/{with_photo.id}", {"csrf": token, "decision": "accepted", "why": "ok"}).status
+        == 303
+    )
+    anyone = monitors.browser()
+    for path in (f"/observations/{with_photo.id}/photo.jpg", f"/observations/{with_photo.id}/photos/1.jpg"):
+        shown = anyone.get(path)
+        assert shown.status == 200 and shown.data == b"\xff\xd8 jpeg \xff\xd9", path
+        assert (shown.headers["cache-control"], shown.headers["etag"]) == ("no-cache", f'"{sha}"'), path
+        again = anyone.http.request("GET", anyone.url + path, headers={"If-None-Match": f'"{sha}"'})
+        assert again.status == 304 and again.data == b"" and again.headers["etag"] == f'"{sha}"', path
+        other = anyone.http.request(
+            "GET", anyone.url + path, headers={"If-None-Match": '"' + "00" * 32 + '"'}
+        )
+        assert other.status == 200 and other.data == b"\xff\xd8 jpeg \xff\xd9", path
+    withdrawn = b.post(f"/moderate/{with_photo.id}", {"csrf": token, "decision": "rejected", "why": "a face"})
+    assert withdrawn.status == 303
+    path = f"/observations/{with_photo.id}/photo.jpg"
+    gone = anyone.http.request("GET", anyone.url + path, headers={"If-None-Match": f'"{sha}"'})
+    assert gone.status == 404 and "etag" not in gone.headers
+    assert b.get(path).headers["cache-control"] == "no-store"  # a monitor still sees it, never cached
