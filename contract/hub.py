@@ -150,7 +150,8 @@ class ForwardedObservation(BaseModel):
     at the site, as in the site's export; the photos travel as their hashes only: `photo_*` of the
     first, and `photos_*` of every one in order, sent only for two or more (so an observation of
     one photo or none is the document earlier sites send, and an earlier hub takes it). An
-    observation given as a position alone belongs to the batch's site at the hub."""
+    observation given as a position alone belongs to the batch's site at the hub; `near_node` is
+    its nearest node within 2 km, sent only when there is one (again the earlier document)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -167,6 +168,7 @@ class ForwardedObservation(BaseModel):
     photo_sha256: Sha256 | None = None
     photos_received_sha256: list[Sha256] | None = Field(default=None, min_length=2, max_length=MAX_PHOTOS)
     photos_sha256: list[Sha256] | None = Field(default=None, min_length=2, max_length=MAX_PHOTOS)
+    near_node: SiteName | None = None
     decisions: list[ForwardedDecision] = Field(min_length=1, max_length=MAX_BATCH)
 
     @model_validator(mode="after")

@@ -52,14 +52,16 @@ def observation_of(o: Observation, decided: list[DecisionRecord]) -> ForwardedOb
         "photo_received_sha256": o.photo_received_sha256, "photo_sha256": o.photo_sha256,
         **({"photos_received_sha256": list(o.photos_received_sha256),
             "photos_sha256": list(o.photos_sha256)} if o.has_several_photos else {}),
+        **({"near_node": o.near_node} if o.near_node else {}),
         "decisions": decisions,
     })  # fmt: skip
 
 
 def _queued(kind: str, key: str, doc: ForwardedVisit | ForwardedObservation) -> Queued:
     data = doc.model_dump(mode="json")
-    for name in ("photos_received_sha256", "photos_sha256"):
-        # one photo or none: the document (and digest) earlier versions send, which an earlier hub takes
+    for name in ("photos_received_sha256", "photos_sha256", "near_node"):
+        # one photo or none, no node near: the document (and digest) earlier versions send, which an
+        # earlier hub takes
         if data.get(name, ()) is None:
             del data[name]
     return Queued(kind, key, hashlib.sha256(canonical_json(data)).hexdigest(), canonical_json(data))

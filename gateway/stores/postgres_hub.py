@@ -361,7 +361,9 @@ class HubStore:
         """Store field records once each, in one transaction, under the names the site gives them
         (a visit: node, kind, time; an observation: its id; a decision: its observation, decision
         and time). What is there already is compared, never replaced: the same is a duplicate, a
-        difference a conflict (the record is not stored; the caller keeps it in `reject`)."""
+        difference a conflict (the record is not stored; the caller keeps it in `reject`). An
+        observation's `near_node` is compared only when it comes, and fills a row without one: an
+        earlier site sends none, and an upgraded one resends what it forwarded before, with it."""
         stored = duplicate = 0
         conflicts: list[tuple[str, bytes]] = []
         if not visits and not observations:
@@ -389,22 +391,34 @@ class HubStore:
                     conflicts.append((detail, v.model_dump_json().encode()))
             for o in observations:
                 new = self._conn.execute(
-                    f"INSERT INTO observation (site, id, {_OBSERVATION_COLUMNS})"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    f"INSERT INTO observation (site, id, {_OBSERVATION_COLUMNS}, near_node)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT DO NOTHING RETURNING 1",
-                    [site, o.id, *_observation_values(o)],
+                    [site, o.id, *_observation_values(o), o.near_node],
                 ).fetchone()
                 if new is not None:
                     stored += 1
                 else:
                     there = self._conn.execute(
-                        f"SELECT {_OBSERVATION_COLUMNS} FROM observation WHERE site = %s AND id = %s",
+                        f"SELECT {_OBSERVATION_COLUMNS}, near_node FROM observation"
+                        " WHERE site = %s AND id = %s",
                         [site, o.id],
                     ).fetchone()
-                    if there is None or tuple(there) != _observation_values(o):
+                    if (
+                        there is None
+                        or tuple(there[:-1]) != _observation_values(o)
+                        or (o.near_node is not None and there[-1] not in (None, o.near_node))
+                    ):
                         conflicts.append((f"observation {o.id} differs from the one stored",
                                           o.model_dump_json().encode()))  # fmt: skip
                         continue  # nor its decisions: they are on another observation
+                    if o.near_node is not None and there[-1] is None:
+                        # forwarded before the site sent `near_node` (or before this hub kept it):
+                        # the site's upgrade resends it with the node, which completes the row
+                        self._conn.execute(
+                            "UPDATE observation SET near_node = %s WHERE site = %s AND id = %s",
+                            [o.near_node, site, o.id],
+                        )
                     duplicate += 1
                 for d in o.decisions:
                     key2 = (site, o.id, d.decision, d.at)

@@ -286,12 +286,13 @@ class HubReportQueries(PostgresBase):
             cond.append(sql.SQL("id = ANY ({})").format(sql.Literal(list(ids))))
         query = sql.SQL(
             "SELECT at, id, kind, site, node, text, place, lat, lon, site_received,"
-            " photo_received_sha256, photo_sha256, photos_received_sha256, photos_sha256"
+            " photo_received_sha256, photo_sha256, photos_received_sha256, photos_sha256, near_node"
             " FROM observation WHERE {} ORDER BY at, id"
         ).format(sql.SQL(" AND ").join(cond))
         out = []
         for row in self.rows(self._traced(query, trace)):
-            at, oid, kind, s, node, text, place, lat, lon, received, photo_in, photo, many_in, many = row
+            at, oid, kind, s, node, text, place, lat, lon, received, photo_in, photo, many_in, many = row[:14]
+            near = row[14]
             out.append({
                 "time": epoch_ms(at), "id": oid, "kind": kind, "site": s, "node": node or "",
                 "observer": "", "text": text, "place": place, "lat": lat, "lon": lon,
@@ -299,6 +300,7 @@ class HubReportQueries(PostgresBase):
                 # as the InfluxDB point holds them: comma-joined, only for two or more
                 "photos_received_sha256": ",".join(many_in) if many_in else None,
                 "photos_sha256": ",".join(many) if many else None,
+                "near_node": near,
             })  # fmt: skip
         return out
 

@@ -114,6 +114,7 @@ CREATE TABLE IF NOT EXISTS observation (
     -- or none, as a site sends them (docs/region.md, "Field records")
     photos_received_sha256 text[],
     photos_sha256 text[],
+    near_node text,                 -- a position's nearest node within 2 km (NULL: none, or a node)
     received timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (site, id)
 );
@@ -125,6 +126,13 @@ DO $$ BEGIN
                    AND attname = 'photos_sha256' AND NOT attisdropped) THEN
         ALTER TABLE observation ADD COLUMN IF NOT EXISTS photos_received_sha256 text[],
             ADD COLUMN IF NOT EXISTS photos_sha256 text[];
+    END IF;
+END $$;
+-- and one made before `near_node` was forwarded gains it (the same care)
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'observation'::regclass
+                   AND attname = 'near_node' AND NOT attisdropped) THEN
+        ALTER TABLE observation ADD COLUMN IF NOT EXISTS near_node text;
     END IF;
 END $$;
 

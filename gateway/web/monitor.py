@@ -199,18 +199,29 @@ def moderate_page(request: Request, *, status: int = 200, error: str | None = No
         return _must_log_in("/moderate")
     assert ctx.records is not None
     days, page_no = _moderate_args(request)
-    # the observations made in the last `days` (not every one ever): pending first, then the
-    # accepted ones a monitor may withdraw, newest first in each, a page at a time
-    found = records.listed(ctx.records.reader, start=ctx.clock() - timedelta(days=days))
+    since = ctx.clock() - timedelta(days=days)
+    # every pending observation, whatever its age: one made weeks ago on a phone that was offline
+    # arrives dated then, and selecting by that time hid it while it waited. Then the accepted ones
+    # decided in the last `days`, which a monitor may withdraw. Newest first in each, paged.
+    found = records.listed(ctx.records.reader)
     shown = [o for o in reversed(found) if o.state == "pending"]
-    shown += [o for o in reversed(found) if o.state == "accepted"]
+    shown += [
+        o
+        for o in reversed(found)
+        if o.state == "accepted" and o.decided_at is not None and o.decided_at > since
+    ]
     pages = max(1, -(-len(shown) // MODERATE_PAGE))
     page_no = min(page_no, pages)
     on_page = shown[(page_no - 1) * MODERATE_PAGE : page_no * MODERATE_PAGE]
     decided = records.decisions_of(ctx.records.reader, [o.id for o in found])
     by_id = {o.id: o for o in found}
     recent = sorted(
-        ((d, by_id[d.observation]) for ds in decided.values() for d in ds if d.observation in by_id),
+        (
+            (d, by_id[d.observation])
+            for ds in decided.values()
+            for d in ds
+            if d.observation in by_id and d.at > since
+        ),
         key=lambda p: p[0].at,
         reverse=True,
     )[:50]

@@ -322,6 +322,7 @@ class ObservationOut(BaseModel):
     lat: float | None
     lon: float | None
     place: str  # "node", "position" (the phone's) or "map" (a point chosen on the site's map)
+    near_node: str | None = None  # a position's nearest node of `site` within 2 km, else null
     photo: str | None  # the first photo's path on this server, re-encoded without metadata
     photo_sha256: str | None  # of the first photo served
     photos: list[str]  # every photo's path, in the order sent (the first is `photo`)
@@ -355,6 +356,7 @@ def public_doc(o: Observation, decided: Sequence[DecisionRecord] = ()) -> dict[s
         lat=o.lat,
         lon=o.lon,
         place=o.place,
+        near_node=o.near_node,
         photo=f"/observations/{o.id}/photo.jpg" if o.photo_sha256 else None,
         photo_sha256=o.photo_sha256,
         photos=photo_paths(o),
@@ -394,8 +396,22 @@ def photo(request: Request) -> Response:
     path = field.photo(found, n) if found is not None and shown else None
     if path is None or not path.exists():
         return _refuse(404, "no such photo")
-    cache = "public, max-age=86400" if found is not None and found.state == "accepted" else "no-store"
-    return FileResponse(path, media_type="image/jpeg", headers={"cache-control": cache})
+    if found is None or found.state != "accepted":
+        return FileResponse(path, media_type="image/jpeg", headers={"cache-control": "no-store"})
+    # an accepted photo may be withdrawn ("a face in the photo"): a browser or proxy keeps it, but
+    # asks each time (no-cache) with its hash (the ETag), so it costs a 304 unchanged and is gone
+    # (404) as soon as a monitor withdraws it, where a max-age kept it served for a day
+    etag = f'"{path.stem}"'
+    headers = {"cache-control": "no-cache", "etag": etag}
+    if _matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
+    return FileResponse(path, media_type="image/jpeg", headers=headers)
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match names `etag` (weakly compared, as RFC 9110 13.1.2 asks) or is `*`."""
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in tags or etag in tags
 
 
 def service_worker(request: Request) -> Response:

@@ -53,21 +53,28 @@ FISH_KEPT = ("b1" * 32, "b2" * 32, "b3" * 32)
 
 
 def _observe(
-    cfg_path: Path, kind: str, at: datetime, *, node: str | None, photos: tuple[tuple[str, ...], ...] = ()
+    cfg_path: Path,
+    kind: str,
+    at: datetime,
+    *,
+    node: str | None,
+    photos: tuple[tuple[str, ...], ...] = (),
+    near: str | None = None,
 ) -> str:
     """A resident's observation as the dashboard's form stores it (FieldRecords.add); `photos` the
     hashes (received, kept) of several photos, else one photo's received hash as earlier versions
-    stored it."""
+    stored it; `near` a position's nearest node, as near.attach finds it."""
     cfg = load(cfg_path)
     store = open_store(cfg.influxdb, remember=cfg.data_dir / API_FILE)
     field = FieldRecords(store, reader_for(store, cfg.influxdb), cfg.data_dir / PHOTOS_DIR)
     oid = str(uuid.uuid4())
     obs = Observation(
-        id=oid, observer="code:1", kind=kind, text=f"{kind} seen", at=at, site="tsagaan" if node else None,
+        id=oid, observer="code:1", kind=kind, text=f"{kind} seen", at=at,
+        site="tsagaan" if node or near else None,
         node=node, lat=None if node else 43.11, lon=None if node else 106.85, received=at,
         photo_received_sha256=None if photos else "ab" * 32, photo_sha256=None,
         photos_received_sha256=photos[0] if photos else (), photos_sha256=photos[1] if photos else (),
-        place="node" if node else "position",
+        place="node" if node else "position", near_node=near,
     )  # fmt: skip
     assert field.add(obs, None)
     field.close()
@@ -80,7 +87,9 @@ def _hub_field(dsn: str) -> dict[str, list[tuple[object, ...]]]:
             "visits": conn.execute(
                 "SELECT node, kind, at, done_by FROM maintenance_visit ORDER BY at"
             ).fetchall(),
-            "observations": conn.execute("SELECT id, node, text FROM observation ORDER BY at").fetchall(),
+            "observations": conn.execute(
+                "SELECT id, node, text, near_node FROM observation ORDER BY at"
+            ).fetchall(),
             "photos": conn.execute(
                 "SELECT id, photo_received_sha256, photo_sha256, photos_received_sha256, photos_sha256"
                 " FROM observation ORDER BY at"
@@ -139,8 +148,8 @@ def test_visits_and_accepted_observations_reach_the_hub_once(
          "cleaned", "--at", _z(CLEANED), "--by", "D. Dorj", "--note", "window wiped", *window)  # fmt: skip
     dust = _observe(gw_cfg, "dust", NOW - timedelta(hours=1), node="a")
     fish = _observe(
-        gw_cfg, "dead_fish", NOW - timedelta(minutes=50), node=None, photos=(FISH_IN, FISH_KEPT)
-    )  # a position only
+        gw_cfg, "dead_fish", NOW - timedelta(minutes=50), node=None, photos=(FISH_IN, FISH_KEPT), near="a"
+    )  # a position only, within 2 km of node a
     noise = _observe(gw_cfg, "noise", NOW - timedelta(minutes=40), node="a")
     for oid, verb in ((dust, "accept"), (fish, "accept"), (noise, "reject")):
         _cli("observations", verb, oid, "--config", str(gw_cfg), "--by", "monitor B", "--why", "checked")
@@ -170,7 +179,9 @@ def test_visits_and_accepted_observations_reach_the_hub_once(
         assert got["visits"] == [
             ("a", "cleaned", CLEANED, "D. Dorj"), ("a", "inspected", NOW - timedelta(minutes=10), "D. Dorj"),
         ]  # fmt: skip
-        assert got["observations"] == [(dust, "a", "dust seen"), (fish, None, "dead_fish seen")]  # not noise
+        assert got["observations"] == [
+            (dust, "a", "dust seen", None), (fish, None, "dead_fish seen", "a"),
+        ]  # not the noise; the position report keeps its nearest node  # fmt: skip
         assert sorted(got["decisions"], key=str) == sorted([
             (dust, "accepted", "monitor B"), (fish, "accepted", "monitor B"), (dust, "rejected", "monitor C"),
         ], key=str)  # fmt: skip
@@ -184,6 +195,12 @@ def test_visits_and_accepted_observations_reach_the_hub_once(
         (seen,) = records.listed(owner, site="tsagaan")  # the dust was retracted: the fish alone shows
         owner.close()
         assert (seen.id, seen.photos_received_sha256, seen.photos_sha256) == (fish, FISH_IN, FISH_KEPT)
+        assert seen.near_node == "a"
+        # a hub report limited to node a lists the position report near it
+        report = tmp_path / "hub-report.html"
+        _cli("hub", "report", "--config", str(hub_cfg), "--as", "soum", "--site", "tsagaan", "--node", "a",
+             "--start", _z(NOW - timedelta(hours=3)), "--end", _z(NOW), "--out", str(report))  # fmt: skip
+        assert "dead_fish seen" in report.read_text()
 
         # the site's owner sees them, through the hub's reader; a jurisdiction with no agreement does not
         for role, expected in ((f"j_{prefix}", 2), (f"j_other_{prefix}", 0)):
@@ -288,3 +305,17 @@ def test_an_observation_of_one_photo_is_queued_as_earlier_sites_send_it() -> Non
                              "photos_sha256": ("b1" * 32, "b2" * 32)})  # fmt: skip
     body = forward_field._queued("observation", one.id, forward_field.observation_of(several, decided)).body
     assert b'"photos_sha256":["' + b"b1" * 32 + b'","' + b"b2" * 32 + b'"]' in body
+
+
+def test_near_node_is_sent_only_when_a_node_is_near() -> None:
+    """A position report near no node (and a node's own report) is the document earlier sites send,
+    so an earlier hub takes it and its digest is unchanged; one near a node names it."""
+    far = Observation(id="3f6c2b1e-0000-4000-8000-000000000002", observer="code:1", kind="dust", text="",
+                      at=NOW, site="tsagaan", node=None, lat=43.1, lon=106.8, received=NOW,
+                      photo_received_sha256=None, photo_sha256=None, place="position")  # fmt: skip
+    decided = [DecisionRecord(far.id, "accepted", "monitor B", NOW, "seen")]
+    body = forward_field._queued("observation", far.id, forward_field.observation_of(far, decided)).body
+    assert b"near_node" not in body
+    near = Observation(**{**{k: getattr(far, k) for k in far.__slots__}, "near_node": "a"})
+    body = forward_field._queued("observation", far.id, forward_field.observation_of(near, decided)).body
+    assert b'"near_node":"a"' in body

@@ -178,3 +178,46 @@ def test_the_hubs_export_report_and_evidence_carry_the_field_records(hub: Hub, t
     assert [o["id"] for o in observed] == [DUST.id]
     assert observed[0]["photo_received_sha256"] == SHA  # the hash; the photo stays at the site
     assert [d["decision"] for d in observed[0]["decisions"]] == ["accepted"]
+
+
+def test_near_node_is_compared_only_when_it_comes_and_fills_a_row_without_one(hub: Hub) -> None:
+    """An earlier site sends no `near_node`; once upgraded it resends what it forwarded, with the
+    node: that completes the row. Without it, the same record is a duplicate; another node differs."""
+    spot = ForwardedObservation(
+        id="3f6c2b1e-0000-4000-8000-000000000003", kind="dust", text="from the haul road",
+        place="map", lat=43.1, lon=106.8, at=NOW - timedelta(hours=2), received=NOW - timedelta(hours=2),
+        decisions=[ForwardedDecision(decision="accepted", by="monitor B", at=NOW - timedelta(hours=1))],
+    )  # fmt: skip
+    first = _ingest(hub, ForwardBatch(site="tsagaan", batch=20, observations=[spot]))
+    assert (first.stored, first.duplicate, first.refused) == (2, 0, 0)
+    near_a = spot.model_copy(update={"near_node": "a"})
+    upgraded = _ingest(hub, ForwardBatch(site="tsagaan", batch=21, observations=[near_a]))
+    assert (upgraded.stored, upgraded.duplicate, upgraded.refused) == (0, 2, 0)
+    older = _ingest(hub, ForwardBatch(site="tsagaan", batch=22, observations=[spot]))  # no node: not compared
+    assert (older.stored, older.duplicate, older.refused) == (0, 2, 0)
+    near_b = spot.model_copy(update={"near_node": "b"})
+    other = _ingest(hub, ForwardBatch(site="tsagaan", batch=23, observations=[near_b]))
+    assert (other.stored, other.duplicate, other.refused) == (0, 0, 1)
+    with psycopg.connect(hub.dsn) as conn:
+        near = conn.execute("SELECT near_node FROM observation WHERE id = %s", [spot.id]).fetchone()
+    assert near == ("a",)
+    reader = PostgresReader(hub.dsn, hub.roles["soum"])
+    (listed,) = records.listed(reader, site="tsagaan", nodes=["a"])  # DUST is not stored in this test
+    reader.close()
+    assert (listed.id, listed.near_node) == (spot.id, "a")
+
+
+def test_an_older_hub_gains_the_near_node_column(pg: str) -> None:
+    """`hub init`/`run` on a hub made before `near_node` was forwarded adds the column."""
+    hub = build(pg)
+    with psycopg.connect(hub.dsn, autocommit=True) as conn:
+        conn.execute("ALTER TABLE observation DROP COLUMN near_node")
+    store = HubStore(hub.dsn)
+    store.prepare()
+    store.close()
+    with psycopg.connect(hub.dsn) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'observation'"
+            " AND column_name = 'near_node'"
+        ).fetchone()
+    assert found == (1,)

@@ -20,12 +20,16 @@ from typing import Any
 import pytest
 
 from contract import verify_offline as vo
+from contract.hub import ForwardBatch
 from gateway.config import WebConfig
 from gateway.devservices import free_port
+from gateway.hub.ingest import HubIngest
 from gateway.hub.web import create_hub_app
 from gateway.stores.postgres_access import HubAccess
+from gateway.stores.postgres_hub import HubStore
 from gateway.web.server import BackgroundServer
-from tests.gateway.hub.hubdata import DELAY, NOW, Hub, build
+from tests.gateway.hub.hubdata import DELAY, NOW, Hub, as_message, build
+from tests.gateway.hub.test_hub_field import CLEANED_AT, DUST, VISIT
 
 
 @dataclass
@@ -195,8 +199,6 @@ def test_a_report_and_an_evidence_bundle_of_a_shared_site(served: Served, tmp_pa
 
 def test_a_public_jurisdiction_shows_what_agreements_make_public(pg: str) -> None:
     hub = build(pg)
-    from gateway.stores.postgres_hub import HubStore
-
     store = HubStore(pg)
     role = f"j_public_{hub.roles['soum'][-8:]}"
     store.add_jurisdiction("public", "Everyone", role)
@@ -275,3 +277,66 @@ def test_a_person_signs_in_with_the_token_and_reads_through_the_cookie(served: S
     assert refused.status == 401 and not refused.getheader("set-cookie")
     refused.read()
     conn.close()
+
+
+def test_a_jurisdiction_sees_the_forwarded_field_records_on_the_node_page_timeline_and_sta(
+    served: Served,
+) -> None:
+    """A visit and two accepted observations (one at node a, one a position near it) come in a
+    forwarded batch; the soum, which owns tsagaan, sees them where a site's own dashboard shows
+    them: the node's charts and lists, the site's timeline, the Thing's history and the marked
+    Observations' resultQuality. A jurisdiction nobody shares tsagaan with sees none of it."""
+    near = DUST.model_copy(update={
+        "id": "3f6c2b1e-0000-4000-8000-000000000009", "kind": "trucks", "text": "trucks on the haul road",
+        "node": None, "place": "map", "lat": 43.1, "lon": 106.8, "near_node": "a",
+        "at": NOW - timedelta(hours=2, minutes=30), "photo_received_sha256": None, "photo_sha256": None,
+    })  # fmt: skip
+    ingest = HubIngest(HubStore(served.hub.dsn), "hub")
+    try:
+        assert ingest.handle(as_message(ForwardBatch(site="tsagaan", batch=3, visits=[VISIT],
+                                                     observations=[DUST, near]))) is not None  # fmt: skip
+    finally:
+        ingest.close()
+    soum = served.tokens["soum"]
+
+    status, page, _ = served.get("/node/tsagaan/a", soum)
+    assert status == 200
+    found = re.search(r'<script type="application/json" id="day-data">(.*?)</script>', page, re.S)
+    assert found is not None
+    day = json.loads(found.group(1).replace("<\\/", "</"))
+    assert day and all(c["visits"] == day[0]["visits"] for c in day)
+    [mark] = day[0]["visits"]
+    assert (mark["t"], mark["from"], mark["to"]) == (
+        int(CLEANED_AT.timestamp()),
+        int(VISIT.flag_from.timestamp()) if VISIT.flag_from else None,
+        int(VISIT.flag_to.timestamp()) if VISIT.flag_to else None,
+    )
+    assert sorted(o["t"] for o in day[0]["observed"]) == sorted(int(o.at.timestamp()) for o in (DUST, near))
+    assert "window wiped" in page and "plume from the pit" in page and "trucks on the haul road" in page
+
+    status, page, _ = served.get("/sites/tsagaan/timeline", soum)
+    assert status == 200
+    assert page.count('data-kind="observation"') == 2 and page.count('data-kind="maintenance"') == 1
+    assert "plume from the pit" in page and "trucks on the haul road" in page and "window wiped" in page
+
+    status, thing, _ = served.get("/sta/v1.1/Things('tsagaan.a')", soum)
+    assert status == 200, thing
+    assert [(v["kind"], v["by"], v["note"]) for v in thing["properties"]["maintenance"]] == [
+        ("cleaned", "D. Dorj", "window wiped")
+    ]
+    listed = {o["id"]: o for o in thing["properties"]["observations"]}
+    assert set(listed) == {DUST.id, near.id} and listed[near.id]["place"] == "map"
+    status, obs, _ = served.get(
+        "/sta/v1.1/Datastreams('tsagaan.a.pm2_5')/Observations", soum, **{"$top": "1000"}
+    )
+    assert status == 200, obs
+    marked = sorted(o["phenomenonTime"] for o in obs["value"] if o["resultQuality"]["maintenance"])
+    expected = [CLEANED_AT - timedelta(minutes=m) for m in (20, 10, 0)]  # (at - 25 min, at + 5 min]
+    assert marked == sorted(t.strftime("%Y-%m-%dT%H:%M:%S.000Z") for t in expected)
+    assert {tuple(o["resultQuality"]["maintenance"]) for o in obs["value"]} == {(), ("cleaned",)}
+
+    other = served.tokens["other"]
+    _, page, _ = served.get("/sites/tsagaan/timeline", other)
+    assert "plume from the pit" not in page and "window wiped" not in page
+    _, things, _ = served.get("/sta/v1.1/Things", other)
+    assert things["value"] == []

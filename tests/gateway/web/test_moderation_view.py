@@ -2,7 +2,8 @@
 accepting monitor and their reason on the API, /observations and the timeline (never the
 observer); an accepted observation withdrawn from /moderate, recorded like any decision; the
 observer code's number and name on /moderate only, and in the CLI's lists; /moderate and
-GET /api/v1/observations bounded (the last days, a page at a time; limit and offset)."""
+GET /api/v1/observations paged (every pending one and the last days' decisions, a page at a time;
+limit and offset)."""
 
 from __future__ import annotations
 
@@ -143,7 +144,11 @@ def test_moderate_names_the_code_to_monitors_only_and_the_cli_lists_say_who(
     assert next(r for r in rows if r.startswith(f"{first} ")).endswith("in use")
 
 
-def test_moderate_shows_the_last_days_a_page_at_a_time(monitors: Monitors) -> None:
+def test_moderate_shows_every_pending_one_and_the_last_days_decisions_a_page_at_a_time(
+    monitors: Monitors,
+) -> None:
+    """A pending observation made 40 days ago (a phone offline for weeks, or nobody acted) is listed
+    whatever `days` is; an accepted one is listed while its acceptance is in the last `days`."""
     old = _observation(monitors, "made long ago", ago=timedelta(days=40))
     fresh = [
         _observation(monitors, f"plume {i}", ago=timedelta(minutes=10 + i)) for i in range(MODERATE_PAGE + 3)
@@ -154,11 +159,20 @@ def test_moderate_shows_the_last_days_a_page_at_a_time(monitors: Monitors) -> No
     assert _ids(first, "pending") == [o.id for o in fresh[:MODERATE_PAGE]]  # newest first
     assert 'rel="next" href="/moderate?days=30&amp;page=2"' in first and old.id not in first
     second = b.get("/moderate?days=30&page=2").data.decode()
-    assert _ids(second, "pending") == [o.id for o in fresh[MODERATE_PAGE:]]
+    assert _ids(second, "pending") == [o.id for o in fresh[MODERATE_PAGE:]] + [old.id]  # the old one too
     assert 'rel="prev"' in second and 'rel="next"' not in second
-    longer = b.get("/moderate?days=366&page=2").data.decode()
-    assert _ids(longer, "pending") == [o.id for o in fresh[MODERATE_PAGE:]] + [old.id]
+    assert _ids(b.get("/moderate?days=1&page=2").data.decode(), "pending")[-1] == old.id
     assert b.get("/moderate?days=-1&page=x").status == 200  # nonsense: the defaults
+
+    # accepted: made 40 days ago and accepted an hour ago is listed; accepted 39 days ago is not
+    late, early = (_observation(monitors, text, ago=timedelta(days=40)) for text in ("late", "early"))
+    monitors.field.decide(late.id, "accepted", "saraa", "checked", NOW - timedelta(hours=1))
+    monitors.field.decide(early.id, "accepted", "saraa", "checked", NOW - timedelta(days=39))
+    last = b.get("/moderate?page=2").data.decode()
+    assert _ids(last, "accepted") == [late.id] and old.id in _ids(last, "pending")
+    assert set(_ids(b.get("/moderate?days=366&page=2").data.decode(), "accepted")) == {late.id, early.id}
+    decisions = last[last.index('id="decisions"') :]
+    assert decisions.count("<li>") == 1  # the latest decisions: of the last 30 days only
 
 
 def test_the_observations_api_is_paged_as_the_node_list_is(monitors: Monitors) -> None:
@@ -176,3 +190,37 @@ def test_the_observations_api_is_paged_as_the_node_list_is(monitors: Monitors) -
     bad = b.get("/api/v1/observations?limit=0")
     assert bad.status == 400 and "limit" in json.loads(bad.data)["error"]
     assert json.loads(b.get("/api/v1/observations?site=elsewhere").data) == []
+
+
+def test_an_accepted_photo_is_revalidated_each_time_and_gone_once_withdrawn(monitors: Monitors) -> None:
+    """Served with no-cache and its hash as the ETag: a cache asks again each time, gets 304 while
+    it stands, and 404 as soon as a monitor withdraws it (with a max-age it was served for a day)."""
+    sha = "ef" * 32
+    obs = _observation(monitors, "a face in the crowd")
+    with_photo = Observation(**{**{k: getattr(obs, k) for k in obs.__slots__}, "id": str(uuid.uuid4()),
+                                "photo_sha256": sha})  # fmt: skip
+    assert monitors.field.add(with_photo, b"\xff\xd8 jpeg \xff\xd9")
+    b = monitors.browser()
+    b.login()
+    token = b.csrf_of("/moderate")
+    assert (
+        b.post(f"/moderate/{with_photo.id}", {"csrf": token, "decision": "accepted", "why": "ok"}).status
+        == 303
+    )
+    anyone = monitors.browser()
+    for path in (f"/observations/{with_photo.id}/photo.jpg", f"/observations/{with_photo.id}/photos/1.jpg"):
+        shown = anyone.get(path)
+        assert shown.status == 200 and shown.data == b"\xff\xd8 jpeg \xff\xd9", path
+        assert (shown.headers["cache-control"], shown.headers["etag"]) == ("no-cache", f'"{sha}"'), path
+        again = anyone.http.request("GET", anyone.url + path, headers={"If-None-Match": f'"{sha}"'})
+        assert again.status == 304 and again.data == b"" and again.headers["etag"] == f'"{sha}"', path
+        other = anyone.http.request(
+            "GET", anyone.url + path, headers={"If-None-Match": '"' + "00" * 32 + '"'}
+        )
+        assert other.status == 200 and other.data == b"\xff\xd8 jpeg \xff\xd9", path
+    withdrawn = b.post(f"/moderate/{with_photo.id}", {"csrf": token, "decision": "rejected", "why": "a face"})
+    assert withdrawn.status == 303
+    path = f"/observations/{with_photo.id}/photo.jpg"
+    gone = anyone.http.request("GET", anyone.url + path, headers={"If-None-Match": f'"{sha}"'})
+    assert gone.status == 404 and "etag" not in gone.headers
+    assert b.get(path).headers["cache-control"] == "no-store"  # a monitor still sees it, never cached

@@ -270,33 +270,36 @@ def test_a_visit_is_entered_in_the_sites_zone_and_stored_in_utc(
         assert "2026-11-22 14:10 UTC+08" in timeline and "haul road" in timeline
 
 
-VISIT_ATTACKS = {
-    "a time in the future": ({"at": "2027-01-01T00:00"}, 400, "in the future"),
-    "half a marked window": ({"flag_to": ""}, 400, "both ends"),
+VISIT_ATTACKS: dict[str, tuple[dict[str, str], dict[str, str], int, str]] = {
+    "a time in the future": ({"at": "2027-01-01T00:00"}, {}, 400, "in the future"),
+    "half a marked window": ({"flag_to": ""}, {}, 400, "both ends"),
     "a window a month away": (
         {"flag_from": "2026-10-01T00:00", "flag_to": "2026-10-02T00:00"},
+        {},
         400,
         "7 days",
     ),
-    "a control character in the note": ({"note": "a\x1b[2Jb"}, 400, "note"),
-    "a node that is not there": ({"node": "tsagaan/../../etc"}, 400, "Choose a sensor"),
-    "a kind not on the list": ({"kind": "<script>"}, 400, "choose what was done"),
-    "a time that is not one": ({"at": "yesterday"}, 400, "date and an hour"),
-    "no CSRF token": ({"csrf": ""}, 403, "expired"),
-    "another session's token": ({"csrf": "x" * 32}, 403, "expired"),
+    "a control character in the note": ({"note": "a\x1b[2Jb"}, {}, 400, "note"),
+    "a node that is not there": ({"node": "tsagaan/../../etc"}, {}, 400, "Choose a sensor"),
+    "a kind not on the list": ({"kind": "<script>"}, {}, 400, "choose what was done"),
+    "a time that is not one": ({"at": "yesterday"}, {}, 400, "date and an hour"),
+    "no CSRF token": ({"csrf": ""}, {}, 403, "expired"),
+    "another session's token": ({"csrf": "x" * 32}, {}, 403, "expired"),
+    # the session cookie and a valid token, sent from another site's page: the Origin refuses it
+    "a cross-site origin": ({}, {"Origin": "https://evil.example"}, 403, "own pages"),
 }
 
 
 @pytest.mark.parametrize("name", list(VISIT_ATTACKS))
 def test_bad_visits_are_refused_and_nothing_is_written(monitors: Monitors, name: str) -> None:
-    changes, status, message = VISIT_ATTACKS[name]
+    changes, headers, status, message = VISIT_ATTACKS[name]
     b = monitors.browser()
     b.login()
     token = b.csrf_of("/maintenance")
     visit = {"csrf": token, "node": "tsagaan/haul-road", "kind": "cleaned", "at": "2026-11-22T09:00",
              "by": "Bold", "note": "", "flag_from": "2026-11-22T08:50", "flag_to": "2026-11-22T09:10",
              **changes}  # fmt: skip
-    resp = b.post("/maintenance/new", visit)
+    resp = b.post("/maintenance/new", visit, headers)
     assert resp.status == status and message in _error(resp), _error(resp)
     assert monitors.visits() == []
 

@@ -100,6 +100,18 @@ def test_a_position_is_charted_on_its_nearest_node_and_reported_with_its_site_on
         args = [sub["id"], "--config", str(field.config), "--by", "Saraa", "--why", "seen"]
         assert main(["observations", "accept", *args]) == 0
 
+    # the public API names the nearest node (or none), beside the position itself
+    status, listed_api, _ = field.site.get("/api/v1/observations")
+    assert status == 200
+    api = {o["id"]: (o["site"], o["node"], o["place"], o["near_node"]) for o in listed_api}
+    assert api == {
+        by_haul_road["id"]: ("tsagaan", None, "position", "haul-road"),
+        by_the_pit["id"]: ("khuren", None, "map", None),
+        in_town["id"]: (None, None, "position", None),
+    }
+    status, spec, _ = field.site.get("/api/v1/openapi.json")
+    assert "near_node" in spec["components"]["schemas"]["Observation"]["properties"]
+
     # the chart of the nearest node marks it; the other node's does not
     status, page, _ = field.site.get("/node/tsagaan/haul-road")
     assert status == 200 and "plume over the haul road" in page
