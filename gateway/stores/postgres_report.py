@@ -248,15 +248,10 @@ class HubReportQueries(PostgresBase):
     ) -> list[Row]:
         """The visits the sites forwarded, as the InfluxQL reader gives them (row-level security
         decides which the role sees: those of a site it may see whole at the visit's time)."""
-        cond = [sql.SQL("at > {} AND at <= {}").format(sql.Literal(start), sql.Literal(end))]
-        if site is not None:
-            cond.append(sql.SQL("site = {}").format(sql.Literal(site)))
-        if nodes:
-            cond.append(sql.SQL("node = ANY ({})").format(sql.Literal(list(nodes))))
         query = sql.SQL(
             "SELECT at, site, node, kind, done_by, note, flag_from, flag_to, recorded, entered_by"
             " FROM maintenance_visit WHERE {} ORDER BY at, node, kind"
-        ).format(sql.SQL(" AND ").join(cond))
+        ).format(_in_period(start, end, site=site, node=nodes))
         out = []
         for at, s, node, kind, by, note, flag_from, flag_to, recorded, entered_by in self.rows(
             self._traced(query, trace)
@@ -279,16 +274,11 @@ class HubReportQueries(PostgresBase):
     ) -> list[Row]:
         """The accepted observations the sites forwarded (who observed stays at the site: `observer`
         is empty), as the InfluxQL reader gives them; row-level security decides which."""
-        cond = [sql.SQL("at > {} AND at <= {}").format(sql.Literal(start), sql.Literal(end))]
-        if site is not None:
-            cond.append(sql.SQL("site = {}").format(sql.Literal(site)))
-        if ids:
-            cond.append(sql.SQL("id = ANY ({})").format(sql.Literal(list(ids))))
         query = sql.SQL(
             "SELECT at, id, kind, site, node, text, place, lat, lon, site_received,"
             " photo_received_sha256, photo_sha256, photos_received_sha256, photos_sha256, near_node"
             " FROM observation WHERE {} ORDER BY at, id"
-        ).format(sql.SQL(" AND ").join(cond))
+        ).format(_in_period(start, end, site=site, id=ids))
         out = []
         for row in self.rows(self._traced(query, trace)):
             at, oid, kind, s, node, text, place, lat, lon, received, photo_in, photo, many_in, many = row[:14]
@@ -313,17 +303,27 @@ class HubReportQueries(PostgresBase):
         trace: Trace | None = None,
     ) -> list[Row]:
         """The monitors' decisions on the forwarded observations (tags `id`, `decision`)."""
-        cond = [sql.SQL("at > {} AND at <= {}").format(sql.Literal(start), sql.Literal(end))]
-        if ids:
-            cond.append(sql.SQL("observation = ANY ({})").format(sql.Literal(list(ids))))
         query = sql.SQL(
             "SELECT at, observation, decision, decided_by, why FROM observation_decision WHERE {}"
             " ORDER BY at, decision"
-        ).format(sql.SQL(" AND ").join(cond))
+        ).format(_in_period(start, end, observation=ids))
         return [
             {"time": epoch_ms(at), "id": oid, "decision": d, "by": by, "why": why}
             for at, oid, d, by, why in self.rows(self._traced(query, trace))
         ]
+
+
+def _in_period(start: datetime, end: datetime, **equal: str | list[str] | None) -> sql.Composable:
+    """`at` in (start, end], and each column given a value equal to it (a list: any of them; None
+    or empty: not asked), for the field records' tables."""
+    cond = [sql.SQL("at > {} AND at <= {}").format(sql.Literal(start), sql.Literal(end))]
+    for column, value in equal.items():
+        if isinstance(value, list):
+            if value:
+                cond.append(sql.SQL("{} = ANY ({})").format(sql.Identifier(column), sql.Literal(value)))
+        elif value is not None:
+            cond.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Literal(value)))
+    return sql.SQL(" AND ").join(cond)
 
 
 def _ts(value: datetime | None) -> str | None:

@@ -8,7 +8,6 @@ said so on the phone, the observation kept to send later."""
 
 from __future__ import annotations
 
-import re
 import time
 import tomllib
 from collections.abc import Iterator
@@ -21,13 +20,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from gateway import devservices
-from gateway.cli import main
 from gateway.observations import records
 from gateway.observations.store import RATE_PER_HOUR
 from tests.gateway.web.chromium import as_phone, chromium
 from tests.gateway.web.proxy import Switch
 from tests.gateway.web.test_observations import gateway_config
-from tests.gateway.web.test_observe_browser import _count, _fill, _kept_by_the_service_worker
+from tests.gateway.web.test_observe_browser import _code, _count, _fill, _kept_by_the_service_worker
 from tests.helpers import ROOT
 from tests.webdata import NOW, served_site
 
@@ -50,14 +48,6 @@ def phone(tmp_path: Path) -> Iterator[webdriver.Chrome]:
     driver = _phone(tmp_path / "profile", f"--host-resolver-rules=MAP {HOST} 127.0.0.1")
     yield driver
     driver.quit()
-
-
-def _code(config: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    capsys.readouterr()
-    assert main(["observers", "add", "--config", str(config), "--name", "Dorj"]) == 0
-    found = re.search(r"code (\S+)", capsys.readouterr().out)
-    assert found is not None
-    return found.group(1)
 
 
 def test_on_plain_http_the_form_says_it_needs_https_and_still_sends(
