@@ -10,10 +10,12 @@ zone shown (`Texts.time`), a site or node by its friendly name in the reader's l
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,6 +44,13 @@ def _load(language: str) -> dict[str, str]:
         raise ConfigError(f"web.language: no translation {path.name} (have: {known})") from None
 
 
+@functools.cache
+def _words(language: str) -> Mapping[str, str]:
+    """A language's words over English's, read and parsed once a process: the files are package
+    data, and a `Texts` is made per request and per message (a parse is about 10 ms a file)."""
+    return MappingProxyType({**_load("en"), **_load(language)})
+
+
 Names = Mapping[str, Mapping[str, str]]
 """Friendly names: `"<site>"` or `"<site>/<node>"` -> {language: name} (gateway.toml `[[site.names]]`)."""
 
@@ -53,7 +62,7 @@ class Texts:
         self.zone = ZoneInfo(zone)
         self.zone_name = zone
         self._names: Names = names or {}
-        self._texts = {**_load("en"), **_load(language)}
+        self._texts = _words(language)
 
     def speaking(self, language: str) -> Texts:
         """The same zone and names in another language (a recipient who reads another one)."""
